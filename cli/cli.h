@@ -1,0 +1,31 @@
+/* cli.h — shared pieces of the `peft` command: option parsing, input files, model setup. */
+#ifndef PEFT_CLI_H
+#define PEFT_CLI_H
+
+#include "peft.h"
+
+#define CLI_MAX_ADAPTERS 16
+
+/* a parsed batch from IN.json: owned arrays (free with cli_inputs_free) */
+typedef struct cli_inputs {
+    int64_t B, T;
+    int32_t *input_ids, *attention_mask, *labels;
+} cli_inputs;
+int cli_inputs_load(const char *path, cli_inputs *in, char *err, size_t errlen);
+void cli_inputs_free(cli_inputs *in);
+
+/* "--model DIR --adapter DIR[:NAME]..." -> a PEFT model with every adapter active.
+ * *pm is NULL (and *pbase set) when no adapter was given. 0 or 1 after printing the error. */
+int cli_open_model(peft_ctx *ctx, const char *model_dir, char **adapters, int n_adapters,
+                   int trainable, peft_base_model **pbase, peft_model **pm);
+
+int cmd_forward(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_init_model(int argc, char **argv);
+
+/* tiny option helpers: returns the value of --name at argv[*i] and advances, or NULL */
+const char *cli_opt(int argc, char **argv, int *i, const char *name);
+int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

@@ -1,0 +1,115 @@
+/* cmd_forward.c — `peft forward`: logits (and loss, and adapter gradients) for a batch. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cli.h"
+#include "ops.h"
+
+static const char *HELP =
+    "usage: peft forward --model DIR [--adapter DIR[:NAME]]... [--merge] --input IN.json\n"
+    "                    --output OUT.safetensors [--grads GRADS.safetensors] [--seed N]\n\n"
+    "IN.json holds input_ids (and optionally attention_mask, labels) as nested lists.\n"
+    "OUT gets `logits` (and `loss` when labels are given). GRADS gets d(loss)/d(param) for\n"
+    "every trainable adapter tensor under its PEFT state-dict key (needs labels).\n"
+    "--merge folds the adapters into the base weights (safe merge) before the forward.\n";
+
+/* saved key of a trainable tensor: looked up over every adapter's state dict */
+static const char *saved_name_of(peft_model *m, peft_tensor *t, peft_state_dict **sds, int n)
+{
+    for (int a = 0; a < n; a++)
+        for (size_t i = 0; i < sds[a]->n; i++)
+            if (sds[a]->tensors[i] == t) return sds[a]->names[i];
+    return NULL;
+}
+
+static int write_grads(peft_model *m, const char *path)
+{
+    peft_ctx *ctx = peft_model_ctx(m);
+    peft_state_dict *tp;
+    if (peft_trainable_parameters(m, &tp)) return cli_fail("%s", peft_errmsg(ctx));
+    int na = peft_adapter_count(m);
+    peft_state_dict *sds[CLI_MAX_ADAPTERS] = {0};
+    for (int a = 0; a < na && a < CLI_MAX_ADAPTERS; a++)
+        peft_get_peft_model_state_dict(m, peft_adapter_name(m, a), &sds[a]);
+    peft_st_out *outs = calloc(tp->n + 1, sizeof *outs);
+    float **zeros = calloc(tp->n + 1, sizeof *zeros);
+    for (size_t i = 0; i < tp->n; i++) {
+        peft_tensor *t = tp->tensors[i];
+        const char *key = na == 1 ? saved_name_of(m, t, sds, na) : NULL;
+        const float *g = t->grad;
+        if (!g) g = zeros[i] = calloc((size_t)t->numel, sizeof(float));
+        outs[i] = (peft_st_out){key ? key : tp->names[i], PEFT_DTYPE_F32, t->ndim, t->shape, g};
+    }
+    char err[1024];
+    static const char *const meta[] = {"format", "pt", NULL};
+    int rc = peft_st_write(path, outs, tp->n, meta, err, sizeof err);
+    for (size_t i = 0; i < tp->n; i++) free(zeros[i]);
+    free(zeros);
+    free(outs);
+    for (int a = 0; a < na && a < CLI_MAX_ADAPTERS; a++) peft_state_dict_free(sds[a]);
+    peft_state_dict_free(tp);
+    return rc ? cli_fail("%s", err) : 0;
+}
+
+int cmd_forward(int argc, char **argv)
+{
+    const char *model = NULL, *input = NULL, *output = NULL, *grads = NULL;
+    char *adapters[CLI_MAX_ADAPTERS];
+    int n_adapters = 0, merge = 0;
+    unsigned long long seed = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *v;
+        if (!strcmp(argv[i], "--help")) { fputs(HELP, stdout); return 0; }
+        else if ((v = cli_opt(argc, argv, &i, "--model"))) model = v;
+        else if ((v = cli_opt(argc, argv, &i, "--input"))) input = v;
+        else if ((v = cli_opt(argc, argv, &i, "--output"))) output = v;
+        else if ((v = cli_opt(argc, argv, &i, "--grads"))) grads = v;
+        else if ((v = cli_opt(argc, argv, &i, "--seed"))) seed = strtoull(v, NULL, 10);
+        else if ((v = cli_opt(argc, argv, &i, "--adapter"))) {
+            if (n_adapters == CLI_MAX_ADAPTERS) return cli_fail("at most %d adapters", CLI_MAX_ADAPTERS);
+            adapters[n_adapters++] = (char *)v;
+        } else if (!strcmp(argv[i], "--merge")) merge = 1;
+        else { fputs(HELP, stderr); return cli_fail("unknown option '%s'", argv[i]); }
+    }
+    if (!model || !input || !output) { fputs(HELP, stderr); return cli_fail("--model, --input and --output are required"); }
+    if (grads && merge) return cli_fail("--grads and --merge cannot be combined (merged adapters have no gradient)");
+    if (grads && n_adapters == 0) return cli_fail("--grads needs at least one --adapter");
+
+    char err[1024];
+    cli_inputs in;
+    if (cli_inputs_load(input, &in, err, sizeof err)) return cli_fail("%s", err);
+    if (grads && !in.labels) { cli_inputs_free(&in); return cli_fail("--grads needs labels in %s", input); }
+    peft_ctx *ctx = peft_ctx_new(seed);
+    peft_base_model *base = NULL;
+    peft_model *m = NULL;
+    int rc = cli_open_model(ctx, model, adapters, n_adapters, grads != NULL, &base, &m);
+    if (rc) goto out;
+    if (merge && m && peft_merge_adapter(m, NULL, 0, 1)) { rc = cli_fail("%s", peft_errmsg(ctx)); goto out; }
+
+    peft_graph *g = peft_graph_new(peft_ctx_rng(ctx));
+    g->recording = grads != NULL;
+    peft_model_inputs mi = {in.B, in.T, in.input_ids, in.attention_mask, in.labels};
+    peft_model_outputs mo = {0};
+    if (m) {
+        if (peft_model_forward(m, g, &mi, &mo)) rc = cli_fail("%s", peft_errmsg(ctx));
+    } else if (base->arch->forward(base, g, &mi, &mo, err, sizeof err)) {
+        rc = cli_fail("%s", err);
+    }
+    if (!rc && grads && peft_graph_backward(g, mo.loss)) rc = cli_fail("backward failed");
+    if (!rc) {
+        peft_st_out outs[2] = {{"logits", PEFT_DTYPE_F32, mo.logits->ndim, mo.logits->shape, mo.logits->data}};
+        size_t n = 1;
+        if (mo.loss) outs[n++] = (peft_st_out){"loss", PEFT_DTYPE_F32, 0, mo.loss->shape, mo.loss->data};
+        static const char *const meta[] = {"format", "pt", NULL};
+        if (peft_st_write(output, outs, n, meta, err, sizeof err)) rc = cli_fail("%s", err);
+        else if (mo.loss) printf("loss %.9g\n", (double)peft_f32(mo.loss)[0]);
+    }
+    if (!rc && grads) rc = write_grads(m, grads);
+    peft_graph_free(g);
+out:
+    if (m) peft_model_free(m);
+    else peft_base_model_free(base);
+    peft_ctx_free(ctx);
+    cli_inputs_free(&in);
+    return rc;
+}

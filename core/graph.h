@@ -1,0 +1,95 @@
+/* graph.h — the per-step arena, the autograd tape, and the seeded RNG.
+ *
+ * A peft_graph is one forward (and optional backward) step. Every temporary tensor of the
+ * step is carved out of the graph's arena and released all at once by peft_graph_reset().
+ * When g->recording is set, each op that has an input requiring grad pushes a backward node
+ * on the tape; peft_graph_backward() walks the tape in reverse (DESIGN.md 2). An op skips the
+ * gradient of an input that does not require one (no buffer, no GEMM).
+ *
+ * Parameters (PEFT_T_PARAM) keep a persistent gradient buffer (malloc'd, PEFT_T_OWNS_GRAD)
+ * that backward accumulates into; zero it with peft_tensor_zero_grad() between steps.
+ * Thread safety: a graph belongs to one thread.
+ */
+#ifndef PEFT_GRAPH_H
+#define PEFT_GRAPH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "peft/plugin.h"
+
+/* ---- RNG: xoshiro256** seeded by splitmix64; normal by Box-Muller. ---- */
+struct peft_rng {
+    uint64_t s[4];
+    int has_spare;
+    double spare;
+};
+void peft_rng_seed(peft_rng *r, uint64_t seed);
+uint64_t peft_rng_next(peft_rng *r);
+double peft_rng_uniform(peft_rng *r); /* [0,1) */
+double peft_rng_normal(peft_rng *r);  /* N(0,1) */
+
+/* ---- persistent tensors (caller owns; free with peft_tensor_free) ---- */
+/* zeroed, dtype f32 or i32; NULL on allocation failure */
+peft_tensor *peft_tensor_new(int32_t dtype, int ndim, const int64_t *shape);
+/* borrowed data (e.g. an mmap'd safetensors range); the tensor never frees data */
+peft_tensor *peft_tensor_wrap(int32_t dtype, int ndim, const int64_t *shape, void *data);
+void peft_tensor_free(peft_tensor *t); /* frees owned data and grad; NULL ok */
+size_t peft_dtype_size(int32_t dtype);
+int64_t peft_shape_numel(int ndim, const int64_t *shape);
+/* converts f32/f16/bf16 data to f32 (n elements) */
+void peft_convert_to_f32(int32_t dtype, const void *src, float *dst, int64_t n);
+void peft_tensor_to_f32(const peft_tensor *t, float *out);
+/* ensure t has a persistent zeroed grad buffer (params); returns it or NULL on OOM */
+float *peft_tensor_ensure_grad(peft_tensor *t);
+void peft_tensor_zero_grad(peft_tensor *t);
+/* turns a frozen (maybe bf16/f16/borrowed) tensor into an owned, writable f32 one in place.
+ * Returns 0, or -1 on OOM. The previous data pointer is returned in *old_data (borrowed or
+ * owned per *old_owned) so that the caller can restore it bit-exactly. */
+int peft_tensor_make_f32_owned(peft_tensor *t, void **old_data, int32_t *old_dtype,
+                               int *old_owned);
+
+/* ---- arena ---- */
+typedef struct peft_arena peft_arena;
+peft_arena *peft_arena_new(size_t chunk_bytes);
+void *peft_arena_alloc(peft_arena *a, size_t bytes); /* 64-byte aligned, NOT zeroed */
+void peft_arena_reset(peft_arena *a);                /* keeps the memory for reuse */
+void peft_arena_free(peft_arena *a);
+size_t peft_arena_peak(const peft_arena *a);         /* high-water mark in bytes */
+
+/* ---- graph ---- */
+typedef struct peft_tape_node {
+    peft_backward_fn fn;
+    void *ctx;
+} peft_tape_node;
+
+struct peft_graph {
+    peft_arena *arena;
+    peft_tape_node *nodes;
+    size_t n_nodes, cap_nodes;
+    int recording; /* 1: ops push backward nodes */
+    int training;  /* 1: dropout active */
+    peft_rng *rng; /* borrowed */
+};
+
+peft_graph *peft_graph_new(peft_rng *rng); /* recording = 0, training = 0 */
+void peft_graph_free(peft_graph *g);
+void peft_graph_reset(peft_graph *g); /* drops the tape and every arena tensor */
+
+/* arena tensors: f32 zeroed (peft_graph_tensor) or uninitialised (peft_graph_tensor_raw) */
+peft_tensor *peft_graph_tensor(peft_graph *g, int ndim, const int64_t *shape);
+peft_tensor *peft_graph_tensor_raw(peft_graph *g, int32_t dtype, int ndim, const int64_t *shape);
+/* returns zeroed ctx memory for fn, or NULL if not recording */
+void *peft_tape_push(peft_graph *g, peft_backward_fn fn, size_t ctx_bytes);
+/* gradient buffer of t: persistent for params, arena (zeroed on first use) otherwise;
+ * NULL if !t->requires_grad */
+float *peft_grad_of(peft_graph *g, peft_tensor *t);
+/* seeds d(loss)/d(loss) = 1 (loss must be a scalar), walks the tape in reverse. 0 or -1. */
+int peft_graph_backward(peft_graph *g, peft_tensor *loss);
+
+/* 1 if an op output must require grad: recording and any input requires grad */
+static inline int peft_needs_grad(const peft_graph *g, const peft_tensor *a, const peft_tensor *b)
+{
+    return g->recording && ((a && a->requires_grad) || (b && b->requires_grad));
+}
+
+#endif

@@ -1,0 +1,144 @@
+/* model.h — the base model as libpeft sees it: named parameters with Hugging Face names, the
+ * linear sites where tuners attach, and the architecture table that runs the forward pass.
+ *
+ * Architectures (core/models/<arch>.c) are forward-only code over core/ops.h: every linear layer
+ * goes through peft_site_forward() so that adapters can act on it; they know nothing else of
+ * tuners. Weights are wrapped zero-copy from the mmap'd safetensors files.
+ */
+#ifndef PEFT_MODEL_H
+#define PEFT_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+#include "graph.h"
+#include "safetensors.h"
+
+typedef struct peft_base_model peft_base_model;
+
+/* One adapter (one name) on a model: the method, its configs, its flags. Owned by the PEFT
+ * model (core/peft_model.c); sites only point at it. */
+typedef struct peft_adapter {
+    char *name;                       /* "default" */
+    const peft_tuner_vtable *vt;      /* the method's plugin table (borrowed, lives in registry) */
+    void *parsed;                     /* vt->config_parse result, freed with vt->config_free */
+    json_t *config;                   /* the adapter_config.json object (owned) */
+    int active;                       /* in the active set */
+    int trainable;                    /* requires_grad on its params */
+    int trainable_allowed;            /* 0 when loaded for inference (is_trainable = 0) */
+    double scale_mult;                /* runtime scale multiplier (1.0) */
+} peft_adapter;
+
+/* an adapter's presence on one site */
+typedef struct peft_site_adapter {
+    peft_adapter *adapter; /* borrowed */
+    void *state;           /* plugin-owned, freed with adapter->vt->destroy */
+    int merged;            /* folded into the base weight */
+} peft_site_adapter;
+
+/* A linear layer (nn.Linear or GPT-2 Conv1D). */
+typedef struct peft_site {
+    peft_site_info info;        /* info.name owned by the site; weight/bias borrowed from params */
+    peft_site_adapter *chain;   /* in the order the adapters were added */
+    int n_chain, cap_chain;
+    /* merge bookkeeping: the weight as loaded, kept so that unmerging everything restores the
+     * base bit-exactly */
+    void *orig_weight_data;
+    int32_t orig_weight_dtype;
+    int orig_weight_owned;
+    void *orig_bias_data;       /* the bias as loaded (same scheme), NULL if no bias */
+    int32_t orig_bias_dtype;
+    int orig_bias_owned;
+    int n_merged;
+    peft_base_model *owner;     /* the model holding this site (borrowed) */
+} peft_site;
+
+/* A named base-model parameter (Hugging Face name, e.g. "transformer.h.0.ln_1.weight"). */
+typedef struct peft_param {
+    char *name;     /* owned */
+    peft_tensor *t; /* owned */
+} peft_param;
+
+/* Model inputs; borrowed arrays, row-major (B, T). */
+typedef struct peft_model_inputs {
+    int64_t B, T;
+    const int32_t *input_ids;      /* (B, T) */
+    const int32_t *attention_mask; /* (B, T) or NULL (all ones) */
+    const int32_t *labels;         /* (B, T) or NULL (no loss); -100 = ignored */
+} peft_model_inputs;
+
+typedef struct peft_model_outputs {
+    peft_tensor *logits; /* arena tensor (B, T, V) */
+    peft_tensor *loss;   /* arena scalar or NULL when there are no labels */
+} peft_model_outputs;
+
+/* An architecture. */
+typedef struct peft_arch {
+    const char *model_type; /* config.json model_type */
+    const char *class_name; /* e.g. "GPT2LMHeadModel" */
+    const char *task_type;  /* default PEFT task type, e.g. "CAUSAL_LM" */
+    /* build the model from m->config and the weights (peft_model_take_weight); sets
+     * m->arch_state, registers params and sites. 0 or -1 with err. */
+    int (*build)(peft_base_model *m, char *err, size_t errlen);
+    int (*forward)(peft_base_model *m, peft_graph *g, const peft_model_inputs *in,
+                   peft_model_outputs *out, char *err, size_t errlen);
+    void (*free_state)(void *arch_state);
+} peft_arch;
+
+struct peft_base_model {
+    char *dir;                /* the Hugging Face model directory (owned) */
+    json_t *config;           /* config.json (owned) */
+    const peft_arch *arch;
+    void *arch_state;         /* owned by the arch */
+    peft_param *params;       /* every parameter once (tied weights once), in load order */
+    size_t n_params, cap_params;
+    peft_site **sites;        /* in module order */
+    size_t n_sites, cap_sites;
+    peft_st_file **files;     /* weight files (mmaps), owned */
+    size_t n_files;
+    int adapters_disabled;    /* PeftModel.disable_adapter(): sites run the base layer only */
+};
+
+/* Loads config.json + model.safetensors (or model.safetensors.index.json shards) from dir.
+ * 0 and *out (free with peft_base_model_free), or -1 with err naming the file and problem. */
+int peft_base_model_load(const char *dir, peft_base_model **out, char *err, size_t errlen);
+void peft_base_model_free(peft_base_model *m);
+
+/* For arch build(): find weight `name` (also tried with the arch's optional prefix stripped:
+ * "transformer.h.0..." falls back to "h.0..."), check its shape against (ndim, shape) and
+ * register it as parameter `name`. Returns the borrowed tensor or NULL with err naming the file,
+ * the tensor and both shapes. */
+peft_tensor *peft_model_take_weight(peft_base_model *m, const char *name, const char *alt_name,
+                                    int ndim, const int64_t *shape, char *err, size_t errlen);
+/* register a linear site over already-taken weight/bias; returns it (owned by m) or NULL */
+peft_site *peft_model_add_site(peft_base_model *m, const char *name, int kind,
+                               peft_tensor *weight, peft_tensor *bias, int layer_index);
+/* config.json getters with errors naming the field; defaults used when absent if has_def */
+int peft_config_int(const peft_base_model *m, const char *key, int has_def, int64_t def,
+                    int64_t *out, char *err, size_t errlen);
+int peft_config_real(const peft_base_model *m, const char *key, int has_def, double def,
+                     double *out, char *err, size_t errlen);
+
+/* Run one linear site: input transforms of active adapters, the base layer, then each active
+ * unmerged adapter in the order added. x (..., in) -> (..., out). */
+peft_tensor *peft_site_forward(peft_graph *g, peft_site *s, peft_tensor *x);
+
+/* find a site by exact module name; NULL if none */
+peft_site *peft_model_find_site(const peft_base_model *m, const char *name);
+/* find a base parameter by HF name; NULL if none */
+peft_param *peft_model_find_param(const peft_base_model *m, const char *name);
+
+/* the registry of architectures (core/models/registry.c) */
+const peft_arch *peft_arch_find(const char *model_type);
+
+/* ---- additions (model.c / registry.c) ---- */
+/* config.json bool / string getters, same conventions as peft_config_int (a JSON null counts as
+ * absent). peft_config_str: def NULL = required; *out borrowed from m->config (or def). */
+int peft_config_bool(const peft_base_model *m, const char *key, int has_def, int def, int *out,
+                     char *err, size_t errlen);
+int peft_config_str(const peft_base_model *m, const char *key, const char *def,
+                    const char **out, char *err, size_t errlen);
+/* architecture i of the registry (0-based), NULL past the end: for listing supported types */
+const peft_arch *peft_arch_at(size_t i);
+
+#endif

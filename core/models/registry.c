@@ -1,0 +1,25 @@
+/* registry.c — the table of base-model architectures, looked up by config.json "model_type".
+ * Each architecture (core/models/<name>.c) exports one const peft_arch; add it to the table. */
+#include <string.h>
+#include "model.h"
+
+extern const peft_arch peft_arch_gpt2;
+
+static const peft_arch *const ARCHS[] = {
+    &peft_arch_gpt2,
+};
+
+#define N_ARCHS (sizeof ARCHS / sizeof ARCHS[0])
+
+const peft_arch *peft_arch_find(const char *model_type)
+{
+    if (!model_type) return NULL;
+    for (size_t i = 0; i < N_ARCHS; i++)
+        if (strcmp(ARCHS[i]->model_type, model_type) == 0) return ARCHS[i];
+    return NULL;
+}
+
+const peft_arch *peft_arch_at(size_t i)
+{
+    return i < N_ARCHS ? ARCHS[i] : NULL;
+}

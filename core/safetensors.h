@@ -1,0 +1,58 @@
+/* safetensors.h — read (mmap, zero-copy, fully validated) and write (atomic) .safetensors files.
+ *
+ * Format: 8-byte little-endian header length N, N bytes of JSON header
+ * {"name": {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}, ...,
+ *  "__metadata__": {"k": "v"}}, then the byte buffer. Reading validates every field: a known
+ * dtype, non-negative shape, numel * dtype size == end - begin, ranges inside the buffer and not
+ * overlapping, a sane header length (<= 100 MB and inside the file), valid UTF-8/JSON.
+ * Errors name the file, the tensor and what was expected.
+ */
+#ifndef PEFT_SAFETENSORS_H
+#define PEFT_SAFETENSORS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "peft/tensor.h"
+
+typedef struct peft_st_entry {
+    char *name;       /* owned by the file */
+    int32_t dtype;    /* PEFT_DTYPE_* (F32, F16, BF16, I32); other dtypes are refused */
+    int ndim;
+    int64_t shape[PEFT_MAX_DIMS];
+    const void *data; /* points into the mapping: borrowed, valid until peft_st_close */
+    size_t nbytes;
+} peft_st_entry;
+
+typedef struct peft_st_file {
+    char *path;
+    void *map;
+    size_t map_len;
+    peft_st_entry *entries; /* sorted by name */
+    size_t n_entries;
+    char *metadata_json;    /* the __metadata__ object as JSON text, or NULL */
+} peft_st_file;
+
+/* Opens and validates path. 0 and *out (caller frees with peft_st_close), or -1 with a message
+ * in err (err may be NULL). */
+int peft_st_open(const char *path, peft_st_file **out, char *err, size_t errlen);
+void peft_st_close(peft_st_file *f);
+/* entry by name (binary search) or NULL; borrowed */
+const peft_st_entry *peft_st_find(const peft_st_file *f, const char *name);
+
+/* A tensor to write. data: numel elements of dtype (f32, f16, bf16 or i32). */
+typedef struct peft_st_out {
+    const char *name;
+    int32_t dtype;
+    int ndim;
+    const int64_t *shape;
+    const void *data;
+} peft_st_out;
+
+/* Writes tensors (any order; written sorted by name, offsets contiguous and aligned to 8 like
+ * the reference writer) with metadata pairs (meta_kv: key0, val0, key1, val1, ..., NULL) to
+ * path atomically: path.tmp.<pid>, fsync, rename. On failure the old file (if any) is untouched
+ * and no temporary remains. 0 or -1 with err set. */
+int peft_st_write(const char *path, const peft_st_out *tensors, size_t n,
+                  const char *const *meta_kv, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,12 @@
+/* warn.h — the process-wide warning sink. The library never prints on its own: warnings (from
+ * the core or from plugins through host->warn) go to the handler set here. The default handler
+ * writes "libpeft: warning: <msg>\n" to stderr. */
+#ifndef PEFT_WARN_H
+#define PEFT_WARN_H
+
+/* fn == NULL restores the default handler. ud is passed back to fn untouched. Thread-safe. */
+void peft_set_warning_handler(void (*fn)(const char *msg, void *ud), void *ud);
+/* sends msg to the current handler (NULL msg is ignored) */
+void peft_warn(const char *msg);
+
+#endif

@@ -1,0 +1,230 @@
+/* peft/plugin.h — the tuner plugin ABI: what a method's shared object exports and what the
+ * host (libpeft) hands it.
+ *
+ * A plugin is a .so that exports exactly one symbol:
+ *
+ *     const peft_tuner_vtable *peft_plugin_init(const peft_host_api *host,
+ *                                               char *err, size_t errlen);
+ *
+ * It returns its vtable (static storage, lives as long as the .so is loaded) or NULL with a
+ * message in err. The plugin never links against libpeft: every service it needs comes from the
+ * host table, so any host that fills the table can load it.
+ *
+ * Versioning (DESIGN.md 6): every ABI struct starts with struct_size, abi_major, abi_minor.
+ * Structs only grow at the end. The host refuses a plugin whose major differs, whose minor is
+ * newer than the host's, or whose vtable is shorter than PEFT_TUNER_VTABLE_MIN_SIZE. A plugin
+ * must check host->struct_size before using a host entry added after minor 0.
+ *
+ * Thread safety: the host API may be called from any thread; one adapter state (void *state) is
+ * used by one thread at a time (one model per thread).
+ */
+#ifndef PEFT_PLUGIN_H
+#define PEFT_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "peft/tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PEFT_ABI_MAJOR 1
+#define PEFT_ABI_MINOR 0
+#define PEFT_PLUGIN_ENTRY "peft_plugin_init"
+
+#if defined(__GNUC__)
+#define PEFT_PLUGIN_EXPORT __attribute__((visibility("default")))
+#else
+#define PEFT_PLUGIN_EXPORT
+#endif
+
+/* Opaque host objects. */
+typedef struct peft_graph peft_graph; /* one forward/backward step: arena + tape */
+typedef struct peft_cfg peft_cfg;     /* an adapter_config.json object (mutable) */
+typedef struct peft_rng peft_rng;     /* the seeded random generator */
+
+/* cfg value types returned by host->cfg_type */
+#define PEFT_CFG_MISSING 0
+#define PEFT_CFG_NULL 1
+#define PEFT_CFG_BOOL 2
+#define PEFT_CFG_INT 3
+#define PEFT_CFG_REAL 4
+#define PEFT_CFG_STRING 5
+#define PEFT_CFG_LIST 6
+#define PEFT_CFG_DICT 7
+
+/* site kinds */
+#define PEFT_SITE_LINEAR 0 /* nn.Linear: weight (out, in) */
+#define PEFT_SITE_CONV1D 1 /* GPT-2 Conv1D: weight (in, out), fan_in_fan_out */
+
+/* capability flags (vtable.caps) */
+#define PEFT_CAP_MERGEABLE 0x1u       /* merge/unmerge fold the adapter into the base weight */
+#define PEFT_CAP_MIXABLE 0x2u         /* may share a site with adapters of other methods */
+#define PEFT_CAP_PROMPT_LEARNING 0x4u /* acts through the prompt hooks, not linear sites */
+#define PEFT_CAP_INPUT_TRANSFORM 0x8u /* uses pre_forward (transforms the site input) */
+
+/* One linear layer of the base model, as a plugin sees it. Borrowed: valid while the site
+ * exists (as long as the adapter state injected into it). */
+typedef struct peft_site_info {
+    uint32_t struct_size;
+    int32_t kind;           /* PEFT_SITE_* */
+    const char *name;       /* Hugging Face module name, e.g. "transformer.h.0.attn.c_attn" */
+    const char *model_type; /* config.json model_type, e.g. "gpt2" */
+    int64_t in_features;
+    int64_t out_features;
+    int32_t fan_in_fan_out; /* 1: weight stored (in, out) */
+    int32_t layer_index;    /* index of the numbered block holding it, -1 if none */
+    peft_tensor *weight;    /* base weight; read-only for plugins; may be bf16/f16 */
+    peft_tensor *bias;      /* base bias (out) or NULL; read-only for plugins */
+} peft_site_info;
+
+/* A named tensor of an adapter's state dict, relative to its site.
+ * saved_name:  the key suffix written to adapter_model.safetensors ("lora_A.weight")
+ * memory_name: PEFT's in-memory parameter name suffix ("lora_A.default.weight")
+ * Both strings and the tensor are owned by the adapter state. */
+typedef struct peft_param_ref {
+    const char *saved_name;
+    const char *memory_name;
+    peft_tensor *tensor;
+    int32_t trainable; /* 1: an optimizer updates it */
+    int32_t reserved;
+} peft_param_ref;
+
+typedef void (*peft_backward_fn)(peft_graph *g, void *ctx);
+
+/* Services the host gives a plugin. All pointers valid for the life of the process. */
+typedef struct peft_host_api {
+    uint32_t struct_size;
+    uint16_t abi_major;
+    uint16_t abi_minor;
+
+    /* memory (zeroed allocation; free accepts NULL) */
+    void *(*alloc)(size_t bytes);
+    void (*free)(void *p);
+
+    /* persistent tensors: zeroed f32 (dtype PEFT_DTYPE_F32), owned by the caller, freed with
+     * tensor_free. A tensor meant as a trainable parameter: set requires_grad = 1. */
+    peft_tensor *(*tensor_new)(int ndim, const int64_t *shape);
+    void (*tensor_free)(peft_tensor *t);
+    /* converts any float dtype tensor to f32 into out (numel floats) */
+    void (*tensor_to_f32)(const peft_tensor *t, float *out);
+
+    /* graph: temporaries live in the step arena (never free them) */
+    peft_tensor *(*graph_tensor)(peft_graph *g, int ndim, const int64_t *shape); /* f32, zeroed */
+    int (*graph_training)(const peft_graph *g);     /* 1: dropout active */
+    int (*graph_recording)(const peft_graph *g);    /* 1: the tape records (gradients wanted) */
+    peft_rng *(*graph_rng)(peft_graph *g);
+    /* record a backward step: returns ctx_bytes of zeroed arena memory passed to fn later,
+     * or NULL when nothing is recorded (not recording). */
+    void *(*tape_push)(peft_graph *g, peft_backward_fn fn, size_t ctx_bytes);
+    /* in a backward fn: the gradient buffer of t (allocated and zeroed on first use);
+     * add into it, never overwrite. NULL if t does not require grad. */
+    float *(*grad_of)(peft_graph *g, peft_tensor *t);
+
+    /* ops (forward now, backward through the tape); all return arena tensors */
+    peft_tensor *(*op_linear)(peft_graph *g, peft_tensor *x, peft_tensor *w, peft_tensor *b,
+                              int w_in_out); /* x (..., in); w (out,in), or (in,out) if w_in_out */
+    peft_tensor *(*op_add)(peft_graph *g, peft_tensor *a, peft_tensor *b);   /* same shape */
+    peft_tensor *(*op_scale)(peft_graph *g, peft_tensor *x, float s);
+    peft_tensor *(*op_mul_lastdim)(peft_graph *g, peft_tensor *x, peft_tensor *v); /* x(...,n)*v(n) */
+    peft_tensor *(*op_dropout)(peft_graph *g, peft_tensor *x, float p); /* identity unless training */
+
+    /* row-major GEMM: C = alpha * op(A) op(B) + beta * C, op = transpose if trans != 0 */
+    void (*sgemm)(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
+                  int lda, const float *b, int ldb, float beta, float *c, int ldc);
+
+    /* config getters (adapter_config.json); key lookups on the top-level object */
+    int (*cfg_type)(const peft_cfg *c, const char *key); /* PEFT_CFG_* */
+    int (*cfg_bool)(const peft_cfg *c, const char *key, int *out);      /* 0 ok, -1 wrong type */
+    int (*cfg_int)(const peft_cfg *c, const char *key, int64_t *out);   /* 0 ok, -1 wrong type */
+    int (*cfg_real)(const peft_cfg *c, const char *key, double *out);   /* ints accepted */
+    const char *(*cfg_str)(const peft_cfg *c, const char *key);         /* NULL if not a string */
+    int (*cfg_list_len)(const peft_cfg *c, const char *key);            /* -1 if not a list */
+    const char *(*cfg_list_str)(const peft_cfg *c, const char *key, int i);
+    /* PEFT's rank_pattern/alpha_pattern lookup: the first dict key k for which module_name
+     * matches the regex ".*\.k$" (or equals k); 1 and *out set when found, 0 when not. */
+    int (*cfg_pattern_real)(const peft_cfg *c, const char *dict_key, const char *module_name,
+                            double *out);
+    /* setters: write a default or rewritten value back into the saved config */
+    void (*cfg_set_bool)(peft_cfg *c, const char *key, int v);
+    void (*cfg_set_int)(peft_cfg *c, const char *key, int64_t v);
+    void (*cfg_set_real)(peft_cfg *c, const char *key, double v);
+    void (*cfg_set_str)(peft_cfg *c, const char *key, const char *v); /* NULL -> json null */
+    /* set key to a JSON value given as text ("{}", "null", "[\"q\",\"v\"]"); -1 if invalid */
+    int (*cfg_set_json)(peft_cfg *c, const char *key, const char *json_text);
+    /* list element i of key as an integer (layers_to_transform); -1 if not an int */
+    int (*cfg_list_int)(const peft_cfg *c, const char *key, int i, int64_t *out);
+
+    /* random numbers from the one seeded generator */
+    double (*rng_uniform)(peft_rng *r); /* [0, 1) */
+    double (*rng_normal)(peft_rng *r);  /* N(0, 1) */
+
+    /* a warning for the user (the host decides where it goes) */
+    void (*warn)(const char *msg);
+} peft_host_api;
+
+/* The method's table. Static storage in the plugin. Optional entries may be NULL. */
+typedef struct peft_tuner_vtable {
+    uint32_t struct_size;
+    uint16_t abi_major;
+    uint16_t abi_minor;
+
+    const char *name;      /* "lora": the plugin file is <name>.so, YAML uses this name */
+    const char *peft_type; /* "LORA": adapter_config.json peft_type */
+    const char *prefix;    /* "lora_": the state-dict key marker */
+    uint32_t caps;         /* PEFT_CAP_* */
+    const char *const *config_keys; /* NULL-terminated: every field this method's config may
+                                       hold; anything else is refused as an unknown field */
+
+    /* NULL-terminated default target_modules for a model_type, or NULL if none */
+    const char *const *(*default_targets)(const char *model_type);
+
+    /* Validate the config and fill in defaults (writing them back with cfg_set_*), returning
+     * a parsed config in *out (plugin-owned, freed by config_free). 0 or -1 with err set. */
+    int (*config_parse)(peft_cfg *cfg, void **out, char *err, size_t errlen);
+    void (*config_free)(void *parsed);
+
+    /* Create this adapter's state on one site. May rewrite cfg (e.g. fan_in_fan_out). Returns
+     * plugin-owned state, freed by destroy; NULL with err set on failure. */
+    void *(*inject)(const void *parsed, peft_cfg *cfg, const peft_site_info *site,
+                    const char *adapter_name, peft_rng *rng, char *err, size_t errlen);
+
+    /* Optional (PEFT_CAP_INPUT_TRANSFORM): transform the site input before the base layer. */
+    peft_tensor *(*pre_forward)(void *state, peft_graph *g, const peft_site_info *site,
+                                peft_tensor *x);
+    /* x (..., in) the site input, y (..., out) the output so far; returns the new output. */
+    peft_tensor *(*forward)(void *state, peft_graph *g, const peft_site_info *site,
+                            peft_tensor *x, peft_tensor *y);
+
+    /* Fold into (sign = +1) or out of (sign = -1) the base weight. weight: f32, writable, in
+     * the site's layout; bias: f32 writable or NULL. 0 or -1 with err set. */
+    int (*merge)(void *state, const peft_site_info *site, float *weight, float *bias, int sign,
+                 char *err, size_t errlen);
+
+    /* Free the state (unload / delete_adapter). */
+    void (*destroy)(void *state);
+
+    /* The adapter's tensors on this site. Fills up to max entries; returns the count. */
+    int (*state_dict)(void *state, peft_param_ref *out, int max);
+
+    /* PEFT's module type for status reports, e.g. "lora.Linear". */
+    const char *(*module_type)(void *state);
+
+    /* Optional: runtime multiplier on the adapter's scaling (1.0 = as configured). */
+    int (*set_scale)(void *state, double mult);
+
+    /* PEFT's tuner model class for status reports, e.g. "LoraModel". */
+    const char *model_class;
+} peft_tuner_vtable;
+
+/* The smallest vtable the host accepts (ABI 1.0). */
+#define PEFT_TUNER_VTABLE_MIN_SIZE (offsetof(peft_tuner_vtable, model_class) + sizeof(void *))
+
+typedef const peft_tuner_vtable *(*peft_plugin_init_fn)(const peft_host_api *host, char *err,
+                                                         size_t errlen);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,669 @@
+/* test_gpt2.c — the GPT-2 base model against Hugging Face transformers 4.44: logits (2, 8, 128)
+ * and loss on the fixture inputs, parameter count, linear sites, sharded / bf16 / old-name
+ * checkpoints, an untied lm_head, and the errors for bad directories, configs, weights and
+ * inputs. Fixture: hf-peft/_models/gpt2 (n_embd 32, n_head 4, n_layer 2, vocab 128). */
+#define _GNU_SOURCE
+#include <check.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "model.h"
+#include "testutil.h"
+
+#define GPT2_DIR "hf-peft/_models/gpt2"
+#define BASE_LOSS 4.879459857940674
+#define NUM_PARAMS 31616
+
+/* ---- helpers ------------------------------------------------------------------------------ */
+
+typedef struct inputs {
+    int64_t B, T;
+    int32_t *ids, *mask, *labels; /* (B, T) */
+} inputs;
+
+static int32_t *json_matrix(json_t *root, const char *key, int64_t *B, int64_t *T)
+{
+    json_t *a = json_object_get(root, key);
+    ck_assert_msg(json_is_array(a) && json_array_size(a) > 0, "inputs.json: no %s", key);
+    *B = (int64_t)json_array_size(a);
+    *T = (int64_t)json_array_size(json_array_get(a, 0));
+    int32_t *out = malloc((size_t)(*B * *T) * sizeof *out);
+    for (int64_t b = 0; b < *B; b++) {
+        json_t *row = json_array_get(a, (size_t)b);
+        ck_assert_int_eq((int64_t)json_array_size(row), *T);
+        for (int64_t t = 0; t < *T; t++)
+            out[b * *T + t] = (int32_t)json_integer_value(json_array_get(row, (size_t)t));
+    }
+    return out;
+}
+
+static inputs load_inputs(void)
+{
+    json_error_t je;
+    json_t *root = json_load_file(tu_fixture(GPT2_DIR "/inputs.json"), 0, &je);
+    ck_assert_msg(root != NULL, "inputs.json: %s", je.text);
+    inputs in;
+    int64_t B2, T2;
+    in.ids = json_matrix(root, "input_ids", &in.B, &in.T);
+    in.mask = json_matrix(root, "attention_mask", &B2, &T2);
+    ck_assert(B2 == in.B && T2 == in.T);
+    in.labels = json_matrix(root, "labels", &B2, &T2);
+    ck_assert(B2 == in.B && T2 == in.T);
+    json_decref(root);
+    return in;
+}
+
+static void free_inputs(inputs *in)
+{
+    free(in->ids);
+    free(in->mask);
+    free(in->labels);
+}
+
+/* runs the forward; returns malloc'd logits (B*T*V floats) and the loss (NAN without labels),
+ * or NULL with err set */
+static float *forward(peft_base_model *m, const peft_model_inputs *pin, double *loss, char *err,
+                      size_t errlen)
+{
+    peft_rng rng;
+    peft_rng_seed(&rng, 42);
+    peft_graph *g = peft_graph_new(&rng);
+    ck_assert(g != NULL);
+    peft_model_outputs out = {0};
+    float *logits = NULL;
+    *loss = NAN;
+    if (m->arch->forward(m, g, pin, &out, err, errlen) == 0) {
+        ck_assert(out.logits != NULL);
+        ck_assert_int_eq(out.logits->numel, pin->B * pin->T * 128);
+        logits = malloc((size_t)out.logits->numel * sizeof *logits);
+        memcpy(logits, out.logits->data, (size_t)out.logits->numel * sizeof *logits);
+        if (out.loss) *loss = peft_f32(out.loss)[0];
+        else ck_assert(pin->labels == NULL);
+    }
+    peft_graph_free(g);
+    return logits;
+}
+
+static float *forward_fixture(peft_base_model *m, double *loss)
+{
+    inputs in = load_inputs();
+    peft_model_inputs pin = {in.B, in.T, in.ids, in.mask, in.labels};
+    char err[512] = "";
+    float *logits = forward(m, &pin, loss, err, sizeof err);
+    ck_assert_msg(logits != NULL, "forward: %s", err);
+    free_inputs(&in);
+    return logits;
+}
+
+/* the reference logits (2, 8, 128), malloc'd */
+static float *ref_logits(int64_t *n)
+{
+    peft_st_file *f = NULL;
+    char err[512];
+    ck_assert_msg(peft_st_open(tu_fixture(GPT2_DIR "/base_logits.safetensors"), &f, err,
+                               sizeof err) == 0, "%s", err);
+    const peft_st_entry *e = peft_st_find(f, "logits");
+    ck_assert(e && e->dtype == PEFT_DTYPE_F32 && e->ndim == 3);
+    *n = (int64_t)(e->nbytes / 4);
+    float *r = malloc(e->nbytes);
+    memcpy(r, e->data, e->nbytes);
+    peft_st_close(f);
+    return r;
+}
+
+static peft_base_model *load_ok(const char *dir)
+{
+    peft_base_model *m = NULL;
+    char err[1024] = "";
+    ck_assert_msg(peft_base_model_load(dir, &m, err, sizeof err) == 0, "load %s: %s", dir, err);
+    ck_assert(m != NULL);
+    return m;
+}
+
+/* loads dir expecting failure; returns the message (static) */
+static const char *load_fails(const char *dir)
+{
+    static char err[1024];
+    peft_base_model *m = (peft_base_model *)0x1;
+    err[0] = 0;
+    ck_assert_int_eq(peft_base_model_load(dir, &m, err, sizeof err), -1);
+    ck_assert(m == NULL);
+    ck_assert(err[0] != 0);
+    if (getenv("TU_VERBOSE")) printf("  expected error: %s\n", err);
+    return err;
+}
+
+#define ck_assert_has(msg, needle) \
+    ck_assert_msg(strstr((msg), (needle)) != NULL, "message \"%s\" lacks \"%s\"", (msg), (needle))
+
+/* A writable copy of the fixture's tensors (copied data, so that tests may edit and re-type). */
+typedef struct tensors {
+    peft_st_out *t;
+    char **names;
+    int64_t (*shapes)[PEFT_MAX_DIMS];
+    void **data;
+    size_t n;
+} tensors;
+
+static tensors read_tensors(void)
+{
+    peft_st_file *f = NULL;
+    char err[512];
+    ck_assert_msg(peft_st_open(tu_fixture(GPT2_DIR "/model.safetensors"), &f, err, sizeof err) == 0,
+                  "%s", err);
+    tensors ts;
+    ts.n = f->n_entries;
+    ts.t = calloc(ts.n + 1, sizeof *ts.t); /* + 1: room for one added tensor */
+    ts.names = calloc(ts.n + 1, sizeof *ts.names);
+    ts.shapes = calloc(ts.n + 1, sizeof *ts.shapes);
+    ts.data = calloc(ts.n + 1, sizeof *ts.data);
+    for (size_t i = 0; i < ts.n; i++) {
+        const peft_st_entry *e = &f->entries[i];
+        ts.names[i] = strdup(e->name);
+        memcpy(ts.shapes[i], e->shape, sizeof ts.shapes[i]);
+        ts.data[i] = malloc(e->nbytes);
+        memcpy(ts.data[i], e->data, e->nbytes);
+        ts.t[i] = (peft_st_out){ts.names[i], e->dtype, e->ndim, ts.shapes[i], ts.data[i]};
+    }
+    peft_st_close(f);
+    return ts;
+}
+
+static void free_tensors(tensors *ts)
+{
+    for (size_t i = 0; i < ts->n; i++) {
+        free(ts->names[i]);
+        free(ts->data[i]);
+    }
+    free(ts->t);
+    free(ts->names);
+    free(ts->shapes);
+    free(ts->data);
+}
+
+static size_t tensor_index(const tensors *ts, const char *name)
+{
+    for (size_t i = 0; i < ts->n; i++)
+        if (strcmp(ts->names[i], name) == 0) return i;
+    ck_abort_msg("no tensor %s", name);
+    return 0;
+}
+
+static void write_st(const char *dir, const char *file, const peft_st_out *t, size_t n)
+{
+    char path[4096], err[512];
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    ck_assert_msg(peft_st_write(path, t, n, NULL, err, sizeof err) == 0, "%s", err);
+}
+
+/* the fixture config.json with `patch` (a JSON object text, or NULL) merged in */
+static void write_config(const char *dir, const char *patch)
+{
+    json_error_t je;
+    json_t *cfg = json_load_file(tu_fixture(GPT2_DIR "/config.json"), 0, &je);
+    ck_assert(cfg != NULL);
+    if (patch) {
+        json_t *p = json_loads(patch, 0, &je);
+        ck_assert_msg(p != NULL, "patch: %s", je.text);
+        json_object_update(cfg, p);
+        json_decref(p);
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    ck_assert(json_dump_file(cfg, path, JSON_INDENT(2)) == 0);
+    json_decref(cfg);
+}
+
+static uint16_t f32_to_bf16(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    u += 0x7fffu + ((u >> 16) & 1u); /* round to nearest even (finite values) */
+    return (uint16_t)(u >> 16);
+}
+
+/* ---- tests ------------------------------------------------------------------------------- */
+
+START_TEST(test_logits_and_loss)
+{
+    peft_base_model *m = load_ok(tu_fixture(GPT2_DIR));
+    ck_assert_str_eq(m->arch->model_type, "gpt2");
+    ck_assert_str_eq(m->arch->class_name, "GPT2LMHeadModel");
+    ck_assert_str_eq(m->arch->task_type, "CAUSAL_LM");
+    double loss;
+    float *logits = forward_fixture(m, &loss);
+    int64_t n;
+    float *ref = ref_logits(&n);
+    ck_assert_int_eq(n, 2 * 8 * 128);
+    double d = tu_max_abs_diff(logits, ref, n);
+    printf("gpt2: max |logits - HF| = %.3g, loss %.7f (HF %.7f, diff %.3g)\n", d, loss, BASE_LOSS,
+           fabs(loss - BASE_LOSS));
+    ck_assert_msg(d <= 1e-4, "logits differ from HF by %g", d);
+    ck_assert_msg(fabs(loss - BASE_LOSS) <= 1e-4, "loss %.7f, HF %.7f", loss, BASE_LOSS);
+    free(logits);
+    free(ref);
+    peft_base_model_free(m);
+}
+END_TEST
+
+/* without a mask every key is visible: the unpadded row 0 is unchanged; no labels, no loss */
+START_TEST(test_no_mask_no_labels)
+{
+    peft_base_model *m = load_ok(tu_fixture(GPT2_DIR));
+    inputs in = load_inputs();
+    peft_model_inputs pin = {in.B, in.T, in.ids, NULL, NULL};
+    char err[512] = "";
+    double loss;
+    float *logits = forward(m, &pin, &loss, err, sizeof err);
+    ck_assert_msg(logits != NULL, "%s", err);
+    ck_assert(isnan(loss));
+    int64_t n;
+    float *ref = ref_logits(&n);
+    double d = tu_max_abs_diff(logits, ref, 8 * 128); /* row 0 */
+    ck_assert_msg(d <= 1e-4, "row 0 differs by %g", d);
+    free(logits);
+    free(ref);
+    free_inputs(&in);
+    peft_base_model_free(m);
+}
+END_TEST
+
+START_TEST(test_params)
+{
+    peft_base_model *m = load_ok(tu_fixture(GPT2_DIR));
+    int64_t total = 0;
+    for (size_t i = 0; i < m->n_params; i++) {
+        total += m->params[i].t->numel;
+        ck_assert_int_eq(m->params[i].t->requires_grad, 0);
+        ck_assert_int_eq(m->params[i].t->dtype, PEFT_DTYPE_F32);
+    }
+    ck_assert_int_eq(total, NUM_PARAMS);
+    ck_assert_uint_eq(m->n_params, 2 + 2 * 12 + 2);
+    /* HF named_parameters() order, lm_head tied (not listed) */
+    ck_assert_str_eq(m->params[0].name, "transformer.wte.weight");
+    ck_assert_str_eq(m->params[1].name, "transformer.wpe.weight");
+    ck_assert_str_eq(m->params[2].name, "transformer.h.0.ln_1.weight");
+    ck_assert_str_eq(m->params[4].name, "transformer.h.0.attn.c_attn.weight");
+    ck_assert_str_eq(m->params[m->n_params - 1].name, "transformer.ln_f.bias");
+    ck_assert_ptr_null(peft_model_find_param(m, "lm_head.weight"));
+    peft_param *p = peft_model_find_param(m, "transformer.h.1.mlp.c_fc.weight");
+    ck_assert_ptr_nonnull(p);
+    ck_assert_int_eq(p->t->ndim, 2);
+    ck_assert_int_eq(p->t->shape[0], 32);
+    ck_assert_int_eq(p->t->shape[1], 128);
+    ck_assert_ptr_null(peft_model_find_param(m, "transformer.h.2.ln_1.weight"));
+    /* config getters */
+    int64_t v;
+    double r;
+    char err[512];
+    ck_assert_int_eq(peft_config_int(m, "n_embd", 0, 0, &v, err, sizeof err), 0);
+    ck_assert_int_eq(v, 32);
+    ck_assert_int_eq(peft_config_int(m, "n_inner", 1, 77, &v, err, sizeof err), 0); /* null */
+    ck_assert_int_eq(v, 77);
+    ck_assert_int_eq(peft_config_real(m, "layer_norm_epsilon", 0, 0, &r, err, sizeof err), 0);
+    ck_assert(fabs(r - 1e-5) < 1e-12);
+    ck_assert_int_eq(peft_config_int(m, "no_such_field", 0, 0, &v, err, sizeof err), -1);
+    ck_assert_has(err, "config.json");
+    ck_assert_has(err, "no_such_field");
+    ck_assert_int_eq(peft_config_int(m, "model_type", 0, 0, &v, err, sizeof err), -1);
+    ck_assert_has(err, "config.json");
+    ck_assert_has(err, "model_type");
+    ck_assert_has(err, "integer");
+    peft_base_model_free(m);
+}
+END_TEST
+
+START_TEST(test_sites)
+{
+    static const char *const names[] = {
+        "transformer.h.0.attn.c_attn", "transformer.h.0.attn.c_proj", "transformer.h.0.mlp.c_fc",
+        "transformer.h.0.mlp.c_proj",  "transformer.h.1.attn.c_attn", "transformer.h.1.attn.c_proj",
+        "transformer.h.1.mlp.c_fc",    "transformer.h.1.mlp.c_proj",
+    };
+    static const int64_t in_f[] = {32, 32, 32, 128}, out_f[] = {96, 32, 128, 32};
+    peft_base_model *m = load_ok(tu_fixture(GPT2_DIR));
+    ck_assert_uint_eq(m->n_sites, 8);
+    for (size_t i = 0; i < 8; i++) {
+        peft_site *s = m->sites[i];
+        ck_assert_str_eq(s->info.name, names[i]);
+        ck_assert_ptr_eq(peft_model_find_site(m, names[i]), s);
+        ck_assert_uint_eq(s->info.struct_size, sizeof(peft_site_info));
+        ck_assert_int_eq(s->info.kind, PEFT_SITE_CONV1D);
+        ck_assert_int_eq(s->info.fan_in_fan_out, 1);
+        ck_assert_int_eq(s->info.layer_index, (int)(i / 4));
+        ck_assert_int_eq(s->info.in_features, in_f[i % 4]);
+        ck_assert_int_eq(s->info.out_features, out_f[i % 4]);
+        ck_assert_str_eq(s->info.model_type, "gpt2");
+        ck_assert_ptr_eq(s->owner, m);
+        ck_assert_int_eq(s->n_chain, 0);
+        char wname[256];
+        snprintf(wname, sizeof wname, "%s.weight", names[i]);
+        ck_assert_ptr_eq(s->info.weight, peft_model_find_param(m, wname)->t);
+        snprintf(wname, sizeof wname, "%s.bias", names[i]);
+        ck_assert_ptr_eq(s->info.bias, peft_model_find_param(m, wname)->t);
+    }
+    ck_assert_ptr_null(peft_model_find_site(m, "lm_head"));
+    ck_assert_ptr_null(peft_model_find_site(m, "c_attn")); /* exact names only */
+    peft_base_model_free(m);
+}
+END_TEST
+
+START_TEST(test_sharded)
+{
+    char *dir = tu_tmpdir();
+    ck_assert(dir != NULL);
+    write_config(dir, NULL);
+    tensors ts = read_tensors();
+    size_t half = ts.n / 2;
+    write_st(dir, "model-00001-of-00002.safetensors", ts.t, half);
+    write_st(dir, "model-00002-of-00002.safetensors", ts.t + half, ts.n - half);
+    json_t *idx = json_object(), *wm = json_object();
+    json_object_set_new(idx, "metadata", json_pack("{s:i}", "total_size", 126464));
+    for (size_t i = 0; i < ts.n; i++)
+        json_object_set_new(wm, ts.names[i], json_string(i < half ? "model-00001-of-00002.safetensors"
+                                                                  : "model-00002-of-00002.safetensors"));
+    json_object_set_new(idx, "weight_map", wm);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
+    ck_assert(json_dump_file(idx, path, JSON_INDENT(2)) == 0);
+    json_decref(idx);
+
+    peft_base_model *m = load_ok(dir);
+    ck_assert_uint_eq(m->n_files, 2); /* each shard opened once */
+    double loss;
+    float *logits = forward_fixture(m, &loss);
+    peft_base_model *ref_m = load_ok(tu_fixture(GPT2_DIR));
+    double ref_loss;
+    float *ref = forward_fixture(ref_m, &ref_loss);
+    ck_assert(memcmp(logits, ref, 2 * 8 * 128 * sizeof(float)) == 0);
+    ck_assert(loss == ref_loss);
+    free(logits);
+    free(ref);
+    peft_base_model_free(m);
+    peft_base_model_free(ref_m);
+
+    /* a shard named in the index but absent */
+    snprintf(path, sizeof path, "%s/model-00002-of-00002.safetensors", dir);
+    ck_assert(remove(path) == 0);
+    const char *e = load_fails(dir);
+    ck_assert_has(e, "model-00002-of-00002.safetensors");
+    ck_assert_has(e, "model.safetensors.index.json");
+    free_tensors(&ts);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(test_bf16)
+{
+    char *dir = tu_tmpdir();
+    write_config(dir, NULL);
+    tensors ts = read_tensors();
+    for (size_t i = 0; i < ts.n; i++) {
+        int64_t n = peft_shape_numel(ts.t[i].ndim, ts.t[i].shape);
+        const float *src = ts.data[i];
+        uint16_t *dst = malloc((size_t)n * 2);
+        for (int64_t j = 0; j < n; j++) dst[j] = f32_to_bf16(src[j]);
+        free(ts.data[i]);
+        ts.data[i] = dst;
+        ts.t[i].data = dst;
+        ts.t[i].dtype = PEFT_DTYPE_BF16;
+    }
+    write_st(dir, "model.safetensors", ts.t, ts.n);
+    peft_base_model *m = load_ok(dir);
+    ck_assert_int_eq(peft_model_find_param(m, "transformer.wte.weight")->t->dtype, PEFT_DTYPE_BF16);
+    double loss;
+    float *logits = forward_fixture(m, &loss);
+    int64_t n;
+    float *ref = ref_logits(&n);
+    double d = tu_max_abs_diff(logits, ref, n);
+    printf("gpt2 bf16 weights: max |logits - HF f32| = %.3g, loss %.5f\n", d, loss);
+    ck_assert_msg(d <= 2e-2, "bf16 logits differ by %g", d);
+    ck_assert(fabs(loss - BASE_LOSS) <= 2e-2);
+    free(logits);
+    free(ref);
+    peft_base_model_free(m);
+    free_tensors(&ts);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* old checkpoints name the weights without "transformer."; they load under the HF names */
+START_TEST(test_old_names)
+{
+    char *dir = tu_tmpdir();
+    write_config(dir, NULL);
+    tensors ts = read_tensors();
+    for (size_t i = 0; i < ts.n; i++) {
+        char *stripped = strdup(ts.names[i] + strlen("transformer."));
+        free(ts.names[i]);
+        ts.names[i] = stripped;
+        ts.t[i].name = stripped;
+    }
+    write_st(dir, "model.safetensors", ts.t, ts.n);
+    peft_base_model *m = load_ok(dir);
+    ck_assert_ptr_nonnull(peft_model_find_param(m, "transformer.h.0.attn.c_attn.weight"));
+    ck_assert_ptr_null(peft_model_find_param(m, "h.0.attn.c_attn.weight"));
+    double loss;
+    float *logits = forward_fixture(m, &loss);
+    int64_t n;
+    float *ref = ref_logits(&n);
+    ck_assert(tu_max_abs_diff(logits, ref, n) <= 1e-4);
+    free(logits);
+    free(ref);
+    peft_base_model_free(m);
+    free_tensors(&ts);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* tie_word_embeddings false with a separate lm_head.weight = 2 * wte: logits double */
+START_TEST(test_untied_head)
+{
+    char *dir = tu_tmpdir();
+    write_config(dir, "{\"tie_word_embeddings\": false}");
+    tensors ts = read_tensors();
+    size_t w = tensor_index(&ts, "transformer.wte.weight");
+    float *head = malloc(128 * 32 * sizeof *head);
+    for (int i = 0; i < 128 * 32; i++) head[i] = 2.0f * ((float *)ts.data[w])[i];
+    size_t k = ts.n++;
+    ts.names[k] = strdup("lm_head.weight");
+    memcpy(ts.shapes[k], ts.shapes[w], sizeof ts.shapes[k]);
+    ts.data[k] = head;
+    ts.t[k] = (peft_st_out){ts.names[k], PEFT_DTYPE_F32, 2, ts.shapes[k], head};
+    write_st(dir, "model.safetensors", ts.t, ts.n);
+
+    peft_base_model *m = load_ok(dir);
+    ck_assert_ptr_nonnull(peft_model_find_param(m, "lm_head.weight"));
+    int64_t total = 0;
+    for (size_t i = 0; i < m->n_params; i++) total += m->params[i].t->numel;
+    ck_assert_int_eq(total, NUM_PARAMS + 128 * 32);
+    double loss;
+    float *logits = forward_fixture(m, &loss);
+    int64_t n;
+    float *ref = ref_logits(&n);
+    for (int64_t i = 0; i < n; i++) ref[i] *= 2.0f;
+    ck_assert(tu_max_abs_diff(logits, ref, n) <= 2e-4);
+    free(logits);
+    free(ref);
+    peft_base_model_free(m);
+
+    /* untied but the file has no lm_head.weight: an error, not a random head */
+    ts.n--;
+    write_st(dir, "model.safetensors", ts.t, ts.n);
+    const char *e = load_fails(dir);
+    ck_assert_has(e, "lm_head.weight");
+    ts.n++; /* so that the head and its name are freed too */
+    free_tensors(&ts);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(test_bad_dirs)
+{
+    char *dir = tu_tmpdir();
+    char sub[4096], path[4096];
+    const char *e;
+
+    /* missing config.json */
+    e = load_fails(dir);
+    ck_assert_has(e, "config.json");
+
+    /* invalid JSON */
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    ck_assert(tu_write_file(path, "{\"model_type\": ", 15) == 0);
+    e = load_fails(dir);
+    ck_assert_has(e, "config.json");
+    ck_assert_has(e, "JSON");
+
+    /* no model_type */
+    ck_assert(tu_write_file(path, "{\"n_embd\": 32}", 14) == 0);
+    e = load_fails(dir);
+    ck_assert_has(e, "config.json");
+    ck_assert_has(e, "model_type");
+
+    /* unknown model_type: named, with the supported list */
+    write_config(dir, "{\"model_type\": \"gpt3-turbo\"}");
+    e = load_fails(dir);
+    ck_assert_has(e, "config.json");
+    ck_assert_has(e, "gpt3-turbo");
+    ck_assert_has(e, "gpt2");
+
+    /* no weights at all: both paths named */
+    write_config(dir, NULL);
+    e = load_fails(dir);
+    snprintf(sub, sizeof sub, "%s/model.safetensors", dir);
+    ck_assert_has(e, sub);
+    snprintf(sub, sizeof sub, "%s/model.safetensors.index.json", dir);
+    ck_assert_has(e, sub);
+
+    /* unsupported config values */
+    tensors ts = read_tensors();
+    write_st(dir, "model.safetensors", ts.t, ts.n);
+    write_config(dir, "{\"activation_function\": \"relu\"}");
+    e = load_fails(dir);
+    ck_assert_has(e, "activation_function");
+    ck_assert_has(e, "relu");
+    write_config(dir, "{\"scale_attn_by_inverse_layer_idx\": true}");
+    e = load_fails(dir);
+    ck_assert_has(e, "scale_attn_by_inverse_layer_idx");
+    write_config(dir, "{\"n_embd\": \"32\"}");
+    e = load_fails(dir);
+    ck_assert_has(e, "config.json");
+    ck_assert_has(e, "n_embd");
+
+    /* a missing tensor */
+    write_config(dir, NULL);
+    size_t k = tensor_index(&ts, "transformer.ln_f.bias");
+    peft_st_out tmp = ts.t[k];
+    ts.t[k] = ts.t[ts.n - 1];
+    write_st(dir, "model.safetensors", ts.t, ts.n - 1);
+    ts.t[ts.n - 1] = ts.t[k];
+    ts.t[k] = tmp;
+    e = load_fails(dir);
+    ck_assert_has(e, "transformer.ln_f.bias");
+    ck_assert_has(e, "model.safetensors");
+
+    /* c_attn weight (32, 64) where the config implies (32, 96) */
+    k = tensor_index(&ts, "transformer.h.0.attn.c_attn.weight");
+    ts.shapes[k][1] = 64;
+    write_st(dir, "model.safetensors", ts.t, ts.n);
+    e = load_fails(dir);
+    ck_assert_has(e, "transformer.h.0.attn.c_attn.weight");
+    ck_assert_has(e, "[32, 64]");
+    ck_assert_has(e, "[32, 96]");
+    ck_assert_has(e, "model.safetensors");
+
+    /* an integer tensor where a weight is expected */
+    ts.shapes[k][1] = 96;
+    size_t b = tensor_index(&ts, "transformer.h.0.attn.c_attn.bias");
+    ts.t[b].dtype = PEFT_DTYPE_I32;
+    write_st(dir, "model.safetensors", ts.t, ts.n);
+    e = load_fails(dir);
+    ck_assert_has(e, "transformer.h.0.attn.c_attn.bias");
+    ck_assert_has(e, "I32");
+
+    free_tensors(&ts);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(test_bad_inputs)
+{
+    peft_base_model *m = load_ok(tu_fixture(GPT2_DIR));
+    inputs in = load_inputs();
+    char err[512];
+    double loss;
+
+    in.ids[1 * in.T + 3] = 128; /* == vocab_size */
+    peft_model_inputs pin = {in.B, in.T, in.ids, in.mask, in.labels};
+    ck_assert_ptr_null(forward(m, &pin, &loss, err, sizeof err));
+    ck_assert_has(err, "input_ids[1][3]");
+    ck_assert_has(err, "128");
+    in.ids[1 * in.T + 3] = -1;
+    ck_assert_ptr_null(forward(m, &pin, &loss, err, sizeof err));
+    ck_assert_has(err, "-1");
+    in.ids[1 * in.T + 3] = 91;
+
+    in.labels[5] = 500;
+    ck_assert_ptr_null(forward(m, &pin, &loss, err, sizeof err));
+    ck_assert_has(err, "labels[0][5]");
+    ck_assert_has(err, "500");
+    in.labels[5] = 74;
+
+    /* longer than n_positions (64) */
+    int32_t *ids = calloc(65, sizeof *ids);
+    peft_model_inputs lng = {1, 65, ids, NULL, NULL};
+    ck_assert_ptr_null(forward(m, &lng, &loss, err, sizeof err));
+    ck_assert_has(err, "65");
+    ck_assert_has(err, "n_positions");
+    /* exactly n_positions is fine */
+    lng.T = 64;
+    float *l = forward(m, &lng, &loss, err, sizeof err);
+    ck_assert_msg(l != NULL, "%s", err);
+    free(l);
+    free(ids);
+
+    /* still fine afterwards */
+    float *ok = forward(m, &pin, &loss, err, sizeof err);
+    ck_assert_msg(ok != NULL, "%s", err);
+    ck_assert(fabs(loss - BASE_LOSS) <= 1e-4);
+    free(ok);
+    free_inputs(&in);
+    peft_base_model_free(m);
+}
+END_TEST
+
+static Suite *gpt2_suite(void)
+{
+    Suite *s = suite_create("gpt2");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_logits_and_loss);
+    tcase_add_test(tc, test_no_mask_no_labels);
+    tcase_add_test(tc, test_params);
+    tcase_add_test(tc, test_sites);
+    tcase_add_test(tc, test_sharded);
+    tcase_add_test(tc, test_bf16);
+    tcase_add_test(tc, test_old_names);
+    tcase_add_test(tc, test_untied_head);
+    tcase_add_test(tc, test_bad_dirs);
+    tcase_add_test(tc, test_bad_inputs);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(gpt2_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

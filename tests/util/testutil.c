@@ -1,0 +1,83 @@
+/* testutil.c — fixture paths, temp dirs and comparisons for the Check suites. */
+#define _GNU_SOURCE
+#include "testutil.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <ftw.h>
+#include <unistd.h>
+
+static const char *rotate(const char *base, const char *rel)
+{
+    static char bufs[8][4096];
+    static int next;
+    char *b = bufs[next++ & 7];
+    snprintf(b, sizeof bufs[0], "%s/%s", base, rel);
+    return b;
+}
+
+const char *tu_fixture(const char *rel)
+{
+    const char *base = getenv("PEFT_FIXTURES");
+    return rotate(base && *base ? base : "../shared/fixtures", rel);
+}
+
+const char *tu_build(const char *rel)
+{
+    const char *base = getenv("PEFT_BUILD");
+    return rotate(base && *base ? base : "build", rel);
+}
+
+char *tu_tmpdir(void)
+{
+    const char *t = getenv("TMPDIR");
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s/peft-test-XXXXXX", t && *t ? t : "/tmp");
+    if (!mkdtemp(buf)) return NULL;
+    return strdup(buf);
+}
+
+static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb; (void)flag; (void)ftw;
+    return remove(p);
+}
+
+void tu_rmtree(const char *path)
+{
+    if (path) nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+double tu_max_abs_diff(const float *a, const float *b, int64_t n)
+{
+    double m = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (!(d <= m)) m = d; /* NaN propagates as a huge difference */
+        if (isnan(d)) return INFINITY;
+    }
+    return m;
+}
+
+char *tu_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) { free(b); b = NULL; }
+    fclose(f);
+    if (b) { b[n] = 0; if (len) *len = (size_t)n; }
+    return b;
+}
+
+int tu_write_file(const char *path, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f) return -1;
+    size_t w = fwrite(data, 1, len, f);
+    return fclose(f) == 0 && w == len ? 0 : -1;
+}
