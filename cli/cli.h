@@ -3,16 +3,10 @@
 #define PEFT_CLI_H
 
 #include "peft.h"
+#include "inputs.h"
 
 #define CLI_MAX_ADAPTERS 16
 
-/* a parsed batch from IN.json: owned arrays (free with cli_inputs_free) */
-typedef struct cli_inputs {
-    int64_t B, T;
-    int32_t *input_ids, *attention_mask, *labels;
-} cli_inputs;
-int cli_inputs_load(const char *path, cli_inputs *in, char *err, size_t errlen);
-void cli_inputs_free(cli_inputs *in);
 
 /* "--model DIR --adapter DIR[:NAME]..." -> a PEFT model with every adapter active.
  * *pm is NULL (and *pbase set) when no adapter was given. 0 or 1 after printing the error. */

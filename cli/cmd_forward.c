@@ -76,9 +76,9 @@ int cmd_forward(int argc, char **argv)
     if (grads && n_adapters == 0) return cli_fail("--grads needs at least one --adapter");
 
     char err[1024];
-    cli_inputs in;
-    if (cli_inputs_load(input, &in, err, sizeof err)) return cli_fail("%s", err);
-    if (grads && !in.labels) { cli_inputs_free(&in); return cli_fail("--grads needs labels in %s", input); }
+    peft_inputs in;
+    if (peft_inputs_load_json(input, &in, err, sizeof err)) return cli_fail("%s", err);
+    if (grads && !in.labels) { peft_inputs_free(&in); return cli_fail("--grads needs labels in %s", input); }
     peft_ctx *ctx = peft_ctx_new(seed);
     peft_base_model *base = NULL;
     peft_model *m = NULL;
@@ -110,6 +110,6 @@ out:
     if (m) peft_model_free(m);
     else peft_base_model_free(base);
     peft_ctx_free(ctx);
-    cli_inputs_free(&in);
+    peft_inputs_free(&in);
     return rc;
 }

@@ -1,0 +1,15 @@
+/* contract.h — the contract table every tuner method runs on Python PEFT's fixture cases:
+ * HF fixtures match (logits, loss, gradients, merged logits, status, counts), merged ==
+ * unmerged, unload restores the base bit-exactly, disabled adapter == base, save/load round
+ * trip with PEFT's exact keys and config fields. */
+#ifndef PEFT_CONTRACT_H
+#define PEFT_CONTRACT_H
+
+/* Runs every check on fixture case hf-peft/<case_name> (its INDEX.json entry gives the model,
+ * the adapter name, the loss and the saved keys). Failures are reported with ck_assert. */
+void contract_run_case(const char *case_name);
+
+/* the case names in INDEX.json whose name starts with prefix, NULL-terminated, static */
+const char *const *contract_cases(const char *prefix);
+
+#endif

@@ -1,0 +1,336 @@
+/* contract.c — the per-method contract table over Python PEFT's fixture cases (see
+ * contract.h). Each step compares with what the real PEFT 0.13.2 produced. */
+#include <check.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "contract.h"
+#include "inputs.h"
+#include "peft.h"
+#include "safetensors.h"
+#include "testutil.h"
+
+#define TOL 1e-4
+
+static json_t *index_json(void)
+{
+    static json_t *idx;
+    if (!idx) idx = json_load_file(tu_fixture("hf-peft/INDEX.json"), 0, NULL);
+    return idx;
+}
+
+const char *const *contract_cases(const char *prefix)
+{
+    static const char *names[128];
+    size_t n = 0, i;
+    json_t *c;
+    json_array_foreach(json_object_get(index_json(), "cases"), i, c) {
+        const char *name = json_string_value(json_object_get(c, "case"));
+        if (name && strncmp(name, prefix, strlen(prefix)) == 0 && n < 127) names[n++] = name;
+    }
+    names[n] = NULL;
+    return names;
+}
+
+static json_t *case_entry(const char *name)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(index_json(), "cases"), i, c)
+        if (!strcmp(json_string_value(json_object_get(c, "case")), name)) return c;
+    return NULL;
+}
+
+/* compare tensor `key` of fixture file rel with data (n floats) */
+static double diff_with(const char *rel, const char *key, const float *data, int64_t n)
+{
+    char err[512];
+    peft_st_file *f;
+    ck_assert_msg(peft_st_open(tu_fixture(rel), &f, err, sizeof err) == 0, "%s", err);
+    const peft_st_entry *e = peft_st_find(f, key);
+    ck_assert_msg(e != NULL, "%s has no %s", rel, key);
+    ck_assert_int_eq((int64_t)(e->nbytes / 4), n);
+    double d = tu_max_abs_diff((const float *)e->data, data, n);
+    peft_st_close(f);
+    return d;
+}
+
+typedef struct run {
+    peft_ctx *ctx;
+    peft_model *m;
+    peft_inputs in;
+    peft_graph *g;
+    peft_model_outputs out;
+} run;
+
+static void forward(run *r, int record)
+{
+    peft_graph_reset(r->g);
+    r->g->recording = record;
+    peft_model_inputs mi = {r->in.B, r->in.T, r->in.input_ids, r->in.attention_mask, r->in.labels};
+    ck_assert_msg(peft_model_forward(r->m, r->g, &mi, &r->out) == PEFT_OK, "%s", peft_errmsg(r->ctx));
+}
+
+static float *copy_logits(const run *r)
+{
+    float *c = malloc((size_t)r->out.logits->numel * sizeof *c);
+    memcpy(c, r->out.logits->data, (size_t)r->out.logits->numel * sizeof *c);
+    return c;
+}
+
+/* the saved adapter dir of a case, and the adapter name */
+static void adapter_location(const char *case_name, json_t *entry, char *dir, size_t len,
+                             const char **name)
+{
+    const char *an = json_string_value(json_object_get(entry, "adapter_name"));
+    *name = an ? an : strstr(case_name, "named_adapter") ? "my_adapter" : "default";
+    snprintf(dir, len, "%s", tu_fixture(""));
+    snprintf(dir, len, "%shf-peft/%s/adapter", tu_fixture(""), case_name);
+}
+
+static void open_case(run *r, const char *case_name, json_t *entry, const char **name)
+{
+    char dir[4096], rel[512], err[512];
+    adapter_location(case_name, entry, dir, sizeof dir, name);
+    r->ctx = peft_ctx_new(0);
+    peft_base_model *base;
+    snprintf(rel, sizeof rel, "hf-peft/%s", json_string_value(json_object_get(entry, "base_model_dir")));
+    ck_assert_msg(peft_load_base_model(r->ctx, tu_fixture(rel), &base) == 0, "%s", peft_errmsg(r->ctx));
+    ck_assert_msg(peft_from_pretrained(r->ctx, base, dir, *name, 1, &r->m) == 0, "%s: %s", case_name,
+                  peft_errmsg(r->ctx));
+    /* the perturbed trainable values PEFT ran with (includes biases that 0.13.2 never saves) */
+    snprintf(rel, sizeof rel, "hf-peft/%s/trainable_params.safetensors", case_name);
+    ck_assert_msg(peft_set_peft_model_state_dict(r->m, tu_fixture(rel), *name, 1) == 0, "%s",
+                  peft_errmsg(r->ctx));
+    snprintf(rel, sizeof rel, "hf-peft/%s/inputs.json", case_name);
+    ck_assert_msg(peft_inputs_load_json(tu_fixture(rel), &r->in, err, sizeof err) == 0, "%s", err);
+    r->g = peft_graph_new(peft_ctx_rng(r->ctx));
+}
+
+static void close_case(run *r)
+{
+    peft_graph_free(r->g);
+    peft_model_free(r->m);
+    peft_inputs_free(&r->in);
+    peft_ctx_free(r->ctx);
+}
+
+static void check_outputs_and_grads(run *r, const char *case_name, json_t *entry)
+{
+    char rel[512];
+    forward(r, 1);
+    snprintf(rel, sizeof rel, "hf-peft/%s/peft_logits.safetensors", case_name);
+    double d = diff_with(rel, "logits", peft_f32(r->out.logits), r->out.logits->numel);
+    ck_assert_msg(d <= TOL, "%s: logits differ from PEFT by %g", case_name, d);
+    double want = json_real_value(json_object_get(entry, "loss"));
+    ck_assert_msg(r->out.loss && fabs(peft_f32(r->out.loss)[0] - want) <= TOL,
+                  "%s: loss %.9g, PEFT %.9g", case_name, r->out.loss ? peft_f32(r->out.loss)[0] : NAN, want);
+    ck_assert(peft_graph_backward(r->g, r->out.loss) == 0);
+    peft_state_dict *tp;
+    ck_assert(peft_trainable_parameters(r->m, &tp) == 0);
+    snprintf(rel, sizeof rel, "hf-peft/%s/grads.safetensors", case_name);
+    char err[512];
+    peft_st_file *gf;
+    ck_assert_msg(peft_st_open(tu_fixture(rel), &gf, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(tp->n == gf->n_entries, "%s: %zu trainable tensors, PEFT has %zu", case_name, tp->n,
+                  gf->n_entries);
+    for (size_t i = 0; i < tp->n; i++) {
+        const peft_st_entry *e = peft_st_find(gf, tp->names[i]);
+        ck_assert_msg(e, "%s: PEFT has no trainable parameter named %s", case_name, tp->names[i]);
+        ck_assert_msg(tp->tensors[i]->grad, "%s: no gradient for %s", case_name, tp->names[i]);
+        double gd = tu_max_abs_diff((const float *)e->data, tp->tensors[i]->grad, tp->tensors[i]->numel);
+        ck_assert_msg(gd <= TOL, "%s: grad of %s differs by %g", case_name, tp->names[i], gd);
+        peft_tensor_zero_grad(tp->tensors[i]);
+    }
+    peft_st_close(gf);
+    peft_state_dict_free(tp);
+}
+
+static void check_counts_and_status(run *r, const char *case_name)
+{
+    char rel[512];
+    snprintf(rel, sizeof rel, "hf-peft/%s/nb_trainable_parameters.json", case_name);
+    json_t *nb = json_load_file(tu_fixture(rel), 0, NULL);
+    int64_t t, a;
+    peft_get_nb_trainable_parameters(r->m, &t, &a);
+    ck_assert_int_eq(t, json_integer_value(json_object_get(nb, "trainable_params")));
+    ck_assert_int_eq(a, json_integer_value(json_object_get(nb, "all_params")));
+    char line[256];
+    peft_format_trainable_parameters(r->m, line, sizeof line);
+    ck_assert_str_eq(line, json_string_value(json_object_get(nb, "print_trainable_parameters")));
+    json_decref(nb);
+
+    const char *files[2] = {"model_status.json", "layer_status.json"};
+    for (int k = 0; k < 2; k++) {
+        char *mine = NULL;
+        (k ? peft_get_layer_status : peft_get_model_status)(r->m, &mine);
+        snprintf(rel, sizeof rel, "hf-peft/%s/%s", case_name, files[k]);
+        json_t *want = json_load_file(tu_fixture(rel), 0, NULL), *got = json_loads(mine, 0, NULL);
+        ck_assert_msg(want && got, "%s: bad status json", case_name);
+        ck_assert_msg(json_equal(want, got), "%s: %s differs:\n%s", case_name, files[k], mine);
+        json_decref(want);
+        json_decref(got);
+        free(mine);
+    }
+}
+
+static void check_merge_disable_unload(run *r, const char *case_name)
+{
+    char rel[512];
+    forward(r, 0);
+    float *unmerged = copy_logits(r);
+    int64_t n = r->out.logits->numel;
+    ck_assert_msg(peft_merge_adapter(r->m, NULL, 0, 1) == 0, "%s", peft_errmsg(r->ctx));
+    forward(r, 0);
+    snprintf(rel, sizeof rel, "hf-peft/%s/merged_logits.safetensors", case_name);
+    double d = diff_with(rel, "logits", peft_f32(r->out.logits), n);
+    ck_assert_msg(d <= TOL, "%s: merged logits differ from PEFT by %g", case_name, d);
+    d = tu_max_abs_diff(unmerged, peft_f32(r->out.logits), n);
+    ck_assert_msg(d <= TOL, "%s: merged vs unmerged differ by %g", case_name, d);
+    ck_assert(peft_unmerge_adapter(r->m) == 0);
+    forward(r, 0);
+    ck_assert_msg(memcmp(unmerged, r->out.logits->data, (size_t)n * 4) == 0,
+                  "%s: unmerge did not restore the unmerged outputs bit-exactly", case_name);
+
+    /* disabled adapter == base (biases trained by the adapter stay, as in PEFT) */
+    json_t *entry = case_entry(case_name);
+    const char *bias = json_string_value(json_object_get(json_object_get(entry, "adapter_config"), "bias"));
+    ck_assert(peft_disable_adapter(r->m) == 0);
+    forward(r, 0);
+    if (!bias || !strcmp(bias, "none")) {
+        snprintf(rel, sizeof rel, "hf-peft/%s/base_logits.safetensors",
+                 json_string_value(json_object_get(entry, "base_model_dir")));
+        d = diff_with(rel, "logits", peft_f32(r->out.logits), n);
+        ck_assert_msg(d <= TOL, "%s: disabled adapter differs from the base by %g", case_name, d);
+    }
+    float *disabled = copy_logits(r);
+    ck_assert(peft_enable_adapter(r->m) == 0);
+    forward(r, 0);
+    ck_assert(memcmp(unmerged, r->out.logits->data, (size_t)n * 4) == 0);
+
+    /* unload: every base weight bit-exactly as loaded */
+    peft_base_model *base;
+    ck_assert(peft_unload(r->m, &base) == 0);
+    r->m = NULL;
+    peft_base_model *fresh;
+    snprintf(rel, sizeof rel, "hf-peft/%s", json_string_value(json_object_get(entry, "base_model_dir")));
+    ck_assert(peft_load_base_model(r->ctx, tu_fixture(rel), &fresh) == 0);
+    ck_assert_int_eq(base->n_params, fresh->n_params);
+    for (size_t i = 0; i < base->n_params; i++) {
+        peft_tensor *a = base->params[i].t, *b = fresh->params[i].t;
+        if (strstr(base->params[i].name, "bias") && bias && strcmp(bias, "none")) continue;
+        ck_assert_msg(a->dtype == b->dtype && a->numel == b->numel &&
+                          memcmp(a->data, b->data, (size_t)a->numel * peft_dtype_size(a->dtype)) == 0,
+                      "%s: unload changed %s", case_name, base->params[i].name);
+    }
+    peft_model_inputs mi = {r->in.B, r->in.T, r->in.input_ids, r->in.attention_mask, r->in.labels};
+    char err[512];
+    peft_graph_reset(r->g);
+    r->g->recording = 0;
+    ck_assert(base->arch->forward(base, r->g, &mi, &r->out, err, sizeof err) == 0);
+    ck_assert_msg(memcmp(disabled, r->out.logits->data, (size_t)n * 4) == 0,
+                  "%s: unloaded model differs from the disabled adapter", case_name);
+    peft_base_model_free(base);
+    peft_base_model_free(fresh);
+    free(unmerged);
+    free(disabled);
+}
+
+/* save, compare keys/shapes/dtypes and config with PEFT's, reload and compare outputs */
+static void check_save_load(run *r, const char *case_name, json_t *entry, const char *name)
+{
+    char *tmp = tu_tmpdir(), path[4096], err[512];
+    forward(r, 0);
+    float *before = copy_logits(r);
+    int64_t n = r->out.logits->numel;
+    ck_assert_msg(peft_save_pretrained(r->m, tmp, NULL, 0, 1) == 0, "%s", peft_errmsg(r->ctx));
+    const char *sub = strcmp(name, "default") ? name : "";
+    snprintf(path, sizeof path, "%s/%s%sadapter_model.safetensors", tmp, sub, *sub ? "/" : "");
+    peft_st_file *f;
+    ck_assert_msg(peft_st_open(path, &f, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(f->metadata_json && strstr(f->metadata_json, "\"format\"") && strstr(f->metadata_json, "\"pt\""),
+                  "metadata %s", f->metadata_json ? f->metadata_json : "(none)");
+    json_t *keys = json_object_get(entry, "adapter_keys");
+    const char *bias = json_string_value(json_object_get(json_object_get(entry, "adapter_config"), "bias"));
+    int lora_only = bias && strstr(bias, "_only");
+    /* every PEFT key is there with its shape; extra keys only for lora_only biases (which PEFT
+     * 0.13.2 drops by mistake: we keep them under the in-memory name) */
+    const char *k;
+    json_t *shape;
+    json_object_foreach(keys, k, shape) {
+        const peft_st_entry *e = peft_st_find(f, k);
+        ck_assert_msg(e, "%s: saved adapter lacks PEFT key %s", case_name, k);
+        ck_assert_int_eq(e->dtype, PEFT_DTYPE_F32);
+        ck_assert_int_eq(e->ndim, (int)json_array_size(shape));
+        for (int d = 0; d < e->ndim; d++)
+            ck_assert_int_eq(e->shape[d], json_integer_value(json_array_get(shape, (size_t)d)));
+    }
+    for (size_t i = 0; i < f->n_entries; i++)
+        ck_assert_msg(json_object_get(keys, f->entries[i].name) ||
+                          (lora_only && strstr(f->entries[i].name, "base_layer.bias")),
+                      "%s: extra key %s", case_name, f->entries[i].name);
+    peft_st_close(f);
+
+    snprintf(path, sizeof path, "%s/%s%sadapter_config.json", tmp, sub, *sub ? "/" : "");
+    json_t *cfg = json_load_file(path, 0, NULL), *want = json_object_get(entry, "adapter_config");
+    ck_assert(cfg != NULL);
+    json_object_foreach(want, k, shape) {
+        json_t *mine = json_object_get(cfg, k);
+        ck_assert_msg(mine, "%s: adapter_config.json lacks %s", case_name, k);
+        if (!strcmp(k, "base_model_name_or_path")) continue;
+        if (!strcmp(k, "target_modules") && json_is_array(shape)) { /* a set in PEFT */
+            ck_assert_int_eq(json_array_size(mine), json_array_size(shape));
+            size_t i, j;
+            json_t *a, *b;
+            json_array_foreach(shape, i, a) {
+                int found = 0;
+                json_array_foreach(mine, j, b) found |= json_equal(a, b);
+                ck_assert_msg(found, "%s: target %s missing", case_name, json_string_value(a));
+            }
+            continue;
+        }
+        int eq = json_equal(mine, shape) ||
+                 (json_is_number(mine) && json_is_number(shape) &&
+                  fabs(json_number_value(mine) - json_number_value(shape)) < 1e-12);
+        char *a = json_dumps(mine, JSON_ENCODE_ANY), *b = json_dumps(shape, JSON_ENCODE_ANY);
+        ck_assert_msg(eq, "%s: adapter_config.json %s = %s, PEFT wrote %s", case_name, k, a, b);
+        free(a);
+        free(b);
+    }
+    ck_assert_int_eq(json_object_size(cfg), json_object_size(want));
+    json_decref(cfg);
+
+    /* reload into a fresh base: same outputs */
+    peft_base_model *base;
+    char rel[512];
+    snprintf(rel, sizeof rel, "hf-peft/%s", json_string_value(json_object_get(entry, "base_model_dir")));
+    ck_assert(peft_load_base_model(r->ctx, tu_fixture(rel), &base) == 0);
+    peft_model *m2;
+    ck_assert_msg(peft_from_pretrained(r->ctx, base, tmp, name, 0, &m2) == 0, "%s", peft_errmsg(r->ctx));
+    peft_model *keep = r->m;
+    r->m = m2;
+    forward(r, 0);
+    double d = tu_max_abs_diff(before, peft_f32(r->out.logits), n);
+    ck_assert_msg(d == 0 || (lora_only && d <= TOL), "%s: reloaded adapter differs by %g", case_name, d);
+    r->m = keep;
+    peft_model_free(m2);
+    free(before);
+    tu_rmtree(tmp);
+    free(tmp);
+}
+
+void contract_run_case(const char *case_name)
+{
+    json_t *entry = case_entry(case_name);
+    ck_assert_msg(entry, "no case %s in INDEX.json", case_name);
+    run r = {0};
+    const char *name;
+    open_case(&r, case_name, entry, &name);
+    check_counts_and_status(&r, case_name);
+    check_outputs_and_grads(&r, case_name, entry);
+    check_save_load(&r, case_name, entry, name);
+    check_merge_disable_unload(&r, case_name);
+    close_case(&r);
+}
