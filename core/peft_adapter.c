@@ -267,6 +267,10 @@ int peft_adapter_inject(peft_model *m, peft_adapter *a)
         peft_set_error(m->ctx, PEFT_ENOMEM, "out of memory making biases trainable");
         goto fail;
     }
+    if (peft_mts_add(m, a)) {
+        peft_mts_drop(m, a);
+        goto fail;
+    }
     return PEFT_OK;
 fail:
     detach_everywhere(m, a);

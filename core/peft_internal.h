@@ -17,6 +17,23 @@ typedef struct peft_trainable_bias {
     peft_adapter *owner; /* the adapter whose config asked for it */
 } peft_trainable_bias;
 
+/* modules_to_save: a base parameter with one trainable copy per adapter that asked for it.
+ * The arch reads the live tensor (param->t); peft_mts_apply points its fields at the copy of
+ * the active adapter, or back at the original when none is active or adapters are disabled. */
+typedef struct peft_mts_copy {
+    peft_adapter *owner;
+    peft_tensor *t; /* owned f32 copy; its grad buffer exists from the start */
+} peft_mts_copy;
+
+typedef struct peft_mts {
+    peft_param *param;       /* borrowed */
+    char *module;            /* "classifier" (the param name minus its leaf) */
+    const char *leaf;        /* "weight" (points into param->name) */
+    peft_tensor original;    /* the fields of param->t as loaded */
+    peft_mts_copy *copies;
+    int n_copies;
+} peft_mts;
+
 struct peft_model {
     peft_ctx *ctx;                 /* borrowed */
     peft_base_model *base;         /* owned */
@@ -27,6 +44,8 @@ struct peft_model {
     int training;
     peft_trainable_bias *biases;
     int n_biases, cap_biases;
+    peft_mts *mts;
+    int n_mts;
 };
 
 /* the key prefix of tuner-layer names: "base_model.model." or "" for bare models */
@@ -43,5 +62,12 @@ int peft_adapter_inject(peft_model *m, peft_adapter *a);
 void peft_adapter_set_trainable(peft_model *m, peft_adapter *a, int trainable);
 /* does module `name` (a site) match the adapter's target rules? 1/0, -1 bad regex (err set) */
 int peft_target_matches(peft_model *m, const json_t *cfg, const peft_site *s);
+
+/* modules_to_save (core/modules_to_save.c) */
+int peft_mts_add(peft_model *m, peft_adapter *a);       /* per the adapter's config */
+void peft_mts_apply(peft_model *m);                      /* live tensors follow the active set */
+void peft_mts_drop(peft_model *m, peft_adapter *a);      /* delete_adapter */
+void peft_mts_release(peft_model *m, int keep_active);   /* unload: original or active copy stays */
+void peft_mts_set_trainable(peft_model *m, peft_adapter *a, int on);
 
 #endif

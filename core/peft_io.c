@@ -76,6 +76,18 @@ static int build_state_dict(peft_model *m, peft_adapter *only, int memory, peft_
             }
         }
     }
+    for (int i = 0; i < m->n_mts; i++) {
+        peft_mts *e = &m->mts[i];
+        for (int j = 0; j < e->n_copies; j++) {
+            peft_mts_copy *c = &e->copies[j];
+            if (only && c->owner != only) continue;
+            if (memory && !c->t->requires_grad) continue;
+            char leaf[512];
+            if (memory) snprintf(leaf, sizeof leaf, "modules_to_save.%s.%s", c->owner->name, e->leaf);
+            else snprintf(leaf, sizeof leaf, "%s", e->leaf);
+            if (sd_push(sd, &cap, join3(peft_key_prefix(m), e->module, leaf), c->t)) goto oom;
+        }
+    }
     for (int i = 0; i < m->n_biases; i++) {
         peft_trainable_bias *b = &m->biases[i];
         if (only && b->owner != only) continue;
@@ -251,6 +263,8 @@ int peft_save_pretrained(peft_model *m, const char *dir, const char *const *sele
                          int n_selected, int is_main_process)
 {
     if (!is_main_process) return PEFT_OK;
+    if (!dir || strlen(dir) > 3000)
+        return peft_set_error(m->ctx, PEFT_EINVAL, "save_pretrained: the directory path is empty or too long");
     for (int i = 0; selected && i < n_selected; i++)
         if (!peft_find_adapter(m, selected[i]))
             return peft_set_error(m->ctx, PEFT_ENOTFOUND, "save_pretrained: no adapter named '%s'",
@@ -295,6 +309,8 @@ int peft_load_adapter(peft_model *m, const char *dir, const char *adapter_name, 
 {
     const char *name = adapter_name ? adapter_name : "default";
     char cfg_path[4200], w_path[4200];
+    if (!dir || strlen(dir) > 3000)
+        return peft_set_error(m->ctx, PEFT_EINVAL, "load_adapter: the directory path is empty or too long");
     if (adapter_files(dir, name, cfg_path, w_path, sizeof cfg_path))
         return peft_set_error(m->ctx, PEFT_EIO, "%s: no adapter_config.json (nor in %s/%s/)", dir,
                               dir, name);

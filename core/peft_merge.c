@@ -48,6 +48,7 @@ int peft_unmerge_adapter(peft_model *m)
 /* hand the base back to the caller and free the PEFT shell */
 static void release_shell(peft_model *m, peft_base_model **out)
 {
+    peft_mts_release(m, 1); /* as PEFT: the active adapter's trained copy stays */
     for (size_t i = 0; i < m->base->n_sites; i++) {
         peft_site *s = m->base->sites[i];
         while (s->n_chain > 0) peft_site_detach(s, s->n_chain - 1);

@@ -103,7 +103,7 @@ static int wrap(peft_ctx *ctx, peft_base_model *base, const char *config_json, c
                 int mixed, int bare, peft_model **out)
 {
     if (!base) return peft_set_error(ctx, PEFT_EINVAL, "no base model");
-    peft_model *m;
+    peft_model *m = NULL;
     int rc = new_model(ctx, base, mixed, bare, &m);
     if (rc) return rc;
     peft_adapter *a;
@@ -134,6 +134,7 @@ int peft_inject_adapter_in_model(peft_ctx *ctx, peft_base_model *base, const cha
 void peft_model_free(peft_model *m)
 {
     if (!m) return;
+    peft_mts_release(m, 0);
     if (m->base)
         for (size_t i = 0; i < m->base->n_sites; i++) peft_site_release(m->base->sites[i]);
     for (int i = 0; i < m->n_adapters; i++) peft_adapter_free(m->adapters[i]);
@@ -192,6 +193,7 @@ int peft_delete_adapter(peft_model *m, const char *adapter_name)
     for (int i = 0; i < m->n_biases; i++)
         if (m->biases[i].owner != a) m->biases[k++] = m->biases[i];
     m->n_biases = k;
+    peft_mts_drop(m, a);
     for (int i = 0; i < m->n_adapters; i++)
         if (m->adapters[i] == a) {
             memmove(&m->adapters[i], &m->adapters[i + 1],
@@ -208,12 +210,14 @@ int peft_disable_adapter(peft_model *m)
     int rc = peft_unmerge_adapter(m); /* PEFT unmerges before disabling */
     if (rc) return rc;
     m->base->adapters_disabled = 1;
+    peft_mts_apply(m);
     return PEFT_OK;
 }
 
 int peft_enable_adapter(peft_model *m)
 {
     m->base->adapters_disabled = 0;
+    peft_mts_apply(m);
     return PEFT_OK;
 }
 
@@ -275,6 +279,7 @@ void peft_adapter_set_trainable(peft_model *m, peft_adapter *a, int trainable)
     for (int i = 0; i < m->n_biases; i++)
         if (m->biases[i].owner == a) m->biases[i].param->t->requires_grad = trainable;
     a->trainable = trainable;
+    peft_mts_set_trainable(m, a, trainable);
 }
 
 typedef struct count_ud {
@@ -296,8 +301,17 @@ int peft_get_nb_trainable_parameters(const peft_model *m, int64_t *trainable, in
     for (size_t i = 0; i < m->base->n_params; i++) {
         peft_tensor *t = m->base->params[i].t;
         c.all += t->numel;
-        if (t->requires_grad) c.trainable += t->numel;
+        int is_mts = 0;
+        for (int k = 0; k < m->n_mts; k++) is_mts |= m->mts[k].param == &m->base->params[i];
+        if (t->requires_grad && !is_mts) c.trainable += t->numel;
     }
+    /* PEFT counts the original module and every modules_to_save copy */
+    for (int k = 0; k < m->n_mts; k++)
+        for (int j = 0; j < m->mts[k].n_copies; j++) {
+            peft_tensor *t = m->mts[k].copies[j].t;
+            c.all += t->numel;
+            if (t->requires_grad) c.trainable += t->numel;
+        }
     *trainable = c.trainable;
     *all = c.all;
     return PEFT_OK;
@@ -343,6 +357,7 @@ int peft_model_forward(peft_model *m, peft_graph *g, const peft_model_inputs *in
 {
     char err[1024] = "";
     g->training = m->training;
+    peft_mts_apply(m);
     memset(out, 0, sizeof *out);
     if (m->base->arch->forward(m->base, g, in, out, err, sizeof err))
         return peft_set_error(m->ctx, PEFT_EINVAL, "%s", err[0] ? err : "forward failed");

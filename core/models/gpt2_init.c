@@ -198,7 +198,7 @@ int peft_write_random_gpt2(const char *dir, const peft_gpt2_shape *s, uint64_t s
 
     const int64_t C = s->n_embd, V = s->vocab_size, P = s->n_positions;
     const double proj_std = INIT_RANGE / sqrt(2.0 * s->n_layer);
-    size_t cap = 3 + 12 * (size_t)s->n_layer, n = 0;
+    size_t cap = 4 + 12 * (size_t)s->n_layer, n = 0; /* wte, wpe, 12 per block, ln_f */
     init_tensor *ts = calloc(cap, sizeof *ts);
     peft_st_out *outs = calloc(cap, sizeof *outs);
     int rc = -1;
