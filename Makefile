@@ -88,6 +88,18 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libpeft.so
 bench: all $(BENCH_BIN)
 	@./bench/run.sh $(abspath $(BUILD))
 
+# The main job on its embedded default: a small GPT-2 written by our own code (seeded), then
+# a LoRA fine-tune on the toy counting data in examples/, saved in PEFT's format.
+RUN_DIR = $(BUILD)/run
+run: all
+	@test -f $(RUN_DIR)/tiny-gpt2/model.safetensors || \
+	  $(BUILD)/peft init-model --out $(RUN_DIR)/tiny-gpt2 --layers 2 --embd 64 --heads 4 \
+	    --vocab 256 --positions 128 --seed 0
+	$(BUILD)/peft train --model $(RUN_DIR)/tiny-gpt2 --data examples/data/count-tokens.txt \
+	  --config examples/lora-count.json --steps 400 --batch 16 --seq 32 --lr 1e-2 \
+	  --eval-every 100 --seed 0 --output $(RUN_DIR)/lora-adapter
+	$(BUILD)/peft info --model $(RUN_DIR)/tiny-gpt2 --adapter $(RUN_DIR)/lora-adapter
+
 -include $(CORE_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
 
 clean:
