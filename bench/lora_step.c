@@ -7,7 +7,9 @@
  * parameters. Dropout is off (eval-mode forward, like the PyTorch peer bench/lora_step_torch.py).
  * 2 warm-up steps, then --steps N (5) timed steps. Prints ms/step (median, mean), tokens/s, peak
  * RSS and peak arena bytes, and a machine-readable RESULT line for bench/run.sh.
- * The thread count is OpenBLAS's default (OPENBLAS_NUM_THREADS if set).
+ * The thread count is OpenBLAS's default (OPENBLAS_NUM_THREADS if set); the kernel set OpenBLAS
+ * picked for the CPU is printed too (--blas-core prints only that), since a misdetected CPU
+ * (e.g. "Prescott" on a recent Xeon) makes every GEMM 2-3x slower.
  */
 #define _GNU_SOURCE
 #include <cblas.h>
@@ -99,7 +101,8 @@ static int ensure_model(const char *dir)
 
 static void usage(const char *argv0)
 {
-    fprintf(stderr, "usage: %s [--steps N]\n", argv0);
+    fprintf(stderr, "usage: %s [--steps N] [--blas-core]\n"
+            "  --blas-core  print the kernel set OpenBLAS chose for this CPU and exit\n", argv0);
     exit(2);
 }
 
@@ -116,6 +119,9 @@ int main(int argc, char **argv)
         if (!strcmp(argv[i], "--steps") && i + 1 < argc) {
             steps = atoi(argv[++i]);
             if (steps < 1) usage(argv[0]);
+        } else if (!strcmp(argv[i], "--blas-core")) {
+            printf("%s\n", openblas_get_corename());
+            return 0;
         } else {
             usage(argv[0]);
         }
@@ -159,7 +165,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "libpeft lora-step: out of memory (graph)\n");
         return 1;
     }
-    printf("threads: openblas_get_num_threads() = %d\n", openblas_get_num_threads());
+    printf("threads: openblas_get_num_threads() = %d; OpenBLAS kernels: %s (%s)\n",
+           openblas_get_num_threads(), openblas_get_corename(), openblas_get_config());
     printf("batch %d x %d tokens, LoRA r=8 alpha=16 on c_attn, AdamW lr 1e-4; %d warm-up + %d "
            "timed steps\n", BATCH, SEQ, WARMUP, steps);
 

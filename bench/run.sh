@@ -21,6 +21,29 @@ trap 'rm -rf "$TMP"' EXIT INT TERM
 # value of key=... on the RESULT line of a log
 result() { sed -n 's/^RESULT .*'"$2"'=\([^ ]*\).*/\1/p' "$1" | tail -n 1; }
 
+# OpenBLAS (Debian's DYNAMIC_ARCH 0.3.21) falls back to its SSE3 "Prescott" kernels on CPUs it
+# does not know (e.g. family 6 model 207 Xeons with AVX-512), making every GEMM 2-3x slower for
+# libpeft and PyTorch alike. Unless OPENBLAS_CORETYPE is set already, pick the kernels the CPU
+# supports for both sides of the comparison, and say so.
+if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
+    core=$("$BUILD/bench/lora_step" --blas-core 2>/dev/null)
+    flags=$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null)
+    want=
+    case " $flags " in
+        *" avx512f "*" avx512bw "*|*" avx512bw "*" avx512f "*) want=SkylakeX ;;
+        *" avx2 "*) want=Haswell ;;
+    esac
+    case "$core" in
+        Prescott|Core2|Penryn|Nehalem|Dunnington|Katmai|Coppermine|Northwood|Banias)
+            if [ -n "$want" ]; then
+                echo "note: OpenBLAS chose its '$core' kernels for this CPU, which supports $want's;"
+                echo "      running both benchmarks with OPENBLAS_CORETYPE=$want (set OPENBLAS_CORETYPE to override)"
+                OPENBLAS_CORETYPE=$want
+                export OPENBLAS_CORETYPE
+            fi ;;
+    esac
+fi
+
 echo "== libpeft: LoRA training step, GPT-2 124M, batch 4 x 128 =="
 if ! "$BUILD/bench/lora_step" --steps "$STEPS" 2>&1 | tee "$TMP/libpeft.log"; then
     echo "libpeft lora-step: FAILED" >&2
@@ -68,7 +91,7 @@ done
 
 echo
 echo "== comparison =="
-echo "libpeft: $PEFT_MS ms/step, peak RSS $PEFT_RSS MB (OpenBLAS default threads)"
+echo "libpeft: $PEFT_MS ms/step, peak RSS $PEFT_RSS MB (OpenBLAS default threads; kernels: ${OPENBLAS_CORETYPE:-auto-detected})"
 if [ -z "$BEST_MS" ]; then
     echo "lora-step ratio (pytorch/libpeft): n/a (the PyTorch benchmark failed)"
     exit 0
