@@ -422,6 +422,38 @@ START_TEST(training_lowers_the_loss)
 }
 END_TEST
 
+START_TEST(bias_all_and_dropout)
+{
+    peft_model *m = make("{\"peft_type\":\"LORA\",\"r\":2,\"bias\":\"all\",\"lora_dropout\":0.5,"
+                         "\"init_lora_weights\":false}");
+    ck_assert_msg(m, "%s", peft_errmsg(ctx));
+    int64_t t, a;
+    peft_get_nb_trainable_parameters(m, &t, &a);
+    /* LoRA 2 x (2x32 + 96x2) + every bias: per block 96+32+128+32 (linear) + 32+32 (ln), + ln_f */
+    ck_assert_int_eq(t, 2 * 256 + 2 * 352 + 32);
+    peft_state_dict *sd;
+    ck_assert(peft_get_peft_model_state_dict(m, NULL, &sd) == 0);
+    int ln = 0, wrapped = 0;
+    for (size_t i = 0; i < sd->n; i++) {
+        ln |= !strcmp(sd->names[i], "base_model.model.transformer.h.0.ln_1.bias");
+        wrapped |= !strcmp(sd->names[i], "base_model.model.transformer.h.0.attn.c_attn.base_layer.bias");
+    }
+    ck_assert(ln && wrapped);
+    peft_state_dict_free(sd);
+    /* dropout: active only in training mode, and seeded */
+    int64_t n;
+    float *e1 = logits(m, &n), *e2 = logits(m, &n);
+    ck_assert(memcmp(e1, e2, (size_t)n * 4) == 0);
+    peft_model_train(m, 1);
+    float *t1 = logits(m, &n);
+    ck_assert(tu_max_abs_diff(e1, t1, n) > 0);
+    peft_model_free(m);
+    free(e1);
+    free(e2);
+    free(t1);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("peft_api");
@@ -437,6 +469,7 @@ int main(void)
     tcase_add_test(tc, inject_is_bare);
     tcase_add_test(tc, bad_adapter_files);
     tcase_add_test(tc, training_lowers_the_loss);
+    tcase_add_test(tc, bias_all_and_dropout);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

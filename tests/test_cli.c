@@ -1,0 +1,191 @@
+/* test_cli.c — the `peft` command end to end: forward (logits, loss, grads, --merge) against
+ * Python PEFT's fixture, info --json, train + reload, init-model, and clean error exits. */
+#include <check.h>
+#include <stdarg.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include "safetensors.h"
+#include "testutil.h"
+
+static char *tmp;
+
+/* runs build/peft with args; returns the exit code, output (stdout+stderr) in *out (freed by caller) */
+static int peft(char **out, const char *fmt, ...)
+{
+    char args[8192], cmd[9000];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1", tu_build("peft"), args);
+    FILE *p = popen(cmd, "r");
+    ck_assert(p);
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    size_t r;
+    while ((r = fread(buf + n, 1, cap - n - 1, p)) > 0) {
+        n += r;
+        if (n + 1 == cap) buf = realloc(buf, cap *= 2);
+    }
+    buf[n] = 0;
+    int st = pclose(p);
+    if (out) *out = buf;
+    else free(buf);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+static double file_diff(const char *a, const char *ka, const char *b, const char *kb)
+{
+    char err[512];
+    peft_st_file *fa, *fb;
+    ck_assert_msg(peft_st_open(a, &fa, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_st_open(b, &fb, err, sizeof err) == 0, "%s", err);
+    const peft_st_entry *ea = peft_st_find(fa, ka), *eb = peft_st_find(fb, kb);
+    ck_assert_msg(ea && eb, "missing %s or %s", ka, kb);
+    ck_assert_int_eq(ea->nbytes, eb->nbytes);
+    double d = tu_max_abs_diff(ea->data, eb->data, (int64_t)(ea->nbytes / 4));
+    peft_st_close(fa);
+    peft_st_close(fb);
+    return d;
+}
+
+static void setup(void) { tmp = tu_tmpdir(); }
+static void teardown(void) { tu_rmtree(tmp); free(tmp); }
+
+#define CASE "hf-peft/gpt2__lora_default"
+
+START_TEST(forward_matches_peft)
+{
+    char *out;
+    int rc = peft(&out, "forward --model %s --adapter %s --input %s --output %s/o.safetensors --grads %s/g.safetensors",
+                  tu_fixture("hf-peft/_models/gpt2"), tu_fixture(CASE "/adapter"), tu_fixture(CASE "/inputs.json"), tmp, tmp);
+    ck_assert_msg(rc == 0, "%s", out);
+    ck_assert_msg(strstr(out, "loss 4.8797"), "%s", out);
+    free(out);
+    char o[4096], g[4096];
+    snprintf(o, sizeof o, "%s/o.safetensors", tmp);
+    snprintf(g, sizeof g, "%s/g.safetensors", tmp);
+    ck_assert(file_diff(o, "logits", tu_fixture(CASE "/peft_logits.safetensors"), "logits") <= 1e-4);
+    const char *keys[2] = {"transformer.h.0.attn.c_attn.lora_A", "transformer.h.1.attn.c_attn.lora_B"};
+    for (int i = 0; i < 2; i++) {
+        char saved[256], mem[256];
+        snprintf(saved, sizeof saved, "base_model.model.%s.weight", keys[i]);
+        snprintf(mem, sizeof mem, "base_model.model.%s.default.weight", keys[i]);
+        ck_assert(file_diff(g, saved, tu_fixture(CASE "/grads.safetensors"), mem) <= 1e-4);
+    }
+    rc = peft(&out, "forward --model %s --adapter %s --merge --input %s --output %s/m.safetensors",
+              tu_fixture("hf-peft/_models/gpt2"), tu_fixture(CASE "/adapter"), tu_fixture(CASE "/inputs.json"), tmp);
+    ck_assert_msg(rc == 0, "%s", out);
+    free(out);
+    snprintf(o, sizeof o, "%s/m.safetensors", tmp);
+    ck_assert(file_diff(o, "logits", tu_fixture(CASE "/merged_logits.safetensors"), "logits") <= 1e-4);
+}
+END_TEST
+
+START_TEST(info_json_is_peft_status)
+{
+    char *out;
+    int rc = peft(&out, "info --model %s --adapter %s --json 2>/dev/null", tu_fixture("hf-peft/_models/gpt2"),
+                  tu_fixture(CASE "/adapter"));
+    ck_assert_msg(rc == 0, "%s", out);
+    json_t *j = json_loads(out, 0, NULL);
+    ck_assert_msg(j, "not JSON: %s", out);
+    json_t *want = json_load_file(tu_fixture(CASE "/model_status.json"), 0, NULL);
+    json_t *ms = json_object_get(j, "model_status");
+    /* loaded for inference: not trainable (PEFT's from_pretrained default) */
+    ck_assert_int_eq(json_integer_value(json_object_get(ms, "total_params")),
+                     json_integer_value(json_object_get(want, "total_params")));
+    ck_assert(json_equal(json_object_get(ms, "peft_types"), json_object_get(want, "peft_types")));
+    ck_assert_int_eq(json_array_size(json_object_get(j, "layer_status")), 2);
+    json_decref(j);
+    json_decref(want);
+    free(out);
+    rc = peft(&out, "info --model %s --adapter %s", tu_fixture("hf-peft/_models/gpt2"), tu_fixture(CASE "/adapter"));
+    ck_assert_msg(rc == 0 && strstr(out, "trainable params: 0 || all params: 32,640 || trainable%: 0.0000") &&
+                      strstr(out, "transformer.h.0.attn.c_attn") && strstr(out, "default:lora"),
+                  "%s", out);
+    free(out);
+}
+END_TEST
+
+START_TEST(train_then_reload)
+{
+    char data[4096], *out;
+    snprintf(data, sizeof data, "%s/tokens.txt", tmp);
+    FILE *f = fopen(data, "w");
+    for (int i = 0; i < 400; i++) fprintf(f, "%d%c", (i * 7) % 128, i % 16 == 15 ? '\n' : ' ');
+    fclose(f);
+    int rc = peft(&out, "train --model %s --data %s --output %s/ad --steps 5 --batch 2 --seq 8 --eval-every 5",
+                  tu_fixture("hf-peft/_models/gpt2"), data, tmp);
+    ck_assert_msg(rc == 0 && strstr(out, "step 5: train loss") && strstr(out, "saved the adapter"), "%s", out);
+    free(out);
+    rc = peft(&out, "forward --model %s --adapter %s/ad --input %s --output %s/o.safetensors",
+              tu_fixture("hf-peft/_models/gpt2"), tmp, tu_fixture(CASE "/inputs.json"), tmp);
+    ck_assert_msg(rc == 0, "%s", out);
+    free(out);
+}
+END_TEST
+
+START_TEST(init_model_runs)
+{
+    char *out;
+    int rc = peft(&out, "init-model --out %s/tiny --layers 1 --embd 16 --heads 2 --vocab 128 --positions 16", tmp);
+    ck_assert_msg(rc == 0, "%s", out);
+    free(out);
+    rc = peft(&out, "forward --model %s/tiny --input %s --output %s/o.safetensors", tmp, tu_fixture(CASE "/inputs.json"), tmp);
+    ck_assert_msg(rc == 0 && strstr(out, "loss"), "%s", out);
+    free(out);
+}
+END_TEST
+
+START_TEST(errors_exit_cleanly)
+{
+    struct { const char *args; const char *msg; } cases[] = {
+        {"forward --input x.json --output y", "--model"},
+        {"frobnicate", "unknown command"},
+        {"forward --model /nonexistent --input x --output y", "x"},
+        {"info --model /nonexistent", "/nonexistent"},
+        {"forward --bogus", "unknown option '--bogus'"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char *out;
+        int rc = peft(&out, "%s", cases[i].args);
+        ck_assert_msg(rc != 0 && rc < 128, "case %zu: rc %d", i, rc);
+        ck_assert_msg(strstr(out, cases[i].msg), "case %zu: '%s' lacks '%s'", i, out, cases[i].msg);
+        free(out);
+    }
+    char bad[4096], *out;
+    snprintf(bad, sizeof bad, "%s/bad.json", tmp);
+    tu_write_file(bad, "{\"input_ids\": [[1, 2], [3]]}", 28);
+    int rc = peft(&out, "forward --model %s --input %s --output %s/o", tu_fixture("hf-peft/_models/gpt2"), bad, tmp);
+    ck_assert_msg(rc == 1 && strstr(out, "bad.json") && strstr(out, "input_ids"), "%s", out);
+    free(out);
+    rc = peft(&out, "forward --model %s --adapter %s/none --input %s --output %s/o", tu_fixture("hf-peft/_models/gpt2"),
+              tmp, tu_fixture(CASE "/inputs.json"), tmp);
+    ck_assert_msg(rc == 1 && strstr(out, "none"), "%s", out);
+    free(out);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("cli");
+    TCase *tc = tcase_create("cli");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, forward_matches_peft);
+    tcase_add_test(tc, info_json_is_peft_status);
+    tcase_add_test(tc, train_then_reload);
+    tcase_add_test(tc, init_model_runs);
+    tcase_add_test(tc, errors_exit_cleanly);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
