@@ -4,7 +4,7 @@
 CC      ?= cc
 PREFIX  ?= /usr/local
 BUILD   ?= build
-OPT     ?= -O2
+OPT     ?= -O3
 CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-format-truncation -fPIC -pthread
 CPPFLAGS += -Icore -Isdk/include -I/usr/include/x86_64-linux-gnu/openblas-pthread

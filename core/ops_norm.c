@@ -117,18 +117,36 @@ peft_tensor *op_layernorm(peft_graph *g, peft_tensor *x, peft_tensor *w, peft_te
 
 typedef struct { peft_tensor *x, *out; } gelu_ctx;
 
-// dy (n), x (n) -> dx (n) += dy * gelu'(x)
-static void gelu_backward(peft_graph *g, void *p)
+/* tanh for the GELU kernels, branch-free so that the loops vectorise (glibc's tanhf does not):
+ * tanh(u) = (e - 1) / (e + 1), e = 2^(2u log2 e) from a Cody-Waite split and a degree-6
+ * polynomial for 2^f, f in [-0.5, 0.5]. |error| < 2e-7 against tanh in double. */
+static inline float gelu_tanh_approx(float u)
 {
-    gelu_ctx *c = p;
-    const float *dy = c->out->grad;
-    float *dx = dy ? peft_grad_of(g, c->x) : NULL;
-    if (!dx) return;
-    const float *x = peft_f32(c->x);
-    for (int64_t i = 0; i < c->x->numel; i++) {
+    u = u < -9.0f ? -9.0f : u > 9.0f ? 9.0f : u;
+    float z = 2.8853900817779268f * u; /* 2u * log2(e) */
+    float n = (z + 12582912.0f) - 12582912.0f; /* round to nearest (1.5 * 2^23 trick) */
+    float f = z - n;
+    float p = 1.5403530393381609e-4f;
+    p = p * f + 1.3333558146428443e-3f;
+    p = p * f + 9.6181291076284772e-3f;
+    p = p * f + 5.5504108664821580e-2f;
+    p = p * f + 2.4022650695910071e-1f;
+    p = p * f + 6.9314718055994531e-1f;
+    p = p * f + 1.0f;
+    union { float f; int32_t i; } two_n = {.i = ((int32_t)n + 127) << 23};
+    float e = p * two_n.f;
+    return (e - 1.0f) / (e + 1.0f);
+}
+
+#define VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+
+// dy (n), x (n) -> dx (n) += dy * gelu'(x)
+VECTOR_CLONES static void gelu_backward_kernel(const float *x, const float *dy, float *dx, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
         const float xi = x[i];
         const float u = GELU_BETA * (xi + GELU_KAPPA * xi * xi * xi);
-        const float t = tanhf(u);
+        const float t = gelu_tanh_approx(u);
         const float du = GELU_BETA * (1.0f + 3.0f * GELU_KAPPA * xi * xi);
         const float d = 0.5f * (1.0f + t) + 0.5f * xi * (1.0f - t * t) * du;
         dx[i] += dy[i] * d;
@@ -136,18 +154,31 @@ static void gelu_backward(peft_graph *g, void *p)
 }
 
 // x (n) -> y (n) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+VECTOR_CLONES static void gelu_forward_kernel(const float *x, float *y, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        const float xi = x[i];
+        const float inner = GELU_BETA * (xi + GELU_KAPPA * (xi * xi * xi));
+        y[i] = 0.5f * xi * (1.0f + gelu_tanh_approx(inner));
+    }
+}
+
+static void gelu_backward(peft_graph *g, void *p)
+{
+    gelu_ctx *c = p;
+    const float *dy = c->out->grad;
+    float *dx = dy ? peft_grad_of(g, c->x) : NULL;
+    if (!dx) return;
+    gelu_backward_kernel(peft_f32(c->x), dy, dx, c->x->numel);
+}
+
+/* x (n) -> y (n): GELU, tanh approximation */
 peft_tensor *op_gelu_tanh(peft_graph *g, peft_tensor *x)
 {
     if (!x || x->dtype != PEFT_DTYPE_F32) return NULL;
     peft_tensor *y = peft_graph_tensor_raw(g, PEFT_DTYPE_F32, x->ndim, x->shape);
     if (!y) return NULL;
-    const float *xd = peft_f32(x);
-    float *yd = peft_f32(y);
-    for (int64_t i = 0; i < x->numel; i++) {
-        const float xi = xd[i];
-        const float inner = GELU_BETA * (xi + GELU_KAPPA * (xi * xi * xi));
-        yd[i] = 0.5f * xi * (1.0f + tanhf(inner));
-    }
+    gelu_forward_kernel(peft_f32(x), peft_f32(y), x->numel);
     y->requires_grad = peft_needs_grad(g, x, NULL);
     if (y->requires_grad) {
         gelu_ctx *c = peft_tape_push(g, gelu_backward, sizeof *c);
