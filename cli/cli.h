@@ -20,6 +20,8 @@ int cmd_init_model(int argc, char **argv);
 
 /* tiny option helpers: returns the value of --name at argv[*i] and advances, or NULL */
 const char *cli_opt(int argc, char **argv, int *i, const char *name);
+/* a whole text file (NUL-terminated, caller frees) or NULL after printing why */
+char *cli_read_text(const char *path);
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

@@ -17,7 +17,7 @@ static const char *HELP =
 static const char *saved_name_of(peft_model *m, peft_tensor *t, peft_state_dict **sds, int n)
 {
     for (int a = 0; a < n; a++)
-        for (size_t i = 0; i < sds[a]->n; i++)
+        for (size_t i = 0; sds[a] && i < sds[a]->n; i++)
             if (sds[a]->tensors[i] == t) return sds[a]->names[i];
     return NULL;
 }
@@ -30,19 +30,27 @@ static int write_grads(peft_model *m, const char *path)
     int na = peft_adapter_count(m);
     peft_state_dict *sds[CLI_MAX_ADAPTERS] = {0};
     for (int a = 0; a < na && a < CLI_MAX_ADAPTERS; a++)
-        peft_get_peft_model_state_dict(m, peft_adapter_name(m, a), &sds[a]);
+        if (peft_get_peft_model_state_dict(m, peft_adapter_name(m, a), &sds[a])) sds[a] = NULL;
     peft_st_out *outs = calloc(tp->n + 1, sizeof *outs);
     float **zeros = calloc(tp->n + 1, sizeof *zeros);
+    if (!outs || !zeros) {
+        free(outs);
+        free(zeros);
+        for (int a = 0; a < na && a < CLI_MAX_ADAPTERS; a++) peft_state_dict_free(sds[a]);
+        peft_state_dict_free(tp);
+        return cli_fail("out of memory");
+    }
+    int oom = 0;
     for (size_t i = 0; i < tp->n; i++) {
         peft_tensor *t = tp->tensors[i];
         const char *key = na == 1 ? saved_name_of(m, t, sds, na) : NULL;
-        const float *g = t->grad;
-        if (!g) g = zeros[i] = calloc((size_t)t->numel, sizeof(float));
+        const float *g = t->grad; /* NULL: the loss does not depend on it */
+        if (!g) oom |= !(g = zeros[i] = calloc((size_t)t->numel + 1, sizeof(float)));
         outs[i] = (peft_st_out){key ? key : tp->names[i], PEFT_DTYPE_F32, t->ndim, t->shape, g};
     }
-    char err[1024];
+    char err[1024] = "out of memory";
     static const char *const meta[] = {"format", "pt", NULL};
-    int rc = peft_st_write(path, outs, tp->n, meta, err, sizeof err);
+    int rc = oom ? -1 : peft_st_write(path, outs, tp->n, meta, err, sizeof err);
     for (size_t i = 0; i < tp->n; i++) free(zeros[i]);
     free(zeros);
     free(outs);

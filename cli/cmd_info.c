@@ -49,8 +49,12 @@ int cmd_info(int argc, char **argv)
     }
     if (m) {
         char *ms = NULL, *ls = NULL;
-        peft_get_model_status(m, &ms);
-        peft_get_layer_status(m, &ls);
+        if (peft_get_model_status(m, &ms) || peft_get_layer_status(m, &ls)) {
+            free(ms);
+            peft_model_free(m);
+            peft_ctx_free(ctx);
+            return cli_fail("%s", "out of memory");
+        }
         if (as_json) {
             printf("{\"model_status\": %s, \"layer_status\": %s}\n", ms, ls);
         } else {

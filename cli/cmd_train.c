@@ -32,11 +32,16 @@ static int read_tokens(const char *path, tokens *t)
     int64_t cap = 4096;
     t->ids = malloc((size_t)cap * sizeof *t->ids);
     t->n = 0;
+    if (!t->ids) { fclose(f); return cli_fail("out of memory"); }
     long long v;
     int c;
     while ((c = fscanf(f, "%lld", &v)) == 1) {
         if (v < 0 || v > INT32_MAX) { fclose(f); return cli_fail("%s: token %lld is out of range", path, v); }
-        if (t->n == cap) t->ids = realloc(t->ids, (size_t)(cap *= 2) * sizeof *t->ids);
+        if (t->n == cap) {
+            int32_t *p = realloc(t->ids, (size_t)(cap *= 2) * sizeof *t->ids);
+            if (!p) { fclose(f); return cli_fail("%s: out of memory at %lld tokens", path, (long long)t->n); }
+            t->ids = p;
+        }
         t->ids[t->n++] = (int32_t)v;
     }
     int bad = !feof(f);
@@ -123,7 +128,11 @@ int cmd_train(int argc, char **argv)
         else { fputs(HELP, stderr); return cli_fail("unknown option '%s'", argv[i]); }
     }
     if (!model || !data || !output) { fputs(HELP, stderr); return cli_fail("--model, --data and --output are required"); }
-    if (steps < 1 || B < 1 || T < 2 || lr <= 0) return cli_fail("--steps, --batch >= 1, --seq >= 2 and --lr > 0 please");
+    if (steps < 1 || B < 1 || B > 65536 || T < 2 || T > 65536 || B * T > (1L << 24) || !(lr > 0) ||
+        eval_every < 1 || warmup < 0 || !(clip >= 0) || dropout < 0 || dropout >= 1)
+        return cli_fail("need --steps >= 1, 1 <= --batch <= 65536, 2 <= --seq <= 65536, batch x seq <= "
+                        "16M tokens, --lr > 0, --eval-every >= 1, --warmup >= 0, --clip >= 0, "
+                        "0 <= --dropout < 1");
 
     tokens tk = {0};
     if (read_tokens(data, &tk)) { free(tk.ids); return 1; }
@@ -132,19 +141,8 @@ int cmd_train(int argc, char **argv)
         free(tk.ids);
         return cli_fail("%s: %lld tokens is too few for --seq %ld (need >= %ld)", data, (long long)tk.n, T, 10 * (T + 1));
     }
-    char *cfg_text = NULL;
-    if (config) {
-        FILE *f = fopen(config, "rb");
-        if (!f) { free(tk.ids); return cli_fail("%s: cannot open", config); }
-        fseek(f, 0, SEEK_END);
-        long n = ftell(f);
-        fseek(f, 0, SEEK_SET);
-        cfg_text = calloc(1, (size_t)n + 1);
-        if (fread(cfg_text, 1, (size_t)n, f) != (size_t)n) n = 0;
-        fclose(f);
-    } else {
-        cfg_text = make_config(r, alpha, dropout, targets);
-    }
+    char *cfg_text = config ? cli_read_text(config) : make_config(r, alpha, dropout, targets);
+    if (!cfg_text) { free(tk.ids); return 1; }
 
     int rc = 1;
     peft_ctx *ctx = peft_ctx_new(seed);
@@ -153,9 +151,11 @@ int cmd_train(int argc, char **argv)
     peft_adamw *opt = NULL;
     peft_graph *g = NULL;
     int32_t *ids = malloc((size_t)(B * T) * sizeof *ids);
+    if (!ids) { cli_fail("out of memory for a %ld x %ld batch", B, T); goto out; }
     if (peft_load_base_model(ctx, model, &base)) { cli_fail("%s", peft_errmsg(ctx)); goto out; }
     if (peft_get_peft_model(ctx, base, cfg_text, "default", 0, &m)) {
-        cli_fail("%s%s", config ? "" : "", peft_errmsg(ctx));
+        if (config) cli_fail("%s: %s", config, peft_errmsg(ctx));
+        else cli_fail("%s", peft_errmsg(ctx));
         peft_base_model_free(base);
         goto out;
     }

@@ -1,4 +1,5 @@
 /* common.c — option helpers, IN.json batches and model + adapter setup for the CLI. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,9 +23,38 @@ const char *cli_opt(int argc, char **argv, int *i, const char *name)
     if (strcmp(argv[*i], name) != 0) return NULL;
     if (*i + 1 >= argc) {
         cli_fail("%s needs a value", name);
-        return "";
+        exit(2);
     }
     return argv[++*i];
+}
+
+char *cli_read_text(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        cli_fail("%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    size_t r;
+    while (buf && (r = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+        n += r;
+        if (n + 1 == cap) {
+            char *b = cap < (64u << 20) ? realloc(buf, cap *= 2) : NULL;
+            if (!b) { free(buf); buf = NULL; }
+            else buf = b;
+        }
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (!buf || bad) {
+        free(buf);
+        cli_fail("%s: cannot read (or larger than 64 MB)", path);
+        return NULL;
+    }
+    buf[n] = 0;
+    return buf;
 }
 
 /* "DIR[:NAME]" */

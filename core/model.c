@@ -405,7 +405,7 @@ int peft_config_int(const peft_base_model *m, const char *key, int has_def, int6
     if (json_is_integer(v)) { *out = (int64_t)json_integer_value(v); return 0; }
     if (json_is_real(v)) { /* 1024.0 is tolerated, 0.5 is not */
         double d = json_real_value(v);
-        if (d == (double)(int64_t)d) { *out = (int64_t)d; return 0; }
+        if (d > -9.0e18 && d < 9.0e18 && d == (double)(int64_t)d) { *out = (int64_t)d; return 0; }
     }
     seterr(err, errlen, "%s/config.json: field \"%s\" must be an integer, got %s", m->dir, key,
            json_kind(v));

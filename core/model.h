@@ -20,6 +20,7 @@ typedef struct peft_base_model peft_base_model;
  * model (core/peft_model.c); sites only point at it. */
 typedef struct peft_adapter {
     char *name;                       /* "default" */
+    char *source;                     /* where the config came from, for errors (file path) */
     const peft_tuner_vtable *vt;      /* the method's plugin table (borrowed, lives in registry) */
     void *parsed;                     /* vt->config_parse result, freed with vt->config_free */
     json_t *config;                   /* the adapter_config.json object (owned) */

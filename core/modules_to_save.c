@@ -77,6 +77,11 @@ int peft_mts_add(peft_model *m, peft_adapter *a)
                     return peft_set_error(m->ctx, PEFT_EINVAL,
                                           "modules_to_save '%s' is also an adapter target (%s)", want,
                                           module);
+            /* a base bias made trainable by `bias` is trained in the copies from now on */
+            int kb = 0;
+            for (int b = 0; b < m->n_biases; b++)
+                if (m->biases[b].param != p) m->biases[kb++] = m->biases[b];
+            m->n_biases = kb;
             peft_mts *e = find_or_add(m, p);
             if (!e || add_copy(e, a)) return peft_set_error(m->ctx, PEFT_ENOMEM, "out of memory");
             hits++;

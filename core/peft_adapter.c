@@ -112,9 +112,17 @@ peft_adapter *peft_adapter_create(peft_model *m, const char *name, const char *c
     peft_adapter *a = calloc(1, sizeof *a);
     if (!a) {
         json_decref(cfg);
+        peft_set_error(m->ctx, PEFT_ENOMEM, "out of memory");
         return NULL;
     }
     a->name = strdup(name);
+    a->source = strdup(source);
+    if (!a->name || !a->source) {
+        peft_set_error(m->ctx, PEFT_ENOMEM, "out of memory");
+        peft_adapter_free(a);
+        json_decref(cfg);
+        return NULL;
+    }
     a->vt = vt;
     a->config = cfg;
     a->scale_mult = 1.0;
@@ -140,6 +148,7 @@ void peft_adapter_free(peft_adapter *a)
     if (!a) return;
     if (a->parsed) a->vt->config_free(a->parsed);
     json_decref(a->config);
+    free(a->source);
     free(a->name);
     free(a);
 }
@@ -148,6 +157,8 @@ static int add_bias(peft_model *m, peft_param *p, peft_site *s, peft_adapter *a)
 {
     for (int i = 0; i < m->n_biases; i++)
         if (m->biases[i].param == p) return 0;
+    for (int i = 0; i < m->n_mts; i++) /* a modules_to_save copy trains it already */
+        if (m->mts[i].param == p) return 0;
     if (m->n_biases == m->cap_biases) {
         int cap = m->cap_biases ? m->cap_biases * 2 : 8;
         peft_trainable_bias *b = realloc(m->biases, (size_t)cap * sizeof *b);
@@ -214,7 +225,20 @@ static void list_rule(const json_t *t, char *buf, size_t len)
     free(s);
 }
 
+static int inject_sites(peft_model *m, peft_adapter *a);
+
 int peft_adapter_inject(peft_model *m, peft_adapter *a)
+{
+    int rc = inject_sites(m, a);
+    if (rc && a->source) { /* name the config the adapter came from */
+        char msg[sizeof m->ctx->err];
+        snprintf(msg, sizeof msg, "%s", peft_errmsg(m->ctx));
+        peft_set_error(m->ctx, rc, "%s: %s", a->source, msg);
+    }
+    return rc;
+}
+
+static int inject_sites(peft_model *m, peft_adapter *a)
 {
     peft_cfg pc = {a->config};
     char err[1024] = "";
@@ -267,12 +291,19 @@ int peft_adapter_inject(peft_model *m, peft_adapter *a)
         peft_set_error(m->ctx, PEFT_ENOMEM, "out of memory making biases trainable");
         goto fail;
     }
-    if (peft_mts_add(m, a)) {
-        peft_mts_drop(m, a);
-        goto fail;
-    }
+    if (peft_mts_add(m, a)) goto fail;
     return PEFT_OK;
 fail:
-    detach_everywhere(m, a);
+    peft_adapter_uninject(m, a);
     return PEFT_EINVAL;
+}
+
+void peft_adapter_uninject(peft_model *m, peft_adapter *a)
+{
+    detach_everywhere(m, a);
+    int k = 0;
+    for (int i = 0; i < m->n_biases; i++)
+        if (m->biases[i].owner != a) m->biases[k++] = m->biases[i];
+    m->n_biases = k;
+    peft_mts_drop(m, a);
 }

@@ -58,6 +58,11 @@ peft_adapter *peft_adapter_create(peft_model *m, const char *name, const char *c
 void peft_adapter_free(peft_adapter *a);
 /* attach a created adapter to every matching site; on failure nothing stays attached */
 int peft_adapter_inject(peft_model *m, peft_adapter *a);
+/* undo peft_adapter_inject: detach from every site, drop its biases and modules_to_save */
+void peft_adapter_uninject(peft_model *m, peft_adapter *a);
+/* add_adapter with `source` (a file path or "adapter config") named in errors */
+int peft_add_adapter_from(peft_model *m, const char *name, const char *config_json,
+                          const char *source, peft_adapter **out);
 /* requires_grad on an adapter's parameters (and its trainable biases) */
 void peft_adapter_set_trainable(peft_model *m, peft_adapter *a, int trainable);
 /* does module `name` (a site) match the adapter's target rules? 1/0, -1 bad regex (err set) */

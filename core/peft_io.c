@@ -157,7 +157,7 @@ static int load_into(peft_model *m, const peft_state_dict *sd, const peft_st_fil
         const peft_st_entry *e = peft_st_find(f, sd->names[k]);
         if (!e) {
             size_t nl = strlen(sd->names[k]);
-            if (allow_missing_bias && nl > 5 && strcmp(sd->names[k] + nl - 5, ".bias") == 0)
+            if (allow_missing_bias && nl > 16 && strcmp(sd->names[k] + nl - 16, ".base_layer.bias") == 0)
                 continue; /* PEFT 0.13 never saves lora_only biases; keep the base ones */
             return peft_set_error(m->ctx, PEFT_EFORMAT, "%s: missing tensor '%s'", f->path,
                                   sd->names[k]);
@@ -336,20 +336,11 @@ int peft_load_adapter(peft_model *m, const char *dir, const char *adapter_name, 
         return peft_set_error(m->ctx, PEFT_EIO,
                               "%s: missing (only safetensors adapters are supported)", w_path);
     }
-    int had = m->n_adapters;
     peft_adapter *a = NULL;
-    /* add_adapter is static in peft_model.c: go through the public path */
-    int rc = peft_add_adapter(m, name, text);
+    int rc = peft_add_adapter_from(m, name, text, cfg_path, &a);
     free(text);
-    if (rc) {
-        /* name the file the config came from */
-        char msg[2048];
-        snprintf(msg, sizeof msg, "%s", peft_errmsg(m->ctx));
-        if (strncmp(msg, "config", 6) == 0)
-            return peft_set_error(m->ctx, rc, "%s%s", cfg_path, msg + 6);
-        return rc;
-    }
-    a = m->adapters[had];
+    if (rc) return rc;
+    peft_adapter_set_trainable(m, a, 0);
     rc = peft_set_peft_model_state_dict(m, w_path, name, 0);
     if (rc) {
         char msg[2048];

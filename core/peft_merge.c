@@ -16,8 +16,6 @@ int peft_merge_adapter(peft_model *m, const char *const *names, int n, int safe)
     for (int i = 0; names && i < n; i++)
         if (!peft_find_adapter(m, names[i]))
             return peft_set_error(m->ctx, PEFT_ENOTFOUND, "merge: no adapter named '%s'", names[i]);
-    if (m->base->adapters_disabled)
-        return peft_set_error(m->ctx, PEFT_ESTATE, "merge: adapters are disabled");
     char err[1024] = "";
     for (size_t i = 0; i < m->base->n_sites; i++) {
         peft_site *s = m->base->sites[i];

@@ -54,8 +54,8 @@ static int add_record(peft_model *m, peft_adapter *a)
 }
 
 /* a new adapter from config text, injected and registered; not yet active */
-static int add_adapter(peft_model *m, const char *name, const char *config_json,
-                       const char *source, peft_adapter **out)
+int peft_add_adapter_from(peft_model *m, const char *name, const char *config_json,
+                          const char *source, peft_adapter **out)
 {
     if (!name) name = "default";
     if (!valid_adapter_name(name))
@@ -80,8 +80,9 @@ static int add_adapter(peft_model *m, const char *name, const char *config_json,
         return rc;
     }
     if (add_record(m, a)) {
-        peft_set_error(m->ctx, PEFT_ENOMEM, "out of memory");
-        return PEFT_ENOMEM;
+        peft_adapter_uninject(m, a);
+        peft_adapter_free(a);
+        return peft_set_error(m->ctx, PEFT_ENOMEM, "out of memory");
     }
     if (out) *out = a;
     return PEFT_OK;
@@ -107,7 +108,7 @@ static int wrap(peft_ctx *ctx, peft_base_model *base, const char *config_json, c
     int rc = new_model(ctx, base, mixed, bare, &m);
     if (rc) return rc;
     peft_adapter *a;
-    rc = add_adapter(m, name, config_json, "config", &a);
+    rc = peft_add_adapter_from(m, name, config_json, "adapter config", &a);
     if (rc) {
         m->base = NULL; /* the caller keeps the base on failure */
         peft_model_free(m);
@@ -146,8 +147,8 @@ void peft_model_free(peft_model *m)
 
 int peft_add_adapter(peft_model *m, const char *adapter_name, const char *config_json)
 {
-    peft_adapter *a;
-    int rc = add_adapter(m, adapter_name, config_json, "config", &a);
+    peft_adapter *a = NULL;
+    int rc = peft_add_adapter_from(m, adapter_name, config_json, "adapter config", &a);
     if (rc) return rc;
     peft_adapter_set_trainable(m, a, 0); /* PEFT: not trained until set active */
     return PEFT_OK;
@@ -158,9 +159,21 @@ int peft_set_adapters(peft_model *m, const char *const *names, int n)
     for (int i = 0; i < n; i++)
         if (!peft_find_adapter(m, names[i]))
             return peft_set_error(m->ctx, PEFT_ENOTFOUND, "no adapter named '%s'", names[i]);
-    if (n > 1 && !m->mixed) {
-        /* several active adapters of one method are fine (PEFT's base_model.set_adapter) */
-    }
+    if (n > 1)
+        for (int i = 0; i < m->n_mts; i++) {
+            int owners = 0;
+            for (int j = 0; j < m->mts[i].n_copies; j++)
+                for (int k = 0; k < n; k++)
+                    owners += !strcmp(m->mts[i].copies[j].owner->name, names[k]);
+            if (owners > 1)
+                return peft_set_error(m->ctx, PEFT_EINVAL,
+                                      "%s is in modules_to_save of several of the adapters to "
+                                      "activate: only one copy can be active at a time",
+                                      m->mts[i].module);
+        }
+    /* as PEFT: switching adapters unmerges what was merged */
+    int rc = peft_unmerge_adapter(m);
+    if (rc) return rc;
     for (int i = 0; i < m->n_adapters; i++) {
         peft_adapter *a = m->adapters[i];
         int on = 0;
@@ -201,7 +214,12 @@ int peft_delete_adapter(peft_model *m, const char *adapter_name)
             m->n_adapters--;
             break;
         }
+    int was_active = a->active;
     peft_adapter_free(a);
+    int any = 0;
+    for (int i = 0; i < m->n_adapters; i++) any |= m->adapters[i]->active;
+    if (was_active && !any && m->n_adapters > 0) /* as PEFT: the first remaining one */
+        return peft_set_adapter(m, m->adapters[0]->name);
     return PEFT_OK;
 }
 
@@ -229,13 +247,14 @@ int peft_set_adapter_scale(peft_model *m, const char *adapter_name, double mult)
         return peft_set_error(m->ctx, PEFT_EINVAL, "%s adapters have no runtime scale",
                               a->vt->peft_type);
     for (size_t i = 0; i < m->base->n_sites; i++) {
-        peft_site *s = m->base->sites[i];
-        int idx = peft_site_find(s, a);
-        if (idx < 0) continue;
-        if (s->chain[idx].merged)
+        int idx = peft_site_find(m->base->sites[i], a);
+        if (idx >= 0 && m->base->sites[i]->chain[idx].merged)
             return peft_set_error(m->ctx, PEFT_ESTATE, "adapter '%s' is merged: unmerge it first",
                                   adapter_name);
-        a->vt->set_scale(s->chain[idx].state, mult);
+    }
+    for (size_t i = 0; i < m->base->n_sites; i++) {
+        int idx = peft_site_find(m->base->sites[i], a);
+        if (idx >= 0) a->vt->set_scale(m->base->sites[i]->chain[idx].state, mult);
     }
     a->scale_mult = mult;
     return PEFT_OK;

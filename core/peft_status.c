@@ -22,6 +22,25 @@ static void count_grads(peft_site_adapter *sa, int *n_true, int *n_all)
     }
 }
 
+static int cmp_json_str(const void *a, const void *b)
+{
+    return strcmp(json_string_value(*(json_t *const *)a), json_string_value(*(json_t *const *)b));
+}
+
+/* PEFT reports available (and model-wide merged) adapters sorted by name */
+static json_t *sorted(json_t *arr)
+{
+    size_t n = json_array_size(arr);
+    json_t **items = malloc((n ? n : 1) * sizeof *items);
+    for (size_t i = 0; i < n; i++) items[i] = json_incref(json_array_get(arr, i));
+    qsort(items, n, sizeof *items, cmp_json_str);
+    json_t *out = json_array();
+    for (size_t i = 0; i < n; i++) json_array_append_new(out, items[i]);
+    free(items);
+    json_decref(arr);
+    return out;
+}
+
 static json_t *layer_status(peft_model *m, peft_site *s)
 {
     json_t *o = json_object();
@@ -54,7 +73,7 @@ static json_t *layer_status(peft_model *m, peft_site *s)
     json_object_set_new(o, "active_adapters", act);
     json_object_set_new(o, "merged_adapters", mer);
     json_object_set_new(o, "requires_grad", rg);
-    json_object_set_new(o, "available_adapters", av);
+    json_object_set_new(o, "available_adapters", sorted(av));
     json_object_set_new(o, "devices", dev);
     return o;
 }
@@ -141,10 +160,10 @@ int peft_get_model_status(peft_model *m, char **json_out)
         json_decref(merged);
         json_object_set_new(o, "merged_adapters", json_string("irregular"));
     } else {
-        json_object_set_new(o, "merged_adapters", merged);
+        json_object_set_new(o, "merged_adapters", sorted(merged));
     }
     json_object_set_new(o, "requires_grad", rg);
-    json_object_set_new(o, "available_adapters", avail);
+    json_object_set_new(o, "available_adapters", sorted(avail));
     json_object_set_new(o, "devices", dev);
     *json_out = dump(o);
     return *json_out ? PEFT_OK : peft_set_error(m->ctx, PEFT_ENOMEM, "out of memory");

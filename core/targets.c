@@ -59,7 +59,10 @@ static long layer_index_of(const char *name, const json_t *patterns)
     for (size_t i = n >= 2 ? n - 2 : 0; i >= 2; i--) { /* seg i digits, seg i-1 the pattern */
         if (!all_digits(segs[i], lens[i])) continue;
         int ok = 1;
-        if (patterns && !json_is_null(patterns)) {
+        int no_pattern = !patterns || json_is_null(patterns) ||
+                         (json_is_string(patterns) && !*json_string_value(patterns)) ||
+                         (json_is_array(patterns) && json_array_size(patterns) == 0);
+        if (!no_pattern) {
             ok = 0;
             char prev[256];
             snprintf(prev, sizeof prev, "%.*s", (int)lens[i - 1], segs[i - 1]);
@@ -92,11 +95,19 @@ int peft_target_matches(peft_model *m, const json_t *cfg, const peft_site *s)
             return peft_set_error(m->ctx, PEFT_EINVAL, "exclude_modules: invalid regular expression");
         if (ex) return 0;
     }
-    /* layers_to_transform applies to list targets that matched by suffix (as in PEFT) */
+    /* layers_to_transform applies to list targets that matched by suffix, not to an exact name
+     * nor a regex (as in PEFT); "all-linear" is a list of every linear layer's suffix there */
     const json_t *layers = json_object_get(cfg, "layers_to_transform");
     int use_layers = layers && !json_is_null(layers) &&
                      !(json_is_array(layers) && json_array_size(layers) == 0);
-    if (!use_layers || json_is_string(targets)) return 1;
+    if (!use_layers) return 1;
+    if (json_is_string(targets) && strcmp(json_string_value(targets), "all-linear") != 0) return 1;
+    if (json_is_array(targets)) {
+        size_t i;
+        json_t *v;
+        json_array_foreach(targets, i, v)
+            if (json_is_string(v) && !strcmp(json_string_value(v), name)) return 1;
+    }
     long idx = layer_index_of(name, json_object_get(cfg, "layers_pattern"));
     if (idx < 0) return 0;
     if (json_is_integer(layers)) return json_integer_value(layers) == idx;

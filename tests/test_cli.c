@@ -150,6 +150,9 @@ START_TEST(errors_exit_cleanly)
         {"forward --model /nonexistent --input x --output y", "x"},
         {"info --model /nonexistent", "/nonexistent"},
         {"forward --bogus", "unknown option '--bogus'"},
+        {"train --model m --data d --output o --eval-every 0", "--eval-every >= 1"},
+        {"train --model m --data d --output o --batch 40000000000", "--batch"},
+        {"forward --model", "--model needs a value"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         char *out;

@@ -454,6 +454,49 @@ START_TEST(bias_all_and_dropout)
 }
 END_TEST
 
+/* adapter bookkeeping found in review: failed adds leave nothing behind, switching unmerges,
+ * deleting the active adapter activates another, bias=all + modules_to_save saves */
+START_TEST(adapter_bookkeeping)
+{
+    int64_t n, t0, t1, a;
+    peft_model *m = make("{\"peft_type\":\"LORA\",\"r\":2}");
+    peft_get_nb_trainable_parameters(m, &t0, &a);
+    ck_assert(peft_add_adapter(m, "bad", "{\"peft_type\":\"LORA\",\"bias\":\"all\",\"modules_to_save\":[\"nonexistent\"]}") != 0);
+    ck_assert_msg(strstr(peft_errmsg(ctx), "nonexistent"), "%s", peft_errmsg(ctx));
+    ck_assert(peft_add_adapter(m, "c", "{\"peft_type\":\"LORA\",\"r\":2,\"init_lora_weights\":false}") == 0);
+    ck_assert(peft_set_adapter(m, "c") == 0);
+    peft_get_nb_trainable_parameters(m, &t1, &a);
+    ck_assert_int_eq(t1, t0); /* no stray trainable biases from the failed adapter */
+
+    float *only_c = logits(m, &n);
+    ck_assert(peft_set_adapter(m, "default") == 0);
+    ck_assert(peft_merge_adapter(m, NULL, 0, 1) == 0);
+    ck_assert(peft_set_adapter(m, "c") == 0); /* unmerges default first */
+    float *again = logits(m, &n);
+    ck_assert(memcmp(only_c, again, (size_t)n * 4) == 0);
+    ck_assert(peft_delete_adapter(m, "c") == 0);
+    char *st;
+    peft_get_model_status(m, &st);
+    ck_assert_msg(strstr(st, "\"active_adapters\": [\n  \"default\"\n ]"), "%s", st);
+    free(st);
+    free(only_c);
+    free(again);
+    peft_model_free(m);
+
+    m = make("{\"peft_type\":\"LORA\",\"r\":2,\"bias\":\"all\",\"modules_to_save\":[\"ln_f\"]}");
+    ck_assert_msg(m, "%s", peft_errmsg(ctx));
+    char *dir = tu_tmpdir();
+    ck_assert_msg(peft_save_pretrained(m, dir, NULL, 0, 1) == 0, "%s", peft_errmsg(ctx));
+    ck_assert(peft_add_adapter(m, "d", "{\"peft_type\":\"LORA\",\"r\":2,\"modules_to_save\":[\"ln_f\"]}") == 0);
+    const char *both[2] = {"default", "d"};
+    ck_assert(peft_set_adapters(m, both, 2) != 0);
+    ck_assert_msg(strstr(peft_errmsg(ctx), "modules_to_save"), "%s", peft_errmsg(ctx));
+    tu_rmtree(dir);
+    free(dir);
+    peft_model_free(m);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("peft_api");
@@ -470,6 +513,7 @@ int main(void)
     tcase_add_test(tc, bad_adapter_files);
     tcase_add_test(tc, training_lowers_the_loss);
     tcase_add_test(tc, bias_all_and_dropout);
+    tcase_add_test(tc, adapter_bookkeeping);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
