@@ -392,12 +392,14 @@ void peft_graph_free(peft_graph *g)
     if (!g) return;
     peft_arena_free(g->arena);
     free(g->nodes);
+    free(g->free_grads);
     free(g);
 }
 
 void peft_graph_reset(peft_graph *g)
 {
     g->n_nodes = 0;
+    g->n_free = 0;
     peft_arena_reset(g->arena);
 }
 
@@ -438,6 +440,7 @@ void *peft_tape_push(peft_graph *g, peft_backward_fn fn, size_t ctx_bytes)
     memset(ctx, 0, ctx_bytes ? ctx_bytes : 1);
     g->nodes[g->n_nodes].fn = fn;
     g->nodes[g->n_nodes].ctx = ctx;
+    g->nodes[g->n_nodes].out = NULL;
     g->n_nodes++;
     return ctx;
 }
@@ -450,11 +453,38 @@ float *peft_grad_of(peft_graph *g, peft_tensor *t)
     if (t->grad) return t->grad;
     if ((t->flags & PEFT_T_PARAM) || !(t->flags & PEFT_T_ARENA)) return peft_tensor_ensure_grad(t);
     size_t bytes = (size_t)t->numel * sizeof(float);
-    float *gr = peft_arena_alloc(g->arena, bytes);
+    float *gr = NULL;
+    for (size_t i = g->n_free; i-- > 0;)
+        if (g->free_grads[i].bytes == bytes) { /* a dead gradient of the same size */
+            gr = g->free_grads[i].buf;
+            g->free_grads[i] = g->free_grads[--g->n_free];
+            break;
+        }
+    if (!gr) gr = peft_arena_alloc(g->arena, bytes);
     if (!gr) return NULL;
     memset(gr, 0, bytes);
     t->grad = gr;
     return gr;
+}
+
+void peft_tape_output(peft_graph *g, peft_tensor *out)
+{
+    if (g->recording && g->n_nodes > 0) g->nodes[g->n_nodes - 1].out = out;
+}
+
+/* after the producer of t ran its backward, t's arena gradient is dead: keep it for reuse */
+static void recycle_grad(peft_graph *g, peft_tensor *t)
+{
+    if (!t || !t->grad || !(t->flags & PEFT_T_ARENA) || (t->flags & PEFT_T_PARAM)) return;
+    if (g->n_free == g->cap_free) {
+        size_t cap = g->cap_free ? g->cap_free * 2 : 64;
+        peft_free_grad *p = realloc(g->free_grads, cap * sizeof *p);
+        if (!p) return; /* not reusing it is always safe */
+        g->free_grads = p;
+        g->cap_free = cap;
+    }
+    g->free_grads[g->n_free++] = (peft_free_grad){t->grad, (size_t)t->numel * sizeof(float)};
+    t->grad = NULL;
 }
 
 int peft_graph_backward(peft_graph *g, peft_tensor *loss)
@@ -463,6 +493,9 @@ int peft_graph_backward(peft_graph *g, peft_tensor *loss)
     float *dl = peft_grad_of(g, loss);
     if (!dl) return -1;
     dl[0] = 1.0f;
-    for (size_t i = g->n_nodes; i-- > 0;) g->nodes[i].fn(g, g->nodes[i].ctx);
+    for (size_t i = g->n_nodes; i-- > 0;) {
+        g->nodes[i].fn(g, g->nodes[i].ctx);
+        if (g->nodes[i].out != loss) recycle_grad(g, g->nodes[i].out);
+    }
     return 0;
 }

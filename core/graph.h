@@ -60,7 +60,14 @@ size_t peft_arena_peak(const peft_arena *a);         /* high-water mark in bytes
 typedef struct peft_tape_node {
     peft_backward_fn fn;
     void *ctx;
+    peft_tensor *out; /* the op's output, when declared: its gradient dies after fn runs */
 } peft_tape_node;
+
+/* a dead gradient buffer, reused by the next peft_grad_of of the same size */
+typedef struct peft_free_grad {
+    float *buf;
+    size_t bytes;
+} peft_free_grad;
 
 struct peft_graph {
     peft_arena *arena;
@@ -69,6 +76,8 @@ struct peft_graph {
     int recording; /* 1: ops push backward nodes */
     int training;  /* 1: dropout active */
     peft_rng *rng; /* borrowed */
+    peft_free_grad *free_grads; /* recycled activation gradients (backward only) */
+    size_t n_free, cap_free;
 };
 
 peft_graph *peft_graph_new(peft_rng *rng); /* recording = 0, training = 0 */
@@ -80,6 +89,10 @@ peft_tensor *peft_graph_tensor(peft_graph *g, int ndim, const int64_t *shape);
 peft_tensor *peft_graph_tensor_raw(peft_graph *g, int32_t dtype, int ndim, const int64_t *shape);
 /* returns zeroed ctx memory for fn, or NULL if not recording */
 void *peft_tape_push(peft_graph *g, peft_backward_fn fn, size_t ctx_bytes);
+/* declares the output of the node just pushed: once that node's backward has run, nobody
+ * needs out's gradient any more and its buffer is reused (keeps backward memory at the live
+ * set instead of every activation's gradient) */
+void peft_tape_output(peft_graph *g, peft_tensor *out);
 /* gradient buffer of t: persistent for params, arena (zeroed on first use) otherwise;
  * NULL if !t->requires_grad */
 float *peft_grad_of(peft_graph *g, peft_tensor *t);

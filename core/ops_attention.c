@@ -134,6 +134,7 @@ peft_tensor *op_attention(peft_graph *g, peft_tensor *q, peft_tensor *k, peft_te
         attn_ctx *c = peft_tape_push(g, attention_backward, sizeof *c);
         if (!c) return NULL;
         c->q = q; c->k = k; c->v = v; c->out = out; c->P = Pall;
+        peft_tape_output(g, c->out);
         c->B = B; c->T = T; c->S = S; c->H = H; c->D = D; c->scale = scale;
     }
     return out;

@@ -54,6 +54,7 @@ peft_tensor *op_embedding(peft_graph *g, peft_tensor *table, const int32_t *ids,
         if (!c) return NULL;
         if (n) memcpy(idc, ids, (size_t)n * sizeof(int32_t));
         c->table = table; c->out = out; c->ids = idc; c->n = n; c->C = C;
+        peft_tape_output(g, c->out);
     }
     return out;
 }
@@ -131,6 +132,7 @@ peft_tensor *op_cross_entropy(peft_graph *g, peft_tensor *logits, const int32_t 
         if (!c) return NULL;
         if (N) memcpy(tc, targets, (size_t)N * sizeof(int32_t));
         c->logits = logits; c->out = loss; c->targets = tc; c->lse = lse;
+        peft_tape_output(g, c->out);
         c->ignore = ignore_index; c->N = N; c->V = V; c->n_valid = n_valid;
     }
     return loss;

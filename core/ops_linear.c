@@ -104,6 +104,7 @@ peft_tensor *op_linear(peft_graph *g, peft_tensor *x, peft_tensor *w, peft_tenso
         linear_ctx *c = peft_tape_push(g, linear_backward, sizeof *c);
         if (!c) return NULL;
         c->x = x; c->w = w; c->b = b; c->out = y; c->wf = wf;
+        peft_tape_output(g, c->out);
         c->w_in_out = w_in_out; c->N = N; c->in = in; c->outf = outf;
     }
     return y;
@@ -140,6 +141,7 @@ peft_tensor *op_add(peft_graph *g, peft_tensor *a, peft_tensor *b)
         add_ctx *c = peft_tape_push(g, add_backward, sizeof *c);
         if (!c) return NULL;
         c->a = a; c->b = b; c->out = y;
+        peft_tape_output(g, c->out);
     }
     return y;
 }
@@ -172,6 +174,7 @@ peft_tensor *op_scale(peft_graph *g, peft_tensor *x, float s)
         scale_ctx *c = peft_tape_push(g, scale_backward, sizeof *c);
         if (!c) return NULL;
         c->x = x; c->out = y; c->s = s;
+        peft_tape_output(g, c->out);
     }
     return y;
 }
@@ -216,6 +219,7 @@ peft_tensor *op_mul_lastdim(peft_graph *g, peft_tensor *x, peft_tensor *v)
         mul_ctx *c = peft_tape_push(g, mul_lastdim_backward, sizeof *c);
         if (!c) return NULL;
         c->x = x; c->v = v; c->out = y;
+        peft_tape_output(g, c->out);
     }
     return y;
 }
@@ -254,6 +258,7 @@ peft_tensor *op_dropout(peft_graph *g, peft_tensor *x, float p)
         dropout_ctx *c = peft_tape_push(g, dropout_backward, sizeof *c);
         if (!c) return NULL;
         c->x = x; c->out = y; c->mask = md;
+        peft_tape_output(g, c->out);
     }
     return y;
 }
@@ -298,6 +303,7 @@ peft_tensor *op_slice_lastdim(peft_graph *g, peft_tensor *x, int64_t off, int64_
         slice_ctx *c = peft_tape_push(g, slice_backward, sizeof *c);
         if (!c) return NULL;
         c->x = x; c->out = y; c->off = off; c->width = width; c->C = C;
+        peft_tape_output(g, c->out);
     }
     return y;
 }

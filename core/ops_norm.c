@@ -105,6 +105,7 @@ peft_tensor *op_layernorm(peft_graph *g, peft_tensor *x, peft_tensor *w, peft_te
         ln_ctx *c = peft_tape_push(g, layernorm_backward, sizeof *c);
         if (!c) return NULL;
         c->x = x; c->w = w; c->b = b; c->out = y; c->wf = wf;
+        peft_tape_output(g, c->out);
         c->mean = mean; c->rstd = rstd; c->N = N; c->C = C;
     }
     return y;
@@ -184,6 +185,7 @@ peft_tensor *op_gelu_tanh(peft_graph *g, peft_tensor *x)
         gelu_ctx *c = peft_tape_push(g, gelu_backward, sizeof *c);
         if (!c) return NULL;
         c->x = x; c->out = y;
+        peft_tape_output(g, c->out);
     }
     return y;
 }
