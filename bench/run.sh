@@ -75,8 +75,10 @@ fi
 BEST_MS= BEST_RSS= BEST_T=
 for t in 1 2; do
     echo
-    echo "== PyTorch: the same step, set_num_threads($t) =="
-    if "$PY" "$HERE/lora_step_torch.py" --threads "$t" --steps "$STEPS" 2>&1 | tee "$TMP/torch$t.log"; then :; fi
+    # OpenBLAS keeps its own 2 threads (as libpeft's GEMMs do); set_num_threads sets torch's
+    # intra-op pool for everything else
+    echo "== PyTorch: the same step, set_num_threads($t), OpenBLAS 2 threads =="
+    if "$PY" "$HERE/lora_step_torch.py" --threads "$t" --blas-threads 2 --steps "$STEPS" 2>&1 | tee "$TMP/torch$t.log"; then :; fi
     ms=$(result "$TMP/torch$t.log" ms_per_step)
     rss=$(result "$TMP/torch$t.log" peak_rss_mb)
     if [ -z "$ms" ]; then

@@ -1,6 +1,9 @@
 /* main.c — the `peft` command: dispatches to its subcommands. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <unistd.h>
 #include "cli.h"
 
 static void usage(FILE *f)
@@ -17,14 +20,35 @@ static void usage(FILE *f)
             PEFT_VERSION);
 }
 
+/* Debian's OpenBLAS 0.3.21 does not know some AVX-512 Xeons and falls back to its SSE3
+ * "Prescott" kernels, 2-3x slower. When OPENBLAS_CORETYPE is unset (the user's choice wins),
+ * OpenBLAS picked Prescott and the CPU has AVX-512 (or AVX2), run again with the right kernels.
+ * PEFT_NO_BLAS_TUNE=1 turns this off. */
+extern char *openblas_get_corename(void);
+
+static void tune_blas(char **argv)
+{
+    if (getenv("OPENBLAS_CORETYPE") || getenv("PEFT_NO_BLAS_TUNE")) return;
+    const char *core = openblas_get_corename();
+    if (!core || strcasecmp(core, "prescott") != 0) return;
+    __builtin_cpu_init();
+    const char *want = __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512f") ? "SkylakeX"
+                       : __builtin_cpu_supports("avx2")                                         ? "Haswell"
+                                                                                                : NULL;
+    if (!want) return;
+    setenv("OPENBLAS_CORETYPE", want, 1);
+    execv("/proc/self/exe", argv); /* on failure: carry on with the slow kernels */
+}
+
 int main(int argc, char **argv)
 {
+    tune_blas(argv);
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "--version")) {
-        printf("peft %s\n", PEFT_VERSION);
+        printf("peft %s (OpenBLAS kernels: %s)\n", PEFT_VERSION, openblas_get_corename());
         return 0;
     }
     const char *cmd = argv[1];
