@@ -5,6 +5,7 @@
 #include <strings.h>
 #include <unistd.h>
 #include "cli.h"
+#include "warn.h"
 
 static void usage(FILE *f)
 {
@@ -40,9 +41,22 @@ static void tune_blas(char **argv)
     execv("/proc/self/exe", argv); /* on failure: carry on with the slow kernels */
 }
 
+/* warnings to stderr, each distinct message once */
+static void print_warning(const char *msg, void *ud)
+{
+    static char seen[16][256];
+    static int n;
+    (void)ud;
+    for (int i = 0; i < n; i++)
+        if (!strncmp(seen[i], msg, sizeof seen[i] - 1)) return;
+    if (n < 16) snprintf(seen[n++], sizeof seen[0], "%s", msg);
+    fprintf(stderr, "peft: warning: %s\n", msg);
+}
+
 int main(int argc, char **argv)
 {
     tune_blas(argv);
+    peft_set_warning_handler(print_warning, NULL);
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;

@@ -1,6 +1,6 @@
 /* warn.h — the process-wide warning sink. The library never prints on its own: warnings (from
- * the core or from plugins through host->warn) go to the handler set here. The default handler
- * writes "libpeft: warning: <msg>\n" to stderr. */
+ * the core or from plugins through host->warn) go to the handler set here. Without a handler
+ * set, warnings are dropped; the `peft` command prints them to stderr. */
 #ifndef PEFT_WARN_H
 #define PEFT_WARN_H
 
