@@ -96,7 +96,8 @@ int cmd_forward(int argc, char **argv)
 
     peft_graph *g = peft_graph_new(peft_ctx_rng(ctx));
     g->recording = grads != NULL;
-    peft_model_inputs mi = {in.B, in.T, in.input_ids, in.attention_mask, in.labels};
+    peft_model_inputs mi;
+    peft_inputs_view(&in, &mi);
     peft_model_outputs mo = {0};
     if (m) {
         if (peft_model_forward(m, g, &mi, &mo)) rc = cli_fail("%s", peft_errmsg(ctx));
@@ -105,9 +106,12 @@ int cmd_forward(int argc, char **argv)
     }
     if (!rc && grads && peft_graph_backward(g, mo.loss)) rc = cli_fail("backward failed");
     if (!rc) {
-        peft_st_out outs[2] = {{"logits", PEFT_DTYPE_F32, mo.logits->ndim, mo.logits->shape, mo.logits->data}};
-        size_t n = 1;
-        if (mo.loss) outs[n++] = (peft_st_out){"loss", PEFT_DTYPE_F32, 0, mo.loss->shape, mo.loss->data};
+        peft_st_out outs[5];
+        size_t n = 0;
+        const char *names[5] = {"logits", "start_logits", "end_logits", "last_hidden_state", "loss"};
+        peft_tensor *ts[5] = {mo.logits, mo.start_logits, mo.end_logits, mo.last_hidden_state, mo.loss};
+        for (int k = 0; k < 5; k++)
+            if (ts[k]) outs[n++] = (peft_st_out){names[k], PEFT_DTYPE_F32, ts[k]->ndim, ts[k]->shape, ts[k]->data};
         static const char *const meta[] = {"format", "pt", NULL};
         if (peft_st_write(output, outs, n, meta, err, sizeof err)) rc = cli_fail("%s", err);
         else if (mo.loss) printf("loss %.9g\n", (double)peft_f32(mo.loss)[0]);

@@ -35,7 +35,7 @@ int cmd_info(int argc, char **argv)
     for (size_t i = 0; i < b->n_params; i++) total += b->params[i].t->numel;
     if (!as_json) {
         printf("%s (%s) from %s: %zu parameter tensors, %lld parameters, %zu linear layers\n",
-               b->arch->class_name, b->arch->model_type, b->dir, b->n_params, (long long)total, b->n_sites);
+               peft_model_class(b), b->arch->model_type, b->dir, b->n_params, (long long)total, b->n_sites);
         for (size_t i = 0; i < b->n_sites; i++) {
             peft_site *s = b->sites[i];
             printf("  %-40s %s (%lld -> %lld)", s->info.name,

@@ -9,10 +9,22 @@
 typedef struct peft_inputs {
     int64_t B, T;
     int32_t *input_ids, *attention_mask, *labels;
+    int64_t labels_len;                 /* as peft_model_inputs.labels_len */
+    int32_t *token_type_ids;            /* (B, T) */
+    int32_t *decoder_input_ids, *decoder_attention_mask; /* (B, Td) */
+    int64_t Td;
+    int32_t *start_positions, *end_positions; /* (B) */
 } peft_inputs;
 
-/* 0, or -1 with err naming the file and the key (all rows must have the same length) */
+/* Keys: input_ids (required), attention_mask, token_type_ids, decoder_input_ids,
+ * decoder_attention_mask, labels ((B) class ids, (B, T) token labels, or (B, L) seq2seq
+ * targets), start_positions, end_positions ((B)). 0, or -1 with err naming the file and the
+ * key (all rows of one key must have the same length). */
 int peft_inputs_load_json(const char *path, peft_inputs *in, char *err, size_t errlen);
 void peft_inputs_free(peft_inputs *in);
+
+/* a view for peft_model_forward (borrowed arrays) */
+struct peft_model_inputs;
+void peft_inputs_view(const peft_inputs *in, struct peft_model_inputs *out);
 
 #endif

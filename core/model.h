@@ -65,12 +65,27 @@ typedef struct peft_model_inputs {
     int64_t B, T;
     const int32_t *input_ids;      /* (B, T) */
     const int32_t *attention_mask; /* (B, T) or NULL (all ones) */
-    const int32_t *labels;         /* (B, T) or NULL (no loss); -100 = ignored */
+    const int32_t *labels;         /* NULL (no loss), or per labels_len below; -100 = ignored */
+    /* the fields below are zero/NULL when unused (positional initialisers stay valid) */
+    int64_t labels_len;            /* labels per row: 0 = T (causal LM, token classification);
+                                      1 = one per example (sequence classification);
+                                      else the target length (seq2seq labels (B, labels_len)) */
+    const int32_t *token_type_ids; /* (B, T) or NULL (zeros): BERT */
+    const int32_t *decoder_input_ids;      /* (B, Td) or NULL: encoder-decoder models */
+    const int32_t *decoder_attention_mask; /* (B, Td) or NULL */
+    int64_t Td;
+    const int32_t *start_positions; /* (B) or NULL: question answering */
+    const int32_t *end_positions;   /* (B) or NULL */
 } peft_model_inputs;
 
 typedef struct peft_model_outputs {
-    peft_tensor *logits; /* arena tensor (B, T, V) */
-    peft_tensor *loss;   /* arena scalar or NULL when there are no labels */
+    peft_tensor *logits;            /* arena tensor: (B, T, V) LM, (B, T, L) token cls,
+                                       (B, L) sequence cls, (B, Td, V) seq2seq */
+    peft_tensor *loss;              /* arena scalar or NULL when there are no labels */
+    peft_tensor *start_logits;      /* (B, T): question answering (logits NULL) */
+    peft_tensor *end_logits;        /* (B, T) */
+    peft_tensor *last_hidden_state; /* (B, T, C): feature extraction (logits NULL); may be set
+                                       by other heads too */
 } peft_model_outputs;
 
 /* An architecture. */
@@ -84,6 +99,10 @@ typedef struct peft_arch {
     int (*forward)(peft_base_model *m, peft_graph *g, const peft_model_inputs *in,
                    peft_model_outputs *out, char *err, size_t errlen);
     void (*free_state)(void *arch_state);
+    /* optional: the parameter count a config.json implies, without loading weights (for
+     * `peft info --config`); class_name picks the head (NULL = config's architectures[0]) */
+    int (*count_params)(const json_t *config, const char *class_name, int64_t *n, char *err,
+                        size_t errlen);
 } peft_arch;
 
 struct peft_base_model {
@@ -98,7 +117,20 @@ struct peft_base_model {
     peft_st_file **files;     /* weight files (mmaps), owned */
     size_t n_files;
     int adapters_disabled;    /* PeftModel.disable_adapter(): sites run the base layer only */
+    const char *class_name;   /* set by build: the HF class (e.g. "BertForSequenceClassification");
+                                 NULL = arch->class_name */
+    const char *task_type;    /* set by build: PEFT task type of that head; NULL = arch's */
 };
+
+/* the HF class / PEFT task type of a loaded model (build's choice, else the arch default) */
+static inline const char *peft_model_class(const peft_base_model *m)
+{
+    return m->class_name ? m->class_name : m->arch->class_name;
+}
+static inline const char *peft_model_task(const peft_base_model *m)
+{
+    return m->task_type ? m->task_type : m->arch->task_type;
+}
 
 /* Loads config.json + model.safetensors (or model.safetensors.index.json shards) from dir.
  * 0 and *out (free with peft_base_model_free), or -1 with err naming the file and problem. */

@@ -60,6 +60,7 @@ int peft_mts_add(peft_model *m, peft_adapter *a)
                               "modules_to_save needs a PeftModel (inject_adapter_in_model has none)");
     size_t i;
     json_t *v;
+    int total = 0;
     json_array_foreach(list, i, v) {
         const char *want = json_string_value(v);
         if (!want)
@@ -86,9 +87,16 @@ int peft_mts_add(peft_model *m, peft_adapter *a)
             if (!e || add_copy(e, a)) return peft_set_error(m->ctx, PEFT_ENOMEM, "out of memory");
             hits++;
         }
-        if (!hits)
-            return peft_set_error(m->ctx, PEFT_EINVAL,
-                                  "modules_to_save '%s' matches no module with parameters", want);
+        total += hits;
+    }
+    /* as PEFT, an entry that matches nothing is skipped (the task heads add "classifier" and
+     * "score" for every model); a list of which nothing matches is a mistake */
+    if (total == 0 && json_array_size(list) > 0) {
+        char *s = json_dumps(list, JSON_COMPACT);
+        peft_set_error(m->ctx, PEFT_EINVAL, "modules_to_save %s matches no module with parameters",
+                       s ? s : "");
+        free(s);
+        return PEFT_EINVAL;
     }
     peft_mts_apply(m);
     return PEFT_OK;

@@ -81,6 +81,32 @@ static int set_default_targets(peft_model *m, const peft_tuner_vtable *vt, json_
     return 0;
 }
 
+/* PEFT's task models add their head to modules_to_save: PeftModelForSequenceClassification
+ * and ...TokenClassification "classifier" and "score", ...QuestionAnswering "qa_outputs" */
+static int add_task_modules(json_t *cfg)
+{
+    const char *task = json_string_value(json_object_get(cfg, "task_type"));
+    static const char *const cls[] = {"classifier", "score", NULL}, *const qa[] = {"qa_outputs", NULL};
+    const char *const *heads = !task ? NULL
+                               : (!strcmp(task, "SEQ_CLS") || !strcmp(task, "TOKEN_CLS")) ? cls
+                               : !strcmp(task, "QUESTION_ANS") ? qa : NULL;
+    if (!heads) return 0;
+    json_t *list = json_object_get(cfg, "modules_to_save");
+    if (!list || json_is_null(list)) {
+        list = json_array();
+        json_object_set_new(cfg, "modules_to_save", list);
+    }
+    if (!json_is_array(list)) return -1;
+    for (; *heads; heads++) {
+        int have = 0;
+        size_t i;
+        json_t *v;
+        json_array_foreach(list, i, v) have |= json_is_string(v) && !strcmp(json_string_value(v), *heads);
+        if (!have) json_array_append_new(list, json_string(*heads));
+    }
+    return 0;
+}
+
 peft_adapter *peft_adapter_create(peft_model *m, const char *name, const char *config_json,
                                   const char *source)
 {
@@ -128,6 +154,11 @@ peft_adapter *peft_adapter_create(peft_model *m, const char *name, const char *c
     a->scale_mult = 1.0;
     a->trainable_allowed = 1;
     if (check_known_fields(m, vt, cfg, source) || set_default_targets(m, vt, cfg, source)) {
+        peft_adapter_free(a);
+        return NULL;
+    }
+    if (!m->bare && add_task_modules(cfg)) {
+        peft_set_error(m->ctx, PEFT_EINVAL, "%s: modules_to_save must be a list of names", source);
         peft_adapter_free(a);
         return NULL;
     }

@@ -108,7 +108,7 @@ static void merge_flag(json_t *obj, const char *key, json_t *v)
 int peft_get_model_status(peft_model *m, char **json_out)
 {
     json_t *o = json_object();
-    json_object_set_new(o, "base_model_type", json_string(m->base->arch->class_name));
+    json_object_set_new(o, "base_model_type", json_string(peft_model_class(m->base)));
     const char *cls = m->mixed ? "MixedModel" : m->n_adapters ? m->adapters[0]->vt->model_class : "";
     json_object_set_new(o, "adapter_model_type", json_string(cls ? cls : ""));
     json_t *types = json_object();
