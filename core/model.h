@@ -88,6 +88,29 @@ typedef struct peft_model_outputs {
                                        by other heads too */
 } peft_model_outputs;
 
+/* Prompt-learning hooks (DESIGN.md 5). The PEFT layer sets base->prompt while a prompt-learning
+ * adapter is active; architectures call them and know nothing else of the method. Semantics
+ * follow PEFT 0.13.2 (see ../shared/fixtures/hf-peft/INDEX.json behaviour_notes
+ * "prompt_tuning", "prefix_tuning", "prefix_tuning_t5"). */
+typedef struct peft_prompt_hooks {
+    void *ud;
+    int64_t n_virtual; /* P: virtual tokens */
+    /* Prompt tuning: (B, P, C) embeddings prepended to the input embeddings (the encoder's for
+     * encoder-decoders), or NULL when this hook is absent. The arch then prefixes the attention
+     * mask with P ones (token_type_ids with P zeros); causal-LM labels get P leading -100; the
+     * outputs cover the P + T positions (logits (B, P+T, V)); positions run 0..P+T-1. */
+    peft_tensor *(*virtual_tokens)(void *ud, peft_graph *g, int64_t B);
+    /* Prefix tuning: past keys and values for one attention layer, each (B, P, Hkv*D) in the
+     * layout of the layer's projected keys/values (before RoPE is applied to the real keys:
+     * prefix keys are used as given). stack: 0 = the decoder-only / encoder-only stack,
+     * 1 = an encoder-decoder's decoder self-attention, 2 = its cross-attention. Returns 0 and
+     * sets *k, *v, or 1 when this layer has no prefix. The arch prepends them to the layer's keys
+     * and values, prefixes the key mask with P ones, and shifts the query positions by P
+     * (position ids P..P+T-1 for GPT-2, LLaMA and BERT; T5's decoder relative bias offsets by P). */
+    int (*layer_prefix)(void *ud, peft_graph *g, int stack, int layer, int64_t B,
+                        peft_tensor **k, peft_tensor **v);
+} peft_prompt_hooks;
+
 /* An architecture. */
 typedef struct peft_arch {
     const char *model_type; /* config.json model_type */
@@ -120,6 +143,11 @@ struct peft_base_model {
     const char *class_name;   /* set by build: the HF class (e.g. "BertForSequenceClassification");
                                  NULL = arch->class_name */
     const char *task_type;    /* set by build: PEFT task type of that head; NULL = arch's */
+    const peft_prompt_hooks *prompt; /* NULL, or the active prompt-learning adapter's hooks */
+    /* model facts prompt learning needs (set by build): the word embedding table (V, C), the
+     * number of attention layers per stack, key/value heads and head size */
+    peft_tensor *word_embeddings;
+    int n_layers, n_kv_heads, head_dim, hidden_size, is_encoder_decoder;
 };
 
 /* the HF class / PEFT task type of a loaded model (build's choice, else the arch default) */

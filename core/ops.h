@@ -42,4 +42,35 @@ peft_tensor *op_attention(peft_graph *g, peft_tensor *q, peft_tensor *k, peft_te
 peft_tensor *op_cross_entropy(peft_graph *g, peft_tensor *logits, const int32_t *targets,
                               int32_t ignore_index);
 
+/* ---- ops for BERT, LLaMA, T5 and the task heads ---- */
+
+/* attention with grouped-query heads, any scale and an additive bias:
+ * q (B, T, H*D), k and v (B, S, Hkv*D), H % Hkv == 0 (query head h reads kv head h / (H/Hkv));
+ * scores = scale * q k^T (+ bias (H, T, S) if not NULL, e.g. T5's relative positions); causal
+ * and key_mask as op_attention. -> (B, T, H*D). Gradients to q, k, v and bias as needed. */
+peft_tensor *op_attention_ex(peft_graph *g, peft_tensor *q, peft_tensor *k, peft_tensor *v,
+                             int H, int Hkv, float scale, int causal, const int32_t *key_mask,
+                             peft_tensor *bias);
+/* x (..., C), w (C) -> w * x / sqrt(mean(x^2) + eps)  (LLaMA RMSNorm, T5 LayerNorm) */
+peft_tensor *op_rmsnorm(peft_graph *g, peft_tensor *x, peft_tensor *w, float eps);
+/* rotary position embedding, HF's rotate_half convention, on x (B, T, H*D) with D even:
+ * for position p = pos[b*T + t] (i32 (B, T), or NULL = t) and i < D/2,
+ * angle = p * theta^(-2i/D); (x_i, x_{i+D/2}) -> (x_i cos - x_{i+D/2} sin, x_{i+D/2} cos + x_i sin) */
+peft_tensor *op_rope(peft_graph *g, peft_tensor *x, int H, const int32_t *pos, float theta);
+/* elementwise */
+peft_tensor *op_mul(peft_graph *g, peft_tensor *a, peft_tensor *b); /* same numel */
+peft_tensor *op_silu(peft_graph *g, peft_tensor *x);                /* x * sigmoid(x) */
+peft_tensor *op_relu(peft_graph *g, peft_tensor *x);
+peft_tensor *op_tanh(peft_graph *g, peft_tensor *x);
+peft_tensor *op_gelu_erf(peft_graph *g, peft_tensor *x); /* exact GELU, 0.5 x (1 + erf(x/sqrt2)) */
+/* x (B, T, C), idx i32 (B) -> (B, C): row idx[b] of each batch item (sequence-classification
+ * pooling: BERT's [CLS] at 0, GPT-2/LLaMA's last non-pad token) */
+peft_tensor *op_gather_rows(peft_graph *g, peft_tensor *x, const int32_t *idx);
+/* a (B, P, C), b (B, T, C) -> (B, P+T, C) (prompt / prefix prepending) */
+peft_tensor *op_concat_seq(peft_graph *g, peft_tensor *a, peft_tensor *b);
+/* x (B, T, C) -> x[:, off:off+len, :] (B, len, C) (dropping virtual-token positions) */
+peft_tensor *op_slice_seq(peft_graph *g, peft_tensor *x, int64_t off, int64_t len);
+/* mean squared error of x and target (same numel, f32) -> scalar (regression heads) */
+peft_tensor *op_mse(peft_graph *g, peft_tensor *x, const float *target);
+
 #endif
