@@ -8,7 +8,7 @@ OPT     ?= -O3
 CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-format-truncation -Wno-missing-field-initializers -fPIC -pthread
 CPPFLAGS += -Icore -Isdk/include -I/usr/include/x86_64-linux-gnu/openblas-pthread
-DEPLIBS  = -lopenblas -ljansson -lyaml -ldl -lm -pthread
+DEPLIBS  = -llapacke -lopenblas -ljansson -lyaml -ldl -lm -pthread
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm)
 
 CORE_SRC   = $(wildcard core/*.c core/models/*.c)

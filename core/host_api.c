@@ -11,6 +11,7 @@
 #include "ops.h"
 #include "registry.h"
 #include "warn.h"
+#include "host_linalg.h"
 
 /* ---- warnings ---- */
 
@@ -111,6 +112,9 @@ static const peft_host_api host_api = {
     .rng_normal = peft_rng_normal,
 
     .warn = peft_warn,
+    .site_weight_writable = peft_host_site_weight_writable,
+    .svd = peft_host_svd,
+    .qr = peft_host_qr,
 };
 
 const peft_host_api *peft_host_api_get(void) { return &host_api; }

@@ -30,7 +30,7 @@ extern "C" {
 #endif
 
 #define PEFT_ABI_MAJOR 1
-#define PEFT_ABI_MINOR 0
+#define PEFT_ABI_MINOR 1
 #define PEFT_PLUGIN_ENTRY "peft_plugin_init"
 
 #if defined(__GNUC__)
@@ -90,6 +90,19 @@ typedef struct peft_param_ref {
     int32_t trainable; /* 1: an optimizer updates it */
     int32_t reserved;
 } peft_param_ref;
+
+/* What a prompt-learning method needs to know of the model (ABI 1.1). Borrowed. */
+typedef struct peft_prompt_info {
+    uint32_t struct_size;
+    const char *model_type;             /* "gpt2", "bert", "llama", "t5" */
+    int32_t hidden_size;                /* token_dim: the word embedding width */
+    int32_t n_layers;                   /* attention layers per stack (the decoder's for T5) */
+    int32_t n_kv_heads;                 /* key/value heads (GQA: fewer than query heads) */
+    int32_t head_dim;
+    int32_t is_encoder_decoder;         /* 1: PEFT's num_transformer_submodules = 2 */
+    int32_t vocab_size;
+    const peft_tensor *word_embeddings; /* (vocab, hidden): SAMPLE_VOCAB / TEXT init */
+} peft_prompt_info;
 
 typedef void (*peft_backward_fn)(peft_graph *g, void *ctx);
 
@@ -162,6 +175,17 @@ typedef struct peft_host_api {
 
     /* a warning for the user (the host decides where it goes) */
     void (*warn)(const char *msg);
+
+    /* ---- ABI 1.1 (check host->abi_minor >= 1 or struct_size before use) ---- */
+    /* The site's base weight as writable f32, for methods that rewrite it at init (PiSSA's
+     * residual, OLoRA): the host makes it an owned f32 copy, which from then on IS the base
+     * weight (unload keeps it, as PEFT does). NULL on OOM. */
+    float *(*site_weight_writable)(const peft_site_info *site);
+    /* thin SVD (LAPACK sgesdd) of a (m, n) row-major: u (m, k), s (k) descending, vt (k, n),
+     * k = min(m, n). 0, or -1 when LAPACK fails. */
+    int (*svd)(int m, int n, const float *a, float *u, float *s, float *vt);
+    /* thin QR (LAPACK sgeqrf + sorgqr) of a (m, n): q (m, k), r (k, n), k = min(m, n). 0 / -1 */
+    int (*qr)(int m, int n, const float *a, float *q, float *r);
 } peft_host_api;
 
 /* The method's table. Static storage in the plugin. Optional entries may be NULL. */
@@ -216,6 +240,27 @@ typedef struct peft_tuner_vtable {
 
     /* PEFT's tuner model class for status reports, e.g. "LoraModel". */
     const char *model_class;
+
+    /* ---- ABI 1.1: prompt learning (caps has PEFT_CAP_PROMPT_LEARNING; then inject, forward,
+     * merge may be NULL and these are required) ---- */
+    /* the adapter's state for a model: plugin-owned, freed by destroy; NULL with err set */
+    void *(*prompt_init)(const void *parsed, peft_cfg *cfg, const peft_prompt_info *info,
+                         const char *adapter_name, peft_rng *rng, char *err, size_t errlen);
+    /* prompt tuning: (B, P, C) virtual token embeddings on g; NULL for prefix methods */
+    peft_tensor *(*prompt_embeddings)(void *state, peft_graph *g, int64_t B);
+    /* prefix tuning: keys and values for one attention layer, each (B, P, Hkv*D) on g; stack as
+     * in the host's hooks (0 decoder-only/encoder, 1 decoder self, 2 decoder cross). 0, or 1
+     * when this layer gets no prefix. NULL for prompt-tuning methods. */
+    int (*prefix_kv)(void *state, peft_graph *g, int stack, int layer, int64_t B,
+                     peft_tensor **k, peft_tensor **v);
+    /* PEFT's get_prompt_embedding_to_save: a new f32 tensor the caller frees with
+     * host->tensor_free, saved under the key "prompt_embeddings" */
+    peft_tensor *(*prompt_to_save)(void *state);
+    /* loads a saved "prompt_embeddings" tensor (as PEFT: used directly, no re-projection).
+     * 0, or -1 with err naming both shapes */
+    int (*prompt_load)(void *state, const peft_tensor *saved, char *err, size_t errlen);
+    /* P, the number of virtual tokens the model sees */
+    int64_t (*prompt_num_virtual)(void *state);
 } peft_tuner_vtable;
 
 /* The smallest vtable the host accepts (ABI 1.0). */
