@@ -30,7 +30,7 @@ PLUGIN_BUILD_DIR  = $(abspath $(BUILD)/plugins)
 PLUGIN_INSTALL_DIR = $(PREFIX)/lib/libpeft/plugins
 CPPFLAGS += -DPEFT_PLUGIN_BUILD_DIR=\"$(PLUGIN_BUILD_DIR)\" -DPEFT_PLUGIN_INSTALL_DIR=\"$(PLUGIN_INSTALL_DIR)\"
 
-.PHONY: all deps check asan valgrind bench run train install clean
+.PHONY: all deps check asan valgrind bench run clean
 all: deps-ok $(BUILD)/libpeft.so $(PLUGIN_SO) $(BUILD)/peft
 
 # ---- dependencies -------------------------------------------------------------------------
@@ -104,3 +104,6 @@ run: all
 
 clean:
 	rm -rf $(BUILD) build-asan
+
+# more targets (install, sdk, ...) live in mk/*.mk, one concern per file
+include $(wildcard mk/*.mk)
