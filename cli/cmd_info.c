@@ -2,29 +2,86 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <jansson.h>
 #include "cli.h"
 
 static const char *HELP =
-    "usage: peft info --model DIR [--adapter DIR[:NAME]]... [--json]\n\n"
+    "usage: peft info --model DIR [--adapter DIR[:NAME]]... [--json]\n"
+    "       peft info --config CONFIG.json [--peft-config ADAPTER_CONFIG.json]\n\n"
     "Prints the model's linear layers (with the adapters on each), PEFT's trainable-parameter\n"
-    "line and the model status. --json prints {model_status, layer_status} as JSON only.\n";
+    "line and the model status. --json prints {model_status, layer_status} as JSON only.\n"
+    "With --config, nothing is loaded but a config.json: the parameter counts come from the\n"
+    "shapes alone (PEFT's meta device), with the head that the adapter config's task_type picks.\n";
+
+/* `peft info --config C [--peft-config P]`: counts without weights */
+static int info_from_config(const char *config, const char *peft_config)
+{
+    char *text = NULL;
+    const char *task = NULL;
+    json_t *pc = NULL;
+    if (peft_config) {
+        if (!(text = cli_read_text(peft_config))) return 1;
+        json_error_t je;
+        pc = json_loads(text, 0, &je);
+        if (!pc) {
+            free(text);
+            return cli_fail("%s: invalid JSON at line %d: %s", peft_config, je.line, je.text);
+        }
+        task = json_string_value(json_object_get(pc, "task_type"));
+    }
+    char err[1024];
+    peft_base_model *base;
+    if (peft_base_model_load_meta(config, task, &base, err, sizeof err)) {
+        json_decref(pc);
+        free(text);
+        return cli_fail("%s", err);
+    }
+    int64_t total = 0;
+    for (size_t i = 0; i < base->n_params; i++) total += base->params[i].t->numel;
+    printf("%s (%s): %lld parameters\n", peft_model_class(base), base->arch->model_type, (long long)total);
+    int rc = 0;
+    if (text) {
+        peft_ctx *ctx = peft_ctx_new(0);
+        peft_model *m;
+        if (peft_get_peft_model(ctx, base, text, "default", 0, &m)) {
+            rc = cli_fail("%s: %s", peft_config, peft_errmsg(ctx));
+            peft_base_model_free(base);
+        } else {
+            peft_print_trainable_parameters(m, stdout);
+            peft_model_free(m);
+        }
+        peft_ctx_free(ctx);
+    } else {
+        peft_base_model_free(base);
+    }
+    json_decref(pc);
+    free(text);
+    return rc;
+}
 
 int cmd_info(int argc, char **argv)
 {
-    const char *model = NULL;
+    const char *model = NULL, *config = NULL, *peft_config = NULL;
     char *adapters[CLI_MAX_ADAPTERS];
     int n_adapters = 0, as_json = 0;
     for (int i = 1; i < argc; i++) {
         const char *v;
         if (!strcmp(argv[i], "--help")) { fputs(HELP, stdout); return 0; }
         else if ((v = cli_opt(argc, argv, &i, "--model"))) model = v;
+        else if ((v = cli_opt(argc, argv, &i, "--config"))) config = v;
+        else if ((v = cli_opt(argc, argv, &i, "--peft-config"))) peft_config = v;
         else if ((v = cli_opt(argc, argv, &i, "--adapter"))) {
             if (n_adapters == CLI_MAX_ADAPTERS) return cli_fail("at most %d adapters", CLI_MAX_ADAPTERS);
             adapters[n_adapters++] = (char *)v;
         } else if (!strcmp(argv[i], "--json")) as_json = 1;
         else { fputs(HELP, stderr); return cli_fail("unknown option '%s'", argv[i]); }
     }
-    if (!model) { fputs(HELP, stderr); return cli_fail("--model is required"); }
+    if (config) {
+        if (model || n_adapters) return cli_fail("--config counts from a config.json alone: no --model/--adapter");
+        return info_from_config(config, peft_config);
+    }
+    if (peft_config) return cli_fail("--peft-config goes with --config");
+    if (!model) { fputs(HELP, stderr); return cli_fail("--model (or --config) is required"); }
     peft_ctx *ctx = peft_ctx_new(0);
     peft_base_model *base;
     peft_model *m;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include "model.h"
 
@@ -134,6 +135,43 @@ out:
 
 /* ---- load / free --------------------------------------------------------------------------- */
 
+/* config.json into m->config and its architecture into m->arch. 0 or -1 with err. */
+static int read_config(peft_base_model *m, const char *cfg_path, char *err, size_t errlen)
+{
+    json_error_t je;
+    m->config = json_load_file(cfg_path, 0, &je);
+    if (!m->config) {
+        seterr(err, errlen, "%s: invalid JSON at line %d: %s", cfg_path, je.line, je.text);
+        return -1;
+    }
+    if (!json_is_object(m->config)) {
+        seterr(err, errlen, "%s: expected a JSON object", cfg_path);
+        return -1;
+    }
+    json_t *mt = json_object_get(m->config, "model_type");
+    if (!mt) {
+        seterr(err, errlen, "%s: no \"model_type\" field", cfg_path);
+        return -1;
+    }
+    if (!json_is_string(mt)) {
+        seterr(err, errlen, "%s: \"model_type\" must be a string", cfg_path);
+        return -1;
+    }
+    m->arch = peft_arch_find(json_string_value(mt));
+    if (!m->arch) {
+        char list[256] = "";
+        size_t o = 0;
+        for (size_t i = 0; peft_arch_at(i) && o < sizeof list; i++)
+            o += (size_t)snprintf(list + o, sizeof list - o, "%s%s", i ? ", " : "",
+                                  peft_arch_at(i)->model_type);
+        seterr(err, errlen, "%s: unknown model_type \"%s\" (supported: %s)", cfg_path,
+               json_string_value(mt), list);
+        return -1;
+    }
+
+    return 0;
+}
+
 int peft_base_model_load(const char *dir, peft_base_model **out, char *err, size_t errlen)
 {
     *out = NULL;
@@ -150,36 +188,7 @@ int peft_base_model_load(const char *dir, peft_base_model **out, char *err, size
                cfg_path);
         goto fail;
     }
-    json_error_t je;
-    m->config = json_load_file(cfg_path, 0, &je);
-    if (!m->config) {
-        seterr(err, errlen, "%s: invalid JSON at line %d: %s", cfg_path, je.line, je.text);
-        goto fail;
-    }
-    if (!json_is_object(m->config)) {
-        seterr(err, errlen, "%s: expected a JSON object", cfg_path);
-        goto fail;
-    }
-    json_t *mt = json_object_get(m->config, "model_type");
-    if (!mt) {
-        seterr(err, errlen, "%s: no \"model_type\" field", cfg_path);
-        goto fail;
-    }
-    if (!json_is_string(mt)) {
-        seterr(err, errlen, "%s: \"model_type\" must be a string", cfg_path);
-        goto fail;
-    }
-    m->arch = peft_arch_find(json_string_value(mt));
-    if (!m->arch) {
-        char list[256] = "";
-        size_t o = 0;
-        for (size_t i = 0; peft_arch_at(i) && o < sizeof list; i++)
-            o += (size_t)snprintf(list + o, sizeof list - o, "%s%s", i ? ", " : "",
-                                  peft_arch_at(i)->model_type);
-        seterr(err, errlen, "%s: unknown model_type \"%s\" (supported: %s)", cfg_path,
-               json_string_value(mt), list);
-        goto fail;
-    }
+    if (read_config(m, cfg_path, err, errlen)) goto fail;
 
     if (!(w_path = path_join(m->dir, WEIGHTS_FILE)) || !(i_path = path_join(m->dir, INDEX_FILE)))
         goto oom;
@@ -208,6 +217,76 @@ fail:
     return -1;
 }
 
+/* PEFT task type -> the Hugging Face head class of a model_type (for weight-free counts) */
+static const char *task_class(const char *model_type, const char *task)
+{
+    static const char *const map[][3] = {
+        {"gpt2", "CAUSAL_LM", "GPT2LMHeadModel"},
+        {"gpt2", "SEQ_CLS", "GPT2ForSequenceClassification"},
+        {"llama", "CAUSAL_LM", "LlamaForCausalLM"},
+        {"llama", "SEQ_CLS", "LlamaForSequenceClassification"},
+        {"bert", "SEQ_CLS", "BertForSequenceClassification"},
+        {"bert", "TOKEN_CLS", "BertForTokenClassification"},
+        {"bert", "QUESTION_ANS", "BertForQuestionAnswering"},
+        {"bert", "FEATURE_EXTRACTION", "BertModel"},
+        {"t5", "SEQ_2_SEQ_LM", "T5ForConditionalGeneration"},
+    };
+    for (size_t i = 0; task && i < sizeof map / sizeof *map; i++)
+        if (!strcmp(map[i][0], model_type) && !strcmp(map[i][1], task)) return map[i][2];
+    return NULL;
+}
+
+int peft_base_model_load_meta(const char *config_path, const char *task_type,
+                              peft_base_model **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    peft_base_model *m = calloc(1, sizeof *m);
+    if (!m || !(m->dir = strdup(config_path ? config_path : ""))) {
+        free(m);
+        seterr(err, errlen, "out of memory");
+        return -1;
+    }
+    m->meta = 1;
+    if (!config_path || !file_exists(config_path)) {
+        seterr(err, errlen, "%s: no such file", config_path ? config_path : "(null)");
+        goto fail;
+    }
+    if (read_config(m, config_path, err, errlen)) goto fail;
+    if (task_type) { /* the head that task type implies, as PEFT's task models load it */
+        const char *cls = task_class(m->arch->model_type, task_type);
+        if (!cls) {
+            seterr(err, errlen, "%s: no %s head for model_type \"%s\"", config_path, task_type,
+                   m->arch->model_type);
+            goto fail;
+        }
+        json_t *arr = json_array();
+        json_array_append_new(arr, json_string(cls));
+        json_object_set_new(m->config, "architectures", arr);
+    }
+    if (m->arch->build(m, err, errlen) != 0) goto fail;
+    *out = m;
+    return 0;
+fail:
+    peft_base_model_free(m);
+    return -1;
+}
+
+/* meta models: zero pages reserved, never touched (reads see zeros, nothing is allocated) */
+static void *meta_map(peft_base_model *m, size_t bytes)
+{
+    void **maps = realloc(m->meta_maps, (m->n_meta + 1) * sizeof *maps);
+    size_t *lens = maps ? realloc(m->meta_lens, (m->n_meta + 1) * sizeof *lens) : NULL;
+    if (maps) m->meta_maps = maps;
+    if (!lens) return NULL;
+    m->meta_lens = lens;
+    if (!bytes) bytes = 1;
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+    m->meta_maps[m->n_meta] = p;
+    m->meta_lens[m->n_meta++] = bytes;
+    return p;
+}
+
 void peft_base_model_free(peft_base_model *m)
 {
     if (!m) return;
@@ -230,6 +309,9 @@ void peft_base_model_free(peft_base_model *m)
     free(m->params);
     /* the files last: the parameter tensors borrowed their mappings */
     for (size_t i = 0; i < m->n_files; i++) peft_st_close(m->files[i]);
+    for (size_t i = 0; i < m->n_meta; i++) munmap(m->meta_maps[i], m->meta_lens[i]);
+    free(m->meta_maps);
+    free(m->meta_lens);
     free(m->files);
     json_decref(m->config);
     free(m->dir);
@@ -256,6 +338,39 @@ static const peft_st_entry *find_entry(const peft_base_model *m, const char *nam
     return NULL;
 }
 
+static int push_param(peft_base_model *m, const char *name, peft_tensor *t)
+{
+    if (m->n_params == m->cap_params) {
+        size_t cap = m->cap_params ? 2 * m->cap_params : 64;
+        peft_param *np = realloc(m->params, cap * sizeof *np);
+        if (!np) return -1;
+        m->params = np;
+        m->cap_params = cap;
+    }
+    char *pname = strdup(name);
+    if (!pname) return -1;
+    t->flags |= PEFT_T_PARAM;
+    t->requires_grad = 0;
+    m->params[m->n_params].name = pname;
+    m->params[m->n_params].t = t;
+    m->n_params++;
+    return 0;
+}
+
+static peft_tensor *take_meta(peft_base_model *m, const char *name, int ndim, const int64_t *shape,
+                              char *err, size_t errlen)
+{
+    int64_t n = peft_shape_numel(ndim, shape);
+    void *p = n >= 0 ? meta_map(m, (size_t)n * sizeof(float)) : NULL;
+    peft_tensor *t = p ? peft_tensor_wrap(PEFT_DTYPE_F32, ndim, shape, p) : NULL;
+    if (!t || push_param(m, name, t)) {
+        peft_tensor_free(t);
+        seterr(err, errlen, "%s: out of memory describing tensor '%s'", m->dir, name);
+        return NULL;
+    }
+    return t;
+}
+
 peft_tensor *peft_model_take_weight(peft_base_model *m, const char *name, const char *alt_name,
                                     int ndim, const int64_t *shape, char *err, size_t errlen)
 {
@@ -278,6 +393,7 @@ peft_tensor *peft_model_take_weight(peft_base_model *m, const char *name, const 
         return have->t;
     }
 
+    if (m->meta) return take_meta(m, name, ndim, shape, err, errlen);
     const peft_st_file *f = NULL;
     const peft_st_entry *e = find_entry(m, name, &f);
     if (!e && alt_name) e = find_entry(m, alt_name, &f);
@@ -304,21 +420,12 @@ peft_tensor *peft_model_take_weight(peft_base_model *m, const char *name, const 
         return NULL;
     }
 
-    if (m->n_params == m->cap_params) {
-        size_t cap = m->cap_params ? 2 * m->cap_params : 64;
-        peft_param *np = realloc(m->params, cap * sizeof *np);
-        if (!np) goto oom;
-        m->params = np;
-        m->cap_params = cap;
+    /* the base model is frozen: requires_grad 0 */
+    peft_tensor *t = peft_tensor_wrap(e->dtype, ndim, shape, (void *)e->data);
+    if (!t || push_param(m, name, t)) {
+        peft_tensor_free(t);
+        goto oom;
     }
-    char *pname = strdup(name);
-    peft_tensor *t = pname ? peft_tensor_wrap(e->dtype, ndim, shape, (void *)e->data) : NULL;
-    if (!t) { free(pname); goto oom; }
-    t->flags |= PEFT_T_PARAM;
-    t->requires_grad = 0; /* the base model is frozen */
-    m->params[m->n_params].name = pname;
-    m->params[m->n_params].t = t;
-    m->n_params++;
     return t;
 oom:
     seterr(err, errlen, "%s: out of memory taking tensor '%s'", m->dir, name);

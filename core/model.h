@@ -144,6 +144,9 @@ struct peft_base_model {
                                  NULL = arch->class_name */
     const char *task_type;    /* set by build: PEFT task type of that head; NULL = arch's */
     const peft_prompt_hooks *prompt; /* NULL, or the active prompt-learning adapter's hooks */
+    int meta;                 /* weights are zero pages from config.json alone (counting only) */
+    void **meta_maps;
+    size_t *meta_lens, n_meta;
     /* model facts prompt learning needs (set by build): the word embedding table (V, C), the
      * number of attention layers per stack, key/value heads and head size */
     peft_tensor *word_embeddings;
@@ -164,6 +167,12 @@ static inline const char *peft_model_task(const peft_base_model *m)
  * 0 and *out (free with peft_base_model_free), or -1 with err naming the file and problem. */
 int peft_base_model_load(const char *dir, peft_base_model **out, char *err, size_t errlen);
 void peft_base_model_free(peft_base_model *m);
+/* A weight-free model from a config.json alone (parameter counts, PEFT's "meta" device):
+ * every weight is a zero-page mapping that costs no memory until written. task_type (e.g.
+ * "SEQ_CLS", or NULL for config.json's architectures[0]) picks the head class as PEFT's task
+ * models do. Forward passes run on zeros; use it to count and inspect. */
+int peft_base_model_load_meta(const char *config_path, const char *task_type,
+                              peft_base_model **out, char *err, size_t errlen);
 
 /* For arch build(): find weight `name` (also tried with the arch's optional prefix stripped:
  * "transformer.h.0..." falls back to "h.0..."), check its shape against (ndim, shape) and
