@@ -13,7 +13,7 @@ CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubun
 
 CORE_SRC   = $(wildcard core/*.c core/models/*.c)
 CORE_OBJ   = $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
-PLUGINS    = $(notdir $(wildcard plugins/*))
+PLUGINS    = $(patsubst plugins/%/,%,$(sort $(dir $(wildcard plugins/*/*.c))))
 PLUGIN_SO  = $(PLUGINS:%=$(BUILD)/plugins/%.so)
 CLI_SRC    = $(wildcard cli/*.c)
 CLI_OBJ    = $(CLI_SRC:%.c=$(BUILD)/obj/%.o)

@@ -16,7 +16,8 @@ static void usage(FILE *f)
             "  forward     run a model (+ adapters) on IN.json, write logits/loss (and grads)\n"
             "  info        module summary, trainable parameters and adapter status\n"
             "  train       fine-tune a LoRA adapter on a token file and save it (PEFT format)\n"
-            "  init-model  write a randomly initialised GPT-2 model directory\n\n"
+            "  init-model  write a randomly initialised GPT-2 model directory\n"
+            "  merge       fold adapters into the base and write a Hugging Face model directory\n\n"
             "run `peft <command> --help` for its options\n",
             PEFT_VERSION);
 }
@@ -70,6 +71,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "info")) return cmd_info(argc - 1, argv + 1);
     if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);
     if (!strcmp(cmd, "init-model")) return cmd_init_model(argc - 1, argv + 1);
+    if (!strcmp(cmd, "merge")) return cmd_merge(argc - 1, argv + 1);
     fprintf(stderr, "peft: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return 2;

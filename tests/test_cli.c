@@ -130,6 +130,33 @@ START_TEST(train_then_reload)
 }
 END_TEST
 
+START_TEST(merge_writes_a_model_dir)
+{
+    char *out;
+    int rc = peft(&out, "merge --model %s --adapter %s --output %s/merged --probe %s", tu_fixture("hf-peft/_models/gpt2"),
+                  tu_fixture(CASE "/adapter"), tmp, tu_fixture(CASE "/inputs.json"));
+    ck_assert_msg(rc == 0 && strstr(out, "largest |merged - unmerged|"), "%s", out);
+    free(out);
+    rc = peft(&out, "forward --model %s/merged --input %s --output %s/o.safetensors", tmp, tu_fixture(CASE "/inputs.json"), tmp);
+    ck_assert_msg(rc == 0, "%s", out);
+    free(out);
+    char o[4096];
+    snprintf(o, sizeof o, "%s/o.safetensors", tmp);
+    ck_assert(file_diff(o, "logits", tu_fixture(CASE "/merged_logits.safetensors"), "logits") <= 1e-4);
+    /* bf16 output: loads, close to the f32 merge */
+    rc = peft(&out, "merge --model %s --adapter %s --output %s/m16 --dtype bf16", tu_fixture("hf-peft/_models/gpt2"),
+              tu_fixture(CASE "/adapter"), tmp);
+    ck_assert_msg(rc == 0, "%s", out);
+    free(out);
+    rc = peft(&out, "forward --model %s/m16 --input %s --output %s/o16.safetensors", tmp, tu_fixture(CASE "/inputs.json"), tmp);
+    ck_assert_msg(rc == 0, "%s", out);
+    free(out);
+    char o16[4096];
+    snprintf(o16, sizeof o16, "%s/o16.safetensors", tmp);
+    ck_assert(file_diff(o16, "logits", o, "logits") <= 2e-2);
+}
+END_TEST
+
 START_TEST(init_model_runs)
 {
     char *out;
@@ -184,6 +211,7 @@ int main(void)
     tcase_add_test(tc, info_json_is_peft_status);
     tcase_add_test(tc, train_then_reload);
     tcase_add_test(tc, init_model_runs);
+    tcase_add_test(tc, merge_writes_a_model_dir);
     tcase_add_test(tc, errors_exit_cleanly);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
