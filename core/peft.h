@@ -126,6 +126,15 @@ int peft_unload(peft_model *m, peft_base_model **out);
 int peft_get_model_status(peft_model *m, char **json_out);
 int peft_get_layer_status(peft_model *m, char **json_out);
 
+/* ---- precision and model cards ---- */
+/* PEFT's cast_mixed_precision_params: every frozen base parameter to dtype (PEFT_DTYPE_BF16 or
+ * _F16; kernels convert to f32 as they read), trainable parameters stay f32. Refused while
+ * adapters are merged. */
+int peft_cast_mixed_precision_params(peft_model *m, int32_t dtype);
+/* PEFT's create_or_update_model_card: dir/README.md with library_name: peft, base_model and a
+ * "Framework versions" line, keeping what a user already wrote there. Atomic. */
+int peft_create_or_update_model_card(peft_model *m, const char *dir);
+
 /* ---- running ---- */
 /* forward (and loss if labels) on graph g; set g->recording for a backward afterwards */
 int peft_model_forward(peft_model *m, peft_graph *g, const peft_model_inputs *in,

@@ -108,7 +108,7 @@ START_TEST(config_errors)
         {"{\"peft_type\":\"LORA\",\"r\":\"8\"}", "'r'"},
         {"{\"peft_type\":\"LORA\",\"bias\":\"some\"}", "lora_only"},
         {"{\"peft_type\":\"LORA\",\"lora_dropout\":1.5}", "lora_dropout"},
-        {"{\"peft_type\":\"LORA\",\"init_lora_weights\":\"pissa\"}", "not supported yet"},
+        {"{\"peft_type\":\"LORA\",\"init_lora_weights\":\"pissa\"}", "not supported"},
         {"{\"peft_type\":\"NOPE\"}", "NOPE"},
         {"{\"r\":4}", "peft_type"},
         {"{\"peft_type\":\"LORA\",", "invalid JSON"},
@@ -497,6 +497,48 @@ START_TEST(adapter_bookkeeping)
 }
 END_TEST
 
+START_TEST(mixed_precision_and_model_card)
+{
+    int64_t n;
+    peft_model *m = make("{\"peft_type\":\"LORA\",\"r\":2,\"init_lora_weights\":false}");
+    float *f32 = logits(m, &n);
+    ck_assert(peft_cast_mixed_precision_params(m, PEFT_DTYPE_BF16) == 0);
+    peft_base_model *b = peft_get_base_model(m);
+    ck_assert_int_eq(b->params[0].t->dtype, PEFT_DTYPE_BF16);
+    peft_state_dict *sd;
+    ck_assert(peft_trainable_parameters(m, &sd) == 0);
+    for (size_t i = 0; i < sd->n; i++) ck_assert_int_eq(sd->tensors[i]->dtype, PEFT_DTYPE_F32);
+    peft_state_dict_free(sd);
+    float *b16 = logits(m, &n);
+    double d = tu_max_abs_diff(f32, b16, n);
+    ck_assert_msg(d > 0 && d < 2e-2, "bf16 base changes logits by %g", d);
+    ck_assert(peft_cast_mixed_precision_params(m, 99) != 0);
+
+    char *dir = tu_tmpdir(), path[4096];
+    ck_assert(peft_create_or_update_model_card(m, dir) == 0);
+    snprintf(path, sizeof path, "%s/README.md", dir);
+    char *card = tu_read_file(path, NULL);
+    ck_assert_msg(!strncmp(card, "---\n", 4) && strstr(card, "library_name: peft") && strstr(card, "base_model: ") &&
+                      strstr(card, "### Framework versions") && strstr(card, "- PEFT 0.13.2"), "%s", card);
+    free(card);
+    const char *mine = "---\nlicense: mit\nlibrary_name: transformers\n---\n\nMy notes about this adapter.\n";
+    tu_write_file(path, mine, strlen(mine));
+    ck_assert(peft_create_or_update_model_card(m, dir) == 0);
+    ck_assert(peft_create_or_update_model_card(m, dir) == 0); /* idempotent */
+    card = tu_read_file(path, NULL);
+    ck_assert_msg(strstr(card, "license: mit") && strstr(card, "library_name: peft") && !strstr(card, "transformers") &&
+                      strstr(card, "My notes about this adapter.") && strstr(card, "base_model: "), "%s", card);
+    const char *first = strstr(card, "- PEFT 0.13.2");
+    ck_assert(first && !strstr(first + 1, "- PEFT 0.13.2"));
+    free(card);
+    tu_rmtree(dir);
+    free(dir);
+    free(f32);
+    free(b16);
+    peft_model_free(m);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("peft_api");
@@ -514,6 +556,7 @@ int main(void)
     tcase_add_test(tc, training_lowers_the_loss);
     tcase_add_test(tc, bias_all_and_dropout);
     tcase_add_test(tc, adapter_bookkeeping);
+    tcase_add_test(tc, mixed_precision_and_model_card);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
