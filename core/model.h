@@ -145,6 +145,10 @@ struct peft_base_model {
     const char *task_type;    /* set by build: PEFT task type of that head; NULL = arch's */
     const peft_prompt_hooks *prompt; /* NULL, or the active prompt-learning adapter's hooks */
     int meta;                 /* weights are zero pages from config.json alone (counting only) */
+    /* mixed-batch inference: while set, batch row b uses adapter row_adapter[b] (NULL = the
+     * base model) at every site instead of the active set */
+    peft_adapter *const *row_adapter;
+    int64_t row_B;
     void **meta_maps;
     size_t *meta_lens, n_meta;
     /* model facts prompt learning needs (set by build): the word embedding table (V, C), the

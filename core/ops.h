@@ -70,6 +70,10 @@ peft_tensor *op_gather_rows(peft_graph *g, peft_tensor *x, const int32_t *idx);
 peft_tensor *op_concat_seq(peft_graph *g, peft_tensor *a, peft_tensor *b);
 /* x (B, T, C) -> x[:, off:off+len, :] (B, len, C) (dropping virtual-token positions) */
 peft_tensor *op_slice_seq(peft_graph *g, peft_tensor *x, int64_t off, int64_t len);
+/* x (..., C) as (N, C) rows, idx i32 (n) -> (n, C): the rows of a sub-batch (grouped adapters) */
+peft_tensor *op_take_rows(peft_graph *g, peft_tensor *x, const int32_t *idx, int64_t n);
+/* a copy of y (..., C) with row idx[i] replaced by src (n, C) row i; idx distinct */
+peft_tensor *op_put_rows(peft_graph *g, peft_tensor *y, peft_tensor *src, const int32_t *idx, int64_t n);
 /* mean squared error of x and target (same numel, f32) -> scalar (regression heads) */
 peft_tensor *op_mse(peft_graph *g, peft_tensor *x, const float *target);
 

@@ -139,6 +139,11 @@ int peft_create_or_update_model_card(peft_model *m, const char *dir);
 /* forward (and loss if labels) on graph g; set g->recording for a backward afterwards */
 int peft_model_forward(peft_model *m, peft_graph *g, const peft_model_inputs *in,
                        peft_model_outputs *out);
+/* Mixed-batch inference: row b of the batch uses adapter row_adapters[b] ("__base__" = none),
+ * whatever the active set, in one forward with one grouped call per adapter and layer. Layer
+ * adapters only; refused while adapters are merged. */
+int peft_model_forward_rows(peft_model *m, peft_graph *g, const peft_model_inputs *in,
+                            const char *const *row_adapters, peft_model_outputs *out);
 /* train / eval mode (dropout) for the next forwards */
 void peft_model_train(peft_model *m, int training);
 

@@ -12,9 +12,60 @@ static int runs(const peft_site *s, const peft_site_adapter *sa)
     return sa->adapter->active && !sa->merged && !(s->owner && s->owner->adapters_disabled);
 }
 
+/* the token rows of x (N = numel / last dim) whose batch row uses adapter a, per
+ * owner->row_adapter (B entries): an arena index list, *n set; NULL with *n = 0 if none */
+static int32_t *rows_of(peft_graph *g, const peft_site *s, const peft_adapter *a, const peft_tensor *x,
+                        int64_t *n)
+{
+    const peft_base_model *m = s->owner;
+    int64_t C = x->shape[x->ndim - 1], N = C ? x->numel / C : 0, per = m->row_B ? N / m->row_B : 0;
+    int64_t cnt = 0;
+    for (int64_t b = 0; b < m->row_B; b++) cnt += m->row_adapter[b] == a;
+    *n = cnt * per;
+    if (!*n) return NULL;
+    int32_t *idx = peft_arena_alloc(g->arena, (size_t)*n * sizeof *idx);
+    if (!idx) return NULL;
+    int64_t k = 0;
+    for (int64_t b = 0; b < m->row_B; b++)
+        if (m->row_adapter[b] == a)
+            for (int64_t t = 0; t < per; t++) idx[k++] = (int32_t)(b * per + t);
+    return idx;
+}
+
+/* one batch, one adapter per row (mixed-batch inference): each adapter runs on its own rows
+ * only, one grouped call per adapter, the results put back in place */
+static peft_tensor *forward_grouped(peft_graph *g, peft_site *s, peft_tensor *x)
+{
+    for (int i = 0; i < s->n_chain && x; i++) {
+        peft_site_adapter *sa = &s->chain[i];
+        if (sa->merged || !sa->adapter->vt->pre_forward) continue;
+        int64_t n;
+        int32_t *idx = rows_of(g, s, sa->adapter, x, &n);
+        if (!n) continue;
+        peft_tensor *xs = idx ? op_take_rows(g, x, idx, n) : NULL;
+        peft_tensor *xt = xs ? sa->adapter->vt->pre_forward(sa->state, g, &s->info, xs) : NULL;
+        x = xt ? op_put_rows(g, x, xt, idx, n) : NULL;
+    }
+    if (!x) return NULL;
+    peft_tensor *y = op_linear(g, x, s->info.weight, s->info.bias, s->info.fan_in_fan_out);
+    for (int i = 0; i < s->n_chain && y; i++) {
+        peft_site_adapter *sa = &s->chain[i];
+        if (sa->merged) continue;
+        int64_t n;
+        int32_t *idx = rows_of(g, s, sa->adapter, x, &n);
+        if (!n) continue;
+        peft_tensor *xs = idx ? op_take_rows(g, x, idx, n) : NULL;
+        peft_tensor *ys = xs ? op_take_rows(g, y, idx, n) : NULL;
+        peft_tensor *yt = ys ? sa->adapter->vt->forward(sa->state, g, &s->info, xs, ys) : NULL;
+        y = yt ? op_put_rows(g, y, yt, idx, n) : NULL;
+    }
+    return y;
+}
+
 /* x (..., in) -> (..., out): input transforms, the base layer once, then each adapter's delta */
 peft_tensor *peft_site_forward(peft_graph *g, peft_site *s, peft_tensor *x)
 {
+    if (s->owner && s->owner->row_adapter && !s->owner->adapters_disabled) return forward_grouped(g, s, x);
     for (int i = 0; i < s->n_chain && x; i++) {
         peft_site_adapter *sa = &s->chain[i];
         if (runs(s, sa) && sa->adapter->vt->pre_forward)

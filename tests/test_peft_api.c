@@ -539,6 +539,60 @@ START_TEST(mixed_precision_and_model_card)
 }
 END_TEST
 
+/* logits (B, T, V) of a forward with the given inputs (caller frees) */
+static float *run_rows(peft_model *m, const int32_t *ids, const int32_t *mask, int64_t B, int64_t T,
+                       const char *const *rows, int64_t *n)
+{
+    peft_graph *g = peft_graph_new(peft_ctx_rng(ctx));
+    peft_model_inputs mi = {B, T, ids, mask, NULL};
+    peft_model_outputs out;
+    int rc = rows ? peft_model_forward_rows(m, g, &mi, rows, &out) : peft_model_forward(m, g, &mi, &out);
+    ck_assert_msg(rc == 0, "%s", peft_errmsg(ctx));
+    *n = out.logits->numel;
+    float *c = malloc((size_t)*n * 4);
+    memcpy(c, out.logits->data, (size_t)*n * 4);
+    peft_graph_free(g);
+    return c;
+}
+
+START_TEST(mixed_batch_rows)
+{
+    peft_model *m = make("{\"peft_type\":\"LORA\",\"r\":2,\"init_lora_weights\":false}");
+    ck_assert(peft_add_adapter(m, "a", "{\"peft_type\":\"LORA\",\"r\":2,\"target_modules\":[\"c_attn\",\"c_fc\"],\"init_lora_weights\":false}") == 0);
+    int64_t T = in.T, n;
+    int32_t ids[3 * 64], mask[3 * 64];
+    for (int r = 0; r < 3; r++) { /* rows: input 0, input 1, input 0 */
+        memcpy(ids + r * T, in.input_ids + (r == 1) * T, (size_t)T * 4);
+        memcpy(mask + r * T, in.attention_mask + (r == 1) * T, (size_t)T * 4);
+    }
+    const char *rows[3] = {"default", "__base__", "a"};
+    float *mixed = run_rows(m, ids, mask, 3, T, rows, &n);
+    int64_t per = n / 3;
+    float *only_default = run_rows(m, ids, mask, 3, T, NULL, &n);
+    ck_assert(peft_set_adapter(m, "a") == 0);
+    float *only_a = run_rows(m, ids, mask, 3, T, NULL, &n);
+    ck_assert(peft_disable_adapter(m) == 0);
+    float *base_only = run_rows(m, ids, mask, 3, T, NULL, &n);
+    ck_assert(peft_enable_adapter(m) == 0);
+    ck_assert(tu_max_abs_diff(mixed, only_default, per) < 1e-6);
+    ck_assert(tu_max_abs_diff(mixed + per, base_only + per, per) < 1e-6);
+    ck_assert(tu_max_abs_diff(mixed + 2 * per, only_a + 2 * per, per) < 1e-6);
+    ck_assert(tu_max_abs_diff(only_a, only_default, per) > 1e-5); /* the adapters differ */
+    const char *bad[3] = {"default", "nope", "a"};
+    peft_graph *g = peft_graph_new(peft_ctx_rng(ctx));
+    peft_model_inputs mi = {3, T, ids, mask, NULL};
+    peft_model_outputs out;
+    ck_assert(peft_model_forward_rows(m, g, &mi, bad, &out) == PEFT_ENOTFOUND);
+    ck_assert_msg(strstr(peft_errmsg(ctx), "'nope'"), "%s", peft_errmsg(ctx));
+    peft_graph_free(g);
+    free(mixed);
+    free(only_default);
+    free(only_a);
+    free(base_only);
+    peft_model_free(m);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("peft_api");
@@ -557,6 +611,7 @@ int main(void)
     tcase_add_test(tc, bias_all_and_dropout);
     tcase_add_test(tc, adapter_bookkeeping);
     tcase_add_test(tc, mixed_precision_and_model_card);
+    tcase_add_test(tc, mixed_batch_rows);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
