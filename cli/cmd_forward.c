@@ -7,11 +7,22 @@
 
 static const char *HELP =
     "usage: peft forward --model DIR [--adapter DIR[:NAME]]... [--merge] --input IN.json\n"
-    "                    --output OUT.safetensors [--grads GRADS.safetensors] [--seed N]\n\n"
+    "                    --output OUT.safetensors [--grads GRADS.safetensors] [--seed N]\n"
+    "                    [--active NAME[,NAME...]] [--row-adapters NAME,__base__,NAME...]\n\n"
     "IN.json holds input_ids (and optionally attention_mask, labels) as nested lists.\n"
     "OUT gets `logits` (and `loss` when labels are given). GRADS gets d(loss)/d(param) for\n"
     "every trainable adapter tensor under its PEFT state-dict key (needs labels).\n"
-    "--merge folds the adapters into the base weights (safe merge) before the forward.\n";
+    "--merge folds the adapters into the base weights (safe merge) before the forward.\n"
+    "Adapters load in the order given, all active; --active picks the active set instead.\n"
+    "--row-adapters gives one adapter name per batch row (__base__: none), run in one pass.\n";
+
+/* "a,b,c" -> names (pointers into buf), count; at most max */
+static int split_names(char *buf, const char **names, int max)
+{
+    int n = 0;
+    for (char *s = strtok(buf, ","); s && n < max; s = strtok(NULL, ",")) names[n++] = s;
+    return n;
+}
 
 /* saved key of a trainable tensor: looked up over every adapter's state dict */
 static const char *saved_name_of(peft_model *m, peft_tensor *t, peft_state_dict **sds, int n)
@@ -64,6 +75,7 @@ int cmd_forward(int argc, char **argv)
     const char *model = NULL, *input = NULL, *output = NULL, *grads = NULL;
     char *adapters[CLI_MAX_ADAPTERS];
     int n_adapters = 0, merge = 0;
+    const char *active = NULL, *row_spec = NULL;
     unsigned long long seed = 0;
     for (int i = 1; i < argc; i++) {
         const char *v;
@@ -73,6 +85,8 @@ int cmd_forward(int argc, char **argv)
         else if ((v = cli_opt(argc, argv, &i, "--output"))) output = v;
         else if ((v = cli_opt(argc, argv, &i, "--grads"))) grads = v;
         else if ((v = cli_opt(argc, argv, &i, "--seed"))) seed = strtoull(v, NULL, 10);
+        else if ((v = cli_opt(argc, argv, &i, "--active"))) active = v;
+        else if ((v = cli_opt(argc, argv, &i, "--row-adapters"))) row_spec = v;
         else if ((v = cli_opt(argc, argv, &i, "--adapter"))) {
             if (n_adapters == CLI_MAX_ADAPTERS) return cli_fail("at most %d adapters", CLI_MAX_ADAPTERS);
             adapters[n_adapters++] = (char *)v;
@@ -92,6 +106,27 @@ int cmd_forward(int argc, char **argv)
     peft_model *m = NULL;
     int rc = cli_open_model(ctx, model, adapters, n_adapters, grads != NULL, &base, &m);
     if (rc) goto out;
+    char active_buf[4096], rows_buf[8192];
+    const char *names[256];
+    if (active) {
+        snprintf(active_buf, sizeof active_buf, "%s", active);
+        int n = split_names(active_buf, names, 256);
+        if (!m || peft_set_adapters(m, names, n)) {
+            rc = cli_fail("--active: %s", m ? peft_errmsg(ctx) : "no adapters loaded");
+            goto out;
+        }
+    }
+    const char *row_names[1024];
+    if (row_spec) {
+        snprintf(rows_buf, sizeof rows_buf, "%s", row_spec);
+        int n = split_names(rows_buf, row_names, 1024);
+        if (!m || n != in.B) {
+            rc = cli_fail("--row-adapters: %d names for a batch of %lld rows%s", n, (long long)in.B,
+                          m ? "" : " (and no adapters loaded)");
+            goto out;
+        }
+        if (merge) { rc = cli_fail("--row-adapters and --merge cannot be combined"); goto out; }
+    }
     if (merge && m && peft_merge_adapter(m, NULL, 0, 1)) { rc = cli_fail("%s", peft_errmsg(ctx)); goto out; }
 
     peft_graph *g = peft_graph_new(peft_ctx_rng(ctx));
@@ -100,7 +135,8 @@ int cmd_forward(int argc, char **argv)
     peft_inputs_view(&in, &mi);
     peft_model_outputs mo = {0};
     if (m) {
-        if (peft_model_forward(m, g, &mi, &mo)) rc = cli_fail("%s", peft_errmsg(ctx));
+        int frc = row_spec ? peft_model_forward_rows(m, g, &mi, row_names, &mo) : peft_model_forward(m, g, &mi, &mo);
+        if (frc) rc = cli_fail("%s", peft_errmsg(ctx));
     } else if (base->arch->forward(base, g, &mi, &mo, err, sizeof err)) {
         rc = cli_fail("%s", err);
     }

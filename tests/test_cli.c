@@ -157,6 +157,45 @@ START_TEST(merge_writes_a_model_dir)
 }
 END_TEST
 
+/* rows of a (2, T, V) logits file */
+static double row_diff(const char *a, const char *b, int row)
+{
+    char err[512];
+    peft_st_file *fa, *fb;
+    ck_assert(peft_st_open(a, &fa, err, sizeof err) == 0 && peft_st_open(b, &fb, err, sizeof err) == 0);
+    const peft_st_entry *ea = peft_st_find(fa, "logits"), *eb = peft_st_find(fb, "logits");
+    int64_t per = (int64_t)(ea->nbytes / 4 / 2);
+    double d = tu_max_abs_diff((const float *)ea->data + row * per, (const float *)eb->data + row * per, per);
+    peft_st_close(fa);
+    peft_st_close(fb);
+    return d;
+}
+
+START_TEST(row_adapters_and_active)
+{
+    char *out, o[4096];
+    int rc = peft(&out, "forward --model %s --adapter %s --adapter %s:r2 --row-adapters r2,__base__ --input %s --output %s/rows.st",
+                  tu_fixture("hf-peft/_models/gpt2"), tu_fixture(CASE "/adapter"), tu_fixture("hf-peft/gpt2__lora_rslora/adapter"),
+                  tu_fixture(CASE "/inputs.json"), tmp);
+    ck_assert_msg(rc == 0, "%s", out);
+    free(out);
+    snprintf(o, sizeof o, "%s/rows.st", tmp);
+    ck_assert(row_diff(o, tu_fixture("hf-peft/gpt2__lora_rslora/peft_logits.safetensors"), 0) <= 1e-4);
+    ck_assert(row_diff(o, tu_fixture("hf-peft/_models/gpt2/base_logits.safetensors"), 1) <= 1e-4);
+    rc = peft(&out, "forward --model %s --adapter %s --adapter %s:r2 --active r2 --input %s --output %s/act.st",
+              tu_fixture("hf-peft/_models/gpt2"), tu_fixture(CASE "/adapter"), tu_fixture("hf-peft/gpt2__lora_rslora/adapter"),
+              tu_fixture(CASE "/inputs.json"), tmp);
+    ck_assert_msg(rc == 0, "%s", out);
+    free(out);
+    snprintf(o, sizeof o, "%s/act.st", tmp);
+    ck_assert(file_diff(o, "logits", tu_fixture("hf-peft/gpt2__lora_rslora/peft_logits.safetensors"), "logits") <= 1e-4);
+    rc = peft(&out, "forward --model %s --adapter %s --row-adapters default --input %s --output %s/x.st",
+              tu_fixture("hf-peft/_models/gpt2"), tu_fixture(CASE "/adapter"), tu_fixture(CASE "/inputs.json"), tmp);
+    ck_assert_msg(rc == 1 && strstr(out, "1 names for a batch of 2 rows"), "%s", out);
+    free(out);
+}
+END_TEST
+
 START_TEST(init_model_runs)
 {
     char *out;
@@ -212,6 +251,7 @@ int main(void)
     tcase_add_test(tc, train_then_reload);
     tcase_add_test(tc, init_model_runs);
     tcase_add_test(tc, merge_writes_a_model_dir);
+    tcase_add_test(tc, row_adapters_and_active);
     tcase_add_test(tc, errors_exit_cleanly);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
