@@ -78,10 +78,23 @@ static long layer_index_of(const char *name, const json_t *patterns)
     return -1;
 }
 
+/* "all-linear" leaves out the output layer as PEFT 0.13.2 does: the output embedding
+ * (lm_head) always, and for SEQ_CLS the classification head (score / classifier) */
+static int excluded_from_all_linear(const json_t *cfg, const char *name)
+{
+    const char *dot = strrchr(name, '.'), *base = dot ? dot + 1 : name;
+    if (!strcmp(base, "lm_head")) return 1;
+    const char *task = json_string_value(json_object_get(cfg, "task_type"));
+    return task && !strcmp(task, "SEQ_CLS") && (!strcmp(base, "score") || !strcmp(base, "classifier"));
+}
+
 int peft_target_matches(peft_model *m, const json_t *cfg, const peft_site *s)
 {
     const char *name = s->info.name;
     const json_t *targets = json_object_get(cfg, "target_modules");
+    if (json_is_string(targets) && !strcmp(json_string_value(targets), "all-linear") &&
+        excluded_from_all_linear(cfg, name))
+        return 0;
     int hit = rule_matches(targets, name);
     if (hit < 0) {
         return peft_set_error(m->ctx, PEFT_EINVAL, "target_modules: invalid regular expression '%s'",

@@ -1,21 +1,30 @@
-/* gpt2.c — GPT2LMHeadModel (Hugging Face transformers 4.44), forward-only over core/ops.h.
+/* gpt2.c — GPT2LMHeadModel and GPT2ForSequenceClassification (Hugging Face transformers 4.44),
+ * forward-only over core/ops.h.
  *
  * Parameters keep HF names (transformer.wte.weight, transformer.h.{i}.attn.c_attn.weight, ...);
  * lm_head.weight is tied to transformer.wte.weight unless tie_word_embeddings is false. The four
  * Conv1D layers of each block (attn.c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj) are linear sites,
- * weights stored (in, out).
+ * weights stored (in, out); the classification head "score" (num_labels, n_embd), no bias, is a
+ * linear site with layer index -1.
  *
  *   ids (B,T) -> h = wte[ids] + wpe[0..T-1]                     (B,T,C)
  *   per block:  h += c_proj(attn(split(c_attn(ln_1(h)))))      c_attn: C -> 3C
  *               h += mlp.c_proj(gelu(mlp.c_fc(ln_2(h))))        c_fc: C -> I, c_proj: I -> C
- *   logits = ln_f(h) @ lm_head^T                                (B,T,V)
- *   loss   = mean CE of logits[:, :-1] against labels[:, 1:], ignoring -100
+ *   LM head:  logits = ln_f(h) @ lm_head^T                      (B,T,V)
+ *             loss   = mean CE of logits[:, :-1] against labels[:, 1:], ignoring -100
+ *   seq cls:  logits = score(ln_f(h)[b, last non-pad token])     (B,L); CE, MSE when L = 1
+ * Prompt learning (model.h hooks) as decoder.h: virtual tokens in front (positions 0..P+T-1),
+ * prefix keys/values in front of each block's keys/values (positions P..P+T-1).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "model.h"
+#include "models/decoder.h"
 #include "ops.h"
+
+#define LM_CLASS "GPT2LMHeadModel"
+#define CLS_CLASS "GPT2ForSequenceClassification"
 
 typedef struct gpt2_block {
     peft_tensor *ln1_w, *ln1_b, *ln2_w, *ln2_b; /* (C) */
@@ -32,8 +41,10 @@ typedef struct gpt2_state {
     peft_tensor *wte;     /* (V, C) */
     peft_tensor *wpe;     /* (P, C) */
     peft_tensor *lnf_w, *lnf_b;
-    peft_tensor *lm_head; /* (V, C): wte when tied */
+    peft_tensor *lm_head; /* (V, C): wte when tied; LM head only */
+    peft_site *score;     /* (num_labels, C): sequence classification only */
     gpt2_block *blocks;   /* L */
+    dec_head head;
 } gpt2_state;
 
 static void gpt2_free_state(void *p)
@@ -53,7 +64,8 @@ static peft_tensor *take(peft_base_model *m, const char *name, int ndim, int64_t
     return peft_model_take_weight(m, name, alt, ndim, shape, err, errlen);
 }
 
-static int config_dims(peft_base_model *m, gpt2_state *s, char *err, size_t errlen)
+static int config_dims(const peft_base_model *m, const char *class_name, gpt2_state *s,
+                       char *err, size_t errlen)
 {
     const char *cfg = "config.json";
     if (peft_config_int(m, "n_embd", 1, 768, &s->C, err, errlen) ||
@@ -114,7 +126,7 @@ static int config_dims(peft_base_model *m, gpt2_state *s, char *err, size_t errl
     }
     s->embd_pdrop = (float)pe;
     s->resid_pdrop = (float)pr;
-    return 0;
+    return dec_head_read(m, class_name, LM_CLASS, CLS_CLASS, &s->head, err, errlen);
 }
 
 /* registers a Conv1D site "<prefix>.<mod>" over <prefix>.<mod>.weight (in, out) and .bias (out) */
@@ -138,7 +150,7 @@ static int gpt2_build(peft_base_model *m, char *err, size_t errlen)
     gpt2_state *s = calloc(1, sizeof *s);
     if (!s) { snprintf(err, errlen, "%s: out of memory", m->dir); return -1; }
     m->arch_state = s; /* freed by peft_base_model_free on any failure below */
-    if (config_dims(m, s, err, errlen)) return -1;
+    if (config_dims(m, NULL, s, err, errlen)) return -1;
     s->blocks = calloc((size_t)(s->L ? s->L : 1), sizeof *s->blocks);
     if (!s->blocks) { snprintf(err, errlen, "%s: out of memory", m->dir); return -1; }
     const int64_t C = s->C, I = s->I;
@@ -178,129 +190,139 @@ static int gpt2_build(peft_base_model *m, char *err, size_t errlen)
 
     int tie;
     if (peft_config_bool(m, "tie_word_embeddings", 1, 1, &tie, err, errlen)) return -1;
-    if (tie) {
+    if (s->head.seq_cls) {
+        peft_tensor *w = peft_model_take_weight(m, "score.weight", NULL, 2,
+                                                (int64_t[]){s->head.num_labels, C}, err, errlen);
+        if (!w) return -1;
+        if (!(s->score = peft_model_add_site(m, "score", PEFT_SITE_LINEAR, w, NULL, -1))) {
+            snprintf(err, errlen, "%s: cannot register site score (out of memory)", m->dir);
+            return -1;
+        }
+    } else if (tie) {
         s->lm_head = s->wte; /* registered once, as transformer.wte.weight */
     } else {
         int64_t shape[2] = {s->V, C};
         if (!(s->lm_head = peft_model_take_weight(m, "lm_head.weight", NULL, 2, shape, err, errlen)))
             return -1;
     }
+    m->class_name = s->head.class_name;
+    m->task_type = s->head.seq_cls ? "SEQ_CLS" : "CAUSAL_LM";
+    m->word_embeddings = s->wte;
+    m->n_layers = (int)s->L;
+    m->n_kv_heads = (int)s->H;
+    m->head_dim = (int)(C / s->H);
+    m->hidden_size = (int)C;
+    m->is_encoder_decoder = 0;
     return 0;
-}
-
-static int check_inputs(const gpt2_state *s, const peft_model_inputs *in, char *err, size_t errlen)
-{
-    if (!in || !in->input_ids || in->B <= 0 || in->T <= 0) {
-        snprintf(err, errlen, "gpt2: inputs need input_ids with B > 0 and T > 0");
-        return -1;
-    }
-    if (in->T > s->P) {
-        snprintf(err, errlen, "gpt2: sequence length %lld exceeds n_positions %lld",
-                 (long long)in->T, (long long)s->P);
-        return -1;
-    }
-    for (int64_t i = 0; i < in->B * in->T; i++) {
-        int32_t id = in->input_ids[i];
-        if (id < 0 || id >= s->V) {
-            snprintf(err, errlen, "gpt2: input_ids[%lld][%lld] = %d is outside the vocabulary "
-                     "[0, %lld)", (long long)(i / in->T), (long long)(i % in->T), id,
-                     (long long)s->V);
-            return -1;
-        }
-        if (in->labels) {
-            int32_t l = in->labels[i];
-            if (l != -100 && (l < 0 || l >= s->V)) {
-                snprintf(err, errlen, "gpt2: labels[%lld][%lld] = %d is neither -100 nor in "
-                         "[0, %lld)", (long long)(i / in->T), (long long)(i % in->T), l,
-                         (long long)s->V);
-                return -1;
-            }
-        }
-    }
-    return 0;
-}
-
-/* i32 copy of a (B, T) array in the arena (ops may keep pointers until backward) */
-static int32_t *arena_i32(peft_graph *g, const int32_t *src, int64_t B, int64_t T)
-{
-    int64_t shape[2] = {B, T};
-    peft_tensor *t = peft_graph_tensor_raw(g, PEFT_DTYPE_I32, 2, shape);
-    if (!t) return NULL;
-    if (src) memcpy(t->data, src, (size_t)(B * T) * sizeof(int32_t));
-    return t->data;
 }
 
 static int gpt2_forward(peft_base_model *m, peft_graph *g, const peft_model_inputs *in,
                         peft_model_outputs *out, char *err, size_t errlen)
 {
     gpt2_state *s = m->arch_state;
-    out->logits = NULL;
-    out->loss = NULL;
-    if (check_inputs(s, in, err, errlen)) return -1;
-    const int64_t B = in->B, T = in->T, C = s->C;
-
-    int32_t *ids = arena_i32(g, in->input_ids, B, T);
-    int32_t *pos = arena_i32(g, NULL, B, T);
-    int32_t *mask = in->attention_mask ? arena_i32(g, in->attention_mask, B, T) : NULL;
-    if (!ids || !pos || (in->attention_mask && !mask)) goto oom;
-    /* HF 4.44: position_ids = arange(T) when not given, even with an attention mask; repeated
-     * over the batch so that the position embedding adds row for row */
-    for (int64_t i = 0; i < B * T; i++) pos[i] = (int32_t)(i % T);
+    memset(out, 0, sizeof *out);
+    dec_seq q;
+    if (dec_seq_begin(m, g, in, &s->head, s->V, "gpt2", &q, err, errlen)) return -1;
+    if (q.Px + q.Tq > s->P) {
+        snprintf(err, errlen, "gpt2: sequence length %lld exceeds n_positions %lld",
+                 (long long)(q.Px + q.Tq), (long long)s->P);
+        if (q.Px + q.Pp)
+            snprintf(err + strlen(err), errlen - strlen(err), " (%lld tokens + %lld virtual)",
+                     (long long)q.T, (long long)(q.Px + q.Pp));
+        return -1;
+    }
+    const int64_t B = q.B, Tq = q.Tq, C = s->C;
 
     int32_t bad = 0;
-    peft_tensor *tok = op_embedding(g, s->wte, ids, B, T, &bad); /* (B,T,C) */
-    peft_tensor *pe = tok ? op_embedding(g, s->wpe, pos, B, T, &bad) : NULL; /* (B,T,C) */
+    peft_tensor *tok = op_embedding(g, s->wte, q.ids, B, q.T, &bad); /* (B,T,C) */
+    if (!tok) goto oom;
+    if (!(tok = dec_prepend_prompt(m, g, &q, tok, "gpt2", err, errlen))) return -1; /* (B,Tq,C) */
+    /* HF 4.44: position_ids = arange(past, past + Tq), repeated over the batch so that the
+     * position embedding adds row for row */
+    peft_tensor *pe = op_embedding(g, s->wpe, q.pos, B, Tq, &bad); /* (B,Tq,C) */
     peft_tensor *h = pe ? op_add(g, tok, pe) : NULL;
     if (!h || !(h = op_dropout(g, h, s->embd_pdrop))) goto oom;
 
     for (int64_t l = 0; l < s->L; l++) {
         gpt2_block *b = &s->blocks[l];
         peft_tensor *a = op_layernorm(g, h, b->ln1_w, b->ln1_b, (float)s->eps);
-        peft_tensor *qkv = a ? peft_site_forward(g, b->c_attn, a) : NULL; /* (B,T,3C) */
+        peft_tensor *qkv = a ? peft_site_forward(g, b->c_attn, a) : NULL; /* (B,Tq,3C) */
         if (!qkv) goto oom;
-        peft_tensor *q = op_slice_lastdim(g, qkv, 0, C);
+        peft_tensor *qq = op_slice_lastdim(g, qkv, 0, C);
         peft_tensor *k = op_slice_lastdim(g, qkv, C, C);
         peft_tensor *v = op_slice_lastdim(g, qkv, 2 * C, C);
-        if (!q || !k || !v) goto oom;
-        peft_tensor *att = op_attention(g, q, k, v, (int)s->H, 1, mask); /* (B,T,C) */
+        if (!qq || !k || !v) goto oom;
+        const int32_t *mask;
+        if (dec_layer_prefix(m, g, &q, (int)l, &k, &v, &mask, "gpt2", err, errlen)) return -1;
+        peft_tensor *att = op_attention(g, qq, k, v, (int)s->H, 1, mask); /* (B,Tq,C) */
         peft_tensor *o = att ? peft_site_forward(g, b->attn_proj, att) : NULL;
         if (!o || !(o = op_dropout(g, o, s->resid_pdrop)) || !(h = op_add(g, h, o))) goto oom;
 
         peft_tensor *x = op_layernorm(g, h, b->ln2_w, b->ln2_b, (float)s->eps);
-        peft_tensor *f = x ? peft_site_forward(g, b->c_fc, x) : NULL; /* (B,T,I) */
+        peft_tensor *f = x ? peft_site_forward(g, b->c_fc, x) : NULL; /* (B,Tq,I) */
         if (!f || !(f = op_gelu_tanh(g, f))) goto oom;
-        peft_tensor *p = peft_site_forward(g, b->mlp_proj, f); /* (B,T,C) */
+        peft_tensor *p = peft_site_forward(g, b->mlp_proj, f); /* (B,Tq,C) */
         if (!p || !(p = op_dropout(g, p, s->resid_pdrop)) || !(h = op_add(g, h, p))) goto oom;
     }
     if (!(h = op_layernorm(g, h, s->lnf_w, s->lnf_b, (float)s->eps))) goto oom;
-    peft_tensor *logits = op_linear(g, h, s->lm_head, NULL, 0); /* (B,T,V) */
+    out->last_hidden_state = h;
+
+    if (!s->head.seq_cls) {
+        peft_tensor *logits = op_linear(g, h, s->lm_head, NULL, 0); /* (B,Tq,V) */
+        if (!logits) goto oom;
+        out->logits = logits;
+        if (in->labels && !(out->loss = dec_lm_loss(g, &q, logits, in->labels))) goto oom;
+        return 0;
+    }
+    peft_tensor *it = peft_graph_tensor_raw(g, PEFT_DTYPE_I32, 1, (int64_t[]){B});
+    if (!it) goto oom;
+    if (dec_pool_index(&s->head, &q, it->data, "gpt2", err, errlen)) return -1;
+    peft_tensor *pooled = op_gather_rows(g, h, it->data);                         /* (B,C) */
+    peft_tensor *logits = pooled ? peft_site_forward(g, s->score, pooled) : NULL; /* (B,L) */
     if (!logits) goto oom;
     out->logits = logits;
-
-    if (in->labels) {
-        /* HF shift: row (b,t) predicts labels[b][t+1]; the last position predicts nothing */
-        int32_t *tgt = arena_i32(g, NULL, B, T);
-        if (!tgt) goto oom;
-        for (int64_t bi = 0; bi < B; bi++)
-            for (int64_t t = 0; t < T; t++)
-                tgt[bi * T + t] = t + 1 < T ? in->labels[bi * T + t + 1] : -100;
-        /* logits (B,T,V) are read as (B*T, V): contiguous rows */
-        peft_tensor *loss = op_cross_entropy(g, logits, tgt, -100);
-        if (!loss) goto oom;
-        out->loss = loss;
-    }
+    if (in->labels &&
+        dec_cls_loss(g, &s->head, logits, in->labels, B, &out->loss, "gpt2", err, errlen))
+        return -1;
     return 0;
 oom:
-    snprintf(err, errlen, "gpt2: forward failed: out of memory in the step arena (B=%lld, T=%lld)", (long long)B,
-             (long long)T);
+    snprintf(err, errlen, "gpt2: forward failed: out of memory in the step arena (B=%lld, T=%lld)",
+             (long long)in->B, (long long)in->T);
     return -1;
+}
+
+/* parameters implied by config.json: wte, wpe, the blocks, ln_f and the head (lm_head only when
+ * untied; score without bias) */
+static int gpt2_count_params(const json_t *config, const char *class_name, int64_t *n,
+                             char *err, size_t errlen)
+{
+    peft_base_model tmp = {0};
+    tmp.dir = (char *)".";
+    tmp.config = (json_t *)config;
+    gpt2_state s;
+    memset(&s, 0, sizeof s);
+    if (config_dims(&tmp, class_name, &s, err, errlen)) return -1;
+    int tie;
+    if (peft_config_bool(&tmp, "tie_word_embeddings", 1, 1, &tie, err, errlen)) return -1;
+    const int64_t C = s.C, I = s.I;
+    const int64_t block = 4 * C                    /* ln_1, ln_2 */
+                          + C * 3 * C + 3 * C      /* attn.c_attn */
+                          + C * C + C              /* attn.c_proj */
+                          + C * I + I              /* mlp.c_fc */
+                          + I * C + C;             /* mlp.c_proj */
+    int64_t total = s.V * C + s.P * C + s.L * block + 2 * C;
+    if (s.head.seq_cls) total += s.head.num_labels * C;
+    else if (!tie) total += s.V * C;
+    *n = total;
+    return 0;
 }
 
 const peft_arch peft_arch_gpt2 = {
     .model_type = "gpt2",
-    .class_name = "GPT2LMHeadModel",
+    .class_name = LM_CLASS,
     .task_type = "CAUSAL_LM",
     .build = gpt2_build,
     .forward = gpt2_forward,
     .free_state = gpt2_free_state,
+    .count_params = gpt2_count_params,
 };

@@ -4,9 +4,15 @@
 #include "model.h"
 
 extern const peft_arch peft_arch_gpt2;
+extern const peft_arch peft_arch_bert;
+extern const peft_arch peft_arch_llama;
+extern const peft_arch peft_arch_t5;
 
 static const peft_arch *const ARCHS[] = {
     &peft_arch_gpt2,
+    &peft_arch_bert,
+    &peft_arch_llama,
+    &peft_arch_t5,
 };
 
 #define N_ARCHS (sizeof ARCHS / sizeof ARCHS[0])

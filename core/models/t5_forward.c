@@ -1,0 +1,304 @@
+/* t5_forward.c — the T5ForConditionalGeneration forward pass (transformers 4.44), over
+ * core/ops.h; every linear goes through its site.
+ *
+ *   encoder: e = shared[input_ids] (B,T,C), prompt tuning prepends (B,P,C) (mask gets P ones)
+ *            per block: h += o(attn(q,k,v of rms(h); bias = relative buckets, bidirectional))
+ *                       h += wo(act(wi(rms(h))))     (gated: act(wi_0 x) * wi_1 x)
+ *            enc = rms_f(h)                                                      (B,Te,C)
+ *   decoder: d = shared[decoder_input_ids]  (or labels shifted right: decoder_start_token_id
+ *            first, -100 -> pad_token_id)                                          (B,Td,C)
+ *            per block: causal self-attention with the unidirectional bucket bias,
+ *                       cross-attention on enc (no position bias, encoder key mask),
+ *                       feed-forward; then rms_f
+ *   logits = (tied ? d_model^-0.5 : 1) * h @ lm_head^T                           (B,Td,V)
+ *   loss   = mean CE of logits against labels (B,Td) ignoring -100 (no shift)
+ * T5 attention is unscaled (scale 1). Each stack computes its bias once (block 0's table) and
+ * every block reuses it, as HF does.
+ *
+ * Prefix tuning (model.h's layer_prefix; PEFT 0.13.2 hands T5 a legacy past_key_values tuple):
+ * only the decoder gets prefixes. Self-attention (stack 1): the P prefix keys/values are
+ * prepended, the decoder key mask gets P leading ones and the queries sit at positions
+ * P..P+Td-1 for the relative bias (HF computes the bias for P+Td positions and keeps the last
+ * Td query rows). Cross-attention (stack 2): transformers 4.44's T5Attention.project uses the
+ * past cross keys/values INSTEAD of projecting the encoder states when their length equals the
+ * encoder length (P == Te), and ignores them otherwise; this does the same (the EncDecAttention
+ * k/v sites then do not run). As HF zips the decoder blocks with the past tuple, a prefix
+ * covering fewer layers (n_layers = num_layers) than num_decoder_layers runs only that many
+ * decoder blocks.
+ * Not modelled: dropout on the attention probabilities (op_attention_ex has none); every other
+ * dropout_rate dropout is applied in training mode.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include "ops.h"
+#include "t5.h"
+#include "t5_attention.h"
+
+/* a (B, lead + n) i32 arena array: per row `lead` ones, then src's row (ones when src is
+ * NULL): ids and labels copied (ops keep the pointers until backward), masks extended */
+static int32_t *arena_rows(peft_graph *g, const int32_t *src, int64_t B, int64_t lead, int64_t n)
+{
+    int64_t shape[2] = {B, lead + n};
+    peft_tensor *t = peft_graph_tensor_raw(g, PEFT_DTYPE_I32, 2, shape);
+    if (!t) return NULL;
+    int32_t *o = t->data;
+    for (int64_t b = 0; b < B; b++) {
+        for (int64_t i = 0; i < lead; i++) o[b * (lead + n) + i] = 1;
+        for (int64_t i = 0; i < n; i++) o[b * (lead + n) + lead + i] = src ? src[b * n + i] : 1;
+    }
+    return o;
+}
+
+static int check_ids(const int32_t *ids, int64_t B, int64_t T, int64_t V, const char *what,
+                     char *err, size_t errlen)
+{
+    for (int64_t i = 0; i < B * T; i++)
+        if (ids[i] < 0 || ids[i] >= V) {
+            snprintf(err, errlen, "t5: %s[%lld][%lld] = %d is outside the vocabulary [0, %lld)",
+                     what, (long long)(i / T), (long long)(i % T), ids[i], (long long)V);
+            return -1;
+        }
+    return 0;
+}
+
+/* checks the inputs; *Td = decoder length, *L = labels per row (0 without labels) */
+static int check_inputs(const t5_dims *d, const peft_model_inputs *in, int64_t *Td, int64_t *L,
+                        char *err, size_t errlen)
+{
+    if (!in || !in->input_ids || in->B <= 0 || in->T <= 0) {
+        snprintf(err, errlen, "t5: inputs need input_ids with B > 0 and T > 0");
+        return -1;
+    }
+    const int64_t B = in->B;
+    if (check_ids(in->input_ids, B, in->T, d->V, "input_ids", err, errlen)) return -1;
+    *L = in->labels ? (in->labels_len > 0 ? in->labels_len : in->T) : 0;
+    if (in->decoder_input_ids) {
+        if (in->Td <= 0) {
+            snprintf(err, errlen, "t5: decoder_input_ids need Td > 0 (got %lld)", (long long)in->Td);
+            return -1;
+        }
+        *Td = in->Td;
+        if (check_ids(in->decoder_input_ids, B, *Td, d->V, "decoder_input_ids", err, errlen))
+            return -1;
+        if (*L && *L != *Td) {
+            snprintf(err, errlen, "t5: labels have %lld tokens per row but decoder_input_ids %lld; "
+                     "logits (B, Td, V) are scored against labels (B, Td)", (long long)*L,
+                     (long long)*Td);
+            return -1;
+        }
+    } else if (*L) {
+        if (!d->has_start || !d->has_pad) {
+            snprintf(err, errlen, "t5: no decoder_input_ids, and config.json has no %s to shift the "
+                     "labels right with", d->has_start ? "pad_token_id" : "decoder_start_token_id");
+            return -1;
+        }
+        if (d->start >= d->V || d->pad >= d->V) {
+            snprintf(err, errlen, "t5: decoder_start_token_id (%d) and pad_token_id (%d) must be "
+                     "in the vocabulary [0, %lld) to shift the labels right", d->start, d->pad,
+                     (long long)d->V);
+            return -1;
+        }
+        *Td = *L;
+    } else {
+        snprintf(err, errlen, "t5: inputs need decoder_input_ids or labels (the decoder input is "
+                 "the labels shifted right)");
+        return -1;
+    }
+    if (in->decoder_attention_mask && in->Td != *Td) {
+        snprintf(err, errlen, "t5: decoder_attention_mask has %lld tokens per row, the decoder "
+                 "input %lld", (long long)in->Td, (long long)*Td);
+        return -1;
+    }
+    for (int64_t i = 0; i < B * *L; i++) {
+        int32_t l = in->labels[i];
+        if (l != -100 && (l < 0 || l >= d->V)) {
+            snprintf(err, errlen, "t5: labels[%lld][%lld] = %d is neither -100 nor in [0, %lld)",
+                     (long long)(i / *L), (long long)(i % *L), l, (long long)d->V);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int check_prompt_shape(const peft_tensor *t, int64_t B, int64_t P, int64_t W,
+                              const char *what, int layer, char *err, size_t errlen)
+{
+    if (t && t->ndim == 3 && t->dtype == PEFT_DTYPE_F32 && t->shape[0] == B && t->shape[1] == P &&
+        t->shape[2] == W)
+        return 0;
+    char got[96] = "NULL";
+    if (t)
+        snprintf(got, sizeof got, "ndim %d, (%lld, %lld, %lld)", t->ndim, (long long)t->shape[0],
+                 (long long)(t->ndim > 1 ? t->shape[1] : 0), (long long)(t->ndim > 2 ? t->shape[2] : 0));
+    if (layer >= 0)
+        snprintf(err, errlen, "t5: the prompt hook's %s for decoder layer %d is %s, expected f32 "
+                 "(%lld, %lld, %lld)", what, layer, got, (long long)B, (long long)P, (long long)W);
+    else
+        snprintf(err, errlen, "t5: the prompt hook's %s are %s, expected f32 (%lld, %lld, %lld)",
+                 what, got, (long long)B, (long long)P, (long long)W);
+    return -1;
+}
+
+static peft_tensor *activation(peft_graph *g, int act, peft_tensor *x)
+{
+    switch (act) {
+    case T5_ACT_RELU: return op_relu(g, x);
+    case T5_ACT_GELU_TANH: return op_gelu_tanh(g, x);
+    case T5_ACT_GELU_ERF: return op_gelu_erf(g, x);
+    default: return op_silu(g, x);
+    }
+}
+
+// x (B,T,C) -> wo(dropout(act(wi x) [* wi_1 x])) (B,T,C)
+static peft_tensor *feed_forward(peft_graph *g, const t5_dims *d, const t5_block *b, peft_tensor *x)
+{
+    peft_tensor *h = peft_site_forward(g, b->wi, x); /* (B,T,F) */
+    if (!h || !(h = activation(g, d->act, h))) return NULL;
+    if (b->wi1) {
+        peft_tensor *lin = peft_site_forward(g, b->wi1, x);
+        if (!lin || !(h = op_mul(g, h, lin))) return NULL;
+    }
+    if (!(h = op_dropout(g, h, d->dropout))) return NULL;
+    return peft_site_forward(g, b->wo, h);
+}
+
+// x (B,T,C); prefix pk, pv (B,P,inner) or NULL; bias (H,T,P+T) -> o(attn) (B,T,C)
+static peft_tensor *self_attention(peft_graph *g, const t5_dims *d, const t5_attn *a,
+                                   peft_tensor *x, peft_tensor *pk, peft_tensor *pv, int causal,
+                                   const int32_t *mask, peft_tensor *bias)
+{
+    peft_tensor *q = peft_site_forward(g, a->q, x); /* (B,T,inner) */
+    peft_tensor *k = q ? peft_site_forward(g, a->k, x) : NULL;
+    peft_tensor *v = k ? peft_site_forward(g, a->v, x) : NULL;
+    if (!v) return NULL;
+    if (pk && (!(k = op_concat_seq(g, pk, k)) || !(v = op_concat_seq(g, pv, v)))) return NULL;
+    peft_tensor *att = op_attention_ex(g, q, k, v, (int)d->H, (int)d->H, 1.0f, causal, mask, bias);
+    return att ? peft_site_forward(g, a->o, att) : NULL;
+}
+
+// x (B,Td,C), enc (B,Te,C) or the past ck, cv (B,Te,inner) -> o(attn) (B,Td,C)
+static peft_tensor *cross_attention(peft_graph *g, const t5_dims *d, const t5_attn *a,
+                                    peft_tensor *x, peft_tensor *enc, peft_tensor *ck,
+                                    peft_tensor *cv, const int32_t *mask)
+{
+    peft_tensor *q = peft_site_forward(g, a->q, x);
+    if (!q) return NULL;
+    peft_tensor *k = ck, *v = cv;
+    if (!ck && (!(k = peft_site_forward(g, a->k, enc)) || !(v = peft_site_forward(g, a->v, enc))))
+        return NULL;
+    peft_tensor *att = op_attention_ex(g, q, k, v, (int)d->H, (int)d->H, 1.0f, 0, mask, NULL);
+    return att ? peft_site_forward(g, a->o, att) : NULL;
+}
+
+/* h + dropout(y) */
+static peft_tensor *residual(peft_graph *g, const t5_dims *d, peft_tensor *h, peft_tensor *y)
+{
+    if (!y || !(y = op_dropout(g, y, d->dropout))) return NULL;
+    return op_add(g, h, y);
+}
+
+#define OOM_IF(cond) do { if (cond) goto oom; } while (0)
+
+int t5_forward(peft_base_model *m, peft_graph *g, const peft_model_inputs *in,
+               peft_model_outputs *out, char *err, size_t errlen)
+{
+    t5_state *s = m->arch_state;
+    const t5_dims *d = &s->d;
+    memset(out, 0, sizeof *out);
+    int64_t Td = 0, L = 0;
+    if (check_inputs(d, in, &Td, &L, err, errlen)) return -1;
+    const int64_t B = in->B, T = in->T, C = d->C, inner = d->H * d->D;
+    const peft_prompt_hooks *ph = m->prompt && m->prompt->n_virtual > 0 ? m->prompt : NULL;
+    const int64_t P = ph && ph->virtual_tokens ? ph->n_virtual : 0;  /* prompt tuning */
+    const int64_t Pp = ph && ph->layer_prefix ? ph->n_virtual : 0;   /* prefix tuning */
+    const int64_t Te = P + T, Sd = Pp + Td;
+    int32_t bad = 0;
+
+    /* ---- encoder ---- */
+    int32_t *ids = arena_rows(g, in->input_ids, B, 0, T);
+    int32_t *enc_mask = NULL;
+    OOM_IF(!ids || (in->attention_mask && !(enc_mask = arena_rows(g, in->attention_mask, B, P, T))));
+    peft_tensor *h = op_embedding(g, s->shared, ids, B, T, &bad); /* (B,T,C) */
+    OOM_IF(!h);
+    if (P) {
+        peft_tensor *vt = ph->virtual_tokens(ph->ud, g, B);
+        if (check_prompt_shape(vt, B, P, C, "virtual tokens", -1, err, errlen)) return -1;
+        OOM_IF(!(h = op_concat_seq(g, vt, h))); /* (B,Te,C) */
+    }
+    OOM_IF(!(h = op_dropout(g, h, d->dropout)));
+    peft_tensor *ebias = t5_position_bias(g, s->enc_rel, Te, Te, 0, 1, (int)d->NB, (int)d->maxd);
+    OOM_IF(!ebias); /* (H,Te,Te) */
+    for (int64_t l = 0; l < d->L; l++) {
+        const t5_block *b = &s->enc[l];
+        peft_tensor *x = op_rmsnorm(g, h, b->ln_self, (float)d->eps);
+        OOM_IF(!x || !(h = residual(g, d, h, self_attention(g, d, &b->self, x, NULL, NULL, 0,
+                                                            enc_mask, ebias))));
+        OOM_IF(!(x = op_rmsnorm(g, h, b->ln_ff, (float)d->eps)));
+        OOM_IF(!(h = residual(g, d, h, feed_forward(g, d, b, x))));
+    }
+    peft_tensor *enc = op_rmsnorm(g, h, s->enc_ln, (float)d->eps);
+    OOM_IF(!enc || !(enc = op_dropout(g, enc, d->dropout))); /* (B,Te,C) */
+
+    /* ---- decoder ---- */
+    int32_t *dids = arena_rows(g, in->decoder_input_ids, B, 0, Td);
+    OOM_IF(!dids);
+    if (!in->decoder_input_ids) /* T5._shift_right(labels) */
+        for (int64_t bi = 0; bi < B; bi++)
+            for (int64_t t = 0; t < Td; t++) {
+                int32_t v = t == 0 ? d->start : in->labels[bi * L + t - 1];
+                dids[bi * Td + t] = v == -100 ? d->pad : v;
+            }
+    int32_t *dec_mask = NULL;
+    OOM_IF(in->decoder_attention_mask &&
+           !(dec_mask = arena_rows(g, in->decoder_attention_mask, B, Pp, Td)));
+    OOM_IF(!(h = op_embedding(g, s->shared, dids, B, Td, &bad))); /* (B,Td,C) */
+    OOM_IF(!(h = op_dropout(g, h, d->dropout)));
+    peft_tensor *dbias = t5_position_bias(g, s->dec_rel, Td, Sd, Pp, 0, (int)d->NB, (int)d->maxd);
+    OOM_IF(!dbias); /* (H,Td,Sd) */
+    const int64_t n_run = Pp && m->n_layers < d->Ld ? m->n_layers : d->Ld;
+    for (int64_t l = 0; l < n_run; l++) {
+        const t5_block *b = &s->dec[l];
+        peft_tensor *pk = NULL, *pv = NULL, *ck = NULL, *cv = NULL;
+        if (Pp) {
+            if (ph->layer_prefix(ph->ud, g, 1, (int)l, B, &pk, &pv) != 0) {
+                snprintf(err, errlen, "t5: the prefix hook has no self-attention prefix for "
+                         "decoder layer %lld (T5's past_key_values cover every decoder layer)",
+                         (long long)l);
+                return -1;
+            }
+            if (check_prompt_shape(pk, B, Pp, inner, "prefix keys", (int)l, err, errlen) ||
+                check_prompt_shape(pv, B, Pp, inner, "prefix values", (int)l, err, errlen))
+                return -1;
+            /* cross past used instead of the encoder states only when as long as them */
+            if (Pp == Te && ph->layer_prefix(ph->ud, g, 2, (int)l, B, &ck, &cv) == 0 &&
+                (check_prompt_shape(ck, B, Pp, inner, "cross-attention prefix keys", (int)l, err,
+                                    errlen) ||
+                 check_prompt_shape(cv, B, Pp, inner, "cross-attention prefix values", (int)l,
+                                    err, errlen)))
+                return -1;
+        }
+        peft_tensor *x = op_rmsnorm(g, h, b->ln_self, (float)d->eps);
+        OOM_IF(!x || !(h = residual(g, d, h, self_attention(g, d, &b->self, x, pk, pv, 1,
+                                                            dec_mask, dbias))));
+        OOM_IF(!(x = op_rmsnorm(g, h, b->ln_cross, (float)d->eps)));
+        OOM_IF(!(h = residual(g, d, h, cross_attention(g, d, &b->cross, x, enc, ck, cv,
+                                                       enc_mask))));
+        OOM_IF(!(x = op_rmsnorm(g, h, b->ln_ff, (float)d->eps)));
+        OOM_IF(!(h = residual(g, d, h, feed_forward(g, d, b, x))));
+    }
+    OOM_IF(!(h = op_rmsnorm(g, h, s->dec_ln, (float)d->eps)) || !(h = op_dropout(g, h, d->dropout)));
+    if (d->tie) OOM_IF(!(h = op_scale(g, h, (float)(1.0 / sqrt((double)C)))));
+    peft_tensor *logits = op_linear(g, h, s->lm_head, NULL, 0); /* (B,Td,V) */
+    OOM_IF(!logits);
+    out->logits = logits;
+    if (L) {
+        int32_t *tgt = arena_rows(g, in->labels, B, 0, L);
+        OOM_IF(!tgt || !(out->loss = op_cross_entropy(g, logits, tgt, -100)));
+    }
+    return 0;
+oom:
+    snprintf(err, errlen, "t5: forward failed: out of memory in the step arena (B=%lld, T=%lld, "
+             "Td=%lld)", (long long)B, (long long)T, (long long)Td);
+    return -1;
+}

@@ -1,0 +1,30 @@
+/* test_lora_t5.c — LoRA on T5ForConditionalGeneration against Python PEFT's fixtures: every
+ * t5__lora_* case through the contract table (tests/util/contract.c). */
+#include <check.h>
+#include <stdlib.h>
+#include "contract.h"
+
+static const char *const *cases;
+
+START_TEST(fixture_case)
+{
+    contract_run_case(cases[_i]);
+}
+END_TEST
+
+int main(void)
+{
+    cases = contract_cases("t5__lora");
+    int n = 0;
+    while (cases[n]) n++;
+    Suite *s = suite_create("lora_t5");
+    TCase *tc = tcase_create("fixtures");
+    tcase_set_timeout(tc, 60);
+    tcase_add_loop_test(tc, fixture_case, 0, n);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return n >= 5 && failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
