@@ -79,13 +79,21 @@ static long layer_index_of(const char *name, const json_t *patterns)
 }
 
 /* "all-linear" leaves out the output layer as PEFT 0.13.2 does: the output embedding
- * (lm_head) always, and for SEQ_CLS the classification head (score / classifier) */
+ * (lm_head) always, and for SEQ_CLS the classification head (score / classifier). It also
+ * leaves out any module in modules_to_save (the TOKEN_CLS / QUESTION_ANS heads), which PEFT
+ * would give a LoRA inside its trainable copy; libpeft trains such a head in full instead. */
 static int excluded_from_all_linear(const json_t *cfg, const char *name)
 {
     const char *dot = strrchr(name, '.'), *base = dot ? dot + 1 : name;
     if (!strcmp(base, "lm_head")) return 1;
     const char *task = json_string_value(json_object_get(cfg, "task_type"));
-    return task && !strcmp(task, "SEQ_CLS") && (!strcmp(base, "score") || !strcmp(base, "classifier"));
+    if (task && !strcmp(task, "SEQ_CLS") && (!strcmp(base, "score") || !strcmp(base, "classifier"))) return 1;
+    const json_t *mts = json_object_get(cfg, "modules_to_save");
+    size_t i;
+    json_t *v;
+    json_array_foreach(mts, i, v)
+        if (json_is_string(v) && ends_with_component(name, json_string_value(v))) return 1;
+    return 0;
 }
 
 int peft_target_matches(peft_model *m, const json_t *cfg, const peft_site *s)
