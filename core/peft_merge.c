@@ -77,8 +77,9 @@ int peft_merge_and_unload(peft_model *m, int safe, const char *const *names, int
 
 int peft_unload(peft_model *m, peft_base_model **out)
 {
-    int rc = peft_unmerge_adapter(m);
-    if (rc) return rc;
+    /* no plugin unmerge needed (nor one that may refuse, like IA3 near a zero scale): the
+     * loaded weights come back exactly */
+    for (size_t i = 0; i < m->base->n_sites; i++) peft_site_release(m->base->sites[i]);
     release_shell(m, out);
     return PEFT_OK;
 }
