@@ -12,4 +12,8 @@ void contract_run_case(const char *case_name);
 /* the case names in INDEX.json whose name starts with prefix, NULL-terminated, static */
 const char *const *contract_cases(const char *prefix);
 
+/* A whole Check suite: every case under each prefix through contract_run_case. Returns the exit
+ * status (failure also when fewer than min_cases cases were found). */
+int contract_suite_main(const char *suite, const char *const *prefixes, int n_prefixes, int min_cases);
+
 #endif
