@@ -6,6 +6,10 @@
  *                  default_targets (TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING)
  *   lora_layer.c   inject (shapes + init), forward kernel and its backward, merge,
  *                  state_dict, module_type, set_scale, destroy
+ *   lora_dora.c    DoRA (use_dora): the magnitude vector's init, its forward kernel and
+ *                  backward, merge/unmerge
+ *   lora_init_svd.c  PiSSA and OLoRA: A and B from an SVD / QR of the base weight, the residual
+ *                  written back as the new base weight
  *   lora_plugin.c  the vtable and the exported entry point
  */
 #ifndef PEFT_LORA_H
@@ -22,6 +26,8 @@ extern const peft_host_api *lora_host;
 #define LORA_INIT_DEFAULT 0  /* true: A kaiming_uniform(a=sqrt(5)), B zeros */
 #define LORA_INIT_GAUSSIAN 1 /* "gaussian": A ~ N(0, (1/r)^2), B zeros */
 #define LORA_INIT_NONE 2     /* false: A and B keep nn.Linear's default init */
+#define LORA_INIT_PISSA 3    /* "pissa" / "pissa_niter_<n>": principal singular vectors */
+#define LORA_INIT_OLORA 4    /* "olora": QR of the base weight */
 
 /* The parsed adapter_config.json (what is the same for every site). Per-site values (rank and
  * alpha patterns, fan_in_fan_out rewrites) are read from the live cfg at inject time. */
@@ -30,7 +36,9 @@ typedef struct lora_config {
     double lora_alpha;
     double lora_dropout;
     int init;        /* LORA_INIT_* */
+    int pissa_niter; /* LORA_INIT_PISSA: 0 for "pissa", n for "pissa_niter_<n>" */
     int use_rslora;
+    int use_dora;
 } lora_config;
 
 /* One adapter on one site. Owns its tensors and strings (freed by lora_destroy). */
@@ -46,6 +54,12 @@ typedef struct lora_state {
     peft_tensor *B;       /* lora_B.weight (out, r) */
     char *saved_A, *saved_B;   /* "lora_A.weight", "lora_B.weight" */
     char *memory_A, *memory_B; /* "lora_A.<adapter>.weight", "lora_B.<adapter>.weight" */
+    /* DoRA (use_dora); NULL otherwise */
+    peft_tensor *magnitude;    /* lora_magnitude_vector (out) */
+    char *saved_M;             /* "lora_magnitude_vector" (no ".weight" on disk, as PEFT) */
+    char *memory_M;            /* "lora_magnitude_vector.<adapter>.weight" */
+    float *merged_norm;        /* (out) ||W + s B A||_row cached by merge for unmerge (PEFT's
+                                  _cache_store), host->alloc'd */
 } lora_state;
 
 /* lora_config.c */
@@ -65,6 +79,25 @@ void lora_destroy(void *state);
 int lora_state_dict(void *state, peft_param_ref *out, int max);
 const char *lora_module_type(void *state);
 int lora_set_scale(void *state, double mult);
+
+/* lora_dora.c */
+/* Creates st->magnitude (trainable) = ||W + s B A||_row of the site's current weight. 0 or -1
+ * with err set. */
+int lora_dora_init(lora_state *st, const peft_site_info *site, const char *adapter_name,
+                   char *err, size_t errlen);
+/* x (N..., in) the site input, xu the (dropped-out) input the adapter uses, y (N..., out) the
+ * output so far -> y + (m/n - 1) * (xu W^T) + (m/n) * s * B(A(xu)), n = ||W + s B A||_row
+ * (detached). Arena tensor, or NULL on a shape mismatch / out of memory. */
+peft_tensor *lora_dora_forward(lora_state *st, peft_graph *g, const peft_site_info *site,
+                               peft_tensor *xu, peft_tensor *y);
+/* W <- (m/n) (W + s BA) (sign +1), or back (sign -1) with the norm cached by the merge. */
+int lora_dora_merge(lora_state *st, const peft_site_info *site, float *weight, int sign,
+                    char *err, size_t errlen);
+
+/* lora_init_svd.c: fill st->A, st->B and rewrite the site's base weight (ABI 1.1 host). */
+int lora_init_pissa(lora_state *st, const peft_site_info *site, int niter, char *err,
+                    size_t errlen);
+int lora_init_olora(lora_state *st, const peft_site_info *site, char *err, size_t errlen);
 
 /* helpers (lora_config.c) */
 void lora_errf(char *err, size_t errlen, const char *fmt, ...)

@@ -4,6 +4,7 @@
  * model_type (peft/utils/constants.py, TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING). */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <math.h>
@@ -159,16 +160,41 @@ static int parse_init(peft_cfg *cfg, lora_config *c, char *err, size_t errlen)
         c->init = LORA_INIT_GAUSSIAN;
         return 0;
     }
-    /* PEFT: startswith("pissa") (incl. "pissa_niter_<n>"), lower() == "olora", == "loftq" */
-    if (!strncmp(s, "pissa", 5) || !strcasecmp(s, "olora") || !strcmp(s, "loftq") ||
-        !strcmp(s, "eva") || !strcmp(s, "corda")) {
+    /* PEFT update_layer: startswith("pissa") then == "pissa" or "pissa_niter_<n>" */
+    if (!strncmp(s, "pissa", 5)) {
+        if (!strcmp(s, "pissa")) {
+            c->init = LORA_INIT_PISSA;
+            c->pissa_niter = 0;
+            return 0;
+        }
+        const char *n = strstr(s, "_niter_");
+        char *end = NULL;
+        long v = n ? strtol(n + 7, &end, 10) : -1;
+        if (!n || strstr(n + 7, "_niter_") || end == n + 7 || *end || v < 0 || v > 1000000) {
+            lora_errf(err, errlen, "lora config: init_lora_weights should be 'pissa' or "
+                      "'pissa_niter_[number of iters]', got '%s' instead", s);
+            return -1;
+        }
+        c->init = LORA_INIT_PISSA;
+        c->pissa_niter = (int)v;
+        lora_host->warn("init_lora_weights 'pissa_niter_<n>': libpeft computes the exact SVD, "
+                        "not PEFT's randomized svd_lowrank approximation of it; the adapter and "
+                        "residual are those of \"pissa\"");
+        return 0;
+    }
+    if (!strcasecmp(s, "olora")) {
+        c->init = LORA_INIT_OLORA;
+        return 0;
+    }
+    if (!strcmp(s, "loftq") || !strcmp(s, "eva") || !strcmp(s, "corda")) {
         lora_errf(err, errlen, "lora config: init_lora_weights '%s' is not supported yet "
-                  "(supported: true, false, \"gaussian\")", s);
+                  "(supported: true, false, \"gaussian\", \"pissa\", \"pissa_niter_<n>\", "
+                  "\"olora\")", s);
         return -1;
     }
     lora_errf(err, errlen, "lora config: field 'init_lora_weights' has invalid value \"%s\"; "
-              "allowed values: true, false, \"gaussian\" (\"pissa\", \"pissa_niter_<n>\", "
-              "\"olora\", \"loftq\" are not supported yet)", s);
+              "allowed values: true, false, \"gaussian\", \"pissa\", \"pissa_niter_<n>\", "
+              "\"olora\" (\"loftq\" is not supported yet)", s);
     return -1;
 }
 
@@ -273,12 +299,7 @@ int lora_config_parse(peft_cfg *cfg, void **out, char *err, size_t errlen)
     if (parse_init(cfg, &c, err, errlen)) return -1;
 
     if (req_bool(cfg, "use_rslora", 0, &c.use_rslora, err, errlen)) return -1;
-    if (req_bool(cfg, "use_dora", 0, &b, err, errlen)) return -1;
-    if (b) {
-        lora_errf(err, errlen, "lora config: use_dora true: DoRA is not supported yet "
-                  "(allowed value: false)");
-        return -1;
-    }
+    if (req_bool(cfg, "use_dora", 0, &c.use_dora, err, errlen)) return -1;
     if (req_bool(cfg, "fan_in_fan_out", 0, &b, err, errlen)) return -1;
     if (req_bool(cfg, "inference_mode", 0, &b, err, errlen)) return -1;
 
@@ -287,6 +308,12 @@ int lora_config_parse(peft_cfg *cfg, void **out, char *err, size_t errlen)
     if (opt_dict(cfg, "alpha_pattern", "{}", 1, err, errlen)) return -1;
     if (opt_dict(cfg, "loftq_config", "{}", 1, err, errlen)) return -1;
     if (opt_dict(cfg, "megatron_config", "null", 1, err, errlen)) return -1;
+    /* LoraConfig.__post_init__ (the host cannot tell an empty dict, which PEFT lets through) */
+    if (c.use_dora && lora_host->cfg_type(cfg, "megatron_config") == PEFT_CFG_DICT) {
+        lora_errf(err, errlen, "lora config: DoRA does not support megatron_core, please set "
+                  "`use_dora=False` (or 'megatron_config' to null).");
+        return -1;
+    }
     if (opt_dict(cfg, "auto_mapping", "null", 1, err, errlen)) return -1;
     if (opt_dict(cfg, "runtime_config", "null", 0, err, errlen)) return -1;
     if (opt_str(cfg, "megatron_core", "megatron.core", err, errlen)) return -1;

@@ -1,6 +1,8 @@
 /* lora_layer.c — one LoRA adapter on one linear site (PEFT 0.13.2 lora.Linear): injection with
  * PEFT's shapes and initialisations, the forward kernel y' = y + s * B(A(dropout(x))) and its
- * backward on the host's tape, merging into the base weight, and the state dict.
+ * backward on the host's tape, merging into the base weight, and the state dict. DoRA adapters
+ * (use_dora) take their forward and merge from lora_dora.c; PiSSA/OLoRA init from
+ * lora_init_svd.c.
  *
  * Shapes: lora_A (r, in), lora_B (out, r) for nn.Linear AND for GPT-2 Conv1D (PEFT keeps
  * nn.Linear adapters on Conv1D; only the merged delta is transposed). s = scaling * mult. */
@@ -124,12 +126,24 @@ void *lora_inject(const void *parsed, peft_cfg *cfg, const peft_site_info *site,
     case LORA_INIT_GAUSSIAN: /* A ~ N(0, 1/r^2), B zeros */
         init_normal(st->A, 1.0 / (double)r, rng);
         break;
+    case LORA_INIT_PISSA: /* A, B from the SVD of W; W <- the residual */
+        if (lora_init_pissa(st, site, c->pissa_niter, err, errlen)) goto fail;
+        break;
+    case LORA_INIT_OLORA: /* A, B from the QR of W; W <- the residual */
+        if (lora_init_olora(st, site, err, errlen)) goto fail;
+        break;
     default: /* False: both keep nn.Linear's default init */
         init_uniform(st->A, 1.0 / sqrt((double)site->in_features), rng);
         init_uniform(st->B, 1.0 / sqrt((double)r), rng);
         break;
     }
+    /* PEFT update_layer: dora_init after the A/B init (and after PiSSA/OLoRA rewrote W) */
+    if (c->use_dora && lora_dora_init(st, site, adapter_name, err, errlen)) goto fail;
     return st;
+
+fail:
+    lora_destroy(st);
+    return NULL;
 
 oom:
     lora_destroy(st);
@@ -197,7 +211,6 @@ static void lora_backward(peft_graph *g, void *vctx)
 peft_tensor *lora_forward(void *state, peft_graph *g, const peft_site_info *site,
                           peft_tensor *x, peft_tensor *y)
 {
-    (void)site;
     lora_state *st = state;
     if (!st || !g || !x || !y || x->ndim < 1 || y->ndim < 1) return NULL;
     if (x->dtype != PEFT_DTYPE_F32 || y->dtype != PEFT_DTYPE_F32) return NULL;
@@ -211,6 +224,8 @@ peft_tensor *lora_forward(void *state, peft_graph *g, const peft_site_info *site
         xu = lora_host->op_dropout(g, x, st->dropout);
         if (!xu) return NULL;
     }
+
+    if (st->magnitude) return lora_dora_forward(st, g, site, xu, y);
 
     const int64_t shape_xa[2] = {n, r};
     peft_tensor *xa = lora_host->graph_tensor(g, 2, shape_xa);
@@ -280,7 +295,9 @@ int lora_merge(void *state, const peft_site_info *site, float *weight, float *bi
     const float alpha = (float)(sign * s);
     const int in = (int)st->in_features, outf = (int)st->out_features, r = (int)st->r;
     const int in_out = site->kind == PEFT_SITE_CONV1D || site->fan_in_fan_out;
-    if (in_out)
+    if (st->magnitude) {
+        if (lora_dora_merge(st, site, weight, sign, err, errlen)) return -1;
+    } else if (in_out)
         lora_host->sgemm(1, 1, in, outf, r, alpha, peft_f32(st->A), in, peft_f32(st->B), r, 1.0f,
                          weight, outf);
     else
@@ -301,11 +318,15 @@ int lora_state_dict(void *state, peft_param_ref *out, int max)
 {
     lora_state *st = state;
     if (!st || !out || max <= 0) return 0;
-    const peft_param_ref refs[2] = {
+    /* named_parameters() order: lora_A, lora_B, lora_magnitude_vector */
+    const peft_param_ref refs[3] = {
         {.saved_name = st->saved_A, .memory_name = st->memory_A, .tensor = st->A, .trainable = 1},
         {.saved_name = st->saved_B, .memory_name = st->memory_B, .tensor = st->B, .trainable = 1},
+        {.saved_name = st->saved_M, .memory_name = st->memory_M, .tensor = st->magnitude,
+         .trainable = 1},
     };
-    int n = max < 2 ? max : 2;
+    const int have = st->magnitude ? 3 : 2;
+    int n = max < have ? max : have;
     for (int i = 0; i < n; i++) out[i] = refs[i];
     return n;
 }
@@ -330,6 +351,10 @@ void lora_destroy(void *state)
     if (!st) return;
     if (st->A) lora_host->tensor_free(st->A);
     if (st->B) lora_host->tensor_free(st->B);
+    if (st->magnitude) lora_host->tensor_free(st->magnitude);
+    lora_host->free(st->saved_M);
+    lora_host->free(st->memory_M);
+    lora_host->free(st->merged_norm);
     lora_host->free(st->saved_A);
     lora_host->free(st->saved_B);
     lora_host->free(st->memory_A);

@@ -29,7 +29,8 @@ static const peft_tuner_vtable lora_vtable = {
     .model_class = "LoraModel",
 };
 
-/* the host entries this plugin calls (all ABI 1.0) */
+/* the host entries this plugin needs (all ABI 1.0); PiSSA/OLoRA also use the ABI 1.1 linear
+ * algebra entries, checked when an adapter asks for them (lora_init_svd.c) */
 #define HOST_NEEDS_SIZE (offsetof(peft_host_api, warn) + sizeof(void (*)(const char *)))
 
 PEFT_PLUGIN_EXPORT const peft_tuner_vtable *peft_plugin_init(const peft_host_api *host, char *err,
@@ -57,6 +58,7 @@ PEFT_PLUGIN_EXPORT const peft_tuner_vtable *peft_plugin_init(const peft_host_api
         {"free", host->free != NULL},
         {"tensor_new", host->tensor_new != NULL},
         {"tensor_free", host->tensor_free != NULL},
+        {"tensor_to_f32", host->tensor_to_f32 != NULL},
         {"graph_tensor", host->graph_tensor != NULL},
         {"graph_training", host->graph_training != NULL},
         {"graph_recording", host->graph_recording != NULL},
