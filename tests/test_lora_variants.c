@@ -1151,6 +1151,7 @@ int main(void)
     static const char *all[16];
     int nf = 0;
     for (int i = 0; dora_cases[i]; i++) all[nf++] = dora_cases[i];
+    for (int i = 0; pissa_cases[i]; i++) all[nf++] = pissa_cases[i];
     all[nf] = NULL;
     fixture_cases = all;
     static const char *every[16];

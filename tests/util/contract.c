@@ -103,12 +103,29 @@ static int in_modules_to_save(const json_t *mts, const char *name)
     return 0;
 }
 
+/* the modules PEFT keeps a trained copy of, from the in-memory names
+ * "<prefix><module>.modules_to_save.<adapter>.<leaf>" (a new array) */
+static json_t *task_heads(json_t *entry)
+{
+    json_t *out = json_array(), *v;
+    const char *k;
+    json_object_foreach(json_object_get(entry, "in_memory_param_names"), k, v) {
+        const char *mark = strstr(k, ".modules_to_save.");
+        if (!mark) continue;
+        const char *start = mark;
+        while (start > k && start[-1] != '.') start--;
+        json_array_append_new(out, json_stringn(start, (size_t)(mark - start)));
+    }
+    return out;
+}
+
 typedef struct run {
     peft_ctx *ctx;
     peft_model *m;
     peft_inputs in;
     peft_graph *g;
     peft_model_outputs out;
+    int no_labels; /* outputs only (prompt tuning's P + T labels do not fit the base model) */
 } run;
 
 static void forward(run *r, int record)
@@ -117,6 +134,7 @@ static void forward(run *r, int record)
     r->g->recording = record;
     peft_model_inputs mi;
     peft_inputs_view(&r->in, &mi);
+    if (r->no_labels) mi.labels = NULL, mi.labels_len = 0;
     ck_assert_msg(peft_model_forward(r->m, r->g, &mi, &r->out) == PEFT_OK, "%s", peft_errmsg(r->ctx));
 }
 
@@ -305,9 +323,17 @@ static void check_merge_disable_unload(run *r, const char *case_name)
     /* disabled adapter == base (biases trained by the adapter stay, as in PEFT) */
     json_t *entry = case_entry(case_name);
     const char *bias = json_string_value(json_object_get(json_object_get(entry, "adapter_config"), "bias"));
+    const char *method = json_string_value(json_object_get(entry, "method"));
+    r->no_labels = method && !strcmp(method, "prompt");
     ck_assert(peft_disable_adapter(r->m) == 0);
     forward(r, 0);
-    if (!bias || !strcmp(bias, "none")) {
+    json_t *files = json_object_get(entry, "files");
+    if (json_object_get(files, "disabled_adapter_logits")) { /* PiSSA: the base is the residual */
+        snprintf(rel, sizeof rel, "hf-peft/%s/%s", case_name,
+                 json_string_value(json_object_get(files, "disabled_adapter_logits")));
+        d = diff_outputs(rel, &r->out);
+        ck_assert_msg(d <= 1e-4, "%s: disabled adapter differs from PEFT's by %g", case_name, d);
+    } else if (!bias || !strcmp(bias, "none")) {
         snprintf(rel, sizeof rel, "hf-peft/%s/base_logits.safetensors",
                  json_string_value(json_object_get(entry, "base_model_dir")));
         d = diff_outputs(rel, &r->out);
@@ -316,6 +342,7 @@ static void check_merge_disable_unload(run *r, const char *case_name)
     float *disabled = copy_logits(r);
     int64_t n_disabled = n_outputs(r); /* prompt tuning: fewer positions than with the adapter */
     ck_assert(peft_enable_adapter(r->m) == 0);
+    r->no_labels = 0;
     forward(r, 0);
     ck_assert(same_outputs(r, unmerged, n));
 
@@ -328,9 +355,35 @@ static void check_merge_disable_unload(run *r, const char *case_name)
     ck_assert(peft_load_base_model(r->ctx, tu_fixture(rel), &fresh) == 0);
     ck_assert_int_eq(base->n_params, fresh->n_params);
     json_t *mts = json_object_get(json_object_get(entry, "adapter_config"), "modules_to_save");
+    json_t *heads = task_heads(entry);
+    if (!mts) mts = heads; /* prompt learning: the task heads are the model's, not the config's */
     int has_mts = 0;
+    /* PiSSA rewrote some base weights into residuals, as PEFT: those must equal PEFT's */
+    peft_st_file *resid = NULL;
+    const char *resid_rel = json_string_value(json_object_get(json_object_get(entry, "files"), "pissa_residual_base_weights"));
+    if (resid_rel) {
+        char rp[512], rerr[512];
+        snprintf(rp, sizeof rp, "hf-peft/%s/%s", case_name, resid_rel);
+        ck_assert_msg(peft_st_open(tu_fixture(rp), &resid, rerr, sizeof rerr) == 0, "%s", rerr);
+    }
     for (size_t i = 0; i < base->n_params; i++) {
         peft_tensor *a = base->params[i].t, *b = fresh->params[i].t;
+        if (resid) {
+            char key[1024];
+            const char *dot = strrchr(base->params[i].name, '.');
+            snprintf(key, sizeof key, "base_model.model.%.*s.base_layer%s", (int)(dot - base->params[i].name),
+                     base->params[i].name, dot);
+            const peft_st_entry *e = peft_st_find(resid, key);
+            if (e) {
+                float *f = malloc((size_t)a->numel * sizeof *f);
+                peft_tensor_to_f32(a, f);
+                double rd = tu_max_abs_diff((const float *)e->data, f, a->numel);
+                free(f);
+                ck_assert_msg(rd <= 1e-4, "%s: residual %s differs from PEFT's by %g", case_name, key, rd);
+                has_mts = 1; /* the unloaded model is not the original base */
+                continue;
+            }
+        }
         if (strstr(base->params[i].name, "bias") && bias && strcmp(bias, "none")) continue;
         if (in_modules_to_save(mts, base->params[i].name)) { /* as PEFT: the trained copy stays */
             has_mts = 1;
@@ -340,8 +393,11 @@ static void check_merge_disable_unload(run *r, const char *case_name)
                           memcmp(a->data, b->data, (size_t)a->numel * peft_dtype_size(a->dtype)) == 0,
                       "%s: unload changed %s", case_name, base->params[i].name);
     }
+    json_decref(heads);
+    peft_st_close(resid);
     peft_model_inputs mi;
     peft_inputs_view(&r->in, &mi);
+    if (method && !strcmp(method, "prompt")) mi.labels = NULL, mi.labels_len = 0;
     char err[512];
     peft_graph_reset(r->g);
     r->g->recording = 0;
