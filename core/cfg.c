@@ -385,12 +385,13 @@ int peft_regex_fullmatch(const char *pattern, const char *s)
     return m;
 }
 
-/* Python's re.match(rf".*\.{key}$", name): anchored at the start only; key is inserted raw
- * (not grouped, not escaped), exactly as PEFT does, so "a|b" keeps Python's precedence. */
-static int pattern_key_matches(const char *key, const char *name)
+/* Python's re.match(rf".*\.{key}$", name) (LoRA), or rf"(.*\.)?{key}$" (LyCORIS: LoHa, LoKr):
+ * anchored at the start only; key is inserted raw (not grouped, not escaped), exactly as PEFT
+ * does, so "a|b" keeps Python's precedence. */
+static int pattern_key_matches(const char *key, const char *name, int lycoris)
 {
     regex_t re;
-    if (compile_wrapped(&re, "^(.*\\.", key, "$)") != 0) return 0; /* Python would raise */
+    if (compile_wrapped(&re, lycoris ? "^((.*\\.)?" : "^(.*\\.", key, "$)") != 0) return 0; /* Python would raise */
     int m = regexec(&re, name, 0, NULL, 0) == 0;
     regfree(&re);
     return m;
@@ -404,8 +405,8 @@ static int pattern_key_matches(const char *key, const char *name)
  * Differences from PEFT, on purpose: the lookup is per dict (PEFT chains rank_pattern and
  * alpha_pattern keys before looking either up), a key that is an invalid regex is skipped
  * (Python raises), and a matching entry whose value is not a number answers 0 (not found). */
-int peft_cfg_pattern_real(const peft_cfg *c, const char *dict_key, const char *module_name,
-                          double *out)
+static int pattern_real(const peft_cfg *c, const char *dict_key, const char *module_name,
+                        double *out, int lycoris)
 {
     json_t *d = get(c, dict_key);
     if (!d || !json_is_object(d) || !module_name) return 0;
@@ -413,7 +414,7 @@ int peft_cfg_pattern_real(const peft_cfg *c, const char *dict_key, const char *m
     json_t *v;
     json_t *hit = NULL;
     json_object_foreach(d, k, v) {
-        if (pattern_key_matches(k, module_name)) {
+        if (pattern_key_matches(k, module_name, lycoris)) {
             hit = v;
             break;
         }
@@ -422,4 +423,16 @@ int peft_cfg_pattern_real(const peft_cfg *c, const char *dict_key, const char *m
     if (!hit || !json_is_number(hit)) return 0;
     if (out) *out = json_number_value(hit);
     return 1;
+}
+
+int peft_cfg_pattern_real(const peft_cfg *c, const char *dict_key, const char *module_name,
+                          double *out)
+{
+    return pattern_real(c, dict_key, module_name, out, 0);
+}
+
+int peft_cfg_pattern_real_lycoris(const peft_cfg *c, const char *dict_key, const char *module_name,
+                                  double *out)
+{
+    return pattern_real(c, dict_key, module_name, out, 1);
 }

@@ -19,6 +19,9 @@ int peft_cfg_list_len(const peft_cfg *c, const char *key);
 const char *peft_cfg_list_str(const peft_cfg *c, const char *key, int i);
 int peft_cfg_pattern_real(const peft_cfg *c, const char *dict_key, const char *module_name,
                           double *out);
+/* the same with the LyCORIS rule: module_name matches "(.*\.)?key$" from its start */
+int peft_cfg_pattern_real_lycoris(const peft_cfg *c, const char *dict_key, const char *module_name,
+                                  double *out);
 void peft_cfg_set_bool(peft_cfg *c, const char *key, int v);
 void peft_cfg_set_int(peft_cfg *c, const char *key, int64_t v);
 void peft_cfg_set_real(peft_cfg *c, const char *key, double v);

@@ -115,6 +115,8 @@ static const peft_host_api host_api = {
     .site_weight_writable = peft_host_site_weight_writable,
     .svd = peft_host_svd,
     .qr = peft_host_qr,
+    .regex_fullmatch = peft_regex_fullmatch,
+    .cfg_pattern_real_lycoris = peft_cfg_pattern_real_lycoris,
 };
 
 const peft_host_api *peft_host_api_get(void) { return &host_api; }

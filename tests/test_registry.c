@@ -116,7 +116,7 @@ END_TEST
 
 START_TEST(refuse_newer_minor)
 {
-    ASSERT_HAS(refused("newer_minor"), "needs ABI 1.99, host has 1.1");
+    ASSERT_HAS(refused("newer_minor"), "needs ABI 1.99, host has 1.2");
 }
 END_TEST
 

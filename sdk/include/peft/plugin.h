@@ -30,7 +30,7 @@ extern "C" {
 #endif
 
 #define PEFT_ABI_MAJOR 1
-#define PEFT_ABI_MINOR 1
+#define PEFT_ABI_MINOR 2
 #define PEFT_PLUGIN_ENTRY "peft_plugin_init"
 
 #if defined(__GNUC__)
@@ -186,6 +186,15 @@ typedef struct peft_host_api {
     int (*svd)(int m, int n, const float *a, float *u, float *s, float *vt);
     /* thin QR (LAPACK sgeqrf + sorgqr) of a (m, n): q (m, k), r (k, n), k = min(m, n). 0 / -1 */
     int (*qr)(int m, int n, const float *a, float *q, float *r);
+
+    /* ---- ABI 1.2 ---- */
+    /* Python-style regex full match (re.fullmatch) of s: the host's POSIX translation of
+     * \d \w \s, (?:...), lazy quantifiers. 1 match, 0 no match, -1 invalid pattern. */
+    int (*regex_fullmatch)(const char *pattern, const char *s);
+    /* cfg_pattern_real with the rule of the LyCORIS tuners (LoHa, LoKr): a key matches when
+     * module_name fullmatches "(.*\.)?key" (cfg_pattern_real uses LoRA's ".*\.key$"). */
+    int (*cfg_pattern_real_lycoris)(const peft_cfg *c, const char *dict_key,
+                                    const char *module_name, double *out);
 } peft_host_api;
 
 /* The method's table. Static storage in the plugin. Optional entries may be NULL. */
@@ -261,6 +270,17 @@ typedef struct peft_tuner_vtable {
     int (*prompt_load)(void *state, const peft_tensor *saved, char *err, size_t errlen);
     /* P, the number of virtual tokens the model sees */
     int64_t (*prompt_num_virtual)(void *state);
+
+    /* ---- ABI 1.2: add_weighted_adapter (optional) ---- */
+    /* Fill dst, the new adapter's freshly injected state on this site (its config has the
+     * combined rank), from the n source adapters' states srcs on this site (NULL where a source
+     * has no state on it) with PEFT's semantics: opts holds combination_type ("linear", "cat",
+     * "svd", "ties", "ties_svd", "dare_linear", "dare_ties", "dare_linear_svd", "dare_ties_svd",
+     * "magnitude_prune", "magnitude_prune_svd"), density, majority_sign_method, svd_rank,
+     * svd_clamp... and rng drives the DARE masks. 0, or -1 with err. */
+    int (*combine)(void *dst, void *const *srcs, const double *weights, int n,
+                   const peft_cfg *opts, const peft_site_info *site, peft_rng *rng, char *err,
+                   size_t errlen);
 } peft_tuner_vtable;
 
 /* The smallest vtable the host accepts (ABI 1.0). */
