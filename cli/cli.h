@@ -17,6 +17,7 @@ int cmd_forward(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_init_model(int argc, char **argv);
+int cmd_plugin_check(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
 
 /* tiny option helpers: returns the value of --name at argv[*i] and advances, or NULL */

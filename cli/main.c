@@ -17,6 +17,7 @@ static void usage(FILE *f)
             "  info        module summary, trainable parameters and adapter status\n"
             "  train       fine-tune a LoRA adapter on a token file and save it (PEFT format)\n"
             "  init-model  write a randomly initialised GPT-2 model directory\n"
+            "  plugin-check  run the conformance checks on a tuner plugin .so\n"
             "  merge       fold adapters into the base and write a Hugging Face model directory\n\n"
             "run `peft <command> --help` for its options\n",
             PEFT_VERSION);
@@ -71,6 +72,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "info")) return cmd_info(argc - 1, argv + 1);
     if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);
     if (!strcmp(cmd, "init-model")) return cmd_init_model(argc - 1, argv + 1);
+    if (!strcmp(cmd, "plugin-check")) return cmd_plugin_check(argc - 1, argv + 1);
     if (!strcmp(cmd, "merge")) return cmd_merge(argc - 1, argv + 1);
     fprintf(stderr, "peft: unknown command '%s'\n\n", cmd);
     usage(stderr);

@@ -1,0 +1,115 @@
+/* plugin_check.h — the pieces of `peft plugin-check` (the tuner plugin conformance checker)
+ * shared by cli/cmd_plugin_check.c (options, models, the table of checks, the summary),
+ * cli/plugin_check_run.c (each check in a forked child, signals, timeouts, valgrind),
+ * cli/plugin_check_model.c (model setup, inputs, the objective, comparisons) and
+ * cli/plugin_check_*.c (the checks themselves). */
+#ifndef PEFT_PLUGIN_CHECK_H
+#define PEFT_PLUGIN_CHECK_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "peft.h"
+#include "inputs.h"
+
+#define PC_PASS 0
+#define PC_FAIL 1
+#define PC_SKIP 2
+
+#define PC_MSG 1024
+
+/* one base model the checks run on */
+typedef struct pc_model {
+    char dir[4096];
+    char model_type[64]; /* config.json model_type */
+    char task_type[32];  /* PEFT task type of its head, e.g. "CAUSAL_LM", "SEQ_2_SEQ_LM" */
+    char label[96];      /* what the output lines show: "gpt2", "bert (bert_qa)" */
+    char inputs[4096];   /* an inputs.json next to the model, or "" (random ids are made) */
+    int64_t vocab;       /* for random ids */
+} pc_model;
+
+/* everything a check needs; read-only once the checks start */
+typedef struct pc_env {
+    const char *plugin;        /* path of the .so */
+    const char *config_path;   /* --config FILE or NULL */
+    char *config_extra;        /* its text (a JSON object), or NULL */
+    const peft_tuner_vtable *vt; /* the loaded plugin (NULL until the abi check passed) */
+    pc_model models[16];
+    int n_models;
+    int timeout;               /* seconds per check */
+    const char *self_exe;      /* for the valgrind run */
+} pc_env;
+
+/* a check: returns PC_PASS / PC_FAIL / PC_SKIP with a one-line reason in msg */
+typedef int (*pc_check_fn)(const pc_env *env, const pc_model *model, char *msg, size_t len);
+
+/* ---- plugin_check_run.c ---- */
+/* Runs fn in a forked child (or in this process when fork_it == 0) with env->timeout, and
+ * returns its status; a child killed by a signal is a failure naming the signal. */
+int pc_run(const pc_env *env, const pc_model *model, pc_check_fn fn, int fork_it, char *msg,
+           size_t len);
+/* The forward/backward check once more in a child `peft plugin-check --inner backward` under
+ * valgrind (when on PATH): definite leaks and memory errors fail it. */
+int pc_check_valgrind(const pc_env *env, const pc_model *model, char *msg, size_t len);
+
+/* ---- plugin_check_model.c ---- */
+/* the sample adapter config for model_type: {"peft_type", "target_modules": the plugin's
+ * defaults or "all-linear"} (prompt learning: {"peft_type", "num_virtual_tokens": 4,
+ * "task_type": the model's, which PEFT derives the number of prompt stacks from}) with the
+ * --config fields laid over it. Caller frees. */
+char *pc_sample_config(const pc_env *env, const pc_model *model);
+
+/* A model with the sample adapter on it, ready to run. */
+typedef struct pc_run_state {
+    peft_ctx *ctx;
+    peft_model *m;          /* NULL until made */
+    peft_base_model *base;  /* set while no adapter is on (before inject / after unload) */
+    peft_inputs in;
+    peft_graph *g;
+    peft_model_outputs out; /* the last forward's outputs (arena: valid until the next) */
+    float *target;          /* the objective's target, one value per output element */
+    int64_t n_out;
+} pc_run_state;
+
+/* load the base and the inputs; 0 or -1 with msg */
+int pc_open_base(const pc_env *env, const pc_model *model, pc_run_state *r, uint64_t seed,
+                 char *msg, size_t len);
+/* peft_get_peft_model with the sample config; 0 or -1 with msg */
+int pc_inject(const pc_env *env, const pc_model *model, pc_run_state *r, char *msg, size_t len);
+/* adds seeded noise (0.05 N(0,1)) to every trainable tensor so that the adapter is not at its
+ * (often identity) init; 0 or -1 with msg */
+int pc_perturb(pc_run_state *r, uint64_t seed, char *msg, size_t len);
+/* forward on the model (or the bare base when r->m is NULL); record: build the tape with the
+ * objective J = sum over outputs of mean((out - target)^2) and run backward. 0 or -1 with msg */
+int pc_forward(pc_run_state *r, int record, char *msg, size_t len);
+/* the objective of the last forward, in double, from its outputs */
+double pc_objective(const pc_run_state *r);
+/* the last forward's outputs concatenated (caller frees), n values in *n */
+float *pc_copy_outputs(const pc_run_state *r, int64_t *n);
+void pc_close(pc_run_state *r);
+
+/* largest |a - b| (inf when a NaN differs) and the largest |ref| */
+double pc_max_diff(const float *a, const float *b, int64_t n);
+double pc_max_abs(const float *a, int64_t n);
+/* bytes of every base parameter equal to a freshly loaded copy of dir; 0 or -1 with msg */
+int pc_base_unchanged(peft_base_model *base, const char *dir, char *msg, size_t len);
+
+/* removes dir and the files in it (one level: what save_pretrained and init-model write) */
+void pc_rm_dir(const char *dir);
+
+/* ---- the checks ---- */
+int pc_check_abi(const pc_env *env, const pc_model *model, char *msg, size_t len);
+int pc_check_vtable(const pc_env *env, const pc_model *model, char *msg, size_t len);
+int pc_check_config(const pc_env *env, const pc_model *model, char *msg, size_t len);
+int pc_check_inject(const pc_env *env, const pc_model *model, char *msg, size_t len);
+int pc_check_backward(const pc_env *env, const pc_model *model, char *msg, size_t len);
+int pc_check_merge(const pc_env *env, const pc_model *model, char *msg, size_t len);
+int pc_check_unload(const pc_env *env, const pc_model *model, char *msg, size_t len);
+int pc_check_disabled(const pc_env *env, const pc_model *model, char *msg, size_t len);
+int pc_check_save_load(const pc_env *env, const pc_model *model, char *msg, size_t len);
+int pc_check_threads(const pc_env *env, const pc_model *model, char *msg, size_t len);
+
+/* printf into msg, returning status (for `return pc_msg(msg, len, PC_FAIL, "...")`) */
+int pc_msg(char *msg, size_t len, int status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+#endif

@@ -1,0 +1,153 @@
+/* plugin_check_grad.c — the backward check: the gradient the plugin's backward gives every
+ * trainable tensor matches central finite differences of the objective (plugin_check_model.c).
+ *
+ * Per tensor, two directional derivatives are compared: along the gradient itself (its slope
+ * must be |g|: catches a scaled or partly wrong gradient) and along a random unit direction
+ * (catches errors orthogonal to g, and a zero gradient where the objective does move).
+ * fd = (J(t + eps d) - J(t - eps d)) / (2 eps), J in double from the f32 outputs. The f32
+ * rounding of the outputs is noise of about 1e-8 / eps in fd, the curvature an error of about
+ * eps^2 J''' (and ReLU kinks one that grows with eps): eps = 3e-2 first, and when that misses,
+ * 1e-2 and 1e-1; a wrong gradient misses at every eps. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "plugin_check.h"
+
+static const double FD_EPS[] = {3e-2, 1e-2, 1e-1};
+#define FD_RTOL 2e-2  /* of |g|, the largest slope any unit direction can have */
+#define FD_ATOL 2e-6  /* f32 rounding of the outputs, seen through eps */
+#define FD_MAX_TENSORS 48
+
+/* J(t + s d) with t restored bit-exactly afterwards */
+static int objective_at(pc_run_state *r, peft_tensor *t, const float *t0, const double *d,
+                        double s, double *J, char *msg, size_t len)
+{
+    float *p = peft_f32(t);
+    for (int64_t k = 0; k < t->numel; k++) p[k] = (float)((double)t0[k] + s * d[k]);
+    int rc = pc_forward(r, 0, msg, len);
+    *J = rc ? NAN : pc_objective(r);
+    memcpy(p, t0, (size_t)t->numel * sizeof *p);
+    return rc;
+}
+
+int pc_check_backward(const pc_env *env, const pc_model *model, char *msg, size_t len)
+{
+    pc_run_state r;
+    int status = PC_FAIL;
+    peft_state_dict *sd = NULL;
+    float **grads = NULL;
+    if (pc_open_base(env, model, &r, 3, msg, len)) {
+        pc_close(&r);
+        return PC_SKIP;
+    }
+    if (pc_inject(env, model, &r, msg, len) || pc_perturb(&r, 3, msg, len)) goto done;
+    if (peft_trainable_parameters(r.m, &sd)) {
+        pc_msg(msg, len, PC_FAIL, "%s", peft_errmsg(r.ctx));
+        goto done;
+    }
+    size_t nt = sd->n < FD_MAX_TENSORS ? sd->n : FD_MAX_TENSORS;
+    if (nt == 0) {
+        pc_msg(msg, len, PC_FAIL, "no trainable tensors");
+        goto done;
+    }
+    for (size_t i = 0; i < sd->n; i++) peft_tensor_zero_grad(sd->tensors[i]);
+    if (pc_forward(&r, 1, msg, len)) goto done;
+    grads = calloc(nt, sizeof *grads);
+    if (!grads) goto oom;
+    for (size_t i = 0; i < nt; i++) {
+        peft_tensor *t = sd->tensors[i];
+        if (!t->grad) {
+            pc_msg(msg, len, PC_FAIL, "no gradient for %s (does forward record its backward with "
+                   "tape_push when graph_recording is on?)", sd->names[i]);
+            goto done;
+        }
+        if (!(grads[i] = malloc((size_t)t->numel * sizeof(float)))) goto oom;
+        memcpy(grads[i], t->grad, (size_t)t->numel * sizeof(float));
+    }
+
+    int all_zero = 1;
+    for (size_t i = 0; i < nt && all_zero; i++)
+        for (int64_t k = 0; k < sd->tensors[i]->numel; k++)
+            if (grads[i][k] != 0.0f) {
+                all_zero = 0;
+                break;
+            }
+    if (all_zero) {
+        pc_msg(msg, len, PC_FAIL, "every gradient is zero, yet the outputs depend on the "
+               "trainable tensors (does forward record its backward?)");
+        goto done;
+    }
+
+    peft_rng rng;
+    peft_rng_seed(&rng, 17);
+    double worst = 0;
+    const char *worst_name = "";
+    for (size_t i = 0; i < nt; i++) {
+        peft_tensor *t = sd->tensors[i];
+        const int64_t n = t->numel;
+        float *t0 = malloc((size_t)n * sizeof *t0);
+        double *d = malloc((size_t)n * sizeof *d);
+        if (!t0 || !d) {
+            free(t0);
+            free(d);
+            goto oom;
+        }
+        memcpy(t0, t->data, (size_t)n * sizeof *t0);
+        double gn = 0;
+        for (int64_t k = 0; k < n; k++) gn += (double)grads[i][k] * grads[i][k];
+        gn = sqrt(gn);
+        for (int dir = 0; dir < 2; dir++) {
+            double dn = 0;
+            for (int64_t k = 0; k < n; k++) {
+                d[k] = dir == 0 ? grads[i][k] : peft_rng_normal(&rng);
+                dn += d[k] * d[k];
+            }
+            if (dn == 0) continue; /* a zero gradient: the random direction tests it */
+            dn = sqrt(dn);
+            double an = 0;
+            for (int64_t k = 0; k < n; k++) {
+                d[k] /= dn;
+                an += grads[i][k] * d[k];
+            }
+            double fd = 0, err = INFINITY, allowed = FD_RTOL * gn + FD_ATOL;
+            for (size_t e = 0; e < sizeof FD_EPS / sizeof FD_EPS[0] && !(err <= allowed); e++) {
+                double jp, jm;
+                if (objective_at(&r, t, t0, d, FD_EPS[e], &jp, msg, len) ||
+                    objective_at(&r, t, t0, d, -FD_EPS[e], &jm, msg, len)) {
+                    free(t0);
+                    free(d);
+                    goto done;
+                }
+                double fd_e = (jp - jm) / (2 * FD_EPS[e]);
+                if (fabs(fd_e - an) < err) err = fabs(fd_e - an), fd = fd_e;
+            }
+            if (!(err <= allowed)) {
+                pc_msg(msg, len, PC_FAIL, "gradient of %s: along %s the backward gives %.6g, "
+                       "finite differences %.6g (|g| = %.3g, allowed error %.2g)", sd->names[i],
+                       dir == 0 ? "the gradient" : "a random direction", an, fd, gn, allowed);
+                free(t0);
+                free(d);
+                goto done;
+            }
+            double rel = err / allowed;
+            if (rel > worst) worst = rel, worst_name = sd->names[i];
+        }
+        free(t0);
+        free(d);
+    }
+    status = pc_msg(msg, len, PC_PASS, "%zu trainable tensors%s match finite differences "
+                    "(worst: %.1f%% of the tolerance, %s)", nt,
+                    sd->n > nt ? " (the first)" : "", 100 * worst, worst_name);
+    goto done;
+oom:
+    pc_msg(msg, len, PC_FAIL, "out of memory");
+done:
+    if (grads)
+        for (size_t i = 0; i < (sd ? sd->n : 0) && i < FD_MAX_TENSORS; i++) free(grads[i]);
+    free(grads);
+    peft_state_dict_free(sd);
+    pc_close(&r);
+    return status;
+}

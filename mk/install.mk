@@ -1,0 +1,57 @@
+# install.mk — `make install [PREFIX=/usr/local] [DESTDIR=]`: the SDK and application headers
+# to $(PREFIX)/include/peft/, build/libpeft.so to $(PREFIX)/lib, the built-in plugins to
+# $(PREFIX)/lib/libpeft/plugins (the loader's compiled-in install dir), the peft command to
+# $(PREFIX)/bin, and $(PREFIX)/lib/pkgconfig/libpeft.pc, so that a plugin builds out of tree with
+#     cc -shared -fPIC $(pkg-config --cflags libpeft) my.c -o my.so
+# and an application with $(pkg-config --cflags --libs libpeft).
+INSTALL      ?= install
+LIBDIR        = $(PREFIX)/lib
+INCLUDEDIR    = $(PREFIX)/include
+BINDIR        = $(PREFIX)/bin
+PKGCONFIGDIR  = $(LIBDIR)/pkgconfig
+PEFT_VERSION := $(shell sed -n 's/^\#define PEFT_VERSION "\(.*\)"/\1/p' core/peft.h)
+
+# plugin ABI headers, and the application API (peft.h and what it includes)
+SDK_HEADERS = $(wildcard sdk/include/peft/*.h)
+APP_HEADERS = core/peft.h core/model.h core/graph.h core/safetensors.h core/inputs.h \
+              core/optim.h core/ops.h core/warn.h core/model_init.h
+
+# The loader's install dir is compiled in from PREFIX: a stamp that changes only when PREFIX
+# does makes `make install PREFIX=...` rebuild the registry for that prefix.
+PREFIX_STAMP = $(BUILD)/prefix.stamp
+$(PREFIX_STAMP): peft-prefix-force
+	@mkdir -p $(dir $@)
+	@echo '$(PLUGIN_INSTALL_DIR)' | cmp -s - $@ || echo '$(PLUGIN_INSTALL_DIR)' > $@
+.PHONY: peft-prefix-force
+$(BUILD)/obj/core/registry.o: $(PREFIX_STAMP)
+
+# the installed peft finds libpeft.so in ../lib (the build's copy looks next to itself)
+$(BUILD)/install/peft: $(CLI_OBJ) $(BUILD)/libpeft.so
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $(CLI_OBJ) -L$(BUILD) -lpeft -Wl,-rpath,'$$ORIGIN/../lib' $(DEPLIBS)
+
+$(BUILD)/install/libpeft.pc: core/peft.h mk/install.mk $(PREFIX_STAMP)
+	@mkdir -p $(dir $@)
+	@printf '%s\n' \
+	  'prefix=$(PREFIX)' \
+	  'exec_prefix=$${prefix}' \
+	  'libdir=$${exec_prefix}/lib' \
+	  'includedir=$${prefix}/include' \
+	  'plugindir=$${libdir}/libpeft/plugins' \
+	  '' \
+	  'Name: libpeft' \
+	  'Description: parameter-efficient fine-tuning in C (Hugging Face PEFT semantics and formats) and its tuner plugin SDK' \
+	  'Version: $(PEFT_VERSION)' \
+	  'Requires.private: jansson' \
+	  'Cflags: -I$${includedir}' \
+	  'Libs: -L$${libdir} -lpeft' > $@
+
+.PHONY: install
+install: all $(BUILD)/install/peft $(BUILD)/install/libpeft.pc
+	$(INSTALL) -d $(DESTDIR)$(INCLUDEDIR)/peft $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR) \
+	  $(DESTDIR)$(PLUGIN_INSTALL_DIR) $(DESTDIR)$(BINDIR)
+	$(INSTALL) -m 644 $(SDK_HEADERS) $(APP_HEADERS) $(DESTDIR)$(INCLUDEDIR)/peft/
+	$(INSTALL) -m 755 $(BUILD)/libpeft.so $(DESTDIR)$(LIBDIR)/libpeft.so
+	$(INSTALL) -m 755 $(PLUGIN_SO) $(DESTDIR)$(PLUGIN_INSTALL_DIR)/
+	$(INSTALL) -m 755 $(BUILD)/install/peft $(DESTDIR)$(BINDIR)/peft
+	$(INSTALL) -m 644 $(BUILD)/install/libpeft.pc $(DESTDIR)$(PKGCONFIGDIR)/libpeft.pc

@@ -1,0 +1,62 @@
+#!/bin/sh
+# sdk-check.sh — what CI checks of the plugin SDK, run by `make sdk-check` after
+# `make install DESTDIR=$STAGE/root`: the template and every example under sdk/examples/ are
+# copied out of the tree and built with their own Makefiles against the staged install, found
+# by pkg-config alone; `peft plugin-check` (the installed command) runs on every built-in plugin
+# and on each of those; the LoKr example is loaded by name through PEFT_PLUGIN_PATH: trained a
+# few steps, saved, and reloaded by `peft forward --adapter`.
+# usage: sdk/sdk-check.sh STAGE PREFIX BUILT_IN_PLUGIN.so...
+set -u
+stage=$1; prefix=$2; shift 2
+root=$stage/root
+export PKG_CONFIG_PATH="$root$prefix/lib/pkgconfig"
+export PKG_CONFIG_SYSROOT_DIR="$root"
+peft="$root$prefix/bin/peft"
+fail=0; failed=""
+note_fail() { fail=$((fail+1)); failed="$failed $1"; echo "sdk-check: FAILED: $1"; }
+
+# 1. out-of-tree builds, pkg-config only
+mkdir -p "$stage/src"
+cp -r sdk/template "$stage/src/template"
+built="$stage/src/template/chanscale.so"
+make -s -C "$stage/src/template" || note_fail "build sdk/template"
+for ex in sdk/examples/*/; do
+  name=$(basename "$ex")
+  cp -r "$ex" "$stage/src/$name"
+  make -s -C "$stage/src/$name" || note_fail "build sdk/examples/$name"
+  built="$built $stage/src/$name/$name.so"
+done
+
+# 2. the conformance checks on every plugin, built-in and out-of-tree
+for so in "$@" $built; do
+  if [ ! -f "$so" ]; then note_fail "$so (not built)"; continue; fi
+  out=$("$peft" plugin-check "$so" 2>&1); rc=$?
+  echo "$out" | tail -n 1 | sed "s|^|$(basename "$so"): |"
+  if [ $rc -ne 0 ]; then echo "$out" | grep '^FAIL'; note_fail "plugin-check $(basename "$so")"; fi
+done
+
+# 3. LoKr by name: PEFT_PLUGIN_PATH, trained, saved, reloaded by `peft forward --adapter`
+lokr_dir="$stage/src/lokr"
+if [ -f "$lokr_dir/lokr.so" ]; then
+  run="$stage/lokr-run"
+  mkdir -p "$run"
+  export PEFT_PLUGIN_PATH="$lokr_dir"
+  printf '{"peft_type": "LOKR", "r": 4, "alpha": 4, "target_modules": ["c_attn", "c_fc"]}\n' > "$run/config.json"
+  printf '{"input_ids": [[1, 2, 3, 4, 5, 6, 7, 8]], "labels": [[1, 2, 3, 4, 5, 6, 7, 8]]}\n' > "$run/in.json"
+  if "$peft" init-model --out "$run/model" --layers 2 --embd 32 --heads 4 --vocab 256 --positions 64 >/dev/null &&
+     "$peft" train --model "$run/model" --data examples/data/count-tokens.txt --config "$run/config.json" \
+        --steps 5 --batch 2 --seq 16 --eval-every 5 --output "$run/adapter" >/dev/null 2>&1 &&
+     grep -q '"LOKR"' "$run/adapter/adapter_config.json" &&
+     "$peft" forward --model "$run/model" --adapter "$run/adapter" --input "$run/in.json" \
+        --output "$run/out.safetensors" >/dev/null 2>&1 &&
+     "$peft" forward --model "$run/model" --adapter "$run/adapter" --input "$run/in.json" \
+        --output "$run/merged.safetensors" --merge >/dev/null 2>&1; then
+    echo "lokr.so by name: trained, saved, reloaded by peft forward --adapter (and --merge)"
+  else
+    note_fail "lokr by name (train / save / forward --adapter)"
+  fi
+  unset PEFT_PLUGIN_PATH
+fi
+
+if [ $fail -ne 0 ]; then echo "sdk-check: $fail failed:$failed"; exit 1; fi
+echo "sdk-check: passed"
