@@ -43,8 +43,9 @@ if [ -f "$lokr_dir/lokr.so" ]; then
   export PEFT_PLUGIN_PATH="$lokr_dir"
   printf '{"peft_type": "LOKR", "r": 4, "alpha": 4, "target_modules": ["c_attn", "c_fc"]}\n' > "$run/config.json"
   printf '{"input_ids": [[1, 2, 3, 4, 5, 6, 7, 8]], "labels": [[1, 2, 3, 4, 5, 6, 7, 8]]}\n' > "$run/in.json"
+  awk 'BEGIN { for (i = 0; i < 400; i++) printf "%d%s", (i * 7) % 256, (i % 32 == 31) ? "\n" : " " }' > "$run/tokens.txt"
   if "$peft" init-model --out "$run/model" --layers 2 --embd 32 --heads 4 --vocab 256 --positions 64 >/dev/null &&
-     "$peft" train --model "$run/model" --data examples/data/count-tokens.txt --config "$run/config.json" \
+     "$peft" train --model "$run/model" --data "$run/tokens.txt" --config "$run/config.json" \
         --steps 5 --batch 2 --seq 16 --eval-every 5 --output "$run/adapter" >/dev/null 2>&1 &&
      grep -q '"LOKR"' "$run/adapter/adapter_config.json" &&
      "$peft" forward --model "$run/model" --adapter "$run/adapter" --input "$run/in.json" \
