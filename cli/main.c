@@ -18,7 +18,8 @@ static void usage(FILE *f)
             "  train       fine-tune a LoRA adapter on a token file and save it (PEFT format)\n"
             "  init-model  write a randomly initialised GPT-2 model directory\n"
             "  plugin-check  run the conformance checks on a tuner plugin .so\n"
-            "  merge       fold adapters into the base and write a Hugging Face model directory\n\n"
+            "  merge       fold adapters into the base and write a Hugging Face model directory\n"
+            "  tokenize    text -> token ids (and back) with a model's tokenizer.json (HF's ids)\n\n"
             "run `peft <command> --help` for its options\n",
             PEFT_VERSION);
 }
@@ -74,6 +75,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "init-model")) return cmd_init_model(argc - 1, argv + 1);
     if (!strcmp(cmd, "plugin-check")) return cmd_plugin_check(argc - 1, argv + 1);
     if (!strcmp(cmd, "merge")) return cmd_merge(argc - 1, argv + 1);
+    if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 1, argv + 1);
     fprintf(stderr, "peft: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return 2;

