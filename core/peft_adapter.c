@@ -1,6 +1,6 @@
 /* peft_adapter.c — one adapter record: parse and check its adapter_config.json against the
- * method's plugin, attach it to the sites its target rules pick, and the `bias` setting that
- * makes base biases trainable. */
+ * method's plugin, attach it to the sites its target rules pick (prompt-learning methods go to
+ * core/peft_prompt.c instead), and the `bias` setting that makes base biases trainable. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,11 +153,14 @@ peft_adapter *peft_adapter_create(peft_model *m, const char *name, const char *c
     a->config = cfg;
     a->scale_mult = 1.0;
     a->trainable_allowed = 1;
-    if (check_known_fields(m, vt, cfg, source) || set_default_targets(m, vt, cfg, source)) {
+    /* prompt learning has no targets; its task heads are the model's, not the config's */
+    const int prompt = (vt->caps & PEFT_CAP_PROMPT_LEARNING) != 0;
+    if (check_known_fields(m, vt, cfg, source) ||
+        (prompt ? peft_prompt_prepare_config(m, cfg, source) : set_default_targets(m, vt, cfg, source))) {
         peft_adapter_free(a);
         return NULL;
     }
-    if (!m->bare && add_task_modules(cfg)) {
+    if (!m->bare && !prompt && add_task_modules(cfg)) {
         peft_set_error(m->ctx, PEFT_EINVAL, "%s: modules_to_save must be a list of names", source);
         peft_adapter_free(a);
         return NULL;
@@ -274,11 +277,7 @@ static int inject_sites(peft_model *m, peft_adapter *a)
     peft_cfg pc = {a->config};
     char err[1024] = "";
     int hits = 0;
-    if (a->vt->caps & PEFT_CAP_PROMPT_LEARNING)
-        return peft_set_error(m->ctx, PEFT_EINVAL,
-                              "%s is a prompt-learning method; this build has no prompt hooks for "
-                              "'%s' models yet",
-                              a->vt->peft_type, m->base->arch->model_type);
+    if (peft_adapter_is_prompt(a)) return peft_prompt_inject(m, a); /* no sites: the hooks */
     for (size_t i = 0; i < m->base->n_sites; i++) {
         peft_site *s = m->base->sites[i];
         int hit = peft_target_matches(m, a->config, s);
@@ -331,6 +330,10 @@ fail:
 
 void peft_adapter_uninject(peft_model *m, peft_adapter *a)
 {
+    if (peft_adapter_is_prompt(a)) {
+        peft_prompt_uninject(m, a);
+        return;
+    }
     detach_everywhere(m, a);
     int k = 0;
     for (int i = 0; i < m->n_biases; i++)

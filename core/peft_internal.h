@@ -34,6 +34,25 @@ typedef struct peft_mts {
     int n_copies;
 } peft_mts;
 
+/* ---- prompt learning (core/peft_prompt.c) ----
+ * An adapter whose plugin has PEFT_CAP_PROMPT_LEARNING sits on no site: its state lives in a
+ * slot here, and base->prompt points at `hooks` (forwarding to the one active such adapter)
+ * while adapters are enabled. Such models name things as PEFT's prompt-learning PeftModel
+ * does: trainable "prompt_encoder.<adapter>.<param>", saved "prompt_embeddings", and
+ * modules_to_save under "base_model.<module>" (peft_key_prefix). */
+typedef struct peft_prompt_slot {
+    peft_adapter *adapter; /* borrowed */
+    void *state;           /* plugin-owned, freed with adapter->vt->destroy */
+    peft_tensor *saved;    /* the last prompt_to_save() (owned): what saved state dicts hold */
+} peft_prompt_slot;
+
+typedef struct peft_prompt_set {
+    peft_prompt_slot **slots; /* each owned */
+    int n, cap;
+    peft_prompt_hooks hooks;  /* hooks.ud = the live slot */
+    peft_base_model *hooked;  /* the base whose ->prompt points at hooks, or NULL */
+} peft_prompt_set;
+
 struct peft_model {
     peft_ctx *ctx;                 /* borrowed */
     peft_base_model *base;         /* owned */
@@ -46,6 +65,7 @@ struct peft_model {
     int n_biases, cap_biases;
     peft_mts *mts;
     int n_mts;
+    peft_prompt_set prompt;        /* prompt-learning adapters (peft_prompt.c) */
 };
 
 /* the key prefix of tuner-layer names: "base_model.model." or "" for bare models */
@@ -74,5 +94,29 @@ void peft_mts_apply(peft_model *m);                      /* live tensors follow 
 void peft_mts_drop(peft_model *m, peft_adapter *a);      /* delete_adapter */
 void peft_mts_release(peft_model *m, int keep_active);   /* unload: original or active copy stays */
 void peft_mts_set_trainable(peft_model *m, peft_adapter *a, int on);
+
+/* prompt learning (core/peft_prompt.c) */
+int peft_adapter_is_prompt(const peft_adapter *a);     /* its plugin is prompt learning */
+int peft_model_is_prompt(const peft_model *m);         /* its adapters are */
+/* PEFT's _prepare_prompt_learning_config: fills num_layers, token_dim, num_attention_heads
+ * (from the model's config.json) and num_transformer_submodules (from task_type) when absent
+ * or null, before the plugin parses the config. 0 or PEFT_EINVAL naming source and field. */
+int peft_prompt_prepare_config(peft_model *m, json_t *cfg, const char *source);
+/* creates the adapter's prompt state (prompt_init) and its task head copies; on failure
+ * nothing stays attached */
+int peft_prompt_inject(peft_model *m, peft_adapter *a);
+void peft_prompt_uninject(peft_model *m, peft_adapter *a); /* frees the state, drops copies */
+/* base->prompt follows the active prompt-learning adapter (none when disabled); refuses
+ * (PEFT_EINVAL) more than one active */
+int peft_prompt_apply(peft_model *m);
+void peft_prompt_release(peft_model *m);                    /* frees every slot, unhooks */
+/* the adapter's plugin tensors (vt->state_dict; memory_name relative to PEFT's
+ * "prompt_encoder.<adapter>."), up to max; returns the count (0 for other adapters) */
+int peft_prompt_params(const peft_model *m, const peft_adapter *a, peft_param_ref *refs, int max);
+/* get_prompt_embedding_to_save, refreshed into the slot's `saved` tensor; *out borrowed, valid
+ * until the adapter goes. 0, or an error code with the ctx error set */
+int peft_prompt_saved(peft_model *m, peft_adapter *a, peft_tensor **out);
+/* hands the slot's `saved` tensor (just overwritten from a file) to prompt_load */
+int peft_prompt_load_saved(peft_model *m, peft_adapter *a, const char *path);
 
 #endif

@@ -62,6 +62,18 @@ static int build_state_dict(peft_model *m, peft_adapter *only, int memory, peft_
     size_t cap = 0;
     if (!sd) return peft_set_error(m->ctx, PEFT_ENOMEM, "out of memory");
     peft_param_ref refs[32];
+    /* prompt learning saves get_prompt_embedding_to_save under "prompt_embeddings" */
+    for (int i = 0; !memory && i < m->n_adapters; i++) {
+        peft_adapter *a = m->adapters[i];
+        if ((only && a != only) || !peft_adapter_is_prompt(a)) continue;
+        peft_tensor *t;
+        int rc = peft_prompt_saved(m, a, &t);
+        if (rc) {
+            peft_state_dict_free(sd);
+            return rc;
+        }
+        if (sd_push(sd, &cap, join3("", "prompt_embeddings", ""), t)) goto oom;
+    }
     for (size_t i = 0; i < m->base->n_sites; i++) {
         peft_site *s = m->base->sites[i];
         for (int j = 0; j < s->n_chain; j++) {
@@ -93,6 +105,18 @@ static int build_state_dict(peft_model *m, peft_adapter *only, int memory, peft_
         if (only && b->owner != only) continue;
         if (memory && !b->param->t->requires_grad) continue;
         if (sd_push(sd, &cap, bias_key(m, b), b->param->t)) goto oom;
+    }
+    /* in memory, PEFT's prompt encoders come after the base model's parameters */
+    for (int i = 0; memory && i < m->n_adapters; i++) {
+        peft_adapter *a = m->adapters[i];
+        if (only && a != only) continue;
+        int n = peft_prompt_params(m, a, refs, 32);
+        for (int k = 0; k < n; k++) {
+            if (!refs[k].tensor->requires_grad) continue;
+            char head[512];
+            snprintf(head, sizeof head, "prompt_encoder.%s.", a->name);
+            if (sd_push(sd, &cap, join3(head, refs[k].memory_name, ""), refs[k].tensor)) goto oom;
+        }
     }
     *out = sd;
     return PEFT_OK;
@@ -185,6 +209,9 @@ int peft_set_peft_model_state_dict(peft_model *m, const char *path, const char *
         peft_state_dict_free(sd);
     }
     peft_st_close(f);
+    /* the saved prompt_embeddings were copied into the adapter's snapshot: hand it over */
+    peft_adapter *a = peft_find_adapter(m, adapter_name ? adapter_name : "default");
+    if (!rc && !memory_names && peft_adapter_is_prompt(a)) rc = peft_prompt_load_saved(m, a, path);
     return rc;
 }
 
@@ -369,6 +396,7 @@ int peft_from_pretrained(peft_ctx *ctx, peft_base_model *base, const char *adapt
     }
     m->adapters[0]->active = 1;
     peft_adapter_set_trainable(m, m->adapters[0], is_trainable != 0);
+    peft_prompt_apply(m); /* one active adapter: cannot fail */
     *out = m;
     return PEFT_OK;
 }

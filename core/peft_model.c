@@ -7,7 +7,12 @@
 #include "peft_internal.h"
 #include "registry.h"
 
-const char *peft_key_prefix(const peft_model *m) { return m->bare ? "" : "base_model.model."; }
+/* PEFT's prompt-learning PeftModel holds the transformers model directly as base_model (no
+ * tuner model in between): its modules_to_save keys read "base_model.classifier.weight" */
+const char *peft_key_prefix(const peft_model *m)
+{
+    return m->bare ? "" : peft_model_is_prompt(m) ? "base_model." : "base_model.model.";
+}
 
 peft_ctx *peft_model_ctx(peft_model *m) { return m->ctx; }
 peft_base_model *peft_get_base_model(peft_model *m) { return m->base; }
@@ -116,6 +121,7 @@ static int wrap(peft_ctx *ctx, peft_base_model *base, const char *config_json, c
     }
     a->active = 1;
     peft_adapter_set_trainable(m, a, 1);
+    peft_prompt_apply(m); /* one active adapter: cannot fail */
     *out = m;
     return PEFT_OK;
 }
@@ -135,6 +141,7 @@ int peft_inject_adapter_in_model(peft_ctx *ctx, peft_base_model *base, const cha
 void peft_model_free(peft_model *m)
 {
     if (!m) return;
+    peft_prompt_release(m); /* unhooks the base even when unload handed it out (m->base NULL) */
     peft_mts_release(m, 0);
     if (m->base)
         for (size_t i = 0; i < m->base->n_sites; i++) peft_site_release(m->base->sites[i]);
@@ -159,6 +166,12 @@ int peft_set_adapters(peft_model *m, const char *const *names, int n)
     for (int i = 0; i < n; i++)
         if (!peft_find_adapter(m, names[i]))
             return peft_set_error(m->ctx, PEFT_ENOTFOUND, "no adapter named '%s'", names[i]);
+    for (int i = 0; n > 1 && i < n; i++)
+        if (peft_adapter_is_prompt(peft_find_adapter(m, names[i])))
+            return peft_set_error(m->ctx, PEFT_EINVAL,
+                                  "adapter '%s' is prompt learning (%s): only one prompt-learning "
+                                  "adapter can be active at a time",
+                                  names[i], peft_find_adapter(m, names[i])->vt->peft_type);
     if (n > 1)
         for (int i = 0; i < m->n_mts; i++) {
             int owners = 0;
@@ -181,7 +194,7 @@ int peft_set_adapters(peft_model *m, const char *const *names, int n)
         a->active = on;
         peft_adapter_set_trainable(m, a, on && a->trainable_allowed);
     }
-    return PEFT_OK;
+    return peft_prompt_apply(m);
 }
 
 int peft_set_adapter(peft_model *m, const char *adapter_name)
@@ -206,7 +219,8 @@ int peft_delete_adapter(peft_model *m, const char *adapter_name)
     for (int i = 0; i < m->n_biases; i++)
         if (m->biases[i].owner != a) m->biases[k++] = m->biases[i];
     m->n_biases = k;
-    peft_mts_drop(m, a);
+    if (peft_adapter_is_prompt(a)) peft_prompt_uninject(m, a); /* its state and head copies */
+    else peft_mts_drop(m, a);
     for (int i = 0; i < m->n_adapters; i++)
         if (m->adapters[i] == a) {
             memmove(&m->adapters[i], &m->adapters[i + 1],
@@ -220,7 +234,7 @@ int peft_delete_adapter(peft_model *m, const char *adapter_name)
     for (int i = 0; i < m->n_adapters; i++) any |= m->adapters[i]->active;
     if (was_active && !any && m->n_adapters > 0) /* as PEFT: the first remaining one */
         return peft_set_adapter(m, m->adapters[0]->name);
-    return PEFT_OK;
+    return peft_prompt_apply(m);
 }
 
 int peft_disable_adapter(peft_model *m)
@@ -229,14 +243,14 @@ int peft_disable_adapter(peft_model *m)
     if (rc) return rc;
     m->base->adapters_disabled = 1;
     peft_mts_apply(m);
-    return PEFT_OK;
+    return peft_prompt_apply(m); /* the hooks go: the base model's own forward */
 }
 
 int peft_enable_adapter(peft_model *m)
 {
     m->base->adapters_disabled = 0;
     peft_mts_apply(m);
-    return PEFT_OK;
+    return peft_prompt_apply(m);
 }
 
 int peft_set_adapter_scale(peft_model *m, const char *adapter_name, double mult)
@@ -292,9 +306,25 @@ static int set_trainable_visit(void *ud, peft_site *s, peft_adapter *a, peft_par
     return 0;
 }
 
+/* visits the prompt-learning adapters' tensors (only's, or every adapter's) */
+static int each_prompt_param(peft_model *m, peft_adapter *only, param_visit fn, void *ud)
+{
+    peft_param_ref refs[32];
+    for (int i = 0; i < m->n_adapters; i++) {
+        if (only && m->adapters[i] != only) continue;
+        int n = peft_prompt_params(m, m->adapters[i], refs, 32);
+        for (int k = 0; k < n; k++) {
+            int rc = fn(ud, NULL, m->adapters[i], &refs[k]);
+            if (rc) return rc;
+        }
+    }
+    return 0;
+}
+
 void peft_adapter_set_trainable(peft_model *m, peft_adapter *a, int trainable)
 {
     each_adapter_param(m, a, set_trainable_visit, &trainable);
+    each_prompt_param(m, a, set_trainable_visit, &trainable);
     for (int i = 0; i < m->n_biases; i++)
         if (m->biases[i].owner == a) m->biases[i].param->t->requires_grad = trainable;
     a->trainable = trainable;
@@ -317,6 +347,7 @@ int peft_get_nb_trainable_parameters(const peft_model *m, int64_t *trainable, in
 {
     count_ud c = {0, 0};
     each_adapter_param((peft_model *)m, NULL, count_visit, &c);
+    each_prompt_param((peft_model *)m, NULL, count_visit, &c);
     for (size_t i = 0; i < m->base->n_params; i++) {
         peft_tensor *t = m->base->params[i].t;
         c.all += t->numel;
@@ -378,6 +409,8 @@ int peft_model_forward(peft_model *m, peft_graph *g, const peft_model_inputs *in
     g->training = m->training;
     peft_mts_apply(m);
     memset(out, 0, sizeof *out);
+    int rc = peft_prompt_apply(m);
+    if (rc) return rc;
     if (m->base->arch->forward(m->base, g, in, out, err, sizeof err))
         return peft_set_error(m->ctx, PEFT_EINVAL, "%s", err[0] ? err : "forward failed");
     return PEFT_OK;

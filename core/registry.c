@@ -50,6 +50,10 @@ static int is_name_token(const char *s)
     return 1;
 }
 
+/* a vtable that reaches the last prompt-learning entry (ABI 1.1) */
+#define PROMPT_VTABLE_SIZE \
+    (offsetof(peft_tuner_vtable, prompt_num_virtual) + sizeof(void (*)(void)))
+
 static reg_entry *find_by_name(const char *name)
 {
     for (size_t i = 0; i < n_reg; i++)
@@ -82,29 +86,60 @@ int peft_registry_check_vtable(const peft_tuner_vtable *vt, const char *path, ch
                  (unsigned)vt->struct_size, (size_t)PEFT_TUNER_VTABLE_MIN_SIZE);
         return -1;
     }
+    /* a prompt-learning method acts through the model's prompt hooks (ABI 1.1 entries), a
+     * site method through inject/forward */
+    const int prompt = (vt->caps & PEFT_CAP_PROMPT_LEARNING) != 0;
+    if (prompt && vt->struct_size < PROMPT_VTABLE_SIZE) {
+        snprintf(err, errlen,
+                 "plugin '%s': caps has PEFT_CAP_PROMPT_LEARNING but the vtable is %u bytes; the "
+                 "prompt-learning entries (ABI 1.1) need %zu",
+                 p, (unsigned)vt->struct_size, (size_t)PROMPT_VTABLE_SIZE);
+        return -1;
+    }
     static const struct {
         size_t off;
         const char *what;
+        int when; /* 0 always, 1 site methods only, 2 prompt learning only */
     } required[] = {
-        {offsetof(peft_tuner_vtable, name), "name"},
-        {offsetof(peft_tuner_vtable, peft_type), "peft_type"},
-        {offsetof(peft_tuner_vtable, prefix), "prefix"},
-        {offsetof(peft_tuner_vtable, config_parse), "config_parse"},
-        {offsetof(peft_tuner_vtable, config_free), "config_free"},
-        {offsetof(peft_tuner_vtable, inject), "inject"},
-        {offsetof(peft_tuner_vtable, forward), "forward"},
-        {offsetof(peft_tuner_vtable, destroy), "destroy"},
-        {offsetof(peft_tuner_vtable, state_dict), "state_dict"},
-        {offsetof(peft_tuner_vtable, module_type), "module_type"},
+        {offsetof(peft_tuner_vtable, name), "name", 0},
+        {offsetof(peft_tuner_vtable, peft_type), "peft_type", 0},
+        {offsetof(peft_tuner_vtable, prefix), "prefix", 0},
+        {offsetof(peft_tuner_vtable, config_parse), "config_parse", 0},
+        {offsetof(peft_tuner_vtable, config_free), "config_free", 0},
+        {offsetof(peft_tuner_vtable, inject), "inject", 1},
+        {offsetof(peft_tuner_vtable, forward), "forward", 1},
+        {offsetof(peft_tuner_vtable, destroy), "destroy", 0},
+        {offsetof(peft_tuner_vtable, state_dict), "state_dict", 0},
+        {offsetof(peft_tuner_vtable, module_type), "module_type", 0},
+        {offsetof(peft_tuner_vtable, prompt_init), "prompt_init", 2},
+        {offsetof(peft_tuner_vtable, prompt_to_save), "prompt_to_save", 2},
+        {offsetof(peft_tuner_vtable, prompt_load), "prompt_load", 2},
+        {offsetof(peft_tuner_vtable, prompt_num_virtual), "prompt_num_virtual", 2},
     };
     for (size_t i = 0; i < sizeof required / sizeof required[0]; i++) {
+        if ((required[i].when == 1 && prompt) || (required[i].when == 2 && !prompt)) continue;
         void *ptr;
         memcpy(&ptr, (const char *)vt + required[i].off, sizeof ptr);
         if (!ptr) {
-            snprintf(err, errlen, "plugin '%s': required vtable entry '%s' is NULL", p,
-                     required[i].what);
+            snprintf(err, errlen, "plugin '%s': required vtable entry '%s' is NULL%s", p,
+                     required[i].what,
+                     required[i].when == 2 ? " (caps has PEFT_CAP_PROMPT_LEARNING)" : "");
             return -1;
         }
+    }
+    if (prompt && !vt->prompt_embeddings && !vt->prefix_kv) {
+        snprintf(err, errlen,
+                 "plugin '%s': caps has PEFT_CAP_PROMPT_LEARNING but both 'prompt_embeddings' and "
+                 "'prefix_kv' are NULL (one is required)",
+                 p);
+        return -1;
+    }
+    if (prompt && (vt->caps & PEFT_CAP_MERGEABLE)) {
+        snprintf(err, errlen,
+                 "plugin '%s': a prompt-learning method (PEFT_CAP_PROMPT_LEARNING) cannot be "
+                 "PEFT_CAP_MERGEABLE: it has no weights to fold into the base",
+                 p);
+        return -1;
     }
     if (!is_name_token(vt->name)) {
         snprintf(err, errlen, "plugin '%s': name '%s' is not a valid plugin name ([a-z0-9_]+)",
