@@ -14,7 +14,8 @@ PEFT_VERSION := $(shell sed -n 's/^\#define PEFT_VERSION "\(.*\)"/\1/p' core/pef
 # plugin ABI headers, and the application API (peft.h and what it includes)
 SDK_HEADERS = $(wildcard sdk/include/peft/*.h)
 APP_HEADERS = core/peft.h core/model.h core/graph.h core/safetensors.h core/inputs.h \
-              core/optim.h core/ops.h core/warn.h core/model_init.h
+              core/optim.h core/ops.h core/warn.h core/model_init.h core/peft_combine.h \
+              core/peft_convert.h core/tokenizer.h core/model_save.h core/dtype.h
 
 # The loader's install dir is compiled in from PREFIX: a stamp that changes only when PREFIX
 # does makes `make install PREFIX=...` rebuild the registry for that prefix.

@@ -10,6 +10,8 @@
  *                  backward, merge/unmerge
  *   lora_init_svd.c  PiSSA and OLoRA: A and B from an SVD / QR of the base weight, the residual
  *                  written back as the new base weight
+ *   lora_combine.c add_weighted_adapter on one site (cat, svd, linear, ties, dare, magnitude
+ *                  prune and their svd variants)
  *   lora_plugin.c  the vtable and the exported entry point
  */
 #ifndef PEFT_LORA_H
@@ -98,6 +100,15 @@ int lora_dora_merge(lora_state *st, const peft_site_info *site, float *weight, i
 int lora_init_pissa(lora_state *st, const peft_site_info *site, int niter, char *err,
                     size_t errlen);
 int lora_init_olora(lora_state *st, const peft_site_info *site, char *err, size_t errlen);
+
+/* lora_combine.c: the vtable's combine (ABI 1.2). dst: the new adapter's state on the site,
+ * srcs[n] the sources' states there (NULL where absent), opts the host's options object
+ * (combination_type, density, majority_sign_method, svd_clamp, svd_full_matrices). Borrowed
+ * arguments; fills dst->A and dst->B. 0 or -1 with err set. */
+#define LORA_COMBINE_MAX 1024
+int lora_combine(void *dst, void *const *srcs, const double *weights, int n,
+                 const peft_cfg *opts, const peft_site_info *site, peft_rng *rng, char *err,
+                 size_t errlen);
 
 /* helpers (lora_config.c) */
 void lora_errf(char *err, size_t errlen, const char *fmt, ...)

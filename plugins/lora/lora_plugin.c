@@ -27,6 +27,7 @@ static const peft_tuner_vtable lora_vtable = {
     .module_type = lora_module_type,
     .set_scale = lora_set_scale,
     .model_class = "LoraModel",
+    .combine = lora_combine,
 };
 
 /* the host entries this plugin needs (all ABI 1.0); PiSSA/OLoRA also use the ABI 1.1 linear
