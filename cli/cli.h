@@ -21,6 +21,7 @@ int cmd_plugin_check(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_combine(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
 
 /* tiny option helpers: returns the value of --name at argv[*i] and advances, or NULL */
 const char *cli_opt(int argc, char **argv, int *i, const char *name);

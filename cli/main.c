@@ -20,7 +20,8 @@ static void usage(FILE *f)
             "  plugin-check  run the conformance checks on a tuner plugin .so\n"
             "  merge       fold adapters into the base and write a Hugging Face model directory\n"
             "  tokenize    text -> token ids (and back) with a model's tokenizer.json (HF's ids)\n"
-            "  combine     combine adapters into a new one (add_weighted_adapter), PEFT format\n\n"
+            "  combine     combine adapters into a new one (add_weighted_adapter), PEFT format\n"
+            "  generate    greedy or sampled generation (KV cache) for causal and seq2seq LMs\n\n"
             "run `peft <command> --help` for its options\n",
             PEFT_VERSION);
 }
@@ -78,6 +79,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "merge")) return cmd_merge(argc - 1, argv + 1);
     if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 1, argv + 1);
     if (!strcmp(cmd, "combine")) return cmd_combine(argc - 1, argv + 1);
+    if (!strcmp(cmd, "generate")) return cmd_generate(argc - 1, argv + 1);
     fprintf(stderr, "peft: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return 2;

@@ -76,6 +76,19 @@ typedef struct peft_model_inputs {
     int64_t Td;
     const int32_t *start_positions; /* (B) or NULL: question answering */
     const int32_t *end_positions;   /* (B) or NULL */
+    /* incremental decoding (core/generate.h, core/kv_cache.h); zero/NULL when unused */
+    const int32_t *position_ids;    /* (B, T) or NULL: position of each input token (GPT-2,
+                                       LLaMA; generation passes cumsum(mask) - 1 as HF's
+                                       prepare_inputs_for_generation does). NULL = past + t, as
+                                       transformers 4.44 (past = cached or prefix length).
+                                       Ignored while a prompt-learning adapter is active (as
+                                       PEFT 0.13.2), and by T5 (relative positions). */
+    struct peft_kv_cache *cache;    /* borrowed, or NULL: the forward runs only these T new tokens
+                                       (T5: Td decoder tokens) after the cached past, appends
+                                       their keys/values and returns their logits only; the first
+                                       call fills it (prompt + virtual tokens / prefix, T5's
+                                       encoder). attention_mask then covers the new tokens only
+                                       (B, T); needs g->recording == 0. Causal LM / seq2seq LM. */
 } peft_model_inputs;
 
 typedef struct peft_model_outputs {

@@ -5,6 +5,7 @@
 #include <string.h>
 #include "models/decoder.h"
 #include "ops.h"
+#include "warn.h"
 
 static int present(const peft_base_model *m, const char *key)
 {
@@ -131,29 +132,61 @@ int dec_seq_begin(peft_base_model *m, peft_graph *g, const peft_model_inputs *in
     memset(s, 0, sizeof *s);
     if (check_inputs(h, in, V, name, err, errlen)) return -1;
     const peft_prompt_hooks *p = m->prompt;
+    const int prompt_on = p && (p->virtual_tokens || p->layer_prefix);
+    peft_kv_cache *c = in->cache;
     s->B = in->B;
     s->T = in->T;
-    if (p && (p->virtual_tokens || p->layer_prefix) && p->n_virtual <= 0) {
+    s->cache = c;
+    if (prompt_on && p->n_virtual <= 0) {
         snprintf(err, errlen, "%s: the prompt-learning hooks give %lld virtual tokens (need > 0)",
-                 name, (long long)(p ? p->n_virtual : 0));
+                 name, (long long)p->n_virtual);
         return -1;
     }
-    s->Pp = p && p->virtual_tokens ? p->n_virtual : 0;
-    s->Px = p && p->layer_prefix ? p->n_virtual : 0;
+    if (c && g->recording) {
+        snprintf(err, errlen, "%s: a forward with a KV cache runs without the tape (set "
+                 "g->recording = 0)", name);
+        return -1;
+    }
+    const int cont = c && c->len > 0; /* the prompt (and any prefix) are in the cache */
+    if (cont) {
+        const int64_t want = p && p->layer_prefix ? p->n_virtual : 0;
+        if (c->n_prefix != want) {
+            snprintf(err, errlen, "%s: the KV cache was filled with %lld prefix entries, the "
+                     "active adapters give %lld (reset the cache when the adapter changes)",
+                     name, (long long)c->n_prefix, (long long)want);
+            return -1;
+        }
+    }
+    s->Pp = !cont && p && p->virtual_tokens ? p->n_virtual : 0;
+    s->Px = !cont && p && p->layer_prefix ? p->n_virtual : 0;
     s->Tq = s->Pp + s->T;
+    s->past = cont ? c->len : s->Px;
     const int64_t B = s->B, T = s->T, Tq = s->Tq, Pp = s->Pp, Px = s->Px;
 
     if (!(s->ids = arena_i32(g, B, T)) || !(s->pos = arena_i32(g, B, Tq))) goto oom;
     memcpy(s->ids, in->input_ids, (size_t)(B * T) * sizeof(int32_t));
     /* transformers 4.44 (GPT-2 and LLaMA): position_ids = arange(past, past + Tq) when not
-     * given, even with an attention mask; past = the prefix length */
-    for (int64_t i = 0; i < B * Tq; i++) s->pos[i] = (int32_t)(Px + i % Tq);
+     * given, even with an attention mask; past = the prefix (or cached) length */
+    for (int64_t i = 0; i < B * Tq; i++) s->pos[i] = (int32_t)(s->past + i % Tq);
+    if (in->position_ids && prompt_on) {
+        peft_warn("position ids are not supported for parameter efficient tuning (PEFT "
+                  "ignores them): positions run from the past length");
+    } else if (in->position_ids) {
+        for (int64_t i = 0; i < B * T; i++) {
+            if (in->position_ids[i] < 0) {
+                snprintf(err, errlen, "%s: position_ids[%lld][%lld] = %d is negative", name,
+                         (long long)(i / T), (long long)(i % T), in->position_ids[i]);
+                return -1;
+            }
+            s->pos[i] = in->position_ids[i]; /* Tq == T: no virtual tokens */
+        }
+    }
     if (in->attention_mask) {
         if (!(s->mask = arena_i32(g, B, Tq))) goto oom;
         for (int64_t b = 0; b < B; b++)
             for (int64_t t = 0; t < Tq; t++)
                 s->mask[b * Tq + t] = t < Pp ? 1 : in->attention_mask[b * T + t - Pp];
-        if (Px) {
+        if (Px && !c) {
             if (!(s->mask_px = arena_i32(g, B, Px + Tq))) goto oom;
             for (int64_t b = 0; b < B; b++)
                 for (int64_t t = 0; t < Px + Tq; t++)
@@ -165,6 +198,23 @@ oom:
     snprintf(err, errlen, "%s: forward failed: out of memory in the step arena (B=%lld, T=%lld)",
              name, (long long)B, (long long)T);
     return -1;
+}
+
+int dec_cache_begin(const dec_seq *s, const dec_head *h, int n_layers, int64_t W,
+                    const char *name, char *err, size_t errlen)
+{
+    if (!s->cache) return 0;
+    if (h->seq_cls) {
+        snprintf(err, errlen, "%s: %s has no use for a KV cache (it is for causal-LM generation)",
+                 name, h->class_name);
+        return -1;
+    }
+    return kv_cache_begin(s->cache, n_layers, W, s->B, s->Px, s->Tq, s->mask, name, err, errlen);
+}
+
+void dec_cache_commit(const dec_seq *s)
+{
+    if (s->cache) kv_cache_commit(s->cache);
 }
 
 static int shape3(const peft_tensor *t, int64_t a, int64_t b, int64_t c)
@@ -203,6 +253,25 @@ peft_tensor *dec_prepend_prompt(peft_base_model *m, peft_graph *g, const dec_seq
     return h;
 }
 
+/* the hook's prefix of one layer, checked against (B, Px, W): 0 and *pk, *pv; 1 when the layer
+ * has none; -1 with err */
+static int layer_prefix(peft_base_model *m, peft_graph *g, const dec_seq *s, int layer, int64_t W,
+                        peft_tensor **pk, peft_tensor **pv, const char *name, char *err,
+                        size_t errlen)
+{
+    const peft_prompt_hooks *p = m->prompt;
+    *pk = *pv = NULL;
+    if (p->layer_prefix(p->ud, g, 0, layer, s->B, pk, pv) != 0) return 1; /* no prefix here */
+    if (!shape3(*pk, s->B, s->Px, W) || !shape3(*pv, s->B, s->Px, W)) {
+        char a[64], b[64];
+        snprintf(err, errlen, "%s: the prefix-tuning hook gave layer %d keys %s and values %s, "
+                 "expected f32 (%lld, %lld, %lld) each", name, layer, shape_str(a, sizeof a, *pk),
+                 shape_str(b, sizeof b, *pv), (long long)s->B, (long long)s->Px, (long long)W);
+        return -1;
+    }
+    return 0;
+}
+
 // k, v (B, Tq, W), prefix pk, pv (B, Px, W) -> (B, Px + Tq, W)
 int dec_layer_prefix(peft_base_model *m, peft_graph *g, const dec_seq *s, int layer,
                      peft_tensor **k, peft_tensor **v, const int32_t **mask, const char *name,
@@ -210,17 +279,9 @@ int dec_layer_prefix(peft_base_model *m, peft_graph *g, const dec_seq *s, int la
 {
     *mask = s->mask;
     if (!s->Px) return 0;
-    const peft_prompt_hooks *p = m->prompt;
-    peft_tensor *pk = NULL, *pv = NULL;
-    if (p->layer_prefix(p->ud, g, 0, layer, s->B, &pk, &pv) != 0) return 0; /* no prefix here */
-    const int64_t W = (*k)->shape[2];
-    if (!shape3(pk, s->B, s->Px, W) || !shape3(pv, s->B, s->Px, W)) {
-        char a[64], b[64];
-        snprintf(err, errlen, "%s: the prefix-tuning hook gave layer %d keys %s and values %s, "
-                 "expected f32 (%lld, %lld, %lld) each", name, layer, shape_str(a, sizeof a, pk),
-                 shape_str(b, sizeof b, pv), (long long)s->B, (long long)s->Px, (long long)W);
-        return -1;
-    }
+    peft_tensor *pk, *pv;
+    int rc = layer_prefix(m, g, s, layer, (*k)->shape[2], &pk, &pv, name, err, errlen);
+    if (rc) return rc < 0 ? -1 : 0;
     peft_tensor *kk = op_concat_seq(g, pk, *k);
     peft_tensor *vv = kk ? op_concat_seq(g, pv, *v) : NULL;
     if (!vv) {
@@ -231,6 +292,36 @@ int dec_layer_prefix(peft_base_model *m, peft_graph *g, const dec_seq *s, int la
     *v = vv;
     *mask = s->mask_px;
     return 0;
+}
+
+// q (B, Tq, H*D), k, v (B, Tq, Hkv*D) [+ prefix or cached past (B, S - Tq, Hkv*D)]
+//   -> (B, Tq, H*D)
+peft_tensor *dec_attention(peft_base_model *m, peft_graph *g, const dec_seq *s, int layer,
+                           peft_tensor *q, peft_tensor *k, peft_tensor *v, int H, int Hkv,
+                           float scale, const char *name, char *err, size_t errlen)
+{
+    peft_tensor *att;
+    if (!s->cache) {
+        const int32_t *mask;
+        if (dec_layer_prefix(m, g, s, layer, &k, &v, &mask, name, err, errlen)) return NULL;
+        att = op_attention_ex(g, q, k, v, H, Hkv, scale, 1, mask, NULL);
+    } else {
+        if (s->Px) { /* first fill: the prefix becomes the cache's first Px entries */
+            peft_tensor *pk, *pv;
+            int rc = layer_prefix(m, g, s, layer, k->shape[2], &pk, &pv, name, err, errlen);
+            if (rc < 0) return NULL;
+            if (rc == 0 && kv_cache_put_prefix(s->cache, layer, pk, pv)) {
+                snprintf(err, errlen, "%s: KV cache: layer %d's prefix does not fit the cache",
+                         name, layer);
+                return NULL;
+            }
+        }
+        att = kv_cache_attend(g, s->cache, layer, q, k, v, H, Hkv, scale, 1, NULL);
+    }
+    if (!att)
+        snprintf(err, errlen, "%s: forward failed: out of memory in the step arena (attention "
+                 "of layer %d)", name, layer);
+    return att;
 }
 
 // logits (B, Tq, V), labels (B, T) -> scalar

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "model.h"
+#include "kv_cache.h"
 
 /* the head a config.json asks for */
 typedef struct dec_head {
@@ -33,13 +34,21 @@ int dec_head_read(const peft_base_model *m, const char *class_name, const char *
  *   Pp virtual tokens (prompt tuning) are prepended to the T input embeddings: the model runs
  *   over Tq = Pp + T positions; Px prefix keys/values (prefix tuning) are a "past" of length Px:
  *   positions run Px .. Px+Tq-1 and layers with a prefix see Px + Tq keys. Arrays live in the
- *   step arena. */
+ *   step arena.
+ * With a KV cache (in->cache, core/kv_cache.h) the past is the cache: the first call on an empty
+ * cache stores the prefix as its first Px entries and runs the virtual tokens as ordinary ones;
+ * later calls have Pp = Px = 0 and positions continue from past = the cached length. Explicit
+ * in->position_ids replace past + t unless a prompt-learning adapter is active (PEFT ignores
+ * them then). */
 typedef struct dec_seq {
     int64_t B, T, Pp, Px, Tq;
     int32_t *ids;     /* (B, T) arena copy of input_ids */
     int32_t *mask;    /* (B, Tq) key mask (Pp leading ones), NULL = no attention_mask given */
-    int32_t *mask_px; /* (B, Px + Tq) key mask for a layer with a prefix (NULL likewise) */
-    int32_t *pos;     /* (B, Tq) position ids Px + t */
+    int32_t *mask_px; /* (B, Px + Tq) key mask for a layer with a prefix (NULL likewise; not
+                         used with a cache) */
+    int32_t *pos;     /* (B, Tq) position ids: past + t, or in->position_ids */
+    int64_t past;     /* keys before this call's tokens: Px, or the cached length */
+    peft_kv_cache *cache; /* in->cache (borrowed) or NULL */
 } dec_seq;
 
 /* Validates in (ids in [0, V), labels per head: (B, T) token ids or -100 for the causal LM, one
@@ -60,6 +69,20 @@ peft_tensor *dec_prepend_prompt(peft_base_model *m, peft_graph *g, const dec_seq
 int dec_layer_prefix(peft_base_model *m, peft_graph *g, const dec_seq *s, int layer,
                      peft_tensor **k, peft_tensor **v, const int32_t **mask, const char *name,
                      char *err, size_t errlen);
+
+/* With a cache: starts it for this call (kv_cache_begin with n_layers, W = Hkv*D, the prefix
+ * on a first fill, the (B, Tq) mask); a sequence-classification head refuses a cache. 0 without
+ * a cache; -1 with err. Call dec_cache_commit after the last layer. */
+int dec_cache_begin(const dec_seq *s, const dec_head *h, int n_layers, int64_t W,
+                    const char *name, char *err, size_t errlen);
+void dec_cache_commit(const dec_seq *s);
+
+/* Self-attention of one layer: q (B, Tq, H*D), k and v (B, Tq, Hkv*D) (after RoPE for LLaMA),
+ * causal, with the layer's prefix (dec_layer_prefix) or, with a cache, over the cached past +
+ * these keys (the prefix stored on the first fill). -> (B, Tq, H*D), or NULL with err. */
+peft_tensor *dec_attention(peft_base_model *m, peft_graph *g, const dec_seq *s, int layer,
+                           peft_tensor *q, peft_tensor *k, peft_tensor *v, int H, int Hkv,
+                           float scale, const char *name, char *err, size_t errlen);
 
 /* Causal-LM loss: logits (B, Tq, V), labels (B, T) given Pp leading -100, shifted (row t
  * predicts label t+1), mean CE over labels != -100. NULL on OOM. */

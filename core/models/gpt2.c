@@ -15,7 +15,10 @@
  *   seq cls:  logits = score(ln_f(h)[b, last non-pad token])     (B,L); CE, MSE when L = 1
  * Prompt learning (model.h hooks) as decoder.h: virtual tokens in front (positions 0..P+T-1),
  * prefix keys/values in front of each block's keys/values (positions P..P+T-1).
+ * Incremental decoding (in->cache, decoder.h): only the new tokens run, at positions
+ * past..past+T-1 (or in->position_ids), attending over the cached keys/values of every block.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -223,15 +226,26 @@ static int gpt2_forward(peft_base_model *m, peft_graph *g, const peft_model_inpu
     memset(out, 0, sizeof *out);
     dec_seq q;
     if (dec_seq_begin(m, g, in, &s->head, s->V, "gpt2", &q, err, errlen)) return -1;
-    if (q.Px + q.Tq > s->P) {
+    if (q.past + q.Tq > s->P) {
         snprintf(err, errlen, "gpt2: sequence length %lld exceeds n_positions %lld",
-                 (long long)(q.Px + q.Tq), (long long)s->P);
-        if (q.Px + q.Pp)
+                 (long long)(q.past + q.Tq), (long long)s->P);
+        if (q.cache && q.cache->len)
+            snprintf(err + strlen(err), errlen - strlen(err), " (%lld cached + %lld new tokens)",
+                     (long long)q.past, (long long)q.T);
+        else if (q.Px + q.Pp)
             snprintf(err + strlen(err), errlen - strlen(err), " (%lld tokens + %lld virtual)",
                      (long long)q.T, (long long)(q.Px + q.Pp));
         return -1;
     }
+    for (int64_t i = 0; i < q.B * q.Tq; i++)
+        if (q.pos[i] >= s->P) {
+            snprintf(err, errlen, "gpt2: position_ids[%lld][%lld] = %d is beyond n_positions %lld",
+                     (long long)(i / q.Tq), (long long)(i % q.Tq), q.pos[i], (long long)s->P);
+            return -1;
+        }
     const int64_t B = q.B, Tq = q.Tq, C = s->C;
+    const float scale = 1.0f / sqrtf((float)(C / s->H)); /* op_attention's */
+    if (dec_cache_begin(&q, &s->head, (int)s->L, C, "gpt2", err, errlen)) return -1;
 
     int32_t bad = 0;
     peft_tensor *tok = op_embedding(g, s->wte, q.ids, B, q.T, &bad); /* (B,T,C) */
@@ -252,10 +266,10 @@ static int gpt2_forward(peft_base_model *m, peft_graph *g, const peft_model_inpu
         peft_tensor *k = op_slice_lastdim(g, qkv, C, C);
         peft_tensor *v = op_slice_lastdim(g, qkv, 2 * C, C);
         if (!qq || !k || !v) goto oom;
-        const int32_t *mask;
-        if (dec_layer_prefix(m, g, &q, (int)l, &k, &v, &mask, "gpt2", err, errlen)) return -1;
-        peft_tensor *att = op_attention(g, qq, k, v, (int)s->H, 1, mask); /* (B,Tq,C) */
-        peft_tensor *o = att ? peft_site_forward(g, b->attn_proj, att) : NULL;
+        peft_tensor *att = dec_attention(m, g, &q, (int)l, qq, k, v, (int)s->H, (int)s->H, scale,
+                                         "gpt2", err, errlen); /* (B,Tq,C) */
+        if (!att) return -1;
+        peft_tensor *o = peft_site_forward(g, b->attn_proj, att);
         if (!o || !(o = op_dropout(g, o, s->resid_pdrop)) || !(h = op_add(g, h, o))) goto oom;
 
         peft_tensor *x = op_layernorm(g, h, b->ln2_w, b->ln2_b, (float)s->eps);
@@ -272,6 +286,7 @@ static int gpt2_forward(peft_base_model *m, peft_graph *g, const peft_model_inpu
         if (!logits) goto oom;
         out->logits = logits;
         if (in->labels && !(out->loss = dec_lm_loss(g, &q, logits, in->labels))) goto oom;
+        dec_cache_commit(&q); /* only a forward that succeeded joins the past */
         return 0;
     }
     peft_tensor *it = peft_graph_tensor_raw(g, PEFT_DTYPE_I32, 1, (int64_t[]){B});

@@ -15,6 +15,8 @@
  *   seq cls:    logits = score(h[b, last non-pad token]) (B,L); CE, or MSE when num_labels = 1
  * Prompt learning (model.h hooks) as decoder.h: virtual tokens in front, prefix keys/values
  * prepended to each layer's keys/values (not rotated), positions shifted by the prefix length.
+ * Incremental decoding (in->cache, decoder.h): only the new tokens run; their keys are rotated
+ * at their positions (past + t or in->position_ids) before they join the cache.
  */
 #include <math.h>
 #include <stdio.h>
@@ -244,6 +246,7 @@ static int llama_forward(peft_base_model *m, peft_graph *g, const peft_model_inp
     if (dec_seq_begin(m, g, in, &d->head, d->V, "llama", &q, err, errlen)) return -1;
     const float scale = (float)(1.0 / sqrt((double)d->D));
     const int H = (int)d->H, Hkv = (int)d->Hkv;
+    if (dec_cache_begin(&q, &d->head, (int)d->L, d->Hkv * d->D, "llama", err, errlen)) return -1;
 
     int32_t bad = 0;
     peft_tensor *h = op_embedding(g, s->embed, q.ids, q.B, q.T, &bad); /* (B,T,C) */
@@ -259,10 +262,10 @@ static int llama_forward(peft_base_model *m, peft_graph *g, const peft_model_inp
         if (!v || !(qq = op_rope(g, qq, H, q.pos, (float)d->theta)) ||
             !(k = op_rope(g, k, Hkv, q.pos, (float)d->theta)))
             goto oom;
-        const int32_t *mask;
-        if (dec_layer_prefix(m, g, &q, (int)l, &k, &v, &mask, "llama", err, errlen)) return -1;
-        peft_tensor *att = op_attention_ex(g, qq, k, v, H, Hkv, scale, 1, mask, NULL);
-        peft_tensor *o = att ? peft_site_forward(g, y->o, att) : NULL; /* (B,Tq,C) */
+        peft_tensor *att = dec_attention(m, g, &q, (int)l, qq, k, v, H, Hkv, scale, "llama", err,
+                                         errlen); /* (B,Tq,H*D) */
+        if (!att) return -1;
+        peft_tensor *o = peft_site_forward(g, y->o, att); /* (B,Tq,C) */
         if (!o || !(h = op_add(g, h, o))) goto oom;
 
         peft_tensor *x = op_rmsnorm(g, h, y->post_norm, (float)d->eps);
@@ -281,6 +284,7 @@ static int llama_forward(peft_base_model *m, peft_graph *g, const peft_model_inp
         if (!logits) goto oom;
         out->logits = logits;
         if (in->labels && !(out->loss = dec_lm_loss(g, &q, logits, in->labels))) goto oom;
+        dec_cache_commit(&q); /* only a forward that succeeded joins the past */
         return 0;
     }
     peft_tensor *it = peft_graph_tensor_raw(g, PEFT_DTYPE_I32, 1, (int64_t[]){q.B});

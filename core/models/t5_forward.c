@@ -25,6 +25,10 @@
  * k/v sites then do not run). As HF zips the decoder blocks with the past tuple, a prefix
  * covering fewer layers (n_layers = num_layers) than num_decoder_layers runs only that many
  * decoder blocks.
+ * Incremental decoding (in->cache, core/kv_cache.h): the first call runs the encoder and stores
+ * every decoder layer's cross keys/values (projected, or the cross prefix as above) and the
+ * encoder mask; each call runs only its decoder_input_ids (B, Td) at positions past..past+Td-1
+ * (past = cached decoder keys, prefix included) and appends their self-attention keys/values.
  * Not modelled: dropout on the attention probabilities (op_attention_ex has none); every other
  * dropout_rate dropout is applied in training mode.
  */
@@ -34,6 +38,7 @@
 #include "ops.h"
 #include "t5.h"
 #include "t5_attention.h"
+#include "kv_cache.h"
 
 /* a (B, lead + n) i32 arena array: per row `lead` ones, then src's row (ones when src is
  * NULL): ids and labels copied (ops keep the pointers until backward), masks extended */
@@ -163,30 +168,41 @@ static peft_tensor *feed_forward(peft_graph *g, const t5_dims *d, const t5_block
     return peft_site_forward(g, b->wo, h);
 }
 
-// x (B,T,C); prefix pk, pv (B,P,inner) or NULL; bias (H,T,P+T) -> o(attn) (B,T,C)
+// x (B,T,C); prefix pk, pv (B,P,inner) or NULL; bias (H,T,S) -> o(attn) (B,T,C), over
+// [prefix +] these keys (S = P+T), or with a cache over the cached past + these (S = past+T)
 static peft_tensor *self_attention(peft_graph *g, const t5_dims *d, const t5_attn *a,
                                    peft_tensor *x, peft_tensor *pk, peft_tensor *pv, int causal,
-                                   const int32_t *mask, peft_tensor *bias)
+                                   const int32_t *mask, peft_tensor *bias, peft_kv_cache *c,
+                                   int layer)
 {
     peft_tensor *q = peft_site_forward(g, a->q, x); /* (B,T,inner) */
     peft_tensor *k = q ? peft_site_forward(g, a->k, x) : NULL;
     peft_tensor *v = k ? peft_site_forward(g, a->v, x) : NULL;
     if (!v) return NULL;
-    if (pk && (!(k = op_concat_seq(g, pk, k)) || !(v = op_concat_seq(g, pv, v)))) return NULL;
-    peft_tensor *att = op_attention_ex(g, q, k, v, (int)d->H, (int)d->H, 1.0f, causal, mask, bias);
+    peft_tensor *att;
+    if (c) {
+        if (pk && kv_cache_put_prefix(c, layer, pk, pv)) return NULL;
+        att = kv_cache_attend(g, c, layer, q, k, v, (int)d->H, (int)d->H, 1.0f, causal, bias);
+    } else {
+        if (pk && (!(k = op_concat_seq(g, pk, k)) || !(v = op_concat_seq(g, pv, v)))) return NULL;
+        att = op_attention_ex(g, q, k, v, (int)d->H, (int)d->H, 1.0f, causal, mask, bias);
+    }
     return att ? peft_site_forward(g, a->o, att) : NULL;
 }
 
-// x (B,Td,C), enc (B,Te,C) or the past ck, cv (B,Te,inner) -> o(attn) (B,Td,C)
+// x (B,Td,C), enc (B,Te,C) or the past ck, cv (B,Te,inner) (a cross prefix, or the cache's)
+//   -> o(attn) (B,Td,C); with a cache and enc (its first fill) the keys/values used are stored
 static peft_tensor *cross_attention(peft_graph *g, const t5_dims *d, const t5_attn *a,
                                     peft_tensor *x, peft_tensor *enc, peft_tensor *ck,
-                                    peft_tensor *cv, const int32_t *mask)
+                                    peft_tensor *cv, const int32_t *mask, peft_kv_cache *c,
+                                    int layer)
 {
     peft_tensor *q = peft_site_forward(g, a->q, x);
     if (!q) return NULL;
     peft_tensor *k = ck, *v = cv;
     if (!ck && (!(k = peft_site_forward(g, a->k, enc)) || !(v = peft_site_forward(g, a->v, enc))))
         return NULL;
+    if (c && enc && kv_cache_put_cross(c, layer, k, v)) return NULL;
     peft_tensor *att = op_attention_ex(g, q, k, v, (int)d->H, (int)d->H, 1.0f, 0, mask, NULL);
     return att ? peft_site_forward(g, a->o, att) : NULL;
 }
@@ -200,6 +216,34 @@ static peft_tensor *residual(peft_graph *g, const t5_dims *d, peft_tensor *h, pe
 
 #define OOM_IF(cond) do { if (cond) goto oom; } while (0)
 
+/* a forward with a KV cache: decoder_input_ids, no tape, a cache this model filled */
+static int check_cache(const peft_kv_cache *c, const peft_graph *g, const peft_model_inputs *in,
+                       int64_t Pp, char *err, size_t errlen)
+{
+    if (g->recording) {
+        snprintf(err, errlen, "t5: a forward with a KV cache runs without the tape (set "
+                 "g->recording = 0)");
+        return -1;
+    }
+    if (!in->decoder_input_ids) {
+        snprintf(err, errlen, "t5: a forward with a KV cache needs decoder_input_ids (the new "
+                 "decoder tokens)");
+        return -1;
+    }
+    if (c->len > 0 && !c->cross_ready) {
+        snprintf(err, errlen, "t5: the KV cache holds no encoder states (filled by a decoder-only "
+                 "model?); reset it");
+        return -1;
+    }
+    if (c->len > 0 && c->n_prefix != Pp) {
+        snprintf(err, errlen, "t5: the KV cache was filled with %lld prefix entries, the active "
+                 "adapters give %lld (reset the cache when the adapter changes)",
+                 (long long)c->n_prefix, (long long)Pp);
+        return -1;
+    }
+    return 0;
+}
+
 int t5_forward(peft_base_model *m, peft_graph *g, const peft_model_inputs *in,
                peft_model_outputs *out, char *err, size_t errlen)
 {
@@ -212,33 +256,43 @@ int t5_forward(peft_base_model *m, peft_graph *g, const peft_model_inputs *in,
     const peft_prompt_hooks *ph = m->prompt && m->prompt->n_virtual > 0 ? m->prompt : NULL;
     const int64_t P = ph && ph->virtual_tokens ? ph->n_virtual : 0;  /* prompt tuning */
     const int64_t Pp = ph && ph->layer_prefix ? ph->n_virtual : 0;   /* prefix tuning */
-    const int64_t Te = P + T, Sd = Pp + Td;
+    peft_kv_cache *c = in->cache;
+    if (c && check_cache(c, g, in, Pp, err, errlen)) return -1;
+    const int cont = c && c->len > 0; /* encoder states, prefix and past decoder keys cached */
+    const int64_t Te = cont ? c->Te : P + T;
+    const int64_t past = cont ? c->len : Pp; /* decoder keys before these Td tokens */
     int32_t bad = 0;
-
-    /* ---- encoder ---- */
-    int32_t *ids = arena_rows(g, in->input_ids, B, 0, T);
+    peft_tensor *h, *enc = NULL;
     int32_t *enc_mask = NULL;
-    OOM_IF(!ids || (in->attention_mask && !(enc_mask = arena_rows(g, in->attention_mask, B, P, T))));
-    peft_tensor *h = op_embedding(g, s->shared, ids, B, T, &bad); /* (B,T,C) */
-    OOM_IF(!h);
-    if (P) {
-        peft_tensor *vt = ph->virtual_tokens(ph->ud, g, B);
-        if (check_prompt_shape(vt, B, P, C, "virtual tokens", -1, err, errlen)) return -1;
-        OOM_IF(!(h = op_concat_seq(g, vt, h))); /* (B,Te,C) */
+
+    /* ---- encoder (once per cache) ---- */
+    if (cont) {
+        enc_mask = c->enc_mask;
+    } else {
+        int32_t *ids = arena_rows(g, in->input_ids, B, 0, T);
+        OOM_IF(!ids || (in->attention_mask &&
+                        !(enc_mask = arena_rows(g, in->attention_mask, B, P, T))));
+        h = op_embedding(g, s->shared, ids, B, T, &bad); /* (B,T,C) */
+        OOM_IF(!h);
+        if (P) {
+            peft_tensor *vt = ph->virtual_tokens(ph->ud, g, B);
+            if (check_prompt_shape(vt, B, P, C, "virtual tokens", -1, err, errlen)) return -1;
+            OOM_IF(!(h = op_concat_seq(g, vt, h))); /* (B,Te,C) */
+        }
+        OOM_IF(!(h = op_dropout(g, h, d->dropout)));
+        peft_tensor *ebias = t5_position_bias(g, s->enc_rel, Te, Te, 0, 1, (int)d->NB, (int)d->maxd);
+        OOM_IF(!ebias); /* (H,Te,Te) */
+        for (int64_t l = 0; l < d->L; l++) {
+            const t5_block *b = &s->enc[l];
+            peft_tensor *x = op_rmsnorm(g, h, b->ln_self, (float)d->eps);
+            OOM_IF(!x || !(h = residual(g, d, h, self_attention(g, d, &b->self, x, NULL, NULL, 0,
+                                                                enc_mask, ebias, NULL, 0))));
+            OOM_IF(!(x = op_rmsnorm(g, h, b->ln_ff, (float)d->eps)));
+            OOM_IF(!(h = residual(g, d, h, feed_forward(g, d, b, x))));
+        }
+        enc = op_rmsnorm(g, h, s->enc_ln, (float)d->eps);
+        OOM_IF(!enc || !(enc = op_dropout(g, enc, d->dropout))); /* (B,Te,C) */
     }
-    OOM_IF(!(h = op_dropout(g, h, d->dropout)));
-    peft_tensor *ebias = t5_position_bias(g, s->enc_rel, Te, Te, 0, 1, (int)d->NB, (int)d->maxd);
-    OOM_IF(!ebias); /* (H,Te,Te) */
-    for (int64_t l = 0; l < d->L; l++) {
-        const t5_block *b = &s->enc[l];
-        peft_tensor *x = op_rmsnorm(g, h, b->ln_self, (float)d->eps);
-        OOM_IF(!x || !(h = residual(g, d, h, self_attention(g, d, &b->self, x, NULL, NULL, 0,
-                                                            enc_mask, ebias))));
-        OOM_IF(!(x = op_rmsnorm(g, h, b->ln_ff, (float)d->eps)));
-        OOM_IF(!(h = residual(g, d, h, feed_forward(g, d, b, x))));
-    }
-    peft_tensor *enc = op_rmsnorm(g, h, s->enc_ln, (float)d->eps);
-    OOM_IF(!enc || !(enc = op_dropout(g, enc, d->dropout))); /* (B,Te,C) */
 
     /* ---- decoder ---- */
     int32_t *dids = arena_rows(g, in->decoder_input_ids, B, 0, Td);
@@ -249,18 +303,26 @@ int t5_forward(peft_base_model *m, peft_graph *g, const peft_model_inputs *in,
                 int32_t v = t == 0 ? d->start : in->labels[bi * L + t - 1];
                 dids[bi * Td + t] = v == -100 ? d->pad : v;
             }
-    int32_t *dec_mask = NULL;
-    OOM_IF(in->decoder_attention_mask &&
+    int32_t *dec_mask = NULL; /* without a cache: (B, Pp + Td); the cache keeps its own */
+    OOM_IF(!c && in->decoder_attention_mask &&
            !(dec_mask = arena_rows(g, in->decoder_attention_mask, B, Pp, Td)));
     OOM_IF(!(h = op_embedding(g, s->shared, dids, B, Td, &bad))); /* (B,Td,C) */
     OOM_IF(!(h = op_dropout(g, h, d->dropout)));
-    peft_tensor *dbias = t5_position_bias(g, s->dec_rel, Td, Sd, Pp, 0, (int)d->NB, (int)d->maxd);
-    OOM_IF(!dbias); /* (H,Td,Sd) */
+    /* queries at past..past+Td-1 over keys 0..past+Td-1 (HF keeps the last Td rows) */
+    peft_tensor *dbias = t5_position_bias(g, s->dec_rel, Td, past + Td, past, 0, (int)d->NB,
+                                          (int)d->maxd);
+    OOM_IF(!dbias); /* (H,Td,past+Td) */
     const int64_t n_run = Pp && m->n_layers < d->Ld ? m->n_layers : d->Ld;
+    if (c) {
+        if (kv_cache_begin(c, (int)n_run, inner, B, cont ? 0 : Pp, Td, in->decoder_attention_mask,
+                           "t5", err, errlen))
+            return -1;
+        OOM_IF(!cont && kv_cache_begin_cross(c, Te, inner, enc_mask));
+    }
     for (int64_t l = 0; l < n_run; l++) {
         const t5_block *b = &s->dec[l];
         peft_tensor *pk = NULL, *pv = NULL, *ck = NULL, *cv = NULL;
-        if (Pp) {
+        if (Pp && !cont) {
             if (ph->layer_prefix(ph->ud, g, 1, (int)l, B, &pk, &pv) != 0) {
                 snprintf(err, errlen, "t5: the prefix hook has no self-attention prefix for "
                          "decoder layer %lld (T5's past_key_values cover every decoder layer)",
@@ -278,12 +340,13 @@ int t5_forward(peft_base_model *m, peft_graph *g, const peft_model_inputs *in,
                                     err, errlen)))
                 return -1;
         }
+        if (cont) OOM_IF(kv_cache_cross(g, c, (int)l, &ck, &cv)); /* (B,Te,inner) */
         peft_tensor *x = op_rmsnorm(g, h, b->ln_self, (float)d->eps);
         OOM_IF(!x || !(h = residual(g, d, h, self_attention(g, d, &b->self, x, pk, pv, 1,
-                                                            dec_mask, dbias))));
+                                                            dec_mask, dbias, c, (int)l))));
         OOM_IF(!(x = op_rmsnorm(g, h, b->ln_cross, (float)d->eps)));
-        OOM_IF(!(h = residual(g, d, h, cross_attention(g, d, &b->cross, x, enc, ck, cv,
-                                                       enc_mask))));
+        OOM_IF(!(h = residual(g, d, h, cross_attention(g, d, &b->cross, x, enc, ck, cv, enc_mask,
+                                                       c, (int)l))));
         OOM_IF(!(x = op_rmsnorm(g, h, b->ln_ff, (float)d->eps)));
         OOM_IF(!(h = residual(g, d, h, feed_forward(g, d, b, x))));
     }
@@ -296,6 +359,7 @@ int t5_forward(peft_base_model *m, peft_graph *g, const peft_model_inputs *in,
         int32_t *tgt = arena_rows(g, in->labels, B, 0, L);
         OOM_IF(!tgt || !(out->loss = op_cross_entropy(g, logits, tgt, -100)));
     }
+    if (c) kv_cache_commit(c); /* only a forward that succeeded joins the past */
     return 0;
 oom:
     snprintf(err, errlen, "t5: forward failed: out of memory in the step arena (B=%lld, T=%lld, "

@@ -1,0 +1,225 @@
+/* cmd_generate.c — `peft generate`: greedy or sampled generation with the KV cache for causal
+ * and seq2seq LMs (core/generate.h), the generated ids written as JSON. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <jansson.h>
+#include "cli.h"
+#include "generate.h"
+
+static const char *HELP =
+    "usage: peft generate --model DIR [--adapter DIR[:NAME]]... --input IN.json --output OUT.json\n"
+    "                     [--max-new-tokens N] [--do-sample [--temperature T] [--top-k K]\n"
+    "                     [--top-p P] [--seed S]] [--eos ID[,ID...]] [--pad ID] [--no-cache]\n"
+    "                     [--row-adapters NAME,__base__,NAME...]\n\n"
+    "IN.json holds input_ids (and optionally attention_mask) as nested lists; decoder-only\n"
+    "batches are padded on the left (positions follow the mask, as transformers). For T5 they\n"
+    "are the encoder input and decoding starts from decoder_start_token_id.\n"
+    "OUT.json gets, per row: \"generated_ids\" (the new tokens; rows that hit EOS early are\n"
+    "padded with pad_token_id, or the EOS id when the model has none), \"sequences\" (HF's\n"
+    "output: input_ids + new tokens, or T5's decoder_start_token_id + new tokens) and\n"
+    "\"num_generated\" (tokens up to and including EOS).\n"
+    "--max-new-tokens: default 20. Greedy unless --do-sample (defaults: temperature 1, top-k 50,\n"
+    "top-p 1, seed 0; top-k 0 turns it off). EOS and pad ids come from the model directory's\n"
+    "generation_config.json (else config.json); --eos / --pad override them (--eos none: never\n"
+    "stop early). --no-cache runs a full forward per token (slower; same tokens).\n"
+    "--row-adapters gives one adapter name per batch row (__base__: none), in one pass.\n";
+
+/* strict number parsing: 0, or 1 after printing what was expected */
+static int parse_ll(const char *opt, const char *v, long long lo, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (errno || end == v || *end || x < lo)
+        return cli_fail("%s: expected an integer >= %lld, got '%s'", opt, lo, v);
+    *out = x;
+    return 0;
+}
+
+static int parse_double(const char *opt, const char *v, double *out)
+{
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (errno || end == v || *end) return cli_fail("%s: expected a number, got '%s'", opt, v);
+    *out = x;
+    return 0;
+}
+
+/* "a,b,c" -> names (pointers into buf), count; at most max */
+static int split_names(char *buf, const char **names, int max)
+{
+    int n = 0;
+    for (char *s = strtok(buf, ","); s && n < max; s = strtok(NULL, ",")) names[n++] = s;
+    return n;
+}
+
+/* "--eos 2,7" / "--eos none" into cfg */
+static int parse_eos(const char *v, peft_gen_config *cfg)
+{
+    if (!strcmp(v, "none")) {
+        cfg->n_eos = 0;
+        return 0;
+    }
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", v);
+    const char *ids[PEFT_GEN_MAX_EOS + 1];
+    int n = split_names(buf, ids, PEFT_GEN_MAX_EOS + 1);
+    if (n < 1 || n > PEFT_GEN_MAX_EOS)
+        return cli_fail("--eos: expected 1 to %d token ids separated by commas, or none, got '%s'",
+                        PEFT_GEN_MAX_EOS, v);
+    for (int i = 0; i < n; i++) {
+        long long x = 0;
+        if (parse_ll("--eos", ids[i], 0, &x)) return 1;
+        if (x > INT32_MAX) return cli_fail("--eos: token id %lld is too large", x);
+        cfg->eos_token_id[i] = (int32_t)x;
+    }
+    cfg->n_eos = n;
+    return 0;
+}
+
+static json_t *rows_json(const int32_t *a, int64_t B, int64_t n)
+{
+    json_t *rows = json_array();
+    for (int64_t b = 0; rows && b < B; b++) {
+        json_t *r = json_array();
+        for (int64_t t = 0; r && t < n; t++) json_array_append_new(r, json_integer(a[b * n + t]));
+        json_array_append_new(rows, r);
+    }
+    return rows;
+}
+
+/* OUT.json, written to a temporary name then renamed */
+static int write_output(const char *path, const peft_inputs *in, const peft_gen_output *o,
+                        int encoder_decoder)
+{
+    const int64_t B = o->B, n = o->n_new;
+    const int64_t lead = encoder_decoder ? 1 : in->T;
+    int32_t *seq = malloc((size_t)(B * (lead + n) + 1) * sizeof *seq);
+    json_t *root = json_object(), *lens = json_array();
+    if (!seq || !root || !lens) {
+        free(seq);
+        json_decref(root);
+        json_decref(lens);
+        return cli_fail("out of memory");
+    }
+    for (int64_t b = 0; b < B; b++) {
+        int32_t *row = seq + b * (lead + n);
+        if (encoder_decoder) row[0] = o->decoder_start_token_id;
+        else memcpy(row, in->input_ids + b * in->T, (size_t)in->T * sizeof *row);
+        memcpy(row + lead, o->tokens + b * n, (size_t)n * sizeof *row);
+        json_array_append_new(lens, json_integer(o->lengths[b]));
+    }
+    json_object_set_new(root, "generated_ids", rows_json(o->tokens, B, n));
+    json_object_set_new(root, "sequences", rows_json(seq, B, lead + n));
+    json_object_set_new(root, "num_generated", lens);
+    free(seq);
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int rc = json_dump_file(root, tmp, JSON_COMPACT);
+    json_decref(root);
+    if (rc || rename(tmp, path)) {
+        int e = errno;
+        remove(tmp);
+        return cli_fail("%s: cannot write: %s", path, strerror(e));
+    }
+    return 0;
+}
+
+int cmd_generate(int argc, char **argv)
+{
+    const char *model = NULL, *input = NULL, *output = NULL, *row_spec = NULL;
+    char *adapters[CLI_MAX_ADAPTERS];
+    int n_adapters = 0, sampling_opts = 0;
+    peft_gen_config cfg;
+    peft_gen_config_init(&cfg);
+    for (int i = 1; i < argc; i++) {
+        const char *v;
+        long long x = 0;
+        if (!strcmp(argv[i], "--help")) { fputs(HELP, stdout); return 0; }
+        else if ((v = cli_opt(argc, argv, &i, "--model"))) model = v;
+        else if ((v = cli_opt(argc, argv, &i, "--input"))) input = v;
+        else if ((v = cli_opt(argc, argv, &i, "--output"))) output = v;
+        else if ((v = cli_opt(argc, argv, &i, "--row-adapters"))) row_spec = v;
+        else if ((v = cli_opt(argc, argv, &i, "--max-new-tokens"))) {
+            if (parse_ll("--max-new-tokens", v, 1, &x)) return 1;
+            cfg.max_new_tokens = x;
+        } else if ((v = cli_opt(argc, argv, &i, "--temperature"))) {
+            if (parse_double("--temperature", v, &cfg.temperature)) return 1;
+            sampling_opts = 1;
+        } else if ((v = cli_opt(argc, argv, &i, "--top-k"))) {
+            if (parse_ll("--top-k", v, 0, &x)) return 1;
+            cfg.top_k = x;
+            sampling_opts = 1;
+        } else if ((v = cli_opt(argc, argv, &i, "--top-p"))) {
+            if (parse_double("--top-p", v, &cfg.top_p)) return 1;
+            sampling_opts = 1;
+        } else if ((v = cli_opt(argc, argv, &i, "--seed"))) {
+            if (parse_ll("--seed", v, 0, &x)) return 1;
+            cfg.seed = (uint64_t)x;
+        } else if ((v = cli_opt(argc, argv, &i, "--eos"))) {
+            if (parse_eos(v, &cfg)) return 1;
+        } else if ((v = cli_opt(argc, argv, &i, "--pad"))) {
+            if (parse_ll("--pad", v, 0, &x)) return 1;
+            if (x > INT32_MAX) return cli_fail("--pad: token id %lld is too large", x);
+            cfg.pad_token_id = (int32_t)x;
+        } else if ((v = cli_opt(argc, argv, &i, "--adapter"))) {
+            if (n_adapters == CLI_MAX_ADAPTERS) return cli_fail("at most %d adapters", CLI_MAX_ADAPTERS);
+            adapters[n_adapters++] = (char *)v;
+        } else if (!strcmp(argv[i], "--do-sample")) cfg.do_sample = 1;
+        else if (!strcmp(argv[i], "--no-cache")) cfg.use_cache = 0;
+        else { fputs(HELP, stderr); return cli_fail("unknown option '%s'", argv[i]); }
+    }
+    if (!model || !input || !output) { fputs(HELP, stderr); return cli_fail("--model, --input and --output are required"); }
+    if (sampling_opts && !cfg.do_sample)
+        fprintf(stderr, "peft: warning: --temperature, --top-k and --top-p only apply with "
+                        "--do-sample; greedy decoding ignores them (as transformers)\n");
+
+    char err[1024];
+    peft_inputs in;
+    if (peft_inputs_load_json(input, &in, err, sizeof err)) return cli_fail("%s", err);
+    peft_ctx *ctx = peft_ctx_new(cfg.seed);
+    peft_base_model *base = NULL;
+    peft_model *m = NULL;
+    peft_gen_output o = {0};
+    int rc = cli_open_model(ctx, model, adapters, n_adapters, 0, &base, &m);
+    if (rc) goto out;
+    char rows_buf[8192];
+    const char *row_names[1024];
+    if (row_spec) {
+        snprintf(rows_buf, sizeof rows_buf, "%s", row_spec);
+        int n = split_names(rows_buf, row_names, 1024);
+        if (!m || n != in.B) {
+            rc = cli_fail("--row-adapters: %d names for a batch of %lld rows%s", n, (long long)in.B,
+                          m ? "" : " (and no adapters loaded)");
+            goto out;
+        }
+    }
+    peft_model_inputs mi = {0};
+    mi.B = in.B;
+    mi.T = in.T;
+    mi.input_ids = in.input_ids;
+    mi.attention_mask = in.attention_mask;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int grc = m ? peft_generate(m, &mi, &cfg, row_spec ? row_names : NULL, &o)
+                : peft_generate_base(ctx, base, &mi, &cfg, &o);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (grc) { rc = cli_fail("%s", peft_errmsg(ctx)); goto out; }
+    const double sec = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    peft_base_model *b = m ? peft_get_base_model(m) : base;
+    if ((rc = write_output(output, &in, &o, b->is_encoder_decoder))) goto out;
+    printf("generated %lld new tokens for each of %lld rows in %.3f s (%.1f tokens/s%s)\n",
+           (long long)o.n_new, (long long)o.B, sec,
+           sec > 0 ? (double)(o.n_new * o.B) / sec : 0.0, cfg.use_cache ? ", KV cache" : ", no cache");
+out:
+    peft_gen_output_free(&o);
+    if (m) peft_model_free(m);
+    else peft_base_model_free(base);
+    peft_ctx_free(ctx);
+    peft_inputs_free(&in);
+    return rc;
+}
