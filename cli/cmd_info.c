@@ -107,10 +107,21 @@ int cmd_info(int argc, char **argv)
     if (m) {
         char *ms = NULL, *ls = NULL;
         if (peft_get_model_status(m, &ms) || peft_get_layer_status(m, &ls)) {
+            /* prompt learning: PEFT has no status for it either; say why */
+            if (!as_json) peft_print_trainable_parameters(m, stdout);
+            else {
+                json_t *o = json_pack("{s:n, s:n, s:s}", "model_status", "layer_status", "error", peft_errmsg(ctx));
+                char *txt = o ? json_dumps(o, JSON_COMPACT) : NULL;
+                printf("%s\n", txt ? txt : "{}");
+                free(txt);
+                json_decref(o);
+            }
+            fprintf(stderr, "peft: %s\n", peft_errmsg(ctx));
             free(ms);
+            free(ls);
             peft_model_free(m);
             peft_ctx_free(ctx);
-            return cli_fail("%s", "out of memory");
+            return 0;
         }
         if (as_json) {
             printf("{\"model_status\": %s, \"layer_status\": %s}\n", ms, ls);

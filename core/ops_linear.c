@@ -93,10 +93,19 @@ peft_tensor *op_linear(peft_graph *g, peft_tensor *x, peft_tensor *w, peft_tenso
         for (int64_t n = 0; n < N; n++) memcpy(yd + n * outf, bf, (size_t)outf * sizeof(float));
         beta = 1.0f;
     }
-    if (N > 0 && outf > 0)
+    if (N > 0 && N <= 4 && outf > 0) {
+        /* a few rows (token-by-token decoding): GEMV per row; a GEMM would first pack (copy)
+         * the whole weight, which costs more than the product itself here */
+        for (int64_t n = 0; n < N; n++)
+            cblas_sgemv(CblasRowMajor, w_in_out ? CblasTrans : CblasNoTrans,
+                        w_in_out ? (int)in : (int)outf, w_in_out ? (int)outf : (int)in, 1.0f, wf,
+                        w_in_out ? (int)outf : (int)in, peft_f32(x) + n * in, 1, beta,
+                        yd + n * outf, 1);
+    } else if (N > 0 && outf > 0) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, w_in_out ? CblasNoTrans : CblasTrans, (int)N,
                     (int)outf, (int)in, 1.0f, peft_f32(x), (int)in, wf,
                     w_in_out ? (int)outf : (int)in, beta, yd, (int)outf);
+    }
 
     y->requires_grad = g->recording && (x->requires_grad || w->requires_grad ||
                                         (b && b->requires_grad));

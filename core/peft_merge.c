@@ -13,6 +13,9 @@ static int picked(const peft_adapter *a, const char *const *names, int n)
 
 int peft_merge_adapter(peft_model *m, const char *const *names, int n, int safe)
 {
+    if (peft_model_is_prompt(m))
+        return peft_set_error(m->ctx, PEFT_EINVAL,
+                              "merge: prompt-learning adapters have no weights to merge (as PEFT)");
     for (int i = 0; names && i < n; i++)
         if (!peft_find_adapter(m, names[i]))
             return peft_set_error(m->ctx, PEFT_ENOTFOUND, "merge: no adapter named '%s'", names[i]);
