@@ -10,6 +10,8 @@
 #include <string.h>
 #include "cfg.h"
 #include "peft_internal.h"
+#include "tokenizer.h"
+#include <sys/stat.h>
 
 int peft_adapter_is_prompt(const peft_adapter *a)
 {
@@ -168,6 +170,41 @@ static int add_task_heads(peft_model *m, peft_adapter *a)
     return rc;
 }
 
+/* prompt_tuning_init "TEXT": the init text through the model's tokenizer, as PEFT's
+ * tokenizer(prompt_tuning_init_text)["input_ids"] (special tokens added). The tokenizer is
+ * tokenizer_name_or_path when that is a local directory or tokenizer.json, else the base
+ * model's directory. *ids (caller frees) stays NULL when the adapter does not init from text
+ * or is loaded for inference (its table comes from the file). */
+static int tokenize_init_text(peft_model *m, peft_adapter *a, int32_t **ids, size_t *n)
+{
+    *ids = NULL;
+    *n = 0;
+    const char *init = json_string_value(json_object_get(a->config, "prompt_tuning_init"));
+    const char *text = json_string_value(json_object_get(a->config, "prompt_tuning_init_text"));
+    if (!init || strcmp(init, "TEXT") || !text) return PEFT_OK;
+    const char *where = json_string_value(json_object_get(a->config, "tokenizer_name_or_path"));
+    char err[1024] = "";
+    peft_tokenizer *tk = NULL;
+    struct stat st;
+    if (!(where && stat(where, &st) == 0 && peft_tokenizer_load(where, &tk, err, sizeof err) == 0) &&
+        peft_tokenizer_load(m->base->dir, &tk, err, sizeof err) != 0) {
+        if (json_is_true(json_object_get(a->config, "inference_mode"))) return PEFT_OK;
+        return peft_set_error(m->ctx, PEFT_EINVAL,
+                              "adapter '%s': prompt_tuning_init \"TEXT\" needs a tokenizer: none at "
+                              "tokenizer_name_or_path '%s' nor in the model directory (%s)",
+                              a->name, where ? where : "", err);
+    }
+    int rc = peft_tokenizer_encode(tk, text, strlen(text), 1, ids, n, err, sizeof err);
+    peft_tokenizer_free(tk);
+    if (rc) return peft_set_error(m->ctx, PEFT_EINVAL, "adapter '%s': prompt_tuning_init_text: %s", a->name, err);
+    if (*n == 0) {
+        free(*ids);
+        *ids = NULL;
+        return peft_set_error(m->ctx, PEFT_EINVAL, "adapter '%s': prompt_tuning_init_text gives no tokens", a->name);
+    }
+    return PEFT_OK;
+}
+
 int peft_prompt_inject(peft_model *m, peft_adapter *a)
 {
     const peft_base_model *b = m->base;
@@ -216,9 +253,19 @@ int peft_prompt_inject(peft_model *m, peft_adapter *a)
     peft_prompt_slot *slot = calloc(1, sizeof *slot);
     if (!slot) return peft_set_error(m->ctx, PEFT_ENOMEM, "out of memory");
     slot->adapter = a;
+    int32_t *text_ids = NULL;
+    size_t n_text = 0;
+    int trc = tokenize_init_text(m, a, &text_ids, &n_text);
+    if (trc) {
+        free(slot);
+        return trc;
+    }
+    info.init_text_ids = text_ids;
+    info.n_init_text_ids = (int32_t)n_text;
     char err[1024] = "";
     peft_cfg pc = {a->config};
     slot->state = a->vt->prompt_init(a->parsed, &pc, &info, a->name, &m->ctx->rng, err, sizeof err);
+    free(text_ids);
     if (!slot->state) {
         free(slot);
         return peft_set_error(m->ctx, PEFT_EINVAL, "adapter '%s': %s", a->name,

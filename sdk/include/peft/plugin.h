@@ -102,6 +102,11 @@ typedef struct peft_prompt_info {
     int32_t is_encoder_decoder;         /* 1: PEFT's num_transformer_submodules = 2 */
     int32_t vocab_size;
     const peft_tensor *word_embeddings; /* (vocab, hidden): SAMPLE_VOCAB / TEXT init */
+    /* ABI 1.2 (check struct_size): the adapter config's prompt_tuning_init_text tokenized by
+     * the model's tokenizer (special tokens added, as PEFT's tokenizer(text) call does), when
+     * prompt_tuning_init is "TEXT" and the host found a tokenizer; else NULL / 0 */
+    const int32_t *init_text_ids;
+    int32_t n_init_text_ids;
 } peft_prompt_info;
 
 typedef void (*peft_backward_fn)(peft_graph *g, void *ctx);
