@@ -3,7 +3,8 @@
  * ABI and the vtable, and remembers it by name for the life of the process.
  *
  * Search path, in order: $PEFT_PLUGIN_PATH (colon-separated), PEFT_PLUGIN_BUILD_DIR,
- * PEFT_PLUGIN_INSTALL_DIR (both compiled in by the Makefile), "<dir of libpeft.so>/plugins".
+ * PEFT_PLUGIN_INSTALL_DIR (both compiled in by the Makefile), "<dir of libpeft.so>/plugins",
+ * "<dir of libpeft.so>/libpeft/plugins" (a relocated install).
  * The first "<dir>/<name>.so" that exists is the one loaded; if it is refused, that refusal is
  * the answer (no silent fall-through to an older copy further down the path).
  *
@@ -369,6 +370,9 @@ static void search_dirs(dirlist *l)
         else
             n = snprintf(buf, sizeof buf, "plugins");
         if (n > 0 && (size_t)n < sizeof buf) dl_add(l, buf, (size_t)n);
+        /* an installed tree moved elsewhere (or staged with DESTDIR): <libdir>/libpeft/plugins */
+        if (slash) n = snprintf(buf, sizeof buf, "%.*s/libpeft/plugins", (int)(slash - f), f);
+        if (slash && n > 0 && (size_t)n < sizeof buf) dl_add(l, buf, (size_t)n);
     }
 }
 
