@@ -19,6 +19,7 @@ int cmd_train(int argc, char **argv);
 int cmd_init_model(int argc, char **argv);
 int cmd_plugin_check(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
+int cmd_run(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_combine(int argc, char **argv);
 int cmd_generate(int argc, char **argv);

@@ -19,6 +19,7 @@ static void usage(FILE *f)
             "  init-model  write a randomly initialised GPT-2 model directory\n"
             "  plugin-check  run the conformance checks on a tuner plugin .so\n"
             "  merge       fold adapters into the base and write a Hugging Face model directory\n"
+            "  run         run the experiments of a YAML file (methods side by side, sweeps)\n"
             "  tokenize    text -> token ids (and back) with a model's tokenizer.json (HF's ids)\n"
             "  combine     combine adapters into a new one (add_weighted_adapter), PEFT format\n"
             "  generate    greedy or sampled generation (KV cache) for causal and seq2seq LMs\n\n"
@@ -77,6 +78,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "init-model")) return cmd_init_model(argc - 1, argv + 1);
     if (!strcmp(cmd, "plugin-check")) return cmd_plugin_check(argc - 1, argv + 1);
     if (!strcmp(cmd, "merge")) return cmd_merge(argc - 1, argv + 1);
+    if (!strcmp(cmd, "run")) return cmd_run(argc - 1, argv + 1);
     if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 1, argv + 1);
     if (!strcmp(cmd, "combine")) return cmd_combine(argc - 1, argv + 1);
     if (!strcmp(cmd, "generate")) return cmd_generate(argc - 1, argv + 1);

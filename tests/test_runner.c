@@ -1,0 +1,581 @@
+/* test_runner.c — the experiment runner (`peft run`): configuration errors with file:line:col
+ * (typos with "did you mean", wrong types, unknown plugins and fields, plugin-refused values,
+ * YAML syntax, data that does not fit), a two-run sweep end to end on the tiny LLaMA fixture,
+ * resume after a SIGKILL and after a stop request giving the same adapter bytes as an
+ * uninterrupted run (finished runs kept), and the optimizer extensions (schedules, state
+ * save/load, explicit parameter lists). */
+#include <check.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "optim.h"
+#include "runner.h"
+#include "testutil.h"
+
+static char *tmp;
+static void setup(void) { tmp = tu_tmpdir(); }
+static void teardown(void) { tu_rmtree(tmp); free(tmp); }
+
+/* tmp/model (the fixture LLaMA, vocab 128), tmp/train.jsonl, tmp/eval.jsonl: sequences that
+ * count up by a step, loss on the second half */
+static void make_world(void)
+{
+    char p[1024], q[1024];
+    snprintf(p, sizeof p, "%s/model", tmp);
+    ck_assert(runner_mkdir_p(p, NULL, 0) == 0);
+    const char *files[] = {"config.json", "model.safetensors"};
+    for (int i = 0; i < 2; i++) {
+        size_t n;
+        snprintf(q, sizeof q, "hf-peft/_models/llama/%s", files[i]);
+        char *d = tu_read_file(tu_fixture(q), &n);
+        ck_assert_msg(d, "fixture %s missing", q);
+        snprintf(q, sizeof q, "%s/model/%s", tmp, files[i]);
+        ck_assert(tu_write_file(q, d, n) == 0);
+        free(d);
+    }
+    for (int split = 0; split < 2; split++) {
+        snprintf(p, sizeof p, "%s/%s.jsonl", tmp, split ? "eval" : "train");
+        FILE *f = fopen(p, "w");
+        ck_assert(f);
+        for (int i = 0; i < (split ? 12 : 40); i++) {
+            int start = (i * 7 + split * 3) % 60, step = 1 + i % 3, len = 8 + i % 5;
+            fputs("{\"input_ids\": [", f);
+            for (int t = 0; t < len; t++) fprintf(f, "%s%d", t ? ", " : "", start + step * t);
+            fputs("], \"labels\": [", f);
+            for (int t = 0; t < len; t++) fprintf(f, "%s%d", t ? ", " : "", t < len / 2 ? -100 : start + step * t);
+            fputs("]}\n", f);
+        }
+        fclose(f);
+    }
+}
+
+static const char *BASE_YAML =
+    "name: tiny\n"
+    "base_model: model\n"
+    "task: causal_lm\n"
+    "metric: exact_match\n"
+    "seed: 3\n"
+    "data:\n"
+    "  train: train.jsonl\n"
+    "  eval: eval.jsonl\n"
+    "training:\n"
+    "  steps: 6\n"
+    "  batch_size: 4\n"
+    "  learning_rate: 0.01\n"
+    "  eval_steps: 3\n"
+    "experiments:\n"
+    "  - name: lora\n"
+    "    adapters:\n"
+    "      - method: lora\n"
+    "        r: 4\n"
+    "        target_modules: [q_proj, v_proj]\n";
+
+static char *write_yaml(const char *name, const char *text)
+{
+    char *p = malloc(1024);
+    snprintf(p, 1024, "%s/%s", tmp, name);
+    ck_assert(tu_write_file(p, text, strlen(text)) == 0);
+    return p;
+}
+
+/* BASE_YAML with the line containing `from` replaced by `to` (to may span lines) */
+static char *variant(const char *from, const char *to)
+{
+    static char buf[8192];
+    const char *at = strstr(BASE_YAML, from);
+    ck_assert_msg(at, "'%s' not in the base YAML", from);
+    const char *ls = at, *le = strchr(at, '\n');
+    while (ls > BASE_YAML && ls[-1] != '\n') ls--;
+    snprintf(buf, sizeof buf, "%.*s%s%s", (int)(ls - BASE_YAML), BASE_YAML, to, le);
+    return buf;
+}
+
+/* loads (and checks unless load_only) yaml text; returns the error message ("" if none) */
+static const char *config_error(const char *text, int load_only)
+{
+    static char err[4096];
+    err[0] = 0;
+    char *path = write_yaml("t.yaml", text);
+    runner_config *c = NULL;
+    if (runner_config_load(path, NULL, &c, err, sizeof err) == 0) {
+        if (!load_only) runner_check(c, err, sizeof err);
+        runner_config_free(c);
+    }
+    free(path);
+    return err;
+}
+
+static void expect_error(const char *text, const char *where, const char *what)
+{
+    const char *e = config_error(text, 0);
+    char want[256];
+    snprintf(want, sizeof want, "%s/t.yaml:%s: ", tmp, where);
+    ck_assert_msg(strstr(e, want) == e, "expected the error at %s, got: %s", where, e);
+    ck_assert_msg(strstr(e, what), "expected '%s' in: %s", what, e);
+}
+
+START_TEST(test_valid_and_sweep_expansion)
+{
+    make_world();
+    ck_assert_str_eq(config_error(BASE_YAML, 0), "");
+    char *path = write_yaml("s.yaml", variant("        r: 4", "        r: [2, 4]\n        lora_alpha: [8, 16, 32]"));
+    char err[1024];
+    runner_config *c;
+    ck_assert_msg(runner_config_load(path, NULL, &c, err, sizeof err) == 0, "%s", err);
+    ck_assert_int_eq(c->n_runs, 6);
+    ck_assert_str_eq(c->runs[0].name, "lora-r=2-lora_alpha=8");
+    ck_assert_str_eq(c->runs[5].name, "lora-r=4-lora_alpha=32");
+    ck_assert_int_eq(json_integer_value(json_object_get(c->runs[4].adapters[0].config, "r")), 4);
+    ck_assert_int_eq(json_integer_value(json_object_get(c->runs[4].adapters[0].config, "lora_alpha")), 16);
+    /* list-valued fields sweep only as lists of lists */
+    ck_assert_int_eq(json_array_size(json_object_get(c->runs[0].adapters[0].config, "target_modules")), 2);
+    ck_assert_int_eq(c->runs[0].seed, 3);
+    ck_assert_int_eq(c->runs[0].train.eval_steps, 3);
+    ck_assert_int_eq(c->runs[0].train.save_steps, 3); /* defaults to eval_steps */
+    runner_config_free(c);
+    free(path);
+    path = write_yaml("s2.yaml", variant("        target_modules: [q_proj, v_proj]",
+                                         "        target_modules: [[q_proj], [q_proj, v_proj]]\n"
+                                         "    training: {learning_rate: [0.1, 0.01]}"));
+    ck_assert_msg(runner_config_load(path, NULL, &c, err, sizeof err) == 0, "%s", err);
+    ck_assert_int_eq(c->n_runs, 4);
+    /* training fields come first, then the adapters' fields; the last varies fastest */
+    ck_assert_str_eq(c->runs[1].name, "lora-learning_rate=0.1-target_modules=q_proj+v_proj");
+    ck_assert_str_eq(c->runs[2].name, "lora-learning_rate=0.01-target_modules=q_proj");
+    ck_assert_double_eq_tol(c->runs[2].train.lr, 0.01, 1e-12);
+    runner_config_free(c);
+    free(path);
+}
+END_TEST
+
+START_TEST(test_config_errors)
+{
+    make_world();
+    expect_error(variant("experiments:", "experimnets:"), "14:1", "unknown key 'experimnets' in the top level (did you mean 'experiments'?)");
+    expect_error(variant("  learning_rate", "  learning_rat: 0.1"), "12:3", "unknown key 'learning_rat' in training (did you mean 'learning_rate'?)");
+    expect_error(variant("  steps: 6", "  steps: many"), "10:10", "training.steps must be an integer, not a string 'many'");
+    expect_error(variant("  steps: 6", "  steps: 2.5"), "10:10", "training.steps must be an integer");
+    expect_error(variant("  learning_rate", "  learning_rate: fast"), "12:18", "training.learning_rate must be a number");
+    expect_error(variant("task:", "task: causal"), "3:7", "unknown task 'causal' (did you mean 'causal_lm'?)");
+    expect_error(variant("      - method: lora", "      - method: lorra"), "17:17", "unknown plugin 'lorra' (did you mean 'lora'?)");
+    expect_error(variant("      - method: lora", "      - method: adalora"), "17:17", "unknown plugin 'adalora'");
+    expect_error(variant("        r: 4", "        lora_alpah: 16"), "18:9", "unknown field 'lora_alpah' for lora (did you mean 'lora_alpha'?)");
+    expect_error(variant("        r: 4", "        r: -4"), "18:12", "adapter 'default' (lora)");
+    expect_error(variant("        r: 4", "        r: 4\n        peft_type: LORA"), "19:9", "'peft_type' is set by the runner");
+    expect_error(variant("  eval: eval.jsonl", "  eval: nowhere.jsonl"), "8:9", "nowhere.jsonl: cannot open");
+    expect_error(variant("base_model: model", "base_model: nomodel"), "2:13", "config.json: no such file");
+    expect_error(variant("  steps: 6", "  steps: 6\n  warmup_steps: 9"), "16:5", "warmup_steps (9) exceeds steps (6)");
+    expect_error(variant("seed: 3", "seed: 3\nseed: 4"), "6:1", "duplicate key 'seed' (first at line 5)");
+    expect_error(variant("  batch_size: 4", "  batch_size: [4"), "12:16", "did not find expected ',' or ']'");
+    expect_error(variant("    adapters:", "    adapter:"), "16:5", "unknown key 'adapter' in an experiment (did you mean 'adapters'?)");
+    expect_error(variant("        r: 4", "        r: []"), "18:12", "sweeps over an empty list");
+    /* data that does not fit the model: an id beyond the vocabulary (128) */
+    char p[1024];
+    snprintf(p, sizeof p, "%s/bad.jsonl", tmp);
+    const char *bad = "{\"input_ids\": [1, 2, 3]}\n{\"input_ids\": [1, 500]}\n";
+    ck_assert(tu_write_file(p, bad, strlen(bad)) == 0);
+    const char *e = config_error(variant("  train: train.jsonl", "  train: bad.jsonl"), 0);
+    ck_assert_msg(strstr(e, "t.yaml:7:10: ") && strstr(e, "bad.jsonl:2: 'input_ids': entry 1 is out of range"), "%s", e);
+    /* nothing was created by a failed check */
+    snprintf(p, sizeof p, "%s/runs", tmp);
+    ck_assert(access(p, F_OK) != 0);
+}
+END_TEST
+
+static runner_config *load(const char *yaml, const char *out)
+{
+    char err[2048];
+    runner_config *c;
+    char *path = write_yaml("run.yaml", yaml);
+    ck_assert_msg(runner_config_load(path, out, &c, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(runner_check(c, err, sizeof err) == 0, "%s", err);
+    free(path);
+    return c;
+}
+
+START_TEST(test_sweep_end_to_end)
+{
+    make_world();
+    char out[1024], p[1200], err[2048];
+    snprintf(out, sizeof out, "%s/out", tmp);
+    runner_config *c = load(variant("        r: 4", "        r: [2, 4]"), out);
+    ck_assert_int_eq(c->n_runs, 2);
+    runner_opts o = {0};
+    ck_assert_msg(runner_run_all(c, &o, err, sizeof err) == 0, "%s", err);
+    for (int i = 0; i < 2; i++) {
+        const char *run = i ? "lora-r=4" : "lora-r=2";
+        const char *files[] = {"adapter/adapter_model.safetensors", "adapter/adapter_config.json",
+                               "best/adapter_model.safetensors", "results.json", "loss.svg"};
+        for (int k = 0; k < 5; k++) {
+            snprintf(p, sizeof p, "%s/%s/%s", out, run, files[k]);
+            ck_assert_msg(runner_file_exists(p), "%s missing", p);
+        }
+        snprintf(p, sizeof p, "%s/%s/checkpoint.safetensors", out, run);
+        ck_assert_msg(!runner_file_exists(p), "the checkpoint of a finished run stays");
+        snprintf(p, sizeof p, "%s/%s/results.json", out, run);
+        json_error_t je;
+        json_t *j = json_load_file(p, 0, &je);
+        ck_assert(j);
+        /* r x (in + out) for q_proj (32 -> 32) and v_proj (32 -> 16) on 2 layers */
+        ck_assert_int_eq(json_integer_value(json_object_get(j, "trainable_params")), (i ? 4 : 2) * ((32 + 32) + (32 + 16)) * 2);
+        ck_assert_int_eq(json_integer_value(json_object_get(j, "seed")), 3);
+        ck_assert_int_eq(json_array_size(json_object_get(j, "train_loss")), 6);
+        ck_assert_int_eq(json_array_size(json_object_get(j, "eval_loss")), 3); /* steps 0, 3, 6 */
+        ck_assert(json_integer_value(json_object_get(j, "adapter_file_bytes")) > 0);
+        ck_assert(json_is_number(json_object_get(json_object_get(j, "final"), "metric")));
+        ck_assert_str_eq(json_string_value(json_object_get(j, "metric")), "exact_match");
+        ck_assert_str_eq(json_string_value(json_object_get(j, "methods")), "lora");
+        ck_assert(json_is_object(json_object_get(json_object_get(j, "config"), "sweep")));
+        json_t *el = json_object_get(j, "eval_loss");
+        ck_assert_msg(json_number_value(json_array_get(json_array_get(el, 2), 1)) <
+                      json_number_value(json_array_get(json_array_get(el, 0), 1)), "no learning"); /* it learns */
+        json_decref(j);
+    }
+    const char *batch[] = {"summary.md", "summary.csv", "loss_curves.svg", "metric_vs_params.svg"};
+    for (int k = 0; k < 4; k++) {
+        snprintf(p, sizeof p, "%s/%s", out, batch[k]);
+        ck_assert_msg(runner_file_exists(p), "%s missing", p);
+    }
+    snprintf(p, sizeof p, "%s/summary.csv", out);
+    char *csv = tu_read_file(p, NULL);
+    int lines = 0;
+    for (char *q = csv; *q; q++) lines += *q == '\n';
+    ck_assert_int_eq(lines, 3);
+    ck_assert(strstr(csv, "\"lora-r=2\",lora,"));
+    free(csv);
+    snprintf(p, sizeof p, "%s/loss_curves.svg", out);
+    char *svg = tu_read_file(p, NULL);
+    ck_assert(strstr(svg, "<svg") && strstr(svg, "<polyline") && strstr(svg, "lora-r=4 eval") && strstr(svg, "</svg>"));
+    free(svg);
+    /* the saved adapter loads back as a PEFT adapter */
+    peft_ctx *ctx = peft_ctx_new(0);
+    peft_base_model *base;
+    snprintf(p, sizeof p, "%s/model", tmp);
+    ck_assert(peft_load_base_model(ctx, p, &base) == 0);
+    peft_model *m;
+    snprintf(p, sizeof p, "%s/lora-r=4/adapter", out);
+    ck_assert_msg(peft_from_pretrained(ctx, base, p, "default", 0, &m) == 0, "%s", peft_errmsg(ctx));
+    peft_model_free(m);
+    peft_ctx_free(ctx);
+    /* a second call keeps both finished runs */
+    ck_assert_msg(runner_run_all(c, &o, err, sizeof err) == 0, "%s", err);
+    runner_config_free(c);
+    /* the same run names with another configuration are refused, not mixed up */
+    c = load(variant("        r: 4", "        r: [2, 4]\n        lora_dropout: 0.1"), out);
+    ck_assert(runner_run_all(c, &o, err, sizeof err) != 0);
+    ck_assert_msg(strstr(err, "lora-r=2/results.json: this run was made with another configuration"), "%s", err);
+    runner_config_free(c);
+}
+END_TEST
+
+/* two experiments: "keep" (6 steps, finishes first) and "crash" (12 steps, gradient accumulation,
+ * dropout, checkpoints every 5); with a kill after update 7 of "crash" */
+static const char *RESUME_YAML =
+    "name: resume\nbase_model: model\ntask: causal_lm\nseed: 11\n"
+    "data: {train: train.jsonl, eval: eval.jsonl}\n"
+    "training: {steps: 12, batch_size: 3, gradient_accumulation_steps: 2, learning_rate: 0.02,\n"
+    "           lr_scheduler_type: cosine, warmup_steps: 2, weight_decay: 0.01, eval_steps: 4,\n"
+    "           save_steps: 5, max_grad_norm: 0.5}\n"
+    "experiments:\n"
+    "  - name: keep\n    training: {steps: 6}\n"
+    "    adapters: [{method: lora, r: 2, target_modules: [q_proj]}]\n"
+    "  - name: crash\n"
+    "    adapters:\n"
+    "      - {method: lora, r: 4, lora_dropout: 0.2, target_modules: [q_proj, v_proj]}\n"
+    "      - {method: loha, name: second, r: 2, target_modules: [o_proj]}\n";
+
+static void compare_files(const char *a, const char *b)
+{
+    size_t na, nb;
+    char *x = tu_read_file(a, &na), *y = tu_read_file(b, &nb);
+    ck_assert_msg(x && y, "missing %s or %s", a, b);
+    ck_assert_msg(na == nb && memcmp(x, y, na) == 0, "%s and %s differ", a, b);
+    free(x);
+    free(y);
+}
+
+static void compare_runs(const char *a, const char *b)
+{
+    const char *files[] = {"keep/adapter/adapter_model.safetensors", "crash/adapter/adapter_model.safetensors",
+                           "crash/adapter/second/adapter_model.safetensors", "crash/best/adapter_model.safetensors"};
+    for (int i = 0; i < 4; i++) {
+        char pa[1200], pb[1200];
+        snprintf(pa, sizeof pa, "%s/%s", a, files[i]);
+        snprintf(pb, sizeof pb, "%s/%s", b, files[i]);
+        compare_files(pa, pb);
+    }
+}
+
+START_TEST(test_resume_after_kill)
+{
+    make_world();
+    char ref[1024], out[1024], p[1200], err[2048];
+    snprintf(ref, sizeof ref, "%s/ref", tmp);
+    snprintf(out, sizeof out, "%s/killed", tmp);
+    runner_opts o = {0};
+    runner_config *c = load(RESUME_YAML, ref);
+    ck_assert_msg(runner_run_all(c, &o, err, sizeof err) == 0, "%s", err);
+    runner_config_free(c);
+
+    c = load(RESUME_YAML, out);
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert(pid >= 0);
+    if (pid == 0) {
+        runner_opts k = {.debug_kill_at = 7};
+        runner_run_all(c, &k, err, sizeof err);
+        _exit(3); /* not reached: killed after update 7 of "crash" */
+    }
+    int st;
+    ck_assert(waitpid(pid, &st, 0) == pid);
+    ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "the child was not killed (status %d)", st);
+    snprintf(p, sizeof p, "%s/keep/results.json", out);
+    ck_assert_msg(runner_file_exists(p), "the finished run is lost");
+    char *before = tu_read_file(p, NULL);
+    snprintf(p, sizeof p, "%s/crash/checkpoint.safetensors", out);
+    ck_assert_msg(runner_file_exists(p), "no checkpoint of the killed run");
+    snprintf(p, sizeof p, "%s/crash/results.json", out);
+    ck_assert(!runner_file_exists(p));
+    /* resume: "keep" is kept as it was, "crash" goes on from update 5 */
+    ck_assert_msg(runner_run_all(c, &o, err, sizeof err) == 0, "%s", err);
+    snprintf(p, sizeof p, "%s/keep/results.json", out);
+    char *after = tu_read_file(p, NULL);
+    ck_assert_str_eq(before, after);
+    free(before);
+    free(after);
+    compare_runs(ref, out);
+    /* the curves are whole: 12 train points, evaluations at 0, 4, 8, 12 */
+    snprintf(p, sizeof p, "%s/crash/results.json", out);
+    json_error_t je;
+    json_t *j = json_load_file(p, 0, &je);
+    ck_assert_int_eq(json_array_size(json_object_get(j, "train_loss")), 12);
+    ck_assert_int_eq(json_array_size(json_object_get(j, "eval_loss")), 4);
+    json_decref(j);
+    runner_config_free(c);
+}
+END_TEST
+
+START_TEST(test_resume_after_stop_request)
+{
+    make_world();
+    char ref[1024], out[1024], err[2048];
+    snprintf(ref, sizeof ref, "%s/ref", tmp);
+    snprintf(out, sizeof out, "%s/stopped", tmp);
+    runner_opts o = {0};
+    runner_config *c = load(RESUME_YAML, ref);
+    ck_assert_msg(runner_run_all(c, &o, err, sizeof err) == 0, "%s", err);
+    runner_config_free(c);
+    c = load(RESUME_YAML, out);
+    volatile sig_atomic_t stop = 1; /* as if Ctrl-C came during the first update */
+    runner_opts so = {.stop = &stop};
+    int stops = 0, rc;
+    while ((rc = runner_run_all(c, &so, err, sizeof err)) == RUNNER_STOPPED) stops++;
+    ck_assert_msg(rc == 0, "%s", err);
+    /* one update per call; the call that finishes "keep" stops before "crash" begins */
+    ck_assert_int_eq(stops, (6 - 1) + 1 + (12 - 1));
+    compare_runs(ref, out);
+    runner_config_free(c);
+}
+END_TEST
+
+/* a byte-level BPE tokenizer.json without merges (token id = byte value), as the embedded
+ * default's recipe writes */
+static void write_byte_tokenizer(const char *dir)
+{
+    json_t *vocab = json_object();
+    int n = 0;
+    for (int b = 0; b < 256; b++) {
+        int printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+        int cp = printable ? b : 256 + n++;
+        char s[4] = {0};
+        if (cp < 0x80) s[0] = (char)cp;
+        else s[0] = (char)(0xC0 | (cp >> 6)), s[1] = (char)(0x80 | (cp & 0x3F));
+        json_object_set_new(vocab, s, json_integer(b));
+    }
+    json_t *bl = json_pack("{s:s, s:b, s:b, s:b}", "type", "ByteLevel", "add_prefix_space", 0, "trim_offsets", 1,
+                           "use_regex", 1);
+    json_t *tk = json_pack("{s:s, s:n, s:n, s:[], s:n, s:O, s:O, s:O, s:{s:s, s:n, s:n, s:s, s:s, s:b, s:b, s:b, s:o, s:[]}}",
+                           "version", "1.0", "truncation", "padding", "added_tokens", "normalizer",
+                           "pre_tokenizer", bl, "post_processor", bl, "decoder", bl, "model", "type", "BPE",
+                           "dropout", "unk_token", "continuing_subword_prefix", "", "end_of_word_suffix", "",
+                           "fuse_unk", 0, "byte_fallback", 0, "ignore_merges", 0, "vocab", vocab, "merges");
+    json_decref(bl);
+    char p[1024];
+    snprintf(p, sizeof p, "%s/tokenizer.json", dir);
+    ck_assert(json_dump_file(tk, p, 0) == 0);
+    json_decref(tk);
+}
+
+START_TEST(test_text_data)
+{
+    make_world();
+    char dir[1024], p[1100], err[1024];
+    snprintf(dir, sizeof dir, "%s/model", tmp);
+    write_byte_tokenizer(dir);
+    peft_tokenizer *tk;
+    ck_assert_msg(peft_tokenizer_load(dir, &tk, err, sizeof err) == 0, "%s", err);
+    snprintf(p, sizeof p, "%s/text.jsonl", tmp);
+    const char *lines = "{\"prompt\": \"ab>\", \"completion\": \"Z\"}\n\n{\"text\": \"hi there\"}\n";
+    ck_assert(tu_write_file(p, lines, strlen(lines)) == 0);
+    runner_dataset d;
+    ck_assert_msg(runner_data_load(p, RUNNER_TASK_CAUSAL_LM, 64, 128, 2, tk, &d, err, sizeof err) == 0, "%s", err);
+    ck_assert_int_eq(d.n, 2);
+    ck_assert_int_eq(d.ex[0].n, 4);
+    int32_t want[4] = {'a', 'b', '>', 'Z'}, lab[4] = {-100, -100, -100, 'Z'};
+    ck_assert(memcmp(d.ex[0].ids, want, sizeof want) == 0 && memcmp(d.ex[0].labels, lab, sizeof lab) == 0);
+    ck_assert_int_eq(d.ex[1].n, 8);
+    ck_assert_int_eq(d.ex[1].ids[2], ' ');
+    ck_assert_int_eq(d.n_label_tokens, 1 + 7);
+    runner_batch b;
+    size_t idx[2] = {0, 1};
+    ck_assert(runner_batch_make(&d, RUNNER_TASK_CAUSAL_LM, idx, 2, 0, &b) == 0);
+    ck_assert_int_eq(b.T, 8);
+    ck_assert_int_eq(b.mask[4], 0);
+    ck_assert_int_eq(b.labels[4], -100);
+    ck_assert_int_eq(b.labels[8 + 7], 'e');
+    ck_assert_int_eq(b.n_tokens, 12);
+    runner_batch_free(&b);
+    runner_data_free(&d);
+    /* errors name the file, line and key */
+    const char *bad = "{\"text\": \"ok\"}\n{\"prompt\": \"x\"}\n";
+    ck_assert(tu_write_file(p, bad, strlen(bad)) == 0);
+    ck_assert(runner_data_load(p, RUNNER_TASK_CAUSAL_LM, 64, 128, 2, tk, &d, err, sizeof err) != 0);
+    ck_assert_msg(strstr(err, "text.jsonl:2: 'completion': missing"), "%s", err);
+    bad = "{\"text\": \"ok\", \"label\": 5}\n";
+    ck_assert(tu_write_file(p, bad, strlen(bad)) == 0);
+    ck_assert(runner_data_load(p, RUNNER_TASK_SEQ_CLS, 64, 128, 2, tk, &d, err, sizeof err) != 0);
+    ck_assert_msg(strstr(err, "text.jsonl:1: 'label': expected an integer in [0, 2)"), "%s", err);
+    ck_assert(runner_data_load(p, RUNNER_TASK_SEQ_CLS, 64, 128, 2, NULL, &d, err, sizeof err) != 0);
+    ck_assert_msg(strstr(err, "needs a tokenizer.json"), "%s", err);
+    peft_tokenizer_free(tk);
+}
+END_TEST
+
+/* ---- optimizer extensions ---- */
+
+START_TEST(test_lr_schedules)
+{
+    /* transformers: linear lambda = s/w, then (T - s)/(T - w); cosine 0.5 (1 + cos(pi p)) */
+    ck_assert_double_eq_tol(peft_lr_at(PEFT_SCHED_LINEAR, 1.0, 0, 10, 2), 0.0, 1e-15);
+    ck_assert_double_eq_tol(peft_lr_at(PEFT_SCHED_LINEAR, 1.0, 1, 10, 2), 0.5, 1e-15);
+    ck_assert_double_eq_tol(peft_lr_at(PEFT_SCHED_LINEAR, 1.0, 2, 10, 2), 1.0, 1e-15);
+    ck_assert_double_eq_tol(peft_lr_at(PEFT_SCHED_LINEAR, 1.0, 6, 10, 2), 0.5, 1e-15);
+    ck_assert_double_eq_tol(peft_lr_at(PEFT_SCHED_LINEAR, 2.0, 9, 10, 2), 0.25, 1e-15);
+    ck_assert_double_eq_tol(peft_lr_at(PEFT_SCHED_COSINE, 1.0, 6, 10, 2), 0.5, 1e-15);
+    ck_assert_double_eq_tol(peft_lr_at(PEFT_SCHED_COSINE, 1.0, 4, 10, 2), 0.5 * (1 + cos(M_PI * 0.25)), 1e-15);
+    ck_assert_double_eq_tol(peft_lr_at(PEFT_SCHED_COSINE, 1.0, 10, 10, 2), 0.0, 1e-15);
+    ck_assert_double_eq_tol(peft_lr_at(PEFT_SCHED_CONSTANT, 3.0, 1, 10, 4), 0.75, 1e-15);
+    ck_assert_double_eq_tol(peft_lr_at(PEFT_SCHED_CONSTANT, 3.0, 7, 10, 4), 3.0, 1e-15);
+    ck_assert_double_eq_tol(peft_lr_at(PEFT_SCHED_LINEAR, 1.0, 0, 10, 0), 1.0, 1e-15);
+}
+END_TEST
+
+START_TEST(test_adamw_params_and_state)
+{
+    peft_ctx *ctx = peft_ctx_new(0);
+    int64_t sh[2] = {2, 3};
+    peft_tensor *a = peft_tensor_new(PEFT_DTYPE_F32, 2, sh), *b = peft_tensor_new(PEFT_DTYPE_F32, 1, sh);
+    peft_tensor *ps[2] = {a, b};
+    for (int i = 0; i < 6; i++) peft_f32(a)[i] = (float)i * 0.1f;
+    peft_adamw_config cfg = {0.1, 0.9, 0.99, 1e-8, 0.01};
+    peft_adamw *o = peft_adamw_new_params(ctx, ps, 2, &cfg);
+    ck_assert(o);
+    ck_assert_int_eq(peft_adamw_n_params(o), 2);
+    /* one torch.optim.AdamW step on grad g: m = 0.1 g, v = 0.01 g^2, update lr * g/|g| (+ decay) */
+    for (int step = 0; step < 3; step++) {
+        for (int i = 0; i < 6; i++) a->grad[i] = (float)(i - 2);
+        b->grad[0] = 1, b->grad[1] = -1;
+        peft_adamw_scale_grads(o, 0.5);
+        ck_assert_double_eq_tol(a->grad[5], 1.5, 1e-7);
+        peft_adamw_step(o, 0);
+    }
+    ck_assert_int_eq(peft_adamw_steps_done(o), 3);
+    char path[1024], err[512];
+    snprintf(path, sizeof path, "%s/opt.safetensors", tmp);
+    const char *meta[] = {"note", "hello", NULL};
+    ck_assert_msg(peft_adamw_save_state(o, path, meta, err, sizeof err) == 0, "%s", err);
+    /* a copy continues exactly like the original */
+    peft_tensor *a2 = peft_tensor_new(PEFT_DTYPE_F32, 2, sh), *b2 = peft_tensor_new(PEFT_DTYPE_F32, 1, sh);
+    peft_tensor *ps2[2] = {a2, b2};
+    peft_adamw *o2 = peft_adamw_new_params(ctx, ps2, 2, &cfg);
+    char *note = NULL;
+    ck_assert_msg(peft_adamw_load_state(o2, path, "note", &note, err, sizeof err) == 0, "%s", err);
+    ck_assert_str_eq(note, "hello");
+    free(note);
+    ck_assert_int_eq(peft_adamw_steps_done(o2), 3);
+    for (int k = 0; k < 2; k++) {
+        peft_adamw *x = k ? o2 : o;
+        peft_tensor *xa = k ? a2 : a, *xb = k ? b2 : b;
+        for (int i = 0; i < 6; i++) xa->grad[i] = 0.3f * (float)i;
+        xb->grad[0] = 2, xb->grad[1] = 0.5f;
+        peft_adamw_step(x, 0.05);
+    }
+    ck_assert(memcmp(a->data, a2->data, 6 * sizeof(float)) == 0);
+    ck_assert(memcmp(b->data, b2->data, 2 * sizeof(float)) == 0);
+    /* a state for other shapes is refused with both shapes named, nothing changed */
+    int64_t sh3[1] = {5};
+    peft_tensor *c3 = peft_tensor_new(PEFT_DTYPE_F32, 1, sh3);
+    peft_tensor *ps3[2] = {a2, c3};
+    peft_adamw *o3 = peft_adamw_new_params(ctx, ps3, 2, &cfg);
+    ck_assert(peft_adamw_load_state(o3, path, NULL, NULL, err, sizeof err) != 0);
+    ck_assert_msg(strstr(err, "exp_avg.1") || strstr(err, "param.1"), "%s", err);
+    ck_assert_msg(strstr(err, "(2)") && strstr(err, "(5)"), "%s", err);
+    ck_assert_int_eq(peft_adamw_steps_done(o3), 0);
+    /* not f32: refused */
+    peft_tensor *ids = peft_tensor_new(PEFT_DTYPE_I32, 1, sh3);
+    ck_assert(peft_adamw_new_params(ctx, &ids, 1, &cfg) == NULL);
+    ck_assert(strstr(peft_errmsg(ctx), "parameter 0"));
+    peft_adamw_free(o);
+    peft_adamw_free(o2);
+    peft_adamw_free(o3);
+    peft_tensor_free(a);
+    peft_tensor_free(b);
+    peft_tensor_free(a2);
+    peft_tensor_free(b2);
+    peft_tensor_free(c3);
+    peft_tensor_free(ids);
+    peft_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(test_svg_escaping)
+{
+    runner_point pts[3] = {{0, 2.0}, {5, 1.0}, {10, NAN}};
+    runner_series s = {"a<b & \"c\"", pts, 3, 0};
+    char *svg = runner_svg_lines("t & t", "step", "loss", &s, 1);
+    ck_assert(svg && strstr(svg, "a&lt;b &amp; &quot;c&quot;") && strstr(svg, "t &amp; t") && !strstr(svg, "nan"));
+    free(svg);
+    double x[2] = {100, 10000}, y[2] = {0.5, 0.9};
+    const char *labels[2] = {"small", "big"};
+    svg = runner_svg_scatter("m", "params", "acc", x, y, labels, 2, 0.1);
+    ck_assert(svg && strstr(svg, "<circle") && strstr(svg, "base model"));
+    free(svg);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("runner");
+    TCase *t = tcase_create("runner");
+    tcase_add_checked_fixture(t, setup, teardown);
+    tcase_set_timeout(t, 600);
+    tcase_add_test(t, test_valid_and_sweep_expansion);
+    tcase_add_test(t, test_config_errors);
+    tcase_add_test(t, test_sweep_end_to_end);
+    tcase_add_test(t, test_resume_after_kill);
+    tcase_add_test(t, test_resume_after_stop_request);
+    tcase_add_test(t, test_text_data);
+    tcase_add_test(t, test_lr_schedules);
+    tcase_add_test(t, test_adamw_params_and_state);
+    tcase_add_test(t, test_svg_escaping);
+    suite_add_tcase(s, t);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
