@@ -12,6 +12,10 @@
  * *pm is NULL (and *pbase set) when no adapter was given. 0 or 1 after printing the error. */
 int cli_open_model(peft_ctx *ctx, const char *model_dir, char **adapters, int n_adapters,
                    int trainable, peft_base_model **pbase, peft_model **pm);
+/* the same; mixed != 0 makes a mixed model (PeftMixedModel), as does an --adapter directory
+ * holding a mixed-model manifest (peft_mixed.json) */
+int cli_open_model_mixed(peft_ctx *ctx, const char *model_dir, char **adapters, int n_adapters,
+                         int trainable, int mixed, peft_base_model **pbase, peft_model **pm);
 
 int cmd_forward(int argc, char **argv);
 int cmd_info(int argc, char **argv);

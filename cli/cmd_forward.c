@@ -8,13 +8,17 @@
 static const char *HELP =
     "usage: peft forward --model DIR [--adapter DIR[:NAME]]... [--merge] --input IN.json\n"
     "                    --output OUT.safetensors [--grads GRADS.safetensors] [--seed N]\n"
-    "                    [--active NAME[,NAME...]] [--row-adapters NAME,__base__,NAME...]\n\n"
+    "                    [--active NAME[,NAME...]] [--row-adapters NAME,__base__,NAME...]\n"
+    "                    [--mixed]\n\n"
     "IN.json holds input_ids (and optionally attention_mask, labels) as nested lists.\n"
     "OUT gets `logits` (and `loss` when labels are given). GRADS gets d(loss)/d(param) for\n"
     "every trainable adapter tensor under its PEFT state-dict key (needs labels).\n"
     "--merge folds the adapters into the base weights (safe merge) before the forward.\n"
     "Adapters load in the order given, all active; --active picks the active set instead.\n"
-    "--row-adapters gives one adapter name per batch row (__base__: none), run in one pass.\n";
+    "--row-adapters gives one adapter name per batch row (__base__: none), run in one pass.\n"
+    "--mixed loads the adapters into a mixed model (PeftMixedModel: several methods, e.g. LoRA,\n"
+    "LoHa, IA3 and a prompt method, in the order given). An --adapter directory holding a saved\n"
+    "mixed model (peft_mixed.json) loads as that model, with its order and active set.\n";
 
 /* "a,b,c" -> names (pointers into buf), count; at most max */
 static int split_names(char *buf, const char **names, int max)
@@ -74,7 +78,7 @@ int cmd_forward(int argc, char **argv)
 {
     const char *model = NULL, *input = NULL, *output = NULL, *grads = NULL;
     char *adapters[CLI_MAX_ADAPTERS];
-    int n_adapters = 0, merge = 0;
+    int n_adapters = 0, merge = 0, mixed = 0;
     const char *active = NULL, *row_spec = NULL;
     unsigned long long seed = 0;
     for (int i = 1; i < argc; i++) {
@@ -91,6 +95,7 @@ int cmd_forward(int argc, char **argv)
             if (n_adapters == CLI_MAX_ADAPTERS) return cli_fail("at most %d adapters", CLI_MAX_ADAPTERS);
             adapters[n_adapters++] = (char *)v;
         } else if (!strcmp(argv[i], "--merge")) merge = 1;
+        else if (!strcmp(argv[i], "--mixed")) mixed = 1;
         else { fputs(HELP, stderr); return cli_fail("unknown option '%s'", argv[i]); }
     }
     if (!model || !input || !output) { fputs(HELP, stderr); return cli_fail("--model, --input and --output are required"); }
@@ -104,7 +109,7 @@ int cmd_forward(int argc, char **argv)
     peft_ctx *ctx = peft_ctx_new(seed);
     peft_base_model *base = NULL;
     peft_model *m = NULL;
-    int rc = cli_open_model(ctx, model, adapters, n_adapters, grads != NULL, &base, &m);
+    int rc = cli_open_model_mixed(ctx, model, adapters, n_adapters, grads != NULL, mixed, &base, &m);
     if (rc) goto out;
     char active_buf[4096], rows_buf[8192];
     const char *names[256];

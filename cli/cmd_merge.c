@@ -1,22 +1,46 @@
-/* cmd_merge.c — `peft merge`: fold adapters into the base weights and write an ordinary
- * Hugging Face model directory, reporting how far the merged outputs are from the unmerged
- * ones on a probe batch. */
+/* cmd_merge.c — `peft merge`: fold adapters into the base weights (with a progress bar) and
+ * write an ordinary Hugging Face model directory, reporting how far the merged outputs are from
+ * the unmerged ones on a probe batch. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "cli.h"
 #include "dtype.h"
 #include "model_save.h"
 
 static const char *HELP =
     "usage: peft merge --model DIR --adapter DIR[:NAME]... --output DIR\n"
-    "                  [--dtype f32|bf16|f16] [--probe IN.json] [--unsafe]\n\n"
+    "                  [--dtype f32|bf16|f16] [--probe IN.json] [--unsafe] [--mixed]\n\n"
     "Loads the base model and the adapters (all active), merges them into the base weights\n"
     "(safe merge: NaN/Inf refused, unless --unsafe), and writes OUTPUT/config.json and\n"
     "OUTPUT/model.safetensors, loadable by transformers' from_pretrained. The largest difference\n"
     "between merged and unmerged outputs on a probe batch (IN.json, or 2 x 16 seeded random\n"
-    "tokens) is printed. --dtype defaults to the dtype of the loaded weights.\n";
+    "tokens) is printed. --dtype defaults to the dtype of the loaded weights. An --adapter\n"
+    "directory holding a saved mixed model (peft_mixed.json) merges its active adapters in the\n"
+    "order they were added; --mixed loads adapters of several methods into one mixed model.\n"
+    "Progress goes to stderr: a bar on a terminal, else a line per 10% of the layers.\n";
+
+/* the library's progress reports (one per merged layer) drawn on stderr: a bar redrawn in place
+ * on a terminal, plain log lines at every tenth otherwise; ud points at the isatty flag */
+static void show_progress(void *ud, const char *task, int64_t done, int64_t total, const char *item)
+{
+    if (total <= 0) return;
+    if (*(const int *)ud) {
+        enum { WIDTH = 30 };
+        int fill = (int)(done * WIDTH / total);
+        char bar[WIDTH + 1];
+        for (int i = 0; i < WIDTH; i++) bar[i] = i < fill ? '#' : '.';
+        bar[WIDTH] = 0;
+        fprintf(stderr, "\r%s [%s] %lld/%lld %-48.48s", task, bar, (long long)done, (long long)total, item);
+        if (done == total) fputc('\n', stderr);
+    } else if (done == total || done * 10 / total != (done - 1) * 10 / total) {
+        fprintf(stderr, "%s: %lld/%lld layers (%d%%), last %s\n", task, (long long)done,
+                (long long)total, (int)(done * 100 / total), item);
+    }
+    fflush(stderr);
+}
 
 /* the outputs of a forward as one float array (caller frees) */
 static float *probe(peft_base_model *b, peft_model *m, const peft_model_inputs *in, int64_t *n, char *err, size_t len)
@@ -49,7 +73,7 @@ int cmd_merge(int argc, char **argv)
 {
     const char *model = NULL, *output = NULL, *probe_path = NULL, *dtype_name = NULL;
     char *adapters[CLI_MAX_ADAPTERS];
-    int n_adapters = 0, safe = 1;
+    int n_adapters = 0, safe = 1, mixed = 0;
     for (int i = 1; i < argc; i++) {
         const char *v;
         if (!strcmp(argv[i], "--help")) { fputs(HELP, stdout); return 0; }
@@ -61,6 +85,7 @@ int cmd_merge(int argc, char **argv)
             if (n_adapters == CLI_MAX_ADAPTERS) return cli_fail("at most %d adapters", CLI_MAX_ADAPTERS);
             adapters[n_adapters++] = (char *)v;
         } else if (!strcmp(argv[i], "--unsafe")) safe = 0;
+        else if (!strcmp(argv[i], "--mixed")) mixed = 1;
         else { fputs(HELP, stderr); return cli_fail("unknown option '%s'", argv[i]); }
     }
     if (!model || !output || n_adapters == 0) {
@@ -74,10 +99,12 @@ int cmd_merge(int argc, char **argv)
     peft_inputs in = {0};
     if (probe_path && peft_inputs_load_json(probe_path, &in, err, sizeof err)) return cli_fail("%s", err);
     peft_ctx *ctx = peft_ctx_new(0);
+    int tty = isatty(STDERR_FILENO);
+    peft_set_progress_handler(ctx, show_progress, &tty);
     peft_base_model *base = NULL, *merged = NULL;
     peft_model *m = NULL;
     float *before = NULL, *after = NULL;
-    int rc = cli_open_model(ctx, model, adapters, n_adapters, 0, &base, &m);
+    int rc = cli_open_model_mixed(ctx, model, adapters, n_adapters, 0, mixed, &base, &m);
     if (rc) goto out;
     base = peft_get_base_model(m);
     if (dtype < 0) dtype = base->n_params ? base->params[0].t->dtype : PEFT_DTYPE_F32;
@@ -100,6 +127,8 @@ int cmd_merge(int argc, char **argv)
     int64_t n1 = 0, n2 = 0;
     before = probe(NULL, m, &mi, &n1, err, sizeof err);
     if (!before) { rc = cli_fail("probe forward: %s", err); goto out; }
+    int n_merged = 0;
+    for (int k = 0; k < peft_adapter_count(m); k++) n_merged += peft_adapter_active(m, k);
     if (peft_merge_and_unload(m, safe, NULL, 0, &merged)) { rc = cli_fail("%s", peft_errmsg(ctx)); goto out; }
     m = NULL;
     after = probe(merged, NULL, &mi, &n2, err, sizeof err);
@@ -110,7 +139,7 @@ int cmd_merge(int argc, char **argv)
         if (!(d <= worst)) worst = d;
     }
     printf("merged %d adapter%s into %s; largest |merged - unmerged| on the probe batch: %.3g\n",
-           n_adapters, n_adapters > 1 ? "s" : "", model, worst);
+           n_merged, n_merged == 1 ? "" : "s", model, worst);
     if (peft_base_model_save(merged, output, dtype, err, sizeof err)) { rc = cli_fail("%s", err); goto out; }
     printf("wrote %s/config.json and %s/model.safetensors (%s)\n", output, output,
            dtype == PEFT_DTYPE_BF16 ? "bf16" : dtype == PEFT_DTYPE_F16 ? "f16" : "f32");

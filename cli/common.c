@@ -1,4 +1,5 @@
-/* common.c — option helpers, IN.json batches and model + adapter setup for the CLI. */
+/* common.c — option helpers, IN.json batches and model + adapter setup for the CLI (a mixed
+ * model's directory, with its peft_mixed.json, loads as the mixed model it was). */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -57,22 +58,37 @@ char *cli_read_text(const char *path)
     return buf;
 }
 
-/* "DIR[:NAME]" */
-static void split_adapter(const char *spec, char *dir, size_t len, char *name, size_t nlen, int idx)
+/* "DIR[:NAME]"; returns 1 when a NAME was given */
+static int split_adapter(const char *spec, char *dir, size_t len, char *name, size_t nlen, int idx)
 {
     const char *colon = strrchr(spec, ':');
     if (colon && colon[1] && !strchr(colon, '/')) {
         snprintf(dir, len, "%.*s", (int)(colon - spec), spec);
         snprintf(name, nlen, "%s", colon + 1);
-    } else {
-        snprintf(dir, len, "%s", spec);
-        if (idx == 0) snprintf(name, nlen, "default");
-        else snprintf(name, nlen, "adapter%d", idx);
+        return 1;
     }
+    snprintf(dir, len, "%s", spec);
+    if (idx == 0) snprintf(name, nlen, "default");
+    else snprintf(name, nlen, "adapter%d", idx);
+    return 0;
 }
 
-int cli_open_model(peft_ctx *ctx, const char *model_dir, char **adapters, int n_adapters,
-                   int trainable, peft_base_model **pbase, peft_model **pm)
+/* the first adapter (or a mixed model's directory, manifest and all) into a new model */
+static int open_first(peft_ctx *ctx, peft_base_model *base, const char *dir, const char *name,
+                      int named, int trainable, int mixed, peft_model **m)
+{
+    if (peft_is_mixed_dir(dir)) {
+        if (named)
+            return peft_set_error(ctx, PEFT_EINVAL, "%s holds a mixed model (peft_mixed.json): its "
+                                  "adapter names come from the manifest; drop ':%s'", dir, name);
+        return peft_mixed_from_pretrained(ctx, base, dir, NULL, trainable, m);
+    }
+    return mixed ? peft_mixed_from_pretrained(ctx, base, dir, name, trainable, m)
+                 : peft_from_pretrained(ctx, base, dir, name, trainable, m);
+}
+
+int cli_open_model_mixed(peft_ctx *ctx, const char *model_dir, char **adapters, int n_adapters,
+                         int trainable, int mixed, peft_base_model **pbase, peft_model **pm)
 {
     *pm = NULL;
     *pbase = NULL;
@@ -83,25 +99,45 @@ int cli_open_model(peft_ctx *ctx, const char *model_dir, char **adapters, int n_
         return 0;
     }
     char dir[4096], name[256];
-    const char *names[CLI_MAX_ADAPTERS];
+    const char *names[2 * CLI_MAX_ADAPTERS];
     char name_store[CLI_MAX_ADAPTERS][256];
+    int n_active = 0;
     peft_model *m = NULL;
     for (int i = 0; i < n_adapters; i++) {
-        split_adapter(adapters[i], dir, sizeof dir, name, sizeof name, i);
+        int named = split_adapter(adapters[i], dir, sizeof dir, name, sizeof name, i);
         snprintf(name_store[i], sizeof name_store[i], "%s", name);
-        names[i] = name_store[i];
-        int rc = i == 0 ? peft_from_pretrained(ctx, base, dir, name, trainable, &m)
-                        : peft_load_adapter(m, dir, name, trainable);
+        int rc;
+        if (i == 0) {
+            rc = open_first(ctx, base, dir, name, named, trainable, mixed, &m);
+            /* a mixed directory brings its own active set; the other adapters join it */
+            for (int k = 0; !rc && peft_is_mixed_dir(dir) && k < peft_adapter_count(m); k++)
+                if (peft_adapter_active(m, k) && n_active < CLI_MAX_ADAPTERS)
+                    names[n_active++] = peft_adapter_name(m, k);
+            if (!rc && !peft_is_mixed_dir(dir)) names[n_active++] = name_store[i];
+        } else if (peft_is_mixed_dir(dir)) {
+            rc = peft_set_error(ctx, PEFT_EINVAL, "%s holds a mixed model (peft_mixed.json): give it "
+                                "as the first --adapter", dir);
+        } else {
+            rc = peft_load_adapter(m, dir, name_store[i], trainable);
+            if (!rc) names[n_active++] = name_store[i];
+        }
         if (rc) {
+            int hint = !mixed && strstr(peft_errmsg(ctx), "need a mixed model") != NULL;
             if (i == 0) peft_base_model_free(base);
             peft_model_free(m);
-            return cli_fail("%s", peft_errmsg(ctx));
+            return cli_fail("%s%s", peft_errmsg(ctx), hint ? " (pass --mixed)" : "");
         }
     }
-    if (peft_set_adapters(m, names, n_adapters)) {
+    if (peft_set_adapters(m, names, n_active)) {
         peft_model_free(m);
         return cli_fail("%s", peft_errmsg(ctx));
     }
     *pm = m;
     return 0;
+}
+
+int cli_open_model(peft_ctx *ctx, const char *model_dir, char **adapters, int n_adapters,
+                   int trainable, peft_base_model **pbase, peft_model **pm)
+{
+    return cli_open_model_mixed(ctx, model_dir, adapters, n_adapters, trainable, 0, pbase, pm);
 }

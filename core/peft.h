@@ -147,4 +147,54 @@ int peft_model_forward_rows(peft_model *m, peft_graph *g, const peft_model_input
 /* train / eval mode (dropout) for the next forwards */
 void peft_model_train(peft_model *m, int training);
 
+/* ---- progress of long tasks ---- */
+/* The library never prints: long tasks (merge_adapter, merge_and_unload) report their progress
+ * to this handler, called on the calling thread once per layer with the task name
+ * ("merge_and_unload"), done (1..total), total and the layer name (borrowed, valid during the
+ * call). fn == NULL removes the handler. ud is passed back untouched. */
+typedef void (*peft_progress_fn)(void *ud, const char *task, int64_t done, int64_t total,
+                                 const char *item);
+void peft_set_progress_handler(peft_ctx *ctx, peft_progress_fn fn, void *ud);
+
+/* ---- mixed models: several methods on one model, saved and loaded as a whole ----
+ * A PeftMixedModel (peft_get_peft_model(..., mixed=1)) holds adapters of any methods whose
+ * plugins say PEFT_CAP_MIXABLE on the same layers (LoRA + LoHa + IA3), plus prompt-learning
+ * adapters (prompt or prefix tuning: they act through the model's prompt hooks, independent of
+ * the layers; at most one of them active). On a layer, adapters run in the order added.
+ *
+ * peft_save_pretrained on a mixed model writes one folder per adapter in PEFT's layout ("default"
+ * in dir itself, others in dir/<name>; each folder is an ordinary PEFT adapter) and then, last
+ * and atomically, the manifest dir/peft_mixed.json:
+ *   {"format": "libpeft-mixed", "format_version": 1,
+ *    "adapters": [{"name": "lora", "peft_type": "LORA", "folder": "lora", "scale": 1.0}, ...],
+ *    "active_adapters": ["lora", ...], "enabled": true}
+ * with the adapters in the order added (folder "." for "default"), the active set, each adapter's
+ * runtime scale (peft_set_adapter_scale) and whether adapters are enabled.
+ *
+ * Status of mixed models (an extension: PEFT's own mixed model has none): one layer entry per
+ * adapted layer, its module_type the layer types of its adapters in the order added joined by
+ * "+" ("lora.Linear+loha.Linear"), its available/requires_grad/devices/merged fields covering
+ * every adapter on the layer; a layer with one method reads exactly as PEFT's get_layer_status.
+ * Prompt-learning adapters have no layers and PEFT no status for them: the layer fields leave
+ * them out, and get_model_status lists them in a last field, "prompt_learning_adapters":
+ * {"<name>": {"peft_type": ..., "active": ..., "requires_grad": ...}} (present only then). */
+
+/* Loads a mixed model. When dir holds peft_mixed.json: every adapter it lists, from its folder,
+ * in the manifest's order, with its active set, scales and enabled flag (adapter_name must be
+ * NULL: the names come from the manifest); identical outputs to the model that was saved.
+ * Otherwise: the one adapter in dir (or dir/<adapter_name>) as adapter_name (NULL = "default")
+ * in a new mixed model, as PEFT's PeftMixedModel.from_pretrained; more with peft_load_adapter.
+ * is_trainable != 0: the active adapters' parameters require grad. Ownership of base moves
+ * into *out on success (the caller keeps it on failure). Errors: PEFT_EFORMAT naming the
+ * manifest and the entry (adapters[i] 'name') for a malformed manifest or a folder whose
+ * adapter_config.json has another peft_type, PEFT_EIO when a folder or file is missing. */
+int peft_mixed_from_pretrained(peft_ctx *ctx, peft_base_model *base, const char *dir,
+                               const char *adapter_name, int is_trainable, peft_model **out);
+/* 1 when dir holds a mixed model's manifest (dir/peft_mixed.json), else 0 */
+int peft_is_mixed_dir(const char *dir);
+/* is adapter i (in the order added) in the active set? 1/0 (0 for a bad index) */
+int peft_adapter_active(const peft_model *m, int i);
+/* 1 for a PeftMixedModel */
+int peft_model_is_mixed(const peft_model *m);
+
 #endif

@@ -8,7 +8,12 @@
 struct peft_ctx {
     char err[2048];
     peft_rng rng;
+    peft_progress_fn progress; /* peft_set_progress_handler, or NULL */
+    void *progress_ud;
 };
+
+/* core/progress.c: reports one step of a long task to the context's handler (if any) */
+void peft_progress(peft_ctx *ctx, const char *task, int64_t done, int64_t total, const char *item);
 
 /* A base parameter made trainable by an adapter's `bias` setting. */
 typedef struct peft_trainable_bias {
@@ -39,7 +44,9 @@ typedef struct peft_mts {
  * slot here, and base->prompt points at `hooks` (forwarding to the one active such adapter)
  * while adapters are enabled. Such models name things as PEFT's prompt-learning PeftModel
  * does: trainable "prompt_encoder.<adapter>.<param>", saved "prompt_embeddings", and
- * modules_to_save under "base_model.<module>" (peft_key_prefix). */
+ * modules_to_save under "base_model.<module>" (peft_key_prefix). In a mixed model the hooks and
+ * the site chains are independent: layer adapters keep "base_model.model." and a prompt
+ * adapter's saved folder is the one it would have alone (peft_saved_prefix). */
 typedef struct peft_prompt_slot {
     peft_adapter *adapter; /* borrowed */
     void *state;           /* plugin-owned, freed with adapter->vt->destroy */
@@ -70,6 +77,9 @@ struct peft_model {
 
 /* the key prefix of tuner-layer names: "base_model.model." or "" for bare models */
 const char *peft_key_prefix(const peft_model *m);
+/* the prefix of owner's saved keys: peft_key_prefix, except for a prompt-learning adapter of a
+ * mixed model, whose folder reads as if it were alone ("base_model.") */
+const char *peft_saved_prefix(const peft_model *m, const peft_adapter *owner);
 peft_adapter *peft_find_adapter(const peft_model *m, const char *name);
 /* parse config text, check peft_type and fields against the plugin; returns a new adapter
  * record (not yet attached) or NULL with the ctx error set */
@@ -118,5 +128,13 @@ int peft_prompt_params(const peft_model *m, const peft_adapter *a, peft_param_re
 int peft_prompt_saved(peft_model *m, peft_adapter *a, peft_tensor **out);
 /* hands the slot's `saved` tensor (just overwritten from a file) to prompt_load */
 int peft_prompt_load_saved(peft_model *m, peft_adapter *a, const char *path);
+
+/* saving (core/peft_io.c) */
+/* text file written atomically (tmp, fsync, rename); 0, or -1 with err naming the path */
+int peft_write_atomic(const char *path, const char *text, char *err, size_t errlen);
+/* mixed models (core/peft_mixed.c): dir/peft_mixed.json for the adapters just saved (selected,
+ * or every adapter when NULL), atomically */
+int peft_mixed_write_manifest(peft_model *m, const char *dir, const char *const *selected,
+                              int n_selected);
 
 #endif

@@ -1,5 +1,6 @@
 /* peft_io.c — state dicts with PEFT's key names, save_pretrained (adapter_config.json +
- * adapter_model.safetensors, atomically), load_adapter and from_pretrained. */
+ * adapter_model.safetensors, atomically; plus a mixed model's manifest, core/peft_mixed.c),
+ * load_adapter and from_pretrained. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,7 +98,8 @@ static int build_state_dict(peft_model *m, peft_adapter *only, int memory, peft_
             char leaf[512];
             if (memory) snprintf(leaf, sizeof leaf, "modules_to_save.%s.%s", c->owner->name, e->leaf);
             else snprintf(leaf, sizeof leaf, "%s", e->leaf);
-            if (sd_push(sd, &cap, join3(peft_key_prefix(m), e->module, leaf), c->t)) goto oom;
+            const char *prefix = memory ? peft_key_prefix(m) : peft_saved_prefix(m, c->owner);
+            if (sd_push(sd, &cap, join3(prefix, e->module, leaf), c->t)) goto oom;
         }
     }
     for (int i = 0; i < m->n_biases; i++) {
@@ -231,8 +233,7 @@ static int mkdir_p(const char *path)
     return 0;
 }
 
-/* text file written atomically: tmp, fsync, rename */
-static int write_atomic(const char *path, const char *text, char *err, size_t errlen)
+int peft_write_atomic(const char *path, const char *text, char *err, size_t errlen)
 {
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
@@ -281,7 +282,7 @@ static int save_one(peft_model *m, peft_adapter *a, const char *dir)
     json_decref(cfg);
     if (!text) return peft_set_error(m->ctx, PEFT_ENOMEM, "out of memory");
     snprintf(path, sizeof path, "%s/adapter_config.json", dir);
-    rc = write_atomic(path, text, err, sizeof err);
+    rc = peft_write_atomic(path, text, err, sizeof err);
     free(text);
     return rc ? peft_set_error(m->ctx, PEFT_EIO, "%s", err) : PEFT_OK;
 }
@@ -309,7 +310,8 @@ int peft_save_pretrained(peft_model *m, const char *dir, const char *const *sele
         int rc = save_one(m, a, sub);
         if (rc) return rc;
     }
-    return PEFT_OK;
+    /* a mixed model: the manifest last, so that it never lists a folder not yet written */
+    return m->mixed ? peft_mixed_write_manifest(m, dir, selected, n_selected) : PEFT_OK;
 }
 
 /* ---- loading ---- */
@@ -339,8 +341,10 @@ int peft_load_adapter(peft_model *m, const char *dir, const char *adapter_name, 
     if (!dir || strlen(dir) > 3000)
         return peft_set_error(m->ctx, PEFT_EINVAL, "load_adapter: the directory path is empty or too long");
     if (adapter_files(dir, name, cfg_path, w_path, sizeof cfg_path))
-        return peft_set_error(m->ctx, PEFT_EIO, "%s: no adapter_config.json (nor in %s/%s/)", dir,
-                              dir, name);
+        return peft_set_error(m->ctx, PEFT_EIO, "%s: no adapter_config.json (nor in %s/%s/)%s", dir,
+                              dir, name,
+                              peft_is_mixed_dir(dir) ? "; it holds a mixed model (peft_mixed.json): "
+                                                       "load it with peft_mixed_from_pretrained" : "");
     FILE *f = fopen(cfg_path, "rb");
     if (!f) return peft_set_error(m->ctx, PEFT_EIO, "%s: %s", cfg_path, strerror(errno));
     fseek(f, 0, SEEK_END);

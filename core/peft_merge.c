@@ -1,4 +1,6 @@
-/* peft_merge.c — merge_adapter / unmerge_adapter / merge_and_unload / unload. */
+/* peft_merge.c — merge_adapter / unmerge_adapter / merge_and_unload / unload, layer by layer
+ * with progress reported to the context's handler (core/progress.c). Merging follows the order
+ * the adapters were added on each layer, unmerging the reverse. */
 #include <stdlib.h>
 #include <string.h>
 #include "peft_internal.h"
@@ -11,27 +13,57 @@ static int picked(const peft_adapter *a, const char *const *names, int n)
     return 0;
 }
 
-int peft_merge_adapter(peft_model *m, const char *const *names, int n, int safe)
+/* names[0..n) (or the active set) checked: each exists and has weights to merge */
+static int check_names(peft_model *m, const char *what, const char *const *names, int n)
 {
     if (peft_model_is_prompt(m))
         return peft_set_error(m->ctx, PEFT_EINVAL,
-                              "merge: prompt-learning adapters have no weights to merge (as PEFT)");
-    for (int i = 0; names && i < n; i++)
-        if (!peft_find_adapter(m, names[i]))
-            return peft_set_error(m->ctx, PEFT_ENOTFOUND, "merge: no adapter named '%s'", names[i]);
+                              "%s: prompt-learning adapters have no weights to merge (as PEFT)", what);
+    for (int i = 0; names && i < n; i++) {
+        peft_adapter *a = peft_find_adapter(m, names[i]);
+        if (!a) return peft_set_error(m->ctx, PEFT_ENOTFOUND, "%s: no adapter named '%s'", what, names[i]);
+        if (peft_adapter_is_prompt(a))
+            return peft_set_error(m->ctx, PEFT_EINVAL,
+                                  "%s: adapter '%s' is %s, a prompt-learning method: it has no "
+                                  "weights to merge", what, names[i], a->vt->peft_type);
+    }
+    return PEFT_OK;
+}
+
+/* merges the picked adapters site by site, in the order added on each site, reporting each
+ * layer to the progress handler as `task` */
+static int merge_sites(peft_model *m, const char *task, const char *const *names, int n, int safe)
+{
+    int rc = check_names(m, task, names, n);
+    if (rc) return rc;
+    int64_t total = 0, done = 0;
+    for (size_t i = 0; i < m->base->n_sites; i++) {
+        peft_site *s = m->base->sites[i];
+        int todo = 0;
+        for (int j = 0; j < s->n_chain; j++)
+            todo |= picked(s->chain[j].adapter, names, n) && !s->chain[j].merged;
+        total += todo;
+    }
     char err[1024] = "";
     for (size_t i = 0; i < m->base->n_sites; i++) {
         peft_site *s = m->base->sites[i];
+        int todo = 0;
         for (int j = 0; j < s->n_chain; j++) {
             if (!picked(s->chain[j].adapter, names, n) || s->chain[j].merged) continue;
-            if (peft_site_merge(s, j, safe, err, sizeof err)) {
-                /* roll back what this call merged so far is not possible to tell apart from
-                 * earlier merges cheaply; leave earlier sites merged and report precisely */
-                return peft_set_error(m->ctx, PEFT_EINVAL, "merge: %s", err);
-            }
+            todo = 1;
+            /* a failure leaves the earlier sites merged (unmerge_adapter takes them out) and
+             * this one as it was; the message names the adapter and the layer */
+            if (peft_site_merge(s, j, safe, err, sizeof err))
+                return peft_set_error(m->ctx, PEFT_EINVAL, "%s: %s", task, err);
         }
+        if (todo) peft_progress(m->ctx, task, ++done, total, s->info.name);
     }
     return PEFT_OK;
+}
+
+int peft_merge_adapter(peft_model *m, const char *const *names, int n, int safe)
+{
+    return merge_sites(m, "merge", names, n, safe);
 }
 
 int peft_unmerge_adapter(peft_model *m)
@@ -66,7 +98,15 @@ static void release_shell(peft_model *m, peft_base_model **out)
 int peft_merge_and_unload(peft_model *m, int safe, const char *const *names, int n,
                           peft_base_model **out)
 {
-    int rc = peft_merge_adapter(m, names, n, safe);
+    /* an active prompt-learning adapter cannot be folded in, and unloading would drop it */
+    for (int i = 0; !names && !peft_model_is_prompt(m) && i < m->n_adapters; i++)
+        if (m->adapters[i]->active && peft_adapter_is_prompt(m->adapters[i]))
+            return peft_set_error(m->ctx, PEFT_EINVAL,
+                                  "merge_and_unload: adapter '%s' is active and %s, a "
+                                  "prompt-learning method: it has no weights to merge and "
+                                  "unloading would drop it; give adapter_names without it",
+                                  m->adapters[i]->name, m->adapters[i]->vt->peft_type);
+    int rc = merge_sites(m, "merge_and_unload", names, n, safe);
     if (rc) return rc;
     for (size_t i = 0; i < m->base->n_sites; i++) {
         peft_site *s = m->base->sites[i];

@@ -14,7 +14,18 @@ const char *peft_key_prefix(const peft_model *m)
     return m->bare ? "" : peft_model_is_prompt(m) ? "base_model." : "base_model.model.";
 }
 
+const char *peft_saved_prefix(const peft_model *m, const peft_adapter *owner)
+{
+    if (m->mixed && !m->bare && peft_adapter_is_prompt(owner)) return "base_model.";
+    return peft_key_prefix(m);
+}
+
 peft_ctx *peft_model_ctx(peft_model *m) { return m->ctx; }
+int peft_model_is_mixed(const peft_model *m) { return m->mixed; }
+int peft_adapter_active(const peft_model *m, int i)
+{
+    return i >= 0 && i < m->n_adapters && m->adapters[i]->active;
+}
 peft_base_model *peft_get_base_model(peft_model *m) { return m->base; }
 int peft_adapter_count(const peft_model *m) { return m->n_adapters; }
 const char *peft_adapter_name(const peft_model *m, int i)
@@ -166,12 +177,17 @@ int peft_set_adapters(peft_model *m, const char *const *names, int n)
     for (int i = 0; i < n; i++)
         if (!peft_find_adapter(m, names[i]))
             return peft_set_error(m->ctx, PEFT_ENOTFOUND, "no adapter named '%s'", names[i]);
-    for (int i = 0; n > 1 && i < n; i++)
-        if (peft_adapter_is_prompt(peft_find_adapter(m, names[i])))
+    /* one prompt-learning adapter at most (a mixed model may add layer adapters to it) */
+    const char *prompt = NULL;
+    for (int i = 0; i < n; i++) {
+        if (!peft_adapter_is_prompt(peft_find_adapter(m, names[i]))) continue;
+        if (prompt && strcmp(prompt, names[i]))
             return peft_set_error(m->ctx, PEFT_EINVAL,
-                                  "adapter '%s' is prompt learning (%s): only one prompt-learning "
-                                  "adapter can be active at a time",
-                                  names[i], peft_find_adapter(m, names[i])->vt->peft_type);
+                                  "adapters '%s' and '%s' are prompt learning (%s): only one "
+                                  "prompt-learning adapter can be active at a time",
+                                  prompt, names[i], peft_find_adapter(m, names[i])->vt->peft_type);
+        prompt = names[i];
+    }
     if (n > 1)
         for (int i = 0; i < m->n_mts; i++) {
             int owners = 0;

@@ -1,7 +1,8 @@
 /* peft_prompt.c — prompt-learning adapters in the PEFT layer (PEFT 0.13.2's PeftModel with a
  * PromptLearningConfig): the model facts filled into the config, the adapter's state made by
  * its plugin's prompt_init, the task head copies PEFT adds, and base->prompt, the hooks the
- * architectures call, forwarding to the one active prompt-learning adapter.
+ * architectures call, forwarding to the one active prompt-learning adapter. A mixed model may
+ * hold prompt-learning adapters beside layer adapters (the hooks do not touch the layers).
  *
  * The core never names a method here either: it knows the plugin only through prompt_init,
  * prompt_embeddings / prefix_kv, prompt_to_save / prompt_load and prompt_num_virtual. */
@@ -18,9 +19,10 @@ int peft_adapter_is_prompt(const peft_adapter *a)
     return a && (a->vt->caps & PEFT_CAP_PROMPT_LEARNING) != 0;
 }
 
+/* a prompt-learning PeftModel; a mixed model never is one, whatever its adapters */
 int peft_model_is_prompt(const peft_model *m)
 {
-    return m->n_adapters > 0 && peft_adapter_is_prompt(m->adapters[0]);
+    return !m->mixed && m->n_adapters > 0 && peft_adapter_is_prompt(m->adapters[0]);
 }
 
 /* ---- the config: PEFT's _prepare_prompt_learning_config ----------------------------------- */
@@ -214,16 +216,13 @@ int peft_prompt_inject(peft_model *m, peft_adapter *a)
                               "%s is a prompt-learning method: inject_adapter_in_model does not "
                               "support prompt learning (as PEFT), use get_peft_model",
                               a->vt->peft_type);
-    if (m->mixed)
-        return peft_set_error(m->ctx, PEFT_EINVAL,
-                              "%s is a prompt-learning method: a mixed model (PeftMixedModel) "
-                              "does not support prompt learning",
-                              a->vt->peft_type);
-    for (int i = 0; i < m->n_adapters; i++)
+    /* a mixed model takes both: the hooks and the layer chains are independent */
+    for (int i = 0; !m->mixed && i < m->n_adapters; i++)
         if (m->adapters[i] != a && !peft_adapter_is_prompt(m->adapters[i]))
             return peft_set_error(m->ctx, PEFT_EINVAL,
                                   "adapter '%s' (%s) is prompt learning and adapter '%s' (%s) is "
-                                  "not: they cannot be combined on one model",
+                                  "not: they cannot be combined on one model (they can on a mixed "
+                                  "model, peft_get_peft_model(..., mixed=1))",
                                   a->name, a->vt->peft_type, m->adapters[i]->name,
                                   m->adapters[i]->vt->peft_type);
     if (b->hidden_size <= 0)

@@ -1,6 +1,8 @@
 /* peft_status.c — get_layer_status / get_model_status as PEFT reports them (TunerLayerStatus,
  * TunerModelStatus), as JSON text with PEFT's field names and order; refused, as PEFT does, for
- * prompt-learning models. */
+ * prompt-learning models. Mixed models (which PEFT cannot report on) follow the extension
+ * documented in core/peft.h: one entry per layer covering all its adapters, and the
+ * prompt-learning adapters of a mixed model in a last field of the model status. */
 #include <stdlib.h>
 #include <string.h>
 #include "peft_internal.h"
@@ -59,9 +61,12 @@ static json_t *layer_status(peft_model *m, peft_site *s)
     json_object_set_new(o, "enabled", json_boolean(!m->base->adapters_disabled));
     json_t *act = json_array(), *mer = json_array(), *rg = json_object(), *av = json_array(),
            *dev = json_object();
+    /* as PEFT's set_adapter, every layer holds the whole active set, its own adapters or not */
+    for (int i = 0; i < m->n_adapters; i++)
+        if (m->adapters[i]->active && !peft_adapter_is_prompt(m->adapters[i]))
+            json_array_append_new(act, json_string(m->adapters[i]->name));
     for (int j = 0; j < s->n_chain; j++) {
         peft_site_adapter *sa = &s->chain[j];
-        if (sa->adapter->active) json_array_append_new(act, json_string(sa->adapter->name));
         if (sa->merged) json_array_append_new(mer, json_string(sa->adapter->name));
         int t = 0, a = 0;
         count_grads(sa, &t, &a);
@@ -150,8 +155,20 @@ int peft_get_model_status(peft_model *m, char **json_out)
         json_object_foreach(json_object_get(ls, "requires_grad"), k, v) merge_flag(rg, k, v);
         json_decref(ls);
     }
+    json_t *prompt = json_object(); /* a mixed model's prompt-learning adapters */
     for (int i = 0; i < m->n_adapters; i++) {
         peft_adapter *ad = m->adapters[i];
+        if (peft_adapter_is_prompt(ad)) {
+            json_t *p = json_object();
+            json_object_set_new(p, "peft_type", json_string(ad->vt->peft_type));
+            json_object_set_new(p, "active", json_boolean(ad->active));
+            peft_param_ref refs[32];
+            int n = peft_prompt_params(m, ad, refs, 32), on = 0;
+            for (int k = 0; k < n; k++) on += refs[k].tensor->requires_grad != 0;
+            json_object_set_new(p, "requires_grad", grad_flag(on, n));
+            json_object_set_new(prompt, ad->name, p);
+            continue;
+        }
         if (ad->active) json_array_append_new(act, json_string(ad->name));
         json_array_append_new(avail, json_string(ad->name));
         int on = 0, all = 0;
@@ -179,6 +196,8 @@ int peft_get_model_status(peft_model *m, char **json_out)
     json_object_set_new(o, "requires_grad", rg);
     json_object_set_new(o, "available_adapters", sorted(avail));
     json_object_set_new(o, "devices", dev);
+    if (json_object_size(prompt)) json_object_set_new(o, "prompt_learning_adapters", prompt);
+    else json_decref(prompt);
     *json_out = dump(o);
     return *json_out ? PEFT_OK : peft_set_error(m->ctx, PEFT_ENOMEM, "out of memory");
 }

@@ -62,20 +62,30 @@ static peft_tensor *forward_grouped(peft_graph *g, peft_site *s, peft_tensor *x)
     return y;
 }
 
-/* x (..., in) -> (..., out): input transforms, the base layer once, then each adapter's delta */
+/* x (..., in) -> (..., out), the adapters nested in the order added as PEFT's mixed model
+ * nests them: each adapter wraps the layer as it was, so an input transform (IA3 on a
+ * feed-forward layer) scales the input of the base layer and of the adapters added BEFORE it,
+ * and an output adapter acts on the base output plus the earlier adapters' deltas. Adapter i
+ * thus reads x transformed by the adapters added after it; the base reads x transformed by all. */
 peft_tensor *peft_site_forward(peft_graph *g, peft_site *s, peft_tensor *x)
 {
     if (s->owner && s->owner->row_adapter && !s->owner->adapters_disabled) return forward_grouped(g, s, x);
-    for (int i = 0; i < s->n_chain && x; i++) {
+    peft_tensor *xin_small[8], **xin = xin_small; /* xin[i]: the input adapter i reads */
+    if (s->n_chain + 1 > 8 && !(xin = peft_arena_alloc(g->arena, (size_t)(s->n_chain + 1) * sizeof *xin)))
+        return NULL;
+    xin[s->n_chain] = x;
+    for (int i = s->n_chain - 1; i >= 0; i--) {
         peft_site_adapter *sa = &s->chain[i];
-        if (runs(s, sa) && sa->adapter->vt->pre_forward)
-            x = sa->adapter->vt->pre_forward(sa->state, g, &s->info, x);
+        peft_tensor *xi = xin[i + 1];
+        if (xi && runs(s, sa) && sa->adapter->vt->pre_forward)
+            xi = sa->adapter->vt->pre_forward(sa->state, g, &s->info, xi);
+        xin[i] = xi;
     }
-    if (!x) return NULL;
-    peft_tensor *y = op_linear(g, x, s->info.weight, s->info.bias, s->info.fan_in_fan_out);
+    if (!xin[0]) return NULL;
+    peft_tensor *y = op_linear(g, xin[0], s->info.weight, s->info.bias, s->info.fan_in_fan_out);
     for (int i = 0; i < s->n_chain && y; i++) {
         peft_site_adapter *sa = &s->chain[i];
-        if (runs(s, sa)) y = sa->adapter->vt->forward(sa->state, g, &s->info, x, y);
+        if (runs(s, sa)) y = sa->adapter->vt->forward(sa->state, g, &s->info, xin[i + 1], y);
     }
     return y;
 }

@@ -1,0 +1,907 @@
+/* test_mixed.c — mixed models (PeftMixedModel) on the LLaMA fixture model (LoHa has no GPT-2
+ * Conv1D), with the adapters Python PEFT 0.13.2 trained for the llama__lora_default, llama__loha,
+ * llama__ia3 and llama__prompt cases, over every pair of the plugins, the triple, and the
+ * triple plus prompt tuning. LoRA and LoHa share q_proj and v_proj; IA3 declares no
+ * PEFT_CAP_MIXABLE (as PEFT's mixed model, which refuses it), so it takes its own layers: the
+ * fixture's IA3 vectors for k_proj and down_proj (feedforward), without v_proj.
+ *   1. each part alone in the mixed model gives what it gives alone in a plain PeftModel, and
+ *      its fixture's logits (IA3: the plain model on the same layers); all on together differ;
+ *   2. the math at one layer: LoRA and LoHa deltas add; IA3 sharing a layer is refused naming
+ *      both adapters;
+ *   3. merging in the order added == unmerged outputs, unmerging gives them back bit-exactly,
+ *      merge_and_unload (with its progress reports) == the unmerged model;
+ *   4. unload hands back the base bit-exactly;
+ *   5. get_layer_status / get_model_status against the files in tests/fixtures/mixed/;
+ *   6. save (one folder per adapter + peft_mixed.json) and peft_mixed_from_pretrained: same
+ *      order, active set, scales and identical logits; each folder an ordinary PEFT adapter;
+ *      manifest errors naming the manifest and the entry;
+ *   7. a prompt method beside the layer adapters: forward, counts, status, save/load, and the
+ *      refusals that stay for non-mixed models;
+ *   8. `peft forward --mixed`, `peft forward` of a saved mixed directory, `peft merge` progress. */
+#include <check.h>
+#include <jansson.h>
+#include <limits.h>
+#include <libgen.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "graph.h"
+#include "inputs.h"
+#include "peft.h"
+#include "safetensors.h"
+#include "testutil.h"
+#include "warn.h"
+
+#define MODEL "hf-peft/_models/llama"
+#define V_PROJ "model.layers.0.self_attn.v_proj"
+#define Q_PROJ "model.layers.0.self_attn.q_proj"
+
+/* one fixture adapter: the name it gets in the mixed model, its case */
+typedef struct part {
+    const char *name, *fixture, *type;
+} part;
+static const part LORA = {"lora", "hf-peft/llama__lora_default", "LORA"};
+static const part LOHA = {"loha", "hf-peft/llama__loha", "LOHA"};
+static const part IA3 = {"ia3", NULL, "IA3"}; /* IA3 on k_proj and down_proj: ia3_dir() */
+static const part PROMPT = {"prompt", "hf-peft/llama__prompt", "PROMPT_TUNING"};
+
+/* the combinations under test, each in the order added */
+typedef struct combo {
+    const char *label;
+    const part *parts[4];
+    int n;
+} combo;
+static const combo COMBOS[] = {
+    {"lora+loha", {&LORA, &LOHA}, 2},
+    {"lora+ia3", {&LORA, &IA3}, 2},
+    {"loha+ia3", {&LOHA, &IA3}, 2},
+    {"lora+loha+ia3", {&LORA, &LOHA, &IA3}, 3},
+    {"lora+loha+ia3+prompt", {&LORA, &LOHA, &IA3, &PROMPT}, 4},
+};
+#define N_COMBOS (int)(sizeof COMBOS / sizeof COMBOS[0])
+
+static peft_ctx *ctx;
+static peft_inputs in;
+static char *tmp;
+
+static void quiet(const char *msg, void *ud) { (void)msg; (void)ud; }
+
+static void setup(void)
+{
+    char err[512];
+    peft_set_warning_handler(quiet, NULL);
+    ctx = peft_ctx_new(7);
+    ck_assert_msg(peft_inputs_load_json(tu_fixture(MODEL "/inputs.json"), &in, err, sizeof err) == 0, "%s", err);
+    tmp = tu_tmpdir();
+    ck_assert_ptr_nonnull(tmp);
+}
+
+static void teardown(void)
+{
+    peft_inputs_free(&in);
+    peft_ctx_free(ctx);
+    tu_rmtree(tmp);
+    free(tmp);
+}
+
+static peft_base_model *load_base(void)
+{
+    peft_base_model *b;
+    ck_assert_msg(peft_load_base_model(ctx, tu_fixture(MODEL), &b) == 0, "%s", peft_errmsg(ctx));
+    return b;
+}
+
+/* the llama__ia3 adapter without its v_proj vectors, written once per test into tmp */
+static const char *ia3_dir(void)
+{
+    static char dir[4096];
+    char src[4096], path[4200], err[512];
+    snprintf(dir, sizeof dir, "%s/ia3_kd", tmp);
+    snprintf(path, sizeof path, "%s/adapter_config.json", dir);
+    struct stat st;
+    if (!stat(path, &st)) return dir;
+    ck_assert(mkdir(dir, 0755) == 0);
+    snprintf(src, sizeof src, "%s/adapter_config.json", tu_fixture("hf-peft/llama__ia3/adapter"));
+    json_t *cfg = json_load_file(src, 0, NULL);
+    ck_assert_ptr_nonnull(cfg);
+    json_object_set_new(cfg, "target_modules", json_pack("[ss]", "k_proj", "down_proj"));
+    ck_assert(json_dump_file(cfg, path, JSON_INDENT(2)) == 0);
+    json_decref(cfg);
+    snprintf(src, sizeof src, "%s/adapter_model.safetensors", tu_fixture("hf-peft/llama__ia3/adapter"));
+    peft_st_file *f;
+    ck_assert_msg(peft_st_open(src, &f, err, sizeof err) == 0, "%s", err);
+    peft_st_out outs[8];
+    size_t n = 0;
+    for (size_t i = 0; i < f->n_entries && n < 8; i++) {
+        const peft_st_entry *e = &f->entries[i];
+        if (strstr(e->name, "v_proj")) continue;
+        outs[n++] = (peft_st_out){e->name, e->dtype, e->ndim, e->shape, e->data};
+    }
+    ck_assert_int_eq(n, 4);
+    static const char *const meta[] = {"format", "pt", NULL};
+    snprintf(path, sizeof path, "%s/adapter_model.safetensors", dir);
+    ck_assert_msg(peft_st_write(path, outs, n, meta, err, sizeof err) == 0, "%s", err);
+    peft_st_close(f);
+    return dir;
+}
+
+static const char *adapter_dir(const part *p)
+{
+    static char buf[4][4096];
+    static int next;
+    if (!p->fixture) return ia3_dir();
+    char *b = buf[next++ & 3];
+    snprintf(b, sizeof buf[0], "%s", tu_fixture(p->fixture));
+    strcat(b, "/adapter");
+    return b;
+}
+
+/* a mixed model of parts[0..n), added in that order, all active and trainable */
+static peft_model *mixed_of(const part *const *parts, int n)
+{
+    peft_model *m;
+    ck_assert_msg(peft_mixed_from_pretrained(ctx, load_base(), adapter_dir(parts[0]), parts[0]->name, 1, &m) == 0,
+                  "%s", peft_errmsg(ctx));
+    ck_assert(peft_model_is_mixed(m));
+    const char *names[4] = {parts[0]->name};
+    for (int i = 1; i < n; i++) {
+        ck_assert_msg(peft_load_adapter(m, adapter_dir(parts[i]), parts[i]->name, 1) == 0, "%s", peft_errmsg(ctx));
+        names[i] = parts[i]->name;
+    }
+    ck_assert_msg(peft_set_adapters(m, names, n) == 0, "%s", peft_errmsg(ctx));
+    return m;
+}
+
+static peft_model *combo_model(const combo *c) { return mixed_of(c->parts, c->n); }
+
+/* logits of a forward on the fixture inputs (caller frees), their count in *n */
+static float *run(peft_model *m, peft_base_model *b, int64_t *n)
+{
+    peft_graph *g = peft_graph_new(peft_ctx_rng(ctx));
+    peft_model_inputs mi;
+    peft_inputs_view(&in, &mi);
+    mi.labels = NULL;
+    peft_model_outputs o;
+    char err[512] = "";
+    if (m) ck_assert_msg(peft_model_forward(m, g, &mi, &o) == 0, "%s", peft_errmsg(ctx));
+    else ck_assert_msg(b->arch->forward(b, g, &mi, &o, err, sizeof err) == 0, "%s", err);
+    *n = o.logits->numel;
+    float *out = malloc((size_t)*n * sizeof *out);
+    memcpy(out, o.logits->data, (size_t)*n * sizeof *out);
+    peft_graph_free(g);
+    return out;
+}
+
+/* largest |logits - fixture's peft_logits| (shapes must agree) */
+static double vs_fixture(const float *l, int64_t n, const part *p)
+{
+    char path[4096], err[512];
+    snprintf(path, sizeof path, "%s/peft_logits.safetensors", tu_fixture(p->fixture));
+    peft_st_file *f;
+    ck_assert_msg(peft_st_open(path, &f, err, sizeof err) == 0, "%s", err);
+    const peft_st_entry *e = peft_st_find(f, "logits");
+    ck_assert_ptr_nonnull(e);
+    ck_assert_int_eq((int64_t)(e->nbytes / 4), n);
+    double d = tu_max_abs_diff(l, e->data, n);
+    peft_st_close(f);
+    return d;
+}
+
+static int has_prompt(const combo *c) { return c->parts[c->n - 1] == &PROMPT; }
+
+/* ---- 1. each part alone gives its own fixture ----------------------------------------------- */
+
+START_TEST(parts_match_fixtures)
+{
+    const combo *c = &COMBOS[_i];
+    peft_model *m = combo_model(c);
+    int64_t n;
+    float *all = run(m, NULL, &n);
+    for (int i = 0; i < n; i++) ck_assert_msg(isfinite(all[i]), "%s: logit %d not finite", c->label, i);
+    for (int k = 0; k < c->n; k++) {
+        ck_assert_msg(peft_set_adapter(m, c->parts[k]->name) == 0, "%s", peft_errmsg(ctx));
+        int64_t nk, np;
+        float *one = run(m, NULL, &nk);
+        peft_model *plain;
+        ck_assert_msg(peft_from_pretrained(ctx, load_base(), adapter_dir(c->parts[k]), NULL, 0, &plain) == 0,
+                      "%s", peft_errmsg(ctx));
+        float *alone = run(plain, NULL, &np);
+        ck_assert_int_eq(nk, np);
+        ck_assert_msg(memcmp(one, alone, (size_t)nk * 4) == 0, "%s: %s in the mixed model != alone (%g)",
+                      c->label, c->parts[k]->name, tu_max_abs_diff(one, alone, nk));
+        free(alone);
+        peft_model_free(plain);
+        double d = c->parts[k]->fixture ? vs_fixture(one, nk, c->parts[k]) : 0;
+        ck_assert_msg(d < 2e-6, "%s: %s alone differs from its fixture by %g", c->label, c->parts[k]->name, d);
+        if (nk == n) ck_assert_msg(tu_max_abs_diff(one, all, n) > 1e-4, "%s: all on == %s alone", c->label,
+                                   c->parts[k]->name);
+        free(one);
+    }
+    free(all);
+    peft_model_free(m);
+}
+END_TEST
+
+/* ---- 2. the math at one layer ---------------------------------------------------------------- */
+
+enum { SN = 6, SC = 32 }; /* tokens, hidden size of the llama fixture */
+
+static peft_site *site_named(peft_model *m, const char *name)
+{
+    peft_base_model *b = peft_get_base_model(m);
+    for (size_t i = 0; i < b->n_sites; i++)
+        if (!strcmp(b->sites[i]->info.name, name)) return b->sites[i];
+    ck_abort_msg("no site %s", name);
+    return NULL;
+}
+
+/* the site's output for x (SN, SC) with the given adapters active (NULL: disabled = base) */
+static float *site_out(peft_model *m, const char *site, const float *x, const char *const *names, int n,
+                       int64_t *len)
+{
+    if (names) {
+        ck_assert(peft_enable_adapter(m) == 0);
+        ck_assert_msg(peft_set_adapters(m, names, n) == 0, "%s", peft_errmsg(ctx));
+    } else {
+        ck_assert(peft_disable_adapter(m) == 0);
+    }
+    peft_graph *g = peft_graph_new(peft_ctx_rng(ctx));
+    const int64_t shape[2] = {SN, SC};
+    peft_tensor *t = peft_tensor_new(PEFT_DTYPE_F32, 2, shape);
+    memcpy(t->data, x, sizeof(float) * SN * SC);
+    peft_tensor *y = peft_site_forward(g, site_named(m, site), t);
+    ck_assert_ptr_nonnull(y);
+    *len = y->numel;
+    float *out = malloc((size_t)y->numel * sizeof *out);
+    memcpy(out, y->data, (size_t)y->numel * sizeof *out);
+    peft_graph_free(g);
+    peft_tensor_free(t);
+    ck_assert(peft_enable_adapter(m) == 0);
+    return out;
+}
+
+static void random_x(float *x)
+{
+    peft_rng r;
+    peft_rng_seed(&r, 99);
+    for (int i = 0; i < SN * SC; i++) x[i] = (float)peft_rng_normal(&r);
+}
+
+START_TEST(site_lora_plus_loha_adds)
+{
+    const part *parts[2] = {&LORA, &LOHA};
+    peft_model *m = mixed_of(parts, 2);
+    float x[SN * SC];
+    random_x(x);
+    const char *both[2] = {"lora", "loha"}, *lora[1] = {"lora"}, *loha[1] = {"loha"};
+    int64_t n;
+    float *yb = site_out(m, Q_PROJ, x, NULL, 0, &n), *ym = site_out(m, Q_PROJ, x, both, 2, &n);
+    float *yl = site_out(m, Q_PROJ, x, lora, 1, &n), *yh = site_out(m, Q_PROJ, x, loha, 1, &n);
+    double worst = 0, dl = 0, dh = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double want = ((double)yl[i] - yb[i]) + ((double)yh[i] - yb[i]);
+        worst = fmax(worst, fabs(((double)ym[i] - yb[i]) - want));
+        dl = fmax(dl, fabs((double)yl[i] - yb[i]));
+        dh = fmax(dh, fabs((double)yh[i] - yb[i]));
+    }
+    ck_assert_msg(dl > 1e-3 && dh > 1e-4, "the deltas are too small to test (%g, %g)", dl, dh);
+    ck_assert_msg(worst < 1e-6, "mixed - base != (lora - base) + (loha - base): %g", worst);
+    free(yb), free(ym), free(yl), free(yh);
+    peft_model_free(m);
+}
+END_TEST
+
+/* IA3 is not mixable: on a layer LoRA holds, it is refused, naming both adapters and why */
+START_TEST(site_ia3_refused)
+{
+    const part *parts[1] = {&LORA};
+    peft_model *m = mixed_of(parts, 1);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/adapter", tu_fixture("hf-peft/llama__ia3"));
+    ck_assert_int_eq(peft_load_adapter(m, path, "ia3", 0), PEFT_EINVAL);
+    ck_assert_msg(strstr(peft_errmsg(ctx), "adapter 'ia3' (IA3) cannot share " V_PROJ " with adapter 'lora' "
+                         "(LORA): IA3 is not mixable"), "%s", peft_errmsg(ctx));
+    ck_assert_int_eq(peft_adapter_count(m), 1);
+    ck_assert_int_eq(site_named(m, V_PROJ)->n_chain, 1);
+    peft_model_free(m);
+}
+END_TEST
+
+/* ---- 3. merging ------------------------------------------------------------------------------ */
+
+typedef struct seen {
+    int64_t calls, last_done, total;
+    char first[256], last[256], task[64];
+} seen;
+
+static void on_progress(void *ud, const char *task, int64_t done, int64_t total, const char *item)
+{
+    seen *s = ud;
+    ck_assert_int_eq(done, s->last_done + 1);
+    if (!s->calls) snprintf(s->first, sizeof s->first, "%s", item);
+    snprintf(s->last, sizeof s->last, "%s", item);
+    snprintf(s->task, sizeof s->task, "%s", task);
+    s->calls++;
+    s->last_done = done;
+    s->total = total;
+}
+
+/* adapted layers of the model (sites with a chain) */
+static int64_t adapted_layers(peft_model *m)
+{
+    peft_base_model *b = peft_get_base_model(m);
+    int64_t k = 0;
+    for (size_t i = 0; i < b->n_sites; i++) k += b->sites[i]->n_chain > 0;
+    return k;
+}
+
+START_TEST(merge_order)
+{
+    const combo *c = &COMBOS[_i];
+    peft_model *m = combo_model(c);
+    int64_t n;
+    float *un = run(m, NULL, &n);
+    ck_assert_msg(peft_merge_adapter(m, NULL, 0, 1) == 0, "%s", peft_errmsg(ctx));
+    float *me = run(m, NULL, &n);
+    double d = tu_max_abs_diff(un, me, n);
+    ck_assert_msg(d < 1e-5, "%s: merged differs from unmerged by %g", c->label, d);
+    char *st;
+    ck_assert(peft_get_model_status(m, &st) == 0);
+    json_t *j = json_loads(st, 0, NULL);
+    ck_assert_int_eq(json_array_size(json_object_get(j, "merged_adapters")), c->n - has_prompt(c));
+    json_decref(j);
+    free(st);
+    ck_assert(peft_unmerge_adapter(m) == 0);
+    float *back = run(m, NULL, &n);
+    ck_assert_msg(memcmp(back, un, (size_t)n * 4) == 0, "%s: unmerging is not bit-exact", c->label);
+    free(me), free(back);
+
+    /* merge_and_unload in the order added, whatever order the names come in, one progress
+     * report per adapted layer */
+    const char *rev[4];
+    int nr = 0;
+    for (int k = c->n - 1; k >= 0; k--)
+        if (c->parts[k] != &PROMPT) rev[nr++] = c->parts[k]->name;
+    if (has_prompt(c)) { /* the active prompt adapter cannot be folded in */
+        ck_assert_int_eq(peft_merge_and_unload(m, 1, NULL, 0, NULL), PEFT_EINVAL);
+        ck_assert_msg(strstr(peft_errmsg(ctx), "'prompt' is active and PROMPT_TUNING"), "%s", peft_errmsg(ctx));
+        ck_assert_int_eq(peft_merge_adapter(m, (const char *[]){"prompt"}, 1, 1), PEFT_EINVAL);
+        ck_assert_msg(strstr(peft_errmsg(ctx), "no weights to merge"), "%s", peft_errmsg(ctx));
+        ck_assert(peft_set_adapters(m, rev, nr) == 0); /* without the prompt: comparable logits */
+        free(un);
+        un = run(m, NULL, &n);
+    }
+    seen s = {0};
+    peft_set_progress_handler(ctx, on_progress, &s);
+    int64_t layers = adapted_layers(m);
+    peft_base_model *b;
+    ck_assert_msg(peft_merge_and_unload(m, 1, rev, nr, &b) == 0, "%s", peft_errmsg(ctx));
+    peft_set_progress_handler(ctx, NULL, NULL);
+    ck_assert_int_eq(s.calls, layers);
+    ck_assert_int_eq(s.total, layers);
+    ck_assert_str_eq(s.task, "merge_and_unload");
+    ck_assert_msg(strstr(s.first, "model.layers.0."), "%s", s.first);
+    ck_assert_msg(strstr(s.last, "model.layers.1."), "%s", s.last);
+    ck_assert_ptr_null(b->prompt);
+    float *mu = run(NULL, b, &n);
+    d = tu_max_abs_diff(un, mu, n);
+    ck_assert_msg(d < 1e-5, "%s: merge_and_unload differs by %g", c->label, d);
+    free(un), free(mu);
+    peft_base_model_free(b);
+}
+END_TEST
+
+/* ---- 4. unload ------------------------------------------------------------------------------- */
+
+START_TEST(unload_restores)
+{
+    const combo *c = &COMBOS[_i];
+    peft_base_model *fresh = load_base();
+    int64_t n, n2;
+    float *want = run(NULL, fresh, &n);
+    peft_model *m = combo_model(c);
+    ck_assert(peft_merge_adapter(m, (const char *[]){c->parts[0]->name}, 1, 0) == 0); /* half merged */
+    peft_base_model *b;
+    ck_assert(peft_unload(m, &b) == 0);
+    ck_assert_ptr_null(b->prompt);
+    float *got = run(NULL, b, &n2);
+    ck_assert_int_eq(n, n2);
+    ck_assert_msg(memcmp(want, got, (size_t)n * 4) == 0, "%s: unload is not the base bit-exactly", c->label);
+    ck_assert_int_eq(b->n_params, fresh->n_params);
+    for (size_t i = 0; i < b->n_params; i++) {
+        const peft_tensor *x = b->params[i].t, *y = fresh->params[i].t;
+        ck_assert_int_eq(x->dtype, y->dtype);
+        ck_assert_msg(memcmp(x->data, y->data, (size_t)x->numel * 4) == 0, "%s differs", b->params[i].name);
+        ck_assert(!x->requires_grad);
+    }
+    free(want), free(got);
+    peft_base_model_free(b);
+    peft_base_model_free(fresh);
+}
+END_TEST
+
+/* ---- 5. status ------------------------------------------------------------------------------- */
+
+/* tests/fixtures/mixed/<rel>: from the repo root (make check), or from the binary's place */
+static const char *mfix(const char *rel)
+{
+    static char b[PATH_MAX];
+    struct stat st;
+    snprintf(b, sizeof b, "tests/fixtures/mixed/%s", rel);
+    if (!stat(b, &st)) return b;
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = 0;
+        snprintf(b, sizeof b, "%s/../../tests/fixtures/mixed/%s", dirname(exe), rel);
+    }
+    return b;
+}
+
+static void status_is(peft_model *m, const char *stem)
+{
+    for (int k = 0; k < 2; k++) {
+        char *st, rel[256];
+        ck_assert_msg((k ? peft_get_layer_status : peft_get_model_status)(m, &st) == 0, "%s", peft_errmsg(ctx));
+        snprintf(rel, sizeof rel, "%s_%s_status.json", stem, k ? "layer" : "model");
+        json_error_t jerr;
+        json_t *want = json_load_file(mfix(rel), 0, &jerr);
+        ck_assert_msg(want, "%s: %s", mfix(rel), jerr.text);
+        json_t *got = json_loads(st, 0, NULL);
+        ck_assert_msg(json_equal(want, got), "%s differs; we say:\n%s", rel, st);
+        json_decref(want);
+        json_decref(got);
+        free(st);
+    }
+}
+
+START_TEST(status_files)
+{
+    /* LoRA and LoHa on the same layers, both active and trainable */
+    const part *ll[2] = {&LORA, &LOHA};
+    peft_model *m = mixed_of(ll, 2);
+    status_is(m, "lora_loha");
+    peft_model_free(m);
+
+    /* LoRA (q, v) and IA3 (k, down): only LoRA active, then merged; ia3-only layers still
+     * list the active set, as PEFT's set_adapter leaves it on every layer */
+    const part *li[2] = {&LORA, &IA3};
+    m = mixed_of(li, 2);
+    ck_assert(peft_set_adapter(m, "lora") == 0);
+    ck_assert(peft_merge_adapter(m, NULL, 0, 1) == 0);
+    status_is(m, "lora_ia3_merged");
+    peft_model_free(m);
+
+    /* the triple plus prompt tuning, adapters disabled */
+    const part *all[4] = {&LORA, &LOHA, &IA3, &PROMPT};
+    m = mixed_of(all, 4);
+    ck_assert(peft_disable_adapter(m) == 0);
+    status_is(m, "lora_loha_ia3_prompt_disabled");
+    peft_model_free(m);
+}
+END_TEST
+
+/* ---- 6. saving and loading ------------------------------------------------------------------- */
+
+static int exists(const char *dir, const char *rel)
+{
+    char p[4096];
+    struct stat st;
+    snprintf(p, sizeof p, "%s/%s", dir, rel);
+    return stat(p, &st) == 0;
+}
+
+START_TEST(save_load_round_trip)
+{
+    const combo *c = &COMBOS[_i];
+    peft_model *m = combo_model(c);
+    /* a non-trivial state: all but the first active, a runtime scale on the second */
+    const char *act[4];
+    for (int k = 1; k < c->n; k++) act[k - 1] = c->parts[k]->name;
+    ck_assert(peft_set_adapters(m, act, c->n - 1) == 0);
+    ck_assert_msg(peft_set_adapter_scale(m, c->parts[1]->name, 0.5) == 0 || c->parts[1] == &IA3,
+                  "%s", peft_errmsg(ctx));
+    int64_t n, n2;
+    float *want = run(m, NULL, &n);
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/%s", tmp, c->label);
+    ck_assert_msg(peft_save_pretrained(m, dir, NULL, 0, 1) == 0, "%s", peft_errmsg(ctx));
+    ck_assert(peft_is_mixed_dir(dir));
+    ck_assert(!exists(dir, "adapter_config.json")); /* no adapter is named "default" */
+    for (int k = 0; k < c->n; k++) {
+        char rel[256];
+        snprintf(rel, sizeof rel, "%s/adapter_model.safetensors", c->parts[k]->name);
+        ck_assert_msg(exists(dir, rel), "%s missing", rel);
+    }
+    /* the manifest: order, types, folders, the active set */
+    char mpath[4200];
+    snprintf(mpath, sizeof mpath, "%s/peft_mixed.json", dir);
+    json_t *man = json_load_file(mpath, 0, NULL);
+    ck_assert_ptr_nonnull(man);
+    ck_assert_int_eq(json_integer_value(json_object_get(man, "format_version")), 1);
+    json_t *list = json_object_get(man, "adapters");
+    ck_assert_int_eq(json_array_size(list), c->n);
+    for (int k = 0; k < c->n; k++) {
+        json_t *e = json_array_get(list, k);
+        ck_assert_str_eq(json_string_value(json_object_get(e, "name")), c->parts[k]->name);
+        ck_assert_str_eq(json_string_value(json_object_get(e, "peft_type")), c->parts[k]->type);
+        ck_assert_str_eq(json_string_value(json_object_get(e, "folder")), c->parts[k]->name);
+    }
+    ck_assert_int_eq(json_array_size(json_object_get(man, "active_adapters")), c->n - 1);
+    json_decref(man);
+
+    peft_model *r;
+    ck_assert_msg(peft_mixed_from_pretrained(ctx, load_base(), dir, NULL, 0, &r) == 0, "%s", peft_errmsg(ctx));
+    ck_assert_int_eq(peft_adapter_count(r), c->n);
+    for (int k = 0; k < c->n; k++) {
+        ck_assert_str_eq(peft_adapter_name(r, k), c->parts[k]->name);
+        ck_assert_int_eq(peft_adapter_active(r, k), k > 0);
+    }
+    float *got = run(r, NULL, &n2);
+    ck_assert_int_eq(n, n2);
+    ck_assert_msg(memcmp(want, got, (size_t)n * 4) == 0, "%s: reloaded logits differ by %g", c->label,
+                  tu_max_abs_diff(want, got, n));
+    int64_t t, a;
+    peft_get_nb_trainable_parameters(r, &t, &a);
+    ck_assert_int_eq(t, 0); /* loaded for inference */
+    peft_model_free(r);
+
+    /* a manifest names its adapters: an adapter_name is refused, the base stays the caller's */
+    peft_base_model *b = load_base();
+    ck_assert_int_eq(peft_mixed_from_pretrained(ctx, b, dir, "x", 0, &r), PEFT_EINVAL);
+    ck_assert_msg(strstr(peft_errmsg(ctx), "peft_mixed.json"), "%s", peft_errmsg(ctx));
+    peft_base_model_free(b);
+
+    /* each folder is an ordinary PEFT adapter: alone it gives what the adapter it came from
+     * gives alone (and so its fixture's logits) */
+    for (int k = 0; k < c->n; k++) {
+        char sub[4200];
+        snprintf(sub, sizeof sub, "%s/%s", dir, c->parts[k]->name);
+        ck_assert_msg(peft_from_pretrained(ctx, load_base(), sub, NULL, 0, &r) == 0, "%s", peft_errmsg(ctx));
+        float *one = run(r, NULL, &n2);
+        peft_model_free(r);
+        ck_assert(peft_from_pretrained(ctx, load_base(), adapter_dir(c->parts[k]), NULL, 0, &r) == 0);
+        float *orig = run(r, NULL, &n2);
+        peft_model_free(r);
+        ck_assert_msg(memcmp(one, orig, (size_t)n2 * 4) == 0, "%s: saved folder %s differs by %g", c->label, sub,
+                      tu_max_abs_diff(one, orig, n2));
+        free(one), free(orig);
+    }
+    free(want), free(got);
+    peft_model_free(m);
+}
+END_TEST
+
+/* "default" is saved in the directory itself (folder "."), the others in <dir>/<name>; a
+ * disabled model comes back disabled */
+START_TEST(save_default_and_disabled)
+{
+    peft_model *m;
+    ck_assert(peft_mixed_from_pretrained(ctx, load_base(), adapter_dir(&LOHA), NULL, 1, &m) == 0);
+    ck_assert_str_eq(peft_adapter_name(m, 0), "default");
+    ck_assert(peft_load_adapter(m, adapter_dir(&LORA), "l", 1) == 0);
+    ck_assert(peft_set_adapters(m, (const char *[]){"default", "l"}, 2) == 0);
+    int64_t n, n2;
+    float *on = run(m, NULL, &n);
+    ck_assert(peft_disable_adapter(m) == 0);
+    ck_assert(peft_save_pretrained(m, tmp, NULL, 0, 1) == 0);
+    ck_assert(exists(tmp, "adapter_config.json") && exists(tmp, "l/adapter_config.json"));
+    char mpath[4200];
+    snprintf(mpath, sizeof mpath, "%s/peft_mixed.json", tmp);
+    json_t *man = json_load_file(mpath, 0, NULL);
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(man, "adapters"), 0), "folder")), ".");
+    ck_assert(json_is_false(json_object_get(man, "enabled")));
+    json_decref(man);
+    peft_model *r;
+    ck_assert_msg(peft_mixed_from_pretrained(ctx, load_base(), tmp, NULL, 0, &r) == 0, "%s", peft_errmsg(ctx));
+    peft_base_model *fresh = load_base();
+    float *base = run(NULL, fresh, &n2), *off = run(r, NULL, &n2);
+    ck_assert(memcmp(base, off, (size_t)n2 * 4) == 0);
+    ck_assert(peft_enable_adapter(r) == 0);
+    float *back = run(r, NULL, &n2);
+    ck_assert(memcmp(on, back, (size_t)n * 4) == 0);
+    free(on), free(base), free(off), free(back);
+    peft_base_model_free(fresh);
+    peft_model_free(r);
+    peft_model_free(m);
+}
+END_TEST
+
+static void rewrite_manifest(const char *dir, const char *from, const char *to)
+{
+    char p[4200];
+    snprintf(p, sizeof p, "%s/peft_mixed.json", dir);
+    size_t len;
+    char *text = tu_read_file(p, &len);
+    ck_assert_ptr_nonnull(text);
+    char *at = strstr(text, from);
+    ck_assert_msg(at, "'%s' not in the manifest", from);
+    char out[16384];
+    snprintf(out, sizeof out, "%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
+    ck_assert(tu_write_file(p, out, strlen(out)) == 0);
+    free(text);
+}
+
+/* a refused load leaves the caller's base without adapters */
+static void load_fails(const char *dir, int code, const char *want1, const char *want2)
+{
+    peft_base_model *b = load_base();
+    peft_model *r = NULL;
+    ck_assert_int_eq(peft_mixed_from_pretrained(ctx, b, dir, NULL, 0, &r), code);
+    ck_assert_msg(strstr(peft_errmsg(ctx), want1) && strstr(peft_errmsg(ctx), want2), "%s", peft_errmsg(ctx));
+    for (size_t i = 0; i < b->n_sites; i++) ck_assert_int_eq(b->sites[i]->n_chain, 0);
+    ck_assert_ptr_null(b->prompt);
+    peft_base_model_free(b);
+}
+
+START_TEST(manifest_errors)
+{
+    const part *parts[3] = {&LORA, &LOHA, &PROMPT};
+    peft_model *m = mixed_of(parts, 3);
+    ck_assert(peft_set_adapters(m, (const char *[]){"lora", "loha"}, 2) == 0);
+    char dir[4096], sub[4200];
+    snprintf(dir, sizeof dir, "%s/mixed", tmp);
+    ck_assert(peft_save_pretrained(m, dir, NULL, 0, 1) == 0);
+    peft_model_free(m);
+
+    rewrite_manifest(dir, "\"LOHA\"", "\"LORA\"");
+    load_fails(dir, PEFT_EFORMAT, "peft_mixed.json: adapters[1] ('loha')",
+               "the manifest says peft_type LORA but");
+    rewrite_manifest(dir, "\"peft_type\": \"LORA\",\n      \"folder\": \"loha\"",
+                     "\"peft_type\": \"LOHA\",\n      \"folder\": \"../loha\"");
+    load_fails(dir, PEFT_EFORMAT, "adapters[1] ('loha'): folder '../loha'", "relative path");
+    rewrite_manifest(dir, "\"../loha\"", "\"loha\"");
+    rewrite_manifest(dir, "\"format_version\": 1", "\"format_version\": 7");
+    load_fails(dir, PEFT_EFORMAT, "peft_mixed.json: format_version 7", "newer");
+    rewrite_manifest(dir, "\"format_version\": 7", "\"format_version\": 1");
+    rewrite_manifest(dir, "\"active_adapters\": [\n    \"lora\"", "\"active_adapters\": [\n    \"nope\"");
+    load_fails(dir, PEFT_EFORMAT, "active_adapters[0]", "not one of the adapters");
+    rewrite_manifest(dir, "\"nope\"", "\"lora\"");
+    snprintf(sub, sizeof sub, "%s/loha", dir);
+    tu_rmtree(sub);
+    load_fails(dir, PEFT_EIO, "peft_mixed.json: adapters[1] ('loha'): folder", "is missing");
+    snprintf(sub, sizeof sub, "%s/peft_mixed.json", dir);
+    ck_assert(tu_write_file(sub, "{\"format\": \"libpeft-mixed\"", 26) == 0);
+    load_fails(dir, PEFT_EFORMAT, "peft_mixed.json: invalid JSON", "");
+}
+END_TEST
+
+/* ---- 7. a prompt method beside layer adapters ------------------------------------------------ */
+
+static int64_t fixture_trainable(const part *p)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/nb_trainable_parameters.json", tu_fixture(p->fixture));
+    json_t *j = json_load_file(path, 0, NULL);
+    ck_assert_ptr_nonnull(j);
+    int64_t v = json_integer_value(json_object_get(j, "trainable_params"));
+    json_decref(j);
+    return v;
+}
+
+START_TEST(prompt_in_mixed)
+{
+    const part *parts[3] = {&LORA, &LOHA, &PROMPT};
+    peft_model *m = mixed_of(parts, 3);
+    peft_base_model *b = peft_get_base_model(m);
+    ck_assert_ptr_nonnull(b->prompt);
+    int64_t n;
+    float *all = run(m, NULL, &n);
+    ck_assert_int_eq(n, 2 * (8 + 5) * 128); /* five virtual tokens */
+    /* counts: every part's parameters, all trainable (all active, loaded trainable) */
+    int64_t t, a;
+    peft_get_nb_trainable_parameters(m, &t, &a);
+    ck_assert_int_eq(t, fixture_trainable(&LORA) + fixture_trainable(&LOHA) + fixture_trainable(&PROMPT));
+    ck_assert_int_eq(a, 26784 + t);
+    /* state dicts: the prompt adapter's saved keys are PEFT's, in memory under prompt_encoder */
+    peft_state_dict *sd;
+    ck_assert(peft_get_peft_model_state_dict(m, "prompt", &sd) == 0);
+    ck_assert_int_eq(sd->n, 1);
+    ck_assert_str_eq(sd->names[0], "prompt_embeddings");
+    peft_state_dict_free(sd);
+    ck_assert(peft_trainable_parameters(m, &sd) == 0);
+    ck_assert_str_eq(sd->names[sd->n - 1], "prompt_encoder.prompt.embedding.weight");
+    ck_assert_msg(strstr(sd->names[0], "base_model.model.model.layers.0."), "%s", sd->names[0]);
+    peft_state_dict_free(sd);
+    /* only one prompt-learning adapter active at a time, beside any layer adapters */
+    ck_assert(peft_load_adapter(m, adapter_dir(&PROMPT), "prompt2", 0) == 0);
+    ck_assert_int_eq(peft_set_adapters(m, (const char *[]){"lora", "prompt", "prompt2"}, 3), PEFT_EINVAL);
+    ck_assert_msg(strstr(peft_errmsg(ctx), "only one prompt-learning adapter"), "%s", peft_errmsg(ctx));
+    ck_assert(peft_delete_adapter(m, "prompt2") == 0);
+    ck_assert(peft_set_adapters(m, (const char *[]){"lora", "loha", "prompt"}, 3) == 0);
+    float *again = run(m, NULL, &n);
+    ck_assert(memcmp(all, again, (size_t)n * 4) == 0);
+    /* status: the layers, and the prompt adapter in its own field */
+    char *st;
+    ck_assert(peft_get_model_status(m, &st) == 0);
+    json_t *j = json_loads(st, 0, NULL);
+    json_t *p = json_object_get(json_object_get(j, "prompt_learning_adapters"), "prompt");
+    ck_assert_msg(p && json_is_true(json_object_get(p, "active")), "%s", st);
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "peft_types"), "prompt")), "PROMPT_TUNING");
+    ck_assert_int_eq(json_array_size(json_object_get(j, "available_adapters")), 2);
+    json_decref(j);
+    free(st);
+    /* save and load */
+    ck_assert(peft_save_pretrained(m, tmp, NULL, 0, 1) == 0);
+    peft_model *r;
+    ck_assert_msg(peft_mixed_from_pretrained(ctx, load_base(), tmp, NULL, 0, &r) == 0, "%s", peft_errmsg(ctx));
+    float *re = run(r, NULL, &n);
+    ck_assert_msg(memcmp(all, re, (size_t)n * 4) == 0, "reloaded logits differ by %g", tu_max_abs_diff(all, re, n));
+    peft_model_free(r);
+    /* disabling drops the hooks and the layers: the base model */
+    ck_assert(peft_disable_adapter(m) == 0);
+    ck_assert_ptr_null(b->prompt);
+    peft_base_model *fresh = load_base();
+    float *off = run(m, NULL, &n), *base = run(NULL, fresh, &n);
+    ck_assert(memcmp(off, base, (size_t)n * 4) == 0);
+    peft_base_model_free(fresh);
+    free(all), free(again), free(re), free(off), free(base);
+    peft_model_free(m);
+}
+END_TEST
+
+/* a prompt method added after the layer adapters, with get_peft_model, and the refusals that
+ * stay for models that are not mixed */
+START_TEST(prompt_refusals_stay)
+{
+    char *lcfg = NULL, *pcfg = NULL;
+    size_t len;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/adapter_config.json", adapter_dir(&LORA));
+    ck_assert_ptr_nonnull(lcfg = tu_read_file(path, &len));
+    snprintf(path, sizeof path, "%s/adapter_config.json", adapter_dir(&PROMPT));
+    ck_assert_ptr_nonnull(pcfg = tu_read_file(path, &len));
+    peft_model *m;
+    ck_assert(peft_get_peft_model(ctx, load_base(), lcfg, "l", 0, &m) == 0);
+    ck_assert_int_ne(peft_add_adapter(m, "p", pcfg), 0);
+    ck_assert_msg(strstr(peft_errmsg(ctx), "need a mixed model"), "%s", peft_errmsg(ctx));
+    peft_model_free(m);
+    ck_assert(peft_get_peft_model(ctx, load_base(), pcfg, "p", 0, &m) == 0);
+    ck_assert_int_ne(peft_add_adapter(m, "l", lcfg), 0);
+    char *st;
+    ck_assert_int_eq(peft_get_model_status(m, &st), PEFT_EINVAL); /* as PEFT */
+    peft_model_free(m);
+    /* mixed: the prompt adapter first, then a layer adapter; both work */
+    ck_assert_msg(peft_get_peft_model(ctx, load_base(), pcfg, "p", 1, &m) == 0, "%s", peft_errmsg(ctx));
+    ck_assert_msg(peft_add_adapter(m, "l", lcfg) == 0, "%s", peft_errmsg(ctx));
+    ck_assert(peft_set_adapters(m, (const char *[]){"p", "l"}, 2) == 0);
+    ck_assert(peft_get_layer_status(m, &st) == 0);
+    ck_assert_msg(strstr(st, "\"lora.Linear\""), "%s", st);
+    free(st);
+    peft_state_dict *sd;
+    ck_assert(peft_get_peft_model_state_dict(m, "l", &sd) == 0);
+    ck_assert_msg(!strncmp(sd->names[0], "base_model.model.model.layers.0.", 32), "%s", sd->names[0]);
+    peft_state_dict_free(sd);
+    peft_model_free(m);
+    free(lcfg);
+    free(pcfg);
+}
+END_TEST
+
+/* ---- 8. the command line --------------------------------------------------------------------- */
+
+static int peft_cli(char **out, const char *fmt, ...)
+{
+    char args[8192], cmd[9000];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1", tu_build("peft"), args);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    size_t cap = 1 << 16, n = 0, r;
+    char *buf = malloc(cap);
+    while ((r = fread(buf + n, 1, cap - n - 1, p)) > 0) {
+        n += r;
+        if (n + 1 == cap) buf = realloc(buf, cap *= 2);
+    }
+    buf[n] = 0;
+    int st = pclose(p);
+    *out = buf;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+static float *file_logits(const char *path, int64_t *n)
+{
+    char err[512];
+    peft_st_file *f;
+    ck_assert_msg(peft_st_open(path, &f, err, sizeof err) == 0, "%s", err);
+    const peft_st_entry *e = peft_st_find(f, "logits");
+    ck_assert_ptr_nonnull(e);
+    *n = (int64_t)(e->nbytes / 4);
+    float *l = malloc(e->nbytes);
+    memcpy(l, e->data, e->nbytes);
+    peft_st_close(f);
+    return l;
+}
+
+START_TEST(cli_mixed)
+{
+    const part *parts[3] = {&LORA, &LOHA, &IA3};
+    peft_model *m = mixed_of(parts, 3);
+    int64_t n, n2;
+    float *want = run(m, NULL, &n);
+    char *out, o[4200], dir[4200];
+    snprintf(o, sizeof o, "%s/o.safetensors", tmp);
+    snprintf(dir, sizeof dir, "%s/saved", tmp);
+    int rc = peft_cli(&out, "forward --model %s --adapter %s:lora --adapter %s:loha --adapter %s:ia3 --mixed "
+                      "--input %s --output %s", tu_fixture(MODEL), adapter_dir(&LORA), adapter_dir(&LOHA),
+                      adapter_dir(&IA3), tu_fixture(MODEL "/inputs.json"), o);
+    ck_assert_msg(rc == 0, "%s", out);
+    free(out);
+    float *got = file_logits(o, &n2);
+    ck_assert_int_eq(n, n2);
+    ck_assert_msg(tu_max_abs_diff(want, got, n) < 1e-6, "peft forward --mixed differs by %g", tu_max_abs_diff(want, got, n));
+    free(got);
+    /* without --mixed: refused with the hint */
+    rc = peft_cli(&out, "forward --model %s --adapter %s:lora --adapter %s:loha --input %s --output %s",
+                  tu_fixture(MODEL), adapter_dir(&LORA), adapter_dir(&LOHA), tu_fixture(MODEL "/inputs.json"), o);
+    ck_assert_msg(rc != 0 && strstr(out, "(pass --mixed)"), "%s", out);
+    free(out);
+    /* a saved mixed directory loads as that model (its active set: ia3 off) */
+    ck_assert(peft_set_adapters(m, (const char *[]){"lora", "loha"}, 2) == 0);
+    free(want);
+    want = run(m, NULL, &n);
+    ck_assert(peft_save_pretrained(m, dir, NULL, 0, 1) == 0);
+    rc = peft_cli(&out, "forward --model %s --adapter %s --input %s --output %s", tu_fixture(MODEL), dir,
+                  tu_fixture(MODEL "/inputs.json"), o);
+    ck_assert_msg(rc == 0, "%s", out);
+    free(out);
+    got = file_logits(o, &n2);
+    ck_assert_msg(tu_max_abs_diff(want, got, n) < 1e-6, "forward of the saved directory differs by %g",
+                  tu_max_abs_diff(want, got, n));
+    free(got);
+    rc = peft_cli(&out, "forward --model %s --adapter %s:x --input %s --output %s", tu_fixture(MODEL), dir,
+                  tu_fixture(MODEL "/inputs.json"), o);
+    ck_assert_msg(rc != 0 && strstr(out, "names come from the manifest"), "%s", out);
+    free(out);
+    /* peft merge of the saved directory: progress lines on a non-terminal, then the report */
+    rc = peft_cli(&out, "merge --model %s --adapter %s --output %s/merged", tu_fixture(MODEL), dir, tmp);
+    ck_assert_msg(rc == 0, "%s", out);
+    ck_assert_msg(strstr(out, "merge_and_unload: 4/4 layers (100%)"), "%s", out);
+    ck_assert_msg(strstr(out, "merged 2 adapters"), "%s", out);
+    free(out);
+    free(want);
+    peft_model_free(m);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("mixed");
+    TCase *tc = tcase_create("combos");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_loop_test(tc, parts_match_fixtures, 0, N_COMBOS);
+    tcase_add_loop_test(tc, merge_order, 0, N_COMBOS);
+    tcase_add_loop_test(tc, unload_restores, 0, N_COMBOS);
+    tcase_add_loop_test(tc, save_load_round_trip, 0, N_COMBOS);
+    suite_add_tcase(s, tc);
+    TCase *tl = tcase_create("layer");
+    tcase_add_checked_fixture(tl, setup, teardown);
+    tcase_add_test(tl, site_lora_plus_loha_adds);
+    tcase_add_test(tl, site_ia3_refused);
+    suite_add_tcase(s, tl);
+    TCase *ta = tcase_create("api");
+    tcase_add_checked_fixture(ta, setup, teardown);
+    tcase_set_timeout(ta, 120);
+    tcase_add_test(ta, status_files);
+    tcase_add_test(ta, save_default_and_disabled);
+    tcase_add_test(ta, manifest_errors);
+    tcase_add_test(ta, prompt_in_mixed);
+    tcase_add_test(ta, prompt_refusals_stay);
+    tcase_add_test(ta, cli_mixed);
+    suite_add_tcase(s, ta);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
