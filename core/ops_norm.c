@@ -123,6 +123,7 @@ typedef struct { peft_tensor *x, *out; } gelu_ctx;
  * polynomial for 2^f, f in [-0.5, 0.5]. |error| < 2e-7 against tanh in double. */
 static inline float gelu_tanh_approx(float u)
 {
+    u = u == u ? u : 0.0f; /* NaN: any finite u keeps the NaN in 0.5 x (1 + tanh) */
     u = u < -9.0f ? -9.0f : u > 9.0f ? 9.0f : u;
     float z = 2.8853900817779268f * u; /* 2u * log2(e) */
     float n = (z + 12582912.0f) - 12582912.0f; /* round to nearest (1.5 * 2^23 trick) */
@@ -134,7 +135,7 @@ static inline float gelu_tanh_approx(float u)
     p = p * f + 2.4022650695910071e-1f;
     p = p * f + 6.9314718055994531e-1f;
     p = p * f + 1.0f;
-    union { float f; int32_t i; } two_n = {.i = ((int32_t)n + 127) << 23};
+    union { float f; uint32_t i; } two_n = {.i = (uint32_t)((int32_t)n + 127) << 23};
     float e = p * two_n.f;
     return (e - 1.0f) / (e + 1.0f);
 }
