@@ -51,7 +51,8 @@ $(BUILD)/libpeft.so: $(CORE_OBJ)
 	$(CC) -shared -o $@ $^ $(DEPLIBS)
 
 # a plugin sees only sdk/include, exports only its entry symbol, never links libpeft
-$(BUILD)/plugins/%.so: plugins/%/*.c sdk/include/peft/*.h | deps-ok
+.SECONDEXPANSION:
+$(BUILD)/plugins/%.so: $$(wildcard plugins/$$*/*.c) $$(wildcard plugins/$$*/*.h) sdk/include/peft/*.h | deps-ok
 	@mkdir -p $(dir $@)
 	$(CC) -Isdk/include -I/usr/include/x86_64-linux-gnu/openblas-pthread $(CFLAGS) -fvisibility=hidden -shared \
 	  -o $@ $(filter %.c,$^) -lopenblas -lm

@@ -1,9 +1,13 @@
 /* test_ia3.c — the (IA)^3 plugin (plugins/ia3/): every IA3 fixture case of Python PEFT 0.13.2
  * on an architecture libpeft has, through the contract table; finite-difference gradients of
  * its kernels (output and input scaling) called through the vtable on a synthetic site; merge
- * == forward for nn.Linear and Conv1D layouts; PEFT's default target/feed-forward modules;
- * config errors; and unmerge refusing a scale it cannot divide out. */
+ * == forward for nn.Linear and Conv1D layouts; the feed-forward rule (a regex through the
+ * host's ABI 1.2 regex_fullmatch, refused clearly by an older host); PEFT's default
+ * target/feed-forward modules; config errors; and unmerge refusing a scale it cannot divide
+ * out. */
+#define _GNU_SOURCE /* dladdr */
 #include <check.h>
+#include <dlfcn.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -259,6 +263,76 @@ START_TEST(feedforward_rules)
 }
 END_TEST
 
+/* the regex goes through the host's regex_fullmatch (ABI 1.2), the same Python translation as
+ * target_modules: named groups and classes inside brackets included */
+START_TEST(feedforward_regex_host)
+{
+    harness h;
+    const char *cfg = "{\"peft_type\":\"IA3\",\"target_modules\":\".*c_proj\","
+                      "\"feedforward_modules\":\".*\\\\.h\\\\.(?P<layer>[\\\\d]+)\\\\.mlp\\\\.c_proj\"}";
+    harness_open(&h, PEFT_SITE_LINEAR, "transformer.h.12.mlp.c_proj", cfg);
+    ck_assert_int_eq(h.l->shape[1], HIN); /* feed-forward: (1, in) */
+    harness_close(&h);
+    harness_open(&h, PEFT_SITE_LINEAR, "transformer.h.x.mlp.c_proj", cfg);
+    ck_assert_int_eq(h.l->shape[0], HOUT); /* not feed-forward: (out, 1) */
+    harness_close(&h);
+}
+END_TEST
+
+/* inject on a synthetic site through vt; the state or NULL with err */
+static void *inject_with(const peft_tuner_vtable *vt, const char *config, char *err, size_t errlen)
+{
+    json_t *j = json_loads(config, 0, NULL);
+    ck_assert_ptr_nonnull(j);
+    peft_cfg cfg = {.obj = j};
+    void *parsed = NULL;
+    ck_assert_msg(vt->config_parse(&cfg, &parsed, err, errlen) == 0, "%s", err);
+    const int64_t ws[2] = {HOUT, HIN};
+    peft_tensor *w = rand_tensor(2, ws, 0.0f, 0.5f);
+    peft_site_info site = {.struct_size = sizeof(peft_site_info), .kind = PEFT_SITE_LINEAR,
+                           .name = "transformer.h.1.mlp.c_proj", .model_type = "gpt2",
+                           .in_features = HIN, .out_features = HOUT, .weight = w};
+    void *state = vt->inject(parsed, &cfg, &site, "default", &trng, err, errlen);
+    vt->config_free(parsed);
+    json_decref(j);
+    peft_tensor_free(w);
+    return state;
+}
+
+/* a host older than ABI 1.2 has no regex_fullmatch: the plugin still loads, a list of names
+ * still works, and a regex is refused with a message that says why and what to do */
+START_TEST(feedforward_regex_older_host)
+{
+    char err[512] = "";
+    const peft_tuner_vtable *vt = peft_registry_get("ia3", err, sizeof err);
+    ck_assert_msg(vt, "%s", err);
+    Dl_info info;
+    ck_assert(dladdr(vt, &info) && info.dli_fname);
+    void *so = dlopen(info.dli_fname, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
+    ck_assert_ptr_nonnull(so);
+    peft_plugin_init_fn init = (peft_plugin_init_fn)dlsym(so, PEFT_PLUGIN_ENTRY);
+    ck_assert_ptr_nonnull(init);
+    peft_host_api old = *peft_host_api_get();
+    old.abi_minor = 1;
+    old.struct_size = (uint32_t)offsetof(peft_host_api, regex_fullmatch);
+    ck_assert_msg(init(&old, err, sizeof err) == vt, "%s", err);
+
+    void *st = inject_with(vt, "{\"peft_type\":\"IA3\",\"target_modules\":\".*c_proj\","
+                               "\"feedforward_modules\":\".*mlp\\\\.c_proj\"}", err, sizeof err);
+    ck_assert_ptr_null(st);
+    ck_assert_msg(strstr(err, "feedforward_modules") && strstr(err, ".*mlp\\.c_proj") &&
+                      strstr(err, "ABI 1.2") && strstr(err, "speaks 1.1") &&
+                      strstr(err, "list of module names"), "%s", err);
+    st = inject_with(vt, "{\"peft_type\":\"IA3\",\"target_modules\":[\"mlp.c_proj\"],"
+                         "\"feedforward_modules\":[\"mlp.c_proj\"]}", err, sizeof err);
+    ck_assert_msg(st, "%s", err);
+    vt->destroy(st);
+
+    ck_assert(init(peft_host_api_get(), err, sizeof err) == vt); /* the real host again */
+    dlclose(so);
+}
+END_TEST
+
 /* ---- through the PeftModel API on the GPT-2 fixture model ----------------------------------- */
 
 static peft_ctx *ctx;
@@ -436,6 +510,8 @@ int main(void)
     tcase_add_test(tk, grad_input_scaling);
     tcase_add_test(tk, merge_layouts);
     tcase_add_test(tk, feedforward_rules);
+    tcase_add_test(tk, feedforward_regex_host);
+    tcase_add_test(tk, feedforward_regex_older_host);
     suite_add_tcase(s, tk);
     TCase *ta = tcase_create("api");
     tcase_add_checked_fixture(ta, setup, teardown);

@@ -2,8 +2,11 @@
  * on an architecture libpeft has, through the contract table; finite-difference gradients of
  * its kernel (eval, and training with rank and module dropout) called through the vtable on a
  * synthetic nn.Linear site; merge == forward; GPT-2's Conv1D refused as PEFT refuses it; config
- * errors and defaults; PEFT's init; rank/alpha patterns; set_scale. */
+ * errors and defaults; PEFT's init; rank/alpha patterns (LyCORIS's key rule, through the host's
+ * ABI 1.2 entry; an older host refused); set_scale. */
+#define _GNU_SOURCE /* dladdr */
 #include <check.h>
+#include <dlfcn.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -400,6 +403,76 @@ START_TEST(patterns)
 }
 END_TEST
 
+/* the model config makes on llama gives layer 0's and layer 1's q_proj the ranks r0 and r1
+ * (read from the state dict: hada_w1_a is (out, r), lora_A (r, in)) */
+static void expect_q_ranks(const char *config, const char *tensor, int64_t r0, int64_t r1)
+{
+    int rc;
+    peft_model *m = make("llama", config, &rc);
+    ck_assert_msg(m, "%s", peft_errmsg(ctx));
+    peft_state_dict *sd;
+    ck_assert(peft_get_peft_model_state_dict(m, NULL, &sd) == 0);
+    int64_t rank[2] = {-1, -1};
+    for (size_t i = 0; i < sd->n; i++) {
+        if (!strstr(sd->names[i], "self_attn.q_proj") || !strstr(sd->names[i], tensor)) continue;
+        const peft_tensor *t = sd->tensors[i];
+        rank[strstr(sd->names[i], "layers.1.") ? 1 : 0] =
+            strstr(tensor, "lora_A") ? t->shape[0] : t->shape[1];
+    }
+    ck_assert_msg(rank[0] == r0 && rank[1] == r1, "%s: q_proj ranks %lld, %lld; expected %lld, "
+                  "%lld", config, (long long)rank[0], (long long)rank[1], (long long)r0,
+                  (long long)r1);
+    peft_state_dict_free(sd);
+    peft_model_free(m);
+}
+
+/* PEFT's LyCORIS key rule re.match(rf"(.*\.)?{key}$", name): a key equal to the full module
+ * name, and a regex anchored at the name's start (which LoRA's ".*\.key$" never matches). */
+START_TEST(patterns_lycoris_rule)
+{
+    expect_q_ranks("{\"peft_type\":\"LOHA\",\"r\":4,\"target_modules\":[\"q_proj\"],"
+                   "\"rank_pattern\":{\"model.layers.1.self_attn.q_proj\":2}}", "hada_w1_a", 4, 2);
+    /* the key matches from the start of the name, with no "." before it */
+    const char *regex_cfg = "\"r\":4,\"target_modules\":[\"q_proj\"],"
+                            "\"rank_pattern\":{\"model\\\\.layers\\\\.0\\\\..*q_proj\":3}}";
+    char cfg[512];
+    snprintf(cfg, sizeof cfg, "{\"peft_type\":\"LOHA\",%s", regex_cfg);
+    expect_q_ranks(cfg, "hada_w1_a", 3, 4);
+    /* the same key under LoRA's rule (".*\.key$") matches nothing, as in PEFT */
+    snprintf(cfg, sizeof cfg, "{\"peft_type\":\"LORA\",%s", regex_cfg);
+    expect_q_ranks(cfg, "lora_A", 4, 4);
+}
+END_TEST
+
+/* the LyCORIS rule is the host's cfg_pattern_real_lycoris (ABI 1.2): an older host is refused
+ * when the plugin loads, with a message saying why */
+START_TEST(older_host_refused)
+{
+    char err[512] = "";
+    const peft_tuner_vtable *vt = peft_registry_get("loha", err, sizeof err);
+    ck_assert_msg(vt, "%s", err);
+    Dl_info info;
+    ck_assert(dladdr(vt, &info) && info.dli_fname);
+    void *so = dlopen(info.dli_fname, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
+    ck_assert_ptr_nonnull(so);
+    peft_plugin_init_fn init = (peft_plugin_init_fn)dlsym(so, PEFT_PLUGIN_ENTRY);
+    ck_assert_ptr_nonnull(init);
+    peft_host_api old = *peft_host_api_get();
+    old.abi_minor = 1;
+    old.struct_size = (uint32_t)offsetof(peft_host_api, regex_fullmatch);
+    ck_assert_ptr_null(init(&old, err, sizeof err));
+    ck_assert_msg(strstr(err, "loha: host ABI 1.1 is older than 1.2"), "%s", err);
+    old.abi_minor = 2; /* claims 1.2 but its table stops before the 1.2 entries */
+    ck_assert_ptr_null(init(&old, err, sizeof err));
+    ck_assert_msg(strstr(err, "loha: host API table too short"), "%s", err);
+    old = *peft_host_api_get(); /* a 1.2 host with an entry missing */
+    old.cfg_pattern_real_lycoris = NULL;
+    ck_assert_ptr_null(init(&old, err, sizeof err));
+    ck_assert_msg(strstr(err, "loha: host API entry 'cfg_pattern_real_lycoris' is NULL"), "%s", err);
+    dlclose(so);
+}
+END_TEST
+
 int main(void)
 {
     peft_rng_seed(&trng, 13);
@@ -421,6 +494,8 @@ int main(void)
     tcase_add_test(ta, config_errors);
     tcase_add_test(ta, defaults_and_init);
     tcase_add_test(ta, patterns);
+    tcase_add_test(ta, patterns_lycoris_rule);
+    tcase_add_test(ta, older_host_refused);
     suite_add_tcase(s, ta);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

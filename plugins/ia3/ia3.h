@@ -4,7 +4,8 @@
  *   ia3_config.c  config_keys, config_parse/free (IA3Config 0.13.2: validation, defaults, the
  *                 feedforward_modules ⊆ target_modules rule), default target and feedforward
  *                 modules per model_type (peft/utils/constants.py)
- *   ia3_match.c   is a module feed-forward? (PEFT's endswith / re.fullmatch rule)
+ *   ia3_match.c   is a module feed-forward? (PEFT's endswith / re.fullmatch rule, the regex
+ *                 through the host's regex_fullmatch, ABI 1.2)
  *   ia3_layer.c   inject (shapes, init, fan_in_fan_out rewrite), merge/unmerge, state_dict,
  *                 module_type, destroy
  *   ia3_kernel.c  pre_forward (x * l, feed-forward sites) and forward (y * l, other sites) with
@@ -17,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "peft/plugin.h"
+#include "peft/plugin_kernels.h"
+#include "peft/plugin_util.h"
 
 /* The host table handed to peft_plugin_init; set once, before any other entry is called. */
 extern const peft_host_api *ia3_host;
@@ -50,11 +53,9 @@ const char *const *ia3_default_feedforward(const char *model_type);
 int ia3_config_parse(peft_cfg *cfg, void **out, char *err, size_t errlen);
 void ia3_config_free(void *parsed);
 
-/* ia3_match.c: 1 feed-forward, 0 not, -1 with err set (bad regex / config) */
+/* ia3_match.c: 1 feed-forward, 0 not, -1 with err set (bad regex / config, or a regex on a
+ * host older than ABI 1.2, which has no regex_fullmatch) */
 int ia3_is_feedforward(const peft_cfg *cfg, const char *module_name, char *err, size_t errlen);
-/* Python re.fullmatch(pattern, s) for the regex subset POSIX ERE can express: 1, 0, or -1
- * (pattern uses a construct with no ERE equivalent, or is invalid) */
-int ia3_regex_fullmatch(const char *pattern, const char *s);
 
 /* ia3_layer.c */
 void *ia3_inject(const void *parsed, peft_cfg *cfg, const peft_site_info *site,
@@ -70,9 +71,5 @@ peft_tensor *ia3_pre_forward(void *state, peft_graph *g, const peft_site_info *s
                              peft_tensor *x);
 peft_tensor *ia3_forward(void *state, peft_graph *g, const peft_site_info *site, peft_tensor *x,
                          peft_tensor *y);
-
-/* helpers (ia3_config.c) */
-void ia3_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-char *ia3_strdup(const char *s); /* host->alloc'd copy, NULL on OOM */
 
 #endif

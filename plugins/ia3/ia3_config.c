@@ -3,11 +3,11 @@
  * so that a saved config has PEFT's exact field set, IA3Config.__post_init__'s rule that
  * feedforward_modules be a subset of target_modules, and the default target and feed-forward
  * modules per model_type (peft/utils/constants.py, TRANSFORMERS_MODELS_TO_IA3_*_MAPPING). */
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "ia3.h"
+#include "peft/plugin_config.h"
 
 /* Every field of IA3Config 0.13.2 (plus exclude_modules and runtime_config from newer PEFT,
  * accepted when loading an adapter saved by a newer version; never written by default). */
@@ -18,103 +18,6 @@ const char *const ia3_config_keys[] = {
     "exclude_modules", "runtime_config",
     NULL,
 };
-
-/* ---- helpers ------------------------------------------------------------------------------ */
-
-void ia3_errf(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
-char *ia3_strdup(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *p = ia3_host->alloc(n);
-    if (p) memcpy(p, s, n);
-    return p;
-}
-
-#define T(x) (1u << (x))
-
-static const char *type_name(int t)
-{
-    switch (t) {
-    case PEFT_CFG_NULL: return "null";
-    case PEFT_CFG_BOOL: return "a boolean";
-    case PEFT_CFG_INT: return "an integer";
-    case PEFT_CFG_REAL: return "a number";
-    case PEFT_CFG_STRING: return "a string";
-    case PEFT_CFG_LIST: return "a list";
-    case PEFT_CFG_DICT: return "a dict";
-    default: return "missing";
-    }
-}
-
-/* The field's type, or -1 with err set when it is present but not one of `allowed`. */
-static int check_type(const peft_cfg *cfg, const char *key, unsigned allowed, const char *expected,
-                      char *err, size_t errlen)
-{
-    int t = ia3_host->cfg_type(cfg, key);
-    if (t == PEFT_CFG_MISSING || (allowed & T(t))) return t;
-    ia3_errf(err, errlen, "ia3 config: field '%s' must be %s, got %s", key, expected, type_name(t));
-    return -1;
-}
-
-/* null, a list of strings, or (allow_str) a regex string; fill_default writes null */
-static int opt_str_or_list(peft_cfg *cfg, const char *key, int allow_str, int fill_default,
-                           char *err, size_t errlen)
-{
-    unsigned mask = T(PEFT_CFG_NULL) | T(PEFT_CFG_LIST) | (allow_str ? T(PEFT_CFG_STRING) : 0);
-    int t = check_type(cfg, key, mask,
-                       allow_str ? "null, a string or a list of strings" : "null or a list of strings",
-                       err, errlen);
-    if (t < 0) return -1;
-    if (t == PEFT_CFG_MISSING && fill_default) ia3_host->cfg_set_json(cfg, key, "null");
-    if (t == PEFT_CFG_LIST) {
-        int n = ia3_host->cfg_list_len(cfg, key);
-        for (int i = 0; i < n; i++)
-            if (!ia3_host->cfg_list_str(cfg, key, i)) {
-                ia3_errf(err, errlen, "ia3 config: field '%s' must be a list of strings, "
-                         "element %d is not a string", key, i);
-                return -1;
-            }
-    }
-    return 0;
-}
-
-static int opt_str(peft_cfg *cfg, const char *key, char *err, size_t errlen)
-{
-    int t = check_type(cfg, key, T(PEFT_CFG_NULL) | T(PEFT_CFG_STRING), "null or a string", err,
-                       errlen);
-    if (t < 0) return -1;
-    if (t == PEFT_CFG_MISSING) ia3_host->cfg_set_str(cfg, key, NULL);
-    return 0;
-}
-
-static int opt_dict(peft_cfg *cfg, const char *key, int fill_default, char *err, size_t errlen)
-{
-    int t = check_type(cfg, key, T(PEFT_CFG_NULL) | T(PEFT_CFG_DICT), "null or a dict", err,
-                       errlen);
-    if (t < 0) return -1;
-    if (t == PEFT_CFG_MISSING && fill_default) ia3_host->cfg_set_json(cfg, key, "null");
-    return 0;
-}
-
-static int req_bool(peft_cfg *cfg, const char *key, int def, int *out, char *err, size_t errlen)
-{
-    int t = check_type(cfg, key, T(PEFT_CFG_BOOL), "a boolean (true or false)", err, errlen);
-    if (t < 0) return -1;
-    if (t == PEFT_CFG_MISSING) {
-        ia3_host->cfg_set_bool(cfg, key, def);
-        *out = def;
-        return 0;
-    }
-    return ia3_host->cfg_bool(cfg, key, out) == 0 ? 0 : -1;
-}
 
 /* IA3Config.__post_init__: when both are lists (sets in PEFT), every feedforward_modules entry
  * must be one of target_modules (exact strings, as Python's set.issubset). */
@@ -142,9 +45,9 @@ static int check_feedforward_subset(const peft_cfg *cfg, char *err, size_t errle
             if (w < 0) break;
             len += (size_t)w;
         }
-        ia3_errf(err, errlen, "ia3 config: `feedforward_modules` should be a subset of "
-                 "`target_modules`: feedforward_modules entry \"%s\" is not in target_modules "
-                 "[%s]", f ? f : "", allowed);
+        peft_pu_errf(err, errlen, "ia3 config: `feedforward_modules` should be a subset of "
+                     "`target_modules`: feedforward_modules entry \"%s\" is not in "
+                     "target_modules [%s]", f ? f : "", allowed);
         return -1;
     }
     return 0;
@@ -154,53 +57,20 @@ static int check_feedforward_subset(const peft_cfg *cfg, char *err, size_t errle
 
 int ia3_config_parse(peft_cfg *cfg, void **out, char *err, size_t errlen)
 {
-    if (out) *out = NULL;
-    if (!cfg || !out) {
-        ia3_errf(err, errlen, "ia3 config: no config given");
-        return -1;
-    }
+    const peft_pu_cfg pc = {ia3_host, cfg, "ia3 config", err, errlen};
     ia3_config c = {.init_ia3_weights = 1};
-    int t, b;
-
-    t = check_type(cfg, "peft_type", T(PEFT_CFG_STRING), "the string \"IA3\"", err, errlen);
-    if (t < 0) return -1;
-    if (t == PEFT_CFG_MISSING) {
-        ia3_host->cfg_set_str(cfg, "peft_type", "IA3");
-    } else {
-        const char *pt = ia3_host->cfg_str(cfg, "peft_type");
-        if (!pt || strcmp(pt, "IA3") != 0) {
-            ia3_errf(err, errlen, "ia3 config: field 'peft_type' is \"%s\"; allowed value: "
-                     "\"IA3\"", pt ? pt : "");
-            return -1;
-        }
-    }
-
-    if (req_bool(cfg, "init_ia3_weights", 1, &c.init_ia3_weights, err, errlen)) return -1;
-    if (req_bool(cfg, "fan_in_fan_out", 0, &b, err, errlen)) return -1;
-    if (req_bool(cfg, "inference_mode", 0, &b, err, errlen)) return -1;
-    if (opt_dict(cfg, "auto_mapping", 1, err, errlen)) return -1;
-    if (opt_dict(cfg, "runtime_config", 0, err, errlen)) return -1;
-    if (opt_str(cfg, "revision", err, errlen)) return -1;
-    if (opt_str(cfg, "base_model_name_or_path", err, errlen)) return -1;
-    if (opt_str(cfg, "task_type", err, errlen)) return -1;
-
-    /* target_modules: the host resolves null to default_targets(model_type) before this */
-    if (opt_str_or_list(cfg, "target_modules", 1, 1, err, errlen)) return -1;
-    /* feedforward_modules: null is resolved per model_type at the first inject (PEFT's
+    /* target_modules: the host resolves null to default_targets(model_type) before this;
+     * feedforward_modules: null is resolved per model_type at the first inject (PEFT's
      * IA3Model._prepare_adapter_config), so it is left as it is here */
-    if (opt_str_or_list(cfg, "feedforward_modules", 1, 0, err, errlen)) return -1;
-    if (opt_str_or_list(cfg, "modules_to_save", 0, 1, err, errlen)) return -1;
-    if (opt_str_or_list(cfg, "exclude_modules", 1, 0, err, errlen)) return -1;
-    if (check_feedforward_subset(cfg, err, errlen)) return -1;
-
-    ia3_config *p = ia3_host->alloc(sizeof *p);
-    if (!p) {
-        ia3_errf(err, errlen, "ia3 config: out of memory");
+    if (peft_pu_cfg_begin(&pc, out) || peft_pu_cfg_peft_type(&pc, "IA3") ||
+        peft_pu_cfg_bool(&pc, "init_ia3_weights", 1, &c.init_ia3_weights) ||
+        peft_pu_cfg_bool(&pc, "fan_in_fan_out", 0, NULL) ||
+        peft_pu_cfg_opt_dict(&pc, "runtime_config", NULL) ||
+        peft_pu_cfg_peft_fields(&pc, NULL) || peft_pu_cfg_module_fields(&pc, 0) ||
+        peft_pu_cfg_names(&pc, "feedforward_modules", 1, 0) ||
+        check_feedforward_subset(cfg, err, errlen))
         return -1;
-    }
-    *p = c;
-    *out = p;
-    return 0;
+    return peft_pu_cfg_finish(&pc, &c, sizeof c, out);
 }
 
 void ia3_config_free(void *parsed)

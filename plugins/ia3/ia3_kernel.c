@@ -4,8 +4,6 @@
  *   ordinary site:      forward      out = y * l  (l (out, 1)), y the base layer's output
  * The other entry of each pair passes its tensor through unchanged (the host calls pre_forward
  * for every active adapter that has one, and forward for every active adapter). */
-#include <string.h>
-
 #include "ia3.h"
 
 typedef struct ia3_bwd_ctx {
@@ -54,16 +52,11 @@ static peft_tensor *scale_lastdim(peft_graph *g, peft_tensor *a, peft_tensor *l)
     for (int64_t r = 0; r < rows; r++)
         for (int64_t k = 0; k < n; k++) po[r * n + k] = pa[r * n + k] * pl[k];
 
-    const int need = ia3_host->graph_recording(g) && (a->requires_grad || l->requires_grad);
-    out->requires_grad = need ? 1 : 0;
-    if (need) {
+    out->requires_grad = PEFT_PU_WANTS_GRAD(ia3_host, g, a, l);
+    if (out->requires_grad) {
         ia3_bwd_ctx *c = ia3_host->tape_push(g, ia3_backward, sizeof *c);
         if (!c) return NULL;
-        c->a = a;
-        c->out = out;
-        c->l = l;
-        c->rows = rows;
-        c->n = n;
+        *c = (ia3_bwd_ctx){.a = a, .out = out, .l = l, .rows = rows, .n = n};
     }
     return out;
 }

@@ -7,6 +7,9 @@
  *   loha_kernel.c  delta W = s * (w1_a @ w1_b) ⊙ (w2_a @ w2_b), built once per forward call,
  *                  the forward y + x @ dW^T with rank/module dropout, and its backward
  *   loha_plugin.c  the vtable and the exported entry point
+ *
+ * rank_pattern / alpha_pattern follow PEFT's LyCORIS rule: a key matches a module whose name
+ * is "(.*\.)?key" (the host's cfg_pattern_real_lycoris, ABI 1.2, which the plugin requires).
  */
 #ifndef PEFT_LOHA_H
 #define PEFT_LOHA_H
@@ -14,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "peft/plugin.h"
+#include "peft/plugin_kernels.h"
+#include "peft/plugin_util.h"
 
 /* The host table handed to peft_plugin_init; set once, before any other entry is called. */
 extern const peft_host_api *loha_host;
@@ -65,9 +70,5 @@ int loha_set_scale(void *state, double mult);
 void loha_products(const loha_state *st, float *p1, float *p2);
 peft_tensor *loha_forward(void *state, peft_graph *g, const peft_site_info *site,
                           peft_tensor *x, peft_tensor *y);
-
-/* helpers (loha_config.c) */
-void loha_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-char *loha_strdup(const char *s); /* host->alloc'd copy, NULL on OOM */
 
 #endif

@@ -15,13 +15,13 @@
 
 void loha_products(const loha_state *st, float *p1, float *p2)
 {
-    const int in = (int)st->in_features, outf = (int)st->out_features, r = (int)st->r;
+    const int64_t in = st->in_features, outf = st->out_features, r = st->r;
     if (p1)
-        loha_host->sgemm(0, 0, outf, in, r, 1.0f, peft_f32(st->w1a), r, peft_f32(st->w1b), in,
-                         0.0f, p1, in);
+        peft_pu_gemm(loha_host, 0, 0, outf, in, r, 1.0f, peft_f32(st->w1a), peft_f32(st->w1b),
+                     0.0f, p1);
     if (p2)
-        loha_host->sgemm(0, 0, outf, in, r, 1.0f, peft_f32(st->w2a), r, peft_f32(st->w2b), in,
-                         0.0f, p2, in);
+        peft_pu_gemm(loha_host, 0, 0, outf, in, r, 1.0f, peft_f32(st->w2a), peft_f32(st->w2b),
+                     0.0f, p2);
 }
 
 typedef struct loha_bwd_ctx {
@@ -46,29 +46,22 @@ static void loha_backward(peft_graph *g, void *vctx)
     const loha_bwd_ctx *c = vctx;
     const float *dy = c->out->grad;
     if (!dy) return;
-    const int n = (int)c->n, in = (int)c->in, outf = (int)c->outf, r = (int)c->r;
+    const peft_host_api *H = loha_host;
+    const int64_t n = c->n, in = c->in, outf = c->outf, r = c->r;
 
-    if (c->y->requires_grad) {
-        float *gy = loha_host->grad_of(g, c->y);
-        if (gy) {
-            const int64_t total = c->n * c->outf;
-            for (int64_t i = 0; i < total; i++) gy[i] += dy[i];
-        }
-    }
-    if (c->x->requires_grad) {
-        float *dx = loha_host->grad_of(g, c->x);
-        if (dx) loha_host->sgemm(0, 0, n, in, outf, 1.0f, dy, outf, peft_f32(c->dw), in, 1.0f, dx, in);
-    }
+    peft_pu_grad_add(H, g, c->y, dy, n * outf);
+    float *dx = c->x->requires_grad ? H->grad_of(g, c->x) : NULL;
+    if (dx) peft_pu_gemm(H, 0, 0, n, in, outf, 1.0f, dy, peft_f32(c->dw), 1.0f, dx);
     const int want1 = c->w1a->requires_grad || c->w1b->requires_grad;
     const int want2 = c->w2a->requires_grad || c->w2b->requires_grad;
     if (!want1 && !want2) return;
 
     const int64_t shape[2] = {c->outf, c->in};
-    peft_tensor *gt = loha_host->graph_tensor(g, 2, shape);
-    peft_tensor *tt = loha_host->graph_tensor(g, 2, shape);
+    peft_tensor *gt = H->graph_tensor(g, 2, shape);
+    peft_tensor *tt = H->graph_tensor(g, 2, shape);
     if (!gt || !tt) return;
     float *G = peft_f32(gt), *tmp = peft_f32(tt);
-    loha_host->sgemm(1, 0, outf, in, n, 1.0f, dy, outf, peft_f32(c->x), in, 0.0f, G, in);
+    peft_pu_gemm(H, 1, 0, outf, in, n, 1.0f, dy, peft_f32(c->x), 0.0f, G);
     const float *drop = c->drop ? peft_f32(c->drop) : NULL;
     for (int64_t o = 0; o < c->outf; o++) {
         const float f = drop ? c->s * drop[o] : c->s;
@@ -81,14 +74,10 @@ static void loha_backward(peft_graph *g, void *vctx)
         const float *other = peft_f32(k ? c->p1 : c->p2);
         peft_tensor *a = k ? c->w2a : c->w1a, *b = k ? c->w2b : c->w1b;
         for (int64_t i = 0; i < total; i++) tmp[i] = G[i] * other[i];
-        if (a->requires_grad) {
-            float *da = loha_host->grad_of(g, a);
-            if (da) loha_host->sgemm(0, 1, outf, r, in, 1.0f, tmp, in, peft_f32(b), in, 1.0f, da, r);
-        }
-        if (b->requires_grad) {
-            float *db = loha_host->grad_of(g, b);
-            if (db) loha_host->sgemm(1, 0, r, in, outf, 1.0f, peft_f32(a), r, tmp, in, 1.0f, db, in);
-        }
+        float *da = a->requires_grad ? H->grad_of(g, a) : NULL;
+        if (da) peft_pu_gemm(H, 0, 1, outf, r, in, 1.0f, tmp, peft_f32(b), 1.0f, da);
+        float *db = b->requires_grad ? H->grad_of(g, b) : NULL;
+        if (db) peft_pu_gemm(H, 1, 0, r, in, outf, 1.0f, peft_f32(a), tmp, 1.0f, db);
     }
 }
 
@@ -100,12 +89,9 @@ peft_tensor *loha_forward(void *state, peft_graph *g, const peft_site_info *site
 {
     (void)site;
     loha_state *st = state;
-    if (!st || !g || !x || !y || x->ndim < 1 || y->ndim < 1) return NULL;
-    if (x->dtype != PEFT_DTYPE_F32 || y->dtype != PEFT_DTYPE_F32) return NULL;
+    int64_t n;
+    if (!st || !g || peft_pu_site_rows(x, y, st->in_features, st->out_features, &n)) return NULL;
     const int64_t in = st->in_features, outf = st->out_features;
-    if (x->shape[x->ndim - 1] != in || y->shape[y->ndim - 1] != outf) return NULL;
-    const int64_t n = x->numel / in;
-    if (y->numel / outf != n) return NULL;
 
     const int training = loha_host->graph_training(g);
     peft_rng *rng = training ? loha_host->graph_rng(g) : NULL;
@@ -114,9 +100,7 @@ peft_tensor *loha_forward(void *state, peft_graph *g, const peft_site_info *site
         if (!(loha_host->rng_uniform(rng) > (double)st->module_dropout)) return y;
     }
 
-    const int need = loha_host->graph_recording(g) &&
-                     (x->requires_grad || y->requires_grad || st->w1a->requires_grad ||
-                      st->w1b->requires_grad || st->w2a->requires_grad || st->w2b->requires_grad);
+    const int need = PEFT_PU_WANTS_GRAD(loha_host, g, x, y, st->w1a, st->w1b, st->w2a, st->w2b);
     const int64_t wshape[2] = {outf, in};
     peft_tensor *p1 = loha_host->graph_tensor(g, 2, wshape);
     peft_tensor *dw = loha_host->graph_tensor(g, 2, wshape);
@@ -134,19 +118,10 @@ peft_tensor *loha_forward(void *state, peft_graph *g, const peft_site_info *site
     peft_tensor *drop = NULL;
     if (training && st->rank_dropout > 0.0f) {
         if (!rng) return NULL;
-        const int64_t dshape[1] = {outf};
-        drop = loha_host->graph_tensor(g, 1, dshape);
+        drop = peft_pu_rank_dropout_mask(loha_host, g, rng, outf, (double)st->rank_dropout);
         if (!drop) return NULL;
-        float *dp = peft_f32(drop);
-        double kept = 0;
+        const float *dp = peft_f32(drop);
         for (int64_t o = 0; o < outf; o++) {
-            dp[o] = loha_host->rng_uniform(rng) > (double)st->rank_dropout ? 1.0f : 0.0f;
-            kept += dp[o];
-        }
-        /* drop /= drop.mean(); every row dropped leaves the zero delta (PEFT: 0/0 = NaN) */
-        const float inv_mean = kept > 0 ? (float)((double)outf / kept) : 0.0f;
-        for (int64_t o = 0; o < outf; o++) {
-            dp[o] *= inv_mean;
             float *row = d + o * in;
             for (int64_t i = 0; i < in; i++) row[i] *= dp[o];
         }
@@ -154,29 +129,15 @@ peft_tensor *loha_forward(void *state, peft_graph *g, const peft_site_info *site
 
     /* out (N, out) = y + x (N, in) @ dW^T (in, out) */
     memcpy(out->data, y->data, (size_t)(n * outf) * sizeof(float));
-    loha_host->sgemm(0, 1, (int)n, (int)outf, (int)in, 1.0f, peft_f32(x), (int)in, d, (int)in,
-                     1.0f, peft_f32(out), (int)outf);
+    peft_pu_gemm(loha_host, 0, 1, n, outf, in, 1.0f, peft_f32(x), d, 1.0f, peft_f32(out));
 
     out->requires_grad = need ? 1 : 0;
     if (need) {
         loha_bwd_ctx *c = loha_host->tape_push(g, loha_backward, sizeof *c);
         if (!c) return NULL;
-        c->x = x;
-        c->y = y;
-        c->out = out;
-        c->p1 = p1;
-        c->p2 = p2;
-        c->dw = dw;
-        c->drop = drop;
-        c->w1a = st->w1a;
-        c->w1b = st->w1b;
-        c->w2a = st->w2a;
-        c->w2b = st->w2b;
-        c->n = n;
-        c->in = in;
-        c->outf = outf;
-        c->r = st->r;
-        c->s = s;
+        *c = (loha_bwd_ctx){.x = x, .y = y, .out = out, .p1 = p1, .p2 = p2, .dw = dw,
+                            .drop = drop, .w1a = st->w1a, .w1b = st->w1b, .w2a = st->w2a,
+                            .w2b = st->w2b, .n = n, .in = in, .outf = outf, .r = st->r, .s = s};
     }
     return out;
 }

@@ -9,19 +9,15 @@ const peft_host_api *loha_host;
 /* No default_targets: PEFT's LycorisTuner has no per-model mapping and asks for
  * target_modules. MIXABLE: LoHa is one of the tuner types PEFT's mixed models accept. */
 static const peft_tuner_vtable loha_vtable = {
-    .struct_size = sizeof(peft_tuner_vtable),
-    .abi_major = PEFT_ABI_MAJOR,
-    .abi_minor = PEFT_ABI_MINOR,
+    PEFT_PU_VTABLE_HEADER,
     .name = "loha",
     .peft_type = "LOHA",
     .prefix = "hada_",
     .caps = PEFT_CAP_MERGEABLE | PEFT_CAP_MIXABLE,
     .config_keys = loha_config_keys,
-    .default_targets = NULL,
     .config_parse = loha_config_parse,
     .config_free = loha_config_free,
     .inject = loha_inject,
-    .pre_forward = NULL,
     .forward = loha_forward,
     .merge = loha_merge,
     .destroy = loha_destroy,
@@ -31,63 +27,18 @@ static const peft_tuner_vtable loha_vtable = {
     .model_class = "LoHaModel",
 };
 
-/* the host entries this plugin calls (all ABI 1.0) */
-#define HOST_NEEDS_SIZE (offsetof(peft_host_api, warn) + sizeof(void (*)(const char *)))
+/* the host entries this plugin needs beyond the helpers'; the LyCORIS pattern rule makes it an
+ * ABI 1.2 plugin */
+static const peft_pu_need loha_needs[] = {
+    PEFT_PU_NEED(graph_training), PEFT_PU_NEED(graph_rng), PEFT_PU_NEED(sgemm),
+    PEFT_PU_NEED(cfg_pattern_real_lycoris),
+};
 
 PEFT_PLUGIN_EXPORT const peft_tuner_vtable *peft_plugin_init(const peft_host_api *host, char *err,
                                                              size_t errlen)
 {
-    if (!host) {
-        loha_errf(err, errlen, "loha: no host API table given");
+    if (peft_pu_host_check(host, "loha", 2, loha_needs, PEFT_PU_COUNT(loha_needs), err, errlen))
         return NULL;
-    }
-    if (host->abi_major != PEFT_ABI_MAJOR) {
-        loha_errf(err, errlen, "loha: host ABI major %u, plugin built for %d",
-                  (unsigned)host->abi_major, PEFT_ABI_MAJOR);
-        return NULL;
-    }
-    if (host->struct_size < HOST_NEEDS_SIZE) {
-        loha_errf(err, errlen, "loha: host API table too short (%u bytes, need %zu)",
-                  (unsigned)host->struct_size, (size_t)HOST_NEEDS_SIZE);
-        return NULL;
-    }
-    const struct {
-        const char *name;
-        int present;
-    } need[] = {
-        {"alloc", host->alloc != NULL},
-        {"free", host->free != NULL},
-        {"tensor_new", host->tensor_new != NULL},
-        {"tensor_free", host->tensor_free != NULL},
-        {"graph_tensor", host->graph_tensor != NULL},
-        {"graph_training", host->graph_training != NULL},
-        {"graph_recording", host->graph_recording != NULL},
-        {"graph_rng", host->graph_rng != NULL},
-        {"tape_push", host->tape_push != NULL},
-        {"grad_of", host->grad_of != NULL},
-        {"sgemm", host->sgemm != NULL},
-        {"cfg_type", host->cfg_type != NULL},
-        {"cfg_bool", host->cfg_bool != NULL},
-        {"cfg_int", host->cfg_int != NULL},
-        {"cfg_real", host->cfg_real != NULL},
-        {"cfg_str", host->cfg_str != NULL},
-        {"cfg_list_len", host->cfg_list_len != NULL},
-        {"cfg_list_str", host->cfg_list_str != NULL},
-        {"cfg_list_int", host->cfg_list_int != NULL},
-        {"cfg_pattern_real", host->cfg_pattern_real != NULL},
-        {"cfg_set_bool", host->cfg_set_bool != NULL},
-        {"cfg_set_int", host->cfg_set_int != NULL},
-        {"cfg_set_real", host->cfg_set_real != NULL},
-        {"cfg_set_str", host->cfg_set_str != NULL},
-        {"cfg_set_json", host->cfg_set_json != NULL},
-        {"rng_uniform", host->rng_uniform != NULL},
-    };
-    for (size_t i = 0; i < sizeof need / sizeof need[0]; i++) {
-        if (!need[i].present) {
-            loha_errf(err, errlen, "loha: host API entry '%s' is NULL", need[i].name);
-            return NULL;
-        }
-    }
     loha_host = host;
     return &loha_vtable;
 }

@@ -20,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "peft/plugin.h"
+#include "peft/plugin_kernels.h"
+#include "peft/plugin_util.h"
 
 /* The host table handed to peft_plugin_init; set once, before any other entry is called. */
 extern const peft_host_api *lora_host;
@@ -109,10 +111,5 @@ int lora_init_olora(lora_state *st, const peft_site_info *site, char *err, size_
 int lora_combine(void *dst, void *const *srcs, const double *weights, int n,
                  const peft_cfg *opts, const peft_site_info *site, peft_rng *rng, char *err,
                  size_t errlen);
-
-/* helpers (lora_config.c) */
-void lora_errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-char *lora_strdup(const char *s); /* host->alloc'd copy, NULL on OOM */
 
 #endif

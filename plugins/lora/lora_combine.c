@@ -87,35 +87,35 @@ static int parse_opts(const peft_cfg *c, comb_opts *o, char *err, size_t errlen)
             o->merge = comb_types[i].merge;
         }
     if (o->path < 0) {
-        lora_errf(err, errlen, "combination_type '%s' is not one of linear, cat, svd, ties, "
-                  "ties_svd, dare_linear, dare_ties, dare_linear_svd, dare_ties_svd, "
-                  "magnitude_prune, magnitude_prune_svd", type ? type : "(missing)");
+        peft_pu_errf(err, errlen, "combination_type '%s' is not one of linear, cat, svd, ties, "
+                     "ties_svd, dare_linear, dare_ties, dare_linear_svd, dare_ties_svd, "
+                     "magnitude_prune, magnitude_prune_svd", type ? type : "(missing)");
         return -1;
     }
     o->density = NAN;
     int t = lora_host->cfg_type(c, "density");
     if (t != PEFT_CFG_MISSING && t != PEFT_CFG_NULL &&
         (lora_host->cfg_real(c, "density", &o->density) || !isfinite(o->density))) {
-        lora_errf(err, errlen, "density must be a finite number");
+        peft_pu_errf(err, errlen, "density must be a finite number");
         return -1;
     }
     if (merge_needs_density(o->merge)) {
         if (isnan(o->density)) {
-            lora_errf(err, errlen, "combination_type '%s' needs a density (the fraction of "
-                      "values kept, in [0, 1])", type);
+            peft_pu_errf(err, errlen, "combination_type '%s' needs a density (the fraction of "
+                         "values kept, in [0, 1])", type);
             return -1;
         }
         if (o->density < 0 || (merge_is_dare(o->merge) && o->density == 0)) {
-            lora_errf(err, errlen, "density must be %s for combination_type '%s', got %g",
-                      merge_is_dare(o->merge) ? "> 0 (DARE rescales by 1/density)" : ">= 0",
-                      type, o->density);
+            peft_pu_errf(err, errlen, "density must be %s for combination_type '%s', got %g",
+                         merge_is_dare(o->merge) ? "> 0 (DARE rescales by 1/density)" : ">= 0",
+                         type, o->density);
             return -1;
         }
     }
     const char *sm = lora_host->cfg_str(c, "majority_sign_method");
     if (sm && strcmp(sm, "total") && strcmp(sm, "frequency")) {
-        lora_errf(err, errlen, "majority_sign_method must be \"total\" or \"frequency\", got "
-                  "\"%s\"", sm);
+        peft_pu_errf(err, errlen, "majority_sign_method must be \"total\" or \"frequency\", got "
+                     "\"%s\"", sm);
         return -1;
     }
     o->sign_freq = sm && !strcmp(sm, "frequency");
@@ -123,7 +123,7 @@ static int parse_opts(const peft_cfg *c, comb_opts *o, char *err, size_t errlen)
     t = lora_host->cfg_type(c, "svd_clamp");
     if (t != PEFT_CFG_MISSING && t != PEFT_CFG_NULL &&
         (lora_host->cfg_real(c, "svd_clamp", &o->clamp) || !(o->clamp >= 0 && o->clamp <= 1))) {
-        lora_errf(err, errlen, "svd_clamp must be a quantile in [0, 1]");
+        peft_pu_errf(err, errlen, "svd_clamp must be a quantile in [0, 1]");
         return -1;
     }
     o->full_matrices = 1;
@@ -219,8 +219,8 @@ static int combine_cat(lora_state *dst, lora_state *const *v, const double *w, i
     int64_t total = 0;
     for (int i = 0; i < k; i++) total += v[i]->r;
     if (total > R) {
-        lora_errf(err, errlen, "cat: the sources' ranks here sum to %lld, more than the new "
-                  "adapter's r = %lld", (long long)total, (long long)R);
+        peft_pu_errf(err, errlen, "cat: the sources' ranks here sum to %lld, more than the new "
+                     "adapter's r = %lld", (long long)total, (long long)R);
         return -1;
     }
     const double s_new = src_scaling(dst);
@@ -245,23 +245,23 @@ static int combine_gen(lora_state *dst, lora_state *const *v, const double *w, i
     const int64_t in = dst->in_features, outf = dst->out_features, R = dst->r, r = v[0]->r;
     for (int i = 1; i < k; i++)
         if (v[i]->r != r) {
-            lora_errf(err, errlen, "the sources have different ranks here (%lld and %lld): "
-                      "this combination_type needs equal ranks (use cat or svd)",
-                      (long long)r, (long long)v[i]->r);
+            peft_pu_errf(err, errlen, "the sources have different ranks here (%lld and %lld): "
+                         "this combination_type needs equal ranks (use cat or svd)",
+                         (long long)r, (long long)v[i]->r);
             return -1;
         }
     if (r > R) {
-        lora_errf(err, errlen, "the sources' rank here (%lld) exceeds the new adapter's r = %lld",
-                  (long long)r, (long long)R);
+        peft_pu_errf(err, errlen, "the sources' rank here (%lld) exceeds the new adapter's "
+                     "r = %lld", (long long)r, (long long)R);
         return -1;
     }
     double vw[k];
     for (int i = 0; i < k; i++) {
         const double p = w[i] * src_scaling(v[i]);
         if (!(p >= 0)) {
-            lora_errf(err, errlen, "weight %g times scaling %g is negative: this "
-                      "combination_type weighs A and B by its square root (use cat or svd for "
-                      "negative weights)", w[i], src_scaling(v[i]));
+            peft_pu_errf(err, errlen, "weight %g times scaling %g is negative: this "
+                         "combination_type weighs A and B by its square root (use cat or svd for "
+                         "negative weights)", w[i], src_scaling(v[i]));
             return -1;
         }
         vw[i] = sqrt(p);
@@ -292,7 +292,7 @@ static int combine_gen(lora_state *dst, lora_state *const *v, const double *w, i
     rc = 0;
     goto done;
 oom:
-    lora_errf(err, errlen, "out of memory combining adapters");
+    peft_pu_errf(err, errlen, "out of memory combining adapters");
 done:
     free(buf);
     return rc;
@@ -319,17 +319,15 @@ static int combine_svd(lora_state *dst, lora_state *const *v, const double *w, i
 {
     const int64_t in = dst->in_features, outf = dst->out_features, R = dst->r;
     const int64_t kk = in < outf ? in : outf, n = outf * in;
-    if (lora_host->abi_minor < 1 ||
-        lora_host->struct_size < offsetof(peft_host_api, svd) + sizeof lora_host->svd ||
-        !lora_host->svd) {
-        lora_errf(err, errlen, "the svd combination types need the host's svd entry (ABI 1.1)");
+    if (!PEFT_PU_HOST_HAS(lora_host, svd, 1)) {
+        peft_pu_errf(err, errlen, "the svd combination types need the host's svd entry (ABI 1.1)");
         return -1;
     }
     if (o->full_matrices && R > kk) {
-        lora_errf(err, errlen, "the new rank %lld exceeds min(in, out) = %lld: with "
-                  "svd_full_matrices (PEFT's default) U[:, :r] @ diag(S) has no such shape; "
-                  "pass svd_full_matrices false or a smaller svd_rank", (long long)R,
-                  (long long)kk);
+        peft_pu_errf(err, errlen, "the new rank %lld exceeds min(in, out) = %lld: with "
+                     "svd_full_matrices (PEFT's default) U[:, :r] @ diag(S) has no such shape; "
+                     "pass svd_full_matrices false or a smaller svd_rank", (long long)R,
+                     (long long)kk);
         return -1;
     }
     const int64_t t_r = R < kk ? R : kk; /* singular triplets kept */
@@ -357,8 +355,8 @@ static int combine_svd(lora_state *dst, lora_state *const *v, const double *w, i
     if (merge_tasks(o, t, w, k, n, rng, res)) goto oom;
     for (int64_t e = 0; e < n; e++) df[e] = (float)res[e];
     if (lora_host->svd((int)outf, (int)in, df, u, s, vt)) {
-        lora_errf(err, errlen, "the SVD of the combined (%lld, %lld) delta weight failed "
-                  "(LAPACK)", (long long)outf, (long long)in);
+        peft_pu_errf(err, errlen, "the SVD of the combined (%lld, %lld) delta weight failed "
+                     "(LAPACK)", (long long)outf, (long long)in);
         goto done;
     }
     /* US (out, t_r) = U[:, :t_r] diag(S[:t_r]), Vh (t_r, in); the dist PEFT clamps over */
@@ -391,7 +389,7 @@ static int combine_svd(lora_state *dst, lora_state *const *v, const double *w, i
     rc = 0;
     goto done;
 oom:
-    lora_errf(err, errlen, "out of memory combining adapters");
+    peft_pu_errf(err, errlen, "out of memory combining adapters");
 done:
     free(d);
     free(df);
@@ -410,23 +408,23 @@ int lora_combine(void *dst_state, void *const *srcs, const double *weights, int 
 {
     lora_state *dst = dst_state;
     if (!dst || !srcs || !weights || n < 1 || !opts || !site || !rng) {
-        lora_errf(err, errlen, "lora combine: missing argument");
+        peft_pu_errf(err, errlen, "lora combine: missing argument");
         return -1;
     }
     if (n > LORA_COMBINE_MAX) {
-        lora_errf(err, errlen, "lora combine: %d source adapters, at most %d", n,
-                  LORA_COMBINE_MAX);
+        peft_pu_errf(err, errlen, "lora combine: %d source adapters, at most %d", n,
+                     LORA_COMBINE_MAX);
         return -1;
     }
     comb_opts o;
     if (parse_opts(opts, &o, err, errlen)) return -1;
     if (dst->magnitude || dst->merged) {
-        lora_errf(err, errlen, "the new adapter is %s", dst->magnitude ? "DoRA (use_dora): "
-                  "combining DoRA adapters is not supported" : "merged: unmerge it first");
+        peft_pu_errf(err, errlen, "the new adapter is %s", dst->magnitude ? "DoRA (use_dora): "
+                     "combining DoRA adapters is not supported" : "merged: unmerge it first");
         return -1;
     }
     if (dst->in_features != site->in_features || dst->out_features != site->out_features) {
-        lora_errf(err, errlen, "the new adapter's shape does not fit the module");
+        peft_pu_errf(err, errlen, "the new adapter's shape does not fit the module");
         return -1;
     }
     /* the sources present on this site, in the order given */
@@ -437,31 +435,31 @@ int lora_combine(void *dst_state, void *const *srcs, const double *weights, int 
         lora_state *s = srcs[i];
         if (!s) continue;
         if (!isfinite(weights[i])) {
-            lora_errf(err, errlen, "source %d has a non-finite weight", i);
+            peft_pu_errf(err, errlen, "source %d has a non-finite weight", i);
             return -1;
         }
         if (s->magnitude) {
-            lora_errf(err, errlen, "source %d is a DoRA adapter (use_dora): combining DoRA "
-                      "adapters is not supported (PEFT 0.13.2 drops the magnitude vector)", i);
+            peft_pu_errf(err, errlen, "source %d is a DoRA adapter (use_dora): combining DoRA "
+                         "adapters is not supported (PEFT 0.13.2 drops the magnitude vector)", i);
             return -1;
         }
         if (s->in_features != dst->in_features || s->out_features != dst->out_features) {
-            lora_errf(err, errlen, "source %d was made for (in=%lld, out=%lld), the module is "
-                      "(in=%lld, out=%lld)", i, (long long)s->in_features,
-                      (long long)s->out_features, (long long)dst->in_features,
-                      (long long)dst->out_features);
+            peft_pu_errf(err, errlen, "source %d was made for (in=%lld, out=%lld), the module is "
+                         "(in=%lld, out=%lld)", i, (long long)s->in_features,
+                         (long long)s->out_features, (long long)dst->in_features,
+                         (long long)dst->out_features);
             return -1;
         }
         v[k] = s;
         w[k++] = weights[i];
     }
     if (k == 0) {
-        lora_errf(err, errlen, "none of the source adapters has a LoRA on this module");
+        peft_pu_errf(err, errlen, "none of the source adapters has a LoRA on this module");
         return -1;
     }
     if (!(src_scaling(dst) > 0)) {
-        lora_errf(err, errlen, "the new adapter's scaling is %g: it must be positive",
-                  src_scaling(dst));
+        peft_pu_errf(err, errlen, "the new adapter's scaling is %g: it must be positive",
+                     src_scaling(dst));
         return -1;
     }
     memset(peft_f32(dst->A), 0, (size_t)dst->A->numel * sizeof(float));

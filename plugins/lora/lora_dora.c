@@ -9,7 +9,6 @@
  * W is the site's current base weight in (out, in) orientation: GPT-2 Conv1D stores (in, out) and
  * is transposed, as PEFT's transpose(weight, fan_in_fan_out). The base weight is frozen (no dW). */
 #include <math.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "lora.h"
@@ -23,11 +22,6 @@ static const float *weight_view(const peft_site_info *site, float *buf)
     return buf;
 }
 
-static int in_out_layout(const peft_site_info *site)
-{
-    return site->kind == PEFT_SITE_CONV1D || site->fan_in_fan_out;
-}
-
 /* norm (out) = ||W + s * (B @ A)||_row, W (out, in) or, in_out, stored (in, out);
  * B (out, r), A (r, in); scratch (out, in). PEFT's order: B @ A, times s, plus W. */
 static void weight_norm(const lora_state *st, const float *w, int in_out, float s, float *scratch,
@@ -35,8 +29,8 @@ static void weight_norm(const lora_state *st, const float *w, int in_out, float 
 {
     const int outf = (int)st->out_features, in = (int)st->in_features, r = (int)st->r;
     /* scratch (out, in) = B (out, r) @ A (r, in) */
-    lora_host->sgemm(0, 0, outf, in, r, 1.0f, peft_f32(st->B), r, peft_f32(st->A), in, 0.0f,
-                     scratch, in);
+    peft_pu_gemm(lora_host, 0, 0, outf, in, r, 1.0f, peft_f32(st->B), peft_f32(st->A), 0.0f,
+                 scratch);
     for (int o = 0; o < outf; o++) {
         double acc = 0.0;
         float *row = scratch + (size_t)o * in;
@@ -55,23 +49,20 @@ int lora_dora_init(lora_state *st, const peft_site_info *site, const char *adapt
     const char *name = site->name ? site->name : "?";
     const int64_t shape[1] = {st->out_features};
     const size_t nw = (size_t)st->out_features * (size_t)st->in_features;
-    st->magnitude = lora_host->tensor_new(1, shape);
-    st->saved_M = lora_strdup("lora_magnitude_vector");
-    size_t n = strlen("lora_magnitude_vector..weight") + strlen(adapter_name) + 1;
-    st->memory_M = lora_host->alloc(n);
+    st->magnitude = peft_pu_param(lora_host, 1, shape);
+    /* saved without ".weight" (as PEFT), in memory with it */
+    st->saved_M = peft_pu_strdup(lora_host, "lora_magnitude_vector");
+    st->memory_M = peft_pu_concat(lora_host, "lora_magnitude_vector.", adapter_name, ".weight");
     float *scratch = lora_host->alloc(nw * sizeof *scratch);
     float *buf = site->weight->dtype == PEFT_DTYPE_F32 ? NULL : lora_host->alloc(nw * sizeof *buf);
     if (!st->magnitude || !st->saved_M || !st->memory_M || !scratch ||
         (site->weight->dtype != PEFT_DTYPE_F32 && !buf)) {
         lora_host->free(scratch);
         lora_host->free(buf);
-        lora_errf(err, errlen, "lora: out of memory for the DoRA magnitude of '%s'", name);
+        peft_pu_errf(err, errlen, "lora: out of memory for the DoRA magnitude of '%s'", name);
         return -1;
     }
-    snprintf(st->memory_M, n, "lora_magnitude_vector.%s.weight", adapter_name);
-    st->magnitude->requires_grad = 1;
-    st->magnitude->flags |= PEFT_T_PARAM;
-    weight_norm(st, weight_view(site, buf), in_out_layout(site), (float)(st->scaling * st->mult),
+    weight_norm(st, weight_view(site, buf), peft_pu_in_out(site), (float)(st->scaling * st->mult),
                 scratch, peft_f32(st->magnitude));
     lora_host->free(scratch);
     lora_host->free(buf);
@@ -113,11 +104,7 @@ static void dora_backward(peft_graph *g, void *vctx)
     const int64_t total = c->n * c->outf;
     const float *f = peft_f32(c->f), *nrm = peft_f32(c->norm);
 
-    if (c->y->requires_grad) {
-        float *gy = lora_host->grad_of(g, c->y);
-        if (gy)
-            for (int64_t i = 0; i < total; i++) gy[i] += dy[i];
-    }
+    peft_pu_grad_add(lora_host, g, c->y, dy, total);
     if (c->m->requires_grad) {
         float *dm = lora_host->grad_of(g, c->m);
         if (dm) {
@@ -147,28 +134,26 @@ static void dora_backward(peft_graph *g, void *vctx)
         }
     if (want_b) {
         float *dB = lora_host->grad_of(g, c->B);
-        if (dB) lora_host->sgemm(1, 0, outf, r, n, 1.0f, gl, outf, peft_f32(c->xa), r, 1.0f, dB, r);
+        if (dB) peft_pu_gemm(lora_host, 1, 0, outf, r, n, 1.0f, gl, peft_f32(c->xa), 1.0f, dB);
     }
     if (!want_a && !want_x) return;
-    lora_host->sgemm(0, 0, n, r, outf, 1.0f, gl, outf, peft_f32(c->B), r, 0.0f, dxa, r);
+    peft_pu_gemm(lora_host, 0, 0, n, r, outf, 1.0f, gl, peft_f32(c->B), 0.0f, dxa);
     if (want_a) {
         float *dA = lora_host->grad_of(g, c->A);
-        if (dA) lora_host->sgemm(1, 0, r, in, n, 1.0f, dxa, r, peft_f32(c->x), in, 1.0f, dA, in);
+        if (dA) peft_pu_gemm(lora_host, 1, 0, r, in, n, 1.0f, dxa, peft_f32(c->x), 1.0f, dA);
     }
     if (want_x) {
         float *dx = lora_host->grad_of(g, c->x);
         if (!dx) return;
-        lora_host->sgemm(0, 0, n, in, r, 1.0f, dxa, r, peft_f32(c->A), in, 1.0f, dx, in);
+        peft_pu_gemm(lora_host, 0, 0, n, in, r, 1.0f, dxa, peft_f32(c->A), 1.0f, dx);
         /* gl <- (f - 1) * dy, then dx += gl @ W (out, in) */
         for (int i = 0; i < n; i++)
             for (int o = 0; o < outf; o++) {
                 const size_t k = (size_t)i * outf + o;
                 gl[k] = (f[o] - 1.0f) * dy[k];
             }
-        if (c->in_out) /* W stored (in, out): gl (N, out) @ W^T (out, in) */
-            lora_host->sgemm(0, 1, n, in, outf, 1.0f, gl, outf, c->w, outf, 1.0f, dx, in);
-        else
-            lora_host->sgemm(0, 0, n, in, outf, 1.0f, gl, outf, c->w, in, 1.0f, dx, in);
+        /* W stored (in, out) when in_out: gl (N, out) @ W^T (out, in) */
+        peft_pu_gemm(lora_host, 0, c->in_out, n, in, outf, 1.0f, gl, c->w, 1.0f, dx);
     }
 }
 
@@ -180,7 +165,7 @@ peft_tensor *lora_dora_forward(lora_state *st, peft_graph *g, const peft_site_in
     const int64_t in = st->in_features, outf = st->out_features, r = st->r;
     if (site->weight->numel != in * outf) return NULL;
     const int64_t n = xu->numel / in;
-    const int in_out = in_out_layout(site);
+    const int in_out = peft_pu_in_out(site);
     const float s = (float)(st->scaling * st->mult);
 
     const int64_t shape_w[2] = {outf, in}, shape_o[1] = {outf}, shape_xa[2] = {n, r},
@@ -208,17 +193,11 @@ peft_tensor *lora_dora_forward(lora_state *st, peft_graph *g, const peft_site_in
 
     const float *xp = peft_f32(xu);
     /* base (N, out) = xu (N, in) @ W^T */
-    if (in_out)
-        lora_host->sgemm(0, 0, (int)n, (int)outf, (int)in, 1.0f, xp, (int)in, w, (int)outf, 0.0f,
-                         peft_f32(base), (int)outf);
-    else
-        lora_host->sgemm(0, 1, (int)n, (int)outf, (int)in, 1.0f, xp, (int)in, w, (int)in, 0.0f,
-                         peft_f32(base), (int)outf);
+    peft_pu_gemm(lora_host, 0, !in_out, n, outf, in, 1.0f, xp, w, 0.0f, peft_f32(base));
     /* xa (N, r) = xu @ A^T;  lora (N, out) = xa @ B^T */
-    lora_host->sgemm(0, 1, (int)n, (int)r, (int)in, 1.0f, xp, (int)in, peft_f32(st->A), (int)in,
-                     0.0f, peft_f32(xa), (int)r);
-    lora_host->sgemm(0, 1, (int)n, (int)outf, (int)r, 1.0f, peft_f32(xa), (int)r,
-                     peft_f32(st->B), (int)r, 0.0f, peft_f32(lora), (int)outf);
+    peft_pu_gemm(lora_host, 0, 1, n, r, in, 1.0f, xp, peft_f32(st->A), 0.0f, peft_f32(xa));
+    peft_pu_gemm(lora_host, 0, 1, n, outf, r, 1.0f, peft_f32(xa), peft_f32(st->B), 0.0f,
+                 peft_f32(lora));
     /* out = y + ((f - 1) * base + (f * lora) * s), PEFT's evaluation order */
     const float *yp = peft_f32(y), *bp = peft_f32(base), *lp = peft_f32(lora);
     float *op = peft_f32(out);
@@ -228,11 +207,8 @@ peft_tensor *lora_dora_forward(lora_state *st, peft_graph *g, const peft_site_in
             op[k] = yp[k] + ((fv[o] - 1.0f) * bp[k] + (fv[o] * lp[k]) * s);
         }
 
-    const int need = lora_host->graph_recording(g) &&
-                     (xu->requires_grad || y->requires_grad || st->A->requires_grad ||
-                      st->B->requires_grad || st->magnitude->requires_grad);
-    out->requires_grad = need ? 1 : 0;
-    if (need) {
+    out->requires_grad = PEFT_PU_WANTS_GRAD(lora_host, g, xu, y, st->A, st->B, st->magnitude);
+    if (out->requires_grad) {
         dora_bwd_ctx *c = lora_host->tape_push(g, dora_backward, sizeof *c);
         if (!c) return NULL;
         *c = (dora_bwd_ctx){.x = xu, .xa = xa, .base = base, .lora = lora, .norm = norm, .f = f,
@@ -253,31 +229,31 @@ int lora_dora_merge(lora_state *st, const peft_site_info *site, float *weight, i
 {
     const char *name = site->name ? site->name : "?";
     const int outf = (int)st->out_features, in = (int)st->in_features, r = (int)st->r;
-    const int in_out = in_out_layout(site);
+    const int in_out = peft_pu_in_out(site);
     double sd = st->scaling * st->mult;
     if (sign < 0 && st->merged) sd = st->merged_scale;
     const float s = (float)sd;
     if (sign < 0 && !st->merged_norm) {
-        lora_errf(err, errlen, "lora merge: DoRA adapter on '%s' is not merged", name);
+        peft_pu_errf(err, errlen, "lora merge: DoRA adapter on '%s' is not merged", name);
         return -1;
     }
     float *delta = lora_host->alloc((size_t)outf * (size_t)in * sizeof *delta);
     if (!delta) {
-        lora_errf(err, errlen, "lora merge: out of memory merging DoRA into '%s'", name);
+        peft_pu_errf(err, errlen, "lora merge: out of memory merging DoRA into '%s'", name);
         return -1;
     }
     if (sign > 0) {
         if (!st->merged_norm) st->merged_norm = lora_host->alloc((size_t)outf * sizeof(float));
         if (!st->merged_norm) {
             lora_host->free(delta);
-            lora_errf(err, errlen, "lora merge: out of memory merging DoRA into '%s'", name);
+            peft_pu_errf(err, errlen, "lora merge: out of memory merging DoRA into '%s'", name);
             return -1;
         }
         weight_norm(st, weight, in_out, s, delta, st->merged_norm);
     }
     /* delta (out, in) = (B @ A) * s, PEFT's get_delta_weight */
-    lora_host->sgemm(0, 0, outf, in, r, 1.0f, peft_f32(st->B), r, peft_f32(st->A), in, 0.0f,
-                     delta, in);
+    peft_pu_gemm(lora_host, 0, 0, outf, in, r, 1.0f, peft_f32(st->B), peft_f32(st->A), 0.0f,
+                 delta);
     const float *m = peft_f32(st->magnitude), *nv = st->merged_norm;
     for (int o = 0; o < outf; o++) {
         const float fo = m[o] / nv[o];

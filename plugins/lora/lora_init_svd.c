@@ -15,9 +15,8 @@
 /* the host has the ABI 1.1 linear-algebra entries */
 static int host_has_linalg(void)
 {
-    return lora_host->abi_minor >= 1 &&
-           lora_host->struct_size >= offsetof(peft_host_api, qr) + sizeof(void *) &&
-           lora_host->site_weight_writable && lora_host->svd && lora_host->qr;
+    return PEFT_PU_HOST_HAS(lora_host, site_weight_writable, 1) &&
+           PEFT_PU_HOST_HAS(lora_host, svd, 1) && PEFT_PU_HOST_HAS(lora_host, qr, 1);
 }
 
 /* shared refusals; what = "PiSSA" / "OLoRA" */
@@ -26,29 +25,29 @@ static int check_site(const lora_state *st, const peft_site_info *site, const ch
 {
     const char *name = site->name ? site->name : "?";
     if (!host_has_linalg()) {
-        lora_errf(err, errlen, "lora: %s init of '%s' needs a host with ABI 1.1 (svd, qr, "
-                  "site_weight_writable); this host speaks %u.%u", what, name,
-                  (unsigned)lora_host->abi_major, (unsigned)lora_host->abi_minor);
+        peft_pu_errf(err, errlen, "lora: %s init of '%s' needs a host with ABI 1.1 (svd, qr, "
+                     "site_weight_writable); this host speaks %u.%u", what, name,
+                     (unsigned)lora_host->abi_major, (unsigned)lora_host->abi_minor);
         return -1;
     }
     if (site->kind != PEFT_SITE_LINEAR || site->fan_in_fan_out) {
-        lora_errf(err, errlen, "lora: init_lora_weights %s is not supported on '%s', a "
-                  "transformers Conv1D (weight stored (in, out)): PEFT 0.13.2 decomposes the "
-                  "untransposed weight there and fails; target nn.Linear layers only", what,
-                  name);
+        peft_pu_errf(err, errlen, "lora: init_lora_weights %s is not supported on '%s', a "
+                     "transformers Conv1D (weight stored (in, out)): PEFT 0.13.2 decomposes the "
+                     "untransposed weight there and fails; target nn.Linear layers only", what,
+                     name);
         return -1;
     }
     int64_t k = site->in_features < site->out_features ? site->in_features : site->out_features;
     if (st->r > k) {
-        lora_errf(err, errlen, "lora: %s init of '%s': r = %lld exceeds min(in, out) = %lld, the "
-                  "rank of the weight (out=%lld, in=%lld)", what, name, (long long)st->r,
-                  (long long)k, (long long)site->out_features, (long long)site->in_features);
+        peft_pu_errf(err, errlen, "lora: %s init of '%s': r = %lld exceeds min(in, out) = %lld, "
+                     "the rank of the weight (out=%lld, in=%lld)", what, name, (long long)st->r,
+                     (long long)k, (long long)site->out_features, (long long)site->in_features);
         return -1;
     }
     if (site->weight->dtype != PEFT_DTYPE_F32 && site->weight->dtype != PEFT_DTYPE_BF16 &&
         site->weight->dtype != PEFT_DTYPE_F16) {
-        lora_errf(err, errlen, "lora: %s init of '%s': the base weight must be float32, float16 "
-                  "or bfloat16 (dtype code %d)", what, name, (int)site->weight->dtype);
+        peft_pu_errf(err, errlen, "lora: %s init of '%s': the base weight must be float32, float16 "
+                     "or bfloat16 (dtype code %d)", what, name, (int)site->weight->dtype);
         return -1;
     }
     return 0;
@@ -84,19 +83,19 @@ static int write_residual(lora_state *st, const peft_site_info *site, float *w, 
     if (!sb || !d) {
         lora_host->free(sb);
         lora_host->free(d);
-        lora_errf(err, errlen, "lora: out of memory for the residual of '%s'", site->name);
+        peft_pu_errf(err, errlen, "lora: out of memory for the residual of '%s'", site->name);
         return -1;
     }
     const float *b = peft_f32(st->B);
     for (int64_t i = 0; i < (int64_t)outf * r; i++) sb[i] = s * b[i];
     /* d (out, in) = sb (out, r) @ A (r, in) */
-    lora_host->sgemm(0, 0, outf, in, r, 1.0f, sb, r, peft_f32(st->A), in, 0.0f, d, in);
+    peft_pu_gemm(lora_host, 0, 0, outf, in, r, 1.0f, sb, peft_f32(st->A), 0.0f, d);
     float *base = lora_host->site_weight_writable(site);
     if (!base) {
         lora_host->free(sb);
         lora_host->free(d);
-        lora_errf(err, errlen, "lora: cannot rewrite the base weight of '%s' (out of memory, or "
-                  "adapters are merged into it)", site->name);
+        peft_pu_errf(err, errlen, "lora: cannot rewrite the base weight of '%s' (out of memory, or "
+                     "adapters are merged into it)", site->name);
         return -1;
     }
     for (int64_t i = 0; i < (int64_t)outf * in; i++) base[i] = round_to(w[i] - d[i], dtype);
@@ -130,12 +129,12 @@ int lora_init_pissa(lora_state *st, const peft_site_info *site, int niter, char 
     float *vt = lora_host->alloc((size_t)k * (size_t)in * sizeof *vt);
     int rc = -1;
     if (!w || !u || !sv || !vt) {
-        lora_errf(err, errlen, "lora: out of memory for the PiSSA SVD of '%s'", site->name);
+        peft_pu_errf(err, errlen, "lora: out of memory for the PiSSA SVD of '%s'", site->name);
         goto out;
     }
     if (lora_host->svd(outf, in, w, u, sv, vt) != 0) {
-        lora_errf(err, errlen, "lora: the SVD of '%s' (%d x %d) failed (LAPACK sgesdd did not "
-                  "converge or the weight holds NaN/Inf)", site->name, outf, in);
+        peft_pu_errf(err, errlen, "lora: the SVD of '%s' (%d x %d) failed (LAPACK sgesdd did not "
+                     "converge or the weight holds NaN/Inf)", site->name, outf, in);
         goto out;
     }
     float *A = peft_f32(st->A), *B = peft_f32(st->B);
@@ -165,12 +164,12 @@ int lora_init_olora(lora_state *st, const peft_site_info *site, char *err, size_
     float *rr = lora_host->alloc((size_t)k * (size_t)in * sizeof *rr);
     int rc = -1;
     if (!w || !q || !rr) {
-        lora_errf(err, errlen, "lora: out of memory for the OLoRA QR of '%s'", site->name);
+        peft_pu_errf(err, errlen, "lora: out of memory for the OLoRA QR of '%s'", site->name);
         goto out;
     }
     if (lora_host->qr(outf, in, w, q, rr) != 0) {
-        lora_errf(err, errlen, "lora: the QR decomposition of '%s' (%d x %d) failed (LAPACK)",
-                  site->name, outf, in);
+        peft_pu_errf(err, errlen, "lora: the QR decomposition of '%s' (%d x %d) failed (LAPACK)",
+                     site->name, outf, in);
         goto out;
     }
     float *A = peft_f32(st->A), *B = peft_f32(st->B);

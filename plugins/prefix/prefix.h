@@ -25,6 +25,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "peft/plugin.h"
+#include "peft/plugin_kernels.h"
+#include "peft/plugin_util.h"
 
 /* The host table handed to peft_plugin_init; set once, before any other entry is called. */
 extern const peft_host_api *prefix_host;
@@ -53,8 +55,6 @@ typedef struct prefix_state {
 extern const char *const prefix_config_keys[];
 int prefix_config_parse(peft_cfg *cfg, void **out, char *err, size_t errlen);
 void prefix_config_free(void *parsed);
-void prefix_errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 
 /* prefix_encoder.c */
 void *prefix_init(const void *parsed, peft_cfg *cfg, const peft_prompt_info *info,

@@ -3,32 +3,26 @@
  * attention layer gets, get_prompt_embedding_to_save, and loading a saved prompt_embeddings.
  * The block layout is described in prefix.h. */
 #include <math.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "prefix.h"
 
 static int64_t cfg_int_or(const peft_cfg *cfg, const char *key, int64_t def)
 {
-    int64_t v;
-    return prefix_host->cfg_int(cfg, key, &v) == 0 ? v : def;
+    return peft_pu_cfg_int_or(prefix_host, cfg, key, def);
 }
 
 static peft_tensor *param(int ndim, const int64_t *shape)
 {
-    peft_tensor *t = prefix_host->tensor_new(ndim, shape);
-    if (t) {
-        t->requires_grad = 1;
-        t->flags |= PEFT_T_PARAM;
-    }
-    return t;
+    return peft_pu_param(prefix_host, ndim, shape);
 }
 
-static void fill_uniform(peft_tensor *t, double bound, peft_rng *rng)
+/* frees every tensor of st and clears them (emb too) */
+static void free_tensors(prefix_state *st)
 {
-    float *p = peft_f32(t);
-    for (int64_t i = 0; i < t->numel; i++)
-        p[i] = (float)(bound * (2.0 * prefix_host->rng_uniform(rng) - 1.0));
+    peft_tensor *const ts[5] = {st->emb, st->w0, st->b0, st->w2, st->b2};
+    peft_pu_free_tensors(prefix_host, ts, 5);
+    st->emb = st->w0 = st->b0 = st->w2 = st->b2 = NULL;
 }
 
 /* the model facts the config must agree with; 0 or -1 with err naming the field */
@@ -37,32 +31,32 @@ static int check_model(const peft_prompt_info *info, int64_t L, int64_t H, int64
 {
     const char *mt = info->model_type ? info->model_type : "?";
     if (info->n_layers <= 0 || info->n_kv_heads <= 0 || info->head_dim <= 0) {
-        prefix_errf(err, errlen, "prefix tuning needs a model with attention layers; the %s "
-                    "model reports none", mt);
+        peft_pu_errf(err, errlen, "prefix tuning needs a model with attention layers; the %s "
+                     "model reports none", mt);
         return -1;
     }
     if (L != info->n_layers) {
-        prefix_errf(err, errlen, "prefix tuning: field 'num_layers' is %lld but the %s model has "
-                    "%d attention layers%s", (long long)L, mt, (int)info->n_layers,
-                    info->is_encoder_decoder ? " in its decoder" : "");
+        peft_pu_errf(err, errlen, "prefix tuning: field 'num_layers' is %lld but the %s model has "
+                     "%d attention layers%s", (long long)L, mt, (int)info->n_layers,
+                     info->is_encoder_decoder ? " in its decoder" : "");
         return -1;
     }
     if (H != info->n_kv_heads) {
-        prefix_errf(err, errlen, "prefix tuning: field 'num_attention_heads' is %lld but the %s "
-                    "model's attention layers have %d key/value heads", (long long)H, mt,
-                    (int)info->n_kv_heads);
+        peft_pu_errf(err, errlen, "prefix tuning: field 'num_attention_heads' is %lld but the %s "
+                     "model's attention layers have %d key/value heads", (long long)H, mt,
+                     (int)info->n_kv_heads);
         return -1;
     }
     if (W != (int64_t)info->n_kv_heads * info->head_dim) {
-        prefix_errf(err, errlen, "prefix tuning: field 'token_dim' is %lld but the %s model's "
-                    "keys and values are %d wide per token (%d heads x %d)", (long long)W, mt,
-                    (int)(info->n_kv_heads * info->head_dim), (int)info->n_kv_heads,
-                    (int)info->head_dim);
+        peft_pu_errf(err, errlen, "prefix tuning: field 'token_dim' is %lld but the %s model's "
+                     "keys and values are %d wide per token (%d heads x %d)", (long long)W, mt,
+                     (int)(info->n_kv_heads * info->head_dim), (int)info->n_kv_heads,
+                     (int)info->head_dim);
         return -1;
     }
     if (nts != (info->is_encoder_decoder ? 2 : 1)) {
-        prefix_errf(err, errlen, "prefix tuning: field 'num_transformer_submodules' is %lld; the "
-                    "%s model needs %d", (long long)nts, mt, info->is_encoder_decoder ? 2 : 1);
+        peft_pu_errf(err, errlen, "prefix tuning: field 'num_transformer_submodules' is %lld; the "
+                     "%s model needs %d", (long long)nts, mt, info->is_encoder_decoder ? 2 : 1);
         return -1;
     }
     return 0;
@@ -73,7 +67,7 @@ void *prefix_init(const void *parsed, peft_cfg *cfg, const peft_prompt_info *inf
 {
     const prefix_config *c = parsed;
     if (!c || !cfg || !info || !adapter_name || !rng) {
-        prefix_errf(err, errlen, "prefix tuning: prompt_init: missing argument");
+        peft_pu_errf(err, errlen, "prefix tuning: prompt_init: missing argument");
         return NULL;
     }
     int64_t L = cfg_int_or(cfg, "num_layers", 0), W = cfg_int_or(cfg, "token_dim", 0);
@@ -106,22 +100,21 @@ void *prefix_init(const void *parsed, peft_cfg *cfg, const peft_prompt_info *inf
     const int64_t N = 2 * L * W, P = st->nvt;
     const int64_t s_emb[2] = {P, st->project ? W : N};
     if (!(st->emb = param(2, s_emb))) goto oom;
-    float *e = peft_f32(st->emb); /* nn.Embedding: N(0, 1) */
-    for (int64_t i = 0; i < st->emb->numel; i++) e[i] = (float)prefix_host->rng_normal(rng);
+    peft_pu_fill_normal(prefix_host, st->emb, 1.0, rng); /* nn.Embedding: N(0, 1) */
     if (st->project) { /* nn.Linear: weight and bias U(+-1/sqrt(fan_in)) */
         const int64_t s_w0[2] = {E, W}, s_b0[1] = {E}, s_w2[2] = {N, E}, s_b2[1] = {N};
         if (!(st->w0 = param(2, s_w0)) || !(st->b0 = param(1, s_b0)) ||
             !(st->w2 = param(2, s_w2)) || !(st->b2 = param(1, s_b2)))
             goto oom;
-        fill_uniform(st->w0, 1.0 / sqrt((double)W), rng);
-        fill_uniform(st->b0, 1.0 / sqrt((double)W), rng);
-        fill_uniform(st->w2, 1.0 / sqrt((double)E), rng);
-        fill_uniform(st->b2, 1.0 / sqrt((double)E), rng);
+        peft_pu_fill_uniform(prefix_host, st->w0, 1.0 / sqrt((double)W), rng);
+        peft_pu_fill_uniform(prefix_host, st->b0, 1.0 / sqrt((double)W), rng);
+        peft_pu_fill_uniform(prefix_host, st->w2, 1.0 / sqrt((double)E), rng);
+        peft_pu_fill_uniform(prefix_host, st->b2, 1.0 / sqrt((double)E), rng);
     }
     return st;
 oom:
     prefix_destroy(st);
-    prefix_errf(err, errlen, "prefix tuning: out of memory creating adapter '%s'", adapter_name);
+    peft_pu_errf(err, errlen, "prefix tuning: out of memory creating adapter '%s'", adapter_name);
     return NULL;
 }
 
@@ -199,38 +192,29 @@ int prefix_load(void *state, const peft_tensor *saved, char *err, size_t errlen)
 {
     prefix_state *st = state;
     if (!st || !saved) {
-        prefix_errf(err, errlen, "prefix tuning: prompt_load: missing state or tensor");
+        peft_pu_errf(err, errlen, "prefix tuning: prompt_load: missing state or tensor");
         return -1;
     }
     const int64_t P = st->nvt, N = 2 * st->L * st->W;
     if (saved->ndim != 2 || saved->shape[0] != P || saved->shape[1] != N ||
         saved->dtype == PEFT_DTYPE_I32) {
         char got[96];
-        if (saved->ndim == 2)
-            snprintf(got, sizeof got, "[%lld, %lld]", (long long)saved->shape[0],
-                     (long long)saved->shape[1]);
-        else
-            snprintf(got, sizeof got, "a %d-d tensor", (int)saved->ndim);
-        prefix_errf(err, errlen, "prefix tuning: prompt_embeddings has shape %s%s, the adapter "
-                    "expects [%lld, %lld] (num_virtual_tokens, 2 * num_layers * token_dim)", got,
-                    saved->dtype == PEFT_DTYPE_I32 ? " (int32)" : "", (long long)P, (long long)N);
+        peft_pu_errf(err, errlen, "prefix tuning: prompt_embeddings has shape %s%s, the adapter "
+                     "expects [%lld, %lld] (num_virtual_tokens, 2 * num_layers * token_dim)",
+                     peft_pu_shape_str(saved, got, sizeof got),
+                     saved->dtype == PEFT_DTYPE_I32 ? " (int32)" : "", (long long)P, (long long)N);
         return -1;
     }
     if (st->project) {
         const int64_t shape[2] = {P, N};
         peft_tensor *t = prefix_host->tensor_new(2, shape);
         if (!t) {
-            prefix_errf(err, errlen, "prefix tuning: out of memory loading prompt_embeddings");
+            peft_pu_errf(err, errlen, "prefix tuning: out of memory loading prompt_embeddings");
             return -1;
         }
         t->requires_grad = st->emb->requires_grad;
         t->flags |= st->emb->flags & PEFT_T_PARAM;
-        prefix_host->tensor_free(st->emb);
-        prefix_host->tensor_free(st->w0);
-        prefix_host->tensor_free(st->b0);
-        prefix_host->tensor_free(st->w2);
-        prefix_host->tensor_free(st->b2);
-        st->w0 = st->b0 = st->w2 = st->b2 = NULL;
+        free_tensors(st);
         st->emb = t;
         st->project = 0;
     }
@@ -250,7 +234,7 @@ int64_t prefix_num_virtual(void *state)
 int prefix_state_dict(void *state, peft_param_ref *out, int max)
 {
     prefix_state *st = state;
-    if (!st || !out || max <= 0) return 0;
+    if (!st) return 0;
     const peft_param_ref refs[5] = {
         {.saved_name = "embedding.weight", .memory_name = "embedding.weight", .tensor = st->emb,
          .trainable = 1},
@@ -263,10 +247,7 @@ int prefix_state_dict(void *state, peft_param_ref *out, int max)
         {.saved_name = "transform.2.bias", .memory_name = "transform.2.bias", .tensor = st->b2,
          .trainable = 1},
     };
-    int n = st->project ? 5 : 1;
-    if (n > max) n = max;
-    for (int i = 0; i < n; i++) out[i] = refs[i];
-    return n;
+    return peft_pu_state_refs(out, max, refs, st->project ? 5 : 1);
 }
 
 const char *prefix_module_type(void *state)
@@ -279,10 +260,6 @@ void prefix_destroy(void *state)
 {
     prefix_state *st = state;
     if (!st) return;
-    prefix_host->tensor_free(st->emb);
-    prefix_host->tensor_free(st->w0);
-    prefix_host->tensor_free(st->b0);
-    prefix_host->tensor_free(st->w2);
-    prefix_host->tensor_free(st->b2);
+    free_tensors(st);
     prefix_host->free(st);
 }

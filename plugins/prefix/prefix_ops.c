@@ -7,12 +7,6 @@
 
 #include "prefix.h"
 
-static int needs(peft_graph *g, const peft_tensor *a, const peft_tensor *b, const peft_tensor *c)
-{
-    return prefix_host->graph_recording(g) &&
-           ((a && a->requires_grad) || (b && b->requires_grad) || (c && c->requires_grad));
-}
-
 /* ---- a block of the table ----------------------------------------------------------------- */
 
 typedef struct table_ctx {
@@ -48,7 +42,7 @@ peft_tensor *prefix_op_table_block(peft_graph *g, peft_tensor *table, int64_t of
     for (int64_t b = 0; b < B; b++)
         for (int64_t p = 0; p < P; p++)
             memcpy(o + (b * P + p) * w, t + p * N + off, (size_t)w * sizeof(float));
-    out->requires_grad = needs(g, table, NULL, NULL);
+    out->requires_grad = PEFT_PU_WANTS_GRAD(prefix_host, g, table);
     if (out->requires_grad) {
         table_ctx *c = prefix_host->tape_push(g, table_block_backward, sizeof *c);
         if (!c) return NULL;
@@ -63,8 +57,7 @@ peft_tensor *prefix_op_table_block(peft_graph *g, peft_tensor *table, int64_t of
 void prefix_hidden_into(const float *x, const float *w0, const float *b0, int64_t P, int64_t W,
                         int64_t E, float *out)
 {
-    prefix_host->sgemm(0, 1, (int)P, (int)E, (int)W, 1.0f, x, (int)W, w0, (int)W, 0.0f, out,
-                       (int)E);
+    peft_pu_gemm(prefix_host, 0, 1, P, E, W, 1.0f, x, w0, 0.0f, out);
     for (int64_t p = 0; p < P; p++)
         for (int64_t e = 0; e < E; e++) out[p * E + e] = tanhf(out[p * E + e] + b0[e]);
 }
@@ -83,27 +76,18 @@ static void hidden_backward(peft_graph *g, void *vctx)
     const hidden_ctx *c = vctx;
     const float *dh = c->h->grad;
     if (!dh) return;
-    const int P = (int)c->P, W = (int)c->W, E = (int)c->E;
-    const int64_t shape[2] = {c->P, c->E};
+    const int64_t P = c->P, W = c->W, E = c->E, shape[2] = {P, E};
     peft_tensor *dp = prefix_host->graph_tensor(g, 2, shape);
     if (!dp) return;
     float *dpre = peft_f32(dp);
     const float *h = peft_f32(c->h);
-    for (int64_t i = 0; i < c->P * c->E; i++) dpre[i] = dh[i] * (1.0f - h[i] * h[i]);
-    if (c->x->requires_grad) {
-        float *dx = prefix_host->grad_of(g, c->x);
-        if (dx) prefix_host->sgemm(0, 0, P, W, E, 1.0f, dpre, E, peft_f32(c->w0), W, 1.0f, dx, W);
-    }
-    if (c->w0->requires_grad) {
-        float *dw = prefix_host->grad_of(g, c->w0);
-        if (dw) prefix_host->sgemm(1, 0, E, W, P, 1.0f, dpre, E, peft_f32(c->x), W, 1.0f, dw, W);
-    }
-    if (c->b0->requires_grad) {
-        float *db = prefix_host->grad_of(g, c->b0);
-        if (db)
-            for (int64_t p = 0; p < c->P; p++)
-                for (int64_t e = 0; e < c->E; e++) db[e] += dpre[p * c->E + e];
-    }
+    for (int64_t i = 0; i < P * E; i++) dpre[i] = dh[i] * (1.0f - h[i] * h[i]);
+    float *dx = c->x->requires_grad ? prefix_host->grad_of(g, c->x) : NULL;
+    if (dx) peft_pu_gemm(prefix_host, 0, 0, P, W, E, 1.0f, dpre, peft_f32(c->w0), 1.0f, dx);
+    float *dw = c->w0->requires_grad ? prefix_host->grad_of(g, c->w0) : NULL;
+    if (dw) peft_pu_gemm(prefix_host, 1, 0, E, W, P, 1.0f, dpre, peft_f32(c->x), 1.0f, dw);
+    float *db = c->b0->requires_grad ? prefix_host->grad_of(g, c->b0) : NULL;
+    if (db) peft_pu_sum_rows(db, dpre, P, E);
 }
 
 peft_tensor *prefix_op_hidden(peft_graph *g, peft_tensor *x, peft_tensor *w0, peft_tensor *b0)
@@ -112,7 +96,7 @@ peft_tensor *prefix_op_hidden(peft_graph *g, peft_tensor *x, peft_tensor *w0, pe
     peft_tensor *h = prefix_host->graph_tensor(g, 2, shape);
     if (!h) return NULL;
     prefix_hidden_into(peft_f32(x), peft_f32(w0), peft_f32(b0), P, W, E, peft_f32(h));
-    h->requires_grad = needs(g, x, w0, b0);
+    h->requires_grad = PEFT_PU_WANTS_GRAD(prefix_host, g, x, w0, b0);
     if (h->requires_grad) {
         hidden_ctx *c = prefix_host->tape_push(g, hidden_backward, sizeof *c);
         if (!c) return NULL;
@@ -127,8 +111,7 @@ peft_tensor *prefix_op_hidden(peft_graph *g, peft_tensor *x, peft_tensor *w0, pe
 void prefix_out_block_into(const float *h, const float *w2, const float *b2, int64_t P, int64_t E,
                            int64_t off, int64_t w, float *out)
 {
-    prefix_host->sgemm(0, 1, (int)P, (int)w, (int)E, 1.0f, h, (int)E, w2 + off * E, (int)E, 0.0f,
-                       out, (int)w);
+    peft_pu_gemm(prefix_host, 0, 1, P, w, E, 1.0f, h, w2 + off * E, 0.0f, out);
     for (int64_t p = 0; p < P; p++)
         for (int64_t j = 0; j < w; j++) out[p * w + j] += b2[off + j];
 }
@@ -147,32 +130,19 @@ static void out_block_backward(peft_graph *g, void *vctx)
     const out_ctx *c = vctx;
     const float *dy = c->out->grad;
     if (!dy) return;
-    const int P = (int)c->P, E = (int)c->E, w = (int)c->w;
-    const int64_t shape[2] = {c->P, c->w};
+    const int64_t P = c->P, E = c->E, w = c->w, shape[2] = {P, w};
     peft_tensor *dst = prefix_host->graph_tensor(g, 2, shape);
     if (!dst) return;
     float *ds = peft_f32(dst);
-    const int64_t n = c->P * c->w;
-    for (int64_t b = 0; b < c->B; b++)
-        for (int64_t i = 0; i < n; i++) ds[i] += dy[b * n + i];
-    if (c->w2->requires_grad) {
-        float *dw = prefix_host->grad_of(g, c->w2);
-        if (dw)
-            prefix_host->sgemm(1, 0, w, E, P, 1.0f, ds, w, peft_f32(c->h), E, 1.0f,
-                               dw + c->off * c->E, E);
-    }
-    if (c->b2->requires_grad) {
-        float *db = prefix_host->grad_of(g, c->b2);
-        if (db)
-            for (int64_t p = 0; p < c->P; p++)
-                for (int64_t j = 0; j < c->w; j++) db[c->off + j] += ds[p * c->w + j];
-    }
-    if (c->h->requires_grad) {
-        float *dh = prefix_host->grad_of(g, c->h);
-        if (dh)
-            prefix_host->sgemm(0, 0, P, E, w, 1.0f, ds, w, peft_f32(c->w2) + c->off * c->E, E,
-                               1.0f, dh, E);
-    }
+    peft_pu_sum_rows(ds, dy, c->B, P * w);
+    float *dw = c->w2->requires_grad ? prefix_host->grad_of(g, c->w2) : NULL;
+    if (dw)
+        peft_pu_gemm(prefix_host, 1, 0, w, E, P, 1.0f, ds, peft_f32(c->h), 1.0f, dw + c->off * E);
+    float *db = c->b2->requires_grad ? prefix_host->grad_of(g, c->b2) : NULL;
+    if (db) peft_pu_sum_rows(db + c->off, ds, P, w);
+    float *dh = c->h->requires_grad ? prefix_host->grad_of(g, c->h) : NULL;
+    if (dh)
+        peft_pu_gemm(prefix_host, 0, 0, P, E, w, 1.0f, ds, peft_f32(c->w2) + c->off * E, 1.0f, dh);
 }
 
 peft_tensor *prefix_op_out_block(peft_graph *g, peft_tensor *h, peft_tensor *w2, peft_tensor *b2,
@@ -183,9 +153,8 @@ peft_tensor *prefix_op_out_block(peft_graph *g, peft_tensor *h, peft_tensor *w2,
     peft_tensor *out = prefix_host->graph_tensor(g, 3, shape3);
     if (!s || !out) return NULL;
     prefix_out_block_into(peft_f32(h), peft_f32(w2), peft_f32(b2), P, E, off, w, peft_f32(s));
-    const size_t n = (size_t)(P * w);
-    for (int64_t b = 0; b < B; b++) memcpy(peft_f32(out) + (size_t)b * n, s->data, n * sizeof(float));
-    out->requires_grad = needs(g, h, w2, b2);
+    peft_pu_repeat_rows(peft_f32(out), peft_f32(s), B, P * w);
+    out->requires_grad = PEFT_PU_WANTS_GRAD(prefix_host, g, h, w2, b2);
     if (out->requires_grad) {
         out_ctx *c = prefix_host->tape_push(g, out_block_backward, sizeof *c);
         if (!c) return NULL;

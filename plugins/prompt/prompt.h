@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "peft/plugin.h"
+#include "peft/plugin_kernels.h"
+#include "peft/plugin_util.h"
 
 /* The host table handed to peft_plugin_init; set once, before any other entry is called. */
 extern const peft_host_api *prompt_host;
@@ -46,8 +48,6 @@ typedef struct prompt_state {
 extern const char *const prompt_config_keys[];
 int prompt_config_parse(peft_cfg *cfg, void **out, char *err, size_t errlen);
 void prompt_config_free(void *parsed);
-void prompt_errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 
 /* prompt_embedding.c */
 void *prompt_init(const void *parsed, peft_cfg *cfg, const peft_prompt_info *info,

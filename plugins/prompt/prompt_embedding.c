@@ -4,16 +4,9 @@
  *
  * Shapes: table (R, C), R = num_virtual_tokens * num_transformer_submodules, C = token_dim;
  * the model sees rows [0, P), P = num_virtual_tokens, broadcast over the batch. */
-#include <stdio.h>
 #include <string.h>
 
 #include "prompt.h"
-
-static int64_t cfg_int_or(const peft_cfg *cfg, const char *key, int64_t def)
-{
-    int64_t v;
-    return prompt_host->cfg_int(cfg, key, &v) == 0 ? v : def;
-}
 
 /* row `id` of the word embeddings (any float dtype) into dst (C floats) */
 static void word_row(const peft_tensor *we, int64_t id, float *dst)
@@ -34,23 +27,23 @@ void *prompt_init(const void *parsed, peft_cfg *cfg, const peft_prompt_info *inf
 {
     const prompt_config *c = parsed;
     if (!c || !cfg || !info || !adapter_name || !rng) {
-        prompt_errf(err, errlen, "prompt tuning: prompt_init: missing argument");
+        peft_pu_errf(err, errlen, "prompt tuning: prompt_init: missing argument");
         return NULL;
     }
-    const int64_t dim = cfg_int_or(cfg, "token_dim", 0);
-    const int64_t nts = cfg_int_or(cfg, "num_transformer_submodules", 0);
+    const int64_t dim = peft_pu_cfg_int_or(prompt_host, cfg, "token_dim", 0);
+    const int64_t nts = peft_pu_cfg_int_or(prompt_host, cfg, "num_transformer_submodules", 0);
     if (dim != info->hidden_size) {
-        prompt_errf(err, errlen, "prompt tuning: field 'token_dim' is %lld but the %s model's "
-                    "word embeddings are %d wide (its hidden size)", (long long)dim,
-                    info->model_type ? info->model_type : "?", (int)info->hidden_size);
+        peft_pu_errf(err, errlen, "prompt tuning: field 'token_dim' is %lld but the %s model's "
+                     "word embeddings are %d wide (its hidden size)", (long long)dim,
+                     info->model_type ? info->model_type : "?", (int)info->hidden_size);
         return NULL;
     }
     /* PEFT prepends nvt * num_transformer_submodules rows to a decoder-only or encoder-only model
      * but only nvt mask ones (a shape error); encoder-decoders take the first nvt rows */
     if (nts != 1 && !(nts == 2 && info->is_encoder_decoder)) {
-        prompt_errf(err, errlen, "prompt tuning: field 'num_transformer_submodules' is %lld; "
-                    "allowed: 1%s", (long long)nts,
-                    info->is_encoder_decoder ? " or 2 (encoder-decoder models)"
+        peft_pu_errf(err, errlen, "prompt tuning: field 'num_transformer_submodules' is %lld; "
+                     "allowed: 1%s", (long long)nts,
+                     info->is_encoder_decoder ? " or 2 (encoder-decoder models)"
                                              : " (the model is not an encoder-decoder)");
         return NULL;
     }
@@ -60,19 +53,17 @@ void *prompt_init(const void *parsed, peft_cfg *cfg, const peft_prompt_info *inf
     st->rows = st->nvt * nts;
     st->dim = dim;
     const int64_t shape[2] = {st->rows, dim};
-    st->table = prompt_host->tensor_new(2, shape);
+    st->table = peft_pu_param(prompt_host, 2, shape);
     if (!st->table) goto oom;
-    st->table->requires_grad = 1;
-    st->table->flags |= PEFT_T_PARAM;
 
     float *t = peft_f32(st->table);
     const peft_tensor *we = info->word_embeddings;
     if (c->init == PROMPT_INIT_SAMPLE_VOCAB && !c->inference_mode) {
         /* PEFT >= 0.14: word_embeddings(randint(0, vocab, (R,))) */
         if (!we || we->ndim != 2 || we->shape[1] != dim || we->dtype == PEFT_DTYPE_I32) {
-            prompt_errf(err, errlen, "prompt tuning: prompt_tuning_init \"SAMPLE_VOCAB\" needs "
-                        "the model's word embeddings (vocab, %lld); the %s model gives none",
-                        (long long)dim, info->model_type ? info->model_type : "?");
+            peft_pu_errf(err, errlen, "prompt tuning: prompt_tuning_init \"SAMPLE_VOCAB\" needs "
+                         "the model's word embeddings (vocab, %lld); the %s model gives none",
+                         (long long)dim, info->model_type ? info->model_type : "?");
             prompt_destroy(st);
             return NULL;
         }
@@ -83,12 +74,12 @@ void *prompt_init(const void *parsed, peft_cfg *cfg, const peft_prompt_info *inf
             if (we->data) word_row(we, id, t + r * dim); /* a weight-free (meta) model: zeros */
         }
     } else { /* RANDOM (and any init in inference mode): nn.Embedding's N(0, 1) */
-        for (int64_t i = 0; i < st->table->numel; i++) t[i] = (float)prompt_host->rng_normal(rng);
+        peft_pu_fill_normal(prompt_host, st->table, 1.0, rng);
     }
     return st;
 oom:
     prompt_destroy(st);
-    prompt_errf(err, errlen, "prompt tuning: out of memory creating adapter '%s'", adapter_name);
+    peft_pu_errf(err, errlen, "prompt tuning: out of memory creating adapter '%s'", adapter_name);
     return NULL;
 }
 
@@ -108,9 +99,7 @@ static void prompt_backward(peft_graph *g, void *vctx)
     if (!dy) return;
     float *dt = prompt_host->grad_of(g, c->table);
     if (!dt) return;
-    const int64_t n = c->P * c->C;
-    for (int64_t b = 0; b < c->B; b++)
-        for (int64_t i = 0; i < n; i++) dt[i] += dy[b * n + i];
+    peft_pu_sum_rows(dt, dy, c->B, c->P * c->C);
 }
 
 /* table (R, C) rows [0, P) -> out (B, P, C), the same rows for every batch item */
@@ -121,12 +110,9 @@ peft_tensor *prompt_embeddings(void *state, peft_graph *g, int64_t B)
     const int64_t P = st->nvt, C = st->dim, shape[3] = {B, P, C};
     peft_tensor *out = prompt_host->graph_tensor(g, 3, shape);
     if (!out) return NULL;
-    const size_t n = (size_t)(P * C);
-    for (int64_t b = 0; b < B; b++)
-        memcpy(peft_f32(out) + (size_t)b * n, st->table->data, n * sizeof(float));
-    const int need = prompt_host->graph_recording(g) && st->table->requires_grad;
-    out->requires_grad = need;
-    if (need) {
+    peft_pu_repeat_rows(peft_f32(out), peft_f32(st->table), B, P * C);
+    out->requires_grad = PEFT_PU_WANTS_GRAD(prompt_host, g, st->table);
+    if (out->requires_grad) {
         prompt_bwd_ctx *c = prompt_host->tape_push(g, prompt_backward, sizeof *c);
         if (!c) return NULL;
         *c = (prompt_bwd_ctx){st->table, out, B, P, C};
@@ -151,21 +137,17 @@ int prompt_load(void *state, const peft_tensor *saved, char *err, size_t errlen)
 {
     prompt_state *st = state;
     if (!st || !saved) {
-        prompt_errf(err, errlen, "prompt tuning: prompt_load: missing state or tensor");
+        peft_pu_errf(err, errlen, "prompt tuning: prompt_load: missing state or tensor");
         return -1;
     }
     if (saved->ndim != 2 || saved->shape[0] != st->rows || saved->shape[1] != st->dim ||
         saved->dtype == PEFT_DTYPE_I32) {
         char got[96];
-        if (saved->ndim == 2)
-            snprintf(got, sizeof got, "[%lld, %lld]", (long long)saved->shape[0],
-                     (long long)saved->shape[1]);
-        else
-            snprintf(got, sizeof got, "a %d-d tensor", (int)saved->ndim);
-        prompt_errf(err, errlen, "prompt tuning: prompt_embeddings has shape %s%s, the adapter "
-                    "expects [%lld, %lld] (num_virtual_tokens * num_transformer_submodules, "
-                    "token_dim)", got, saved->dtype == PEFT_DTYPE_I32 ? " (int32)" : "",
-                    (long long)st->rows, (long long)st->dim);
+        peft_pu_errf(err, errlen, "prompt tuning: prompt_embeddings has shape %s%s, the adapter "
+                     "expects [%lld, %lld] (num_virtual_tokens * num_transformer_submodules, "
+                     "token_dim)", peft_pu_shape_str(saved, got, sizeof got),
+                     saved->dtype == PEFT_DTYPE_I32 ? " (int32)" : "", (long long)st->rows,
+                     (long long)st->dim);
         return -1;
     }
     prompt_host->tensor_to_f32(saved, peft_f32(st->table));
@@ -184,10 +166,11 @@ int64_t prompt_num_virtual(void *state)
 int prompt_state_dict(void *state, peft_param_ref *out, int max)
 {
     prompt_state *st = state;
-    if (!st || !out || max <= 0) return 0;
-    out[0] = (peft_param_ref){.saved_name = "embedding.weight", .memory_name = "embedding.weight",
-                              .tensor = st->table, .trainable = 1};
-    return 1;
+    if (!st) return 0;
+    const peft_param_ref ref = {.saved_name = "embedding.weight",
+                                .memory_name = "embedding.weight", .tensor = st->table,
+                                .trainable = 1};
+    return peft_pu_state_refs(out, max, &ref, 1);
 }
 
 const char *prompt_module_type(void *state)
@@ -200,6 +183,6 @@ void prompt_destroy(void *state)
 {
     prompt_state *st = state;
     if (!st) return;
-    prompt_host->tensor_free(st->table);
+    peft_pu_free_tensors(prompt_host, &st->table, 1);
     prompt_host->free(st);
 }

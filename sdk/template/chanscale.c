@@ -16,7 +16,10 @@
  *
  * The walk-through below follows the vtable (peft/plugin.h) entry by entry. Rules that hold
  * throughout:
- *   - include only <peft/plugin.h>; never link libpeft: every service comes from the host table;
+ *   - include only the SDK's headers: <peft/plugin.h> (the ABI) and, for the chores every
+ *     method has (config fields, the host check, parameters and their names, site checks),
+ *     the header-only helpers <peft/plugin_util.h>, <peft/plugin_config.h> and
+ *     <peft/plugin_kernels.h>; never link libpeft: every service comes from the host table;
  *   - export one symbol, peft_plugin_init (PEFT_PLUGIN_EXPORT + -fvisibility=hidden);
  *   - never crash, print or exit on bad input: return an error with a message naming the
  *     field / module and what was expected;
@@ -24,25 +27,16 @@
  *   - no mutable globals besides the host pointer: two models may run in two threads.
  */
 #include <math.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <string.h>
 
 #include <peft/plugin.h>
+#include <peft/plugin_config.h>
+#include <peft/plugin_kernels.h>
+#include <peft/plugin_util.h>
 
-/* 0. The host table, kept by peft_plugin_init. Set once, read-only afterwards. */
+/* 0. The host table, kept by peft_plugin_init. Set once, read-only afterwards. Errors are
+ * written with peft_pu_errf (printf into the host's buffer). */
 static const peft_host_api *H;
-
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- 1. config_keys: every field an adapter_config.json of this method may hold ----------
  * The host refuses any other field before config_parse runs ("unknown field 'scael' for
@@ -74,70 +68,30 @@ static const char *const *chanscale_default_targets(const char *model_type)
 /* ---- 3. config_parse / config_free: validate, fill defaults, keep what inject needs --------
  * cfg is the live adapter_config.json object. Read it with host->cfg_*; write defaults back
  * with host->cfg_set_* so that a saved config lists every field (as PEFT saves its
- * dataclass). *out is yours; the host hands it to inject and frees it with config_free. */
+ * dataclass). *out is yours; the host hands it to inject and frees it with config_free.
+ * <peft/plugin_config.h> does both per field, with messages naming the field and what is
+ * expected ("chanscale config: field 'init_scale' must be a number, got a string"). */
 typedef struct chanscale_config {
     double init_scale;
 } chanscale_config;
 
-/* field key: absent/null (default written back) or one of the JSON types in mask */
-static int check_opt(peft_cfg *cfg, const char *key, unsigned mask, const char *expected,
-                     char *err, size_t errlen)
-{
-    int t = H->cfg_type(cfg, key);
-    if (t == PEFT_CFG_MISSING || t == PEFT_CFG_NULL || (mask & (1u << t))) return t;
-    errf(err, errlen, "chanscale config: field '%s' must be %s", key, expected);
-    return -1;
-}
-
 static int chanscale_config_parse(peft_cfg *cfg, void **out, char *err, size_t errlen)
 {
-    *out = NULL;
-    const char *pt = H->cfg_str(cfg, "peft_type");
-    if (!pt || strcmp(pt, "CHANSCALE") != 0) {
-        errf(err, errlen, "chanscale config: field 'peft_type' must be \"CHANSCALE\"");
-        return -1;
-    }
-    /* the PeftConfig fields: types checked, null defaults written back */
-    const char *str_fields[] = {"task_type", "revision", "base_model_name_or_path"};
-    for (size_t i = 0; i < sizeof str_fields / sizeof str_fields[0]; i++) {
-        int t = check_opt(cfg, str_fields[i], 1u << PEFT_CFG_STRING, "null or a string", err,
-                          errlen);
-        if (t < 0) return -1;
-        if (t == PEFT_CFG_MISSING) H->cfg_set_str(cfg, str_fields[i], NULL);
-    }
-    int t = check_opt(cfg, "modules_to_save", 1u << PEFT_CFG_LIST, "null or a list of names",
-                      err, errlen);
-    if (t < 0) return -1;
-    if (t == PEFT_CFG_MISSING) H->cfg_set_json(cfg, "modules_to_save", "null");
-    if ((t = check_opt(cfg, "auto_mapping", 1u << PEFT_CFG_DICT, "null or a dict", err,
-                       errlen)) < 0)
-        return -1;
-    if (t == PEFT_CFG_MISSING) H->cfg_set_json(cfg, "auto_mapping", "null");
-    if ((t = check_opt(cfg, "inference_mode", 1u << PEFT_CFG_BOOL, "true or false", err,
-                       errlen)) < 0)
-        return -1;
-    if (t == PEFT_CFG_MISSING || t == PEFT_CFG_NULL) H->cfg_set_bool(cfg, "inference_mode", 0);
-
-    /* the method's own field: init_scale, a number > -1 (1 + s must not be 0) */
+    const peft_pu_cfg pc = {H, cfg, "chanscale config", err, errlen};
     chanscale_config c = {.init_scale = 0.0};
-    t = check_opt(cfg, "init_scale", (1u << PEFT_CFG_INT) | (1u << PEFT_CFG_REAL),
-                  "a number greater than -1", err, errlen);
-    if (t < 0) return -1;
-    if (t == PEFT_CFG_MISSING || t == PEFT_CFG_NULL) H->cfg_set_real(cfg, "init_scale", 0.0);
-    else H->cfg_real(cfg, "init_scale", &c.init_scale);
-    if (!(c.init_scale > -1.0) || !isfinite(c.init_scale)) {
-        errf(err, errlen, "chanscale config: field 'init_scale' must be a finite number greater "
-             "than -1, got %g", c.init_scale);
+    /* peft_type, the PeftConfig fields (task_type, revision, base_model_name_or_path,
+     * auto_mapping, inference_mode), modules_to_save, and the method's own field init_scale:
+     * a number > -1 (1 + s must not be 0), default 0 */
+    if (peft_pu_cfg_begin(&pc, out) || peft_pu_cfg_peft_type(&pc, "CHANSCALE") ||
+        peft_pu_cfg_peft_fields(&pc, NULL) || peft_pu_cfg_names(&pc, "modules_to_save", 0, 1) ||
+        peft_pu_cfg_real(&pc, "init_scale", 0.0, 0, &c.init_scale))
+        return -1;
+    if (!(c.init_scale > -1.0)) {
+        peft_pu_errf(err, errlen, "chanscale config: field 'init_scale' must be a finite number "
+                     "greater than -1, got %g", c.init_scale);
         return -1;
     }
-    chanscale_config *p = H->alloc(sizeof *p);
-    if (!p) {
-        errf(err, errlen, "chanscale config: out of memory");
-        return -1;
-    }
-    *p = c;
-    *out = p;
-    return 0;
+    return peft_pu_cfg_finish(&pc, &c, sizeof c, out);
 }
 
 static void chanscale_config_free(void *parsed) { H->free(parsed); }
@@ -146,40 +100,40 @@ static void chanscale_config_free(void *parsed) { H->free(parsed); }
  * Called once per site that target_modules picked. site describes the layer (borrowed, valid
  * as long as your state): its name, kind (nn.Linear or GPT-2's Conv1D, whose weight is stored
  * (in, out)), shape and base weight (read-only; may be bf16/f16). Tensors you train: make them
- * with host->tensor_new (zeroed f32), set requires_grad = 1 and the PEFT_T_PARAM flag (their
- * gradient then persists across steps for the optimizer). Init randomness comes from rng only
- * (the run's seed). Return NULL with err set to refuse (unsupported layer, bad shape). */
+ * with peft_pu_param (host->tensor_new, zeroed f32, with requires_grad = 1 and the PEFT_T_PARAM
+ * flag: their gradient then persists across steps for the optimizer). Init randomness comes
+ * from rng only (the run's seed). Return NULL with err set to refuse (unsupported layer, bad
+ * shape: peft_pu_site_check says so in the usual words). */
 typedef struct chanscale_state {
     int64_t out_features;
     peft_tensor *s;          /* chanscale_s (out) */
     double mult;             /* set_scale's runtime multiplier, 1.0 */
     double merged_mult;      /* the multiplier folded in by merge, for unmerge */
-    char memory_name[256];   /* "chanscale_s.<adapter>" (PEFT's in-memory parameter name) */
+    char *saved_name;        /* "chanscale_s" (the key suffix on disk) */
+    char *memory_name;       /* "chanscale_s.<adapter>" (PEFT's in-memory parameter name) */
 } chanscale_state;
+
+static void chanscale_destroy(void *state);
 
 static void *chanscale_inject(const void *parsed, peft_cfg *cfg, const peft_site_info *site,
                               const char *adapter_name, peft_rng *rng, char *err, size_t errlen)
 {
     (void)cfg, (void)rng; /* this init is deterministic; a random one would draw from rng */
     const chanscale_config *c = parsed;
-    if (site->kind != PEFT_SITE_LINEAR && site->kind != PEFT_SITE_CONV1D) {
-        errf(err, errlen, "chanscale: module '%s' is not a linear layer", site->name);
-        return NULL;
-    }
+    if (peft_pu_site_check(site, "chanscale", "chanscale", 1, err, errlen)) return NULL;
     chanscale_state *st = H->alloc(sizeof *st);
     const int64_t shape[1] = {site->out_features};
-    if (!st || !(st->s = H->tensor_new(1, shape))) {
-        H->free(st);
-        errf(err, errlen, "chanscale: out of memory injecting into '%s'", site->name);
+    if (!st || !(st->s = peft_pu_param(H, 1, shape)) ||
+        peft_pu_param_names(H, "chanscale_s", NULL, adapter_name, &st->saved_name,
+                            &st->memory_name)) {
+        chanscale_destroy(st);
+        peft_pu_errf(err, errlen, "chanscale: out of memory injecting into '%s'", site->name);
         return NULL;
     }
     st->out_features = site->out_features;
     st->mult = 1.0;
-    st->s->requires_grad = 1;
-    st->s->flags |= PEFT_T_PARAM;
     float *s = peft_f32(st->s);
     for (int64_t o = 0; o < site->out_features; o++) s[o] = (float)c->init_scale;
-    snprintf(st->memory_name, sizeof st->memory_name, "chanscale_s.%s", adapter_name);
     return st;
 }
 
@@ -222,7 +176,8 @@ static peft_tensor *chanscale_forward(void *state, peft_graph *g, const peft_sit
 {
     (void)site, (void)x;
     chanscale_state *st = state;
-    if (!y || y->dtype != PEFT_DTYPE_F32 || y->ndim < 1 || y->shape[y->ndim - 1] != st->out_features)
+    if (!y || y->dtype != PEFT_DTYPE_F32 || y->ndim < 1 ||
+        y->shape[y->ndim - 1] != st->out_features)
         return NULL;
     peft_tensor *out = H->graph_tensor(g, y->ndim, y->shape);
     if (!out) return NULL;
@@ -230,9 +185,10 @@ static peft_tensor *chanscale_forward(void *state, peft_graph *g, const peft_sit
     const float mult = (float)st->mult, *s = peft_f32(st->s), *yv = peft_f32(y);
     float *ov = peft_f32(out);
     for (int64_t i = 0; i < n; i++)
-        for (int64_t o = 0; o < outf; o++) ov[i * outf + o] = yv[i * outf + o] * (1.0f + mult * s[o]);
+        for (int64_t o = 0; o < outf; o++)
+            ov[i * outf + o] = yv[i * outf + o] * (1.0f + mult * s[o]);
 
-    out->requires_grad = H->graph_recording(g) && (y->requires_grad || st->s->requires_grad);
+    out->requires_grad = PEFT_PU_WANTS_GRAD(H, g, y, st->s); /* recording, and a grad wanted */
     if (out->requires_grad) {
         chanscale_bwd *c = H->tape_push(g, chanscale_backward, sizeof *c);
         if (!c) return NULL;
@@ -254,12 +210,12 @@ static int chanscale_merge(void *state, const peft_site_info *site, float *weigh
     const double mult = sign > 0 ? st->mult : st->merged_mult;
     const float *s = peft_f32(st->s);
     const int64_t in = site->in_features, outf = site->out_features;
-    const int in_out = site->kind == PEFT_SITE_CONV1D || site->fan_in_fan_out;
+    const int in_out = peft_pu_in_out(site);
     for (int64_t o = 0; o < outf; o++) {
         const double f = 1.0 + mult * s[o];
         if (sign < 0 && f == 0.0) {
-            errf(err, errlen, "chanscale: cannot unmerge '%s': channel %lld has factor 0",
-                 site->name, (long long)o);
+            peft_pu_errf(err, errlen, "chanscale: cannot unmerge '%s': channel %lld has factor "
+                         "0", site->name, (long long)o);
             return -1;
         }
         const float m = (float)(sign > 0 ? f : 1.0 / f);
@@ -275,7 +231,9 @@ static void chanscale_destroy(void *state)
 {
     chanscale_state *st = state;
     if (!st) return;
-    H->tensor_free(st->s);
+    if (st->s) H->tensor_free(st->s);
+    H->free(st->saved_name);
+    H->free(st->memory_name);
     H->free(st);
 }
 
@@ -287,10 +245,9 @@ static void chanscale_destroy(void *state)
 static int chanscale_state_dict(void *state, peft_param_ref *out, int max)
 {
     chanscale_state *st = state;
-    if (max < 1) return 0;
-    out[0] = (peft_param_ref){.saved_name = "chanscale_s", .memory_name = st->memory_name,
-                              .tensor = st->s, .trainable = 1};
-    return 1;
+    const peft_param_ref ref = {.saved_name = st->saved_name, .memory_name = st->memory_name,
+                                .tensor = st->s, .trainable = 1};
+    return peft_pu_state_refs(out, max, &ref, 1);
 }
 
 /* ---- 9. module_type and model_class: PEFT's class names for status reports -------------- */
@@ -311,9 +268,7 @@ static int chanscale_set_scale(void *state, double mult)
 
 /* ---- 11. the vtable: static storage, lives as long as the .so ---------------------------- */
 static const peft_tuner_vtable chanscale_vtable = {
-    .struct_size = sizeof(peft_tuner_vtable), /* the host reads no entry past this */
-    .abi_major = PEFT_ABI_MAJOR,
-    .abi_minor = PEFT_ABI_MINOR,
+    PEFT_PU_VTABLE_HEADER,    /* struct_size (the host reads no entry past it), ABI version */
     .name = "chanscale",      /* the file is chanscale.so; YAML and the registry use this name */
     .peft_type = "CHANSCALE", /* adapter_config.json "peft_type"; lowercased = the name */
     .prefix = "chanscale_",   /* every state-dict key of the method contains it */
@@ -336,22 +291,17 @@ static const peft_tuner_vtable chanscale_vtable = {
 
 /* ---- 12. the one exported symbol ---------------------------------------------------------
  * Check the host's ABI major and that its table is long enough for every entry you call
- * (entries added in a later minor are past the end of an older host's table), keep the table,
- * return the vtable. Or NULL with a reason in err: the host shows it. */
-#define HOST_NEEDS (offsetof(peft_host_api, warn) + sizeof(void (*)(const char *)))
+ * (entries added in a later minor are past the end of an older host's table) and has them
+ * set, keep the table, return the vtable. Or NULL with a reason in err: the host shows it.
+ * peft_pu_host_check does the checks: the entries its helpers call (PEFT_PU_BASE_NEEDS, which
+ * covers all this method calls), plus any listed in a peft_pu_need array, e.g.
+ *     static const peft_pu_need needs[] = {PEFT_PU_NEED(sgemm), PEFT_PU_NEED(tensor_to_f32)};
+ * and, for a method that needs a later minor's entries, that minor. */
 
 PEFT_PLUGIN_EXPORT const peft_tuner_vtable *peft_plugin_init(const peft_host_api *host,
                                                              char *err, size_t errlen)
 {
-    if (!host || host->abi_major != PEFT_ABI_MAJOR) {
-        errf(err, errlen, "chanscale: needs a host speaking ABI %d.x", PEFT_ABI_MAJOR);
-        return NULL;
-    }
-    if (host->struct_size < HOST_NEEDS) {
-        errf(err, errlen, "chanscale: the host's API table is %u bytes, at least %zu needed",
-             (unsigned)host->struct_size, (size_t)HOST_NEEDS);
-        return NULL;
-    }
+    if (peft_pu_host_check(host, "chanscale", 0, NULL, 0, err, errlen)) return NULL;
     H = host;
     return &chanscale_vtable;
 }

@@ -9,7 +9,10 @@
  * delta W (get_delta_weight calls make_kron(w1, w2) with its default scale 1.0); this plugin
  * does the same, so its numbers and files match PEFT 0.13.2's.
  *
- * Built against the installed SDK only (<peft/plugin.h>); exported: peft_plugin_init alone.
+ * Built against the installed SDK only (<peft/plugin.h> and the header-only helpers
+ * <peft/plugin_util.h>, <peft/plugin_config.h>, <peft/plugin_kernels.h>); exported:
+ * peft_plugin_init alone. rank_pattern follows PEFT's LyCORIS rule "(.*\.)?key$" (the host's
+ * cfg_pattern_real_lycoris, ABI 1.2, which the plugin requires).
  *   lokr_config.c  config keys, config_parse (LoKrConfig 0.13.2 fields and defaults),
  *                  default targets, factorization()
  *   lokr_layer.c   inject (shapes, init), forward and backward, merge, state dict, destroy
@@ -20,6 +23,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <peft/plugin.h>
+#include <peft/plugin_kernels.h>
+#include <peft/plugin_util.h>
 
 extern const peft_host_api *lokr_host; /* set by peft_plugin_init */
 
@@ -49,7 +54,7 @@ typedef struct lokr_state {
     double merged_mult;
     int n_refs;
     peft_param_ref refs[4];
-    char names[8][128];   /* saved and memory names of refs */
+    char *names[8];       /* saved and memory names of refs (host->alloc'd) */
 } lokr_state;
 
 /* lokr_config.c */
@@ -59,8 +64,6 @@ int lokr_config_parse(peft_cfg *cfg, void **out, char *err, size_t errlen);
 void lokr_config_free(void *parsed);
 /* PEFT's factorization(dimension, factor) -> (m, n), m <= n, m n = dimension */
 void lokr_factorization(int64_t dimension, int64_t factor, int64_t *m, int64_t *n);
-void lokr_errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 
 /* lokr_layer.c */
 void *lokr_inject(const void *parsed, peft_cfg *cfg, const peft_site_info *site,

@@ -11,7 +11,6 @@
  * accepts it as the nn.Linear it computes (delta W in (out, in) orientation, transposed when
  * merged into the (in, out) weight) and warns that such an adapter does not load in Python. */
 #include <math.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "lokr.h"
@@ -25,32 +24,26 @@
 /* kaiming_uniform_(a=sqrt(5)) on (rows, cols): U(-1/sqrt(cols), 1/sqrt(cols)) */
 static void kaiming(peft_tensor *t, peft_rng *rng)
 {
-    const double bound = 1.0 / sqrt((double)t->shape[1]);
-    float *p = peft_f32(t);
-    for (int64_t i = 0; i < t->numel; i++)
-        p[i] = (float)(bound * (2.0 * lokr_host->rng_uniform(rng) - 1.0));
+    peft_pu_fill_uniform(lokr_host, t, 1.0 / sqrt((double)t->shape[1]), rng);
 }
 
 static peft_tensor *param(int64_t rows, int64_t cols)
 {
-    const int64_t shape[2] = {rows, cols};
-    peft_tensor *t = lokr_host->tensor_new(2, shape);
-    if (t) {
-        t->requires_grad = 1;
-        t->flags |= PEFT_T_PARAM;
-    }
-    return t;
+    return peft_pu_param2(lokr_host, rows, cols);
 }
 
-/* registers tensor t as state-dict entry "lokr_<leaf>" / "lokr_<leaf>.<adapter>" */
-static void add_ref(lokr_state *st, peft_tensor *t, const char *leaf, const char *adapter)
+/* registers tensor t as state-dict entry "<leaf>" / "<leaf>.<adapter>" (leaf "lokr_w1", ...);
+ * 0, or -1 on OOM */
+static int add_ref(lokr_state *st, peft_tensor *t, const char *leaf, const char *adapter)
 {
     int i = st->n_refs++;
-    snprintf(st->names[2 * i], sizeof st->names[0], "lokr_%s", leaf);
-    snprintf(st->names[2 * i + 1], sizeof st->names[0], "lokr_%s.%s", leaf, adapter);
-    st->refs[i] = (peft_param_ref){.saved_name = st->names[2 * i],
-                                   .memory_name = st->names[2 * i + 1], .tensor = t,
-                                   .trainable = 1};
+    st->refs[i] = (peft_param_ref){.tensor = t, .trainable = 1};
+    if (peft_pu_param_names(lokr_host, leaf, NULL, adapter, &st->names[2 * i],
+                            &st->names[2 * i + 1]))
+        return -1;
+    st->refs[i].saved_name = st->names[2 * i];
+    st->refs[i].memory_name = st->names[2 * i + 1];
+    return 0;
 }
 
 /* one factor (rows, cols): full, or a (rows, r) @ b (r, cols) */
@@ -68,27 +61,13 @@ void *lokr_inject(const void *parsed, peft_cfg *cfg, const peft_site_info *site,
                   const char *adapter_name, peft_rng *rng, char *err, size_t errlen)
 {
     const lokr_config *c = parsed;
-    const char *name = site->name ? site->name : "?";
-    if (site->kind != PEFT_SITE_LINEAR && site->kind != PEFT_SITE_CONV1D) {
-        lokr_errf(err, errlen, "lokr: target module '%s' is not supported (LoKr supports "
-                  "torch.nn.Linear)", name);
+    if (peft_pu_inject_args("lokr", parsed, cfg, site, adapter_name, rng, err, errlen) ||
+        peft_pu_site_check(site, "lokr", "LoKr", 1, err, errlen))
         return NULL;
-    }
-    if (strlen(adapter_name) > 100) {
-        lokr_errf(err, errlen, "lokr: adapter name '%.40s...' is longer than 100 characters",
-                  adapter_name);
-        return NULL;
-    }
+    const char *name = peft_pu_site_name(site);
+    /* rank_pattern, LyCORIS's key rule (alpha is not applied by PEFT 0.13.2: see lokr.h) */
     int64_t r = c->r;
-    double v;
-    if (lokr_host->cfg_pattern_real(cfg, "rank_pattern", name, &v)) {
-        if (!(v >= 1.0) || v != floor(v) || v > 1e9) {
-            lokr_errf(err, errlen, "lokr config: rank_pattern value for '%s' must be a positive "
-                      "integer, got %g", name, v);
-            return NULL;
-        }
-        r = (int64_t)v;
-    }
+    if (peft_pu_rank_alpha(lokr_host, cfg, "lokr", name, 1, &r, NULL, err, errlen)) return NULL;
     if (site->kind == PEFT_SITE_CONV1D) lokr_host->warn(MSG_CONV1D);
 
     int64_t in_m, in_n, out_l, out_k;
@@ -110,10 +89,14 @@ void *lokr_inject(const void *parsed, peft_cfg *cfg, const peft_site_info *site,
     if (make_factor(&st->f1, out_l, in_m, r, use_w1) || make_factor(&st->f2, out_k, in_n, r, use_w2))
         goto oom;
     /* PEFT's parameter order: lokr_w1 / lokr_w1_a, lokr_w1_b, then lokr_w2 / w2_a, w2_b */
-    if (use_w1) add_ref(st, st->f1.w, "w1", adapter_name);
-    else add_ref(st, st->f1.a, "w1_a", adapter_name), add_ref(st, st->f1.b, "w1_b", adapter_name);
-    if (use_w2) add_ref(st, st->f2.w, "w2", adapter_name);
-    else add_ref(st, st->f2.a, "w2_a", adapter_name), add_ref(st, st->f2.b, "w2_b", adapter_name);
+    if (use_w1 ? add_ref(st, st->f1.w, "lokr_w1", adapter_name)
+               : add_ref(st, st->f1.a, "lokr_w1_a", adapter_name) ||
+                     add_ref(st, st->f1.b, "lokr_w1_b", adapter_name))
+        goto oom;
+    if (use_w2 ? add_ref(st, st->f2.w, "lokr_w2", adapter_name)
+               : add_ref(st, st->f2.a, "lokr_w2_a", adapter_name) ||
+                     add_ref(st, st->f2.b, "lokr_w2_b", adapter_name))
+        goto oom;
 
     if (c->init_weights) { /* reset_adapter_parameters: w1 (or w1_a) zeros, the rest kaiming */
         if (!use_w1) kaiming(st->f1.b, rng);
@@ -126,7 +109,7 @@ void *lokr_inject(const void *parsed, peft_cfg *cfg, const peft_site_info *site,
     return st;
 oom:
     lokr_destroy(st);
-    lokr_errf(err, errlen, "lokr: out of memory injecting into '%s'", name);
+    peft_pu_errf(err, errlen, "lokr: out of memory injecting into '%s'", name);
     return NULL;
 }
 
@@ -139,8 +122,8 @@ static void factor_value(const lokr_factor *f, int64_t r, float *dst)
         memcpy(dst, f->w->data, (size_t)(f->rows * f->cols) * sizeof *dst);
         return;
     }
-    lokr_host->sgemm(0, 0, (int)f->rows, (int)f->cols, (int)r, 1.0f, peft_f32(f->a), (int)r,
-                     peft_f32(f->b), (int)f->cols, 0.0f, dst, (int)f->cols);
+    peft_pu_gemm(lokr_host, 0, 0, f->rows, f->cols, r, 1.0f, peft_f32(f->a), peft_f32(f->b),
+                 0.0f, dst);
 }
 
 /* dw (out, in) = s * kron(w1 (out_l, in_m), w2 (out_k, in_n)) */
@@ -173,17 +156,14 @@ typedef struct lokr_bwd {
  * b += a^T @ g */
 static void factor_backward(peft_graph *g, const lokr_factor *f, int64_t r, const float *gv)
 {
-    const int rows = (int)f->rows, cols = (int)f->cols, ri = (int)r;
     if (f->w) {
-        float *d = f->w->requires_grad ? lokr_host->grad_of(g, f->w) : NULL;
-        if (d)
-            for (int64_t i = 0; i < f->rows * f->cols; i++) d[i] += gv[i];
+        peft_pu_grad_add(lokr_host, g, f->w, gv, f->rows * f->cols);
         return;
     }
     float *da = f->a->requires_grad ? lokr_host->grad_of(g, f->a) : NULL;
     float *db = f->b->requires_grad ? lokr_host->grad_of(g, f->b) : NULL;
-    if (da) lokr_host->sgemm(0, 1, rows, ri, cols, 1.0f, gv, cols, peft_f32(f->b), cols, 1.0f, da, ri);
-    if (db) lokr_host->sgemm(1, 0, ri, cols, rows, 1.0f, peft_f32(f->a), ri, gv, cols, 1.0f, db, cols);
+    if (da) peft_pu_gemm(lokr_host, 0, 1, f->rows, r, f->cols, 1.0f, gv, peft_f32(f->b), 1.0f, da);
+    if (db) peft_pu_gemm(lokr_host, 1, 0, r, f->cols, f->rows, 1.0f, peft_f32(f->a), gv, 1.0f, db);
 }
 
 static int factor_wants_grad(const lokr_factor *f)
@@ -202,11 +182,7 @@ static void lokr_backward(peft_graph *g, void *vctx)
     const float *dout = c->out->grad;
     if (!dout) return;
     const int64_t n = c->n, in = st->in, outf = st->out;
-    if (c->y->requires_grad) {
-        float *dy = lokr_host->grad_of(g, c->y);
-        if (dy)
-            for (int64_t i = 0; i < n * outf; i++) dy[i] += dout[i];
-    }
+    peft_pu_grad_add(lokr_host, g, c->y, dout, n * outf);
     const float *de = dout;
     if (c->mask) {
         const int64_t shape[2] = {n, outf};
@@ -220,9 +196,7 @@ static void lokr_backward(peft_graph *g, void *vctx)
     }
     if (c->x->requires_grad) {
         float *dx = lokr_host->grad_of(g, c->x);
-        if (dx)
-            lokr_host->sgemm(0, 0, (int)n, (int)in, (int)outf, 1.0f, de, (int)outf,
-                             peft_f32(c->dw), (int)in, 1.0f, dx, (int)in);
+        if (dx) peft_pu_gemm(lokr_host, 0, 0, n, in, outf, 1.0f, de, peft_f32(c->dw), 1.0f, dx);
     }
     const int want1 = factor_wants_grad(&st->f1), want2 = factor_wants_grad(&st->f2);
     if (!want1 && !want2) return;
@@ -233,8 +207,7 @@ static void lokr_backward(peft_graph *g, void *vctx)
     peft_tensor *g2_t = lokr_host->graph_tensor(g, 2, shape2);
     if (!ddw_t || !g1_t || !g2_t) return;
     float *ddw = peft_f32(ddw_t), *g1 = peft_f32(g1_t), *g2 = peft_f32(g2_t);
-    lokr_host->sgemm(1, 0, (int)outf, (int)in, (int)n, 1.0f, de, (int)outf, peft_f32(c->x),
-                     (int)in, 0.0f, ddw, (int)in);
+    peft_pu_gemm(lokr_host, 1, 0, outf, in, n, 1.0f, de, peft_f32(c->x), 0.0f, ddw);
     const int64_t L = st->f1.rows, M = st->f1.cols, K = st->f2.rows, N = st->f2.cols;
     const float *w1 = peft_f32(c->w1), *w2 = peft_f32(c->w2);
     for (int64_t i = 0; i < L; i++)
@@ -263,19 +236,15 @@ peft_tensor *lokr_forward(void *state, peft_graph *g, const peft_site_info *site
 {
     (void)site;
     lokr_state *st = state;
-    if (!st || !x || !y || x->dtype != PEFT_DTYPE_F32 || y->dtype != PEFT_DTYPE_F32) return NULL;
-    if (x->ndim < 1 || y->ndim < 1 || x->shape[x->ndim - 1] != st->in ||
-        y->shape[y->ndim - 1] != st->out)
-        return NULL;
-    const int64_t n = x->numel / st->in;
-    if (y->numel / st->out != n) return NULL;
+    int64_t n;
+    if (!st || !g || peft_pu_site_rows(x, y, st->in, st->out, &n)) return NULL;
     const int training = lokr_host->graph_training(g);
     peft_rng *rng = lokr_host->graph_rng(g);
     if (training && st->module_dropout > 0 && !(lokr_host->rng_uniform(rng) > st->module_dropout))
         return y; /* torch.rand(1) > module_dropout failed: this step runs without the adapter */
 
     const int64_t s1[2] = {st->f1.rows, st->f1.cols}, s2[2] = {st->f2.rows, st->f2.cols};
-    const int64_t sdw[2] = {st->out, st->in}, sxd[2] = {n, st->out}, sm[1] = {st->out};
+    const int64_t sdw[2] = {st->out, st->in}, sxd[2] = {n, st->out};
     peft_tensor *w1 = lokr_host->graph_tensor(g, 2, s1), *w2 = lokr_host->graph_tensor(g, 2, s2);
     peft_tensor *dw = lokr_host->graph_tensor(g, 2, sdw), *xd = lokr_host->graph_tensor(g, 2, sxd);
     peft_tensor *out = lokr_host->graph_tensor(g, y->ndim, y->shape);
@@ -286,20 +255,12 @@ peft_tensor *lokr_forward(void *state, peft_graph *g, const peft_site_info *site
     kron(st, peft_f32(w1), peft_f32(w2), mult, peft_f32(dw));
 
     peft_tensor *mask = NULL;
-    if (training && st->rank_dropout > 0) {
-        if (!(mask = lokr_host->graph_tensor(g, 1, sm))) return NULL;
-        float *m = peft_f32(mask);
-        double kept = 0;
-        for (int64_t o = 0; o < st->out; o++) {
-            m[o] = lokr_host->rng_uniform(rng) > st->rank_dropout ? 1.0f : 0.0f;
-            kept += m[o];
-        }
-        const float scale = kept > 0 ? (float)((double)st->out / kept) : 0.0f;
-        for (int64_t o = 0; o < st->out; o++) m[o] *= scale;
-    }
+    if (training && st->rank_dropout > 0 &&
+        !(mask = peft_pu_rank_dropout_mask(lokr_host, g, rng, st->out, st->rank_dropout)))
+        return NULL;
     /* xd (N, out) = x (N, in) @ dW^T (in, out) */
-    lokr_host->sgemm(0, 1, (int)n, (int)st->out, (int)st->in, 1.0f, peft_f32(x), (int)st->in,
-                     peft_f32(dw), (int)st->in, 0.0f, peft_f32(xd), (int)st->out);
+    peft_pu_gemm(lokr_host, 0, 1, n, st->out, st->in, 1.0f, peft_f32(x), peft_f32(dw), 0.0f,
+                 peft_f32(xd));
     const float *yv = peft_f32(y), *xv = peft_f32(xd), *m = mask ? peft_f32(mask) : NULL;
     float *ov = peft_f32(out);
     for (int64_t i = 0; i < n; i++)
@@ -326,12 +287,9 @@ int lokr_merge(void *state, const peft_site_info *site, float *weight, float *bi
 {
     (void)bias;
     lokr_state *st = state;
-    if (site->in_features != st->in || site->out_features != st->out) {
-        lokr_errf(err, errlen, "lokr merge: '%s' is (in=%lld, out=%lld), the adapter was made "
-                  "for (in=%lld, out=%lld)", site->name, (long long)site->in_features,
-                  (long long)site->out_features, (long long)st->in, (long long)st->out);
+    if (peft_pu_merge_args("lokr", st, site, weight, sign, err, errlen) ||
+        peft_pu_merge_shape("lokr", site, st->in, st->out, err, errlen))
         return -1;
-    }
     const size_t n1 = (size_t)(st->f1.rows * st->f1.cols), n2 = (size_t)(st->f2.rows * st->f2.cols);
     float *w1 = lokr_host->alloc(n1 * sizeof(float)), *w2 = lokr_host->alloc(n2 * sizeof(float));
     float *dw = lokr_host->alloc((size_t)(st->in * st->out) * sizeof(float));
@@ -339,14 +297,14 @@ int lokr_merge(void *state, const peft_site_info *site, float *weight, float *bi
         lokr_host->free(w1);
         lokr_host->free(w2);
         lokr_host->free(dw);
-        lokr_errf(err, errlen, "lokr merge: out of memory for '%s'", site->name);
+        peft_pu_errf(err, errlen, "lokr merge: out of memory for '%s'", site->name);
         return -1;
     }
     const double mult = sign > 0 ? st->mult : st->merged_mult;
     factor_value(&st->f1, st->r, w1);
     factor_value(&st->f2, st->r, w2);
     kron(st, w1, w2, (float)(sign * mult), dw);
-    const int in_out = site->kind == PEFT_SITE_CONV1D || site->fan_in_fan_out;
+    const int in_out = peft_pu_in_out(site);
     for (int64_t o = 0; o < st->out; o++)
         for (int64_t i = 0; i < st->in; i++)
             weight[in_out ? i * st->out + o : o * st->in + i] += dw[o * st->in + i];
@@ -360,9 +318,7 @@ int lokr_merge(void *state, const peft_site_info *site, float *weight, float *bi
 int lokr_state_dict(void *state, peft_param_ref *out, int max)
 {
     lokr_state *st = state;
-    int n = st->n_refs < max ? st->n_refs : max;
-    for (int i = 0; i < n; i++) out[i] = st->refs[i];
-    return n;
+    return st ? peft_pu_state_refs(out, max, st->refs, st->n_refs) : 0;
 }
 
 const char *lokr_module_type(void *state)
@@ -383,8 +339,8 @@ void lokr_destroy(void *state)
 {
     lokr_state *st = state;
     if (!st) return;
-    peft_tensor *ts[6] = {st->f1.w, st->f1.a, st->f1.b, st->f2.w, st->f2.a, st->f2.b};
-    for (int i = 0; i < 6; i++)
-        if (ts[i]) lokr_host->tensor_free(ts[i]);
+    peft_tensor *const ts[6] = {st->f1.w, st->f1.a, st->f1.b, st->f2.w, st->f2.a, st->f2.b};
+    peft_pu_free_tensors(lokr_host, ts, 6);
+    peft_pu_free_strings(lokr_host, st->names, 8);
     lokr_host->free(st);
 }

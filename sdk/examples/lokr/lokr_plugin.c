@@ -6,9 +6,7 @@
 const peft_host_api *lokr_host;
 
 static const peft_tuner_vtable lokr_vtable = {
-    .struct_size = sizeof(peft_tuner_vtable),
-    .abi_major = PEFT_ABI_MAJOR,
-    .abi_minor = PEFT_ABI_MINOR,
+    PEFT_PU_VTABLE_HEADER,
     .name = "lokr",
     .peft_type = "LOKR",
     .prefix = "lokr_",
@@ -27,21 +25,18 @@ static const peft_tuner_vtable lokr_vtable = {
     .model_class = "LoKrModel",
 };
 
-/* every host entry this plugin calls is ABI 1.0: the table must reach `warn` */
-#define HOST_NEEDS (offsetof(peft_host_api, warn) + sizeof(void (*)(const char *)))
+/* beyond the helpers' entries: the graph's mode and RNG, the GEMM, and (ABI 1.2) the LyCORIS
+ * rank_pattern rule */
+static const peft_pu_need lokr_needs[] = {
+    PEFT_PU_NEED(graph_training), PEFT_PU_NEED(graph_rng), PEFT_PU_NEED(sgemm),
+    PEFT_PU_NEED(cfg_pattern_real_lycoris),
+};
 
 PEFT_PLUGIN_EXPORT const peft_tuner_vtable *peft_plugin_init(const peft_host_api *host,
                                                              char *err, size_t errlen)
 {
-    if (!host || host->abi_major != PEFT_ABI_MAJOR) {
-        lokr_errf(err, errlen, "lokr: needs a host speaking ABI %d.x", PEFT_ABI_MAJOR);
+    if (peft_pu_host_check(host, "lokr", 2, lokr_needs, PEFT_PU_COUNT(lokr_needs), err, errlen))
         return NULL;
-    }
-    if (host->struct_size < HOST_NEEDS) {
-        lokr_errf(err, errlen, "lokr: the host's API table is %u bytes, at least %zu needed",
-                  (unsigned)host->struct_size, (size_t)HOST_NEEDS);
-        return NULL;
-    }
     lokr_host = host;
     return &lokr_vtable;
 }
