@@ -1,13 +1,12 @@
 /* test_mixed.c — mixed models (PeftMixedModel) on the LLaMA fixture model (LoHa has no GPT-2
  * Conv1D), with the adapters Python PEFT 0.13.2 trained for the llama__lora_default, llama__loha,
  * llama__ia3 and llama__prompt cases, over every pair of the plugins, the triple, and the
- * triple plus prompt tuning. LoRA and LoHa share q_proj and v_proj; IA3 declares no
- * PEFT_CAP_MIXABLE (as PEFT's mixed model, which refuses it), so it takes its own layers: the
- * fixture's IA3 vectors for k_proj and down_proj (feedforward), without v_proj.
+ * triple plus prompt tuning. LoRA and LoHa share q_proj and v_proj; the fixture IA3 takes its
+ * own layers (its vectors for k_proj and down_proj, without v_proj), and a separate check puts
+ * IA3 and LoRA on one layer in both orders (PEFT's mixed model refuses IA3; libpeft nests it).
  *   1. each part alone in the mixed model gives what it gives alone in a plain PeftModel, and
  *      its fixture's logits (IA3: the plain model on the same layers); all on together differ;
- *   2. the math at one layer: LoRA and LoHa deltas add; IA3 sharing a layer is refused naming
- *      both adapters;
+ *   2. the math at one layer: LoRA and LoHa deltas add; IA3 and LoRA nest in the order added;
  *   3. merging in the order added == unmerged outputs, unmerging gives them back bit-exactly,
  *      merge_and_unload (with its progress reports) == the unmerged model;
  *   4. unload hands back the base bit-exactly;
@@ -297,19 +296,92 @@ START_TEST(site_lora_plus_loha_adds)
 }
 END_TEST
 
-/* IA3 is not mixable: on a layer LoRA holds, it is refused, naming both adapters and why */
-START_TEST(site_ia3_refused)
+/* IA3 shares a layer with LoRA, nested in the order added as PEFT's mixed model nests them:
+ * on a feed-forward layer IA3 scales the input of the base and of the adapters added BEFORE it.
+ *   lora then ia3:  y = W (x l) + lora(x l)
+ *   ia3 then lora:  y = W (x l) + lora(x)
+ * and in both orders merging (in the order added) gives the unmerged outputs. */
+#define DOWN "model.layers.0.mlp.down_proj"
+static const char *NEST_LORA = "{\"peft_type\":\"LORA\",\"r\":2,\"init_lora_weights\":false,"
+                               "\"target_modules\":[\"down_proj\"]}";
+static const char *NEST_IA3 = "{\"peft_type\":\"IA3\",\"init_ia3_weights\":false,"
+                              "\"target_modules\":[\"down_proj\"],\"feedforward_modules\":[\"down_proj\"]}";
+
+/* the site's output for rows x (N, in) with the given adapters active (NULL: disabled) */
+static float *nest_out(peft_model *m, const float *x, int64_t N, const char *const *names, int n, int64_t *len)
 {
-    const part *parts[1] = {&LORA};
-    peft_model *m = mixed_of(parts, 1);
-    char path[4096];
-    snprintf(path, sizeof path, "%s/adapter", tu_fixture("hf-peft/llama__ia3"));
-    ck_assert_int_eq(peft_load_adapter(m, path, "ia3", 0), PEFT_EINVAL);
-    ck_assert_msg(strstr(peft_errmsg(ctx), "adapter 'ia3' (IA3) cannot share " V_PROJ " with adapter 'lora' "
-                         "(LORA): IA3 is not mixable"), "%s", peft_errmsg(ctx));
-    ck_assert_int_eq(peft_adapter_count(m), 1);
-    ck_assert_int_eq(site_named(m, V_PROJ)->n_chain, 1);
-    peft_model_free(m);
+    peft_site *s = site_named(m, DOWN);
+    if (names) ck_assert_msg(peft_set_adapters(m, names, n) == 0, "%s", peft_errmsg(ctx));
+    else ck_assert(peft_disable_adapter(m) == 0);
+    peft_graph *g = peft_graph_new(peft_ctx_rng(ctx));
+    const int64_t shape[2] = {N, s->info.in_features};
+    peft_tensor *t = peft_tensor_new(PEFT_DTYPE_F32, 2, shape);
+    memcpy(t->data, x, sizeof(float) * (size_t)t->numel);
+    peft_tensor *y = peft_site_forward(g, s, t);
+    ck_assert_ptr_nonnull(y);
+    *len = y->numel;
+    float *out = malloc((size_t)y->numel * sizeof *out);
+    memcpy(out, y->data, (size_t)y->numel * sizeof *out);
+    peft_graph_free(g);
+    peft_tensor_free(t);
+    ck_assert(peft_enable_adapter(m) == 0);
+    return out;
+}
+
+START_TEST(site_ia3_nests_with_lora)
+{
+    for (int order = 0; order < 2; order++) {
+        const char *first = order ? "ia3" : "lora", *second = order ? "lora" : "ia3";
+        peft_model *m;
+        ck_assert_msg(peft_get_peft_model(ctx, load_base(), order ? NEST_IA3 : NEST_LORA, first, 1, &m) == 0,
+                      "%s", peft_errmsg(ctx));
+        ck_assert_msg(peft_add_adapter(m, second, order ? NEST_LORA : NEST_IA3) == 0, "%s", peft_errmsg(ctx));
+        /* the IA3 vector l (1, in) of the layer */
+        peft_state_dict *sd;
+        ck_assert(peft_get_peft_model_state_dict(m, "ia3", &sd) == 0);
+        const float *l = NULL;
+        for (size_t i = 0; i < sd->n; i++)
+            if (strstr(sd->names[i], "layers.0.mlp.down_proj.ia3_l")) l = peft_f32(sd->tensors[i]);
+        ck_assert_ptr_nonnull(l);
+        int64_t in = site_named(m, DOWN)->info.in_features, N = 3, n;
+        float *x = malloc(sizeof(float) * (size_t)(N * in)), *xl = malloc(sizeof(float) * (size_t)(N * in));
+        peft_rng r;
+        peft_rng_seed(&r, 5);
+        for (int64_t i = 0; i < N * in; i++) {
+            x[i] = (float)peft_rng_normal(&r);
+            xl[i] = x[i] * l[i % in];
+        }
+        const char *both[2] = {first, second}, *lora[1] = {"lora"}, *ia3[1] = {"ia3"};
+        float *ym = nest_out(m, x, N, both, 2, &n), *yb = nest_out(m, x, N, NULL, 0, &n);
+        float *yl = nest_out(m, x, N, lora, 1, &n), *yl_xl = nest_out(m, xl, N, lora, 1, &n);
+        float *yi = nest_out(m, x, N, ia3, 1, &n);
+        double worst = 0, spread = 0;
+        for (int64_t i = 0; i < n; i++) {
+            double want = order ? (double)yi[i] + ((double)yl[i] - yb[i]) : (double)yl_xl[i];
+            worst = fmax(worst, fabs(ym[i] - want));
+            spread = fmax(spread, fabs((double)yl_xl[i] - (yi[i] + ((double)yl[i] - yb[i]))));
+        }
+        ck_assert_msg(spread > 1e-4, "the two nestings should differ here (%g)", spread);
+        ck_assert_msg(worst < 1e-5, "order %s, %s: nested output off by %g", first, second, worst);
+        /* merging in the order added == unmerged; unmerging restores it bit-exactly */
+        ck_assert(peft_set_adapters(m, both, 2) == 0);
+        ck_assert_msg(peft_merge_adapter(m, NULL, 0, 1) == 0, "%s", peft_errmsg(ctx));
+        peft_graph *g = peft_graph_new(peft_ctx_rng(ctx));
+        const int64_t shape[2] = {N, in};
+        peft_tensor *t = peft_tensor_new(PEFT_DTYPE_F32, 2, shape);
+        memcpy(t->data, x, sizeof(float) * (size_t)(N * in));
+        peft_tensor *y = peft_site_forward(g, site_named(m, DOWN), t);
+        ck_assert_msg(tu_max_abs_diff(peft_f32(y), ym, n) < 1e-5, "merged differs by %g",
+                      tu_max_abs_diff(peft_f32(y), ym, n));
+        peft_graph_free(g);
+        peft_tensor_free(t);
+        ck_assert(peft_unmerge_adapter(m) == 0);
+        float *again = nest_out(m, x, N, both, 2, &n);
+        ck_assert(memcmp(again, ym, sizeof(float) * (size_t)n) == 0);
+        free(again), free(ym), free(yb), free(yl), free(yl_xl), free(yi), free(x), free(xl);
+        peft_state_dict_free(sd);
+        peft_model_free(m);
+    }
 }
 END_TEST
 
@@ -887,7 +959,7 @@ int main(void)
     TCase *tl = tcase_create("layer");
     tcase_add_checked_fixture(tl, setup, teardown);
     tcase_add_test(tl, site_lora_plus_loha_adds);
-    tcase_add_test(tl, site_ia3_refused);
+    tcase_add_test(tl, site_ia3_nests_with_lora);
     suite_add_tcase(s, tl);
     TCase *ta = tcase_create("api");
     tcase_add_checked_fixture(ta, setup, teardown);
