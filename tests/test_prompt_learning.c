@@ -21,6 +21,7 @@
 #include "registry.h"
 #include "safetensors.h"
 #include "testutil.h"
+#include "tokenizer.h"
 #include "warn.h"
 
 /* the fixture cases run here: those whose architecture has the prompt hooks */
@@ -575,10 +576,51 @@ START_TEST(config_errors)
                    "needs field 'prompt_tuning_init_text'");
     config_refused("gpt2", "{\"peft_type\":\"PROMPT_TUNING\",\"num_virtual_tokens\":5,"
                    "\"tokenizer_kwargs\":{}}", "'tokenizer_kwargs' is only valid");
-    /* TEXT needs a tokenizer to train from; libpeft has none yet */
+    /* TEXT needs a tokenizer to train from: the fixture GPT-2 directory has none */
     config_refused("gpt2", "{\"peft_type\":\"PROMPT_TUNING\",\"num_virtual_tokens\":5,"
                    "\"prompt_tuning_init\":\"TEXT\",\"prompt_tuning_init_text\":\"hi\","
-                   "\"tokenizer_name_or_path\":\"gpt2\"}", "'prompt_tuning_init_text' into token ids");
+                   "\"tokenizer_name_or_path\":\"gpt2\"}", "needs a tokenizer");
+}
+END_TEST
+
+/* TEXT init: the text through the model's tokenizer, repeated up to the virtual tokens, the
+ * rows of the word embeddings (PEFT's PromptEmbedding init) — on the embedded default model,
+ * which ships a tokenizer.json */
+START_TEST(text_init_uses_the_tokenizer)
+{
+    peft_ctx *ctx = peft_ctx_new(5);
+    peft_base_model *b;
+    ck_assert_msg(peft_load_base_model(ctx, "examples/base-model", &b) == 0, "%s", peft_errmsg(ctx));
+    const char *cfg = "{\"peft_type\":\"PROMPT_TUNING\",\"task_type\":\"CAUSAL_LM\",\"num_virtual_tokens\":7,"
+                      "\"prompt_tuning_init\":\"TEXT\",\"prompt_tuning_init_text\":\"mir: \","
+                      "\"tokenizer_name_or_path\":\"examples/base-model\"}";
+    peft_model *m;
+    ck_assert_msg(peft_get_peft_model(ctx, b, cfg, NULL, 0, &m) == 0, "%s", peft_errmsg(ctx));
+    peft_tokenizer *tk;
+    char err[256];
+    ck_assert_msg(peft_tokenizer_load("examples/base-model", &tk, err, sizeof err) == 0, "%s", err);
+    int32_t *ids;
+    size_t n;
+    ck_assert(peft_tokenizer_encode(tk, "mir: ", 5, 1, &ids, &n, err, sizeof err) == 0 && n > 0);
+    peft_state_dict *sd;
+    ck_assert(peft_trainable_parameters(m, &sd) == 0);
+    ck_assert_int_eq(sd->n, 1);
+    const peft_tensor *table = sd->tensors[0], *we = b->word_embeddings;
+    int64_t C = table->shape[1];
+    float *row = malloc((size_t)C * sizeof *row), *all = malloc((size_t)we->numel * sizeof *all);
+    peft_tensor_to_f32(we, all);
+    for (int64_t r = 0; r < 7; r++) {
+        memcpy(row, all + (int64_t)ids[r % (int64_t)n] * C, (size_t)C * sizeof *row);
+        ck_assert_msg(memcmp(row, peft_f32(table) + r * C, (size_t)C * sizeof *row) == 0,
+                      "virtual token %lld is not the embedding of text token %d", (long long)r, ids[r % (int64_t)n]);
+    }
+    free(row);
+    free(all);
+    free(ids);
+    peft_state_dict_free(sd);
+    peft_tokenizer_free(tk);
+    peft_model_free(m);
+    peft_ctx_free(ctx);
 }
 END_TEST
 
@@ -732,6 +774,7 @@ int main(void)
     tcase_add_test(tp, no_mixing);
     tcase_add_test(tp, config_errors);
     tcase_add_test(tp, text_adapter_loads);
+    tcase_add_test(tp, text_init_uses_the_tokenizer);
     tcase_add_test(tp, training_moves_the_prompt);
     tcase_add_test(tp, registry_rules);
     tcase_add_test(tp, projection_adapter_loads_trainable);

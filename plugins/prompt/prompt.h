@@ -26,7 +26,7 @@ extern const peft_host_api *prompt_host;
 /* prompt_tuning_init */
 #define PROMPT_INIT_RANDOM 0       /* nn.Embedding's default: N(0, 1) */
 #define PROMPT_INIT_SAMPLE_VOCAB 1 /* rows of the word embeddings at uniformly drawn token ids */
-#define PROMPT_INIT_TEXT 2         /* the embeddings of a tokenized text (needs a tokenizer) */
+#define PROMPT_INIT_TEXT 2         /* the embeddings of a tokenized text (the host tokenizes) */
 
 /* The parsed adapter_config.json. Model-dependent fields (token_dim, num_transformer_submodules)
  * are read from the live cfg at prompt_init, after the host has filled them from the model. */

@@ -52,15 +52,8 @@ int prompt_config_parse(peft_cfg *cfg, void **out, char *err, size_t errlen)
                      "with prompt_tuning_init \"TEXT\"");
         return -1;
     }
-    /* TEXT initialises from the tokenized text: without inference_mode the ids are needed now,
-     * and libpeft has no tokenizer yet. A saved TEXT adapter (inference_mode true) loads. */
-    if (c.init == PROMPT_INIT_TEXT && !c.inference_mode) {
-        peft_pu_errf(err, errlen, "prompt tuning config: prompt_tuning_init \"TEXT\" needs a "
-                     "tokenizer to turn field 'prompt_tuning_init_text' into token ids, and "
-                     "libpeft has none yet; use \"RANDOM\" or \"SAMPLE_VOCAB\" (or load an "
-                     "adapter trained elsewhere)");
-        return -1;
-    }
+    /* TEXT: the host tokenizes prompt_tuning_init_text with the model's tokenizer and hands
+     * the ids to prompt_init (peft_prompt_info.init_text_ids, ABI 1.2) */
 
     return peft_pu_cfg_finish(&pc, &c, sizeof c, out);
 }

@@ -4,6 +4,7 @@
  *
  * Shapes: table (R, C), R = num_virtual_tokens * num_transformer_submodules, C = token_dim;
  * the model sees rows [0, P), P = num_virtual_tokens, broadcast over the batch. */
+#include <stddef.h>
 #include <string.h>
 
 #include "prompt.h"
@@ -72,6 +73,29 @@ void *prompt_init(const void *parsed, peft_cfg *cfg, const peft_prompt_info *inf
             int64_t id = (int64_t)(prompt_host->rng_uniform(rng) * (double)V);
             if (id >= V) id = V - 1;
             if (we->data) word_row(we, id, t + r * dim); /* a weight-free (meta) model: zeros */
+        }
+    } else if (c->init == PROMPT_INIT_TEXT && !c->inference_mode) {
+        /* PEFT: ids = tokenizer(text)["input_ids"], cut to or repeated up to R rows, then
+         * word_embeddings(ids) */
+        const int has_ids = info->struct_size >= offsetof(peft_prompt_info, n_init_text_ids) + sizeof(int32_t) &&
+                            info->init_text_ids && info->n_init_text_ids > 0;
+        if (!has_ids || !we || we->ndim != 2 || we->shape[1] != dim || we->dtype == PEFT_DTYPE_I32) {
+            peft_pu_errf(err, errlen, "prompt tuning: prompt_tuning_init \"TEXT\" needs the tokenized "
+                         "'prompt_tuning_init_text' (a tokenizer.json in the model directory or at "
+                         "'tokenizer_name_or_path') and the model's word embeddings");
+            prompt_destroy(st);
+            return NULL;
+        }
+        const int64_t V = we->shape[0];
+        for (int64_t r = 0; r < st->rows; r++) {
+            int32_t id = info->init_text_ids[r % info->n_init_text_ids];
+            if (id < 0 || id >= V) {
+                peft_pu_errf(err, errlen, "prompt tuning: prompt_tuning_init_text token id %d is outside "
+                             "the model's vocabulary [0, %lld)", id, (long long)V);
+                prompt_destroy(st);
+                return NULL;
+            }
+            if (we->data) word_row(we, id, t + r * dim);
         }
     } else { /* RANDOM (and any init in inference mode): nn.Embedding's N(0, 1) */
         peft_pu_fill_normal(prompt_host, st->table, 1.0, rng);
