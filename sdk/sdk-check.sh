@@ -56,6 +56,27 @@ if [ -f "$lokr_dir/lokr.so" ]; then
   else
     note_fail "lokr by name (train / save / forward --adapter)"
   fi
+  # 4. LoKr by name from a YAML experiment (peft run) on the embedded default model
+  root=$(pwd)
+  cat > "$run/lokr.yaml" <<YAML
+name: lokr-yaml
+base_model: $root/examples/base-model
+task: causal_lm
+metric: exact_match
+output_dir: $run/runs
+data: {train: $root/examples/data/mirror-train.jsonl, eval: $root/examples/data/mirror-eval.jsonl,
+       max_length: 32, eval_examples: 20}
+training: {steps: 4, batch_size: 8, eval_steps: 4}
+experiments:
+  - name: lokr
+    adapters:
+      - {method: lokr, r: 4, alpha: 4, target_modules: [q_proj, v_proj]}
+YAML
+  if "$peft" run "$run/lokr.yaml" >/dev/null 2>&1 && [ -f "$run/runs/lokr/adapter/adapter_model.safetensors" ]; then
+    echo "lokr.so by name from a YAML experiment: peft run trained and saved it"
+  else
+    note_fail "lokr by name from a YAML experiment (peft run)"
+  fi
   unset PEFT_PLUGIN_PATH
 fi
 
