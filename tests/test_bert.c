@@ -16,6 +16,7 @@
 #include "inputs.h"
 #include "model.h"
 #include "ops.h"
+#include "model_fixture.h"
 #include "testutil.h"
 
 #define TOL 1e-4
@@ -70,32 +71,6 @@ static json_t *index_model(const char *name)
     return m;
 }
 
-static peft_base_model *load_ok(const char *dir)
-{
-    peft_base_model *m = NULL;
-    char err[1024] = "";
-    ck_assert_msg(peft_base_model_load(dir, &m, err, sizeof err) == 0, "load %s: %s", dir, err);
-    return m;
-}
-
-static const char *load_fails(const char *dir)
-{
-    static char err[1024];
-    peft_base_model *m = (peft_base_model *)0x1;
-    err[0] = 0;
-    ck_assert_int_eq(peft_base_model_load(dir, &m, err, sizeof err), -1);
-    ck_assert(m == NULL);
-    ck_assert(err[0] != 0);
-    if (getenv("TU_VERBOSE")) printf("  expected error: %s\n", err);
-    return err;
-}
-
-static void load_inputs(const char *rel_json, peft_inputs *in)
-{
-    char err[1024];
-    ck_assert_msg(peft_inputs_load_json(tu_fixture(rel_json), in, err, sizeof err) == 0, "%s", err);
-}
-
 typedef struct fwd {
     peft_rng rng;
     peft_graph *g;
@@ -134,15 +109,6 @@ static const char *run_fails(peft_base_model *m, const peft_model_inputs *pin)
     return err;
 }
 
-static peft_tensor *output_named(const peft_model_outputs *o, const char *name)
-{
-    if (!strcmp(name, "logits")) return o->logits;
-    if (!strcmp(name, "start_logits")) return o->start_logits;
-    if (!strcmp(name, "end_logits")) return o->end_logits;
-    if (!strcmp(name, "last_hidden_state")) return o->last_hidden_state;
-    return NULL;
-}
-
 /* largest difference between the tensors of fixture file rel and the outputs of those names
  * (shapes must match) */
 static double diff_outputs(const char *rel, const peft_model_outputs *o)
@@ -153,7 +119,7 @@ static double diff_outputs(const char *rel, const peft_model_outputs *o)
     double worst = 0;
     for (size_t i = 0; i < f->n_entries; i++) {
         const peft_st_entry *e = &f->entries[i];
-        peft_tensor *t = output_named(o, e->name);
+        peft_tensor *t = tu_output_named(o, e->name);
         ck_assert_msg(t, "%s: no output '%s'", rel, e->name);
         ck_assert_int_eq(t->ndim, e->ndim);
         for (int k = 0; k < e->ndim; k++) ck_assert_int_eq(t->shape[k], e->shape[k]);
@@ -162,21 +128,6 @@ static double diff_outputs(const char *rel, const peft_model_outputs *o)
     }
     peft_st_close(f);
     return worst;
-}
-
-/* tensor `name` of fixture file rel, copied (caller frees), numel in *n */
-static float *fixture_tensor(const char *rel, const char *name, int64_t *n)
-{
-    char err[512];
-    peft_st_file *f;
-    ck_assert_msg(peft_st_open(tu_fixture(rel), &f, err, sizeof err) == 0, "%s", err);
-    const peft_st_entry *e = peft_st_find(f, name);
-    ck_assert_msg(e && e->dtype == PEFT_DTYPE_F32, "%s: no F32 tensor %s", rel, name);
-    float *r = malloc(e->nbytes);
-    memcpy(r, e->data, e->nbytes);
-    *n = (int64_t)(e->nbytes / 4);
-    peft_st_close(f);
-    return r;
 }
 
 /* a temp model dir: the fixture's weights (symlinked) and its config.json with patch merged */
@@ -222,14 +173,14 @@ static int64_t param_total(const peft_base_model *m)
 START_TEST(test_base_logits_and_loss)
 {
     const char *name = MODELS[_i];
-    peft_base_model *m = load_ok(model_dir(name));
+    peft_base_model *m = tu_model_load_ok(model_dir(name));
     ck_assert_str_eq(m->arch->model_type, "bert");
     ck_assert_str_eq(peft_model_class(m), CLASSES[_i]);
     ck_assert_str_eq(peft_model_task(m), TASKS[_i]);
     char rel[256];
     snprintf(rel, sizeof rel, "hf-peft/_models/%s/inputs.json", name);
     peft_inputs in;
-    load_inputs(rel, &in);
+    tu_peft_inputs_load(rel, &in);
     peft_model_inputs pin;
     peft_inputs_view(&in, &pin);
     fwd f;
@@ -284,7 +235,7 @@ END_TEST
 START_TEST(test_params_and_counts)
 {
     const char *name = MODELS[_i];
-    peft_base_model *m = load_ok(model_dir(name));
+    peft_base_model *m = tu_model_load_ok(model_dir(name));
     int64_t want = json_integer_value(json_object_get(index_model(name), "num_params"));
     ck_assert_int_eq(param_total(m), want);
     for (size_t i = 0; i < m->n_params; i++) ck_assert_int_eq(m->params[i].t->requires_grad, 0);
@@ -323,7 +274,7 @@ START_TEST(test_sites)
                                        "attention.self.value", "attention.output.dense",
                                        "intermediate.dense", "output.dense"};
     static const int64_t in_f[] = {32, 32, 32, 32, 32, 64}, out_f[] = {32, 32, 32, 32, 64, 32};
-    peft_base_model *m = load_ok(model_dir(MODELS[_i]));
+    peft_base_model *m = tu_model_load_ok(model_dir(MODELS[_i]));
     size_t want = 12 + (_i == 0 ? 2 : 1);
     ck_assert_uint_eq(m->n_sites, want);
     for (size_t i = 0; i < 12; i++) {
@@ -393,7 +344,7 @@ END_TEST
 START_TEST(test_bert_model_class)
 {
     char *dir = patched_model("bert_seqcls", "{\"architectures\": [\"BertModel\"]}");
-    peft_base_model *m = load_ok(dir);
+    peft_base_model *m = tu_model_load_ok(dir);
     ck_assert_str_eq(peft_model_class(m), "BertModel");
     ck_assert_str_eq(peft_model_task(m), "FEATURE_EXTRACTION");
     ck_assert_str_eq(m->params[0].name, "embeddings.word_embeddings.weight");
@@ -406,9 +357,9 @@ START_TEST(test_bert_model_class)
     ck_assert_int_eq(m->arch->count_params(m->config, NULL, &n, err, sizeof err), 0);
     ck_assert_int_eq(n, 24515 - 99);
 
-    peft_base_model *ref = load_ok(model_dir("bert_seqcls"));
+    peft_base_model *ref = tu_model_load_ok(model_dir("bert_seqcls"));
     peft_inputs in;
-    load_inputs("hf-peft/_models/bert_seqcls/inputs.json", &in);
+    tu_peft_inputs_load("hf-peft/_models/bert_seqcls/inputs.json", &in);
     peft_model_inputs pin;
     peft_inputs_view(&in, &pin);
     fwd r;
@@ -491,7 +442,7 @@ static void load_head_copy(peft_base_model *m, const char *case_name, const char
         int owned;
         ck_assert_int_eq(peft_tensor_make_f32_owned(p->t, &old, &odt, &owned), 0);
         int64_t n;
-        float *v = fixture_tensor(rel, key, &n);
+        float *v = tu_fixture_f32(rel, key, &n);
         ck_assert_int_eq(n, p->t->numel);
         memcpy(p->t->data, v, (size_t)n * sizeof(float));
         free(v);
@@ -504,7 +455,7 @@ static double grad_diff(const char *case_name, const char *key, const float *gra
     char rel[256];
     snprintf(rel, sizeof rel, "hf-peft/%s/grads.safetensors", case_name);
     int64_t m;
-    float *ref = fixture_tensor(rel, key, &m);
+    float *ref = tu_fixture_f32(rel, key, &m);
     ck_assert_int_eq(m, n);
     ck_assert_ptr_nonnull(grad);
     double d = tu_max_abs_diff(ref, grad, n);
@@ -518,13 +469,13 @@ static void hook_case(const char *case_name, int prefix, int proj, const int32_t
     json_t *c = index_case(case_name);
     const char *arch = json_string_value(json_object_get(c, "arch"));
     const char *head = !strcmp(arch, "bert_qa") ? "qa_outputs" : "classifier";
-    peft_base_model *m = load_ok(model_dir(arch));
+    peft_base_model *m = tu_model_load_ok(model_dir(arch));
     load_head_copy(m, case_name, head);
 
     char rel[256];
     snprintf(rel, sizeof rel, "hf-peft/%s/adapter/adapter_model.safetensors", case_name);
     int64_t n;
-    float *emb = fixture_tensor(rel, "prompt_embeddings", &n);
+    float *emb = tu_fixture_f32(rel, "prompt_embeddings", &n);
     provider p = {.C = m->hidden_size};
     int64_t W = prefix ? 2 * m->n_layers * m->hidden_size : m->hidden_size;
     int64_t shape[2] = {n / W, W};
@@ -541,7 +492,7 @@ static void hook_case(const char *case_name, int prefix, int proj, const int32_t
 
     snprintf(rel, sizeof rel, "hf-peft/%s/inputs.json", case_name);
     peft_inputs in;
-    load_inputs(rel, &in);
+    tu_peft_inputs_load(rel, &in);
     peft_model_inputs pin;
     peft_inputs_view(&in, &pin);
     if (labels_override) {
@@ -604,7 +555,7 @@ END_TEST
 START_TEST(test_prompt_tokcls_label_padding)
 {
     peft_inputs in;
-    load_inputs("hf-peft/_models/bert_tokcls/inputs.json", &in);
+    tu_peft_inputs_load("hf-peft/_models/bert_tokcls/inputs.json", &in);
     ck_assert_int_eq(in.labels_len, 0);
     hook_case("bert_tokcls__prompt", 0, 0, in.labels);
     peft_inputs_free(&in);
@@ -623,9 +574,9 @@ static double ce_row(const float *x, int64_t n, int64_t target)
 
 START_TEST(test_qa_positions_clamped)
 {
-    peft_base_model *m = load_ok(model_dir("bert_qa"));
+    peft_base_model *m = tu_model_load_ok(model_dir("bert_qa"));
     peft_inputs in;
-    load_inputs("hf-peft/_models/bert_qa/inputs.json", &in);
+    tu_peft_inputs_load("hf-peft/_models/bert_qa/inputs.json", &in);
     peft_model_inputs pin;
     peft_inputs_view(&in, &pin);
     int32_t sp[2] = {100, -3}, ep[2] = {8, 5}; /* 100 -> 8 (ignored), -3 -> 0; 8 ignored */
@@ -673,9 +624,9 @@ START_TEST(test_regression)
     free(t);
     peft_st_close(f);
 
-    peft_base_model *m = load_ok(dir), *ref = load_ok(model_dir("bert_seqcls"));
+    peft_base_model *m = tu_model_load_ok(dir), *ref = tu_model_load_ok(model_dir("bert_seqcls"));
     peft_inputs in;
-    load_inputs("hf-peft/_models/bert_seqcls/inputs.json", &in); /* labels 0, 2 */
+    tu_peft_inputs_load("hf-peft/_models/bert_seqcls/inputs.json", &in); /* labels 0, 2 */
     peft_model_inputs pin;
     peft_inputs_view(&in, &pin);
     fwd a, b;
@@ -699,9 +650,9 @@ END_TEST
 START_TEST(test_dropout_only_in_training)
 {
     char *dir = patched_model("bert_tokcls", "{\"hidden_dropout_prob\": 0.3}");
-    peft_base_model *m = load_ok(dir), *ref = load_ok(model_dir("bert_tokcls"));
+    peft_base_model *m = tu_model_load_ok(dir), *ref = tu_model_load_ok(model_dir("bert_tokcls"));
     peft_inputs in;
-    load_inputs("hf-peft/_models/bert_tokcls/inputs.json", &in);
+    tu_peft_inputs_load("hf-peft/_models/bert_tokcls/inputs.json", &in);
     peft_model_inputs pin;
     peft_inputs_view(&in, &pin);
     fwd a, b, c;
@@ -747,7 +698,7 @@ START_TEST(test_bad_configs)
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char *dir = patched_model(bad[i].model, bad[i].patch);
-        const char *e = load_fails(dir);
+        const char *e = tu_model_load_fails(dir);
         ck_assert_has(e, bad[i].needle1);
         ck_assert_has(e, bad[i].needle2);
         ck_assert_has(e, dir);
@@ -758,11 +709,11 @@ END_TEST
 
 START_TEST(test_bad_inputs)
 {
-    peft_base_model *m = load_ok(model_dir(MODELS[_i]));
+    peft_base_model *m = tu_model_load_ok(model_dir(MODELS[_i]));
     char rel[256];
     snprintf(rel, sizeof rel, "hf-peft/_models/%s/inputs.json", MODELS[_i]);
     peft_inputs in;
-    load_inputs(rel, &in);
+    tu_peft_inputs_load(rel, &in);
     peft_model_inputs pin;
     peft_inputs_view(&in, &pin);
 
@@ -812,9 +763,9 @@ END_TEST
 START_TEST(test_multi_label_refused)
 {
     char *dir = patched_model("bert_seqcls", "{\"problem_type\": \"multi_label_classification\"}");
-    peft_base_model *m = load_ok(dir);
+    peft_base_model *m = tu_model_load_ok(dir);
     peft_inputs in;
-    load_inputs("hf-peft/_models/bert_seqcls/inputs.json", &in);
+    tu_peft_inputs_load("hf-peft/_models/bert_seqcls/inputs.json", &in);
     peft_model_inputs pin;
     peft_inputs_view(&in, &pin);
     ck_assert_has(run_fails(m, &pin), "multi_label_classification");
@@ -848,10 +799,7 @@ int main(void)
     tcase_add_loop_test(tc, test_bad_inputs, 0, 3);
     tcase_add_test(tc, test_multi_label_refused);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = tu_run_suite(s);
     json_decref(idx);
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cfg.h"
+#include "testutil.h"
 
 static json_t *load(const char *text)
 {
@@ -262,9 +263,6 @@ int main(void)
     tcase_add_test(tc, pattern_exact_and_order);
     tcase_add_test(tc, regex_fullmatch);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = tu_run_suite(s);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

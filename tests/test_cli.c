@@ -1,42 +1,15 @@
 /* test_cli.c — the `peft` command end to end: forward (logits, loss, grads, --merge) against
  * Python PEFT's fixture, info --json, train + reload, init-model, and clean error exits. */
 #include <check.h>
-#include <stdarg.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include "safetensors.h"
 #include "testutil.h"
 
 static char *tmp;
-
-/* runs build/peft with args; returns the exit code, output (stdout+stderr) in *out (freed by caller) */
-static int peft(char **out, const char *fmt, ...)
-{
-    char args[8192], cmd[9000];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "%s %s 2>&1", tu_build("peft"), args);
-    FILE *p = popen(cmd, "r");
-    ck_assert(p);
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    size_t r;
-    while ((r = fread(buf + n, 1, cap - n - 1, p)) > 0) {
-        n += r;
-        if (n + 1 == cap) buf = realloc(buf, cap *= 2);
-    }
-    buf[n] = 0;
-    int st = pclose(p);
-    if (out) *out = buf;
-    else free(buf);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
 
 static double file_diff(const char *a, const char *ka, const char *b, const char *kb)
 {
@@ -61,8 +34,8 @@ static void teardown(void) { tu_rmtree(tmp); free(tmp); }
 START_TEST(forward_matches_peft)
 {
     char *out;
-    int rc = peft(&out, "forward --model %s --adapter %s --input %s --output %s/o.safetensors --grads %s/g.safetensors",
-                  tu_fixture("hf-peft/_models/gpt2"), tu_fixture(CASE "/adapter"), tu_fixture(CASE "/inputs.json"), tmp, tmp);
+    int rc = tu_run_peft(&out, "forward --model %s --adapter %s --input %s --output %s/o.safetensors --grads %s/g.safetensors",
+                         tu_fixture("hf-peft/_models/gpt2"), tu_fixture(CASE "/adapter"), tu_fixture(CASE "/inputs.json"), tmp, tmp);
     ck_assert_msg(rc == 0, "%s", out);
     ck_assert_msg(strstr(out, "loss 4.8797"), "%s", out);
     free(out);
@@ -77,8 +50,8 @@ START_TEST(forward_matches_peft)
         snprintf(mem, sizeof mem, "base_model.model.%s.default.weight", keys[i]);
         ck_assert(file_diff(g, saved, tu_fixture(CASE "/grads.safetensors"), mem) <= 1e-4);
     }
-    rc = peft(&out, "forward --model %s --adapter %s --merge --input %s --output %s/m.safetensors",
-              tu_fixture("hf-peft/_models/gpt2"), tu_fixture(CASE "/adapter"), tu_fixture(CASE "/inputs.json"), tmp);
+    rc = tu_run_peft(&out, "forward --model %s --adapter %s --merge --input %s --output %s/m.safetensors",
+                     tu_fixture("hf-peft/_models/gpt2"), tu_fixture(CASE "/adapter"), tu_fixture(CASE "/inputs.json"), tmp);
     ck_assert_msg(rc == 0, "%s", out);
     free(out);
     snprintf(o, sizeof o, "%s/m.safetensors", tmp);
@@ -89,8 +62,8 @@ END_TEST
 START_TEST(info_json_is_peft_status)
 {
     char *out;
-    int rc = peft(&out, "info --model %s --adapter %s --json 2>/dev/null", tu_fixture("hf-peft/_models/gpt2"),
-                  tu_fixture(CASE "/adapter"));
+    int rc = tu_run_peft(&out, "info --model %s --adapter %s --json 2>/dev/null", tu_fixture("hf-peft/_models/gpt2"),
+                         tu_fixture(CASE "/adapter"));
     ck_assert_msg(rc == 0, "%s", out);
     json_t *j = json_loads(out, 0, NULL);
     ck_assert_msg(j, "not JSON: %s", out);
@@ -104,7 +77,7 @@ START_TEST(info_json_is_peft_status)
     json_decref(j);
     json_decref(want);
     free(out);
-    rc = peft(&out, "info --model %s --adapter %s", tu_fixture("hf-peft/_models/gpt2"), tu_fixture(CASE "/adapter"));
+    rc = tu_run_peft(&out, "info --model %s --adapter %s", tu_fixture("hf-peft/_models/gpt2"), tu_fixture(CASE "/adapter"));
     ck_assert_msg(rc == 0 && strstr(out, "trainable params: 0 || all params: 32,640 || trainable%: 0.0000") &&
                       strstr(out, "transformer.h.0.attn.c_attn") && strstr(out, "default:lora"),
                   "%s", out);
@@ -119,12 +92,12 @@ START_TEST(train_then_reload)
     FILE *f = fopen(data, "w");
     for (int i = 0; i < 400; i++) fprintf(f, "%d%c", (i * 7) % 128, i % 16 == 15 ? '\n' : ' ');
     fclose(f);
-    int rc = peft(&out, "train --model %s --data %s --output %s/ad --steps 5 --batch 2 --seq 8 --eval-every 5",
-                  tu_fixture("hf-peft/_models/gpt2"), data, tmp);
+    int rc = tu_run_peft(&out, "train --model %s --data %s --output %s/ad --steps 5 --batch 2 --seq 8 --eval-every 5",
+                         tu_fixture("hf-peft/_models/gpt2"), data, tmp);
     ck_assert_msg(rc == 0 && strstr(out, "step 5: train loss") && strstr(out, "saved the adapter"), "%s", out);
     free(out);
-    rc = peft(&out, "forward --model %s --adapter %s/ad --input %s --output %s/o.safetensors",
-              tu_fixture("hf-peft/_models/gpt2"), tmp, tu_fixture(CASE "/inputs.json"), tmp);
+    rc = tu_run_peft(&out, "forward --model %s --adapter %s/ad --input %s --output %s/o.safetensors",
+                     tu_fixture("hf-peft/_models/gpt2"), tmp, tu_fixture(CASE "/inputs.json"), tmp);
     ck_assert_msg(rc == 0, "%s", out);
     free(out);
 }
@@ -133,22 +106,22 @@ END_TEST
 START_TEST(merge_writes_a_model_dir)
 {
     char *out;
-    int rc = peft(&out, "merge --model %s --adapter %s --output %s/merged --probe %s", tu_fixture("hf-peft/_models/gpt2"),
-                  tu_fixture(CASE "/adapter"), tmp, tu_fixture(CASE "/inputs.json"));
+    int rc = tu_run_peft(&out, "merge --model %s --adapter %s --output %s/merged --probe %s", tu_fixture("hf-peft/_models/gpt2"),
+                         tu_fixture(CASE "/adapter"), tmp, tu_fixture(CASE "/inputs.json"));
     ck_assert_msg(rc == 0 && strstr(out, "largest |merged - unmerged|"), "%s", out);
     free(out);
-    rc = peft(&out, "forward --model %s/merged --input %s --output %s/o.safetensors", tmp, tu_fixture(CASE "/inputs.json"), tmp);
+    rc = tu_run_peft(&out, "forward --model %s/merged --input %s --output %s/o.safetensors", tmp, tu_fixture(CASE "/inputs.json"), tmp);
     ck_assert_msg(rc == 0, "%s", out);
     free(out);
     char o[4096];
     snprintf(o, sizeof o, "%s/o.safetensors", tmp);
     ck_assert(file_diff(o, "logits", tu_fixture(CASE "/merged_logits.safetensors"), "logits") <= 1e-4);
     /* bf16 output: loads, close to the f32 merge */
-    rc = peft(&out, "merge --model %s --adapter %s --output %s/m16 --dtype bf16", tu_fixture("hf-peft/_models/gpt2"),
-              tu_fixture(CASE "/adapter"), tmp);
+    rc = tu_run_peft(&out, "merge --model %s --adapter %s --output %s/m16 --dtype bf16", tu_fixture("hf-peft/_models/gpt2"),
+                     tu_fixture(CASE "/adapter"), tmp);
     ck_assert_msg(rc == 0, "%s", out);
     free(out);
-    rc = peft(&out, "forward --model %s/m16 --input %s --output %s/o16.safetensors", tmp, tu_fixture(CASE "/inputs.json"), tmp);
+    rc = tu_run_peft(&out, "forward --model %s/m16 --input %s --output %s/o16.safetensors", tmp, tu_fixture(CASE "/inputs.json"), tmp);
     ck_assert_msg(rc == 0, "%s", out);
     free(out);
     char o16[4096];
@@ -174,23 +147,23 @@ static double row_diff(const char *a, const char *b, int row)
 START_TEST(row_adapters_and_active)
 {
     char *out, o[4096];
-    int rc = peft(&out, "forward --model %s --adapter %s --adapter %s:r2 --row-adapters r2,__base__ --input %s --output %s/rows.st",
-                  tu_fixture("hf-peft/_models/gpt2"), tu_fixture(CASE "/adapter"), tu_fixture("hf-peft/gpt2__lora_rslora/adapter"),
-                  tu_fixture(CASE "/inputs.json"), tmp);
+    int rc = tu_run_peft(&out, "forward --model %s --adapter %s --adapter %s:r2 --row-adapters r2,__base__ --input %s --output %s/rows.st",
+                         tu_fixture("hf-peft/_models/gpt2"), tu_fixture(CASE "/adapter"), tu_fixture("hf-peft/gpt2__lora_rslora/adapter"),
+                         tu_fixture(CASE "/inputs.json"), tmp);
     ck_assert_msg(rc == 0, "%s", out);
     free(out);
     snprintf(o, sizeof o, "%s/rows.st", tmp);
     ck_assert(row_diff(o, tu_fixture("hf-peft/gpt2__lora_rslora/peft_logits.safetensors"), 0) <= 1e-4);
     ck_assert(row_diff(o, tu_fixture("hf-peft/_models/gpt2/base_logits.safetensors"), 1) <= 1e-4);
-    rc = peft(&out, "forward --model %s --adapter %s --adapter %s:r2 --active r2 --input %s --output %s/act.st",
-              tu_fixture("hf-peft/_models/gpt2"), tu_fixture(CASE "/adapter"), tu_fixture("hf-peft/gpt2__lora_rslora/adapter"),
-              tu_fixture(CASE "/inputs.json"), tmp);
+    rc = tu_run_peft(&out, "forward --model %s --adapter %s --adapter %s:r2 --active r2 --input %s --output %s/act.st",
+                     tu_fixture("hf-peft/_models/gpt2"), tu_fixture(CASE "/adapter"), tu_fixture("hf-peft/gpt2__lora_rslora/adapter"),
+                     tu_fixture(CASE "/inputs.json"), tmp);
     ck_assert_msg(rc == 0, "%s", out);
     free(out);
     snprintf(o, sizeof o, "%s/act.st", tmp);
     ck_assert(file_diff(o, "logits", tu_fixture("hf-peft/gpt2__lora_rslora/peft_logits.safetensors"), "logits") <= 1e-4);
-    rc = peft(&out, "forward --model %s --adapter %s --row-adapters default --input %s --output %s/x.st",
-              tu_fixture("hf-peft/_models/gpt2"), tu_fixture(CASE "/adapter"), tu_fixture(CASE "/inputs.json"), tmp);
+    rc = tu_run_peft(&out, "forward --model %s --adapter %s --row-adapters default --input %s --output %s/x.st",
+                     tu_fixture("hf-peft/_models/gpt2"), tu_fixture(CASE "/adapter"), tu_fixture(CASE "/inputs.json"), tmp);
     ck_assert_msg(rc == 1 && strstr(out, "1 names for a batch of 2 rows"), "%s", out);
     free(out);
 }
@@ -199,10 +172,10 @@ END_TEST
 START_TEST(init_model_runs)
 {
     char *out;
-    int rc = peft(&out, "init-model --out %s/tiny --layers 1 --embd 16 --heads 2 --vocab 128 --positions 16", tmp);
+    int rc = tu_run_peft(&out, "init-model --out %s/tiny --layers 1 --embd 16 --heads 2 --vocab 128 --positions 16", tmp);
     ck_assert_msg(rc == 0, "%s", out);
     free(out);
-    rc = peft(&out, "forward --model %s/tiny --input %s --output %s/o.safetensors", tmp, tu_fixture(CASE "/inputs.json"), tmp);
+    rc = tu_run_peft(&out, "forward --model %s/tiny --input %s --output %s/o.safetensors", tmp, tu_fixture(CASE "/inputs.json"), tmp);
     ck_assert_msg(rc == 0 && strstr(out, "loss"), "%s", out);
     free(out);
 }
@@ -222,7 +195,7 @@ START_TEST(errors_exit_cleanly)
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         char *out;
-        int rc = peft(&out, "%s", cases[i].args);
+        int rc = tu_run_peft(&out, "%s", cases[i].args);
         ck_assert_msg(rc != 0 && rc < 128, "case %zu: rc %d", i, rc);
         ck_assert_msg(strstr(out, cases[i].msg), "case %zu: '%s' lacks '%s'", i, out, cases[i].msg);
         free(out);
@@ -230,11 +203,11 @@ START_TEST(errors_exit_cleanly)
     char bad[4096], *out;
     snprintf(bad, sizeof bad, "%s/bad.json", tmp);
     tu_write_file(bad, "{\"input_ids\": [[1, 2], [3]]}", 28);
-    int rc = peft(&out, "forward --model %s --input %s --output %s/o", tu_fixture("hf-peft/_models/gpt2"), bad, tmp);
+    int rc = tu_run_peft(&out, "forward --model %s --input %s --output %s/o", tu_fixture("hf-peft/_models/gpt2"), bad, tmp);
     ck_assert_msg(rc == 1 && strstr(out, "bad.json") && strstr(out, "input_ids"), "%s", out);
     free(out);
-    rc = peft(&out, "forward --model %s --adapter %s/none --input %s --output %s/o", tu_fixture("hf-peft/_models/gpt2"),
-              tmp, tu_fixture(CASE "/inputs.json"), tmp);
+    rc = tu_run_peft(&out, "forward --model %s --adapter %s/none --input %s --output %s/o", tu_fixture("hf-peft/_models/gpt2"),
+                     tmp, tu_fixture(CASE "/inputs.json"), tmp);
     ck_assert_msg(rc == 1 && strstr(out, "none"), "%s", out);
     free(out);
 }
@@ -254,9 +227,6 @@ int main(void)
     tcase_add_test(tc, row_adapters_and_active);
     tcase_add_test(tc, errors_exit_cleanly);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = tu_run_suite(s);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -17,11 +17,9 @@
 #include <jansson.h>
 #include <lapacke.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 
 #include "graph.h"
 #include "inputs.h"
@@ -819,28 +817,6 @@ END_TEST
 
 /* ---- the command line ------------------------------------------------------------------------- */
 
-static int run(char **out, const char *fmt, ...)
-{
-    char args[8192], cmd[9000];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "%s %s 2>&1", tu_build("peft"), args);
-    FILE *p = popen(cmd, "r");
-    ck_assert(p);
-    size_t cap = 1 << 16, n = 0, r;
-    char *buf = malloc(cap);
-    while ((r = fread(buf + n, 1, cap - n - 1, p)) > 0) {
-        n += r;
-        if (n + 1 == cap) buf = realloc(buf, cap *= 2);
-    }
-    buf[n] = 0;
-    int st = pclose(p);
-    *out = buf;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
-
 START_TEST(cli_end_to_end)
 {
     char *tmp = tu_tmpdir(), *out, path[4200], err[512];
@@ -848,8 +824,8 @@ START_TEST(cli_end_to_end)
     snprintf(model, sizeof model, "%s", tu_fixture("hf-peft/_models/gpt2"));
     snprintf(fa, sizeof fa, "%s", tu_fixture("hf-peft/gpt2__lora_default/adapter"));
     snprintf(fb, sizeof fb, "%s", tu_fixture("hf-peft/gpt2__lora_targets/adapter"));
-    int rc = run(&out, "combine --model %s --adapter %s:x --adapter %s:y --weights 0.7,-0.4 "
-                       "--combination-type cat --output %s/comb", model, fa, fb, tmp);
+    int rc = tu_run_peft(&out, "combine --model %s --adapter %s:x --adapter %s:y --weights 0.7,-0.4 "
+                         "--combination-type cat --output %s/comb", model, fa, fb, tmp);
     ck_assert_msg(rc == 0, "%s", out);
     ck_assert_msg(strstr(out, "combined 2 adapters (cat) into 'default'"), "%s", out);
     free(out);
@@ -872,8 +848,8 @@ START_TEST(cli_end_to_end)
     peft_st_close(f);
 
     /* peft forward on the written adapter == the two sources active with scales 0.7, -0.4 */
-    rc = run(&out, "forward --model %s --adapter %s/comb --input %s --output %s/o.safetensors",
-             model, tmp, tu_fixture("hf-peft/gpt2__lora_default/inputs.json"), tmp);
+    rc = tu_run_peft(&out, "forward --model %s --adapter %s/comb --input %s --output %s/o.safetensors",
+                     model, tmp, tu_fixture("hf-peft/gpt2__lora_default/inputs.json"), tmp);
     ck_assert_msg(rc == 0, "%s", out);
     free(out);
     peft_ctx *ctx = peft_ctx_new(0);
@@ -895,21 +871,21 @@ START_TEST(cli_end_to_end)
     peft_ctx_free(ctx);
 
     /* a named result goes to OUTPUT/NAME; dare with a seed; errors exit non-zero with a message */
-    rc = run(&out, "combine --model %s --adapter %s --adapter %s --weights 1,1 --combination-type "
-                   "dare_ties --density 0.5 --seed 3 --name mix --output %s/comb2", model, fa, fb, tmp);
+    rc = tu_run_peft(&out, "combine --model %s --adapter %s --adapter %s --weights 1,1 --combination-type "
+                     "dare_ties --density 0.5 --seed 3 --name mix --output %s/comb2", model, fa, fb, tmp);
     ck_assert_msg(rc == 0, "%s", out);
     free(out);
     snprintf(path, sizeof path, "%s/comb2/mix/adapter_config.json", tmp);
     cfg = json_load_file(path, 0, NULL);
     ck_assert_ptr_nonnull(cfg);
     json_decref(cfg);
-    rc = run(&out, "combine --model %s --adapter %s --adapter %s --weights 1,1 --combination-type "
-                   "nope --output %s/bad", model, fa, fb, tmp);
+    rc = tu_run_peft(&out, "combine --model %s --adapter %s --adapter %s --weights 1,1 --combination-type "
+                     "nope --output %s/bad", model, fa, fb, tmp);
     ck_assert_int_ne(rc, 0);
     ck_assert_msg(strstr(out, "invalid combination_type 'nope'"), "%s", out);
     free(out);
-    rc = run(&out, "combine --model %s --adapter %s --adapter %s --weights 1 --combination-type "
-                   "cat --output %s/bad", model, fa, fb, tmp);
+    rc = tu_run_peft(&out, "combine --model %s --adapter %s --adapter %s --weights 1 --combination-type "
+                     "cat --output %s/bad", model, fa, fb, tmp);
     ck_assert_int_ne(rc, 0);
     ck_assert_msg(strstr(out, "1 values for 2 adapters"), "%s", out);
     free(out);
@@ -938,9 +914,6 @@ int main(void)
     tcase_set_timeout(c, 120);
     tcase_add_test(c, cli_end_to_end);
     suite_add_tcase(s, c);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = tu_run_suite(s);
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -13,11 +13,9 @@
 #include <check.h>
 #include <jansson.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include "generate.h"
 #include "kv_cache.h"
@@ -811,30 +809,6 @@ static char *tmp;
 static void setup(void) { tmp = tu_tmpdir(); }
 static void teardown(void) { tu_rmtree(tmp); free(tmp); }
 
-/* runs build/peft with args; the exit code, output (stdout+stderr) in *out (caller frees) */
-static int peft(char **out, const char *fmt, ...)
-{
-    char args[8192], cmd[9000];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "%s %s 2>&1", tu_build("peft"), args);
-    FILE *p = popen(cmd, "r");
-    ck_assert(p);
-    size_t cap = 1 << 16, n = 0, r;
-    char *buf = malloc(cap);
-    while ((r = fread(buf + n, 1, cap - n - 1, p)) > 0) {
-        n += r;
-        if (n + 1 == cap) buf = realloc(buf, cap *= 2);
-    }
-    buf[n] = 0;
-    int st = pclose(p);
-    if (out) *out = buf;
-    else free(buf);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
-
 /* OUT.json key (BR, n) rows into a (BR * n) array; returns n */
 static int64_t read_rows(const char *path, const char *key, int32_t *dst, int64_t max)
 {
@@ -867,8 +841,8 @@ START_TEST(cli_generate_end_to_end)
     snprintf(in, sizeof in, "%s/in.json", tmp);
     snprintf(outp, sizeof outp, "%s/out.json", tmp);
     write_input(in);
-    int rc = peft(&out, "generate --model %s --adapter %s --input %s --output %s --max-new-tokens %d --eos none",
-                  tu_fixture("hf-peft/_models/llama"), tu_fixture("hf-peft/llama__lora_default/adapter"), in, outp, NG);
+    int rc = tu_run_peft(&out, "generate --model %s --adapter %s --input %s --output %s --max-new-tokens %d --eos none",
+                         tu_fixture("hf-peft/_models/llama"), tu_fixture("hf-peft/llama__lora_default/adapter"), in, outp, NG);
     ck_assert_msg(rc == 0, "%s", out);
     ck_assert_has(out, "KV cache");
     free(out);
@@ -884,9 +858,9 @@ START_TEST(cli_generate_end_to_end)
         ck_assert(!memcmp(seq + b * (TP + NG) + TP, ref + b * NG, NG * sizeof(int32_t)));
     }
     /* sampling from the command line equals the library's, seeded */
-    rc = peft(&out, "generate --model %s --adapter %s --input %s --output %s --max-new-tokens %d --eos none "
-                    "--do-sample --temperature 0.8 --top-k 20 --top-p 0.9 --seed 5",
-              tu_fixture("hf-peft/_models/llama"), tu_fixture("hf-peft/llama__lora_default/adapter"), in, outp, NG);
+    rc = tu_run_peft(&out, "generate --model %s --adapter %s --input %s --output %s --max-new-tokens %d --eos none "
+                     "--do-sample --temperature 0.8 --top-k 20 --top-p 0.9 --seed 5",
+                     tu_fixture("hf-peft/_models/llama"), tu_fixture("hf-peft/llama__lora_default/adapter"), in, outp, NG);
     ck_assert_msg(rc == 0, "%s", out);
     free(out);
     read_rows(outp, "generated_ids", got, BR * 32);
@@ -909,12 +883,12 @@ START_TEST(cli_generate_end_to_end)
     ck_assert(write_text(in, t5in) == 0);
     char out2[4096];
     snprintf(out2, sizeof out2, "%s/out2.json", tmp);
-    rc = peft(&out, "generate --model %s --adapter %s --input %s --output %s --max-new-tokens 5 --eos none",
-              tu_fixture("hf-peft/_models/t5"), tu_fixture("hf-peft/t5__prefix/adapter"), in, outp);
+    rc = tu_run_peft(&out, "generate --model %s --adapter %s --input %s --output %s --max-new-tokens 5 --eos none",
+                     tu_fixture("hf-peft/_models/t5"), tu_fixture("hf-peft/t5__prefix/adapter"), in, outp);
     ck_assert_msg(rc == 0, "%s", out);
     free(out);
-    rc = peft(&out, "generate --model %s --adapter %s --input %s --output %s --max-new-tokens 5 --eos none --no-cache",
-              tu_fixture("hf-peft/_models/t5"), tu_fixture("hf-peft/t5__prefix/adapter"), in, out2);
+    rc = tu_run_peft(&out, "generate --model %s --adapter %s --input %s --output %s --max-new-tokens 5 --eos none --no-cache",
+                     tu_fixture("hf-peft/_models/t5"), tu_fixture("hf-peft/t5__prefix/adapter"), in, out2);
     ck_assert_msg(rc == 0, "%s", out);
     ck_assert_has(out, "no cache");
     free(out);
@@ -936,8 +910,8 @@ START_TEST(cli_generate_row_adapters)
     snprintf(model, sizeof model, "%s", tu_fixture("hf-peft/_models/llama"));
     snprintf(a, sizeof a, "%s:a", tu_fixture("hf-peft/llama__lora_default/adapter"));
     snprintf(b, sizeof b, "%s:b", tu_fixture("hf-peft/llama__lora_targets/adapter"));
-    int rc = peft(&out, "generate --model %s --adapter %s --adapter %s --input %s --output %s --max-new-tokens %d "
-                        "--eos none --row-adapters b,__base__", model, a, b, in, outp, NG);
+    int rc = tu_run_peft(&out, "generate --model %s --adapter %s --adapter %s --input %s --output %s --max-new-tokens %d "
+                         "--eos none --row-adapters b,__base__", model, a, b, in, outp, NG);
     ck_assert_msg(rc == 0, "%s", out);
     free(out);
     int32_t got[BR * 32];
@@ -961,7 +935,7 @@ START_TEST(cli_generate_row_adapters)
     peft_gen_output_free(&o);
     peft_model_free(m);
     peft_ctx_free(ctx);
-    rc = peft(&out, "generate --model %s --adapter %s --input %s --output %s --row-adapters a", model, a, in, outp);
+    rc = tu_run_peft(&out, "generate --model %s --adapter %s --input %s --output %s --row-adapters a", model, a, in, outp);
     ck_assert_int_ne(rc, 0);
     ck_assert_has(out, "1 names for a batch of 2 rows");
     free(out);
@@ -976,24 +950,24 @@ START_TEST(cli_generate_errors)
     char gpt2[4096]; /* tu_fixture's buffers rotate: keep a copy */
     snprintf(gpt2, sizeof gpt2, "%s", tu_fixture("hf-peft/_models/gpt2"));
     /* a missing and a malformed input file */
-    int rc = peft(&out, "generate --model %s --input %s/none.json --output %s", gpt2, tmp, outp);
+    int rc = tu_run_peft(&out, "generate --model %s --input %s/none.json --output %s", gpt2, tmp, outp);
     ck_assert_int_ne(rc, 0);
     ck_assert_has(out, "none.json");
     free(out);
     ck_assert(write_text(in, "{\"input_ids\": [[1, 2], [3]]}") == 0);
-    rc = peft(&out, "generate --model %s --input %s --output %s", gpt2, in, outp);
+    rc = tu_run_peft(&out, "generate --model %s --input %s --output %s", gpt2, in, outp);
     ck_assert_int_ne(rc, 0);
     ck_assert_has(out, "in.json");
     ck_assert_has(out, "input_ids");
     free(out);
     ck_assert(write_text(in, "{\"input_ids\": [[1, 200]]}") == 0);
-    rc = peft(&out, "generate --model %s --input %s --output %s", gpt2, in, outp);
+    rc = tu_run_peft(&out, "generate --model %s --input %s --output %s", gpt2, in, outp);
     ck_assert_int_ne(rc, 0);
     ck_assert_has(out, "outside the vocabulary");
     free(out);
     /* GPT-2: the new tokens do not fit n_positions */
     write_input(in);
-    rc = peft(&out, "generate --model %s --input %s --output %s --max-new-tokens 100", gpt2, in, outp);
+    rc = tu_run_peft(&out, "generate --model %s --input %s --output %s --max-new-tokens 100", gpt2, in, outp);
     ck_assert_int_ne(rc, 0);
     ck_assert_has(out, "n_positions 64");
     ck_assert_has(out, "max_new_tokens 100");
@@ -1007,17 +981,17 @@ START_TEST(cli_generate_errors)
         {"--bogus", "unknown option"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        rc = peft(&out, "generate --model %s --input %s --output %s %s", gpt2, in, outp, bad[i][0]);
+        rc = tu_run_peft(&out, "generate --model %s --input %s --output %s %s", gpt2, in, outp, bad[i][0]);
         ck_assert_msg(rc != 0, "%s accepted", bad[i][0]);
         ck_assert_has(out, bad[i][1]);
         free(out);
     }
-    rc = peft(&out, "generate --model %s --input %s", gpt2, in);
+    rc = tu_run_peft(&out, "generate --model %s --input %s", gpt2, in);
     ck_assert_int_ne(rc, 0);
     ck_assert_has(out, "--output");
     free(out);
     /* greedy with sampling options: a warning, then it runs */
-    rc = peft(&out, "generate --model %s --input %s --output %s --max-new-tokens 3 --top-k 4", gpt2, in, outp);
+    rc = tu_run_peft(&out, "generate --model %s --input %s --output %s --max-new-tokens 3 --top-k 4", gpt2, in, outp);
     ck_assert_msg(rc == 0, "%s", out);
     ck_assert_has(out, "only apply with --do-sample");
     free(out);
@@ -1057,9 +1031,6 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *r = srunner_create(suite());
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
+    int failed = tu_run_suite(suite());
     return failed ? 1 : 0;
 }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "model.h"
+#include "model_fixture.h"
 #include "testutil.h"
 
 #define GPT2_DIR "hf-peft/_models/gpt2"
@@ -17,50 +18,6 @@
 #define NUM_PARAMS 31616
 
 /* ---- helpers ------------------------------------------------------------------------------ */
-
-typedef struct inputs {
-    int64_t B, T;
-    int32_t *ids, *mask, *labels; /* (B, T) */
-} inputs;
-
-static int32_t *json_matrix(json_t *root, const char *key, int64_t *B, int64_t *T)
-{
-    json_t *a = json_object_get(root, key);
-    ck_assert_msg(json_is_array(a) && json_array_size(a) > 0, "inputs.json: no %s", key);
-    *B = (int64_t)json_array_size(a);
-    *T = (int64_t)json_array_size(json_array_get(a, 0));
-    int32_t *out = malloc((size_t)(*B * *T) * sizeof *out);
-    for (int64_t b = 0; b < *B; b++) {
-        json_t *row = json_array_get(a, (size_t)b);
-        ck_assert_int_eq((int64_t)json_array_size(row), *T);
-        for (int64_t t = 0; t < *T; t++)
-            out[b * *T + t] = (int32_t)json_integer_value(json_array_get(row, (size_t)t));
-    }
-    return out;
-}
-
-static inputs load_inputs(void)
-{
-    json_error_t je;
-    json_t *root = json_load_file(tu_fixture(GPT2_DIR "/inputs.json"), 0, &je);
-    ck_assert_msg(root != NULL, "inputs.json: %s", je.text);
-    inputs in;
-    int64_t B2, T2;
-    in.ids = json_matrix(root, "input_ids", &in.B, &in.T);
-    in.mask = json_matrix(root, "attention_mask", &B2, &T2);
-    ck_assert(B2 == in.B && T2 == in.T);
-    in.labels = json_matrix(root, "labels", &B2, &T2);
-    ck_assert(B2 == in.B && T2 == in.T);
-    json_decref(root);
-    return in;
-}
-
-static void free_inputs(inputs *in)
-{
-    free(in->ids);
-    free(in->mask);
-    free(in->labels);
-}
 
 /* runs the forward; returns malloc'd logits (B*T*V floats) and the loss (NAN without labels),
  * or NULL with err set */
@@ -88,12 +45,12 @@ static float *forward(peft_base_model *m, const peft_model_inputs *pin, double *
 
 static float *forward_fixture(peft_base_model *m, double *loss)
 {
-    inputs in = load_inputs();
+    tu_inputs in = tu_inputs_load(GPT2_DIR);
     peft_model_inputs pin = {in.B, in.T, in.ids, in.mask, in.labels};
     char err[512] = "";
     float *logits = forward(m, &pin, loss, err, sizeof err);
     ck_assert_msg(logits != NULL, "forward: %s", err);
-    free_inputs(&in);
+    tu_inputs_free(&in);
     return logits;
 }
 
@@ -115,24 +72,9 @@ static float *ref_logits(int64_t *n)
 
 static peft_base_model *load_ok(const char *dir)
 {
-    peft_base_model *m = NULL;
-    char err[1024] = "";
-    ck_assert_msg(peft_base_model_load(dir, &m, err, sizeof err) == 0, "load %s: %s", dir, err);
+    peft_base_model *m = tu_model_load_ok(dir);
     ck_assert(m != NULL);
     return m;
-}
-
-/* loads dir expecting failure; returns the message (static) */
-static const char *load_fails(const char *dir)
-{
-    static char err[1024];
-    peft_base_model *m = (peft_base_model *)0x1;
-    err[0] = 0;
-    ck_assert_int_eq(peft_base_model_load(dir, &m, err, sizeof err), -1);
-    ck_assert(m == NULL);
-    ck_assert(err[0] != 0);
-    if (getenv("TU_VERBOSE")) printf("  expected error: %s\n", err);
-    return err;
 }
 
 #define ck_assert_has(msg, needle) \
@@ -252,7 +194,7 @@ END_TEST
 START_TEST(test_no_mask_no_labels)
 {
     peft_base_model *m = load_ok(tu_fixture(GPT2_DIR));
-    inputs in = load_inputs();
+    tu_inputs in = tu_inputs_load(GPT2_DIR);
     peft_model_inputs pin = {in.B, in.T, in.ids, NULL, NULL};
     char err[512] = "";
     double loss;
@@ -265,7 +207,7 @@ START_TEST(test_no_mask_no_labels)
     ck_assert_msg(d <= 1e-4, "row 0 differs by %g", d);
     free(logits);
     free(ref);
-    free_inputs(&in);
+    tu_inputs_free(&in);
     peft_base_model_free(m);
 }
 END_TEST
@@ -387,7 +329,7 @@ START_TEST(test_sharded)
     /* a shard named in the index but absent */
     snprintf(path, sizeof path, "%s/model-00002-of-00002.safetensors", dir);
     ck_assert(remove(path) == 0);
-    const char *e = load_fails(dir);
+    const char *e = tu_model_load_fails(dir);
     ck_assert_has(e, "model-00002-of-00002.safetensors");
     ck_assert_has(e, "model.safetensors.index.json");
     free_tensors(&ts);
@@ -495,7 +437,7 @@ START_TEST(test_untied_head)
     /* untied but the file has no lm_head.weight: an error, not a random head */
     ts.n--;
     write_st(dir, "model.safetensors", ts.t, ts.n);
-    const char *e = load_fails(dir);
+    const char *e = tu_model_load_fails(dir);
     ck_assert_has(e, "lm_head.weight");
     ts.n++; /* so that the head and its name are freed too */
     free_tensors(&ts);
@@ -511,32 +453,32 @@ START_TEST(test_bad_dirs)
     const char *e;
 
     /* missing config.json */
-    e = load_fails(dir);
+    e = tu_model_load_fails(dir);
     ck_assert_has(e, "config.json");
 
     /* invalid JSON */
     snprintf(path, sizeof path, "%s/config.json", dir);
     ck_assert(tu_write_file(path, "{\"model_type\": ", 15) == 0);
-    e = load_fails(dir);
+    e = tu_model_load_fails(dir);
     ck_assert_has(e, "config.json");
     ck_assert_has(e, "JSON");
 
     /* no model_type */
     ck_assert(tu_write_file(path, "{\"n_embd\": 32}", 14) == 0);
-    e = load_fails(dir);
+    e = tu_model_load_fails(dir);
     ck_assert_has(e, "config.json");
     ck_assert_has(e, "model_type");
 
     /* unknown model_type: named, with the supported list */
     write_config(dir, "{\"model_type\": \"gpt3-turbo\"}");
-    e = load_fails(dir);
+    e = tu_model_load_fails(dir);
     ck_assert_has(e, "config.json");
     ck_assert_has(e, "gpt3-turbo");
     ck_assert_has(e, "gpt2");
 
     /* no weights at all: both paths named */
     write_config(dir, NULL);
-    e = load_fails(dir);
+    e = tu_model_load_fails(dir);
     snprintf(sub, sizeof sub, "%s/model.safetensors", dir);
     ck_assert_has(e, sub);
     snprintf(sub, sizeof sub, "%s/model.safetensors.index.json", dir);
@@ -546,14 +488,14 @@ START_TEST(test_bad_dirs)
     tensors ts = read_tensors();
     write_st(dir, "model.safetensors", ts.t, ts.n);
     write_config(dir, "{\"activation_function\": \"relu\"}");
-    e = load_fails(dir);
+    e = tu_model_load_fails(dir);
     ck_assert_has(e, "activation_function");
     ck_assert_has(e, "relu");
     write_config(dir, "{\"scale_attn_by_inverse_layer_idx\": true}");
-    e = load_fails(dir);
+    e = tu_model_load_fails(dir);
     ck_assert_has(e, "scale_attn_by_inverse_layer_idx");
     write_config(dir, "{\"n_embd\": \"32\"}");
-    e = load_fails(dir);
+    e = tu_model_load_fails(dir);
     ck_assert_has(e, "config.json");
     ck_assert_has(e, "n_embd");
 
@@ -565,7 +507,7 @@ START_TEST(test_bad_dirs)
     write_st(dir, "model.safetensors", ts.t, ts.n - 1);
     ts.t[ts.n - 1] = ts.t[k];
     ts.t[k] = tmp;
-    e = load_fails(dir);
+    e = tu_model_load_fails(dir);
     ck_assert_has(e, "transformer.ln_f.bias");
     ck_assert_has(e, "model.safetensors");
 
@@ -573,7 +515,7 @@ START_TEST(test_bad_dirs)
     k = tensor_index(&ts, "transformer.h.0.attn.c_attn.weight");
     ts.shapes[k][1] = 64;
     write_st(dir, "model.safetensors", ts.t, ts.n);
-    e = load_fails(dir);
+    e = tu_model_load_fails(dir);
     ck_assert_has(e, "transformer.h.0.attn.c_attn.weight");
     ck_assert_has(e, "[32, 64]");
     ck_assert_has(e, "[32, 96]");
@@ -584,7 +526,7 @@ START_TEST(test_bad_dirs)
     size_t b = tensor_index(&ts, "transformer.h.0.attn.c_attn.bias");
     ts.t[b].dtype = PEFT_DTYPE_I32;
     write_st(dir, "model.safetensors", ts.t, ts.n);
-    e = load_fails(dir);
+    e = tu_model_load_fails(dir);
     ck_assert_has(e, "transformer.h.0.attn.c_attn.bias");
     ck_assert_has(e, "I32");
 
@@ -597,7 +539,7 @@ END_TEST
 START_TEST(test_bad_inputs)
 {
     peft_base_model *m = load_ok(tu_fixture(GPT2_DIR));
-    inputs in = load_inputs();
+    tu_inputs in = tu_inputs_load(GPT2_DIR);
     char err[512];
     double loss;
 
@@ -635,7 +577,7 @@ START_TEST(test_bad_inputs)
     ck_assert_msg(ok != NULL, "%s", err);
     ck_assert(fabs(loss - BASE_LOSS) <= 1e-4);
     free(ok);
-    free_inputs(&in);
+    tu_inputs_free(&in);
     peft_base_model_free(m);
 }
 END_TEST
@@ -661,9 +603,6 @@ static Suite *gpt2_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(gpt2_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = tu_run_suite(gpt2_suite());
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -424,9 +424,6 @@ int main(void)
     tcase_add_test(tg, grad_of_kinds);
     suite_add_tcase(s, tg);
 
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = tu_run_suite(s);
     return failed ? 1 : 0;
 }

@@ -5,7 +5,6 @@
  * host's ABI 1.2 regex_fullmatch, refused clearly by an older host); PEFT's default
  * target/feed-forward modules; config errors; and unmerge refusing a scale it cannot divide
  * out. */
-#define _GNU_SOURCE /* dladdr */
 #include <check.h>
 #include <dlfcn.h>
 #include <jansson.h>
@@ -19,6 +18,7 @@
 #include "graph.h"
 #include "inputs.h"
 #include "ops.h"
+#include "plugin_entry.h"
 #include "peft.h"
 #include "registry.h"
 #include "testutil.h"
@@ -30,11 +30,9 @@ static const char *const fixture_cases[] = {
 };
 #define N_FIXTURE_CASES (int)(sizeof fixture_cases / sizeof fixture_cases[0])
 
-static void quiet(const char *msg, void *ud) { (void)msg; (void)ud; }
-
 START_TEST(fixture_case)
 {
-    peft_set_warning_handler(quiet, NULL);
+    peft_set_warning_handler(tu_quiet, NULL);
     contract_run_case(fixture_cases[_i]);
 }
 END_TEST
@@ -232,7 +230,7 @@ static void check_merge(int kind, const char *name)
 
 START_TEST(merge_layouts)
 {
-    peft_set_warning_handler(quiet, NULL);
+    peft_set_warning_handler(tu_quiet, NULL);
     check_merge(PEFT_SITE_LINEAR, "h.0.attn.c_attn");
     check_merge(PEFT_SITE_LINEAR, "h.0.mlp.c_proj");
     check_merge(PEFT_SITE_CONV1D, "h.0.attn.c_attn");
@@ -304,14 +302,9 @@ static void *inject_with(const peft_tuner_vtable *vt, const char *config, char *
 START_TEST(feedforward_regex_older_host)
 {
     char err[512] = "";
-    const peft_tuner_vtable *vt = peft_registry_get("ia3", err, sizeof err);
-    ck_assert_msg(vt, "%s", err);
-    Dl_info info;
-    ck_assert(dladdr(vt, &info) && info.dli_fname);
-    void *so = dlopen(info.dli_fname, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
-    ck_assert_ptr_nonnull(so);
-    peft_plugin_init_fn init = (peft_plugin_init_fn)dlsym(so, PEFT_PLUGIN_ENTRY);
-    ck_assert_ptr_nonnull(init);
+    const peft_tuner_vtable *vt;
+    void *so;
+    peft_plugin_init_fn init = tu_plugin_entry("ia3", &vt, &so);
     peft_host_api old = *peft_host_api_get();
     old.abi_minor = 1;
     old.struct_size = (uint32_t)offsetof(peft_host_api, regex_fullmatch);
@@ -364,7 +357,7 @@ static float *logits(peft_model *m, peft_inputs *in, int64_t *n)
 
 static void setup(void)
 {
-    peft_set_warning_handler(quiet, NULL);
+    peft_set_warning_handler(tu_quiet, NULL);
     ctx = peft_ctx_new(3);
 }
 
@@ -521,9 +514,6 @@ int main(void)
     tcase_add_test(ta, init_random);
     tcase_add_test(ta, unmerge_refuses_zero);
     suite_add_tcase(s, ta);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = tu_run_suite(s);
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

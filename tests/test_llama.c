@@ -15,6 +15,7 @@
 #include <string.h>
 #include "model.h"
 #include "ops.h"
+#include "model_fixture.h"
 #include "testutil.h"
 
 #define LLAMA_DIR "hf-peft/_models/llama"
@@ -28,68 +29,6 @@
     ck_assert_msg(strstr((msg), (needle)) != NULL, "message \"%s\" lacks \"%s\"", (msg), (needle))
 
 /* ---- helpers ------------------------------------------------------------------------------ */
-
-typedef struct inputs {
-    int64_t B, T;
-    int32_t *ids, *mask, *labels; /* (B, T) */
-} inputs;
-
-static int32_t *json_matrix(json_t *root, const char *key, int64_t *B, int64_t *T)
-{
-    json_t *a = json_object_get(root, key);
-    ck_assert_msg(json_is_array(a) && json_array_size(a) > 0, "inputs.json: no %s", key);
-    *B = (int64_t)json_array_size(a);
-    *T = (int64_t)json_array_size(json_array_get(a, 0));
-    int32_t *out = malloc((size_t)(*B * *T) * sizeof *out);
-    for (int64_t b = 0; b < *B; b++) {
-        json_t *row = json_array_get(a, (size_t)b);
-        ck_assert_int_eq((int64_t)json_array_size(row), *T);
-        for (int64_t t = 0; t < *T; t++)
-            out[b * *T + t] = (int32_t)json_integer_value(json_array_get(row, (size_t)t));
-    }
-    return out;
-}
-
-/* dir/inputs.json (dir relative to the fixtures) */
-static inputs load_inputs(const char *dir)
-{
-    char rel[512];
-    snprintf(rel, sizeof rel, "%s/inputs.json", dir);
-    json_error_t je;
-    json_t *root = json_load_file(tu_fixture(rel), 0, &je);
-    ck_assert_msg(root != NULL, "%s: %s", rel, je.text);
-    inputs in;
-    int64_t B2, T2;
-    in.ids = json_matrix(root, "input_ids", &in.B, &in.T);
-    in.mask = json_matrix(root, "attention_mask", &B2, &T2);
-    ck_assert(B2 == in.B && T2 == in.T);
-    in.labels = json_matrix(root, "labels", &B2, &T2);
-    ck_assert(B2 == in.B && T2 == in.T);
-    json_decref(root);
-    return in;
-}
-
-static void free_inputs(inputs *in)
-{
-    free(in->ids);
-    free(in->mask);
-    free(in->labels);
-}
-
-/* a copy of tensor `key` of the safetensors file rel (relative to the fixtures); *n floats */
-static float *read_f32(const char *rel, const char *key, int64_t *n)
-{
-    peft_st_file *f = NULL;
-    char err[512];
-    ck_assert_msg(peft_st_open(tu_fixture(rel), &f, err, sizeof err) == 0, "%s", err);
-    const peft_st_entry *e = peft_st_find(f, key);
-    ck_assert_msg(e && e->dtype == PEFT_DTYPE_F32, "%s: no f32 tensor %s", rel, key);
-    *n = (int64_t)(e->nbytes / 4);
-    float *r = malloc(e->nbytes);
-    memcpy(r, e->data, e->nbytes);
-    peft_st_close(f);
-    return r;
-}
 
 /* INDEX.json cases[case].loss */
 static double case_loss(const char *name)
@@ -106,26 +45,6 @@ static double case_loss(const char *name)
     json_decref(idx);
     ck_assert_msg(!isnan(loss), "INDEX.json: no case %s", name);
     return loss;
-}
-
-static peft_base_model *load_ok(const char *dir)
-{
-    peft_base_model *m = NULL;
-    char err[1024] = "";
-    ck_assert_msg(peft_base_model_load(dir, &m, err, sizeof err) == 0, "load %s: %s", dir, err);
-    return m;
-}
-
-static const char *load_fails(const char *dir)
-{
-    static char err[1024];
-    peft_base_model *m = (peft_base_model *)0x1;
-    err[0] = 0;
-    ck_assert_int_eq(peft_base_model_load(dir, &m, err, sizeof err), -1);
-    ck_assert(m == NULL);
-    ck_assert(err[0] != 0);
-    if (getenv("TU_VERBOSE")) printf("  expected error: %s\n", err);
-    return err;
 }
 
 /* one forward in a fresh graph; results copied out. logits/hidden malloc'd (NULL if not
@@ -383,7 +302,7 @@ static void provider_free(provider *p)
 
 START_TEST(test_llama_logits_and_loss)
 {
-    peft_base_model *m = load_ok(tu_fixture(LLAMA_DIR));
+    peft_base_model *m = tu_model_load_ok(tu_fixture(LLAMA_DIR));
     ck_assert_str_eq(m->arch->model_type, "llama");
     ck_assert_str_eq(peft_model_class(m), "LlamaForCausalLM");
     ck_assert_str_eq(peft_model_task(m), "CAUSAL_LM");
@@ -394,13 +313,13 @@ START_TEST(test_llama_logits_and_loss)
     ck_assert_int_eq(m->is_encoder_decoder, 0);
     ck_assert_ptr_eq(m->word_embeddings, peft_model_find_param(m, "model.embed_tokens.weight")->t);
 
-    inputs in = load_inputs(LLAMA_DIR);
+    tu_inputs in = tu_inputs_load(LLAMA_DIR);
     peft_model_inputs pin = {in.B, in.T, in.ids, in.mask, in.labels};
     fwd r;
     char err[512] = "";
     ck_assert_msg(run(m, &pin, 0, &r, err, sizeof err) == 0, "%s", err);
     int64_t n;
-    float *ref = read_f32(LLAMA_DIR "/base_logits.safetensors", "logits", &n);
+    float *ref = tu_fixture_f32(LLAMA_DIR "/base_logits.safetensors", "logits", &n);
     ck_assert_int_eq(n, 2 * 8 * 128);
     ck_assert_int_eq(r.n_logits, n);
     double d = tu_max_abs_diff(r.logits, ref, n);
@@ -418,14 +337,14 @@ START_TEST(test_llama_logits_and_loss)
     ck_assert_msg(tu_max_abs_diff(r.logits, ref, 8 * 128) <= 1e-4, "row 0 without mask");
     fwd_free(&r);
     free(ref);
-    free_inputs(&in);
+    tu_inputs_free(&in);
     peft_base_model_free(m);
 }
 END_TEST
 
 START_TEST(test_llama_params_and_sites)
 {
-    peft_base_model *m = load_ok(tu_fixture(LLAMA_DIR));
+    peft_base_model *m = tu_model_load_ok(tu_fixture(LLAMA_DIR));
     int64_t total = 0;
     for (size_t i = 0; i < m->n_params; i++) {
         total += m->params[i].t->numel;
@@ -476,7 +395,7 @@ START_TEST(test_llama_tied)
     write_st(dir, &ts);
     free_tensors(&ts);
     write_config(LLAMA_DIR, dir, "{\"tie_word_embeddings\": true}");
-    peft_base_model *m = load_ok(dir);
+    peft_base_model *m = tu_model_load_ok(dir);
     int64_t total = 0;
     for (size_t i = 0; i < m->n_params; i++) total += m->params[i].t->numel;
     ck_assert_int_eq(total, LLAMA_PARAMS - 128 * 32);
@@ -485,7 +404,7 @@ START_TEST(test_llama_tied)
     ck_assert_ptr_eq(lm->info.weight, m->word_embeddings);
 
     /* logits = h @ embed^T: compare with the hidden states by hand */
-    inputs in = load_inputs(LLAMA_DIR);
+    tu_inputs in = tu_inputs_load(LLAMA_DIR);
     peft_model_inputs pin = {in.B, in.T, in.ids, in.mask, NULL};
     fwd r;
     char err[512];
@@ -504,7 +423,7 @@ START_TEST(test_llama_tied)
     ck_assert_int_eq(m->arch->count_params(m->config, NULL, &n, cerr, sizeof cerr), 0);
     ck_assert_int_eq(n, LLAMA_PARAMS - 128 * 32);
     fwd_free(&r);
-    free_inputs(&in);
+    tu_inputs_free(&in);
     peft_base_model_free(m);
     tu_rmtree(dir);
     free(dir);
@@ -556,7 +475,7 @@ END_TEST
 static void expect_config_error(const char *patch, const char *a, const char *b)
 {
     char *dir = copy_model(LLAMA_DIR, patch);
-    const char *e = load_fails(dir);
+    const char *e = tu_model_load_fails(dir);
     ck_assert_has(e, "config.json");
     ck_assert_has(e, a);
     if (b) ck_assert_has(e, b);
@@ -578,7 +497,7 @@ START_TEST(test_llama_config_errors)
     expect_config_error("{\"head_dim\": 16}", "head_dim", NULL);
     /* weights that do not fit the config name the tensor and both shapes */
     char *dir = copy_model(LLAMA_DIR, "{\"intermediate_size\": 48}");
-    const char *e = load_fails(dir);
+    const char *e = tu_model_load_fails(dir);
     ck_assert_has(e, "model.layers.0.mlp.gate_proj.weight");
     ck_assert_has(e, "[64, 32]");
     ck_assert_has(e, "[48, 32]");
@@ -586,7 +505,7 @@ START_TEST(test_llama_config_errors)
     free(dir);
     /* rope_scaling: null is fine */
     dir = copy_model(LLAMA_DIR, "{\"rope_scaling\": null}");
-    peft_base_model_free(load_ok(dir));
+    peft_base_model_free(tu_model_load_ok(dir));
     tu_rmtree(dir);
     free(dir);
 }
@@ -594,8 +513,8 @@ END_TEST
 
 START_TEST(test_llama_input_errors)
 {
-    peft_base_model *m = load_ok(tu_fixture(LLAMA_DIR));
-    inputs in = load_inputs(LLAMA_DIR);
+    peft_base_model *m = tu_model_load_ok(tu_fixture(LLAMA_DIR));
+    tu_inputs in = tu_inputs_load(LLAMA_DIR);
     char err[512];
     fwd r;
     in.ids[11] = 128;
@@ -610,7 +529,7 @@ START_TEST(test_llama_input_errors)
     pin.labels_len = 1; /* a classification label layout on a causal LM */
     ck_assert_int_eq(run(m, &pin, 0, &r, err, sizeof err), -1);
     ck_assert_has(err, "labels_len");
-    free_inputs(&in);
+    tu_inputs_free(&in);
     peft_base_model_free(m);
 }
 END_TEST
@@ -621,19 +540,19 @@ END_TEST
  * peft_logits, loss vs the case loss, and (check_grad) d loss / d prompt_embeddings vs grads */
 static void prompt_case(const char *model_dir, const char *case_name, int prefix, int check_grad)
 {
-    peft_base_model *m = load_ok(tu_fixture(model_dir));
+    peft_base_model *m = tu_model_load_ok(tu_fixture(model_dir));
     provider *p = provider_new(case_name, prefix, m);
     m->prompt = &p->hooks;
     char rel[512];
     snprintf(rel, sizeof rel, "hf-peft/%s", case_name);
-    inputs in = load_inputs(rel);
+    tu_inputs in = tu_inputs_load(rel);
     peft_model_inputs pin = {in.B, in.T, in.ids, in.mask, in.labels};
     fwd r;
     char err[512] = "";
     ck_assert_msg(run(m, &pin, check_grad, &r, err, sizeof err) == 0, "%s: %s", case_name, err);
     int64_t n;
     snprintf(rel, sizeof rel, "hf-peft/%s/peft_logits.safetensors", case_name);
-    float *ref = read_f32(rel, "logits", &n);
+    float *ref = tu_fixture_f32(rel, "logits", &n);
     ck_assert_int_eq(r.n_logits, n);
     ck_assert_int_eq(r.logit_shape[1], prefix ? in.T : in.T + p->hooks.n_virtual);
     double d = tu_max_abs_diff(r.logits, ref, n);
@@ -642,7 +561,7 @@ static void prompt_case(const char *model_dir, const char *case_name, int prefix
     if (check_grad) {
         snprintf(rel, sizeof rel, "hf-peft/%s/grads.safetensors", case_name);
         int64_t ng;
-        float *gref = read_f32(rel, "prompt_encoder.default.embedding.weight", &ng);
+        float *gref = tu_fixture_f32(rel, "prompt_encoder.default.embedding.weight", &ng);
         ck_assert_int_eq(ng, p->table->numel);
         dg = tu_max_abs_diff(p->table->grad, gref, ng);
         free(gref);
@@ -655,7 +574,7 @@ static void prompt_case(const char *model_dir, const char *case_name, int prefix
     ck_assert_msg(dg <= 1e-4, "%s: prompt gradient differs by %g", case_name, dg);
     fwd_free(&r);
     free(ref);
-    free_inputs(&in);
+    tu_inputs_free(&in);
     m->prompt = NULL;
     provider_free(p);
     peft_base_model_free(m);
@@ -682,17 +601,17 @@ static peft_tensor *bad_tokens(void *ud, peft_graph *g, int64_t B)
 
 START_TEST(test_hook_errors)
 {
-    peft_base_model *m = load_ok(tu_fixture(LLAMA_DIR));
+    peft_base_model *m = tu_model_load_ok(tu_fixture(LLAMA_DIR));
     peft_prompt_hooks h = {.ud = NULL, .n_virtual = 2, .virtual_tokens = bad_tokens};
     m->prompt = &h;
-    inputs in = load_inputs(LLAMA_DIR);
+    tu_inputs in = tu_inputs_load(LLAMA_DIR);
     peft_model_inputs pin = {in.B, in.T, in.ids, in.mask, in.labels};
     fwd r;
     char err[512];
     ck_assert_int_eq(run(m, &pin, 0, &r, err, sizeof err), -1);
     ck_assert_has(err, "prompt-tuning hook");
     ck_assert_has(err, "(2, 2, 32)");
-    free_inputs(&in);
+    tu_inputs_free(&in);
     m->prompt = NULL;
     peft_base_model_free(m);
 }
@@ -728,8 +647,8 @@ static void check_seqcls(const char *src, const char *drop, const char *cls_clas
              "\"pad_token_id\": 0}", cls_class, id2label);
     float *W;
     char *dir = make_seqcls(src, drop, L, patch, &W);
-    peft_base_model *cls = load_ok(dir);
-    peft_base_model *lm = load_ok(tu_fixture(src));
+    peft_base_model *cls = tu_model_load_ok(dir);
+    peft_base_model *lm = tu_model_load_ok(tu_fixture(src));
     ck_assert_str_eq(peft_model_class(cls), cls_class);
     ck_assert_str_eq(peft_model_task(cls), "SEQ_CLS");
     peft_site *sc = peft_model_find_site(cls, "score");
@@ -740,7 +659,7 @@ static void check_seqcls(const char *src, const char *drop, const char *cls_clas
     ck_assert_ptr_null(peft_model_find_param(cls, "lm_head.weight"));
     cls->prompt = lm->prompt = hooks;
 
-    inputs in = load_inputs(src);
+    tu_inputs in = tu_inputs_load(src);
     peft_model_inputs pin = {in.B, in.T, in.ids, in.mask, labels, .labels_len = 1};
     peft_model_inputs pin_lm = {in.B, in.T, in.ids, in.mask, NULL};
     fwd rc, rl;
@@ -788,7 +707,7 @@ static void check_seqcls(const char *src, const char *drop, const char *cls_clas
         ck_assert_has(err, "labels_len");
     }
     cls->prompt = lm->prompt = NULL;
-    free_inputs(&in);
+    tu_inputs_free(&in);
     free(W);
     peft_base_model_free(cls);
     peft_base_model_free(lm);
@@ -822,14 +741,14 @@ END_TEST
  * last position (P + T - 1) even on a padded row */
 START_TEST(test_seqcls_prompt_pools_last)
 {
-    peft_base_model *probe = load_ok(tu_fixture(LLAMA_DIR));
+    peft_base_model *probe = tu_model_load_ok(tu_fixture(LLAMA_DIR));
     provider *p = provider_new("llama__prompt", 0, probe);
     const int32_t idx[2] = {12, 12}, labels[2] = {0, 2};
     check_seqcls(LLAMA_DIR, "lm_head.weight", "LlamaForSequenceClassification",
                  "{\"0\": \"a\", \"1\": \"b\", \"2\": \"c\"}", 3, idx, labels, &p->hooks);
     provider_free(p);
     peft_base_model_free(probe);
-    probe = load_ok(tu_fixture(GPT2_DIR));
+    probe = tu_model_load_ok(tu_fixture(GPT2_DIR));
     p = provider_new("gpt2__prompt", 0, probe);
     check_seqcls(GPT2_DIR, NULL, "GPT2ForSequenceClassification",
                  "{\"0\": \"a\", \"1\": \"b\", \"2\": \"c\"}", 3, idx, labels, &p->hooks);
@@ -848,10 +767,10 @@ static void fd_seqcls(const char *src, const char *drop, const char *cls_class, 
              "\"pad_token_id\": 0}", cls_class, id2label);
     float *W;
     char *dir = make_seqcls(src, drop, L, patch, &W);
-    peft_base_model *m = load_ok(dir);
+    peft_base_model *m = tu_model_load_ok(dir);
     provider *p = provider_new(case_name, 0, m);
     m->prompt = &p->hooks;
-    inputs in = load_inputs(src);
+    tu_inputs in = tu_inputs_load(src);
     peft_model_inputs pin = {in.B, in.T, in.ids, in.mask, labels, .labels_len = 1};
     fwd r;
     char err[512] = "";
@@ -880,7 +799,7 @@ static void fd_seqcls(const char *src, const char *drop, const char *cls_class, 
            cls_class, L == 1 ? "MSE" : "CE", worst);
     m->prompt = NULL;
     provider_free(p);
-    free_inputs(&in);
+    tu_inputs_free(&in);
     free(W);
     peft_base_model_free(m);
     tu_rmtree(dir);
@@ -905,15 +824,15 @@ START_TEST(test_seqcls_pooling_edges)
     char *dir = make_seqcls(GPT2_DIR, NULL, 4,
                             "{\"architectures\": [\"GPT2ForSequenceClassification\"], "
                             "\"num_labels\": 4, \"pad_token_id\": 61}", &W);
-    peft_base_model *m = load_ok(dir);
+    peft_base_model *m = tu_model_load_ok(dir);
     ck_assert_int_eq(peft_model_find_site(m, "score")->info.out_features, 4);
-    inputs in = load_inputs(GPT2_DIR); /* row 0 starts with 61 */
+    tu_inputs in = tu_inputs_load(GPT2_DIR); /* row 0 starts with 61 */
     peft_model_inputs pin = {in.B, in.T, in.ids, in.mask, NULL};
     fwd r, ref;
     char err[512];
     ck_assert_msg(run(m, &pin, 0, &r, err, sizeof err) == 0, "%s", err);
     /* row 0: pad (61) at 0 -> pooled 7, the same as the last position */
-    peft_base_model *lm = load_ok(tu_fixture(GPT2_DIR));
+    peft_base_model *lm = tu_model_load_ok(tu_fixture(GPT2_DIR));
     ck_assert_int_eq(run(lm, &pin, 0, &ref, err, sizeof err), 0);
     const float *h = ref.hidden + 7 * 32;
     for (int j = 0; j < 4; j++) {
@@ -931,7 +850,7 @@ START_TEST(test_seqcls_pooling_edges)
 
     dir = make_seqcls(GPT2_DIR, NULL, 2,
                       "{\"architectures\": [\"GPT2ForSequenceClassification\"]}", &W);
-    m = load_ok(dir);
+    m = tu_model_load_ok(dir);
     ck_assert_int_eq(peft_model_find_site(m, "score")->info.out_features, 2); /* default 2 */
     ck_assert_int_eq(run(m, &pin, 0, &r, err, sizeof err), -1);
     ck_assert_has(err, "padding token");
@@ -943,7 +862,7 @@ START_TEST(test_seqcls_pooling_edges)
     /* multi-label needs float targets: refused at the loss, not a crash */
     write_config(GPT2_DIR, dir, "{\"architectures\": [\"GPT2ForSequenceClassification\"], "
                  "\"pad_token_id\": 0, \"problem_type\": \"multi_label_classification\"}");
-    m = load_ok(dir);
+    m = tu_model_load_ok(dir);
     int32_t lab[2] = {0, 1};
     pin.B = 2;
     pin.labels = lab;
@@ -953,10 +872,10 @@ START_TEST(test_seqcls_pooling_edges)
     peft_base_model_free(m);
     write_config(GPT2_DIR, dir, "{\"architectures\": [\"GPT2ForSequenceClassification\"], "
                  "\"problem_type\": \"ranking\"}");
-    const char *e = load_fails(dir);
+    const char *e = tu_model_load_fails(dir);
     ck_assert_has(e, "config.json");
     ck_assert_has(e, "ranking");
-    free_inputs(&in);
+    tu_inputs_free(&in);
     tu_rmtree(dir);
     free(dir);
     free(W);
@@ -993,9 +912,6 @@ int main(void)
     tcase_add_test(tq, test_seqcls_pooling_edges);
     tcase_add_test(tq, test_seqcls_gradient);
     suite_add_tcase(s, tq);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = tu_run_suite(s);
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

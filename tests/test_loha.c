@@ -4,7 +4,6 @@
  * synthetic nn.Linear site; merge == forward; GPT-2's Conv1D refused as PEFT refuses it; config
  * errors and defaults; PEFT's init; rank/alpha patterns (LyCORIS's key rule, through the host's
  * ABI 1.2 entry; an older host refused); set_scale. */
-#define _GNU_SOURCE /* dladdr */
 #include <check.h>
 #include <dlfcn.h>
 #include <jansson.h>
@@ -18,6 +17,7 @@
 #include "graph.h"
 #include "inputs.h"
 #include "ops.h"
+#include "plugin_entry.h"
 #include "peft.h"
 #include "registry.h"
 #include "testutil.h"
@@ -29,11 +29,9 @@ static const char *const fixture_cases[] = {
 };
 #define N_FIXTURE_CASES (int)(sizeof fixture_cases / sizeof fixture_cases[0])
 
-static void quiet(const char *msg, void *ud) { (void)msg; (void)ud; }
-
 START_TEST(fixture_case)
 {
-    peft_set_warning_handler(quiet, NULL);
+    peft_set_warning_handler(tu_quiet, NULL);
     contract_run_case(fixture_cases[_i]);
 }
 END_TEST
@@ -276,7 +274,7 @@ static peft_ctx *ctx;
 
 static void setup(void)
 {
-    peft_set_warning_handler(quiet, NULL);
+    peft_set_warning_handler(tu_quiet, NULL);
     ctx = peft_ctx_new(3);
 }
 
@@ -449,14 +447,9 @@ END_TEST
 START_TEST(older_host_refused)
 {
     char err[512] = "";
-    const peft_tuner_vtable *vt = peft_registry_get("loha", err, sizeof err);
-    ck_assert_msg(vt, "%s", err);
-    Dl_info info;
-    ck_assert(dladdr(vt, &info) && info.dli_fname);
-    void *so = dlopen(info.dli_fname, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
-    ck_assert_ptr_nonnull(so);
-    peft_plugin_init_fn init = (peft_plugin_init_fn)dlsym(so, PEFT_PLUGIN_ENTRY);
-    ck_assert_ptr_nonnull(init);
+    const peft_tuner_vtable *vt;
+    void *so;
+    peft_plugin_init_fn init = tu_plugin_entry("loha", &vt, &so);
     peft_host_api old = *peft_host_api_get();
     old.abi_minor = 1;
     old.struct_size = (uint32_t)offsetof(peft_host_api, regex_fullmatch);
@@ -497,9 +490,6 @@ int main(void)
     tcase_add_test(ta, patterns_lycoris_rule);
     tcase_add_test(ta, older_host_refused);
     suite_add_tcase(s, ta);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = tu_run_suite(s);
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -1185,9 +1185,6 @@ int main(void)
     tcase_add_test(tf, convert_plain_lora_gpt2);
     suite_add_tcase(s, tf);
 
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = tu_run_suite(s);
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -22,12 +22,10 @@
 #include <limits.h>
 #include <libgen.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "graph.h"
@@ -69,12 +67,10 @@ static peft_ctx *ctx;
 static peft_inputs in;
 static char *tmp;
 
-static void quiet(const char *msg, void *ud) { (void)msg; (void)ud; }
-
 static void setup(void)
 {
     char err[512];
-    peft_set_warning_handler(quiet, NULL);
+    peft_set_warning_handler(tu_quiet, NULL);
     ctx = peft_ctx_new(7);
     ck_assert_msg(peft_inputs_load_json(tu_fixture(MODEL "/inputs.json"), &in, err, sizeof err) == 0, "%s", err);
     tmp = tu_tmpdir();
@@ -858,28 +854,6 @@ END_TEST
 
 /* ---- 8. the command line --------------------------------------------------------------------- */
 
-static int peft_cli(char **out, const char *fmt, ...)
-{
-    char args[8192], cmd[9000];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "%s %s 2>&1", tu_build("peft"), args);
-    FILE *p = popen(cmd, "r");
-    ck_assert_ptr_nonnull(p);
-    size_t cap = 1 << 16, n = 0, r;
-    char *buf = malloc(cap);
-    while ((r = fread(buf + n, 1, cap - n - 1, p)) > 0) {
-        n += r;
-        if (n + 1 == cap) buf = realloc(buf, cap *= 2);
-    }
-    buf[n] = 0;
-    int st = pclose(p);
-    *out = buf;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-}
-
 static float *file_logits(const char *path, int64_t *n)
 {
     char err[512];
@@ -903,9 +877,9 @@ START_TEST(cli_mixed)
     char *out, o[4200], dir[4200];
     snprintf(o, sizeof o, "%s/o.safetensors", tmp);
     snprintf(dir, sizeof dir, "%s/saved", tmp);
-    int rc = peft_cli(&out, "forward --model %s --adapter %s:lora --adapter %s:loha --adapter %s:ia3 --mixed "
-                      "--input %s --output %s", tu_fixture(MODEL), adapter_dir(&LORA), adapter_dir(&LOHA),
-                      adapter_dir(&IA3), tu_fixture(MODEL "/inputs.json"), o);
+    int rc = tu_run_peft(&out, "forward --model %s --adapter %s:lora --adapter %s:loha --adapter %s:ia3 --mixed "
+                         "--input %s --output %s", tu_fixture(MODEL), adapter_dir(&LORA), adapter_dir(&LOHA),
+                         adapter_dir(&IA3), tu_fixture(MODEL "/inputs.json"), o);
     ck_assert_msg(rc == 0, "%s", out);
     free(out);
     float *got = file_logits(o, &n2);
@@ -913,8 +887,8 @@ START_TEST(cli_mixed)
     ck_assert_msg(tu_max_abs_diff(want, got, n) < 1e-6, "peft forward --mixed differs by %g", tu_max_abs_diff(want, got, n));
     free(got);
     /* without --mixed: refused with the hint */
-    rc = peft_cli(&out, "forward --model %s --adapter %s:lora --adapter %s:loha --input %s --output %s",
-                  tu_fixture(MODEL), adapter_dir(&LORA), adapter_dir(&LOHA), tu_fixture(MODEL "/inputs.json"), o);
+    rc = tu_run_peft(&out, "forward --model %s --adapter %s:lora --adapter %s:loha --input %s --output %s",
+                     tu_fixture(MODEL), adapter_dir(&LORA), adapter_dir(&LOHA), tu_fixture(MODEL "/inputs.json"), o);
     ck_assert_msg(rc != 0 && strstr(out, "(pass --mixed)"), "%s", out);
     free(out);
     /* a saved mixed directory loads as that model (its active set: ia3 off) */
@@ -922,20 +896,20 @@ START_TEST(cli_mixed)
     free(want);
     want = run(m, NULL, &n);
     ck_assert(peft_save_pretrained(m, dir, NULL, 0, 1) == 0);
-    rc = peft_cli(&out, "forward --model %s --adapter %s --input %s --output %s", tu_fixture(MODEL), dir,
-                  tu_fixture(MODEL "/inputs.json"), o);
+    rc = tu_run_peft(&out, "forward --model %s --adapter %s --input %s --output %s", tu_fixture(MODEL), dir,
+                     tu_fixture(MODEL "/inputs.json"), o);
     ck_assert_msg(rc == 0, "%s", out);
     free(out);
     got = file_logits(o, &n2);
     ck_assert_msg(tu_max_abs_diff(want, got, n) < 1e-6, "forward of the saved directory differs by %g",
                   tu_max_abs_diff(want, got, n));
     free(got);
-    rc = peft_cli(&out, "forward --model %s --adapter %s:x --input %s --output %s", tu_fixture(MODEL), dir,
-                  tu_fixture(MODEL "/inputs.json"), o);
+    rc = tu_run_peft(&out, "forward --model %s --adapter %s:x --input %s --output %s", tu_fixture(MODEL), dir,
+                     tu_fixture(MODEL "/inputs.json"), o);
     ck_assert_msg(rc != 0 && strstr(out, "names come from the manifest"), "%s", out);
     free(out);
     /* peft merge of the saved directory: progress lines on a non-terminal, then the report */
-    rc = peft_cli(&out, "merge --model %s --adapter %s --output %s/merged", tu_fixture(MODEL), dir, tmp);
+    rc = tu_run_peft(&out, "merge --model %s --adapter %s --output %s/merged", tu_fixture(MODEL), dir, tmp);
     ck_assert_msg(rc == 0, "%s", out);
     ck_assert_msg(strstr(out, "merge_and_unload: 4/4 layers (100%)"), "%s", out);
     ck_assert_msg(strstr(out, "merged 2 adapters"), "%s", out);
@@ -971,9 +945,6 @@ int main(void)
     tcase_add_test(ta, prompt_refusals_stay);
     tcase_add_test(ta, cli_mixed);
     suite_add_tcase(s, ta);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = tu_run_suite(s);
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

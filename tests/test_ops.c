@@ -8,22 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fd.h"
 #include "graph.h"
 #include "ops.h"
 #include "testutil.h"
 
 /* ---- helpers -------------------------------------------------------------------------------- */
-
-static peft_rng trng; /* test data */
-
-static peft_tensor *rand_tensor(int ndim, const int64_t *shape, float scale, int requires_grad)
-{
-    peft_tensor *t = peft_tensor_new(PEFT_DTYPE_F32, ndim, shape);
-    ck_assert_ptr_nonnull(t);
-    for (int64_t i = 0; i < t->numel; i++) peft_f32(t)[i] = scale * (float)peft_rng_normal(&trng);
-    t->requires_grad = requires_grad;
-    return t;
-}
 
 static uint16_t f32_to_bf16_trunc(float f)
 {
@@ -32,89 +22,9 @@ static uint16_t f32_to_bf16_trunc(float f)
     return (uint16_t)(b >> 16);
 }
 
-/* a builder computes the op's output from the inputs on graph g */
-typedef peft_tensor *(*build_fn)(peft_graph *g, peft_tensor **in, const void *ud);
-
+/* the finite-difference harness (fd.h): dropout active, its RNG seeded the same every graph */
 #define DROPOUT_SEED 777
-
-/* scalar L = sum(out * R) in double, forward only */
-static double eval_loss(build_fn f, peft_tensor **in, const void *ud, const float *R)
-{
-    peft_rng r;
-    peft_rng_seed(&r, DROPOUT_SEED);
-    peft_graph *g = peft_graph_new(&r);
-    g->training = 1;
-    g->recording = 0;
-    peft_tensor *out = f(g, in, ud);
-    ck_assert_ptr_nonnull(out);
-    double L = 0.0;
-    for (int64_t i = 0; i < out->numel; i++) L += (double)peft_f32(out)[i] * (R ? R[i] : 1.0);
-    peft_graph_free(g);
-    return L;
-}
-
-/* Compares the tape's gradients of every input with requires_grad against double-precision
- * central differences of L = sum(out * R), R random (or L = out for a scalar output, using
- * peft_graph_backward). */
-static void check_grads(const char *name, build_fn f, peft_tensor **in, int n_in, const void *ud,
-                        double eps, double rtol, double atol)
-{
-    for (int i = 0; i < n_in; i++) {
-        if (in[i]->grad) peft_tensor_zero_grad(in[i]);
-    }
-    peft_rng r;
-    peft_rng_seed(&r, DROPOUT_SEED);
-    peft_graph *g = peft_graph_new(&r);
-    g->training = 1;
-    g->recording = 1;
-    peft_tensor *out = f(g, in, ud);
-    ck_assert_ptr_nonnull(out);
-    ck_assert_int_eq(out->requires_grad, 1);
-    ck_assert_uint_gt(g->n_nodes, 0);
-    float *R = NULL;
-    if (out->ndim == 0) {
-        ck_assert_int_eq(peft_graph_backward(g, out), 0);
-    } else {
-        R = malloc((size_t)out->numel * sizeof *R);
-        for (int64_t i = 0; i < out->numel; i++) R[i] = (float)peft_rng_normal(&trng);
-        float *go = peft_grad_of(g, out);
-        ck_assert_ptr_nonnull(go);
-        memcpy(go, R, (size_t)out->numel * sizeof *R);
-        for (size_t k = g->n_nodes; k-- > 0;) g->nodes[k].fn(g, g->nodes[k].ctx);
-    }
-    peft_graph_free(g);
-
-    for (int i = 0; i < n_in; i++) {
-        peft_tensor *t = in[i];
-        if (!t->requires_grad) {
-            ck_assert_msg(t->grad == NULL, "%s: input %d got a grad it does not need", name, i);
-            continue;
-        }
-        ck_assert_msg(t->grad != NULL, "%s: input %d has no grad", name, i);
-        float *x = peft_f32(t);
-        for (int64_t j = 0; j < t->numel; j++) {
-            const float orig = x[j];
-            x[j] = (float)(orig + eps);
-            const double hp = (double)x[j] - orig;
-            double lp = eval_loss(f, in, ud, R);
-            x[j] = (float)(orig - eps);
-            const double hm = orig - (double)x[j];
-            double lm = eval_loss(f, in, ud, R);
-            x[j] = orig;
-            const double num = (lp - lm) / (hp + hm);
-            const double ana = t->grad[j];
-            const double tol = atol + rtol * fmax(fabs(num), fabs(ana));
-            ck_assert_msg(fabs(num - ana) <= tol, "%s: input %d elem %ld: analytic %.6g numeric %.6g",
-                          name, i, (long)j, ana, num);
-        }
-    }
-    free(R);
-}
-
-static void free_all(peft_tensor **in, int n)
-{
-    for (int i = 0; i < n; i++) peft_tensor_free(in[i]);
-}
+static const fd_opts FD = {.graph_seed = DROPOUT_SEED, .training = 1};
 
 #define EPS 1e-2
 #define RTOL 1e-2
@@ -131,12 +41,12 @@ START_TEST(grad_linear)
 {
     for (int layout = 0; layout < 2; layout++) {
         peft_tensor *in[3];
-        in[0] = rand_tensor(3, (int64_t[]){2, 3, 4}, 1.0f, 1);
-        in[1] = layout ? rand_tensor(2, (int64_t[]){4, 5}, 0.5f, 1)
-                       : rand_tensor(2, (int64_t[]){5, 4}, 0.5f, 1);
-        in[2] = rand_tensor(1, (int64_t[]){5}, 0.5f, 1);
-        check_grads(layout ? "linear_in_out" : "linear", b_linear, in, 3, &layout, EPS, RTOL, ATOL);
-        free_all(in, 3);
+        in[0] = fd_rand_tensor(3, (int64_t[]){2, 3, 4}, 1.0f, 1);
+        in[1] = layout ? fd_rand_tensor(2, (int64_t[]){4, 5}, 0.5f, 1)
+                       : fd_rand_tensor(2, (int64_t[]){5, 4}, 0.5f, 1);
+        in[2] = fd_rand_tensor(1, (int64_t[]){5}, 0.5f, 1);
+        fd_check_grads(&FD, layout ? "linear_in_out" : "linear", b_linear, in, 3, &layout, EPS, RTOL, ATOL);
+        fd_free_all(in, 3);
     }
 }
 END_TEST
@@ -148,10 +58,10 @@ static peft_tensor *b_add(peft_graph *g, peft_tensor **in, const void *ud)
 
 START_TEST(grad_add)
 {
-    peft_tensor *in[2] = {rand_tensor(2, (int64_t[]){3, 4}, 1.0f, 1),
-                          rand_tensor(2, (int64_t[]){3, 4}, 1.0f, 1)};
-    check_grads("add", b_add, in, 2, NULL, EPS, RTOL, ATOL);
-    free_all(in, 2);
+    peft_tensor *in[2] = {fd_rand_tensor(2, (int64_t[]){3, 4}, 1.0f, 1),
+                          fd_rand_tensor(2, (int64_t[]){3, 4}, 1.0f, 1)};
+    fd_check_grads(&FD, "add", b_add, in, 2, NULL, EPS, RTOL, ATOL);
+    fd_free_all(in, 2);
 }
 END_TEST
 
@@ -162,9 +72,9 @@ static peft_tensor *b_add_self(peft_graph *g, peft_tensor **in, const void *ud)
 
 START_TEST(grad_add_aliased)
 {
-    peft_tensor *in[1] = {rand_tensor(1, (int64_t[]){6}, 1.0f, 1)};
-    check_grads("add_self", b_add_self, in, 1, NULL, EPS, RTOL, ATOL);
-    free_all(in, 1);
+    peft_tensor *in[1] = {fd_rand_tensor(1, (int64_t[]){6}, 1.0f, 1)};
+    fd_check_grads(&FD, "add_self", b_add_self, in, 1, NULL, EPS, RTOL, ATOL);
+    fd_free_all(in, 1);
 }
 END_TEST
 
@@ -175,9 +85,9 @@ static peft_tensor *b_scale(peft_graph *g, peft_tensor **in, const void *ud)
 
 START_TEST(grad_scale)
 {
-    peft_tensor *in[1] = {rand_tensor(2, (int64_t[]){3, 4}, 1.0f, 1)};
-    check_grads("scale", b_scale, in, 1, NULL, EPS, RTOL, ATOL);
-    free_all(in, 1);
+    peft_tensor *in[1] = {fd_rand_tensor(2, (int64_t[]){3, 4}, 1.0f, 1)};
+    fd_check_grads(&FD, "scale", b_scale, in, 1, NULL, EPS, RTOL, ATOL);
+    fd_free_all(in, 1);
 }
 END_TEST
 
@@ -188,10 +98,10 @@ static peft_tensor *b_mul(peft_graph *g, peft_tensor **in, const void *ud)
 
 START_TEST(grad_mul_lastdim)
 {
-    peft_tensor *in[2] = {rand_tensor(3, (int64_t[]){2, 3, 5}, 1.0f, 1),
-                          rand_tensor(1, (int64_t[]){5}, 1.0f, 1)};
-    check_grads("mul_lastdim", b_mul, in, 2, NULL, EPS, RTOL, ATOL);
-    free_all(in, 2);
+    peft_tensor *in[2] = {fd_rand_tensor(3, (int64_t[]){2, 3, 5}, 1.0f, 1),
+                          fd_rand_tensor(1, (int64_t[]){5}, 1.0f, 1)};
+    fd_check_grads(&FD, "mul_lastdim", b_mul, in, 2, NULL, EPS, RTOL, ATOL);
+    fd_free_all(in, 2);
 }
 END_TEST
 
@@ -202,9 +112,9 @@ static peft_tensor *b_dropout(peft_graph *g, peft_tensor **in, const void *ud)
 
 START_TEST(grad_dropout)
 {
-    peft_tensor *in[1] = {rand_tensor(2, (int64_t[]){4, 8}, 1.0f, 1)};
-    check_grads("dropout", b_dropout, in, 1, NULL, EPS, RTOL, ATOL);
-    free_all(in, 1);
+    peft_tensor *in[1] = {fd_rand_tensor(2, (int64_t[]){4, 8}, 1.0f, 1)};
+    fd_check_grads(&FD, "dropout", b_dropout, in, 1, NULL, EPS, RTOL, ATOL);
+    fd_free_all(in, 1);
 }
 END_TEST
 
@@ -215,9 +125,9 @@ static peft_tensor *b_slice(peft_graph *g, peft_tensor **in, const void *ud)
 
 START_TEST(grad_slice)
 {
-    peft_tensor *in[1] = {rand_tensor(3, (int64_t[]){2, 2, 7}, 1.0f, 1)};
-    check_grads("slice", b_slice, in, 1, NULL, EPS, RTOL, ATOL);
-    free_all(in, 1);
+    peft_tensor *in[1] = {fd_rand_tensor(3, (int64_t[]){2, 2, 7}, 1.0f, 1)};
+    fd_check_grads(&FD, "slice", b_slice, in, 1, NULL, EPS, RTOL, ATOL);
+    fd_free_all(in, 1);
 }
 END_TEST
 
@@ -228,11 +138,11 @@ static peft_tensor *b_layernorm(peft_graph *g, peft_tensor **in, const void *ud)
 
 START_TEST(grad_layernorm)
 {
-    peft_tensor *in[3] = {rand_tensor(3, (int64_t[]){2, 3, 6}, 1.0f, 1),
-                          rand_tensor(1, (int64_t[]){6}, 1.0f, 1),
-                          rand_tensor(1, (int64_t[]){6}, 1.0f, 1)};
-    check_grads("layernorm", b_layernorm, in, 3, NULL, EPS, RTOL, ATOL);
-    free_all(in, 3);
+    peft_tensor *in[3] = {fd_rand_tensor(3, (int64_t[]){2, 3, 6}, 1.0f, 1),
+                          fd_rand_tensor(1, (int64_t[]){6}, 1.0f, 1),
+                          fd_rand_tensor(1, (int64_t[]){6}, 1.0f, 1)};
+    fd_check_grads(&FD, "layernorm", b_layernorm, in, 3, NULL, EPS, RTOL, ATOL);
+    fd_free_all(in, 3);
 }
 END_TEST
 
@@ -243,9 +153,9 @@ static peft_tensor *b_gelu(peft_graph *g, peft_tensor **in, const void *ud)
 
 START_TEST(grad_gelu)
 {
-    peft_tensor *in[1] = {rand_tensor(2, (int64_t[]){4, 6}, 2.0f, 1)};
-    check_grads("gelu", b_gelu, in, 1, NULL, EPS, RTOL, ATOL);
-    free_all(in, 1);
+    peft_tensor *in[1] = {fd_rand_tensor(2, (int64_t[]){4, 6}, 2.0f, 1)};
+    fd_check_grads(&FD, "gelu", b_gelu, in, 1, NULL, EPS, RTOL, ATOL);
+    fd_free_all(in, 1);
 }
 END_TEST
 
@@ -258,11 +168,11 @@ static peft_tensor *b_embedding(peft_graph *g, peft_tensor **in, const void *ud)
 
 START_TEST(grad_embedding)
 {
-    peft_tensor *in[1] = {rand_tensor(2, (int64_t[]){5, 4}, 1.0f, 1)};
-    check_grads("embedding", b_embedding, in, 1, NULL, EPS, RTOL, ATOL);
+    peft_tensor *in[1] = {fd_rand_tensor(2, (int64_t[]){5, 4}, 1.0f, 1)};
+    fd_check_grads(&FD, "embedding", b_embedding, in, 1, NULL, EPS, RTOL, ATOL);
     /* row 2 is never looked up: zero gradient */
     for (int j = 0; j < 4; j++) ck_assert(in[0]->grad[2 * 4 + j] == 0.0f);
-    free_all(in, 1);
+    fd_free_all(in, 1);
 }
 END_TEST
 
@@ -280,11 +190,11 @@ START_TEST(grad_attention)
     static const int32_t mask[10] = {1, 1, 1, 1, 1, 1, 0, 1, 1, 1};
     attn_ud cases[3] = {{2, 1, mask}, {2, 0, NULL}, {2, 1, NULL}};
     for (int c = 0; c < 3; c++) {
-        peft_tensor *in[3] = {rand_tensor(3, (int64_t[]){2, 3, 6}, 0.8f, 1),
-                              rand_tensor(3, (int64_t[]){2, 5, 6}, 0.8f, 1),
-                              rand_tensor(3, (int64_t[]){2, 5, 6}, 1.0f, 1)};
-        check_grads("attention", b_attention, in, 3, &cases[c], EPS, RTOL, ATOL);
-        free_all(in, 3);
+        peft_tensor *in[3] = {fd_rand_tensor(3, (int64_t[]){2, 3, 6}, 0.8f, 1),
+                              fd_rand_tensor(3, (int64_t[]){2, 5, 6}, 0.8f, 1),
+                              fd_rand_tensor(3, (int64_t[]){2, 5, 6}, 1.0f, 1)};
+        fd_check_grads(&FD, "attention", b_attention, in, 3, &cases[c], EPS, RTOL, ATOL);
+        fd_free_all(in, 3);
     }
 }
 END_TEST
@@ -300,9 +210,9 @@ START_TEST(grad_attention_aliased)
     /* q = k = v: the three gradients accumulate into one buffer */
     static const int32_t mask[8] = {1, 1, 0, 1, 1, 1, 1, 1};
     attn_ud a = {2, 1, mask};
-    peft_tensor *in[1] = {rand_tensor(3, (int64_t[]){2, 4, 6}, 0.8f, 1)};
-    check_grads("attention_self", b_attention_self, in, 1, &a, EPS, RTOL, ATOL);
-    free_all(in, 1);
+    peft_tensor *in[1] = {fd_rand_tensor(3, (int64_t[]){2, 4, 6}, 0.8f, 1)};
+    fd_check_grads(&FD, "attention_self", b_attention_self, in, 1, &a, EPS, RTOL, ATOL);
+    fd_free_all(in, 1);
 }
 END_TEST
 
@@ -312,11 +222,11 @@ START_TEST(grad_attention_partial)
     static const int32_t mask[10] = {1, 0, 1, 1, 1, 1, 1, 1, 1, 0};
     attn_ud a = {3, 1, mask};
     for (int which = 0; which < 3; which++) {
-        peft_tensor *in[3] = {rand_tensor(3, (int64_t[]){2, 4, 6}, 0.8f, which == 0),
-                              rand_tensor(3, (int64_t[]){2, 5, 6}, 0.8f, which == 1),
-                              rand_tensor(3, (int64_t[]){2, 5, 6}, 1.0f, which == 2)};
-        check_grads("attention_partial", b_attention, in, 3, &a, EPS, RTOL, ATOL);
-        free_all(in, 3);
+        peft_tensor *in[3] = {fd_rand_tensor(3, (int64_t[]){2, 4, 6}, 0.8f, which == 0),
+                              fd_rand_tensor(3, (int64_t[]){2, 5, 6}, 0.8f, which == 1),
+                              fd_rand_tensor(3, (int64_t[]){2, 5, 6}, 1.0f, which == 2)};
+        fd_check_grads(&FD, "attention_partial", b_attention, in, 3, &a, EPS, RTOL, ATOL);
+        fd_free_all(in, 3);
     }
 }
 END_TEST
@@ -330,11 +240,11 @@ static peft_tensor *b_ce(peft_graph *g, peft_tensor **in, const void *ud)
 
 START_TEST(grad_cross_entropy)
 {
-    peft_tensor *in[1] = {rand_tensor(2, (int64_t[]){6, 5}, 2.0f, 1)};
-    check_grads("cross_entropy", b_ce, in, 1, NULL, EPS, RTOL, ATOL);
+    peft_tensor *in[1] = {fd_rand_tensor(2, (int64_t[]){6, 5}, 2.0f, 1)};
+    fd_check_grads(&FD, "cross_entropy", b_ce, in, 1, NULL, EPS, RTOL, ATOL);
     /* ignored rows get zero gradient */
     for (int j = 0; j < 5; j++) ck_assert(in[0]->grad[1 * 5 + j] == 0.0f);
-    free_all(in, 1);
+    fd_free_all(in, 1);
 }
 END_TEST
 
@@ -358,13 +268,13 @@ static peft_tensor *b_chain(peft_graph *g, peft_tensor **in, const void *ud)
 
 START_TEST(grad_chain)
 {
-    peft_tensor *in[5] = {rand_tensor(2, (int64_t[]){3, 6}, 1.0f, 1),
-                          rand_tensor(1, (int64_t[]){6}, 1.0f, 1),
-                          rand_tensor(2, (int64_t[]){6, 18}, 0.5f, 1),
-                          rand_tensor(1, (int64_t[]){6}, 1.0f, 1),
-                          rand_tensor(2, (int64_t[]){4, 6}, 1.0f, 1)};
-    check_grads("chain", b_chain, in, 5, NULL, EPS, RTOL, ATOL);
-    free_all(in, 5);
+    peft_tensor *in[5] = {fd_rand_tensor(2, (int64_t[]){3, 6}, 1.0f, 1),
+                          fd_rand_tensor(1, (int64_t[]){6}, 1.0f, 1),
+                          fd_rand_tensor(2, (int64_t[]){6, 18}, 0.5f, 1),
+                          fd_rand_tensor(1, (int64_t[]){6}, 1.0f, 1),
+                          fd_rand_tensor(2, (int64_t[]){4, 6}, 1.0f, 1)};
+    fd_check_grads(&FD, "chain", b_chain, in, 5, NULL, EPS, RTOL, ATOL);
+    fd_free_all(in, 5);
 }
 END_TEST
 
@@ -388,13 +298,13 @@ START_TEST(fwd_linear)
     peft_rng r;
     peft_rng_seed(&r, 3);
     peft_graph *g = peft_graph_new(&r);
-    peft_tensor *x = rand_tensor(2, (int64_t[]){N, in}, 1.0f, 0);
+    peft_tensor *x = fd_rand_tensor(2, (int64_t[]){N, in}, 1.0f, 0);
     double *ref = malloc((size_t)(N * out) * sizeof *ref);
     for (int layout = 0; layout < 2; layout++) {
         for (int dt = 0; dt < 2; dt++) { /* f32, bf16 weight and bias */
             int64_t ws[2] = {layout ? in : out, layout ? out : in};
-            peft_tensor *w = rand_tensor(2, ws, 0.5f, 0);
-            peft_tensor *b = rand_tensor(1, (int64_t[]){out}, 0.5f, 0);
+            peft_tensor *w = fd_rand_tensor(2, ws, 0.5f, 0);
+            peft_tensor *b = fd_rand_tensor(1, (int64_t[]){out}, 0.5f, 0);
             peft_tensor *wb = NULL, *bb = NULL;
             uint16_t *wbits = NULL, *bbits = NULL;
             if (dt) { /* round to bf16 so the reference sees the same values */
@@ -436,7 +346,7 @@ START_TEST(fwd_linear)
         }
     }
     /* shape mismatch: NULL */
-    peft_tensor *bad = rand_tensor(2, (int64_t[]){out, in + 1}, 1.0f, 0);
+    peft_tensor *bad = fd_rand_tensor(2, (int64_t[]){out, in + 1}, 1.0f, 0);
     ck_assert_ptr_null(op_linear(g, x, bad, NULL, 0));
     peft_tensor_free(bad);
     ck_assert_uint_eq(g->n_nodes, 0);
@@ -498,11 +408,11 @@ START_TEST(fwd_attention)
     };
     for (size_t c = 0; c < sizeof cs / sizeof *cs; c++) {
         const int64_t B = cs[c].B, T = cs[c].T, S = cs[c].S, H = cs[c].H, D = cs[c].D;
-        peft_tensor *q = rand_tensor(3, (int64_t[]){B, T, H * D}, 1.0f, 0);
-        peft_tensor *k = rand_tensor(3, (int64_t[]){B, S, H * D}, 1.0f, 0);
-        peft_tensor *v = rand_tensor(3, (int64_t[]){B, S, H * D}, 1.0f, 0);
+        peft_tensor *q = fd_rand_tensor(3, (int64_t[]){B, T, H * D}, 1.0f, 0);
+        peft_tensor *k = fd_rand_tensor(3, (int64_t[]){B, S, H * D}, 1.0f, 0);
+        peft_tensor *v = fd_rand_tensor(3, (int64_t[]){B, S, H * D}, 1.0f, 0);
         int32_t *mask = malloc((size_t)(B * S) * sizeof *mask);
-        for (int64_t i = 0; i < B * S; i++) mask[i] = peft_rng_uniform(&trng) < 0.7;
+        for (int64_t i = 0; i < B * S; i++) mask[i] = peft_rng_uniform(&fd_rng) < 0.7;
         mask[0] = 1;
         if (c == 4)
             for (int64_t s = 0; s < S; s++) mask[1 * S + s] = 0;
@@ -537,10 +447,10 @@ START_TEST(fwd_layernorm_gelu)
     peft_rng_seed(&r, 3);
     peft_graph *g = peft_graph_new(&r);
     const int64_t N = 5, C = 33;
-    peft_tensor *x = rand_tensor(2, (int64_t[]){N, C}, 3.0f, 0);
+    peft_tensor *x = fd_rand_tensor(2, (int64_t[]){N, C}, 3.0f, 0);
     for (int64_t i = 0; i < x->numel; i++) peft_f32(x)[i] += 10.0f; /* large mean */
-    peft_tensor *w = rand_tensor(1, (int64_t[]){C}, 1.0f, 0);
-    peft_tensor *b = rand_tensor(1, (int64_t[]){C}, 1.0f, 0);
+    peft_tensor *w = fd_rand_tensor(1, (int64_t[]){C}, 1.0f, 0);
+    peft_tensor *b = fd_rand_tensor(1, (int64_t[]){C}, 1.0f, 0);
     peft_tensor *y = op_layernorm(g, x, w, b, 1e-5f);
     ck_assert_ptr_nonnull(y);
     for (int64_t n = 0; n < N; n++) {
@@ -615,7 +525,7 @@ START_TEST(fwd_cross_entropy)
     peft_rng_seed(&r, 3);
     peft_graph *g = peft_graph_new(&r);
     const int64_t N = 6, V = 7;
-    peft_tensor *lg = rand_tensor(2, (int64_t[]){N, V}, 3.0f, 0);
+    peft_tensor *lg = fd_rand_tensor(2, (int64_t[]){N, V}, 3.0f, 0);
     peft_f32(lg)[0] = 80.0f; /* large logit: log-sum-exp must stay finite */
     int32_t tg[6] = {0, -100, 6, 3, -100, 1};
     double tot = 0;
@@ -661,7 +571,7 @@ START_TEST(fwd_dropout)
     peft_rng r;
     peft_rng_seed(&r, 11);
     peft_graph *g = peft_graph_new(&r);
-    peft_tensor *x = rand_tensor(1, (int64_t[]){4000}, 1.0f, 0);
+    peft_tensor *x = fd_rand_tensor(1, (int64_t[]){4000}, 1.0f, 0);
     /* identity unless training, and at p = 0 */
     ck_assert_ptr_eq(op_dropout(g, x, 0.5f), x);
     g->training = 1;
@@ -690,9 +600,9 @@ START_TEST(fwd_small_ops)
     peft_rng r;
     peft_rng_seed(&r, 3);
     peft_graph *g = peft_graph_new(&r);
-    peft_tensor *a = rand_tensor(2, (int64_t[]){3, 4}, 1.0f, 0);
-    peft_tensor *b = rand_tensor(1, (int64_t[]){12}, 1.0f, 0);
-    peft_tensor *v = rand_tensor(1, (int64_t[]){4}, 1.0f, 0);
+    peft_tensor *a = fd_rand_tensor(2, (int64_t[]){3, 4}, 1.0f, 0);
+    peft_tensor *b = fd_rand_tensor(1, (int64_t[]){12}, 1.0f, 0);
+    peft_tensor *v = fd_rand_tensor(1, (int64_t[]){4}, 1.0f, 0);
     peft_tensor *s = op_add(g, a, b);
     ck_assert_int_eq(s->ndim, 2); /* shape of a */
     peft_tensor *sc = op_scale(g, a, 3.0f);
@@ -726,10 +636,10 @@ START_TEST(frozen_weight_no_grad)
     peft_graph *g = peft_graph_new(&r);
     g->recording = 1;
     /* frozen base weight and bias, trainable input path (as under LoRA) */
-    peft_tensor *x = rand_tensor(2, (int64_t[]){4, 6}, 1.0f, 1);
-    peft_tensor *w = rand_tensor(2, (int64_t[]){5, 6}, 1.0f, 0);
-    peft_tensor *b = rand_tensor(1, (int64_t[]){5}, 1.0f, 0);
-    peft_tensor *lnw = rand_tensor(1, (int64_t[]){6}, 1.0f, 0);
+    peft_tensor *x = fd_rand_tensor(2, (int64_t[]){4, 6}, 1.0f, 1);
+    peft_tensor *w = fd_rand_tensor(2, (int64_t[]){5, 6}, 1.0f, 0);
+    peft_tensor *b = fd_rand_tensor(1, (int64_t[]){5}, 1.0f, 0);
+    peft_tensor *lnw = fd_rand_tensor(1, (int64_t[]){6}, 1.0f, 0);
     peft_tensor *h = op_layernorm(g, x, lnw, NULL, 1e-5f);
     peft_tensor *y = op_linear(g, h, w, b, 0);
     ck_assert_int_eq(y->requires_grad, 1);
@@ -769,10 +679,10 @@ START_TEST(no_tape_without_grad)
     peft_graph *g = peft_graph_new(&r);
     g->recording = 1;
     g->training = 1;
-    peft_tensor *x = rand_tensor(3, (int64_t[]){1, 4, 6}, 1.0f, 0);
-    peft_tensor *w = rand_tensor(2, (int64_t[]){6, 6}, 1.0f, 0);
-    peft_tensor *v = rand_tensor(1, (int64_t[]){6}, 1.0f, 0);
-    peft_tensor *tab = rand_tensor(2, (int64_t[]){3, 6}, 1.0f, 0);
+    peft_tensor *x = fd_rand_tensor(3, (int64_t[]){1, 4, 6}, 1.0f, 0);
+    peft_tensor *w = fd_rand_tensor(2, (int64_t[]){6, 6}, 1.0f, 0);
+    peft_tensor *v = fd_rand_tensor(1, (int64_t[]){6}, 1.0f, 0);
+    peft_tensor *tab = fd_rand_tensor(2, (int64_t[]){3, 6}, 1.0f, 0);
     int32_t ids[4] = {0, 1, 2, 1};
     peft_tensor *outs[12];
     int n = 0;
@@ -815,8 +725,8 @@ START_TEST(param_grad_accumulates)
     peft_rng r;
     peft_rng_seed(&r, 3);
     peft_graph *g = peft_graph_new(&r);
-    peft_tensor *x = rand_tensor(2, (int64_t[]){3, 4}, 1.0f, 0);
-    peft_tensor *w = rand_tensor(2, (int64_t[]){2, 4}, 1.0f, 1);
+    peft_tensor *x = fd_rand_tensor(2, (int64_t[]){3, 4}, 1.0f, 0);
+    peft_tensor *w = fd_rand_tensor(2, (int64_t[]){2, 4}, 1.0f, 1);
     w->flags |= PEFT_T_PARAM;
     int32_t tg[3] = {0, 1, 1};
     float first[8];
@@ -836,7 +746,7 @@ END_TEST
 
 int main(void)
 {
-    peft_rng_seed(&trng, 2024);
+    peft_rng_seed(&fd_rng, 2024);
     Suite *s = suite_create("ops");
     TCase *tg = tcase_create("gradients");
     tcase_set_timeout(tg, 60);
@@ -871,9 +781,6 @@ int main(void)
     tcase_add_test(tk, param_grad_accumulates);
     suite_add_tcase(s, tk);
 
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = tu_run_suite(s);
     return failed ? 1 : 0;
 }

@@ -9,98 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fd.h"
 #include "graph.h"
 #include "ops.h"
 #include "testutil.h"
 
-/* ---- helpers (the finite-difference harness of test_ops.c) ---------------------------------- */
+/* ---- the finite-difference harness (fd.h): no dropout here -------------------------------- */
 
-static peft_rng trng; /* test data */
-
-static peft_tensor *rand_tensor(int ndim, const int64_t *shape, float scale, int requires_grad)
-{
-    peft_tensor *t = peft_tensor_new(PEFT_DTYPE_F32, ndim, shape);
-    ck_assert_ptr_nonnull(t);
-    for (int64_t i = 0; i < t->numel; i++) peft_f32(t)[i] = scale * (float)peft_rng_normal(&trng);
-    t->requires_grad = requires_grad;
-    return t;
-}
-
-typedef peft_tensor *(*build_fn)(peft_graph *g, peft_tensor **in, const void *ud);
-
-/* scalar L = sum(out * R) in double (L = out for a scalar output), forward only */
-static double eval_loss(build_fn f, peft_tensor **in, const void *ud, const float *R)
-{
-    peft_rng r;
-    peft_rng_seed(&r, 7);
-    peft_graph *g = peft_graph_new(&r);
-    peft_tensor *out = f(g, in, ud);
-    ck_assert_ptr_nonnull(out);
-    double L = 0.0;
-    for (int64_t i = 0; i < out->numel; i++) L += (double)peft_f32(out)[i] * (R ? R[i] : 1.0);
-    peft_graph_free(g);
-    return L;
-}
-
-/* the tape's gradient of every input with requires_grad against central differences of L;
- * inputs without requires_grad must get no gradient buffer */
-static void check_grads(const char *name, build_fn f, peft_tensor **in, int n_in, const void *ud,
-                        double eps, double rtol, double atol)
-{
-    for (int i = 0; i < n_in; i++)
-        if (in[i]->grad) peft_tensor_zero_grad(in[i]);
-    peft_rng r;
-    peft_rng_seed(&r, 7);
-    peft_graph *g = peft_graph_new(&r);
-    g->recording = 1;
-    peft_tensor *out = f(g, in, ud);
-    ck_assert_ptr_nonnull(out);
-    ck_assert_int_eq(out->requires_grad, 1);
-    ck_assert_uint_gt(g->n_nodes, 0);
-    float *R = NULL;
-    if (out->ndim == 0) {
-        ck_assert_int_eq(peft_graph_backward(g, out), 0);
-    } else {
-        R = malloc((size_t)out->numel * sizeof *R);
-        for (int64_t i = 0; i < out->numel; i++) R[i] = (float)peft_rng_normal(&trng);
-        float *go = peft_grad_of(g, out);
-        ck_assert_ptr_nonnull(go);
-        memcpy(go, R, (size_t)out->numel * sizeof *R);
-        for (size_t k = g->n_nodes; k-- > 0;) g->nodes[k].fn(g, g->nodes[k].ctx);
-    }
-    peft_graph_free(g);
-
-    for (int i = 0; i < n_in; i++) {
-        peft_tensor *t = in[i];
-        if (!t->requires_grad) {
-            ck_assert_msg(t->grad == NULL, "%s: input %d got a grad it does not need", name, i);
-            continue;
-        }
-        ck_assert_msg(t->grad != NULL, "%s: input %d has no grad", name, i);
-        float *x = peft_f32(t);
-        for (int64_t j = 0; j < t->numel; j++) {
-            const float orig = x[j];
-            x[j] = (float)(orig + eps);
-            const double hp = (double)x[j] - orig;
-            const double lp = eval_loss(f, in, ud, R);
-            x[j] = (float)(orig - eps);
-            const double hm = orig - (double)x[j];
-            const double lm = eval_loss(f, in, ud, R);
-            x[j] = orig;
-            const double num = (lp - lm) / (hp + hm);
-            const double ana = t->grad[j];
-            const double tol = atol + rtol * fmax(fabs(num), fabs(ana));
-            ck_assert_msg(fabs(num - ana) <= tol, "%s: input %d elem %ld: analytic %.6g numeric %.6g",
-                          name, i, (long)j, ana, num);
-        }
-    }
-    free(R);
-}
-
-static void free_all(peft_tensor **in, int n)
-{
-    for (int i = 0; i < n; i++) peft_tensor_free(in[i]);
-}
+static const fd_opts FD = {.graph_seed = 7, .training = 0};
 
 #define EPS 1e-2
 #define RTOL 1e-2
@@ -135,12 +51,12 @@ START_TEST(grad_attention_ex)
     };
     for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
         const int64_t H = cases[c].H, Hkv = cases[c].Hkv, D = 3;
-        peft_tensor *in[4] = {rand_tensor(3, (int64_t[]){2, 3, H * D}, 0.8f, 1),
-                              rand_tensor(3, (int64_t[]){2, 5, Hkv * D}, 0.8f, 1),
-                              rand_tensor(3, (int64_t[]){2, 5, Hkv * D}, 1.0f, 1),
-                              rand_tensor(3, (int64_t[]){H, 3, 5}, 1.0f, cases[c].use_bias)};
-        check_grads("attention_ex", b_attention_ex, in, 4, &cases[c], EPS, RTOL, ATOL);
-        free_all(in, 4);
+        peft_tensor *in[4] = {fd_rand_tensor(3, (int64_t[]){2, 3, H * D}, 0.8f, 1),
+                              fd_rand_tensor(3, (int64_t[]){2, 5, Hkv * D}, 0.8f, 1),
+                              fd_rand_tensor(3, (int64_t[]){2, 5, Hkv * D}, 1.0f, 1),
+                              fd_rand_tensor(3, (int64_t[]){H, 3, 5}, 1.0f, cases[c].use_bias)};
+        fd_check_grads(&FD, "attention_ex", b_attention_ex, in, 4, &cases[c], EPS, RTOL, ATOL);
+        fd_free_all(in, 4);
     }
 }
 END_TEST
@@ -151,12 +67,12 @@ START_TEST(grad_attention_ex_partial)
     static const int32_t mask[10] = {1, 0, 1, 1, 1, 1, 1, 1, 1, 0};
     const attn_ud a = {6, 2, 0.45f, 1, mask, 1};
     for (int which = 0; which < 4; which++) {
-        peft_tensor *in[4] = {rand_tensor(3, (int64_t[]){2, 4, 12}, 0.8f, which == 0),
-                              rand_tensor(3, (int64_t[]){2, 5, 4}, 0.8f, which == 1),
-                              rand_tensor(3, (int64_t[]){2, 5, 4}, 1.0f, which == 2),
-                              rand_tensor(3, (int64_t[]){6, 4, 5}, 1.0f, which == 3)};
-        check_grads("attention_ex_partial", b_attention_ex, in, 4, &a, EPS, RTOL, ATOL);
-        free_all(in, 4);
+        peft_tensor *in[4] = {fd_rand_tensor(3, (int64_t[]){2, 4, 12}, 0.8f, which == 0),
+                              fd_rand_tensor(3, (int64_t[]){2, 5, 4}, 0.8f, which == 1),
+                              fd_rand_tensor(3, (int64_t[]){2, 5, 4}, 1.0f, which == 2),
+                              fd_rand_tensor(3, (int64_t[]){6, 4, 5}, 1.0f, which == 3)};
+        fd_check_grads(&FD, "attention_ex_partial", b_attention_ex, in, 4, &a, EPS, RTOL, ATOL);
+        fd_free_all(in, 4);
     }
 }
 END_TEST
@@ -173,9 +89,9 @@ START_TEST(grad_attention_ex_aliased)
 {
     static const int32_t mask[8] = {1, 1, 0, 1, 1, 1, 1, 1};
     const attn_ud a = {2, 2, 0.6f, 1, mask, 0};
-    peft_tensor *in[1] = {rand_tensor(3, (int64_t[]){2, 4, 6}, 0.8f, 1)};
-    check_grads("attention_ex_self", b_attention_ex_self, in, 1, &a, EPS, RTOL, ATOL);
-    free_all(in, 1);
+    peft_tensor *in[1] = {fd_rand_tensor(3, (int64_t[]){2, 4, 6}, 0.8f, 1)};
+    fd_check_grads(&FD, "attention_ex_self", b_attention_ex_self, in, 1, &a, EPS, RTOL, ATOL);
+    fd_free_all(in, 1);
 }
 END_TEST
 
@@ -234,12 +150,12 @@ START_TEST(fwd_attention_ex)
     for (size_t c = 0; c < sizeof cs / sizeof *cs; c++) {
         const int64_t B = cs[c].B, T = cs[c].T, S = cs[c].S, H = cs[c].H, Hkv = cs[c].Hkv,
                       D = cs[c].D;
-        peft_tensor *q = rand_tensor(3, (int64_t[]){B, T, H * D}, 1.0f, 0);
-        peft_tensor *k = rand_tensor(3, (int64_t[]){B, S, Hkv * D}, 1.0f, 0);
-        peft_tensor *v = rand_tensor(3, (int64_t[]){B, S, Hkv * D}, 1.0f, 0);
-        peft_tensor *bias = rand_tensor(3, (int64_t[]){H, T, S}, 2.0f, 0);
+        peft_tensor *q = fd_rand_tensor(3, (int64_t[]){B, T, H * D}, 1.0f, 0);
+        peft_tensor *k = fd_rand_tensor(3, (int64_t[]){B, S, Hkv * D}, 1.0f, 0);
+        peft_tensor *v = fd_rand_tensor(3, (int64_t[]){B, S, Hkv * D}, 1.0f, 0);
+        peft_tensor *bias = fd_rand_tensor(3, (int64_t[]){H, T, S}, 2.0f, 0);
         int32_t *mask = malloc((size_t)(B * S) * sizeof *mask);
-        for (int64_t i = 0; i < B * S; i++) mask[i] = peft_rng_uniform(&trng) < 0.7;
+        for (int64_t i = 0; i < B * S; i++) mask[i] = peft_rng_uniform(&fd_rng) < 0.7;
         mask[0] = 1;
         if (c == 4)
             for (int64_t s = 0; s < S; s++) mask[1 * S + s] = 0;
@@ -279,9 +195,9 @@ START_TEST(fwd_attention_ex)
         peft_tensor_free(bias);
     }
     /* bad shapes: NULL, never a crash */
-    peft_tensor *q = rand_tensor(3, (int64_t[]){1, 2, 12}, 1.0f, 0);
-    peft_tensor *k = rand_tensor(3, (int64_t[]){1, 3, 6}, 1.0f, 0);
-    peft_tensor *bias = rand_tensor(3, (int64_t[]){4, 2, 2}, 1.0f, 0);
+    peft_tensor *q = fd_rand_tensor(3, (int64_t[]){1, 2, 12}, 1.0f, 0);
+    peft_tensor *k = fd_rand_tensor(3, (int64_t[]){1, 3, 6}, 1.0f, 0);
+    peft_tensor *bias = fd_rand_tensor(3, (int64_t[]){4, 2, 2}, 1.0f, 0);
     ck_assert_ptr_nonnull(op_attention_ex(g, q, k, k, 4, 2, 1.0f, 0, NULL, NULL));
     ck_assert_ptr_null(op_attention_ex(g, q, k, k, 4, 3, 1.0f, 0, NULL, NULL)); /* 4 % 3 */
     ck_assert_ptr_null(op_attention_ex(g, q, k, k, 4, 4, 1.0f, 0, NULL, NULL)); /* kv width */
@@ -302,9 +218,9 @@ START_TEST(attention_ex_equals_attention)
     static const int32_t mask[14] = {1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1};
     const int64_t B = 2, T = 5, S = 7, H = 3, D = 4;
     for (int causal = 0; causal < 2; causal++) {
-        peft_tensor *q = rand_tensor(3, (int64_t[]){B, T, H * D}, 1.0f, 1);
-        peft_tensor *k = rand_tensor(3, (int64_t[]){B, S, H * D}, 1.0f, 1);
-        peft_tensor *v = rand_tensor(3, (int64_t[]){B, S, H * D}, 1.0f, 1);
+        peft_tensor *q = fd_rand_tensor(3, (int64_t[]){B, T, H * D}, 1.0f, 1);
+        peft_tensor *k = fd_rand_tensor(3, (int64_t[]){B, S, H * D}, 1.0f, 1);
+        peft_tensor *v = fd_rand_tensor(3, (int64_t[]){B, S, H * D}, 1.0f, 1);
         peft_tensor *outs[2];
         float *grads[2][3];
         peft_rng r;
@@ -354,10 +270,10 @@ static peft_tensor *b_rmsnorm(peft_graph *g, peft_tensor **in, const void *ud)
 START_TEST(grad_rmsnorm)
 {
     for (int which = 0; which < 3; which++) { /* both, x only, w only */
-        peft_tensor *in[2] = {rand_tensor(3, (int64_t[]){2, 3, 6}, 1.0f, which != 2),
-                              rand_tensor(1, (int64_t[]){6}, 1.0f, which != 1)};
-        check_grads("rmsnorm", b_rmsnorm, in, 2, NULL, EPS, RTOL, ATOL);
-        free_all(in, 2);
+        peft_tensor *in[2] = {fd_rand_tensor(3, (int64_t[]){2, 3, 6}, 1.0f, which != 2),
+                              fd_rand_tensor(1, (int64_t[]){6}, 1.0f, which != 1)};
+        fd_check_grads(&FD, "rmsnorm", b_rmsnorm, in, 2, NULL, EPS, RTOL, ATOL);
+        fd_free_all(in, 2);
     }
 }
 END_TEST
@@ -375,9 +291,9 @@ START_TEST(grad_rope)
     static const int32_t pos[6] = {3, 4, 5, 0, 7, 2};
     const rope_ud cases[2] = {{2, NULL, 10000.0f}, {3, pos, 500.0f}};
     for (int c = 0; c < 2; c++) {
-        peft_tensor *in[1] = {rand_tensor(3, (int64_t[]){2, 3, cases[c].H * 4}, 1.0f, 1)};
-        check_grads("rope", b_rope, in, 1, &cases[c], EPS, RTOL, ATOL);
-        free_all(in, 1);
+        peft_tensor *in[1] = {fd_rand_tensor(3, (int64_t[]){2, 3, cases[c].H * 4}, 1.0f, 1)};
+        fd_check_grads(&FD, "rope", b_rope, in, 1, &cases[c], EPS, RTOL, ATOL);
+        fd_free_all(in, 1);
     }
 }
 END_TEST
@@ -388,8 +304,8 @@ START_TEST(fwd_rmsnorm_rope)
     peft_rng_seed(&r, 3);
     peft_graph *g = peft_graph_new(&r);
     const int64_t N = 5, C = 37;
-    peft_tensor *x = rand_tensor(2, (int64_t[]){N, C}, 3.0f, 0);
-    peft_tensor *w = rand_tensor(1, (int64_t[]){C}, 1.0f, 0);
+    peft_tensor *x = fd_rand_tensor(2, (int64_t[]){N, C}, 3.0f, 0);
+    peft_tensor *w = fd_rand_tensor(1, (int64_t[]){C}, 1.0f, 0);
     peft_tensor *y = op_rmsnorm(g, x, w, 1e-6f);
     ck_assert_ptr_nonnull(y);
     double md = 0;
@@ -421,7 +337,7 @@ START_TEST(fwd_rmsnorm_rope)
     y = op_rmsnorm(g, x, w, 1e-6f);
     for (int64_t j = 0; j < C; j++) ck_assert(peft_f32(y)[j] == 0.0f);
     ck_assert_ptr_null(op_rmsnorm(g, x, NULL, 1e-6f));
-    peft_tensor *wbad = rand_tensor(1, (int64_t[]){C - 1}, 1.0f, 0);
+    peft_tensor *wbad = fd_rand_tensor(1, (int64_t[]){C - 1}, 1.0f, 0);
     ck_assert_ptr_null(op_rmsnorm(g, x, wbad, 1e-6f));
     peft_tensor_free(wbad);
     peft_tensor_free(wt);
@@ -430,7 +346,7 @@ START_TEST(fwd_rmsnorm_rope)
 
     /* rope against the formula in double; pos NULL equals pos = t */
     const int64_t B = 2, T = 5, H = 3, D = 8;
-    peft_tensor *xr = rand_tensor(3, (int64_t[]){B, T, H * D}, 1.0f, 0);
+    peft_tensor *xr = fd_rand_tensor(3, (int64_t[]){B, T, H * D}, 1.0f, 0);
     int32_t pos[10], post[10];
     for (int i = 0; i < 10; i++) {
         pos[i] = (i * 7 + 3) % 40;
@@ -478,14 +394,14 @@ static peft_tensor *b_mul_self(peft_graph *g, peft_tensor **in, const void *ud)
 START_TEST(grad_mul)
 {
     for (int which = 0; which < 3; which++) {
-        peft_tensor *in[2] = {rand_tensor(2, (int64_t[]){3, 4}, 1.0f, which != 2),
-                              rand_tensor(1, (int64_t[]){12}, 1.0f, which != 1)};
-        check_grads("mul", b_mul, in, 2, NULL, EPS, RTOL, ATOL);
-        free_all(in, 2);
+        peft_tensor *in[2] = {fd_rand_tensor(2, (int64_t[]){3, 4}, 1.0f, which != 2),
+                              fd_rand_tensor(1, (int64_t[]){12}, 1.0f, which != 1)};
+        fd_check_grads(&FD, "mul", b_mul, in, 2, NULL, EPS, RTOL, ATOL);
+        fd_free_all(in, 2);
     }
-    peft_tensor *in[1] = {rand_tensor(1, (int64_t[]){6}, 1.0f, 1)};
-    check_grads("mul_self", b_mul_self, in, 1, NULL, EPS, RTOL, ATOL);
-    free_all(in, 1);
+    peft_tensor *in[1] = {fd_rand_tensor(1, (int64_t[]){6}, 1.0f, 1)};
+    fd_check_grads(&FD, "mul_self", b_mul_self, in, 1, NULL, EPS, RTOL, ATOL);
+    fd_free_all(in, 1);
 }
 END_TEST
 
@@ -501,14 +417,14 @@ START_TEST(grad_unary)
     const unary_op_fn ops[4] = {op_silu, op_relu, op_tanh, op_gelu_erf};
     const char *names[4] = {"silu", "relu", "tanh", "gelu_erf"};
     for (int o = 0; o < 4; o++) {
-        peft_tensor *in[1] = {rand_tensor(2, (int64_t[]){4, 6}, 2.0f, 1)};
+        peft_tensor *in[1] = {fd_rand_tensor(2, (int64_t[]){4, 6}, 2.0f, 1)};
         /* keep clear of relu's kink: |x| >= 0.1 > EPS */
         for (int64_t i = 0; i < in[0]->numel; i++) {
             float *v = &peft_f32(in[0])[i];
             if (fabsf(*v) < 0.1f) *v = *v < 0 ? -0.1f - *v : 0.1f + *v;
         }
-        check_grads(names[o], b_unary, in, 1, &ops[o], EPS, RTOL, ATOL);
-        free_all(in, 1);
+        fd_check_grads(&FD, names[o], b_unary, in, 1, &ops[o], EPS, RTOL, ATOL);
+        fd_free_all(in, 1);
     }
 }
 END_TEST
@@ -518,12 +434,12 @@ START_TEST(fwd_elementwise)
     peft_rng r;
     peft_rng_seed(&r, 3);
     peft_graph *g = peft_graph_new(&r);
-    peft_tensor *x = rand_tensor(2, (int64_t[]){7, 11}, 4.0f, 0);
+    peft_tensor *x = fd_rand_tensor(2, (int64_t[]){7, 11}, 4.0f, 0);
     peft_f32(x)[0] = 0.0f;
     peft_f32(x)[1] = 30.0f;
     peft_f32(x)[2] = -30.0f;
     peft_f32(x)[3] = -100.0f; /* exp(-x) overflows to inf: silu -> -0 */
-    peft_tensor *b = rand_tensor(1, (int64_t[]){77}, 1.0f, 0);
+    peft_tensor *b = fd_rand_tensor(1, (int64_t[]){77}, 1.0f, 0);
     peft_tensor *m = op_mul(g, x, b), *si = op_silu(g, x), *re = op_relu(g, x),
                 *th = op_tanh(g, x), *ge = op_gelu_erf(g, x);
     ck_assert(m && si && re && th && ge);
@@ -583,20 +499,20 @@ static peft_tensor *b_mse(peft_graph *g, peft_tensor **in, const void *ud)
 
 START_TEST(grad_index)
 {
-    peft_tensor *x = rand_tensor(3, (int64_t[]){3, 4, 5}, 1.0f, 1);
-    check_grads("gather_rows", b_gather, &x, 1, NULL, EPS, RTOL, ATOL);
+    peft_tensor *x = fd_rand_tensor(3, (int64_t[]){3, 4, 5}, 1.0f, 1);
+    fd_check_grads(&FD, "gather_rows", b_gather, &x, 1, NULL, EPS, RTOL, ATOL);
     for (int j = 0; j < 5; j++) ck_assert(x->grad[(0 * 4 + 1) * 5 + j] == 0.0f); /* not gathered */
-    check_grads("slice_seq", b_slice_seq, &x, 1, NULL, EPS, RTOL, ATOL);
+    fd_check_grads(&FD, "slice_seq", b_slice_seq, &x, 1, NULL, EPS, RTOL, ATOL);
     for (int j = 0; j < 5; j++) ck_assert(x->grad[(1 * 4 + 0) * 5 + j] == 0.0f); /* sliced off */
     peft_tensor_free(x);
     for (int which = 0; which < 3; which++) {
-        peft_tensor *in[2] = {rand_tensor(3, (int64_t[]){2, 2, 3}, 1.0f, which != 2),
-                              rand_tensor(3, (int64_t[]){2, 4, 3}, 1.0f, which != 1)};
-        check_grads("concat_seq", b_concat, in, 2, NULL, EPS, RTOL, ATOL);
-        free_all(in, 2);
+        peft_tensor *in[2] = {fd_rand_tensor(3, (int64_t[]){2, 2, 3}, 1.0f, which != 2),
+                              fd_rand_tensor(3, (int64_t[]){2, 4, 3}, 1.0f, which != 1)};
+        fd_check_grads(&FD, "concat_seq", b_concat, in, 2, NULL, EPS, RTOL, ATOL);
+        fd_free_all(in, 2);
     }
-    peft_tensor *y = rand_tensor(2, (int64_t[]){3, 4}, 1.0f, 1);
-    check_grads("mse", b_mse, &y, 1, NULL, EPS, RTOL, ATOL);
+    peft_tensor *y = fd_rand_tensor(2, (int64_t[]){3, 4}, 1.0f, 1);
+    fd_check_grads(&FD, "mse", b_mse, &y, 1, NULL, EPS, RTOL, ATOL);
     peft_tensor_free(y);
 }
 END_TEST
@@ -606,8 +522,8 @@ START_TEST(fwd_index)
     peft_rng r;
     peft_rng_seed(&r, 3);
     peft_graph *g = peft_graph_new(&r);
-    peft_tensor *x = rand_tensor(3, (int64_t[]){3, 4, 5}, 1.0f, 0);
-    peft_tensor *p = rand_tensor(3, (int64_t[]){3, 2, 5}, 1.0f, 0);
+    peft_tensor *x = fd_rand_tensor(3, (int64_t[]){3, 4, 5}, 1.0f, 0);
+    peft_tensor *p = fd_rand_tensor(3, (int64_t[]){3, 2, 5}, 1.0f, 0);
     const float *xd = peft_f32(x), *pd = peft_f32(p);
 
     peft_tensor *gr = op_gather_rows(g, x, gather_idx);
@@ -639,11 +555,11 @@ START_TEST(fwd_index)
     ck_assert_ptr_null(op_slice_seq(g, x, 3, 2));
     ck_assert_ptr_null(op_slice_seq(g, x, -1, 2));
     ck_assert_ptr_null(op_slice_seq(g, x, 5, 0));
-    peft_tensor *pbad = rand_tensor(3, (int64_t[]){2, 2, 5}, 1.0f, 0);
+    peft_tensor *pbad = fd_rand_tensor(3, (int64_t[]){2, 2, 5}, 1.0f, 0);
     ck_assert_ptr_null(op_concat_seq(g, pbad, x)); /* batch differs */
     peft_tensor_free(pbad);
 
-    peft_tensor *y = rand_tensor(2, (int64_t[]){3, 4}, 1.0f, 0);
+    peft_tensor *y = fd_rand_tensor(2, (int64_t[]){3, 4}, 1.0f, 0);
     peft_tensor *l = op_mse(g, y, mse_target);
     ck_assert_ptr_nonnull(l);
     ck_assert_int_eq(l->ndim, 0);
@@ -685,17 +601,17 @@ static peft_tensor *b_llama_chain(peft_graph *g, peft_tensor **in, const void *u
 START_TEST(grad_llama_chain)
 {
     /* its own data (same in fork and no-fork runs); a smaller step: the chain is curved */
-    peft_rng_seed(&trng, 11);
-    peft_tensor *in[8] = {rand_tensor(3, (int64_t[]){1, 4, 8}, 1.0f, 1),
-                          rand_tensor(3, (int64_t[]){1, 2, 8}, 1.0f, 1),
-                          rand_tensor(1, (int64_t[]){8}, 1.0f, 1),
-                          rand_tensor(2, (int64_t[]){8, 8}, 0.5f, 1),
-                          rand_tensor(2, (int64_t[]){8, 8}, 0.5f, 1),
-                          rand_tensor(2, (int64_t[]){8, 8}, 0.5f, 1),
-                          rand_tensor(2, (int64_t[]){8, 8}, 0.5f, 1),
-                          rand_tensor(2, (int64_t[]){2, 8}, 0.5f, 1)};
-    check_grads("llama_chain", b_llama_chain, in, 8, NULL, 3e-3, RTOL, ATOL);
-    free_all(in, 8);
+    peft_rng_seed(&fd_rng, 11);
+    peft_tensor *in[8] = {fd_rand_tensor(3, (int64_t[]){1, 4, 8}, 1.0f, 1),
+                          fd_rand_tensor(3, (int64_t[]){1, 2, 8}, 1.0f, 1),
+                          fd_rand_tensor(1, (int64_t[]){8}, 1.0f, 1),
+                          fd_rand_tensor(2, (int64_t[]){8, 8}, 0.5f, 1),
+                          fd_rand_tensor(2, (int64_t[]){8, 8}, 0.5f, 1),
+                          fd_rand_tensor(2, (int64_t[]){8, 8}, 0.5f, 1),
+                          fd_rand_tensor(2, (int64_t[]){8, 8}, 0.5f, 1),
+                          fd_rand_tensor(2, (int64_t[]){2, 8}, 0.5f, 1)};
+    fd_check_grads(&FD, "llama_chain", b_llama_chain, in, 8, NULL, 3e-3, RTOL, ATOL);
+    fd_free_all(in, 8);
 }
 END_TEST
 
@@ -707,10 +623,10 @@ START_TEST(no_tape_without_grad)
     peft_rng_seed(&r, 3);
     peft_graph *g = peft_graph_new(&r);
     g->recording = 1;
-    peft_tensor *x = rand_tensor(3, (int64_t[]){1, 4, 8}, 1.0f, 0);
-    peft_tensor *kv = rand_tensor(3, (int64_t[]){1, 4, 4}, 1.0f, 0);
-    peft_tensor *w = rand_tensor(1, (int64_t[]){8}, 1.0f, 0);
-    peft_tensor *bias = rand_tensor(3, (int64_t[]){4, 4, 4}, 1.0f, 0);
+    peft_tensor *x = fd_rand_tensor(3, (int64_t[]){1, 4, 8}, 1.0f, 0);
+    peft_tensor *kv = fd_rand_tensor(3, (int64_t[]){1, 4, 4}, 1.0f, 0);
+    peft_tensor *w = fd_rand_tensor(1, (int64_t[]){8}, 1.0f, 0);
+    peft_tensor *bias = fd_rand_tensor(3, (int64_t[]){4, 4, 4}, 1.0f, 0);
     const int32_t idx[1] = {3};
     const float tgt[32] = {0};
     peft_tensor *outs[13];
@@ -752,7 +668,7 @@ END_TEST
 
 int main(void)
 {
-    peft_rng_seed(&trng, 2025);
+    peft_rng_seed(&fd_rng, 2025);
     Suite *s = suite_create("ops_ext");
     TCase *tg = tcase_create("gradients");
     tcase_set_timeout(tg, 120);
@@ -777,9 +693,6 @@ int main(void)
     tcase_add_test(tk, no_tape_without_grad);
     suite_add_tcase(s, tk);
 
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = tu_run_suite(s);
     return failed ? 1 : 0;
 }

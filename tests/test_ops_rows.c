@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include "ops.h"
+#include "testutil.h"
 
 static peft_rng rng;
 
@@ -92,9 +93,6 @@ int main(void)
     tcase_add_test(tc, take_rows);
     tcase_add_test(tc, put_rows);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = tu_run_suite(s);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -9,8 +9,6 @@
 #include "testutil.h"
 #include "warn.h"
 
-static void quiet(const char *m, void *u) { (void)m; (void)u; }
-
 /* the seed's docstring configs carry keys 0.13.2 itself rejects (param_counts.json notes) */
 static char *clean_config(json_t *cfg)
 {
@@ -67,7 +65,7 @@ END_TEST
 
 int main(void)
 {
-    peft_set_warning_handler(quiet, NULL);
+    peft_set_warning_handler(tu_quiet, NULL);
     json_t *pc = json_load_file(tu_fixture("hf-peft/param_counts.json"), 0, NULL);
     int n = pc ? (int)json_array_size(json_object_get(pc, "results")) : 0;
     json_decref(pc);
@@ -76,9 +74,6 @@ int main(void)
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, seed_examples, 0, n);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = tu_run_suite(s);
     return n >= 4 && failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

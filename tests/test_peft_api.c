@@ -16,12 +16,10 @@
 static peft_ctx *ctx;
 static peft_inputs in;
 
-static void quiet(const char *msg, void *ud) { (void)msg; (void)ud; }
-
 static void setup(void)
 {
     char err[256];
-    peft_set_warning_handler(quiet, NULL);
+    peft_set_warning_handler(tu_quiet, NULL);
     ctx = peft_ctx_new(7);
     ck_assert(peft_inputs_load_json(tu_fixture("hf-peft/_models/gpt2/inputs.json"), &in, err, sizeof err) == 0);
 }
@@ -613,9 +611,6 @@ int main(void)
     tcase_add_test(tc, mixed_precision_and_model_card);
     tcase_add_test(tc, mixed_batch_rows);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = tu_run_suite(s);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

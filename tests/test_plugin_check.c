@@ -27,11 +27,10 @@ static void run(result *r, const char *args, int with_valgrind)
     char cmd[8192];
     snprintf(cmd, sizeof cmd, "%s %s plugin-check %s --no-fixtures 2>&1",
              with_valgrind ? "" : "PEFT_PLUGIN_CHECK_NO_VALGRIND=1", tu_build("peft"), args);
-    FILE *p = popen(cmd, "r");
-    ck_assert_msg(p != NULL, "popen %s", cmd);
-    size_t n = fread(r->out, 1, sizeof r->out - 1, p);
-    r->out[n] = 0;
-    int ws = pclose(p);
+    char *out;
+    const int ws = tu_run_cmd(cmd, &out);
+    snprintf(r->out, sizeof r->out, "%s", out);
+    free(out);
     r->status = WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
 }
 
@@ -194,10 +193,10 @@ START_TEST(usage_errors)
     result r;
     char cmd[4096];
     snprintf(cmd, sizeof cmd, "%s plugin-check 2>&1", tu_build("peft"));
-    FILE *p = popen(cmd, "r");
-    size_t n = fread(r.out, 1, sizeof r.out - 1, p);
-    r.out[n] = 0;
-    int ws = pclose(p);
+    char *out;
+    const int ws = tu_run_cmd(cmd, &out);
+    snprintf(r.out, sizeof r.out, "%s", out);
+    free(out);
     ck_assert_int_eq(WEXITSTATUS(ws), 2);
     ASSERT_HAS(r.out, "which plugin");
 
@@ -260,9 +259,6 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = tu_run_suite(suite());
     return failed ? 1 : 0;
 }

@@ -34,11 +34,9 @@ static const char *const fixture_cases[] = {
 };
 #define N_FIXTURE_CASES (int)(sizeof fixture_cases / sizeof fixture_cases[0])
 
-static void quiet(const char *msg, void *ud) { (void)msg; (void)ud; }
-
 START_TEST(fixture_case)
 {
-    peft_set_warning_handler(quiet, NULL);
+    peft_set_warning_handler(tu_quiet, NULL);
     contract_run_case(fixture_cases[_i]);
 }
 END_TEST
@@ -750,7 +748,7 @@ END_TEST
 int main(void)
 {
     peft_rng_seed(&trng, 42);
-    peft_set_warning_handler(quiet, NULL);
+    peft_set_warning_handler(tu_quiet, NULL);
     Suite *s = suite_create("prompt_learning");
     TCase *tc = tcase_create("fixtures");
     tcase_set_timeout(tc, 120);
@@ -779,9 +777,6 @@ int main(void)
     tcase_add_test(tp, registry_rules);
     tcase_add_test(tp, projection_adapter_loads_trainable);
     suite_add_tcase(s, tp);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = tu_run_suite(s);
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

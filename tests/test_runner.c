@@ -573,9 +573,6 @@ int main(void)
     tcase_add_test(t, test_adamw_params_and_state);
     tcase_add_test(t, test_svg_escaping);
     suite_add_tcase(s, t);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = tu_run_suite(s);
     return failed ? 1 : 0;
 }

@@ -437,9 +437,6 @@ static Suite *safetensors_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(safetensors_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = tu_run_suite(safetensors_suite());
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

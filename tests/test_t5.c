@@ -17,6 +17,7 @@
 #include "model.h"
 #include "models/t5_attention.h"
 #include "ops.h"
+#include "model_fixture.h"
 #include "testutil.h"
 
 #define T5_DIR "hf-peft/_models/t5"
@@ -33,46 +34,10 @@
 static peft_inputs load_inputs(void)
 {
     peft_inputs in;
-    char err[512];
-    ck_assert_msg(peft_inputs_load_json(tu_fixture(T5_DIR "/inputs.json"), &in, err, sizeof err) == 0,
-                  "%s", err);
+    tu_peft_inputs_load(T5_DIR "/inputs.json", &in);
     ck_assert(in.decoder_input_ids && in.labels && in.B == 2 && in.T == 8 && in.Td == 6);
     ck_assert_int_eq(in.labels_len, 6);
     return in;
-}
-
-static peft_base_model *load_ok(const char *dir)
-{
-    peft_base_model *m = NULL;
-    char err[1024] = "";
-    ck_assert_msg(peft_base_model_load(dir, &m, err, sizeof err) == 0, "load %s: %s", dir, err);
-    return m;
-}
-
-static const char *load_fails(const char *dir)
-{
-    static char err[1024];
-    peft_base_model *m = (peft_base_model *)0x1;
-    err[0] = 0;
-    ck_assert_int_eq(peft_base_model_load(dir, &m, err, sizeof err), -1);
-    ck_assert(m == NULL && err[0]);
-    if (getenv("TU_VERBOSE")) printf("  expected error: %s\n", err);
-    return err;
-}
-
-/* f32 tensor `name` of a safetensors file, malloc'd; *n its numel */
-static float *read_f32(const char *path, const char *name, int64_t *n)
-{
-    peft_st_file *f = NULL;
-    char err[512];
-    ck_assert_msg(peft_st_open(path, &f, err, sizeof err) == 0, "%s", err);
-    const peft_st_entry *e = peft_st_find(f, name);
-    ck_assert_msg(e && e->dtype == PEFT_DTYPE_F32, "%s: no f32 '%s'", path, name);
-    *n = (int64_t)(e->nbytes / 4);
-    float *r = malloc(e->nbytes);
-    memcpy(r, e->data, e->nbytes);
-    peft_st_close(f);
-    return r;
 }
 
 /* a forward pass: malloc'd logits (B*Td*V), the loss (NAN without labels); a graph that records
@@ -225,14 +190,14 @@ static void write_dir(const char *dir, const char *patch, const tensors *ts)
 
 START_TEST(test_logits_and_loss)
 {
-    peft_base_model *m = load_ok(tu_fixture(T5_DIR));
+    peft_base_model *m = tu_model_load_ok(tu_fixture(T5_DIR));
     peft_inputs in = load_inputs();
     peft_model_inputs pin;
     peft_inputs_view(&in, &pin);
     double loss;
     int64_t n, nr;
     float *logits = forward(m, &pin, &loss, 0, &n);
-    float *ref = read_f32(tu_fixture(T5_DIR "/base_logits.safetensors"), "logits", &nr);
+    float *ref = tu_fixture_f32(T5_DIR "/base_logits.safetensors", "logits", &nr);
     ck_assert_int_eq(n, nr);
     ck_assert_int_eq(n, 2 * 6 * 128);
     double diff = tu_max_abs_diff(logits, ref, n);
@@ -262,7 +227,7 @@ END_TEST
  * what the fixture's decoder_input_ids are */
 START_TEST(test_decoder_inputs_from_labels)
 {
-    peft_base_model *m = load_ok(tu_fixture(T5_DIR));
+    peft_base_model *m = tu_model_load_ok(tu_fixture(T5_DIR));
     peft_inputs in = load_inputs();
     peft_model_inputs pin;
     peft_inputs_view(&in, &pin);
@@ -284,7 +249,7 @@ END_TEST
 
 START_TEST(test_params_and_facts)
 {
-    peft_base_model *m = load_ok(tu_fixture(T5_DIR));
+    peft_base_model *m = tu_model_load_ok(tu_fixture(T5_DIR));
     int64_t total = 0;
     for (size_t i = 0; i < m->n_params; i++) total += m->params[i].t->numel;
     ck_assert_int_eq(total, NUM_PARAMS);
@@ -334,7 +299,7 @@ END_TEST
 
 START_TEST(test_sites)
 {
-    peft_base_model *m = load_ok(tu_fixture(T5_DIR));
+    peft_base_model *m = tu_model_load_ok(tu_fixture(T5_DIR));
     /* encoder: 4 attention + wi + wo per block; decoder: 8 attention + wi + wo */
     ck_assert_int_eq(m->n_sites, 2 * 6 + 2 * 10);
     const struct { const char *name; int layer; int64_t in, out; } want[] = {
@@ -372,7 +337,7 @@ START_TEST(test_untied_head)
     tensors *ts = read_tensors();
     add_copy(ts, "shared.weight", "lm_head.weight");
     write_dir(dir, "{\"tie_word_embeddings\": false}", ts);
-    peft_base_model *m = load_ok(dir), *ref = load_ok(tu_fixture(T5_DIR));
+    peft_base_model *m = tu_model_load_ok(dir), *ref = tu_model_load_ok(tu_fixture(T5_DIR));
     ck_assert_ptr_nonnull(peft_model_find_param(m, "lm_head.weight"));
     peft_inputs in = load_inputs();
     peft_model_inputs pin;
@@ -393,7 +358,7 @@ START_TEST(test_untied_head)
     peft_base_model_free(ref);
     /* untied without lm_head.weight */
     write_dir(dir, "{\"tie_word_embeddings\": false}", NULL);
-    ck_assert_has(load_fails(dir), "lm_head.weight");
+    ck_assert_has(tu_model_load_fails(dir), "lm_head.weight");
     free_tensors(ts);
     tu_rmtree(dir);
     free(dir);
@@ -421,7 +386,7 @@ START_TEST(test_gated_and_decoder_layers)
         }
     write_dir(dir, "{\"feed_forward_proj\": \"gated-gelu\", \"dense_act_fn\": \"gelu_new\", "
                    "\"is_gated_act\": true, \"num_decoder_layers\": 1}", ts);
-    peft_base_model *m = load_ok(dir);
+    peft_base_model *m = tu_model_load_ok(dir);
     ck_assert_ptr_nonnull(peft_model_find_site(m, "encoder.block.1.layer.1.DenseReluDense.wi_0"));
     ck_assert_ptr_nonnull(peft_model_find_site(m, "decoder.block.0.layer.2.DenseReluDense.wi_1"));
     ck_assert_ptr_null(peft_model_find_site(m, "decoder.block.1.layer.0.SelfAttention.q"));
@@ -587,8 +552,8 @@ static void run_prompt_case(const char *name, int prefix, const char *grad_key)
     char path[512];
     snprintf(path, sizeof path, "hf-peft/%s/adapter/adapter_model.safetensors", name);
     int64_t nt;
-    float *emb = read_f32(tu_fixture(path), "prompt_embeddings", &nt);
-    peft_base_model *m = load_ok(tu_fixture(T5_DIR));
+    float *emb = tu_fixture_f32(path, "prompt_embeddings", &nt);
+    peft_base_model *m = tu_model_load_ok(tu_fixture(T5_DIR));
     hook_ud u = {0};
     u.P = 5;
     u.C = 32;
@@ -616,7 +581,7 @@ static void run_prompt_case(const char *name, int prefix, const char *grad_key)
     int64_t n, nr;
     float *logits = forward(m, &pin, &loss, grad_key != NULL, &n);
     snprintf(path, sizeof path, "hf-peft/%s/peft_logits.safetensors", name);
-    float *ref = read_f32(tu_fixture(path), "logits", &nr);
+    float *ref = tu_fixture_f32(path, "logits", &nr);
     ck_assert_int_eq(n, nr);
     double diff = tu_max_abs_diff(logits, ref, n);
 
@@ -634,7 +599,7 @@ static void run_prompt_case(const char *name, int prefix, const char *grad_key)
     if (grad_key) {
         snprintf(path, sizeof path, "hf-peft/%s/grads.safetensors", name);
         int64_t ng;
-        float *gref = read_f32(tu_fixture(path), grad_key, &ng);
+        float *gref = tu_fixture_f32(path, grad_key, &ng);
         ck_assert_int_eq(ng, nt);
         ck_assert_ptr_nonnull(u.table->grad);
         gdiff = tu_max_abs_diff(u.table->grad, gref, ng);
@@ -682,7 +647,7 @@ END_TEST
  * encoder states, so the EncDecAttention k/v weights no longer matter */
 START_TEST(test_prefix_replaces_cross_attention)
 {
-    peft_base_model *m = load_ok(tu_fixture(T5_DIR));
+    peft_base_model *m = tu_model_load_ok(tu_fixture(T5_DIR));
     hook_ud u = {0};
     u.P = 8;
     u.C = 32;
@@ -752,7 +717,7 @@ START_TEST(test_bad_configs)
     };
     for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
         write_dir(dir, c[i].patch, NULL);
-        const char *e = load_fails(dir);
+        const char *e = tu_model_load_fails(dir);
         ck_assert_has(e, c[i].needle);
         if (!strstr(c[i].needle, "has shape")) ck_assert_has(e, dir);
     }
@@ -760,7 +725,7 @@ START_TEST(test_bad_configs)
     tensors *ts = read_tensors();
     remove_tensor(ts, "decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight");
     write_dir(dir, NULL, ts);
-    ck_assert_has(load_fails(dir), "decoder.block.0.layer.0.SelfAttention.relative_attention_bias");
+    ck_assert_has(tu_model_load_fails(dir), "decoder.block.0.layer.0.SelfAttention.relative_attention_bias");
     free_tensors(ts);
     tu_rmtree(dir);
     free(dir);
@@ -769,7 +734,7 @@ END_TEST
 
 START_TEST(test_bad_inputs)
 {
-    peft_base_model *m = load_ok(tu_fixture(T5_DIR));
+    peft_base_model *m = tu_model_load_ok(tu_fixture(T5_DIR));
     peft_inputs in = load_inputs();
     peft_model_inputs pin;
     peft_inputs_view(&in, &pin);
@@ -797,7 +762,7 @@ START_TEST(test_bad_inputs)
     /* no decoder_start_token_id: labels cannot be shifted */
     char *dir = tu_tmpdir();
     write_dir(dir, "{\"decoder_start_token_id\": null}", NULL);
-    m = load_ok(dir);
+    m = tu_model_load_ok(dir);
     p = pin;
     p.decoder_input_ids = NULL;
     ck_assert_has(forward_fails(m, &p), "decoder_start_token_id");
@@ -810,7 +775,7 @@ START_TEST(test_bad_inputs)
     free(dir);
 
     /* a prompt hook handing the wrong shape */
-    m = load_ok(tu_fixture(T5_DIR));
+    m = tu_model_load_ok(tu_fixture(T5_DIR));
     hook_ud u = {.P = 5, .C = 32, .L = 2};
     u.table = peft_tensor_new(PEFT_DTYPE_F32, 2, (int64_t[]){10, 16});
     peft_prompt_hooks hooks = {.ud = &u, .n_virtual = 5, .virtual_tokens = hook_virtual};
@@ -848,9 +813,6 @@ static Suite *t5_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(t5_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = tu_run_suite(t5_suite());
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -422,12 +422,11 @@ END_TEST
 /* `peft tokenize`: the command prints the same ids, and decodes them back */
 static char *run_cmd(const char *cmd)
 {
-    FILE *p = popen(cmd, "r");
-    ck_assert_ptr_nonnull(p);
     static char out[4096];
-    size_t n = fread(out, 1, sizeof out - 1, p);
-    out[n] = 0;
-    ck_assert_int_eq(pclose(p), 0);
+    char *all;
+    ck_assert_int_eq(tu_run_cmd(cmd, &all), 0);
+    snprintf(out, sizeof out, "%s", all);
+    free(all);
     return out;
 }
 
@@ -444,9 +443,9 @@ START_TEST(cli_tokenize)
     snprintf(cmd, sizeof cmd, "%s tokenize --model %s --decode --text \"[1, 22557, 1526]\" --skip-special-tokens", peft, tfix("llama2"));
     ck_assert_str_eq(run_cmd(cmd), "Hello world\n");
     snprintf(cmd, sizeof cmd, "%s tokenize --model %s --decode --text \"1 x\" 2>/dev/null", peft, tfix("llama2"));
-    FILE *p = popen(cmd, "r");
-    ck_assert_ptr_nonnull(p);
-    ck_assert_int_ne(pclose(p), 0);
+    char *out;
+    ck_assert_int_ne(tu_run_cmd(cmd, &out), 0);
+    free(out);
 }
 END_TEST
 
@@ -469,9 +468,6 @@ int main(void)
     tcase_add_test(tr, long_text);
     tcase_add_test(tr, cli_tokenize);
     suite_add_tcase(s, tr);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = tu_run_suite(s);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -2,6 +2,7 @@
 #ifndef PEFT_TESTUTIL_H
 #define PEFT_TESTUTIL_H
 
+#include <check.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -18,5 +19,19 @@ double tu_max_abs_diff(const float *a, const float *b, int64_t n);
 /* reads a whole file; caller frees; NULL if unreadable */
 char *tu_read_file(const char *path, size_t *len);
 int tu_write_file(const char *path, const void *data, size_t len);
+
+/* a warning handler that drops the message (peft_set_warning_handler(tu_quiet, NULL)) */
+void tu_quiet(const char *msg, void *ud);
+
+/* runs suite s (CK_NORMAL output) and frees its runner; the number of failed checks */
+int tu_run_suite(Suite *s);
+
+/* runs the shell command line cmd; its whole stdout in *out (caller frees); returns pclose's
+ * wait status (fails the test if popen does) */
+int tu_run_cmd(const char *cmd, char **out);
+/* runs build/peft with the printf-formatted args, stdout+stderr captured (`2>&1`); returns the
+ * exit code (128 if it did not exit normally); the output in *out (caller frees), or freed when
+ * out is NULL */
+int tu_run_peft(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

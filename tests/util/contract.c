@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "contract.h"
+#include "model_fixture.h"
 #include "inputs.h"
 #include "peft.h"
 #include "safetensors.h"
@@ -43,15 +44,6 @@ static json_t *case_entry(const char *name)
     return NULL;
 }
 
-static peft_tensor *output_named(const peft_model_outputs *o, const char *name)
-{
-    if (!strcmp(name, "logits")) return o->logits;
-    if (!strcmp(name, "start_logits")) return o->start_logits;
-    if (!strcmp(name, "end_logits")) return o->end_logits;
-    if (!strcmp(name, "last_hidden_state")) return o->last_hidden_state;
-    return NULL;
-}
-
 /* largest difference between every tensor of fixture file rel and the output of that name */
 static double diff_outputs(const char *rel, const peft_model_outputs *o)
 {
@@ -60,7 +52,7 @@ static double diff_outputs(const char *rel, const peft_model_outputs *o)
     ck_assert_msg(peft_st_open(tu_fixture(rel), &f, err, sizeof err) == 0, "%s", err);
     double worst = 0;
     for (size_t i = 0; i < f->n_entries; i++) {
-        peft_tensor *t = output_named(o, f->entries[i].name);
+        peft_tensor *t = tu_output_named(o, f->entries[i].name);
         ck_assert_msg(t, "%s: the model gave no '%s'", rel, f->entries[i].name);
         ck_assert_msg((int64_t)(f->entries[i].nbytes / 4) == t->numel, "%s: '%s' has %lld values, the model %lld",
                       rel, f->entries[i].name, (long long)(f->entries[i].nbytes / 4), (long long)t->numel);
@@ -526,9 +518,6 @@ int contract_suite_main(const char *suite, const char *const *prefixes, int n_pr
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, suite_case, 0, n);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int failed = tu_run_suite(s);
     return n >= min_cases && failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

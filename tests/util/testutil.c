@@ -1,11 +1,14 @@
 /* testutil.c — fixture paths, temp dirs and comparisons for the Check suites. */
 #define _GNU_SOURCE
 #include "testutil.h"
+#include <check.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <ftw.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static const char *rotate(const char *base, const char *rel)
@@ -80,4 +83,49 @@ int tu_write_file(const char *path, const void *data, size_t len)
     if (!f) return -1;
     size_t w = fwrite(data, 1, len, f);
     return fclose(f) == 0 && w == len ? 0 : -1;
+}
+
+int tu_run_cmd(const char *cmd, char **out)
+{
+    FILE *p = popen(cmd, "r");
+    ck_assert_msg(p != NULL, "popen %s", cmd);
+    size_t cap = 1 << 16, n = 0, r;
+    char *buf = malloc(cap);
+    while ((r = fread(buf + n, 1, cap - n - 1, p)) > 0) {
+        n += r;
+        if (n + 1 == cap) buf = realloc(buf, cap *= 2);
+    }
+    buf[n] = 0;
+    *out = buf;
+    return pclose(p);
+}
+
+int tu_run_peft(char **out, const char *fmt, ...)
+{
+    char args[8192], cmd[9000];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1", tu_build("peft"), args);
+    char *buf;
+    const int st = tu_run_cmd(cmd, &buf);
+    if (out) *out = buf;
+    else free(buf);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+int tu_run_suite(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    const int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed;
+}
+
+void tu_quiet(const char *msg, void *ud)
+{
+    (void)msg;
+    (void)ud;
 }
