@@ -146,8 +146,7 @@ static void remove_tiny(void)
 /* a 2-layer GPT-2 (n_embd 32, 4 heads, vocab 64) in a temp dir, removed at exit */
 static int tiny_gpt2(pc_env *env)
 {
-    snprintf(tiny_dir, sizeof tiny_dir, "/tmp/peft-plugin-check-gpt2-XXXXXX");
-    if (!mkdtemp(tiny_dir)) {
+    if (pc_temp_template(tiny_dir, sizeof tiny_dir, "gpt2") || !mkdtemp(tiny_dir)) {
         tiny_dir[0] = 0;
         return cli_fail("plugin-check: cannot make a temp dir for the tiny GPT-2");
     }

@@ -95,6 +95,9 @@ int pc_base_unchanged(peft_base_model *base, const char *dir, char *msg, size_t 
 
 /* removes dir and the files in it (one level: what save_pretrained and init-model write) */
 void pc_rm_dir(const char *dir);
+/* a mkdtemp/mkstemp template "$TMPDIR/peft-plugin-check-<what>-XXXXXX" ($TMPDIR unset: /tmp)
+ * into buf; 0, or -1 when it does not fit */
+int pc_temp_template(char *buf, size_t len, const char *what);
 
 /* ---- the checks ---- */
 int pc_check_abi(const pc_env *env, const pc_model *model, char *msg, size_t len);

@@ -260,6 +260,13 @@ int pc_base_unchanged(peft_base_model *base, const char *dir, char *msg, size_t 
     return rc;
 }
 
+int pc_temp_template(char *buf, size_t len, const char *what)
+{
+    const char *t = getenv("TMPDIR");
+    int n = snprintf(buf, len, "%s/peft-plugin-check-%s-XXXXXX", t && *t ? t : "/tmp", what);
+    return n > 0 && (size_t)n < len ? 0 : -1;
+}
+
 void pc_rm_dir(const char *dir)
 {
     DIR *d = opendir(dir);

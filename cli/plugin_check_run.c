@@ -150,8 +150,8 @@ int pc_check_valgrind(const pc_env *env, const pc_model *model, char *msg, size_
                       "checks the same things");
     if (!on_path("valgrind", vg, sizeof vg))
         return pc_msg(msg, len, PC_SKIP, "valgrind is not on PATH");
-    char log[] = "/tmp/peft-plugin-check-vg-XXXXXX";
-    int lfd = mkstemp(log);
+    char log[4096];
+    int lfd = pc_temp_template(log, sizeof log, "vg") ? -1 : mkstemp(log);
     if (lfd < 0) return pc_msg(msg, len, PC_FAIL, "mkstemp: %s", strerror(errno));
 
     char logopt[64 + sizeof log];

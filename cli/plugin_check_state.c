@@ -227,14 +227,14 @@ int pc_check_save_load(const pc_env *env, const pc_model *model, char *msg, size
     float *base_out, *before = NULL, *after = NULL;
     int64_t n0, n = 0, n1;
     peft_model *m2 = NULL;
-    char dir[] = "/tmp/peft-plugin-check-save-XXXXXX";
+    char dir[4096];
     int made = 0;
     int status = setup(env, model, &r, 7, &base_out, &n0, msg, len);
     if (status != PC_PASS) goto done;
     status = PC_FAIL;
     if (!(before = outputs(&r, &n, msg, len))) goto done;
-    if (!mkdtemp(dir)) {
-        pc_msg(msg, len, PC_FAIL, "mkdtemp failed");
+    if (pc_temp_template(dir, sizeof dir, "save") || !mkdtemp(dir)) {
+        pc_msg(msg, len, PC_FAIL, "cannot make a temp dir for the saved adapter");
         goto done;
     }
     made = 1;
