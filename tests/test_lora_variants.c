@@ -110,6 +110,32 @@ static void fake_free(fake *f)
     free(f->w0);
 }
 
+/* central differences (step 1e-2) of sum(forward(x, y)) against the analytic gradients already
+ * in ts[t]->grad, for every element of the n tensors */
+static void fd_sum_of_outputs(fake *f, peft_graph *g, peft_tensor *x, peft_tensor *y, peft_tensor *const *ts,
+                              const char *const *names, int n, const char *what)
+{
+    for (int t = 0; t < n; t++)
+        for (int64_t j = 0; j < ts[t]->numel; j++) {
+            float *p = peft_f32(ts[t]);
+            const float o = p[j];
+            double l[2];
+            for (int sgn = 0; sgn < 2; sgn++) {
+                p[j] = o + (sgn ? -1e-2f : 1e-2f);
+                peft_graph_reset(g);
+                g->recording = 0;
+                peft_tensor *ot = f->vt->forward(f->state, g, &f->site->info, x, y);
+                l[sgn] = 0;
+                for (int64_t i = 0; i < ot->numel; i++) l[sgn] += peft_f32(ot)[i];
+            }
+            p[j] = o;
+            const double num = (l[0] - l[1]) / 2e-2, ana = ts[t]->grad[j];
+            ck_assert_msg(fabs(num - ana) <= 2e-3 + 2e-3 * fabs(num), "%s d%s[%ld]: %g vs %g", what, names[t],
+                          (long)j, ana, num);
+        }
+}
+
+
 /* the adapter's tensors: 0 A (r, in), 1 B (out, r), 2 magnitude (out) or NULL */
 static peft_tensor *param(fake *f, int i)
 {
@@ -294,24 +320,8 @@ START_TEST(dora_kernel_fd_direct)
     for (int64_t i = 0; i < out->numel; i++) go[i] = 1.0f;
     for (size_t k = g->n_nodes; k-- > 0;) g->nodes[k].fn(g, g->nodes[k].ctx);
     peft_tensor *ts[2] = {x, M};
-    for (int t = 0; t < 2; t++)
-        for (int64_t j = 0; j < ts[t]->numel; j++) {
-            float *p = peft_f32(ts[t]);
-            const float o = p[j];
-            double l[2];
-            for (int sgn = 0; sgn < 2; sgn++) {
-                p[j] = o + (sgn ? -1e-2f : 1e-2f);
-                peft_graph_reset(g);
-                g->recording = 0;
-                peft_tensor *ot = f.vt->forward(f.state, g, &f.site->info, x, y);
-                l[sgn] = 0;
-                for (int64_t i = 0; i < ot->numel; i++) l[sgn] += peft_f32(ot)[i];
-            }
-            p[j] = o;
-            const double num = (l[0] - l[1]) / 2e-2, ana = ts[t]->grad[j];
-            ck_assert_msg(fabs(num - ana) <= 2e-3 + 2e-3 * fabs(num), "%s[%ld]: %g vs %g",
-                          t ? "magnitude" : "x", (long)j, ana, num);
-        }
+    const char *names[2] = {"x", "magnitude"};
+    fd_sum_of_outputs(&f, g, x, y, ts, names, 2, "dora");
     peft_graph_free(g);
     peft_tensor_free(x);
     peft_tensor_free(y);
@@ -438,24 +448,8 @@ START_TEST(olora_init_identity)
     for (int64_t i = 0; i < o_t->numel; i++) go[i] = 1.0f;
     for (size_t k = g->n_nodes; k-- > 0;) g->nodes[k].fn(g, g->nodes[k].ctx);
     peft_tensor *ts[2] = {A, B};
-    for (int t = 0; t < 2; t++)
-        for (int64_t j = 0; j < ts[t]->numel; j++) {
-            float *p = peft_f32(ts[t]);
-            const float o0 = p[j];
-            double l[2];
-            for (int sgn = 0; sgn < 2; sgn++) {
-                p[j] = o0 + (sgn ? -1e-2f : 1e-2f);
-                peft_graph_reset(g);
-                g->recording = 0;
-                peft_tensor *ot = f.vt->forward(f.state, g, &f.site->info, x, y);
-                l[sgn] = 0;
-                for (int64_t i = 0; i < ot->numel; i++) l[sgn] += peft_f32(ot)[i];
-            }
-            p[j] = o0;
-            const double num = (l[0] - l[1]) / 2e-2, ana = ts[t]->grad[j];
-            ck_assert_msg(fabs(num - ana) <= 2e-3 + 2e-3 * fabs(num), "olora d%s[%ld]: %g vs %g",
-                          t ? "B" : "A", (long)j, ana, num);
-        }
+    const char *names[2] = {"A", "B"};
+    fd_sum_of_outputs(&f, g, x, y, ts, names, 2, "olora");
     peft_graph_free(g);
     peft_tensor_free(x);
     peft_tensor_free(y);
