@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "dtype.h"
 #include "model.h"
 #include "model_fixture.h"
 #include "testutil.h"
@@ -79,92 +80,6 @@ static peft_base_model *load_ok(const char *dir)
 
 #define ck_assert_has(msg, needle) \
     ck_assert_msg(strstr((msg), (needle)) != NULL, "message \"%s\" lacks \"%s\"", (msg), (needle))
-
-/* A writable copy of the fixture's tensors (copied data, so that tests may edit and re-type). */
-typedef struct tensors {
-    peft_st_out *t;
-    char **names;
-    int64_t (*shapes)[PEFT_MAX_DIMS];
-    void **data;
-    size_t n;
-} tensors;
-
-static tensors read_tensors(void)
-{
-    peft_st_file *f = NULL;
-    char err[512];
-    ck_assert_msg(peft_st_open(tu_fixture(GPT2_DIR "/model.safetensors"), &f, err, sizeof err) == 0,
-                  "%s", err);
-    tensors ts;
-    ts.n = f->n_entries;
-    ts.t = calloc(ts.n + 1, sizeof *ts.t); /* + 1: room for one added tensor */
-    ts.names = calloc(ts.n + 1, sizeof *ts.names);
-    ts.shapes = calloc(ts.n + 1, sizeof *ts.shapes);
-    ts.data = calloc(ts.n + 1, sizeof *ts.data);
-    for (size_t i = 0; i < ts.n; i++) {
-        const peft_st_entry *e = &f->entries[i];
-        ts.names[i] = strdup(e->name);
-        memcpy(ts.shapes[i], e->shape, sizeof ts.shapes[i]);
-        ts.data[i] = malloc(e->nbytes);
-        memcpy(ts.data[i], e->data, e->nbytes);
-        ts.t[i] = (peft_st_out){ts.names[i], e->dtype, e->ndim, ts.shapes[i], ts.data[i]};
-    }
-    peft_st_close(f);
-    return ts;
-}
-
-static void free_tensors(tensors *ts)
-{
-    for (size_t i = 0; i < ts->n; i++) {
-        free(ts->names[i]);
-        free(ts->data[i]);
-    }
-    free(ts->t);
-    free(ts->names);
-    free(ts->shapes);
-    free(ts->data);
-}
-
-static size_t tensor_index(const tensors *ts, const char *name)
-{
-    for (size_t i = 0; i < ts->n; i++)
-        if (strcmp(ts->names[i], name) == 0) return i;
-    ck_abort_msg("no tensor %s", name);
-    return 0;
-}
-
-static void write_st(const char *dir, const char *file, const peft_st_out *t, size_t n)
-{
-    char path[4096], err[512];
-    snprintf(path, sizeof path, "%s/%s", dir, file);
-    ck_assert_msg(peft_st_write(path, t, n, NULL, err, sizeof err) == 0, "%s", err);
-}
-
-/* the fixture config.json with `patch` (a JSON object text, or NULL) merged in */
-static void write_config(const char *dir, const char *patch)
-{
-    json_error_t je;
-    json_t *cfg = json_load_file(tu_fixture(GPT2_DIR "/config.json"), 0, &je);
-    ck_assert(cfg != NULL);
-    if (patch) {
-        json_t *p = json_loads(patch, 0, &je);
-        ck_assert_msg(p != NULL, "patch: %s", je.text);
-        json_object_update(cfg, p);
-        json_decref(p);
-    }
-    char path[4096];
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    ck_assert(json_dump_file(cfg, path, JSON_INDENT(2)) == 0);
-    json_decref(cfg);
-}
-
-static uint16_t f32_to_bf16(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    u += 0x7fffu + ((u >> 16) & 1u); /* round to nearest even (finite values) */
-    return (uint16_t)(u >> 16);
-}
 
 /* ---- tests ------------------------------------------------------------------------------- */
 
@@ -296,11 +211,15 @@ START_TEST(test_sharded)
 {
     char *dir = tu_tmpdir();
     ck_assert(dir != NULL);
-    write_config(dir, NULL);
-    tensors ts = read_tensors();
+    tu_write_config(GPT2_DIR, dir, NULL, TU_NULL_SETS);
+    tu_tensors ts = tu_tensors_read(GPT2_DIR);
     size_t half = ts.n / 2;
-    write_st(dir, "model-00001-of-00002.safetensors", ts.t, half);
-    write_st(dir, "model-00002-of-00002.safetensors", ts.t + half, ts.n - half);
+    tu_tensors part = ts;
+    part.n = half;
+    tu_tensors_write(&part, dir, "model-00001-of-00002.safetensors");
+    part.t += half;
+    part.n = ts.n - half;
+    tu_tensors_write(&part, dir, "model-00002-of-00002.safetensors");
     json_t *idx = json_object(), *wm = json_object();
     json_object_set_new(idx, "metadata", json_pack("{s:i}", "total_size", 126464));
     for (size_t i = 0; i < ts.n; i++)
@@ -332,7 +251,7 @@ START_TEST(test_sharded)
     const char *e = tu_model_load_fails(dir);
     ck_assert_has(e, "model-00002-of-00002.safetensors");
     ck_assert_has(e, "model.safetensors.index.json");
-    free_tensors(&ts);
+    tu_tensors_free(&ts);
     tu_rmtree(dir);
     free(dir);
 }
@@ -341,19 +260,19 @@ END_TEST
 START_TEST(test_bf16)
 {
     char *dir = tu_tmpdir();
-    write_config(dir, NULL);
-    tensors ts = read_tensors();
+    tu_write_config(GPT2_DIR, dir, NULL, TU_NULL_SETS);
+    tu_tensors ts = tu_tensors_read(GPT2_DIR);
     for (size_t i = 0; i < ts.n; i++) {
         int64_t n = peft_shape_numel(ts.t[i].ndim, ts.t[i].shape);
         const float *src = ts.data[i];
         uint16_t *dst = malloc((size_t)n * 2);
-        for (int64_t j = 0; j < n; j++) dst[j] = f32_to_bf16(src[j]);
+        ck_assert_int_eq(peft_convert_from_f32(PEFT_DTYPE_BF16, src, dst, n), 0);
         free(ts.data[i]);
         ts.data[i] = dst;
         ts.t[i].data = dst;
         ts.t[i].dtype = PEFT_DTYPE_BF16;
     }
-    write_st(dir, "model.safetensors", ts.t, ts.n);
+    tu_tensors_write(&ts, dir, NULL);
     peft_base_model *m = load_ok(dir);
     ck_assert_int_eq(peft_model_find_param(m, "transformer.wte.weight")->t->dtype, PEFT_DTYPE_BF16);
     double loss;
@@ -367,7 +286,7 @@ START_TEST(test_bf16)
     free(logits);
     free(ref);
     peft_base_model_free(m);
-    free_tensors(&ts);
+    tu_tensors_free(&ts);
     tu_rmtree(dir);
     free(dir);
 }
@@ -377,15 +296,15 @@ END_TEST
 START_TEST(test_old_names)
 {
     char *dir = tu_tmpdir();
-    write_config(dir, NULL);
-    tensors ts = read_tensors();
+    tu_write_config(GPT2_DIR, dir, NULL, TU_NULL_SETS);
+    tu_tensors ts = tu_tensors_read(GPT2_DIR);
     for (size_t i = 0; i < ts.n; i++) {
         char *stripped = strdup(ts.names[i] + strlen("transformer."));
         free(ts.names[i]);
         ts.names[i] = stripped;
         ts.t[i].name = stripped;
     }
-    write_st(dir, "model.safetensors", ts.t, ts.n);
+    tu_tensors_write(&ts, dir, NULL);
     peft_base_model *m = load_ok(dir);
     ck_assert_ptr_nonnull(peft_model_find_param(m, "transformer.h.0.attn.c_attn.weight"));
     ck_assert_ptr_null(peft_model_find_param(m, "h.0.attn.c_attn.weight"));
@@ -397,7 +316,7 @@ START_TEST(test_old_names)
     free(logits);
     free(ref);
     peft_base_model_free(m);
-    free_tensors(&ts);
+    tu_tensors_free(&ts);
     tu_rmtree(dir);
     free(dir);
 }
@@ -407,17 +326,14 @@ END_TEST
 START_TEST(test_untied_head)
 {
     char *dir = tu_tmpdir();
-    write_config(dir, "{\"tie_word_embeddings\": false}");
-    tensors ts = read_tensors();
-    size_t w = tensor_index(&ts, "transformer.wte.weight");
+    tu_write_config(GPT2_DIR, dir, "{\"tie_word_embeddings\": false}", TU_NULL_SETS);
+    tu_tensors ts = tu_tensors_read(GPT2_DIR);
+    size_t w = tu_tensors_find(&ts, "transformer.wte.weight");
     float *head = malloc(128 * 32 * sizeof *head);
     for (int i = 0; i < 128 * 32; i++) head[i] = 2.0f * ((float *)ts.data[w])[i];
-    size_t k = ts.n++;
-    ts.names[k] = strdup("lm_head.weight");
-    memcpy(ts.shapes[k], ts.shapes[w], sizeof ts.shapes[k]);
-    ts.data[k] = head;
-    ts.t[k] = (peft_st_out){ts.names[k], PEFT_DTYPE_F32, 2, ts.shapes[k], head};
-    write_st(dir, "model.safetensors", ts.t, ts.n);
+    tu_tensors_add(&ts, "lm_head.weight", PEFT_DTYPE_F32, 2, ts.shapes[w], head);
+    free(head);
+    tu_tensors_write(&ts, dir, NULL);
 
     peft_base_model *m = load_ok(dir);
     ck_assert_ptr_nonnull(peft_model_find_param(m, "lm_head.weight"));
@@ -435,12 +351,11 @@ START_TEST(test_untied_head)
     peft_base_model_free(m);
 
     /* untied but the file has no lm_head.weight: an error, not a random head */
-    ts.n--;
-    write_st(dir, "model.safetensors", ts.t, ts.n);
+    tu_tensors_remove(&ts, "lm_head.weight");
+    tu_tensors_write(&ts, dir, NULL);
     const char *e = tu_model_load_fails(dir);
     ck_assert_has(e, "lm_head.weight");
-    ts.n++; /* so that the head and its name are freed too */
-    free_tensors(&ts);
+    tu_tensors_free(&ts);
     tu_rmtree(dir);
     free(dir);
 }
@@ -470,14 +385,14 @@ START_TEST(test_bad_dirs)
     ck_assert_has(e, "model_type");
 
     /* unknown model_type: named, with the supported list */
-    write_config(dir, "{\"model_type\": \"gpt3-turbo\"}");
+    tu_write_config(GPT2_DIR, dir, "{\"model_type\": \"gpt3-turbo\"}", TU_NULL_SETS);
     e = tu_model_load_fails(dir);
     ck_assert_has(e, "config.json");
     ck_assert_has(e, "gpt3-turbo");
     ck_assert_has(e, "gpt2");
 
     /* no weights at all: both paths named */
-    write_config(dir, NULL);
+    tu_write_config(GPT2_DIR, dir, NULL, TU_NULL_SETS);
     e = tu_model_load_fails(dir);
     snprintf(sub, sizeof sub, "%s/model.safetensors", dir);
     ck_assert_has(e, sub);
@@ -485,26 +400,28 @@ START_TEST(test_bad_dirs)
     ck_assert_has(e, sub);
 
     /* unsupported config values */
-    tensors ts = read_tensors();
-    write_st(dir, "model.safetensors", ts.t, ts.n);
-    write_config(dir, "{\"activation_function\": \"relu\"}");
+    tu_tensors ts = tu_tensors_read(GPT2_DIR);
+    tu_tensors_write(&ts, dir, NULL);
+    tu_write_config(GPT2_DIR, dir, "{\"activation_function\": \"relu\"}", TU_NULL_SETS);
     e = tu_model_load_fails(dir);
     ck_assert_has(e, "activation_function");
     ck_assert_has(e, "relu");
-    write_config(dir, "{\"scale_attn_by_inverse_layer_idx\": true}");
+    tu_write_config(GPT2_DIR, dir, "{\"scale_attn_by_inverse_layer_idx\": true}", TU_NULL_SETS);
     e = tu_model_load_fails(dir);
     ck_assert_has(e, "scale_attn_by_inverse_layer_idx");
-    write_config(dir, "{\"n_embd\": \"32\"}");
+    tu_write_config(GPT2_DIR, dir, "{\"n_embd\": \"32\"}", TU_NULL_SETS);
     e = tu_model_load_fails(dir);
     ck_assert_has(e, "config.json");
     ck_assert_has(e, "n_embd");
 
     /* a missing tensor */
-    write_config(dir, NULL);
-    size_t k = tensor_index(&ts, "transformer.ln_f.bias");
+    tu_write_config(GPT2_DIR, dir, NULL, TU_NULL_SETS);
+    size_t k = tu_tensors_find(&ts, "transformer.ln_f.bias");
     peft_st_out tmp = ts.t[k];
     ts.t[k] = ts.t[ts.n - 1];
-    write_st(dir, "model.safetensors", ts.t, ts.n - 1);
+    tu_tensors part = ts;
+    part.n--;
+    tu_tensors_write(&part, dir, NULL);
     ts.t[ts.n - 1] = ts.t[k];
     ts.t[k] = tmp;
     e = tu_model_load_fails(dir);
@@ -512,9 +429,9 @@ START_TEST(test_bad_dirs)
     ck_assert_has(e, "model.safetensors");
 
     /* c_attn weight (32, 64) where the config implies (32, 96) */
-    k = tensor_index(&ts, "transformer.h.0.attn.c_attn.weight");
+    k = tu_tensors_find(&ts, "transformer.h.0.attn.c_attn.weight");
     ts.shapes[k][1] = 64;
-    write_st(dir, "model.safetensors", ts.t, ts.n);
+    tu_tensors_write(&ts, dir, NULL);
     e = tu_model_load_fails(dir);
     ck_assert_has(e, "transformer.h.0.attn.c_attn.weight");
     ck_assert_has(e, "[32, 64]");
@@ -523,14 +440,14 @@ START_TEST(test_bad_dirs)
 
     /* an integer tensor where a weight is expected */
     ts.shapes[k][1] = 96;
-    size_t b = tensor_index(&ts, "transformer.h.0.attn.c_attn.bias");
+    size_t b = tu_tensors_find(&ts, "transformer.h.0.attn.c_attn.bias");
     ts.t[b].dtype = PEFT_DTYPE_I32;
-    write_st(dir, "model.safetensors", ts.t, ts.n);
+    tu_tensors_write(&ts, dir, NULL);
     e = tu_model_load_fails(dir);
     ck_assert_has(e, "transformer.h.0.attn.c_attn.bias");
     ck_assert_has(e, "I32");
 
-    free_tensors(&ts);
+    tu_tensors_free(&ts);
     tu_rmtree(dir);
     free(dir);
 }

@@ -99,127 +99,14 @@ static void fwd_free(fwd *r)
 
 /* ---- writable model directories ------------------------------------------------------------ */
 
-typedef struct tensors {
-    peft_st_out *t;
-    char **names;
-    int64_t (*shapes)[PEFT_MAX_DIMS];
-    void **data;
-    size_t n;
-} tensors;
-
-/* the fixture's tensors, copied, with room for `extra` more */
-static tensors read_tensors(const char *dir, size_t extra)
-{
-    char rel[512], err[512];
-    snprintf(rel, sizeof rel, "%s/model.safetensors", dir);
-    peft_st_file *f = NULL;
-    ck_assert_msg(peft_st_open(tu_fixture(rel), &f, err, sizeof err) == 0, "%s", err);
-    tensors ts;
-    ts.n = f->n_entries;
-    ts.t = calloc(ts.n + extra, sizeof *ts.t);
-    ts.names = calloc(ts.n + extra, sizeof *ts.names);
-    ts.shapes = calloc(ts.n + extra, sizeof *ts.shapes);
-    ts.data = calloc(ts.n + extra, sizeof *ts.data);
-    for (size_t i = 0; i < ts.n; i++) {
-        const peft_st_entry *e = &f->entries[i];
-        ts.names[i] = strdup(e->name);
-        memcpy(ts.shapes[i], e->shape, sizeof ts.shapes[i]);
-        ts.data[i] = malloc(e->nbytes);
-        memcpy(ts.data[i], e->data, e->nbytes);
-        ts.t[i] = (peft_st_out){ts.names[i], e->dtype, e->ndim, ts.shapes[i], ts.data[i]};
-    }
-    peft_st_close(f);
-    return ts;
-}
-
-/* appends an f32 (rows, cols) tensor of N(0, 0.5) values (seeded) */
-static float *add_random(tensors *ts, const char *name, int64_t rows, int64_t cols, uint64_t seed)
-{
-    size_t i = ts->n++;
-    ts->names[i] = strdup(name);
-    ts->shapes[i][0] = rows;
-    ts->shapes[i][1] = cols;
-    float *d = malloc((size_t)(rows * cols) * sizeof *d);
-    peft_rng r;
-    peft_rng_seed(&r, seed);
-    for (int64_t k = 0; k < rows * cols; k++) d[k] = (float)(0.5 * peft_rng_normal(&r));
-    ts->data[i] = d;
-    ts->t[i] = (peft_st_out){ts->names[i], PEFT_DTYPE_F32, 2, ts->shapes[i], d};
-    return d;
-}
-
-static void drop_tensor(tensors *ts, const char *name)
-{
-    for (size_t i = 0; i < ts->n; i++)
-        if (!strcmp(ts->names[i], name)) {
-            free(ts->names[i]);
-            free(ts->data[i]);
-            ts->n--;
-            for (size_t j = i; j < ts->n; j++) {
-                ts->names[j] = ts->names[j + 1];
-                ts->data[j] = ts->data[j + 1];
-                memcpy(ts->shapes[j], ts->shapes[j + 1], sizeof ts->shapes[j]);
-                ts->t[j] = ts->t[j + 1];
-                ts->t[j].shape = ts->shapes[j];
-            }
-            return;
-        }
-    ck_abort_msg("no tensor %s", name);
-}
-
-static void free_tensors(tensors *ts)
-{
-    for (size_t i = 0; i < ts->n; i++) {
-        free(ts->names[i]);
-        free(ts->data[i]);
-    }
-    free(ts->t);
-    free(ts->names);
-    free(ts->shapes);
-    free(ts->data);
-}
-
-static void write_st(const char *dir, const tensors *ts)
-{
-    char path[4096], err[512];
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    ck_assert_msg(peft_st_write(path, ts->t, ts->n, NULL, err, sizeof err) == 0, "%s", err);
-}
-
-/* src's config.json with patch (JSON object text; a null value deletes the key) into dir */
-static void write_config(const char *src, const char *dir, const char *patch)
-{
-    char rel[512];
-    snprintf(rel, sizeof rel, "%s/config.json", src);
-    json_error_t je;
-    json_t *cfg = json_load_file(tu_fixture(rel), 0, &je);
-    ck_assert(cfg != NULL);
-    if (patch) {
-        json_t *p = json_loads(patch, 0, &je);
-        ck_assert_msg(p != NULL, "patch: %s", je.text);
-        const char *k;
-        json_t *v;
-        json_object_foreach(p, k, v) {
-            if (json_is_null(v) && !strcmp(k, "rope_scaling")) json_object_set(cfg, k, v);
-            else if (json_is_null(v)) json_object_del(cfg, k);
-            else json_object_set(cfg, k, v);
-        }
-        json_decref(p);
-    }
-    char path[4096];
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    ck_assert(json_dump_file(cfg, path, JSON_INDENT(2)) == 0);
-    json_decref(cfg);
-}
-
 /* a copy of the fixture model src in a temp dir with a patched config; caller tu_rmtree+free */
 static char *copy_model(const char *src, const char *patch)
 {
     char *dir = tu_tmpdir();
-    tensors ts = read_tensors(src, 0);
-    write_st(dir, &ts);
-    free_tensors(&ts);
-    write_config(src, dir, patch);
+    tu_tensors ts = tu_tensors_read(src);
+    tu_tensors_write(&ts, dir, NULL);
+    tu_tensors_free(&ts);
+    tu_write_config(src, dir, patch, TU_NULL_DELETES);
     return dir;
 }
 
@@ -390,11 +277,11 @@ END_TEST
 START_TEST(test_llama_tied)
 {
     char *dir = tu_tmpdir();
-    tensors ts = read_tensors(LLAMA_DIR, 0);
-    drop_tensor(&ts, "lm_head.weight");
-    write_st(dir, &ts);
-    free_tensors(&ts);
-    write_config(LLAMA_DIR, dir, "{\"tie_word_embeddings\": true}");
+    tu_tensors ts = tu_tensors_read(LLAMA_DIR);
+    tu_tensors_remove(&ts, "lm_head.weight");
+    tu_tensors_write(&ts, dir, NULL);
+    tu_tensors_free(&ts);
+    tu_write_config(LLAMA_DIR, dir, "{\"tie_word_embeddings\": true}", TU_NULL_DELETES);
     peft_base_model *m = tu_model_load_ok(dir);
     int64_t total = 0;
     for (size_t i = 0; i < m->n_params; i++) total += m->params[i].t->numel;
@@ -625,14 +512,18 @@ static char *make_seqcls(const char *src, const char *drop, int64_t L, const cha
                          float **score)
 {
     char *dir = tu_tmpdir();
-    tensors ts = read_tensors(src, 1);
-    if (drop) drop_tensor(&ts, drop);
-    float *w = add_random(&ts, "score.weight", L, 32, 7);
-    *score = malloc((size_t)(L * 32) * sizeof(float));
-    memcpy(*score, w, (size_t)(L * 32) * sizeof(float));
-    write_st(dir, &ts);
-    free_tensors(&ts);
-    write_config(src, dir, cls_patch);
+    tu_tensors ts = tu_tensors_read(src);
+    if (drop) tu_tensors_remove(&ts, drop);
+    /* score.weight: N(0, 0.5) values, seeded */
+    float *w = malloc((size_t)(L * 32) * sizeof *w);
+    peft_rng r;
+    peft_rng_seed(&r, 7);
+    for (int64_t k = 0; k < L * 32; k++) w[k] = (float)(0.5 * peft_rng_normal(&r));
+    tu_tensors_add(&ts, "score.weight", PEFT_DTYPE_F32, 2, (int64_t[]){L, 32}, w);
+    *score = w;
+    tu_tensors_write(&ts, dir, NULL);
+    tu_tensors_free(&ts);
+    tu_write_config(src, dir, cls_patch, TU_NULL_DELETES);
     return dir;
 }
 
@@ -860,8 +751,9 @@ START_TEST(test_seqcls_pooling_edges)
     fwd_free(&r);
     peft_base_model_free(m);
     /* multi-label needs float targets: refused at the loss, not a crash */
-    write_config(GPT2_DIR, dir, "{\"architectures\": [\"GPT2ForSequenceClassification\"], "
-                 "\"pad_token_id\": 0, \"problem_type\": \"multi_label_classification\"}");
+    tu_write_config(GPT2_DIR, dir, "{\"architectures\": [\"GPT2ForSequenceClassification\"], "
+                    "\"pad_token_id\": 0, \"problem_type\": \"multi_label_classification\"}",
+                    TU_NULL_DELETES);
     m = tu_model_load_ok(dir);
     int32_t lab[2] = {0, 1};
     pin.B = 2;
@@ -870,8 +762,8 @@ START_TEST(test_seqcls_pooling_edges)
     ck_assert_int_eq(run(m, &pin, 0, &r, err, sizeof err), -1);
     ck_assert_has(err, "multi_label_classification");
     peft_base_model_free(m);
-    write_config(GPT2_DIR, dir, "{\"architectures\": [\"GPT2ForSequenceClassification\"], "
-                 "\"problem_type\": \"ranking\"}");
+    tu_write_config(GPT2_DIR, dir, "{\"architectures\": [\"GPT2ForSequenceClassification\"], "
+                    "\"problem_type\": \"ranking\"}", TU_NULL_DELETES);
     const char *e = tu_model_load_fails(dir);
     ck_assert_has(e, "config.json");
     ck_assert_has(e, "ranking");

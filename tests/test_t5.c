@@ -77,113 +77,21 @@ static const char *forward_fails(peft_base_model *m, const peft_model_inputs *pi
     return err;
 }
 
-/* A model directory: the fixture config with `patch` merged in, and the fixture weights edited
- * by `edit` (NULL: unchanged). */
-typedef struct tensors {
-    peft_st_out t[128];
-    char *names[128];
-    int64_t shapes[128][PEFT_MAX_DIMS];
-    void *data[128];
-    size_t n;
-} tensors;
-
-static tensors *read_tensors(void)
-{
-    peft_st_file *f = NULL;
-    char err[512];
-    ck_assert_msg(peft_st_open(tu_fixture(T5_DIR "/model.safetensors"), &f, err, sizeof err) == 0,
-                  "%s", err);
-    tensors *ts = calloc(1, sizeof *ts);
-    ck_assert(f->n_entries < 100);
-    for (size_t i = 0; i < f->n_entries; i++) {
-        const peft_st_entry *e = &f->entries[i];
-        ts->names[i] = strdup(e->name);
-        memcpy(ts->shapes[i], e->shape, sizeof ts->shapes[i]);
-        ts->data[i] = malloc(e->nbytes);
-        memcpy(ts->data[i], e->data, e->nbytes);
-        ts->t[i] = (peft_st_out){ts->names[i], e->dtype, e->ndim, ts->shapes[i], ts->data[i]};
-    }
-    ts->n = f->n_entries;
-    peft_st_close(f);
-    return ts;
-}
-
-static void free_tensors(tensors *ts)
-{
-    for (size_t i = 0; i < ts->n; i++) {
-        free(ts->names[i]);
-        free(ts->data[i]);
-    }
-    free(ts);
-}
-
-static ssize_t tensor_index(const tensors *ts, const char *name)
-{
-    for (size_t i = 0; i < ts->n; i++)
-        if (!strcmp(ts->names[i], name)) return (ssize_t)i;
-    return -1;
-}
-
 /* adds a copy of tensor `src` as `name` */
-static void add_copy(tensors *ts, const char *src, const char *name)
+static void add_copy(tu_tensors *ts, const char *src, const char *name)
 {
-    ssize_t i = tensor_index(ts, src);
-    ck_assert(i >= 0 && ts->n < 128);
-    size_t n = ts->n++, bytes = 4;
-    for (int k = 0; k < ts->t[i].ndim; k++) bytes *= (size_t)ts->shapes[i][k];
-    ts->names[n] = strdup(name);
-    memcpy(ts->shapes[n], ts->shapes[i], sizeof ts->shapes[n]);
-    ts->data[n] = malloc(bytes);
-    memcpy(ts->data[n], ts->data[i], bytes);
-    ts->t[n] = (peft_st_out){ts->names[n], ts->t[i].dtype, ts->t[i].ndim, ts->shapes[n], ts->data[n]};
+    size_t i = tu_tensors_find(ts, src);
+    tu_tensors_add(ts, name, ts->t[i].dtype, ts->t[i].ndim, ts->shapes[i], ts->data[i]);
 }
 
-/* renames tensor `from` to `to` */
-static void rename_tensor(tensors *ts, const char *from, const char *to)
+/* a model directory: the fixture config with `patch` merged in (a null is stored as null), and
+ * the weights ts (NULL: the fixture's) */
+static void write_dir(const char *dir, const char *patch, const tu_tensors *ts)
 {
-    ssize_t i = tensor_index(ts, from);
-    ck_assert(i >= 0);
-    free(ts->names[i]);
-    ts->names[i] = strdup(to);
-    ts->t[i].name = ts->names[i];
-}
-
-static void remove_tensor(tensors *ts, const char *name)
-{
-    ssize_t i = tensor_index(ts, name);
-    ck_assert(i >= 0);
-    free(ts->names[i]);
-    free(ts->data[i]);
-    for (size_t k = (size_t)i; k + 1 < ts->n; k++) {
-        ts->names[k] = ts->names[k + 1];
-        ts->data[k] = ts->data[k + 1];
-        memcpy(ts->shapes[k], ts->shapes[k + 1], sizeof ts->shapes[k]);
-        ts->t[k] = ts->t[k + 1];
-        ts->t[k].shape = ts->shapes[k];
-    }
-    ts->n--;
-}
-
-static void write_dir(const char *dir, const char *patch, const tensors *ts)
-{
-    json_error_t je;
-    json_t *cfg = json_load_file(tu_fixture(T5_DIR "/config.json"), 0, &je);
-    ck_assert(cfg != NULL);
-    if (patch) {
-        json_t *p = json_loads(patch, 0, &je);
-        ck_assert_msg(p != NULL, "patch: %s", je.text);
-        json_object_update(cfg, p);
-        json_decref(p);
-    }
-    char path[4096], err[512];
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    ck_assert(json_dump_file(cfg, path, JSON_INDENT(2)) == 0);
-    json_decref(cfg);
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    tensors *own = ts ? NULL : read_tensors();
-    const tensors *w = ts ? ts : own;
-    ck_assert_msg(peft_st_write(path, w->t, w->n, NULL, err, sizeof err) == 0, "%s", err);
-    if (own) free_tensors(own);
+    tu_write_config(T5_DIR, dir, patch, TU_NULL_SETS);
+    tu_tensors own = ts ? (tu_tensors){0} : tu_tensors_read(T5_DIR);
+    tu_tensors_write(ts ? ts : &own, dir, NULL);
+    tu_tensors_free(&own);
 }
 
 /* ---- base model ---------------------------------------------------------------------------- */
@@ -334,9 +242,9 @@ END_TEST
 START_TEST(test_untied_head)
 {
     char *dir = tu_tmpdir();
-    tensors *ts = read_tensors();
-    add_copy(ts, "shared.weight", "lm_head.weight");
-    write_dir(dir, "{\"tie_word_embeddings\": false}", ts);
+    tu_tensors ts = tu_tensors_read(T5_DIR);
+    add_copy(&ts, "shared.weight", "lm_head.weight");
+    write_dir(dir, "{\"tie_word_embeddings\": false}", &ts);
     peft_base_model *m = tu_model_load_ok(dir), *ref = tu_model_load_ok(tu_fixture(T5_DIR));
     ck_assert_ptr_nonnull(peft_model_find_param(m, "lm_head.weight"));
     peft_inputs in = load_inputs();
@@ -359,7 +267,7 @@ START_TEST(test_untied_head)
     /* untied without lm_head.weight */
     write_dir(dir, "{\"tie_word_embeddings\": false}", NULL);
     ck_assert_has(tu_model_load_fails(dir), "lm_head.weight");
-    free_tensors(ts);
+    tu_tensors_free(&ts);
     tu_rmtree(dir);
     free(dir);
 }
@@ -370,7 +278,7 @@ END_TEST
 START_TEST(test_gated_and_decoder_layers)
 {
     char *dir = tu_tmpdir();
-    tensors *ts = read_tensors();
+    tu_tensors ts = tu_tensors_read(T5_DIR);
     const char *stacks[2][2] = {{"encoder", "1"}, {"decoder", "2"}};
     char a[128], b[128];
     for (int s = 0; s < 2; s++)
@@ -379,13 +287,13 @@ START_TEST(test_gated_and_decoder_layers)
                      stacks[s][1]);
             snprintf(b, sizeof b, "%s.block.%d.layer.%s.DenseReluDense.wi_1.weight", stacks[s][0],
                      i, stacks[s][1]);
-            add_copy(ts, a, b);
+            add_copy(&ts, a, b);
             snprintf(b, sizeof b, "%s.block.%d.layer.%s.DenseReluDense.wi_0.weight", stacks[s][0],
                      i, stacks[s][1]);
-            rename_tensor(ts, a, b);
+            tu_tensors_rename(&ts, a, b);
         }
     write_dir(dir, "{\"feed_forward_proj\": \"gated-gelu\", \"dense_act_fn\": \"gelu_new\", "
-                   "\"is_gated_act\": true, \"num_decoder_layers\": 1}", ts);
+                   "\"is_gated_act\": true, \"num_decoder_layers\": 1}", &ts);
     peft_base_model *m = tu_model_load_ok(dir);
     ck_assert_ptr_nonnull(peft_model_find_site(m, "encoder.block.1.layer.1.DenseReluDense.wi_0"));
     ck_assert_ptr_nonnull(peft_model_find_site(m, "decoder.block.0.layer.2.DenseReluDense.wi_1"));
@@ -407,7 +315,7 @@ START_TEST(test_gated_and_decoder_layers)
     free(lg);
     peft_inputs_free(&in);
     peft_base_model_free(m);
-    free_tensors(ts);
+    tu_tensors_free(&ts);
     tu_rmtree(dir);
     free(dir);
 }
@@ -722,11 +630,11 @@ START_TEST(test_bad_configs)
         if (!strstr(c[i].needle, "has shape")) ck_assert_has(e, dir);
     }
     /* a missing relative bias */
-    tensors *ts = read_tensors();
-    remove_tensor(ts, "decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight");
-    write_dir(dir, NULL, ts);
+    tu_tensors ts = tu_tensors_read(T5_DIR);
+    tu_tensors_remove(&ts, "decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight");
+    write_dir(dir, NULL, &ts);
     ck_assert_has(tu_model_load_fails(dir), "decoder.block.0.layer.0.SelfAttention.relative_attention_bias");
-    free_tensors(ts);
+    tu_tensors_free(&ts);
     tu_rmtree(dir);
     free(dir);
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "graph.h"
 #include "safetensors.h"
 #include "testutil.h"
 
@@ -98,4 +99,136 @@ peft_tensor *tu_output_named(const peft_model_outputs *o, const char *name)
     if (!strcmp(name, "end_logits")) return o->end_logits;
     if (!strcmp(name, "last_hidden_state")) return o->last_hidden_state;
     return NULL;
+}
+
+/* ---- writable model directories ------------------------------------------------------------ */
+
+/* room for at least `need` tensors; re-points t[i].shape at the moved shapes */
+static void tensors_reserve(tu_tensors *ts, size_t need)
+{
+    if (need <= ts->cap) return;
+    size_t cap = ts->cap ? ts->cap : 8;
+    while (cap < need) cap *= 2;
+    ts->t = realloc(ts->t, cap * sizeof *ts->t);
+    ts->names = realloc(ts->names, cap * sizeof *ts->names);
+    ts->shapes = realloc(ts->shapes, cap * sizeof *ts->shapes);
+    ts->data = realloc(ts->data, cap * sizeof *ts->data);
+    ck_assert(ts->t && ts->names && ts->shapes && ts->data);
+    for (size_t i = 0; i < ts->n; i++) ts->t[i].shape = ts->shapes[i];
+    ts->cap = cap;
+}
+
+tu_tensors tu_tensors_read(const char *dir)
+{
+    char rel[512], err[512];
+    snprintf(rel, sizeof rel, "%s/model.safetensors", dir);
+    peft_st_file *f = NULL;
+    ck_assert_msg(peft_st_open(tu_fixture(rel), &f, err, sizeof err) == 0, "%s", err);
+    tu_tensors ts = {0};
+    tensors_reserve(&ts, f->n_entries + 8);
+    for (size_t i = 0; i < f->n_entries; i++) {
+        const peft_st_entry *e = &f->entries[i];
+        tu_tensors_add(&ts, e->name, e->dtype, e->ndim, e->shape, e->data);
+    }
+    peft_st_close(f);
+    return ts;
+}
+
+ptrdiff_t tu_tensors_index(const tu_tensors *ts, const char *name)
+{
+    for (size_t i = 0; i < ts->n; i++)
+        if (!strcmp(ts->names[i], name)) return (ptrdiff_t)i;
+    return -1;
+}
+
+size_t tu_tensors_find(const tu_tensors *ts, const char *name)
+{
+    ptrdiff_t i = tu_tensors_index(ts, name);
+    if (i < 0) ck_abort_msg("no tensor %s", name);
+    return (size_t)i;
+}
+
+void *tu_tensors_add(tu_tensors *ts, const char *name, int32_t dtype, int ndim,
+                     const int64_t *shape, const void *data)
+{
+    ck_assert(ndim >= 0 && ndim <= PEFT_MAX_DIMS);
+    int64_t sh[PEFT_MAX_DIMS] = {0}; /* shape may point into ts->shapes, which may move */
+    memcpy(sh, shape, (size_t)ndim * sizeof *shape);
+    tensors_reserve(ts, ts->n + 1);
+    size_t i = ts->n++;
+    size_t bytes = (size_t)peft_shape_numel(ndim, shape) * peft_dtype_size(dtype);
+    ts->names[i] = strdup(name);
+    memcpy(ts->shapes[i], sh, sizeof sh);
+    ts->data[i] = malloc(bytes ? bytes : 1);
+    memcpy(ts->data[i], data, bytes);
+    ts->t[i] = (peft_st_out){ts->names[i], dtype, ndim, ts->shapes[i], ts->data[i]};
+    return ts->data[i];
+}
+
+void tu_tensors_remove(tu_tensors *ts, const char *name)
+{
+    size_t i = tu_tensors_find(ts, name);
+    free(ts->names[i]);
+    free(ts->data[i]);
+    ts->n--;
+    for (size_t j = i; j < ts->n; j++) {
+        ts->names[j] = ts->names[j + 1];
+        ts->data[j] = ts->data[j + 1];
+        memcpy(ts->shapes[j], ts->shapes[j + 1], sizeof ts->shapes[j]);
+        ts->t[j] = ts->t[j + 1];
+        ts->t[j].shape = ts->shapes[j];
+    }
+}
+
+void tu_tensors_rename(tu_tensors *ts, const char *from, const char *to)
+{
+    size_t i = tu_tensors_find(ts, from);
+    free(ts->names[i]);
+    ts->names[i] = strdup(to);
+    ts->t[i].name = ts->names[i];
+}
+
+void tu_tensors_write(const tu_tensors *ts, const char *dir, const char *file)
+{
+    char path[4096], err[512];
+    snprintf(path, sizeof path, "%s/%s", dir, file ? file : "model.safetensors");
+    ck_assert_msg(peft_st_write(path, ts->t, ts->n, NULL, err, sizeof err) == 0, "%s", err);
+}
+
+void tu_tensors_free(tu_tensors *ts)
+{
+    for (size_t i = 0; i < ts->n; i++) {
+        free(ts->names[i]);
+        free(ts->data[i]);
+    }
+    free(ts->t);
+    free(ts->names);
+    free(ts->shapes);
+    free(ts->data);
+    *ts = (tu_tensors){0};
+}
+
+void tu_write_config(const char *src, const char *dir, const char *patch, tu_config_nulls nulls)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.json", src);
+    json_error_t je;
+    json_t *cfg = json_load_file(tu_fixture(path), 0, &je);
+    ck_assert_msg(cfg != NULL, "%s: %s", path, je.text);
+    if (patch) {
+        json_t *p = json_loads(patch, 0, &je);
+        ck_assert_msg(p != NULL, "patch: %s", je.text);
+        const char *k;
+        json_t *v;
+        json_object_foreach(p, k, v) {
+            int del = nulls == TU_NULL_DELETES && json_is_null(v) &&
+                      !json_is_null(json_object_get(cfg, k));
+            if (del) json_object_del(cfg, k);
+            else json_object_set(cfg, k, v);
+        }
+        json_decref(p);
+    }
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    ck_assert(json_dump_file(cfg, path, JSON_INDENT(2)) == 0);
+    json_decref(cfg);
 }
