@@ -7,12 +7,19 @@ BUILD   ?= build
 OPT     ?= -O3
 CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-format-truncation -Wno-missing-field-initializers -fPIC -pthread
-CPPFLAGS += -Icore -Isdk/include -I/usr/include/x86_64-linux-gnu/openblas-pthread
+CPPFLAGS += -I. -Isdk/include -I/usr/include/x86_64-linux-gnu/openblas-pthread
 DEPLIBS  = -llapacke -lopenblas -ljansson -lyaml -ldl -lm -pthread
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm)
+NPROC   := $(shell nproc 2>/dev/null || echo 2)
 
-CORE_SRC   = $(wildcard core/*.c core/models/*.c)
+# The layers (README, "Layout"): core/ is libpeft.so; tokenizers/ is its own library; runner/
+# and cli/ make the peft command. Dependencies run one way (scripts/check-layers.sh).
+CORE_SRC   = $(wildcard core/*/*.c)
 CORE_OBJ   = $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
+TOK_SRC    = $(wildcard tokenizers/*.c)
+TOK_OBJ    = $(TOK_SRC:%.c=$(BUILD)/obj/%.o)
+RUNNER_SRC = $(wildcard runner/*.c)
+RUNNER_OBJ = $(RUNNER_SRC:%.c=$(BUILD)/obj/%.o)
 PLUGINS    = $(patsubst plugins/%/,%,$(sort $(dir $(wildcard plugins/*/*.c))))
 PLUGIN_SO  = $(PLUGINS:%=$(BUILD)/plugins/%.so)
 CLI_SRC    = $(wildcard cli/*.c)
@@ -20,17 +27,23 @@ CLI_OBJ    = $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_SRC   = $(wildcard tests/test_*.c)
 TEST_BIN   = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TEST_UTIL  = $(wildcard tests/util/*.c)
+TEST_UTIL_OBJ = $(TEST_UTIL:%.c=$(BUILD)/obj/%.o)
 FIXPLUG_SRC = $(wildcard tests/plugins/*.c)
 FIXPLUG_SO = $(FIXPLUG_SRC:tests/plugins/%.c=$(BUILD)/tests/plugins/%.so)
 BENCH_SRC  = $(wildcard bench/*.c)
 BENCH_BIN  = $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+
+# what an application links: libpeft, the tokenizers, the runner (static, part of the command)
+TOK_LIB    = $(BUILD)/libpeft_tokenizers.a
+RUNNER_LIB = $(BUILD)/libpeft_runner.a
+APP_LIBS   = $(RUNNER_LIB) $(TOK_LIB) -L$(BUILD) -lpeft
 
 # plugins are built and installed here; the loader also looks here
 PLUGIN_BUILD_DIR  = $(abspath $(BUILD)/plugins)
 PLUGIN_INSTALL_DIR = $(PREFIX)/lib/libpeft/plugins
 CPPFLAGS += -DPEFT_PLUGIN_BUILD_DIR=\"$(PLUGIN_BUILD_DIR)\" -DPEFT_PLUGIN_INSTALL_DIR=\"$(PLUGIN_INSTALL_DIR)\"
 
-.PHONY: all deps check asan valgrind bench run clean
+.PHONY: all deps check asan valgrind bench run clean layers
 all: deps-ok $(BUILD)/libpeft.so $(PLUGIN_SO) $(BUILD)/peft
 
 # ---- dependencies -------------------------------------------------------------------------
@@ -42,13 +55,21 @@ deps:
 deps-ok:
 	@pkg-config --exists jansson yaml-0.1 check openblas 2>/dev/null || ./scripts/deps.sh $(DEB_PKGS)
 
-# ---- core, plugins, cli ---------------------------------------------------------------------
+# ---- core, tokenizers, runner, plugins, cli -----------------------------------------------
 $(BUILD)/obj/%.o: %.c | deps-ok
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/libpeft.so: $(CORE_OBJ)
 	$(CC) -shared -o $@ $^ $(DEPLIBS)
+
+$(TOK_LIB): $(TOK_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(RUNNER_LIB): $(RUNNER_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
 
 # a plugin sees only sdk/include, exports only its entry symbol, never links libpeft
 .SECONDEXPANSION:
@@ -57,34 +78,52 @@ $(BUILD)/plugins/%.so: $$(wildcard plugins/$$*/*.c) $$(wildcard plugins/$$*/*.h)
 	$(CC) -Isdk/include -I/usr/include/x86_64-linux-gnu/openblas-pthread $(CFLAGS) -fvisibility=hidden -shared \
 	  -o $@ $(filter %.c,$^) -lopenblas -lm
 
-$(BUILD)/peft: $(CLI_OBJ) $(BUILD)/libpeft.so
-	$(CC) -o $@ $(CLI_OBJ) -L$(BUILD) -lpeft -Wl,-rpath,'$$ORIGIN' $(DEPLIBS)
+$(BUILD)/peft: $(CLI_OBJ) $(RUNNER_LIB) $(TOK_LIB) $(BUILD)/libpeft.so
+	$(CC) -o $@ $(CLI_OBJ) $(APP_LIBS) -Wl,-rpath,'$$ORIGIN' $(DEPLIBS)
+
+# one-way dependencies between the layers (README, "Layout")
+layers:
+	@./scripts/check-layers.sh
 
 # ---- tests ----------------------------------------------------------------------------------
 $(BUILD)/tests/plugins/%.so: tests/plugins/%.c tests/plugins/*.h sdk/include/peft/*.h
 	@mkdir -p $(dir $@)
 	$(CC) -Isdk/include $(CFLAGS) -fvisibility=hidden -shared -o $@ $<
 
-$(BUILD)/tests/%: tests/%.c $(TEST_UTIL) $(BUILD)/libpeft.so tests/*.h
+# the test helpers are compiled once (their objects), not once per suite
+.SECONDARY: $(TEST_UTIL_OBJ)
+$(BUILD)/obj/tests/util/%.o: CPPFLAGS += -Itests
+$(BUILD)/tests/%: tests/%.c $(TEST_UTIL_OBJ) $(RUNNER_LIB) $(TOK_LIB) $(BUILD)/libpeft.so
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) -o $@ $< $(TEST_UTIL) -L$(BUILD) -lpeft \
+	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) -MMD -MP -o $@ $< $(TEST_UTIL_OBJ) $(APP_LIBS) \
 	  -Wl,-rpath,'$$ORIGIN/..' $(CHECK_LIBS) $(DEPLIBS)
 
-FIXTURES ?= $(abspath ../shared/fixtures)
-check: all $(TEST_BIN) $(FIXPLUG_SO)
-	@PEFT_FIXTURES=$(FIXTURES) PEFT_BUILD=$(abspath $(BUILD)) ./scripts/run-tests.sh $(TEST_BIN)
+# The PEFT reference fixtures live in the repository (tests/fixtures/, copied from the Python
+# PEFT 0.13.2 runs): a plain clone runs every test.
+FIXTURES ?= $(abspath tests/fixtures)
+TEST_ENV = PEFT_FIXTURES=$(FIXTURES) PEFT_BUILD=$(abspath $(BUILD))
+# Suites run in parallel (one log each under $(BUILD)/tests/logs), then one summary.
+TEST_LOG = $(TEST_BIN:$(BUILD)/tests/%=$(BUILD)/tests/logs/%.log)
+check: all layers $(TEST_BIN) $(FIXPLUG_SO)
+	@rm -rf $(BUILD)/tests/logs
+	@$(MAKE) --no-print-directory -j$(NPROC) -k $(TEST_LOG) >/dev/null 2>&1 || true
+	@./scripts/run-tests.sh --summary $(BUILD)/tests/logs $(TEST_BIN)
+
+$(BUILD)/tests/logs/%.log: $(BUILD)/tests/%
+	@mkdir -p $(dir $@)
+	@$(TEST_ENV) ./scripts/run-tests.sh --one $< > $@ 2>&1 || true
 
 asan:
 	$(MAKE) BUILD=build-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer" \
 	  DEPLIBS="$(DEPLIBS) -fsanitize=address,undefined" check
 
 valgrind: all $(TEST_BIN) $(FIXPLUG_SO)
-	@PEFT_FIXTURES=$(FIXTURES) PEFT_BUILD=$(abspath $(BUILD)) CK_FORK=no VALGRIND=1 ./scripts/run-tests.sh $(TEST_BIN)
+	@$(TEST_ENV) CK_FORK=no VALGRIND=1 ./scripts/run-tests.sh $(TEST_BIN)
 
 # ---- benchmarks and the main job ----------------------------------------------------------
-$(BUILD)/bench/%: bench/%.c $(BUILD)/libpeft.so
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libpeft.so $(RUNNER_LIB) $(TOK_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< -L$(BUILD) -lpeft -Wl,-rpath,'$$ORIGIN/..' $(DEPLIBS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(APP_LIBS) -Wl,-rpath,'$$ORIGIN/..' $(DEPLIBS)
 
 bench: all $(BENCH_BIN)
 	@./bench/run.sh $(abspath $(BUILD))
@@ -96,9 +135,9 @@ bench: all $(BENCH_BIN)
 # mixed LoRA + LoHa model side by side on it.
 RUN_DIR = $(BUILD)/run
 RECIPE_DEPS = examples/recipe/grammar.c examples/recipe/grammar.h
-$(BUILD)/recipe/%: examples/recipe/%.c $(RECIPE_DEPS) $(BUILD)/libpeft.so
+$(BUILD)/recipe/%: examples/recipe/%.c $(RECIPE_DEPS) $(BUILD)/libpeft.so $(RUNNER_LIB) $(TOK_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -Iexamples/recipe $(CFLAGS) -o $@ $< examples/recipe/grammar.c -L$(BUILD) -lpeft \
+	$(CC) $(CPPFLAGS) -Iexamples/recipe $(CFLAGS) -o $@ $< examples/recipe/grammar.c $(APP_LIBS) \
 	  -Wl,-rpath,'$$ORIGIN/..' $(DEPLIBS)
 
 run: all
@@ -113,7 +152,7 @@ task-data: all $(BUILD)/recipe/make_task_data
 	$(BUILD)/recipe/make_task_data --out-train examples/data/mirror-train.jsonl \
 	  --out-eval examples/data/mirror-eval.jsonl --op mir --train 400 --eval 200 --seed 0
 
--include $(CORE_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+-include $(CORE_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TOK_OBJ:.o=.d) $(RUNNER_OBJ:.o=.d) $(TEST_UTIL_OBJ:.o=.d) $(TEST_BIN:=.d)
 
 clean:
 	rm -rf $(BUILD) build-asan

@@ -21,10 +21,10 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#include "graph.h"
-#include "model_init.h"
-#include "optim.h"
-#include "peft.h"
+#include "peft/graph.h"
+#include "peft/model_init.h"
+#include "peft/optim.h"
+#include "peft/peft.h"
 
 #define BATCH 4
 #define SEQ 128

@@ -2,8 +2,8 @@
 #ifndef PEFT_CLI_H
 #define PEFT_CLI_H
 
-#include "peft.h"
-#include "inputs.h"
+#include "peft/peft.h"
+#include "peft/inputs.h"
 
 #define CLI_MAX_ADAPTERS 16
 

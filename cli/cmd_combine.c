@@ -5,8 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "peft/tokenizer.h"
 #include "cli.h"
-#include "peft_combine.h"
+#include "peft/combine.h"
 
 static const char *HELP =
     "usage: peft combine --model DIR --adapter DIR[:NAME]... --weights W,W,...\n"
@@ -102,6 +103,7 @@ int cmd_combine(int argc, char **argv)
     if (nw != n) return cli_fail("--weights has %d values for %d adapters", nw, n);
 
     peft_ctx *ctx = peft_ctx_new(seed);
+    peft_set_tokenizer(ctx, peft_tokenizer_text_hook, NULL);
     if (!ctx) return cli_fail("out of memory");
     peft_base_model *base = NULL;
     peft_model *m = NULL;

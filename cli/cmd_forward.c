@@ -2,8 +2,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "peft/tokenizer.h"
 #include "cli.h"
-#include "ops.h"
+#include "peft/ops.h"
 
 static const char *HELP =
     "usage: peft forward --model DIR [--adapter DIR[:NAME]]... [--merge] --input IN.json\n"
@@ -107,6 +108,7 @@ int cmd_forward(int argc, char **argv)
     if (peft_inputs_load_json(input, &in, err, sizeof err)) return cli_fail("%s", err);
     if (grads && !in.labels) { peft_inputs_free(&in); return cli_fail("--grads needs labels in %s", input); }
     peft_ctx *ctx = peft_ctx_new(seed);
+    peft_set_tokenizer(ctx, peft_tokenizer_text_hook, NULL);
     peft_base_model *base = NULL;
     peft_model *m = NULL;
     int rc = cli_open_model_mixed(ctx, model, adapters, n_adapters, grads != NULL, mixed, &base, &m);

@@ -6,8 +6,9 @@
 #include <string.h>
 #include <time.h>
 #include <jansson.h>
+#include "peft/tokenizer.h"
 #include "cli.h"
-#include "generate.h"
+#include "peft/generate.h"
 
 static const char *HELP =
     "usage: peft generate --model DIR [--adapter DIR[:NAME]]... --input IN.json --output OUT.json\n"
@@ -182,6 +183,7 @@ int cmd_generate(int argc, char **argv)
     peft_inputs in;
     if (peft_inputs_load_json(input, &in, err, sizeof err)) return cli_fail("%s", err);
     peft_ctx *ctx = peft_ctx_new(cfg.seed);
+    peft_set_tokenizer(ctx, peft_tokenizer_text_hook, NULL);
     peft_base_model *base = NULL;
     peft_model *m = NULL;
     peft_gen_output o = {0};

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <jansson.h>
+#include "peft/tokenizer.h"
 #include "cli.h"
 
 static const char *HELP =
@@ -42,6 +43,7 @@ static int info_from_config(const char *config, const char *peft_config)
     int rc = 0;
     if (text) {
         peft_ctx *ctx = peft_ctx_new(0);
+        peft_set_tokenizer(ctx, peft_tokenizer_text_hook, NULL);
         peft_model *m;
         if (peft_get_peft_model(ctx, base, text, "default", 0, &m)) {
             rc = cli_fail("%s: %s", peft_config, peft_errmsg(ctx));
@@ -83,6 +85,7 @@ int cmd_info(int argc, char **argv)
     if (peft_config) return cli_fail("--peft-config goes with --config");
     if (!model) { fputs(HELP, stderr); return cli_fail("--model (or --config) is required"); }
     peft_ctx *ctx = peft_ctx_new(0);
+    peft_set_tokenizer(ctx, peft_tokenizer_text_hook, NULL);
     peft_base_model *base;
     peft_model *m;
     int rc = cli_open_model(ctx, model, adapters, n_adapters, 0, &base, &m);

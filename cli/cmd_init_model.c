@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cli.h"
-#include "model_init.h"
+#include "peft/model_init.h"
 
 static const char *HELP =
     "usage: peft init-model --out DIR [--layers 2] [--embd 64] [--heads 4] [--vocab 256]\n"

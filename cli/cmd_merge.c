@@ -6,9 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "peft/tokenizer.h"
 #include "cli.h"
-#include "dtype.h"
-#include "model_save.h"
+#include "peft/dtype.h"
+#include "peft/model_save.h"
 
 static const char *HELP =
     "usage: peft merge --model DIR --adapter DIR[:NAME]... --output DIR\n"
@@ -99,6 +100,7 @@ int cmd_merge(int argc, char **argv)
     peft_inputs in = {0};
     if (probe_path && peft_inputs_load_json(probe_path, &in, err, sizeof err)) return cli_fail("%s", err);
     peft_ctx *ctx = peft_ctx_new(0);
+    peft_set_tokenizer(ctx, peft_tokenizer_text_hook, NULL);
     int tty = isatty(STDERR_FILENO);
     peft_set_progress_handler(ctx, show_progress, &tty);
     peft_base_model *base = NULL, *merged = NULL;

@@ -13,10 +13,10 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "model_init.h"
+#include "peft/model_init.h"
 #include "plugin_check.h"
-#include "registry.h"
-#include "warn.h"
+#include "core/tuner/registry.h"
+#include "peft/warn.h"
 
 static const char *HELP =
     "usage: peft plugin-check PLUGIN.so [--model DIR]... [--config FILE] [--no-fixtures]\n"
@@ -29,7 +29,7 @@ static const char *HELP =
     "        unload, disabled, save-load, threads; and valgrind (when valgrind is on PATH)\n\n"
     "  --model DIR    a Hugging Face model directory to run on (repeatable). Default: one model\n"
     "                 per supported architecture from PEFT's fixtures ($PEFT_FIXTURES, or\n"
-    "                 ../shared/fixtures), else a tiny random GPT-2 written to a temp dir\n"
+    "                 tests/fixtures), else a tiny random GPT-2 written to a temp dir\n"
     "  --no-fixtures  only the tiny GPT-2\n"
     "  --config FILE  a JSON object of method fields laid over the sample config\n"
     "                 {\"peft_type\": <the plugin's>, \"target_modules\": <its defaults for the\n"
@@ -100,14 +100,14 @@ static void fixture_models(pc_env *env)
     int nc = 0;
     const char *envdir = getenv("PEFT_FIXTURES");
     if (envdir && *envdir) snprintf(cand[nc++], PATH_MAX, "%s/hf-peft/_models", envdir);
-    snprintf(cand[nc++], PATH_MAX, "../shared/fixtures/hf-peft/_models");
+    snprintf(cand[nc++], PATH_MAX, "tests/fixtures/hf-peft/_models");
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n > 0) {
         exe[n] = 0;
         char *slash = strrchr(exe, '/');
         if (slash) *slash = 0;
-        snprintf(cand[nc++], PATH_MAX, "%.3800s/../../shared/fixtures/hf-peft/_models", exe);
+        snprintf(cand[nc++], PATH_MAX, "%.3800s/../tests/fixtures/hf-peft/_models", exe);
     }
     for (int c = 0; c < nc; c++) {
         DIR *d = opendir(cand[c]);

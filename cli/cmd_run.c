@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "cli.h"
-#include "runner.h"
+#include "runner/runner.h"
 
 static const char *HELP =
     "usage: peft run EXPERIMENTS.yaml [options]\n\n"

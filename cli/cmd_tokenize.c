@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cli.h"
-#include "tokenizer.h"
+#include "peft/tokenizer.h"
 
 static const char *HELP =
     "usage: peft tokenize (--model DIR | --tokenizer FILE) (--text TEXT | --file PATH)\n"

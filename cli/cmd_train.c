@@ -6,8 +6,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include "peft/tokenizer.h"
 #include "cli.h"
-#include "optim.h"
+#include "peft/optim.h"
 
 static const char *HELP =
     "usage: peft train --model DIR --data TOKENS.txt --output ADAPTER_DIR [options]\n\n"
@@ -146,6 +147,7 @@ int cmd_train(int argc, char **argv)
 
     int rc = 1;
     peft_ctx *ctx = peft_ctx_new(seed);
+    peft_set_tokenizer(ctx, peft_tokenizer_text_hook, NULL);
     peft_base_model *base = NULL;
     peft_model *m = NULL;
     peft_adamw *opt = NULL;

@@ -5,7 +5,7 @@
 #include <strings.h>
 #include <unistd.h>
 #include "cli.h"
-#include "warn.h"
+#include "peft/warn.h"
 
 static void usage(FILE *f)
 {

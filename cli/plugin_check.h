@@ -8,8 +8,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include "peft.h"
-#include "inputs.h"
+#include "peft/peft.h"
+#include "peft/inputs.h"
 
 #define PC_PASS 0
 #define PC_FAIL 1

@@ -10,8 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "peft/tokenizer.h"
 #include "plugin_check.h"
-#include "registry.h"
+#include "core/tuner/registry.h"
 
 static int has_key(const peft_tuner_vtable *vt, const char *key)
 {
@@ -64,6 +65,7 @@ int pc_check_vtable(const pc_env *env, const pc_model *model, char *msg, size_t 
 static int try_config(const pc_model *model, const char *cfg, char *err, size_t len)
 {
     peft_ctx *ctx = peft_ctx_new(0);
+    peft_set_tokenizer(ctx, peft_tokenizer_text_hook, NULL);
     peft_base_model *base;
     if (!ctx || peft_load_base_model(ctx, model->dir, &base)) {
         snprintf(err, len, "cannot load %s: %s", model->dir, ctx ? peft_errmsg(ctx) : "OOM");

@@ -14,7 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "ops.h"
+#include "peft/tokenizer.h"
+#include "peft/ops.h"
 #include "plugin_check.h"
 
 char *pc_sample_config(const pc_env *env, const pc_model *model)
@@ -68,6 +69,7 @@ int pc_open_base(const pc_env *env, const pc_model *model, pc_run_state *r, uint
     (void)env;
     memset(r, 0, sizeof *r);
     r->ctx = peft_ctx_new(seed);
+    peft_set_tokenizer(r->ctx, peft_tokenizer_text_hook, NULL);
     if (!r->ctx) return pc_msg(msg, len, -1, "out of memory");
     if (peft_load_base_model(r->ctx, model->dir, &r->base))
         return pc_msg(msg, len, -1, "the host cannot load base model %s: %s", model->dir,

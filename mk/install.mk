@@ -9,13 +9,10 @@ LIBDIR        = $(PREFIX)/lib
 INCLUDEDIR    = $(PREFIX)/include
 BINDIR        = $(PREFIX)/bin
 PKGCONFIGDIR  = $(LIBDIR)/pkgconfig
-PEFT_VERSION := $(shell sed -n 's/^\#define PEFT_VERSION "\(.*\)"/\1/p' core/peft.h)
+PEFT_VERSION := $(shell sed -n 's/^\#define PEFT_VERSION "\(.*\)"/\1/p' sdk/include/peft/peft.h)
 
-# plugin ABI headers, and the application API (peft.h and what it includes)
+# every public header: sdk/include/peft/ is the one public header set, installed as is
 SDK_HEADERS = $(wildcard sdk/include/peft/*.h)
-APP_HEADERS = core/peft.h core/model.h core/graph.h core/safetensors.h core/inputs.h \
-              core/optim.h core/ops.h core/warn.h core/model_init.h core/peft_combine.h \
-              core/peft_convert.h core/tokenizer.h core/model_save.h core/dtype.h
 
 # The loader's install dir is compiled in from PREFIX: a stamp that changes only when PREFIX
 # does makes `make install PREFIX=...` rebuild the registry for that prefix.
@@ -24,14 +21,14 @@ $(PREFIX_STAMP): peft-prefix-force
 	@mkdir -p $(dir $@)
 	@echo '$(PLUGIN_INSTALL_DIR)' | cmp -s - $@ || echo '$(PLUGIN_INSTALL_DIR)' > $@
 .PHONY: peft-prefix-force
-$(BUILD)/obj/core/registry.o: $(PREFIX_STAMP)
+$(BUILD)/obj/core/tuner/registry.o: $(PREFIX_STAMP)
 
 # the installed peft finds libpeft.so in ../lib (the build's copy looks next to itself)
-$(BUILD)/install/peft: $(CLI_OBJ) $(BUILD)/libpeft.so
+$(BUILD)/install/peft: $(CLI_OBJ) $(RUNNER_LIB) $(TOK_LIB) $(BUILD)/libpeft.so
 	@mkdir -p $(dir $@)
-	$(CC) -o $@ $(CLI_OBJ) -L$(BUILD) -lpeft -Wl,-rpath,'$$ORIGIN/../lib' $(DEPLIBS)
+	$(CC) -o $@ $(CLI_OBJ) $(APP_LIBS) -Wl,-rpath,'$$ORIGIN/../lib' $(DEPLIBS)
 
-$(BUILD)/install/libpeft.pc: core/peft.h mk/install.mk $(PREFIX_STAMP)
+$(BUILD)/install/libpeft.pc: sdk/include/peft/peft.h mk/install.mk $(PREFIX_STAMP)
 	@mkdir -p $(dir $@)
 	@printf '%s\n' \
 	  'prefix=$(PREFIX)' \
@@ -51,8 +48,9 @@ $(BUILD)/install/libpeft.pc: core/peft.h mk/install.mk $(PREFIX_STAMP)
 install: all $(BUILD)/install/peft $(BUILD)/install/libpeft.pc
 	$(INSTALL) -d $(DESTDIR)$(INCLUDEDIR)/peft $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR) \
 	  $(DESTDIR)$(PLUGIN_INSTALL_DIR) $(DESTDIR)$(BINDIR)
-	$(INSTALL) -m 644 $(SDK_HEADERS) $(APP_HEADERS) $(DESTDIR)$(INCLUDEDIR)/peft/
+	$(INSTALL) -m 644 $(SDK_HEADERS) $(DESTDIR)$(INCLUDEDIR)/peft/
 	$(INSTALL) -m 755 $(BUILD)/libpeft.so $(DESTDIR)$(LIBDIR)/libpeft.so
+	$(INSTALL) -m 644 $(TOK_LIB) $(DESTDIR)$(LIBDIR)/
 	$(INSTALL) -m 755 $(PLUGIN_SO) $(DESTDIR)$(PLUGIN_INSTALL_DIR)/
 	$(INSTALL) -m 755 $(BUILD)/install/peft $(DESTDIR)$(BINDIR)/peft
 	$(INSTALL) -m 644 $(BUILD)/install/libpeft.pc $(DESTDIR)$(PKGCONFIGDIR)/libpeft.pc

@@ -6,7 +6,7 @@
 
 #include <stdint.h>
 
-#include "graph.h"
+#include "peft/graph.h"
 
 /* the test data's generator (rand_tensor and the random R); each suite seeds it in main */
 extern peft_rng fd_rng;

@@ -8,9 +8,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "inputs.h"
-#include "model.h"
-#include "safetensors.h"
+#include "peft/inputs.h"
+#include "peft/model.h"
+#include "peft/safetensors.h"
 
 /* peft_base_model_load(dir) that must succeed */
 peft_base_model *tu_model_load_ok(const char *dir);

@@ -13,9 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "inputs.h"
-#include "model.h"
-#include "ops.h"
+#include "peft/inputs.h"
+#include "peft/model.h"
+#include "peft/ops.h"
 #include "model_fixture.h"
 #include "testutil.h"
 

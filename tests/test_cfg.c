@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cfg.h"
+#include "core/io/cfg.h"
 #include "testutil.h"
 
 static json_t *load(const char *text)

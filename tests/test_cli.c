@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "safetensors.h"
+#include "peft/safetensors.h"
 #include "testutil.h"
 
 static char *tmp;

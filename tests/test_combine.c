@@ -21,12 +21,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "graph.h"
-#include "inputs.h"
-#include "peft.h"
-#include "peft_combine.h"
-#include "peft_internal.h"
-#include "safetensors.h"
+#include "peft/graph.h"
+#include "peft/inputs.h"
+#include "peft/peft.h"
+#include "peft/combine.h"
+#include "core/peft/internal.h"
+#include "peft/safetensors.h"
 #include "testutil.h"
 
 /* ---- models and adapters --------------------------------------------------------------------- */

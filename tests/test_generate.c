@@ -17,9 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "generate.h"
-#include "kv_cache.h"
-#include "peft.h"
+#include "peft/generate.h"
+#include "core/model/kv_cache.h"
+#include "peft/peft.h"
 #include "testutil.h"
 
 #define CACHE_TOL 1e-5

@@ -9,8 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "dtype.h"
-#include "model.h"
+#include "peft/dtype.h"
+#include "peft/model.h"
 #include "model_fixture.h"
 #include "testutil.h"
 

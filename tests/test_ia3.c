@@ -13,16 +13,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cfg.h"
+#include "core/io/cfg.h"
 #include "contract.h"
-#include "graph.h"
-#include "inputs.h"
-#include "ops.h"
+#include "peft/graph.h"
+#include "peft/inputs.h"
+#include "peft/ops.h"
 #include "plugin_entry.h"
-#include "peft.h"
-#include "registry.h"
+#include "peft/peft.h"
+#include "core/tuner/registry.h"
 #include "testutil.h"
-#include "warn.h"
+#include "peft/warn.h"
 
 /* the IA3 fixture cases run here: those whose architecture libpeft has */
 static const char *const fixture_cases[] = {

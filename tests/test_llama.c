@@ -13,8 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "model.h"
-#include "ops.h"
+#include "peft/model.h"
+#include "peft/ops.h"
 #include "model_fixture.h"
 #include "testutil.h"
 

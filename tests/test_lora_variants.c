@@ -15,16 +15,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cfg.h"
+#include "core/io/cfg.h"
 #include "contract.h"
-#include "graph.h"
-#include "inputs.h"
-#include "peft.h"
-#include "peft_convert.h"
-#include "registry.h"
-#include "safetensors.h"
+#include "peft/graph.h"
+#include "peft/inputs.h"
+#include "peft/peft.h"
+#include "peft/convert.h"
+#include "core/tuner/registry.h"
+#include "peft/safetensors.h"
 #include "testutil.h"
-#include "warn.h"
+#include "peft/warn.h"
 
 /* the fixture cases run here: those of the architectures libpeft implements */
 static const char *const dora_cases[] = {"gpt2__dora", "bert_seqcls__dora", "bert_tokcls__dora",

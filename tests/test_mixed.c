@@ -28,12 +28,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "graph.h"
-#include "inputs.h"
-#include "peft.h"
-#include "safetensors.h"
+#include "peft/graph.h"
+#include "peft/inputs.h"
+#include "peft/peft.h"
+#include "peft/safetensors.h"
 #include "testutil.h"
-#include "warn.h"
+#include "peft/warn.h"
 
 #define MODEL "hf-peft/_models/llama"
 #define V_PROJ "model.layers.0.self_attn.v_proj"

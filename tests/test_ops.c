@@ -9,8 +9,8 @@
 #include <string.h>
 
 #include "fd.h"
-#include "graph.h"
-#include "ops.h"
+#include "peft/graph.h"
+#include "peft/ops.h"
 #include "testutil.h"
 
 /* ---- helpers -------------------------------------------------------------------------------- */

@@ -10,8 +10,8 @@
 #include <string.h>
 
 #include "fd.h"
-#include "graph.h"
-#include "ops.h"
+#include "peft/graph.h"
+#include "peft/ops.h"
 #include "testutil.h"
 
 /* ---- the finite-difference harness (fd.h): no dropout here -------------------------------- */

@@ -3,7 +3,7 @@
 #include <check.h>
 #include <math.h>
 #include <stdlib.h>
-#include "ops.h"
+#include "peft/ops.h"
 #include "testutil.h"
 
 static peft_rng rng;

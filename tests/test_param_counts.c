@@ -4,10 +4,10 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
-#include "peft.h"
-#include "registry.h"
+#include "peft/peft.h"
+#include "core/tuner/registry.h"
 #include "testutil.h"
-#include "warn.h"
+#include "peft/warn.h"
 
 /* the seed's docstring configs carry keys 0.13.2 itself rejects (param_counts.json notes) */
 static char *clean_config(json_t *cfg)

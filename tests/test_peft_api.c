@@ -7,11 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include "inputs.h"
-#include "optim.h"
-#include "peft.h"
+#include "peft/inputs.h"
+#include "peft/optim.h"
+#include "peft/peft.h"
 #include "testutil.h"
-#include "warn.h"
+#include "peft/warn.h"
 
 static peft_ctx *ctx;
 static peft_inputs in;

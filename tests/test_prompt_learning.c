@@ -12,17 +12,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cfg.h"
+#include "core/io/cfg.h"
 #include "contract.h"
-#include "graph.h"
-#include "inputs.h"
-#include "ops.h"
-#include "peft.h"
-#include "registry.h"
-#include "safetensors.h"
+#include "peft/graph.h"
+#include "peft/inputs.h"
+#include "peft/ops.h"
+#include "peft/peft.h"
+#include "core/tuner/registry.h"
+#include "peft/safetensors.h"
 #include "testutil.h"
-#include "tokenizer.h"
-#include "warn.h"
+#include "peft/tokenizer.h"
+#include "peft/warn.h"
 
 /* the fixture cases run here: those whose architecture has the prompt hooks */
 static const char *const fixture_cases[] = {
@@ -75,6 +75,7 @@ static peft_model *make_model(peft_ctx *ctx, const char *arch, const char *confi
 static void config_refused(const char *arch, const char *config, const char *want)
 {
     peft_ctx *ctx = peft_ctx_new(0);
+    peft_set_tokenizer(ctx, peft_tokenizer_text_hook, NULL);
     peft_base_model *b = load_base(ctx, arch);
     peft_model *m = NULL;
     ck_assert_int_ne(peft_get_peft_model(ctx, b, config, NULL, 0, &m), 0);
@@ -114,6 +115,7 @@ START_TEST(peft_saved_adapter)
     json_t *entry = case_entry(name);
     ck_assert_ptr_nonnull(entry);
     peft_ctx *ctx = peft_ctx_new(0);
+    peft_set_tokenizer(ctx, peft_tokenizer_text_hook, NULL);
     char rel[512], err[512];
     snprintf(rel, sizeof rel, "hf-peft/%s", json_string_value(json_object_get(entry, "base_model_dir")));
     peft_base_model *b = NULL;
@@ -437,6 +439,7 @@ END_TEST
 START_TEST(config_filled_from_model)
 {
     peft_ctx *ctx = peft_ctx_new(1);
+    peft_set_tokenizer(ctx, peft_tokenizer_text_hook, NULL);
     peft_model *m = make_model(ctx, "gpt2", GPT2_PREFIX);
     char *tmp = tu_tmpdir(), path[4096];
     ck_assert(peft_save_pretrained(m, tmp, NULL, 0, 1) == 0);
@@ -466,6 +469,7 @@ END_TEST
 START_TEST(hooks_follow_disable_and_delete)
 {
     peft_ctx *ctx = peft_ctx_new(2);
+    peft_set_tokenizer(ctx, peft_tokenizer_text_hook, NULL);
     peft_model *m = make_model(ctx, "gpt2", GPT2_PROMPT);
     peft_base_model *b = peft_get_base_model(m);
     ck_assert_ptr_nonnull(b->prompt);
@@ -512,6 +516,7 @@ END_TEST
 START_TEST(status_refused_as_peft)
 {
     peft_ctx *ctx = peft_ctx_new(3);
+    peft_set_tokenizer(ctx, peft_tokenizer_text_hook, NULL);
     peft_model *m = make_model(ctx, "gpt2", GPT2_PREFIX);
     char *json = (char *)1;
     ck_assert_int_eq(peft_get_model_status(m, &json), PEFT_EINVAL);
@@ -528,6 +533,7 @@ END_TEST
 START_TEST(no_mixing)
 {
     peft_ctx *ctx = peft_ctx_new(4);
+    peft_set_tokenizer(ctx, peft_tokenizer_text_hook, NULL);
     peft_model *m = make_model(ctx, "gpt2", GPT2_PREFIX);
     ck_assert_int_ne(peft_add_adapter(m, "l", "{\"peft_type\":\"LORA\",\"target_modules\":[\"c_attn\"]}"), 0);
     ck_assert_int_ne(peft_add_adapter(m, "p", GPT2_PROMPT), 0); /* another method */
@@ -587,6 +593,7 @@ END_TEST
 START_TEST(text_init_uses_the_tokenizer)
 {
     peft_ctx *ctx = peft_ctx_new(5);
+    peft_set_tokenizer(ctx, peft_tokenizer_text_hook, NULL);
     peft_base_model *b;
     ck_assert_msg(peft_load_base_model(ctx, "examples/base-model", &b) == 0, "%s", peft_errmsg(ctx));
     const char *cfg = "{\"peft_type\":\"PROMPT_TUNING\",\"task_type\":\"CAUSAL_LM\",\"num_virtual_tokens\":7,"
@@ -626,6 +633,7 @@ END_TEST
 START_TEST(text_adapter_loads)
 {
     peft_ctx *ctx = peft_ctx_new(5);
+    peft_set_tokenizer(ctx, peft_tokenizer_text_hook, NULL);
     peft_model *m = make_model(ctx, "gpt2", GPT2_PROMPT);
     char *tmp = tu_tmpdir(), path[4096];
     ck_assert(peft_save_pretrained(m, tmp, NULL, 0, 1) == 0);
@@ -662,6 +670,7 @@ END_TEST
 START_TEST(training_moves_the_prompt)
 {
     peft_ctx *ctx = peft_ctx_new(6);
+    peft_set_tokenizer(ctx, peft_tokenizer_text_hook, NULL);
     peft_model *m = make_model(ctx, "gpt2", "{\"peft_type\":\"PREFIX_TUNING\",\"task_type\":"
                                "\"CAUSAL_LM\",\"num_virtual_tokens\":4,\"prefix_projection\":true}");
     peft_inputs in;
@@ -729,6 +738,7 @@ END_TEST
 START_TEST(projection_adapter_loads_trainable)
 {
     peft_ctx *ctx = peft_ctx_new(7);
+    peft_set_tokenizer(ctx, peft_tokenizer_text_hook, NULL);
     peft_base_model *b = load_base(ctx, "gpt2");
     peft_model *m = NULL;
     ck_assert_msg(peft_from_pretrained(ctx, b, tu_fixture("hf-peft/gpt2__prefix_proj/adapter"), NULL,

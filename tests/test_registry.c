@@ -10,11 +10,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cfg.h"
-#include "graph.h"
-#include "registry.h"
+#include "core/io/cfg.h"
+#include "peft/graph.h"
+#include "core/tuner/registry.h"
 #include "testutil.h"
-#include "warn.h"
+#include "peft/warn.h"
 
 static char err[2048];
 

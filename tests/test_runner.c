@@ -12,8 +12,8 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include "optim.h"
-#include "runner.h"
+#include "peft/optim.h"
+#include "runner/runner.h"
 #include "testutil.h"
 
 static char *tmp;

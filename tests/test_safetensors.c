@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "safetensors.h"
+#include "peft/safetensors.h"
 #include "testutil.h"
 
 static char *tmpdir;

@@ -13,10 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "inputs.h"
-#include "model.h"
-#include "models/t5_attention.h"
-#include "ops.h"
+#include "peft/inputs.h"
+#include "peft/model.h"
+#include "core/models/t5_attention.h"
+#include "peft/ops.h"
 #include "model_fixture.h"
 #include "testutil.h"
 

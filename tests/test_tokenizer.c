@@ -18,8 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "peft.h"
-#include "tokenizer.h"
+#include "peft/peft.h"
+#include "peft/tokenizer.h"
 #include "testutil.h"
 
 static char errbuf[1024];

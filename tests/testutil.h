@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* "$PEFT_FIXTURES/<rel>" (default ../shared/fixtures); static buffer rotated over 8 calls */
+/* "$PEFT_FIXTURES/<rel>" (default tests/fixtures); static buffer rotated over 8 calls */
 const char *tu_fixture(const char *rel);
 /* "$PEFT_BUILD/<rel>" (default ./build) */
 const char *tu_build(const char *rel);

@@ -3,9 +3,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "models/decoder.h"
-#include "ops.h"
-#include "warn.h"
+#include "core/models/decoder.h"
+#include "peft/ops.h"
+#include "peft/warn.h"
 
 static int present(const peft_base_model *m, const char *key)
 {

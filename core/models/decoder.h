@@ -10,8 +10,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include "model.h"
-#include "kv_cache.h"
+#include "peft/model.h"
+#include "core/model/kv_cache.h"
 
 /* the head a config.json asks for */
 typedef struct dec_head {

@@ -20,9 +20,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include "graph.h"
-#include "model_init.h"
-#include "safetensors.h"
+#include "peft/graph.h"
+#include "peft/model_init.h"
+#include "peft/safetensors.h"
 
 #define INIT_RANGE 0.02
 #define MAX_NAME 128

@@ -22,9 +22,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "model.h"
-#include "models/decoder.h"
-#include "ops.h"
+#include "peft/model.h"
+#include "core/models/decoder.h"
+#include "peft/ops.h"
 
 #define LM_CLASS "LlamaForCausalLM"
 #define CLS_CLASS "LlamaForSequenceClassification"

@@ -1,7 +1,7 @@
 /* registry.c — the table of base-model architectures, looked up by config.json "model_type".
  * Each architecture (core/models/<name>.c) exports one const peft_arch; add it to the table. */
 #include <string.h>
-#include "model.h"
+#include "peft/model.h"
 
 extern const peft_arch peft_arch_gpt2;
 extern const peft_arch peft_arch_bert;

@@ -6,7 +6,7 @@
 #define PEFT_T5_ATTENTION_H
 
 #include <stdint.h>
-#include "graph.h"
+#include "peft/graph.h"
 
 /* HF _relative_position_bucket for rel = key_position - query_position: bidirectional (the
  * encoder) splits num_buckets between negative and positive distances; unidirectional (the

@@ -35,10 +35,10 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include "ops.h"
+#include "peft/ops.h"
 #include "t5.h"
 #include "t5_attention.h"
-#include "kv_cache.h"
+#include "core/model/kv_cache.h"
 
 /* a (B, lead + n) i32 arena array: per row `lead` ones, then src's row (ones when src is
  * NULL): ids and labels copied (ops keep the pointers until backward), masks extended */

@@ -15,7 +15,7 @@
 #define RECIPE_GRAMMAR_H
 
 #include <stddef.h>
-#include "graph.h"
+#include "peft/graph.h"
 
 #define GRAMMAR_CAP 0
 #define GRAMMAR_NXT 1

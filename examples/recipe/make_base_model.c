@@ -17,9 +17,9 @@
 #include <time.h>
 #include <jansson.h>
 #include "grammar.h"
-#include "model_save.h"
-#include "optim.h"
-#include "runner.h"
+#include "peft/model_save.h"
+#include "peft/optim.h"
+#include "runner/runner.h"
 
 /* the architecture: ~0.6 M parameters */
 #define HIDDEN 128

@@ -8,9 +8,9 @@
 #include <string.h>
 #include "contract.h"
 #include "model_fixture.h"
-#include "inputs.h"
-#include "peft.h"
-#include "safetensors.h"
+#include "peft/inputs.h"
+#include "peft/peft.h"
+#include "peft/safetensors.h"
 #include "testutil.h"
 
 #define TOL 1e-4

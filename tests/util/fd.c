@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ops.h"
+#include "peft/ops.h"
 
 peft_rng fd_rng;
 

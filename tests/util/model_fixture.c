@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "graph.h"
-#include "safetensors.h"
+#include "peft/graph.h"
+#include "peft/safetensors.h"
 #include "testutil.h"
 
 peft_base_model *tu_model_load_ok(const char *dir)

@@ -5,7 +5,7 @@
 #include <check.h>
 #include <dlfcn.h>
 
-#include "registry.h"
+#include "core/tuner/registry.h"
 
 peft_plugin_init_fn tu_plugin_entry(const char *name, const peft_tuner_vtable **vt, void **so)
 {

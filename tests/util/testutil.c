@@ -23,7 +23,7 @@ static const char *rotate(const char *base, const char *rel)
 const char *tu_fixture(const char *rel)
 {
     const char *base = getenv("PEFT_FIXTURES");
-    return rotate(base && *base ? base : "../shared/fixtures", rel);
+    return rotate(base && *base ? base : "tests/fixtures", rel);
 }
 
 const char *tu_build(const char *rel)

@@ -1,0 +1,94 @@
+/* model_save.c — a base model back to a Hugging Face directory: config.json and
+ * model.safetensors, each written atomically (temporary name, fsync, rename). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "peft/dtype.h"
+#include "peft/graph.h"
+#include "peft/model_save.h"
+#include "peft/safetensors.h"
+
+static const char *torch_dtype(int32_t dtype)
+{
+    return dtype == PEFT_DTYPE_BF16 ? "bfloat16" : dtype == PEFT_DTYPE_F16 ? "float16" : "float32";
+}
+
+static int write_config(const peft_base_model *m, const char *dir, int32_t dtype, char *err, size_t errlen)
+{
+    char path[4096], tmp[4200];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+    json_t *cfg = json_deep_copy(m->config);
+    if (!cfg) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        return -1;
+    }
+    json_object_set_new(cfg, "torch_dtype", json_string(torch_dtype(dtype)));
+    int rc = json_dump_file(cfg, tmp, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(cfg);
+    FILE *f = rc == 0 ? fopen(tmp, "rb") : NULL; /* flush it to disk before the rename */
+    if (f) {
+        rc = fsync(fileno(f));
+        fclose(f);
+    }
+    if (rc != 0 || !f || rename(tmp, path) != 0) {
+        snprintf(err, errlen, "%s: cannot write: %s", path, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+int peft_base_model_save(const peft_base_model *m, const char *dir, int32_t dtype, char *err,
+                         size_t errlen)
+{
+    if (m->meta) {
+        snprintf(err, errlen, "%s: a weight-free (config-only) model cannot be saved", dir);
+        return -1;
+    }
+    if (dtype != PEFT_DTYPE_F32 && dtype != PEFT_DTYPE_BF16 && dtype != PEFT_DTYPE_F16) {
+        snprintf(err, errlen, "save: dtype must be F32, BF16 or F16");
+        return -1;
+    }
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "%s: cannot create directory: %s", dir, strerror(errno));
+        return -1;
+    }
+    peft_st_out *outs = calloc(m->n_params + 1, sizeof *outs);
+    void **bufs = calloc(m->n_params + 1, sizeof *bufs);
+    int rc = -1;
+    if (!outs || !bufs) goto oom;
+    for (size_t i = 0; i < m->n_params; i++) {
+        const peft_tensor *t = m->params[i].t;
+        const void *data = t->data;
+        if (t->dtype != dtype) { /* through f32: every stored dtype converts to f32 exactly */
+            float *f = malloc((size_t)t->numel * sizeof *f + 1);
+            bufs[i] = malloc((size_t)t->numel * peft_dtype_size(dtype) + 1);
+            if (!f || !bufs[i]) {
+                free(f);
+                goto oom;
+            }
+            peft_tensor_to_f32(t, f);
+            peft_convert_from_f32(dtype, f, bufs[i], t->numel);
+            free(f);
+            data = bufs[i];
+        }
+        outs[i] = (peft_st_out){m->params[i].name, dtype, t->ndim, t->shape, data};
+    }
+    char path[4096];
+    static const char *const meta[] = {"format", "pt", NULL};
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    rc = peft_st_write(path, outs, m->n_params, meta, err, errlen);
+    if (rc == 0) rc = write_config(m, dir, dtype, err, errlen);
+    goto out;
+oom:
+    snprintf(err, errlen, "%s: out of memory", dir);
+out:
+    for (size_t i = 0; bufs && i < m->n_params; i++) free(bufs[i]);
+    free(bufs);
+    free(outs);
+    return rc;
+}

@@ -1,0 +1,241 @@
+/* site.c — a linear site and its adapter chain (DESIGN.md 4): forward through the chain,
+ * merge/unmerge adapters into the base weight, and restore the weight bit-exactly. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "peft/ops.h"
+#include "core/model/site.h"
+
+static int runs(const peft_site *s, const peft_site_adapter *sa)
+{
+    return sa->adapter->active && !sa->merged && !(s->owner && s->owner->adapters_disabled);
+}
+
+/* the token rows of x (N = numel / last dim) whose batch row uses adapter a, per
+ * owner->row_adapter (B entries): an arena index list, *n set; NULL with *n = 0 if none */
+static int32_t *rows_of(peft_graph *g, const peft_site *s, const peft_adapter *a, const peft_tensor *x,
+                        int64_t *n)
+{
+    const peft_base_model *m = s->owner;
+    int64_t C = x->shape[x->ndim - 1], N = C ? x->numel / C : 0, per = m->row_B ? N / m->row_B : 0;
+    int64_t cnt = 0;
+    for (int64_t b = 0; b < m->row_B; b++) cnt += m->row_adapter[b] == a;
+    *n = cnt * per;
+    if (!*n) return NULL;
+    int32_t *idx = peft_arena_alloc(g->arena, (size_t)*n * sizeof *idx);
+    if (!idx) return NULL;
+    int64_t k = 0;
+    for (int64_t b = 0; b < m->row_B; b++)
+        if (m->row_adapter[b] == a)
+            for (int64_t t = 0; t < per; t++) idx[k++] = (int32_t)(b * per + t);
+    return idx;
+}
+
+/* one batch, one adapter per row (mixed-batch inference): each adapter runs on its own rows
+ * only, one grouped call per adapter, the results put back in place */
+static peft_tensor *forward_grouped(peft_graph *g, peft_site *s, peft_tensor *x)
+{
+    for (int i = 0; i < s->n_chain && x; i++) {
+        peft_site_adapter *sa = &s->chain[i];
+        if (sa->merged || !sa->adapter->vt->pre_forward) continue;
+        int64_t n;
+        int32_t *idx = rows_of(g, s, sa->adapter, x, &n);
+        if (!n) continue;
+        peft_tensor *xs = idx ? op_take_rows(g, x, idx, n) : NULL;
+        peft_tensor *xt = xs ? sa->adapter->vt->pre_forward(sa->state, g, &s->info, xs) : NULL;
+        x = xt ? op_put_rows(g, x, xt, idx, n) : NULL;
+    }
+    if (!x) return NULL;
+    peft_tensor *y = op_linear(g, x, s->info.weight, s->info.bias, s->info.fan_in_fan_out);
+    for (int i = 0; i < s->n_chain && y; i++) {
+        peft_site_adapter *sa = &s->chain[i];
+        if (sa->merged) continue;
+        int64_t n;
+        int32_t *idx = rows_of(g, s, sa->adapter, x, &n);
+        if (!n) continue;
+        peft_tensor *xs = idx ? op_take_rows(g, x, idx, n) : NULL;
+        peft_tensor *ys = xs ? op_take_rows(g, y, idx, n) : NULL;
+        peft_tensor *yt = ys ? sa->adapter->vt->forward(sa->state, g, &s->info, xs, ys) : NULL;
+        y = yt ? op_put_rows(g, y, yt, idx, n) : NULL;
+    }
+    return y;
+}
+
+/* x (..., in) -> (..., out), the adapters nested in the order added as PEFT's mixed model
+ * nests them: each adapter wraps the layer as it was, so an input transform (IA3 on a
+ * feed-forward layer) scales the input of the base layer and of the adapters added BEFORE it,
+ * and an output adapter acts on the base output plus the earlier adapters' deltas. Adapter i
+ * thus reads x transformed by the adapters added after it; the base reads x transformed by all. */
+peft_tensor *peft_site_forward(peft_graph *g, peft_site *s, peft_tensor *x)
+{
+    if (s->owner && s->owner->row_adapter && !s->owner->adapters_disabled) return forward_grouped(g, s, x);
+    peft_tensor *xin_small[8], **xin = xin_small; /* xin[i]: the input adapter i reads */
+    if (s->n_chain + 1 > 8 && !(xin = peft_arena_alloc(g->arena, (size_t)(s->n_chain + 1) * sizeof *xin)))
+        return NULL;
+    xin[s->n_chain] = x;
+    for (int i = s->n_chain - 1; i >= 0; i--) {
+        peft_site_adapter *sa = &s->chain[i];
+        peft_tensor *xi = xin[i + 1];
+        if (xi && runs(s, sa) && sa->adapter->vt->pre_forward)
+            xi = sa->adapter->vt->pre_forward(sa->state, g, &s->info, xi);
+        xin[i] = xi;
+    }
+    if (!xin[0]) return NULL;
+    peft_tensor *y = op_linear(g, xin[0], s->info.weight, s->info.bias, s->info.fan_in_fan_out);
+    for (int i = 0; i < s->n_chain && y; i++) {
+        peft_site_adapter *sa = &s->chain[i];
+        if (runs(s, sa)) y = sa->adapter->vt->forward(sa->state, g, &s->info, xin[i + 1], y);
+    }
+    return y;
+}
+
+int peft_site_attach(peft_site *s, peft_adapter *a, void *state)
+{
+    if (s->n_chain == s->cap_chain) {
+        int cap = s->cap_chain ? s->cap_chain * 2 : 2;
+        peft_site_adapter *c = realloc(s->chain, (size_t)cap * sizeof *c);
+        if (!c) return -1;
+        s->chain = c;
+        s->cap_chain = cap;
+    }
+    s->chain[s->n_chain++] = (peft_site_adapter){.adapter = a, .state = state, .merged = 0};
+    return 0;
+}
+
+int peft_site_find(const peft_site *s, const peft_adapter *a)
+{
+    for (int i = 0; i < s->n_chain; i++)
+        if (s->chain[i].adapter == a) return i;
+    return -1;
+}
+
+void peft_site_detach(peft_site *s, int idx)
+{
+    peft_site_adapter *sa = &s->chain[idx];
+    sa->adapter->vt->destroy(sa->state);
+    memmove(&s->chain[idx], &s->chain[idx + 1], (size_t)(s->n_chain - idx - 1) * sizeof *sa);
+    s->n_chain--;
+}
+
+static int all_finite(const float *p, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(p[i])) return 0;
+    return 1;
+}
+
+/* Before the first merge, the weight (and bias) become owned f32 copies; the loaded data is
+ * kept so that the last unmerge puts it back exactly. */
+static int begin_merging(peft_site *s)
+{
+    if (s->n_merged > 0) return 0;
+    if (peft_tensor_make_f32_owned(s->info.weight, &s->orig_weight_data, &s->orig_weight_dtype,
+                                   &s->orig_weight_owned))
+        return -1;
+    if (s->info.bias &&
+        peft_tensor_make_f32_owned(s->info.bias, &s->orig_bias_data, &s->orig_bias_dtype,
+                                   &s->orig_bias_owned))
+        return -1;
+    return 0;
+}
+
+static void restore_tensor(peft_tensor *t, void **orig, int32_t dtype, int *owned)
+{
+    if (!t || !*orig || t->data == *orig) return;
+    if (t->flags & PEFT_T_OWNS_DATA) free(t->data);
+    t->data = *orig;
+    t->dtype = dtype;
+    t->flags = *owned ? (t->flags | PEFT_T_OWNS_DATA) : (t->flags & ~PEFT_T_OWNS_DATA);
+    *orig = NULL;
+}
+
+static void end_merging(peft_site *s)
+{
+    restore_tensor(s->info.weight, &s->orig_weight_data, s->orig_weight_dtype,
+                   &s->orig_weight_owned);
+    restore_tensor(s->info.bias, &s->orig_bias_data, s->orig_bias_dtype, &s->orig_bias_owned);
+}
+
+int peft_site_merge(peft_site *s, int idx, int safe, char *err, size_t errlen)
+{
+    peft_site_adapter *sa = &s->chain[idx];
+    const peft_tuner_vtable *vt = sa->adapter->vt;
+    if (sa->merged) return 0;
+    if (!vt->merge || !(vt->caps & PEFT_CAP_MERGEABLE)) {
+        snprintf(err, errlen, "adapter '%s' (%s) cannot be merged", sa->adapter->name, vt->name);
+        return -1;
+    }
+    if (begin_merging(s)) {
+        snprintf(err, errlen, "out of memory preparing %s for merging", s->info.name);
+        return -1;
+    }
+    float *w = peft_f32(s->info.weight), *b = s->info.bias ? peft_f32(s->info.bias) : NULL;
+    int64_t nw = s->info.weight->numel, nb = s->info.bias ? s->info.bias->numel : 0;
+    if (!safe) {
+        if (vt->merge(sa->state, &s->info, w, b, +1, err, errlen)) goto fail;
+    } else {
+        float *cw = malloc((size_t)nw * sizeof *cw), *cb = nb ? malloc((size_t)nb * sizeof *cb) : NULL;
+        if (!cw || (nb && !cb)) {
+            free(cw); free(cb);
+            snprintf(err, errlen, "out of memory for a safe merge of %s", s->info.name);
+            goto fail;
+        }
+        memcpy(cw, w, (size_t)nw * sizeof *cw);
+        if (nb) memcpy(cb, b, (size_t)nb * sizeof *cb);
+        int rc = vt->merge(sa->state, &s->info, cw, cb, +1, err, errlen);
+        if (!rc && (!all_finite(cw, nw) || (nb && !all_finite(cb, nb)))) {
+            snprintf(err, errlen,
+                     "safe merge: merging adapter '%s' into %s gives NaN/Inf weights; the layer "
+                     "is left unmerged",
+                     sa->adapter->name, s->info.name);
+            rc = -1;
+        }
+        if (!rc) {
+            memcpy(w, cw, (size_t)nw * sizeof *cw);
+            if (nb) memcpy(b, cb, (size_t)nb * sizeof *cb);
+        }
+        free(cw);
+        free(cb);
+        if (rc) goto fail;
+    }
+    sa->merged = 1;
+    s->n_merged++;
+    return 0;
+fail:
+    if (s->n_merged == 0) end_merging(s);
+    return -1;
+}
+
+int peft_site_unmerge(peft_site *s, int idx, char *err, size_t errlen)
+{
+    peft_site_adapter *sa = &s->chain[idx];
+    if (!sa->merged) return 0;
+    if (s->n_merged == 1) { /* the last one: the loaded weight comes back bit-exactly */
+        end_merging(s);
+    } else {
+        float *b = s->info.bias ? peft_f32(s->info.bias) : NULL;
+        if (sa->adapter->vt->merge(sa->state, &s->info, peft_f32(s->info.weight), b, -1, err,
+                                   errlen))
+            return -1;
+    }
+    sa->merged = 0;
+    s->n_merged--;
+    return 0;
+}
+
+void peft_site_keep_merged(peft_site *s)
+{
+    /* merge_and_unload: the merged weights become the base; drop the saved originals */
+    if (s->orig_weight_data && s->orig_weight_owned) free(s->orig_weight_data);
+    if (s->orig_bias_data && s->orig_bias_owned) free(s->orig_bias_data);
+    s->orig_weight_data = s->orig_bias_data = NULL;
+    s->n_merged = 0;
+}
+
+void peft_site_release(peft_site *s)
+{
+    while (s->n_chain > 0) peft_site_detach(s, s->n_chain - 1);
+    end_merging(s);
+    s->n_merged = 0;
+}

@@ -1,0 +1,180 @@
+/* ops_attention.c — scaled dot-product attention with grouped-query heads, any scale, an
+ * additive score bias (T5's relative positions), causal offset and key padding mask, and its
+ * backward. Per (batch, head), QK^T and PV go through cblas_sgemm directly on the strided head
+ * slices (lda = H*D for q, Hkv*D for k and v); the softmax probabilities are kept for the
+ * backward when recording, else one (T, S) scratch is reused (inference memory). op_attention
+ * (GPT-2) is op_attention_ex with Hkv = H, scale 1/sqrt(D) and no bias. */
+#include "peft/ops.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+typedef struct {
+    peft_tensor *q, *k, *v, *bias, *out;
+    const float *P; /* (B, H, T, S) softmax probabilities, 0 where masked */
+    int64_t B, T, S, H, Hkv, D;
+    float scale;
+} attn_ctx;
+
+// dout (B,T,H*D); q (B,T,H*D); k, v (B,S,Hkv*D); P (B,H,T,S)
+//   -> dq, dk, dv (as needed), dbias (H,T,S) summed over the batch
+static void attention_backward(peft_graph *g, void *p)
+{
+    attn_ctx *c = p;
+    const float *dout = c->out->grad;
+    if (!dout) return;
+    const int T = (int)c->T, S = (int)c->S, D = (int)c->D;
+    const int HD = (int)(c->H * c->D), KD = (int)(c->Hkv * c->D);
+    const int64_t group = c->H / c->Hkv;
+    float *dq = peft_grad_of(g, c->q);
+    float *dk = peft_grad_of(g, c->k);
+    float *dv = peft_grad_of(g, c->v);
+    float *dbias = c->bias ? peft_grad_of(g, c->bias) : NULL;
+    const float *q = peft_f32(c->q), *k = peft_f32(c->k), *v = peft_f32(c->v);
+    float *dS = NULL;
+    if (dq || dk || dbias) {
+        dS = peft_arena_alloc(g->arena, (size_t)T * (size_t)S * sizeof(float) + 1);
+        if (!dS) return;
+    }
+    if (T == 0 || S == 0) return;
+    for (int64_t b = 0; b < c->B; b++) {
+        for (int64_t h = 0; h < c->H; h++) {
+            const int64_t kh = h / group;
+            const size_t qo = (size_t)(b * c->T * HD + h * D);
+            const size_t ko = (size_t)(b * c->S * KD + kh * D);
+            const float *P = c->P + (size_t)((b * c->H + h) * c->T * c->S);
+            const float *dO = dout + qo;
+            /* dv (S,D) += P^T (S,T) dO (T,D) */
+            if (dv)
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, S, D, T, 1.0f, P, S, dO,
+                            HD, 1.0f, dv + ko, KD);
+            if (!dS) continue;
+            /* dP (T,S) = dO (T,D) V^T (D,S) */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, S, D, 1.0f, dO, HD, v + ko,
+                        KD, 0.0f, dS, S);
+            /* dS = P * (dP - sum_s P dP), per row: the gradient of the (scaled + biased) scores */
+            for (int t = 0; t < T; t++) {
+                float *ds = dS + (size_t)t * S;
+                const float *pr = P + (size_t)t * S;
+                double dot = 0.0;
+                for (int s = 0; s < S; s++) dot += (double)pr[s] * ds[s];
+                const float dotf = (float)dot;
+                for (int s = 0; s < S; s++) ds[s] = pr[s] * (ds[s] - dotf);
+            }
+            /* dbias (T,S) of head h += dS */
+            if (dbias) {
+                float *db = dbias + (size_t)(h * c->T * c->S);
+                for (size_t i = 0; i < (size_t)T * (size_t)S; i++) db[i] += dS[i];
+            }
+            /* dq (T,D) += scale dS (T,S) K (S,D) */
+            if (dq)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, D, S, c->scale, dS, S,
+                            k + ko, KD, 1.0f, dq + qo, HD);
+            /* dk (S,D) += scale dS^T (S,T) Q (T,D) */
+            if (dk)
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, S, D, T, c->scale, dS, S,
+                            q + qo, HD, 1.0f, dk + ko, KD);
+        }
+    }
+}
+
+// q (B,T,H*D), k (B,S,Hkv*D), v (B,S,Hkv*D), key_mask (B,S) or NULL, bias (H,T,S) or NULL
+//   -> out (B,T,H*D)
+peft_tensor *op_attention_ex(peft_graph *g, peft_tensor *q, peft_tensor *k, peft_tensor *v,
+                             int H, int Hkv, float scale, int causal, const int32_t *key_mask,
+                             peft_tensor *bias)
+{
+    if (!q || !k || !v || H <= 0 || Hkv <= 0 || H % Hkv || q->ndim != 3 || k->ndim != 3 ||
+        v->ndim != 3 || q->dtype != PEFT_DTYPE_F32 || k->dtype != PEFT_DTYPE_F32 ||
+        v->dtype != PEFT_DTYPE_F32)
+        return NULL;
+    const int64_t B = q->shape[0], T = q->shape[1], HD = q->shape[2], S = k->shape[1];
+    if (HD % H) return NULL;
+    const int64_t D = HD / H, KD = D * Hkv;
+    if (k->shape[0] != B || v->shape[0] != B || v->shape[1] != S || k->shape[2] != KD ||
+        v->shape[2] != KD)
+        return NULL;
+    if (bias && (bias->dtype != PEFT_DTYPE_F32 || bias->numel != H * T * S)) return NULL;
+    const int64_t group = H / Hkv;
+    const int rec = g->recording && (q->requires_grad || k->requires_grad || v->requires_grad ||
+                                     (bias && bias->requires_grad));
+    peft_tensor *out = peft_graph_tensor_raw(g, PEFT_DTYPE_F32, 3, q->shape);
+    /* probabilities: all (b,h) kept for the backward, else one (T,S) scratch reused */
+    peft_tensor *Pt = rec ? peft_graph_tensor_raw(g, PEFT_DTYPE_F32, 4, (int64_t[]){B, H, T, S})
+                          : peft_graph_tensor_raw(g, PEFT_DTYPE_F32, 2, (int64_t[]){T, S});
+    if (!out || !Pt) return NULL;
+    const float *qd = peft_f32(q), *kd = peft_f32(k), *vd = peft_f32(v);
+    const float *bd = bias ? peft_f32(bias) : NULL;
+    float *od = peft_f32(out), *Pall = peft_f32(Pt);
+    const int64_t off = S - T; /* query t sees keys s <= t + off */
+
+    for (int64_t b = 0; b < B; b++) {
+        const int32_t *km = key_mask ? key_mask + b * S : NULL;
+        for (int64_t h = 0; h < H; h++) {
+            const int64_t kh = h / group;
+            const size_t qo = (size_t)(b * T * HD + h * D), ko = (size_t)(b * S * KD + kh * D);
+            float *P = rec ? Pall + (size_t)((b * H + h) * T * S) : Pall;
+            const float *bh = bd ? bd + (size_t)(h * T * S) : NULL;
+            /* scores (T,S) = scale Q (T,D) K^T (D,S) */
+            if (T > 0 && S > 0)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)S, (int)D,
+                            scale, qd + qo, (int)HD, kd + ko, (int)KD, 0.0f, P, (int)S);
+            /* (+ bias) masked softmax per query row */
+            for (int64_t t = 0; t < T; t++) {
+                float *pr = P + t * S;
+                int64_t lim = causal ? t + off : S - 1; /* last visible key */
+                if (lim > S - 1) lim = S - 1;
+                if (bh) {
+                    const float *br = bh + t * S;
+                    for (int64_t s = 0; s <= lim; s++) pr[s] += br[s];
+                }
+                float mx = -INFINITY;
+                for (int64_t s = 0; s <= lim; s++)
+                    if ((!km || km[s]) && pr[s] > mx) mx = pr[s];
+                if (mx == -INFINITY) { /* no visible key: zeros */
+                    memset(pr, 0, (size_t)S * sizeof(float));
+                    continue;
+                }
+                float sum = 0.0f;
+                for (int64_t s = 0; s < S; s++) {
+                    if (s <= lim && (!km || km[s])) {
+                        pr[s] = expf(pr[s] - mx);
+                        sum += pr[s];
+                    } else {
+                        pr[s] = 0.0f;
+                    }
+                }
+                const float inv = 1.0f / sum;
+                for (int64_t s = 0; s <= lim; s++) pr[s] *= inv;
+            }
+            /* out (T,D) = P (T,S) V (S,D) */
+            if (T > 0) {
+                if (S > 0)
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T, (int)D, (int)S,
+                                1.0f, P, (int)S, vd + ko, (int)KD, 0.0f, od + qo, (int)HD);
+                else
+                    for (int64_t t = 0; t < T; t++) memset(od + qo + t * HD, 0, (size_t)D * 4);
+            }
+        }
+    }
+
+    out->requires_grad = rec;
+    if (rec) {
+        attn_ctx *c = peft_tape_push(g, attention_backward, sizeof *c);
+        if (!c) return NULL;
+        c->q = q; c->k = k; c->v = v; c->bias = bias; c->out = out; c->P = Pall;
+        peft_tape_output(g, c->out);
+        c->B = B; c->T = T; c->S = S; c->H = H; c->Hkv = Hkv; c->D = D; c->scale = scale;
+    }
+    return out;
+}
+
+// q (B,T,H*D), k (B,S,H*D), v (B,S,H*D), key_mask (B,S) or NULL -> out (B,T,H*D)
+peft_tensor *op_attention(peft_graph *g, peft_tensor *q, peft_tensor *k, peft_tensor *v, int H,
+                          int causal, const int32_t *key_mask)
+{
+    if (!q || H <= 0 || q->ndim != 3 || q->shape[2] % H) return NULL;
+    const float scale = 1.0f / sqrtf((float)(q->shape[2] / H));
+    return op_attention_ex(g, q, k, v, H, H, scale, causal, key_mask, NULL);
+}

@@ -1,0 +1,192 @@
+/* ops_norm.c — layer norm (PyTorch semantics: biased variance, eps inside the sqrt) and the
+ * tanh-approximated GELU, each with its backward. */
+#include "peft/ops.h"
+
+#include <math.h>
+#include <string.h>
+
+/* f32 view of a (maybe bf16/f16) tensor: the data itself, or a converted arena copy */
+static const float *as_f32(peft_graph *g, const peft_tensor *t)
+{
+    if (t->dtype == PEFT_DTYPE_F32) return (const float *)t->data;
+    peft_tensor *c = peft_graph_tensor_raw(g, PEFT_DTYPE_F32, 1, &t->numel);
+    if (!c) return NULL;
+    peft_tensor_to_f32(t, (float *)c->data);
+    return (const float *)c->data;
+}
+
+/* ---- layernorm ------------------------------------------------------------------------------ */
+
+typedef struct {
+    peft_tensor *x, *w, *b, *out;
+    const float *wf;          /* f32 weight or NULL (= 1) */
+    const float *mean, *rstd; /* (N) */
+    int64_t N, C;
+} ln_ctx;
+
+// dy (N, C); x (N, C); w (C); mean, rstd (N) -> dx (N, C), dw (C), db (C)
+static void layernorm_backward(peft_graph *g, void *p)
+{
+    ln_ctx *c = p;
+    const float *dy = c->out->grad;
+    if (!dy) return;
+    const int64_t N = c->N, C = c->C;
+    const float *x = peft_f32(c->x);
+    float *dx = peft_grad_of(g, c->x);
+    float *dw = c->w ? peft_grad_of(g, c->w) : NULL;
+    float *db = c->b ? peft_grad_of(g, c->b) : NULL;
+    for (int64_t n = 0; n < N; n++) {
+        const float *xr = x + n * C, *dyr = dy + n * C;
+        const float mu = c->mean[n], rs = c->rstd[n];
+        if (dx) {
+            /* dx = rstd * (dnorm - mean(dnorm) - xhat * mean(dnorm * xhat)), dnorm = dy * w */
+            double s1 = 0.0, s2 = 0.0;
+            for (int64_t j = 0; j < C; j++) {
+                float xhat = (xr[j] - mu) * rs;
+                float dn = c->wf ? dyr[j] * c->wf[j] : dyr[j];
+                s1 += dn;
+                s2 += (double)dn * xhat;
+            }
+            const float m1 = (float)(s1 / (double)C), m2 = (float)(s2 / (double)C);
+            float *dxr = dx + n * C;
+            for (int64_t j = 0; j < C; j++) {
+                float xhat = (xr[j] - mu) * rs;
+                float dn = c->wf ? dyr[j] * c->wf[j] : dyr[j];
+                dxr[j] += rs * (dn - m1 - xhat * m2);
+            }
+        }
+        if (dw)
+            for (int64_t j = 0; j < C; j++) dw[j] += dyr[j] * (xr[j] - mu) * rs;
+        if (db)
+            for (int64_t j = 0; j < C; j++) db[j] += dyr[j];
+    }
+}
+
+// x (N, C), w (C), b (C) -> y (N, C) = (x - mean) / sqrt(var + eps) * w + b, per row
+peft_tensor *op_layernorm(peft_graph *g, peft_tensor *x, peft_tensor *w, peft_tensor *b, float eps)
+{
+    if (!x || x->ndim < 1 || x->dtype != PEFT_DTYPE_F32) return NULL;
+    const int64_t C = x->shape[x->ndim - 1];
+    if (C <= 0 || (w && w->numel != C) || (b && b->numel != C)) return NULL;
+    const int64_t N = x->numel / C;
+    peft_tensor *y = peft_graph_tensor_raw(g, PEFT_DTYPE_F32, x->ndim, x->shape);
+    peft_tensor *stats = peft_graph_tensor_raw(g, PEFT_DTYPE_F32, 1, (int64_t[]){2 * N});
+    const float *wf = w ? as_f32(g, w) : NULL;
+    const float *bf = b ? as_f32(g, b) : NULL;
+    if (!y || !stats || (w && !wf) || (b && !bf)) return NULL;
+    float *mean = peft_f32(stats), *rstd = mean + N;
+    const float *xd = peft_f32(x);
+    float *yd = peft_f32(y);
+    for (int64_t n = 0; n < N; n++) {
+        const float *xr = xd + n * C;
+        double s = 0.0;
+        for (int64_t j = 0; j < C; j++) s += xr[j];
+        const double mu = s / (double)C;
+        double v = 0.0;
+        for (int64_t j = 0; j < C; j++) {
+            double d = xr[j] - mu;
+            v += d * d;
+        }
+        v /= (double)C; /* biased */
+        const float muf = (float)mu, rs = (float)(1.0 / sqrt(v + (double)eps));
+        mean[n] = muf;
+        rstd[n] = rs;
+        float *yr = yd + n * C;
+        for (int64_t j = 0; j < C; j++) {
+            float o = (xr[j] - muf) * rs;
+            if (wf) o *= wf[j];
+            if (bf) o += bf[j];
+            yr[j] = o;
+        }
+    }
+    y->requires_grad = g->recording && (x->requires_grad || (w && w->requires_grad) ||
+                                        (b && b->requires_grad));
+    if (y->requires_grad) {
+        ln_ctx *c = peft_tape_push(g, layernorm_backward, sizeof *c);
+        if (!c) return NULL;
+        c->x = x; c->w = w; c->b = b; c->out = y; c->wf = wf;
+        peft_tape_output(g, c->out);
+        c->mean = mean; c->rstd = rstd; c->N = N; c->C = C;
+    }
+    return y;
+}
+
+/* ---- gelu (tanh) ---------------------------------------------------------------------------- */
+
+#define GELU_BETA 0.7978845608028654f /* sqrt(2/pi) */
+#define GELU_KAPPA 0.044715f
+
+typedef struct { peft_tensor *x, *out; } gelu_ctx;
+
+/* tanh for the GELU kernels, branch-free so that the loops vectorise (glibc's tanhf does not):
+ * tanh(u) = (e - 1) / (e + 1), e = 2^(2u log2 e) from a Cody-Waite split and a degree-6
+ * polynomial for 2^f, f in [-0.5, 0.5]. |error| < 2e-7 against tanh in double. */
+static inline float gelu_tanh_approx(float u)
+{
+    u = u == u ? u : 0.0f; /* NaN: any finite u keeps the NaN in 0.5 x (1 + tanh) */
+    u = u < -9.0f ? -9.0f : u > 9.0f ? 9.0f : u;
+    float z = 2.8853900817779268f * u; /* 2u * log2(e) */
+    float n = (z + 12582912.0f) - 12582912.0f; /* round to nearest (1.5 * 2^23 trick) */
+    float f = z - n;
+    float p = 1.5403530393381609e-4f;
+    p = p * f + 1.3333558146428443e-3f;
+    p = p * f + 9.6181291076284772e-3f;
+    p = p * f + 5.5504108664821580e-2f;
+    p = p * f + 2.4022650695910071e-1f;
+    p = p * f + 6.9314718055994531e-1f;
+    p = p * f + 1.0f;
+    union { float f; uint32_t i; } two_n = {.i = (uint32_t)((int32_t)n + 127) << 23};
+    float e = p * two_n.f;
+    return (e - 1.0f) / (e + 1.0f);
+}
+
+#define VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+
+// dy (n), x (n) -> dx (n) += dy * gelu'(x)
+VECTOR_CLONES static void gelu_backward_kernel(const float *x, const float *dy, float *dx, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        const float xi = x[i];
+        const float u = GELU_BETA * (xi + GELU_KAPPA * xi * xi * xi);
+        const float t = gelu_tanh_approx(u);
+        const float du = GELU_BETA * (1.0f + 3.0f * GELU_KAPPA * xi * xi);
+        const float d = 0.5f * (1.0f + t) + 0.5f * xi * (1.0f - t * t) * du;
+        dx[i] += dy[i] * d;
+    }
+}
+
+// x (n) -> y (n) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+VECTOR_CLONES static void gelu_forward_kernel(const float *x, float *y, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        const float xi = x[i];
+        const float inner = GELU_BETA * (xi + GELU_KAPPA * (xi * xi * xi));
+        y[i] = 0.5f * xi * (1.0f + gelu_tanh_approx(inner));
+    }
+}
+
+static void gelu_backward(peft_graph *g, void *p)
+{
+    gelu_ctx *c = p;
+    const float *dy = c->out->grad;
+    float *dx = dy ? peft_grad_of(g, c->x) : NULL;
+    if (!dx) return;
+    gelu_backward_kernel(peft_f32(c->x), dy, dx, c->x->numel);
+}
+
+/* x (n) -> y (n): GELU, tanh approximation */
+peft_tensor *op_gelu_tanh(peft_graph *g, peft_tensor *x)
+{
+    if (!x || x->dtype != PEFT_DTYPE_F32) return NULL;
+    peft_tensor *y = peft_graph_tensor_raw(g, PEFT_DTYPE_F32, x->ndim, x->shape);
+    if (!y) return NULL;
+    gelu_forward_kernel(peft_f32(x), peft_f32(y), x->numel);
+    y->requires_grad = peft_needs_grad(g, x, NULL);
+    if (y->requires_grad) {
+        gelu_ctx *c = peft_tape_push(g, gelu_backward, sizeof *c);
+        if (!c) return NULL;
+        c->x = x; c->out = y;
+        peft_tape_output(g, c->out);
+    }
+    return y;
+}

@@ -1,0 +1,343 @@
+/* peft_adapter.c — one adapter record: parse and check its adapter_config.json against the
+ * method's plugin, attach it to the sites its target rules pick (prompt-learning methods go to
+ * core/peft_prompt.c instead), and the `bias` setting that makes base biases trainable. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/io/cfg.h"
+#include "core/peft/internal.h"
+#include "core/tuner/registry.h"
+
+/* Levenshtein distance, for "did you mean" on unknown config fields */
+static int edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 63 || lb > 63) return 99;
+    int d[64][64];
+    for (size_t i = 0; i <= la; i++) d[i][0] = (int)i;
+    for (size_t j = 0; j <= lb; j++) d[0][j] = (int)j;
+    for (size_t i = 1; i <= la; i++)
+        for (size_t j = 1; j <= lb; j++) {
+            int c = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            if (d[i - 1][j] + 1 < c) c = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < c) c = d[i][j - 1] + 1;
+            d[i][j] = c;
+        }
+    return d[la][lb];
+}
+
+static int check_known_fields(peft_model *m, const peft_tuner_vtable *vt, json_t *cfg,
+                              const char *source)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(cfg, key, v) {
+        int known = 0;
+        const char *best = NULL;
+        int best_d = 99;
+        for (const char *const *k = vt->config_keys; k && *k; k++) {
+            if (strcmp(*k, key) == 0) known = 1;
+            int d = edit_distance(key, *k);
+            if (d < best_d) best_d = d, best = *k;
+        }
+        if (!known) {
+            if (best && best_d <= 3)
+                return peft_set_error(m->ctx, PEFT_EINVAL,
+                                      "%s: unknown field '%s' for %s (did you mean '%s'?)", source,
+                                      key, vt->peft_type, best);
+            return peft_set_error(m->ctx, PEFT_EINVAL, "%s: unknown field '%s' for %s", source,
+                                  key, vt->peft_type);
+        }
+    }
+    return 0;
+}
+
+static int set_default_targets(peft_model *m, const peft_tuner_vtable *vt, json_t *cfg,
+                               const char *source)
+{
+    json_t *t = json_object_get(cfg, "target_modules");
+    if (t && !json_is_null(t)) {
+        if (json_is_string(t)) return 0;
+        if (!json_is_array(t))
+            return peft_set_error(m->ctx, PEFT_EINVAL,
+                                  "%s: target_modules must be a list of names or a regex string",
+                                  source);
+        size_t i;
+        json_t *v;
+        json_array_foreach(t, i, v) if (!json_is_string(v)) return peft_set_error(
+            m->ctx, PEFT_EINVAL, "%s: target_modules[%zu] is not a string", source, i);
+        return 0;
+    }
+    const char *mt = m->base->arch->model_type;
+    const char *const *defs = vt->default_targets ? vt->default_targets(mt) : NULL;
+    if (!defs)
+        return peft_set_error(m->ctx, PEFT_EINVAL,
+                              "%s: target_modules is not set and %s has no default targets for "
+                              "model_type '%s'; give target_modules",
+                              source, vt->peft_type, mt);
+    json_t *list = json_array();
+    for (; *defs; defs++) json_array_append_new(list, json_string(*defs));
+    json_object_set_new(cfg, "target_modules", list);
+    return 0;
+}
+
+/* PEFT's task models add their head to modules_to_save: PeftModelForSequenceClassification
+ * and ...TokenClassification "classifier" and "score", ...QuestionAnswering "qa_outputs" */
+static int add_task_modules(json_t *cfg)
+{
+    const char *task = json_string_value(json_object_get(cfg, "task_type"));
+    static const char *const cls[] = {"classifier", "score", NULL}, *const qa[] = {"qa_outputs", NULL};
+    const char *const *heads = !task ? NULL
+                               : (!strcmp(task, "SEQ_CLS") || !strcmp(task, "TOKEN_CLS")) ? cls
+                               : !strcmp(task, "QUESTION_ANS") ? qa : NULL;
+    if (!heads) return 0;
+    json_t *list = json_object_get(cfg, "modules_to_save");
+    if (!list || json_is_null(list)) {
+        list = json_array();
+        json_object_set_new(cfg, "modules_to_save", list);
+    }
+    if (!json_is_array(list)) return -1;
+    for (; *heads; heads++) {
+        int have = 0;
+        size_t i;
+        json_t *v;
+        json_array_foreach(list, i, v) have |= json_is_string(v) && !strcmp(json_string_value(v), *heads);
+        if (!have) json_array_append_new(list, json_string(*heads));
+    }
+    return 0;
+}
+
+peft_adapter *peft_adapter_create(peft_model *m, const char *name, const char *config_json,
+                                  const char *source)
+{
+    json_error_t jerr;
+    json_t *cfg = json_loads(config_json ? config_json : "", JSON_REJECT_DUPLICATES, &jerr);
+    if (!cfg) {
+        peft_set_error(m->ctx, PEFT_EFORMAT, "%s: invalid JSON at line %d column %d: %s", source,
+                       jerr.line, jerr.column, jerr.text);
+        return NULL;
+    }
+    if (!json_is_object(cfg)) {
+        peft_set_error(m->ctx, PEFT_EFORMAT, "%s: the adapter config must be a JSON object", source);
+        json_decref(cfg);
+        return NULL;
+    }
+    const char *type = json_string_value(json_object_get(cfg, "peft_type"));
+    if (!type) {
+        peft_set_error(m->ctx, PEFT_EINVAL, "%s: missing field 'peft_type' (e.g. \"LORA\")", source);
+        json_decref(cfg);
+        return NULL;
+    }
+    char err[1024] = "";
+    const peft_tuner_vtable *vt = peft_registry_get_by_type(type, err, sizeof err);
+    if (!vt) {
+        peft_set_error(m->ctx, PEFT_EPLUGIN, "%s: peft_type '%s': %s", source, type, err);
+        json_decref(cfg);
+        return NULL;
+    }
+    peft_adapter *a = calloc(1, sizeof *a);
+    if (!a) {
+        json_decref(cfg);
+        peft_set_error(m->ctx, PEFT_ENOMEM, "out of memory");
+        return NULL;
+    }
+    a->name = strdup(name);
+    a->source = strdup(source);
+    if (!a->name || !a->source) {
+        peft_set_error(m->ctx, PEFT_ENOMEM, "out of memory");
+        peft_adapter_free(a);
+        json_decref(cfg);
+        return NULL;
+    }
+    a->vt = vt;
+    a->config = cfg;
+    a->scale_mult = 1.0;
+    a->trainable_allowed = 1;
+    /* prompt learning has no targets; its task heads are the model's, not the config's */
+    const int prompt = (vt->caps & PEFT_CAP_PROMPT_LEARNING) != 0;
+    if (check_known_fields(m, vt, cfg, source) ||
+        (prompt ? peft_prompt_prepare_config(m, cfg, source) : set_default_targets(m, vt, cfg, source))) {
+        peft_adapter_free(a);
+        return NULL;
+    }
+    if (!m->bare && !prompt && add_task_modules(cfg)) {
+        peft_set_error(m->ctx, PEFT_EINVAL, "%s: modules_to_save must be a list of names", source);
+        peft_adapter_free(a);
+        return NULL;
+    }
+    if (!json_is_string(json_object_get(cfg, "base_model_name_or_path")))
+        json_object_set_new(cfg, "base_model_name_or_path", json_string(m->base->dir));
+    peft_cfg pc = {cfg};
+    if (vt->config_parse(&pc, &a->parsed, err, sizeof err)) {
+        peft_set_error(m->ctx, PEFT_EINVAL, "%s: %s", source, err);
+        a->parsed = NULL;
+        peft_adapter_free(a);
+        return NULL;
+    }
+    return a;
+}
+
+void peft_adapter_free(peft_adapter *a)
+{
+    if (!a) return;
+    if (a->parsed) a->vt->config_free(a->parsed);
+    json_decref(a->config);
+    free(a->source);
+    free(a->name);
+    free(a);
+}
+
+static int add_bias(peft_model *m, peft_param *p, peft_site *s, peft_adapter *a)
+{
+    for (int i = 0; i < m->n_biases; i++)
+        if (m->biases[i].param == p) return 0;
+    for (int i = 0; i < m->n_mts; i++) /* a modules_to_save copy trains it already */
+        if (m->mts[i].param == p) return 0;
+    if (m->n_biases == m->cap_biases) {
+        int cap = m->cap_biases ? m->cap_biases * 2 : 8;
+        peft_trainable_bias *b = realloc(m->biases, (size_t)cap * sizeof *b);
+        if (!b) return -1;
+        m->biases = b;
+        m->cap_biases = cap;
+    }
+    /* a trainable tensor must be writable f32 memory, never the read-only mapping */
+    void *old;
+    int32_t dt;
+    int owned;
+    if (peft_tensor_make_f32_owned(p->t, &old, &dt, &owned)) return -1;
+    if (owned) free(old);
+    p->t->flags |= PEFT_T_PARAM;
+    m->biases[m->n_biases++] = (peft_trainable_bias){p, s, a};
+    return 0;
+}
+
+static peft_param *param_of(peft_model *m, const peft_tensor *t)
+{
+    for (size_t i = 0; i < m->base->n_params; i++)
+        if (m->base->params[i].t == t) return &m->base->params[i];
+    return NULL;
+}
+
+/* `bias`: "none", "all" (every base parameter with "bias" in its name) or "<method>_only"
+ * (the biases of the layers this adapter is on) */
+static int apply_bias_setting(peft_model *m, peft_adapter *a)
+{
+    const char *bias = json_string_value(json_object_get(a->config, "bias"));
+    if (!bias || strcmp(bias, "none") == 0) return 0;
+    int all = strcmp(bias, "all") == 0;
+    if (all) {
+        for (size_t i = 0; i < m->base->n_params; i++)
+            if (strstr(m->base->params[i].name, "bias")) {
+                peft_site *owner = NULL;
+                for (size_t j = 0; j < m->base->n_sites; j++)
+                    if (m->base->sites[j]->info.bias == m->base->params[i].t) owner = m->base->sites[j];
+                if (add_bias(m, &m->base->params[i], owner, a)) return -1;
+            }
+        return 0;
+    }
+    for (size_t i = 0; i < m->base->n_sites; i++) {
+        peft_site *s = m->base->sites[i];
+        if (peft_site_find(s, a) < 0 || !s->info.bias) continue;
+        peft_param *p = param_of(m, s->info.bias);
+        if (p && add_bias(m, p, s, a)) return -1;
+    }
+    return 0;
+}
+
+static void detach_everywhere(peft_model *m, peft_adapter *a)
+{
+    for (size_t i = 0; i < m->base->n_sites; i++) {
+        int idx = peft_site_find(m->base->sites[i], a);
+        if (idx >= 0) peft_site_detach(m->base->sites[i], idx);
+    }
+}
+
+static void list_rule(const json_t *t, char *buf, size_t len)
+{
+    char *s = json_dumps(t, JSON_COMPACT | JSON_ENCODE_ANY);
+    snprintf(buf, len, "%s", s ? s : "?");
+    free(s);
+}
+
+static int inject_sites(peft_model *m, peft_adapter *a);
+
+int peft_adapter_inject(peft_model *m, peft_adapter *a)
+{
+    int rc = inject_sites(m, a);
+    if (rc && a->source) { /* name the config the adapter came from */
+        char msg[sizeof m->ctx->err];
+        snprintf(msg, sizeof msg, "%s", peft_errmsg(m->ctx));
+        peft_set_error(m->ctx, rc, "%s: %s", a->source, msg);
+    }
+    return rc;
+}
+
+static int inject_sites(peft_model *m, peft_adapter *a)
+{
+    peft_cfg pc = {a->config};
+    char err[1024] = "";
+    int hits = 0;
+    if (peft_adapter_is_prompt(a)) return peft_prompt_inject(m, a); /* no sites: the hooks */
+    for (size_t i = 0; i < m->base->n_sites; i++) {
+        peft_site *s = m->base->sites[i];
+        int hit = peft_target_matches(m, a->config, s);
+        if (hit < 0) goto fail;
+        if (!hit) continue;
+        for (int j = 0; j < s->n_chain; j++) {
+            const peft_tuner_vtable *other = s->chain[j].adapter->vt;
+            if (other != a->vt && (!(other->caps & PEFT_CAP_MIXABLE) || !(a->vt->caps & PEFT_CAP_MIXABLE))) {
+                peft_set_error(m->ctx, PEFT_EINVAL,
+                               "adapter '%s' (%s) cannot share %s with adapter '%s' (%s): %s is "
+                               "not mixable",
+                               a->name, a->vt->peft_type, s->info.name, s->chain[j].adapter->name,
+                               other->peft_type,
+                               (other->caps & PEFT_CAP_MIXABLE) ? a->vt->peft_type : other->peft_type);
+                goto fail;
+            }
+        }
+        void *state = a->vt->inject(a->parsed, &pc, &s->info, a->name, &m->ctx->rng, err, sizeof err);
+        if (!state) {
+            peft_set_error(m->ctx, PEFT_EINVAL, "adapter '%s' on %s: %s", a->name, s->info.name, err);
+            goto fail;
+        }
+        if (peft_site_attach(s, a, state)) {
+            a->vt->destroy(state);
+            peft_set_error(m->ctx, PEFT_ENOMEM, "out of memory");
+            goto fail;
+        }
+        hits++;
+    }
+    if (hits == 0) {
+        char rule[512];
+        list_rule(json_object_get(a->config, "target_modules"), rule, sizeof rule);
+        peft_set_error(m->ctx, PEFT_EINVAL,
+                       "target_modules %s matched no module of the %s model (its linear layers "
+                       "are named like '%s')",
+                       rule, m->base->arch->model_type,
+                       m->base->n_sites ? m->base->sites[0]->info.name : "?");
+        return PEFT_EINVAL;
+    }
+    if (apply_bias_setting(m, a)) {
+        peft_set_error(m->ctx, PEFT_ENOMEM, "out of memory making biases trainable");
+        goto fail;
+    }
+    if (peft_mts_add(m, a)) goto fail;
+    return PEFT_OK;
+fail:
+    peft_adapter_uninject(m, a);
+    return PEFT_EINVAL;
+}
+
+void peft_adapter_uninject(peft_model *m, peft_adapter *a)
+{
+    if (peft_adapter_is_prompt(a)) {
+        peft_prompt_uninject(m, a);
+        return;
+    }
+    detach_everywhere(m, a);
+    int k = 0;
+    for (int i = 0; i < m->n_biases; i++)
+        if (m->biases[i].owner != a) m->biases[k++] = m->biases[i];
+    m->n_biases = k;
+    peft_mts_drop(m, a);
+}

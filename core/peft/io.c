@@ -1,0 +1,406 @@
+/* peft_io.c — state dicts with PEFT's key names, save_pretrained (adapter_config.json +
+ * adapter_model.safetensors, atomically; plus a mixed model's manifest, core/peft_mixed.c),
+ * load_adapter and from_pretrained. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "core/io/cfg.h"
+#include "core/peft/internal.h"
+
+/* ---- state dicts ---- */
+
+static int sd_push(peft_state_dict *sd, size_t *cap, char *name, peft_tensor *t)
+{
+    if (!name) return -1;
+    if (sd->n == *cap) {
+        size_t c = *cap ? *cap * 2 : 16;
+        char **n = realloc(sd->names, c * sizeof *n);
+        if (!n) { free(name); return -1; }
+        sd->names = n;
+        peft_tensor **ts = realloc(sd->tensors, c * sizeof *ts);
+        if (!ts) { free(name); return -1; }
+        sd->tensors = ts;
+        *cap = c;
+    }
+    sd->names[sd->n] = name;
+    sd->tensors[sd->n++] = t;
+    return 0;
+}
+
+static char *join3(const char *a, const char *b, const char *c)
+{
+    size_t n = strlen(a) + strlen(b) + strlen(c) + 2;
+    char *s = malloc(n);
+    if (s) snprintf(s, n, "%s%s%s%s", a, b, *c ? "." : "", c);
+    return s;
+}
+
+void peft_state_dict_free(peft_state_dict *sd)
+{
+    if (!sd) return;
+    for (size_t i = 0; i < sd->n; i++) free(sd->names[i]);
+    free(sd->names);
+    free(sd->tensors);
+    free(sd);
+}
+
+/* the name a trainable bias has: "<site>.base_layer.bias" on a site with adapters (PEFT wraps
+ * the layer), its own name otherwise */
+static char *bias_key(const peft_model *m, const peft_trainable_bias *b)
+{
+    if (b->site && b->site->n_chain > 0) return join3(peft_key_prefix(m), b->site->info.name, "base_layer.bias");
+    return join3(peft_key_prefix(m), b->param->name, "");
+}
+
+/* memory != 0: in-memory names (adapter name kept), trainable only; else saved names of one
+ * adapter */
+static int build_state_dict(peft_model *m, peft_adapter *only, int memory, peft_state_dict **out)
+{
+    peft_state_dict *sd = calloc(1, sizeof *sd);
+    size_t cap = 0;
+    if (!sd) return peft_set_error(m->ctx, PEFT_ENOMEM, "out of memory");
+    peft_param_ref refs[32];
+    /* prompt learning saves get_prompt_embedding_to_save under "prompt_embeddings" */
+    for (int i = 0; !memory && i < m->n_adapters; i++) {
+        peft_adapter *a = m->adapters[i];
+        if ((only && a != only) || !peft_adapter_is_prompt(a)) continue;
+        peft_tensor *t;
+        int rc = peft_prompt_saved(m, a, &t);
+        if (rc) {
+            peft_state_dict_free(sd);
+            return rc;
+        }
+        if (sd_push(sd, &cap, join3("", "prompt_embeddings", ""), t)) goto oom;
+    }
+    for (size_t i = 0; i < m->base->n_sites; i++) {
+        peft_site *s = m->base->sites[i];
+        for (int j = 0; j < s->n_chain; j++) {
+            peft_site_adapter *sa = &s->chain[j];
+            if (only && sa->adapter != only) continue;
+            int n = sa->adapter->vt->state_dict(sa->state, refs, 32);
+            for (int k = 0; k < n && k < 32; k++) {
+                if (memory && !refs[k].tensor->requires_grad) continue;
+                const char *leaf = memory ? refs[k].memory_name : refs[k].saved_name;
+                if (sd_push(sd, &cap, join3(peft_key_prefix(m), s->info.name, leaf), refs[k].tensor))
+                    goto oom;
+            }
+        }
+    }
+    for (int i = 0; i < m->n_mts; i++) {
+        peft_mts *e = &m->mts[i];
+        for (int j = 0; j < e->n_copies; j++) {
+            peft_mts_copy *c = &e->copies[j];
+            if (only && c->owner != only) continue;
+            if (memory && !c->t->requires_grad) continue;
+            char leaf[512];
+            if (memory) snprintf(leaf, sizeof leaf, "modules_to_save.%s.%s", c->owner->name, e->leaf);
+            else snprintf(leaf, sizeof leaf, "%s", e->leaf);
+            const char *prefix = memory ? peft_key_prefix(m) : peft_saved_prefix(m, c->owner);
+            if (sd_push(sd, &cap, join3(prefix, e->module, leaf), c->t)) goto oom;
+        }
+    }
+    for (int i = 0; i < m->n_biases; i++) {
+        peft_trainable_bias *b = &m->biases[i];
+        if (only && b->owner != only) continue;
+        if (memory && !b->param->t->requires_grad) continue;
+        if (sd_push(sd, &cap, bias_key(m, b), b->param->t)) goto oom;
+    }
+    /* in memory, PEFT's prompt encoders come after the base model's parameters */
+    for (int i = 0; memory && i < m->n_adapters; i++) {
+        peft_adapter *a = m->adapters[i];
+        if (only && a != only) continue;
+        int n = peft_prompt_params(m, a, refs, 32);
+        for (int k = 0; k < n; k++) {
+            if (!refs[k].tensor->requires_grad) continue;
+            char head[512];
+            snprintf(head, sizeof head, "prompt_encoder.%s.", a->name);
+            if (sd_push(sd, &cap, join3(head, refs[k].memory_name, ""), refs[k].tensor)) goto oom;
+        }
+    }
+    *out = sd;
+    return PEFT_OK;
+oom:
+    peft_state_dict_free(sd);
+    return peft_set_error(m->ctx, PEFT_ENOMEM, "out of memory");
+}
+
+int peft_get_peft_model_state_dict(peft_model *m, const char *adapter_name, peft_state_dict **out)
+{
+    const char *name = adapter_name ? adapter_name : "default";
+    peft_adapter *a = peft_find_adapter(m, name);
+    if (!a) return peft_set_error(m->ctx, PEFT_ENOTFOUND, "no adapter named '%s'", name);
+    return build_state_dict(m, a, 0, out);
+}
+
+int peft_trainable_parameters(peft_model *m, peft_state_dict **out)
+{
+    return build_state_dict(m, NULL, 1, out);
+}
+
+static int find_key(const peft_state_dict *sd, const char *key)
+{
+    for (size_t i = 0; i < sd->n; i++)
+        if (strcmp(sd->names[i], key) == 0) return (int)i;
+    return -1;
+}
+
+static void shape_str(int ndim, const int64_t *shape, char *buf, size_t len)
+{
+    size_t o = (size_t)snprintf(buf, len, "[");
+    for (int i = 0; i < ndim && o < len; i++)
+        o += (size_t)snprintf(buf + o, len - o, "%s%lld", i ? ", " : "", (long long)shape[i]);
+    if (o < len) snprintf(buf + o, len - o, "]");
+}
+
+/* copy every tensor of file f into the state dict entries of the same name */
+static int load_into(peft_model *m, const peft_state_dict *sd, const peft_st_file *f,
+                     int allow_missing_bias)
+{
+    for (size_t i = 0; i < f->n_entries; i++) {
+        const peft_st_entry *e = &f->entries[i];
+        int k = find_key(sd, e->name);
+        if (k < 0)
+            return peft_set_error(m->ctx, PEFT_EFORMAT,
+                                  "%s: unexpected tensor '%s': the adapter has no such parameter "
+                                  "(expected keys like '%s')",
+                                  f->path, e->name, sd->n ? sd->names[0] : "?");
+        peft_tensor *t = sd->tensors[k];
+        int same = e->ndim == t->ndim;
+        for (int d = 0; same && d < e->ndim; d++) same = e->shape[d] == t->shape[d];
+        if (!same || e->dtype == PEFT_DTYPE_I32) {
+            char a[96], b[96];
+            shape_str(e->ndim, e->shape, a, sizeof a);
+            shape_str(t->ndim, t->shape, b, sizeof b);
+            return peft_set_error(m->ctx, PEFT_EFORMAT,
+                                  "%s: tensor '%s' has shape %s%s, the adapter expects %s", f->path,
+                                  e->name, a, e->dtype == PEFT_DTYPE_I32 ? " (int32)" : "", b);
+        }
+    }
+    for (size_t k = 0; k < sd->n; k++) {
+        const peft_st_entry *e = peft_st_find(f, sd->names[k]);
+        if (!e) {
+            size_t nl = strlen(sd->names[k]);
+            if (allow_missing_bias && nl > 16 && strcmp(sd->names[k] + nl - 16, ".base_layer.bias") == 0)
+                continue; /* PEFT 0.13 never saves lora_only biases; keep the base ones */
+            return peft_set_error(m->ctx, PEFT_EFORMAT, "%s: missing tensor '%s'", f->path,
+                                  sd->names[k]);
+        }
+        peft_convert_to_f32(e->dtype, e->data, peft_f32(sd->tensors[k]), sd->tensors[k]->numel);
+    }
+    return PEFT_OK;
+}
+
+int peft_set_peft_model_state_dict(peft_model *m, const char *path, const char *adapter_name,
+                                   int memory_names)
+{
+    char err[1024] = "";
+    peft_st_file *f;
+    if (peft_st_open(path, &f, err, sizeof err)) return peft_set_error(m->ctx, PEFT_EFORMAT, "%s", err);
+    peft_state_dict *sd;
+    int rc;
+    if (memory_names) {
+        rc = peft_trainable_parameters(m, &sd);
+    } else {
+        rc = peft_get_peft_model_state_dict(m, adapter_name, &sd);
+    }
+    if (!rc) {
+        rc = load_into(m, sd, f, !memory_names);
+        peft_state_dict_free(sd);
+    }
+    peft_st_close(f);
+    /* the saved prompt_embeddings were copied into the adapter's snapshot: hand it over */
+    peft_adapter *a = peft_find_adapter(m, adapter_name ? adapter_name : "default");
+    if (!rc && !memory_names && peft_adapter_is_prompt(a)) rc = peft_prompt_load_saved(m, a, path);
+    return rc;
+}
+
+/* ---- saving ---- */
+
+static int mkdir_p(const char *path)
+{
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(buf, 0755) && errno != EEXIST) return -1;
+        *p = '/';
+    }
+    if (mkdir(buf, 0755) && errno != EEXIST) return -1;
+    return 0;
+}
+
+int peft_write_atomic(const char *path, const char *text, char *err, size_t errlen)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        snprintf(err, errlen, "%s: cannot write: %s", path, strerror(errno));
+        return -1;
+    }
+    size_t n = strlen(text);
+    int ok = fwrite(text, 1, n, f) == n && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, path)) {
+        snprintf(err, errlen, "%s: cannot write: %s", path, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+static int save_one(peft_model *m, peft_adapter *a, const char *dir)
+{
+    char path[4200], err[1024] = "";
+    if (mkdir_p(dir))
+        return peft_set_error(m->ctx, PEFT_EIO, "%s: cannot create directory: %s", dir, strerror(errno));
+    peft_state_dict *sd;
+    int rc = peft_get_peft_model_state_dict(m, a->name, &sd);
+    if (rc) return rc;
+    peft_st_out *outs = calloc(sd->n ? sd->n : 1, sizeof *outs);
+    if (!outs) {
+        peft_state_dict_free(sd);
+        return peft_set_error(m->ctx, PEFT_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < sd->n; i++)
+        outs[i] = (peft_st_out){sd->names[i], PEFT_DTYPE_F32, sd->tensors[i]->ndim,
+                                sd->tensors[i]->shape, sd->tensors[i]->data};
+    static const char *const meta[] = {"format", "pt", NULL};
+    snprintf(path, sizeof path, "%s/adapter_model.safetensors", dir);
+    rc = peft_st_write(path, outs, sd->n, meta, err, sizeof err);
+    free(outs);
+    peft_state_dict_free(sd);
+    if (rc) return peft_set_error(m->ctx, PEFT_EIO, "%s", err);
+
+    json_t *cfg = json_deep_copy(a->config);
+    json_object_set_new(cfg, "inference_mode", json_true());
+    char *text = json_dumps(cfg, JSON_INDENT(2) | JSON_SORT_KEYS);
+    json_decref(cfg);
+    if (!text) return peft_set_error(m->ctx, PEFT_ENOMEM, "out of memory");
+    snprintf(path, sizeof path, "%s/adapter_config.json", dir);
+    rc = peft_write_atomic(path, text, err, sizeof err);
+    free(text);
+    return rc ? peft_set_error(m->ctx, PEFT_EIO, "%s", err) : PEFT_OK;
+}
+
+int peft_save_pretrained(peft_model *m, const char *dir, const char *const *selected,
+                         int n_selected, int is_main_process)
+{
+    if (!is_main_process) return PEFT_OK;
+    if (!dir || strlen(dir) > 3000)
+        return peft_set_error(m->ctx, PEFT_EINVAL, "save_pretrained: the directory path is empty or too long");
+    for (int i = 0; selected && i < n_selected; i++)
+        if (!peft_find_adapter(m, selected[i]))
+            return peft_set_error(m->ctx, PEFT_ENOTFOUND, "save_pretrained: no adapter named '%s'",
+                                  selected[i]);
+    for (int i = 0; i < m->n_adapters; i++) {
+        peft_adapter *a = m->adapters[i];
+        int pick = !selected;
+        for (int j = 0; selected && j < n_selected; j++) pick |= strcmp(selected[j], a->name) == 0;
+        if (!pick) continue;
+        char sub[4200];
+        if (strcmp(a->name, "default") == 0)
+            snprintf(sub, sizeof sub, "%s", dir);
+        else
+            snprintf(sub, sizeof sub, "%s/%s", dir, a->name);
+        int rc = save_one(m, a, sub);
+        if (rc) return rc;
+    }
+    /* a mixed model: the manifest last, so that it never lists a folder not yet written */
+    return m->mixed ? peft_mixed_write_manifest(m, dir, selected, n_selected) : PEFT_OK;
+}
+
+/* ---- loading ---- */
+
+/* the adapter's folder: dir itself, or dir/<name> when dir holds a named adapter */
+static int adapter_files(const char *dir, const char *name, char *cfg_path, char *w_path, size_t len)
+{
+    struct stat st;
+    snprintf(cfg_path, len, "%s/adapter_config.json", dir);
+    if (stat(cfg_path, &st) == 0) {
+        snprintf(w_path, len, "%s/adapter_model.safetensors", dir);
+        return 0;
+    }
+    snprintf(cfg_path, len, "%s/%s/adapter_config.json", dir, name);
+    if (stat(cfg_path, &st) == 0) {
+        snprintf(w_path, len, "%s/%s/adapter_model.safetensors", dir, name);
+        return 0;
+    }
+    snprintf(cfg_path, len, "%s/adapter_config.json", dir);
+    return -1;
+}
+
+int peft_load_adapter(peft_model *m, const char *dir, const char *adapter_name, int is_trainable)
+{
+    const char *name = adapter_name ? adapter_name : "default";
+    char cfg_path[4200], w_path[4200];
+    if (!dir || strlen(dir) > 3000)
+        return peft_set_error(m->ctx, PEFT_EINVAL, "load_adapter: the directory path is empty or too long");
+    if (adapter_files(dir, name, cfg_path, w_path, sizeof cfg_path))
+        return peft_set_error(m->ctx, PEFT_EIO, "%s: no adapter_config.json (nor in %s/%s/)%s", dir,
+                              dir, name,
+                              peft_is_mixed_dir(dir) ? "; it holds a mixed model (peft_mixed.json): "
+                                                       "load it with peft_mixed_from_pretrained" : "");
+    FILE *f = fopen(cfg_path, "rb");
+    if (!f) return peft_set_error(m->ctx, PEFT_EIO, "%s: %s", cfg_path, strerror(errno));
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    if (len < 0 || len > (1 << 24)) {
+        fclose(f);
+        return peft_set_error(m->ctx, PEFT_EFORMAT, "%s: not a plausible config file", cfg_path);
+    }
+    char *text = calloc(1, (size_t)len + 1);
+    size_t got = text ? fread(text, 1, (size_t)len, f) : 0;
+    fclose(f);
+    if (!text || got != (size_t)len) {
+        free(text);
+        return peft_set_error(m->ctx, PEFT_EIO, "%s: read failed", cfg_path);
+    }
+    struct stat st;
+    if (stat(w_path, &st) != 0) {
+        free(text);
+        return peft_set_error(m->ctx, PEFT_EIO,
+                              "%s: missing (only safetensors adapters are supported)", w_path);
+    }
+    peft_adapter *a = NULL;
+    int rc = peft_add_adapter_from(m, name, text, cfg_path, &a);
+    free(text);
+    if (rc) return rc;
+    peft_adapter_set_trainable(m, a, 0);
+    rc = peft_set_peft_model_state_dict(m, w_path, name, 0);
+    if (rc) {
+        char msg[2048];
+        snprintf(msg, sizeof msg, "%s", peft_errmsg(m->ctx));
+        peft_delete_adapter(m, name);
+        return peft_set_error(m->ctx, rc, "%s", msg);
+    }
+    a->trainable_allowed = is_trainable != 0;
+    peft_adapter_set_trainable(m, a, 0);
+    return PEFT_OK;
+}
+
+int peft_from_pretrained(peft_ctx *ctx, peft_base_model *base, const char *adapter_dir,
+                         const char *adapter_name, int is_trainable, peft_model **out)
+{
+    peft_model *m = calloc(1, sizeof *m);
+    if (!m) return peft_set_error(ctx, PEFT_ENOMEM, "out of memory");
+    m->ctx = ctx;
+    m->base = base;
+    /* mixed until the first adapter decides */
+    int rc = peft_load_adapter(m, adapter_dir, adapter_name, is_trainable);
+    if (rc) {
+        m->base = NULL;
+        peft_model_free(m);
+        return rc;
+    }
+    m->adapters[0]->active = 1;
+    peft_adapter_set_trainable(m, m->adapters[0], is_trainable != 0);
+    peft_prompt_apply(m); /* one active adapter: cannot fail */
+    *out = m;
+    return PEFT_OK;
+}

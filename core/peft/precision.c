@@ -1,0 +1,43 @@
+/* precision.c — PEFT's cast_mixed_precision_params: frozen parameters to bf16 or f16 (kernels
+ * convert them back to f32 as they read), trainable ones in f32. */
+#include <stdlib.h>
+#include "peft/dtype.h"
+#include "core/peft/internal.h"
+
+int peft_cast_mixed_precision_params(peft_model *m, int32_t dtype)
+{
+    if (dtype != PEFT_DTYPE_BF16 && dtype != PEFT_DTYPE_F16 && dtype != PEFT_DTYPE_F32)
+        return peft_set_error(m->ctx, PEFT_EINVAL, "cast_mixed_precision_params: dtype must be bf16, f16 or f32");
+    peft_base_model *b = m->base;
+    if (b->meta) return PEFT_OK;
+    for (size_t i = 0; i < b->n_sites; i++)
+        if (b->sites[i]->n_merged > 0)
+            return peft_set_error(m->ctx, PEFT_ESTATE,
+                                  "cast_mixed_precision_params: %s has merged adapters; unmerge first",
+                                  b->sites[i]->info.name);
+    for (size_t i = 0; i < b->n_params; i++) {
+        peft_tensor *t = b->params[i].t;
+        int is_mts = 0;
+        for (int k = 0; k < m->n_mts; k++) is_mts |= m->mts[k].param == &b->params[i];
+        if (is_mts || t->requires_grad || t->dtype == dtype) continue; /* trainable: stays f32 */
+        size_t es = dtype == PEFT_DTYPE_F32 ? 4 : 2;
+        void *nd = malloc((size_t)t->numel * es + 1);
+        float *f = t->dtype == PEFT_DTYPE_F32 ? NULL : malloc((size_t)t->numel * sizeof *f + 1);
+        if (!nd || (t->dtype != PEFT_DTYPE_F32 && !f)) {
+            free(nd);
+            free(f);
+            return peft_set_error(m->ctx, PEFT_ENOMEM, "cast_mixed_precision_params: out of memory at %s",
+                                  b->params[i].name);
+        }
+        const float *src = f;
+        if (f) peft_tensor_to_f32(t, f);
+        else src = peft_f32(t);
+        peft_convert_from_f32(dtype, src, nd, t->numel);
+        free(f);
+        if (t->flags & PEFT_T_OWNS_DATA) free(t->data);
+        t->data = nd;
+        t->dtype = dtype;
+        t->flags |= PEFT_T_OWNS_DATA;
+    }
+    return PEFT_OK;
+}

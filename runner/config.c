@@ -1,0 +1,644 @@
+/* runner_config.c — the experiments YAML schema: known keys (with "did you mean"), types and
+ * ranges, defaults, path resolution, and the expansion of sweeps into runs.
+ *
+ * A field whose value is a list sweeps (except fields whose value is itself a list, such as
+ * target_modules: there a list of lists sweeps). Sweepable: seed, every training field (at the
+ * top or per experiment) and every adapter field including method. An experiment expands into
+ * the cartesian product of its swept fields, in the order they appear, the last varying fastest.
+ */
+#define _GNU_SOURCE
+#include <libgen.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "peft/optim.h"
+#include "runner/runner.h"
+
+static const char *const TOP_KEYS[] = {"name", "base_model", "task", "metric", "seed",
+                                       "output_dir", "data", "training", "experiments"};
+static const char *const DATA_KEYS[] = {"train", "eval", "max_length", "eval_examples"};
+static const char *const TRAIN_KEYS[] = {
+    "steps", "batch_size", "gradient_accumulation_steps", "learning_rate", "weight_decay",
+    "adam_beta1", "adam_beta2", "adam_epsilon", "lr_scheduler_type", "warmup_steps",
+    "max_grad_norm", "eval_steps", "save_steps", "eval_batch_size"};
+static const char *const EXP_KEYS[] = {"name", "adapters", "training", "seed"};
+static const char *const TASKS[] = {"causal_lm", "seq_cls", "token_cls", "question_answering",
+                                    "seq2seq"};
+static const char *const TASK_TYPES[] = {"CAUSAL_LM", "SEQ_CLS", "TOKEN_CLS", "QUESTION_ANS",
+                                         "SEQ_2_SEQ_LM"};
+static const char *const METRICS[] = {"accuracy", "exact_match", "perplexity"};
+static const char *const SCHEDULES[] = {"constant", "linear", "cosine"};
+/* adapter fields whose value is a list: a list of lists sweeps them */
+static const char *const LIST_FIELDS[] = {"target_modules", "modules_to_save", "exclude_modules",
+                                          "feedforward_modules", "layers_to_transform",
+                                          "layers_pattern"};
+#define N_OF(a) (sizeof(a) / sizeof *(a))
+
+const char *runner_task_name(int t) { return t >= 0 && t < (int)N_OF(TASKS) ? TASKS[t] : "?"; }
+const char *runner_task_peft_type(int t) { return t >= 0 && t < (int)N_OF(TASKS) ? TASK_TYPES[t] : "?"; }
+const char *runner_metric_name(int m) { return m >= 0 && m < (int)N_OF(METRICS) ? METRICS[m] : "?"; }
+
+/* ---- errors and suggestions ---------------------------------------------------------------- */
+
+void runner_errat(char *err, size_t errlen, const runner_config *c, const runner_node *n,
+                  const char *fmt, ...)
+{
+    int k = snprintf(err, errlen, "%s:%d:%d: ", c->path, n ? n->line : 1, n ? n->col : 1);
+    if (k < 0 || (size_t)k >= errlen) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err + k, errlen - (size_t)k, fmt, ap);
+    va_end(ap);
+}
+
+static int edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 64 || lb > 64) return 99;
+    int d[65][65];
+    for (size_t i = 0; i <= la; i++) d[i][0] = (int)i;
+    for (size_t j = 0; j <= lb; j++) d[0][j] = (int)j;
+    for (size_t i = 1; i <= la; i++)
+        for (size_t j = 1; j <= lb; j++) {
+            int c = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            if (d[i - 1][j] + 1 < c) c = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < c) c = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < c)
+                c = d[i - 2][j - 2] + 1; /* a transposition */
+            d[i][j] = c;
+        }
+    return d[la][lb];
+}
+
+const char *runner_did_you_mean(const char *s, const char *const *cand, size_t n)
+{
+    const char *best = NULL;
+    int bd = 4;
+    for (size_t i = 0; i < n; i++) {
+        int d = edit_distance(s, cand[i]);
+        if (d < bd) bd = d, best = cand[i];
+    }
+    return best && bd <= (strlen(s) <= 3 ? 1 : 3) ? best : NULL;
+}
+
+static int in_list(const char *s, const char *const *l, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(s, l[i])) return (int)i;
+    return -1;
+}
+
+/* every key of map must be in keys; what names the mapping ("training", "an experiment") */
+static int check_keys(const runner_config *c, const runner_node *map, const char *const *keys,
+                      size_t n, const char *what, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < map->n; i++) {
+        const char *k = map->keys[i]->text;
+        if (in_list(k, keys, n) >= 0) continue;
+        const char *dym = runner_did_you_mean(k, keys, n);
+        char known[1024] = "";
+        for (size_t j = 0, o = 0; j < n && o < sizeof known; j++)
+            o += (size_t)snprintf(known + o, sizeof known - o, "%s%s", j ? ", " : "", keys[j]);
+        if (dym)
+            runner_errat(err, errlen, c, map->keys[i], "unknown key '%s' in %s (did you mean '%s'?)", k, what, dym);
+        else
+            runner_errat(err, errlen, c, map->keys[i], "unknown key '%s' in %s (known: %s)", k, what, known);
+        return -1;
+    }
+    return 0;
+}
+
+static int want_kind(const runner_config *c, const runner_node *n, int kind, const char *what,
+                     char *err, size_t errlen)
+{
+    if (n->kind == kind) return 0;
+    runner_errat(err, errlen, c, n, "%s must be %s, not %s", what,
+                 kind == RUNNER_NODE_MAP ? "a mapping" : kind == RUNNER_NODE_SEQ ? "a list" : "a value",
+                 runner_node_kind_name(n));
+    return -1;
+}
+
+static int get_string(const runner_config *c, const runner_node *n, const char *what,
+                      const char **out, char *err, size_t errlen)
+{
+    int t = runner_scalar_type(n);
+    if (t != RUNNER_SCALAR_STRING && t != RUNNER_SCALAR_INT && t != RUNNER_SCALAR_FLOAT) {
+        runner_errat(err, errlen, c, n, "%s must be a string, not %s", what, runner_node_kind_name(n));
+        return -1;
+    }
+    *out = n->text;
+    return 0;
+}
+
+static int get_int(const runner_config *c, const runner_node *n, const char *what, int64_t lo,
+                   int64_t *out, char *err, size_t errlen)
+{
+    if (runner_scalar_type(n) != RUNNER_SCALAR_INT) {
+        runner_errat(err, errlen, c, n, "%s must be an integer, not %s%s%s%s", what,
+                     runner_node_kind_name(n), n->kind == RUNNER_NODE_SCALAR ? " '" : "",
+                     n->kind == RUNNER_NODE_SCALAR ? n->text : "", n->kind == RUNNER_NODE_SCALAR ? "'" : "");
+        return -1;
+    }
+    char *end;
+    long long v = strtoll(n->text, &end, 10);
+    if (v < lo || v > ((int64_t)1 << 40)) {
+        runner_errat(err, errlen, c, n, "%s must be between %lld and %lld (got %s)", what,
+                     (long long)lo, (long long)1 << 40, n->text);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int get_real(const runner_config *c, const runner_node *n, const char *what, double lo,
+                    double hi, int hi_open, double *out, char *err, size_t errlen)
+{
+    int t = runner_scalar_type(n);
+    if (t != RUNNER_SCALAR_INT && t != RUNNER_SCALAR_FLOAT) {
+        runner_errat(err, errlen, c, n, "%s must be a number, not %s%s%s%s", what,
+                     runner_node_kind_name(n), n->kind == RUNNER_NODE_SCALAR ? " '" : "",
+                     n->kind == RUNNER_NODE_SCALAR ? n->text : "", n->kind == RUNNER_NODE_SCALAR ? "'" : "");
+        return -1;
+    }
+    double v = strtod(n->text, NULL);
+    if (!(v >= lo) || !(hi_open ? v < hi : v <= hi)) {
+        runner_errat(err, errlen, c, n, "%s must be in [%g, %g%c (got %s)", what, lo, hi,
+                     hi_open ? ')' : ']', n->text);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* a string from a fixed set, with a suggestion */
+static int get_choice(const runner_config *c, const runner_node *n, const char *what,
+                      const char *const *set, size_t nset, int *out, char *err, size_t errlen)
+{
+    const char *s;
+    if (get_string(c, n, what, &s, err, errlen)) return -1;
+    int i = in_list(s, set, nset);
+    if (i >= 0) return *out = i, 0;
+    char known[512] = "";
+    for (size_t j = 0, o = 0; j < nset && o < sizeof known; j++)
+        o += (size_t)snprintf(known + o, sizeof known - o, "%s%s", j ? ", " : "", set[j]);
+    const char *dym = runner_did_you_mean(s, set, nset);
+    if (dym) runner_errat(err, errlen, c, n, "unknown %s '%s' (did you mean '%s'?)", what, s, dym);
+    else runner_errat(err, errlen, c, n, "unknown %s '%s' (one of: %s)", what, s, known);
+    return -1;
+}
+
+/* ---- sweeps --------------------------------------------------------------------------------- */
+
+/* One setting of an experiment: where it comes from and, when swept, its values. */
+typedef struct slot {
+    int kind;             /* SLOT_SEED, SLOT_TRAIN, SLOT_ADAPTER */
+    int adapter;          /* SLOT_ADAPTER: index */
+    const char *key;
+    const runner_node *node;
+    int swept;
+} slot;
+#define SLOT_SEED 0
+#define SLOT_TRAIN 1
+#define SLOT_ADAPTER 2
+
+static int is_sweep(const runner_node *v, int list_valued)
+{
+    if (v->kind != RUNNER_NODE_SEQ) return 0;
+    if (!list_valued) return 1;
+    if (v->n == 0) return 0;
+    for (size_t i = 0; i < v->n; i++)
+        if (v->items[i]->kind != RUNNER_NODE_SEQ) return 0;
+    return 1;
+}
+
+static const runner_node *slot_value(const slot *s, const size_t *choice, size_t i)
+{
+    return s->swept ? s->node->items[choice[i]] : s->node;
+}
+
+/* "4", "q_proj+v_proj" */
+static void value_label(const runner_node *v, char *out, size_t len)
+{
+    if (v->kind == RUNNER_NODE_SCALAR) {
+        snprintf(out, len, "%s", v->text);
+    } else if (v->kind == RUNNER_NODE_SEQ) {
+        size_t o = 0;
+        out[0] = 0;
+        for (size_t i = 0; i < v->n && o < len; i++) {
+            char sub[128];
+            value_label(v->items[i], sub, sizeof sub);
+            o += (size_t)snprintf(out + o, len - o, "%s%s", i ? "+" : "", sub);
+        }
+    } else {
+        snprintf(out, len, "map");
+    }
+    for (char *p = out; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '.' || *p == '-' || *p == '+' || *p == '_'))
+            *p = '_';
+}
+
+/* training settings of one run from the chosen value nodes */
+static int set_train(const runner_config *c, runner_train_cfg *t, const char *k, const runner_node *v,
+                     char *err, size_t errlen)
+{
+    if (!strcmp(k, "steps")) return get_int(c, v, "training.steps", 1, &t->steps, err, errlen);
+    if (!strcmp(k, "batch_size")) return get_int(c, v, "training.batch_size", 1, &t->batch_size, err, errlen);
+    if (!strcmp(k, "gradient_accumulation_steps"))
+        return get_int(c, v, "training.gradient_accumulation_steps", 1, &t->grad_accum, err, errlen);
+    if (!strcmp(k, "warmup_steps")) return get_int(c, v, "training.warmup_steps", 0, &t->warmup_steps, err, errlen);
+    if (!strcmp(k, "eval_steps")) return get_int(c, v, "training.eval_steps", 1, &t->eval_steps, err, errlen);
+    if (!strcmp(k, "save_steps")) return get_int(c, v, "training.save_steps", 1, &t->save_steps, err, errlen);
+    if (!strcmp(k, "eval_batch_size"))
+        return get_int(c, v, "training.eval_batch_size", 1, &t->eval_batch_size, err, errlen);
+    if (!strcmp(k, "learning_rate"))
+        return get_real(c, v, "training.learning_rate", 1e-12, 10, 0, &t->lr, err, errlen);
+    if (!strcmp(k, "weight_decay")) return get_real(c, v, "training.weight_decay", 0, 10, 0, &t->weight_decay, err, errlen);
+    if (!strcmp(k, "adam_beta1")) return get_real(c, v, "training.adam_beta1", 0, 1, 1, &t->beta1, err, errlen);
+    if (!strcmp(k, "adam_beta2")) return get_real(c, v, "training.adam_beta2", 0, 1, 1, &t->beta2, err, errlen);
+    if (!strcmp(k, "adam_epsilon")) return get_real(c, v, "training.adam_epsilon", 1e-30, 1, 0, &t->eps, err, errlen);
+    if (!strcmp(k, "max_grad_norm"))
+        return get_real(c, v, "training.max_grad_norm", 0, 1e30, 0, &t->max_grad_norm, err, errlen);
+    if (!strcmp(k, "lr_scheduler_type"))
+        return get_choice(c, v, "lr_scheduler_type", SCHEDULES, N_OF(SCHEDULES), &t->schedule, err, errlen);
+    return 0;
+}
+
+typedef struct exp_ctx {
+    const runner_node *exp;
+    const runner_node *adapters;
+    const char *name;
+    slot *slots;
+    size_t n_slots;
+} exp_ctx;
+
+static int add_slot(exp_ctx *e, int kind, int adapter, const char *key, const runner_node *node,
+                    int list_valued)
+{
+    for (size_t i = 0; i < e->n_slots; i++) /* an experiment's training overrides the top */
+        if (e->slots[i].kind == kind && kind != SLOT_ADAPTER && !strcmp(e->slots[i].key, key)) {
+            e->slots[i].node = node;
+            e->slots[i].swept = is_sweep(node, list_valued);
+            return 0;
+        }
+    slot *s = realloc(e->slots, (e->n_slots + 1) * sizeof *s);
+    if (!s) return -1;
+    e->slots = s;
+    e->slots[e->n_slots++] = (slot){kind, adapter, key, node, is_sweep(node, list_valued)};
+    return 0;
+}
+
+static void free_run(runner_run *r)
+{
+    free(r->name);
+    free(r->experiment);
+    for (int i = 0; i < r->n_adapters; i++) {
+        free(r->adapters[i].name);
+        free(r->adapters[i].method);
+        json_decref(r->adapters[i].config);
+    }
+    free(r->adapters);
+    json_decref(r->swept);
+}
+
+/* builds the run of one sweep point */
+static int make_run(runner_config *c, const exp_ctx *e, const runner_train_cfg *defaults,
+                    const size_t *choice, runner_run *r, char *err, size_t errlen)
+{
+    memset(r, 0, sizeof *r);
+    r->train = *defaults;
+    r->node = e->exp;
+    r->seed = 0;
+    r->swept = json_object();
+    r->n_adapters = (int)e->adapters->n;
+    r->adapters = calloc(e->adapters->n, sizeof *r->adapters);
+    r->experiment = strdup(e->name);
+    if (!r->swept || !r->adapters || !r->experiment) goto oom;
+    int have_eval = 0, have_save = 0;
+    char name[1024];
+    size_t no = (size_t)snprintf(name, sizeof name, "%s", e->name);
+    for (int a = 0; a < r->n_adapters; a++) {
+        r->adapters[a].node = e->adapters->items[a];
+        if (!(r->adapters[a].config = json_object())) goto oom;
+    }
+    for (size_t i = 0; i < e->n_slots; i++) {
+        const slot *s = &e->slots[i];
+        const runner_node *v = slot_value(s, choice, i);
+        if (s->kind == SLOT_SEED) {
+            int64_t seed;
+            if (get_int(c, v, "seed", 0, &seed, err, errlen)) return -1;
+            r->seed = (uint64_t)seed;
+        } else if (s->kind == SLOT_TRAIN) {
+            if (v->kind != RUNNER_NODE_SCALAR) {
+                runner_errat(err, errlen, c, v, "training.%s must be a single value (a list sweeps; "
+                             "a list inside a list is not a value)", s->key);
+                return -1;
+            }
+            if (set_train(c, &r->train, s->key, v, err, errlen)) return -1;
+            have_eval |= !strcmp(s->key, "eval_steps");
+            have_save |= !strcmp(s->key, "save_steps");
+        } else {
+            runner_adapter *ad = &r->adapters[s->adapter];
+            if (!strcmp(s->key, "method")) {
+                const char *m;
+                if (get_string(c, v, "method", &m, err, errlen)) return -1;
+                if (!(ad->method = strdup(m))) goto oom;
+            } else if (!strcmp(s->key, "name")) {
+                const char *m;
+                if (get_string(c, v, "name", &m, err, errlen)) return -1;
+                if (!(ad->name = strdup(m))) goto oom;
+            } else {
+                json_object_set_new(ad->config, s->key, runner_node_to_json(v));
+            }
+        }
+        if (s->swept) {
+            char label[256], key[160];
+            value_label(v, label, sizeof label);
+            if (s->kind == SLOT_ADAPTER && r->n_adapters > 1) snprintf(key, sizeof key, "%d.%s", s->adapter + 1, s->key);
+            else snprintf(key, sizeof key, "%s", s->key);
+            json_object_set_new(r->swept, key, runner_node_to_json(v));
+            if (no < sizeof name) no += (size_t)snprintf(name + no, sizeof name - no, "-%s=%s", key, label);
+        }
+    }
+    if (!have_eval) r->train.eval_steps = r->train.steps / 10 > 0 ? r->train.steps / 10 : 1;
+    if (!have_save) r->train.save_steps = r->train.eval_steps;
+    if (r->train.warmup_steps > r->train.steps) {
+        runner_errat(err, errlen, c, e->exp, "experiment '%s': warmup_steps (%lld) exceeds steps (%lld)",
+                     e->name, (long long)r->train.warmup_steps, (long long)r->train.steps);
+        return -1;
+    }
+    if (r->train.batch_size * r->train.grad_accum > (1 << 20)) {
+        runner_errat(err, errlen, c, e->exp, "experiment '%s': batch_size x gradient_accumulation_steps "
+                     "is over 1M examples", e->name);
+        return -1;
+    }
+    for (int a = 0; a < r->n_adapters; a++) {
+        runner_adapter *ad = &r->adapters[a];
+        if (!ad->method) {
+            runner_errat(err, errlen, c, ad->node, "this adapter has no 'method' (a plugin name: lora, "
+                         "loha, ia3, prefix, prompt, ...)");
+            return -1;
+        }
+        if (!ad->name && !(ad->name = strdup(a == 0 ? "default" : ad->method))) goto oom;
+        for (int b = 0; b < a; b++)
+            if (!strcmp(r->adapters[b].name, ad->name)) {
+                runner_errat(err, errlen, c, ad->node, "two adapters of experiment '%s' are named "
+                             "'%s': give this one a 'name'", e->name, ad->name);
+                return -1;
+            }
+        json_object_set_new(ad->config, "task_type", json_string(runner_task_peft_type(c->task)));
+    }
+    if (!(r->name = strdup(name))) goto oom;
+    return 0;
+oom:
+    snprintf(err, errlen, "%s: out of memory", c->path);
+    return -1;
+}
+
+/* the slots of one experiment, then one run per point of the product of its sweeps */
+static int expand_experiment(runner_config *c, const runner_node *exp, int index,
+                             const runner_train_cfg *defaults, char *err, size_t errlen)
+{
+    exp_ctx e = {.exp = exp};
+    int rc = -1;
+    size_t *choice = NULL;
+    if (want_kind(c, exp, RUNNER_NODE_MAP, "an experiment", err, errlen) ||
+        check_keys(c, exp, EXP_KEYS, N_OF(EXP_KEYS), "an experiment", err, errlen))
+        return -1;
+    const runner_node *n = runner_map_get(exp, "name");
+    char auto_name[64];
+    snprintf(auto_name, sizeof auto_name, "experiment%d", index + 1);
+    e.name = auto_name;
+    if (n && get_string(c, n, "an experiment's name", &e.name, err, errlen)) return -1;
+    for (const char *p = e.name; *p; p++)
+        if (*p == '/' || *p == '\\' || (unsigned char)*p < 32 || (p == e.name && *p == '.')) {
+            runner_errat(err, errlen, c, n, "experiment name '%s' must not contain '/' or start with '.'", e.name);
+            return -1;
+        }
+    e.adapters = runner_map_get(exp, "adapters");
+    if (!e.adapters) {
+        runner_errat(err, errlen, c, exp, "experiment '%s' has no 'adapters' (a list of {method: ..., "
+                     "fields...})", e.name);
+        return -1;
+    }
+    if (want_kind(c, e.adapters, RUNNER_NODE_SEQ, "adapters", err, errlen)) return -1;
+    if (e.adapters->n == 0 || e.adapters->n > 16) {
+        runner_errat(err, errlen, c, e.adapters, "experiment '%s' needs 1 to 16 adapters", e.name);
+        return -1;
+    }
+    /* top-level seed and training, then the experiment's, then the adapters' fields */
+    const runner_node *top_seed = runner_map_get(c->root, "seed"), *seed = runner_map_get(exp, "seed");
+    if ((seed || top_seed) && add_slot(&e, SLOT_SEED, 0, "seed", seed ? seed : top_seed, 0)) goto oom;
+    const runner_node *tt[2] = {runner_map_get(c->root, "training"), runner_map_get(exp, "training")};
+    for (int k = 0; k < 2; k++) {
+        if (!tt[k]) continue;
+        if (want_kind(c, tt[k], RUNNER_NODE_MAP, "training", err, errlen) ||
+            check_keys(c, tt[k], TRAIN_KEYS, N_OF(TRAIN_KEYS), "training", err, errlen))
+            goto out;
+        for (size_t i = 0; i < tt[k]->n; i++)
+            if (add_slot(&e, SLOT_TRAIN, 0, tt[k]->keys[i]->text, tt[k]->items[i], 0)) goto oom;
+    }
+    for (size_t a = 0; a < e.adapters->n; a++) {
+        const runner_node *ad = e.adapters->items[a];
+        if (want_kind(c, ad, RUNNER_NODE_MAP, "an adapter", err, errlen)) goto out;
+        for (size_t i = 0; i < ad->n; i++) {
+            const char *k = ad->keys[i]->text;
+            if (!strcmp(k, "peft_type") || !strcmp(k, "task_type")) {
+                runner_errat(err, errlen, c, ad->keys[i], "'%s' is set by the runner (from 'method' and "
+                             "the top-level 'task'): remove it", k);
+                goto out;
+            }
+            if (add_slot(&e, SLOT_ADAPTER, (int)a, k, ad->items[i],
+                         in_list(k, LIST_FIELDS, N_OF(LIST_FIELDS)) >= 0))
+                goto oom;
+        }
+    }
+    for (size_t i = 0; i < e.n_slots; i++)
+        if (e.slots[i].swept && e.slots[i].node->n == 0) {
+            runner_errat(err, errlen, c, e.slots[i].node, "'%s' sweeps over an empty list", e.slots[i].key);
+            goto out;
+        }
+    size_t points = 1;
+    for (size_t i = 0; i < e.n_slots; i++)
+        if (e.slots[i].swept) points *= e.slots[i].node->n;
+    if (points > 4096) {
+        runner_errat(err, errlen, c, exp, "experiment '%s' sweeps into %zu runs (at most 4096)", e.name, points);
+        goto out;
+    }
+    choice = calloc(e.n_slots + 1, sizeof *choice);
+    runner_run *runs = realloc(c->runs, ((size_t)c->n_runs + points) * sizeof *runs);
+    if (!choice || !runs) goto oom;
+    c->runs = runs;
+    for (size_t p = 0; p < points; p++) {
+        size_t rem = p; /* last swept slot varies fastest */
+        for (size_t i = e.n_slots; i-- > 0;)
+            if (e.slots[i].swept) {
+                choice[i] = rem % e.slots[i].node->n;
+                rem /= e.slots[i].node->n;
+            }
+        if (make_run(c, &e, defaults, choice, &c->runs[c->n_runs], err, errlen)) {
+            free_run(&c->runs[c->n_runs]);
+            goto out;
+        }
+        c->n_runs++;
+    }
+    rc = 0;
+    goto out;
+oom:
+    snprintf(err, errlen, "%s: out of memory", c->path);
+out:
+    free(choice);
+    free(e.slots);
+    return rc;
+}
+
+/* dir of the YAML + rel, unless rel is absolute */
+static char *resolve(const char *yaml_path, const char *rel)
+{
+    if (rel[0] == '/') return strdup(rel);
+    char *p = strdup(yaml_path);
+    if (!p) return NULL;
+    char *out = NULL;
+    if (asprintf(&out, "%s/%s", dirname(p), rel) < 0) out = NULL;
+    free(p);
+    return out;
+}
+
+static int top_string(runner_config *c, const char *key, int required, const char *what,
+                      const char **out, char *err, size_t errlen)
+{
+    const runner_node *n = runner_map_get(c->root, key);
+    *out = NULL;
+    if (!n) {
+        if (required) runner_errat(err, errlen, c, c->root, "missing '%s' (%s)", key, what);
+        return required ? -1 : 0;
+    }
+    return get_string(c, n, key, out, err, errlen);
+}
+
+int runner_config_load(const char *path, const char *output_override, runner_config **out,
+                       char *err, size_t errlen)
+{
+    *out = NULL;
+    runner_config *c = calloc(1, sizeof *c);
+    if (!c || !(c->path = strdup(path))) {
+        free(c);
+        snprintf(err, errlen, "%s: out of memory", path);
+        return -1;
+    }
+    if (runner_yaml_load(path, &c->root, err, errlen)) goto fail;
+    if (want_kind(c, c->root, RUNNER_NODE_MAP, "the file", err, errlen) ||
+        check_keys(c, c->root, TOP_KEYS, N_OF(TOP_KEYS), "the top level", err, errlen))
+        goto fail;
+    const char *s;
+    if (top_string(c, "base_model", 1, "a Hugging Face model directory", &s, err, errlen)) goto fail;
+    if (!(c->base_model = resolve(path, s))) goto oom;
+    if (top_string(c, "name", 0, "", &s, err, errlen)) goto fail;
+    if (!s) { /* the file's stem */
+        char *p = strdup(path);
+        if (!p) goto oom;
+        char *b = basename(p), *dot = strrchr(b, '.');
+        if (dot && dot != b) *dot = 0;
+        c->name = strdup(b);
+        free(p);
+    } else {
+        c->name = strdup(s);
+    }
+    if (!c->name) goto oom;
+    const runner_node *n = runner_map_get(c->root, "task");
+    if (!n) {
+        runner_errat(err, errlen, c, c->root, "missing 'task' (one of causal_lm, seq_cls, token_cls, "
+                     "question_answering, seq2seq)");
+        goto fail;
+    }
+    if (get_choice(c, n, "task", TASKS, N_OF(TASKS), &c->task, err, errlen)) goto fail;
+    static const int default_metric[] = {RUNNER_METRIC_PERPLEXITY, RUNNER_METRIC_ACCURACY,
+                                         RUNNER_METRIC_ACCURACY, RUNNER_METRIC_EXACT_MATCH,
+                                         RUNNER_METRIC_EXACT_MATCH};
+    c->metric = default_metric[c->task];
+    if ((n = runner_map_get(c->root, "metric")) &&
+        get_choice(c, n, "metric", METRICS, N_OF(METRICS), &c->metric, err, errlen))
+        goto fail;
+    if (c->task == RUNNER_TASK_SEQ_CLS && c->metric == RUNNER_METRIC_EXACT_MATCH) {
+        runner_errat(err, errlen, c, n, "metric exact_match needs a task with several labels per "
+                     "example; for seq_cls use accuracy");
+        goto fail;
+    }
+    if (output_override) s = output_override;
+    else if (top_string(c, "output_dir", 0, "", &s, err, errlen)) goto fail;
+    if (s) c->output_dir = strdup(s);
+    else if (asprintf(&c->output_dir, "runs/%s", c->name) < 0) c->output_dir = NULL;
+    if (!c->output_dir) goto oom;
+
+    const runner_node *d = runner_map_get(c->root, "data");
+    if (!d) {
+        runner_errat(err, errlen, c, c->root, "missing 'data' (a mapping with train: and eval: JSONL files)");
+        goto fail;
+    }
+    if (want_kind(c, d, RUNNER_NODE_MAP, "data", err, errlen) ||
+        check_keys(c, d, DATA_KEYS, N_OF(DATA_KEYS), "data", err, errlen))
+        goto fail;
+    const char *const need[2] = {"train", "eval"};
+    char **dst[2] = {&c->train_path, &c->eval_path};
+    for (int i = 0; i < 2; i++) {
+        if (!(n = runner_map_get(d, need[i]))) {
+            runner_errat(err, errlen, c, d, "data needs '%s' (a JSONL file)", need[i]);
+            goto fail;
+        }
+        if (get_string(c, n, need[i], &s, err, errlen)) goto fail;
+        if (!(*dst[i] = resolve(path, s))) goto oom;
+    }
+    c->max_length = 512;
+    if ((n = runner_map_get(d, "max_length")) && get_int(c, n, "data.max_length", 2, &c->max_length, err, errlen))
+        goto fail;
+    if ((n = runner_map_get(d, "eval_examples")) && get_int(c, n, "data.eval_examples", 1, &c->num_eval, err, errlen))
+        goto fail;
+
+    const runner_node *ex = runner_map_get(c->root, "experiments");
+    if (!ex) {
+        runner_errat(err, errlen, c, c->root, "missing 'experiments' (a list of {name, adapters})");
+        goto fail;
+    }
+    if (want_kind(c, ex, RUNNER_NODE_SEQ, "experiments", err, errlen)) goto fail;
+    if (ex->n == 0) {
+        runner_errat(err, errlen, c, ex, "experiments is empty");
+        goto fail;
+    }
+    runner_train_cfg defaults = {.steps = 100, .batch_size = 8, .grad_accum = 1, .warmup_steps = 0,
+                                 .eval_batch_size = 32, .lr = 1e-3, .weight_decay = 0.0,
+                                 .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .max_grad_norm = 1.0,
+                                 .schedule = PEFT_SCHED_LINEAR};
+    for (size_t i = 0; i < ex->n; i++)
+        if (expand_experiment(c, ex->items[i], (int)i, &defaults, err, errlen)) goto fail;
+    for (int i = 0; i < c->n_runs; i++)
+        for (int j = 0; j < i; j++)
+            if (!strcmp(c->runs[i].name, c->runs[j].name)) {
+                runner_errat(err, errlen, c, c->runs[i].node, "two runs are named '%s' (the other at "
+                             "line %d): give the experiments different names", c->runs[i].name,
+                             c->runs[j].node->line);
+                goto fail;
+            }
+    *out = c;
+    return 0;
+oom:
+    snprintf(err, errlen, "%s: out of memory", path);
+fail:
+    runner_config_free(c);
+    return -1;
+}
+
+void runner_config_free(runner_config *c)
+{
+    if (!c) return;
+    for (int i = 0; i < c->n_runs; i++) free_run(&c->runs[i]);
+    free(c->runs);
+    runner_node_free(c->root);
+    free(c->path);
+    free(c->name);
+    free(c->base_model);
+    free(c->output_dir);
+    free(c->train_path);
+    free(c->eval_path);
+    free(c);
+}

@@ -1,0 +1,17 @@
+/* model_save.h — write a base model back as a Hugging Face model directory (config.json +
+ * model.safetensors), e.g. after merge_and_unload. */
+#ifndef PEFT_MODEL_SAVE_H
+#define PEFT_MODEL_SAVE_H
+
+#include <stddef.h>
+#include "peft/model.h"
+
+/* Writes dir/config.json (the loaded config, "torch_dtype" set to the dtype written) and
+ * dir/model.safetensors (every parameter once under its Hugging Face name, tied weights once,
+ * metadata {"format": "pt"}), each atomically; creates dir. dtype: PEFT_DTYPE_F32, _BF16 or
+ * _F16 for every tensor (merged weights are f32 in memory). Meta (weight-free) models are
+ * refused. 0, or -1 with err naming the path. */
+int peft_base_model_save(const peft_base_model *m, const char *dir, int32_t dtype, char *err,
+                         size_t errlen);
+
+#endif

@@ -1,0 +1,67 @@
+/* optim.h — AdamW over a PEFT model's trainable parameters (decoupled weight decay, as
+ * torch.optim.AdamW) or over an explicit tensor list (full-parameter training), gradient-norm
+ * clipping and scaling (gradient accumulation), learning-rate schedules with warm-up
+ * (transformers' get_{constant,linear,cosine}_schedule_with_warmup), and the optimizer's state
+ * saved to / restored from one safetensors file for resuming a run. */
+#ifndef PEFT_OPTIM_H
+#define PEFT_OPTIM_H
+
+#include "peft/peft.h"
+
+typedef struct peft_adamw peft_adamw;
+
+typedef struct peft_adamw_config {
+    double lr;           /* 1e-3 */
+    double beta1, beta2; /* 0.9, 0.999 */
+    double eps;          /* 1e-8 */
+    double weight_decay; /* 0.01 */
+} peft_adamw_config;
+
+/* Binds to the parameters that require grad now (call after set_adapter / training setup).
+ * Returns NULL with the ctx error set. Free with peft_adamw_free. */
+peft_adamw *peft_adamw_new(peft_model *m, const peft_adamw_config *cfg);
+/* Binds to params[0..n) (borrowed; each an owned, writable f32 tensor, e.g. base weights made
+ * trainable with peft_tensor_make_f32_owned for pretraining); gives each a gradient buffer.
+ * NULL with the ctx error set (a non-f32 tensor is refused, naming its index). */
+peft_adamw *peft_adamw_new_params(peft_ctx *ctx, peft_tensor *const *params, size_t n,
+                                  const peft_adamw_config *cfg);
+void peft_adamw_free(peft_adamw *o);
+/* one update from the accumulated grads, then zeroes them; lr overrides cfg.lr if > 0 */
+void peft_adamw_step(peft_adamw *o, double lr);
+void peft_adamw_zero_grad(peft_adamw *o);
+/* scales grads so their global L2 norm is at most max_norm; returns the norm before */
+double peft_adamw_clip_grad_norm(peft_adamw *o, double max_norm);
+/* multiplies every gradient by s (e.g. 1/accumulation_steps) */
+void peft_adamw_scale_grads(peft_adamw *o, double s);
+/* bytes of optimizer state (m and v) */
+size_t peft_adamw_state_bytes(const peft_adamw *o);
+/* updates done so far */
+int64_t peft_adamw_steps_done(const peft_adamw *o);
+/* number of bound parameters and parameter i (borrowed) */
+size_t peft_adamw_n_params(const peft_adamw *o);
+peft_tensor *peft_adamw_param(const peft_adamw *o, size_t i);
+
+/* ---- resuming ---- */
+/* Writes the parameter values, both moments and the step count to path (safetensors, f32,
+ * keys "param.<i>", "exp_avg.<i>", "exp_avg_sq.<i>", metadata "adamw_step"), atomically, with
+ * extra metadata pairs meta_kv (key0, val0, ..., NULL; may be NULL). 0, or -1 with err naming
+ * the path. */
+int peft_adamw_save_state(const peft_adamw *o, const char *path, const char *const *meta_kv,
+                          char *err, size_t errlen);
+/* Restores what peft_adamw_save_state wrote into an optimizer bound to parameters of the same
+ * count and shapes (anything else is refused, naming the key and both shapes). When meta_key is
+ * not NULL, *meta_value receives a malloc'd copy of that metadata value (NULL if absent; the
+ * caller frees it). 0, or -1 with err naming the file. Nothing is changed on failure. */
+int peft_adamw_load_state(peft_adamw *o, const char *path, const char *meta_key,
+                          char **meta_value, char *err, size_t errlen);
+
+/* ---- learning-rate schedules (transformers' semantics) ---- */
+#define PEFT_SCHED_CONSTANT 0 /* warm-up, then constant */
+#define PEFT_SCHED_LINEAR 1   /* warm-up, then linear decay to 0 at total */
+#define PEFT_SCHED_COSINE 2   /* warm-up, then half a cosine to 0 at total */
+/* The learning rate of the optimizer update number `step` (0-based, as the scheduler's
+ * last_epoch): base_lr * step / warmup during warm-up (so update 0 has lr 0 when warmup > 0,
+ * as transformers), then the decay over the remaining total - warmup updates. */
+double peft_lr_at(int schedule, double base_lr, int64_t step, int64_t total, int64_t warmup);
+
+#endif

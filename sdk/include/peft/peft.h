@@ -1,0 +1,210 @@
+/* peft.h — libpeft's public API: PEFT's PeftModel in C.
+ *
+ * Naming follows Hugging Face PEFT: peft_get_peft_model, peft_add_adapter, peft_set_adapter,
+ * peft_save_pretrained, peft_from_pretrained, peft_merge_and_unload, peft_get_model_status...
+ *
+ * Errors (DESIGN.md 7): functions return PEFT_OK (0) or a negative PEFT_E* code and leave a
+ * message on the context, read with peft_errmsg(ctx). The library never prints, never exits.
+ * Ownership (DESIGN.md 8): whoever calls *_new / *_load / a function returning an object through
+ * an out-pointer frees it with the matching *_free, unless stated otherwise. Borrowed pointers
+ * are marked as such.
+ * Thread safety: one context and the models made with it are used by one thread at a time;
+ * different contexts may run in different threads.
+ */
+#ifndef PEFT_H
+#define PEFT_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include "peft/model.h"
+
+#define PEFT_VERSION "0.1.0"
+
+#define PEFT_OK 0
+#define PEFT_EINVAL -1   /* bad argument or config value */
+#define PEFT_EIO -2      /* file missing or unreadable/unwritable */
+#define PEFT_ENOMEM -3
+#define PEFT_EFORMAT -4  /* malformed file content */
+#define PEFT_ENOTFOUND -5 /* no such adapter / module / tensor */
+#define PEFT_EPLUGIN -6  /* plugin could not be loaded or refused */
+#define PEFT_ESTATE -7   /* not valid in the current state */
+
+typedef struct peft_ctx peft_ctx;
+typedef struct peft_model peft_model;
+
+/* ---- context ---- */
+/* A context: the last error, the seeded RNG (DESIGN.md 10). Free with peft_ctx_free. */
+peft_ctx *peft_ctx_new(uint64_t seed);
+void peft_ctx_free(peft_ctx *ctx);
+const char *peft_errmsg(const peft_ctx *ctx); /* borrowed; "" when no error */
+peft_rng *peft_ctx_rng(peft_ctx *ctx);        /* borrowed */
+/* set the error message (printf-style) and return code; for libpeft's own modules */
+int peft_set_error(peft_ctx *ctx, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- base model ---- */
+/* Loads a Hugging Face model directory. *out is owned by the caller (peft_base_model_free)
+ * until handed to peft_get_peft_model. */
+int peft_load_base_model(peft_ctx *ctx, const char *dir, peft_base_model **out);
+
+/* ---- creating a PEFT model ---- */
+/* Wraps base (ownership moves into the model) with a new adapter `adapter_name` (NULL =
+ * "default") described by config_json (adapter_config.json text: peft_type, task_type and the
+ * method's fields). mixed != 0 makes a PeftMixedModel (adapters of several methods). */
+int peft_get_peft_model(peft_ctx *ctx, peft_base_model *base, const char *config_json,
+                        const char *adapter_name, int mixed, peft_model **out);
+/* PEFT's inject_adapter_in_model: adapters only, no PeftModel wrapper (state-dict keys have no
+ * "base_model.model." prefix, no modules_to_save). Ownership of base moves into *out. */
+int peft_inject_adapter_in_model(peft_ctx *ctx, peft_base_model *base, const char *config_json,
+                                 const char *adapter_name, peft_model **out);
+/* Loads an adapter directory (adapter_config.json + adapter_model.safetensors). */
+int peft_from_pretrained(peft_ctx *ctx, peft_base_model *base, const char *adapter_dir,
+                         const char *adapter_name, int is_trainable, peft_model **out);
+/* Frees the model and its base. NULL ok. */
+void peft_model_free(peft_model *m);
+
+/* ---- adapters ---- */
+int peft_add_adapter(peft_model *m, const char *adapter_name, const char *config_json);
+int peft_load_adapter(peft_model *m, const char *adapter_dir, const char *adapter_name,
+                      int is_trainable);
+int peft_set_adapter(peft_model *m, const char *adapter_name);
+int peft_set_adapters(peft_model *m, const char *const *names, int n); /* several active */
+int peft_delete_adapter(peft_model *m, const char *adapter_name);
+int peft_disable_adapter(peft_model *m); /* base model outputs until peft_enable_adapter */
+int peft_enable_adapter(peft_model *m);
+int peft_set_adapter_scale(peft_model *m, const char *adapter_name, double mult);
+/* number of adapters and their names in the order added (borrowed) */
+int peft_adapter_count(const peft_model *m);
+const char *peft_adapter_name(const peft_model *m, int i);
+peft_ctx *peft_model_ctx(peft_model *m); /* borrowed */
+
+/* ---- saving ---- */
+/* Writes adapter_config.json + adapter_model.safetensors to dir ("default") or dir/<name>
+ * (other adapters), atomically. selected: NULL = every adapter. is_main_process == 0 writes
+ * nothing and succeeds (distributed runs). */
+int peft_save_pretrained(peft_model *m, const char *dir, const char *const *selected,
+                         int n_selected, int is_main_process);
+
+/* ---- parameters and state dicts ---- */
+peft_base_model *peft_get_base_model(peft_model *m); /* borrowed */
+int peft_get_nb_trainable_parameters(const peft_model *m, int64_t *trainable, int64_t *all);
+/* PEFT's exact line: "trainable params: 1,024 || all params: 32,640 || trainable%: 3.1373" */
+int peft_format_trainable_parameters(const peft_model *m, char *buf, size_t len);
+void peft_print_trainable_parameters(const peft_model *m, FILE *out);
+
+/* A named list of tensors. names owned by the state dict; tensors borrowed from the model
+ * (valid until the model changes). */
+typedef struct peft_state_dict {
+    size_t n;
+    char **names;
+    peft_tensor **tensors;
+} peft_state_dict;
+void peft_state_dict_free(peft_state_dict *sd);
+/* PEFT's saved key names (base_model.model.<module>.lora_A.weight, adapter name stripped) for
+ * one adapter (NULL = "default"). */
+int peft_get_peft_model_state_dict(peft_model *m, const char *adapter_name, peft_state_dict **out);
+/* Every parameter that requires grad, under PEFT's in-memory names
+ * (base_model.model.<module>.lora_A.default.weight), in named_parameters() order. */
+int peft_trainable_parameters(peft_model *m, peft_state_dict **out);
+/* Copies tensors from a safetensors file into the adapter by saved key names (or in-memory
+ * names when memory_names != 0). Unknown keys and shape mismatches are errors naming both. */
+int peft_set_peft_model_state_dict(peft_model *m, const char *safetensors_path,
+                                   const char *adapter_name, int memory_names);
+
+/* ---- merging ---- */
+/* Folds the active adapters (or names[0..n)) into the base weights. safe != 0 checks every
+ * merged weight for NaN/Inf on a copy before committing. */
+int peft_merge_adapter(peft_model *m, const char *const *names, int n, int safe);
+int peft_unmerge_adapter(peft_model *m);
+/* merge then drop every adapter; returns the base model in *out and frees m */
+int peft_merge_and_unload(peft_model *m, int safe, const char *const *names, int n,
+                          peft_base_model **out);
+/* drops every adapter without merging: the base is bit-exactly as loaded; frees m */
+int peft_unload(peft_model *m, peft_base_model **out);
+
+/* ---- status (PEFT's TunerModelStatus / TunerLayerStatus as JSON text; caller frees) ---- */
+int peft_get_model_status(peft_model *m, char **json_out);
+int peft_get_layer_status(peft_model *m, char **json_out);
+
+/* ---- precision and model cards ---- */
+/* PEFT's cast_mixed_precision_params: every frozen base parameter to dtype (PEFT_DTYPE_BF16 or
+ * _F16; kernels convert to f32 as they read), trainable parameters stay f32. Refused while
+ * adapters are merged. */
+int peft_cast_mixed_precision_params(peft_model *m, int32_t dtype);
+/* PEFT's create_or_update_model_card: dir/README.md with library_name: peft, base_model and a
+ * "Framework versions" line, keeping what a user already wrote there. Atomic. */
+int peft_create_or_update_model_card(peft_model *m, const char *dir);
+
+/* ---- running ---- */
+/* forward (and loss if labels) on graph g; set g->recording for a backward afterwards */
+int peft_model_forward(peft_model *m, peft_graph *g, const peft_model_inputs *in,
+                       peft_model_outputs *out);
+/* Mixed-batch inference: row b of the batch uses adapter row_adapters[b] ("__base__" = none),
+ * whatever the active set, in one forward with one grouped call per adapter and layer. Layer
+ * adapters only; refused while adapters are merged. */
+int peft_model_forward_rows(peft_model *m, peft_graph *g, const peft_model_inputs *in,
+                            const char *const *row_adapters, peft_model_outputs *out);
+/* train / eval mode (dropout) for the next forwards */
+void peft_model_train(peft_model *m, int training);
+
+/* ---- progress of long tasks ---- */
+/* The library never prints: long tasks (merge_adapter, merge_and_unload) report their progress
+ * to this handler, called on the calling thread once per layer with the task name
+ * ("merge_and_unload"), done (1..total), total and the layer name (borrowed, valid during the
+ * call). fn == NULL removes the handler. ud is passed back untouched. */
+typedef void (*peft_progress_fn)(void *ud, const char *task, int64_t done, int64_t total,
+                                 const char *item);
+void peft_set_progress_handler(peft_ctx *ctx, peft_progress_fn fn, void *ud);
+
+/* ---- text for methods that initialise from it (prompt tuning's TEXT init) ----
+ * The core links no tokenizer: an application that wants text-initialised adapters registers
+ * one. fn tokenizes text (NUL-terminated) with the tokenizer at `where` (a model directory or a
+ * tokenizer.json), special tokens added, into *ids (*n of them, freed by the caller with free());
+ * it returns 0, or non-zero with a message in err. The tokenizer library's
+ * peft_tokenizer_text_hook (peft/tokenizer.h) is such a function. fn == NULL removes it. */
+typedef int (*peft_tokenize_fn)(void *ud, const char *where, const char *text, int32_t **ids,
+                                size_t *n, char *err, size_t errlen);
+void peft_set_tokenizer(peft_ctx *ctx, peft_tokenize_fn fn, void *ud);
+
+/* ---- mixed models: several methods on one model, saved and loaded as a whole ----
+ * A PeftMixedModel (peft_get_peft_model(..., mixed=1)) holds adapters of any methods whose
+ * plugins say PEFT_CAP_MIXABLE on the same layers (LoRA + LoHa + IA3), plus prompt-learning
+ * adapters (prompt or prefix tuning: they act through the model's prompt hooks, independent of
+ * the layers; at most one of them active). On a layer, adapters run in the order added.
+ *
+ * peft_save_pretrained on a mixed model writes one folder per adapter in PEFT's layout ("default"
+ * in dir itself, others in dir/<name>; each folder is an ordinary PEFT adapter) and then, last
+ * and atomically, the manifest dir/peft_mixed.json:
+ *   {"format": "libpeft-mixed", "format_version": 1,
+ *    "adapters": [{"name": "lora", "peft_type": "LORA", "folder": "lora", "scale": 1.0}, ...],
+ *    "active_adapters": ["lora", ...], "enabled": true}
+ * with the adapters in the order added (folder "." for "default"), the active set, each adapter's
+ * runtime scale (peft_set_adapter_scale) and whether adapters are enabled.
+ *
+ * Status of mixed models (an extension: PEFT's own mixed model has none): one layer entry per
+ * adapted layer, its module_type the layer types of its adapters in the order added joined by
+ * "+" ("lora.Linear+loha.Linear"), its available/requires_grad/devices/merged fields covering
+ * every adapter on the layer; a layer with one method reads exactly as PEFT's get_layer_status.
+ * Prompt-learning adapters have no layers and PEFT no status for them: the layer fields leave
+ * them out, and get_model_status lists them in a last field, "prompt_learning_adapters":
+ * {"<name>": {"peft_type": ..., "active": ..., "requires_grad": ...}} (present only then). */
+
+/* Loads a mixed model. When dir holds peft_mixed.json: every adapter it lists, from its folder,
+ * in the manifest's order, with its active set, scales and enabled flag (adapter_name must be
+ * NULL: the names come from the manifest); identical outputs to the model that was saved.
+ * Otherwise: the one adapter in dir (or dir/<adapter_name>) as adapter_name (NULL = "default")
+ * in a new mixed model, as PEFT's PeftMixedModel.from_pretrained; more with peft_load_adapter.
+ * is_trainable != 0: the active adapters' parameters require grad. Ownership of base moves
+ * into *out on success (the caller keeps it on failure). Errors: PEFT_EFORMAT naming the
+ * manifest and the entry (adapters[i] 'name') for a malformed manifest or a folder whose
+ * adapter_config.json has another peft_type, PEFT_EIO when a folder or file is missing. */
+int peft_mixed_from_pretrained(peft_ctx *ctx, peft_base_model *base, const char *dir,
+                               const char *adapter_name, int is_trainable, peft_model **out);
+/* 1 when dir holds a mixed model's manifest (dir/peft_mixed.json), else 0 */
+int peft_is_mixed_dir(const char *dir);
+/* is adapter i (in the order added) in the active set? 1/0 (0 for a bad index) */
+int peft_adapter_active(const peft_model *m, int i);
+/* 1 for a PeftMixedModel */
+int peft_model_is_mixed(const peft_model *m);
+
+#endif

@@ -1,0 +1,246 @@
+/* tokenizer_bpe.c — the BPE model of tokenizer.json: vocabulary + ranked merges, and one word's
+ * encoding as HF's tokenizers does it: one symbol per character (continuing_subword_prefix on
+ * all but the first, end_of_word_suffix on the last; a character missing from the vocabulary
+ * becomes its <0xNN> byte tokens with byte_fallback, else unk_token, consecutive unks fused with
+ * fuse_unk), then repeatedly the lowest-ranked adjacent pair is merged (leftmost first on ties),
+ * using a binary heap of candidate pairs: O(n log n) per word. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "peft/peft.h"
+#include "tokenizers/internal.h"
+
+/* an optional string field: NULL when absent, null or "" */
+static int opt_str(const json_t *j, const char *key, const char *where, char **out, char *err, size_t errlen)
+{
+    const json_t *v = json_object_get(j, key);
+    *out = NULL;
+    if (!v || json_is_null(v)) return 0;
+    if (!json_is_string(v)) return tk_err(err, errlen, PEFT_EFORMAT, "%s: model.%s: expected a string or null", where, key);
+    if (!*json_string_value(v)) return 0;
+    return (*out = strdup(json_string_value(v))) ? 0 : tk_oom(err, errlen);
+}
+
+static int get_bool(const json_t *j, const char *key, int dflt)
+{
+    const json_t *v = json_object_get(j, key);
+    return json_is_boolean(v) ? json_is_true(v) : dflt;
+}
+
+/* one merge: "a b" (older files) or ["a", "b"] */
+static int parse_merge(const json_t *mj, const char *where, size_t rank, tk_model *m, char *err, size_t errlen)
+{
+    const char *a, *b;
+    size_t la, lb;
+    if (json_is_string(mj)) {
+        const char *s = json_string_value(mj);
+        const char *sp = strchr(s, ' ');
+        if (!sp || sp == s || !sp[1] || strchr(sp + 1, ' '))
+            return tk_err(err, errlen, PEFT_EFORMAT, "%s: model.merges[%zu] \"%.60s\": expected two tokens separated by one space", where, rank, s);
+        a = s;
+        la = (size_t)(sp - s);
+        b = sp + 1;
+        lb = strlen(b);
+    } else if (json_is_array(mj) && json_array_size(mj) == 2 && json_is_string(json_array_get(mj, 0)) &&
+               json_is_string(json_array_get(mj, 1))) {
+        a = json_string_value(json_array_get(mj, 0));
+        b = json_string_value(json_array_get(mj, 1));
+        la = strlen(a);
+        lb = strlen(b);
+    } else {
+        return tk_err(err, errlen, PEFT_EFORMAT, "%s: model.merges[%zu]: expected \"a b\" or [\"a\", \"b\"]", where, rank);
+    }
+    int32_t ia = tk_strmap_get(&m->vocab, a, la), ib = tk_strmap_get(&m->vocab, b, lb);
+    if (ia < 0 || ib < 0)
+        return tk_err(err, errlen, PEFT_EFORMAT, "%s: model.merges[%zu]: token \"%.*s\" is not in the vocabulary", where,
+                      rank, ia < 0 ? (int)la : (int)lb, ia < 0 ? a : b);
+    size_t cut = m->cont_prefix ? strlen(m->cont_prefix) : 0; /* HF: a + b[prefix_len..] */
+    if (cut > lb) cut = lb;
+    char *ab = malloc(la + lb - cut + 1);
+    if (!ab) return tk_oom(err, errlen);
+    memcpy(ab, a, la);
+    memcpy(ab + la, b + cut, lb - cut);
+    ab[la + lb - cut] = 0;
+    int32_t iab = tk_strmap_get(&m->vocab, ab, la + lb - cut);
+    int rc = 0;
+    if (iab < 0)
+        rc = tk_err(err, errlen, PEFT_EFORMAT, "%s: model.merges[%zu]: the merged token \"%.60s\" is not in the vocabulary", where, rank, ab);
+    else if (tk_pairmap_put(&m->merges, ia, ib, (int32_t)rank, iab))
+        rc = tk_oom(err, errlen);
+    free(ab);
+    return rc;
+}
+
+int tk_bpe_parse(const json_t *j, const char *where, tk_model *m, char *err, size_t errlen)
+{
+    m->type = TK_MODEL_BPE;
+    m->unk_id = -1;
+    const json_t *dropout = json_object_get(j, "dropout");
+    if (dropout && !json_is_null(dropout) && !(json_is_number(dropout) && json_number_value(dropout) == 0))
+        return tk_err(err, errlen, PEFT_EFORMAT, "%s: model.dropout: BPE dropout is not supported (expected null)", where);
+    int rc;
+    if ((rc = tk_model_parse_vocab(json_object_get(j, "vocab"), where, m, err, errlen))) return rc;
+    if ((rc = opt_str(j, "unk_token", where, &m->unk_token, err, errlen)) ||
+        (rc = opt_str(j, "continuing_subword_prefix", where, &m->cont_prefix, err, errlen)) ||
+        (rc = opt_str(j, "end_of_word_suffix", where, &m->eow_suffix, err, errlen)))
+        return rc;
+    if (m->unk_token) m->unk_id = tk_strmap_get(&m->vocab, m->unk_token, strlen(m->unk_token));
+    m->fuse_unk = get_bool(j, "fuse_unk", 0);
+    m->byte_fallback = get_bool(j, "byte_fallback", 0);
+    m->ignore_merges = get_bool(j, "ignore_merges", 0);
+    for (int b = 0; b < 256; b++) {
+        char name[8];
+        snprintf(name, sizeof name, "<0x%02X>", b);
+        m->byte_ids[b] = tk_strmap_get(&m->vocab, name, 6);
+    }
+    const json_t *merges = json_object_get(j, "merges");
+    if (!json_is_array(merges)) return tk_err(err, errlen, PEFT_EFORMAT, "%s: model.merges: expected a list", where);
+    for (size_t i = 0; i < json_array_size(merges); i++)
+        if ((rc = parse_merge(json_array_get(merges, i), where, i, m, err, errlen))) return rc;
+    return 0;
+}
+
+/* ---- one word ---- */
+typedef struct sym { int32_t id; int32_t prev, next; int dead; } sym;
+typedef struct cand { int32_t rank, pos, newid; } cand;
+
+static int cand_less(const cand *a, const cand *b)
+{
+    return a->rank != b->rank ? a->rank < b->rank : a->pos < b->pos;
+}
+
+typedef struct heap { cand *v; size_t n, cap; } heap;
+
+static int heap_push(heap *h, cand c)
+{
+    if (h->n == h->cap) {
+        size_t cap = h->cap ? h->cap * 2 : 32;
+        cand *v = realloc(h->v, cap * sizeof *v);
+        if (!v) return PEFT_ENOMEM;
+        h->v = v;
+        h->cap = cap;
+    }
+    size_t i = h->n++;
+    while (i && cand_less(&c, &h->v[(i - 1) / 2])) {
+        h->v[i] = h->v[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    h->v[i] = c;
+    return 0;
+}
+
+static cand heap_pop(heap *h)
+{
+    cand top = h->v[0], last = h->v[--h->n];
+    size_t i = 0;
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        const cand *best = &last;
+        if (l < h->n && cand_less(&h->v[l], best)) m = l, best = &h->v[l];
+        if (r < h->n && cand_less(&h->v[r], best)) m = r;
+        if (m == i) break;
+        h->v[i] = h->v[m];
+        i = m;
+    }
+    if (h->n) h->v[i] = last;
+    return top;
+}
+
+typedef struct symbols { sym *v; size_t n, cap; } symbols;
+
+static int sym_add(symbols *s, int32_t id)
+{
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 32;
+        sym *v = realloc(s->v, cap * sizeof *v);
+        if (!v) return PEFT_ENOMEM;
+        s->v = v;
+        s->cap = cap;
+    }
+    s->v[s->n] = (sym){id, (int32_t)s->n - 1, (int32_t)s->n + 1, 0};
+    s->n++;
+    return 0;
+}
+
+/* the initial symbols of w; pending unk handled as HF's merge_word */
+static int initial_symbols(const tk_model *m, const char *w, size_t len, symbols *s)
+{
+    size_t lp = m->cont_prefix ? strlen(m->cont_prefix) : 0, ls = m->eow_suffix ? strlen(m->eow_suffix) : 0;
+    char stack[64];
+    int32_t unk = -1; /* a pending unk symbol */
+    for (size_t i = 0; i < len;) {
+        size_t cl = tk_utf8_len(w + i, len - i);
+        int first = i == 0, last = i + cl == len;
+        size_t n = cl + (first ? 0 : lp) + (last ? ls : 0);
+        char *buf = n <= sizeof stack ? stack : malloc(n);
+        if (!buf) return PEFT_ENOMEM;
+        size_t k = 0;
+        if (!first && lp) memcpy(buf, m->cont_prefix, lp), k = lp;
+        memcpy(buf + k, w + i, cl);
+        k += cl;
+        if (last && ls) memcpy(buf + k, m->eow_suffix, ls);
+        int32_t id = tk_strmap_get(&m->vocab, buf, n);
+        int rc = 0;
+        if (id >= 0) {
+            if (unk >= 0) rc = sym_add(s, unk);
+            unk = -1;
+            if (!rc) rc = sym_add(s, id);
+        } else {
+            int bytes_ok = m->byte_fallback;
+            for (size_t b = 0; b < n && bytes_ok; b++) bytes_ok = m->byte_ids[(unsigned char)buf[b]] >= 0;
+            if (bytes_ok) {
+                for (size_t b = 0; b < n && !rc; b++) rc = sym_add(s, m->byte_ids[(unsigned char)buf[b]]);
+            } else if (m->unk_token) {
+                if (m->unk_id < 0) rc = PEFT_EINVAL;
+                else if (unk >= 0 && !m->fuse_unk) rc = sym_add(s, unk);
+                unk = m->unk_id;
+            }
+        }
+        if (buf != stack) free(buf);
+        if (rc) return rc;
+        i += cl;
+    }
+    return unk >= 0 ? sym_add(s, unk) : 0;
+}
+
+int tk_bpe_word(const tk_model *m, const char *w, size_t len, tk_ids *out)
+{
+    if (!len) return 0;
+    if (m->ignore_merges) {
+        int32_t id = tk_strmap_get(&m->vocab, w, len);
+        if (id >= 0) return tk_ids_push(out, id);
+    }
+    symbols s = {0};
+    heap h = {0};
+    int rc = initial_symbols(m, w, len, &s);
+    for (size_t i = 0; !rc && i + 1 < s.n; i++) {
+        cand c = {0, (int32_t)i, 0};
+        if (tk_pairmap_get(&m->merges, s.v[i].id, s.v[i + 1].id, &c.rank, &c.newid)) rc = heap_push(&h, c);
+    }
+    if (s.n) s.v[s.n - 1].next = -1;
+    while (!rc && h.n) {
+        cand top = heap_pop(&h);
+        sym *a = &s.v[top.pos];
+        if (a->dead || a->next < 0) continue;
+        sym *b = &s.v[a->next];
+        int32_t rank, newid;
+        if (!tk_pairmap_get(&m->merges, a->id, b->id, &rank, &newid) || newid != top.newid) continue; /* stale */
+        a->id = newid;
+        b->dead = 1;
+        a->next = b->next;
+        if (b->next >= 0) s.v[b->next].prev = top.pos;
+        if (a->prev >= 0) {
+            cand c = {0, a->prev, 0};
+            if (tk_pairmap_get(&m->merges, s.v[a->prev].id, a->id, &c.rank, &c.newid)) rc = heap_push(&h, c);
+        }
+        if (!rc && a->next >= 0) {
+            cand c = {0, top.pos, 0};
+            if (tk_pairmap_get(&m->merges, a->id, s.v[a->next].id, &c.rank, &c.newid)) rc = heap_push(&h, c);
+        }
+    }
+    for (size_t i = 0; !rc && i < s.n; i++)
+        if (!s.v[i].dead) rc = tk_ids_push(out, s.v[i].id);
+    free(s.v);
+    free(h.v);
+    return rc;
+}
