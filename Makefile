@@ -20,6 +20,8 @@ TOK_SRC    = $(wildcard tokenizers/*.c)
 TOK_OBJ    = $(TOK_SRC:%.c=$(BUILD)/obj/%.o)
 RUNNER_SRC = $(wildcard runner/*.c)
 RUNNER_OBJ = $(RUNNER_SRC:%.c=$(BUILD)/obj/%.o)
+CONF_SRC   = $(wildcard sdk/conformance/*.c)
+CONF_OBJ   = $(CONF_SRC:%.c=$(BUILD)/obj/%.o)
 PLUGINS    = $(patsubst plugins/%/,%,$(sort $(dir $(wildcard plugins/*/*.c))))
 PLUGIN_SO  = $(PLUGINS:%=$(BUILD)/plugins/%.so)
 CLI_SRC    = $(wildcard cli/*.c)
@@ -33,9 +35,11 @@ FIXPLUG_SO = $(FIXPLUG_SRC:tests/plugins/%.c=$(BUILD)/tests/plugins/%.so)
 BENCH_SRC  = $(wildcard bench/*.c)
 BENCH_BIN  = $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-# what an application links: libpeft, the tokenizers, the runner (static, part of the command)
+# what an application links: libpeft, the tokenizers, the runner (static, part of the command);
+# the conformance table (sdk/conformance/) is linked by the command and the test suites
 TOK_LIB    = $(BUILD)/libpeft_tokenizers.a
 RUNNER_LIB = $(BUILD)/libpeft_runner.a
+CONF_LIB   = $(BUILD)/libpeft_conformance.a
 APP_LIBS   = $(RUNNER_LIB) $(TOK_LIB) -L$(BUILD) -lpeft
 
 # plugins are built and installed here; the loader also looks here
@@ -71,6 +75,10 @@ $(RUNNER_LIB): $(RUNNER_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
+$(CONF_LIB): $(CONF_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
 # a plugin sees only sdk/include, exports only its entry symbol, never links libpeft
 .SECONDEXPANSION:
 $(BUILD)/plugins/%.so: $$(wildcard plugins/$$*/*.c) $$(wildcard plugins/$$*/*.h) sdk/include/peft/*.h | deps-ok
@@ -78,8 +86,8 @@ $(BUILD)/plugins/%.so: $$(wildcard plugins/$$*/*.c) $$(wildcard plugins/$$*/*.h)
 	$(CC) -Isdk/include -I/usr/include/x86_64-linux-gnu/openblas-pthread $(CFLAGS) -fvisibility=hidden -shared \
 	  -o $@ $(filter %.c,$^) -lopenblas -lm
 
-$(BUILD)/peft: $(CLI_OBJ) $(RUNNER_LIB) $(TOK_LIB) $(BUILD)/libpeft.so
-	$(CC) -o $@ $(CLI_OBJ) $(APP_LIBS) -Wl,-rpath,'$$ORIGIN' $(DEPLIBS)
+$(BUILD)/peft: $(CLI_OBJ) $(CONF_LIB) $(RUNNER_LIB) $(TOK_LIB) $(BUILD)/libpeft.so
+	$(CC) -o $@ $(CLI_OBJ) $(CONF_LIB) $(APP_LIBS) -Wl,-rpath,'$$ORIGIN' $(DEPLIBS)
 
 # one-way dependencies between the layers (README, "Layout")
 layers:
@@ -93,9 +101,9 @@ $(BUILD)/tests/plugins/%.so: tests/plugins/%.c tests/plugins/*.h sdk/include/pef
 # the test helpers are compiled once (their objects), not once per suite
 .SECONDARY: $(TEST_UTIL_OBJ)
 $(BUILD)/obj/tests/util/%.o: CPPFLAGS += -Itests
-$(BUILD)/tests/%: tests/%.c $(TEST_UTIL_OBJ) $(RUNNER_LIB) $(TOK_LIB) $(BUILD)/libpeft.so
+$(BUILD)/tests/%: tests/%.c $(TEST_UTIL_OBJ) $(CONF_LIB) $(RUNNER_LIB) $(TOK_LIB) $(BUILD)/libpeft.so
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) -MMD -MP -o $@ $< $(TEST_UTIL_OBJ) $(APP_LIBS) \
+	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) -MMD -MP -o $@ $< $(TEST_UTIL_OBJ) $(CONF_LIB) $(APP_LIBS) \
 	  -Wl,-rpath,'$$ORIGIN/..' $(CHECK_LIBS) $(DEPLIBS)
 
 # The PEFT reference fixtures live in the repository (tests/fixtures/, copied from the Python
@@ -152,7 +160,7 @@ task-data: all $(BUILD)/recipe/make_task_data
 	$(BUILD)/recipe/make_task_data --out-train examples/data/mirror-train.jsonl \
 	  --out-eval examples/data/mirror-eval.jsonl --op mir --train 400 --eval 200 --seed 0
 
--include $(CORE_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TOK_OBJ:.o=.d) $(RUNNER_OBJ:.o=.d) $(TEST_UTIL_OBJ:.o=.d) $(TEST_BIN:=.d)
+-include $(CORE_OBJ:.o=.d) $(CONF_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TOK_OBJ:.o=.d) $(RUNNER_OBJ:.o=.d) $(TEST_UTIL_OBJ:.o=.d) $(TEST_BIN:=.d)
 
 clean:
 	rm -rf $(BUILD) build-asan

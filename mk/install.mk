@@ -24,9 +24,9 @@ $(PREFIX_STAMP): peft-prefix-force
 $(BUILD)/obj/core/tuner/registry.o: $(PREFIX_STAMP)
 
 # the installed peft finds libpeft.so in ../lib (the build's copy looks next to itself)
-$(BUILD)/install/peft: $(CLI_OBJ) $(RUNNER_LIB) $(TOK_LIB) $(BUILD)/libpeft.so
+$(BUILD)/install/peft: $(CLI_OBJ) $(CONF_LIB) $(RUNNER_LIB) $(TOK_LIB) $(BUILD)/libpeft.so
 	@mkdir -p $(dir $@)
-	$(CC) -o $@ $(CLI_OBJ) $(APP_LIBS) -Wl,-rpath,'$$ORIGIN/../lib' $(DEPLIBS)
+	$(CC) -o $@ $(CLI_OBJ) $(CONF_LIB) $(APP_LIBS) -Wl,-rpath,'$$ORIGIN/../lib' $(DEPLIBS)
 
 $(BUILD)/install/libpeft.pc: sdk/include/peft/peft.h mk/install.mk $(PREFIX_STAMP)
 	@mkdir -p $(dir $@)

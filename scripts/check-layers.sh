@@ -6,6 +6,7 @@
 #   tokenizers/      -> public headers and tokenizers/ itself
 #   runner/          -> public headers, tokenizers (through its public header), runner/ itself,
 #                       and core/tuner/registry.h (plugin look-up for validation)
+#   sdk/conformance/ -> public headers, itself, and core/tuner/registry.h (loading a plugin file)
 #   cli/             -> anything but plugins/ and tests/
 cd "$(dirname "$0")/.." || exit 2
 bad=0
@@ -29,6 +30,7 @@ check plugins '^peft/' || bad=1
 check core '^(peft/|core/)' || bad=1
 check tokenizers '^(peft/|tokenizers/)' || bad=1
 check runner '^(peft/|runner/|core/tuner/registry\.h$)' || bad=1
+check sdk/conformance '^(peft/|sdk/conformance/|core/tuner/registry\.h$)' || bad=1
 check cli '^(peft/|cli/|runner/|core/|sdk/|tokenizers/)' || bad=1
 [ $bad -eq 0 ] && echo "layers: every include follows the dependency rule"
 exit $bad

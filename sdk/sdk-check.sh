@@ -2,12 +2,14 @@
 # sdk-check.sh — what CI checks of the plugin SDK, run by `make sdk-check` after
 # `make install DESTDIR=$STAGE/root`: the template and every example under sdk/examples/ are
 # copied out of the tree and built with their own Makefiles against the staged install, found
-# by pkg-config alone; `peft plugin-check` (the installed command) runs on every built-in plugin
-# and on each of those; the LoKr example is loaded by name through PEFT_PLUGIN_PATH: trained a
+# by pkg-config alone; `peft plugin-check` (the installed command) runs on every installed
+# plugin and on each of those, from a directory outside the source tree with PEFT_FIXTURES unset
+# (its built-in tiny models of every architecture, nothing else); the LoKr example is loaded by name through PEFT_PLUGIN_PATH: trained a
 # few steps, saved, and reloaded by `peft forward --adapter`.
-# usage: sdk/sdk-check.sh STAGE PREFIX BUILT_IN_PLUGIN.so...
+# usage: sdk/sdk-check.sh STAGE PREFIX
 set -u
-stage=$1; prefix=$2; shift 2
+stage=$1; prefix=$2
+src=$(pwd)
 root=$stage/root
 export PKG_CONFIG_PATH="$root$prefix/lib/pkgconfig"
 export PKG_CONFIG_SYSROOT_DIR="$root"
@@ -27,10 +29,14 @@ for ex in sdk/examples/*/; do
   built="$built $stage/src/$name/$name.so"
 done
 
-# 2. the conformance checks on every plugin, built-in and out-of-tree
-for so in "$@" $built; do
+# 2. the conformance checks on every installed plugin and the out-of-tree ones: the installed
+# command, run from outside the source tree with no fixtures (its built-in models only)
+installed=$(ls "$root$prefix"/lib/libpeft/plugins/*.so 2>/dev/null)
+[ -n "$installed" ] || note_fail "no plugin installed under $root$prefix/lib/libpeft/plugins"
+mkdir -p "$stage/elsewhere"
+for so in $installed $built; do
   if [ ! -f "$so" ]; then note_fail "$so (not built)"; continue; fi
-  out=$("$peft" plugin-check "$so" 2>&1); rc=$?
+  out=$(cd "$stage/elsewhere" && env -u PEFT_FIXTURES "$peft" plugin-check "$so" 2>&1); rc=$?
   echo "$out" | tail -n 1 | sed "s|^|$(basename "$so"): |"
   if [ $rc -ne 0 ]; then echo "$out" | grep '^FAIL'; note_fail "plugin-check $(basename "$so")"; fi
 done
@@ -57,7 +63,7 @@ if [ -f "$lokr_dir/lokr.so" ]; then
     note_fail "lokr by name (train / save / forward --adapter)"
   fi
   # 4. LoKr by name from a YAML experiment (peft run) on the embedded default model
-  root=$(pwd)
+  root=$src
   cat > "$run/lokr.yaml" <<YAML
 name: lokr-yaml
 base_model: $root/examples/base-model

@@ -3,7 +3,11 @@
  * with the right check names (a forward that crashes: those checks fail with SIGSEGV and the
  * others still run; a wrong backward: the finite-difference check; ABI refusals: abi, the rest
  * skipped); its output is one line per check plus a summary, its exit status non-zero on any
- * failure; bad usage is refused. Runs build/peft on the tiny GPT-2 (--no-fixtures). */
+ * failure; bad usage is refused. Runs build/peft on the built-in tiny GPT-2 (--no-fixtures
+ * --arch gpt2). Away from the source tree, with nothing but the binary, every built-in plugin
+ * passes on the built-in tiny models of all four architectures (LoHa, which refuses GPT-2's
+ * Conv1D, on the other three); a --model directory without inputs.json gets made inputs (T5:
+ * decoder ids); PEFT_FIXTURES or --fixtures pointing at nothing is an error. */
 #define _GNU_SOURCE
 #include <check.h>
 #include <stdio.h>
@@ -25,7 +29,7 @@ typedef struct {
 static void run(result *r, const char *args, int with_valgrind)
 {
     char cmd[8192];
-    snprintf(cmd, sizeof cmd, "%s %s plugin-check %s --no-fixtures 2>&1",
+    snprintf(cmd, sizeof cmd, "%s %s plugin-check %s --no-fixtures --arch gpt2 2>&1",
              with_valgrind ? "" : "PEFT_PLUGIN_CHECK_NO_VALGRIND=1", tu_build("peft"), args);
     char *out;
     const int ws = tu_run_cmd(cmd, &out);
@@ -239,6 +243,77 @@ START_TEST(config_option)
 }
 END_TEST
 
+/* runs `cd <tmp> && env -u PEFT_FIXTURES peft plugin-check <args>` (valgrind off) */
+static void run_elsewhere(result *r, const char *envs, const char *args)
+{
+    char *dir = tu_tmpdir(), cmd[16384];
+    snprintf(cmd, sizeof cmd, "cd %s && env -u PEFT_FIXTURES PEFT_PLUGIN_CHECK_NO_VALGRIND=1 %s "
+             "%s plugin-check %s 2>&1", dir, envs, tu_build("peft"), args);
+    char *out;
+    const int ws = tu_run_cmd(cmd, &out);
+    snprintf(r->out, sizeof r->out, "%s", out);
+    free(out);
+    r->status = WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
+    tu_rmtree(dir);
+    free(dir);
+}
+
+/* issue 17: nothing beside the binary; every kind of layer a plugin accepts */
+START_TEST(builtin_models_every_arch)
+{
+    const char *plugins[] = {"lora", "loha", "ia3", "prefix", "prompt"};
+    for (size_t i = 0; i < sizeof plugins / sizeof plugins[0]; i++) {
+        char so[1024];
+        snprintf(so, sizeof so, "plugins/%s.so", plugins[i]);
+        result r;
+        run_elsewhere(&r, "", tu_build(so));
+        ck_assert_msg(r.status == 0, "%s: exit %d:\n%s", plugins[i], r.status, r.out);
+        const char *archs[] = {"llama", "bert", "t5"};
+        for (size_t a = 0; a < 3; a++) {
+            char name[64];
+            snprintf(name, sizeof name, "backward [%s (tiny)]", archs[a]);
+            ASSERT_LINE(r, "PASS", name);
+        }
+        if (strcmp(plugins[i], "loha")) ASSERT_LINE(r, "PASS", "inject [gpt2 (tiny)]");
+        else ASSERT_HAS(line_of(&r, "SKIP", "inject [gpt2 (tiny)]"), "Conv1D");
+    }
+}
+END_TEST
+
+START_TEST(model_dir_without_inputs)
+{
+    char *dir = tu_tmpdir(), cmd[8192], args[8192];
+    snprintf(cmd, sizeof cmd, "cp %s/config.json %s/model.safetensors %s/",
+             tu_fixture("hf-peft/_models/t5"), tu_fixture("hf-peft/_models/t5"), dir);
+    ck_assert_int_eq(system(cmd), 0);
+    snprintf(args, sizeof args, "%s --model %s", tu_build("plugins/lora.so"), dir);
+    result r;
+    run_elsewhere(&r, "", args);
+    ck_assert_msg(r.status == 0, "exit %d:\n%s", r.status, r.out);
+    ck_assert_msg(line_of(&r, "PASS", "backward [t5]"), "%s", r.out);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(fixtures_that_point_nowhere)
+{
+    result r;
+    run_elsewhere(&r, "PEFT_FIXTURES=/nonexistent/fixtures", tu_build("plugins/lora.so"));
+    ck_assert_int_eq(r.status, 2);
+    ASSERT_HAS(r.out, "/nonexistent/fixtures");
+    char args[4096];
+    snprintf(args, sizeof args, "%s --fixtures /nonexistent/f2", tu_build("plugins/lora.so"));
+    run_elsewhere(&r, "", args);
+    ck_assert_int_eq(r.status, 2);
+    ASSERT_HAS(r.out, "/nonexistent/f2");
+    snprintf(args, sizeof args, "%s --arch gpt3", tu_build("plugins/lora.so"));
+    run_elsewhere(&r, "", args);
+    ck_assert_int_eq(r.status, 2);
+    ASSERT_HAS(r.out, "gpt3");
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("plugin_check");
@@ -253,6 +328,9 @@ static Suite *suite(void)
     tcase_add_test(tc, vtable_declarations);
     tcase_add_test(tc, usage_errors);
     tcase_add_test(tc, config_option);
+    tcase_add_test(tc, builtin_models_every_arch);
+    tcase_add_test(tc, model_dir_without_inputs);
+    tcase_add_test(tc, fixtures_that_point_nowhere);
     suite_add_tcase(s, tc);
     return s;
 }

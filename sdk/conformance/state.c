@@ -1,4 +1,4 @@
-/* plugin_check_state.c — the conformance checks on an adapter's life cycle: merged output
+/* state.c — the conformance checks on an adapter's life cycle: merged output
  * equals unmerged (PEFT_CAP_MERGEABLE) and unmerge gives the unmerged output back bit-exactly;
  * unload restores every base weight and the base output bit-exactly; a disabled adapter gives
  * the base output bit-exactly; a saved adapter reloads into a fresh base with bit-identical
@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "plugin_check.h"
+#include "conformance.h"
 
 #define MERGE_RTOL 1e-4 /* of max(1, max |output|) */
 

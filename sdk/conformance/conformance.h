@@ -1,10 +1,11 @@
-/* plugin_check.h — the pieces of `peft plugin-check` (the tuner plugin conformance checker)
- * shared by cli/cmd_plugin_check.c (options, models, the table of checks, the summary),
- * cli/plugin_check_run.c (each check in a forked child, signals, timeouts, valgrind),
- * cli/plugin_check_model.c (model setup, inputs, the objective, comparisons) and
- * cli/plugin_check_*.c (the checks themselves). */
-#ifndef PEFT_PLUGIN_CHECK_H
-#define PEFT_PLUGIN_CHECK_H
+/* conformance.h — the tuner plugin conformance table (sdk/conformance/, built into
+ * libpeft_conformance.a): what `peft plugin-check` (cli/cmd_plugin_check.c: options and
+ * printing) and the test suites (tests/util/conformance.c) both run. table.c (the checks and
+ * their order), models.c (the built-in tiny models of every architecture, fixture models),
+ * run.c (each check in a forked child, signals, timeouts, valgrind), model.c (model setup,
+ * inputs, the objective, comparisons) and basic/grad/state/threads.c (the checks). */
+#ifndef PEFT_CONFORMANCE_H
+#define PEFT_CONFORMANCE_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -16,6 +17,7 @@
 #define PC_SKIP 2
 
 #define PC_MSG 1024
+#define PC_MAX_MODELS 16
 
 /* one base model the checks run on */
 typedef struct pc_model {
@@ -23,7 +25,8 @@ typedef struct pc_model {
     char model_type[64]; /* config.json model_type */
     char task_type[32];  /* PEFT task type of its head, e.g. "CAUSAL_LM", "SEQ_2_SEQ_LM" */
     char label[96];      /* what the output lines show: "gpt2", "bert (bert_qa)" */
-    char inputs[4096];   /* an inputs.json next to the model, or "" (random ids are made) */
+    char inputs[4096];   /* an inputs.json next to the model, or "" (inputs are made: random
+                            ids, and decoder ids for an encoder-decoder) */
     int64_t vocab;       /* for random ids */
 } pc_model;
 
@@ -33,16 +36,44 @@ typedef struct pc_env {
     const char *config_path;   /* --config FILE or NULL */
     char *config_extra;        /* its text (a JSON object), or NULL */
     const peft_tuner_vtable *vt; /* the loaded plugin (NULL until the abi check passed) */
-    pc_model models[16];
+    pc_model models[PC_MAX_MODELS];
     int n_models;
     int timeout;               /* seconds per check */
-    const char *self_exe;      /* for the valgrind run */
+    const char *self_exe;      /* for the valgrind run (a `peft` binary) */
+    int counts[3];             /* after pc_table_run: passed, failed, skipped */
 } pc_env;
 
 /* a check: returns PC_PASS / PC_FAIL / PC_SKIP with a one-line reason in msg */
 typedef int (*pc_check_fn)(const pc_env *env, const pc_model *model, char *msg, size_t len);
 
-/* ---- plugin_check_run.c ---- */
+/* ---- table.c ---- */
+/* how a check's result is reported (model NULL for the once-only abi line) */
+typedef void (*pc_report_fn)(int status, const char *check, const pc_model *model,
+                             const char *msg, void *ud);
+/* Runs the table on env->plugin over env->models (loads env->vt); only: a comma-separated list
+ * of check names, or NULL for all (abi always runs). Reports each result; fills env->counts;
+ * returns 1 when any check failed, else 0. */
+int pc_table_run(pc_env *env, const char *only, pc_report_fn report, void *ud);
+/* the check called name, or NULL */
+pc_check_fn pc_check_named(const char *name);
+
+/* ---- models.c ---- */
+/* the built-in tiny architectures ("gpt2", "llama", "bert", "t5"), NULL-terminated, static */
+const char *const *pc_builtin_archs(void);
+/* writes the built-in tiny models (those in `only`, a comma-separated list, or all when NULL)
+ * whose model_type env has no model of yet, each in tmp_root/<arch>/ (seeded: the same bytes
+ * every run), and adds them labelled "<arch> (tiny)". 0, or -1 with msg */
+int pc_builtin_models(pc_env *env, const char *tmp_root, const char *only, char *msg, size_t len);
+/* adds one model per supported architecture found under <fixtures>/hf-peft/_models. 0, or -1
+ * with msg when that directory is missing or holds no loadable model */
+int pc_fixture_models(pc_env *env, const char *fixtures, char *msg, size_t len);
+/* adds model dir (label NULL: its model_type). 0, or -1 with msg when it cannot be loaded */
+int pc_add_model(pc_env *env, const char *dir, const char *label, char *msg, size_t len);
+/* env has a model of model_type mt */
+int pc_have_type(const pc_env *env, const char *mt);
+
+
+/* ---- run.c ---- */
 /* Runs fn in a forked child (or in this process when fork_it == 0) with env->timeout, and
  * returns its status; a child killed by a signal is a failure naming the signal. */
 int pc_run(const pc_env *env, const pc_model *model, pc_check_fn fn, int fork_it, char *msg,
@@ -51,7 +82,7 @@ int pc_run(const pc_env *env, const pc_model *model, pc_check_fn fn, int fork_it
  * valgrind (when on PATH): definite leaks and memory errors fail it. */
 int pc_check_valgrind(const pc_env *env, const pc_model *model, char *msg, size_t len);
 
-/* ---- plugin_check_model.c ---- */
+/* ---- model.c ---- */
 /* the sample adapter config for model_type: {"peft_type", "target_modules": the plugin's
  * defaults or "all-linear"} (prompt learning: {"peft_type", "num_virtual_tokens": 4,
  * "task_type": the model's, which PEFT derives the number of prompt stacks from}) with the

@@ -1,4 +1,4 @@
-/* plugin_check_threads.c — the thread check: two models (each its own context, base and
+/* threads.c — the thread check: two models (each its own context, base and
  * adapter) run forward and backward at the same time in two threads and give the same outputs
  * and gradients, bit for bit, as one model alone. Catches plugins that keep per-call state in
  * globals or statics. */
@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "plugin_check.h"
+#include "conformance.h"
 
 typedef struct job {
     const pc_env *env;

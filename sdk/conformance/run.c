@@ -1,4 +1,4 @@
-/* plugin_check_run.c — how `peft plugin-check` runs a check: in a forked child with a timeout,
+/* run.c — how `peft plugin-check` runs a check: in a forked child with a timeout,
  * so that a plugin that crashes or hangs in one check fails that check (naming the signal) and
  * the others still run; and the valgrind run of the forward/backward check. */
 #define _GNU_SOURCE
@@ -14,7 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "plugin_check.h"
+#include "conformance.h"
 
 int pc_msg(char *msg, size_t len, int status, const char *fmt, ...)
 {

@@ -1,4 +1,4 @@
-/* plugin_check_basic.c — the first conformance checks: the plugin loads (ABI header, entry
+/* basic.c — the first conformance checks: the plugin loads (ABI header, entry
  * symbol, vtable rules: the loader's own checks), the vtable's declarations (config keys the
  * host writes, a model class), config errors are clean (an unknown field, a
  * wrong type for each field, odd values for every other field: an error with a message, never
@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "peft/tokenizer.h"
-#include "plugin_check.h"
+#include "conformance.h"
 #include "core/tuner/registry.h"
 
 static int has_key(const peft_tuner_vtable *vt, const char *key)

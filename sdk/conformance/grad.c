@@ -1,5 +1,5 @@
-/* plugin_check_grad.c — the backward check: the gradient the plugin's backward gives every
- * trainable tensor matches central finite differences of the objective (plugin_check_model.c).
+/* grad.c — the backward check: the gradient the plugin's backward gives every
+ * trainable tensor matches central finite differences of the objective (model.c).
  *
  * Per tensor, two directional derivatives are compared: along the gradient itself (its slope
  * must be |g|: catches a scaled or partly wrong gradient) and along a random unit direction
@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "plugin_check.h"
+#include "conformance.h"
 
 static const double FD_EPS[] = {3e-2, 1e-2, 1e-1};
 #define FD_RTOL 2e-2  /* of |g|, the largest slope any unit direction can have */

@@ -1,4 +1,4 @@
-/* plugin_check_model.c — what every conformance check does with a model: the sample adapter
+/* model.c — what every conformance check does with a model: the sample adapter
  * config, loading a base with its inputs, injecting, perturbing the trainable tensors, a
  * forward (and backward) with a fixed objective, and comparisons.
  *
@@ -16,7 +16,7 @@
 
 #include "peft/tokenizer.h"
 #include "peft/ops.h"
-#include "plugin_check.h"
+#include "conformance.h"
 
 char *pc_sample_config(const pc_env *env, const pc_model *model)
 {
@@ -48,18 +48,23 @@ char *pc_sample_config(const pc_env *env, const pc_model *model)
     return text;
 }
 
-/* B = 2 rows of T = 8 random ids in [0, vocab) */
-static int random_inputs(peft_inputs *in, int64_t vocab, uint64_t seed)
+/* B = 2 rows of T = 8 random ids in [0, vocab); an encoder-decoder also gets Td = 6 random
+ * decoder_input_ids (what a directory without an inputs.json runs on) */
+static int random_inputs(peft_inputs *in, int64_t vocab, int enc_dec, uint64_t seed)
 {
     memset(in, 0, sizeof *in);
     in->B = 2;
     in->T = 8;
+    in->Td = enc_dec ? 6 : 0;
     in->input_ids = malloc((size_t)(in->B * in->T) * sizeof *in->input_ids);
-    if (!in->input_ids) return -1;
+    if (enc_dec) in->decoder_input_ids = malloc((size_t)(in->B * in->Td) * sizeof(int32_t));
+    if (!in->input_ids || (enc_dec && !in->decoder_input_ids)) return -1;
     peft_rng rng;
     peft_rng_seed(&rng, seed ^ 0x1d5u);
-    for (int64_t i = 0; i < in->B * in->T; i++)
-        in->input_ids[i] = (int32_t)(peft_rng_next(&rng) % (uint64_t)(vocab > 0 ? vocab : 2));
+    uint64_t v = (uint64_t)(vocab > 0 ? vocab : 2);
+    for (int64_t i = 0; i < in->B * in->T; i++) in->input_ids[i] = (int32_t)(peft_rng_next(&rng) % v);
+    for (int64_t i = 0; i < in->B * in->Td; i++)
+        in->decoder_input_ids[i] = (int32_t)(peft_rng_next(&rng) % v);
     return 0;
 }
 
@@ -78,7 +83,7 @@ int pc_open_base(const pc_env *env, const pc_model *model, pc_run_state *r, uint
     if (model->inputs[0]) {
         if (peft_inputs_load_json(model->inputs, &r->in, err, sizeof err))
             return pc_msg(msg, len, -1, "%s", err);
-    } else if (random_inputs(&r->in, model->vocab, seed)) {
+    } else if (random_inputs(&r->in, model->vocab, r->base->is_encoder_decoder, seed)) {
         return pc_msg(msg, len, -1, "out of memory");
     }
     r->g = peft_graph_new(peft_ctx_rng(r->ctx));

@@ -1,0 +1,69 @@
+/* test_conformance.c — the conformance table (sdk/conformance/, the one `peft plugin-check`
+ * runs) on every built-in plugin, in-process through libpeft_conformance.a: over PEFT's fixture
+ * models (one per architecture) and the checker's built-in tiny models. The generic invariants
+ * (merged == unmerged, unmerge and unload restore bit-exactly, disabled == base, save/load
+ * round trip, gradients against finite differences, two threads) live in that table only;
+ * tests/util/contract.c adds what only PEFT's fixture runs can tell (PEFT's numbers, keys,
+ * status and config fields). */
+#define _GNU_SOURCE
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "peft/warn.h"
+#include "sdk/conformance/conformance.h"
+#include "testutil.h"
+
+static const char *const PLUGINS[] = {"lora", "loha", "ia3", "prefix", "prompt"};
+#define N_PLUGINS (int)(sizeof PLUGINS / sizeof PLUGINS[0])
+
+typedef struct failures {
+    char text[8192];
+    size_t off;
+} failures;
+
+static void collect(int status, const char *check, const pc_model *m, const char *msg, void *ud)
+{
+    failures *f = ud;
+    if (status != PC_FAIL || f->off >= sizeof f->text) return;
+    f->off += (size_t)snprintf(f->text + f->off, sizeof f->text - f->off, "FAIL %s [%s]: %s\n",
+                               check, m ? m->label : "-", msg);
+}
+
+START_TEST(plugin_passes_the_table)
+{
+    peft_set_warning_handler(tu_quiet, NULL);
+    static pc_env env;
+    memset(&env, 0, sizeof env);
+    char so[256], msg[PC_MSG];
+    snprintf(so, sizeof so, "plugins/%s.so", PLUGINS[_i]);
+    char *plugin = strdup(tu_build(so));
+    env.plugin = plugin;
+    env.timeout = 120;
+    env.self_exe = tu_build("peft");
+    ck_assert_msg(pc_fixture_models(&env, tu_fixture(""), msg, sizeof msg) == 0, "%s", msg);
+    char *tmp = tu_tmpdir();
+    ck_assert_msg(pc_builtin_models(&env, tmp, NULL, msg, sizeof msg) == 0, "%s", msg);
+    failures f = {.off = 0};
+    f.text[0] = 0;
+    int failed = pc_table_run(&env, "vtable,inject,config-errors,backward,merge,unload,disabled,"
+                              "save-load,threads", collect, &f);
+    ck_assert_msg(!failed, "%s:\n%s", PLUGINS[_i], f.text);
+    ck_assert_msg(env.counts[PC_PASS] >= 20, "%s: only %d checks passed", PLUGINS[_i],
+                  env.counts[PC_PASS]);
+    tu_rmtree(tmp);
+    free(tmp);
+    free(plugin);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("conformance");
+    TCase *tc = tcase_create("table");
+    tcase_set_timeout(tc, 300);
+    tcase_add_loop_test(tc, plugin_passes_the_table, 0, N_PLUGINS);
+    suite_add_tcase(s, tc);
+    return tu_run_suite(s) ? 1 : 0;
+}
