@@ -21,7 +21,7 @@ static const char *const DATA_KEYS[] = {"train", "eval", "max_length", "eval_exa
 static const char *const TRAIN_KEYS[] = {
     "steps", "batch_size", "gradient_accumulation_steps", "learning_rate", "weight_decay",
     "adam_beta1", "adam_beta2", "adam_epsilon", "lr_scheduler_type", "warmup_steps",
-    "max_grad_norm", "eval_steps", "save_steps", "eval_batch_size"};
+    "max_grad_norm", "eval_steps", "save_steps", "eval_batch_size", "on_nonfinite"};
 static const char *const EXP_KEYS[] = {"name", "adapters", "training", "seed"};
 static const char *const TASKS[] = {"causal_lm", "seq_cls", "token_cls", "question_answering",
                                     "seq2seq"};
@@ -29,6 +29,7 @@ static const char *const TASK_TYPES[] = {"CAUSAL_LM", "SEQ_CLS", "TOKEN_CLS", "Q
                                          "SEQ_2_SEQ_LM"};
 static const char *const METRICS[] = {"accuracy", "exact_match", "perplexity"};
 static const char *const SCHEDULES[] = {"constant", "linear", "cosine"};
+static const char *const NONFINITE[] = {"stop", "skip"}; /* RUNNER_NONFINITE_* */
 /* adapter fields whose value is a list: a list of lists sweeps them */
 static const char *const LIST_FIELDS[] = {"target_modules", "modules_to_save", "exclude_modules",
                                           "feedforward_modules", "layers_to_transform",
@@ -262,6 +263,8 @@ static int set_train(const runner_config *c, runner_train_cfg *t, const char *k,
         return get_real(c, v, "training.max_grad_norm", 0, 1e30, 0, &t->max_grad_norm, err, errlen);
     if (!strcmp(k, "lr_scheduler_type"))
         return get_choice(c, v, "lr_scheduler_type", SCHEDULES, N_OF(SCHEDULES), &t->schedule, err, errlen);
+    if (!strcmp(k, "on_nonfinite"))
+        return get_choice(c, v, "on_nonfinite", NONFINITE, N_OF(NONFINITE), &t->on_nonfinite, err, errlen);
     return 0;
 }
 

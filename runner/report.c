@@ -69,6 +69,7 @@ int runner_write_results(const runner_config *c, const runner_run *r, const runn
     json_object_set_new(j, "tokens_per_s", num(res->tokens_per_s));
     json_object_set_new(j, "peak_rss_mb", num(res->peak_rss_mb));
     json_object_set_new(j, "peak_arena_mb", num(res->peak_arena_mb));
+    json_object_set_new(j, "skipped_steps", json_integer(res->skipped_steps));
     char *txt = json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
     json_decref(j);
     if (!txt) return snprintf(err, errlen, "%s: out of memory", path), -1;

@@ -100,7 +100,10 @@ typedef struct runner_train_cfg {
     int64_t eval_batch_size;
     double lr, weight_decay, beta1, beta2, eps, max_grad_norm;
     int schedule;            /* PEFT_SCHED_* (optim.h) */
+    int on_nonfinite;        /* a NaN/Inf loss or gradient: RUNNER_NONFINITE_STOP (the run fails
+                                naming the step) or _SKIP (the update is dropped, logged) */
 } runner_train_cfg;
+enum { RUNNER_NONFINITE_STOP = 0, RUNNER_NONFINITE_SKIP = 1 };
 
 typedef struct runner_adapter {
     char *name;               /* adapter name: "default" for the first unless given */
@@ -249,6 +252,7 @@ typedef struct runner_result {
     int64_t best_step;
     double wall_s, tokens_per_s;
     double peak_rss_mb, peak_arena_mb;
+    int64_t skipped_steps;    /* updates dropped for a non-finite loss or gradient (on_nonfinite: skip) */
     int64_t train_tokens;
 } runner_result;
 

@@ -251,6 +251,7 @@ static int run_one(batch_ctx *b, const runner_run *r, int read_only, runner_resu
     while (s.step < t->steps) {
         peft_model_train(m, 1);
         double loss_sum = 0;
+        char bad[256] = ""; /* a non-finite loss or gradient in this update: what and where */
         for (int64_t a = 0; a < t->grad_accum; a++) {
             runner_batch bt;
             if (next_batch(b, &s, t->batch_size, &bt)) { snprintf(err, errlen, "out of memory for a batch"); goto out; }
@@ -265,28 +266,46 @@ static int run_one(batch_ctx *b, const runner_run *r, int read_only, runner_resu
                 goto out;
             }
             double l = peft_f32(mo.loss)[0];
-            if (!isfinite(l)) {
-                snprintf(err, errlen, "run '%s' step %lld: the loss is %g (try a smaller learning_rate)", r->name,
-                         (long long)s.step + 1, l);
-                runner_batch_free(&bt);
-                goto out;
-            }
-            loss_sum += l;
             res->train_tokens += bt.n_tokens;
             runner_batch_free(&bt);
-            peft_graph_backward(g, mo.loss);
+            if (!isfinite(l)) {
+                if (!bad[0]) snprintf(bad, sizeof bad, "the loss is %g (micro-batch %lld)", l, (long long)a + 1);
+                continue;
+            }
+            loss_sum += l;
+            if (peft_graph_backward(g, mo.loss)) {
+                snprintf(err, errlen, "run '%s' step %lld: backward: %s", r->name, (long long)s.step + 1,
+                         peft_errmsg(ctx));
+                goto out;
+            }
             double peak = (double)peft_arena_peak(g->arena) / (1024.0 * 1024.0);
             if (peak > res->peak_arena_mb) res->peak_arena_mb = peak;
         }
         if (t->grad_accum > 1) peft_adamw_scale_grads(opt, 1.0 / (double)t->grad_accum);
-        if (t->max_grad_norm > 0) peft_adamw_clip_grad_norm(opt, t->max_grad_norm);
+        double gnorm = peft_adamw_clip_grad_norm(opt, t->max_grad_norm > 0 ? t->max_grad_norm : 0);
+        if (!bad[0] && !isfinite(gnorm)) snprintf(bad, sizeof bad, "the gradient norm is %g", gnorm);
+        if (bad[0]) {
+            if (t->on_nonfinite != RUNNER_NONFINITE_SKIP) {
+                snprintf(err, errlen, "run '%s' step %lld: %s; stopped (training.on_nonfinite: skip "
+                         "drops such updates; or try a smaller learning_rate)", r->name,
+                         (long long)s.step + 1, bad);
+                goto out;
+            }
+            peft_adamw_zero_grad(opt);
+            res->skipped_steps++;
+            logf_(o, "%s: step %lld: %s: update skipped (training.on_nonfinite: skip)\n", r->name,
+                  (long long)s.step + 1, bad);
+        }
         double lr = peft_lr_at(t->schedule, t->lr, s.step, t->steps, t->warmup_steps);
-        peft_adamw_step(opt, lr > 0 ? lr : 1e-300); /* lr 0 (warm-up's first update) is a no-op step */
+        if (!bad[0]) /* lr 0 (warm-up's first update) is a no-op step */
+            peft_adamw_step(opt, lr > 0 ? lr : 1e-300);
         s.step++;
-        last_loss = loss_sum / (double)t->grad_accum;
-        if (runner_curve_push(&res->train_loss, &res->n_train, s.step, last_loss)) {
-            snprintf(err, errlen, "out of memory");
-            goto out;
+        if (!bad[0]) {
+            last_loss = loss_sum / (double)t->grad_accum;
+            if (runner_curve_push(&res->train_loss, &res->n_train, s.step, last_loss)) {
+                snprintf(err, errlen, "out of memory");
+                goto out;
+            }
         }
         double el = s.train_seconds + (now_s() - t0);
         runner_progress(o, r->name, s.step, t->steps, last_loss, lr, el > 0 ? (double)res->train_tokens / el : 0);

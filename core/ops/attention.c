@@ -129,10 +129,16 @@ peft_tensor *op_attention_ex(peft_graph *g, peft_tensor *q, peft_tensor *k, peft
                     const float *br = bh + t * S;
                     for (int64_t s = 0; s <= lim; s++) pr[s] += br[s];
                 }
+                /* the row maximum over visible keys; a NaN score makes it NaN (as torch.max),
+                 * so the whole row turns NaN as PyTorch's softmax does, never "no key" */
                 float mx = -INFINITY;
+                int visible = 0;
                 for (int64_t s = 0; s <= lim; s++)
-                    if ((!km || km[s]) && pr[s] > mx) mx = pr[s];
-                if (mx == -INFINITY) { /* no visible key: zeros */
+                    if (!km || km[s]) {
+                        visible = 1;
+                        if (pr[s] > mx || isnan(pr[s])) mx = isnan(mx) ? mx : pr[s];
+                    }
+                if (!visible) { /* no visible key: zeros */
                     memset(pr, 0, (size_t)S * sizeof(float));
                     continue;
                 }

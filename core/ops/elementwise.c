@@ -105,16 +105,16 @@ peft_tensor *op_silu(peft_graph *g, peft_tensor *x) { return unary_op(g, x, silu
 
 /* ---- relu ----------------------------------------------------------------------------------- */
 
-// x (n) -> y (n) = max(x, 0)
+// x (n) -> y (n) = max(x, 0); NaN stays NaN (torch.relu)
 static void relu_fwd(const float *x, float *y, int64_t n)
 {
-    for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0.0f || isnan(x[i]) ? x[i] : 0.0f;
 }
 
 // dy (n), x (n) -> dx (n) += dy where x > 0 (PyTorch: gradient 0 at x = 0)
 static void relu_bwd(const float *x, const float *y, const float *dy, float *dx, int64_t n)
 {
-    for (int64_t i = 0; i < n; i++) dx[i] += x[i] > 0.0f ? dy[i] : 0.0f;
+    for (int64_t i = 0; i < n; i++) dx[i] += x[i] > 0.0f ? dy[i] : isnan(x[i]) ? x[i] : 0.0f;
 }
 
 peft_tensor *op_relu(peft_graph *g, peft_tensor *x) { return unary_op(g, x, relu_fwd, relu_bwd); }
