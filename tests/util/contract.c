@@ -15,18 +15,32 @@
 
 #define TOL 1e-4
 
-static json_t *index_json(void)
+/* the fixture sets, each with its INDEX.json: hf-peft/ (the first set) and hf-peft-v2/ (new
+ * methods and architectures); a case name is unique across them */
+static const char *const fixture_sets[] = {"hf-peft", "hf-peft-v2"};
+#define N_SETS (int)(sizeof fixture_sets / sizeof fixture_sets[0])
+
+static json_t *set_index(int k)
 {
-    static json_t *idx;
-    if (!idx) idx = json_load_file(tu_fixture("hf-peft/INDEX.json"), 0, NULL);
-    return idx;
+    static json_t *idx[N_SETS];
+    char rel[64];
+    snprintf(rel, sizeof rel, "%s/INDEX.json", fixture_sets[k]);
+    if (!idx[k]) idx[k] = json_load_file(tu_fixture(rel), 0, NULL);
+    return idx[k];
 }
+
+/* the set of the case being run and its flags (contract_run_case_flags sets them) */
+static const char *cur_set = "hf-peft";
+static unsigned cur_flags;
+
+static json_t *index_json(void) { return set_index(0); }
 
 const char *const *contract_cases(const char *prefix)
 {
     static const char *names[128];
     size_t n = 0, i;
     json_t *c;
+    /* the first set only: its suites list prefixes; a hf-peft-v2 case is named */
     json_array_foreach(json_object_get(index_json(), "cases"), i, c) {
         const char *name = json_string_value(json_object_get(c, "case"));
         if (name && strncmp(name, prefix, strlen(prefix)) == 0 && n < 127) names[n++] = name;
@@ -35,14 +49,21 @@ const char *const *contract_cases(const char *prefix)
     return names;
 }
 
-static json_t *case_entry(const char *name)
+/* the INDEX.json entry of case `name` in any set; *set (may be NULL) names its set */
+static json_t *case_entry_in(const char *name, const char **set)
 {
     size_t i;
     json_t *c;
-    json_array_foreach(json_object_get(index_json(), "cases"), i, c)
-        if (!strcmp(json_string_value(json_object_get(c, "case")), name)) return c;
+    for (int k = 0; k < N_SETS; k++)
+        json_array_foreach(json_object_get(set_index(k), "cases"), i, c)
+            if (!strcmp(json_string_value(json_object_get(c, "case")), name)) {
+                if (set) *set = fixture_sets[k];
+                return c;
+            }
     return NULL;
 }
+
+static json_t *case_entry(const char *name) { return case_entry_in(name, NULL); }
 
 /* largest difference between every tensor of fixture file rel and the output of that name */
 static double diff_outputs(const char *rel, const peft_model_outputs *o)
@@ -77,6 +98,16 @@ static float *copy_outputs(const peft_model_outputs *o, int64_t *n)
         }
     *n = total;
     return c;
+}
+
+/* the largest differences from PEFT seen in the case being run (printed with CONTRACT_REPORT) */
+static struct {
+    double logits, loss, grads, merged;
+} seen;
+
+static void note(double *slot, double d)
+{
+    if (!(d <= *slot)) *slot = d;
 }
 
 typedef struct run {
@@ -127,7 +158,7 @@ static void adapter_location(const char *case_name, json_t *entry, char *dir, si
     const char *an = json_string_value(json_object_get(entry, "adapter_name"));
     *name = an ? an : strstr(case_name, "named_adapter") ? "my_adapter" : "default";
     snprintf(dir, len, "%s", tu_fixture(""));
-    snprintf(dir, len, "%shf-peft/%s/adapter", tu_fixture(""), case_name);
+    snprintf(dir, len, "%s%s/%s/adapter", tu_fixture(""), cur_set, case_name);
 }
 
 /* prefix / prompt tuning: PEFT's trained state is not its saved one (prefix_projection saves
@@ -145,7 +176,7 @@ static void open_case(run *r, const char *case_name, json_t *entry, const char *
     adapter_location(case_name, entry, dir, sizeof dir, name);
     r->ctx = peft_ctx_new(0);
     peft_base_model *base;
-    snprintf(rel, sizeof rel, "hf-peft/%s", json_string_value(json_object_get(entry, "base_model_dir")));
+    snprintf(rel, sizeof rel, "%s/%s", cur_set, json_string_value(json_object_get(entry, "base_model_dir")));
     ck_assert_msg(peft_load_base_model(r->ctx, tu_fixture(rel), &base) == 0, "%s", peft_errmsg(r->ctx));
     if (is_prompt_learning(entry)) {
         json_t *cfg = json_deep_copy(json_object_get(entry, "adapter_config"));
@@ -160,10 +191,10 @@ static void open_case(run *r, const char *case_name, json_t *entry, const char *
                       case_name, peft_errmsg(r->ctx));
     }
     /* the perturbed trainable values PEFT ran with (includes biases that 0.13.2 never saves) */
-    snprintf(rel, sizeof rel, "hf-peft/%s/trainable_params.safetensors", case_name);
+    snprintf(rel, sizeof rel, "%s/%s/trainable_params.safetensors", cur_set, case_name);
     ck_assert_msg(peft_set_peft_model_state_dict(r->m, tu_fixture(rel), *name, 1) == 0, "%s",
                   peft_errmsg(r->ctx));
-    snprintf(rel, sizeof rel, "hf-peft/%s/inputs.json", case_name);
+    snprintf(rel, sizeof rel, "%s/%s/inputs.json", cur_set, case_name);
     ck_assert_msg(peft_inputs_load_json(tu_fixture(rel), &r->in, err, sizeof err) == 0, "%s", err);
     r->g = peft_graph_new(peft_ctx_rng(r->ctx));
 }
@@ -180,16 +211,18 @@ static void check_outputs_and_grads(run *r, const char *case_name, json_t *entry
 {
     char rel[512];
     forward(r, 1);
-    snprintf(rel, sizeof rel, "hf-peft/%s/peft_logits.safetensors", case_name);
+    snprintf(rel, sizeof rel, "%s/%s/peft_logits.safetensors", cur_set, case_name);
     double d = diff_outputs(rel, &r->out);
+    note(&seen.logits, d);
     ck_assert_msg(d <= TOL, "%s: outputs differ from PEFT by %g", case_name, d);
     double want = json_real_value(json_object_get(entry, "loss"));
+    if (r->out.loss) note(&seen.loss, fabs(peft_f32(r->out.loss)[0] - want));
     ck_assert_msg(r->out.loss && fabs(peft_f32(r->out.loss)[0] - want) <= TOL,
                   "%s: loss %.9g, PEFT %.9g", case_name, r->out.loss ? peft_f32(r->out.loss)[0] : NAN, want);
     ck_assert(peft_graph_backward(r->g, r->out.loss) == 0);
     peft_state_dict *tp;
     ck_assert(peft_trainable_parameters(r->m, &tp) == 0);
-    snprintf(rel, sizeof rel, "hf-peft/%s/grads.safetensors", case_name);
+    snprintf(rel, sizeof rel, "%s/%s/grads.safetensors", cur_set, case_name);
     char err[512];
     peft_st_file *gf;
     ck_assert_msg(peft_st_open(tu_fixture(rel), &gf, err, sizeof err) == 0, "%s", err);
@@ -200,6 +233,7 @@ static void check_outputs_and_grads(run *r, const char *case_name, json_t *entry
         ck_assert_msg(e, "%s: PEFT has no trainable parameter named %s", case_name, tp->names[i]);
         ck_assert_msg(tp->tensors[i]->grad, "%s: no gradient for %s", case_name, tp->names[i]);
         double gd = tu_max_abs_diff((const float *)e->data, tp->tensors[i]->grad, tp->tensors[i]->numel);
+        note(&seen.grads, gd);
         ck_assert_msg(gd <= TOL, "%s: grad of %s differs by %g", case_name, tp->names[i], gd);
         peft_tensor_zero_grad(tp->tensors[i]);
     }
@@ -210,7 +244,7 @@ static void check_outputs_and_grads(run *r, const char *case_name, json_t *entry
 static void check_counts_and_status(run *r, const char *case_name)
 {
     char rel[512];
-    snprintf(rel, sizeof rel, "hf-peft/%s/nb_trainable_parameters.json", case_name);
+    snprintf(rel, sizeof rel, "%s/%s/nb_trainable_parameters.json", cur_set, case_name);
     json_t *nb = json_load_file(tu_fixture(rel), 0, NULL);
     int64_t t, a;
     peft_get_nb_trainable_parameters(r->m, &t, &a);
@@ -225,7 +259,7 @@ static void check_counts_and_status(run *r, const char *case_name)
     for (int k = 0; k < 2; k++) {
         char *mine = NULL;
         int rc = (k ? peft_get_layer_status : peft_get_model_status)(r->m, &mine);
-        snprintf(rel, sizeof rel, "hf-peft/%s/%s", case_name, files[k]);
+        snprintf(rel, sizeof rel, "%s/%s/%s", cur_set, case_name, files[k]);
         json_t *want = json_load_file(tu_fixture(rel), 0, NULL);
         const char *raised = json_string_value(json_object_get(want, "error"));
         if (raised) { /* PEFT raised (prompt learning): so must we, with its message */
@@ -254,13 +288,30 @@ static void check_merge_disable_unload(run *r, const char *case_name)
 {
     char rel[512];
     double d;
-    snprintf(rel, sizeof rel, "hf-peft/%s/merged_logits.safetensors", case_name);
+    snprintf(rel, sizeof rel, "%s/%s/merged_logits.safetensors", cur_set, case_name);
     json_t *entry = case_entry(case_name);
     int mergeable = json_object_get(json_object_get(entry, "files"), "merged_logits") != NULL;
-    if (mergeable) {
+    if (cur_flags & CONTRACT_MERGE_DEPARTS) {
+        /* PEFT's merge is wrong (or fails) here; libpeft's merged model is its unmerged one */
+        forward(r, 0);
+        int64_t n = n_outputs(r);
+        float *unmerged = copy_logits(r);
+        ck_assert_msg(peft_merge_adapter(r->m, NULL, 0, 1) == 0, "%s", peft_errmsg(r->ctx));
+        forward(r, 0);
+        d = diff_outputs_ref(r, unmerged, n);
+        ck_assert_msg(d <= TOL, "%s: merged vs unmerged differ by %g", case_name, d);
+        if (mergeable) {
+            d = diff_outputs(rel, &r->out);
+            ck_assert_msg(d > 1e-3, "%s: merged outputs equal PEFT's (%g): no departure to "
+                          "declare", case_name, d);
+        }
+        ck_assert(peft_unmerge_adapter(r->m) == 0);
+        free(unmerged);
+    } else if (mergeable) {
         ck_assert_msg(peft_merge_adapter(r->m, NULL, 0, 1) == 0, "%s", peft_errmsg(r->ctx));
         forward(r, 0);
         d = diff_outputs(rel, &r->out);
+        note(&seen.merged, d);
         ck_assert_msg(d <= TOL, "%s: merged outputs differ from PEFT by %g", case_name, d);
         ck_assert(peft_unmerge_adapter(r->m) == 0);
     }
@@ -273,12 +324,12 @@ static void check_merge_disable_unload(run *r, const char *case_name)
     forward(r, 0);
     json_t *files = json_object_get(entry, "files");
     if (json_object_get(files, "disabled_adapter_logits")) { /* PiSSA: the base is the residual */
-        snprintf(rel, sizeof rel, "hf-peft/%s/%s", case_name,
+        snprintf(rel, sizeof rel, "%s/%s/%s", cur_set, case_name,
                  json_string_value(json_object_get(files, "disabled_adapter_logits")));
         d = diff_outputs(rel, &r->out);
         ck_assert_msg(d <= 1e-4, "%s: disabled adapter differs from PEFT's by %g", case_name, d);
     } else if (!bias || !strcmp(bias, "none")) {
-        snprintf(rel, sizeof rel, "hf-peft/%s/base_logits.safetensors",
+        snprintf(rel, sizeof rel, "%s/%s/base_logits.safetensors", cur_set,
                  json_string_value(json_object_get(entry, "base_model_dir")));
         d = diff_outputs(rel, &r->out);
         ck_assert_msg(d <= TOL, "%s: disabled adapter differs from the base by %g", case_name, d);
@@ -294,7 +345,7 @@ static void check_merge_disable_unload(run *r, const char *case_name)
     r->m = NULL;
     peft_st_file *resid = NULL;
     char rp[512], rerr[512];
-    snprintf(rp, sizeof rp, "hf-peft/%s/%s", case_name, resid_rel);
+    snprintf(rp, sizeof rp, "%s/%s/%s", cur_set, case_name, resid_rel);
     ck_assert_msg(peft_st_open(tu_fixture(rp), &resid, rerr, sizeof rerr) == 0, "%s", rerr);
     int n_resid = 0;
     for (size_t i = 0; i < base->n_params; i++) {
@@ -384,7 +435,7 @@ static void check_save_load(run *r, const char *case_name, json_t *entry, const 
     /* reload into a fresh base: same outputs */
     peft_base_model *base;
     char rel[512];
-    snprintf(rel, sizeof rel, "hf-peft/%s", json_string_value(json_object_get(entry, "base_model_dir")));
+    snprintf(rel, sizeof rel, "%s/%s", cur_set, json_string_value(json_object_get(entry, "base_model_dir")));
     ck_assert(peft_load_base_model(r->ctx, tu_fixture(rel), &base) == 0);
     peft_model *m2;
     ck_assert_msg(peft_from_pretrained(r->ctx, base, tmp, name, 0, &m2) == 0, "%s", peft_errmsg(r->ctx));
@@ -400,10 +451,14 @@ static void check_save_load(run *r, const char *case_name, json_t *entry, const 
     free(tmp);
 }
 
-void contract_run_case(const char *case_name)
+void contract_run_case(const char *case_name) { contract_run_case_flags(case_name, 0); }
+
+void contract_run_case_flags(const char *case_name, unsigned flags)
 {
-    json_t *entry = case_entry(case_name);
-    ck_assert_msg(entry, "no case %s in INDEX.json", case_name);
+    json_t *entry = case_entry_in(case_name, &cur_set);
+    ck_assert_msg(entry, "no case %s in any INDEX.json", case_name);
+    cur_flags = flags;
+    memset(&seen, 0, sizeof seen);
     run r = {0};
     const char *name;
     open_case(&r, case_name, entry, &name);
@@ -412,6 +467,9 @@ void contract_run_case(const char *case_name)
     check_save_load(&r, case_name, entry, name);
     check_merge_disable_unload(&r, case_name);
     close_case(&r);
+    if (getenv("CONTRACT_REPORT"))
+        fprintf(stderr, "contract %s: max |diff| vs PEFT: logits %.3g, loss %.3g, grads %.3g, "
+                "merged %.3g\n", case_name, seen.logits, seen.loss, seen.grads, seen.merged);
 }
 
 static const char *suite_cases[128];
