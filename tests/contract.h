@@ -17,7 +17,8 @@ void contract_run_case(const char *case_name);
 #define CONTRACT_MERGE_DEPARTS 0x1u
 void contract_run_case_flags(const char *case_name, unsigned flags);
 
-/* the case names in INDEX.json whose name starts with prefix, NULL-terminated, static */
+/* the case names in hf-peft/INDEX.json (the first set) whose name starts with prefix,
+ * NULL-terminated, static */
 const char *const *contract_cases(const char *prefix);
 
 /* A whole Check suite: every case under each prefix through contract_run_case. Returns the exit
