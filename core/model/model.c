@@ -12,6 +12,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include "peft/model.h"
+#include "core/model/storage.h"
 
 #define WEIGHTS_FILE "model.safetensors"
 #define INDEX_FILE "model.safetensors.index.json"
@@ -174,6 +175,12 @@ static int read_config(peft_base_model *m, const char *cfg_path, char *err, size
 
 int peft_base_model_load(const char *dir, peft_base_model **out, char *err, size_t errlen)
 {
+    return peft_base_model_load_ex(dir, NULL, out, err, errlen);
+}
+
+int peft_base_model_load_ex(const char *dir, const peft_load_options *opts, peft_base_model **out,
+                            char *err, size_t errlen)
+{
     *out = NULL;
     if (!dir || !*dir) { seterr(err, errlen, "model directory: empty path"); return -1; }
     peft_base_model *m = calloc(1, sizeof *m);
@@ -189,6 +196,8 @@ int peft_base_model_load(const char *dir, peft_base_model **out, char *err, size
         goto fail;
     }
     if (read_config(m, cfg_path, err, errlen)) goto fail;
+    if (peft_storage_setup(m, opts, err, errlen)) goto fail;
+    if (m->random_init) goto build; /* weights drawn in memory: no files */
 
     if (!(w_path = path_join(m->dir, WEIGHTS_FILE)) || !(i_path = path_join(m->dir, INDEX_FILE)))
         goto oom;
@@ -201,6 +210,7 @@ int peft_base_model_load(const char *dir, peft_base_model **out, char *err, size
         goto fail;
     }
 
+build:
     if (m->arch->build(m, err, errlen) != 0) goto fail;
     free(cfg_path);
     free(w_path);
@@ -314,6 +324,7 @@ void peft_base_model_free(peft_base_model *m)
     free(m->meta_lens);
     free(m->files);
     json_decref(m->config);
+    json_decref(m->quant_skip);
     free(m->dir);
     free(m);
 }
@@ -394,6 +405,14 @@ peft_tensor *peft_model_take_weight(peft_base_model *m, const char *name, const 
     }
 
     if (m->meta) return take_meta(m, name, ndim, shape, err, errlen);
+    if (m->random_init) {
+        peft_tensor *t = peft_storage_random(m, name, ndim, shape);
+        if (!t || push_param(m, name, t)) {
+            peft_tensor_free(t);
+            goto oom;
+        }
+        return t;
+    }
     const peft_st_file *f = NULL;
     const peft_st_entry *e = find_entry(m, name, &f);
     if (!e && alt_name) e = find_entry(m, alt_name, &f);
@@ -426,6 +445,7 @@ peft_tensor *peft_model_take_weight(peft_base_model *m, const char *name, const 
         peft_tensor_free(t);
         goto oom;
     }
+    if (peft_storage_take(m, name, t, err, errlen)) return NULL;
     return t;
 oom:
     seterr(err, errlen, "%s: out of memory taking tensor '%s'", m->dir, name);
@@ -474,6 +494,8 @@ peft_site *peft_model_add_site(peft_base_model *m, const char *name, int kind,
     s->info.bias = bias;
     s->owner = m;
     m->sites[m->n_sites++] = s;
+    char err[512];
+    if (peft_storage_site(m, s, err, sizeof err)) return NULL; /* out of memory quantizing */
     return s;
 }
 

@@ -6,6 +6,8 @@
 #include <string.h>
 #include "peft/ops.h"
 #include "core/model/site.h"
+#include "peft/quant.h"
+#include "peft/warn.h"
 
 static int runs(const peft_site *s, const peft_site_adapter *sa)
 {
@@ -157,6 +159,26 @@ static void end_merging(peft_site *s)
     restore_tensor(s->info.bias, &s->orig_bias_data, s->orig_bias_dtype, &s->orig_bias_owned);
 }
 
+/* A quantized base (as PEFT's bnb layers merge): the merged f32 weight goes through the base's
+ * quantization and back, so that the merged layer computes what the re-quantized one does. */
+static int requantize(peft_site *s, char *err, size_t errlen)
+{
+    peft_tensor *w = s->info.weight;
+    peft_tensor *q = peft_tensor_quantize(w, s->orig_weight_dtype, NULL);
+    if (!q) {
+        snprintf(err, errlen, "out of memory re-quantizing %s after the merge", s->info.name);
+        return -1;
+    }
+    peft_tensor_to_f32(q, peft_f32(w));
+    peft_tensor_free(q);
+    char msg[512];
+    snprintf(msg, sizeof msg, "Merge lora module to %s linear may get different generations due "
+             "to rounding errors (%s: dequantized, merged and re-quantized)",
+             s->orig_weight_dtype == PEFT_DTYPE_INT8 ? "8-bit" : "4-bit", s->info.name);
+    peft_warn(msg);
+    return 0;
+}
+
 int peft_site_merge(peft_site *s, int idx, int safe, char *err, size_t errlen)
 {
     peft_site_adapter *sa = &s->chain[idx];
@@ -199,6 +221,7 @@ int peft_site_merge(peft_site *s, int idx, int safe, char *err, size_t errlen)
         free(cb);
         if (rc) goto fail;
     }
+    if (peft_dtype_is_quantized(s->orig_weight_dtype) && requantize(s, err, errlen)) goto fail;
     sa->merged = 1;
     s->n_merged++;
     return 0;
@@ -218,6 +241,7 @@ int peft_site_unmerge(peft_site *s, int idx, char *err, size_t errlen)
         if (sa->adapter->vt->merge(sa->state, &s->info, peft_f32(s->info.weight), b, -1, err,
                                    errlen))
             return -1;
+        if (peft_dtype_is_quantized(s->orig_weight_dtype) && requantize(s, err, errlen)) return -1;
     }
     sa->merged = 0;
     s->n_merged--;
@@ -226,7 +250,20 @@ int peft_site_unmerge(peft_site *s, int idx, char *err, size_t errlen)
 
 void peft_site_keep_merged(peft_site *s)
 {
-    /* merge_and_unload: the merged weights become the base; drop the saved originals */
+    /* merge_and_unload: the merged weights become the base, stored quantized again when the
+     * base was; drop the saved originals */
+    if (s->orig_weight_data && peft_dtype_is_quantized(s->orig_weight_dtype)) {
+        peft_tensor *q = peft_tensor_quantize(s->info.weight, s->orig_weight_dtype, NULL);
+        if (q) { /* else (out of memory) the merged weight stays f32: same values */
+            peft_tensor *w = s->info.weight;
+            if (w->flags & PEFT_T_OWNS_DATA) free(w->data);
+            w->data = q->data;
+            w->dtype = q->dtype;
+            w->flags |= PEFT_T_OWNS_DATA;
+            q->flags &= ~PEFT_T_OWNS_DATA;
+            peft_tensor_free(q);
+        }
+    }
     if (s->orig_weight_data && s->orig_weight_owned) free(s->orig_weight_data);
     if (s->orig_bias_data && s->orig_bias_owned) free(s->orig_bias_data);
     s->orig_weight_data = s->orig_bias_data = NULL;

@@ -1,10 +1,14 @@
-/* ops_linear.c — the linear op (cblas_sgemm, both weight layouts, f32/bf16/f16 weights) and the
- * small elementwise ops around it: add, scale, per-column multiply, dropout, last-dim slice.
- * Each op: forward into an arena tensor, backward recorded on the tape only when some input
- * requires grad, and only the gradients somebody needs are computed. */
+/* ops_linear.c — the linear op (cblas_sgemm, both weight layouts; f32 weights directly, bf16 /
+ * f16 / int8 / NF4 weights read from their storage a tile of rows at a time, never copied whole)
+ * and the small elementwise ops around it: add, scale, per-column multiply, dropout, last-dim
+ * slice. Each op: forward into an arena tensor, backward recorded on the tape only when some
+ * input requires grad, and only the gradients somebody needs are computed. */
 #include "peft/ops.h"
+#include "peft/quant.h"
 
 #include <cblas.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* f32 view of a (maybe bf16/f16) tensor: the data itself, or a converted arena copy */
@@ -24,11 +28,107 @@ static peft_tensor *new_like(peft_graph *g, const peft_tensor *x)
 
 static int64_t last_dim(const peft_tensor *t) { return t->ndim ? t->shape[t->ndim - 1] : 1; }
 
+/* ---- weight tiles --------------------------------------------------------------------------- */
+
+/* A tile is a run of whole rows of the stored weight, about TILE_ELEMS f32 (2 MB: the GEMM
+ * packs the activations once per tile, so bigger tiles cost less of that; the tile itself
+ * stays in L2/L3 while the GEMM reads it). Each thread keeps one scratch buffer. */
+#define TILE_ELEMS ((int64_t)1 << 19)
+
+static pthread_key_t tile_key;
+static pthread_once_t tile_once = PTHREAD_ONCE_INIT;
+typedef struct { float *buf; size_t cap; } tile_scratch;
+
+static void tile_free(void *p)
+{
+    tile_scratch *s = p;
+    if (s) free(s->buf);
+    free(s);
+}
+static void tile_key_init(void) { pthread_key_create(&tile_key, tile_free); }
+
+static float *tile_buf(size_t n)
+{
+    pthread_once(&tile_once, tile_key_init);
+    tile_scratch *s = pthread_getspecific(tile_key);
+    if (!s) {
+        if (!(s = calloc(1, sizeof *s))) return NULL;
+        pthread_setspecific(tile_key, s);
+    }
+    if (s->cap < n) {
+        float *b = realloc(s->buf, n * sizeof *b);
+        if (!b) return NULL;
+        s->buf = b;
+        s->cap = n;
+    }
+    return s->buf;
+}
+
+static int64_t tile_rows(int64_t rowlen, int64_t rows)
+{
+    int64_t r = rowlen > 0 ? TILE_ELEMS / rowlen : rows;
+    if (r < 8) r = 8;
+    return r < rows ? r : rows;
+}
+
+// x (N, in), w stored (out, in) or (in, out) in any dtype, yd (N, out) holding the bias (beta 1)
+// or not (beta 0) -> yd += x W^T, one tile of stored rows at a time
+static int linear_tiled_forward(const float *x, const peft_tensor *w, int w_in_out, int64_t N,
+                                int64_t in, int64_t outf, float beta, float *yd)
+{
+    const int64_t R = w->shape[0], Cw = w->shape[1], tr = tile_rows(Cw, R);
+    float *tile = tile_buf((size_t)(tr * Cw));
+    if (!tile) return -1;
+    for (int64_t r0 = 0; r0 < R; r0 += tr) {
+        const int nr = (int)(R - r0 < tr ? R - r0 : tr);
+        peft_tensor_range_to_f32(w, r0 * Cw, (int64_t)nr * Cw, tile); /* rows r0.. (nr, Cw) */
+        if (!w_in_out) { /* rows are output features: y[:, r0:r0+nr] = x tile^T */
+            if (N <= 4)
+                for (int64_t n = 0; n < N; n++)
+                    cblas_sgemv(CblasRowMajor, CblasNoTrans, nr, (int)in, 1.0f, tile, (int)in,
+                                x + n * in, 1, beta, yd + n * outf + r0, 1);
+            else
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, nr, (int)in, 1.0f, x,
+                            (int)in, tile, (int)in, beta, yd + r0, (int)outf);
+        } else {         /* rows are input features: y += x[:, r0:r0+nr] tile */
+            const float b = r0 ? 1.0f : beta;
+            if (N <= 4)
+                for (int64_t n = 0; n < N; n++)
+                    cblas_sgemv(CblasRowMajor, CblasTrans, nr, (int)outf, 1.0f, tile, (int)outf,
+                                x + n * in + r0, 1, b, yd + n * outf, 1);
+            else
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, (int)outf, nr, 1.0f,
+                            x + r0, (int)in, tile, (int)outf, b, yd, (int)outf);
+        }
+    }
+    return 0;
+}
+
+// dy (N, out), w stored (out, in) or (in, out) in any dtype -> dx (N, in) += dy W
+static int linear_tiled_dx(const float *dy, const peft_tensor *w, int w_in_out, int64_t N,
+                           int64_t in, int64_t outf, float *dx)
+{
+    const int64_t R = w->shape[0], Cw = w->shape[1], tr = tile_rows(Cw, R);
+    float *tile = tile_buf((size_t)(tr * Cw));
+    if (!tile) return -1;
+    for (int64_t r0 = 0; r0 < R; r0 += tr) {
+        const int nr = (int)(R - r0 < tr ? R - r0 : tr);
+        peft_tensor_range_to_f32(w, r0 * Cw, (int64_t)nr * Cw, tile);
+        if (!w_in_out) /* dx (N,in) += dy[:, r0:r0+nr] (N,nr) tile (nr,in) */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, (int)in, nr, 1.0f,
+                        dy + r0, (int)outf, tile, (int)in, 1.0f, dx, (int)in);
+        else           /* dx[:, r0:r0+nr] (N,nr) += dy (N,out) tile^T (out,nr) */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, nr, (int)outf, 1.0f, dy,
+                        (int)outf, tile, (int)outf, 1.0f, dx + r0, (int)in);
+    }
+    return 0;
+}
+
 /* ---- linear --------------------------------------------------------------------------------- */
 
 typedef struct {
     peft_tensor *x, *w, *b, *out;
-    const float *wf; /* f32 weight used by the forward */
+    const float *wf; /* the f32 weight, or NULL: read w tile by tile */
     int w_in_out;
     int64_t N, in, outf;
 } linear_ctx;
@@ -41,7 +141,9 @@ static void linear_backward(peft_graph *g, void *p)
     if (!dy) return;
     const int N = (int)c->N, in = (int)c->in, out = (int)c->outf;
     float *dx = peft_grad_of(g, c->x);
-    if (dx) {
+    if (dx && !c->wf) {
+        linear_tiled_dx(dy, c->w, c->w_in_out, c->N, c->in, c->outf, dx);
+    } else if (dx) {
         if (!c->w_in_out) /* dx (N,in) += dy (N,out) W (out,in) */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, out, 1.0f, dy, out,
                         c->wf, in, 1.0f, dx, in);
@@ -83,9 +185,9 @@ peft_tensor *op_linear(peft_graph *g, peft_tensor *x, peft_tensor *w, peft_tenso
     for (int i = 0; i < nd; i++) shape[i] = x->ndim ? x->shape[i] : 1;
     shape[nd - 1] = outf;
     peft_tensor *y = peft_graph_tensor_raw(g, PEFT_DTYPE_F32, nd, shape);
-    const float *wf = as_f32(g, w);
+    const float *wf = w->dtype == PEFT_DTYPE_F32 ? (const float *)w->data : NULL;
     const float *bf = b ? as_f32(g, b) : NULL;
-    if (!y || !wf || (b && !bf)) return NULL;
+    if (!y || (b && !bf)) return NULL;
     float *yd = peft_f32(y);
 
     float beta = 0.0f;
@@ -93,7 +195,11 @@ peft_tensor *op_linear(peft_graph *g, peft_tensor *x, peft_tensor *w, peft_tenso
         for (int64_t n = 0; n < N; n++) memcpy(yd + n * outf, bf, (size_t)outf * sizeof(float));
         beta = 1.0f;
     }
-    if (N > 0 && N <= 4 && outf > 0) {
+    if (!wf) {
+        if (N > 0 && outf > 0 &&
+            linear_tiled_forward(peft_f32(x), w, w_in_out, N, in, outf, beta, yd))
+            return NULL;
+    } else if (N > 0 && N <= 4 && outf > 0) {
         /* a few rows (token-by-token decoding): GEMV per row; a GEMM would first pack (copy)
          * the whole weight, which costs more than the product itself here */
         for (int64_t n = 0; n < N; n++)

@@ -1,7 +1,10 @@
 /* precision.c — PEFT's cast_mixed_precision_params: frozen parameters to bf16 or f16 (kernels
- * convert them back to f32 as they read), trainable ones in f32. */
+ * convert them back to f32 as they read), trainable ones in f32, quantized ones untouched; the
+ * cast costs no extra memory (owned f32 narrows in place, mapped file pages are released). */
 #include <stdlib.h>
 #include "peft/dtype.h"
+#include "peft/quant.h"
+#include "core/model/storage.h"
 #include "core/peft/internal.h"
 
 int peft_cast_mixed_precision_params(peft_model *m, int32_t dtype)
@@ -19,22 +22,39 @@ int peft_cast_mixed_precision_params(peft_model *m, int32_t dtype)
         peft_tensor *t = b->params[i].t;
         int is_mts = 0;
         for (int k = 0; k < m->n_mts; k++) is_mts |= m->mts[k].param == &b->params[i];
-        if (is_mts || t->requires_grad || t->dtype == dtype) continue; /* trainable: stays f32 */
+        /* trainable: stays f32; quantized: stays quantized (prepare_model_for_kbit_training) */
+        if (is_mts || t->requires_grad || t->dtype == dtype || peft_dtype_is_quantized(t->dtype))
+            continue;
         size_t es = dtype == PEFT_DTYPE_F32 ? 4 : 2;
+        if (t->dtype == PEFT_DTYPE_F32 && (t->flags & PEFT_T_OWNS_DATA)) {
+            /* narrowing an owned f32 buffer: converted in place (element i's 2 bytes land below
+             * element i's 4), then the buffer shrinks: no second copy */
+            peft_convert_from_f32(dtype, peft_f32(t), t->data, t->numel);
+            void *nd = realloc(t->data, (size_t)t->numel * es + 1);
+            if (nd) t->data = nd;
+            t->dtype = dtype;
+            continue;
+        }
         void *nd = malloc((size_t)t->numel * es + 1);
-        float *f = t->dtype == PEFT_DTYPE_F32 ? NULL : malloc((size_t)t->numel * sizeof *f + 1);
-        if (!nd || (t->dtype != PEFT_DTYPE_F32 && !f)) {
+        float *f = t->dtype == PEFT_DTYPE_F32 || dtype == PEFT_DTYPE_F32
+                       ? NULL : malloc((size_t)t->numel * sizeof *f + 1);
+        if (!nd || (t->dtype != PEFT_DTYPE_F32 && dtype != PEFT_DTYPE_F32 && !f)) {
             free(nd);
             free(f);
             return peft_set_error(m->ctx, PEFT_ENOMEM, "cast_mixed_precision_params: out of memory at %s",
                                   b->params[i].name);
         }
-        const float *src = f;
-        if (f) peft_tensor_to_f32(t, f);
-        else src = peft_f32(t);
-        peft_convert_from_f32(dtype, src, nd, t->numel);
+        if (dtype == PEFT_DTYPE_F32) {
+            peft_tensor_to_f32(t, nd);
+        } else if (t->dtype == PEFT_DTYPE_F32) {
+            peft_convert_from_f32(dtype, peft_f32(t), nd, t->numel);
+        } else { /* f16 <-> bf16 */
+            peft_tensor_to_f32(t, f);
+            peft_convert_from_f32(dtype, f, nd, t->numel);
+        }
         free(f);
         if (t->flags & PEFT_T_OWNS_DATA) free(t->data);
+        else peft_storage_release_mapped(t->data, (size_t)t->numel * peft_dtype_size(t->dtype));
         t->data = nd;
         t->dtype = dtype;
         t->flags |= PEFT_T_OWNS_DATA;

@@ -1,6 +1,7 @@
 /* graph.c — the seeded RNG, persistent tensors and dtype conversion, the per-step arena, and
  * the autograd tape (peft_graph) with its reverse walk. See graph.h. */
 #include "peft/graph.h"
+#include "peft/quant.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -210,7 +211,7 @@ void peft_convert_to_f32(int32_t dtype, const void *src, float *dst, int64_t n)
 
 void peft_tensor_to_f32(const peft_tensor *t, float *out)
 {
-    peft_convert_to_f32(t->dtype, t->data, out, t->numel);
+    peft_tensor_range_to_f32(t, 0, t->numel, out); /* any storage dtype, quantized too */
 }
 
 float *peft_tensor_ensure_grad(peft_tensor *t)

@@ -38,6 +38,7 @@ size_t peft_dtype_size(int32_t dtype);
 int64_t peft_shape_numel(int ndim, const int64_t *shape);
 /* converts f32/f16/bf16 data to f32 (n elements) */
 void peft_convert_to_f32(int32_t dtype, const void *src, float *dst, int64_t n);
+/* the whole tensor as f32, any storage dtype (bf16, f16, quantized: peft/quant.h) */
 void peft_tensor_to_f32(const peft_tensor *t, float *out);
 /* ensure t has a persistent zeroed grad buffer (params); returns it or NULL on OOM */
 float *peft_tensor_ensure_grad(peft_tensor *t);

@@ -168,7 +168,53 @@ struct peft_base_model {
      * number of attention layers per stack, key/value heads and head size */
     peft_tensor *word_embeddings;
     int n_layers, n_kv_heads, head_dim, hidden_size, is_encoder_decoder;
+    /* ---- storage and memory (peft_load_options, core/model/storage.c) ---- */
+    int32_t load_dtype;       /* -1: each weight as stored; else every float weight in it */
+    int32_t quant_dtype;      /* 0, or PEFT_DTYPE_INT8 / _NF4 / _NF4_F32 for the linear layers */
+    json_t *quant_skip;       /* module names never quantized (llm_int8_skip_modules), owned */
+    int n_quantized;          /* linear weights quantized at load */
+    double quant_err_sq, quant_ref_sq; /* sum ||dequant - w||^2, sum ||w||^2 over them */
+    int random_init;          /* weights generated in memory (benchmarks), no files */
+    peft_rng init_rng;
+    double init_std;
+    /* training memory (prepare_model_for_kbit_training, gradient_checkpointing_enable) */
+    int gradient_checkpointing; /* per block: activations recomputed in backward */
+    int embed_outputs_require_grad; /* enable_input_require_grads */
+    int chunked_loss;         /* causal-LM training loss over row chunks, never the full logits */
 };
+
+/* How to load (transformers' from_pretrained arguments). Zero-initialise; NULL strings keep
+ * the defaults. */
+typedef struct peft_load_options {
+    uint32_t struct_size;  /* sizeof(peft_load_options) */
+    const char *torch_dtype; /* NULL / "auto": every weight stays in its file's dtype (nothing is
+                              copied; the kernels read bf16/f16 directly); "float32", "bfloat16",
+                              "float16" (or f32/bf16/f16): floating weights converted at load */
+    const char *quant;     /* NULL: config.json's quantization_config decides; "none"; "int8"
+                              (load_in_8bit); "nf4" (load_in_4bit, nf4, double quant);
+                              "nf4-nodq" (nf4 without double quant) */
+    int random_init;       /* no weight files: weights drawn in memory from config.json alone
+                              (N(0, initializer_range), norms 1, biases 0), for benchmarks */
+    uint64_t seed;         /* random_init's seed */
+} peft_load_options;
+
+/* load_dtype of a model whose weights stay in their file's dtype */
+#define PEFT_LOAD_DTYPE_AS_STORED (-1)
+/* "auto" (or NULL), "float32"/"f32", "bfloat16"/"bf16", "float16"/"f16" -> a load dtype; -2 unknown */
+int32_t peft_load_dtype_from_name(const char *name);
+/* NULL/"none" -> 0, "int8", "nf4", "nf4-nodq" -> PEFT_DTYPE_INT8 / _NF4 / _NF4_F32; -2 unknown */
+int32_t peft_load_quant_from_name(const char *name);
+
+/* peft_base_model_load with options (NULL = the defaults). Quantized at load: every linear layer
+ * but the output head (lm_head / score / classifier / qa_outputs, tied embeddings) and the
+ * llm_int8_skip_modules of quantization_config. 0, or -1 with err naming what was wrong. */
+int peft_base_model_load_ex(const char *dir, const peft_load_options *opts, peft_base_model **out,
+                            char *err, size_t errlen);
+/* the quantization report: 0 when nothing is quantized, else the count of quantized linear
+ * weights, *dtype and the relative error ||dequant(Q(W)) - W|| / ||W|| over all of them */
+int peft_base_model_quant_report(const peft_base_model *m, int32_t *dtype, double *rel_err);
+/* resident bytes of the frozen weights (their storage dtype) */
+size_t peft_base_model_weight_bytes(const peft_base_model *m);
 
 /* the HF class / PEFT task type of a loaded model (build's choice, else the arch default) */
 static inline const char *peft_model_class(const peft_base_model *m)

@@ -5,7 +5,9 @@
  *
  * Layout: row-major, contiguous. `data` holds `numel` elements of `dtype`. Everything that is
  * computed (activations, adapter weights, gradients) is PEFT_DTYPE_F32; only frozen base
- * weights may be PEFT_DTYPE_BF16 / PEFT_DTYPE_F16, converted to f32 at the kernel.
+ * weights may be PEFT_DTYPE_BF16 / PEFT_DTYPE_F16 or quantized (PEFT_DTYPE_INT8 / _NF4 /
+ * _NF4_F32, whose `data` is the packed layout of peft/quant.h), converted to f32 at the kernel.
+ * Plugins read any of them with the host's tensor_to_f32.
  */
 #ifndef PEFT_TENSOR_H
 #define PEFT_TENSOR_H
@@ -22,6 +24,10 @@ extern "C" {
 #define PEFT_DTYPE_F16  1
 #define PEFT_DTYPE_BF16 2
 #define PEFT_DTYPE_I32  3 /* token ids, labels, masks */
+/* quantized frozen weights (peft/quant.h: layouts; kernels dequantize tiles as they go) */
+#define PEFT_DTYPE_INT8    4 /* int8, per-row absmax (bitsandbytes LLM.int8 weights) */
+#define PEFT_DTYPE_NF4     5 /* 4-bit NormalFloat, blocks of 64, absmax double-quantized */
+#define PEFT_DTYPE_NF4_F32 6 /* 4-bit NormalFloat, blocks of 64, f32 absmax (no double quant) */
 
 #define PEFT_MAX_DIMS 4
 
