@@ -15,7 +15,7 @@
 #include "sdk/conformance/conformance.h"
 #include "testutil.h"
 
-static const char *const PLUGINS[] = {"lora", "loha", "ia3", "prefix", "prompt", "lokr", "oft"};
+static const char *const PLUGINS[] = {"lora", "loha", "ia3", "prefix", "prompt", "lokr", "oft", "hra"};
 #define N_PLUGINS (int)(sizeof PLUGINS / sizeof PLUGINS[0])
 
 typedef struct failures {
