@@ -8,7 +8,7 @@ OPT     ?= -O3
 CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-format-truncation -Wno-missing-field-initializers -fPIC -pthread
 CPPFLAGS += -I. -Isdk/include -I/usr/include/x86_64-linux-gnu/openblas-pthread
-DEPLIBS  = -llapacke -lopenblas -ljansson -lyaml -ldl -lm -pthread
+DEPLIBS  = -llapacke -lopenblas -ljansson -lyaml -lpcre2-8 -lutf8proc -ldl -lm -pthread
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm)
 NPROC   := $(shell nproc 2>/dev/null || echo 2)
 
@@ -51,13 +51,13 @@ CPPFLAGS += -DPEFT_PLUGIN_BUILD_DIR=\"$(PLUGIN_BUILD_DIR)\" -DPEFT_PLUGIN_INSTAL
 all: deps-ok $(BUILD)/libpeft.so $(PLUGIN_SO) $(BUILD)/peft
 
 # ---- dependencies -------------------------------------------------------------------------
-DEB_PKGS = libopenblas-dev liblapacke-dev libyaml-dev libjansson-dev check pkg-config
+DEB_PKGS = libopenblas-dev liblapacke-dev libyaml-dev libjansson-dev libpcre2-dev libutf8proc-dev xz-utils check pkg-config
 deps:
 	@./scripts/deps.sh $(DEB_PKGS)
 # a cheap check so that every build target installs what is missing first
 .PHONY: deps-ok
 deps-ok:
-	@pkg-config --exists jansson yaml-0.1 check openblas 2>/dev/null || ./scripts/deps.sh $(DEB_PKGS)
+	@pkg-config --exists jansson yaml-0.1 check openblas libpcre2-8 libutf8proc 2>/dev/null && command -v xz >/dev/null || ./scripts/deps.sh $(DEB_PKGS)
 
 # ---- core, tokenizers, runner, plugins, cli -----------------------------------------------
 $(BUILD)/obj/%.o: %.c | deps-ok

@@ -74,6 +74,9 @@ static int encode_text(const peft_tokenizer *tk, const tk_piece *piece, tk_ids *
     if (rc == PEFT_EINVAL)
         return tk_err(err, errlen, PEFT_EFORMAT, "%s: model.unk_token \"%s\" is not in the vocabulary (needed for an unknown character)",
                       tk->name, tk->model.unk_token ? tk->model.unk_token : "");
+    if (rc == TK_E_REGEX_LIMIT)
+        return tk_err(err, errlen, PEFT_EINVAL, "%s: a pre-tokenizer's regular expression exceeded its match limit "
+                      "on this text (backtracking or memory); the text was not encoded", tk->name);
     return rc ? tk_oom(err, errlen) : 0;
 }
 

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <jansson.h>
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
 #include "peft/tokenizer.h"
 
 /* every function below that can fail returns 0 or a negative PEFT_E* code */
@@ -36,8 +38,7 @@ size_t tk_utf8_len(const char *s, size_t left);
 /* a NUL-terminated UTF-8 string (from JSON: always valid) -> a new code point array */
 int tk_cps_from_cstr(const char *s, tk_cps *out);
 
-/* ---- Unicode (tables in tokenizer_unicode_tables.c) ---- */
-typedef struct tk_range8 { uint32_t start; uint8_t v; } tk_range8;
+/* ---- Unicode (unicode.c, through utf8proc) ---- */
 enum { TK_Cn, TK_Lu, TK_Ll, TK_Lt, TK_Lm, TK_Lo, TK_Mn, TK_Mc, TK_Me, TK_Nd, TK_Nl, TK_No,
        TK_Pc, TK_Pd, TK_Ps, TK_Pe, TK_Pi, TK_Pf, TK_Po, TK_Sm, TK_Sc, TK_Sk, TK_So, TK_Zs,
        TK_Zl, TK_Zp, TK_Cc, TK_Cf, TK_Cs, TK_Co };
@@ -52,6 +53,24 @@ int tk_ccc(uint32_t cp);             /* canonical combining class */
 int tk_lower_append(uint32_t cp, tk_cps *out);
 /* canonical decomposition (NFD) of in[0..n) appended to out */
 int tk_nfd(const uint32_t *in, size_t n, tk_cps *out);
+/* the normalization form (TK_NFC, TK_NFD, TK_NFKC, TK_NFKD) of in[0..n) appended to out */
+enum { TK_NFC, TK_NFD, TK_NFKC, TK_NFKD };
+int tk_unorm(const uint32_t *in, size_t n, int form, tk_cps *out);
+
+/* ---- regular expressions through PCRE2 (regex.c) ---- */
+#define TK_E_REGEX_LIMIT (-1000) /* a match hit the match/heap limit (internal; encode reports it) */
+typedef struct tk_regex tk_regex;
+typedef struct tk_span { size_t a, b; int match; } tk_span;
+typedef struct tk_spans { tk_span *v; size_t n, cap; } tk_spans;
+int tk_spans_push(tk_spans *s, size_t a, size_t b, int match);
+/* literal != 0: pat is plain text (HF's {"String": ...}); where names the key for messages */
+int tk_regex_compile(const char *pat, size_t len, int literal, const char *where, tk_regex **out, char *err,
+                     size_t errlen);
+void tk_regex_free(tk_regex *re);
+/* HF's find_matches: the matches and the text between them, covering s[0..n) in order (byte offsets) */
+int tk_regex_split(const tk_regex *re, const char *s, size_t n, tk_spans *out);
+/* the same over code points (code-point offsets) */
+int tk_regex_split_cps(const tk_regex *re, const uint32_t *c, size_t n, tk_spans *out);
 
 /* ---- hash maps ---- */
 /* bytes -> int32 (open addressing; keys copied) */

