@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "core/io/dirsave.h"
 #include "peft/dtype.h"
 #include "peft/graph.h"
 #include "peft/model_save.h"
@@ -53,10 +54,9 @@ int peft_base_model_save(const peft_base_model *m, const char *dir, int32_t dtyp
         snprintf(err, errlen, "save: dtype must be F32, BF16 or F16");
         return -1;
     }
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-        snprintf(err, errlen, "%s: cannot create directory: %s", dir, strerror(errno));
-        return -1;
-    }
+    /* config.json and model.safetensors as one set: staged, then swapped in (dirsave.h) */
+    peft_dirsave ds;
+    if (peft_dirsave_begin(&ds, dir, err, errlen)) return -1;
     peft_st_out *outs = calloc(m->n_params + 1, sizeof *outs);
     void **bufs = calloc(m->n_params + 1, sizeof *bufs);
     int rc = -1;
@@ -80,12 +80,15 @@ int peft_base_model_save(const peft_base_model *m, const char *dir, int32_t dtyp
     }
     char path[4096];
     static const char *const meta[] = {"format", "pt", NULL};
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    snprintf(path, sizeof path, "%s/model.safetensors", ds.stage);
     rc = peft_st_write(path, outs, m->n_params, meta, err, errlen);
-    if (rc == 0) rc = write_config(m, dir, dtype, err, errlen);
+    if (rc == 0) rc = write_config(m, ds.stage, dtype, err, errlen);
+    if (rc == 0) rc = peft_dirsave_commit(&ds, err, errlen);
+    else peft_dirsave_abort(&ds);
     goto out;
 oom:
     snprintf(err, errlen, "%s: out of memory", dir);
+    peft_dirsave_abort(&ds);
 out:
     for (size_t i = 0; bufs && i < m->n_params; i++) free(bufs[i]);
     free(bufs);

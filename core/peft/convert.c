@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "peft/convert.h"
+#include "core/io/dirsave.h"
 #include "core/peft/internal.h"
 #include "peft/safetensors.h"
 #include "peft/warn.h"
@@ -159,6 +160,8 @@ static int concat_one(peft_model *m, const char *key, const peft_tensor *t,
 int peft_save_pretrained_convert(peft_model *m, const char *dir, const char *adapter_name,
                                  const char *initial_adapter_dir)
 {
+    peft_dirsave ds; /* the staging dir of the save (set up near the end) */
+    ds.stage[0] = 0;
     const char *name = adapter_name ? adapter_name : "default";
     if (!m) return PEFT_EINVAL;
     if (!dir || !*dir || strlen(dir) > 3000 || !initial_adapter_dir || !*initial_adapter_dir ||
@@ -219,9 +222,14 @@ int peft_save_pretrained_convert(peft_model *m, const char *dir, const char *ada
         c.n++;
     }
 
-    char sub[4200];
-    if (strcmp(name, "default") == 0) snprintf(sub, sizeof sub, "%s", dir);
-    else snprintf(sub, sizeof sub, "%s/%s", dir, name);
+    /* both files as one set: staged, then swapped in (core/io/dirsave.h) */
+    if (peft_dirsave_begin(&ds, dir, err, sizeof err)) {
+        rc = peft_set_error(m->ctx, PEFT_EIO, "%s", err);
+        goto out;
+    }
+    char sub[4300];
+    if (strcmp(name, "default") == 0) snprintf(sub, sizeof sub, "%s", ds.stage);
+    else snprintf(sub, sizeof sub, "%s/%s", ds.stage, name);
     if (mkdir_p(sub)) {
         rc = peft_set_error(m->ctx, PEFT_EIO, "%s: cannot create directory: %s", sub, strerror(errno));
         goto out;
@@ -243,7 +251,9 @@ int peft_save_pretrained_convert(peft_model *m, const char *dir, const char *ada
     if (write_text_atomic(path, text))
         rc = peft_set_error(m->ctx, PEFT_EIO, "%s: cannot write: %s", path, strerror(errno));
     free(text);
+    if (rc == 0 && peft_dirsave_commit(&ds, err, sizeof err)) rc = peft_set_error(m->ctx, PEFT_EIO, "%s", err);
 out:
+    if (rc) peft_dirsave_abort(&ds);
     conv_out_free(&c, c.n);
     peft_state_dict_free(sd);
     peft_st_close(f);

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "core/io/cfg.h"
+#include "core/io/dirsave.h"
 #include "core/peft/internal.h"
 
 /* ---- state dicts ---- */
@@ -297,21 +298,35 @@ int peft_save_pretrained(peft_model *m, const char *dir, const char *const *sele
         if (!peft_find_adapter(m, selected[i]))
             return peft_set_error(m->ctx, PEFT_ENOTFOUND, "save_pretrained: no adapter named '%s'",
                                   selected[i]);
+    /* every file of the set goes to a staging dir swapped in at the end (core/io/dirsave.h): a
+     * reader or a kill never sees adapters of two saves side by side */
+    peft_dirsave ds;
+    char err[1024] = "";
+    if (peft_dirsave_begin(&ds, dir, err, sizeof err)) return peft_set_error(m->ctx, PEFT_EIO, "%s", err);
     for (int i = 0; i < m->n_adapters; i++) {
         peft_adapter *a = m->adapters[i];
         int pick = !selected;
         for (int j = 0; selected && j < n_selected; j++) pick |= strcmp(selected[j], a->name) == 0;
         if (!pick) continue;
-        char sub[4200];
+        char sub[4300];
         if (strcmp(a->name, "default") == 0)
-            snprintf(sub, sizeof sub, "%s", dir);
+            snprintf(sub, sizeof sub, "%s", ds.stage);
         else
-            snprintf(sub, sizeof sub, "%s/%s", dir, a->name);
+            snprintf(sub, sizeof sub, "%s/%s", ds.stage, a->name);
         int rc = save_one(m, a, sub);
-        if (rc) return rc;
+        if (rc) {
+            peft_dirsave_abort(&ds);
+            return rc;
+        }
     }
-    /* a mixed model: the manifest last, so that it never lists a folder not yet written */
-    return m->mixed ? peft_mixed_write_manifest(m, dir, selected, n_selected) : PEFT_OK;
+    /* a mixed model: the manifest lists the folders of this save */
+    int rc = m->mixed ? peft_mixed_write_manifest(m, ds.stage, selected, n_selected) : PEFT_OK;
+    if (rc) {
+        peft_dirsave_abort(&ds);
+        return rc;
+    }
+    if (peft_dirsave_commit(&ds, err, sizeof err)) return peft_set_error(m->ctx, PEFT_EIO, "%s", err);
+    return PEFT_OK;
 }
 
 /* ---- loading ---- */

@@ -8,7 +8,9 @@
 
 /* Writes dir/config.json (the loaded config, "torch_dtype" set to the dtype written) and
  * dir/model.safetensors (every parameter once under its Hugging Face name, tied weights once,
- * metadata {"format": "pt"}), each atomically; creates dir. dtype: PEFT_DTYPE_F32, _BF16 or
+ * metadata {"format": "pt"}), atomically as a set: both are written to "<dir>.tmp.<pid>",
+ * which then replaces dir in one swap (other files of dir are kept; leftovers of killed saves
+ * are removed); creates dir. dtype: PEFT_DTYPE_F32, _BF16 or
  * _F16 for every tensor (merged weights are f32 in memory). Meta (weight-free) models are
  * refused. 0, or -1 with err naming the path. */
 int peft_base_model_save(const peft_base_model *m, const char *dir, int32_t dtype, char *err,

@@ -80,7 +80,9 @@ peft_ctx *peft_model_ctx(peft_model *m); /* borrowed */
 
 /* ---- saving ---- */
 /* Writes adapter_config.json + adapter_model.safetensors to dir ("default") or dir/<name>
- * (other adapters), atomically. selected: NULL = every adapter. is_main_process == 0 writes
+ * (other adapters), atomically as a set: every file (and a mixed model's manifest) goes to
+ * "<dir>.tmp.<pid>", which replaces dir in one swap; other entries of dir are kept and
+ * leftovers of killed saves removed. selected: NULL = every adapter. is_main_process == 0 writes
  * nothing and succeeds (distributed runs). */
 int peft_save_pretrained(peft_model *m, const char *dir, const char *const *selected,
                          int n_selected, int is_main_process);
