@@ -221,6 +221,12 @@ typedef struct runner_opts {
                                      this optimizer update (0 = never) */
 } runner_opts;
 
+/* ---- one process per run directory (runner_lock.c) ---- */
+/* An exclusive flock on <dir>/.peft-run.lock, taken without waiting: 0 and *fd (keep it open
+ * while the run trains), or -1 with err naming the holder (pid, host, start time). */
+int runner_lock_run_dir(const char *dir, int *fd, char *err, size_t errlen);
+void runner_unlock_run_dir(int fd);
+
 #define RUNNER_STOPPED 1
 /* Runs every run of c not yet finished, then writes the batch summary; runs runner_check first
  * when it has not passed yet. 0, RUNNER_STOPPED when *opts->stop was set (resume by calling

@@ -211,6 +211,22 @@ static int run_one(batch_ctx *b, const runner_run *r, int read_only, runner_resu
         json_decref(config);
         return -1;
     }
+    int lock_fd; /* one process per run dir: a second peft run on it stops here, naming us */
+    if (runner_lock_run_dir(dir, &lock_fd, err, errlen)) {
+        json_decref(config);
+        return -1;
+    }
+    if (!o->fresh && runner_file_exists(results)) { /* the holder we waited for finished it */
+        runner_unlock_run_dir(lock_fd);
+        free(res->run);
+        free(res->methods);
+        res->run = res->methods = NULL;
+        int e = runner_read_results(results, config, res, err, errlen);
+        json_decref(config);
+        if (e) return -1;
+        logf_(o, "%s: finished earlier (%s), kept\n", r->name, results);
+        return RUN_KEPT;
+    }
 
     int rc = -1;
     peft_ctx *ctx = peft_ctx_new(r->seed);
@@ -354,6 +370,7 @@ static int run_one(batch_ctx *b, const runner_run *r, int read_only, runner_resu
           runner_metric_name(c->metric), res->final_metric, res->best_metric, (long long)res->best_step, adapter);
     rc = 0;
 out:
+    runner_unlock_run_dir(lock_fd);
     json_decref(config);
     free(s.perm);
     peft_graph_free(g);
