@@ -372,13 +372,16 @@ static void expect_config_error(const char *patch, const char *a, const char *b)
 
 START_TEST(test_llama_config_errors)
 {
-    expect_config_error("{\"rope_scaling\": {\"type\": \"linear\", \"factor\": 2.0}}", "rope_scaling",
-                        "linear");
+    expect_config_error("{\"rope_scaling\": {\"type\": \"yarn\", \"factor\": 2.0}}", "rope_scaling",
+                        "yarn");
+    expect_config_error("{\"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 8.0}}",
+                        "low_freq_factor", NULL);
+    expect_config_error("{\"rope_scaling\": {\"rope_type\": \"linear\"}}", "factor", NULL);
     expect_config_error("{\"num_attention_heads\": 5}", "hidden_size", "num_attention_heads");
     expect_config_error("{\"num_key_value_heads\": 3}", "num_key_value_heads", NULL);
     expect_config_error("{\"hidden_size\": null}", "missing field", "hidden_size");
     expect_config_error("{\"intermediate_size\": \"big\"}", "intermediate_size", "integer");
-    expect_config_error("{\"hidden_act\": \"gelu\"}", "hidden_act", "gelu");
+    expect_config_error("{\"hidden_act\": \"quick_gelu\"}", "hidden_act", "quick_gelu");
     expect_config_error("{\"architectures\": [\"LlamaForQuestionAnswering\"]}",
                         "LlamaForQuestionAnswering", "LlamaForSequenceClassification");
     expect_config_error("{\"head_dim\": 16}", "head_dim", NULL);

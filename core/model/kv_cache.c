@@ -237,6 +237,17 @@ peft_tensor *kv_cache_attend(peft_graph *g, peft_kv_cache *c, int layer, peft_te
                              peft_tensor *k, peft_tensor *v, int H, int Hkv, float scale,
                              int causal, peft_tensor *bias)
 {
+    const peft_attn_opts o = {.causal = causal, .bias = bias};
+    return kv_cache_attend_opt(g, c, layer, q, k, v, H, Hkv, scale, &o);
+}
+
+// q (B,Tn,H*D), k, v (B,Tn,W) new; cache (B,cap,W) per layer; opts->bias (H,Tn,S) or NULL
+//   -> out (B,Tn,H*D)
+peft_tensor *kv_cache_attend_opt(peft_graph *g, peft_kv_cache *c, int layer, peft_tensor *q,
+                                 peft_tensor *k, peft_tensor *v, int H, int Hkv, float scale,
+                                 const peft_attn_opts *opts)
+{
+    peft_tensor *bias = opts ? opts->bias : NULL;
     const int64_t B = c->B, Tn = c->Tn, W = c->W, cap = c->cap;
     if (!c->pending || layer < 0 || layer >= c->n_layers || !is3(k, B, Tn, W) || !is3(v, B, Tn, W) ||
         !q || q->ndim != 3 || q->shape[0] != B || q->shape[1] != Tn)
@@ -258,8 +269,9 @@ peft_tensor *kv_cache_attend(peft_graph *g, peft_kv_cache *c, int layer, peft_te
         peft_tensor *kb = view3(g, kc + (b * cap + start) * W, 1, S, W);
         peft_tensor *vb = view3(g, vc + (b * cap + start) * W, 1, S, W);
         if (!qb || !kb || !vb) return NULL;
-        peft_tensor *ob = op_attention_ex(g, qb, kb, vb, H, Hkv, scale, causal,
-                                          c->mask + b * cap + start, bias);
+        peft_attn_opts o = opts ? *opts : (peft_attn_opts){0};
+        o.key_mask = c->mask + b * cap + start; /* the window counts cache entries, as HF */
+        peft_tensor *ob = op_attention_opt(g, qb, kb, vb, H, Hkv, scale, &o);
         if (!ob) return NULL;
         memcpy(peft_f32(out) + b * Tn * HD, peft_f32(ob), (size_t)(Tn * HD) * 4);
     }

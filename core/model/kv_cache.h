@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "peft/graph.h"
+#include "peft/ops.h"
 
 typedef struct peft_kv_cache {
     int64_t B;                  /* batch rows (fixed at creation) */
@@ -76,6 +77,12 @@ int64_t kv_cache_keys(const peft_kv_cache *c, int layer);
 peft_tensor *kv_cache_attend(peft_graph *g, peft_kv_cache *c, int layer, peft_tensor *q,
                              peft_tensor *k, peft_tensor *v, int H, int Hkv, float scale,
                              int causal, peft_tensor *bias);
+/* kv_cache_attend with every attention option (peft/ops.h peft_attn_opts: causal, bias, sliding
+ * window, soft-capping; key_mask is the cache's). The window counts cache entries (prefix
+ * included), as transformers' cache positions do. */
+peft_tensor *kv_cache_attend_opt(peft_graph *g, peft_kv_cache *c, int layer, peft_tensor *q,
+                                 peft_tensor *k, peft_tensor *v, int H, int Hkv, float scale,
+                                 const peft_attn_opts *opts);
 /* Encoder-decoders, first forward: room for Te encoder positions of width Wc per layer and a
  * copy of the encoder key mask (B, Te) (NULL = all visible). 0, or -1 on OOM. */
 int kv_cache_begin_cross(peft_kv_cache *c, int64_t Te, int64_t Wc, const int32_t *enc_mask);

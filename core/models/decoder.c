@@ -296,15 +296,18 @@ int dec_layer_prefix(peft_base_model *m, peft_graph *g, const dec_seq *s, int la
 
 // q (B, Tq, H*D), k, v (B, Tq, Hkv*D) [+ prefix or cached past (B, S - Tq, Hkv*D)]
 //   -> (B, Tq, H*D)
-peft_tensor *dec_attention(peft_base_model *m, peft_graph *g, const dec_seq *s, int layer,
-                           peft_tensor *q, peft_tensor *k, peft_tensor *v, int H, int Hkv,
-                           float scale, const char *name, char *err, size_t errlen)
+peft_tensor *dec_attention_opt(peft_base_model *m, peft_graph *g, const dec_seq *s, int layer,
+                               peft_tensor *q, peft_tensor *k, peft_tensor *v, int H, int Hkv,
+                               float scale, int64_t window, float softcap, const char *name,
+                               char *err, size_t errlen)
 {
     peft_tensor *att;
+    peft_attn_opts o = {.causal = 1, .window = window, .softcap = softcap};
     if (!s->cache) {
         const int32_t *mask;
         if (dec_layer_prefix(m, g, s, layer, &k, &v, &mask, name, err, errlen)) return NULL;
-        att = op_attention_ex(g, q, k, v, H, Hkv, scale, 1, mask, NULL);
+        o.key_mask = mask;
+        att = op_attention_opt(g, q, k, v, H, Hkv, scale, &o);
     } else {
         if (s->Px) { /* first fill: the prefix becomes the cache's first Px entries */
             peft_tensor *pk, *pv;
@@ -316,12 +319,19 @@ peft_tensor *dec_attention(peft_base_model *m, peft_graph *g, const dec_seq *s, 
                 return NULL;
             }
         }
-        att = kv_cache_attend(g, s->cache, layer, q, k, v, H, Hkv, scale, 1, NULL);
+        att = kv_cache_attend_opt(g, s->cache, layer, q, k, v, H, Hkv, scale, &o);
     }
     if (!att)
         snprintf(err, errlen, "%s: forward failed: out of memory in the step arena (attention "
                  "of layer %d)", name, layer);
     return att;
+}
+
+peft_tensor *dec_attention(peft_base_model *m, peft_graph *g, const dec_seq *s, int layer,
+                           peft_tensor *q, peft_tensor *k, peft_tensor *v, int H, int Hkv,
+                           float scale, const char *name, char *err, size_t errlen)
+{
+    return dec_attention_opt(m, g, s, layer, q, k, v, H, Hkv, scale, 0, 0.0f, name, err, errlen);
 }
 
 // logits (B, Tq, V), labels (B, T) -> scalar

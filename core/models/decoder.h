@@ -84,6 +84,14 @@ peft_tensor *dec_attention(peft_base_model *m, peft_graph *g, const dec_seq *s, 
                            peft_tensor *q, peft_tensor *k, peft_tensor *v, int H, int Hkv,
                            float scale, const char *name, char *err, size_t errlen);
 
+/* dec_attention with a sliding window (window > 0: query at position p sees keys at positions
+ * > p - window, positions counting the prefix / cached entries, as transformers' cache
+ * positions) and soft-capped scores (softcap > 0: cap * tanh(score / cap) before the mask). */
+peft_tensor *dec_attention_opt(peft_base_model *m, peft_graph *g, const dec_seq *s, int layer,
+                               peft_tensor *q, peft_tensor *k, peft_tensor *v, int H, int Hkv,
+                               float scale, int64_t window, float softcap, const char *name,
+                               char *err, size_t errlen);
+
 /* Causal-LM loss: logits (B, Tq, V), labels (B, T) given Pp leading -100, shifted (row t
  * predicts label t+1), mean CE over labels != -100. NULL on OOM. */
 peft_tensor *dec_lm_loss(peft_graph *g, const dec_seq *s, peft_tensor *logits,

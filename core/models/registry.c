@@ -7,12 +7,22 @@ extern const peft_arch peft_arch_gpt2;
 extern const peft_arch peft_arch_bert;
 extern const peft_arch peft_arch_llama;
 extern const peft_arch peft_arch_t5;
+extern const peft_arch peft_arch_qwen2;
+extern const peft_arch peft_arch_mistral;
+extern const peft_arch peft_arch_gemma;
+extern const peft_arch peft_arch_gemma2;
+extern const peft_arch peft_arch_phi3;
 
 static const peft_arch *const ARCHS[] = {
     &peft_arch_gpt2,
     &peft_arch_bert,
     &peft_arch_llama,
     &peft_arch_t5,
+    &peft_arch_qwen2,
+    &peft_arch_mistral,
+    &peft_arch_gemma,
+    &peft_arch_gemma2,
+    &peft_arch_phi3,
 };
 
 #define N_ARCHS (sizeof ARCHS / sizeof ARCHS[0])

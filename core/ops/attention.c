@@ -1,5 +1,6 @@
 /* ops_attention.c — scaled dot-product attention with grouped-query heads, any scale, an
- * additive score bias (T5's relative positions), causal offset and key padding mask, and its
+ * additive score bias (T5's relative positions), causal offset, a sliding window (Mistral,
+ * Gemma2), tanh soft-capping of the scores (Gemma2) and key padding mask, and its
  * backward. Per (batch, head), QK^T and PV go through cblas_sgemm directly on the strided head
  * slices (lda = H*D for q, Hkv*D for k and v); the softmax probabilities are kept for the
  * backward when recording, else one (T, S) scratch is reused (inference memory). op_attention
@@ -15,6 +16,7 @@ typedef struct {
     const float *P; /* (B, H, T, S) softmax probabilities, 0 where masked */
     int64_t B, T, S, H, Hkv, D;
     float scale;
+    float softcap;  /* > 0: the scores were cap * tanh(scale q.k / cap) */
 } attn_ctx;
 
 // dout (B,T,H*D); q (B,T,H*D); k, v (B,S,Hkv*D); P (B,H,T,S)
@@ -32,10 +34,14 @@ static void attention_backward(peft_graph *g, void *p)
     float *dv = peft_grad_of(g, c->v);
     float *dbias = c->bias ? peft_grad_of(g, c->bias) : NULL;
     const float *q = peft_f32(c->q), *k = peft_f32(c->k), *v = peft_f32(c->v);
-    float *dS = NULL;
+    float *dS = NULL, *R = NULL;
     if (dq || dk || dbias) {
         dS = peft_arena_alloc(g->arena, (size_t)T * (size_t)S * sizeof(float) + 1);
         if (!dS) return;
+    }
+    if (c->softcap > 0.0f && (dq || dk)) {
+        R = peft_arena_alloc(g->arena, (size_t)T * (size_t)S * sizeof(float) + 1);
+        if (!R) return;
     }
     if (T == 0 || S == 0) return;
     for (int64_t b = 0; b < c->B; b++) {
@@ -67,6 +73,15 @@ static void attention_backward(peft_graph *g, void *p)
                 float *db = dbias + (size_t)(h * c->T * c->S);
                 for (size_t i = 0; i < (size_t)T * (size_t)S; i++) db[i] += dS[i];
             }
+            /* soft-capping: d(cap tanh(r / cap)) / dr = 1 - tanh^2, r = scale q.k recomputed */
+            if (c->softcap > 0.0f && (dq || dk)) {
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, S, D, c->scale, q + qo,
+                            HD, k + ko, KD, 0.0f, R, S);
+                for (size_t i = 0; i < (size_t)T * (size_t)S; i++) {
+                    const float th = tanhf(R[i] / c->softcap);
+                    dS[i] *= 1.0f - th * th;
+                }
+            }
             /* dq (T,D) += scale dS (T,S) K (S,D) */
             if (dq)
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, D, S, c->scale, dS, S,
@@ -79,12 +94,16 @@ static void attention_backward(peft_graph *g, void *p)
     }
 }
 
-// q (B,T,H*D), k (B,S,Hkv*D), v (B,S,Hkv*D), key_mask (B,S) or NULL, bias (H,T,S) or NULL
-//   -> out (B,T,H*D)
-peft_tensor *op_attention_ex(peft_graph *g, peft_tensor *q, peft_tensor *k, peft_tensor *v,
-                             int H, int Hkv, float scale, int causal, const int32_t *key_mask,
-                             peft_tensor *bias)
+// q (B,T,H*D), k (B,S,Hkv*D), v (B,S,Hkv*D); o->key_mask (B,S) or NULL, o->bias (H,T,S) or
+// NULL -> out (B,T,H*D)
+peft_tensor *op_attention_opt(peft_graph *g, peft_tensor *q, peft_tensor *k, peft_tensor *v,
+                              int H, int Hkv, float scale, const peft_attn_opts *o)
 {
+    const int causal = o ? o->causal : 0;
+    const int32_t *key_mask = o ? o->key_mask : NULL;
+    peft_tensor *bias = o ? o->bias : NULL;
+    const int64_t window = o && o->window > 0 ? o->window : 0;
+    const float softcap = o && o->softcap > 0.0f ? o->softcap : 0.0f;
     if (!q || !k || !v || H <= 0 || Hkv <= 0 || H % Hkv || q->ndim != 3 || k->ndim != 3 ||
         v->ndim != 3 || q->dtype != PEFT_DTYPE_F32 || k->dtype != PEFT_DTYPE_F32 ||
         v->dtype != PEFT_DTYPE_F32)
@@ -120,20 +139,26 @@ peft_tensor *op_attention_ex(peft_graph *g, peft_tensor *q, peft_tensor *k, peft
             if (T > 0 && S > 0)
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)S, (int)D,
                             scale, qd + qo, (int)HD, kd + ko, (int)KD, 0.0f, P, (int)S);
-            /* (+ bias) masked softmax per query row */
+            /* (soft-capped, + bias) masked softmax per query row */
             for (int64_t t = 0; t < T; t++) {
                 float *pr = P + t * S;
                 int64_t lim = causal ? t + off : S - 1; /* last visible key */
                 if (lim > S - 1) lim = S - 1;
+                /* first visible key: the window keeps keys s > t + off - window (HF's cache
+                 * positions: the query sits at t + off) */
+                int64_t lo = window ? t + off - window + 1 : 0;
+                if (lo < 0) lo = 0;
+                if (softcap > 0.0f)
+                    for (int64_t s = lo; s <= lim; s++) pr[s] = tanhf(pr[s] / softcap) * softcap;
                 if (bh) {
                     const float *br = bh + t * S;
-                    for (int64_t s = 0; s <= lim; s++) pr[s] += br[s];
+                    for (int64_t s = lo; s <= lim; s++) pr[s] += br[s];
                 }
                 /* the row maximum over visible keys; a NaN score makes it NaN (as torch.max),
                  * so the whole row turns NaN as PyTorch's softmax does, never "no key" */
                 float mx = -INFINITY;
                 int visible = 0;
-                for (int64_t s = 0; s <= lim; s++)
+                for (int64_t s = lo; s <= lim; s++)
                     if (!km || km[s]) {
                         visible = 1;
                         if (pr[s] > mx || isnan(pr[s])) mx = isnan(mx) ? mx : pr[s];
@@ -144,7 +169,7 @@ peft_tensor *op_attention_ex(peft_graph *g, peft_tensor *q, peft_tensor *k, peft
                 }
                 float sum = 0.0f;
                 for (int64_t s = 0; s < S; s++) {
-                    if (s <= lim && (!km || km[s])) {
+                    if (s >= lo && s <= lim && (!km || km[s])) {
                         pr[s] = expf(pr[s] - mx);
                         sum += pr[s];
                     } else {
@@ -152,7 +177,7 @@ peft_tensor *op_attention_ex(peft_graph *g, peft_tensor *q, peft_tensor *k, peft
                     }
                 }
                 const float inv = 1.0f / sum;
-                for (int64_t s = 0; s <= lim; s++) pr[s] *= inv;
+                for (int64_t s = lo; s <= lim; s++) pr[s] *= inv;
             }
             /* out (T,D) = P (T,S) V (S,D) */
             if (T > 0) {
@@ -172,8 +197,19 @@ peft_tensor *op_attention_ex(peft_graph *g, peft_tensor *q, peft_tensor *k, peft
         c->q = q; c->k = k; c->v = v; c->bias = bias; c->out = out; c->P = Pall;
         peft_tape_output(g, c->out);
         c->B = B; c->T = T; c->S = S; c->H = H; c->Hkv = Hkv; c->D = D; c->scale = scale;
+        c->softcap = softcap;
     }
     return out;
+}
+
+// q (B,T,H*D), k (B,S,Hkv*D), v (B,S,Hkv*D), key_mask (B,S) or NULL, bias (H,T,S) or NULL
+//   -> out (B,T,H*D)
+peft_tensor *op_attention_ex(peft_graph *g, peft_tensor *q, peft_tensor *k, peft_tensor *v,
+                             int H, int Hkv, float scale, int causal, const int32_t *key_mask,
+                             peft_tensor *bias)
+{
+    const peft_attn_opts o = {.causal = causal, .key_mask = key_mask, .bias = bias};
+    return op_attention_opt(g, q, k, v, H, Hkv, scale, &o);
 }
 
 // q (B,T,H*D), k (B,S,H*D), v (B,S,H*D), key_mask (B,S) or NULL -> out (B,T,H*D)

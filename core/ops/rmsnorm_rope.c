@@ -53,8 +53,9 @@ static void rmsnorm_backward(peft_graph *g, void *p)
     }
 }
 
-// x (N, C), w (C) -> y (N, C) = w * (x * rsqrt(mean(x^2) + eps)), per row
-peft_tensor *op_rmsnorm(peft_graph *g, peft_tensor *x, peft_tensor *w, float eps)
+// x (N, C), w (C) -> y (N, C) = (offset + w) * (x * rsqrt(mean(x^2) + eps)), per row
+peft_tensor *op_rmsnorm_offset(peft_graph *g, peft_tensor *x, peft_tensor *w, float eps,
+                               float offset)
 {
     if (!x || !w || x->ndim < 1 || x->dtype != PEFT_DTYPE_F32) return NULL;
     const int64_t C = x->shape[x->ndim - 1];
@@ -64,6 +65,12 @@ peft_tensor *op_rmsnorm(peft_graph *g, peft_tensor *x, peft_tensor *w, float eps
     peft_tensor *rs = peft_graph_tensor_raw(g, PEFT_DTYPE_F32, 1, (int64_t[]){N});
     const float *wf = as_f32(g, w);
     if (!y || !rs || !wf) return NULL;
+    if (offset != 0.0f) { /* Gemma: (1.0 + weight.float()) in f32 */
+        float *wo = peft_arena_alloc(g->arena, (size_t)C * sizeof(float));
+        if (!wo) return NULL;
+        for (int64_t j = 0; j < C; j++) wo[j] = offset + wf[j];
+        wf = wo;
+    }
     const float *xd = peft_f32(x);
     float *yd = peft_f32(y), *rstd = peft_f32(rs);
     for (int64_t n = 0; n < N; n++) {
@@ -85,6 +92,12 @@ peft_tensor *op_rmsnorm(peft_graph *g, peft_tensor *x, peft_tensor *w, float eps
         c->rstd = rstd; c->N = N; c->C = C;
     }
     return y;
+}
+
+// x (N, C), w (C) -> y (N, C) = w * (x * rsqrt(mean(x^2) + eps)), per row
+peft_tensor *op_rmsnorm(peft_graph *g, peft_tensor *x, peft_tensor *w, float eps)
+{
+    return op_rmsnorm_offset(g, x, w, eps, 0.0f);
 }
 
 /* ---- rope ----------------------------------------------------------------------------------- */
@@ -129,11 +142,12 @@ static void rope_backward(peft_graph *g, void *p)
     }
 }
 
-// x (B,T,H*D), pos (B,T) or NULL -> y (B,T,H*D)
-peft_tensor *op_rope(peft_graph *g, peft_tensor *x, int H, const int32_t *pos, float theta)
+// x (B,T,H*D), pos (B,T) or NULL, inv_freq (D/2) -> y (B,T,H*D)
+peft_tensor *op_rope_freqs(peft_graph *g, peft_tensor *x, int H, const int32_t *pos,
+                           const float *inv_freq)
 {
     if (!x || x->ndim != 3 || x->dtype != PEFT_DTYPE_F32 || H <= 0 || x->shape[2] % H ||
-        !(theta > 0.0f))
+        !inv_freq)
         return NULL;
     const int64_t B = x->shape[0], T = x->shape[1], HD = x->shape[2], D = HD / H;
     if (D % 2) return NULL;
@@ -142,12 +156,11 @@ peft_tensor *op_rope(peft_graph *g, peft_tensor *x, int H, const int32_t *pos, f
     peft_tensor *cst = peft_graph_tensor_raw(g, PEFT_DTYPE_F32, 1, (int64_t[]){2 * R * h2 + 1});
     if (!y || !cst) return NULL;
     float *cs = peft_f32(cst), *sn = cs + R * h2;
-    /* inv_freq[i] = 1 / theta^((2i) / D) in f32, angle = inv_freq * p (transformers' f32) */
+    /* angle = inv_freq * p in f32 (transformers' f32 product) */
     for (int64_t r = 0; r < R; r++) {
         const float pp = pos ? (float)pos[r] : (float)r;
         for (int64_t i = 0; i < h2; i++) {
-            const float inv = 1.0f / powf(theta, (float)(2 * i) / (float)D);
-            const float ang = inv * pp;
+            const float ang = inv_freq[i] * pp;
             cs[r * h2 + i] = cosf(ang);
             sn[r * h2 + i] = sinf(ang);
         }
@@ -167,4 +180,17 @@ peft_tensor *op_rope(peft_graph *g, peft_tensor *x, int H, const int32_t *pos, f
         c->B = B; c->T = T; c->H = H; c->D = D; c->R = R;
     }
     return y;
+}
+
+// x (B,T,H*D), pos (B,T) or NULL -> y (B,T,H*D)
+peft_tensor *op_rope(peft_graph *g, peft_tensor *x, int H, const int32_t *pos, float theta)
+{
+    if (!x || x->ndim != 3 || H <= 0 || x->shape[2] % H || !(theta > 0.0f)) return NULL;
+    const int64_t D = x->shape[2] / H;
+    if (D % 2) return NULL;
+    float *inv = peft_arena_alloc(g->arena, (size_t)(D / 2 + 1) * sizeof(float));
+    if (!inv) return NULL;
+    /* inv_freq[i] = 1 / theta^((2i) / D) in f32 (transformers' default RoPE) */
+    for (int64_t i = 0; i < D / 2; i++) inv[i] = 1.0f / powf(theta, (float)(2 * i) / (float)D);
+    return op_rope_freqs(g, x, H, pos, inv);
 }

@@ -233,6 +233,11 @@ int peft_prompt_inject(peft_model *m, peft_adapter *a)
                               "%s is a prompt-learning method and the %s architecture has no "
                               "prompt-learning hooks yet",
                               a->vt->peft_type, mt);
+    if (a->vt->prefix_kv && b->no_past_key_values)
+        return peft_set_error(m->ctx, PEFT_EINVAL,
+                              "adapter '%s': %s gives every attention layer past keys/values and "
+                              "the %s model takes none: %s",
+                              a->name, a->vt->peft_type, mt, b->no_past_key_values);
     peft_prompt_info info = {
         .struct_size = sizeof info,
         .model_type = mt,

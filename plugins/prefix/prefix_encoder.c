@@ -49,9 +49,12 @@ static int check_model(const peft_prompt_info *info, int64_t L, int64_t H, int64
     }
     if (W != (int64_t)info->n_kv_heads * info->head_dim) {
         peft_pu_errf(err, errlen, "prefix tuning: field 'token_dim' is %lld but the %s model's "
-                     "keys and values are %d wide per token (%d heads x %d)", (long long)W, mt,
+                     "keys and values are %d wide per token (%d heads x %d): token_dim / "
+                     "num_attention_heads must be the head size %d (a model whose head_dim is not "
+                     "hidden_size / num_attention_heads needs token_dim = num_attention_heads x "
+                     "head_dim, as in PEFT 0.13.2)", (long long)W, mt,
                      (int)(info->n_kv_heads * info->head_dim), (int)info->n_kv_heads,
-                     (int)info->head_dim);
+                     (int)info->head_dim, (int)info->head_dim);
         return -1;
     }
     if (nts != (info->is_encoder_decoder ? 2 : 1)) {
@@ -73,9 +76,13 @@ void *prefix_init(const void *parsed, peft_cfg *cfg, const peft_prompt_info *inf
     int64_t L = cfg_int_or(cfg, "num_layers", 0), W = cfg_int_or(cfg, "token_dim", 0);
     int64_t H = cfg_int_or(cfg, "num_attention_heads", 0);
     const int64_t nts = cfg_int_or(cfg, "num_transformer_submodules", 0);
-    /* grouped-query attention (PEFT #1901): the prefix has the key/value heads' width */
-    const int gqa = info->head_dim > 0 &&
-                    (int64_t)info->n_kv_heads * info->head_dim != info->hidden_size;
+    /* grouped-query attention (PEFT #1901, _prepare_prompt_learning_config): a model with
+     * num_key_value_heads gets token_dim // num_attention_heads * num_key_value_heads and
+     * num_attention_heads = num_key_value_heads, whatever its head_dim (for Gemma's head_dim !=
+     * hidden / heads, only token_dim = heads * head_dim then fits, as in PEFT). The host does
+     * not say whether config.json has num_key_value_heads; a model with fewer key/value heads
+     * than num_attention_heads has (GPT-2, BERT, T5 have as many and get no rewrite). */
+    const int gqa = info->n_kv_heads > 0 && H > info->n_kv_heads;
     if (gqa && H > 0) {
         W = W / H * info->n_kv_heads;
         H = info->n_kv_heads;

@@ -181,6 +181,9 @@ struct peft_base_model {
     int gradient_checkpointing; /* per block: activations recomputed in backward */
     int embed_outputs_require_grad; /* enable_input_require_grads */
     int chunked_loss;         /* causal-LM training loss over row chunks, never the full logits */
+    /* set by build when the architecture takes no past keys/values (so no prefix tuning): why,
+     * for the error (static string); NULL = it takes them */
+    const char *no_past_key_values;
 };
 
 /* How to load (transformers' from_pretrained arguments). Zero-initialise; NULL strings keep

@@ -51,12 +51,40 @@ peft_tensor *op_cross_entropy(peft_graph *g, peft_tensor *logits, const int32_t 
 peft_tensor *op_attention_ex(peft_graph *g, peft_tensor *q, peft_tensor *k, peft_tensor *v,
                              int H, int Hkv, float scale, int causal, const int32_t *key_mask,
                              peft_tensor *bias);
+/* attention options for op_attention_opt (zero = none):
+ *   causal, key_mask as op_attention; bias (H, T, S) added to the scores (after soft-capping);
+ *   window > 0: a sliding window, query t (at key position t + S - T) sees keys s with
+ *     t + S - T - window < s (Mistral, Gemma2's sliding layers, as transformers' eager masks);
+ *   softcap > 0: scores become softcap * tanh(scores / softcap) before the bias and the mask
+ *     (Gemma2's attn_logit_softcapping). */
+typedef struct peft_attn_opts {
+    int causal;
+    const int32_t *key_mask;
+    peft_tensor *bias;
+    int64_t window;
+    float softcap;
+} peft_attn_opts;
+/* op_attention_ex with every option: q (B, T, H*D), k and v (B, S, Hkv*D) -> (B, T, H*D);
+ * o NULL = no options. Gradients to q, k, v and bias as needed. */
+peft_tensor *op_attention_opt(peft_graph *g, peft_tensor *q, peft_tensor *k, peft_tensor *v,
+                              int H, int Hkv, float scale, const peft_attn_opts *o);
 /* x (..., C), w (C) -> w * x / sqrt(mean(x^2) + eps)  (LLaMA RMSNorm, T5 LayerNorm) */
 peft_tensor *op_rmsnorm(peft_graph *g, peft_tensor *x, peft_tensor *w, float eps);
 /* rotary position embedding, HF's rotate_half convention, on x (B, T, H*D) with D even:
  * for position p = pos[b*T + t] (i32 (B, T), or NULL = t) and i < D/2,
  * angle = p * theta^(-2i/D); (x_i, x_{i+D/2}) -> (x_i cos - x_{i+D/2} sin, x_{i+D/2} cos + x_i sin) */
 peft_tensor *op_rope(peft_graph *g, peft_tensor *x, int H, const int32_t *pos, float theta);
+/* RMS norm with the weight offset by `offset` (f32): (x / sqrt(mean(x^2) + eps)) * (offset + w);
+ * offset 1 is Gemma's (1 + w) norm, offset 0 is op_rmsnorm */
+peft_tensor *op_rmsnorm_offset(peft_graph *g, peft_tensor *x, peft_tensor *w, float eps,
+                               float offset);
+/* op_rope with the D/2 inverse frequencies given (RoPE scaling: linear, dynamic, llama3):
+ * angle = p * inv_freq[i] in f32. inv_freq is read during the call only. */
+peft_tensor *op_rope_freqs(peft_graph *g, peft_tensor *x, int H, const int32_t *pos,
+                           const float *inv_freq);
+/* soft-capping: x (any shape) -> cap * tanh(x / cap), in that order in f32 (Gemma2's
+ * final_logit_softcapping); cap > 0 */
+peft_tensor *op_softcap(peft_graph *g, peft_tensor *x, float cap);
 /* elementwise */
 peft_tensor *op_mul(peft_graph *g, peft_tensor *a, peft_tensor *b); /* same numel */
 peft_tensor *op_silu(peft_graph *g, peft_tensor *x);                /* x * sigmoid(x) */
