@@ -15,7 +15,13 @@
 #include "sdk/conformance/conformance.h"
 #include "testutil.h"
 
-static const char *const PLUGINS[] = {"lora", "loha", "ia3", "prefix", "prompt", "lokr", "oft", "hra"};
+static const char *const PLUGINS[] = {"lora",  "loha", "ia3", "prefix",   "prompt",
+                                      "lokr",  "oft",  "hra", "fourierft"};
+/* Built-in models only for these: PEFT's default FourierFT (a N(0, 1) spectrum of 1000 entries,
+ * scaling 150) gives PEFT's 32-wide fixture T5 a delta ~100x its weights, and the objective is
+ * then too curved for finite differences (LoRA with lora_alpha 3000 fails there the same way);
+ * its PEFT fixture cases run in tests/test_fourierft.c. */
+static int builtin_only(const char *plugin) { return !strcmp(plugin, "fourierft"); }
 #define N_PLUGINS (int)(sizeof PLUGINS / sizeof PLUGINS[0])
 
 typedef struct failures {
@@ -42,7 +48,8 @@ START_TEST(plugin_passes_the_table)
     env.plugin = plugin;
     env.timeout = 120;
     env.self_exe = tu_build("peft");
-    ck_assert_msg(pc_fixture_models(&env, tu_fixture(""), msg, sizeof msg) == 0, "%s", msg);
+    if (!builtin_only(PLUGINS[_i]))
+        ck_assert_msg(pc_fixture_models(&env, tu_fixture(""), msg, sizeof msg) == 0, "%s", msg);
     char *tmp = tu_tmpdir();
     ck_assert_msg(pc_builtin_models(&env, tmp, NULL, msg, sizeof msg) == 0, "%s", msg);
     failures f = {.off = 0};
