@@ -35,6 +35,15 @@ FIXPLUG_SO = $(FIXPLUG_SRC:tests/plugins/%.c=$(BUILD)/tests/plugins/%.so)
 BENCH_SRC  = $(wildcard bench/*.c)
 BENCH_BIN  = $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
+# libpeft.so is a symlink to libpeft.so.$(SOVERSION), the file named by its SONAME; the number
+# changes only when the ABI breaks (peft.h: PEFT_VERSION is the release, peft_libversion() the
+# library's at run time)
+SOVERSION  = 1
+SONAME     = libpeft.so.$(SOVERSION)
+# the same objects as libpeft.so, static: for the suites that test the core's insides (they
+# include core/ headers, which libpeft.so does not export: README, "The C API")
+CORE_LIB   = $(BUILD)/libpeft_core.a
+
 # what an application links: libpeft, the tokenizers, the runner (static, part of the command);
 # the conformance table (sdk/conformance/) is linked by the command and the test suites
 TOK_LIB    = $(BUILD)/libpeft_tokenizers.a
@@ -47,7 +56,7 @@ PLUGIN_BUILD_DIR  = $(abspath $(BUILD)/plugins)
 PLUGIN_INSTALL_DIR = $(PREFIX)/lib/libpeft/plugins
 CPPFLAGS += -DPEFT_PLUGIN_BUILD_DIR=\"$(PLUGIN_BUILD_DIR)\" -DPEFT_PLUGIN_INSTALL_DIR=\"$(PLUGIN_INSTALL_DIR)\"
 
-.PHONY: all deps check asan valgrind bench run clean layers
+.PHONY: all deps check asan valgrind bench run clean layers exports
 all: deps-ok $(BUILD)/libpeft.so $(PLUGIN_SO) $(BUILD)/peft
 
 # ---- dependencies -------------------------------------------------------------------------
@@ -64,8 +73,17 @@ $(BUILD)/obj/%.o: %.c | deps-ok
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
-$(BUILD)/libpeft.so: $(CORE_OBJ)
-	$(CC) -shared -o $@ $^ $(DEPLIBS)
+# the core exports only what a public header declares with PEFT_API (peft/export.h)
+$(CORE_OBJ): CFLAGS += -fvisibility=hidden
+$(BUILD)/$(SONAME): $(CORE_OBJ)
+	$(CC) -shared -Wl,-soname,$(SONAME) -o $@ $^ $(DEPLIBS)
+
+$(BUILD)/libpeft.so: $(BUILD)/$(SONAME)
+	ln -sf $(SONAME) $@
+
+$(CORE_LIB): $(CORE_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
 
 $(TOK_LIB): $(TOK_OBJ)
 	@rm -f $@
@@ -93,6 +111,10 @@ $(BUILD)/peft: $(CLI_OBJ) $(CONF_LIB) $(RUNNER_LIB) $(TOK_LIB) $(BUILD)/libpeft.
 layers:
 	@./scripts/check-layers.sh
 
+# exported symbols == the PEFT_API declarations of the public headers, both ways
+exports: $(BUILD)/libpeft.so
+	@./scripts/check-exports.sh $(BUILD)/libpeft.so sdk/include
+
 # ---- tests ----------------------------------------------------------------------------------
 $(BUILD)/tests/plugins/%.so: tests/plugins/%.c tests/plugins/*.h sdk/include/peft/*.h
 	@mkdir -p $(dir $@)
@@ -101,10 +123,15 @@ $(BUILD)/tests/plugins/%.so: tests/plugins/%.c tests/plugins/*.h sdk/include/pef
 # the test helpers are compiled once (their objects), not once per suite
 .SECONDARY: $(TEST_UTIL_OBJ)
 $(BUILD)/obj/tests/util/%.o: CPPFLAGS += -Itests
-$(BUILD)/tests/%: tests/%.c $(TEST_UTIL_OBJ) $(CONF_LIB) $(RUNNER_LIB) $(TOK_LIB) $(BUILD)/libpeft.so
+# A suite links libpeft.so and so sees only the public API, as an application does; a suite
+# that includes a core/ header tests the insides and links the same objects statically.
+TEST_CORE = -L$(BUILD) -lpeft
+INTERNAL_TESTS = $(patsubst tests/%.c,$(BUILD)/tests/%,$(shell grep -l '^\#include "core/' $(TEST_SRC)))
+$(INTERNAL_TESTS): TEST_CORE = $(CORE_LIB)
+$(BUILD)/tests/%: tests/%.c $(TEST_UTIL_OBJ) $(CONF_LIB) $(RUNNER_LIB) $(TOK_LIB) $(BUILD)/libpeft.so $(CORE_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) -MMD -MP -o $@ $< $(TEST_UTIL_OBJ) $(CONF_LIB) $(APP_LIBS) \
-	  -Wl,-rpath,'$$ORIGIN/..' $(CHECK_LIBS) $(DEPLIBS)
+	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) -MMD -MP -o $@ $< $(TEST_UTIL_OBJ) $(CONF_LIB) $(RUNNER_LIB) $(TOK_LIB) \
+	  $(TEST_CORE) -Wl,-rpath,'$$ORIGIN/..' $(CHECK_LIBS) $(DEPLIBS)
 
 # The PEFT reference fixtures live in the repository (tests/fixtures/, copied from the Python
 # PEFT 0.13.2 runs): a plain clone runs every test.
@@ -112,7 +139,7 @@ FIXTURES ?= $(abspath tests/fixtures)
 TEST_ENV = PEFT_FIXTURES=$(FIXTURES) PEFT_BUILD=$(abspath $(BUILD))
 # Suites run in parallel (one log each under $(BUILD)/tests/logs), then one summary.
 TEST_LOG = $(TEST_BIN:$(BUILD)/tests/%=$(BUILD)/tests/logs/%.log)
-check: all layers $(TEST_BIN) $(FIXPLUG_SO)
+check: all layers exports $(TEST_BIN) $(FIXPLUG_SO)
 	@rm -rf $(BUILD)/tests/logs
 	@$(MAKE) --no-print-directory -j$(NPROC) -k $(TEST_LOG) >/dev/null 2>&1 || true
 	@./scripts/run-tests.sh --summary $(BUILD)/tests/logs $(TEST_BIN)

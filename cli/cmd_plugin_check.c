@@ -14,7 +14,6 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "core/tuner/registry.h"
 #include "peft/warn.h"
 #include "sdk/conformance/conformance.h"
 
@@ -196,7 +195,7 @@ int cmd_plugin_check(int argc, char **argv)
 
     if (inner) { /* one check, in this process (the valgrind run) */
         char err[2048];
-        env.vt = peft_registry_load_file(env.plugin, err, sizeof err);
+        env.vt = pc_plugin_load(env.plugin, err, sizeof err);
         if (!env.vt) return cli_fail("%s", err);
         pc_check_fn fn = pc_check_named(inner);
         int st = fn && fn != pc_check_valgrind

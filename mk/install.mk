@@ -1,5 +1,6 @@
 # install.mk — `make install [PREFIX=/usr/local] [DESTDIR=]`: the SDK and application headers
-# to $(PREFIX)/include/peft/, build/libpeft.so to $(PREFIX)/lib, the built-in plugins to
+# to $(PREFIX)/include/peft/, build/libpeft.so.1 (its SONAME) and the libpeft.so symlink to
+# $(PREFIX)/lib, the built-in plugins to
 # $(PREFIX)/lib/libpeft/plugins (the loader's compiled-in install dir), the peft command to
 # $(PREFIX)/bin, and $(PREFIX)/lib/pkgconfig/libpeft.pc, so that a plugin builds out of tree with
 #     cc -shared -fPIC $(pkg-config --cflags libpeft) my.c -o my.so
@@ -49,7 +50,8 @@ install: all $(BUILD)/install/peft $(BUILD)/install/libpeft.pc
 	$(INSTALL) -d $(DESTDIR)$(INCLUDEDIR)/peft $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR) \
 	  $(DESTDIR)$(PLUGIN_INSTALL_DIR) $(DESTDIR)$(BINDIR)
 	$(INSTALL) -m 644 $(SDK_HEADERS) $(DESTDIR)$(INCLUDEDIR)/peft/
-	$(INSTALL) -m 755 $(BUILD)/libpeft.so $(DESTDIR)$(LIBDIR)/libpeft.so
+	$(INSTALL) -m 755 $(BUILD)/$(SONAME) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libpeft.so
 	$(INSTALL) -m 644 $(TOK_LIB) $(DESTDIR)$(LIBDIR)/
 	$(INSTALL) -m 755 $(PLUGIN_SO) $(DESTDIR)$(PLUGIN_INSTALL_DIR)/
 	$(INSTALL) -m 755 $(BUILD)/install/peft $(DESTDIR)$(BINDIR)/peft

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "peft/tokenizer.h"
-#include "core/tuner/registry.h"
+#include "peft/registry.h"
 #include "runner/runner.h"
 
 /* plugin names found on the search path, for suggestions */
@@ -52,8 +52,12 @@ static const runner_node *field_node(const runner_node *ad, const char *key, con
 static int check_plugin(const runner_config *c, const runner_adapter *a,
                         const peft_tuner_vtable **vt_out, char *err, size_t errlen)
 {
-    char perr[1024];
-    const peft_tuner_vtable *vt = peft_registry_get(a->method, perr, sizeof perr);
+    char perr[1024] = "";
+    const peft_tuner_vtable *vt = NULL;
+    peft_ctx *pctx = peft_ctx_new(0);
+    if (!pctx || peft_plugin_get(pctx, a->method, &vt))
+        snprintf(perr, sizeof perr, "%s", pctx ? peft_errmsg(pctx) : "out of memory");
+    peft_ctx_free(pctx);
     const runner_node *mn = field_node(a->node, "method", a->method);
     if (!vt) {
         char names[64][64];

@@ -17,6 +17,16 @@ peft="$root$prefix/bin/peft"
 fail=0; failed=""
 note_fail() { fail=$((fail+1)); failed="$failed $1"; echo "sdk-check: FAILED: $1"; }
 
+# 0. the installed library: libpeft.so -> its SONAME, exports == the installed headers' API
+lib="$root$prefix/lib/libpeft.so"
+soname=$(objdump -p "$lib" 2>/dev/null | awk '$1 == "SONAME" {print $2}')
+if [ -L "$lib" ] && [ -f "$root$prefix/lib/$soname" ] && [ "$(readlink "$lib")" = "$soname" ]; then
+  echo "installed: libpeft.so -> $soname"
+else
+  note_fail "libpeft.so is not a symlink to its SONAME ($soname)"
+fi
+./scripts/check-exports.sh "$lib" "$root$prefix/include" || note_fail "exports of the installed library"
+
 # 1. out-of-tree builds, pkg-config only
 mkdir -p "$stage/src"
 cp -r sdk/template "$stage/src/template"

@@ -9,8 +9,8 @@
  * A plugin is never dlclose'd while the process runs (adapters may still point into it).
  * The registry is process-wide and guarded by a mutex.
  */
-#ifndef PEFT_REGISTRY_H
-#define PEFT_REGISTRY_H
+#ifndef CORE_TUNER_REGISTRY_H
+#define CORE_TUNER_REGISTRY_H
 
 #include <stddef.h>
 #include "peft/plugin.h"

@@ -12,7 +12,6 @@
 
 #include "peft/tokenizer.h"
 #include "conformance.h"
-#include "core/tuner/registry.h"
 
 static int has_key(const peft_tuner_vtable *vt, const char *key)
 {
@@ -25,7 +24,7 @@ int pc_check_abi(const pc_env *env, const pc_model *model, char *msg, size_t len
 {
     (void)model;
     char err[2048];
-    const peft_tuner_vtable *vt = peft_registry_load_file(env->plugin, err, sizeof err);
+    const peft_tuner_vtable *vt = pc_plugin_load(env->plugin, err, sizeof err);
     if (!vt) return pc_msg(msg, len, PC_FAIL, "%s", err);
     char caps[128] = "";
     if (vt->caps & PEFT_CAP_MERGEABLE) strcat(caps, " mergeable");

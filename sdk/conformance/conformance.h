@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include "peft/peft.h"
 #include "peft/inputs.h"
+#include "peft/registry.h"
 
 #define PC_PASS 0
 #define PC_FAIL 1
@@ -56,6 +57,9 @@ typedef void (*pc_report_fn)(int status, const char *check, const pc_model *mode
 int pc_table_run(pc_env *env, const char *only, pc_report_fn report, void *ud);
 /* the check called name, or NULL */
 pc_check_fn pc_check_named(const char *name);
+/* a plugin from a .so path (peft_plugin_load_file), borrowed for the process; NULL with the
+ * registry's message in err */
+const peft_tuner_vtable *pc_plugin_load(const char *path, char *err, size_t errlen);
 
 /* ---- models.c ---- */
 /* the built-in tiny architectures ("gpt2", "llama", "bert", "t5"), NULL-terminated, static */

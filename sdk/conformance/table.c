@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "conformance.h"
-#include "core/tuner/registry.h"
+#include "peft/registry.h"
 
 typedef struct check {
     const char *name;
@@ -51,7 +51,7 @@ int pc_table_run(pc_env *env, const char *only, pc_report_fn report, void *ud)
     int st = pc_run(env, NULL, pc_check_abi, 1, msg, sizeof msg);
     REPORT(st, "abi", NULL, msg);
     if (st == PC_PASS) { /* it loaded cleanly in a child: load it here for its table */
-        env->vt = peft_registry_load_file(env->plugin, err, sizeof err);
+        env->vt = pc_plugin_load(env->plugin, err, sizeof err);
         if (!env->vt) REPORT(PC_FAIL, "abi", NULL, err);
     }
     /* a failed inject (even a crash) does not stop the others: each check reports for itself */
@@ -90,4 +90,14 @@ int pc_table_run(pc_env *env, const char *only, pc_report_fn report, void *ud)
     env->counts[1] = counts[1];
     env->counts[2] = counts[2];
     return counts[PC_FAIL] ? 1 : 0;
+}
+
+const peft_tuner_vtable *pc_plugin_load(const char *path, char *err, size_t errlen)
+{
+    const peft_tuner_vtable *vt = NULL;
+    peft_ctx *ctx = peft_ctx_new(0);
+    if (!ctx || peft_plugin_load_file(ctx, path, &vt))
+        snprintf(err, errlen, "%s", ctx ? peft_errmsg(ctx) : "out of memory");
+    peft_ctx_free(ctx);
+    return vt;
 }

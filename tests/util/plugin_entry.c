@@ -5,13 +5,13 @@
 #include <check.h>
 #include <dlfcn.h>
 
-#include "core/tuner/registry.h"
+#include "peft/registry.h"
 
 peft_plugin_init_fn tu_plugin_entry(const char *name, const peft_tuner_vtable **vt, void **so)
 {
-    char err[512] = "";
-    *vt = peft_registry_get(name, err, sizeof err);
-    ck_assert_msg(*vt, "%s", err);
+    peft_ctx *ctx = peft_ctx_new(0);
+    ck_assert_msg(peft_plugin_get(ctx, name, vt) == PEFT_OK, "%s", peft_errmsg(ctx));
+    peft_ctx_free(ctx);
     Dl_info info;
     ck_assert(dladdr(*vt, &info) && info.dli_fname);
     *so = dlopen(info.dli_fname, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);

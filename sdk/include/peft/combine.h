@@ -29,7 +29,13 @@
 #ifndef PEFT_COMBINE_H
 #define PEFT_COMBINE_H
 
+#include "peft/export.h"
+
 #include "peft/peft.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 typedef struct peft_combine_opts {
     const char *combination_type;     /* "svd" (PEFT's default), "linear", "cat", "ties",
@@ -45,13 +51,16 @@ typedef struct peft_combine_opts {
 
 /* PEFT's defaults: combination_type "svd", svd_rank 0, svd_clamp NaN, svd_full_matrices 1,
  * density NaN, majority_sign_method "total". */
-void peft_combine_opts_init(peft_combine_opts *o);
+PEFT_API void peft_combine_opts_init(peft_combine_opts *o);
 
 /* Adds adapter `adapter_name` = the combination of adapters[0..n) weighted by weights[0..n)
  * (borrowed arrays; opts NULL = defaults). DARE's random masks come from the context's seeded
  * RNG. On failure nothing is added. PEFT_OK, or PEFT_ENOTFOUND (a source does not exist),
  * PEFT_EINVAL (a refusal above), PEFT_ENOMEM, with the message in peft_errmsg(). */
-int peft_add_weighted_adapter(peft_model *m, const char *const *adapters, const double *weights,
-                              int n, const char *adapter_name, const peft_combine_opts *opts);
+PEFT_API int peft_add_weighted_adapter(peft_model *m, const char *const *adapters, const double *weights,
+                                       int n, const char *adapter_name, const peft_combine_opts *opts);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

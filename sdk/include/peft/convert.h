@@ -9,7 +9,13 @@
 #ifndef PEFT_CONVERT_H
 #define PEFT_CONVERT_H
 
+#include "peft/export.h"
+
 #include "peft/peft.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 /* Writes adapter `adapter_name` (NULL = "default") of m, converted as above, to dir ("default")
  * or dir/<name> (other adapters), atomically: adapter_model.safetensors (only the lora_A/lora_B
@@ -34,7 +40,10 @@
  *   PEFT_EIO / PEFT_ENOMEM  writing failed / out of memory.
  * A warning (peft_warn) is given when the adapter's init_lora_weights is not "pissa...",
  * "olora" or true, as PEFT warns. */
-int peft_save_pretrained_convert(peft_model *m, const char *dir, const char *adapter_name,
-                                 const char *initial_adapter_dir);
+PEFT_API int peft_save_pretrained_convert(peft_model *m, const char *dir, const char *adapter_name,
+                                          const char *initial_adapter_dir);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

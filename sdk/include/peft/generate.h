@@ -22,8 +22,14 @@
 #ifndef PEFT_GENERATE_H
 #define PEFT_GENERATE_H
 
+#include "peft/export.h"
+
 #include <stdint.h>
 #include "peft/peft.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 #define PEFT_GEN_MAX_EOS 8
 #define PEFT_GEN_FROM_MODEL (-2) /* pad_token_id / n_eos: read them from the model directory */
@@ -43,7 +49,7 @@ typedef struct peft_gen_config {
 
 /* HF GenerationConfig defaults: 20 new tokens, greedy, temperature 1, top_k 50, top_p 1,
  * seed 0, EOS and pad from the model, cache on */
-void peft_gen_config_init(peft_gen_config *c);
+PEFT_API void peft_gen_config_init(peft_gen_config *c);
 
 /* The generated tokens: (B, n_new), n_new <= max_new_tokens (fewer when every row finished
  * early); rows that finished are padded. Free with peft_gen_output_free. */
@@ -53,28 +59,31 @@ typedef struct peft_gen_output {
     int64_t *lengths;  /* (B), owned: tokens generated per row up to and including its EOS */
     int32_t pad_token_id, decoder_start_token_id; /* as used (-1 when none / decoder-only) */
 } peft_gen_output;
-void peft_gen_output_free(peft_gen_output *o); /* frees the arrays; NULL ok */
+PEFT_API void peft_gen_output_free(peft_gen_output *o); /* frees the arrays; NULL ok */
 
 /* Generates from in->input_ids (B, T) (in->attention_mask (B, T) or NULL; for T5 the encoder
  * input) with the PEFT model's active adapters, or, when row_adapters is not NULL, one adapter
  * name per row ("__base__" = none) through the mixed-batch path (peft_model_forward_rows).
  * Other fields of in are ignored. *out owned by the caller. PEFT_OK, or an error code with
  * peft_errmsg(peft_model_ctx(m)) naming the field, the file or the step that failed. */
-int peft_generate(peft_model *m, const peft_model_inputs *in, const peft_gen_config *cfg,
-                  const char *const *row_adapters, peft_gen_output *out);
+PEFT_API int peft_generate(peft_model *m, const peft_model_inputs *in, const peft_gen_config *cfg,
+                           const char *const *row_adapters, peft_gen_output *out);
 /* The same on a bare base model (no adapters); errors go to ctx. */
-int peft_generate_base(peft_ctx *ctx, peft_base_model *base, const peft_model_inputs *in,
-                       const peft_gen_config *cfg, peft_gen_output *out);
+PEFT_API int peft_generate_base(peft_ctx *ctx, peft_base_model *base, const peft_model_inputs *in,
+                                const peft_gen_config *cfg, peft_gen_output *out);
 
 /* ---- the samplers (exposed for tests) ---- */
 /* index of the largest of x[0..n), the first one on ties (torch.argmax) */
-int32_t peft_gen_argmax(const float *x, int64_t n);
+PEFT_API int32_t peft_gen_argmax(const float *x, int64_t n);
 /* HF's TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper (min_tokens_to_keep 1), in
  * that order, in place on one row of V scores; removed scores become -inf. temperature 1,
  * top_k 0 and top_p 1 skip a warper. 0, or -1 when out of memory. */
-int peft_gen_warp(float *scores, int64_t V, double temperature, int64_t top_k, double top_p);
+PEFT_API int peft_gen_warp(float *scores, int64_t V, double temperature, int64_t top_k, double top_p);
 /* the token whose softmax(scores) cumulative mass (in index order) first exceeds u in [0, 1)
  * (inverse-CDF draw; -inf scores are never picked) */
-int32_t peft_gen_sample(const float *scores, int64_t V, double u);
+PEFT_API int32_t peft_gen_sample(const float *scores, int64_t V, double u);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

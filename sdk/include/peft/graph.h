@@ -13,9 +13,15 @@
 #ifndef PEFT_GRAPH_H
 #define PEFT_GRAPH_H
 
+#include "peft/export.h"
+
 #include <stddef.h>
 #include <stdint.h>
 #include "peft/plugin.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 /* ---- RNG: xoshiro256** seeded by splitmix64; normal by Box-Muller. ---- */
 struct peft_rng {
@@ -23,39 +29,39 @@ struct peft_rng {
     int has_spare;
     double spare;
 };
-void peft_rng_seed(peft_rng *r, uint64_t seed);
-uint64_t peft_rng_next(peft_rng *r);
-double peft_rng_uniform(peft_rng *r); /* [0,1) */
-double peft_rng_normal(peft_rng *r);  /* N(0,1) */
+PEFT_API void peft_rng_seed(peft_rng *r, uint64_t seed);
+PEFT_API uint64_t peft_rng_next(peft_rng *r);
+PEFT_API double peft_rng_uniform(peft_rng *r); /* [0,1) */
+PEFT_API double peft_rng_normal(peft_rng *r);  /* N(0,1) */
 
 /* ---- persistent tensors (caller owns; free with peft_tensor_free) ---- */
 /* zeroed, dtype f32 or i32; NULL on allocation failure */
-peft_tensor *peft_tensor_new(int32_t dtype, int ndim, const int64_t *shape);
+PEFT_API peft_tensor *peft_tensor_new(int32_t dtype, int ndim, const int64_t *shape);
 /* borrowed data (e.g. an mmap'd safetensors range); the tensor never frees data */
-peft_tensor *peft_tensor_wrap(int32_t dtype, int ndim, const int64_t *shape, void *data);
-void peft_tensor_free(peft_tensor *t); /* frees owned data and grad; NULL ok */
-size_t peft_dtype_size(int32_t dtype);
-int64_t peft_shape_numel(int ndim, const int64_t *shape);
+PEFT_API peft_tensor *peft_tensor_wrap(int32_t dtype, int ndim, const int64_t *shape, void *data);
+PEFT_API void peft_tensor_free(peft_tensor *t); /* frees owned data and grad; NULL ok */
+PEFT_API size_t peft_dtype_size(int32_t dtype);
+PEFT_API int64_t peft_shape_numel(int ndim, const int64_t *shape);
 /* converts f32/f16/bf16 data to f32 (n elements) */
-void peft_convert_to_f32(int32_t dtype, const void *src, float *dst, int64_t n);
+PEFT_API void peft_convert_to_f32(int32_t dtype, const void *src, float *dst, int64_t n);
 /* the whole tensor as f32, any storage dtype (bf16, f16, quantized: peft/quant.h) */
-void peft_tensor_to_f32(const peft_tensor *t, float *out);
+PEFT_API void peft_tensor_to_f32(const peft_tensor *t, float *out);
 /* ensure t has a persistent zeroed grad buffer (params); returns it or NULL on OOM */
-float *peft_tensor_ensure_grad(peft_tensor *t);
-void peft_tensor_zero_grad(peft_tensor *t);
+PEFT_API float *peft_tensor_ensure_grad(peft_tensor *t);
+PEFT_API void peft_tensor_zero_grad(peft_tensor *t);
 /* turns a frozen (maybe bf16/f16/borrowed) tensor into an owned, writable f32 one in place.
  * Returns 0, or -1 on OOM. The previous data pointer is returned in *old_data (borrowed or
  * owned per *old_owned) so that the caller can restore it bit-exactly. */
-int peft_tensor_make_f32_owned(peft_tensor *t, void **old_data, int32_t *old_dtype,
-                               int *old_owned);
+PEFT_API int peft_tensor_make_f32_owned(peft_tensor *t, void **old_data, int32_t *old_dtype,
+                                        int *old_owned);
 
 /* ---- arena ---- */
 typedef struct peft_arena peft_arena;
-peft_arena *peft_arena_new(size_t chunk_bytes);
-void *peft_arena_alloc(peft_arena *a, size_t bytes); /* 64-byte aligned, NOT zeroed */
-void peft_arena_reset(peft_arena *a);                /* keeps the memory for reuse */
-void peft_arena_free(peft_arena *a);
-size_t peft_arena_peak(const peft_arena *a);         /* high-water mark in bytes */
+PEFT_API peft_arena *peft_arena_new(size_t chunk_bytes);
+PEFT_API void *peft_arena_alloc(peft_arena *a, size_t bytes); /* 64-byte aligned, NOT zeroed */
+PEFT_API void peft_arena_reset(peft_arena *a);                /* keeps the memory for reuse */
+PEFT_API void peft_arena_free(peft_arena *a);
+PEFT_API size_t peft_arena_peak(const peft_arena *a);         /* high-water mark in bytes */
 
 /* ---- graph ---- */
 typedef struct peft_tape_node {
@@ -81,24 +87,24 @@ struct peft_graph {
     size_t n_free, cap_free;
 };
 
-peft_graph *peft_graph_new(peft_rng *rng); /* recording = 0, training = 0 */
-void peft_graph_free(peft_graph *g);
-void peft_graph_reset(peft_graph *g); /* drops the tape and every arena tensor */
+PEFT_API peft_graph *peft_graph_new(peft_rng *rng); /* recording = 0, training = 0 */
+PEFT_API void peft_graph_free(peft_graph *g);
+PEFT_API void peft_graph_reset(peft_graph *g); /* drops the tape and every arena tensor */
 
 /* arena tensors: f32 zeroed (peft_graph_tensor) or uninitialised (peft_graph_tensor_raw) */
-peft_tensor *peft_graph_tensor(peft_graph *g, int ndim, const int64_t *shape);
-peft_tensor *peft_graph_tensor_raw(peft_graph *g, int32_t dtype, int ndim, const int64_t *shape);
+PEFT_API peft_tensor *peft_graph_tensor(peft_graph *g, int ndim, const int64_t *shape);
+PEFT_API peft_tensor *peft_graph_tensor_raw(peft_graph *g, int32_t dtype, int ndim, const int64_t *shape);
 /* returns zeroed ctx memory for fn, or NULL if not recording */
-void *peft_tape_push(peft_graph *g, peft_backward_fn fn, size_t ctx_bytes);
+PEFT_API void *peft_tape_push(peft_graph *g, peft_backward_fn fn, size_t ctx_bytes);
 /* declares the output of the node just pushed: once that node's backward has run, nobody
  * needs out's gradient any more and its buffer is reused (keeps backward memory at the live
  * set instead of every activation's gradient) */
-void peft_tape_output(peft_graph *g, peft_tensor *out);
+PEFT_API void peft_tape_output(peft_graph *g, peft_tensor *out);
 /* gradient buffer of t: persistent for params, arena (zeroed on first use) otherwise;
  * NULL if !t->requires_grad */
-float *peft_grad_of(peft_graph *g, peft_tensor *t);
+PEFT_API float *peft_grad_of(peft_graph *g, peft_tensor *t);
 /* seeds d(loss)/d(loss) = 1 (loss must be a scalar), walks the tape in reverse. 0 or -1. */
-int peft_graph_backward(peft_graph *g, peft_tensor *loss);
+PEFT_API int peft_graph_backward(peft_graph *g, peft_tensor *loss);
 
 /* 1 if an op output must require grad: recording and any input requires grad */
 static inline int peft_needs_grad(const peft_graph *g, const peft_tensor *a, const peft_tensor *b)
@@ -106,4 +112,7 @@ static inline int peft_needs_grad(const peft_graph *g, const peft_tensor *a, con
     return g->recording && ((a && a->requires_grad) || (b && b->requires_grad));
 }
 
+#ifdef __cplusplus
+}
+#endif
 #endif

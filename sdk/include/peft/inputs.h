@@ -2,8 +2,14 @@
 #ifndef PEFT_INPUTS_H
 #define PEFT_INPUTS_H
 
+#include "peft/export.h"
+
 #include <stddef.h>
 #include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 /* owned (B, T) int arrays; attention_mask / labels NULL when absent. Free with peft_inputs_free. */
 typedef struct peft_inputs {
@@ -20,11 +26,14 @@ typedef struct peft_inputs {
  * decoder_attention_mask, labels ((B) class ids, (B, T) token labels, or (B, L) seq2seq
  * targets), start_positions, end_positions ((B)). 0, or -1 with err naming the file and the
  * key (all rows of one key must have the same length). */
-int peft_inputs_load_json(const char *path, peft_inputs *in, char *err, size_t errlen);
-void peft_inputs_free(peft_inputs *in);
+PEFT_API int peft_inputs_load_json(const char *path, peft_inputs *in, char *err, size_t errlen);
+PEFT_API void peft_inputs_free(peft_inputs *in);
 
 /* a view for peft_model_forward (borrowed arrays) */
 struct peft_model_inputs;
-void peft_inputs_view(const peft_inputs *in, struct peft_model_inputs *out);
+PEFT_API void peft_inputs_view(const peft_inputs *in, struct peft_model_inputs *out);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

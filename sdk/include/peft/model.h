@@ -8,11 +8,17 @@
 #ifndef PEFT_MODEL_H
 #define PEFT_MODEL_H
 
+#include "peft/export.h"
+
 #include <stddef.h>
 #include <stdint.h>
 #include <jansson.h>
 #include "peft/graph.h"
 #include "peft/safetensors.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 typedef struct peft_base_model peft_base_model;
 
@@ -204,20 +210,20 @@ typedef struct peft_load_options {
 /* load_dtype of a model whose weights stay in their file's dtype */
 #define PEFT_LOAD_DTYPE_AS_STORED (-1)
 /* "auto" (or NULL), "float32"/"f32", "bfloat16"/"bf16", "float16"/"f16" -> a load dtype; -2 unknown */
-int32_t peft_load_dtype_from_name(const char *name);
+PEFT_API int32_t peft_load_dtype_from_name(const char *name);
 /* NULL/"none" -> 0, "int8", "nf4", "nf4-nodq" -> PEFT_DTYPE_INT8 / _NF4 / _NF4_F32; -2 unknown */
-int32_t peft_load_quant_from_name(const char *name);
+PEFT_API int32_t peft_load_quant_from_name(const char *name);
 
 /* peft_base_model_load with options (NULL = the defaults). Quantized at load: every linear layer
  * but the output head (lm_head / score / classifier / qa_outputs, tied embeddings) and the
  * llm_int8_skip_modules of quantization_config. 0, or -1 with err naming what was wrong. */
-int peft_base_model_load_ex(const char *dir, const peft_load_options *opts, peft_base_model **out,
-                            char *err, size_t errlen);
+PEFT_API int peft_base_model_load_ex(const char *dir, const peft_load_options *opts, peft_base_model **out,
+                                     char *err, size_t errlen);
 /* the quantization report: 0 when nothing is quantized, else the count of quantized linear
  * weights, *dtype and the relative error ||dequant(Q(W)) - W|| / ||W|| over all of them */
-int peft_base_model_quant_report(const peft_base_model *m, int32_t *dtype, double *rel_err);
+PEFT_API int peft_base_model_quant_report(const peft_base_model *m, int32_t *dtype, double *rel_err);
 /* resident bytes of the frozen weights (their storage dtype) */
-size_t peft_base_model_weight_bytes(const peft_base_model *m);
+PEFT_API size_t peft_base_model_weight_bytes(const peft_base_model *m);
 
 /* the HF class / PEFT task type of a loaded model (build's choice, else the arch default) */
 static inline const char *peft_model_class(const peft_base_model *m)
@@ -231,50 +237,53 @@ static inline const char *peft_model_task(const peft_base_model *m)
 
 /* Loads config.json + model.safetensors (or model.safetensors.index.json shards) from dir.
  * 0 and *out (free with peft_base_model_free), or -1 with err naming the file and problem. */
-int peft_base_model_load(const char *dir, peft_base_model **out, char *err, size_t errlen);
-void peft_base_model_free(peft_base_model *m);
+PEFT_API int peft_base_model_load(const char *dir, peft_base_model **out, char *err, size_t errlen);
+PEFT_API void peft_base_model_free(peft_base_model *m);
 /* A weight-free model from a config.json alone (parameter counts, PEFT's "meta" device):
  * every weight is a zero-page mapping that costs no memory until written. task_type (e.g.
  * "SEQ_CLS", or NULL for config.json's architectures[0]) picks the head class as PEFT's task
  * models do. Forward passes run on zeros; use it to count and inspect. */
-int peft_base_model_load_meta(const char *config_path, const char *task_type,
-                              peft_base_model **out, char *err, size_t errlen);
+PEFT_API int peft_base_model_load_meta(const char *config_path, const char *task_type,
+                                       peft_base_model **out, char *err, size_t errlen);
 
 /* For arch build(): find weight `name` (also tried with the arch's optional prefix stripped:
  * "transformer.h.0..." falls back to "h.0..."), check its shape against (ndim, shape) and
  * register it as parameter `name`. Returns the borrowed tensor or NULL with err naming the file,
  * the tensor and both shapes. */
-peft_tensor *peft_model_take_weight(peft_base_model *m, const char *name, const char *alt_name,
-                                    int ndim, const int64_t *shape, char *err, size_t errlen);
+PEFT_API peft_tensor *peft_model_take_weight(peft_base_model *m, const char *name, const char *alt_name,
+                                             int ndim, const int64_t *shape, char *err, size_t errlen);
 /* register a linear site over already-taken weight/bias; returns it (owned by m) or NULL */
-peft_site *peft_model_add_site(peft_base_model *m, const char *name, int kind,
-                               peft_tensor *weight, peft_tensor *bias, int layer_index);
+PEFT_API peft_site *peft_model_add_site(peft_base_model *m, const char *name, int kind,
+                                        peft_tensor *weight, peft_tensor *bias, int layer_index);
 /* config.json getters with errors naming the field; defaults used when absent if has_def */
-int peft_config_int(const peft_base_model *m, const char *key, int has_def, int64_t def,
-                    int64_t *out, char *err, size_t errlen);
-int peft_config_real(const peft_base_model *m, const char *key, int has_def, double def,
-                     double *out, char *err, size_t errlen);
+PEFT_API int peft_config_int(const peft_base_model *m, const char *key, int has_def, int64_t def,
+                             int64_t *out, char *err, size_t errlen);
+PEFT_API int peft_config_real(const peft_base_model *m, const char *key, int has_def, double def,
+                              double *out, char *err, size_t errlen);
 
 /* Run one linear site: input transforms of active adapters, the base layer, then each active
  * unmerged adapter in the order added. x (..., in) -> (..., out). */
-peft_tensor *peft_site_forward(peft_graph *g, peft_site *s, peft_tensor *x);
+PEFT_API peft_tensor *peft_site_forward(peft_graph *g, peft_site *s, peft_tensor *x);
 
 /* find a site by exact module name; NULL if none */
-peft_site *peft_model_find_site(const peft_base_model *m, const char *name);
+PEFT_API peft_site *peft_model_find_site(const peft_base_model *m, const char *name);
 /* find a base parameter by HF name; NULL if none */
-peft_param *peft_model_find_param(const peft_base_model *m, const char *name);
+PEFT_API peft_param *peft_model_find_param(const peft_base_model *m, const char *name);
 
 /* the registry of architectures (core/models/registry.c) */
-const peft_arch *peft_arch_find(const char *model_type);
+PEFT_API const peft_arch *peft_arch_find(const char *model_type);
 
 /* ---- additions (model.c / registry.c) ---- */
 /* config.json bool / string getters, same conventions as peft_config_int (a JSON null counts as
  * absent). peft_config_str: def NULL = required; *out borrowed from m->config (or def). */
-int peft_config_bool(const peft_base_model *m, const char *key, int has_def, int def, int *out,
-                     char *err, size_t errlen);
-int peft_config_str(const peft_base_model *m, const char *key, const char *def,
-                    const char **out, char *err, size_t errlen);
+PEFT_API int peft_config_bool(const peft_base_model *m, const char *key, int has_def, int def, int *out,
+                              char *err, size_t errlen);
+PEFT_API int peft_config_str(const peft_base_model *m, const char *key, const char *def,
+                             const char **out, char *err, size_t errlen);
 /* architecture i of the registry (0-based), NULL past the end: for listing supported types */
-const peft_arch *peft_arch_at(size_t i);
+PEFT_API const peft_arch *peft_arch_at(size_t i);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

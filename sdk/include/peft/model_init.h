@@ -6,8 +6,14 @@
 #ifndef PEFT_MODEL_INIT_H
 #define PEFT_MODEL_INIT_H
 
+#include "peft/export.h"
+
 #include <stddef.h>
 #include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 /* GPT-2 hyper-parameters (GPT2Config names). GPT-2 124M: 12, 768, 12, 50257, 1024. */
 typedef struct peft_gpt2_shape {
@@ -25,7 +31,10 @@ typedef struct peft_gpt2_shape {
  * biases 0; layer norms weight 1, bias 0. Returns 0, or -1 with a message in err naming the
  * file and problem (err may be NULL). Needs about 4 bytes per parameter of memory while writing.
  */
-int peft_write_random_gpt2(const char *dir, const peft_gpt2_shape *shape, uint64_t seed,
-                           char *err, size_t errlen);
+PEFT_API int peft_write_random_gpt2(const char *dir, const peft_gpt2_shape *shape, uint64_t seed,
+                                    char *err, size_t errlen);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -3,8 +3,14 @@
 #ifndef PEFT_MODEL_SAVE_H
 #define PEFT_MODEL_SAVE_H
 
+#include "peft/export.h"
+
 #include <stddef.h>
 #include "peft/model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 /* Writes dir/config.json (the loaded config, "torch_dtype" set to the dtype written) and
  * dir/model.safetensors (every parameter once under its Hugging Face name, tied weights once,
@@ -13,7 +19,10 @@
  * are removed); creates dir. dtype: PEFT_DTYPE_F32, _BF16 or
  * _F16 for every tensor (merged weights are f32 in memory). Meta (weight-free) models are
  * refused. 0, or -1 with err naming the path. */
-int peft_base_model_save(const peft_base_model *m, const char *dir, int32_t dtype, char *err,
-                         size_t errlen);
+PEFT_API int peft_base_model_save(const peft_base_model *m, const char *dir, int32_t dtype, char *err,
+                                  size_t errlen);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -9,38 +9,44 @@
 #ifndef PEFT_OPS_H
 #define PEFT_OPS_H
 
+#include "peft/export.h"
+
 #include "peft/graph.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 /* x (..., in) -> (..., out). w (out, in), or (in, out) when w_in_out (GPT-2 Conv1D). b (out) or
  * NULL. dW only when w->requires_grad, db only when b->requires_grad. */
-peft_tensor *op_linear(peft_graph *g, peft_tensor *x, peft_tensor *w, peft_tensor *b, int w_in_out);
+PEFT_API peft_tensor *op_linear(peft_graph *g, peft_tensor *x, peft_tensor *w, peft_tensor *b, int w_in_out);
 /* a, b same numel -> a + b (shape of a) */
-peft_tensor *op_add(peft_graph *g, peft_tensor *a, peft_tensor *b);
+PEFT_API peft_tensor *op_add(peft_graph *g, peft_tensor *a, peft_tensor *b);
 /* x * s */
-peft_tensor *op_scale(peft_graph *g, peft_tensor *x, float s);
+PEFT_API peft_tensor *op_scale(peft_graph *g, peft_tensor *x, float s);
 /* x (..., n) * v (n) broadcast over rows */
-peft_tensor *op_mul_lastdim(peft_graph *g, peft_tensor *x, peft_tensor *v);
+PEFT_API peft_tensor *op_mul_lastdim(peft_graph *g, peft_tensor *x, peft_tensor *v);
 /* inverted dropout with probability p (scaled by 1/(1-p)); identity unless g->training && p>0 */
-peft_tensor *op_dropout(peft_graph *g, peft_tensor *x, float p);
+PEFT_API peft_tensor *op_dropout(peft_graph *g, peft_tensor *x, float p);
 /* x (..., C), w (C), b (C) -> layer norm over the last dim with eps */
-peft_tensor *op_layernorm(peft_graph *g, peft_tensor *x, peft_tensor *w, peft_tensor *b, float eps);
+PEFT_API peft_tensor *op_layernorm(peft_graph *g, peft_tensor *x, peft_tensor *w, peft_tensor *b, float eps);
 /* GELU, tanh approximation ("gelu_new" / "gelu_pytorch_tanh") */
-peft_tensor *op_gelu_tanh(peft_graph *g, peft_tensor *x);
+PEFT_API peft_tensor *op_gelu_tanh(peft_graph *g, peft_tensor *x);
 /* ids i32 (B, T) into table (V, C) -> (B, T, C). Out-of-range ids: NULL and *bad_id set. */
-peft_tensor *op_embedding(peft_graph *g, peft_tensor *table, const int32_t *ids, int64_t B,
-                          int64_t T, int32_t *bad_id);
+PEFT_API peft_tensor *op_embedding(peft_graph *g, peft_tensor *table, const int32_t *ids, int64_t B,
+                                   int64_t T, int32_t *bad_id);
 /* columns [off, off+width) of the last dim: x (..., C) -> (..., width) */
-peft_tensor *op_slice_lastdim(peft_graph *g, peft_tensor *x, int64_t off, int64_t width);
+PEFT_API peft_tensor *op_slice_lastdim(peft_graph *g, peft_tensor *x, int64_t off, int64_t width);
 /* multi-head scaled dot-product attention.
  * q (B, T, H*D), k and v (B, S, H*D) -> (B, T, H*D), scale 1/sqrt(D).
  * causal: query t sees keys s <= t + (S - T). key_mask i32 (B, S) or NULL: 0 = masked key.
  * A query row whose keys are all masked outputs zeros. */
-peft_tensor *op_attention(peft_graph *g, peft_tensor *q, peft_tensor *k, peft_tensor *v, int H,
-                          int causal, const int32_t *key_mask);
+PEFT_API peft_tensor *op_attention(peft_graph *g, peft_tensor *q, peft_tensor *k, peft_tensor *v, int H,
+                                   int causal, const int32_t *key_mask);
 /* logits (N, V), targets i32 (N) with ignore_index -> scalar mean cross-entropy over the rows
  * whose target != ignore_index (0 if none). Targets outside [0, V) other than ignore: NULL. */
-peft_tensor *op_cross_entropy(peft_graph *g, peft_tensor *logits, const int32_t *targets,
-                              int32_t ignore_index);
+PEFT_API peft_tensor *op_cross_entropy(peft_graph *g, peft_tensor *logits, const int32_t *targets,
+                                       int32_t ignore_index);
 
 /* ---- ops for BERT, LLaMA, T5 and the task heads ---- */
 
@@ -48,9 +54,9 @@ peft_tensor *op_cross_entropy(peft_graph *g, peft_tensor *logits, const int32_t 
  * q (B, T, H*D), k and v (B, S, Hkv*D), H % Hkv == 0 (query head h reads kv head h / (H/Hkv));
  * scores = scale * q k^T (+ bias (H, T, S) if not NULL, e.g. T5's relative positions); causal
  * and key_mask as op_attention. -> (B, T, H*D). Gradients to q, k, v and bias as needed. */
-peft_tensor *op_attention_ex(peft_graph *g, peft_tensor *q, peft_tensor *k, peft_tensor *v,
-                             int H, int Hkv, float scale, int causal, const int32_t *key_mask,
-                             peft_tensor *bias);
+PEFT_API peft_tensor *op_attention_ex(peft_graph *g, peft_tensor *q, peft_tensor *k, peft_tensor *v,
+                                      int H, int Hkv, float scale, int causal, const int32_t *key_mask,
+                                      peft_tensor *bias);
 /* attention options for op_attention_opt (zero = none):
  *   causal, key_mask as op_attention; bias (H, T, S) added to the scores (after soft-capping);
  *   window > 0: a sliding window, query t (at key position t + S - T) sees keys s with
@@ -66,43 +72,46 @@ typedef struct peft_attn_opts {
 } peft_attn_opts;
 /* op_attention_ex with every option: q (B, T, H*D), k and v (B, S, Hkv*D) -> (B, T, H*D);
  * o NULL = no options. Gradients to q, k, v and bias as needed. */
-peft_tensor *op_attention_opt(peft_graph *g, peft_tensor *q, peft_tensor *k, peft_tensor *v,
-                              int H, int Hkv, float scale, const peft_attn_opts *o);
+PEFT_API peft_tensor *op_attention_opt(peft_graph *g, peft_tensor *q, peft_tensor *k, peft_tensor *v,
+                                       int H, int Hkv, float scale, const peft_attn_opts *o);
 /* x (..., C), w (C) -> w * x / sqrt(mean(x^2) + eps)  (LLaMA RMSNorm, T5 LayerNorm) */
-peft_tensor *op_rmsnorm(peft_graph *g, peft_tensor *x, peft_tensor *w, float eps);
+PEFT_API peft_tensor *op_rmsnorm(peft_graph *g, peft_tensor *x, peft_tensor *w, float eps);
 /* rotary position embedding, HF's rotate_half convention, on x (B, T, H*D) with D even:
  * for position p = pos[b*T + t] (i32 (B, T), or NULL = t) and i < D/2,
  * angle = p * theta^(-2i/D); (x_i, x_{i+D/2}) -> (x_i cos - x_{i+D/2} sin, x_{i+D/2} cos + x_i sin) */
-peft_tensor *op_rope(peft_graph *g, peft_tensor *x, int H, const int32_t *pos, float theta);
+PEFT_API peft_tensor *op_rope(peft_graph *g, peft_tensor *x, int H, const int32_t *pos, float theta);
 /* RMS norm with the weight offset by `offset` (f32): (x / sqrt(mean(x^2) + eps)) * (offset + w);
  * offset 1 is Gemma's (1 + w) norm, offset 0 is op_rmsnorm */
-peft_tensor *op_rmsnorm_offset(peft_graph *g, peft_tensor *x, peft_tensor *w, float eps,
-                               float offset);
+PEFT_API peft_tensor *op_rmsnorm_offset(peft_graph *g, peft_tensor *x, peft_tensor *w, float eps,
+                                        float offset);
 /* op_rope with the D/2 inverse frequencies given (RoPE scaling: linear, dynamic, llama3):
  * angle = p * inv_freq[i] in f32. inv_freq is read during the call only. */
-peft_tensor *op_rope_freqs(peft_graph *g, peft_tensor *x, int H, const int32_t *pos,
-                           const float *inv_freq);
+PEFT_API peft_tensor *op_rope_freqs(peft_graph *g, peft_tensor *x, int H, const int32_t *pos,
+                                    const float *inv_freq);
 /* soft-capping: x (any shape) -> cap * tanh(x / cap), in that order in f32 (Gemma2's
  * final_logit_softcapping); cap > 0 */
-peft_tensor *op_softcap(peft_graph *g, peft_tensor *x, float cap);
+PEFT_API peft_tensor *op_softcap(peft_graph *g, peft_tensor *x, float cap);
 /* elementwise */
-peft_tensor *op_mul(peft_graph *g, peft_tensor *a, peft_tensor *b); /* same numel */
-peft_tensor *op_silu(peft_graph *g, peft_tensor *x);                /* x * sigmoid(x) */
-peft_tensor *op_relu(peft_graph *g, peft_tensor *x);
-peft_tensor *op_tanh(peft_graph *g, peft_tensor *x);
-peft_tensor *op_gelu_erf(peft_graph *g, peft_tensor *x); /* exact GELU, 0.5 x (1 + erf(x/sqrt2)) */
+PEFT_API peft_tensor *op_mul(peft_graph *g, peft_tensor *a, peft_tensor *b); /* same numel */
+PEFT_API peft_tensor *op_silu(peft_graph *g, peft_tensor *x);                /* x * sigmoid(x) */
+PEFT_API peft_tensor *op_relu(peft_graph *g, peft_tensor *x);
+PEFT_API peft_tensor *op_tanh(peft_graph *g, peft_tensor *x);
+PEFT_API peft_tensor *op_gelu_erf(peft_graph *g, peft_tensor *x); /* exact GELU, 0.5 x (1 + erf(x/sqrt2)) */
 /* x (B, T, C), idx i32 (B) -> (B, C): row idx[b] of each batch item (sequence-classification
  * pooling: BERT's [CLS] at 0, GPT-2/LLaMA's last non-pad token) */
-peft_tensor *op_gather_rows(peft_graph *g, peft_tensor *x, const int32_t *idx);
+PEFT_API peft_tensor *op_gather_rows(peft_graph *g, peft_tensor *x, const int32_t *idx);
 /* a (B, P, C), b (B, T, C) -> (B, P+T, C) (prompt / prefix prepending) */
-peft_tensor *op_concat_seq(peft_graph *g, peft_tensor *a, peft_tensor *b);
+PEFT_API peft_tensor *op_concat_seq(peft_graph *g, peft_tensor *a, peft_tensor *b);
 /* x (B, T, C) -> x[:, off:off+len, :] (B, len, C) (dropping virtual-token positions) */
-peft_tensor *op_slice_seq(peft_graph *g, peft_tensor *x, int64_t off, int64_t len);
+PEFT_API peft_tensor *op_slice_seq(peft_graph *g, peft_tensor *x, int64_t off, int64_t len);
 /* x (..., C) as (N, C) rows, idx i32 (n) -> (n, C): the rows of a sub-batch (grouped adapters) */
-peft_tensor *op_take_rows(peft_graph *g, peft_tensor *x, const int32_t *idx, int64_t n);
+PEFT_API peft_tensor *op_take_rows(peft_graph *g, peft_tensor *x, const int32_t *idx, int64_t n);
 /* a copy of y (..., C) with row idx[i] replaced by src (n, C) row i; idx distinct */
-peft_tensor *op_put_rows(peft_graph *g, peft_tensor *y, peft_tensor *src, const int32_t *idx, int64_t n);
+PEFT_API peft_tensor *op_put_rows(peft_graph *g, peft_tensor *y, peft_tensor *src, const int32_t *idx, int64_t n);
 /* mean squared error of x and target (same numel, f32) -> scalar (regression heads) */
-peft_tensor *op_mse(peft_graph *g, peft_tensor *x, const float *target);
+PEFT_API peft_tensor *op_mse(peft_graph *g, peft_tensor *x, const float *target);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -6,7 +6,13 @@
 #ifndef PEFT_OPTIM_H
 #define PEFT_OPTIM_H
 
+#include "peft/export.h"
+
 #include "peft/peft.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 typedef struct peft_adamw peft_adamw;
 
@@ -19,41 +25,41 @@ typedef struct peft_adamw_config {
 
 /* Binds to the parameters that require grad now (call after set_adapter / training setup).
  * Returns NULL with the ctx error set. Free with peft_adamw_free. */
-peft_adamw *peft_adamw_new(peft_model *m, const peft_adamw_config *cfg);
+PEFT_API peft_adamw *peft_adamw_new(peft_model *m, const peft_adamw_config *cfg);
 /* Binds to params[0..n) (borrowed; each an owned, writable f32 tensor, e.g. base weights made
  * trainable with peft_tensor_make_f32_owned for pretraining); gives each a gradient buffer.
  * NULL with the ctx error set (a non-f32 tensor is refused, naming its index). */
-peft_adamw *peft_adamw_new_params(peft_ctx *ctx, peft_tensor *const *params, size_t n,
-                                  const peft_adamw_config *cfg);
-void peft_adamw_free(peft_adamw *o);
+PEFT_API peft_adamw *peft_adamw_new_params(peft_ctx *ctx, peft_tensor *const *params, size_t n,
+                                           const peft_adamw_config *cfg);
+PEFT_API void peft_adamw_free(peft_adamw *o);
 /* one update from the accumulated grads, then zeroes them; lr overrides cfg.lr if > 0 */
-void peft_adamw_step(peft_adamw *o, double lr);
-void peft_adamw_zero_grad(peft_adamw *o);
+PEFT_API void peft_adamw_step(peft_adamw *o, double lr);
+PEFT_API void peft_adamw_zero_grad(peft_adamw *o);
 /* scales grads so their global L2 norm is at most max_norm; returns the norm before */
-double peft_adamw_clip_grad_norm(peft_adamw *o, double max_norm);
+PEFT_API double peft_adamw_clip_grad_norm(peft_adamw *o, double max_norm);
 /* multiplies every gradient by s (e.g. 1/accumulation_steps) */
-void peft_adamw_scale_grads(peft_adamw *o, double s);
+PEFT_API void peft_adamw_scale_grads(peft_adamw *o, double s);
 /* bytes of optimizer state (m and v) */
-size_t peft_adamw_state_bytes(const peft_adamw *o);
+PEFT_API size_t peft_adamw_state_bytes(const peft_adamw *o);
 /* updates done so far */
-int64_t peft_adamw_steps_done(const peft_adamw *o);
+PEFT_API int64_t peft_adamw_steps_done(const peft_adamw *o);
 /* number of bound parameters and parameter i (borrowed) */
-size_t peft_adamw_n_params(const peft_adamw *o);
-peft_tensor *peft_adamw_param(const peft_adamw *o, size_t i);
+PEFT_API size_t peft_adamw_n_params(const peft_adamw *o);
+PEFT_API peft_tensor *peft_adamw_param(const peft_adamw *o, size_t i);
 
 /* ---- resuming ---- */
 /* Writes the parameter values, both moments and the step count to path (safetensors, f32,
  * keys "param.<i>", "exp_avg.<i>", "exp_avg_sq.<i>", metadata "adamw_step"), atomically, with
  * extra metadata pairs meta_kv (key0, val0, ..., NULL; may be NULL). 0, or -1 with err naming
  * the path. */
-int peft_adamw_save_state(const peft_adamw *o, const char *path, const char *const *meta_kv,
-                          char *err, size_t errlen);
+PEFT_API int peft_adamw_save_state(const peft_adamw *o, const char *path, const char *const *meta_kv,
+                                   char *err, size_t errlen);
 /* Restores what peft_adamw_save_state wrote into an optimizer bound to parameters of the same
  * count and shapes (anything else is refused, naming the key and both shapes). When meta_key is
  * not NULL, *meta_value receives a malloc'd copy of that metadata value (NULL if absent; the
  * caller frees it). 0, or -1 with err naming the file. Nothing is changed on failure. */
-int peft_adamw_load_state(peft_adamw *o, const char *path, const char *meta_key,
-                          char **meta_value, char *err, size_t errlen);
+PEFT_API int peft_adamw_load_state(peft_adamw *o, const char *path, const char *meta_key,
+                                   char **meta_value, char *err, size_t errlen);
 
 /* ---- learning-rate schedules (transformers' semantics) ---- */
 #define PEFT_SCHED_CONSTANT 0 /* warm-up, then constant */
@@ -62,6 +68,9 @@ int peft_adamw_load_state(peft_adamw *o, const char *path, const char *meta_key,
 /* The learning rate of the optimizer update number `step` (0-based, as the scheduler's
  * last_epoch): base_lr * step / warmup during warm-up (so update 0 has lr 0 when warmup > 0,
  * as transformers), then the decay over the remaining total - warmup updates. */
-double peft_lr_at(int schedule, double base_lr, int64_t step, int64_t total, int64_t warmup);
+PEFT_API double peft_lr_at(int schedule, double base_lr, int64_t step, int64_t total, int64_t warmup);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -14,11 +14,22 @@
 #ifndef PEFT_H
 #define PEFT_H
 
+#include "peft/export.h"
+
 #include <stdint.h>
 #include <stdio.h>
 #include "peft/model.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The version of these headers; peft_libversion() / peft_libversion_number() give the library's
+ * own, so that a program can check at run time that it runs on the libpeft it was built for
+ * (as sqlite3_libversion). PEFT_VERSION_NUMBER is major * 1000000 + minor * 1000 + patch. The
+ * shared library's SONAME is libpeft.so.1: it changes only when the ABI breaks. */
 #define PEFT_VERSION "0.1.0"
+#define PEFT_VERSION_NUMBER 1000
 
 #define PEFT_OK 0
 #define PEFT_EINVAL -1   /* bad argument or config value */
@@ -32,51 +43,55 @@
 typedef struct peft_ctx peft_ctx;
 typedef struct peft_model peft_model;
 
+/* ---- version ---- */
+PEFT_API const char *peft_libversion(void); /* static string, PEFT_VERSION of the library */
+PEFT_API int peft_libversion_number(void);  /* PEFT_VERSION_NUMBER of the library */
+
 /* ---- context ---- */
 /* A context: the last error, the seeded RNG (DESIGN.md 10). Free with peft_ctx_free. */
-peft_ctx *peft_ctx_new(uint64_t seed);
-void peft_ctx_free(peft_ctx *ctx);
-const char *peft_errmsg(const peft_ctx *ctx); /* borrowed; "" when no error */
-peft_rng *peft_ctx_rng(peft_ctx *ctx);        /* borrowed */
+PEFT_API peft_ctx *peft_ctx_new(uint64_t seed);
+PEFT_API void peft_ctx_free(peft_ctx *ctx);
+PEFT_API const char *peft_errmsg(const peft_ctx *ctx); /* borrowed; "" when no error */
+PEFT_API peft_rng *peft_ctx_rng(peft_ctx *ctx);        /* borrowed */
 /* set the error message (printf-style) and return code; for libpeft's own modules */
-int peft_set_error(peft_ctx *ctx, int code, const char *fmt, ...)
+PEFT_API int peft_set_error(peft_ctx *ctx, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* ---- base model ---- */
 /* Loads a Hugging Face model directory. *out is owned by the caller (peft_base_model_free)
  * until handed to peft_get_peft_model. */
-int peft_load_base_model(peft_ctx *ctx, const char *dir, peft_base_model **out);
+PEFT_API int peft_load_base_model(peft_ctx *ctx, const char *dir, peft_base_model **out);
 
 /* ---- creating a PEFT model ---- */
 /* Wraps base (ownership moves into the model) with a new adapter `adapter_name` (NULL =
  * "default") described by config_json (adapter_config.json text: peft_type, task_type and the
  * method's fields). mixed != 0 makes a PeftMixedModel (adapters of several methods). */
-int peft_get_peft_model(peft_ctx *ctx, peft_base_model *base, const char *config_json,
-                        const char *adapter_name, int mixed, peft_model **out);
+PEFT_API int peft_get_peft_model(peft_ctx *ctx, peft_base_model *base, const char *config_json,
+                                 const char *adapter_name, int mixed, peft_model **out);
 /* PEFT's inject_adapter_in_model: adapters only, no PeftModel wrapper (state-dict keys have no
  * "base_model.model." prefix, no modules_to_save). Ownership of base moves into *out. */
-int peft_inject_adapter_in_model(peft_ctx *ctx, peft_base_model *base, const char *config_json,
-                                 const char *adapter_name, peft_model **out);
+PEFT_API int peft_inject_adapter_in_model(peft_ctx *ctx, peft_base_model *base, const char *config_json,
+                                          const char *adapter_name, peft_model **out);
 /* Loads an adapter directory (adapter_config.json + adapter_model.safetensors). */
-int peft_from_pretrained(peft_ctx *ctx, peft_base_model *base, const char *adapter_dir,
-                         const char *adapter_name, int is_trainable, peft_model **out);
+PEFT_API int peft_from_pretrained(peft_ctx *ctx, peft_base_model *base, const char *adapter_dir,
+                                  const char *adapter_name, int is_trainable, peft_model **out);
 /* Frees the model and its base. NULL ok. */
-void peft_model_free(peft_model *m);
+PEFT_API void peft_model_free(peft_model *m);
 
 /* ---- adapters ---- */
-int peft_add_adapter(peft_model *m, const char *adapter_name, const char *config_json);
-int peft_load_adapter(peft_model *m, const char *adapter_dir, const char *adapter_name,
-                      int is_trainable);
-int peft_set_adapter(peft_model *m, const char *adapter_name);
-int peft_set_adapters(peft_model *m, const char *const *names, int n); /* several active */
-int peft_delete_adapter(peft_model *m, const char *adapter_name);
-int peft_disable_adapter(peft_model *m); /* base model outputs until peft_enable_adapter */
-int peft_enable_adapter(peft_model *m);
-int peft_set_adapter_scale(peft_model *m, const char *adapter_name, double mult);
+PEFT_API int peft_add_adapter(peft_model *m, const char *adapter_name, const char *config_json);
+PEFT_API int peft_load_adapter(peft_model *m, const char *adapter_dir, const char *adapter_name,
+                               int is_trainable);
+PEFT_API int peft_set_adapter(peft_model *m, const char *adapter_name);
+PEFT_API int peft_set_adapters(peft_model *m, const char *const *names, int n); /* several active */
+PEFT_API int peft_delete_adapter(peft_model *m, const char *adapter_name);
+PEFT_API int peft_disable_adapter(peft_model *m); /* base model outputs until peft_enable_adapter */
+PEFT_API int peft_enable_adapter(peft_model *m);
+PEFT_API int peft_set_adapter_scale(peft_model *m, const char *adapter_name, double mult);
 /* number of adapters and their names in the order added (borrowed) */
-int peft_adapter_count(const peft_model *m);
-const char *peft_adapter_name(const peft_model *m, int i);
-peft_ctx *peft_model_ctx(peft_model *m); /* borrowed */
+PEFT_API int peft_adapter_count(const peft_model *m);
+PEFT_API const char *peft_adapter_name(const peft_model *m, int i);
+PEFT_API peft_ctx *peft_model_ctx(peft_model *m); /* borrowed */
 
 /* ---- saving ---- */
 /* Writes adapter_config.json + adapter_model.safetensors to dir ("default") or dir/<name>
@@ -84,15 +99,15 @@ peft_ctx *peft_model_ctx(peft_model *m); /* borrowed */
  * "<dir>.tmp.<pid>", which replaces dir in one swap; other entries of dir are kept and
  * leftovers of killed saves removed. selected: NULL = every adapter. is_main_process == 0 writes
  * nothing and succeeds (distributed runs). */
-int peft_save_pretrained(peft_model *m, const char *dir, const char *const *selected,
-                         int n_selected, int is_main_process);
+PEFT_API int peft_save_pretrained(peft_model *m, const char *dir, const char *const *selected,
+                                  int n_selected, int is_main_process);
 
 /* ---- parameters and state dicts ---- */
-peft_base_model *peft_get_base_model(peft_model *m); /* borrowed */
-int peft_get_nb_trainable_parameters(const peft_model *m, int64_t *trainable, int64_t *all);
+PEFT_API peft_base_model *peft_get_base_model(peft_model *m); /* borrowed */
+PEFT_API int peft_get_nb_trainable_parameters(const peft_model *m, int64_t *trainable, int64_t *all);
 /* PEFT's exact line: "trainable params: 1,024 || all params: 32,640 || trainable%: 3.1373" */
-int peft_format_trainable_parameters(const peft_model *m, char *buf, size_t len);
-void peft_print_trainable_parameters(const peft_model *m, FILE *out);
+PEFT_API int peft_format_trainable_parameters(const peft_model *m, char *buf, size_t len);
+PEFT_API void peft_print_trainable_parameters(const peft_model *m, FILE *out);
 
 /* A named list of tensors. names owned by the state dict; tensors borrowed from the model
  * (valid until the model changes). */
@@ -101,53 +116,53 @@ typedef struct peft_state_dict {
     char **names;
     peft_tensor **tensors;
 } peft_state_dict;
-void peft_state_dict_free(peft_state_dict *sd);
+PEFT_API void peft_state_dict_free(peft_state_dict *sd);
 /* PEFT's saved key names (base_model.model.<module>.lora_A.weight, adapter name stripped) for
  * one adapter (NULL = "default"). */
-int peft_get_peft_model_state_dict(peft_model *m, const char *adapter_name, peft_state_dict **out);
+PEFT_API int peft_get_peft_model_state_dict(peft_model *m, const char *adapter_name, peft_state_dict **out);
 /* Every parameter that requires grad, under PEFT's in-memory names
  * (base_model.model.<module>.lora_A.default.weight), in named_parameters() order. */
-int peft_trainable_parameters(peft_model *m, peft_state_dict **out);
+PEFT_API int peft_trainable_parameters(peft_model *m, peft_state_dict **out);
 /* Copies tensors from a safetensors file into the adapter by saved key names (or in-memory
  * names when memory_names != 0). Unknown keys and shape mismatches are errors naming both. */
-int peft_set_peft_model_state_dict(peft_model *m, const char *safetensors_path,
-                                   const char *adapter_name, int memory_names);
+PEFT_API int peft_set_peft_model_state_dict(peft_model *m, const char *safetensors_path,
+                                            const char *adapter_name, int memory_names);
 
 /* ---- merging ---- */
 /* Folds the active adapters (or names[0..n)) into the base weights. safe != 0 checks every
  * merged weight for NaN/Inf on a copy before committing. */
-int peft_merge_adapter(peft_model *m, const char *const *names, int n, int safe);
-int peft_unmerge_adapter(peft_model *m);
+PEFT_API int peft_merge_adapter(peft_model *m, const char *const *names, int n, int safe);
+PEFT_API int peft_unmerge_adapter(peft_model *m);
 /* merge then drop every adapter; returns the base model in *out and frees m */
-int peft_merge_and_unload(peft_model *m, int safe, const char *const *names, int n,
-                          peft_base_model **out);
+PEFT_API int peft_merge_and_unload(peft_model *m, int safe, const char *const *names, int n,
+                                   peft_base_model **out);
 /* drops every adapter without merging: the base is bit-exactly as loaded; frees m */
-int peft_unload(peft_model *m, peft_base_model **out);
+PEFT_API int peft_unload(peft_model *m, peft_base_model **out);
 
 /* ---- status (PEFT's TunerModelStatus / TunerLayerStatus as JSON text; caller frees) ---- */
-int peft_get_model_status(peft_model *m, char **json_out);
-int peft_get_layer_status(peft_model *m, char **json_out);
+PEFT_API int peft_get_model_status(peft_model *m, char **json_out);
+PEFT_API int peft_get_layer_status(peft_model *m, char **json_out);
 
 /* ---- precision and model cards ---- */
 /* PEFT's cast_mixed_precision_params: every frozen base parameter to dtype (PEFT_DTYPE_BF16 or
  * _F16; kernels convert to f32 as they read), trainable parameters stay f32. Refused while
  * adapters are merged. */
-int peft_cast_mixed_precision_params(peft_model *m, int32_t dtype);
+PEFT_API int peft_cast_mixed_precision_params(peft_model *m, int32_t dtype);
 /* PEFT's create_or_update_model_card: dir/README.md with library_name: peft, base_model and a
  * "Framework versions" line, keeping what a user already wrote there. Atomic. */
-int peft_create_or_update_model_card(peft_model *m, const char *dir);
+PEFT_API int peft_create_or_update_model_card(peft_model *m, const char *dir);
 
 /* ---- running ---- */
 /* forward (and loss if labels) on graph g; set g->recording for a backward afterwards */
-int peft_model_forward(peft_model *m, peft_graph *g, const peft_model_inputs *in,
-                       peft_model_outputs *out);
+PEFT_API int peft_model_forward(peft_model *m, peft_graph *g, const peft_model_inputs *in,
+                                peft_model_outputs *out);
 /* Mixed-batch inference: row b of the batch uses adapter row_adapters[b] ("__base__" = none),
  * whatever the active set, in one forward with one grouped call per adapter and layer. Layer
  * adapters only; refused while adapters are merged. */
-int peft_model_forward_rows(peft_model *m, peft_graph *g, const peft_model_inputs *in,
-                            const char *const *row_adapters, peft_model_outputs *out);
+PEFT_API int peft_model_forward_rows(peft_model *m, peft_graph *g, const peft_model_inputs *in,
+                                     const char *const *row_adapters, peft_model_outputs *out);
 /* train / eval mode (dropout) for the next forwards */
-void peft_model_train(peft_model *m, int training);
+PEFT_API void peft_model_train(peft_model *m, int training);
 
 /* ---- progress of long tasks ---- */
 /* The library never prints: long tasks (merge_adapter, merge_and_unload) report their progress
@@ -156,7 +171,7 @@ void peft_model_train(peft_model *m, int training);
  * call). fn == NULL removes the handler. ud is passed back untouched. */
 typedef void (*peft_progress_fn)(void *ud, const char *task, int64_t done, int64_t total,
                                  const char *item);
-void peft_set_progress_handler(peft_ctx *ctx, peft_progress_fn fn, void *ud);
+PEFT_API void peft_set_progress_handler(peft_ctx *ctx, peft_progress_fn fn, void *ud);
 
 /* ---- text for methods that initialise from it (prompt tuning's TEXT init) ----
  * The core links no tokenizer: an application that wants text-initialised adapters registers
@@ -166,7 +181,7 @@ void peft_set_progress_handler(peft_ctx *ctx, peft_progress_fn fn, void *ud);
  * peft_tokenizer_text_hook (peft/tokenizer.h) is such a function. fn == NULL removes it. */
 typedef int (*peft_tokenize_fn)(void *ud, const char *where, const char *text, int32_t **ids,
                                 size_t *n, char *err, size_t errlen);
-void peft_set_tokenizer(peft_ctx *ctx, peft_tokenize_fn fn, void *ud);
+PEFT_API void peft_set_tokenizer(peft_ctx *ctx, peft_tokenize_fn fn, void *ud);
 
 /* ---- mixed models: several methods on one model, saved and loaded as a whole ----
  * A PeftMixedModel (peft_get_peft_model(..., mixed=1)) holds adapters of any methods whose
@@ -200,13 +215,16 @@ void peft_set_tokenizer(peft_ctx *ctx, peft_tokenize_fn fn, void *ud);
  * into *out on success (the caller keeps it on failure). Errors: PEFT_EFORMAT naming the
  * manifest and the entry (adapters[i] 'name') for a malformed manifest or a folder whose
  * adapter_config.json has another peft_type, PEFT_EIO when a folder or file is missing. */
-int peft_mixed_from_pretrained(peft_ctx *ctx, peft_base_model *base, const char *dir,
-                               const char *adapter_name, int is_trainable, peft_model **out);
+PEFT_API int peft_mixed_from_pretrained(peft_ctx *ctx, peft_base_model *base, const char *dir,
+                                        const char *adapter_name, int is_trainable, peft_model **out);
 /* 1 when dir holds a mixed model's manifest (dir/peft_mixed.json), else 0 */
-int peft_is_mixed_dir(const char *dir);
+PEFT_API int peft_is_mixed_dir(const char *dir);
 /* is adapter i (in the order added) in the active set? 1/0 (0 for a bad index) */
-int peft_adapter_active(const peft_model *m, int i);
+PEFT_API int peft_adapter_active(const peft_model *m, int i);
 /* 1 for a PeftMixedModel */
-int peft_model_is_mixed(const peft_model *m);
+PEFT_API int peft_model_is_mixed(const peft_model *m);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

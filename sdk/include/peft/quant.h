@@ -14,6 +14,8 @@
 #ifndef PEFT_QUANT_H
 #define PEFT_QUANT_H
 
+#include "peft/export.h"
+
 #include <stdint.h>
 #include <stddef.h>
 #include "peft/tensor.h"
@@ -26,27 +28,27 @@ extern "C" {
 #define PEFT_NF4_ABSMAX_BLOCK 256
 
 /* 1 for PEFT_DTYPE_INT8 / _NF4 / _NF4_F32 */
-int peft_dtype_is_quantized(int32_t dtype);
+PEFT_API int peft_dtype_is_quantized(int32_t dtype);
 /* bytes of data a tensor of this dtype and logical shape holds (any dtype); 0 when invalid
  * (INT8 needs 2 dims) */
-size_t peft_dtype_storage_bytes(int32_t dtype, int ndim, const int64_t *shape);
+PEFT_API size_t peft_dtype_storage_bytes(int32_t dtype, int ndim, const int64_t *shape);
 /* "int8" / "nf4" / "nf4-nodq" / "bf16" ... for messages */
-const char *peft_dtype_label(int32_t dtype);
+PEFT_API const char *peft_dtype_label(int32_t dtype);
 
 /* elements [start, start + n) of t's flattened data as f32 (any storage dtype) */
-void peft_tensor_range_to_f32(const peft_tensor *t, int64_t start, int64_t n, float *dst);
+PEFT_API void peft_tensor_range_to_f32(const peft_tensor *t, int64_t start, int64_t n, float *dst);
 
 /* A new owned tensor holding src (f32 / bf16 / f16, any shape; 2-D for INT8) quantized to
  * qdtype, frozen. *rel_err (optional): ||dequant - src|| / ||src|| (0 for a zero tensor).
  * NULL on a bad dtype/shape or out of memory. */
-peft_tensor *peft_tensor_quantize(const peft_tensor *src, int32_t qdtype, double *rel_err);
+PEFT_API peft_tensor *peft_tensor_quantize(const peft_tensor *src, int32_t qdtype, double *rel_err);
 /* src values (numel f32, t's shape and dtype) quantized into t's existing buffer (merging into
  * a quantized base re-quantizes in place). 0, or -1 when t is not quantized. */
-int peft_requantize_from_f32(peft_tensor *t, const float *src);
+PEFT_API int peft_requantize_from_f32(peft_tensor *t, const float *src);
 
 /* the 16 NF4 values and bitsandbytes' signed 8-bit dynamic map (256 values, ascending) */
-const float *peft_nf4_table(void);
-const float *peft_dyn8_table(void);
+PEFT_API const float *peft_nf4_table(void);
+PEFT_API const float *peft_dyn8_table(void);
 
 #ifdef __cplusplus
 }

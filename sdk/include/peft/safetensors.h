@@ -10,9 +10,15 @@
 #ifndef PEFT_SAFETENSORS_H
 #define PEFT_SAFETENSORS_H
 
+#include "peft/export.h"
+
 #include <stddef.h>
 #include <stdint.h>
 #include "peft/tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 typedef struct peft_st_entry {
     char *name;       /* owned by the file */
@@ -34,10 +40,10 @@ typedef struct peft_st_file {
 
 /* Opens and validates path. 0 and *out (caller frees with peft_st_close), or -1 with a message
  * in err (err may be NULL). */
-int peft_st_open(const char *path, peft_st_file **out, char *err, size_t errlen);
-void peft_st_close(peft_st_file *f);
+PEFT_API int peft_st_open(const char *path, peft_st_file **out, char *err, size_t errlen);
+PEFT_API void peft_st_close(peft_st_file *f);
 /* entry by name (binary search) or NULL; borrowed */
-const peft_st_entry *peft_st_find(const peft_st_file *f, const char *name);
+PEFT_API const peft_st_entry *peft_st_find(const peft_st_file *f, const char *name);
 
 /* A tensor to write. data: numel elements of dtype (f32, f16, bf16 or i32). */
 typedef struct peft_st_out {
@@ -52,7 +58,10 @@ typedef struct peft_st_out {
  * the reference writer) with metadata pairs (meta_kv: key0, val0, key1, val1, ..., NULL) to
  * path atomically: path.tmp.<pid>, fsync, rename. On failure the old file (if any) is untouched
  * and no temporary remains. 0 or -1 with err set. */
-int peft_st_write(const char *path, const peft_st_out *tensors, size_t n,
-                  const char *const *meta_kv, char *err, size_t errlen);
+PEFT_API int peft_st_write(const char *path, const peft_st_out *tensors, size_t n,
+                           const char *const *meta_kv, char *err, size_t errlen);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -44,6 +44,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct peft_tokenizer peft_tokenizer;
 
 /* Special token ids, -1 when the tokenizer has none. Taken from tokenizer_config.json
@@ -94,4 +98,7 @@ const peft_tokenizer_special *peft_tokenizer_special_ids(const peft_tokenizer *t
 /* "BPE" or "WordPiece" (static string) */
 const char *peft_tokenizer_model_type(const peft_tokenizer *tk);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -4,9 +4,18 @@
 #ifndef PEFT_WARN_H
 #define PEFT_WARN_H
 
-/* fn == NULL restores the default handler. ud is passed back to fn untouched. Thread-safe. */
-void peft_set_warning_handler(void (*fn)(const char *msg, void *ud), void *ud);
-/* sends msg to the current handler (NULL msg is ignored) */
-void peft_warn(const char *msg);
+#include "peft/export.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* fn == NULL restores the default handler. ud is passed back to fn untouched. Thread-safe. */
+PEFT_API void peft_set_warning_handler(void (*fn)(const char *msg, void *ud), void *ud);
+/* sends msg to the current handler (NULL msg is ignored) */
+PEFT_API void peft_warn(const char *msg);
+
+#ifdef __cplusplus
+}
+#endif
 #endif
