@@ -123,14 +123,21 @@ $(BUILD)/tests/plugins/%.so: tests/plugins/%.c tests/plugins/*.h sdk/include/pef
 # the test helpers are compiled once (their objects), not once per suite
 .SECONDARY: $(TEST_UTIL_OBJ)
 $(BUILD)/obj/tests/util/%.o: CPPFLAGS += -Itests
-# A suite links libpeft.so and so sees only the public API, as an application does; a suite
-# that includes a core/ header tests the insides and links the same objects statically.
+TEST_UTIL_LIB = $(BUILD)/libpeft_testutil.a
+$(TEST_UTIL_LIB): $(TEST_UTIL_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+# A suite links libpeft.so and so sees only the public API, as an application does. A suite
+# that tests the insides (it includes a core/ header, or the header of a helper that does)
+# links the same objects statically (libpeft_core.a): libpeft.so does not export them.
 TEST_CORE = -L$(BUILD) -lpeft
-INTERNAL_TESTS = $(patsubst tests/%.c,$(BUILD)/tests/%,$(shell grep -l '^\#include "core/' $(TEST_SRC)))
+INTERNAL_UTIL_H = $(patsubst tests/util/%.c,%.h,$(shell grep -l '^\#include "core/' $(TEST_UTIL)))
+INTERNAL_TESTS = $(patsubst tests/%.c,$(BUILD)/tests/%,$(shell grep -lE \
+  '^\#include "(core/$(foreach h,$(INTERNAL_UTIL_H),|$(h)))' $(TEST_SRC)))
 $(INTERNAL_TESTS): TEST_CORE = $(CORE_LIB)
-$(BUILD)/tests/%: tests/%.c $(TEST_UTIL_OBJ) $(CONF_LIB) $(RUNNER_LIB) $(TOK_LIB) $(BUILD)/libpeft.so $(CORE_LIB)
+$(BUILD)/tests/%: tests/%.c $(TEST_UTIL_LIB) $(CONF_LIB) $(RUNNER_LIB) $(TOK_LIB) $(BUILD)/libpeft.so $(CORE_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) -MMD -MP -o $@ $< $(TEST_UTIL_OBJ) $(CONF_LIB) $(RUNNER_LIB) $(TOK_LIB) \
+	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) -MMD -MP -o $@ $< $(TEST_UTIL_LIB) $(CONF_LIB) $(RUNNER_LIB) $(TOK_LIB) \
 	  $(TEST_CORE) -Wl,-rpath,'$$ORIGIN/..' $(CHECK_LIBS) $(DEPLIBS)
 
 # The PEFT reference fixtures live in the repository (tests/fixtures/, copied from the Python
