@@ -1,6 +1,8 @@
 /* test_cfg.c — Check suite for core/cfg.c: typed getters (missing keys, wrong types), setters,
  * PEFT's rank_pattern/alpha_pattern key lookup and the Python-flavoured regex full match. */
 #include <check.h>
+#include <sys/resource.h>
+#include <time.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -243,11 +245,55 @@ START_TEST(regex_fullmatch)
     ck_assert_int_eq(peft_regex_fullmatch("(abc", "abc"), -1);
     ck_assert_int_eq(peft_regex_fullmatch("[abc", "abc"), -1);
     ck_assert_int_eq(peft_regex_fullmatch("a\\", "a"), -1);
-    ck_assert_int_eq(peft_regex_fullmatch("(?=a)a", "a"), -1); /* lookahead: unsupported */
-    ck_assert_int_eq(peft_regex_fullmatch("\\bq", "q"), -1);
+    /* PCRE2: look-around, \b and back-references work as in Python */
+    ck_assert_int_eq(peft_regex_fullmatch("(?=a)a", "a"), 1);
+    ck_assert_int_eq(peft_regex_fullmatch("\\bq", "q"), 1);
+    ck_assert_int_eq(peft_regex_fullmatch(".*\\.(?!k_proj)\\w+_proj", "model.layers.0.self_attn.q_proj"), 1);
+    ck_assert_int_eq(peft_regex_fullmatch(".*\\.(?!k_proj)\\w+_proj", "model.layers.0.self_attn.k_proj"), 0);
+    ck_assert_int_eq(peft_regex_fullmatch(".*(?<!mlp)\\.(q|v)_proj", "m.attn.q_proj"), 1);
+    ck_assert_int_eq(peft_regex_fullmatch(".*(?<!mlp)\\.(q|v)_proj", "m.mlp.q_proj"), 0);
+    ck_assert_int_eq(peft_regex_fullmatch("(\\w)\\1", "aa"), 1);
+    ck_assert_int_eq(peft_regex_fullmatch("(?P<x>a)(?P=x)", "aa"), 1);
     ck_assert_int_eq(peft_regex_fullmatch(NULL, "q"), -1);
     ck_assert_int_eq(peft_regex_fullmatch("", ""), 1);
     ck_assert_int_eq(peft_regex_fullmatch("", "a"), 0);
+}
+END_TEST
+
+/* issue 16: a 40-byte pattern cost 35 s and 1.2 GB in glibc's regcomp. Now refused (PCRE2's
+ * compiled-size limit) or bounded (match limits) at once, with a message. */
+START_TEST(regex_bounded)
+{
+    struct rusage r0, r1;
+    struct timespec t0, t1;
+    char err[512];
+    getrusage(RUSAGE_SELF, &r0);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    ck_assert_int_eq(peft_regex_fullmatch_err("((a{1,100}){1,100}){1,100}", "aaaa", err, sizeof err), -1);
+    ck_assert_msg(strstr(err, "too large"), "%s", err);
+    /* catastrophic backtracking on a long name: the match limit stops it */
+    char name[200];
+    memset(name, 'a', sizeof name - 2);
+    name[sizeof name - 3] = 'b'; /* "aaa...abc": 'b' is there, so the search cannot be skipped */
+    name[sizeof name - 2] = 'c';
+    name[sizeof name - 1] = 0;
+    ck_assert_int_eq(peft_regex_fullmatch_err("(a+)+b", name, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, "limit"), "%s", err);
+    ck_assert_int_eq(peft_regex_fullmatch_err("(a|aa)*(b|c)*\\1d", name, err, sizeof err) <= 0, 1);
+    /* a pattern over 4 KiB */
+    char *big = malloc(5000);
+    memset(big, 'a', 4999);
+    big[4999] = 0;
+    ck_assert_int_eq(peft_regex_fullmatch_err(big, "a", err, sizeof err), -1);
+    ck_assert_msg(strstr(err, "limit"), "%s", err);
+    free(big);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    getrusage(RUSAGE_SELF, &r1);
+    double s = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    long kb = r1.ru_maxrss - r0.ru_maxrss;
+    fprintf(stderr, "regex limits: refused/bounded in %.3f s, max RSS grew by %ld KiB\n", s, kb);
+    ck_assert_msg(s < 1.0, "took %.3f s", s);
+    ck_assert_msg(kb < 64 * 1024, "RSS grew by %ld KiB", kb);
 }
 END_TEST
 
@@ -262,6 +308,7 @@ int main(void)
     tcase_add_test(tc, pattern_lookup);
     tcase_add_test(tc, pattern_exact_and_order);
     tcase_add_test(tc, regex_fullmatch);
+    tcase_add_test(tc, regex_bounded);
     suite_add_tcase(s, tc);
     int failed = tu_run_suite(s);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;

@@ -29,7 +29,12 @@ void peft_cfg_set_str(peft_cfg *c, const char *key, const char *v);
 int peft_cfg_set_json(peft_cfg *c, const char *key, const char *json_text);
 int peft_cfg_list_int(const peft_cfg *c, const char *key, int i, int64_t *out);
 
-/* POSIX extended regex full match (PEFT's re.fullmatch); -1 if the pattern is invalid */
+/* Python-style regex (PCRE2, regex.c) full match, PEFT's re.fullmatch: 1 match, 0 no match, -1
+ * when the pattern is invalid or a match exceeds the limits (the _err form writes why into err) */
 int peft_regex_fullmatch(const char *pattern, const char *s);
+int peft_regex_fullmatch_err(const char *pattern, const char *s, char *err, size_t errlen);
+/* PEFT's pattern-key rule re.match(rf".*\.{key}$", name), or with lycoris rf"(.*\.)?{key}$":
+ * 1 match, 0 no match, -1 an invalid key (Python would raise; the lookup skips it) */
+int peft_regex_match_key(const char *key, const char *name, int lycoris);
 
 #endif

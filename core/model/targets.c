@@ -16,13 +16,13 @@ static int ends_with_component(const char *name, const char *key)
     return n > k && name[n - k - 1] == '.' && strcmp(name + n - k, key) == 0;
 }
 
-/* 1 match, 0 no match, -1 invalid regex */
-static int rule_matches(const json_t *rule, const char *name)
+/* 1 match, 0 no match, -1 invalid regex or over its limits (why in err) */
+static int rule_matches(const json_t *rule, const char *name, char *err, size_t errlen)
 {
     if (json_is_string(rule)) {
         const char *pat = json_string_value(rule);
         if (strcmp(pat, "all-linear") == 0) return 1;
-        return peft_regex_fullmatch(pat, name);
+        return peft_regex_fullmatch_err(pat, name, err, errlen);
     }
     if (json_is_array(rule)) {
         size_t i;
@@ -103,17 +103,19 @@ int peft_target_matches(peft_model *m, const json_t *cfg, const peft_site *s)
     if (json_is_string(targets) && !strcmp(json_string_value(targets), "all-linear") &&
         excluded_from_all_linear(cfg, name))
         return 0;
-    int hit = rule_matches(targets, name);
+    char why[320];
+    int hit = rule_matches(targets, name, why, sizeof why);
     if (hit < 0) {
-        return peft_set_error(m->ctx, PEFT_EINVAL, "target_modules: invalid regular expression '%s'",
-                              json_string_value(targets));
+        return peft_set_error(m->ctx, PEFT_EINVAL, "target_modules: regular expression '%.200s': %s",
+                              json_string_value(targets), why);
     }
     if (!hit) return 0;
     const json_t *excl = json_object_get(cfg, "exclude_modules");
     if (excl && !json_is_null(excl)) {
-        int ex = rule_matches(excl, name);
+        int ex = rule_matches(excl, name, why, sizeof why);
         if (ex < 0)
-            return peft_set_error(m->ctx, PEFT_EINVAL, "exclude_modules: invalid regular expression");
+            return peft_set_error(m->ctx, PEFT_EINVAL, "exclude_modules: regular expression '%.200s': %s",
+                                  json_string_value(excl), why);
         if (ex) return 0;
     }
     /* layers_to_transform applies to list targets that matched by suffix, not to an exact name

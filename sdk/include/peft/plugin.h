@@ -193,8 +193,9 @@ typedef struct peft_host_api {
     int (*qr)(int m, int n, const float *a, float *q, float *r);
 
     /* ---- ABI 1.2 ---- */
-    /* Python-style regex full match (re.fullmatch) of s: the host's POSIX translation of
-     * \d \w \s, (?:...), lazy quantifiers. 1 match, 0 no match, -1 invalid pattern. */
+    /* Python-style regex full match (re.fullmatch) of s, through PCRE2 (Python's syntax:
+     * \d \w \s, (?:...), (?P<n>...), lazy quantifiers, look-around, back-references), with
+     * size and match limits. 1 match, 0 no match, -1 invalid pattern or a limit hit. */
     int (*regex_fullmatch)(const char *pattern, const char *s);
     /* cfg_pattern_real with the rule of the LyCORIS tuners (LoHa, LoKr): a key matches when
      * module_name fullmatches "(.*\.)?key" (cfg_pattern_real uses LoRA's ".*\.key$"). */
