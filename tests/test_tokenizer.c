@@ -195,6 +195,8 @@ START_TEST(qwen3_parity) { parity("qwen3", "reference.json"); }
 END_TEST
 START_TEST(gemma2_parity) { parity("gemma2", "reference.json"); }
 END_TEST
+START_TEST(t5_unigram_parity) { parity("t5-unigram", "reference.json"); }
+END_TEST
 
 /* a tokenizer.json text with some top-level keys replaced */
 static char *patched_json(const char *rel, const json_t *overrides)
@@ -371,7 +373,13 @@ START_TEST(bad_files)
     refused("{\"model\": ", PEFT_EFORMAT, "invalid JSON", "line");
     refused("[1, 2]", PEFT_EFORMAT, "object", NULL);
     refused("{}", PEFT_EFORMAT, "model", NULL);
-    refused("{\"model\": {\"type\": \"Unigram\", \"vocab\": []}}", PEFT_EFORMAT, "Unigram", "not supported");
+    refused("{\"model\": {\"type\": \"Unigram\", \"vocab\": [[\"a\", 1]], \"unk_id\": 3}}", PEFT_EFORMAT, "unk_id", NULL);
+    refused("{\"model\": {\"type\": \"Unigram\", \"vocab\": [\"a\"]}}", PEFT_EFORMAT, "vocab[0]", "piece");
+    refused("{\"model\": {\"type\": \"Unigram\", \"vocab\": []}, \"normalizer\": {\"type\": \"Precompiled\", "
+            "\"precompiled_charsmap\": \"AAA*\"}}", PEFT_EFORMAT, "precompiled_charsmap", "base64");
+    refused("{\"model\": {\"type\": \"Unigram\", \"vocab\": []}, \"normalizer\": {\"type\": \"Precompiled\", "
+            "\"precompiled_charsmap\": \"/////w==\"}}", PEFT_EFORMAT, "precompiled_charsmap", "malformed");
+    refused("{\"model\": {\"type\": \"Bigram\", \"vocab\": []}}", PEFT_EFORMAT, "Bigram", "not supported");
     refused("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [\"a c\"]}}", PEFT_EFORMAT, "merges[0]", "\"c\"");
     refused("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"c\": 1}, \"merges\": [\"a c\"]}}", PEFT_EFORMAT, "merged token", "ac");
     refused("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [\"abc\"]}}", PEFT_EFORMAT, "merges[0]", "two tokens");
@@ -380,7 +388,7 @@ START_TEST(bad_files)
     refused("{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"a\": 0}, \"unk_token\": \"[UNK]\"}}", PEFT_EFORMAT, "unk_token", "[UNK]");
     refused("{" BPE_MODEL ", \"normalizer\": {\"type\": \"NFKX\"}}", PEFT_EFORMAT, "normalizer", "NFKX");
     refused("{" BPE_MODEL ", \"normalizer\": {\"type\": \"Sequence\", \"normalizers\": [{\"type\": \"Replace\", "
-            "\"pattern\": {\"Regex\": \" +\"}, \"content\": \" \"}]}}", PEFT_EFORMAT, "normalizers[0]", "regular-expression");
+            "\"pattern\": {\"Regex\": \"(+\"}, \"content\": \" \"}]}}", PEFT_EFORMAT, "normalizers[0]", "regular expression");
     refused("{" BPE_MODEL ", \"pre_tokenizer\": {\"type\": \"Split\"}}", PEFT_EFORMAT, "pre_tokenizer", "pattern");
     refused("{" BPE_MODEL ", \"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"Regex\": \"(\\\\p{L}\"}, "
             "\"behavior\": \"Isolated\"}}", PEFT_EFORMAT, "pre_tokenizer.pattern", "missing closing parenthesis");
@@ -503,6 +511,7 @@ int main(void)
     tcase_add_test(tc, llama3_parity);
     tcase_add_test(tc, qwen3_parity);
     tcase_add_test(tc, gemma2_parity);
+    tcase_add_test(tc, t5_unigram_parity);
     tcase_add_test(tc, llama2_metaspace_parity);
     tcase_add_test(tc, mini_parity);
     suite_add_tcase(s, tc);

@@ -66,8 +66,7 @@ static int encode_text(const peft_tokenizer *tk, const tk_piece *piece, tk_ids *
     for (size_t i = 0; i < words.n && !rc; i++) {
         w.n = 0;
         rc = tk_utf8_from_cps(words.p[i].t.c, words.p[i].t.n, &w);
-        if (!rc) rc = tk->model.type == TK_MODEL_WORDPIECE ? tk_wordpiece_word(&tk->model, w.s, w.n, ids)
-                                                          : tk_bpe_word(&tk->model, w.s, w.n, ids);
+        if (!rc) rc = tk_model_word(&tk->model, w.s, w.n, ids);
     }
     tk_pieces_free(&words);
     free(w.s);

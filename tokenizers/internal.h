@@ -100,6 +100,12 @@ int tk_normalizer_parse(const json_t *j, const char *where, tk_normalizer **out,
 int tk_normalize(const tk_normalizer *nz, const tk_cps *in, tk_cps *out); /* out reset first */
 void tk_normalizer_free(tk_normalizer *nz);
 
+/* SentencePiece's compiled normalization rules (precompiled.c) */
+typedef struct tk_charsmap tk_charsmap;
+int tk_charsmap_parse(const char *b64, size_t len, const char *where, tk_charsmap **out, char *err, size_t errlen);
+int tk_charsmap_apply(const tk_charsmap *cm, const uint32_t *in, size_t n, tk_cps *out);
+void tk_charsmap_free(tk_charsmap *cm);
+
 /* ---- pre-tokenizers (tokenizer_pretok.c) ---- */
 typedef struct tk_pretok tk_pretok;
 int tk_pretok_parse(const json_t *j, const char *where, tk_pretok **out, char *err, size_t errlen);
@@ -111,7 +117,7 @@ uint32_t tk_byte_to_char(uint8_t b);
 int tk_char_to_byte(uint32_t c); /* -1 if c is not one of the 256 */
 
 /* ---- models (tokenizer_bpe.c, tokenizer_wordpiece.c) ---- */
-enum { TK_MODEL_BPE = 1, TK_MODEL_WORDPIECE = 2 };
+enum { TK_MODEL_BPE = 1, TK_MODEL_WORDPIECE = 2, TK_MODEL_UNIGRAM = 3, TK_MODEL_WORDLEVEL = 4 };
 typedef struct tk_model {
     int type;
     tk_strmap vocab;     /* token -> id */
@@ -127,12 +133,22 @@ typedef struct tk_model {
     /* WordPiece */
     char *wp_prefix;
     int64_t max_chars;
+    /* Unigram */
+    double *scores;    /* per id */
+    double min_score;
+    size_t max_piece;  /* bytes of the longest piece */
 } tk_model;
 int tk_bpe_parse(const json_t *j, const char *where, tk_model *m, char *err, size_t errlen);
 int tk_bpe_word(const tk_model *m, const char *w, size_t len, tk_ids *out);
 int tk_wordpiece_parse(const json_t *j, const char *where, tk_model *m, char *err, size_t errlen);
 int tk_wordpiece_word(const tk_model *m, const char *w, size_t len, tk_ids *out);
-/* the vocab object {"token": id} shared by both */
+int tk_unigram_parse(const json_t *j, const char *where, tk_model *m, char *err, size_t errlen);
+int tk_unigram_word(const tk_model *m, const char *w, size_t len, tk_ids *out);
+int tk_wordlevel_parse(const json_t *j, const char *where, tk_model *m, char *err, size_t errlen);
+int tk_wordlevel_word(const tk_model *m, const char *w, size_t len, tk_ids *out);
+/* any model: the ids of one pre-tokenized word appended to out (PEFT_EINVAL: unk needed, none) */
+int tk_model_word(const tk_model *m, const char *w, size_t len, tk_ids *out);
+/* the vocab object {"token": id} shared by BPE, WordPiece and WordLevel */
 int tk_model_parse_vocab(const json_t *vocab, const char *where, tk_model *m, char *err, size_t errlen);
 void tk_model_free(tk_model *m);
 

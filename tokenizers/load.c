@@ -58,7 +58,10 @@ static int parse_model(const json_t *mj, const char *where, tk_model *m, char *e
         type = json_object_get(mj, "merges") ? "BPE" : json_object_get(mj, "max_input_chars_per_word") ? "WordPiece" : "?";
     if (!strcmp(type, "BPE")) return tk_bpe_parse(mj, where, m, err, errlen);
     if (!strcmp(type, "WordPiece")) return tk_wordpiece_parse(mj, where, m, err, errlen);
-    return tk_err(err, errlen, PEFT_EFORMAT, "%s: model.type \"%s\" is not supported (supported: BPE, WordPiece)", where, type);
+    if (!strcmp(type, "Unigram")) return tk_unigram_parse(mj, where, m, err, errlen);
+    if (!strcmp(type, "WordLevel")) return tk_wordlevel_parse(mj, where, m, err, errlen);
+    return tk_err(err, errlen, PEFT_EFORMAT,
+                  "%s: model.type \"%s\" is not supported (supported: BPE, WordPiece, Unigram, WordLevel)", where, type);
 }
 
 static int parse_added(peft_tokenizer *tk, const json_t *list, char *err, size_t errlen)
@@ -282,7 +285,13 @@ const peft_tokenizer_special *peft_tokenizer_special_ids(const peft_tokenizer *t
 
 const char *peft_tokenizer_model_type(const peft_tokenizer *tk)
 {
-    return tk && tk->model.type == TK_MODEL_WORDPIECE ? "WordPiece" : "BPE";
+    if (!tk) return "BPE";
+    switch (tk->model.type) {
+    case TK_MODEL_WORDPIECE: return "WordPiece";
+    case TK_MODEL_UNIGRAM: return "Unigram";
+    case TK_MODEL_WORDLEVEL: return "WordLevel";
+    default: return "BPE";
+    }
 }
 
 int peft_tokenizer_text_hook(void *ud, const char *where, const char *text, int32_t **ids,

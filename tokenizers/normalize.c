@@ -10,7 +10,7 @@
 #include "peft/peft.h"
 #include "tokenizers/internal.h"
 
-enum { N_BERT = 1, N_PREPEND, N_REPLACE, N_LOWER, N_UNORM, N_STRIP_ACCENTS, N_STRIP, N_SEQUENCE };
+enum { N_BERT = 1, N_PREPEND, N_REPLACE, N_LOWER, N_UNORM, N_STRIP_ACCENTS, N_STRIP, N_SEQUENCE, N_PRECOMPILED };
 
 struct tk_normalizer {
     int type;
@@ -18,6 +18,8 @@ struct tk_normalizer {
     tk_cps a, b;                                       /* Prepend text; Replace pattern -> b */
     int left, right;                                   /* Strip */
     int form;                                          /* NFC, NFD, NFKC, NFKD: TK_NF* */
+    tk_charsmap *cm;                                   /* Precompiled */
+    tk_regex *re;                                      /* Replace with a Regex pattern */
     tk_normalizer **items;                             /* Sequence */
     size_t n_items;
 };
@@ -27,6 +29,8 @@ void tk_normalizer_free(tk_normalizer *nz)
     if (!nz) return;
     for (size_t i = 0; i < nz->n_items; i++) tk_normalizer_free(nz->items[i]);
     free(nz->items);
+    tk_charsmap_free(nz->cm);
+    tk_regex_free(nz->re);
     free(nz->a.c);
     free(nz->b.c);
     free(nz);
@@ -38,15 +42,17 @@ static int get_bool(const json_t *j, const char *key, int dflt)
     return json_is_boolean(v) ? json_is_true(v) : dflt;
 }
 
-/* a Replace pattern: {"String": "x"}; {"Regex": ...} is refused */
-static int parse_pattern(const json_t *p, const char *where, tk_cps *out, char *err, size_t errlen)
+/* a Replace pattern: {"String": "x"} (into out) or {"Regex": "..."} (compiled into *re) */
+static int parse_pattern(const json_t *p, const char *where, tk_cps *out, tk_regex **re, char *err, size_t errlen)
 {
     const char *s = json_string_value(json_object_get(p, "String"));
-    if (!s) {
-        if (json_object_get(p, "Regex"))
-            return tk_err(err, errlen, PEFT_EFORMAT, "%s: pattern: regular-expression patterns are not supported (only {\"String\": ...})", where);
-        return tk_err(err, errlen, PEFT_EFORMAT, "%s: pattern: expected {\"String\": \"...\"}", where);
+    const json_t *rx = json_object_get(p, "Regex");
+    if (!s && json_is_string(rx)) {
+        char w[300];
+        snprintf(w, sizeof w, "%s.pattern", where);
+        return tk_regex_compile(json_string_value(rx), json_string_length(rx), 0, w, re, err, errlen);
     }
+    if (!s) return tk_err(err, errlen, PEFT_EFORMAT, "%s: pattern: expected {\"String\": \"...\"} or {\"Regex\": \"...\"}", where);
     if (!*s) return tk_err(err, errlen, PEFT_EFORMAT, "%s: pattern: empty string", where);
     return tk_cps_from_cstr(s, out) ? tk_oom(err, errlen) : 0;
 }
@@ -76,9 +82,16 @@ int tk_normalizer_parse(const json_t *j, const char *where, tk_normalizer **out,
         nz->type = N_REPLACE;
         const char *c = json_string_value(json_object_get(j, "content"));
         if (!c) rc = tk_err(err, errlen, PEFT_EFORMAT, "%s: Replace: \"content\" must be a string", where);
-        else if (!(rc = parse_pattern(json_object_get(j, "pattern"), where, &nz->a, err, errlen)) &&
+        else if (!(rc = parse_pattern(json_object_get(j, "pattern"), where, &nz->a, &nz->re, err, errlen)) &&
                  tk_cps_from_cstr(c, &nz->b))
             rc = tk_oom(err, errlen);
+    } else if (!strcmp(type, "Precompiled")) {
+        nz->type = N_PRECOMPILED;
+        const json_t *m = json_object_get(j, "precompiled_charsmap");
+        if (!json_is_string(m))
+            rc = tk_err(err, errlen, PEFT_EFORMAT, "%s: Precompiled: \"precompiled_charsmap\" must be a base64 string", where);
+        else if (json_string_length(m)) /* empty: no rules */
+            rc = tk_charsmap_parse(json_string_value(m), json_string_length(m), where, &nz->cm, err, errlen);
     } else if (!strcmp(type, "Lowercase")) {
         nz->type = N_LOWER;
     } else if (!strcmp(type, "NFC") || !strcmp(type, "NFD") || !strcmp(type, "NFKC") || !strcmp(type, "NFKD")) {
@@ -108,7 +121,7 @@ int tk_normalizer_parse(const json_t *j, const char *where, tk_normalizer **out,
     } else {
         rc = tk_err(err, errlen, PEFT_EFORMAT,
                     "%s: normalizer type \"%s\" is not supported (supported: BertNormalizer, Prepend, "
-                    "Replace, Lowercase, NFC, NFD, NFKC, NFKD, StripAccents, Strip, Sequence)", where, type);
+                    "Replace, Lowercase, NFC, NFD, NFKC, NFKD, Precompiled, StripAccents, Strip, Sequence)", where, type);
     }
     if (rc) {
         tk_normalizer_free(nz);
@@ -189,6 +202,17 @@ static int replace(const tk_cps *pat, const tk_cps *with, const tk_cps *in, tk_c
     return 0;
 }
 
+/* every match of re in `in` replaced by `with` */
+static int replace_re(const tk_regex *re, const tk_cps *with, const tk_cps *in, tk_cps *out)
+{
+    tk_spans sp = {0};
+    int rc = tk_regex_split_cps(re, in->c, in->n, &sp);
+    for (size_t k = 0; k < sp.n && !rc; k++)
+        rc = sp.v[k].match ? tk_cps_append(out, with->c, with->n) : tk_cps_append(out, in->c + sp.v[k].a, sp.v[k].b - sp.v[k].a);
+    free(sp.v);
+    return rc;
+}
+
 static int apply1(const tk_normalizer *nz, const tk_cps *in, tk_cps *out)
 {
     out->n = 0;
@@ -197,7 +221,10 @@ static int apply1(const tk_normalizer *nz, const tk_cps *in, tk_cps *out)
     case N_PREPEND:
         if (in->n && tk_cps_append(out, nz->a.c, nz->a.n)) return PEFT_ENOMEM;
         return tk_cps_append(out, in->c, in->n);
-    case N_REPLACE: return replace(&nz->a, &nz->b, in, out);
+    case N_REPLACE: return nz->re ? replace_re(nz->re, &nz->b, in, out) : replace(&nz->a, &nz->b, in, out);
+    case N_PRECOMPILED:
+        if (!nz->cm) return tk_cps_append(out, in->c, in->n);
+        return tk_charsmap_apply(nz->cm, in->c, in->n, out);
     case N_LOWER:
         for (size_t i = 0; i < in->n; i++)
             if (tk_lower_append(in->c[i], out)) return PEFT_ENOMEM;

@@ -42,5 +42,16 @@ void tk_model_free(tk_model *m)
     free(m->cont_prefix);
     free(m->eow_suffix);
     free(m->wp_prefix);
+    free(m->scores);
     memset(m, 0, sizeof *m);
+}
+
+int tk_model_word(const tk_model *m, const char *w, size_t len, tk_ids *out)
+{
+    switch (m->type) {
+    case TK_MODEL_WORDPIECE: return tk_wordpiece_word(m, w, len, out);
+    case TK_MODEL_UNIGRAM: return tk_unigram_word(m, w, len, out);
+    case TK_MODEL_WORDLEVEL: return tk_wordlevel_word(m, w, len, out);
+    default: return tk_bpe_word(m, w, len, out);
+    }
 }

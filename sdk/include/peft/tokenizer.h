@@ -5,11 +5,14 @@
  * use; anything else is refused at load with an error naming the file, the key and the
  * unsupported type):
  *   models          BPE (merges by rank, continuing_subword_prefix, end_of_word_suffix, unk_token,
- *                   fuse_unk, byte_fallback <0xNN>, ignore_merges; dropout must be null/0) and
- *                   WordPiece ("##" continuation, [UNK], max_input_chars_per_word)
+ *                   fuse_unk, byte_fallback <0xNN>, ignore_merges; dropout must be null/0),
+ *                   WordPiece ("##" continuation, [UNK], max_input_chars_per_word), Unigram
+ *                   (T5, ALBERT, XLM-R: Viterbi over the pieces' scores, unk fused,
+ *                   byte_fallback) and WordLevel
  *   normalizers     BertNormalizer (clean_text, handle_chinese_chars, strip_accents, lowercase),
- *                   Prepend, Replace (plain-string pattern), Lowercase, NFC, NFD, NFKC, NFKD
- *                   (utf8proc), StripAccents, Strip, Sequence
+ *                   Prepend, Replace (String or Regex pattern), Lowercase, NFC, NFD, NFKC, NFKD
+ *                   (utf8proc), Precompiled (SentencePiece's compiled charsmap, per grapheme
+ *                   cluster), StripAccents, Strip, Sequence
  *   pre-tokenizers  Split (a String or a Regex pattern through PCRE2 — \p{L}, \p{N}, look-ahead,
  *                   (?i:...) — behaviors Removed, Isolated, MergedWithPrevious, MergedWithNext,
  *                   Contiguous, invert), Whitespace, Digits, Punctuation,
@@ -95,7 +98,7 @@ int32_t peft_tokenizer_token_to_id(const peft_tokenizer *tk, const char *token);
 const char *peft_tokenizer_id_to_token(const peft_tokenizer *tk, int32_t id);
 /* borrowed, valid while tk lives */
 const peft_tokenizer_special *peft_tokenizer_special_ids(const peft_tokenizer *tk);
-/* "BPE" or "WordPiece" (static string) */
+/* "BPE", "WordPiece", "Unigram" or "WordLevel" (static string) */
 const char *peft_tokenizer_model_type(const peft_tokenizer *tk);
 
 #ifdef __cplusplus
