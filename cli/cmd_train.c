@@ -188,7 +188,9 @@ int cmd_train(int argc, char **argv)
         if (!isfinite(last_loss)) { cli_fail("step %ld: the loss is %g; try a smaller --lr", step, last_loss); goto out; }
         peft_graph_backward(g, out.loss);
         peft_adamw_clip_grad_norm(opt, clip);
-        peft_adamw_step(opt, cur_lr);
+        peft_adamw_update(opt, cur_lr);
+        if (peft_model_step_end(m, step - 1, steps)) { cli_fail("%s", peft_errmsg(ctx)); goto out; }
+        peft_adamw_zero_grad(opt);
         double el = now_s() - t0;
         if (tty) {
             int w = 30, done = (int)(w * step / steps);

@@ -313,8 +313,16 @@ static int run_one(batch_ctx *b, const runner_run *r, int read_only, runner_resu
                   (long long)s.step + 1, bad);
         }
         double lr = peft_lr_at(t->schedule, t->lr, s.step, t->steps, t->warmup_steps);
-        if (!bad[0]) /* lr 0 (warm-up's first update) is a no-op step */
-            peft_adamw_step(opt, lr > 0 ? lr : 1e-300);
+        if (!bad[0]) { /* lr 0 (warm-up's first update) is a no-op step */
+            peft_adamw_update(opt, lr > 0 ? lr : 1e-300);
+            /* the plugins' training hooks (AdaLoRA's rank allocation) see the gradients, as
+             * PEFT's update_and_allocate between optimizer.step() and zero_grad() */
+            if (peft_model_step_end(m, s.step, t->steps)) {
+                snprintf(err, errlen, "%s", peft_errmsg(peft_model_ctx(m)));
+                goto out;
+            }
+            peft_adamw_zero_grad(opt);
+        }
         s.step++;
         if (!bad[0]) {
             last_loss = loss_sum / (double)t->grad_accum;

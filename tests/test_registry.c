@@ -86,6 +86,43 @@ START_TEST(host_table_complete)
 }
 END_TEST
 
+/* ABI 1.3 host entries: batched solve and inverse (two 2x2 blocks), the graph's sticky error */
+START_TEST(host_linalg_and_sticky_error)
+{
+    const peft_host_api *h = peft_host_api_get();
+    ck_assert(PEFT_HOST_HAS(h, graph_error));
+    const float a[8] = {2, 1, 1, 3, /* block 0 */ 4, 0, 0, 0.5f /* block 1 */};
+    const float b[4] = {3, 5, 8, 1}; /* one right-hand side per block */
+    float x[4], inv[8];
+    ck_assert_int_eq(h->solve(2, 2, 1, a, b, x), 0);
+    ck_assert(fabsf(x[0] - 0.8f) < 1e-6f && fabsf(x[1] - 1.4f) < 1e-6f); /* 2x+y=3, x+3y=5 */
+    ck_assert(fabsf(x[2] - 2.0f) < 1e-6f && fabsf(x[3] - 2.0f) < 1e-6f);
+    ck_assert_int_eq(h->inverse(2, 2, a, inv), 0);
+    ck_assert(fabsf(inv[0] - 0.6f) < 1e-6f && fabsf(inv[1] + 0.2f) < 1e-6f);
+    ck_assert(fabsf(inv[4] - 0.25f) < 1e-6f && fabsf(inv[7] - 2.0f) < 1e-6f);
+    const float sing[4] = {1, 2, 2, 4};
+    ck_assert_int_eq(h->solve(1, 2, 1, sing, b, x), -1); /* singular: refused, no crash */
+    ck_assert_int_eq(h->inverse(1, 2, sing, inv), -1);
+    peft_rng r;
+    peft_rng_seed(&r, 1);
+    peft_graph *g = peft_graph_new(&r);
+    ck_assert_ptr_null(h->graph_error(g));
+    h->graph_set_error(g, "first");
+    h->graph_set_error(g, "second"); /* the first message stays */
+    ck_assert_str_eq(h->graph_error(g), "first");
+    int64_t one = 1;
+    peft_tensor *l = peft_graph_tensor(g, 1, &one);
+    l->requires_grad = 1;
+    ck_assert_int_eq(peft_graph_backward(g, l), -1); /* backward fails with it */
+    peft_graph_reset(g);
+    ck_assert_ptr_null(h->graph_error(g));
+    char err[128];
+    ck_assert_ptr_null(h->site_bias_trainable(NULL, err, sizeof err)); /* not during creation */
+    ck_assert_ptr_nonnull(strstr(err, "only while an adapter is being created"));
+    peft_graph_free(g);
+}
+END_TEST
+
 static char warned[256];
 static void *warned_ud;
 static void capture(const char *msg, void *ud)
@@ -116,7 +153,9 @@ END_TEST
 
 START_TEST(refuse_newer_minor)
 {
-    ASSERT_HAS(refused("newer_minor"), "needs ABI 1.99, host has 1.2");
+    char want[64];
+    snprintf(want, sizeof want, "needs ABI 1.99, host has 1.%d", PEFT_ABI_MINOR);
+    ASSERT_HAS(refused("newer_minor"), want);
 }
 END_TEST
 
@@ -281,11 +320,13 @@ START_TEST(search_path)
     ck_assert_ptr_null(peft_registry_get("", err, sizeof err));
     ck_assert_ptr_null(peft_registry_get(NULL, err, sizeof err));
 
-    /* peft_type -> plugin name: lowercase, with PEFT's *_TUNING names mapped */
+    /* peft_type -> plugin: the core maps no name; the plugin that declares the type serves it.
+     * A prompt.so earlier on the path that is not PEFT's prompt tuning shadows the built-in
+     * one, so nothing serves PROMPT_TUNING */
     snprintf(p, sizeof p, "%s/prompt.so", dir);
     ck_assert_int_eq(copy_file(fixture("good_scale"), p), 0);
     ck_assert_ptr_null(peft_registry_get_by_type("PROMPT_TUNING", err, sizeof err));
-    ASSERT_HAS(err, "not 'prompt'"); /* it looked for prompt.so */
+    ASSERT_HAS(err, "unknown peft_type 'PROMPT_TUNING': no plugin on the search path serves it");
     ck_assert_ptr_null(peft_registry_get_by_type("NO_SUCH_TYPE", err, sizeof err));
     ASSERT_HAS(err, "peft_type 'NO_SUCH_TYPE'");
     ASSERT_HAS(err, "plugin 'no_such_type' not found; searched: ");
@@ -375,6 +416,7 @@ int main(void)
     TCase *tc = tcase_create("registry");
     tcase_add_test(tc, host_table_complete);
     tcase_add_test(tc, warning_sink);
+    tcase_add_test(tc, host_linalg_and_sticky_error);
     tcase_add_test(tc, refuse_bad_major);
     tcase_add_test(tc, refuse_newer_minor);
     tcase_add_test(tc, refuse_short_vtable);

@@ -180,6 +180,8 @@ peft_adapter *peft_adapter_create(peft_model *m, const char *name, const char *c
 void peft_adapter_free(peft_adapter *a)
 {
     if (!a) return;
+    if (a->adapter_state) a->vt->adapter_destroy(a->adapter_state); /* after the site states */
+    a->adapter_state = NULL;
     if (a->parsed) a->vt->config_free(a->parsed);
     json_decref(a->config);
     free(a->source);
@@ -272,17 +274,50 @@ int peft_adapter_inject(peft_model *m, peft_adapter *a)
     return rc;
 }
 
-static int inject_sites(peft_model *m, peft_adapter *a)
+/* the adapter being created on this thread: host->site_bias_trainable acts for it */
+static __thread struct {
+    peft_model *m;
+    peft_adapter *a;
+} creating;
+
+peft_tensor *peft_host_site_bias_trainable(const peft_site_info *site, char *err, size_t errlen)
 {
-    peft_cfg pc = {a->config};
-    char err[1024] = "";
-    int hits = 0;
-    if (peft_adapter_is_prompt(a)) return peft_prompt_inject(m, a); /* no sites: the hooks */
+    peft_model *m = creating.m;
+    if (!m) {
+        snprintf(err, errlen, "site_bias_trainable: only while an adapter is being created "
+                              "(adapter_init, inject, inject_in)");
+        return NULL;
+    }
+    peft_site *s = NULL;
+    for (size_t i = 0; i < m->base->n_sites && !s; i++)
+        if (&m->base->sites[i]->info == site) s = m->base->sites[i];
+    if (!s) {
+        snprintf(err, errlen, "site_bias_trainable: not a site of this model");
+        return NULL;
+    }
+    if (!s->info.bias) {
+        snprintf(err, errlen, "%s has no bias to train", s->info.name);
+        return NULL;
+    }
+    peft_param *p = param_of(m, s->info.bias);
+    if (!p || add_bias(m, p, s, creating.a)) {
+        snprintf(err, errlen, "%s: out of memory making its bias trainable", s->info.name);
+        return NULL;
+    }
+    return s->info.bias;
+}
+
+/* the sites a's target rules pick, each checked for mixability; *n of them in a new array */
+static int pick_sites(peft_model *m, peft_adapter *a, peft_site ***out, int *n)
+{
+    peft_site **hit = calloc(m->base->n_sites ? m->base->n_sites : 1, sizeof *hit);
+    if (!hit) return peft_set_error(m->ctx, PEFT_ENOMEM, "out of memory");
+    *n = 0;
     for (size_t i = 0; i < m->base->n_sites; i++) {
         peft_site *s = m->base->sites[i];
-        int hit = peft_target_matches(m, a->config, s);
-        if (hit < 0) goto fail;
-        if (!hit) continue;
+        int h = peft_target_matches(m, a->config, s);
+        if (h < 0) goto fail;
+        if (!h) continue;
         for (int j = 0; j < s->n_chain; j++) {
             const peft_tuner_vtable *other = s->chain[j].adapter->vt;
             if (other != a->vt && (!(other->caps & PEFT_CAP_MIXABLE) || !(a->vt->caps & PEFT_CAP_MIXABLE))) {
@@ -295,19 +330,60 @@ static int inject_sites(peft_model *m, peft_adapter *a)
                 goto fail;
             }
         }
-        void *state = a->vt->inject(a->parsed, &pc, &s->info, a->name, &m->ctx->rng, err, sizeof err);
-        if (!state) {
-            peft_set_error(m->ctx, PEFT_EINVAL, "adapter '%s' on %s: %s", a->name, s->info.name, err);
-            goto fail;
-        }
-        if (peft_site_attach(s, a, state)) {
-            a->vt->destroy(state);
-            peft_set_error(m->ctx, PEFT_ENOMEM, "out of memory");
-            goto fail;
-        }
-        hits++;
+        hit[(*n)++] = s;
     }
-    if (hits == 0) {
+    *out = hit;
+    return PEFT_OK;
+fail:
+    free(hit);
+    return PEFT_EINVAL;
+}
+
+/* vt->adapter_init over the picked sites and the plugin's other adapters (ABI 1.3) */
+static int init_adapter_state(peft_model *m, peft_adapter *a, peft_site **hit, int n)
+{
+    if (!a->vt->adapter_init) return PEFT_OK;
+    const peft_site_info **infos = calloc((size_t)n, sizeof *infos);
+    void **peers = calloc((size_t)m->n_adapters + 1, sizeof *peers);
+    const char **names = calloc((size_t)m->n_adapters + 1, sizeof *names);
+    if (!infos || !peers || !names) {
+        free(infos);
+        free(peers);
+        free(names);
+        return peft_set_error(m->ctx, PEFT_ENOMEM, "out of memory");
+    }
+    for (int i = 0; i < n; i++) infos[i] = &hit[i]->info;
+    int np = 0;
+    for (int i = 0; i < m->n_adapters; i++)
+        if (m->adapters[i] != a && m->adapters[i]->vt == a->vt && m->adapters[i]->adapter_state) {
+            peers[np] = m->adapters[i]->adapter_state;
+            names[np++] = m->adapters[i]->name;
+        }
+    peft_adapter_info info = {.struct_size = sizeof info, .model_type = m->base->arch->model_type,
+                              .n_sites = n, .sites = infos, .n_peers = np, .peers = peers,
+                              .peer_names = names};
+    peft_cfg pc = {a->config};
+    char err[1024] = "";
+    a->adapter_state = a->vt->adapter_init(a->parsed, &pc, &info, a->name, &m->ctx->rng, err, sizeof err);
+    free(infos);
+    free(peers);
+    free(names);
+    if (!a->adapter_state)
+        return peft_set_error(m->ctx, PEFT_EINVAL, "adapter '%s': %s", a->name,
+                              err[0] ? err : "the plugin's adapter_init failed (no message)");
+    return PEFT_OK;
+}
+
+static int inject_sites(peft_model *m, peft_adapter *a)
+{
+    peft_cfg pc = {a->config};
+    char err[1024] = "";
+    if (peft_adapter_is_prompt(a)) return peft_prompt_inject(m, a); /* no sites: the hooks */
+    peft_site **hit = NULL;
+    int n_hit = 0;
+    if (pick_sites(m, a, &hit, &n_hit)) return PEFT_EINVAL;
+    if (n_hit == 0) {
+        free(hit);
         char rule[512];
         list_rule(json_object_get(a->config, "target_modules"), rule, sizeof rule);
         peft_set_error(m->ctx, PEFT_EINVAL,
@@ -317,15 +393,56 @@ static int inject_sites(peft_model *m, peft_adapter *a)
                        m->base->n_sites ? m->base->sites[0]->info.name : "?");
         return PEFT_EINVAL;
     }
+    creating.m = m;
+    creating.a = a;
+    if (init_adapter_state(m, a, hit, n_hit)) goto fail;
+    for (int i = 0; i < n_hit; i++) {
+        peft_site *s = hit[i];
+        void *state = a->vt->inject_in
+                          ? a->vt->inject_in(a->adapter_state, a->parsed, &pc, &s->info, a->name,
+                                             &m->ctx->rng, err, sizeof err)
+                          : a->vt->inject(a->parsed, &pc, &s->info, a->name, &m->ctx->rng, err, sizeof err);
+        if (!state) {
+            peft_set_error(m->ctx, PEFT_EINVAL, "adapter '%s' on %s: %s", a->name, s->info.name, err);
+            goto fail;
+        }
+        if (peft_site_attach(s, a, state)) {
+            a->vt->destroy(state);
+            peft_set_error(m->ctx, PEFT_ENOMEM, "out of memory");
+            goto fail;
+        }
+    }
+    creating.m = NULL;
+    creating.a = NULL;
+    free(hit);
     if (apply_bias_setting(m, a)) {
         peft_set_error(m->ctx, PEFT_ENOMEM, "out of memory making biases trainable");
-        goto fail;
+        goto fail_after;
     }
-    if (peft_mts_add(m, a)) goto fail;
+    if (peft_mts_add(m, a)) goto fail_after;
     return PEFT_OK;
 fail:
+    creating.m = NULL;
+    creating.a = NULL;
+    free(hit);
+fail_after:
     peft_adapter_uninject(m, a);
     return PEFT_EINVAL;
+}
+
+int peft_adapter_loaded(peft_model *m, peft_adapter *a)
+{
+    if (!a->vt->loaded) return PEFT_OK;
+    char err[1024] = "";
+    for (size_t i = 0; i < m->base->n_sites; i++) {
+        int idx = peft_site_find(m->base->sites[i], a);
+        if (idx >= 0 && a->vt->loaded(a->adapter_state, m->base->sites[i]->chain[idx].state, err, sizeof err))
+            return peft_set_error(m->ctx, PEFT_EPLUGIN, "adapter '%s' on %s: %s", a->name,
+                                  m->base->sites[i]->info.name, err);
+    }
+    if (a->adapter_state && a->vt->loaded(a->adapter_state, NULL, err, sizeof err))
+        return peft_set_error(m->ctx, PEFT_EPLUGIN, "adapter '%s': %s", a->name, err);
+    return PEFT_OK;
 }
 
 void peft_adapter_uninject(peft_model *m, peft_adapter *a)
@@ -340,4 +457,6 @@ void peft_adapter_uninject(peft_model *m, peft_adapter *a)
         if (m->biases[i].owner != a) m->biases[k++] = m->biases[i];
     m->n_biases = k;
     peft_mts_drop(m, a);
+    if (a->adapter_state) a->vt->adapter_destroy(a->adapter_state); /* after every site state */
+    a->adapter_state = NULL;
 }

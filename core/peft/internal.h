@@ -77,6 +77,29 @@ struct peft_model {
     peft_prompt_set prompt;        /* prompt-learning adapters (peft_prompt.c) */
 };
 
+/* ---- state-dict references (core/peft/refs.c) ----
+ * A plugin's state_dict / adapter_state_dict answer, however many entries it has (the plugin
+ * returns the count it needs, as snprintf; the buffer grows and asks again). */
+typedef struct peft_refs {
+    peft_param_ref local[32];
+    peft_param_ref *v; /* local or heap */
+    int n;
+} peft_refs;
+/* fills r from the adapter's state on one site (state != NULL) or from its adapter-level state
+ * (state == NULL); 0, or -1 on OOM. Free with peft_refs_free. */
+int peft_refs_get(peft_refs *r, const peft_adapter *a, void *state);
+void peft_refs_free(peft_refs *r);
+/* a ref that is a model parameter (counted, may train, has an in-memory name) */
+static inline int peft_ref_is_param(const peft_param_ref *r)
+{
+    return !(r->flags & (PEFT_PARAM_BUFFER | PEFT_PARAM_SAVE_ONLY));
+}
+/* a ref written by save_pretrained and expected by a load */
+static inline int peft_ref_is_saved(const peft_param_ref *r)
+{
+    return !(r->flags & PEFT_PARAM_NOT_SAVED);
+}
+
 /* the key prefix of tuner-layer names: "base_model.model." or "" for bare models */
 const char *peft_key_prefix(const peft_model *m);
 /* the prefix of owner's saved keys: peft_key_prefix, except for a prompt-learning adapter of a
@@ -90,8 +113,14 @@ peft_adapter *peft_adapter_create(peft_model *m, const char *name, const char *c
 void peft_adapter_free(peft_adapter *a);
 /* attach a created adapter to every matching site; on failure nothing stays attached */
 int peft_adapter_inject(peft_model *m, peft_adapter *a);
-/* undo peft_adapter_inject: detach from every site, drop its biases and modules_to_save */
+/* undo peft_adapter_inject: detach from every site, drop its biases and modules_to_save, then
+ * free the adapter-level state */
 void peft_adapter_uninject(peft_model *m, peft_adapter *a);
+/* after a load wrote into a's tensors: the plugin's `loaded` on every site state, then on the
+ * adapter-level state. 0, or PEFT_EPLUGIN with the ctx error set */
+int peft_adapter_loaded(peft_model *m, peft_adapter *a);
+/* host->site_bias_trainable (ABI 1.3): only while an adapter is being created on this thread */
+peft_tensor *peft_host_site_bias_trainable(const peft_site_info *site, char *err, size_t errlen);
 /* add_adapter with `source` (a file path or "adapter config") named in errors */
 int peft_add_adapter_from(peft_model *m, const char *name, const char *config_json,
                           const char *source, peft_adapter **out);

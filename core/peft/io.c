@@ -76,19 +76,42 @@ static int build_state_dict(peft_model *m, peft_adapter *only, int memory, peft_
         }
         if (sd_push(sd, &cap, join3("", "prompt_embeddings", ""), t)) goto oom;
     }
+    peft_refs rs;
     for (size_t i = 0; i < m->base->n_sites; i++) {
         peft_site *s = m->base->sites[i];
         for (int j = 0; j < s->n_chain; j++) {
             peft_site_adapter *sa = &s->chain[j];
             if (only && sa->adapter != only) continue;
-            int n = sa->adapter->vt->state_dict(sa->state, refs, 32);
-            for (int k = 0; k < n && k < 32; k++) {
-                if (memory && !refs[k].tensor->requires_grad) continue;
-                const char *leaf = memory ? refs[k].memory_name : refs[k].saved_name;
-                if (sd_push(sd, &cap, join3(peft_key_prefix(m), s->info.name, leaf), refs[k].tensor))
+            if (peft_refs_get(&rs, sa->adapter, sa->state)) goto oom;
+            for (int k = 0; k < rs.n; k++) {
+                const peft_param_ref *r = &rs.v[k];
+                if (!(memory ? peft_ref_is_param(r) && r->tensor->requires_grad : peft_ref_is_saved(r)))
+                    continue;
+                const char *leaf = memory ? r->memory_name : r->saved_name;
+                if (sd_push(sd, &cap, join3(peft_key_prefix(m), s->info.name, leaf), r->tensor)) {
+                    peft_refs_free(&rs);
                     goto oom;
+                }
+            }
+            peft_refs_free(&rs);
+        }
+    }
+    /* adapter-level tensors (ABI 1.3): model-level keys "base_model.<name>" */
+    for (int i = 0; i < m->n_adapters; i++) {
+        peft_adapter *a = m->adapters[i];
+        if ((only && a != only) || !a->adapter_state) continue;
+        if (peft_refs_get(&rs, a, NULL)) goto oom;
+        for (int k = 0; k < rs.n; k++) {
+            const peft_param_ref *r = &rs.v[k];
+            if (!(memory ? peft_ref_is_param(r) && r->tensor->requires_grad : peft_ref_is_saved(r)))
+                continue;
+            if (sd_push(sd, &cap, join3(m->bare ? "" : "base_model.", memory ? r->memory_name : r->saved_name, ""),
+                        r->tensor)) {
+                peft_refs_free(&rs);
+                goto oom;
             }
         }
+        peft_refs_free(&rs);
     }
     for (int i = 0; i < m->n_mts; i++) {
         peft_mts *e = &m->mts[i];
@@ -212,6 +235,10 @@ int peft_set_peft_model_state_dict(peft_model *m, const char *path, const char *
         peft_state_dict_free(sd);
     }
     peft_st_close(f);
+    /* plugins take in what was written (ABI 1.3 `loaded`) */
+    for (int i = 0; !rc && i < m->n_adapters; i++)
+        if (memory_names || !strcmp(m->adapters[i]->name, adapter_name ? adapter_name : "default"))
+            rc = peft_adapter_loaded(m, m->adapters[i]);
     /* the saved prompt_embeddings were copied into the adapter's snapshot: hand it over */
     peft_adapter *a = peft_find_adapter(m, adapter_name ? adapter_name : "default");
     if (!rc && !memory_names && peft_adapter_is_prompt(a)) rc = peft_prompt_load_saved(m, a, path);

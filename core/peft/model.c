@@ -297,28 +297,45 @@ typedef int (*param_visit)(void *ud, peft_site *s, peft_adapter *a, peft_param_r
 
 static int each_adapter_param(peft_model *m, peft_adapter *only, param_visit fn, void *ud)
 {
-    peft_param_ref refs[32];
+    peft_refs refs;
     for (size_t i = 0; i < m->base->n_sites; i++) {
         peft_site *s = m->base->sites[i];
         for (int j = 0; j < s->n_chain; j++) {
             peft_site_adapter *sa = &s->chain[j];
             if (only && sa->adapter != only) continue;
-            int n = sa->adapter->vt->state_dict(sa->state, refs, 32);
-            if (n > 32) n = 32;
-            for (int k = 0; k < n; k++) {
-                int rc = fn(ud, s, sa->adapter, &refs[k]);
-                if (rc) return rc;
+            if (peft_refs_get(&refs, sa->adapter, sa->state)) return -1;
+            for (int k = 0; k < refs.n; k++) {
+                int rc = fn(ud, s, sa->adapter, &refs.v[k]);
+                if (rc) {
+                    peft_refs_free(&refs);
+                    return rc;
+                }
+            }
+            peft_refs_free(&refs);
+        }
+    }
+    /* adapter-level tensors (ABI 1.3), after the layers' as PEFT's named_parameters lists them */
+    for (int i = 0; i < m->n_adapters; i++) {
+        peft_adapter *a = m->adapters[i];
+        if ((only && a != only) || !a->adapter_state) continue;
+        if (peft_refs_get(&refs, a, NULL)) return -1;
+        for (int k = 0; k < refs.n; k++) {
+            int rc = fn(ud, NULL, a, &refs.v[k]);
+            if (rc) {
+                peft_refs_free(&refs);
+                return rc;
             }
         }
+        peft_refs_free(&refs);
     }
     return 0;
 }
 
 static int set_trainable_visit(void *ud, peft_site *s, peft_adapter *a, peft_param_ref *ref)
 {
-    int on = *(int *)ud;
-    ref->tensor->requires_grad = on && ref->trainable;
-    if (on && ref->trainable) ref->tensor->flags |= PEFT_T_PARAM;
+    int on = *(int *)ud && ref->trainable && peft_ref_is_param(ref);
+    ref->tensor->requires_grad = on;
+    if (on) ref->tensor->flags |= PEFT_T_PARAM;
     return 0;
 }
 
@@ -354,6 +371,7 @@ typedef struct count_ud {
 static int count_visit(void *ud, peft_site *s, peft_adapter *a, peft_param_ref *ref)
 {
     count_ud *c = ud;
+    if (!peft_ref_is_param(ref)) return 0; /* buffers and save-only copies are no parameters */
     c->all += ref->tensor->numel;
     if (ref->tensor->requires_grad) c->trainable += ref->tensor->numel;
     return 0;
@@ -418,6 +436,58 @@ void peft_print_trainable_parameters(const peft_model *m, FILE *out)
 
 void peft_model_train(peft_model *m, int training) { m->training = training; }
 
+/* ---- extra loss terms (ABI 1.3 loss_term) ---- */
+
+typedef struct add_term_ctx {
+    peft_tensor *loss, *term, *out;
+} add_term_ctx;
+
+// dout (1) -> dloss (1) += dout, dterm (1) += dout
+static void add_term_backward(peft_graph *g, void *vc)
+{
+    add_term_ctx *c = vc;
+    if (!c->out->grad) return;
+    float *dl = peft_grad_of(g, c->loss), *dt = peft_grad_of(g, c->term);
+    if (dl) dl[0] += c->out->grad[0];
+    if (dt) dt[0] += c->out->grad[0];
+}
+
+// loss () + term (1 element) -> () with its backward
+static peft_tensor *add_term(peft_graph *g, peft_tensor *loss, peft_tensor *term)
+{
+    peft_tensor *out = peft_graph_tensor(g, loss->ndim, loss->shape);
+    if (!out) return NULL;
+    peft_f32(out)[0] = peft_f32(loss)[0] + peft_f32(term)[0];
+    out->requires_grad = peft_needs_grad(g, loss, term);
+    if (out->requires_grad) {
+        add_term_ctx *c = peft_tape_push(g, add_term_backward, sizeof *c);
+        if (c) *c = (add_term_ctx){loss, term, out};
+    }
+    return out;
+}
+
+static int add_loss_terms(peft_model *m, peft_graph *g, peft_model_outputs *out)
+{
+    if (!out->loss || m->base->adapters_disabled) return PEFT_OK;
+    for (int i = 0; i < m->n_adapters; i++) {
+        peft_adapter *a = m->adapters[i];
+        if (!a->active || !a->vt->loss_term) continue;
+        peft_tensor *term = NULL;
+        if (a->vt->loss_term(a->adapter_state, g, &term) || peft_graph_error(g))
+            return peft_set_error(m->ctx, PEFT_EPLUGIN, "adapter '%s' (%s) loss term: %s", a->name,
+                                  a->vt->peft_type, peft_graph_error(g) ? peft_graph_error(g) : "failed");
+        if (!term) continue;
+        if (term->dtype != PEFT_DTYPE_F32 || term->numel != 1)
+            return peft_set_error(m->ctx, PEFT_EPLUGIN,
+                                  "adapter '%s' (%s): loss_term gave a tensor of %lld values, not one",
+                                  a->name, a->vt->peft_type, (long long)term->numel);
+        peft_tensor *sum = add_term(g, out->loss, term);
+        if (!sum) return peft_set_error(m->ctx, PEFT_ENOMEM, "out of memory in the step arena");
+        out->loss = sum;
+    }
+    return PEFT_OK;
+}
+
 int peft_model_forward(peft_model *m, peft_graph *g, const peft_model_inputs *in,
                        peft_model_outputs *out)
 {
@@ -427,7 +497,24 @@ int peft_model_forward(peft_model *m, peft_graph *g, const peft_model_inputs *in
     memset(out, 0, sizeof *out);
     int rc = peft_prompt_apply(m);
     if (rc) return rc;
-    if (m->base->arch->forward(m->base, g, in, out, err, sizeof err))
-        return peft_set_error(m->ctx, PEFT_EINVAL, "%s", err[0] ? err : "forward failed");
+    int frc = m->base->arch->forward(m->base, g, in, out, err, sizeof err);
+    if (peft_graph_error(g)) /* a plugin's own message beats the symptom it caused */
+        return peft_set_error(m->ctx, PEFT_EPLUGIN, "%s", peft_graph_error(g));
+    if (frc) return peft_set_error(m->ctx, PEFT_EINVAL, "%s", err[0] ? err : "forward failed");
+    return add_loss_terms(m, g, out);
+}
+
+int peft_model_step_end(peft_model *m, int64_t step, int64_t total_steps)
+{
+    char err[1024] = "";
+    for (int i = 0; i < m->n_adapters; i++) {
+        peft_adapter *a = m->adapters[i];
+        if (!a->trainable || !a->vt->step_end) continue;
+        peft_cfg pc = {a->config};
+        if (a->vt->step_end(a->adapter_state, &pc, step, total_steps, err, sizeof err))
+            return peft_set_error(m->ctx, PEFT_EPLUGIN, "adapter '%s' (%s) after step %lld: %s",
+                                  a->name, a->vt->peft_type, (long long)step,
+                                  err[0] ? err : "failed (no message)");
+    }
     return PEFT_OK;
 }

@@ -93,6 +93,12 @@ double peft_adamw_clip_grad_norm(peft_adamw *o, double max_norm)
 
 void peft_adamw_step(peft_adamw *o, double lr)
 {
+    peft_adamw_update(o, lr);
+    peft_adamw_zero_grad(o);
+}
+
+void peft_adamw_update(peft_adamw *o, double lr)
+{
     if (lr <= 0) lr = o->cfg.lr;
     o->t++;
     double b1 = o->cfg.beta1, b2 = o->cfg.beta2;
@@ -108,7 +114,6 @@ void peft_adamw_step(peft_adamw *o, double lr)
             w[j] = (float)(w[j] * decay - step * m[j] / denom);
         }
     }
-    peft_adamw_zero_grad(o);
 }
 
 size_t peft_adamw_state_bytes(const peft_adamw *o)

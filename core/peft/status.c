@@ -17,12 +17,14 @@ static json_t *grad_flag(int n_true, int n_all)
 
 static void count_grads(peft_site_adapter *sa, int *n_true, int *n_all)
 {
-    peft_param_ref refs[32];
-    int n = sa->adapter->vt->state_dict(sa->state, refs, 32);
-    for (int k = 0; k < n && k < 32; k++) {
+    peft_refs refs;
+    if (peft_refs_get(&refs, sa->adapter, sa->state)) return;
+    for (int k = 0; k < refs.n; k++) {
+        if (!peft_ref_is_param(&refs.v[k])) continue; /* buffers have no requires_grad in PEFT */
         (*n_all)++;
-        *n_true += refs[k].tensor->requires_grad != 0;
+        *n_true += refs.v[k].tensor->requires_grad != 0;
     }
+    peft_refs_free(&refs);
 }
 
 static int cmp_json_str(const void *a, const void *b)

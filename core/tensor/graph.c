@@ -4,6 +4,7 @@
 #include "peft/quant.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -397,8 +398,17 @@ void peft_graph_free(peft_graph *g)
     free(g);
 }
 
+void peft_graph_set_error(peft_graph *g, const char *msg)
+{
+    if (!g || g->error[0]) return; /* the first error of the step is the one reported */
+    snprintf(g->error, sizeof g->error, "%s", msg && *msg ? msg : "a plugin failed (no message)");
+}
+
+const char *peft_graph_error(const peft_graph *g) { return g && g->error[0] ? g->error : NULL; }
+
 void peft_graph_reset(peft_graph *g)
 {
+    g->error[0] = 0;
     g->n_nodes = 0;
     g->n_free = 0;
     peft_arena_reset(g->arena);
@@ -490,7 +500,7 @@ static void recycle_grad(peft_graph *g, peft_tensor *t)
 
 int peft_graph_backward(peft_graph *g, peft_tensor *loss)
 {
-    if (!loss || loss->numel != 1 || !loss->requires_grad) return -1;
+    if (!loss || loss->numel != 1 || !loss->requires_grad || g->error[0]) return -1;
     float *dl = peft_grad_of(g, loss);
     if (!dl) return -1;
     dl[0] = 1.0f;
@@ -498,5 +508,5 @@ int peft_graph_backward(peft_graph *g, peft_tensor *loss)
         g->nodes[i].fn(g, g->nodes[i].ctx);
         if (g->nodes[i].out != loss) recycle_grad(g, g->nodes[i].out);
     }
-    return 0;
+    return g->error[0] ? -1 : 0;
 }

@@ -12,6 +12,7 @@
 #include "core/tuner/registry.h"
 #include "peft/warn.h"
 #include "core/tuner/host_linalg.h"
+#include "core/peft/internal.h"
 
 /* ---- warnings ---- */
 
@@ -117,6 +118,11 @@ static const peft_host_api host_api = {
     .qr = peft_host_qr,
     .regex_fullmatch = peft_regex_fullmatch,
     .cfg_pattern_real_lycoris = peft_cfg_pattern_real_lycoris,
+    .solve = peft_host_solve,
+    .inverse = peft_host_inverse,
+    .site_bias_trainable = peft_host_site_bias_trainable,
+    .graph_set_error = peft_graph_set_error,
+    .graph_error = peft_graph_error,
 };
 
 const peft_host_api *peft_host_api_get(void) { return &host_api; }

@@ -58,3 +58,40 @@ float *peft_host_site_weight_writable(const peft_site_info *info)
     if (owned) free(old); /* the rewritten weight is the base from now on */
     return peft_f32(s->info.weight);
 }
+
+// a (batch, n, n), b (batch, n, nrhs) -> x (batch, n, nrhs) = a^-1 b per block (sgesv)
+int peft_host_solve(int batch, int n, int nrhs, const float *a, const float *b, float *x)
+{
+    if (batch < 0 || n <= 0 || nrhs <= 0 || !a || !b || !x) return -1;
+    size_t nn = (size_t)n * (size_t)n, nr = (size_t)n * (size_t)nrhs;
+    float *lu = malloc(nn * sizeof *lu);
+    lapack_int *piv = malloc((size_t)n * sizeof *piv);
+    int rc = lu && piv ? 0 : -1;
+    for (int i = 0; i < batch && rc == 0; i++) {
+        memcpy(lu, a + (size_t)i * nn, nn * sizeof *lu);
+        if (x + (size_t)i * nr != b + (size_t)i * nr) memmove(x + (size_t)i * nr, b + (size_t)i * nr, nr * sizeof *x);
+        if (LAPACKE_sgesv(LAPACK_ROW_MAJOR, n, nrhs, lu, n, piv, x + (size_t)i * nr, nrhs) != 0) rc = -1;
+    }
+    free(lu);
+    free(piv);
+    return rc;
+}
+
+// a (batch, n, n) -> inv (batch, n, n) = a^-1 per block (sgetrf + sgetri)
+int peft_host_inverse(int batch, int n, const float *a, float *inv)
+{
+    if (batch < 0 || n <= 0 || !a || !inv) return -1;
+    size_t nn = (size_t)n * (size_t)n;
+    lapack_int *piv = malloc((size_t)n * sizeof *piv);
+    if (!piv) return -1;
+    int rc = 0;
+    for (int i = 0; i < batch && rc == 0; i++) {
+        float *o = inv + (size_t)i * nn;
+        if (o != a + (size_t)i * nn) memmove(o, a + (size_t)i * nn, nn * sizeof *o);
+        if (LAPACKE_sgetrf(LAPACK_ROW_MAJOR, n, n, o, n, piv) != 0 ||
+            LAPACKE_sgetri(LAPACK_ROW_MAJOR, n, o, n, piv) != 0)
+            rc = -1;
+    }
+    free(piv);
+    return rc;
+}

@@ -15,6 +15,7 @@
 #include "core/tuner/registry.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <dlfcn.h>
 #include <limits.h>
 #include <pthread.h>
@@ -34,14 +35,18 @@ static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
 static reg_entry *reg;
 static size_t n_reg, cap_reg;
 
-/* peft_type values whose plugin name is not simply the lowercased type */
-static const struct {
-    const char *peft_type;
-    const char *name;
-} type_names[] = {
-    {"PREFIX_TUNING", "prefix"},
-    {"PROMPT_TUNING", "prompt"},
-};
+/* does the vtable (of struct_size bytes) reach entry f? */
+#define VT_HAS(vt, f) ((vt)->struct_size >= offsetof(peft_tuner_vtable, f) + sizeof((vt)->f))
+
+/* does vt serve adapter_config.json peft_type t (its peft_type or one of also_serves)? */
+static int serves(const peft_tuner_vtable *vt, const char *t)
+{
+    if (strcmp(vt->peft_type, t) == 0) return 1;
+    if (!VT_HAS(vt, also_serves) || !vt->also_serves) return 0;
+    for (const char *const *p = vt->also_serves; *p; p++)
+        if (strcmp(*p, t) == 0) return 1;
+    return 0;
+}
 
 static int is_name_token(const char *s)
 {
@@ -97,6 +102,13 @@ int peft_registry_check_vtable(const peft_tuner_vtable *vt, const char *path, ch
                  p, (unsigned)vt->struct_size, (size_t)PROMPT_VTABLE_SIZE);
         return -1;
     }
+    /* ABI 1.3: inject_in may stand for inject; adapter-level state is for site methods */
+    const int has_inject_in = VT_HAS(vt, inject_in) && vt->inject_in;
+    if (!prompt && !vt->inject && !has_inject_in) {
+        snprintf(err, errlen, "plugin '%s': required vtable entry 'inject' is NULL (and no "
+                              "'inject_in')", p);
+        return -1;
+    }
     static const struct {
         size_t off;
         const char *what;
@@ -107,7 +119,7 @@ int peft_registry_check_vtable(const peft_tuner_vtable *vt, const char *path, ch
         {offsetof(peft_tuner_vtable, prefix), "prefix", 0},
         {offsetof(peft_tuner_vtable, config_parse), "config_parse", 0},
         {offsetof(peft_tuner_vtable, config_free), "config_free", 0},
-        {offsetof(peft_tuner_vtable, inject), "inject", 1},
+
         {offsetof(peft_tuner_vtable, forward), "forward", 1},
         {offsetof(peft_tuner_vtable, destroy), "destroy", 0},
         {offsetof(peft_tuner_vtable, state_dict), "state_dict", 0},
@@ -128,6 +140,23 @@ int peft_registry_check_vtable(const peft_tuner_vtable *vt, const char *path, ch
             return -1;
         }
     }
+    if (VT_HAS(vt, adapter_destroy) && vt->adapter_init && !vt->adapter_destroy) {
+        snprintf(err, errlen, "plugin '%s': vtable entry 'adapter_init' is set but "
+                              "'adapter_destroy' is NULL", p);
+        return -1;
+    }
+    if (prompt && VT_HAS(vt, inject_in) && (vt->adapter_init || vt->inject_in)) {
+        snprintf(err, errlen, "plugin '%s': a prompt-learning method (PEFT_CAP_PROMPT_LEARNING) "
+                              "has no adapter_init / inject_in (its prompt_init is its adapter "
+                              "state)", p);
+        return -1;
+    }
+    if (VT_HAS(vt, also_serves) && vt->also_serves)
+        for (const char *const *t = vt->also_serves; *t; t++)
+            if (!**t) {
+                snprintf(err, errlen, "plugin '%s': an entry of 'also_serves' is empty", p);
+                return -1;
+            }
     if (prompt && !vt->prompt_embeddings && !vt->prefix_kv) {
         snprintf(err, errlen,
                  "plugin '%s': caps has PEFT_CAP_PROMPT_LEARNING but both 'prompt_embeddings' and "
@@ -422,6 +451,52 @@ const peft_tuner_vtable *peft_registry_get(const char *name, char *err, size_t e
     return vt;
 }
 
+/* a registered plugin serving peft_type, or NULL; reg_mu held */
+static const peft_tuner_vtable *find_serving(const char *peft_type)
+{
+    for (size_t i = 0; i < n_reg; i++)
+        if (serves(reg[i].vt, peft_type)) return reg[i].vt;
+    return NULL;
+}
+
+/* loads every not yet loaded "<dir>/<name>.so" of the search path, in order (earlier
+ * directories win a name), until one serves peft_type; refusals are skipped (the caller names
+ * the type when nothing serves it). reg_mu held. */
+static const peft_tuner_vtable *scan_for_type(const char *peft_type)
+{
+    dirlist l = {0};
+    search_dirs(&l);
+    const peft_tuner_vtable *found = NULL;
+    for (size_t i = 0; i < l.n && !found; i++) {
+        DIR *d = opendir(l.dir[i]);
+        if (!d) continue;
+        struct dirent *e;
+        while (!found && (e = readdir(d))) {
+            size_t len = strlen(e->d_name);
+            if (len < 4 || strcmp(e->d_name + len - 3, ".so") != 0) continue;
+            char name[256];
+            snprintf(name, sizeof name, "%.*s", (int)(len - 3), e->d_name);
+            if (!is_name_token(name) || find_by_name(name)) continue;
+            char path[PATH_MAX], ignored[512];
+            int n = snprintf(path, sizeof path, "%s/%s", l.dir[i], e->d_name);
+            if (n < 0 || (size_t)n >= sizeof path) continue;
+            /* a name already served by an earlier directory's file stays that file's */
+            int shadowed = 0;
+            for (size_t k = 0; k < i && !shadowed; k++) {
+                char p2[PATH_MAX];
+                int n2 = snprintf(p2, sizeof p2, "%s/%s", l.dir[k], e->d_name);
+                shadowed = n2 > 0 && (size_t)n2 < sizeof p2 && access(p2, F_OK) == 0;
+            }
+            if (shadowed) continue;
+            const peft_tuner_vtable *vt = load_locked(path, name, ignored, sizeof ignored);
+            if (vt && serves(vt, peft_type)) found = vt;
+        }
+        closedir(d);
+    }
+    dl_free(&l);
+    return found;
+}
+
 const peft_tuner_vtable *peft_registry_get_by_type(const char *peft_type, char *err,
                                                    size_t errlen)
 {
@@ -435,42 +510,33 @@ const peft_tuner_vtable *peft_registry_get_by_type(const char *peft_type, char *
         return NULL;
     }
     pthread_mutex_lock(&reg_mu);
-    /* a plugin already registered (maybe from an explicit file) that declares this type */
-    for (size_t i = 0; i < n_reg; i++) {
-        if (strcmp(reg[i].vt->peft_type, peft_type) == 0) {
-            const peft_tuner_vtable *vt = reg[i].vt;
-            pthread_mutex_unlock(&reg_mu);
-            return vt;
-        }
-    }
+    /* a plugin already registered (maybe from an explicit file) that serves this type */
+    const peft_tuner_vtable *vt = find_serving(peft_type);
     pthread_mutex_unlock(&reg_mu);
+    if (vt) return vt;
 
-    char name[64];
-    const char *mapped = NULL;
-    for (size_t i = 0; i < sizeof type_names / sizeof type_names[0]; i++)
-        if (strcmp(type_names[i].peft_type, peft_type) == 0) mapped = type_names[i].name;
-    if (mapped) {
-        snprintf(name, sizeof name, "%s", mapped);
-    } else {
-        size_t n = strlen(peft_type);
-        if (n >= sizeof name) n = sizeof name - 1;
-        for (size_t i = 0; i < n; i++) name[i] = (char)tolower((unsigned char)peft_type[i]);
-        name[n] = 0;
+    /* the core knows no method by name: first the plugin named like the type in lower case
+     * (LORA -> lora.so), then whichever plugin on the search path declares the type */
+    char name[64], inner[1024] = "";
+    size_t n = strlen(peft_type);
+    int plain = n < sizeof name;
+    for (size_t i = 0; plain && i < n; i++) name[i] = (char)tolower((unsigned char)peft_type[i]);
+    if (plain) name[n] = 0;
+    if (plain && is_name_token(name)) {
+        vt = peft_registry_get(name, inner, sizeof inner);
+        if (vt && serves(vt, peft_type)) return vt;
+        if (vt) snprintf(inner, sizeof inner, "plugin '%s' declares peft_type '%s'", vt->name, vt->peft_type);
     }
-    if (!is_name_token(name) || strlen(peft_type) >= sizeof name) {
-        snprintf(err, errlen, "unknown peft_type '%s'", peft_type);
-        return NULL;
-    }
-    char inner[1024];
-    const peft_tuner_vtable *vt = peft_registry_get(name, inner, sizeof inner);
-    if (!vt) {
+    pthread_mutex_lock(&reg_mu);
+    vt = scan_for_type(peft_type);
+    pthread_mutex_unlock(&reg_mu);
+    if (vt) return vt;
+    if (inner[0] && !strstr(inner, "not found"))
         snprintf(err, errlen, "peft_type '%s': %s", peft_type, inner);
-        return NULL;
-    }
-    if (strcmp(vt->peft_type, peft_type) != 0) {
-        snprintf(err, errlen, "peft_type '%s': plugin '%s' declares peft_type '%s'", peft_type,
-                 vt->name, vt->peft_type);
-        return NULL;
-    }
-    return vt;
+    else
+        snprintf(err, errlen, "unknown peft_type '%s': no plugin on the search path serves it%s%s",
+                 peft_type, inner[0] ? " (" : "", inner[0] ? inner : "");
+    if (inner[0] && !strstr(inner, "not found")) return NULL;
+    if (inner[0]) snprintf(err + strlen(err), errlen - strlen(err), ")");
+    return NULL;
 }

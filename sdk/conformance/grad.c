@@ -7,7 +7,12 @@
  * fd = (J(t + eps d) - J(t - eps d)) / (2 eps), J in double from the f32 outputs. The f32
  * rounding of the outputs is noise of about 1e-8 / eps in fd, the curvature an error of about
  * eps^2 J''' (and ReLU kinks one that grows with eps): eps = 3e-2 first, and when that misses,
- * 1e-2 and 1e-1; a wrong gradient misses at every eps. */
+ * 1e-2 and 1e-1; a wrong gradient misses at every eps.
+ *
+ * A plugin with PEFT_CAP_STRAIGHT_THROUGH (ABI 1.3) declares that some gradients are
+ * straight-through estimates (OFT's coft: forward projects, backward passes through): a tensor
+ * whose gradient misses the finite differences then passes when its gradient is finite and a
+ * descent direction (the objective falls along -g), and the summary counts such tensors. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,6 +89,8 @@ int pc_check_backward(const pc_env *env, const pc_model *model, char *msg, size_
     peft_rng_seed(&rng, 17);
     double worst = 0;
     const char *worst_name = "";
+    const int straight = env->vt && (env->vt->caps & PEFT_CAP_STRAIGHT_THROUGH);
+    size_t n_straight = 0;
     for (size_t i = 0; i < nt; i++) {
         peft_tensor *t = sd->tensors[i];
         const int64_t n = t->numel;
@@ -123,6 +130,24 @@ int pc_check_backward(const pc_env *env, const pc_model *model, char *msg, size_
                 double fd_e = (jp - jm) / (2 * FD_EPS[e]);
                 if (fabs(fd_e - an) < err) err = fabs(fd_e - an), fd = fd_e;
             }
+            if (!(err <= allowed) && straight) {
+                /* a straight-through estimate: finite, and the objective falls along -g */
+                int finite = 1;
+                for (int64_t k = 0; k < n && finite; k++) finite = isfinite(grads[i][k]);
+                for (int64_t k = 0; k < n && gn > 0; k++) d[k] = grads[i][k] / gn;
+                double jp, jm;
+                if (finite && gn > 0 &&
+                    !objective_at(&r, t, t0, d, FD_EPS[1], &jp, msg, len) &&
+                    !objective_at(&r, t, t0, d, -FD_EPS[1], &jm, msg, len) && jm < jp) {
+                    n_straight++;
+                    break; /* the random direction says nothing of an estimate */
+                }
+                pc_msg(msg, len, PC_FAIL, "gradient of %s (straight-through): %s", sd->names[i],
+                       !finite ? "not finite" : "not a descent direction of the objective");
+                free(t0);
+                free(d);
+                goto done;
+            }
             if (!(err <= allowed)) {
                 pc_msg(msg, len, PC_FAIL, "gradient of %s: along %s the backward gives %.6g, "
                        "finite differences %.6g (|g| = %.3g, allowed error %.2g)", sd->names[i],
@@ -137,9 +162,15 @@ int pc_check_backward(const pc_env *env, const pc_model *model, char *msg, size_
         free(t0);
         free(d);
     }
-    status = pc_msg(msg, len, PC_PASS, "%zu trainable tensors%s match finite differences "
-                    "(worst: %.1f%% of the tolerance, %s)", nt,
-                    sd->n > nt ? " (the first)" : "", 100 * worst, worst_name);
+    if (n_straight)
+        status = pc_msg(msg, len, PC_PASS, "%zu trainable tensors%s: %zu match finite differences "
+                        "(worst: %.1f%% of the tolerance, %s), %zu straight-through estimates "
+                        "are descent directions", nt, sd->n > nt ? " (the first)" : "",
+                        nt - n_straight, 100 * worst, worst_name, n_straight);
+    else
+        status = pc_msg(msg, len, PC_PASS, "%zu trainable tensors%s match finite differences "
+                        "(worst: %.1f%% of the tolerance, %s)", nt,
+                        sd->n > nt ? " (the first)" : "", 100 * worst, worst_name);
     goto done;
 oom:
     pc_msg(msg, len, PC_FAIL, "out of memory");

@@ -85,6 +85,9 @@ struct peft_graph {
     peft_rng *rng; /* borrowed */
     peft_free_grad *free_grads; /* recycled activation gradients (backward only) */
     size_t n_free, cap_free;
+    /* the sticky error (peft_graph_set_error): the first message of the step, "" when none;
+     * cleared by peft_graph_reset */
+    char error[512];
 };
 
 PEFT_API peft_graph *peft_graph_new(peft_rng *rng); /* recording = 0, training = 0 */
@@ -103,7 +106,12 @@ PEFT_API void peft_tape_output(peft_graph *g, peft_tensor *out);
 /* gradient buffer of t: persistent for params, arena (zeroed on first use) otherwise;
  * NULL if !t->requires_grad */
 PEFT_API float *peft_grad_of(peft_graph *g, peft_tensor *t);
-/* seeds d(loss)/d(loss) = 1 (loss must be a scalar), walks the tape in reverse. 0 or -1. */
+/* the step's sticky error: the first message set stays until peft_graph_reset; forward and
+ * backward then fail with it (plugins reach it through host->graph_set_error) */
+PEFT_API void peft_graph_set_error(peft_graph *g, const char *msg);
+PEFT_API const char *peft_graph_error(const peft_graph *g); /* NULL when none was set */
+/* seeds d(loss)/d(loss) = 1 (loss must be a scalar), walks the tape in reverse. 0, or -1 (also
+ * when the graph holds a sticky error, before or after the walk). */
 PEFT_API int peft_graph_backward(peft_graph *g, peft_tensor *loss);
 
 /* 1 if an op output must require grad: recording and any input requires grad */

@@ -34,6 +34,8 @@ typedef struct peft_adapter {
     int trainable;                    /* requires_grad on its params */
     int trainable_allowed;            /* 0 when loaded for inference (is_trainable = 0) */
     double scale_mult;                /* runtime scale multiplier (1.0) */
+    void *adapter_state;              /* vt->adapter_init's result (ABI 1.3) or NULL; freed
+                                         with vt->adapter_destroy after the site states */
 } peft_adapter;
 
 /* an adapter's presence on one site */

@@ -34,6 +34,9 @@ PEFT_API peft_adamw *peft_adamw_new_params(peft_ctx *ctx, peft_tensor *const *pa
 PEFT_API void peft_adamw_free(peft_adamw *o);
 /* one update from the accumulated grads, then zeroes them; lr overrides cfg.lr if > 0 */
 PEFT_API void peft_adamw_step(peft_adamw *o, double lr);
+/* the update alone, gradients kept (for peft_model_step_end between the update and
+ * peft_adamw_zero_grad, as PEFT's optimizer.step(); update_and_allocate(); zero_grad()) */
+PEFT_API void peft_adamw_update(peft_adamw *o, double lr);
 PEFT_API void peft_adamw_zero_grad(peft_adamw *o);
 /* scales grads so their global L2 norm is at most max_norm; returns the norm before */
 PEFT_API double peft_adamw_clip_grad_norm(peft_adamw *o, double max_norm);

@@ -163,6 +163,11 @@ PEFT_API int peft_model_forward_rows(peft_model *m, peft_graph *g, const peft_mo
                                      const char *const *row_adapters, peft_model_outputs *out);
 /* train / eval mode (dropout) for the next forwards */
 PEFT_API void peft_model_train(peft_model *m, int training);
+/* After each optimizer update, before the gradients are zeroed: the plugins' training hooks
+ * (ABI 1.3 step_end, e.g. AdaLoRA's update_and_allocate) for every trainable adapter. step: the
+ * 0-based number of the update just made; total_steps: the planned count (0 if unknown).
+ * PEFT_OK, or PEFT_EPLUGIN with the plugin's message. */
+PEFT_API int peft_model_step_end(peft_model *m, int64_t step, int64_t total_steps);
 
 /* ---- progress of long tasks ---- */
 /* The library never prints: long tasks (merge_adapter, merge_and_unload) report their progress

@@ -10,10 +10,13 @@
  * message in err. The plugin never links against libpeft: every service it needs comes from the
  * host table, so any host that fills the table can load it.
  *
- * Versioning (DESIGN.md 6): every ABI struct starts with struct_size, abi_major, abi_minor.
- * Structs only grow at the end. The host refuses a plugin whose major differs, whose minor is
- * newer than the host's, or whose vtable is shorter than PEFT_TUNER_VTABLE_MIN_SIZE. A plugin
- * must check host->struct_size before using a host entry added after minor 0.
+ * Versioning: every ABI struct starts with struct_size, abi_major, abi_minor. Structs only
+ * grow at the end. A vtable's abi_minor is the OLDEST host minor the plugin needs (a plugin built
+ * against newer headers that uses nothing newer may say an older minor and still loads on an
+ * older host). The host refuses a plugin whose major differs, whose minor is newer than the
+ * host's, or whose vtable is shorter than PEFT_TUNER_VTABLE_MIN_SIZE; it reads vtable entries up
+ * to the plugin's struct_size (later ones read as NULL). A plugin must check host->struct_size
+ * (PEFT_HOST_HAS) before using a host entry added after minor 0.
  *
  * Thread safety: the host API may be called from any thread; one adapter state (void *state) is
  * used by one thread at a time (one model per thread).
@@ -30,7 +33,7 @@ extern "C" {
 #endif
 
 #define PEFT_ABI_MAJOR 1
-#define PEFT_ABI_MINOR 2
+#define PEFT_ABI_MINOR 3
 #define PEFT_PLUGIN_ENTRY "peft_plugin_init"
 
 #if defined(__GNUC__)
@@ -63,6 +66,19 @@ typedef struct peft_rng peft_rng;     /* the seeded random generator */
 #define PEFT_CAP_MIXABLE 0x2u         /* may share a site with adapters of other methods */
 #define PEFT_CAP_PROMPT_LEARNING 0x4u /* acts through the prompt hooks, not linear sites */
 #define PEFT_CAP_INPUT_TRANSFORM 0x8u /* uses pre_forward (transforms the site input) */
+/* ABI 1.3: the backward of some trainable tensor is a straight-through estimate, not the
+ * derivative of forward (OFT's coft projection): plugin-check then requires of those gradients
+ * only that they are finite and a descent direction, instead of matching finite differences */
+#define PEFT_CAP_STRAIGHT_THROUGH 0x10u
+
+/* peft_param_ref.flags (ABI 1.3; 0, what older plugins leave there, is a saved parameter) */
+#define PEFT_PARAM_BUFFER 0x1u    /* a buffer, not a parameter (PEFT's BufferDict): never made
+                                     trainable, not in the parameter counts */
+#define PEFT_PARAM_NOT_SAVED 0x2u /* persistent=False: save skips it, load does not expect it */
+#define PEFT_PARAM_SAVE_ONLY 0x4u /* only in the saved state dict: a tensor the plugin made for
+                                     saving (AdaLoRA's rank-cut copies). Not a parameter, not
+                                     counted, no in-memory name; a load writes into it and then
+                                     calls vtable->loaded so that the plugin takes it in */
 
 /* One linear layer of the base model, as a plugin sees it. Borrowed: valid while the site
  * exists (as long as the adapter state injected into it). */
@@ -88,7 +104,10 @@ typedef struct peft_param_ref {
     const char *memory_name;
     peft_tensor *tensor;
     int32_t trainable; /* 1: an optimizer updates it */
-    int32_t reserved;
+    union {
+        int32_t reserved; /* ABI <= 1.2: zero */
+        int32_t flags;    /* ABI 1.3: PEFT_PARAM_* */
+    };
 } peft_param_ref;
 
 /* What a prompt-learning method needs to know of the model (ABI 1.1). Borrowed. */
@@ -201,7 +220,48 @@ typedef struct peft_host_api {
      * module_name fullmatches "(.*\.)?key" (cfg_pattern_real uses LoRA's ".*\.key$"). */
     int (*cfg_pattern_real_lycoris)(const peft_cfg *c, const char *dict_key,
                                     const char *module_name, double *out);
+
+    /* ---- ABI 1.3 (check PEFT_HOST_HAS(host, entry) before use) ---- */
+    /* Batched linear solve (LAPACK sgesv): for each of `batch` systems, x = a^-1 b with a
+     * (batch, n, n) and b, x (batch, n, nrhs), row-major, contiguous. x may alias b. 0, or -1
+     * when a matrix is singular (or n, nrhs <= 0). */
+    int (*solve)(int batch, int n, int nrhs, const float *a, const float *b, float *x);
+    /* Batched inverse (sgetrf + sgetri): inv (batch, n, n) = a^-1 per block; may alias a. 0/-1 */
+    int (*inverse)(int batch, int n, const float *a, float *inv);
+    /* The site's base bias made a trainable parameter of the adapter being created (LoRA's
+     * `bias` option; only during adapter_init / inject / inject_in): the host makes it owned,
+     * writable f32, trains it with the adapter, saves it as "<module>.base_layer.bias" (PEFT's
+     * key for a wrapped layer's bias) and, as PEFT, leaves the trained bias in the base after
+     * unload. Returns the bias tensor (borrowed, the host's), or NULL with err set when the site
+     * has no bias or when called outside adapter creation. */
+    peft_tensor *(*site_bias_trainable)(const peft_site_info *site, char *err, size_t errlen);
+    /* The graph's sticky error: the first message set stays; forward and backward then fail
+     * with PEFT_EPLUGIN and this message (a plugin's failure inside forward reaches the user).
+     * After setting it, return any tensor of the right shape (e.g. y). */
+    void (*graph_set_error)(peft_graph *g, const char *msg);
+    /* the sticky error's message, or NULL when none was set */
+    const char *(*graph_error)(const peft_graph *g);
 } peft_host_api;
+
+/* 1 when the host table has `entry` (added in a later minor than the oldest the plugin runs on) */
+#define PEFT_HOST_HAS(host, entry) \
+    ((host)->struct_size >= offsetof(peft_host_api, entry) + sizeof((host)->entry))
+
+/* What an adapter-level state sees of the model when it is created (ABI 1.3). Borrowed: valid
+ * during the adapter_init call only (keep what you need; the site infos themselves live as long
+ * as the adapter). */
+typedef struct peft_adapter_info {
+    uint32_t struct_size;
+    const char *model_type;             /* config.json model_type */
+    int32_t n_sites;
+    const peft_site_info *const *sites; /* every site the adapter's target rules picked, in the
+                                           model's module order: inject/inject_in follows for
+                                           each, in this order */
+    int32_t n_peers;
+    void *const *peers;                 /* the adapter-level states of this plugin's other
+                                           adapters on the model, in the order added */
+    const char *const *peer_names;      /* their adapter names */
+} peft_adapter_info;
 
 /* The method's table. Static storage in the plugin. Optional entries may be NULL. */
 typedef struct peft_tuner_vtable {
@@ -244,7 +304,9 @@ typedef struct peft_tuner_vtable {
     /* Free the state (unload / delete_adapter). */
     void (*destroy)(void *state);
 
-    /* The adapter's tensors on this site. Fills up to max entries; returns the count. */
+    /* The adapter's tensors on this site. Fills up to max entries and returns the number it
+     * has, as snprintf does (ABI 1.3 hosts call again with room for all when that exceeds max;
+     * an older plugin returning at most max is read as before). */
     int (*state_dict)(void *state, peft_param_ref *out, int max);
 
     /* PEFT's module type for status reports, e.g. "lora.Linear". */
@@ -287,6 +349,45 @@ typedef struct peft_tuner_vtable {
     int (*combine)(void *dst, void *const *srcs, const double *weights, int n,
                    const peft_cfg *opts, const peft_site_info *site, peft_rng *rng, char *err,
                    size_t errlen);
+
+    /* ---- ABI 1.3: adapter-level state, training hooks (all optional) ---- */
+    /* The adapter's model-level state (VeRA's shared projections, VB-LoRA's vector bank),
+     * created once per adapter after config_parse and BEFORE any inject, seeing every targeted
+     * site and this plugin's other adapters on the model (peers). May rewrite cfg. Plugin-owned,
+     * freed by adapter_destroy after every site state of the adapter is destroyed. NULL with
+     * err set refuses the adapter. Site methods only (not with PEFT_CAP_PROMPT_LEARNING). */
+    void *(*adapter_init)(const void *parsed, peft_cfg *cfg, const peft_adapter_info *info,
+                          const char *adapter_name, peft_rng *rng, char *err, size_t errlen);
+    void (*adapter_destroy)(void *adapter_state);
+    /* inject with the adapter-level state (adapter_init's result, or NULL when the plugin has no
+     * adapter_init); when set, the host calls it instead of inject */
+    void *(*inject_in)(void *adapter_state, const void *parsed, peft_cfg *cfg,
+                       const peft_site_info *site, const char *adapter_name, peft_rng *rng,
+                       char *err, size_t errlen);
+    /* The adapter-level tensors, like state_dict: saved_name is a model-level key written as
+     * "base_model.<saved_name>" (PEFT's base_model.vera_A), memory_name the in-memory name
+     * after "base_model." (e.g. "vera_A.default"). Fills up to max; returns the count. */
+    int (*adapter_state_dict)(void *adapter_state, peft_param_ref *out, int max);
+    /* Extra loss term (AdaLoRA's orthogonal regularisation): called after the model's forward
+     * when it computed a loss and this adapter is active (adapters enabled). *term: NULL for
+     * none, or a one-element arena tensor whose backward is recorded on g (host ops or
+     * tape_push); the host adds it to the loss. 0, or -1 after host->graph_set_error. */
+    int (*loss_term)(void *adapter_state, peft_graph *g, peft_tensor **term);
+    /* After each optimizer update (peft_model_step_end), for every trainable adapter: step is
+     * the 0-based number of the update just made, total_steps the planned count (0 if unknown).
+     * The parameters hold their updated values and their gradients are still there (zeroed
+     * after this returns). May change the adapter's own tensors in place (masking) and rewrite
+     * cfg (AdaLoRA's rank_pattern). 0, or -1 with err. */
+    int (*step_end)(void *adapter_state, peft_cfg *cfg, int64_t step, int64_t total_steps,
+                    char *err, size_t errlen);
+    /* After a load wrote into the adapter's state dicts: called for every site state of the
+     * adapter (site_state set; adapter_state as given to inject_in, maybe NULL), then once for
+     * the adapter-level state (site_state NULL; only when there is one). Take in
+     * PEFT_PARAM_SAVE_ONLY tensors, rebuild derived values. 0, or -1 with err. */
+    int (*loaded)(void *adapter_state, void *site_state, char *err, size_t errlen);
+    /* NULL-terminated further adapter_config.json peft_type values this plugin serves (besides
+     * peft_type), or NULL */
+    const char *const *also_serves;
 } peft_tuner_vtable;
 
 /* The smallest vtable the host accepts (ABI 1.0). */
@@ -294,6 +395,11 @@ typedef struct peft_tuner_vtable {
 
 typedef const peft_tuner_vtable *(*peft_plugin_init_fn)(const peft_host_api *host, char *err,
                                                          size_t errlen);
+
+/* The one symbol a plugin exports (defined by the plugin, never by libpeft): returns its vtable
+ * (static storage) or NULL with a message in err. */
+PEFT_PLUGIN_EXPORT const peft_tuner_vtable *peft_plugin_init(const peft_host_api *host, char *err,
+                                                             size_t errlen);
 
 #ifdef __cplusplus
 }
