@@ -63,6 +63,19 @@ const char *peft_cfg_str(const peft_cfg *c, const char *key)
     return (v && json_is_string(v)) ? json_string_value(v) : NULL;
 }
 
+char *peft_cfg_get_json(const peft_cfg *c, const char *key)
+{
+    json_t *v = get(c, key);
+    if (!v) return NULL;
+    char *text = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+    if (!text) return NULL;
+    size_t n = strlen(text) + 1;
+    char *out = calloc(1, n); /* the host's allocator (host->free is free) */
+    if (out) memcpy(out, text, n);
+    free(text);
+    return out;
+}
+
 int peft_cfg_list_len(const peft_cfg *c, const char *key)
 {
     json_t *v = get(c, key);

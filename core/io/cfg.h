@@ -15,6 +15,8 @@ int peft_cfg_bool(const peft_cfg *c, const char *key, int *out);
 int peft_cfg_int(const peft_cfg *c, const char *key, int64_t *out);
 int peft_cfg_real(const peft_cfg *c, const char *key, double *out);
 const char *peft_cfg_str(const peft_cfg *c, const char *key);
+/* key's value as compact JSON text (sorted keys), malloc'd (free()); NULL when missing */
+char *peft_cfg_get_json(const peft_cfg *c, const char *key);
 int peft_cfg_list_len(const peft_cfg *c, const char *key);
 const char *peft_cfg_list_str(const peft_cfg *c, const char *key, int i);
 int peft_cfg_pattern_real(const peft_cfg *c, const char *dict_key, const char *module_name,

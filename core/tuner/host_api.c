@@ -123,6 +123,7 @@ static const peft_host_api host_api = {
     .site_bias_trainable = peft_host_site_bias_trainable,
     .graph_set_error = peft_graph_set_error,
     .graph_error = peft_graph_error,
+    .cfg_get_json = peft_cfg_get_json,
 };
 
 const peft_host_api *peft_host_api_get(void) { return &host_api; }

@@ -241,6 +241,9 @@ typedef struct peft_host_api {
     void (*graph_set_error)(peft_graph *g, const char *msg);
     /* the sticky error's message, or NULL when none was set */
     const char *(*graph_error)(const peft_graph *g);
+    /* key's value as compact JSON text with sorted keys (nested dicts and lists: AdaLoRA's
+     * rank_pattern), to be freed with host->free; NULL when the key is missing */
+    char *(*cfg_get_json)(const peft_cfg *c, const char *key);
 } peft_host_api;
 
 /* 1 when the host table has `entry` (added in a later minor than the oldest the plugin runs on) */

@@ -253,13 +253,12 @@ static inline void peft_pu_free_strings(const peft_host_api *host, char *const *
     for (int i = 0; i < n; i++) host->free(strs[i]);
 }
 
-/* copies the first min(n, max) of refs into out (a vtable state_dict); the count copied */
+/* copies the first min(n, max) of refs into out (a vtable state_dict) and returns n, the count
+ * it has, as snprintf (ABI 1.3: the host asks again with room for all when n > max) */
 static inline int peft_pu_state_refs(peft_param_ref *out, int max, const peft_param_ref *refs,
                                      int n)
 {
-    if (!out || max <= 0) return 0;
-    if (n > max) n = max;
-    for (int i = 0; i < n; i++) out[i] = refs[i];
+    for (int i = 0; out && i < n && i < max; i++) out[i] = refs[i];
     return n;
 }
 
