@@ -120,8 +120,8 @@ void vera_destroy(void *state)
 int vera_state_dict(void *state, peft_param_ref *out, int max)
 {
     vera_layer *l = state;
-    peft_param_ref refs[2] = {{"vera_lambda_b", l->names[0], l->lb, 1, {0}},
-                              {"vera_lambda_d", l->names[1], l->ld, 1, {0}}};
+    peft_param_ref refs[2] = {{"vera_lambda_b", l->names[0], l->lb, 1, 0},
+                              {"vera_lambda_d", l->names[1], l->ld, 1, 0}};
     return peft_pu_state_refs(out, max, refs, 2);
 }
 

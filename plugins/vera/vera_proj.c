@@ -130,7 +130,7 @@ int vera_adapter_state_dict(void *adapter_state, peft_param_ref *out, int max)
 {
     vera_proj *p = adapter_state;
     const int32_t flags = PEFT_PARAM_BUFFER | (p->save ? 0 : PEFT_PARAM_NOT_SAVED);
-    peft_param_ref refs[2] = {{"vera_A", p->a_mem, p->A, 0, {flags}},
-                              {"vera_B", p->b_mem, p->B, 0, {flags}}};
+    peft_param_ref refs[2] = {{"vera_A", p->a_mem, p->A, 0, flags},
+                              {"vera_B", p->b_mem, p->B, 0, flags}};
     return peft_pu_state_refs(out, max, refs, 2);
 }

@@ -104,10 +104,7 @@ typedef struct peft_param_ref {
     const char *memory_name;
     peft_tensor *tensor;
     int32_t trainable; /* 1: an optimizer updates it */
-    union {
-        int32_t reserved; /* ABI <= 1.2: zero */
-        int32_t flags;    /* ABI 1.3: PEFT_PARAM_* */
-    };
+    int32_t flags; /* ABI 1.3: PEFT_PARAM_*; named `reserved` (and zero) up to ABI 1.2 */
 } peft_param_ref;
 
 /* What a prompt-learning method needs to know of the model (ABI 1.1). Borrowed. */
