@@ -18,6 +18,8 @@ done > "$tmp/all.c"
 ${CC:-cc} -std=gnu11 -I"$inc" -aux-info "$tmp/aux" -fsyntax-only "$tmp/all.c" || exit 2
 # "/* INC/peft/x.h:12:NC */ extern int peft_f (int);" -> "peft_f x.h"
 grep "/peft/[a-z_0-9]*\.h:" "$tmp/aux" | grep -v '^/\*[^*]*\*/ static ' |
+  grep -v '/peft/plugin[a-z_0-9]*\.h:' | # plugin.h (through graph.h): the plugin's own entry
+
   sed -E 's|^/\* .*/peft/([a-z_0-9]+\.h):[0-9]+:[A-Z]+ \*/ extern ([^(]*[ *])?([A-Za-z_][A-Za-z_0-9]*) \(.*|\3 \1|' |
   sort -u > "$tmp/declared"
 cut -d' ' -f1 "$tmp/declared" | sort -u > "$tmp/decl_names"
