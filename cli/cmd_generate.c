@@ -8,10 +8,12 @@
 #include <jansson.h>
 #include "peft/tokenizer.h"
 #include "cli.h"
+#include "cli/gen_text.h"
 #include "peft/generate.h"
 
 static const char *HELP =
     "usage: peft generate --model DIR [--adapter DIR[:NAME]]... --input IN.json --output OUT.json\n"
+    "       peft generate --model DIR [--adapter ...] --text \"PROMPT\"... [--tokenizer PATH] [--output OUT.json]\n"
     "                     [--max-new-tokens N] [--do-sample [--temperature T] [--top-k K]\n"
     "                     [--top-p P] [--seed S]] [--eos ID[,ID...]] [--pad ID] [--no-cache]\n"
     "                     [--row-adapters NAME,__base__,NAME...]\n\n"
@@ -26,7 +28,10 @@ static const char *HELP =
     "top-p 1, seed 0; top-k 0 turns it off). EOS and pad ids come from the model directory's\n"
     "generation_config.json (else config.json); --eos / --pad override them (--eos none: never\n"
     "stop early). --no-cache runs a full forward per token (slower; same tokens).\n"
-    "--row-adapters gives one adapter name per batch row (__base__: none), in one pass.\n";
+    "--row-adapters gives one adapter name per batch row (__base__: none), in one pass.\n"
+    "--text (or --prompt), repeatable: plain text prompts, one batch row each, encoded with the\n"
+    "model's tokenizer.json (or --tokenizer PATH) with its special tokens; the new tokens are\n"
+    "printed decoded (special tokens skipped), one row per line. No chat template is applied.\n";
 
 /* strict number parsing: 0, or 1 after printing what was expected */
 static int parse_ll(const char *opt, const char *v, long long lo, long long *out)
@@ -134,7 +139,8 @@ int cmd_generate(int argc, char **argv)
 {
     const char *model = NULL, *input = NULL, *output = NULL, *row_spec = NULL;
     char *adapters[CLI_MAX_ADAPTERS];
-    int n_adapters = 0, sampling_opts = 0;
+    int n_adapters = 0, sampling_opts = 0, n_texts = 0;
+    const char *texts[GEN_TEXT_MAX], *tok_path = NULL;
     peft_gen_config cfg;
     peft_gen_config_init(&cfg);
     for (int i = 1; i < argc; i++) {
@@ -145,6 +151,10 @@ int cmd_generate(int argc, char **argv)
         else if ((v = cli_opt(argc, argv, &i, "--input"))) input = v;
         else if ((v = cli_opt(argc, argv, &i, "--output"))) output = v;
         else if ((v = cli_opt(argc, argv, &i, "--row-adapters"))) row_spec = v;
+        else if ((v = cli_opt(argc, argv, &i, "--text")) || (v = cli_opt(argc, argv, &i, "--prompt"))) {
+            if (n_texts == GEN_TEXT_MAX) return cli_fail("at most %d --text prompts", GEN_TEXT_MAX);
+            texts[n_texts++] = v;
+        } else if ((v = cli_opt(argc, argv, &i, "--tokenizer"))) tok_path = v;
         else if ((v = cli_opt(argc, argv, &i, "--max-new-tokens"))) {
             if (parse_ll("--max-new-tokens", v, 1, &x)) return 1;
             cfg.max_new_tokens = x;
@@ -174,14 +184,20 @@ int cmd_generate(int argc, char **argv)
         else if (!strcmp(argv[i], "--no-cache")) cfg.use_cache = 0;
         else { fputs(HELP, stderr); return cli_fail("unknown option '%s'", argv[i]); }
     }
-    if (!model || !input || !output) { fputs(HELP, stderr); return cli_fail("--model, --input and --output are required"); }
+    if (!model || (!input && !n_texts) || (input && n_texts) || (input && !output)) {
+        fputs(HELP, stderr);
+        return cli_fail("--model and either --input with --output, or --text, are required");
+    }
     if (sampling_opts && !cfg.do_sample)
         fprintf(stderr, "peft: warning: --temperature, --top-k and --top-p only apply with "
                         "--do-sample; greedy decoding ignores them (as transformers)\n");
 
     char err[1024];
     peft_inputs in;
-    if (peft_inputs_load_json(input, &in, err, sizeof err)) return cli_fail("%s", err);
+    peft_tokenizer *tk = NULL;
+    if (n_texts) {
+        if (gen_text_inputs(tok_path ? tok_path : model, texts, n_texts, &in, &tk)) return 1;
+    } else if (peft_inputs_load_json(input, &in, err, sizeof err)) return cli_fail("%s", err);
     peft_ctx *ctx = peft_ctx_new(cfg.seed);
     peft_set_tokenizer(ctx, peft_tokenizer_text_hook, NULL);
     peft_base_model *base = NULL;
@@ -213,8 +229,9 @@ int cmd_generate(int argc, char **argv)
     if (grc) { rc = cli_fail("%s", peft_errmsg(ctx)); goto out; }
     const double sec = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     peft_base_model *b = m ? peft_get_base_model(m) : base;
-    if ((rc = write_output(output, &in, &o, b->is_encoder_decoder))) goto out;
-    printf("generated %lld new tokens for each of %lld rows in %.3f s (%.1f tokens/s%s)\n",
+    if (output && (rc = write_output(output, &in, &o, b->is_encoder_decoder))) goto out;
+    if (tk && (rc = gen_text_print(tk, &o, stdout))) goto out;
+    fprintf(tk ? stderr : stdout, "generated %lld new tokens for each of %lld rows in %.3f s (%.1f tokens/s%s)\n",
            (long long)o.n_new, (long long)o.B, sec,
            sec > 0 ? (double)(o.n_new * o.B) / sec : 0.0, cfg.use_cache ? ", KV cache" : ", no cache");
 out:
@@ -223,5 +240,6 @@ out:
     else peft_base_model_free(base);
     peft_ctx_free(ctx);
     peft_inputs_free(&in);
+    peft_tokenizer_free(tk);
     return rc;
 }

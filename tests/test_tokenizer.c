@@ -500,6 +500,61 @@ START_TEST(cli_tokenize)
 }
 END_TEST
 
+/* `peft generate --text`: the prompt encoded with the model's tokenizer gives the same tokens as
+ * the ids given through --input, and the printed text is their decoding */
+START_TEST(cli_generate_text)
+{
+    char cmd[8192], *out, *dir = tu_tmpdir();
+    const char *peft = tu_build("peft"), *model = tfix("../../../examples/base-model");
+    snprintf(cmd, sizeof cmd, "%s generate --model %s --text \"ab>c\" --max-new-tokens 6 --output %s/t.json 2>/dev/null",
+             peft, model, dir);
+    ck_assert_int_eq(tu_run_cmd(cmd, &out), 0);
+    char text[256];
+    snprintf(text, sizeof text, "%s", out);
+    free(out);
+    peft_tokenizer *tk = load_tok("../../../examples/base-model");
+    int32_t *ids;
+    size_t n;
+    ck_assert_int_eq(peft_tokenizer_encode(tk, "ab>c", (size_t)-1, 1, &ids, &n, errbuf, sizeof errbuf), 0);
+    json_t *in = json_pack("{s:[o]}", "input_ids", json_array());
+    for (size_t i = 0; i < n; i++) json_array_append_new(json_array_get(json_object_get(in, "input_ids"), 0), json_integer(ids[i]));
+    char path[4096];
+    snprintf(path, sizeof path, "%s/in.json", dir);
+    ck_assert_int_eq(json_dump_file(in, path, 0), 0);
+    json_decref(in);
+    free(ids);
+    snprintf(cmd, sizeof cmd, "%s generate --model %s --input %s/in.json --output %s/i.json --max-new-tokens 6 >/dev/null",
+             peft, model, dir, dir);
+    ck_assert_int_eq(tu_run_cmd(cmd, &out), 0);
+    free(out);
+    snprintf(path, sizeof path, "%s/t.json", dir);
+    json_t *a = load_json(path);
+    snprintf(path, sizeof path, "%s/i.json", dir);
+    json_t *b = load_json(path);
+    json_t *ga = json_array_get(json_object_get(a, "generated_ids"), 0), *gb = json_array_get(json_object_get(b, "generated_ids"), 0);
+    ck_assert(json_equal(ga, gb));
+    int32_t gen[64];
+    size_t ng = 0, lim = (size_t)json_integer_value(json_array_get(json_object_get(a, "num_generated"), 0));
+    for (size_t i = 0; i < json_array_size(ga) && i < lim && ng < 64; i++) gen[ng++] = (int32_t)json_integer_value(json_array_get(ga, i));
+    char *dec;
+    ck_assert_int_eq(peft_tokenizer_decode(tk, gen, ng, 1, &dec, NULL, errbuf, sizeof errbuf), 0);
+    size_t tl = strlen(text);
+    ck_assert_msg(tl && text[tl - 1] == '\n', "no line: '%s'", text);
+    text[tl - 1] = 0;
+    ck_assert_str_eq(text, dec);
+    free(dec);
+    json_decref(a);
+    json_decref(b);
+    peft_tokenizer_free(tk);
+    /* --text and --input together, or neither, are refused */
+    snprintf(cmd, sizeof cmd, "%s generate --model %s --text x --input %s/in.json --output %s/x.json 2>&1", peft, model, dir, dir);
+    ck_assert_int_ne(tu_run_cmd(cmd, &out), 0);
+    free(out);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("tokenizer");
@@ -522,6 +577,7 @@ int main(void)
     tcase_add_test(tr, bad_files);
     tcase_add_test(tr, long_text);
     tcase_add_test(tr, cli_tokenize);
+    tcase_add_test(tr, cli_generate_text);
     suite_add_tcase(s, tr);
     int failed = tu_run_suite(s);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
