@@ -20,7 +20,9 @@ static void count_grads(peft_site_adapter *sa, int *n_true, int *n_all)
     peft_refs refs;
     if (peft_refs_get(&refs, sa->adapter, sa->state)) return;
     for (int k = 0; k < refs.n; k++) {
-        if (!peft_ref_is_param(&refs.v[k])) continue; /* buffers have no requires_grad in PEFT */
+        /* PEFT reports its adapter_layer_names: neither buffers nor frozen bookkeeping
+         * parameters (AdaLoRA's ranknum, trainable 0) */
+        if (!peft_ref_is_param(&refs.v[k]) || !refs.v[k].trainable) continue;
         (*n_all)++;
         *n_true += refs.v[k].tensor->requires_grad != 0;
     }
