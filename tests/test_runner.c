@@ -162,7 +162,7 @@ START_TEST(test_config_errors)
     expect_error(variant("  learning_rate", "  learning_rate: fast"), "12:18", "training.learning_rate must be a number");
     expect_error(variant("task:", "task: causal"), "3:7", "unknown task 'causal' (did you mean 'causal_lm'?)");
     expect_error(variant("      - method: lora", "      - method: lorra"), "17:17", "unknown plugin 'lorra' (did you mean 'lora'?)");
-    expect_error(variant("      - method: lora", "      - method: adalora"), "17:17", "unknown plugin 'adalora'");
+    expect_error(variant("      - method: lora", "      - method: no_such_method"), "17:17", "unknown plugin 'no_such_method'");
     expect_error(variant("        r: 4", "        lora_alpah: 16"), "18:9", "unknown field 'lora_alpah' for lora (did you mean 'lora_alpha'?)");
     expect_error(variant("        r: 4", "        r: -4"), "18:12", "adapter 'default' (lora)");
     expect_error(variant("        r: 4", "        r: 4\n        peft_type: LORA"), "19:9", "'peft_type' is set by the runner");
