@@ -334,6 +334,41 @@ peft_tensor *dec_attention(peft_base_model *m, peft_graph *g, const dec_seq *s, 
     return dec_attention_opt(m, g, s, layer, q, k, v, H, Hkv, scale, 0, 0.0f, name, err, errlen);
 }
 
+int dec_chunked_loss_ok(const peft_base_model *m, const peft_graph *g,
+                        const peft_model_inputs *in, const peft_site *head)
+{
+    if (!m->chunked_loss || !g->recording || !in->labels || in->cache || !head ||
+        head->info.weight->requires_grad || head->info.fan_in_fan_out || m->row_adapter)
+        return 0;
+    for (int i = 0; i < head->n_chain; i++)
+        if (head->chain[i].adapter->active && !head->chain[i].merged && !m->adapters_disabled)
+            return 0;
+    return 1;
+}
+
+/* (B, Tq) shifted targets: PEFT prepends Pp labels -100; HF shifts, row (b, t) predicts label
+ * t + 1 */
+static int32_t *shifted_targets(peft_graph *g, const dec_seq *s, const int32_t *labels)
+{
+    const int64_t B = s->B, T = s->T, Tq = s->Tq, Pp = s->Pp;
+    int32_t *tgt = arena_i32(g, B, Tq);
+    if (!tgt) return NULL;
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t t = 0; t < Tq; t++) {
+            int64_t j = t + 1 - Pp; /* index of label t + 1 in the caller's (B, T) labels */
+            tgt[b * Tq + t] = t + 1 < Tq && j >= 0 ? labels[b * T + j] : -100;
+        }
+    return tgt;
+}
+
+// h (B, Tq, C), w (V, C), labels (B, T) -> scalar
+peft_tensor *dec_lm_loss_chunked(peft_graph *g, const dec_seq *s, peft_tensor *h, peft_tensor *w,
+                                 const int32_t *labels)
+{
+    int32_t *tgt = shifted_targets(g, s, labels);
+    return tgt ? op_linear_cross_entropy(g, h, w, tgt, -100) : NULL;
+}
+
 // logits (B, Tq, V), labels (B, T) -> scalar
 peft_tensor *dec_lm_loss(peft_graph *g, const dec_seq *s, peft_tensor *logits,
                          const int32_t *labels)

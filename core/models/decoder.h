@@ -97,6 +97,15 @@ peft_tensor *dec_attention_opt(peft_base_model *m, peft_graph *g, const dec_seq 
 peft_tensor *dec_lm_loss(peft_graph *g, const dec_seq *s, peft_tensor *logits,
                          const int32_t *labels);
 
+/* 1 when a causal-LM forward may compute its loss without the logits (op_linear_cross_entropy):
+ * m->chunked_loss set, recording (training), labels given, no cache, the head frozen and
+ * without running adapters. The forward then returns the loss and no logits. */
+int dec_chunked_loss_ok(const peft_base_model *m, const peft_graph *g,
+                        const peft_model_inputs *in, const peft_site *head);
+/* dec_lm_loss over h (B, Tq, C) and the head weight (V, C), chunked; NULL on OOM */
+peft_tensor *dec_lm_loss_chunked(peft_graph *g, const dec_seq *s, peft_tensor *h, peft_tensor *w,
+                                 const int32_t *labels);
+
 /* Sequence classification pooling, transformers 4.44: with pad_token_id and input_ids, row
  * (argmax(input_ids == pad) - 1) mod T (the token before the first pad; the last when there is
  * none); with prompt tuning (HF gets inputs_embeds only) or no pad_token_id, the last position.

@@ -330,6 +330,73 @@ static peft_tensor *act(peft_graph *g, int a, peft_tensor *x)
     }
 }
 
+/* one decoder layer (peft_block_fn, checkpointed in training when asked): h (B,Tq,C) ->
+ * h (B,Tq,C) */
+typedef struct rdec_block_ud {
+    peft_base_model *m;
+    int layer;
+    dec_seq q;          /* the step's layout (arrays in the arena, before any checkpoint) */
+    const float *inv;   /* RoPE inverse frequencies (arena copy) */
+    char *err;          /* the forward's message buffer; NULL in a backward recompute */
+    size_t errlen;
+} rdec_block_ud;
+
+static peft_tensor *rdec_block(peft_graph *g, void *p, peft_tensor *h)
+{
+    rdec_block_ud *u = p;
+    peft_base_model *m = u->m;
+    rdec_state *s = m->arch_state;
+    const rdec_spec *sp = s->spec;
+    const rdec_dims *d = &s->d;
+    const char *name = sp->model_type;
+    const int H = (int)d->H, Hkv = (int)d->Hkv;
+    const int64_t I = d->I, QW = d->H * d->D, KW = d->Hkv * d->D;
+    const float *inv = u->inv;
+    char spare[256];
+    char *err = u->err ? u->err : spare;
+    size_t errlen = u->err ? u->errlen : sizeof spare;
+    rdec_layer *y = &s->layers[u->layer];
+    peft_tensor *a = norm(g, sp, d, h, y->in_norm), *qq, *k, *v;
+    if (!a) return NULL;
+    if (sp->fused) {
+        peft_tensor *qkv = peft_site_forward(g, y->qkv, a); /* (B,Tq,QW+2KW) */
+        qq = qkv ? op_slice_lastdim(g, qkv, 0, QW) : NULL;
+        k = qq ? op_slice_lastdim(g, qkv, QW, KW) : NULL;
+        v = k ? op_slice_lastdim(g, qkv, QW + KW, KW) : NULL;
+    } else {
+        qq = peft_site_forward(g, y->q, a); /* (B,Tq,H*D) */
+        k = qq ? peft_site_forward(g, y->k, a) : NULL; /* (B,Tq,Hkv*D) */
+        v = k ? peft_site_forward(g, y->v, a) : NULL;  /* (B,Tq,Hkv*D) */
+    }
+    if (!v || !(qq = op_rope_freqs(g, qq, H, u->q.pos, inv)) ||
+        !(k = op_rope_freqs(g, k, Hkv, u->q.pos, inv)))
+        return NULL;
+    peft_tensor *att = dec_attention_opt(m, g, &u->q, u->layer, qq, k, v, H, Hkv, d->scale,
+                                         y->window, d->attn_cap, name, err, errlen);
+    if (!att) return NULL; /* (B,Tq,H*D) */
+    peft_tensor *o = peft_site_forward(g, y->o, att); /* (B,Tq,C) */
+    if (!o || (sp->gemma2 && !(o = norm(g, sp, d, o, y->post_norm))) || !(h = op_add(g, h, o)))
+        return NULL;
+
+    peft_tensor *x = norm(g, sp, d, h, sp->gemma2 ? y->pre_ff : y->post_norm), *gt, *up;
+    if (!x) return NULL;
+    if (sp->fused) {
+        peft_tensor *gu = peft_site_forward(g, y->gate_up, x); /* (B,Tq,2I) */
+        gt = gu ? op_slice_lastdim(g, gu, 0, I) : NULL;
+        up = gt ? op_slice_lastdim(g, gu, I, I) : NULL;
+    } else {
+        gt = peft_site_forward(g, y->gate, x);        /* (B,Tq,I) */
+        up = gt ? peft_site_forward(g, y->up, x) : NULL; /* (B,Tq,I) */
+    }
+    peft_tensor *f = up ? act(g, d->act, gt) : NULL;
+    if (!f || !(f = op_mul(g, f, up))) return NULL;
+    peft_tensor *dn = peft_site_forward(g, y->down, f); /* (B,Tq,C) */
+    if (!dn || (sp->gemma2 && !(dn = norm(g, sp, d, dn, y->post_ff))) ||
+        !(h = op_add(g, h, dn)))
+        return NULL;
+    return h;
+}
+
 int rdec_forward(peft_base_model *m, peft_graph *g, const peft_model_inputs *in,
                  peft_model_outputs *out, char *err, size_t errlen)
 {
@@ -344,8 +411,7 @@ int rdec_forward(peft_base_model *m, peft_graph *g, const peft_model_inputs *in,
     }
     dec_seq q;
     if (dec_seq_begin(m, g, in, &d->head, d->V, name, &q, err, errlen)) return -1;
-    const int H = (int)d->H, Hkv = (int)d->Hkv;
-    const int64_t C = d->C, I = d->I, QW = d->H * d->D, KW = d->Hkv * d->D;
+    const int64_t C = d->C, KW = d->Hkv * d->D;
     if (dec_cache_begin(&q, &d->head, (int)d->L, KW, name, err, errlen)) return -1;
     int32_t maxpos = 0;
     for (int64_t i = 0; i < q.B * q.Tq; i++)
@@ -359,50 +425,30 @@ int rdec_forward(peft_base_model *m, peft_graph *g, const peft_model_inputs *in,
     if (!(h = dec_prepend_prompt(m, g, &q, h, name, err, errlen))) return -1; /* (B,Tq,C) */
     if (sp->gemma && !(h = op_scale(g, h, (float)sqrt((double)C)))) goto oom;
 
+    /* the RoPE table outlives this frame when layers are recomputed in backward */
+    float *inv_a = peft_arena_alloc(g->arena, sizeof(float) * (size_t)(d->rope.dim / 2 + 1));
+    if (!inv_a) goto oom;
+    memcpy(inv_a, inv, sizeof(float) * (size_t)(d->rope.dim / 2));
+    if (m->embed_outputs_require_grad && g->recording) h->requires_grad = 1; /* enable_input_require_grads */
+    const int ckpt = m->gradient_checkpointing && g->recording && !m->prompt;
+    if (err && errlen) err[0] = 0;
     for (int64_t l = 0; l < d->L; l++) {
-        rdec_layer *y = &s->layers[l];
-        peft_tensor *a = norm(g, sp, d, h, y->in_norm), *qq, *k, *v;
-        if (!a) goto oom;
-        if (sp->fused) {
-            peft_tensor *qkv = peft_site_forward(g, y->qkv, a); /* (B,Tq,QW+2KW) */
-            qq = qkv ? op_slice_lastdim(g, qkv, 0, QW) : NULL;
-            k = qq ? op_slice_lastdim(g, qkv, QW, KW) : NULL;
-            v = k ? op_slice_lastdim(g, qkv, QW + KW, KW) : NULL;
-        } else {
-            qq = peft_site_forward(g, y->q, a); /* (B,Tq,H*D) */
-            k = qq ? peft_site_forward(g, y->k, a) : NULL; /* (B,Tq,Hkv*D) */
-            v = k ? peft_site_forward(g, y->v, a) : NULL;  /* (B,Tq,Hkv*D) */
+        rdec_block_ud u = {m, (int)l, q, inv_a, ckpt ? NULL : err, errlen};
+        h = ckpt ? peft_checkpoint(g, rdec_block, &u, sizeof u, h) : rdec_block(g, &u, h);
+        if (!h) {
+            if (err && errlen && err[0]) return -1;
+            goto oom;
         }
-        if (!v || !(qq = op_rope_freqs(g, qq, H, q.pos, inv)) ||
-            !(k = op_rope_freqs(g, k, Hkv, q.pos, inv)))
-            goto oom;
-        peft_tensor *att = dec_attention_opt(m, g, &q, (int)l, qq, k, v, H, Hkv, d->scale,
-                                             y->window, d->attn_cap, name, err, errlen);
-        if (!att) return -1; /* (B,Tq,H*D) */
-        peft_tensor *o = peft_site_forward(g, y->o, att); /* (B,Tq,C) */
-        if (!o || (sp->gemma2 && !(o = norm(g, sp, d, o, y->post_norm))) || !(h = op_add(g, h, o)))
-            goto oom;
-
-        peft_tensor *x = norm(g, sp, d, h, sp->gemma2 ? y->pre_ff : y->post_norm), *gt, *up;
-        if (!x) goto oom;
-        if (sp->fused) {
-            peft_tensor *gu = peft_site_forward(g, y->gate_up, x); /* (B,Tq,2I) */
-            gt = gu ? op_slice_lastdim(g, gu, 0, I) : NULL;
-            up = gt ? op_slice_lastdim(g, gu, I, I) : NULL;
-        } else {
-            gt = peft_site_forward(g, y->gate, x);        /* (B,Tq,I) */
-            up = gt ? peft_site_forward(g, y->up, x) : NULL; /* (B,Tq,I) */
-        }
-        peft_tensor *f = up ? act(g, d->act, gt) : NULL;
-        if (!f || !(f = op_mul(g, f, up))) goto oom;
-        peft_tensor *dn = peft_site_forward(g, y->down, f); /* (B,Tq,C) */
-        if (!dn || (sp->gemma2 && !(dn = norm(g, sp, d, dn, y->post_ff))) ||
-            !(h = op_add(g, h, dn)))
-            goto oom;
     }
     if (!(h = norm(g, sp, d, h, s->norm))) goto oom;
     out->last_hidden_state = h;
 
+    if (!d->head.seq_cls && d->final_cap <= 0 && dec_chunked_loss_ok(m, g, in, s->lm_head)) {
+        /* training: the loss over row chunks, never the whole (B,Tq,V) logits */
+        if (!(out->loss = dec_lm_loss_chunked(g, &q, h, s->lm_head->info.weight, in->labels)))
+            goto oom;
+        return 0;
+    }
     if (!d->head.seq_cls) {
         peft_tensor *logits = peft_site_forward(g, s->lm_head, h); /* (B,Tq,V) */
         if (!logits || (d->final_cap > 0 && !(logits = op_softcap(g, logits, d->final_cap))))

@@ -5,6 +5,7 @@
  * input requires grad, and only the gradients somebody needs are computed. */
 #include "peft/ops.h"
 #include "peft/quant.h"
+#include "core/ops/linear_kernels.h"
 
 #include <cblas.h>
 #include <pthread.h>
@@ -73,7 +74,7 @@ static int64_t tile_rows(int64_t rowlen, int64_t rows)
 
 // x (N, in), w stored (out, in) or (in, out) in any dtype, yd (N, out) holding the bias (beta 1)
 // or not (beta 0) -> yd += x W^T, one tile of stored rows at a time
-static int linear_tiled_forward(const float *x, const peft_tensor *w, int w_in_out, int64_t N,
+int peft_linear_kernel_fwd(const float *x, const peft_tensor *w, int w_in_out, int64_t N,
                                 int64_t in, int64_t outf, float beta, float *yd)
 {
     const int64_t R = w->shape[0], Cw = w->shape[1], tr = tile_rows(Cw, R);
@@ -105,7 +106,7 @@ static int linear_tiled_forward(const float *x, const peft_tensor *w, int w_in_o
 }
 
 // dy (N, out), w stored (out, in) or (in, out) in any dtype -> dx (N, in) += dy W
-static int linear_tiled_dx(const float *dy, const peft_tensor *w, int w_in_out, int64_t N,
+int peft_linear_kernel_dx(const float *dy, const peft_tensor *w, int w_in_out, int64_t N,
                            int64_t in, int64_t outf, float *dx)
 {
     const int64_t R = w->shape[0], Cw = w->shape[1], tr = tile_rows(Cw, R);
@@ -142,7 +143,7 @@ static void linear_backward(peft_graph *g, void *p)
     const int N = (int)c->N, in = (int)c->in, out = (int)c->outf;
     float *dx = peft_grad_of(g, c->x);
     if (dx && !c->wf) {
-        linear_tiled_dx(dy, c->w, c->w_in_out, c->N, c->in, c->outf, dx);
+        peft_linear_kernel_dx(dy, c->w, c->w_in_out, c->N, c->in, c->outf, dx);
     } else if (dx) {
         if (!c->w_in_out) /* dx (N,in) += dy (N,out) W (out,in) */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, out, 1.0f, dy, out,
@@ -197,7 +198,7 @@ peft_tensor *op_linear(peft_graph *g, peft_tensor *x, peft_tensor *w, peft_tenso
     }
     if (!wf) {
         if (N > 0 && outf > 0 &&
-            linear_tiled_forward(peft_f32(x), w, w_in_out, N, in, outf, beta, yd))
+            peft_linear_kernel_fwd(peft_f32(x), w, w_in_out, N, in, outf, beta, yd))
             return NULL;
     } else if (N > 0 && N <= 4 && outf > 0) {
         /* a few rows (token-by-token decoding): GEMV per row; a GEMM would first pack (copy)

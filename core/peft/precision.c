@@ -61,3 +61,35 @@ int peft_cast_mixed_precision_params(peft_model *m, int32_t dtype)
     }
     return PEFT_OK;
 }
+
+void peft_gradient_checkpointing_enable(peft_base_model *b, int on)
+{
+    if (!b) return;
+    b->gradient_checkpointing = on != 0;
+    b->chunked_loss = on != 0;
+}
+
+int peft_prepare_model_for_kbit_training(peft_ctx *ctx, peft_base_model *b,
+                                         int use_gradient_checkpointing)
+{
+    if (!b) return peft_set_error(ctx, PEFT_EINVAL, "prepare_model_for_kbit_training: no model");
+    for (size_t i = 0; i < b->n_params; i++) {
+        peft_tensor *t = b->params[i].t;
+        t->requires_grad = 0;
+        if (b->meta || t->ndim != 1 || t->dtype == PEFT_DTYPE_F32 || peft_dtype_is_quantized(t->dtype))
+            continue;
+        /* norms (and biases) in f32, as PEFT casts every non-quantized half-precision param */
+        void *old;
+        int32_t odt;
+        int owned;
+        if (peft_tensor_make_f32_owned(t, &old, &odt, &owned))
+            return peft_set_error(ctx, PEFT_ENOMEM, "prepare_model_for_kbit_training: out of "
+                                  "memory at %s", b->params[i].name);
+        if (owned) free(old);
+    }
+    if (use_gradient_checkpointing) {
+        b->embed_outputs_require_grad = 1;
+        peft_gradient_checkpointing_enable(b, 1);
+    }
+    return PEFT_OK;
+}

@@ -2,6 +2,7 @@
  * the autograd tape (peft_graph) with its reverse walk. See graph.h. */
 #include "peft/graph.h"
 #include "peft/quant.h"
+#include "core/tensor/tape.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -370,6 +371,37 @@ void peft_arena_free(peft_arena *a)
 
 size_t peft_arena_peak(const peft_arena *a) { return a->peak; }
 
+peft_arena_mark peft_arena_get_mark(const peft_arena *a)
+{
+    peft_arena_mark m = {a->cur, a->cur ? a->cur->used : 0, a->used};
+    return m;
+}
+
+void peft_arena_rewind(peft_arena *a, peft_arena_mark m)
+{
+    arena_chunk *c = m.chunk;
+    arena_chunk *after = c ? c->next : a->head;
+    if (c) c->used = m.used;
+    for (; after; after = after->next) after->used = 0;
+    a->cur = c ? c : a->head;
+    a->used = m.total;
+}
+
+int peft_arena_after_mark(const peft_arena *a, peft_arena_mark m, const void *p)
+{
+    const unsigned char *q = p;
+    int past = m.chunk == NULL;
+    for (const arena_chunk *c = a->head; c; c = c->next) {
+        if (c == m.chunk) {
+            if (q >= c->mem + m.used && q < c->mem + c->cap) return 1;
+            past = 1;
+            continue;
+        }
+        if (past && q >= c->mem && q < c->mem + c->cap) return 1;
+    }
+    return 0;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* graph: arena tensors + tape                                                                */
 /* ------------------------------------------------------------------------------------------ */
@@ -484,7 +516,7 @@ void peft_tape_output(peft_graph *g, peft_tensor *out)
 }
 
 /* after the producer of t ran its backward, t's arena gradient is dead: keep it for reuse */
-static void recycle_grad(peft_graph *g, peft_tensor *t)
+void peft_graph_recycle_grad(peft_graph *g, peft_tensor *t)
 {
     if (!t || !t->grad || !(t->flags & PEFT_T_ARENA) || (t->flags & PEFT_T_PARAM)) return;
     if (g->n_free == g->cap_free) {
@@ -506,7 +538,7 @@ int peft_graph_backward(peft_graph *g, peft_tensor *loss)
     dl[0] = 1.0f;
     for (size_t i = g->n_nodes; i-- > 0;) {
         g->nodes[i].fn(g, g->nodes[i].ctx);
-        if (g->nodes[i].out != loss) recycle_grad(g, g->nodes[i].out);
+        if (g->nodes[i].out != loss) peft_graph_recycle_grad(g, g->nodes[i].out);
     }
     return g->error[0] ? -1 : 0;
 }

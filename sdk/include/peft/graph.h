@@ -62,6 +62,15 @@ PEFT_API void *peft_arena_alloc(peft_arena *a, size_t bytes); /* 64-byte aligned
 PEFT_API void peft_arena_reset(peft_arena *a);                /* keeps the memory for reuse */
 PEFT_API void peft_arena_free(peft_arena *a);
 PEFT_API size_t peft_arena_peak(const peft_arena *a);         /* high-water mark in bytes */
+/* a position in the arena; rewinding to it frees everything allocated after it at once */
+typedef struct peft_arena_mark {
+    void *chunk;
+    size_t used, total;
+} peft_arena_mark;
+PEFT_API peft_arena_mark peft_arena_get_mark(const peft_arena *a);
+PEFT_API void peft_arena_rewind(peft_arena *a, peft_arena_mark m);
+/* 1 when p lies in memory handed out after the mark */
+PEFT_API int peft_arena_after_mark(const peft_arena *a, peft_arena_mark m, const void *p);
 
 /* ---- graph ---- */
 typedef struct peft_tape_node {
@@ -113,6 +122,17 @@ PEFT_API const char *peft_graph_error(const peft_graph *g); /* NULL when none wa
 /* seeds d(loss)/d(loss) = 1 (loss must be a scalar), walks the tape in reverse. 0, or -1 (also
  * when the graph holds a sticky error, before or after the walk). */
 PEFT_API int peft_graph_backward(peft_graph *g, peft_tensor *loss);
+
+/* ---- gradient checkpointing (core/tensor/checkpoint.c) ----
+ * A block y = fn(g, ud, x), y shaped like x (a transformer layer). While recording, its
+ * activations are dropped once y is computed and recomputed in backward, with the RNG state
+ * the forward had (the same dropout masks), so the gradients equal those of the plain run; the
+ * step then holds one block's activations at a time. ud (ud_bytes) is copied into the arena;
+ * x must be the block's only differentiable arena input (parameters may be any number).
+ * Without recording it is plain fn. NULL when fn fails or gives a differently shaped y. */
+typedef peft_tensor *(*peft_block_fn)(peft_graph *g, void *ud, peft_tensor *x);
+PEFT_API peft_tensor *peft_checkpoint(peft_graph *g, peft_block_fn fn, const void *ud, size_t ud_bytes,
+                             peft_tensor *x);
 
 /* 1 if an op output must require grad: recording and any input requires grad */
 static inline int peft_needs_grad(const peft_graph *g, const peft_tensor *a, const peft_tensor *b)

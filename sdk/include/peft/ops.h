@@ -47,6 +47,12 @@ PEFT_API peft_tensor *op_attention(peft_graph *g, peft_tensor *q, peft_tensor *k
  * whose target != ignore_index (0 if none). Targets outside [0, V) other than ignore: NULL. */
 PEFT_API peft_tensor *op_cross_entropy(peft_graph *g, peft_tensor *logits, const int32_t *targets,
                                        int32_t ignore_index);
+// h (N, C), w (V, C) frozen (any storage dtype), targets (N) -> loss (): the mean
+// cross-entropy of the logits h W^T over targets != ignore_index, computed a chunk of rows at a
+// time (the full (N, V) logits never exist; backward recomputes them chunk by chunk). Gradient
+// to h only; NULL when w requires grad (use op_linear + op_cross_entropy then).
+PEFT_API peft_tensor *op_linear_cross_entropy(peft_graph *g, peft_tensor *h, peft_tensor *w,
+                                     const int32_t *targets, int32_t ignore_index);
 
 /* ---- ops for BERT, LLaMA, T5 and the task heads ---- */
 

@@ -148,6 +148,17 @@ PEFT_API int peft_get_layer_status(peft_model *m, char **json_out);
  * _F16; kernels convert to f32 as they read), trainable parameters stay f32. Refused while
  * adapters are merged. */
 PEFT_API int peft_cast_mixed_precision_params(peft_model *m, int32_t dtype);
+/* PEFT's prepare_model_for_kbit_training on a base model (before get_peft_model): every base
+ * parameter frozen; the 1-D parameters (norms, biases) in f32 (the embeddings and the head stay
+ * in their storage dtype: the kernels compute in f32 either way, so the numbers are PEFT's); and
+ * with use_gradient_checkpointing, the input-embedding outputs require grad
+ * (enable_input_require_grads) and gradient checkpointing is on (with the chunked loss). */
+PEFT_API int peft_prepare_model_for_kbit_training(peft_ctx *ctx, peft_base_model *b,
+                                         int use_gradient_checkpointing);
+/* transformers' gradient_checkpointing_enable / _disable: per-block recomputation in backward,
+ * and the causal-LM training loss over row chunks (no full logits; the forward then returns
+ * the loss without logits) */
+PEFT_API void peft_gradient_checkpointing_enable(peft_base_model *b, int on);
 /* PEFT's create_or_update_model_card: dir/README.md with library_name: peft, base_model and a
  * "Framework versions" line, keeping what a user already wrote there. Atomic. */
 PEFT_API int peft_create_or_update_model_card(peft_model *m, const char *dir);
