@@ -17,6 +17,17 @@ int cli_open_model(peft_ctx *ctx, const char *model_dir, char **adapters, int n_
 int cli_open_model_mixed(peft_ctx *ctx, const char *model_dir, char **adapters, int n_adapters,
                          int trainable, int mixed, peft_base_model **pbase, peft_model **pm);
 
+/* --dtype auto|float32|bfloat16|float16 and --quant none|int8|nf4|nf4-nodq at argv[*i]
+ * (consumed: returns 1), remembered for cli_load_base / cli_open_model */
+int cli_load_opt(int argc, char **argv, int *i);
+/* the base model with those options; 0, or 1 after printing the error */
+int cli_load_base(peft_ctx *ctx, const char *model_dir, peft_base_model **out);
+#define CLI_LOAD_HELP \
+    "  --dtype D    auto (default: weights stay in the file's dtype, nothing copied), float32,\n" \
+    "               bfloat16 or float16 (transformers' torch_dtype)\n" \
+    "  --quant Q    none, int8, nf4 (double quant) or nf4-nodq: linear layers quantized at load\n" \
+    "               (default: config.json's quantization_config)\n"
+
 int cmd_forward(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_train(int argc, char **argv);

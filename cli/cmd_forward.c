@@ -19,7 +19,8 @@ static const char *HELP =
     "--row-adapters gives one adapter name per batch row (__base__: none), run in one pass.\n"
     "--mixed loads the adapters into a mixed model (PeftMixedModel: several methods, e.g. LoRA,\n"
     "LoHa, IA3 and a prompt method, in the order given). An --adapter directory holding a saved\n"
-    "mixed model (peft_mixed.json) loads as that model, with its order and active set.\n";
+    "mixed model (peft_mixed.json) loads as that model, with its order and active set.\n"
+    CLI_LOAD_HELP;
 
 /* "a,b,c" -> names (pointers into buf), count; at most max */
 static int split_names(char *buf, const char **names, int max)
@@ -85,6 +86,7 @@ int cmd_forward(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *v;
         if (!strcmp(argv[i], "--help")) { fputs(HELP, stdout); return 0; }
+        else if (cli_load_opt(argc, argv, &i)) continue;
         else if ((v = cli_opt(argc, argv, &i, "--model"))) model = v;
         else if ((v = cli_opt(argc, argv, &i, "--input"))) input = v;
         else if ((v = cli_opt(argc, argv, &i, "--output"))) output = v;

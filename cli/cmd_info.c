@@ -5,6 +5,7 @@
 #include <jansson.h>
 #include "peft/tokenizer.h"
 #include "cli.h"
+#include "peft/quant.h"
 
 static const char *HELP =
     "usage: peft info --model DIR [--adapter DIR[:NAME]]... [--json]\n"
@@ -12,7 +13,8 @@ static const char *HELP =
     "Prints the model's linear layers (with the adapters on each), PEFT's trainable-parameter\n"
     "line and the model status. --json prints {model_status, layer_status} as JSON only.\n"
     "With --config, nothing is loaded but a config.json: the parameter counts come from the\n"
-    "shapes alone (PEFT's meta device), with the head that the adapter config's task_type picks.\n";
+    "shapes alone (PEFT's meta device), with the head that the adapter config's task_type picks.\n"
+    CLI_LOAD_HELP;
 
 /* `peft info --config C [--peft-config P]`: counts without weights */
 static int info_from_config(const char *config, const char *peft_config)
@@ -69,6 +71,7 @@ int cmd_info(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *v;
         if (!strcmp(argv[i], "--help")) { fputs(HELP, stdout); return 0; }
+        else if (cli_load_opt(argc, argv, &i)) continue;
         else if ((v = cli_opt(argc, argv, &i, "--model"))) model = v;
         else if ((v = cli_opt(argc, argv, &i, "--config"))) config = v;
         else if ((v = cli_opt(argc, argv, &i, "--peft-config"))) peft_config = v;
@@ -106,6 +109,13 @@ int cmd_info(int argc, char **argv)
                        s->chain[j].adapter->vt->name, s->chain[j].merged ? " (merged)" : "");
             printf("\n");
         }
+        int32_t qd;
+        double qerr;
+        int nq = peft_base_model_quant_report(b, &qd, &qerr);
+        printf("frozen weights: %.2f MB in memory\n", (double)peft_base_model_weight_bytes(b) / 1e6);
+        if (nq)
+            printf("quantization: %s, %d linear layers, relative error ||W - dequant(Q(W))|| / ||W|| = %.4f\n",
+                   peft_dtype_label(qd), nq, qerr);
     }
     if (m) {
         char *ms = NULL, *ls = NULL;

@@ -19,7 +19,10 @@ static const char *HELP =
     "  --config FILE        adapter_config.json to use instead of the flags below\n"
     "  --r N [8]  --alpha A [16]  --dropout P [0.05]  --targets a,b,... [model default]\n"
     "  --steps N [200]  --batch B [8]  --seq T [32]  --lr LR [3e-3]  --warmup N [10]\n"
-    "  --weight-decay W [0.0]  --clip NORM [1.0]  --seed S [0]  --eval-every N [50]\n";
+    "  --weight-decay W [0.0]  --clip NORM [1.0]  --seed S [0]  --eval-every N [50]\n"
+    "  --gradient-checkpointing  prepare_model_for_kbit_training: checkpointed layers, the loss\n"
+    "               over row chunks, norms f32, input embeddings require grad\n"
+    CLI_LOAD_HELP;
 
 typedef struct tokens {
     int32_t *ids;
@@ -106,9 +109,12 @@ int cmd_train(int argc, char **argv)
     double r = 8, alpha = 16, dropout = 0.05, lr = 3e-3, wd = 0.0, clip = 1.0;
     long steps = 200, B = 8, T = 32, warmup = 10, eval_every = 50;
     unsigned long long seed = 0;
+    int grad_ckpt = 0;
     for (int i = 1; i < argc; i++) {
         const char *v;
         if (!strcmp(argv[i], "--help")) { fputs(HELP, stdout); return 0; }
+        else if (cli_load_opt(argc, argv, &i)) continue;
+        else if (!strcmp(argv[i], "--gradient-checkpointing")) grad_ckpt = 1;
         else if ((v = cli_opt(argc, argv, &i, "--model"))) model = v;
         else if ((v = cli_opt(argc, argv, &i, "--data"))) data = v;
         else if ((v = cli_opt(argc, argv, &i, "--output"))) output = v;
@@ -154,7 +160,8 @@ int cmd_train(int argc, char **argv)
     peft_graph *g = NULL;
     int32_t *ids = malloc((size_t)(B * T) * sizeof *ids);
     if (!ids) { cli_fail("out of memory for a %ld x %ld batch", B, T); goto out; }
-    if (peft_load_base_model(ctx, model, &base)) { cli_fail("%s", peft_errmsg(ctx)); goto out; }
+    if (cli_load_base(ctx, model, &base)) goto out;
+    if (grad_ckpt && peft_prepare_model_for_kbit_training(ctx, base, 1)) { cli_fail("%s", peft_errmsg(ctx)); goto out; }
     if (peft_get_peft_model(ctx, base, cfg_text, "default", 0, &m)) {
         if (config) cli_fail("%s: %s", config, peft_errmsg(ctx));
         else cli_fail("%s", peft_errmsg(ctx));

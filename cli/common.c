@@ -87,13 +87,34 @@ static int open_first(peft_ctx *ctx, peft_base_model *base, const char *dir, con
                  : peft_from_pretrained(ctx, base, dir, name, trainable, m);
 }
 
+/* --dtype / --quant of the command line: how cli_open_model loads the base */
+static const char *load_dtype, *load_quant;
+
+int cli_load_opt(int argc, char **argv, int *i)
+{
+    const char *v;
+    if ((v = cli_opt(argc, argv, i, "--dtype"))) load_dtype = v;
+    else if ((v = cli_opt(argc, argv, i, "--quant"))) load_quant = v;
+    else return 0;
+    return 1;
+}
+
+int cli_load_base(peft_ctx *ctx, const char *model_dir, peft_base_model **out)
+{
+    peft_load_options o = {.struct_size = sizeof o, .torch_dtype = load_dtype, .quant = load_quant};
+    char err[1024] = "";
+    if (peft_base_model_load_ex(model_dir, &o, out, err, sizeof err))
+        return cli_fail("%s%s", err, load_dtype || load_quant ? " (--dtype / --quant)" : "");
+    return 0;
+}
+
 int cli_open_model_mixed(peft_ctx *ctx, const char *model_dir, char **adapters, int n_adapters,
                          int trainable, int mixed, peft_base_model **pbase, peft_model **pm)
 {
     *pm = NULL;
     *pbase = NULL;
     peft_base_model *base;
-    if (peft_load_base_model(ctx, model_dir, &base)) return cli_fail("%s", peft_errmsg(ctx));
+    if (cli_load_base(ctx, model_dir, &base)) return 1;
     if (n_adapters == 0) {
         *pbase = base;
         return 0;

@@ -318,6 +318,21 @@ START_TEST(model_load_dtype)
 }
 END_TEST
 
+START_TEST(cli_info_quant)
+{
+    char *out = NULL;
+    int rc = tu_run_peft(&out, "info --model %s --quant nf4", tu_fixture(LLAMA_DIR));
+    ck_assert_msg(rc == 0 && strstr(out, "quantization: nf4, 14 linear layers, relative error"), "%s", out);
+    free(out);
+    rc = tu_run_peft(&out, "info --model %s --dtype bfloat16", tu_fixture(LLAMA_DIR));
+    ck_assert_msg(rc == 0 && strstr(out, "frozen weights: 0.05 MB"), "%s", out);
+    free(out);
+    rc = tu_run_peft(&out, "info --model %s --quant fp4", tu_fixture(LLAMA_DIR));
+    ck_assert_msg(rc != 0 && strstr(out, "fp4"), "%s", out);
+    free(out);
+}
+END_TEST
+
 int main(void)
 {
     peft_rng_seed(&fd_rng, 11);
@@ -331,6 +346,7 @@ int main(void)
     tcase_add_test(tc, model_quantized_at_load);
     tcase_add_test(tc, model_quantization_config);
     tcase_add_test(tc, model_load_dtype);
+    tcase_add_test(tc, cli_info_quant);
     suite_add_tcase(s, tc);
     return tu_run_suite(s) ? 1 : 0;
 }
