@@ -149,7 +149,7 @@ int cmd_forward(int argc, char **argv)
     } else if (base->arch->forward(base, g, &mi, &mo, err, sizeof err)) {
         rc = cli_fail("%s", err);
     }
-    if (!rc && grads && peft_graph_backward(g, mo.loss)) rc = cli_fail("backward failed");
+    if (!rc && grads && peft_graph_backward(g, mo.loss)) rc = cli_fail("%s", peft_graph_error(g));
     if (!rc) {
         peft_st_out outs[5];
         size_t n = 0;

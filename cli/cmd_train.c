@@ -193,7 +193,10 @@ int cmd_train(int argc, char **argv)
         if (peft_model_forward(m, g, &in, &out)) { cli_fail("%s", peft_errmsg(ctx)); goto out; }
         last_loss = peft_f32(out.loss)[0];
         if (!isfinite(last_loss)) { cli_fail("step %ld: the loss is %g; try a smaller --lr", step, last_loss); goto out; }
-        peft_graph_backward(g, out.loss);
+        if (peft_graph_backward(g, out.loss)) {
+            cli_fail("step %ld: %s", step, peft_graph_error(g));
+            goto out;
+        }
         peft_adamw_clip_grad_norm(opt, clip);
         peft_adamw_update(opt, cur_lr);
         if (peft_model_step_end(m, step - 1, steps)) { cli_fail("%s", peft_errmsg(ctx)); goto out; }

@@ -290,8 +290,8 @@ static int run_one(batch_ctx *b, const runner_run *r, int read_only, runner_resu
             }
             loss_sum += l;
             if (peft_graph_backward(g, mo.loss)) {
-                snprintf(err, errlen, "run '%s' step %lld: backward: %s", r->name, (long long)s.step + 1,
-                         peft_errmsg(ctx));
+                snprintf(err, errlen, "run '%s' step %lld: %s", r->name, (long long)s.step + 1,
+                         peft_graph_error(g));
                 goto out;
             }
             double peak = (double)peft_arena_peak(g->arena) / (1024.0 * 1024.0);

@@ -404,6 +404,7 @@ int main(void)
     tcase_add_test(ta, arena_many_steps);
     suite_add_tcase(s, ta);
     TCase *tr = tcase_create("rng");
+    tcase_set_timeout(tr, 60); /* 400k draws, each a Check mark point: slow on a loaded machine */
     tcase_add_test(tr, rng_known_values);
     tcase_add_test(tr, rng_determinism);
     tcase_add_test(tr, rng_distribution);

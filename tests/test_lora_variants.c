@@ -1084,7 +1084,7 @@ START_TEST(convert_plain_lora_gpt2)
 
     /* errors: unknown adapter, missing initial adapter, a mismatching initial adapter */
     ck_assert_int_eq(peft_save_pretrained_convert(m, out, "nope", init), PEFT_ENOTFOUND);
-    ck_assert_int_eq(peft_save_pretrained_convert(m, out, NULL, "/nonexistent/dir"), PEFT_EFORMAT);
+    ck_assert_int_eq(peft_save_pretrained_convert(m, out, NULL, "/nonexistent/dir"), PEFT_EIO);
     ck_assert_msg(strstr(peft_errmsg(ctx), "/nonexistent/dir/adapter_model.safetensors"), "%s",
                   peft_errmsg(ctx));
     char *other = tu_tmpdir();

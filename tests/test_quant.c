@@ -313,7 +313,7 @@ START_TEST(model_load_dtype)
     peft_base_model_free(b);
     peft_load_options o = {.struct_size = sizeof o, .torch_dtype = "float64"};
     char err[256];
-    ck_assert_int_eq(peft_base_model_load_ex(dir, &o, &a, err, sizeof err), -1);
+    ck_assert_int_lt(peft_base_model_load_ex(dir, &o, &a, err, sizeof err), 0);
     ck_assert_msg(strstr(err, "float64"), "%s", err);
 }
 END_TEST

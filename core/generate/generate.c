@@ -48,9 +48,8 @@ static int run_forward(gen_run *r, peft_graph *g, const peft_model_inputs *in,
                        : peft_model_forward(r->m, g, in, out);
     char err[1024] = "";
     memset(out, 0, sizeof *out);
-    if (r->base->arch->forward(r->base, g, in, out, err, sizeof err))
-        return peft_set_error(r->ctx, PEFT_EINVAL, "%s", err[0] ? err : "forward failed");
-    return PEFT_OK;
+    int rc = r->base->arch->forward(r->base, g, in, out, err, sizeof err);
+    return peft_forward_result(r->ctx, g, rc, err);
 }
 
 /* ---- the model's special tokens ------------------------------------------------------------- */

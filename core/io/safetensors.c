@@ -283,22 +283,23 @@ static int st_parse_header(const st_ctx *c, peft_st_file *f)
     return rc;
 }
 
-/* opens, stats and maps path into f->map (read-only, private) */
+/* opens, stats and maps path into f->map (read-only, private): 0, PEFT_EIO (cannot be read) or
+ * PEFT_EFORMAT (too short to be a safetensors file) */
 static int st_map(const st_ctx *c, peft_st_file *f)
 {
     int fd = open(f->path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return st_fail(c, "cannot open: %s", strerror(errno));
+    if (fd < 0) return st_fail(c, "cannot open: %s", strerror(errno)), PEFT_EIO;
     struct stat st;
     int rc = 0;
-    if (fstat(fd, &st) != 0) rc = st_fail(c, "cannot stat: %s", strerror(errno));
-    else if (!S_ISREG(st.st_mode)) rc = st_fail(c, "not a regular file");
+    if (fstat(fd, &st) != 0) rc = (st_fail(c, "cannot stat: %s", strerror(errno)), PEFT_EIO);
+    else if (!S_ISREG(st.st_mode)) rc = (st_fail(c, "not a regular file"), PEFT_EIO);
     else if (st.st_size < 8)
-        rc = st_fail(c, "file is %lld bytes, shorter than the 8-byte header length",
-                     (long long)st.st_size);
-    else if ((uint64_t)st.st_size > SIZE_MAX) rc = st_fail(c, "file too large to map");
+        rc = (st_fail(c, "file is %lld bytes, shorter than the 8-byte header length",
+                      (long long)st.st_size), PEFT_EFORMAT);
+    else if ((uint64_t)st.st_size > SIZE_MAX) rc = (st_fail(c, "file too large to map"), PEFT_EIO);
     if (!rc) {
         void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (m == MAP_FAILED) rc = st_fail(c, "cannot mmap: %s", strerror(errno));
+        if (m == MAP_FAILED) rc = (st_fail(c, "cannot mmap: %s", strerror(errno)), PEFT_EIO);
         else { f->map = m; f->map_len = (size_t)st.st_size; }
     }
     close(fd);
@@ -309,12 +310,20 @@ int peft_st_open(const char *path, peft_st_file **out, char *err, size_t errlen)
 {
     st_ctx c = {path, err, errlen};
     if (out) *out = NULL;
-    if (!path || !out) return st_fail(&c, "peft_st_open: NULL argument");
+    if (!path || !out) return st_fail(&c, "peft_st_open: NULL argument"), PEFT_EINVAL;
     peft_st_file *f = calloc(1, sizeof *f);
-    if (!f || !(f->path = strdup(path))) { free(f); return st_fail(&c, "out of memory"); }
-    if (st_map(&c, f) || st_parse_header(&c, f)) { peft_st_close(f); return -1; }
+    if (!f || !(f->path = strdup(path))) {
+        free(f);
+        return st_fail(&c, "out of memory"), PEFT_ENOMEM;
+    }
+    int rc = st_map(&c, f);
+    if (!rc && st_parse_header(&c, f)) rc = PEFT_EFORMAT;
+    if (rc) {
+        peft_st_close(f);
+        return rc;
+    }
     *out = f;
-    return 0;
+    return PEFT_OK;
 }
 
 void peft_st_close(peft_st_file *f)

@@ -63,13 +63,15 @@ static const char *dtype_name(int32_t dt)
 
 /* ---- weight files ---------------------------------------------------------------------------- */
 
+/* 0, or a PEFT_E* code with err set */
 static int add_file(peft_base_model *m, const char *path, char *err, size_t errlen)
 {
     peft_st_file **nf = realloc(m->files, (m->n_files + 1) * sizeof *nf);
-    if (!nf) { seterr(err, errlen, "%s: out of memory", path); return -1; }
+    if (!nf) { seterr(err, errlen, "%s: out of memory", path); return PEFT_ENOMEM; }
     m->files = nf;
     peft_st_file *f = NULL;
-    if (peft_st_open(path, &f, err, errlen) != 0) return -1;
+    int rc = peft_st_open(path, &f, err, errlen);
+    if (rc) return rc;
     m->files[m->n_files++] = f;
     return 0;
 }
@@ -182,17 +184,23 @@ int peft_base_model_load_ex(const char *dir, const peft_load_options *opts, peft
                             char *err, size_t errlen)
 {
     *out = NULL;
-    if (!dir || !*dir) { seterr(err, errlen, "model directory: empty path"); return -1; }
+    if (!dir || !*dir) { seterr(err, errlen, "model directory: empty path"); return PEFT_EINVAL; }
     peft_base_model *m = calloc(1, sizeof *m);
     char *cfg_path = NULL, *w_path = NULL, *i_path = NULL;
+    int rc = PEFT_EFORMAT; /* what is in the files is wrong, unless said otherwise below */
     if (!m || !(m->dir = strdup(dir))) goto oom;
     /* strip trailing slashes so that joined paths read well */
     for (size_t n = strlen(m->dir); n > 1 && m->dir[n - 1] == '/'; n--) m->dir[n - 1] = 0;
 
     if (!(cfg_path = path_join(m->dir, "config.json"))) goto oom;
     if (!file_exists(cfg_path)) {
-        seterr(err, errlen, "%s: no such file (a Hugging Face model directory needs config.json)",
-               cfg_path);
+        struct stat st;
+        if (stat(m->dir, &st) != 0)
+            seterr(err, errlen, "%s: no such model directory", m->dir);
+        else
+            seterr(err, errlen, "%s: no such file (a Hugging Face model directory needs "
+                   "config.json)", cfg_path);
+        rc = PEFT_EIO;
         goto fail;
     }
     if (read_config(m, cfg_path, err, errlen)) goto fail;
@@ -202,11 +210,13 @@ int peft_base_model_load_ex(const char *dir, const peft_load_options *opts, peft
     if (!(w_path = path_join(m->dir, WEIGHTS_FILE)) || !(i_path = path_join(m->dir, INDEX_FILE)))
         goto oom;
     if (file_exists(w_path)) {
-        if (add_file(m, w_path, err, errlen) != 0) goto fail;
+        if ((rc = add_file(m, w_path, err, errlen)) != 0) goto fail;
+        rc = PEFT_EFORMAT;
     } else if (file_exists(i_path)) {
         if (open_shards(m, i_path, err, errlen) != 0) goto fail;
     } else {
         seterr(err, errlen, "%s: no weights: neither %s nor %s exists", m->dir, w_path, i_path);
+        rc = PEFT_EIO;
         goto fail;
     }
 
@@ -219,12 +229,13 @@ build:
     return 0;
 oom:
     seterr(err, errlen, "%s: out of memory", dir);
+    rc = PEFT_ENOMEM;
 fail:
     free(cfg_path);
     free(w_path);
     free(i_path);
     peft_base_model_free(m);
-    return -1;
+    return rc;
 }
 
 /* PEFT task type -> the Hugging Face head class of a model_type (for weight-free counts) */

@@ -34,6 +34,16 @@ static int32_t *rows_of(peft_graph *g, const peft_site *s, const peft_adapter *a
     return idx;
 }
 
+/* a plugin entry returned no tensor: the graph's error says which adapter, where (a plugin that
+ * reported its own failure with host->graph_set_error keeps its message: the first one sticks) */
+static peft_tensor *plugin_failed(peft_graph *g, const peft_site *s, const peft_site_adapter *sa,
+                                  const char *entry)
+{
+    peft_graph_fail(g, PEFT_EPLUGIN, "adapter '%s' (plugin '%s'): %s on %s returned no tensor",
+                         sa->adapter->name, sa->adapter->vt->name, entry, s->info.name);
+    return NULL;
+}
+
 /* one batch, one adapter per row (mixed-batch inference): each adapter runs on its own rows
  * only, one grouped call per adapter, the results put back in place */
 static peft_tensor *forward_grouped(peft_graph *g, peft_site *s, peft_tensor *x)
@@ -46,6 +56,7 @@ static peft_tensor *forward_grouped(peft_graph *g, peft_site *s, peft_tensor *x)
         if (!n) continue;
         peft_tensor *xs = idx ? op_take_rows(g, x, idx, n) : NULL;
         peft_tensor *xt = xs ? sa->adapter->vt->pre_forward(sa->state, g, &s->info, xs) : NULL;
+        if (xs && !xt) return plugin_failed(g, s, sa, "pre_forward");
         x = xt ? op_put_rows(g, x, xt, idx, n) : NULL;
     }
     if (!x) return NULL;
@@ -59,6 +70,7 @@ static peft_tensor *forward_grouped(peft_graph *g, peft_site *s, peft_tensor *x)
         peft_tensor *xs = idx ? op_take_rows(g, x, idx, n) : NULL;
         peft_tensor *ys = xs ? op_take_rows(g, y, idx, n) : NULL;
         peft_tensor *yt = ys ? sa->adapter->vt->forward(sa->state, g, &s->info, xs, ys) : NULL;
+        if (ys && !yt) return plugin_failed(g, s, sa, "forward");
         y = yt ? op_put_rows(g, y, yt, idx, n) : NULL;
     }
     return y;
@@ -79,15 +91,17 @@ peft_tensor *peft_site_forward(peft_graph *g, peft_site *s, peft_tensor *x)
     for (int i = s->n_chain - 1; i >= 0; i--) {
         peft_site_adapter *sa = &s->chain[i];
         peft_tensor *xi = xin[i + 1];
-        if (xi && runs(s, sa) && sa->adapter->vt->pre_forward)
-            xi = sa->adapter->vt->pre_forward(sa->state, g, &s->info, xi);
+        if (xi && runs(s, sa) && sa->adapter->vt->pre_forward &&
+            !(xi = sa->adapter->vt->pre_forward(sa->state, g, &s->info, xi)))
+            return plugin_failed(g, s, sa, "pre_forward");
         xin[i] = xi;
     }
     if (!xin[0]) return NULL;
     peft_tensor *y = op_linear(g, xin[0], s->info.weight, s->info.bias, s->info.fan_in_fan_out);
     for (int i = 0; i < s->n_chain && y; i++) {
         peft_site_adapter *sa = &s->chain[i];
-        if (runs(s, sa)) y = sa->adapter->vt->forward(sa->state, g, &s->info, xin[i + 1], y);
+        if (runs(s, sa) && !(y = sa->adapter->vt->forward(sa->state, g, &s->info, xin[i + 1], y)))
+            return plugin_failed(g, s, sa, "forward");
     }
     return y;
 }

@@ -190,8 +190,8 @@ int peft_save_pretrained_convert(peft_model *m, const char *dir, const char *ada
     char path[4200], err[1024] = "";
     snprintf(path, sizeof path, "%s/adapter_model.safetensors", initial_adapter_dir);
     peft_st_file *f;
-    if (peft_st_open(path, &f, err, sizeof err))
-        return peft_set_error(m->ctx, PEFT_EFORMAT, "initial adapter for the conversion: %s", err);
+    int orc = peft_st_open(path, &f, err, sizeof err);
+    if (orc) return peft_set_error(m->ctx, orc, "initial adapter for the conversion: %s", err);
     peft_state_dict *sd;
     int rc = peft_get_peft_model_state_dict(m, name, &sd);
     if (rc) {

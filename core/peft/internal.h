@@ -6,6 +6,7 @@
 #include "core/model/site.h"
 
 struct peft_ctx {
+    int code;       /* the last failure's PEFT_E* code (peft_errcode) */
     char err[2048];
     peft_rng rng;
     peft_progress_fn progress; /* peft_set_progress_handler, or NULL */
@@ -13,6 +14,10 @@ struct peft_ctx {
     peft_tokenize_fn tokenize; /* peft_set_tokenizer, or NULL */
     void *tokenize_ud;
 };
+
+/* the result of an architecture's forward (rc, err) on g: the graph's sticky error first (with
+ * its code and message), else PEFT_EINVAL with err, else PEFT_OK; sets ctx's error */
+int peft_forward_result(peft_ctx *ctx, const peft_graph *g, int rc, const char *err);
 
 /* core/progress.c: reports one step of a long task to the context's handler (if any) */
 void peft_progress(peft_ctx *ctx, const char *task, int64_t done, int64_t total, const char *item);

@@ -222,7 +222,8 @@ int peft_set_peft_model_state_dict(peft_model *m, const char *path, const char *
 {
     char err[1024] = "";
     peft_st_file *f;
-    if (peft_st_open(path, &f, err, sizeof err)) return peft_set_error(m->ctx, PEFT_EFORMAT, "%s", err);
+    int orc = peft_st_open(path, &f, err, sizeof err);
+    if (orc) return peft_set_error(m->ctx, orc, "%s", err);
     peft_state_dict *sd;
     int rc;
     if (memory_names) {

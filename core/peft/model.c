@@ -498,10 +498,17 @@ int peft_model_forward(peft_model *m, peft_graph *g, const peft_model_inputs *in
     int rc = peft_prompt_apply(m);
     if (rc) return rc;
     int frc = m->base->arch->forward(m->base, g, in, out, err, sizeof err);
-    if (peft_graph_error(g)) /* a plugin's own message beats the symptom it caused */
-        return peft_set_error(m->ctx, PEFT_EPLUGIN, "%s", peft_graph_error(g));
-    if (frc) return peft_set_error(m->ctx, PEFT_EINVAL, "%s", err[0] ? err : "forward failed");
+    if ((frc = peft_forward_result(m->ctx, g, frc, err))) return frc;
     return add_loss_terms(m, g, out);
+}
+
+int peft_forward_result(peft_ctx *ctx, const peft_graph *g, int rc, const char *err)
+{
+    /* the graph's first error is the cause (a plugin's own message, the arena out of memory);
+     * the architecture's message is only the symptom it saw next */
+    if (peft_graph_errcode(g)) return peft_set_error(ctx, peft_graph_errcode(g), "%s", g->error);
+    if (rc) return peft_set_error(ctx, PEFT_EINVAL, "%s", err[0] ? err : "forward failed");
+    return PEFT_OK;
 }
 
 int peft_model_step_end(peft_model *m, int64_t step, int64_t total_steps)

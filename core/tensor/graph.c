@@ -5,6 +5,7 @@
 #include "core/tensor/tape.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -430,17 +431,31 @@ void peft_graph_free(peft_graph *g)
     free(g);
 }
 
-void peft_graph_set_error(peft_graph *g, const char *msg)
+int peft_graph_fail(peft_graph *g, int code, const char *fmt, ...)
 {
-    if (!g || g->error[0]) return; /* the first error of the step is the one reported */
-    snprintf(g->error, sizeof g->error, "%s", msg && *msg ? msg : "a plugin failed (no message)");
+    if (!g || g->err_code != PEFT_OK || code == PEFT_OK) return code; /* the first one stays */
+    g->err_code = code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(g->error, sizeof g->error, fmt, ap);
+    va_end(ap);
+    if (!g->error[0]) snprintf(g->error, sizeof g->error, "error %d (no message)", code);
+    return code;
 }
 
-const char *peft_graph_error(const peft_graph *g) { return g && g->error[0] ? g->error : NULL; }
+void peft_graph_set_error(peft_graph *g, const char *msg)
+{
+    peft_graph_fail(g, PEFT_EPLUGIN, "%s", msg && *msg ? msg : "a plugin failed (no message)");
+}
+
+const char *peft_graph_error(const peft_graph *g) { return g && g->err_code ? g->error : NULL; }
+
+int peft_graph_errcode(const peft_graph *g) { return g ? g->err_code : PEFT_EINVAL; }
 
 void peft_graph_reset(peft_graph *g)
 {
     g->error[0] = 0;
+    g->err_code = PEFT_OK;
     g->n_nodes = 0;
     g->n_free = 0;
     peft_arena_reset(g->arena);
@@ -449,16 +464,27 @@ void peft_graph_reset(peft_graph *g)
 peft_tensor *peft_graph_tensor_raw(peft_graph *g, int32_t dtype, int ndim, const int64_t *shape)
 {
     size_t es = peft_dtype_size(dtype);
-    if (!es) return NULL;
+    if (!es) {
+        peft_graph_fail(g, PEFT_EINVAL, "step tensor: unknown dtype code %d", (int)dtype);
+        return NULL;
+    }
     peft_tensor *t = peft_arena_alloc(g->arena, sizeof *t);
-    if (!t) return NULL;
+    if (!t) goto oom;
     memset(t, 0, sizeof *t);
     t->dtype = dtype;
-    if (set_shape(t, ndim, shape)) return NULL;
+    if (set_shape(t, ndim, shape)) {
+        peft_graph_fail(g, PEFT_EINVAL, "step tensor: invalid shape (ndim %d)", ndim);
+        return NULL;
+    }
     t->data = peft_arena_alloc(g->arena, (size_t)t->numel * es);
-    if (!t->data) return NULL;
+    if (!t->data) goto oom;
     t->flags = PEFT_T_ARENA;
     return t;
+oom:
+    peft_graph_fail(g, PEFT_ENOMEM, "out of memory in the step arena (a tensor of %lld elements; "
+                    "%zu bytes already used)", t ? (long long)t->numel : 0LL,
+                    peft_arena_peak(g->arena));
+    return NULL;
 }
 
 peft_tensor *peft_graph_tensor(peft_graph *g, int ndim, const int64_t *shape)
@@ -474,12 +500,19 @@ void *peft_tape_push(peft_graph *g, peft_backward_fn fn, size_t ctx_bytes)
     if (g->n_nodes == g->cap_nodes) {
         size_t cap = g->cap_nodes ? g->cap_nodes * 2 : 256;
         peft_tape_node *n = realloc(g->nodes, cap * sizeof *n);
-        if (!n) return NULL;
+        if (!n) {
+            peft_graph_fail(g, PEFT_ENOMEM, "out of memory recording the tape (%zu nodes)",
+                            g->n_nodes);
+            return NULL;
+        }
         g->nodes = n;
         g->cap_nodes = cap;
     }
     void *ctx = peft_arena_alloc(g->arena, ctx_bytes);
-    if (!ctx) return NULL;
+    if (!ctx) {
+        peft_graph_fail(g, PEFT_ENOMEM, "out of memory in the step arena recording the tape");
+        return NULL;
+    }
     memset(ctx, 0, ctx_bytes ? ctx_bytes : 1);
     g->nodes[g->n_nodes].fn = fn;
     g->nodes[g->n_nodes].ctx = ctx;
@@ -504,7 +537,11 @@ float *peft_grad_of(peft_graph *g, peft_tensor *t)
             break;
         }
     if (!gr) gr = peft_arena_alloc(g->arena, bytes);
-    if (!gr) return NULL;
+    if (!gr) {
+        peft_graph_fail(g, PEFT_ENOMEM, "backward: out of memory in the step arena for a gradient "
+                        "of %lld elements", (long long)t->numel);
+        return NULL;
+    }
     memset(gr, 0, bytes);
     t->grad = gr;
     return gr;
@@ -532,13 +569,22 @@ void peft_graph_recycle_grad(peft_graph *g, peft_tensor *t)
 
 int peft_graph_backward(peft_graph *g, peft_tensor *loss)
 {
-    if (!loss || loss->numel != 1 || !loss->requires_grad || g->error[0]) return -1;
+    if (g->err_code) return g->err_code; /* the forward already failed */
+    if (!loss)
+        return peft_graph_fail(g, PEFT_EINVAL, "backward: no loss (the forward had no labels)");
+    if (loss->numel != 1)
+        return peft_graph_fail(g, PEFT_EINVAL, "backward: the loss must be a scalar, not %lld "
+                               "elements", (long long)loss->numel);
+    if (!loss->requires_grad)
+        return peft_graph_fail(g, PEFT_EINVAL, "backward: the loss does not require grad (was the "
+                               "forward recorded, with something trainable?)");
     float *dl = peft_grad_of(g, loss);
-    if (!dl) return -1;
+    if (!dl) return g->err_code ? g->err_code : PEFT_ENOMEM;
     dl[0] = 1.0f;
     for (size_t i = g->n_nodes; i-- > 0;) {
         g->nodes[i].fn(g, g->nodes[i].ctx);
+        if (g->err_code) return g->err_code; /* a gradient is missing: never go on silently */
         if (g->nodes[i].out != loss) peft_graph_recycle_grad(g, g->nodes[i].out);
     }
-    return g->error[0] ? -1 : 0;
+    return PEFT_OK;
 }

@@ -24,7 +24,7 @@ const char *tu_model_load_fails(const char *dir)
     static char err[1024];
     peft_base_model *m = (peft_base_model *)0x1;
     err[0] = 0;
-    ck_assert_int_eq(peft_base_model_load(dir, &m, err, sizeof err), -1);
+    ck_assert_int_lt(peft_base_model_load(dir, &m, err, sizeof err), 0); /* a PEFT_E* code */
     ck_assert(m == NULL);
     ck_assert(err[0] != 0);
     if (getenv("TU_VERBOSE")) printf("  expected error: %s\n", err);

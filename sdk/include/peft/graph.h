@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "peft/plugin.h"
+#include "peft/status.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -94,9 +95,10 @@ struct peft_graph {
     peft_rng *rng; /* borrowed */
     peft_free_grad *free_grads; /* recycled activation gradients (backward only) */
     size_t n_free, cap_free;
-    /* the sticky error (peft_graph_set_error): the first message of the step, "" when none;
-     * cleared by peft_graph_reset */
+    /* the sticky error (peft_graph_set_error / peft_graph_fail): the first message of the step,
+     * "" when none, and its PEFT_E* code (PEFT_OK when none); cleared by peft_graph_reset */
     char error[512];
+    int err_code;
 };
 
 PEFT_API peft_graph *peft_graph_new(peft_rng *rng); /* recording = 0, training = 0 */
@@ -115,12 +117,23 @@ PEFT_API void peft_tape_output(peft_graph *g, peft_tensor *out);
 /* gradient buffer of t: persistent for params, arena (zeroed on first use) otherwise;
  * NULL if !t->requires_grad */
 PEFT_API float *peft_grad_of(peft_graph *g, peft_tensor *t);
-/* the step's sticky error: the first message set stays until peft_graph_reset; forward and
- * backward then fail with it (plugins reach it through host->graph_set_error) */
-PEFT_API void peft_graph_set_error(peft_graph *g, const char *msg);
+/* The step's sticky error (SQLite's mallocFailed idea): the first failure inside a step — the
+ * arena or the tape out of memory (PEFT_ENOMEM: an op then returns NULL, or a backward fn got no
+ * gradient buffer), an op refusing its input, a plugin's own failure (host->graph_set_error,
+ * PEFT_EPLUGIN), a plugin forward returning NULL (named by the host) — stays on the graph until
+ * peft_graph_reset; later ones are ignored. peft_model_forward and peft_graph_backward return
+ * its code, the message going on the model's context. */
+PEFT_API void peft_graph_set_error(peft_graph *g, const char *msg); /* code PEFT_EPLUGIN */
+/* the same with a code and a printf-style message; returns code */
+PEFT_API int peft_graph_fail(peft_graph *g, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 PEFT_API const char *peft_graph_error(const peft_graph *g); /* NULL when none was set */
-/* seeds d(loss)/d(loss) = 1 (loss must be a scalar), walks the tape in reverse. 0, or -1 (also
- * when the graph holds a sticky error, before or after the walk). */
+PEFT_API int peft_graph_errcode(const peft_graph *g);       /* PEFT_OK when none was set */
+/* seeds d(loss)/d(loss) = 1 (loss: a scalar that requires grad, from a recorded forward) and
+ * walks the tape in reverse. PEFT_OK, or the graph's error code (set before or during backward;
+ * PEFT_EINVAL for a loss that cannot be differentiated) with peft_graph_error(g) saying why: a
+ * gradient that could not be computed is never dropped silently. After a failure the
+ * parameters' gradients are incomplete: zero them before the next step. */
 PEFT_API int peft_graph_backward(peft_graph *g, peft_tensor *loss);
 
 /* ---- gradient checkpointing (core/tensor/checkpoint.c) ----

@@ -218,7 +218,7 @@ PEFT_API int32_t peft_load_quant_from_name(const char *name);
 
 /* peft_base_model_load with options (NULL = the defaults). Quantized at load: every linear layer
  * but the output head (lm_head / score / classifier / qa_outputs, tied embeddings) and the
- * llm_int8_skip_modules of quantization_config. 0, or -1 with err naming what was wrong. */
+ * llm_int8_skip_modules of quantization_config. 0, or a PEFT_E* code as peft_base_model_load. */
 PEFT_API int peft_base_model_load_ex(const char *dir, const peft_load_options *opts, peft_base_model **out,
                                      char *err, size_t errlen);
 /* the quantization report: 0 when nothing is quantized, else the count of quantized linear
@@ -238,7 +238,9 @@ static inline const char *peft_model_task(const peft_base_model *m)
 }
 
 /* Loads config.json + model.safetensors (or model.safetensors.index.json shards) from dir.
- * 0 and *out (free with peft_base_model_free), or -1 with err naming the file and problem. */
+ * 0 and *out (free with peft_base_model_free), or PEFT_EIO (no such directory, no config.json,
+ * no weights, unreadable), PEFT_EFORMAT (malformed content), PEFT_ENOMEM, with err naming the
+ * file and problem. peft_load_base_model (peft.h) is the same with the error on a context. */
 PEFT_API int peft_base_model_load(const char *dir, peft_base_model **out, char *err, size_t errlen);
 PEFT_API void peft_base_model_free(peft_base_model *m);
 /* A weight-free model from a config.json alone (parameter counts, PEFT's "meta" device):

@@ -3,9 +3,12 @@
  * Naming follows Hugging Face PEFT: peft_get_peft_model, peft_add_adapter, peft_set_adapter,
  * peft_save_pretrained, peft_from_pretrained, peft_merge_and_unload, peft_get_model_status...
  *
- * Errors (DESIGN.md 7): functions return PEFT_OK (0) or a negative PEFT_E* code and leave a
- * message on the context, read with peft_errmsg(ctx). The library never prints, never exits.
- * Ownership (DESIGN.md 8): whoever calls *_new / *_load / a function returning an object through
+ * Errors: functions return PEFT_OK (0) or a negative PEFT_E* code (peft/status.h) and leave
+ * the code and a message on the context, read with peft_errcode(ctx) / peft_errmsg(ctx). Inside
+ * a step the graph keeps the first failure (peft_graph_errcode / peft_graph_error, graph.h):
+ * an op out of arena memory or a plugin's own failure reaches the caller of peft_model_forward
+ * and peft_graph_backward with its own code and message. The library never prints, never exits.
+ * Ownership: whoever calls *_new / *_load / a function returning an object through
  * an out-pointer frees it with the matching *_free, unless stated otherwise. Borrowed pointers
  * are marked as such.
  * Thread safety: one context and the models made with it are used by one thread at a time;
@@ -19,6 +22,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include "peft/model.h"
+#include "peft/status.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -31,14 +35,7 @@ extern "C" {
 #define PEFT_VERSION "0.1.0"
 #define PEFT_VERSION_NUMBER 1000
 
-#define PEFT_OK 0
-#define PEFT_EINVAL -1   /* bad argument or config value */
-#define PEFT_EIO -2      /* file missing or unreadable/unwritable */
-#define PEFT_ENOMEM -3
-#define PEFT_EFORMAT -4  /* malformed file content */
-#define PEFT_ENOTFOUND -5 /* no such adapter / module / tensor */
-#define PEFT_EPLUGIN -6  /* plugin could not be loaded or refused */
-#define PEFT_ESTATE -7   /* not valid in the current state */
+/* PEFT_OK and the PEFT_E* codes: peft/status.h */
 
 typedef struct peft_ctx peft_ctx;
 typedef struct peft_model peft_model;
@@ -48,12 +45,17 @@ PEFT_API const char *peft_libversion(void); /* static string, PEFT_VERSION of th
 PEFT_API int peft_libversion_number(void);  /* PEFT_VERSION_NUMBER of the library */
 
 /* ---- context ---- */
-/* A context: the last error, the seeded RNG (DESIGN.md 10). Free with peft_ctx_free. */
+/* A context: the last error, the seeded RNG. Free with peft_ctx_free. */
 PEFT_API peft_ctx *peft_ctx_new(uint64_t seed);
 PEFT_API void peft_ctx_free(peft_ctx *ctx);
 PEFT_API const char *peft_errmsg(const peft_ctx *ctx); /* borrowed; "" when no error */
+/* the code of the last failure on ctx (what that call returned), PEFT_OK when none yet or after
+ * peft_clear_error */
+PEFT_API int peft_errcode(const peft_ctx *ctx);
+PEFT_API void peft_clear_error(peft_ctx *ctx);
 PEFT_API peft_rng *peft_ctx_rng(peft_ctx *ctx);        /* borrowed */
-/* set the error message (printf-style) and return code; for libpeft's own modules */
+/* sets the code and message (printf-style) and returns code: for libpeft's own modules, and for
+ * applications that report their own failures the same way */
 PEFT_API int peft_set_error(peft_ctx *ctx, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

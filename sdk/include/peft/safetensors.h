@@ -14,6 +14,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "peft/status.h"
 #include "peft/tensor.h"
 
 #ifdef __cplusplus
@@ -38,8 +39,9 @@ typedef struct peft_st_file {
     char *metadata_json;    /* the __metadata__ object as JSON text, or NULL */
 } peft_st_file;
 
-/* Opens and validates path. 0 and *out (caller frees with peft_st_close), or -1 with a message
- * in err (err may be NULL). */
+/* Opens and validates path. PEFT_OK and *out (caller frees with peft_st_close), or PEFT_EIO
+ * (missing or unreadable), PEFT_EFORMAT (not a valid safetensors file), PEFT_ENOMEM or
+ * PEFT_EINVAL (NULL argument), with a message in err (err may be NULL). */
 PEFT_API int peft_st_open(const char *path, peft_st_file **out, char *err, size_t errlen);
 PEFT_API void peft_st_close(peft_st_file *f);
 /* entry by name (binary search) or NULL; borrowed */
