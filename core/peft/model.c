@@ -43,8 +43,8 @@ peft_adapter *peft_find_adapter(const peft_model *m, const char *name)
 int peft_load_base_model(peft_ctx *ctx, const char *dir, peft_base_model **out)
 {
     char err[1024] = "";
-    if (peft_base_model_load(dir, out, err, sizeof err))
-        return peft_set_error(ctx, PEFT_EFORMAT, "%s", err);
+    int rc = peft_base_model_load(dir, out, err, sizeof err);
+    if (rc) return peft_set_error(ctx, rc, "%s", err);
     return PEFT_OK;
 }
 
