@@ -260,6 +260,23 @@ START_TEST(regex_fullmatch)
 }
 END_TEST
 
+/* layers_pattern: PEFT's re.match(rf".*\.{pattern}\.(\d+)\.", name).group(1) */
+START_TEST(layer_index)
+{
+    ck_assert_int_eq(peft_regex_layer_index("h", "transformer.h.11.attn.c_attn"), 11);
+    ck_assert_int_eq(peft_regex_layer_index(NULL, "model.layers.3.mlp.up_proj"), 3);
+    ck_assert_int_eq(peft_regex_layer_index("(?:h|layers)", "model.layers.2.self_attn.q_proj"), 2);
+    ck_assert_int_eq(peft_regex_layer_index("model\\.layers", "model.model.layers.7.self_attn.q_proj"), 7);
+    ck_assert_int_eq(peft_regex_layer_index("model\\.layers", "model.layers.7.self_attn.q_proj"), -1); /* no "." before */
+    ck_assert_int_eq(peft_regex_layer_index("blocks", "model.layers.2.self_attn.q_proj"), -1);
+    ck_assert_int_eq(peft_regex_layer_index("h", "transformer.h.x.attn.c_attn"), -1);
+    /* greedy .*: the last block of an encoder-decoder name */
+    ck_assert_int_eq(peft_regex_layer_index(NULL, "encoder.block.1.layer.0.SelfAttention.q"), 0);
+    ck_assert_int_eq(peft_regex_layer_index("block", "encoder.block.1.layer.0.SelfAttention.q"), 1);
+    ck_assert_int_eq(peft_regex_layer_index("(", "transformer.h.1.attn"), -1); /* invalid */
+}
+END_TEST
+
 /* issue 16: a 40-byte pattern cost 35 s and 1.2 GB in glibc's regcomp. Now refused (PCRE2's
  * compiled-size limit) or bounded (match limits) at once, with a message. */
 START_TEST(regex_bounded)
@@ -309,6 +326,7 @@ int main(void)
     tcase_add_test(tc, pattern_exact_and_order);
     tcase_add_test(tc, regex_fullmatch);
     tcase_add_test(tc, regex_bounded);
+    tcase_add_test(tc, layer_index);
     suite_add_tcase(s, tc);
     int failed = tu_run_suite(s);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;

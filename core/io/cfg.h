@@ -38,5 +38,8 @@ int peft_regex_fullmatch_err(const char *pattern, const char *s, char *err, size
 /* PEFT's pattern-key rule re.match(rf".*\.{key}$", name), or with lycoris rf"(.*\.)?{key}$":
  * 1 match, 0 no match, -1 an invalid key (Python would raise; the lookup skips it) */
 int peft_regex_match_key(const char *key, const char *name, int lycoris);
+/* PEFT's layer index of a module name: re.match(rf".*\.{pattern}\.(\d+)\.", name).group(1)
+ * (pattern NULL: "[^.]*"); -1 when it does not match or group 1 is not a number */
+long peft_regex_layer_index(const char *pattern, const char *name);
 
 #endif

@@ -99,3 +99,38 @@ int peft_regex_match_key(const char *key, const char *name, int lycoris)
      * only, the key inserted raw (not grouped), so "a|b" keeps Python's precedence */
     return match_wrapped(lycoris ? "(.*\\.)?" : ".*\\.", key, "$", name, 0, NULL, 0);
 }
+
+long peft_regex_layer_index(const char *pattern, const char *name)
+{
+    /* PEFT 0.13.2: re.match(r".*\.[^.]*\.(\d+)\.", key), or rf".*\.{pattern}\.(\d+)\." per
+     * layers_pattern, then int(m.group(1)) — group 1, which is the pattern's own first group
+     * when it has one (then not a number: no index here, where Python would raise) */
+    char full[RE_MAX_PATTERN + 64];
+    if (!name) return -1;
+    if (pattern && strlen(pattern) > RE_MAX_PATTERN) return -1;
+    snprintf(full, sizeof full, ".*\\.%s\\.(\\d+)\\.", pattern ? pattern : "[^.]*");
+    int ecode;
+    PCRE2_SIZE eoff;
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)full, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP, &ecode, &eoff, NULL);
+    if (!re) return -1;
+    pcre2_match_context *mctx = pcre2_match_context_create(NULL);
+    pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
+    long idx = -1;
+    if (mctx && md) {
+        pcre2_set_match_limit(mctx, RE_MATCH_LIMIT);
+        pcre2_set_depth_limit(mctx, RE_DEPTH_LIMIT);
+        pcre2_set_heap_limit(mctx, RE_HEAP_LIMIT_KIB);
+        if (pcre2_match(re, (PCRE2_SPTR)name, strlen(name), 0, PCRE2_ANCHORED, md, mctx) >= 2) {
+            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
+            if (ov[2] != PCRE2_UNSET && ov[3] > ov[2] && ov[3] - ov[2] < 12) {
+                idx = 0;
+                for (PCRE2_SIZE i = ov[2]; i < ov[3] && idx >= 0; i++)
+                    idx = name[i] >= '0' && name[i] <= '9' ? idx * 10 + (name[i] - '0') : -1;
+            }
+        }
+    }
+    pcre2_match_data_free(md);
+    pcre2_match_context_free(mctx);
+    pcre2_code_free(re);
+    return idx;
+}

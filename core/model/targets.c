@@ -34,46 +34,21 @@ static int rule_matches(const json_t *rule, const char *name, char *err, size_t 
     return 0;
 }
 
-static int all_digits(const char *s, size_t n)
-{
-    if (n == 0) return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!isdigit((unsigned char)s[i])) return 0;
-    return 1;
-}
-
-/* PEFT: re.match(r".*\.[^.]*\.(\d+)\.", key) or with the layers_pattern in place of [^.]*;
- * the greedy .* picks the last such block. Returns the index or -1. */
+/* PEFT 0.13.2: re.match(r".*\.[^.]*\.(\d+)\.", key), or the same with each layers_pattern in
+ * place of [^.]* (the first that matches); the greedy .* picks the last such block. Returns the
+ * index or -1. */
 static long layer_index_of(const char *name, const json_t *patterns)
 {
-    const char *segs[128];
-    size_t lens[128], n = 0;
-    for (const char *p = name; *p && n < 128;) {
-        const char *dot = strchr(p, '.');
-        size_t len = dot ? (size_t)(dot - p) : strlen(p);
-        segs[n] = p;
-        lens[n++] = len;
-        if (!dot) break;
-        p = dot + 1;
-    }
-    for (size_t i = n >= 2 ? n - 2 : 0; i >= 2; i--) { /* seg i digits, seg i-1 the pattern */
-        if (!all_digits(segs[i], lens[i])) continue;
-        int ok = 1;
-        int no_pattern = !patterns || json_is_null(patterns) ||
-                         (json_is_string(patterns) && !*json_string_value(patterns)) ||
-                         (json_is_array(patterns) && json_array_size(patterns) == 0);
-        if (!no_pattern) {
-            ok = 0;
-            char prev[256];
-            snprintf(prev, sizeof prev, "%.*s", (int)lens[i - 1], segs[i - 1]);
-            if (json_is_string(patterns)) ok = peft_regex_fullmatch(json_string_value(patterns), prev) == 1;
-            size_t j;
-            json_t *v;
-            if (json_is_array(patterns))
-                json_array_foreach(patterns, j, v)
-                    if (json_is_string(v) && peft_regex_fullmatch(json_string_value(v), prev) == 1) ok = 1;
-        }
-        if (ok) return strtol(segs[i], NULL, 10);
+    int no_pattern = !patterns || json_is_null(patterns) ||
+                     (json_is_string(patterns) && !*json_string_value(patterns)) ||
+                     (json_is_array(patterns) && json_array_size(patterns) == 0);
+    if (no_pattern) return peft_regex_layer_index(NULL, name);
+    if (json_is_string(patterns)) return peft_regex_layer_index(json_string_value(patterns), name);
+    size_t j;
+    json_t *v;
+    json_array_foreach(patterns, j, v) {
+        long idx = json_is_string(v) ? peft_regex_layer_index(json_string_value(v), name) : -1;
+        if (idx >= 0) return idx;
     }
     return -1;
 }
