@@ -24,6 +24,17 @@ $(PREFIX_STAMP): peft-prefix-force
 .PHONY: peft-prefix-force
 $(BUILD)/obj/core/tuner/registry.o: $(PREFIX_STAMP)
 
+# The installed libpeft.so: the same objects but a plugin registry compiled without the build
+# dir, so that it searches only $PEFT_PLUGIN_PATH and the install locations (never a build
+# tree that may be deleted, or lie in a shared /tmp, where anyone could plant lora.so).
+INSTALL_REGISTRY_OBJ = $(BUILD)/install/obj/core/tuner/registry.o
+$(INSTALL_REGISTRY_OBJ): core/tuner/registry.c $(PREFIX_STAMP) | deps-ok
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -DPEFT_PLUGIN_BUILD_DIR=%,$(CPPFLAGS)) $(CFLAGS) -fvisibility=hidden -c $< -o $@
+$(BUILD)/install/$(SONAME): $(filter-out $(BUILD)/obj/core/tuner/registry.o,$(CORE_OBJ)) $(INSTALL_REGISTRY_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) -shared -Wl,-soname,$(SONAME) -o $@ $^ $(DEPLIBS)
+
 # the installed peft finds libpeft.so in ../lib (the build's copy looks next to itself)
 $(BUILD)/install/peft: $(CLI_OBJ) $(CONF_LIB) $(RUNNER_LIB) $(TOK_LIB) $(BUILD)/libpeft.so
 	@mkdir -p $(dir $@)
@@ -46,11 +57,11 @@ $(BUILD)/install/libpeft.pc: sdk/include/peft/peft.h mk/install.mk $(PREFIX_STAM
 	  'Libs: -L$${libdir} -lpeft' > $@
 
 .PHONY: install
-install: all $(BUILD)/install/peft $(BUILD)/install/libpeft.pc
+install: all $(BUILD)/install/peft $(BUILD)/install/$(SONAME) $(BUILD)/install/libpeft.pc
 	$(INSTALL) -d $(DESTDIR)$(INCLUDEDIR)/peft $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR) \
 	  $(DESTDIR)$(PLUGIN_INSTALL_DIR) $(DESTDIR)$(BINDIR)
 	$(INSTALL) -m 644 $(SDK_HEADERS) $(DESTDIR)$(INCLUDEDIR)/peft/
-	$(INSTALL) -m 755 $(BUILD)/$(SONAME) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	$(INSTALL) -m 755 $(BUILD)/install/$(SONAME) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libpeft.so
 	$(INSTALL) -m 644 $(TOK_LIB) $(DESTDIR)$(LIBDIR)/
 	$(INSTALL) -m 755 $(PLUGIN_SO) $(DESTDIR)$(PLUGIN_INSTALL_DIR)/

@@ -8,7 +8,7 @@
 sdk-check: all
 	@stage=$$(mktemp -d $(abspath $(BUILD))/sdk-check.XXXXXX) && \
 	  $(MAKE) --no-print-directory -s install DESTDIR=$$stage/root >/dev/null && \
-	  ./sdk/sdk-check.sh $$stage $(PREFIX); \
+	  PEFT_BUILD_PLUGIN_DIR=$(PLUGIN_BUILD_DIR) ./sdk/sdk-check.sh $$stage $(PREFIX); \
 	  rc=$$?; if [ $$rc -eq 0 ]; then rm -rf $$stage; else echo "sdk-check: kept $$stage"; fi; \
 	  exit $$rc
 

@@ -26,6 +26,13 @@ else
   note_fail "libpeft.so is not a symlink to its SONAME ($soname)"
 fi
 ./scripts/check-exports.sh "$lib" "$root$prefix/include" || note_fail "exports of the installed library"
+# 0b. the installed library searches only install locations and $PEFT_PLUGIN_PATH: the build
+# tree's plugin dir is not compiled into it
+if [ -n "${PEFT_BUILD_PLUGIN_DIR:-}" ] && grep -qF "$PEFT_BUILD_PLUGIN_DIR" "$root$prefix/lib/$soname"; then
+  note_fail "the installed libpeft.so still names the build's plugin dir $PEFT_BUILD_PLUGIN_DIR"
+else
+  echo "installed libpeft.so: searches \$PEFT_PLUGIN_PATH and install locations only"
+fi
 
 # 1. out-of-tree builds, pkg-config only
 mkdir -p "$stage/src"

@@ -4,7 +4,9 @@
  *
  * Search path, in order: $PEFT_PLUGIN_PATH (colon-separated), PEFT_PLUGIN_BUILD_DIR,
  * PEFT_PLUGIN_INSTALL_DIR (both compiled in by the Makefile), "<dir of libpeft.so>/plugins",
- * "<dir of libpeft.so>/libpeft/plugins" (a relocated install).
+ * "<dir of libpeft.so>/libpeft/plugins" (a relocated install). The installed library is built
+ * without PEFT_PLUGIN_BUILD_DIR (mk/install.mk) and then searches only $PEFT_PLUGIN_PATH and
+ * the install locations: a deleted or shared build tree cannot plant a plugin in it.
  * The first "<dir>/<name>.so" that exists is the one loaded; if it is refused, that refusal is
  * the answer (no silent fall-through to an older copy further down the path).
  *
@@ -394,11 +396,14 @@ static void search_dirs(dirlist *l)
         const char *slash = strrchr(f, '/');
         char buf[PATH_MAX];
         int n;
+#ifdef PEFT_PLUGIN_BUILD_DIR /* the build tree's library only: an installed one searches only
+                               install locations (and $PEFT_PLUGIN_PATH) */
         if (slash)
             n = snprintf(buf, sizeof buf, "%.*s/plugins", (int)(slash - f), f);
         else
             n = snprintf(buf, sizeof buf, "plugins");
         if (n > 0 && (size_t)n < sizeof buf) dl_add(l, buf, (size_t)n);
+#endif
         /* an installed tree moved elsewhere (or staged with DESTDIR): <libdir>/libpeft/plugins */
         if (slash) n = snprintf(buf, sizeof buf, "%.*s/libpeft/plugins", (int)(slash - f), f);
         if (slash && n > 0 && (size_t)n < sizeof buf) dl_add(l, buf, (size_t)n);
