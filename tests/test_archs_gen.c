@@ -6,15 +6,20 @@
  *      prefix and prompt adapters; greedy generation (cache and no cache) equals the argmax of
  *      full forwards step by step (no fixture holds greedy ids);
  *   2. what PEFT 0.13.2 refuses (INDEX.json "skipped"): a clear error here too;
- *   3. parameter counts from config.json alone (peft info --config) equal transformers'. */
+ *   3. parameter counts from config.json alone (peft info --config) equal transformers';
+ *   4. the ...ForSequenceClassification heads of Mistral, Gemma, Gemma2 and Phi-3 (random
+ *      weights): score applied to the last hidden state of the token before the first pad, no
+ *      soft-capping (Gemma2 caps the causal LM's logits only), the CE loss. */
 #include <check.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "core/model/kv_cache.h"
 #include "peft/generate.h"
 #include "peft/peft.h"
+#include "peft/safetensors.h"
 #include "testutil.h"
 
 #define CACHE_TOL 1e-5
@@ -315,6 +320,91 @@ START_TEST(param_counts_from_config)
 }
 END_TEST
 
+/* ---- sequence classification heads -------------------------------------------------------- */
+
+START_TEST(seq_cls_heads)
+{
+    static const char *const archs[] = {"mistral", "gemma", "gemma2", "phi3", "llama3rope"};
+    static const char *const classes[] = {"MistralForSequenceClassification",
+                                          "GemmaForSequenceClassification",
+                                          "Gemma2ForSequenceClassification",
+                                          "Phi3ForSequenceClassification",
+                                          "LlamaForSequenceClassification"};
+    const char *a = archs[_i];
+    char rel[128], err[1024];
+    snprintf(rel, sizeof rel, "hf-peft-v2/_models/%s/config.json", a);
+    json_t *cfg = json_load_file(tu_fixture(rel), 0, NULL);
+    json_object_set_new(cfg, "architectures", json_pack("[s]", classes[_i]));
+    json_object_set_new(cfg, "id2label", json_pack("{s:s,s:s,s:s}", "0", "A", "1", "B", "2", "C"));
+    char *dir = tu_tmpdir(), path[4096];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    ck_assert(json_dump_file(cfg, path, JSON_INDENT(1)) == 0);
+    json_decref(cfg);
+    /* random weights for the head's parameter list (norm weights around 1 or, Gemma, 0) */
+    peft_base_model *meta;
+    ck_assert_msg(peft_base_model_load_meta(path, NULL, &meta, err, sizeof err) == 0, "%s", err);
+    ck_assert_str_eq(peft_model_task(meta), "SEQ_CLS");
+    peft_rng rng;
+    peft_rng_seed(&rng, 77 + (uint64_t)_i);
+    peft_st_out outs[128];
+    float *data[128];
+    ck_assert(meta->n_params <= 128);
+    for (size_t p = 0; p < meta->n_params; p++) {
+        const peft_tensor *t = meta->params[p].t;
+        data[p] = malloc((size_t)t->numel * sizeof **data);
+        const int norm = strstr(meta->params[p].name, "norm") != NULL;
+        for (int64_t k = 0; k < t->numel; k++)
+            data[p][k] = (float)((norm && strncmp(a, "gemma", 5) ? 1.0 : 0.0) +
+                                 (norm ? 0.1 : 0.4) * peft_rng_normal(&rng));
+        outs[p] = (peft_st_out){meta->params[p].name, PEFT_DTYPE_F32, t->ndim, t->shape, data[p]};
+    }
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    ck_assert_msg(peft_st_write(path, outs, meta->n_params, NULL, err, sizeof err) == 0, "%s", err);
+    for (size_t p = 0; p < meta->n_params; p++) free(data[p]);
+    peft_base_model_free(meta);
+
+    peft_base_model *m;
+    ck_assert_msg(peft_base_model_load(dir, &m, err, sizeof err) == 0, "%s", err);
+    peft_site *score = NULL;
+    for (size_t k = 0; k < m->n_sites; k++)
+        if (!strcmp(m->sites[k]->info.name, "score")) score = m->sites[k];
+    ck_assert(score && peft_model_find_site(m, "lm_head") == NULL);
+    static const int32_t ids[2 * 6] = {5, 9, 17, 33, 64, 3, 7, 11, 13, 0, 0, 0};
+    static const int32_t mask[2 * 6] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0};
+    static const int32_t labels[2] = {2, 0};
+    peft_model_inputs in = {2, 6, ids, mask, labels};
+    in.labels_len = 1;
+    peft_graph *g = peft_graph_new(&rng);
+    peft_model_outputs o;
+    ck_assert_msg(m->arch->forward(m, g, &in, &o, err, sizeof err) == 0, "%s", err);
+    ck_assert(o.logits->ndim == 2 && o.logits->shape[0] == 2 && o.logits->shape[1] == 3);
+    const int64_t C = o.last_hidden_state->shape[2], pool[2] = {5, 2}; /* before the first pad */
+    double biggest = 0, lse_sum = 0;
+    for (int b = 0; b < 2; b++) {
+        const float *h = peft_f32(o.last_hidden_state) + (b * 6 + pool[b]) * C;
+        double mx = -INFINITY, se = 0;
+        for (int l = 0; l < 3; l++) {
+            double z = 0;
+            for (int64_t j = 0; j < C; j++) z += (double)peft_f32(score->info.weight)[l * C + j] * h[j];
+            const float got = peft_f32(o.logits)[b * 3 + l];
+            ck_assert_msg(fabs(z - got) < 1e-4 * (1 + fabs(z)), "%s row %d label %d: %g, score(h) %g",
+                          a, b, l, got, z);
+            if (fabs(z) > biggest) biggest = fabs(z);
+            if (z > mx) mx = z;
+        }
+        for (int l = 0; l < 3; l++) se += exp(peft_f32(o.logits)[b * 3 + l] - mx);
+        lse_sum += mx + log(se) - peft_f32(o.logits)[b * 3 + labels[b]];
+    }
+    ck_assert(o.loss && fabs(peft_f32(o.loss)[0] - lse_sum / 2) < 1e-5);
+    if (!strcmp(a, "gemma2")) /* the final soft-cap is 2.0: these logits go past it */
+        ck_assert_msg(biggest > 2.0, "gemma2: logits %g do not test the missing soft-cap", biggest);
+    peft_graph_free(g);
+    peft_base_model_free(m);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("archs_gen");
@@ -324,6 +414,7 @@ int main(void)
     tcase_add_loop_test(tc, greedy_equals_full_forwards, 0, N_CASES);
     tcase_add_test(tc, peft_refusals);
     tcase_add_test(tc, param_counts_from_config);
+    tcase_add_loop_test(tc, seq_cls_heads, 0, 5);
     suite_add_tcase(s, tc);
     return tu_run_suite(s) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
