@@ -31,6 +31,7 @@ int pc_check_abi(const pc_env *env, const pc_model *model, char *msg, size_t len
     if (vt->caps & PEFT_CAP_MIXABLE) strcat(caps, " mixable");
     if (vt->caps & PEFT_CAP_PROMPT_LEARNING) strcat(caps, " prompt-learning");
     if (vt->caps & PEFT_CAP_INPUT_TRANSFORM) strcat(caps, " input-transform");
+    if (vt->caps & PEFT_CAP_STRAIGHT_THROUGH) strcat(caps, " straight-through");
     return pc_msg(msg, len, PC_PASS, "'%s' (peft_type %s, prefix %s) loads: ABI %u.%u, caps:%s",
                   vt->name, vt->peft_type, vt->prefix, (unsigned)vt->abi_major,
                   (unsigned)vt->abi_minor, caps[0] ? caps : " none");

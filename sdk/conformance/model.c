@@ -6,6 +6,7 @@
  * N(0, 1) draw: it works for every head (LM logits, QA start/end logits, hidden states), and
  * computed in double from the f32 outputs it gives finite differences far less noise than the
  * f32 loss would. */
+#include <stddef.h>
 #include <dirent.h>
 #include <jansson.h>
 #include <math.h>
@@ -37,6 +38,13 @@ char *pc_sample_config(const pc_env *env, const pc_model *model)
         json_object_set_new(cfg, "target_modules", list);
     } else {
         json_object_set_new(cfg, "target_modules", json_string("all-linear"));
+    }
+    /* the plugin's own values for tiny models (ABI 1.3), then --config */
+    if (env->vt->struct_size >= offsetof(peft_tuner_vtable, check_config) + sizeof(void *) &&
+        env->vt->check_config) {
+        json_t *own = json_loads(env->vt->check_config, 0, NULL);
+        if (json_is_object(own)) json_object_update(cfg, own);
+        json_decref(own);
     }
     if (env->config_extra) {
         json_t *extra = json_loads(env->config_extra, 0, NULL); /* checked when read */

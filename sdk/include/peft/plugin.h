@@ -388,6 +388,10 @@ typedef struct peft_tuner_vtable {
     /* NULL-terminated further adapter_config.json peft_type values this plugin serves (besides
      * peft_type), or NULL */
     const char *const *also_serves;
+    /* A JSON object (text) that plugin-check lays over its sample config, before --config:
+     * values the method needs on the checker's tiny models (VB-LoRA's vector_length, which
+     * PEFT's default 256 makes too long for a 32-wide layer), or NULL */
+    const char *check_config;
 } peft_tuner_vtable;
 
 /* The smallest vtable the host accepts (ABI 1.0). */
