@@ -252,14 +252,49 @@ START_TEST(test_hostile_entries)
     expect_refused(hdr_file("ovf", "{" T("w", "F32", "[4294967296,4294967296,4]", "[0,4]") "}", 4), "overflows");
     expect_refused(hdr_file("ovf2", "{" T("w", "F32", "[4611686018427387904]", "[0,4]") "}", 4), "overflows");
     expect_refused(hdr_file("shapeobj", "{" T("w", "F32", "{}", "[0,4]") "}", 4), "\"shape\" must be an array");
+    /* bytes no tensor accounts for (issue 16.7): at the front, in the middle, at the end */
+    expect_refused(hdr_file("gapfront", "{" T("w", "F32", "[1]", "[4,8]") "}", 8),
+                   "tensor 'w' starts at byte 4 of the data buffer, but the buffer's start ends at 0");
+    expect_refused(hdr_file("gapmid", "{" T("a", "F32", "[1]", "[0,4]") "," T("b", "F32", "[1]", "[8,12]") "}", 12),
+                   "4 bytes belong to no tensor");
+    expect_refused(hdr_file("gapend", "{" T("a", "F32", "[1]", "[0,4]") "}", 12), "8 bytes after the last tensor");
+}
+END_TEST
+
+/* a legal file whose F32 tensor is not 4-byte aligned (after a BF16 of one element): the data
+ * is copied to aligned memory, never read as float in place (issue 16.2, UBSan clean) */
+START_TEST(test_misaligned_tensor_copied)
+{
+    const char *hdr = "{" T("a", "BF16", "[1]", "[0,2]") "," T("b", "F32", "[2]", "[2,10]") "}";
+    size_t hl = strlen(hdr), pad = (8 - hl % 8) % 8, len = 8 + hl + pad + 10;
+    unsigned char *buf = calloc(1, len);
+    uint64_t H = hl + pad;
+    for (int i = 0; i < 8; i++) buf[i] = (unsigned char)(H >> (8 * i));
+    memcpy(buf + 8, hdr, hl);
+    memset(buf + 8 + hl, ' ', pad);
+    float v[2] = {1.5f, -2.25f};
+    uint16_t one = 0x3f80;
+    memcpy(buf + 8 + H, &one, 2);
+    memcpy(buf + 8 + H + 2, v, 8);
+    const char *p = tpath("misaligned");
+    ck_assert_int_eq(tu_write_file(p, buf, len), 0);
+    free(buf);
+    peft_st_file *f = NULL;
+    ck_assert_msg(peft_st_open(p, &f, errbuf, sizeof errbuf) == 0, "%s", errbuf);
+    const peft_st_entry *b = peft_st_find(f, "b");
+    ck_assert((uintptr_t)b->data % 4 == 0);
+    const float *bf = b->data;
+    ck_assert(bf[0] == 1.5f && bf[1] == -2.25f);
+    ck_assert(*(const uint16_t *)peft_st_find(f, "a")->data == 0x3f80);
+    peft_st_close(f);
 }
 END_TEST
 
 START_TEST(test_hostile_accepted_edge_cases)
 {
-    /* zero-length tensors anywhere, scalars, gaps and trailing spaces are fine */
+    /* zero-length tensors anywhere, scalars and trailing spaces are fine (gaps are not: issue 16) */
     const char *p = hdr_file("edges", "{" T("a", "F32", "[0]", "[4,4]") "," T("b", "F32", "[]", "[0,4]") ","
-                             T("c", "BF16", "[2,0]", "[2,2]") "," T("d", "I32", "[1]", "[8,12]") "}   ", 12);
+                             T("c", "BF16", "[2,0]", "[2,2]") "," T("d", "I32", "[1]", "[4,8]") "}   ", 8);
     peft_st_file *f = NULL;
     ck_assert_msg(peft_st_open(p, &f, errbuf, sizeof errbuf) == 0, "%s", errbuf);
     ck_assert_uint_eq(f->n_entries, 4);
@@ -431,6 +466,7 @@ static Suite *safetensors_suite(void)
     tcase_add_test(tc, test_hostile_json);
     tcase_add_test(tc, test_hostile_entries);
     tcase_add_test(tc, test_hostile_accepted_edge_cases);
+    tcase_add_test(tc, test_misaligned_tensor_copied);
     tcase_add_test(tc, test_missing_and_dir);
     tcase_add_test(tc, test_fuzz);
     tcase_add_test(tc, test_write_validation);

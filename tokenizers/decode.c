@@ -303,8 +303,10 @@ static int strip(const tk_decoder *d, const toks *in, toks *out)
         size_t a = 0, e = c.n;
         for (int64_t k = 0; k < d->start && a < c.n && c.c[a] == d->ch; k++) a++;
         for (int64_t k = 0; k < d->stop && e > a && c.c[e - 1] == d->ch; k++) e--;
-        if (!rc) rc = tk_utf8_from_cps(c.c + a, e - a, &s);
-        if (!rc) rc = toks_add(out, s.s, s.n);
+        static const uint32_t none[1];
+        /* an empty token decodes to no code points (c.c NULL): never NULL + 0 */
+        if (!rc) rc = tk_utf8_from_cps(c.c ? c.c + a : none, e - a, &s);
+        if (!rc) rc = toks_add(out, s.s ? s.s : "", s.n);
         free(c.c);
         free(s.s);
     }

@@ -228,6 +228,30 @@ static int st_check_overlaps(const st_ctx *c, st_range *r, size_t n)
     return 0;
 }
 
+/* r sorted by begin: the tensors fill the data buffer in order from byte 0 to its end with no
+ * gap (as the reference reader requires: a hole is bytes no tensor accounts for) */
+static int st_check_contiguous(const st_ctx *c, const st_range *r, size_t n, uint64_t buflen)
+{
+    uint64_t at = 0;
+    const char *prev = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (r[i].begin == r[i].end) continue;
+        if (r[i].begin != at)
+            return st_fail(c, "tensor '%s' starts at byte %llu of the data buffer, but %s ends at "
+                           "%llu: %llu bytes belong to no tensor (the tensors must fill the buffer "
+                           "in order)", r[i].name, (unsigned long long)r[i].begin,
+                           prev ? prev : "the buffer's start", (unsigned long long)at,
+                           (unsigned long long)(r[i].begin - at));
+        at = r[i].end;
+        prev = r[i].name;
+    }
+    if (at != buflen)
+        return st_fail(c, "the data buffer has %llu bytes after the last tensor (%s ends at %llu "
+                       "of %llu)", (unsigned long long)(buflen - at), prev ? prev : "none",
+                       (unsigned long long)at, (unsigned long long)buflen);
+    return 0;
+}
+
 static int st_parse_entries(const st_ctx *c, json_t *root, const uint8_t *buf, uint64_t buflen,
                             peft_st_file *f)
 {
@@ -245,6 +269,7 @@ static int st_parse_entries(const st_ctx *c, json_t *root, const uint8_t *buf, u
         if (rc) break;
     }
     if (!rc) rc = st_check_overlaps(c, r, f->n_entries);
+    if (!rc) rc = st_check_contiguous(c, r, f->n_entries, buflen);
     free(r);
     if (!rc) qsort(f->entries, f->n_entries, sizeof *f->entries, st_cmp_entry);
     return rc;
@@ -266,6 +291,42 @@ static int st_header_len(const st_ctx *c, const uint8_t *map, size_t size, uint6
     return 0;
 }
 
+/* Legal files may place a tensor at an offset that is not a multiple of its element size;
+ * reading such data as float from the mapping is undefined behaviour (a misaligned load). Then
+ * the file is copied once into anonymous memory where every such tensor gets an aligned copy
+ * after the file's bytes (f->map / f->map_len become that mapping), never cast in place. */
+static int st_align(const st_ctx *c, peft_st_file *f)
+{
+    size_t extra = 0;
+    for (size_t i = 0; i < f->n_entries; i++) {
+        const peft_st_entry *e = &f->entries[i];
+        size_t a = st_dtype_size(e->dtype);
+        if (e->nbytes && a > 1 && (uintptr_t)e->data % a) extra += e->nbytes + 8;
+    }
+    if (!extra) return 0;
+    size_t base = (f->map_len + 7) & ~(size_t)7, len = base + extra;
+    uint8_t *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) return st_fail(c, "out of memory copying misaligned tensors");
+    memcpy(m, f->map, f->map_len);
+    size_t at = base;
+    for (size_t i = 0; i < f->n_entries; i++) {
+        peft_st_entry *e = &f->entries[i];
+        size_t a = st_dtype_size(e->dtype), off = (size_t)((const uint8_t *)e->data - (const uint8_t *)f->map);
+        if (e->nbytes && a > 1 && (uintptr_t)e->data % a) {
+            memcpy(m + at, m + off, e->nbytes);
+            e->data = m + at;
+            at += (e->nbytes + 7) & ~(size_t)7;
+        } else {
+            e->data = m + off;
+        }
+    }
+    munmap(f->map, f->map_len);
+    mprotect(m, len, PROT_READ);
+    f->map = m;
+    f->map_len = len;
+    return 0;
+}
+
 static int st_parse_header(const st_ctx *c, peft_st_file *f)
 {
     const uint8_t *map = f->map;
@@ -280,6 +341,7 @@ static int st_parse_header(const st_ctx *c, peft_st_file *f)
     if (!json_is_object(root)) rc = st_fail(c, "header is not a JSON object");
     else rc = st_parse_entries(c, root, map + 8 + n, f->map_len - 8 - n, f);
     json_decref(root);
+    if (!rc) rc = st_align(c, f);
     return rc;
 }
 
