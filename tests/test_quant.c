@@ -333,6 +333,53 @@ START_TEST(cli_info_quant)
 }
 END_TEST
 
+/* peft init-model --config for every fixture architecture; the bench configs' sizes */
+START_TEST(cli_init_model_config)
+{
+    const char *archs[] = {"gpt2", "llama", "bert_seqcls", "t5"};
+    char *dir = tu_tmpdir();
+    for (size_t k = 0; k < sizeof archs / sizeof *archs; k++) {
+        char cfg[512], out_dir[600], *out = NULL;
+        snprintf(cfg, sizeof cfg, "hf-peft/_models/%s/config.json", archs[k]);
+        snprintf(out_dir, sizeof out_dir, "%s/%s", dir, archs[k]);
+        int rc = tu_run_peft(&out, "init-model --config %s --out %s --dtype bfloat16 --seed 3",
+                             tu_fixture(cfg), out_dir);
+        ck_assert_msg(rc == 0 && strstr(out, "wrote a random"), "%s", out);
+        free(out);
+        peft_base_model *m = tu_model_load_ok(out_dir);
+        ck_assert_int_eq(m->params[0].t->dtype, PEFT_DTYPE_BF16);
+        if (!strcmp(archs[k], "llama")) { /* N(0, 0.02), the pad row (0) zero, norms 1 */
+            peft_tensor *e = peft_model_find_param(m, "model.embed_tokens.weight")->t;
+            float *f = malloc(sizeof(float) * e->numel);
+            peft_tensor_to_f32(e, f);
+            double ss = 0;
+            for (int64_t i = 0; i < e->numel; i++) ss += (double)f[i] * f[i];
+            for (int64_t j = 0; j < e->shape[1]; j++) ck_assert(f[j] == 0.0f);
+            double sd = sqrt(ss / (double)(e->numel - e->shape[1]));
+            ck_assert_msg(fabs(sd - 0.02) < 0.002, "embedding sd %g", sd);
+            free(f);
+            float one[32];
+            peft_tensor *nw = peft_model_find_param(m, "model.norm.weight")->t;
+            ck_assert_int_eq(nw->numel, 32);
+            peft_tensor_to_f32(nw, one);
+            ck_assert(one[0] == 1.0f && one[31] == 1.0f);
+        }
+        peft_base_model_free(m);
+    }
+    tu_rmtree(dir);
+    free(dir);
+    /* the real configs of bench/configs: transformers' parameter counts */
+    const char *cfgs[][2] = {{"gpt2-124m", "124439808"}, {"llama-3.2-1b", "1235814400"},
+                             {"qwen2.5-0.5b", "494032768"}, {"llama-3-8b", "8030261248"}};
+    for (int k = 0; k < 4; k++) {
+        char *out = NULL;
+        int rc = tu_run_peft(&out, "info --config %s/../../bench/configs/%s.json", tu_fixture(""), cfgs[k][0]);
+        ck_assert_msg(rc == 0 && strstr(out, cfgs[k][1]), "%s: %s", cfgs[k][0], out);
+        free(out);
+    }
+}
+END_TEST
+
 int main(void)
 {
     peft_rng_seed(&fd_rng, 11);
@@ -347,6 +394,7 @@ int main(void)
     tcase_add_test(tc, model_quantization_config);
     tcase_add_test(tc, model_load_dtype);
     tcase_add_test(tc, cli_info_quant);
+    tcase_add_test(tc, cli_init_model_config);
     suite_add_tcase(s, tc);
     return tu_run_suite(s) ? 1 : 0;
 }

@@ -229,7 +229,10 @@ peft_tensor *peft_storage_random(peft_base_model *m, const char *name, int ndim,
     t->data = malloc((size_t)(n ? n : 1) * peft_dtype_size(dt));
     if (!t->data) { free(t); return NULL; }
     const double sd = init_std(m, name, ndim);
-    const float one = ndim < 2 && !ends_with(name, "bias") ? 1.0f : 0.0f;
+    const char *mt = json_string_value(json_object_get(m->config, "model_type"));
+    /* LayerNorm / RMSNorm weights 1, biases 0; Gemma's RMSNorm computes (1 + w): zeros */
+    const int gemma = mt && !strncmp(mt, "gemma", 5);
+    const float one = ndim < 2 && !ends_with(name, "bias") && !gemma ? 1.0f : 0.0f;
     float buf[4096];
     for (int64_t s = 0; s < n; s += 4096) {
         int64_t len = n - s < 4096 ? n - s : 4096;
@@ -239,10 +242,10 @@ peft_tensor *peft_storage_random(peft_base_model *m, const char *name, int ndim,
                                            : (float)(sd * peft_rng_normal(&m->init_rng));
         peft_convert_from_f32(dt, buf, (char *)t->data + (size_t)s * peft_dtype_size(dt), len);
     }
-    /* nn.Embedding(padding_idx=pad_token_id): BERT and LLaMA zero that row */
-    const char *mt = json_string_value(json_object_get(m->config, "model_type"));
+    /* nn.Embedding(padding_idx=pad_token_id) zeroes that row (every architecture here but GPT-2
+     * and T5, whose embeddings have no padding_idx) */
     json_t *pad = json_object_get(m->config, "pad_token_id");
-    if (ndim == 2 && mt && (!strcmp(mt, "bert") || !strcmp(mt, "llama")) && json_is_integer(pad) &&
+    if (ndim == 2 && mt && strcmp(mt, "gpt2") && strcmp(mt, "t5") && json_is_integer(pad) &&
         (ends_with(name, "word_embeddings.weight") || ends_with(name, "embed_tokens.weight"))) {
         int64_t p = json_integer_value(pad);
         if (p >= 0 && p < shape[0])
