@@ -19,6 +19,24 @@ CORE_OBJ   = $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
 TOK_SRC    = $(wildcard tokenizers/*.c)
 TOK_OBJ    = $(TOK_SRC:%.c=$(BUILD)/obj/%.o)
 RUNNER_SRC = $(wildcard runner/*.c)
+# MPI is optional (runner/dist.h): runner/dist_mpi.c when an MPI's pkg-config file is there
+# (Debian's mpi-c: Open MPI or MPICH, whichever is the default; or MPICH's own mpich.pc),
+# runner/dist_none.c otherwise or with `make MPI=0`. The binary built with MPI still runs as
+# one plain process without mpirun.
+ifndef MPI
+MPI := $(shell pkg-config --exists mpi-c 2>/dev/null && echo mpi-c || \
+         (pkg-config --exists mpich 2>/dev/null && echo mpich) || echo 0)
+endif
+ifeq ($(MPI),0)
+RUNNER_SRC := $(filter-out runner/dist_mpi.c,$(RUNNER_SRC))
+MPI_LIBS =
+else
+MPI_PC := $(if $(filter 1,$(MPI)),mpi-c,$(MPI))
+RUNNER_SRC := $(filter-out runner/dist_none.c,$(RUNNER_SRC))
+MPI_CFLAGS := $(shell pkg-config --cflags $(MPI_PC))
+MPI_LIBS := $(shell pkg-config --libs $(MPI_PC))
+$(BUILD)/obj/runner/dist_mpi.o: CPPFLAGS += $(MPI_CFLAGS)
+endif
 RUNNER_OBJ = $(RUNNER_SRC:%.c=$(BUILD)/obj/%.o)
 CONF_SRC   = $(wildcard sdk/conformance/*.c)
 CONF_OBJ   = $(CONF_SRC:%.c=$(BUILD)/obj/%.o)
@@ -49,7 +67,7 @@ CORE_LIB   = $(BUILD)/libpeft_core.a
 TOK_LIB    = $(BUILD)/libpeft_tokenizers.a
 RUNNER_LIB = $(BUILD)/libpeft_runner.a
 CONF_LIB   = $(BUILD)/libpeft_conformance.a
-APP_LIBS   = $(RUNNER_LIB) $(TOK_LIB) -L$(BUILD) -lpeft
+APP_LIBS   = $(RUNNER_LIB) $(TOK_LIB) -L$(BUILD) -lpeft $(MPI_LIBS)
 
 # plugins are built and installed here; the loader also looks here
 PLUGIN_BUILD_DIR  = $(abspath $(BUILD)/plugins)
@@ -60,13 +78,15 @@ CPPFLAGS += -DPEFT_PLUGIN_BUILD_DIR=\"$(PLUGIN_BUILD_DIR)\" -DPEFT_PLUGIN_INSTAL
 all: deps-ok $(BUILD)/libpeft.so $(PLUGIN_SO) $(BUILD)/peft
 
 # ---- dependencies -------------------------------------------------------------------------
-DEB_PKGS = libopenblas-dev liblapacke-dev libyaml-dev libjansson-dev libpcre2-dev libutf8proc-dev xz-utils check pkg-config
+DEB_PKGS = libopenblas-dev liblapacke-dev libyaml-dev libjansson-dev libpcre2-dev libutf8proc-dev xz-utils check pkg-config \
+           libopenmpi-dev openmpi-bin
 deps:
 	@./scripts/deps.sh $(DEB_PKGS)
 # a cheap check so that every build target installs what is missing first
 .PHONY: deps-ok
 deps-ok:
 	@pkg-config --exists jansson yaml-0.1 check openblas libpcre2-8 libutf8proc 2>/dev/null && command -v xz >/dev/null || ./scripts/deps.sh $(DEB_PKGS)
+	@[ "$(origin MPI)-$(MPI)" = "command line-0" ] || command -v mpirun >/dev/null || ./scripts/deps.sh $(DEB_PKGS)
 
 # ---- core, tokenizers, runner, plugins, cli -----------------------------------------------
 $(BUILD)/obj/%.o: %.c | deps-ok

@@ -1,13 +1,17 @@
 /* cmd_run.c — `peft run EXPERIMENTS.yaml`: checks the whole file (schema, plugins, adapter
- * configs, data) before anything runs, then trains every run not yet finished and prints the
- * summary. Ctrl-C (SIGINT) or SIGTERM makes the current run checkpoint and stop; running the same
- * command again resumes it (a second Ctrl-C stops at once: the files stay whole either way). */
+ * configs, data; with --set overrides) before anything runs, then trains every run not yet
+ * finished and prints the summary. Ctrl-C (SIGINT) or SIGTERM makes the current run checkpoint
+ * and stop; running the same command again resumes it (a second Ctrl-C stops at once: the files
+ * stay whole either way). Under mpirun/srun the runs are spread over the ranks (runner/dist.h);
+ * --shard I/N (or a Slurm job array's SLURM_ARRAY_TASK_ID/COUNT) runs one deterministic share,
+ * --summarize writes the summary from the results on disk. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "cli.h"
+#include "runner/dist.h"
 #include "runner/runner.h"
 
 static const char *HELP =
@@ -21,7 +25,16 @@ static const char *HELP =
     "  --check        check the file (and data, plugins, adapter configs) and list the runs; train nothing\n"
     "  --only TEXT    run only the runs whose name contains TEXT\n"
     "  --fresh        ignore finished runs and checkpoints: start every run over\n"
-    "  --no-progress  plain log lines even on a terminal\n";
+    "  --set KEY=VAL  override a setting of the file (repeatable), checked as the file is:\n"
+    "                 --set training.learning_rate=1e-3 --set experiments.lora.adapters.0.r=[4,8]\n"
+    "  --shard I/N    run only share I (0-based) of N of the runs (a Slurm job array: by default\n"
+    "                 SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT); the shard that finishes last\n"
+    "                 writes the summary\n"
+    "  --summarize    train nothing: write the summary from the results on disk (every run finished)\n"
+    "  --no-progress  plain log lines even on a terminal\n\n"
+    "Under `mpirun -n N` (or `srun --mpi=pmix`) the runs are spread over the N processes: rank 0\n"
+    "hands out the longest run first to whichever rank is free; runs with training.data_parallel\n"
+    "are trained by all ranks together. Without a launcher it is one plain process.\n";
 
 static volatile sig_atomic_t stop_requested;
 
@@ -55,47 +68,124 @@ static void list_runs(const runner_config *c)
     }
 }
 
-int cmd_run(int argc, char **argv)
+/* --shard I/N, else a Slurm job array's task (SLURM_ARRAY_TASK_ID - MIN) / STEP of COUNT */
+static int parse_shard(const char *v, int *index, int *count)
 {
-    const char *file = NULL, *output = NULL, *only = NULL;
-    int check_only = 0, fresh = 0, no_progress = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *v;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { fputs(HELP, stdout); return 0; }
-        else if ((v = cli_opt(argc, argv, &i, "--output"))) output = v;
-        else if ((v = cli_opt(argc, argv, &i, "--only"))) only = v;
-        else if (!strcmp(argv[i], "--check")) check_only = 1;
-        else if (!strcmp(argv[i], "--fresh")) fresh = 1;
-        else if (!strcmp(argv[i], "--no-progress")) no_progress = 1;
-        else if (argv[i][0] == '-') { fputs(HELP, stderr); return cli_fail("unknown option '%s'", argv[i]); }
-        else if (!file) file = argv[i];
-        else { fputs(HELP, stderr); return cli_fail("one EXPERIMENTS.yaml at a time ('%s' is a second)", argv[i]); }
-    }
-    if (!file) { fputs(HELP, stderr); return cli_fail("no EXPERIMENTS.yaml given"); }
-    char err[4096] = "";
-    runner_config *c;
-    if (runner_config_load(file, output, &c, err, sizeof err)) return cli_fail("%s", err);
-    if (runner_check(c, err, sizeof err)) {
-        runner_config_free(c);
-        return cli_fail("%s", err);
-    }
-    if (check_only) {
-        list_runs(c);
-        printf("the file is valid\n");
-        runner_config_free(c);
+    if (v) {
+        char *e1, *e2;
+        long i = strtol(v, &e1, 10), n = *e1 == '/' ? strtol(e1 + 1, &e2, 10) : 0;
+        if (*e1 != '/' || *e2 || e1 == v || n < 1 || i < 0 || i >= n || n > 100000)
+            return cli_fail("--shard %s: expected I/N with 0 <= I < N (e.g. --shard 0/3)", v);
+        *index = (int)i, *count = (int)n;
         return 0;
     }
+    const char *id = getenv("SLURM_ARRAY_TASK_ID"), *cnt = getenv("SLURM_ARRAY_TASK_COUNT");
+    if (!id || !cnt || getenv("PEFT_NO_SLURM_ARRAY")) return 0;
+    const char *mn = getenv("SLURM_ARRAY_TASK_MIN"), *st = getenv("SLURM_ARRAY_TASK_STEP");
+    long i = atol(id) - (mn ? atol(mn) : 0), step = st && atol(st) > 0 ? atol(st) : 1, n = atol(cnt);
+    i /= step;
+    if (n < 1 || i < 0 || i >= n)
+        return cli_fail("SLURM_ARRAY_TASK_ID=%s (min %s, step %s) is not one of SLURM_ARRAY_TASK_COUNT=%s tasks", id,
+                        mn ? mn : "0", st ? st : "1", cnt);
+    *index = (int)i, *count = (int)n;
+    return 0;
+}
+
+static int run_main(int argc, char **argv, int rank)
+{
+    const char *file = NULL, *output = NULL, *only = NULL, *shard = NULL;
+    int check_only = 0, fresh = 0, no_progress = 0, summarize_only = 0, n_sets = 0;
+    const char **sets = calloc((size_t)argc + 1, sizeof *sets);
+    if (!sets) return cli_fail("out of memory");
+    int rc = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *v;
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            if (rank == 0) printf("%sMPI: %s\n", HELP, runner_dist_library());
+            rc = 0;
+            goto done;
+        } else if ((v = cli_opt(argc, argv, &i, "--output"))) output = v;
+        else if ((v = cli_opt(argc, argv, &i, "--only"))) only = v;
+        else if ((v = cli_opt(argc, argv, &i, "--set"))) sets[n_sets++] = v;
+        else if (!strncmp(argv[i], "--set=", 6)) sets[n_sets++] = argv[i] + 6;
+        else if ((v = cli_opt(argc, argv, &i, "--shard"))) shard = v;
+        else if (!strcmp(argv[i], "--check")) check_only = 1;
+        else if (!strcmp(argv[i], "--fresh")) fresh = 1;
+        else if (!strcmp(argv[i], "--summarize")) summarize_only = 1;
+        else if (!strcmp(argv[i], "--no-progress")) no_progress = 1;
+        else if (argv[i][0] == '-') { fputs(HELP, stderr); rc = cli_fail("unknown option '%s'", argv[i]); goto done; }
+        else if (!file) file = argv[i];
+        else { fputs(HELP, stderr); rc = cli_fail("one EXPERIMENTS.yaml at a time ('%s' is a second)", argv[i]); goto done; }
+    }
+    if (!file) { fputs(HELP, stderr); rc = cli_fail("no EXPERIMENTS.yaml given"); goto done; }
+    int shard_index = 0, shard_count = 0;
+    if (parse_shard(shard, &shard_index, &shard_count)) goto done;
+    char err[4096] = "";
+    runner_config *c;
+    if (runner_config_load_set(file, output, sets, n_sets, &c, err, sizeof err)) {
+        rc = rank == 0 ? cli_fail("%s", err) : 1; /* every rank finds the same: rank 0 says it */
+        goto done;
+    }
+    if (runner_check(c, err, sizeof err)) {
+        runner_config_free(c);
+        rc = rank == 0 ? cli_fail("%s", err) : 1;
+        goto done;
+    }
+    if (check_only) {
+        if (rank == 0) {
+            list_runs(c);
+            printf("the file is valid\n");
+        }
+        runner_config_free(c);
+        rc = 0;
+        goto done;
+    }
+    runner_opts o = {.log = stdout, .progress_bar = !no_progress && isatty(STDOUT_FILENO) && runner_dist_size() == 1,
+                     .stop = &stop_requested, .fresh = fresh, .only = only, .shard_index = shard_index,
+                     .shard_count = shard_count};
+    /* fault injection for the tests: PEFT_DEBUG_KILL_AT=STEP or RUN:STEP (SIGKILL after that update) */
+    const char *kill = getenv("PEFT_DEBUG_KILL_AT");
+    char kill_run[512] = "";
+    if (kill) {
+        const char *colon = strrchr(kill, ':');
+        if (colon) snprintf(kill_run, sizeof kill_run, "%.*s", (int)(colon - kill), kill);
+        o.debug_kill_at = atoll(colon ? colon + 1 : kill);
+        o.debug_kill_run = kill_run[0] ? kill_run : NULL;
+    }
+    if (summarize_only) {
+        rc = runner_summarize(c, &o, err, sizeof err);
+        runner_config_free(c);
+        rc = rc ? cli_fail("%s", err) : 0;
+        goto done;
+    }
     install_handlers();
-    runner_opts o = {.log = stdout, .progress_bar = !no_progress && isatty(STDOUT_FILENO),
-                     .stop = &stop_requested, .fresh = fresh, .only = only};
-    int rc = runner_run_all(c, &o, err, sizeof err);
+    rc = runner_run_all(c, &o, err, sizeof err);
     runner_config_free(c);
     if (rc == RUNNER_STOPPED) {
-        fputs("peft: stopped; run `peft", stderr);
-        for (int i = 0; i < argc; i++) fprintf(stderr, " %s", argv[i]);
-        fputs("` again to resume\n", stderr);
-        return 130;
+        if (rank == 0) {
+            fputs("peft: stopped; run `peft", stderr);
+            for (int i = 0; i < argc; i++) fprintf(stderr, " %s", argv[i]);
+            fputs("` again to resume\n", stderr);
+        }
+        rc = 130;
+    } else if (rc) {
+        rc = cli_fail("%s", err);
+        if (runner_dist_size() > 1) rc = 3; /* the other ranks may be waiting for this one */
     }
-    if (rc) return cli_fail("%s", err);
-    return 0;
+done:
+    free(sets);
+    return rc;
+}
+
+int cmd_run(int argc, char **argv)
+{
+    char err[1024] = "";
+    if (runner_dist_init(&argc, &argv, err, sizeof err)) return cli_fail("%s", err);
+    int rc = run_main(argc, argv, runner_dist_rank());
+    if (rc == 3) { /* a failure during the batch under MPI: end every rank (none waits forever) */
+        fflush(NULL);
+        runner_dist_abort(1);
+    }
+    runner_dist_finalize();
+    return rc;
 }

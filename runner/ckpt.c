@@ -122,6 +122,7 @@ int runner_ckpt_save(const char *path, const peft_adamw *opt, const runner_state
                           "peak_arena_mb", hexd(r->peak_arena_mb), "best_step", (json_int_t)r->best_step,
                           "train_tokens", (json_int_t)r->train_tokens);
     if (j) json_object_set(j, "config", (json_t *)config);
+    if (j) json_object_set_new(j, "elapsed_seconds", hexd(s->elapsed_seconds));
     char *txt = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     if (!txt) return snprintf(err, errlen, "%s: out of memory", path), -1;
@@ -169,6 +170,7 @@ int runner_ckpt_load(const char *path, peft_adamw *opt, runner_state *s, peft_rn
     }
     s->step = step;
     s->pos = pos;
+    if (unhexd(json_object_get(j, "elapsed_seconds"), &s->elapsed_seconds)) s->elapsed_seconds = 0;
     r->best_step = json_integer_value(json_object_get(j, "best_step"));
     r->train_tokens = json_integer_value(json_object_get(j, "train_tokens"));
     /* this epoch's order, then the RNG where it was */

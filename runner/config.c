@@ -15,14 +15,15 @@
 #include "peft/optim.h"
 #include "runner/runner.h"
 
-static const char *const TOP_KEYS[] = {"name", "base_model", "task", "metric", "seed",
-                                       "output_dir", "data", "training", "experiments"};
+static const char *const TOP_KEYS[] = {"name", "base_model", "task", "metric", "seed", "seeds",
+                                       "repeats", "compare", "output_dir", "data", "training",
+                                       "experiments"};
 static const char *const DATA_KEYS[] = {"train", "eval", "max_length", "eval_examples"};
 static const char *const TRAIN_KEYS[] = {
     "steps", "batch_size", "gradient_accumulation_steps", "learning_rate", "weight_decay",
     "adam_beta1", "adam_beta2", "adam_epsilon", "lr_scheduler_type", "warmup_steps",
-    "max_grad_norm", "eval_steps", "save_steps", "eval_batch_size", "on_nonfinite"};
-static const char *const EXP_KEYS[] = {"name", "adapters", "training", "seed"};
+    "max_grad_norm", "eval_steps", "save_steps", "eval_batch_size", "on_nonfinite", "data_parallel"};
+static const char *const EXP_KEYS[] = {"name", "adapters", "training", "seed", "seeds", "repeats"};
 static const char *const TASKS[] = {"causal_lm", "seq_cls", "token_cls", "question_answering",
                                     "seq2seq"};
 static const char *const TASK_TYPES[] = {"CAUSAL_LM", "SEQ_CLS", "TOKEN_CLS", "QUESTION_ANS",
@@ -45,7 +46,8 @@ const char *runner_metric_name(int m) { return m >= 0 && m < (int)N_OF(METRICS) 
 void runner_errat(char *err, size_t errlen, const runner_config *c, const runner_node *n,
                   const char *fmt, ...)
 {
-    int k = snprintf(err, errlen, "%s:%d:%d: ", c->path, n ? n->line : 1, n ? n->col : 1);
+    int k = n && n->origin ? snprintf(err, errlen, "%s: ", n->origin)
+                           : snprintf(err, errlen, "%s:%d:%d: ", c->path, n ? n->line : 1, n ? n->col : 1);
     if (k < 0 || (size_t)k >= errlen) return;
     va_list ap;
     va_start(ap, fmt);
@@ -253,6 +255,8 @@ static int set_train(const runner_config *c, runner_train_cfg *t, const char *k,
     if (!strcmp(k, "save_steps")) return get_int(c, v, "training.save_steps", 1, &t->save_steps, err, errlen);
     if (!strcmp(k, "eval_batch_size"))
         return get_int(c, v, "training.eval_batch_size", 1, &t->eval_batch_size, err, errlen);
+    if (!strcmp(k, "data_parallel"))
+        return get_int(c, v, "training.data_parallel", 1, &t->data_parallel, err, errlen);
     if (!strcmp(k, "learning_rate"))
         return get_real(c, v, "training.learning_rate", 1e-12, 10, 0, &t->lr, err, errlen);
     if (!strcmp(k, "weight_decay")) return get_real(c, v, "training.weight_decay", 0, 10, 0, &t->weight_decay, err, errlen);
@@ -295,6 +299,7 @@ static int add_slot(exp_ctx *e, int kind, int adapter, const char *key, const ru
 static void free_run(runner_run *r)
 {
     free(r->name);
+    free(r->group);
     free(r->experiment);
     for (int i = 0; i < r->n_adapters; i++) {
         free(r->adapters[i].name);
@@ -376,6 +381,12 @@ static int make_run(runner_config *c, const exp_ctx *e, const runner_train_cfg *
                      "is over 1M examples", e->name);
         return -1;
     }
+    if (r->train.batch_size % r->train.data_parallel != 0) {
+        runner_errat(err, errlen, c, e->exp, "experiment '%s': batch_size (%lld) must be a multiple of "
+                     "data_parallel (%lld): each share of a micro-batch has the same size", e->name,
+                     (long long)r->train.batch_size, (long long)r->train.data_parallel);
+        return -1;
+    }
     for (int a = 0; a < r->n_adapters; a++) {
         runner_adapter *ad = &r->adapters[a];
         if (!ad->method) {
@@ -392,11 +403,70 @@ static int make_run(runner_config *c, const exp_ctx *e, const runner_train_cfg *
             }
         json_object_set_new(ad->config, "task_type", json_string(runner_task_peft_type(c->task)));
     }
-    if (!(r->name = strdup(name))) goto oom;
+    if (!(r->name = strdup(name)) || !(r->group = strdup(name))) goto oom;
+    r->n_repeats = 1;
     return 0;
 oom:
     snprintf(err, errlen, "%s: out of memory", c->path);
     return -1;
+}
+
+/* The repeated seeds of an experiment: its own `seeds:` / `repeats:`, else the top level's.
+ * *n = 0 when neither is given (one run per point, seed as `seed` says). `repeats: N` gives
+ * seeds s, s+1, ..., s+N-1 from the scalar `seed` s (default 0). */
+static int get_seeds(const runner_config *c, const runner_node *exp, uint64_t **out, size_t *n,
+                     char *err, size_t errlen)
+{
+    *out = NULL;
+    *n = 0;
+    const runner_node *lv[2] = {exp, c->root};
+    for (int k = 0; k < 2; k++) {
+        const runner_node *sl = runner_map_get(lv[k], "seeds"), *rp = runner_map_get(lv[k], "repeats");
+        if (!sl && !rp) continue;
+        if (sl && rp) {
+            runner_errat(err, errlen, c, rp, "give 'seeds' (a list) or 'repeats' (a count), not both");
+            return -1;
+        }
+        const runner_node *sd = runner_map_get(exp, "seed");
+        if (!sd) sd = runner_map_get(c->root, "seed");
+        if (sd && sd->kind == RUNNER_NODE_SEQ) {
+            runner_errat(err, errlen, c, sd, "'seed' is swept here and '%s' repeats the runs over seeds: "
+                         "use one of them", sl ? "seeds" : "repeats");
+            return -1;
+        }
+        if (sl) {
+            if (want_kind(c, sl, RUNNER_NODE_SEQ, "seeds", err, errlen)) return -1;
+            if (sl->n == 0 || sl->n > 1000) {
+                runner_errat(err, errlen, c, sl, "seeds needs 1 to 1000 seeds");
+                return -1;
+            }
+            if (!(*out = calloc(sl->n, sizeof **out))) return snprintf(err, errlen, "out of memory"), -1;
+            for (size_t i = 0; i < sl->n; i++) {
+                int64_t v;
+                if (get_int(c, sl->items[i], "a seed", 0, &v, err, errlen)) return -1;
+                for (size_t j = 0; j < i; j++)
+                    if ((*out)[j] == (uint64_t)v) {
+                        runner_errat(err, errlen, c, sl->items[i], "seed %lld is listed twice", (long long)v);
+                        return -1;
+                    }
+                (*out)[i] = (uint64_t)v;
+            }
+            *n = sl->n;
+        } else {
+            int64_t r, base = 0;
+            if (get_int(c, rp, "repeats", 1, &r, err, errlen)) return -1;
+            if (r > 1000) {
+                runner_errat(err, errlen, c, rp, "repeats must be at most 1000 (got %lld)", (long long)r);
+                return -1;
+            }
+            if (sd && get_int(c, sd, "seed", 0, &base, err, errlen)) return -1;
+            if (!(*out = calloc((size_t)r, sizeof **out))) return snprintf(err, errlen, "out of memory"), -1;
+            for (int64_t i = 0; i < r; i++) (*out)[i] = (uint64_t)(base + i);
+            *n = (size_t)r;
+        }
+        return 0;
+    }
+    return 0;
 }
 
 /* the slots of one experiment, then one run per point of the product of its sweeps */
@@ -406,6 +476,8 @@ static int expand_experiment(runner_config *c, const runner_node *exp, int index
     exp_ctx e = {.exp = exp};
     int rc = -1;
     size_t *choice = NULL;
+    uint64_t *seeds = NULL;
+    size_t n_seeds = 0;
     if (want_kind(c, exp, RUNNER_NODE_MAP, "an experiment", err, errlen) ||
         check_keys(c, exp, EXP_KEYS, N_OF(EXP_KEYS), "an experiment", err, errlen))
         return -1;
@@ -462,35 +534,49 @@ static int expand_experiment(runner_config *c, const runner_node *exp, int index
             runner_errat(err, errlen, c, e.slots[i].node, "'%s' sweeps over an empty list", e.slots[i].key);
             goto out;
         }
-    size_t points = 1;
+    if (get_seeds(c, exp, &seeds, &n_seeds, err, errlen)) goto out;
+    size_t points = 1, reps = n_seeds ? n_seeds : 1;
     for (size_t i = 0; i < e.n_slots; i++)
         if (e.slots[i].swept) points *= e.slots[i].node->n;
-    if (points > 4096) {
-        runner_errat(err, errlen, c, exp, "experiment '%s' sweeps into %zu runs (at most 4096)", e.name, points);
+    if (points * reps > 4096) {
+        runner_errat(err, errlen, c, exp, "experiment '%s' sweeps into %zu runs (at most 4096)", e.name,
+                     points * reps);
         goto out;
     }
     choice = calloc(e.n_slots + 1, sizeof *choice);
-    runner_run *runs = realloc(c->runs, ((size_t)c->n_runs + points) * sizeof *runs);
+    runner_run *runs = realloc(c->runs, ((size_t)c->n_runs + points * reps) * sizeof *runs);
     if (!choice || !runs) goto oom;
     c->runs = runs;
-    for (size_t p = 0; p < points; p++) {
+    for (size_t q = 0; q < points * reps; q++) {
+        size_t p = q / reps, k = q % reps; /* the seeds of one configuration are adjacent */
         size_t rem = p; /* last swept slot varies fastest */
         for (size_t i = e.n_slots; i-- > 0;)
             if (e.slots[i].swept) {
                 choice[i] = rem % e.slots[i].node->n;
                 rem /= e.slots[i].node->n;
             }
-        if (make_run(c, &e, defaults, choice, &c->runs[c->n_runs], err, errlen)) {
-            free_run(&c->runs[c->n_runs]);
+        runner_run *r = &c->runs[c->n_runs];
+        if (make_run(c, &e, defaults, choice, r, err, errlen)) {
+            free_run(r);
             goto out;
         }
         c->n_runs++;
+        if (n_seeds) { /* a repeat: <configuration>-seed=<s> */
+            char *name = NULL;
+            if (asprintf(&name, "%s-seed=%llu", r->group, (unsigned long long)seeds[k]) < 0) goto oom;
+            free(r->name);
+            r->name = name;
+            r->seed = seeds[k];
+            r->repeat = (int)k;
+            r->n_repeats = (int)n_seeds;
+        }
     }
     rc = 0;
     goto out;
 oom:
     snprintf(err, errlen, "%s: out of memory", c->path);
 out:
+    free(seeds);
     free(choice);
     free(e.slots);
     return rc;
@@ -520,8 +606,180 @@ static int top_string(runner_config *c, const char *key, int required, const cha
     return get_string(c, n, key, out, err, errlen);
 }
 
+/* ---- command-line overrides (--set key.path=value) ----------------------------------------- */
+
+static runner_node *new_key(const char *text, const char *origin)
+{
+    runner_node *k = calloc(1, sizeof *k);
+    if (!k) return NULL;
+    k->kind = RUNNER_NODE_SCALAR;
+    k->text = strdup(text);
+    k->origin = strdup(origin);
+    if (!k->text || !k->origin) {
+        runner_node_free(k);
+        return NULL;
+    }
+    return k;
+}
+
+/* puts (key, val) into map, replacing an existing value; takes val */
+static int map_put(runner_node *map, const char *key, runner_node *val, const char *origin)
+{
+    for (size_t i = 0; i < map->n; i++)
+        if (!strcmp(map->keys[i]->text, key)) {
+            runner_node_free(map->items[i]);
+            map->items[i] = val;
+            return 0;
+        }
+    runner_node *k = new_key(key, origin);
+    runner_node **ks = k ? realloc(map->keys, (map->n + 1) * sizeof *ks) : NULL;
+    if (ks) map->keys = ks;
+    runner_node **vs = ks ? realloc(map->items, (map->n + 1) * sizeof *vs) : NULL;
+    if (!vs) {
+        runner_node_free(k);
+        return -1;
+    }
+    map->items = vs;
+    map->keys[map->n] = k;
+    map->items[map->n++] = val;
+    return 0;
+}
+
+/* one "a.b.0.c=value" applied to the tree */
+static int apply_set(runner_node *root, const char *set, char *err, size_t errlen)
+{
+    char origin[1200];
+    snprintf(origin, sizeof origin, "--set %s", set);
+    const char *eq = strchr(set, '=');
+    if (!eq || eq == set) {
+        snprintf(err, errlen, "%s: expected key.path=value (e.g. --set training.learning_rate=1e-3)", origin);
+        return -1;
+    }
+    char path[1024];
+    snprintf(path, sizeof path, "%.*s", (int)(eq - set) < 1023 ? (int)(eq - set) : 1023, set);
+    runner_node *val;
+    if (runner_yaml_parse_value(eq + 1, origin, &val, err, errlen)) return -1;
+    runner_node *at = root;
+    char walked[1024] = "";
+    char *save = NULL;
+    for (char *seg = strtok_r(path, ".", &save); seg; seg = strtok_r(NULL, ".", &save)) {
+        int last = save == NULL || *save == 0;
+        if (!*seg) break;
+        size_t wl = strlen(walked);
+        if (at->kind == RUNNER_NODE_MAP) {
+            runner_node *next = (runner_node *)runner_map_get(at, seg);
+            if (last) {
+                if (map_put(at, seg, val, origin)) goto oom;
+                return 0;
+            }
+            if (!next) { /* a mapping that the file does not have yet */
+                if (!(next = calloc(1, sizeof *next))) goto oom;
+                next->kind = RUNNER_NODE_MAP;
+                if (!(next->origin = strdup(origin)) || map_put(at, seg, next, origin)) {
+                    runner_node_free(next);
+                    goto oom;
+                }
+            }
+            at = next;
+        } else if (at->kind == RUNNER_NODE_SEQ) {
+            char *end;
+            long idx = strtol(seg, &end, 10);
+            runner_node **slot = NULL;
+            if (*end == 0 && end != seg) {
+                if (idx < 0 || (size_t)idx >= at->n) {
+                    snprintf(err, errlen, "%s: '%s' has %zu item%s: no item %ld", origin, walked, at->n,
+                             at->n == 1 ? "" : "s", idx);
+                    goto fail;
+                }
+                slot = &at->items[idx];
+            } else { /* an item by its name (experiments.lora) */
+                for (size_t i = 0; i < at->n && !slot; i++) {
+                    const runner_node *nm = runner_map_get(at->items[i], "name");
+                    if (nm && nm->kind == RUNNER_NODE_SCALAR && !strcmp(nm->text, seg)) slot = &at->items[i];
+                }
+                if (!slot) {
+                    char names[512] = "";
+                    for (size_t i = 0, o = 0; i < at->n && o < sizeof names; i++) {
+                        const runner_node *nm = runner_map_get(at->items[i], "name");
+                        if (nm && nm->kind == RUNNER_NODE_SCALAR)
+                            o += (size_t)snprintf(names + o, sizeof names - o, "%s%s", o ? ", " : "", nm->text);
+                    }
+                    snprintf(err, errlen, "%s: no item named '%s' in '%s' (names: %s; or give an index)", origin,
+                             seg, walked, names[0] ? names : "none");
+                    goto fail;
+                }
+            }
+            if (last) {
+                runner_node_free(*slot);
+                *slot = val;
+                return 0;
+            }
+            at = *slot;
+        } else {
+            snprintf(err, errlen, "%s: '%s' is a single value, it has no '%s'", origin, walked, seg);
+            goto fail;
+        }
+        snprintf(walked + wl, sizeof walked - wl, "%s%s", wl ? "." : "", seg);
+    }
+    snprintf(err, errlen, "%s: expected key.path=value with a non-empty key at each dot", origin);
+    goto fail;
+oom:
+    snprintf(err, errlen, "%s: out of memory", origin);
+fail:
+    runner_node_free(val);
+    return -1;
+}
+
+/* compare: [a, b] or [[a, b], [c, d]]: configurations (run groups) compared over their seeds */
+static int load_compare(runner_config *c, char *err, size_t errlen)
+{
+    const runner_node *n = runner_map_get(c->root, "compare");
+    if (!n) return 0;
+    if (want_kind(c, n, RUNNER_NODE_SEQ, "compare", err, errlen)) return -1;
+    int pairs = n->n > 0 && n->items[0]->kind == RUNNER_NODE_SEQ;
+    size_t np = pairs ? n->n : 1;
+    if (!(c->compare = calloc(np, sizeof *c->compare))) return snprintf(err, errlen, "out of memory"), -1;
+    for (size_t p = 0; p < np; p++) {
+        const runner_node *pr = pairs ? n->items[p] : n;
+        if (pr->kind != RUNNER_NODE_SEQ || pr->n != 2) {
+            runner_errat(err, errlen, c, pr, "compare takes two configuration names, [a, b] (or a list of such pairs)");
+            return -1;
+        }
+        c->n_compare++;
+        for (int k = 0; k < 2; k++) {
+            const char *name;
+            if (get_string(c, pr->items[k], "a configuration to compare", &name, err, errlen)) return -1;
+            const char **groups = calloc((size_t)c->n_runs + 1, sizeof *groups);
+            if (!groups) return snprintf(err, errlen, "out of memory"), -1;
+            int found = 0;
+            for (int i = 0; i < c->n_runs; i++) {
+                groups[i] = c->runs[i].group;
+                found |= !strcmp(groups[i], name);
+            }
+            const char *dym = found ? NULL : runner_did_you_mean(name, groups, (size_t)c->n_runs);
+            if (!found) {
+                char known[1024] = "";
+                for (int i = 0, o = 0; i < c->n_runs && o < (int)sizeof known; i++)
+                    if (i == 0 || strcmp(groups[i], groups[i - 1]))
+                        o += snprintf(known + o, sizeof known - (size_t)o, "%s%s", o ? ", " : "", groups[i]);
+                if (dym) runner_errat(err, errlen, c, pr->items[k], "compare: no configuration '%s' (did you mean '%s'?)", name, dym);
+                else runner_errat(err, errlen, c, pr->items[k], "compare: no configuration '%s' (configurations: %s)", name, known);
+            }
+            free(groups);
+            if (!found || !(c->compare[p][k] = strdup(name))) return found ? snprintf(err, errlen, "out of memory"), -1 : -1;
+        }
+    }
+    return 0;
+}
+
 int runner_config_load(const char *path, const char *output_override, runner_config **out,
                        char *err, size_t errlen)
+{
+    return runner_config_load_set(path, output_override, NULL, 0, out, err, errlen);
+}
+
+int runner_config_load_set(const char *path, const char *output_override, const char *const *sets,
+                           int n_sets, runner_config **out, char *err, size_t errlen)
 {
     *out = NULL;
     runner_config *c = calloc(1, sizeof *c);
@@ -531,7 +789,10 @@ int runner_config_load(const char *path, const char *output_override, runner_con
         return -1;
     }
     if (runner_yaml_load(path, &c->root, err, errlen)) goto fail;
-    if (want_kind(c, c->root, RUNNER_NODE_MAP, "the file", err, errlen) ||
+    if (want_kind(c, c->root, RUNNER_NODE_MAP, "the file", err, errlen)) goto fail;
+    for (int i = 0; i < n_sets; i++)
+        if (apply_set(c->root, sets[i], err, errlen)) goto fail;
+    if (
         check_keys(c, c->root, TOP_KEYS, N_OF(TOP_KEYS), "the top level", err, errlen))
         goto fail;
     const char *s;
@@ -609,6 +870,7 @@ int runner_config_load(const char *path, const char *output_override, runner_con
         goto fail;
     }
     runner_train_cfg defaults = {.steps = 100, .batch_size = 8, .grad_accum = 1, .warmup_steps = 0,
+                                 .data_parallel = 1,
                                  .eval_batch_size = 32, .lr = 1e-3, .weight_decay = 0.0,
                                  .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .max_grad_norm = 1.0,
                                  .schedule = PEFT_SCHED_LINEAR};
@@ -622,6 +884,7 @@ int runner_config_load(const char *path, const char *output_override, runner_con
                              c->runs[j].node->line);
                 goto fail;
             }
+    if (load_compare(c, err, errlen)) goto fail;
     *out = c;
     return 0;
 oom:
@@ -636,6 +899,8 @@ void runner_config_free(runner_config *c)
     if (!c) return;
     for (int i = 0; i < c->n_runs; i++) free_run(&c->runs[i]);
     free(c->runs);
+    for (int i = 0; i < c->n_compare; i++) free(c->compare[i][0]), free(c->compare[i][1]);
+    free(c->compare);
     runner_node_free(c->root);
     free(c->path);
     free(c->name);

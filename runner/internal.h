@@ -16,6 +16,7 @@ typedef struct runner_state {
     size_t n_train;
     runner_result *res;      /* curves, best, timings (borrowed) */
     double train_seconds;    /* accumulated over sessions */
+    double elapsed_seconds;  /* wall time of earlier sessions (evaluations included) */
 } runner_state;
 
 /* shuffles perm for a new epoch from data_rng (Fisher-Yates), remembering the RNG before */
@@ -29,6 +30,16 @@ int runner_ckpt_save(const char *path, const peft_adamw *opt, const runner_state
  * another configuration (config differs) is refused. */
 int runner_ckpt_load(const char *path, peft_adamw *opt, runner_state *s, peft_rng *model_rng,
                      const json_t *config, char *err, size_t errlen);
+
+/* ---- MPI scheduling (runner_sched.c) ---- */
+/* trains run i of the batch: 0, RUNNER_STOPPED, or -1 with err */
+typedef int (*runner_job_fn)(void *ud, int i, char *err, size_t errlen);
+/* rank 0: hands out queue[0..n) (in that order) to the ranks that ask, runs them itself too;
+ * sets o->poll while it trains. 0, RUNNER_STOPPED, or -1 (a run failed here or elsewhere). */
+int runner_sched_lead(const int *queue, int n, runner_job_fn job, void *ud, runner_opts *o, char *err,
+                      size_t errlen);
+/* the other ranks: ask rank 0 for runs until it has none. 0, RUNNER_STOPPED or -1. */
+int runner_sched_work(runner_job_fn job, void *ud, const runner_opts *o, char *err, size_t errlen);
 
 /* curves */
 int runner_curve_push(runner_point **pts, size_t *n, int64_t step, double v);

@@ -62,6 +62,8 @@ typedef struct runner_node {
     char *text;                 /* scalar text (owned) */
     int quoted;                 /* quoted / block scalar: always a string */
     int line, col;              /* 1-based position of the node */
+    char *origin;               /* NULL: from the file; else the command-line flag that set it
+                                   ("--set training.steps=5"), named in errors (owned) */
     size_t n;                   /* list items or mapping pairs */
     struct runner_node **keys;  /* mapping keys (scalars), owned */
     struct runner_node **items; /* list items or mapping values, owned */
@@ -71,6 +73,10 @@ typedef struct runner_node {
  * "file:line:col: problem" in err. */
 int runner_yaml_load(const char *path, runner_node **root, char *err, size_t errlen);
 void runner_node_free(runner_node *n);
+/* Parses one YAML value given on the command line (text after '=' of --set); every node gets
+ * origin (a copy) so that errors name the flag. -1 with "origin: problem" in err. */
+int runner_yaml_parse_value(const char *text, const char *origin, runner_node **out, char *err,
+                            size_t errlen);
 int runner_scalar_type(const runner_node *n);         /* RUNNER_SCALAR_*, -1 if not a scalar */
 const char *runner_node_kind_name(const runner_node *n); /* "an integer", "a list", ... */
 json_t *runner_node_to_json(const runner_node *n);    /* new reference */
@@ -102,6 +108,9 @@ typedef struct runner_train_cfg {
     int schedule;            /* PEFT_SCHED_* (optim.h) */
     int on_nonfinite;        /* a NaN/Inf loss or gradient: RUNNER_NONFINITE_STOP (the run fails
                                 naming the step) or _SKIP (the update is dropped, logged) */
+    int64_t data_parallel;   /* shares of each micro-batch, each its own forward/backward, their
+                                gradients summed in share order (1 = plain); over MPI ranks when
+                                started so (runner_dist.h) */
 } runner_train_cfg;
 enum { RUNNER_NONFINITE_STOP = 0, RUNNER_NONFINITE_SKIP = 1 };
 
@@ -113,8 +122,12 @@ typedef struct runner_adapter {
 } runner_adapter;
 
 typedef struct runner_run {
-    char *name;               /* "<experiment>" or "<experiment>-<field><value>..." */
+    char *name;               /* "<experiment>" or "<experiment>-<field><value>..." (and
+                                 "-seed=<s>" for a repeat) */
     char *experiment;
+    char *group;              /* the configuration: the name without the repeat's "-seed=<s>";
+                                 equal to name when the run is not repeated */
+    int repeat, n_repeats;    /* index among the configuration's seeds, and their count */
     runner_adapter *adapters;
     int n_adapters;
     runner_train_cfg train;
@@ -135,6 +148,8 @@ typedef struct runner_config {
     int64_t num_eval;         /* eval examples used (0 = all) */
     runner_run *runs;
     int n_runs;
+    char *(*compare)[2];      /* paired comparisons of configurations (group names), owned */
+    int n_compare;
     int checked;              /* runner_check passed (it completes the adapter configs) */
 } runner_config;
 
@@ -144,6 +159,12 @@ typedef struct runner_config {
  * *out owned by the caller (runner_config_free). -1 with "file:line:col: ..." in err. */
 int runner_config_load(const char *path, const char *output_override, runner_config **out,
                        char *err, size_t errlen);
+/* The same with command-line overrides sets[0..n_sets), each "key.path=value" (a list index or
+ * an experiment's name selects a list item: experiments.lora.adapters.0.r=[4,8]), applied to
+ * the YAML tree before it is checked, so that the values are checked as the file is; errors in
+ * them name the flag ("--set training.steps=many: training.steps must be an integer ..."). */
+int runner_config_load_set(const char *path, const char *output_override, const char *const *sets,
+                           int n_sets, runner_config **out, char *err, size_t errlen);
 void runner_config_free(runner_config *c);
 /* "file:line:col: " prefix for a node */
 void runner_errat(char *err, size_t errlen, const runner_config *c, const runner_node *n,
@@ -219,6 +240,14 @@ typedef struct runner_opts {
                                      the others' finished results still join the summary */
     int64_t debug_kill_at;        /* fault injection for tests: SIGKILL the process right after
                                      this optimizer update (0 = never) */
+    const char *debug_kill_run;   /* ... of this run only (NULL = any) */
+    int rank, world;              /* this process's MPI rank and size (results.json) */
+    const char *tag;              /* prefix of every log line ("[rank 1] "), NULL = none */
+    void (*poll)(void *ud);       /* called after every optimizer update (MPI rank 0 answers the
+                                     other ranks' requests for work there); NULL = none */
+    void *poll_ud;
+    int shard_index, shard_count; /* --shard I/N: only this deterministic share of the runs
+                                     (shard_count 0 = all) */
 } runner_opts;
 
 /* ---- one process per run directory (runner_lock.c) ---- */
@@ -232,6 +261,19 @@ void runner_unlock_run_dir(int fd);
  * when it has not passed yet. 0, RUNNER_STOPPED when *opts->stop was set (resume by calling
  * again), or -1 with err. opts may be NULL (silent). */
 int runner_run_all(runner_config *c, const runner_opts *opts, char *err, size_t errlen);
+
+/* With MPI started (runner/dist.h, several ranks): data-parallel runs first, each by every rank
+ * together, then the other runs handed out by rank 0 to whichever rank is free, longest first
+ * (runner_sched.c); rank 0 writes the summary at the end. With opts->shard_count > 0, only the
+ * runs of shard opts->shard_index (runner_shard_assign), and the summary only when every run of
+ * the batch has its results. Every call resumes as described above. */
+
+/* The deterministic shares of --shard I/N: shard[i] for every run i; runs taken longest first,
+ * each to the shard with the least work so far (ties: the lowest shard). -1 on OOM. */
+int runner_shard_assign(const runner_config *c, int count, int *shard);
+/* The batch summary from the results.json on disk (`peft run --summarize`): -1 with err naming
+ * the runs not finished yet. Writes nothing on ranks other than 0. */
+int runner_summarize(runner_config *c, const runner_opts *opts, char *err, size_t errlen);
 
 /* ---- pre-flight (runner_check.c) ---- */
 /* Everything that can be checked without training: plugins exist, each run's adapters build on
@@ -249,6 +291,8 @@ typedef struct runner_point {
 
 typedef struct runner_result {
     char *run;                 /* run name (owned) */
+    char *group;               /* its configuration (runner_run.group; owned) */
+    uint64_t seed;
     char *methods;             /* "lora", "lora+loha" (owned) */
     int64_t trainable, all;
     int64_t adapter_bytes;     /* adapter_model.safetensors (all adapters) */
@@ -260,6 +304,11 @@ typedef struct runner_result {
     double peak_rss_mb, peak_arena_mb;
     int64_t skipped_steps;    /* updates dropped for a non-finite loss or gradient (on_nonfinite: skip) */
     int64_t train_tokens;
+    double elapsed_s;          /* wall time of the run, evaluations and saves included, summed
+                                  over sessions */
+    char host[64];             /* where it ran (its last session) */
+    int rank, world;           /* MPI rank and size (0 and 1 without MPI) */
+    int blas_threads;          /* OpenBLAS threads of that process */
 } runner_result;
 
 void runner_result_free(runner_result *r);
@@ -278,6 +327,21 @@ int runner_write_run_plot(const char *dir, const runner_result *r, char *err, si
 int runner_write_summary(const runner_config *c, runner_result *const *res, int n, FILE *log,
                          char *err, size_t errlen);
 
+/* ---- statistics of repeated runs (runner_stats.c) ---- */
+typedef struct runner_stat {
+    int n;            /* finite values */
+    double mean, std; /* sample standard deviation (n - 1); NaN when n < 2 */
+    double ci95;      /* half-width of the 95% interval of the mean: t(0.975, n-1) std / sqrt(n) */
+} runner_stat;
+typedef struct runner_pair {
+    runner_stat diff; /* of a[i] - b[i] over pairs where both are finite */
+    double t, p;      /* paired t statistic and two-sided p-value (NaN when n < 2) */
+} runner_pair;
+void runner_stats(const double *x, int n, runner_stat *s);
+void runner_paired(const double *a, const double *b, int n, runner_pair *p);
+double runner_t_cdf(double t, double df);
+double runner_t_quantile(double p, double df);
+
 /* ---- plots (runner_svg.c): hand-written SVG ---- */
 typedef struct runner_series {
     const char *label;
@@ -293,6 +357,10 @@ char *runner_svg_lines(const char *title, const char *x_label, const char *y_lab
 char *runner_svg_scatter(const char *title, const char *x_label, const char *y_label,
                          const double *x, const double *y, const char *const *labels, size_t n,
                          double chance);
+/* the same with error bars: y[i] +- yerr[i] (yerr NULL, or an entry NaN/0: no bar) */
+char *runner_svg_scatter_err(const char *title, const char *x_label, const char *y_label,
+                             const double *x, const double *y, const double *yerr,
+                             const char *const *labels, size_t n, double chance);
 
 /* ---- progress (runner_progress.c) ---- */
 void runner_progress(const runner_opts *o, const char *run, int64_t step, int64_t total,

@@ -161,11 +161,19 @@ char *runner_svg_scatter(const char *title, const char *x_label, const char *y_l
                          const double *x, const double *y, const char *const *labels, size_t n,
                          double chance)
 {
+    return runner_svg_scatter_err(title, x_label, y_label, x, y, NULL, labels, n, chance);
+}
+
+char *runner_svg_scatter_err(const char *title, const char *x_label, const char *y_label,
+                             const double *x, const double *y, const double *yerr,
+                             const char *const *labels, size_t n, double chance)
+{
     sbuf b = {0};
     double xlo = INFINITY, xhi = -INFINITY, ylo = INFINITY, yhi = -INFINITY;
     for (size_t i = 0; i < n; i++) {
         if (x[i] > 0) xlo = fmin(xlo, log10(x[i])), xhi = fmax(xhi, log10(x[i]));
-        if (isfinite(y[i])) ylo = fmin(ylo, y[i]), yhi = fmax(yhi, y[i]);
+        double e = yerr && isfinite(yerr[i]) ? fabs(yerr[i]) : 0;
+        if (isfinite(y[i])) ylo = fmin(ylo, y[i] - e), yhi = fmax(yhi, y[i] + e);
     }
     if (isfinite(chance)) ylo = fmin(ylo, chance), yhi = fmax(yhi, chance);
     if (!isfinite(xlo)) xlo = 0, xhi = 1;
@@ -194,6 +202,13 @@ char *runner_svg_scatter(const char *title, const char *x_label, const char *y_l
         const char *col = COLORS[i % N_COLORS];
         double px = ML + (W - ML - MR) * (log10(x[i]) - xlo) / (xhi - xlo);
         double py = MT + (H - MT - MB) * (1 - (y[i] - ylo) / (yhi - ylo));
+        double e = yerr && isfinite(yerr[i]) ? fabs(yerr[i]) : 0;
+        if (e > 0) { /* the error bar: a vertical line with caps */
+            double p0 = MT + (H - MT - MB) * (1 - (y[i] - e - ylo) / (yhi - ylo));
+            double p1 = MT + (H - MT - MB) * (1 - (y[i] + e - ylo) / (yhi - ylo));
+            put(&b, "<path class=\"errbar\" d=\"M%.1f %.1fV%.1fM%.1f %.1fH%.1fM%.1f %.1fH%.1f\" stroke=\"%s\" "
+                    "stroke-width=\"1.5\" fill=\"none\"/>\n", px, p0, p1, px - 4, p0, px + 4, px - 4, p1, px + 4, col);
+        }
         put(&b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"5\" fill=\"%s\"/><text x=\"%.1f\" y=\"%.1f\" font-size=\"10\">",
             px, py, col, px + 7, py - 6);
         put_text(&b, labels[i]);
@@ -203,7 +218,8 @@ char *runner_svg_scatter(const char *title, const char *x_label, const char *y_l
             put(&b, "<circle cx=\"%d\" cy=\"%.1f\" r=\"5\" fill=\"%s\"/><text x=\"%d\" y=\"%.1f\">", W - MR + 20, ly,
                 col, W - MR + 32, ly + 4);
             put_text(&b, labels[i]);
-            put(&b, " (%.0f, %.3g)</text>\n", x[i], y[i]);
+            if (e > 0) put(&b, " (%.0f, %.3g \xc2\xb1 %.2g)</text>\n", x[i], y[i], e);
+            else put(&b, " (%.0f, %.3g)</text>\n", x[i], y[i]);
         }
     }
     return finish(&b);

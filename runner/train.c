@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "peft/tokenizer.h"
+#include "runner/dist.h"
 #include "runner/internal.h"
 
 static double now_s(void)
@@ -31,6 +32,8 @@ static double now_s(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
+
+extern int openblas_get_num_threads(void);
 
 static double peak_rss_mb(void)
 {
@@ -42,6 +45,7 @@ void runner_result_free(runner_result *r)
 {
     if (!r) return;
     free(r->run);
+    free(r->group);
     free(r->methods);
     free(r->train_loss);
     free(r->eval_loss);
@@ -109,22 +113,220 @@ static int64_t adapter_bytes(const char *dir, const runner_run *r)
     return total;
 }
 
-/* one micro-batch from the epoch order (a new epoch when it runs out) */
-static int next_batch(batch_ctx *b, runner_state *s, int64_t B, runner_batch *out)
+/* the example indices of one micro-batch from the epoch order (a new epoch when it runs out) */
+static void next_indices(runner_state *s, int64_t B, size_t *idx)
 {
-    size_t idx[4096];
-    if (B > 4096) B = 4096;
     for (int64_t i = 0; i < B; i++) {
         if ((size_t)s->pos >= s->n_train) runner_state_new_epoch(s);
         idx[i] = s->perm[s->pos++];
     }
+}
+
+/* one micro-batch from the epoch order */
+static int next_batch(batch_ctx *b, runner_state *s, int64_t B, runner_batch *out)
+{
+    size_t idx[4096];
+    if (B > 4096) B = 4096;
+    next_indices(s, B, idx);
     return runner_batch_make(&b->train, b->c->task, idx, B, b->pad_id, out);
+}
+
+/* ---- data parallel ----------------------------------------------------------------------------
+ * training.data_parallel: N splits each micro-batch of batch_size examples into N shares of
+ * batch_size / N. Each share is its own forward and backward (the gradient of its mean loss),
+ * with its own dropout stream seeded from (seed, update, micro-batch, share). The update's
+ * gradient is the sum of the accum x N share gradients in the fixed order (micro-batch, share),
+ * times 1 / (accum x N), in float: the same operations in the same order whichever process
+ * computed which share, so 1, 2, 3 or N ranks give the same bits (as long as each process's
+ * BLAS computes a share's products the same way: the same OpenBLAS thread count, see
+ * docs/experiments.md). Share s of every micro-batch is computed by rank s mod min(N, ranks);
+ * the shares go to rank 0 in one gather per update, rank 0 sums them and broadcasts the result
+ * with a flag (go on, stop, error), and every rank takes the same clipped AdamW step. Rank 0
+ * alone evaluates, saves and checkpoints; every rank reads a checkpoint when resuming. */
+typedef struct dp_state {
+    int ranks, rank, used;  /* MPI size and rank; ranks that compute shares */
+    int64_t n;              /* shares per micro-batch */
+    size_t P;               /* gradient floats (every trainable parameter) */
+    size_t rec;             /* floats per share record: P gradients, loss, tokens */
+    float *send, *recv, *sum;
+    int *counts;
+} dp_state;
+
+#define DP_GO 0
+#define DP_STOP 1
+#define DP_ERROR 2
+
+static int dp_owner(const dp_state *d, int64_t share) { return (int)(share % d->used); }
+
+static int64_t dp_owned(const dp_state *d, int rank)
+{
+    int64_t k = 0;
+    for (int64_t s = 0; s < d->n; s++) k += dp_owner(d, s) == rank;
+    return k;
+}
+
+static void dp_free(dp_state *d)
+{
+    free(d->send);
+    free(d->recv);
+    free(d->sum);
+    free(d->counts);
+}
+
+static int dp_init(dp_state *d, const runner_run *r, const peft_adamw *opt, int ranks, int rank)
+{
+    memset(d, 0, sizeof *d);
+    d->ranks = ranks, d->rank = rank;
+    d->n = r->train.data_parallel;
+    d->used = d->n < ranks ? (int)d->n : ranks;
+    for (size_t i = 0; i < peft_adamw_n_params(opt); i++) d->P += (size_t)peft_adamw_param(opt, i)->numel;
+    d->rec = d->P + 2;
+    const size_t A = (size_t)r->train.grad_accum;
+    d->send = malloc((A * (size_t)dp_owned(d, rank) * d->rec + 1) * sizeof *d->send);
+    d->recv = malloc((rank == 0 ? A * (size_t)d->n * d->rec : 1) * sizeof *d->recv);
+    d->sum = malloc((d->P + 1) * sizeof *d->sum);
+    d->counts = calloc((size_t)ranks, sizeof *d->counts);
+    if (!d->send || !d->recv || !d->sum || !d->counts) return -1;
+    for (int k = 0; k < ranks; k++) d->counts[k] = (int)(A * (size_t)dp_owned(d, k) * d->rec);
+    return 0;
+}
+
+static uint64_t mix64(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+/* One data-parallel update (every rank calls it): this rank's shares, the gather, the sum at rank
+ * 0, the broadcast, the step. *flag: DP_GO, DP_STOP (rank 0 was asked to stop) or DP_ERROR.
+ * -1 with err on this rank's own failure. */
+static int dp_update(batch_ctx *b, const runner_run *r, peft_model *m, peft_adamw *opt, peft_graph *g,
+                     runner_state *s, dp_state *d, int want_stop, double *loss, int *flag, char *err,
+                     size_t errlen)
+{
+    const runner_train_cfg *t = &r->train;
+    const int64_t bs = t->batch_size / d->n;
+    peft_ctx *ctx = peft_model_ctx(m);
+    size_t idx[4096], o = 0;
+    int bad = 0;
+    peft_adamw_zero_grad(opt);
+    for (int64_t a = 0; a < t->grad_accum; a++) {
+        next_indices(s, t->batch_size, idx); /* every rank walks the same order */
+        for (int64_t sh = 0; sh < d->n; sh++) {
+            if (dp_owner(d, sh) != d->rank) continue;
+            float *rec = d->send + o;
+            o += d->rec;
+            if (bad) continue;
+            runner_batch bt;
+            if (runner_batch_make(&b->train, b->c->task, idx + sh * bs, bs, b->pad_id, &bt)) {
+                snprintf(err, errlen, "out of memory for a batch");
+                bad = 1;
+                continue;
+            }
+            peft_rng_seed(peft_ctx_rng(ctx), mix64(r->seed ^ mix64((uint64_t)(s->step * t->grad_accum + a) * 4099u +
+                                                                   (uint64_t)sh)));
+            peft_model_inputs in;
+            runner_batch_view(&bt, b->c->task, &in);
+            peft_model_outputs mo;
+            peft_graph_reset(g);
+            g->recording = 1;
+            if (peft_model_forward(m, g, &in, &mo)) {
+                snprintf(err, errlen, "run '%s' step %lld: %s", r->name, (long long)s->step + 1, peft_errmsg(ctx));
+                runner_batch_free(&bt);
+                bad = 1;
+                continue;
+            }
+            rec[d->P] = peft_f32(mo.loss)[0];
+            rec[d->P + 1] = (float)bt.n_tokens;
+            runner_batch_free(&bt);
+            if (peft_graph_backward(g, mo.loss)) {
+                snprintf(err, errlen, "run '%s' step %lld: backward: %s", r->name, (long long)s->step + 1, peft_errmsg(ctx));
+                bad = 1;
+                continue;
+            }
+            double peak = (double)peft_arena_peak(g->arena) / (1024.0 * 1024.0);
+            if (peak > s->res->peak_arena_mb) s->res->peak_arena_mb = peak;
+            size_t k = 0;
+            for (size_t i = 0; i < peft_adamw_n_params(opt); i++) {
+                peft_tensor *pt = peft_adamw_param(opt, i);
+                memcpy(rec + k, pt->grad, (size_t)pt->numel * sizeof(float));
+                k += (size_t)pt->numel;
+            }
+            peft_adamw_zero_grad(opt);
+        }
+    }
+    if (bad) /* a share that failed: a NaN loss tells rank 0 */
+        for (size_t i = 0; i < o; i += d->rec) d->send[i + d->P] = NAN;
+    if (runner_dist_gatherv(d->send, (int)o, d->recv, d->counts, 0))
+        return snprintf(err, errlen, "run '%s': the gather of the gradients failed", r->name), -1;
+    if (d->rank == 0) { /* the records in (micro-batch, share) order, summed in that order */
+        const int64_t S = t->grad_accum * d->n;
+        size_t *off = malloc((size_t)S * sizeof *off), *pos = calloc((size_t)d->ranks + 1, sizeof *pos);
+        if (!off || !pos) {
+            free(off);
+            free(pos);
+            return snprintf(err, errlen, "out of memory"), -1;
+        }
+        for (int k = 1; k <= d->ranks; k++) pos[k] = pos[k - 1] + (size_t)d->counts[k - 1];
+        for (int64_t a = 0; a < t->grad_accum; a++)
+            for (int64_t sh = 0; sh < d->n; sh++) {
+                int ow = dp_owner(d, sh);
+                off[a * d->n + sh] = pos[ow];
+                pos[ow] += d->rec;
+            }
+        double lsum = 0;
+        int finite = 1;
+        memcpy(d->sum, d->recv + off[0], d->P * sizeof(float));
+        for (int64_t k = 1; k < S; k++) {
+            const float *x = d->recv + off[k];
+            for (size_t i = 0; i < d->P; i++) d->sum[i] += x[i];
+        }
+        const float scale = (float)(1.0 / (double)S);
+        for (size_t i = 0; i < d->P; i++) d->sum[i] *= scale;
+        for (int64_t k = 0; k < S; k++) {
+            const float *x = d->recv + off[k];
+            finite &= isfinite(x[d->P]);
+            lsum += x[d->P];
+            s->res->train_tokens += (int64_t)x[d->P + 1];
+        }
+        free(off);
+        free(pos);
+        *loss = lsum / (double)S;
+        *flag = !finite ? DP_ERROR : want_stop ? DP_STOP : DP_GO;
+        if (!finite && !bad)
+            snprintf(err, errlen, "run '%s' step %lld: the loss is not finite on a share (try a smaller "
+                     "learning_rate, or see the other ranks' messages)", r->name, (long long)s->step + 1);
+        d->sum[d->P] = (float)*flag;
+    }
+    if (runner_dist_bcast(d->sum, (int)d->P + 1, 0))
+        return snprintf(err, errlen, "run '%s': the broadcast of the gradients failed", r->name), -1;
+    *flag = (int)d->sum[d->P];
+    if (*flag == DP_ERROR) {
+        if (!bad && d->rank != 0) snprintf(err, errlen, "run '%s': stopped by an error on another rank", r->name);
+        return -1;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < peft_adamw_n_params(opt); i++) {
+        peft_tensor *pt = peft_adamw_param(opt, i);
+        memcpy(pt->grad, d->sum + k, (size_t)pt->numel * sizeof(float));
+        k += (size_t)pt->numel;
+    }
+    if (t->max_grad_norm > 0) peft_adamw_clip_grad_norm(opt, t->max_grad_norm);
+    double lr = peft_lr_at(t->schedule, t->lr, s->step, t->steps, t->warmup_steps);
+    peft_adamw_update(opt, lr > 0 ? lr : 1e-300);
+    if (peft_model_step_end(m, s->step, t->steps)) /* the plugins' hooks: the same on every rank */
+        return snprintf(err, errlen, "%s", peft_errmsg(peft_model_ctx(m))), -1;
+    peft_adamw_zero_grad(opt);
+    return 0;
 }
 
 static void logf_(const runner_opts *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void logf_(const runner_opts *o, const char *fmt, ...)
 {
     if (!o->log) return;
+    if (o->tag) fputs(o->tag, o->log);
     va_list ap;
     va_start(ap, fmt);
     vfprintf(o->log, fmt, ap);
@@ -206,21 +408,38 @@ static int run_one(batch_ctx *b, const runner_run *r, int read_only, runner_resu
         return RUN_NONE;
     }
     res->best_metric = res->best_eval_loss = res->base_metric = NAN;
-    if (!(res->run = strdup(r->name)) || !(res->methods = join_methods(r)) || runner_mkdir_p(dir, err, errlen)) {
+    res->seed = r->seed;
+    res->rank = o->rank;
+    res->world = o->world > 0 ? o->world : 1;
+    res->blas_threads = openblas_get_num_threads();
+    if (gethostname(res->host, sizeof res->host) != 0) snprintf(res->host, sizeof res->host, "?");
+    res->host[sizeof res->host - 1] = 0;
+    if (!(res->run = strdup(r->name)) || !(res->group = strdup(r->group)) || !(res->methods = join_methods(r)) ||
+        runner_mkdir_p(dir, err, errlen)) {
         if (!res->methods) snprintf(err, errlen, "out of memory");
         json_decref(config);
         return -1;
     }
-    int lock_fd; /* one process per run dir: a second peft run on it stops here, naming us */
-    if (runner_lock_run_dir(dir, &lock_fd, err, errlen)) {
+    /* one process per run dir: a second peft run on it stops here, naming us. A data-parallel
+     * run on several ranks is one run: rank 0 locks, and tells the others what it found */
+    const int dp_multi = r->train.data_parallel > 1 && runner_dist_size() > 1;
+    const int locker = !dp_multi || runner_dist_rank() == 0;
+    int lock_fd = -1;
+    float verdict = 1; /* 1: train; 0: finished meanwhile by the holder we waited for; -1: no lock */
+    if (locker && runner_lock_run_dir(dir, &lock_fd, err, errlen)) verdict = -1;
+    else if (locker && !o->fresh && runner_file_exists(results)) verdict = 0;
+    if (dp_multi && runner_dist_bcast(&verdict, 1, 0)) verdict = -1;
+    if (verdict < 0) {
+        if (!locker) snprintf(err, errlen, "run '%s': rank 0 could not lock %s", r->name, dir);
         json_decref(config);
         return -1;
     }
-    if (!o->fresh && runner_file_exists(results)) { /* the holder we waited for finished it */
+    if (verdict == 0) {
         runner_unlock_run_dir(lock_fd);
         free(res->run);
+        free(res->group);
         free(res->methods);
-        res->run = res->methods = NULL;
+        res->run = res->group = res->methods = NULL;
         int e = runner_read_results(results, config, res, err, errlen);
         json_decref(config);
         if (e) return -1;
@@ -235,6 +454,7 @@ static int run_one(batch_ctx *b, const runner_run *r, int read_only, runner_resu
     peft_adamw *opt = NULL;
     peft_graph *g = NULL;
     runner_state s = {.res = res, .n_train = b->train.n};
+    dp_state d = {0};
     if (!ctx || build_model(c, r, ctx, &m, err, errlen)) goto out;
     peft_get_nb_trainable_parameters(m, &res->trainable, &res->all);
     const runner_train_cfg *t = &r->train;
@@ -245,119 +465,142 @@ static int run_one(batch_ctx *b, const runner_run *r, int read_only, runner_resu
     if (!g || !s.perm) { snprintf(err, errlen, "out of memory"); goto out; }
     peft_rng_seed(&s.data_rng, r->seed ^ 0x9e3779b97f4a7c15ULL);
 
+    /* data parallel: over the MPI ranks when there are several, else every share here */
+    const int dp = t->data_parallel > 1, ranks = dp ? runner_dist_size() : 1, rank = dp ? runner_dist_rank() : 0;
+    const int lead = rank == 0; /* evaluates, saves, checkpoints, logs */
+    if (dp && dp_init(&d, r, opt, ranks, rank)) { snprintf(err, errlen, "out of memory"); goto out; }
+    const double t_start = now_s();
     if (!o->fresh && runner_file_exists(ckpt)) {
         if (runner_ckpt_load(ckpt, opt, &s, peft_ctx_rng(ctx), config, err, errlen)) goto out;
-        logf_(o, "%s: resuming at step %lld of %lld from %s\n", r->name, (long long)s.step,
-              (long long)t->steps, ckpt);
+        if (lead) logf_(o, "%s: resuming at step %lld of %lld from %s\n", r->name, (long long)s.step,
+                        (long long)t->steps, ckpt);
     } else {
         runner_state_new_epoch(&s);
         char line[256];
         peft_format_trainable_parameters(m, line, sizeof line);
-        logf_(o, "%s: %s\n", r->name, line);
+        if (dp && lead)
+            logf_(o, "%s: %s; data parallel: %lld shares of %lld examples on %d rank%s\n", r->name, line,
+                  (long long)t->data_parallel, (long long)(t->batch_size / t->data_parallel), d.used,
+                  d.used == 1 ? "" : "s");
+        else if (lead) logf_(o, "%s: %s\n", r->name, line);
         /* the base model without the adapters, then the adapters as initialised */
         runner_eval_result ev;
-        if (peft_disable_adapter(m) == PEFT_OK) {
+        if (lead && peft_disable_adapter(m) == PEFT_OK) {
             if (runner_evaluate(m, g, c, &b->eval, c->num_eval, t->eval_batch_size, &ev, err, errlen)) goto out;
             res->base_metric = ev.metric;
             peft_enable_adapter(m);
         }
-        if (eval_point(b, r, m, g, &s, best, err, errlen)) goto out;
+        if (lead && eval_point(b, r, m, g, &s, best, err, errlen)) goto out;
     }
+    const double elapsed0 = s.elapsed_seconds;
     double t0 = now_s(), last_loss = NAN;
     while (s.step < t->steps) {
         peft_model_train(m, 1);
-        double loss_sum = 0;
-        char bad[256] = ""; /* a non-finite loss or gradient in this update: what and where */
-        for (int64_t a = 0; a < t->grad_accum; a++) {
-            runner_batch bt;
-            if (next_batch(b, &s, t->batch_size, &bt)) { snprintf(err, errlen, "out of memory for a batch"); goto out; }
-            peft_model_inputs in;
-            runner_batch_view(&bt, c->task, &in);
-            peft_model_outputs mo;
-            peft_graph_reset(g);
-            g->recording = 1;
-            if (peft_model_forward(m, g, &in, &mo)) {
-                snprintf(err, errlen, "run '%s' step %lld: %s", r->name, (long long)s.step + 1, peft_errmsg(ctx));
-                runner_batch_free(&bt);
-                goto out;
-            }
-            double l = peft_f32(mo.loss)[0];
-            res->train_tokens += bt.n_tokens;
-            runner_batch_free(&bt);
-            if (!isfinite(l)) {
-                if (!bad[0]) snprintf(bad, sizeof bad, "the loss is %g (micro-batch %lld)", l, (long long)a + 1);
-                continue;
-            }
-            loss_sum += l;
-            if (peft_graph_backward(g, mo.loss)) {
-                snprintf(err, errlen, "run '%s' step %lld: %s", r->name, (long long)s.step + 1,
-                         peft_graph_error(g));
-                goto out;
-            }
-            double peak = (double)peft_arena_peak(g->arena) / (1024.0 * 1024.0);
-            if (peak > res->peak_arena_mb) res->peak_arena_mb = peak;
-        }
-        if (t->grad_accum > 1) peft_adamw_scale_grads(opt, 1.0 / (double)t->grad_accum);
-        double gnorm = peft_adamw_clip_grad_norm(opt, t->max_grad_norm > 0 ? t->max_grad_norm : 0);
-        if (!bad[0] && !isfinite(gnorm)) snprintf(bad, sizeof bad, "the gradient norm is %g", gnorm);
-        if (bad[0]) {
-            if (t->on_nonfinite != RUNNER_NONFINITE_SKIP) {
-                snprintf(err, errlen, "run '%s' step %lld: %s; stopped (training.on_nonfinite: skip "
-                         "drops such updates; or try a smaller learning_rate)", r->name,
-                         (long long)s.step + 1, bad);
-                goto out;
-            }
-            peft_adamw_zero_grad(opt);
-            res->skipped_steps++;
-            logf_(o, "%s: step %lld: %s: update skipped (training.on_nonfinite: skip)\n", r->name,
-                  (long long)s.step + 1, bad);
-        }
         double lr = peft_lr_at(t->schedule, t->lr, s.step, t->steps, t->warmup_steps);
-        if (!bad[0]) { /* lr 0 (warm-up's first update) is a no-op step */
-            peft_adamw_update(opt, lr > 0 ? lr : 1e-300);
-            /* the plugins' training hooks (AdaLoRA's rank allocation) see the gradients, as
-             * PEFT's update_and_allocate between optimizer.step() and zero_grad() */
-            if (peft_model_step_end(m, s.step, t->steps)) {
-                snprintf(err, errlen, "%s", peft_errmsg(peft_model_ctx(m)));
-                goto out;
+        int stop = o->stop && *o->stop;
+        char bad[256] = ""; /* a non-finite loss or gradient in this update: what and where */
+        if (dp) {
+            int flag;
+            if (dp_update(b, r, m, opt, g, &s, &d, stop, &last_loss, &flag, err, errlen)) goto out;
+            stop = flag == DP_STOP; /* rank 0 decides for every rank */
+        } else {
+            double loss_sum = 0;
+            for (int64_t a = 0; a < t->grad_accum; a++) {
+                runner_batch bt;
+                if (next_batch(b, &s, t->batch_size, &bt)) { snprintf(err, errlen, "out of memory for a batch"); goto out; }
+                peft_model_inputs in;
+                runner_batch_view(&bt, c->task, &in);
+                peft_model_outputs mo;
+                peft_graph_reset(g);
+                g->recording = 1;
+                if (peft_model_forward(m, g, &in, &mo)) {
+                    snprintf(err, errlen, "run '%s' step %lld: %s", r->name, (long long)s.step + 1, peft_errmsg(ctx));
+                    runner_batch_free(&bt);
+                    goto out;
+                }
+                double l = peft_f32(mo.loss)[0];
+                res->train_tokens += bt.n_tokens;
+                runner_batch_free(&bt);
+                if (!isfinite(l)) {
+                    if (!bad[0]) snprintf(bad, sizeof bad, "the loss is %g (micro-batch %lld)", l, (long long)a + 1);
+                    continue;
+                }
+                loss_sum += l;
+                if (peft_graph_backward(g, mo.loss)) {
+                    snprintf(err, errlen, "run '%s' step %lld: %s", r->name, (long long)s.step + 1,
+                             peft_graph_error(g));
+                    goto out;
+                }
+                double peak = (double)peft_arena_peak(g->arena) / (1024.0 * 1024.0);
+                if (peak > res->peak_arena_mb) res->peak_arena_mb = peak;
             }
-            peft_adamw_zero_grad(opt);
+            if (t->grad_accum > 1) peft_adamw_scale_grads(opt, 1.0 / (double)t->grad_accum);
+            double gnorm = peft_adamw_clip_grad_norm(opt, t->max_grad_norm > 0 ? t->max_grad_norm : 0);
+            if (!bad[0] && !isfinite(gnorm)) snprintf(bad, sizeof bad, "the gradient norm is %g", gnorm);
+            if (bad[0]) {
+                if (t->on_nonfinite != RUNNER_NONFINITE_SKIP) {
+                    snprintf(err, errlen, "run '%s' step %lld: %s; stopped (training.on_nonfinite: skip "
+                             "drops such updates; or try a smaller learning_rate)", r->name,
+                             (long long)s.step + 1, bad);
+                    goto out;
+                }
+                peft_adamw_zero_grad(opt);
+                res->skipped_steps++;
+                logf_(o, "%s: step %lld: %s: update skipped (training.on_nonfinite: skip)\n", r->name,
+                      (long long)s.step + 1, bad);
+            }
+            if (!bad[0]) { /* lr 0 (warm-up's first update) is a no-op step */
+                peft_adamw_update(opt, lr > 0 ? lr : 1e-300);
+                /* the plugins' training hooks (AdaLoRA's rank allocation) see the gradients, as
+                 * PEFT's update_and_allocate between optimizer.step() and zero_grad() */
+                if (peft_model_step_end(m, s.step, t->steps)) {
+                    snprintf(err, errlen, "%s", peft_errmsg(peft_model_ctx(m)));
+                    goto out;
+                }
+                peft_adamw_zero_grad(opt);
+            }
+            if (!bad[0]) last_loss = loss_sum / (double)t->grad_accum;
+            stop = o->stop && *o->stop; /* a request that came during the update */
         }
         s.step++;
-        if (!bad[0]) {
-            last_loss = loss_sum / (double)t->grad_accum;
-            if (runner_curve_push(&res->train_loss, &res->n_train, s.step, last_loss)) {
-                snprintf(err, errlen, "out of memory");
-                goto out;
-            }
+        if (!bad[0] && runner_curve_push(&res->train_loss, &res->n_train, s.step, last_loss)) {
+            snprintf(err, errlen, "out of memory");
+            goto out;
         }
         double el = s.train_seconds + (now_s() - t0);
-        runner_progress(o, r->name, s.step, t->steps, last_loss, lr, el > 0 ? (double)res->train_tokens / el : 0);
-        if (s.step % t->eval_steps == 0 || s.step == t->steps) {
+        if (lead) runner_progress(o, r->name, s.step, t->steps, last_loss, lr, el > 0 ? (double)res->train_tokens / el : 0);
+        if (lead && (s.step % t->eval_steps == 0 || s.step == t->steps)) {
             double te = now_s();
             if (eval_point(b, r, m, g, &s, best, err, errlen)) goto out;
             t0 += now_s() - te; /* evaluation time is not training time */
         }
-        if (o->debug_kill_at > 0 && s.step == o->debug_kill_at) {
+        if (o->debug_kill_at > 0 && s.step == o->debug_kill_at &&
+            (!o->debug_kill_run || !strcmp(o->debug_kill_run, r->name))) {
             if (o->log) fflush(o->log);
             raise(SIGKILL);
         }
-        int stop = o->stop && *o->stop;
-        if ((s.step % t->save_steps == 0 && s.step < t->steps) || (stop && s.step < t->steps)) {
+        if (lead && ((s.step % t->save_steps == 0 && s.step < t->steps) || (stop && s.step < t->steps))) {
             s.train_seconds += now_s() - t0;
             t0 = now_s();
+            s.elapsed_seconds = elapsed0 + (now_s() - t_start);
             if (runner_ckpt_save(ckpt, opt, &s, peft_ctx_rng(ctx), config, err, errlen)) goto out;
         }
         if (stop && s.step < t->steps) {
             runner_progress_done(o);
-            logf_(o, "%s: stopped at step %lld; checkpoint %s (run the same command again to resume)\n",
-                  r->name, (long long)s.step, ckpt);
+            if (lead)
+                logf_(o, "%s: stopped at step %lld; checkpoint %s (run the same command again to resume)\n",
+                      r->name, (long long)s.step, ckpt);
             rc = RUNNER_STOPPED;
             goto out;
         }
+        if (o->poll) o->poll(o->poll_ud);
     }
     s.train_seconds += now_s() - t0;
     runner_progress_done(o);
+    if (!lead) { /* a data-parallel helper: rank 0 writes the run's files */
+        rc = 0;
+        goto out;
+    }
     if (peft_save_pretrained(m, adapter, NULL, 0, 1)) {
         snprintf(err, errlen, "%s: %s", adapter, peft_errmsg(ctx));
         goto out;
@@ -371,6 +614,8 @@ static int run_one(batch_ctx *b, const runner_run *r, int read_only, runner_resu
     res->wall_s = s.train_seconds;
     res->tokens_per_s = s.train_seconds > 0 ? (double)res->train_tokens / s.train_seconds : 0;
     res->peak_rss_mb = peak_rss_mb();
+    res->elapsed_s = elapsed0 + (now_s() - t_start);
+    if (dp) res->world = d.used;
     if (runner_write_run_plot(dir, res, err, errlen) || runner_write_results(c, r, res, results, err, errlen))
         goto out;
     unlink(ckpt);
@@ -379,6 +624,7 @@ static int run_one(batch_ctx *b, const runner_run *r, int read_only, runner_resu
     rc = 0;
 out:
     runner_unlock_run_dir(lock_fd);
+    dp_free(&d);
     json_decref(config);
     free(s.perm);
     peft_graph_free(g);
@@ -388,17 +634,51 @@ out:
     return rc;
 }
 
-int runner_run_all(runner_config *c, const runner_opts *opts, char *err, size_t errlen)
+/* the work of a run, for scheduling: updates x examples per update (longest first) */
+static double run_cost(const runner_run *r)
 {
-    runner_opts quiet = {0};
-    if (!opts) opts = &quiet;
-    if (!c->checked && runner_check(c, err, errlen)) return -1;
-    batch_ctx b = {.c = c, .o = opts};
+    return (double)r->train.steps * (double)r->train.grad_accum * (double)r->train.batch_size;
+}
+
+/* runs in order of decreasing cost, ties in file order */
+static void by_cost(const runner_config *c, int *order)
+{
+    for (int i = 0; i < c->n_runs; i++) order[i] = i;
+    for (int i = 1; i < c->n_runs; i++) { /* insertion sort: stable */
+        int v = order[i], j = i;
+        while (j > 0 && run_cost(&c->runs[order[j - 1]]) < run_cost(&c->runs[v])) order[j] = order[j - 1], j--;
+        order[j] = v;
+    }
+}
+
+int runner_shard_assign(const runner_config *c, int count, int *shard)
+{
+    int *order = malloc(((size_t)c->n_runs + 1) * sizeof *order);
+    double *load = calloc((size_t)count + 1, sizeof *load);
+    if (!order || !load || count < 1) {
+        free(order);
+        free(load);
+        return -1;
+    }
+    by_cost(c, order);
+    for (int k = 0; k < c->n_runs; k++) { /* longest first, each to the least loaded shard */
+        int best = 0;
+        for (int j = 1; j < count; j++)
+            if (load[j] < load[best]) best = j;
+        shard[order[k]] = best;
+        load[best] += run_cost(&c->runs[order[k]]);
+    }
+    free(order);
+    free(load);
+    return 0;
+}
+
+/* loads what every run shares: the tokenizer, both data sets, the pad id */
+static int batch_setup(runner_config *c, batch_ctx *b, char *err, size_t errlen)
+{
     peft_tokenizer *tk = NULL;
     char derr[1024];
-    int rc = -1, n_res = 0;
-    runner_result **res = calloc((size_t)c->n_runs + 1, sizeof *res);
-    if (!res) return snprintf(err, errlen, "out of memory"), -1;
+    int rc = -1;
     if (runner_check_tokenizer(c, &tk, err, errlen)) goto out;
     peft_base_model *meta;
     char cfg[4096];
@@ -414,43 +694,184 @@ int runner_run_all(runner_config *c, const runner_opts *opts, char *err, size_t 
     json_t *id2label = json_object_get(meta->config, "id2label");
     if (json_is_object(id2label) && json_object_size(id2label) > 0) num_labels = (int64_t)json_object_size(id2label);
     if (peft_config_int(meta, "pad_token_id", 1, 0, &pad, derr, sizeof derr) || pad < 0 || pad >= vocab) pad = 0;
-    b.pad_id = (int32_t)pad;
+    b->pad_id = (int32_t)pad;
     peft_base_model_free(meta);
-    if (runner_data_load(c->train_path, c->task, c->max_length, vocab, num_labels, tk, &b.train, err, errlen) ||
-        runner_data_load(c->eval_path, c->task, c->max_length, vocab, num_labels, tk, &b.eval, err, errlen))
+    if (runner_data_load(c->train_path, c->task, c->max_length, vocab, num_labels, tk, &b->train, err, errlen) ||
+        runner_data_load(c->eval_path, c->task, c->max_length, vocab, num_labels, tk, &b->eval, err, errlen))
         goto out;
     if (runner_mkdir_p(c->output_dir, err, errlen)) goto out;
-    logf_(opts, "%s: %d run%s, %zu training and %zu evaluation examples, output in %s\n", c->name,
-          c->n_runs, c->n_runs == 1 ? "" : "s", b.train.n, b.eval.n, c->output_dir);
-    int trained = 0;
-    for (int i = 0; i < c->n_runs; i++) { /* runs not selected by --only: their results if any */
-        int skip = opts->only && !strstr(c->runs[i].name, opts->only);
-        /* a stop request after a run finished in this call: do not begin the next one */
-        int stop = !skip && trained && opts->stop && *opts->stop;
-        int r = run_one(&b, &c->runs[i], skip || stop, &res[n_res], err, errlen);
-        if (r == RUN_NONE) {
+    rc = 0;
+out:
+    peft_tokenizer_free(tk);
+    return rc;
+}
+
+/* The summary from the results on disk, in file order. require_all: only when every run has
+ * one (*missing counts those that do not; no summary then). */
+static int summarize(batch_ctx *b, int require_all, int *missing, char *err, size_t errlen)
+{
+    const runner_config *c = b->c;
+    runner_opts ro = *b->o;
+    ro.fresh = 0;
+    batch_ctx rb = *b;
+    rb.o = &ro;
+    runner_result **res = calloc((size_t)c->n_runs + 1, sizeof *res);
+    if (!res) return snprintf(err, errlen, "out of memory"), -1;
+    int n_res = 0, rc = 0, miss = 0;
+    char first_missing[512] = "";
+    for (int i = 0; i < c->n_runs && rc == 0; i++) {
+        int r = run_one(&rb, &c->runs[i], 1, &res[n_res], err, errlen);
+        if (r == RUN_KEPT) n_res++;
+        else if (r == RUN_NONE) {
+            if (!miss++) snprintf(first_missing, sizeof first_missing, "%s", c->runs[i].name);
             runner_result_free(res[n_res]);
             res[n_res] = NULL;
-            if (stop) {
-                logf_(opts, "stopped before %s (run the same command again to go on)\n", c->runs[i].name);
-                rc = RUNNER_STOPPED;
+        } else {
+            rc = -1;
+            runner_result_free(res[n_res]);
+            res[n_res] = NULL;
+        }
+    }
+    if (missing) *missing = miss;
+    if (rc == 0 && require_all && miss) {
+        snprintf(err, errlen, "%d of %d runs have no results.json yet in %s (the first: %s): run the missing "
+                 "shards first", miss, c->n_runs, c->output_dir, first_missing);
+        rc = 1;
+    } else if (rc == 0) {
+        rc = runner_write_summary(c, res, n_res, b->o->log, err, errlen);
+    }
+    for (int i = 0; i < n_res; i++) runner_result_free(res[i]);
+    free(res);
+    return rc;
+}
+
+/* a scheduled job: one run, its result dropped (the summary reads results.json) */
+static int job(void *ud, int i, char *err, size_t errlen)
+{
+    batch_ctx *b = ud;
+    runner_result *res = NULL;
+    int r = run_one(b, &b->c->runs[i], 0, &res, err, errlen);
+    runner_result_free(res);
+    return r == RUN_KEPT ? 0 : r;
+}
+
+int runner_run_all(runner_config *c, const runner_opts *opts, char *err, size_t errlen)
+{
+    runner_opts o = {0};
+    if (opts) o = *opts;
+    if (!c->checked && runner_check(c, err, errlen)) return -1;
+    const int world = runner_dist_size(), rank = runner_dist_rank();
+    o.rank = rank, o.world = world;
+    batch_ctx b = {.c = c, .o = &o};
+    int rc = -1;
+    int *shard = calloc((size_t)c->n_runs + 1, sizeof *shard), *queue = calloc((size_t)c->n_runs + 1, sizeof *queue);
+    char *selected = calloc((size_t)c->n_runs + 1, 1);
+    if (!shard || !queue || !selected) { snprintf(err, errlen, "out of memory"); goto out; }
+    if (o.shard_count > 0 && runner_shard_assign(c, o.shard_count, shard)) { snprintf(err, errlen, "out of memory"); goto out; }
+    int n_sel = 0;
+    for (int i = 0; i < c->n_runs; i++) {
+        selected[i] = (!o.only || strstr(c->runs[i].name, o.only)) && (o.shard_count <= 0 || shard[i] == o.shard_index);
+        n_sel += selected[i];
+    }
+    if (batch_setup(c, &b, err, errlen)) goto out;
+    if (rank == 0) {
+        char where[128] = "";
+        if (o.shard_count > 0) snprintf(where, sizeof where, "shard %d/%d: %d of ", o.shard_index, o.shard_count, n_sel);
+        if (world > 1) snprintf(where + strlen(where), sizeof where - strlen(where), "%s%d ranks (%s), ",
+                                where[0] ? "on " : "", world, runner_dist_library());
+        logf_(&o, "%s: %s%d run%s, %zu training and %zu evaluation examples, output in %s\n", c->name, where,
+              c->n_runs, c->n_runs == 1 ? "" : "s", b.train.n, b.eval.n, c->output_dir);
+    }
+    if (world == 1) { /* one process: the runs in file order */
+        int trained = 0;
+        for (int i = 0; i < c->n_runs; i++) {
+            if (!selected[i]) continue;
+            /* a stop request after a run finished in this call: do not begin the next one */
+            if (trained && o.stop && *o.stop) {
+                runner_result *res = NULL;
+                int r = run_one(&b, &c->runs[i], 1, &res, err, errlen);
+                runner_result_free(res);
+                if (r == RUN_NONE) {
+                    logf_(&o, "stopped before %s (run the same command again to go on)\n", c->runs[i].name);
+                    rc = RUNNER_STOPPED;
+                    goto out;
+                }
+                if (r < 0) goto out;
+                continue;
+            }
+            runner_result *res = NULL;
+            int r = run_one(&b, &c->runs[i], 0, &res, err, errlen);
+            runner_result_free(res);
+            if (r == 0) trained = 1;
+            else if (r != RUN_KEPT) {
+                rc = r;
                 goto out;
             }
-            continue;
         }
-        n_res++;
-        if (r == 0) trained = 1;
-        else if (r != RUN_KEPT) {
+    } else {
+        /* data-parallel runs first, each by every rank together; then the others, one per rank */
+        for (int i = 0; i < c->n_runs; i++) {
+            if (!selected[i] || c->runs[i].train.data_parallel <= 1) continue;
+            int r = job(&b, i, err, errlen);
+            if (r) {
+                rc = r;
+                goto out;
+            }
+        }
+        int n = 0;
+        by_cost(c, queue);
+        for (int k = 0; k < c->n_runs; k++) {
+            int i = queue[k];
+            char p[4200];
+            snprintf(p, sizeof p, "%s/%s/results.json", c->output_dir, c->runs[i].name);
+            if (selected[i] && c->runs[i].train.data_parallel <= 1 && (o.fresh || !runner_file_exists(p)))
+                queue[n++] = i;
+        }
+        char tag[32];
+        snprintf(tag, sizeof tag, "[rank %d] ", rank);
+        o.tag = tag;
+        int r = rank == 0 ? runner_sched_lead(queue, n, job, &b, &o, err, errlen)
+                          : runner_sched_work(job, &b, &o, err, errlen);
+        o.tag = NULL;
+        if (r) {
             rc = r;
             goto out;
         }
+        if (rank != 0) { /* rank 0 writes the summary */
+            rc = 0;
+            goto out;
+        }
     }
-    rc = runner_write_summary(c, res, n_res, opts->log, err, errlen);
+    if (o.shard_count > 0) { /* the shard that finds every run finished writes the summary */
+        int missing = 0;
+        char serr[1024];
+        rc = summarize(&b, 1, &missing, serr, sizeof serr);
+        if (rc == 1) {
+            logf_(&o, "shard %d/%d done; %d run%s of other shards not finished yet: the last shard to finish (or "
+                  "`peft run FILE --summarize`) writes the summary\n", o.shard_index, o.shard_count, missing,
+                  missing == 1 ? "" : "s");
+            rc = 0;
+        } else if (rc) {
+            snprintf(err, errlen, "%s", serr);
+        }
+    } else {
+        rc = summarize(&b, 0, NULL, err, errlen);
+    }
 out:
-    for (int i = 0; i < n_res; i++) runner_result_free(res[i]);
-    free(res);
+    free(shard);
+    free(queue);
+    free(selected);
     runner_data_free(&b.train);
     runner_data_free(&b.eval);
-    peft_tokenizer_free(tk);
     return rc;
+}
+
+int runner_summarize(runner_config *c, const runner_opts *opts, char *err, size_t errlen)
+{
+    runner_opts o = {0};
+    if (opts) o = *opts;
+    batch_ctx b = {.c = c, .o = &o};
+    if (runner_dist_rank() != 0) return 0;
+    int missing = 0, rc = summarize(&b, 1, &missing, err, errlen);
+    return rc ? -1 : 0;
 }

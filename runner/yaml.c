@@ -21,6 +21,7 @@ void runner_node_free(runner_node *n)
     free(n->keys);
     free(n->items);
     free(n->text);
+    free(n->origin);
     free(n);
 }
 
@@ -52,12 +53,14 @@ static int node_push(runner_node *p, runner_node *key, runner_node *item)
 typedef struct yctx {
     yaml_parser_t parser;
     const char *path;
+    int no_pos; /* a command-line value: name it, without line:column */
     char *err;
     size_t errlen;
 } yctx;
 
 static int fail_at(yctx *c, const yaml_mark_t *mk, const char *what)
 {
+    if (c->no_pos) return snprintf(c->err, c->errlen, "%s: %s", c->path, what), -1;
     snprintf(c->err, c->errlen, "%s:%d:%d: %s", c->path, (int)mk->line + 1, (int)mk->column + 1, what);
     return -1;
 }
@@ -148,15 +151,49 @@ fail:
     return -1;
 }
 
+/* every node of the tree gets a copy of origin (a command-line flag) */
+static int set_origin(runner_node *n, const char *origin)
+{
+    if (!n) return 0;
+    if (!(n->origin = strdup(origin))) return -1;
+    for (size_t i = 0; i < n->n; i++)
+        if ((n->keys && set_origin(n->keys[i], origin)) || set_origin(n->items[i], origin)) return -1;
+    return 0;
+}
+
+static int parse_text(const char *path, int no_pos, const char *text, size_t len, runner_node **root,
+                      char *err, size_t errlen);
+
 int runner_yaml_load(const char *path, runner_node **root, char *err, size_t errlen)
 {
     *root = NULL;
     size_t len;
     char *text = runner_read_file(path, &len, err, errlen);
     if (!text) return -1;
-    yctx c = {.path = path, .err = err, .errlen = errlen};
+    int rc = parse_text(path, 0, text, len, root, err, errlen);
+    free(text);
+    return rc;
+}
+
+int runner_yaml_parse_value(const char *text, const char *origin, runner_node **out, char *err,
+                            size_t errlen)
+{
+    *out = NULL;
+    if (parse_text(origin, 1, text, strlen(text), out, err, errlen)) return -1;
+    if (set_origin(*out, origin)) {
+        runner_node_free(*out);
+        *out = NULL;
+        return snprintf(err, errlen, "%s: out of memory", origin), -1;
+    }
+    return 0;
+}
+
+static int parse_text(const char *path, int no_pos, const char *text, size_t len, runner_node **root,
+                      char *err, size_t errlen)
+{
+    *root = NULL;
+    yctx c = {.path = path, .no_pos = no_pos, .err = err, .errlen = errlen};
     if (!yaml_parser_initialize(&c.parser)) {
-        free(text);
         snprintf(err, errlen, "%s: out of memory", path);
         return -1;
     }
@@ -175,7 +212,8 @@ int runner_yaml_load(const char *path, runner_node **root, char *err, size_t err
             }
         } else if (t == YAML_STREAM_END_EVENT) {
             yaml_event_delete(&ev);
-            if (!doc) snprintf(err, errlen, "%s:1:1: the file is empty (expected a mapping of settings)", path);
+            if (!doc && no_pos) snprintf(err, errlen, "%s: no value after '='", path);
+            else if (!doc) snprintf(err, errlen, "%s:1:1: the file is empty (expected a mapping of settings)", path);
             else rc = 0;
             break;
         } else if (parse_node(&c, &ev, &doc, 0)) {
@@ -187,7 +225,6 @@ int runner_yaml_load(const char *path, runner_node **root, char *err, size_t err
     }
     (void)stage;
     yaml_parser_delete(&c.parser);
-    free(text);
     if (rc) {
         runner_node_free(doc);
         return -1;
