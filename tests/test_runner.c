@@ -455,6 +455,257 @@ START_TEST(test_text_data)
 }
 END_TEST
 
+/* ---- overrides, repeated seeds, statistics, shards, data parallel ---- */
+
+static const char *set_error(const char *const *sets, int n)
+{
+    static char err[4096];
+    err[0] = 0;
+    char *path = write_yaml("t.yaml", BASE_YAML);
+    runner_config *c = NULL;
+    if (runner_config_load_set(path, NULL, sets, n, &c, err, sizeof err) == 0) {
+        runner_check(c, err, sizeof err);
+        runner_config_free(c);
+    }
+    free(path);
+    return err;
+}
+
+START_TEST(test_set_overrides)
+{
+    make_world();
+    char *path = write_yaml("t.yaml", BASE_YAML), err[2048];
+    const char *sets[] = {"training.steps=9", "experiments.lora.adapters.0.r=[2,4]", "training.warmup_steps=2",
+                          "seeds=[1, 2]"};
+    runner_config *c;
+    ck_assert_msg(runner_config_load_set(path, NULL, sets, 4, &c, err, sizeof err) == 0, "%s", err);
+    ck_assert_int_eq(c->n_runs, 4);
+    ck_assert_str_eq(c->runs[0].name, "lora-r=2-seed=1");
+    ck_assert_str_eq(c->runs[3].name, "lora-r=4-seed=2");
+    ck_assert_int_eq(c->runs[0].train.steps, 9);
+    ck_assert_int_eq(c->runs[0].train.warmup_steps, 2);
+    ck_assert_int_eq(json_integer_value(json_object_get(c->runs[2].adapters[0].config, "r")), 4);
+    runner_config_free(c);
+    free(path);
+    /* errors name the flag; values are checked as the file's are */
+    const char *e;
+    const char *s1[] = {"training.steps=many"};
+    e = set_error(s1, 1);
+    ck_assert_msg(strstr(e, "--set training.steps=many: training.steps must be an integer, not a string 'many'") == e, "%s", e);
+    const char *s2[] = {"trainig.steps=5"};
+    e = set_error(s2, 1);
+    ck_assert_msg(strstr(e, "--set trainig.steps=5: unknown key 'trainig' in the top level (did you mean 'training'?)") == e, "%s", e);
+    const char *s3[] = {"experiments.lorra.adapters.0.r=4"};
+    e = set_error(s3, 1);
+    ck_assert_msg(strstr(e, "--set experiments.lorra.adapters.0.r=4: no item named 'lorra' in 'experiments' (names: lora") == e, "%s", e);
+    const char *s4[] = {"experiments.0.adapters.3.r=4"};
+    e = set_error(s4, 1);
+    ck_assert_msg(strstr(e, "'experiments.0.adapters' has 1 item: no item 3"), "%s", e);
+    const char *s5[] = {"training.steps"};
+    e = set_error(s5, 1);
+    ck_assert_msg(strstr(e, "--set training.steps: expected key.path=value"), "%s", e);
+    const char *s6[] = {"experiments.lora.adapters.0.r=[4"};
+    e = set_error(s6, 1);
+    ck_assert_msg(strstr(e, "--set experiments.lora.adapters.0.r=[4: ") == e, "%s", e);
+    const char *s7[] = {"experiments.lora.adapters.0.r=-3"};
+    e = set_error(s7, 1);
+    ck_assert_msg(strstr(e, "--set experiments.lora.adapters.0.r=-3: run 'lora', adapter 'default' (lora)") == e, "%s", e);
+    const char *s8[] = {"task.x=1"};
+    e = set_error(s8, 1);
+    ck_assert_msg(strstr(e, "'task' is a single value, it has no 'x'"), "%s", e);
+}
+END_TEST
+
+START_TEST(test_seeds_and_statistics)
+{
+    make_world();
+    char err[2048];
+    /* repeats at the top, seeds in one experiment */
+    char *path = write_yaml("s.yaml", variant("seed: 3", "seed: 3\nrepeats: 2\ncompare: [lora, ia3]"));
+    FILE *f = fopen(path, "a");
+    fputs("  - name: ia3\n    seeds: [7, 3]\n    adapters: [{method: ia3, target_modules: [k_proj]}]\n", f);
+    fclose(f);
+    runner_config *c;
+    ck_assert_msg(runner_config_load(path, NULL, &c, err, sizeof err) == 0, "%s", err);
+    ck_assert_int_eq(c->n_runs, 4);
+    ck_assert_str_eq(c->runs[0].name, "lora-seed=3");
+    ck_assert_str_eq(c->runs[1].name, "lora-seed=4");
+    ck_assert_str_eq(c->runs[1].group, "lora");
+    ck_assert_int_eq(c->runs[1].seed, 4);
+    ck_assert_str_eq(c->runs[2].name, "ia3-seed=7");
+    ck_assert_int_eq(c->runs[3].seed, 3);
+    ck_assert_int_eq(c->runs[3].n_repeats, 2);
+    ck_assert_int_eq(c->n_compare, 1);
+    runner_config_free(c);
+    free(path);
+    expect_error(variant("seed: 3", "seed: 3\nseeds: [1, 2]\nrepeats: 2"), "7:10", "give 'seeds' (a list) or 'repeats'");
+    expect_error(variant("seed: 3", "seed: [3, 4]\nrepeats: 2"), "5:7", "'seed' is swept here and 'repeats'");
+    expect_error(variant("seed: 3", "seeds: [1, 1]"), "5:12", "seed 1 is listed twice");
+    expect_error(variant("seed: 3", "repeats: 2\ncompare: [lora, lorra]"), "6:17", "compare: no configuration 'lorra'");
+    expect_error(variant("  steps: 6", "  steps: 6\n  data_parallel: 3"), "16:5", "batch_size (4) must be a multiple of data_parallel (3)");
+    /* Student's t */
+    ck_assert_double_eq_tol(runner_t_quantile(0.975, 1), 12.7062047, 1e-6);
+    ck_assert_double_eq_tol(runner_t_quantile(0.975, 2), 4.30265273, 1e-7);
+    ck_assert_double_eq_tol(runner_t_quantile(0.975, 10), 2.22813885, 1e-7);
+    ck_assert_double_eq_tol(runner_t_quantile(0.975, 30), 2.04227246, 1e-7);
+    ck_assert_double_eq_tol(runner_t_cdf(-1.5, 4) + runner_t_cdf(1.5, 4), 1.0, 1e-12);
+    double x[4] = {1, 2, 3, NAN};
+    runner_stat st;
+    runner_stats(x, 4, &st);
+    ck_assert_int_eq(st.n, 3);
+    ck_assert_double_eq_tol(st.mean, 2, 1e-15);
+    ck_assert_double_eq_tol(st.std, 1, 1e-15);
+    ck_assert_double_eq_tol(st.ci95, 4.30265273 / sqrt(3), 1e-7);
+    double a[3] = {0.5, 0.7, 0.9}, b[3] = {0.4, 0.5, 0.6};
+    runner_pair pr;
+    runner_paired(a, b, 3, &pr);
+    ck_assert_double_eq_tol(pr.diff.mean, 0.2, 1e-12);
+    ck_assert_double_eq_tol(pr.t, 0.2 / (0.1 / sqrt(3)), 1e-9);
+    ck_assert_double_eq_tol(pr.p, 2 * (1 - runner_t_cdf(pr.t, 2)), 1e-12);
+    ck_assert_double_eq_tol(pr.p, 1 - pr.t / sqrt(2 + pr.t * pr.t), 1e-9); /* closed form for 2 df: 0.074 */
+}
+END_TEST
+
+/* summary.md with the timing columns (train s, tokens/s) blanked */
+static char *summary_sans_timings(const char *dir)
+{
+    char p[1200];
+    snprintf(p, sizeof p, "%s/summary.md", dir);
+    char *md = tu_read_file(p, NULL);
+    ck_assert_msg(md, "%s missing", p);
+    char *out = calloc(strlen(md) + 1, 1);
+    size_t o = 0;
+    for (char *line = md; *line;) {
+        char *nl = strchr(line, '\n');
+        size_t len = nl ? (size_t)(nl - line + 1) : strlen(line);
+        int bars = 0;
+        for (size_t i = 0; i < len; i++) bars += line[i] == '|';
+        for (size_t i = 0, col = 0; i < len; i++) {
+            if (line[i] == '|') col++;
+            if (bars == 13 && (col == 10 || col == 11) && line[i] != '|') continue; /* the run table */
+            out[o++] = line[i];
+        }
+        line += len;
+    }
+    free(md);
+    return out;
+}
+
+static const char *SHARD_YAML =
+    "name: shards\nbase_model: model\ntask: causal_lm\nmetric: exact_match\n"
+    "data: {train: train.jsonl, eval: eval.jsonl}\n"
+    "training: {steps: 3, batch_size: 4, learning_rate: 0.01, eval_steps: 3}\n"
+    "repeats: 2\ncompare: [lora, ia3]\n"
+    "experiments:\n"
+    "  - name: lora\n    adapters: [{method: lora, r: 2, target_modules: [q_proj]}]\n"
+    "  - name: ia3\n    training: {steps: 4}\n    adapters: [{method: ia3, target_modules: [k_proj]}]\n";
+
+START_TEST(test_shards_then_summarize)
+{
+    make_world();
+    char full[1024], sh[1024], err[2048], p[1300];
+    snprintf(full, sizeof full, "%s/full", tmp);
+    snprintf(sh, sizeof sh, "%s/sharded", tmp);
+    runner_config *c = load(SHARD_YAML, full);
+    ck_assert_int_eq(c->n_runs, 4);
+    runner_opts o = {0};
+    ck_assert_msg(runner_run_all(c, &o, err, sizeof err) == 0, "%s", err);
+    runner_config_free(c);
+    /* the shares are deterministic, cover every run once, longest first to the least loaded */
+    c = load(SHARD_YAML, sh);
+    int shard[4];
+    ck_assert(runner_shard_assign(c, 3, shard) == 0);
+    ck_assert_int_eq(shard[2], 0); /* ia3-seed=0 (4 steps) first */
+    ck_assert_int_eq(shard[3], 1);
+    ck_assert_int_eq(shard[0], 2);
+    ck_assert_int_eq(shard[1], 2);
+    ck_assert_msg(runner_summarize(c, &o, err, sizeof err) != 0, "a summary of nothing");
+    ck_assert_msg(strstr(err, "4 of 4 runs have no results.json yet"), "%s", err);
+    for (int i = 0; i < 3; i++) {
+        runner_opts so = {.shard_index = i, .shard_count = 3};
+        ck_assert_msg(runner_run_all(c, &so, err, sizeof err) == 0, "%s", err);
+        snprintf(p, sizeof p, "%s/summary.md", sh);
+        ck_assert_msg(runner_file_exists(p) == (i == 2), "only the last shard writes the summary (shard %d)", i);
+    }
+    snprintf(p, sizeof p, "%s/summary.md", sh);
+    unlink(p);
+    ck_assert_msg(runner_summarize(c, &o, err, sizeof err) == 0, "%s", err);
+    runner_config_free(c);
+    char *a = summary_sans_timings(full), *b = summary_sans_timings(sh);
+    ck_assert_msg(strstr(a, "| lora | 2 |") && strstr(a, "| lora | ia3 | 2 |"), "%s", a);
+    ck_assert_str_eq(a, b);
+    free(a);
+    free(b);
+    const char *runs[] = {"lora-seed=0", "lora-seed=1", "ia3-seed=0", "ia3-seed=1"};
+    for (int i = 0; i < 4; i++) {
+        char pa[1300], pb[1300];
+        snprintf(pa, sizeof pa, "%s/%s/adapter/adapter_model.safetensors", full, runs[i]);
+        snprintf(pb, sizeof pb, "%s/%s/adapter/adapter_model.safetensors", sh, runs[i]);
+        compare_files(pa, pb);
+    }
+    /* results.json says where and how long */
+    snprintf(p, sizeof p, "%s/ia3-seed=1/results.json", sh);
+    json_error_t je;
+    json_t *j = json_load_file(p, 0, &je);
+    ck_assert(j);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "configuration")), "ia3");
+    ck_assert(json_string_length(json_object_get(j, "host")) > 0);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "rank")), 0);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "world_size")), 1);
+    ck_assert(json_integer_value(json_object_get(j, "blas_threads")) >= 1);
+    ck_assert(json_number_value(json_object_get(j, "elapsed_s")) >= json_number_value(json_object_get(j, "wall_time_s")));
+    json_decref(j);
+    /* the error bars of the seeds' plot */
+    snprintf(p, sizeof p, "%s/metric_vs_params.svg", sh);
+    char *svg = tu_read_file(p, NULL);
+    ck_assert(svg && strstr(svg, "mean over seeds"));
+    free(svg);
+}
+END_TEST
+
+/* data parallel in one process: 4 shares of 2 examples, dropout, resumed after stop requests */
+static const char *DP_YAML =
+    "name: dp\nbase_model: model\ntask: causal_lm\nseed: 5\n"
+    "data: {train: train.jsonl, eval: eval.jsonl}\n"
+    "training: {steps: 5, batch_size: 8, gradient_accumulation_steps: 2, learning_rate: 0.01,\n"
+    "           eval_steps: 5, save_steps: 2, data_parallel: 4}\n"
+    "experiments:\n"
+    "  - name: dp\n    adapters: [{method: lora, r: 2, lora_dropout: 0.1, target_modules: [q_proj, v_proj]}]\n";
+
+START_TEST(test_data_parallel_one_process)
+{
+    make_world();
+    char ref[1024], out[1024], err[2048], p[1300], q[1300];
+    snprintf(ref, sizeof ref, "%s/ref", tmp);
+    snprintf(out, sizeof out, "%s/stopped", tmp);
+    runner_opts o = {0};
+    runner_config *c = load(DP_YAML, ref);
+    ck_assert_msg(runner_run_all(c, &o, err, sizeof err) == 0, "%s", err);
+    runner_config_free(c);
+    c = load(DP_YAML, out);
+    volatile sig_atomic_t stop = 1;
+    runner_opts so = {.stop = &stop};
+    int stops = 0, rc;
+    while ((rc = runner_run_all(c, &so, err, sizeof err)) == RUNNER_STOPPED) stops++;
+    ck_assert_msg(rc == 0, "%s", err);
+    ck_assert_int_eq(stops, 4);
+    runner_config_free(c);
+    snprintf(p, sizeof p, "%s/dp/adapter/adapter_model.safetensors", ref);
+    snprintf(q, sizeof q, "%s/dp/adapter/adapter_model.safetensors", out);
+    compare_files(p, q);
+    snprintf(p, sizeof p, "%s/dp/results.json", ref);
+    json_error_t je;
+    json_t *j = json_load_file(p, 0, &je);
+    ck_assert(j);
+    ck_assert_int_eq(json_array_size(json_object_get(j, "train_loss")), 5);
+    ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(json_object_get(j, "config"), "training"),
+                                                        "data_parallel")), 4);
+    json_t *el = json_object_get(j, "eval_loss");
+    ck_assert(json_number_value(json_array_get(json_array_get(el, 1), 1)) < json_number_value(json_array_get(json_array_get(el, 0), 1)));
+    json_decref(j);
+}
+END_TEST
+
 /* ---- optimizer extensions ---- */
 
 START_TEST(test_lr_schedules)
@@ -569,6 +820,10 @@ int main(void)
     tcase_add_test(t, test_resume_after_kill);
     tcase_add_test(t, test_resume_after_stop_request);
     tcase_add_test(t, test_text_data);
+    tcase_add_test(t, test_set_overrides);
+    tcase_add_test(t, test_seeds_and_statistics);
+    tcase_add_test(t, test_shards_then_summarize);
+    tcase_add_test(t, test_data_parallel_one_process);
     tcase_add_test(t, test_lr_schedules);
     tcase_add_test(t, test_adamw_params_and_state);
     tcase_add_test(t, test_svg_escaping);
