@@ -65,9 +65,14 @@ int runner_dist_init(int *argc, char ***argv, char *err, size_t errlen)
     return 0;
 }
 
+static int wait_req(MPI_Request *rq);
+
 void runner_dist_finalize(void)
 {
-    if (started) MPI_Finalize();
+    if (!started) return;
+    MPI_Request rq; /* every rank here first, waiting asleep: MPI_Finalize may spin */
+    if (MPI_Ibarrier(MPI_COMM_WORLD, &rq) == MPI_SUCCESS) wait_req(&rq);
+    MPI_Finalize();
     started = 0;
 }
 

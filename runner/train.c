@@ -133,22 +133,25 @@ static int next_batch(batch_ctx *b, runner_state *s, int64_t B, runner_batch *ou
 
 /* ---- data parallel ----------------------------------------------------------------------------
  * training.data_parallel: N splits each micro-batch of batch_size examples into N shares of
- * batch_size / N. Each share is its own forward and backward (the gradient of its mean loss),
- * with its own dropout stream seeded from (seed, update, micro-batch, share). The update's
- * gradient is the sum of the accum x N share gradients in the fixed order (micro-batch, share),
- * times 1 / (accum x N), in float: the same operations in the same order whichever process
- * computed which share, so 1, 2, 3 or N ranks give the same bits (as long as each process's
- * BLAS computes a share's products the same way: the same OpenBLAS thread count, see
- * docs/experiments.md). Share s of every micro-batch is computed by rank s mod min(N, ranks);
- * the shares go to rank 0 in one gather per update, rank 0 sums them and broadcasts the result
- * with a flag (go on, stop, error), and every rank takes the same clipped AdamW step. Rank 0
- * alone evaluates, saves and checkpoints; every rank reads a checkpoint when resuming. */
+ * batch_size / N. Each share of each micro-batch is its own forward and backward (the gradient
+ * of its mean loss), with its own dropout stream seeded from (seed, update, micro-batch, share).
+ * Share s's gradients of the accum micro-batches accumulate in micro-batch order (backward adds
+ * into the parameters' gradients, as gradient accumulation does); the update's gradient is the
+ * sum of the N share gradients in share order, times 1 / (accum x N), in float: the same
+ * operations in the same order whichever process computed which share, so 1, 2, 3 or N ranks
+ * give the same bits (as long as each process's BLAS computes a share's products the same way:
+ * the same OpenBLAS thread count, see docs/experiments.md). Share s is computed by rank
+ * s mod min(N, ranks); the shares go to rank 0 in one gather per update (N x the adapter's
+ * floats at rank 0), rank 0 sums them and broadcasts the result with a flag (go on, stop,
+ * error), and every rank takes the same clipped AdamW step. Rank 0 alone evaluates, saves and
+ * checkpoints; every rank reads a checkpoint when resuming. */
 typedef struct dp_state {
     int ranks, rank, used;  /* MPI size and rank; ranks that compute shares */
     int64_t n;              /* shares per micro-batch */
     size_t P;               /* gradient floats (every trainable parameter) */
-    size_t rec;             /* floats per share record: P gradients, loss, tokens */
+    size_t rec;             /* floats per share record: P gradients, mean loss, tokens */
     float *send, *recv, *sum;
+    size_t *idx;            /* the update's example indices, accum x batch_size */
     int *counts;
 } dp_state;
 
@@ -170,6 +173,7 @@ static void dp_free(dp_state *d)
     free(d->send);
     free(d->recv);
     free(d->sum);
+    free(d->idx);
     free(d->counts);
 }
 
@@ -181,13 +185,13 @@ static int dp_init(dp_state *d, const runner_run *r, const peft_adamw *opt, int 
     d->used = d->n < ranks ? (int)d->n : ranks;
     for (size_t i = 0; i < peft_adamw_n_params(opt); i++) d->P += (size_t)peft_adamw_param(opt, i)->numel;
     d->rec = d->P + 2;
-    const size_t A = (size_t)r->train.grad_accum;
-    d->send = malloc((A * (size_t)dp_owned(d, rank) * d->rec + 1) * sizeof *d->send);
-    d->recv = malloc((rank == 0 ? A * (size_t)d->n * d->rec : 1) * sizeof *d->recv);
+    d->send = malloc(((size_t)dp_owned(d, rank) * d->rec + 1) * sizeof *d->send);
+    d->recv = malloc((rank == 0 ? (size_t)d->n * d->rec : 1) * sizeof *d->recv);
     d->sum = malloc((d->P + 1) * sizeof *d->sum);
+    d->idx = malloc(((size_t)r->train.grad_accum * (size_t)r->train.batch_size + 1) * sizeof *d->idx);
     d->counts = calloc((size_t)ranks, sizeof *d->counts);
-    if (!d->send || !d->recv || !d->sum || !d->counts) return -1;
-    for (int k = 0; k < ranks; k++) d->counts[k] = (int)(A * (size_t)dp_owned(d, k) * d->rec);
+    if (!d->send || !d->recv || !d->sum || !d->idx || !d->counts) return -1;
+    for (int k = 0; k < ranks; k++) d->counts[k] = (int)((size_t)dp_owned(d, k) * d->rec);
     return 0;
 }
 
@@ -199,93 +203,94 @@ static uint64_t mix64(uint64_t x)
     return x ^ (x >> 31);
 }
 
+/* one share's gradient (its accum micro-batches, accumulated) into rec; -1 with err */
+static int dp_share(batch_ctx *b, const runner_run *r, peft_model *m, peft_adamw *opt, peft_graph *g,
+                    runner_state *s, const dp_state *d, int64_t sh, float *rec, char *err, size_t errlen)
+{
+    const runner_train_cfg *t = &r->train;
+    const int64_t bs = t->batch_size / d->n;
+    peft_ctx *ctx = peft_model_ctx(m);
+    double loss = 0, tokens = 0;
+    peft_adamw_zero_grad(opt);
+    for (int64_t a = 0; a < t->grad_accum; a++) {
+        runner_batch bt;
+        if (runner_batch_make(&b->train, b->c->task, d->idx + a * t->batch_size + sh * bs, bs, b->pad_id, &bt))
+            return snprintf(err, errlen, "out of memory for a batch"), -1;
+        peft_rng_seed(peft_ctx_rng(ctx),
+                      mix64(r->seed ^ mix64((uint64_t)(s->step * t->grad_accum + a) * 4099u + (uint64_t)sh)));
+        peft_model_inputs in;
+        runner_batch_view(&bt, b->c->task, &in);
+        peft_model_outputs mo;
+        peft_graph_reset(g);
+        g->recording = 1;
+        int e = peft_model_forward(m, g, &in, &mo);
+        tokens += (double)bt.n_tokens;
+        runner_batch_free(&bt);
+        if (e) return snprintf(err, errlen, "run '%s' step %lld: %s", r->name, (long long)s->step + 1, peft_errmsg(ctx)), -1;
+        loss += peft_f32(mo.loss)[0];
+        if (peft_graph_backward(g, mo.loss))
+            return snprintf(err, errlen, "run '%s' step %lld: backward: %s", r->name, (long long)s->step + 1,
+                            peft_errmsg(ctx)), -1;
+        double peak = (double)peft_arena_peak(g->arena) / (1024.0 * 1024.0);
+        if (peak > s->res->peak_arena_mb) s->res->peak_arena_mb = peak;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < peft_adamw_n_params(opt); i++) {
+        peft_tensor *pt = peft_adamw_param(opt, i);
+        memcpy(rec + k, pt->grad, (size_t)pt->numel * sizeof(float));
+        k += (size_t)pt->numel;
+    }
+    peft_adamw_zero_grad(opt);
+    rec[d->P] = (float)(loss / (double)t->grad_accum);
+    rec[d->P + 1] = (float)tokens;
+    return 0;
+}
+
 /* One data-parallel update (every rank calls it): this rank's shares, the gather, the sum at rank
  * 0, the broadcast, the step. *flag: DP_GO, DP_STOP (rank 0 was asked to stop) or DP_ERROR.
- * -1 with err on this rank's own failure. */
+ * -1 with err on a failure (this rank's own, or another's announced by the flag). */
 static int dp_update(batch_ctx *b, const runner_run *r, peft_model *m, peft_adamw *opt, peft_graph *g,
                      runner_state *s, dp_state *d, int want_stop, double *loss, int *flag, char *err,
                      size_t errlen)
 {
     const runner_train_cfg *t = &r->train;
-    const int64_t bs = t->batch_size / d->n;
-    peft_ctx *ctx = peft_model_ctx(m);
-    size_t idx[4096], o = 0;
+    for (int64_t a = 0; a < t->grad_accum; a++) /* every rank walks the same order */
+        next_indices(s, t->batch_size, d->idx + a * t->batch_size);
+    size_t o = 0;
     int bad = 0;
-    peft_adamw_zero_grad(opt);
-    for (int64_t a = 0; a < t->grad_accum; a++) {
-        next_indices(s, t->batch_size, idx); /* every rank walks the same order */
-        for (int64_t sh = 0; sh < d->n; sh++) {
-            if (dp_owner(d, sh) != d->rank) continue;
-            float *rec = d->send + o;
-            o += d->rec;
-            if (bad) continue;
-            runner_batch bt;
-            if (runner_batch_make(&b->train, b->c->task, idx + sh * bs, bs, b->pad_id, &bt)) {
-                snprintf(err, errlen, "out of memory for a batch");
-                bad = 1;
-                continue;
-            }
-            peft_rng_seed(peft_ctx_rng(ctx), mix64(r->seed ^ mix64((uint64_t)(s->step * t->grad_accum + a) * 4099u +
-                                                                   (uint64_t)sh)));
-            peft_model_inputs in;
-            runner_batch_view(&bt, b->c->task, &in);
-            peft_model_outputs mo;
-            peft_graph_reset(g);
-            g->recording = 1;
-            if (peft_model_forward(m, g, &in, &mo)) {
-                snprintf(err, errlen, "run '%s' step %lld: %s", r->name, (long long)s->step + 1, peft_errmsg(ctx));
-                runner_batch_free(&bt);
-                bad = 1;
-                continue;
-            }
-            rec[d->P] = peft_f32(mo.loss)[0];
-            rec[d->P + 1] = (float)bt.n_tokens;
-            runner_batch_free(&bt);
-            if (peft_graph_backward(g, mo.loss)) {
-                snprintf(err, errlen, "run '%s' step %lld: backward: %s", r->name, (long long)s->step + 1, peft_errmsg(ctx));
-                bad = 1;
-                continue;
-            }
-            double peak = (double)peft_arena_peak(g->arena) / (1024.0 * 1024.0);
-            if (peak > s->res->peak_arena_mb) s->res->peak_arena_mb = peak;
-            size_t k = 0;
-            for (size_t i = 0; i < peft_adamw_n_params(opt); i++) {
-                peft_tensor *pt = peft_adamw_param(opt, i);
-                memcpy(rec + k, pt->grad, (size_t)pt->numel * sizeof(float));
-                k += (size_t)pt->numel;
-            }
-            peft_adamw_zero_grad(opt);
-        }
+    for (int64_t sh = 0; sh < d->n; sh++) {
+        if (dp_owner(d, sh) != d->rank) continue;
+        float *rec = d->send + o;
+        o += d->rec;
+        if (!bad && dp_share(b, r, m, opt, g, s, d, sh, rec, err, errlen)) bad = 1;
     }
-    if (bad) /* a share that failed: a NaN loss tells rank 0 */
+    if (bad) /* a NaN loss tells rank 0 */
         for (size_t i = 0; i < o; i += d->rec) d->send[i + d->P] = NAN;
     if (runner_dist_gatherv(d->send, (int)o, d->recv, d->counts, 0))
         return snprintf(err, errlen, "run '%s': the gather of the gradients failed", r->name), -1;
-    if (d->rank == 0) { /* the records in (micro-batch, share) order, summed in that order */
-        const int64_t S = t->grad_accum * d->n;
-        size_t *off = malloc((size_t)S * sizeof *off), *pos = calloc((size_t)d->ranks + 1, sizeof *pos);
+    if (d->rank == 0) { /* the records arrive by rank; sum them in share order */
+        size_t *off = malloc((size_t)d->n * sizeof *off), *pos = calloc((size_t)d->ranks + 1, sizeof *pos);
         if (!off || !pos) {
             free(off);
             free(pos);
             return snprintf(err, errlen, "out of memory"), -1;
         }
         for (int k = 1; k <= d->ranks; k++) pos[k] = pos[k - 1] + (size_t)d->counts[k - 1];
-        for (int64_t a = 0; a < t->grad_accum; a++)
-            for (int64_t sh = 0; sh < d->n; sh++) {
-                int ow = dp_owner(d, sh);
-                off[a * d->n + sh] = pos[ow];
-                pos[ow] += d->rec;
-            }
-        double lsum = 0;
-        int finite = 1;
+        for (int64_t sh = 0; sh < d->n; sh++) {
+            int ow = dp_owner(d, sh);
+            off[sh] = pos[ow];
+            pos[ow] += d->rec;
+        }
         memcpy(d->sum, d->recv + off[0], d->P * sizeof(float));
-        for (int64_t k = 1; k < S; k++) {
+        for (int64_t k = 1; k < d->n; k++) {
             const float *x = d->recv + off[k];
             for (size_t i = 0; i < d->P; i++) d->sum[i] += x[i];
         }
-        const float scale = (float)(1.0 / (double)S);
+        const float scale = (float)(1.0 / (double)(t->grad_accum * d->n));
         for (size_t i = 0; i < d->P; i++) d->sum[i] *= scale;
-        for (int64_t k = 0; k < S; k++) {
+        double lsum = 0;
+        int finite = 1;
+        for (int64_t k = 0; k < d->n; k++) {
             const float *x = d->recv + off[k];
             finite &= isfinite(x[d->P]);
             lsum += x[d->P];
@@ -293,7 +298,7 @@ static int dp_update(batch_ctx *b, const runner_run *r, peft_model *m, peft_adam
         }
         free(off);
         free(pos);
-        *loss = lsum / (double)S;
+        *loss = lsum / (double)d->n;
         *flag = !finite ? DP_ERROR : want_stop ? DP_STOP : DP_GO;
         if (!finite && !bad)
             snprintf(err, errlen, "run '%s' step %lld: the loss is not finite on a share (try a smaller "
