@@ -158,7 +158,7 @@ $(INTERNAL_TESTS): TEST_CORE = $(CORE_LIB)
 $(BUILD)/tests/%: tests/%.c $(TEST_UTIL_LIB) $(CONF_LIB) $(RUNNER_LIB) $(TOK_LIB) $(BUILD)/libpeft.so $(CORE_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) -MMD -MP -o $@ $< $(TEST_UTIL_LIB) $(CONF_LIB) $(RUNNER_LIB) $(TOK_LIB) \
-	  $(TEST_CORE) -Wl,-rpath,'$$ORIGIN/..' $(CHECK_LIBS) $(DEPLIBS)
+	  $(TEST_CORE) $(MPI_LIBS) -Wl,-rpath,'$$ORIGIN/..' $(CHECK_LIBS) $(DEPLIBS)
 
 # The PEFT reference fixtures live in the repository (tests/fixtures/, copied from the Python
 # PEFT 0.13.2 runs): a plain clone runs every test.
