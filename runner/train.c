@@ -229,8 +229,8 @@ static int dp_share(batch_ctx *b, const runner_run *r, peft_model *m, peft_adamw
         if (e) return snprintf(err, errlen, "run '%s' step %lld: %s", r->name, (long long)s->step + 1, peft_errmsg(ctx)), -1;
         loss += peft_f32(mo.loss)[0];
         if (peft_graph_backward(g, mo.loss))
-            return snprintf(err, errlen, "run '%s' step %lld: backward: %s", r->name, (long long)s->step + 1,
-                            peft_errmsg(ctx)), -1;
+            return snprintf(err, errlen, "run '%s' step %lld: %s", r->name, (long long)s->step + 1,
+                            peft_graph_error(g)), -1;
         double peak = (double)peft_arena_peak(g->arena) / (1024.0 * 1024.0);
         if (peak > s->res->peak_arena_mb) s->res->peak_arena_mb = peak;
     }
