@@ -23,11 +23,21 @@ static int split_added(const peft_tokenizer *tk, const tk_piece *in, int norm, t
     int rc = 0;
     while (i < n && !rc) {
         const tk_added *best = NULL;
-        for (size_t k = 0; k < tk->n_added; k++) {
-            const tk_added *a = &tk->added[k];
-            if (a->normalized != norm) continue;
+        /* the tokens whose pattern starts with c[i]: a range of the first-code-point index */
+        const uint32_t *fc = tk->first_cp[norm];
+        size_t lo = 0, hi = tk->n_first[norm];
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if (fc[mid] < c[i]) lo = mid + 1;
+            else hi = mid;
+        }
+        for (size_t k = lo; k < tk->n_first[norm] && fc[k] == c[i]; k++) {
+            const tk_added *a = &tk->added[tk->by_first[norm][k]];
             const tk_cps *pat = norm ? &a->norm : &a->raw;
-            if (match_at(pat, c, n, i) && (!best || pat->n > (norm ? best->norm.n : best->raw.n))) best = a;
+            /* the longest; among equal lengths the first in the file, as before */
+            if (match_at(pat, c, n, i) && (!best || pat->n > (norm ? best->norm.n : best->raw.n) ||
+                                           (pat->n == (norm ? best->norm.n : best->raw.n) && a < best)))
+                best = a;
         }
         if (!best) {
             i++;

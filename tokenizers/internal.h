@@ -183,6 +183,10 @@ struct peft_tokenizer {
     tk_added *added;
     size_t n_added;
     tk_strmap added_map;       /* content -> index in added */
+    /* the added tokens matched in the raw (by_first[0]) and in the normalized text (by_first[1]):
+     * indices into added sorted by their pattern's first code point, with those first code points */
+    uint32_t *by_first[2], *first_cp[2];
+    size_t n_first[2];
     tk_normalizer *normalizer; /* NULL = none */
     tk_pretok *pretok;
     tk_post *post;

@@ -3,6 +3,7 @@
  * their merges), normalizer, pre_tokenizer, post_processor, decoder and added_tokens, plus the
  * special token ids (tokenizer_config.json beside it, else the usual names); and the lookups
  * (token <-> id, vocabulary size). */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -154,6 +155,34 @@ static int config_specials(peft_tokenizer *tk, const char *path, char *err, size
     return rc;
 }
 
+/* the first-code-point index of the added tokens (encode.c's search) */
+static const tk_cps *pat_of(const tk_added *a, int norm) { return norm ? &a->norm : &a->raw; }
+struct sort_ctx { const peft_tokenizer *tk; int norm; };
+static int by_first_cmp(const void *x, const void *y, void *ctx)
+{
+    const struct sort_ctx *sc = ctx;
+    uint32_t a = pat_of(&sc->tk->added[*(const uint32_t *)x], sc->norm)->c[0];
+    uint32_t b = pat_of(&sc->tk->added[*(const uint32_t *)y], sc->norm)->c[0];
+    return a < b ? -1 : a > b;
+}
+
+static int index_added(peft_tokenizer *tk)
+{
+    for (int norm = 0; norm < 2; norm++) {
+        size_t n = 0;
+        if (tk->n_added && (!(tk->by_first[norm] = malloc(tk->n_added * sizeof(uint32_t))) ||
+                            !(tk->first_cp[norm] = malloc(tk->n_added * sizeof(uint32_t)))))
+            return PEFT_ENOMEM;
+        for (size_t i = 0; i < tk->n_added; i++)
+            if (tk->added[i].normalized == norm && pat_of(&tk->added[i], norm)->n) tk->by_first[norm][n++] = (uint32_t)i;
+        struct sort_ctx sc = {tk, norm};
+        qsort_r(tk->by_first[norm], n, sizeof(uint32_t), by_first_cmp, &sc);
+        for (size_t k = 0; k < n; k++) tk->first_cp[norm][k] = pat_of(&tk->added[tk->by_first[norm][k]], norm)->c[0];
+        tk->n_first[norm] = n;
+    }
+    return 0;
+}
+
 static int parse(peft_tokenizer *tk, const json_t *j, char *err, size_t errlen)
 {
     const char *w = tk->name;
@@ -171,6 +200,7 @@ static int parse(peft_tokenizer *tk, const json_t *j, char *err, size_t errlen)
     snprintf(where, sizeof where, "%s: decoder", w);
     if ((rc = tk_decoder_parse(json_object_get(j, "decoder"), where, &tk->decoder, err, errlen))) return rc;
     if ((rc = parse_added(tk, json_object_get(j, "added_tokens"), err, errlen))) return rc;
+    if (index_added(tk)) return tk_oom(err, errlen);
     guess_specials(tk);
     return 0;
 }
@@ -186,6 +216,10 @@ void peft_tokenizer_free(peft_tokenizer *tk)
         free(tk->added[i].norm.c);
     }
     free(tk->added);
+    for (int k = 0; k < 2; k++) {
+        free(tk->by_first[k]);
+        free(tk->first_cp[k]);
+    }
     tk_strmap_free(&tk->added_map);
     tk_normalizer_free(tk->normalizer);
     tk_pretok_free(tk->pretok);
