@@ -63,6 +63,7 @@ peft_tensor *vera_forward(void *state, peft_graph *g, const peft_site_info *site
                           peft_tensor *y)
 {
     vera_layer *l = state;
+    (void)site;
     peft_tensor *a, *b;
     if (slices(l, g, &a, &b)) return NULL;
     peft_tensor *xd = l->dropout > 0 ? vera_host->op_dropout(g, x, (float)l->dropout) : x;
@@ -78,6 +79,7 @@ int vera_merge(void *state, const peft_site_info *site, float *weight, float *bi
                char *err, size_t errlen)
 {
     vera_layer *l = state;
+    (void)bias; /* VeRA leaves the base bias alone */
     if (peft_pu_merge_args("vera", state, site, weight, sign, err, errlen) ||
         peft_pu_merge_shape("vera", site, l->in, l->out, err, errlen))
         return -1;
@@ -125,4 +127,8 @@ int vera_state_dict(void *state, peft_param_ref *out, int max)
     return peft_pu_state_refs(out, max, refs, 2);
 }
 
-const char *vera_module_type(void *state) { return "vera.Linear"; }
+const char *vera_module_type(void *state)
+{
+    (void)state;
+    return "vera.Linear";
+}

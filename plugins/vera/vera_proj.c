@@ -66,6 +66,8 @@ void *vera_adapter_init(const void *parsed, peft_cfg *cfg, const peft_adapter_in
                         const char *adapter_name, peft_rng *rng, char *err, size_t errlen)
 {
     const vera_config *c = parsed;
+    (void)cfg;
+    (void)rng; /* the projections come from projection_prng_key, not the run's generator */
     if (!c || !info || !adapter_name) {
         peft_pu_errf(err, errlen, "vera adapter_init: missing argument");
         return NULL;
