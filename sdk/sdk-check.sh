@@ -103,5 +103,21 @@ YAML
   unset PEFT_PLUGIN_PATH
 fi
 
+# 5. applications: a C and a C++ program built out of tree against the installed headers with
+# pkg-config alone, run on a fixture model (LoRA added, forward and backward)
+cp -r sdk/apps "$stage/src/apps"
+if make -s -C "$stage/src/apps"; then
+  for prog in hello hello_cpp; do
+    if out=$(LD_LIBRARY_PATH="$stage/root$prefix/lib" PEFT_PLUGIN_PATH="$stage/root$prefix/lib/libpeft/plugins" \
+             "$stage/src/apps/$prog" "${PEFT_FIXTURES:-tests/fixtures}/hf-peft/_models/gpt2" 2>&1); then
+      echo "$out" | tail -n 1
+    else
+      echo "$out"; note_fail "run sdk/apps/$prog"
+    fi
+  done
+else
+  note_fail "build sdk/apps (C and C++ against the installed headers)"
+fi
+
 if [ $fail -ne 0 ]; then echo "sdk-check: $fail failed:$failed"; exit 1; fi
 echo "sdk-check: passed"

@@ -450,6 +450,13 @@ void peft_graph_set_error(peft_graph *g, const char *msg)
 
 const char *peft_graph_error(const peft_graph *g) { return g && g->err_code ? g->error : NULL; }
 
+void peft_graph_set_recording(peft_graph *g, int on) { g->recording = on != 0; }
+int peft_graph_recording(const peft_graph *g) { return g->recording; }
+void peft_graph_set_training(peft_graph *g, int on) { g->training = on != 0; }
+int peft_graph_training(const peft_graph *g) { return g->training; }
+size_t peft_graph_tape_len(const peft_graph *g) { return g->n_nodes; }
+size_t peft_graph_peak_bytes(const peft_graph *g) { return peft_arena_peak(g->arena); }
+
 int peft_graph_errcode(const peft_graph *g) { return g ? g->err_code : PEFT_EINVAL; }
 
 void peft_graph_reset(peft_graph *g)

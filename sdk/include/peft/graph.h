@@ -103,7 +103,18 @@ struct peft_graph {
 
 PEFT_API peft_graph *peft_graph_new(peft_rng *rng); /* recording = 0, training = 0 */
 PEFT_API void peft_graph_free(peft_graph *g);
-PEFT_API void peft_graph_reset(peft_graph *g); /* drops the tape and every arena tensor */
+PEFT_API void peft_graph_reset(peft_graph *g); /* drops the tape, every arena tensor, the error */
+/* Recording: 1 makes ops push their backward on the tape (set it before a forward that
+ * peft_graph_backward will follow; generation with a KV cache needs 0). Training: 1 turns
+ * dropout on (peft_model_forward sets it from peft_model_train). Programs use these rather
+ * than the struct's fields, which are not part of the API. */
+PEFT_API void peft_graph_set_recording(peft_graph *g, int on);
+PEFT_API int peft_graph_recording(const peft_graph *g);
+PEFT_API void peft_graph_set_training(peft_graph *g, int on);
+PEFT_API int peft_graph_training(const peft_graph *g);
+/* backward nodes recorded so far in this step, and the step arena's high-water mark in bytes */
+PEFT_API size_t peft_graph_tape_len(const peft_graph *g);
+PEFT_API size_t peft_graph_peak_bytes(const peft_graph *g);
 
 /* arena tensors: f32 zeroed (peft_graph_tensor) or uninitialised (peft_graph_tensor_raw) */
 PEFT_API peft_tensor *peft_graph_tensor(peft_graph *g, int ndim, const int64_t *shape);
