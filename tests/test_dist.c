@@ -3,7 +3,8 @@
  * to the single-process batch; a rank killed with SIGKILL mid-batch, then a rerun completes it to
  * the same bytes; data-parallel training on 1, 2 and 3 ranks gives the same adapter bytes. Every
  * process runs OpenBLAS on one thread (see docs/experiments.md, "Same bytes"). Skipped, with a
- * message, when mpirun is absent or peft was built without MPI. */
+ * message, when mpirun is absent or peft was built without MPI. Open MPI's mpirun (as root: its
+ * allow-run-as-root variables; --oversubscribe), else MPICH's mpiexec. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,11 @@ static const char *mpirun_or_skip(char *why, size_t n)
         snprintf(why, n, "build/peft was built without MPI (install libopenmpi-dev and rebuild)");
         return NULL;
     }
+    tu_run_cmd("mpirun --version 2>&1", &out);
+    int open_mpi = strstr(out, "Open MPI") != NULL || strstr(out, "OpenRTE") != NULL;
+    free(out);
+    if (!open_mpi) /* MPICH's Hydra: the environment goes to every rank by default */
+        return "OPENBLAS_NUM_THREADS=1 mpiexec";
     return "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 "
            "mpirun --oversubscribe -x OPENBLAS_NUM_THREADS=1 -x PEFT_DEBUG_KILL_AT";
 }
