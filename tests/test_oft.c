@@ -115,6 +115,12 @@ START_TEST(coft_projection)
     for (int64_t j = 0; j < b * b; j++) ss += (double)peft_f32(R)[j] * peft_f32(R)[j];
     ck_assert_msg(fabs(sqrt(ss) - radius) < 1e-6, "projected norm %g, radius %g", sqrt(ss), radius);
     ck_assert(memcmp(inside, peft_f32(R) + b * b, sizeof inside) == 0);
+    /* a projected block stays put: a second forward leaves every bit */
+    float once[32];
+    memcpy(once, peft_f32(R), sizeof once);
+    peft_graph_reset(g);
+    ps_forward(&h, g);
+    ck_assert(memcmp(once, peft_f32(R), sizeof once) == 0);
     peft_graph_free(g);
     ps_check_merge(&h, 1e-5);
     ps_close(&h);

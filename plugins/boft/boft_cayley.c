@@ -1,8 +1,8 @@
 /* boft_cayley.c — the Cayley transform of BOFT's blocks (PEFT's cayley_batch: torch.linalg.solve
- * of (I + S) X = ... from the right), its backward, and the small dense inverse it uses: a
- * Gauss-Jordan elimination in double per block (block sizes are boft_block_size; torch runs
- * LAPACK in f32, so results agree to rounding). The same code as plugins/oft/oft_cayley.c: a
- * plugin links nothing but its own files. */
+ * from the right) and its backward. The inverse is the host's (ABI 1.3: LAPACK in f32, as torch);
+ * on an older host, a Gauss-Jordan elimination in double per block (boft_inverse), which agrees
+ * to rounding. The same code as plugins/oft/oft_cayley.c: a plugin links nothing but its own
+ * files. */
 #include <math.h>
 #include <string.h>
 
@@ -59,7 +59,10 @@ int boft_cayley(int64_t n, const float *r, float *q, float *ainv)
             a[i * n + j] = (i == j) + s;                          /* I + S */
             bm[i * n + j] = (i == j) - s;                         /* I - S */
         }
-    if (boft_inverse(n, a, ainv)) goto done;
+    /* the host's LAPACK inverse (ABI 1.3, f32 getrf/getri as torch); an older host: ours */
+    if (PEFT_PU_HOST_HAS(boft_host, inverse, 3) ? boft_host->inverse(1, (int)n, a, ainv)
+                                                  : boft_inverse(n, a, ainv))
+        goto done;
     peft_pu_gemm(boft_host, 0, 0, n, n, n, 1.0f, bm, ainv, 0.0f, q); /* (I - S) (I + S)^-1 */
     rc = 0;
 done:

@@ -74,7 +74,8 @@ int oft_cayley(int64_t n, const float *r, float *q, float *ainv);
  *   gr += (gS - gS^T) / 2 */
 void oft_cayley_backward(int64_t n, const float *ainv, const float *gq, float *gr);
 /* coft: each of the nblk blocks (n, n) of r with ||r_i||_F > radius is scaled in place to
- * radius * r_i / ||r_i||_F (PEFT's _project_batch, whose "I" is zeros) */
+ * radius * r_i / ||r_i||_F (PEFT's _project_batch, whose "I" is zeros); a block within
+ * 1e-5 relative of the radius (one already projected) is left as it is */
 void oft_project(int64_t nblk, int64_t n, float *r, double radius);
 
 /* oft_layer.c */

@@ -1,6 +1,7 @@
-/* oft_cayley.c — the Cayley transform of OFT's blocks, its backward, coft's projection and the
- * small dense inverse they use (block sizes are ceil(out / r): a Gauss-Jordan elimination in
- * double per block; torch runs LAPACK's getrf/getri in f32, so results agree to rounding). */
+/* oft_cayley.c — the Cayley transform of OFT's blocks, its backward and coft's projection. The
+ * inverse in the transform is the host's (ABI 1.3: LAPACK getrf/getri in f32, as torch); on an
+ * older host, a Gauss-Jordan elimination in double per block (oft_inverse, also used for the
+ * unmerge of a cut block), which agrees to rounding. */
 #include <math.h>
 #include <string.h>
 
@@ -57,7 +58,10 @@ int oft_cayley(int64_t n, const float *r, float *q, float *ainv)
             a[i * n + j] = (i == j) + s;                          /* I + S */
             bm[i * n + j] = (i == j) - s;                         /* I - S */
         }
-    if (oft_inverse(n, a, ainv)) goto done;
+    /* the host's LAPACK inverse (ABI 1.3, f32 getrf/getri as torch); an older host: ours */
+    if (PEFT_PU_HOST_HAS(oft_host, inverse, 3) ? oft_host->inverse(1, (int)n, a, ainv)
+                                                  : oft_inverse(n, a, ainv))
+        goto done;
     peft_pu_gemm(oft_host, 0, 0, n, n, n, 1.0f, bm, ainv, 0.0f, q); /* (I - S) (I + S)^-1 */
     rc = 0;
 done:
@@ -89,7 +93,10 @@ void oft_project(int64_t nblk, int64_t n, float *r, double radius)
         double ss = 0;
         for (int64_t i = 0; i < n * n; i++) ss += (double)blk[i] * blk[i];
         const float norm = (float)sqrt(ss);
-        if (norm <= eps) continue;
+        /* a block already projected (norm eps up to rounding) is left alone, so that repeated
+         * forwards do not keep nudging it (PEFT re-projects it each time, by ~1e-7): the model
+         * stays a function of its parameters, bit for bit */
+        if (norm <= eps * (1.0f + 1e-5f)) continue;
         for (int64_t i = 0; i < n * n; i++) blk[i] = eps * (blk[i] / norm);
     }
 }

@@ -14,7 +14,9 @@ static const peft_tuner_vtable oft_vtable = {
     .name = "oft",
     .peft_type = "OFT",
     .prefix = "oft_",
-    .caps = PEFT_CAP_MERGEABLE | PEFT_CAP_MIXABLE,
+    /* STRAIGHT_THROUGH: with coft the forward projects oft_r in place and the backward is the
+     * gradient at the projected value (PEFT's no_grad copy_), not the derivative of forward */
+    .caps = PEFT_CAP_MERGEABLE | PEFT_CAP_MIXABLE | PEFT_CAP_STRAIGHT_THROUGH,
     .config_keys = oft_config_keys,
     .config_parse = oft_config_parse,
     .config_free = oft_config_free,
