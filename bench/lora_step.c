@@ -178,7 +178,7 @@ int main(int argc, char **argv)
     for (int s = 0; s < total; s++) {
         double a = now_ms();
         peft_graph_reset(g);
-        g->recording = 1;
+        peft_graph_set_recording(g, 1);
         peft_model_outputs out;
         if (peft_model_forward(m, g, &in, &out)) die(ctx, "forward");
         if (!out.loss) {
@@ -211,7 +211,7 @@ int main(int argc, char **argv)
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double rss_mb = ru.ru_maxrss / 1024.0; /* ru_maxrss is in KiB on Linux */
-    double arena_mb = peft_arena_peak(g->arena) / (1024.0 * 1024.0);
+    double arena_mb = peft_graph_peak_bytes(g) / (1024.0 * 1024.0);
     double tps = BATCH * SEQ / (med / 1e3);
 
     printf("timed: median %.1f ms/step (forward %.1f, backward %.1f, adamw %.1f), mean %.1f "

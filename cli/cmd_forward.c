@@ -139,7 +139,7 @@ int cmd_forward(int argc, char **argv)
     if (merge && m && peft_merge_adapter(m, NULL, 0, 1)) { rc = cli_fail("%s", peft_errmsg(ctx)); goto out; }
 
     peft_graph *g = peft_graph_new(peft_ctx_rng(ctx));
-    g->recording = grads != NULL;
+    peft_graph_set_recording(g, grads != NULL);
     peft_model_inputs mi;
     peft_inputs_view(&in, &mi);
     peft_model_outputs mo = {0};

@@ -93,7 +93,7 @@ static double eval_loss(peft_model *m, peft_graph *g, const tokens *tk, int64_t 
             memcpy(ids + (size_t)b * T, tk->ids + off + (int64_t)b * T, (size_t)T * sizeof *ids);
         if (b == 0) break;
         peft_graph_reset(g);
-        g->recording = 0;
+        peft_graph_set_recording(g, 0);
         peft_model_inputs in = {b, T, ids, NULL, ids};
         peft_model_outputs out;
         if (peft_model_forward(m, g, &in, &out)) return NAN;
@@ -187,7 +187,7 @@ int cmd_train(int argc, char **argv)
                                        : lr * (double)(steps - step + 1) / (double)(steps - warmup + 1);
         peft_model_train(m, 1);
         peft_graph_reset(g);
-        g->recording = 1;
+        peft_graph_set_recording(g, 1);
         peft_model_inputs in = {B, T, ids, NULL, ids};
         peft_model_outputs out;
         if (peft_model_forward(m, g, &in, &out)) { cli_fail("%s", peft_errmsg(ctx)); goto out; }

@@ -100,7 +100,7 @@ int runner_evaluate(peft_model *m, peft_graph *g, const runner_config *c, const 
         runner_batch_view(&b, c->task, &in);
         peft_model_outputs o;
         peft_graph_reset(g);
-        g->recording = 0;
+        peft_graph_set_recording(g, 0);
         int rc = peft_model_forward(m, g, &in, &o);
         if (rc) {
             snprintf(err, errlen, "evaluation: %s", peft_errmsg(peft_model_ctx(m)));

@@ -222,7 +222,7 @@ static int dp_share(batch_ctx *b, const runner_run *r, peft_model *m, peft_adamw
         runner_batch_view(&bt, b->c->task, &in);
         peft_model_outputs mo;
         peft_graph_reset(g);
-        g->recording = 1;
+        peft_graph_set_recording(g, 1);
         int e = peft_model_forward(m, g, &in, &mo);
         tokens += (double)bt.n_tokens;
         runner_batch_free(&bt);
@@ -231,7 +231,7 @@ static int dp_share(batch_ctx *b, const runner_run *r, peft_model *m, peft_adamw
         if (peft_graph_backward(g, mo.loss))
             return snprintf(err, errlen, "run '%s' step %lld: %s", r->name, (long long)s->step + 1,
                             peft_graph_error(g)), -1;
-        double peak = (double)peft_arena_peak(g->arena) / (1024.0 * 1024.0);
+        double peak = (double)peft_graph_peak_bytes(g) / (1024.0 * 1024.0);
         if (peak > s->res->peak_arena_mb) s->res->peak_arena_mb = peak;
     }
     size_t k = 0;
@@ -517,7 +517,7 @@ static int run_one(batch_ctx *b, const runner_run *r, int read_only, runner_resu
                 runner_batch_view(&bt, c->task, &in);
                 peft_model_outputs mo;
                 peft_graph_reset(g);
-                g->recording = 1;
+                peft_graph_set_recording(g, 1);
                 if (peft_model_forward(m, g, &in, &mo)) {
                     snprintf(err, errlen, "run '%s' step %lld: %s", r->name, (long long)s.step + 1, peft_errmsg(ctx));
                     runner_batch_free(&bt);
@@ -536,7 +536,7 @@ static int run_one(batch_ctx *b, const runner_run *r, int read_only, runner_resu
                              peft_graph_error(g));
                     goto out;
                 }
-                double peak = (double)peft_arena_peak(g->arena) / (1024.0 * 1024.0);
+                double peak = (double)peft_graph_peak_bytes(g) / (1024.0 * 1024.0);
                 if (peak > res->peak_arena_mb) res->peak_arena_mb = peak;
             }
             if (t->grad_accum > 1) peft_adamw_scale_grads(opt, 1.0 / (double)t->grad_accum);

@@ -193,7 +193,7 @@ static void evaluate(peft_base_model *m, peft_graph *g, uint64_t seed, FILE *out
                 }
             }
             peft_graph_reset(g);
-            g->recording = 0;
+            peft_graph_set_recording(g, 0);
             peft_model_inputs in = {N, T, ids, mask, lab};
             peft_model_outputs o;
             char err[512];
@@ -265,7 +265,7 @@ int main(int argc, char **argv)
             for (int t = 0; t < WINDOW; t++) ids[b * WINDOW + t] = corpus[off + (size_t)t];
         }
         peft_graph_reset(g);
-        g->recording = 1;
+        peft_graph_set_recording(g, 1);
         peft_model_inputs in = {BATCH, WINDOW, ids, NULL, ids};
         peft_model_outputs o;
         if (m->arch->forward(m, g, &in, &o, err, sizeof err)) return fprintf(stderr, "%s\n", err), 1;

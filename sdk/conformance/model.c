@@ -151,8 +151,8 @@ static int outputs_of(const peft_model_outputs *o, peft_tensor *ts[4])
 int pc_forward(pc_run_state *r, int record, char *msg, size_t len)
 {
     peft_graph_reset(r->g);
-    r->g->recording = record;
-    r->g->training = 0;
+    peft_graph_set_recording(r->g, record);
+    peft_graph_set_training(r->g, 0);
     memset(&r->out, 0, sizeof r->out);
     peft_model_inputs mi;
     peft_inputs_view(&r->in, &mi);
