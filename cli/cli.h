@@ -26,7 +26,9 @@ int cli_load_base(peft_ctx *ctx, const char *model_dir, peft_base_model **out);
     "  --dtype D    auto (default: weights stay in the file's dtype, nothing copied), float32,\n" \
     "               bfloat16 or float16 (transformers' torch_dtype)\n" \
     "  --quant Q    none, int8, nf4 (double quant) or nf4-nodq: linear layers quantized at load\n" \
-    "               (default: config.json's quantization_config)\n"
+    "               (default: config.json's quantization_config)\n" \
+    "  --random-weights  no weight files: random weights drawn in memory from DIR/config.json\n" \
+    "               (benchmarks of real shapes without a download)\n"
 
 int cmd_forward(int argc, char **argv);
 int cmd_info(int argc, char **argv);

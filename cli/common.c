@@ -89,19 +89,22 @@ static int open_first(peft_ctx *ctx, peft_base_model *base, const char *dir, con
 
 /* --dtype / --quant of the command line: how cli_open_model loads the base */
 static const char *load_dtype, *load_quant;
+static int load_random;
 
 int cli_load_opt(int argc, char **argv, int *i)
 {
     const char *v;
     if ((v = cli_opt(argc, argv, i, "--dtype"))) load_dtype = v;
     else if ((v = cli_opt(argc, argv, i, "--quant"))) load_quant = v;
+    else if (!strcmp(argv[*i], "--random-weights")) load_random = 2;
     else return 0;
     return 1;
 }
 
 int cli_load_base(peft_ctx *ctx, const char *model_dir, peft_base_model **out)
 {
-    peft_load_options o = {.struct_size = sizeof o, .torch_dtype = load_dtype, .quant = load_quant};
+    peft_load_options o = {.struct_size = sizeof o, .torch_dtype = load_dtype, .quant = load_quant,
+                           .random_init = load_random};
     char err[1024] = "";
     if (peft_base_model_load_ex(model_dir, &o, out, err, sizeof err))
         return cli_fail("%s%s", err, load_dtype || load_quant ? " (--dtype / --quant)" : "");
