@@ -222,7 +222,7 @@ task-data: all $(BUILD)/recipe/make_task_data
 -include $(CORE_OBJ:.o=.d) $(CONF_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TOK_OBJ:.o=.d) $(RUNNER_OBJ:.o=.d) $(TEST_UTIL_OBJ:.o=.d) $(TEST_BIN:=.d)
 
 clean:
-	rm -rf $(BUILD) build-asan
+	rm -rf $(BUILD) build-asan build-fuzz
 
 # more targets (install, sdk, ...) live in mk/*.mk, one concern per file
 include $(wildcard mk/*.mk)
