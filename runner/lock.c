@@ -25,8 +25,11 @@ int runner_lock_run_dir(const char *dir, int *fd_out, char *err, size_t errlen)
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
         int e = errno;
         char holder[512] = "";
-        ssize_t n = pread(fd, holder, sizeof holder - 1, 0);
-        holder[n > 0 ? n : 0] = 0;
+        for (int tries = 0; tries < 20 && !holder[0]; tries++) { /* it writes right after locking */
+            ssize_t n = pread(fd, holder, sizeof holder - 1, 0);
+            holder[n > 0 ? n : 0] = 0;
+            if (!holder[0]) usleep(10000);
+        }
         holder[strcspn(holder, "\n")] = 0;
         close(fd);
         if (e == EWOULDBLOCK)

@@ -57,7 +57,7 @@ static void world(void)
     const char *yaml =
         "name: crash\nbase_model: model\ntask: causal_lm\nmetric: perplexity\nseed: 5\n"
         "data: {train: train.jsonl, eval: train.jsonl, eval_examples: 8}\n"
-        "training: {steps: 24, batch_size: 4, eval_steps: 8, save_steps: 3, learning_rate: 0.01}\n"
+        "training: {steps: 240, batch_size: 4, eval_steps: 60, save_steps: 7, learning_rate: 0.01}\n"
         "experiments:\n"
         "  - name: lora\n    adapters: [{method: lora, r: 4, target_modules: [q_proj, v_proj]}]\n"
         "  - name: mix\n    adapters:\n"
@@ -178,7 +178,7 @@ START_TEST(kill_peft_run)
     snprintf(p, sizeof p, "%s/out", tmp);
     int kills = 0;
     for (int k = 0; k < 8; k++) { /* until the batch finishes between two kills */
-        int killed = run_or_kill(out, next_delay(100000, 900000));
+        int killed = run_or_kill(out, next_delay(10000, 400000));
         kills += killed;
         check_tree(p);
         if (!killed) break;
