@@ -25,7 +25,7 @@ static uint16_t f32_to_f16(float f)
     if (ax < 0x38800000u) {                        /* below the smallest normal f16: subnormal */
         if (ax < 0x33000000u) return sign;          /* rounds to zero */
         uint32_t mant = (ax & 0x7fffffu) | 0x800000u;
-        int shift = 126 - (int)(ax >> 23) + 14;     /* 14..24 */
+        int shift = 126 - (int)(ax >> 23);          /* 14..24: units of 2^-24 */
         uint32_t half = 1u << (shift - 1), rest = mant & ((1u << shift) - 1);
         uint32_t v = mant >> shift;
         if (rest > half || (rest == half && (v & 1u))) v++;
