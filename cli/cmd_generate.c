@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "cli/gen_text.h"
 #include "peft/generate.h"
+#include "peft/util.h"
 
 static const char *HELP =
     "usage: peft generate --model DIR [--adapter DIR[:NAME]]... --input IN.json --output OUT.json\n"
@@ -123,15 +124,12 @@ static int write_output(const char *path, const peft_inputs *in, const peft_gen_
     json_object_set_new(root, "sequences", rows_json(seq, B, lead + n));
     json_object_set_new(root, "num_generated", lens);
     free(seq);
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int rc = json_dump_file(root, tmp, JSON_COMPACT);
+    char *text = json_dumps(root, JSON_COMPACT);
     json_decref(root);
-    if (rc || rename(tmp, path)) {
-        int e = errno;
-        remove(tmp);
-        return cli_fail("%s: cannot write: %s", path, strerror(e));
-    }
+    char err[1024] = "out of memory";
+    int rc = text ? peft_write_file_atomic(path, text, strlen(text), err, sizeof err) : -1;
+    free(text);
+    if (rc) return cli_fail("%s", err);
     return 0;
 }
 

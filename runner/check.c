@@ -64,7 +64,7 @@ static int check_plugin(const runner_config *c, const runner_adapter *a,
         const char *cand[64];
         size_t n = plugin_names(names, 64);
         for (size_t i = 0; i < n; i++) cand[i] = names[i];
-        const char *dym = runner_did_you_mean(a->method, cand, n);
+        const char *dym = peft_did_you_mean(a->method, cand, n);
         if (dym)
             runner_errat(err, errlen, c, mn, "unknown plugin '%s' (did you mean '%s'?)", a->method, dym);
         else
@@ -78,10 +78,10 @@ static int check_plugin(const runner_config *c, const runner_adapter *a,
         size_t nk = 0;
         for (const char *const *p = vt->config_keys; p && *p; p++, nk++) known |= !strcmp(*p, k);
         if (known) continue;
-        const char *dym = vt->config_keys ? runner_did_you_mean(k, (const char *const *)vt->config_keys, nk) : NULL;
+        const char *dym = vt->config_keys ? peft_did_you_mean(k, (const char *const *)vt->config_keys, nk) : NULL;
         if (!dym) {
             static const char *const own[] = {"method", "name"};
-            dym = runner_did_you_mean(k, own, 2);
+            dym = peft_did_you_mean(k, own, 2);
         }
         if (dym)
             runner_errat(err, errlen, c, a->node->keys[i], "unknown field '%s' for %s (did you mean '%s'?)",
@@ -198,7 +198,7 @@ int runner_check(runner_config *c, char *err, size_t errlen)
         }
         runner_data_free(&d);
     }
-    if (runner_mkdir_p(c->output_dir, merr, sizeof merr)) {
+    if (peft_mkdirs(c->output_dir, merr, sizeof merr)) {
         runner_errat(err, errlen, c, runner_map_get(c->root, "output_dir"), "%s", merr);
         goto out;
     }

@@ -55,36 +55,6 @@ void runner_errat(char *err, size_t errlen, const runner_config *c, const runner
     va_end(ap);
 }
 
-static int edit_distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > 64 || lb > 64) return 99;
-    int d[65][65];
-    for (size_t i = 0; i <= la; i++) d[i][0] = (int)i;
-    for (size_t j = 0; j <= lb; j++) d[0][j] = (int)j;
-    for (size_t i = 1; i <= la; i++)
-        for (size_t j = 1; j <= lb; j++) {
-            int c = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
-            if (d[i - 1][j] + 1 < c) c = d[i - 1][j] + 1;
-            if (d[i][j - 1] + 1 < c) c = d[i][j - 1] + 1;
-            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < c)
-                c = d[i - 2][j - 2] + 1; /* a transposition */
-            d[i][j] = c;
-        }
-    return d[la][lb];
-}
-
-const char *runner_did_you_mean(const char *s, const char *const *cand, size_t n)
-{
-    const char *best = NULL;
-    int bd = 4;
-    for (size_t i = 0; i < n; i++) {
-        int d = edit_distance(s, cand[i]);
-        if (d < bd) bd = d, best = cand[i];
-    }
-    return best && bd <= (strlen(s) <= 3 ? 1 : 3) ? best : NULL;
-}
-
 static int in_list(const char *s, const char *const *l, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -99,7 +69,7 @@ static int check_keys(const runner_config *c, const runner_node *map, const char
     for (size_t i = 0; i < map->n; i++) {
         const char *k = map->keys[i]->text;
         if (in_list(k, keys, n) >= 0) continue;
-        const char *dym = runner_did_you_mean(k, keys, n);
+        const char *dym = peft_did_you_mean(k, keys, n);
         char known[1024] = "";
         for (size_t j = 0, o = 0; j < n && o < sizeof known; j++)
             o += (size_t)snprintf(known + o, sizeof known - o, "%s%s", j ? ", " : "", keys[j]);
@@ -185,7 +155,7 @@ static int get_choice(const runner_config *c, const runner_node *n, const char *
     char known[512] = "";
     for (size_t j = 0, o = 0; j < nset && o < sizeof known; j++)
         o += (size_t)snprintf(known + o, sizeof known - o, "%s%s", j ? ", " : "", set[j]);
-    const char *dym = runner_did_you_mean(s, set, nset);
+    const char *dym = peft_did_you_mean(s, set, nset);
     if (dym) runner_errat(err, errlen, c, n, "unknown %s '%s' (did you mean '%s'?)", what, s, dym);
     else runner_errat(err, errlen, c, n, "unknown %s '%s' (one of: %s)", what, s, known);
     return -1;
@@ -756,7 +726,7 @@ static int load_compare(runner_config *c, char *err, size_t errlen)
                 groups[i] = c->runs[i].group;
                 found |= !strcmp(groups[i], name);
             }
-            const char *dym = found ? NULL : runner_did_you_mean(name, groups, (size_t)c->n_runs);
+            const char *dym = found ? NULL : peft_did_you_mean(name, groups, (size_t)c->n_runs);
             if (!found) {
                 char known[1024] = "";
                 for (int i = 0, o = 0; i < c->n_runs && o < (int)sizeof known; i++)

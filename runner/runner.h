@@ -36,14 +36,9 @@
 #include <jansson.h>
 #include "peft/peft.h"
 #include "peft/tokenizer.h"
+#include "peft/util.h"
 
-/* ---- files (runner_fs.c) ---- */
-int runner_mkdir_p(const char *dir, char *err, size_t errlen);
-/* the whole file, NUL-terminated (caller frees); *len may be NULL. NULL with err set. */
-char *runner_read_file(const char *path, size_t *len, char *err, size_t errlen);
-/* path.tmp.<pid>, fsync, rename, fsync of the directory: the old file or the new, never half */
-int runner_write_file_atomic(const char *path, const void *data, size_t n, char *err,
-                             size_t errlen);
+/* ---- files (fs.c; mkdir -p, whole-file reads and atomic writes: peft/util.h) ---- */
 int runner_file_exists(const char *path);
 int64_t runner_file_size(const char *path); /* -1 if absent */
 
@@ -169,8 +164,6 @@ void runner_config_free(runner_config *c);
 /* "file:line:col: " prefix for a node */
 void runner_errat(char *err, size_t errlen, const runner_config *c, const runner_node *n,
                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-/* the closest candidate to s within edit distance 3, or NULL */
-const char *runner_did_you_mean(const char *s, const char *const *candidates, size_t n);
 
 /* ---- data (runner_data.c) ---- */
 typedef struct runner_example {
@@ -313,7 +306,7 @@ typedef struct runner_result {
 
 void runner_result_free(runner_result *r);
 /* results.json of one run (atomic) */
-int runner_write_results(const runner_config *c, const runner_run *run, const runner_result *r,
+int runner_write_results(const runner_config *c, const runner_run *r, const runner_result *res,
                          const char *path, char *err, size_t errlen);
 /* reads back what runner_write_results wrote (for the summary of finished runs); when
  * want_config is not NULL, a results.json whose "config" differs is refused (the YAML changed) */

@@ -103,10 +103,10 @@ static int64_t adapter_bytes(const char *dir, const runner_run *r)
     int64_t total = 0;
     char p[4096];
     for (int i = 0; i < r->n_adapters; i++) {
-        if (!strcmp(r->adapters[i].name, "default"))
-            snprintf(p, sizeof p, "%s/adapter_model.safetensors", dir);
-        else
-            snprintf(p, sizeof p, "%s/%s/adapter_model.safetensors", dir, r->adapters[i].name);
+        int k = !strcmp(r->adapters[i].name, "default")
+                    ? snprintf(p, sizeof p, "%s/adapter_model.safetensors", dir)
+                    : snprintf(p, sizeof p, "%s/%s/adapter_model.safetensors", dir, r->adapters[i].name);
+        if (k < 0 || (size_t)k >= sizeof p) continue; /* a path that long was never written */
         int64_t s = runner_file_size(p);
         if (s > 0) total += s;
     }
@@ -420,7 +420,7 @@ static int run_one(batch_ctx *b, const runner_run *r, int read_only, runner_resu
     if (gethostname(res->host, sizeof res->host) != 0) snprintf(res->host, sizeof res->host, "?");
     res->host[sizeof res->host - 1] = 0;
     if (!(res->run = strdup(r->name)) || !(res->group = strdup(r->group)) || !(res->methods = join_methods(r)) ||
-        runner_mkdir_p(dir, err, errlen)) {
+        peft_mkdirs(dir, err, errlen)) {
         if (!res->methods) snprintf(err, errlen, "out of memory");
         json_decref(config);
         return -1;
@@ -704,7 +704,7 @@ static int batch_setup(runner_config *c, batch_ctx *b, char *err, size_t errlen)
     if (runner_data_load(c->train_path, c->task, c->max_length, vocab, num_labels, tk, &b->train, err, errlen) ||
         runner_data_load(c->eval_path, c->task, c->max_length, vocab, num_labels, tk, &b->eval, err, errlen))
         goto out;
-    if (runner_mkdir_p(c->output_dir, err, errlen)) goto out;
+    if (peft_mkdirs(c->output_dir, err, errlen)) goto out;
     rc = 0;
 out:
     peft_tokenizer_free(tk);

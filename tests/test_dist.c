@@ -58,7 +58,7 @@ static void make_world(void)
 {
     char p[1024], q[1024];
     snprintf(p, sizeof p, "%s/model", tmp);
-    ck_assert(runner_mkdir_p(p, NULL, 0) == 0);
+    ck_assert(peft_mkdirs(p, NULL, 0) == 0);
     const char *files[] = {"config.json", "model.safetensors"};
     for (int i = 0; i < 2; i++) {
         size_t n;

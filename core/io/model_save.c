@@ -10,6 +10,7 @@
 #include "peft/dtype.h"
 #include "peft/graph.h"
 #include "peft/model_save.h"
+#include "peft/util.h"
 #include "peft/safetensors.h"
 
 static const char *torch_dtype(int32_t dtype)
@@ -19,27 +20,26 @@ static const char *torch_dtype(int32_t dtype)
 
 static int write_config(const peft_base_model *m, const char *dir, int32_t dtype, char *err, size_t errlen)
 {
-    char path[4096], tmp[4200];
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+    char path[4200];
+    if (snprintf(path, sizeof path, "%s/config.json", dir) >= (int)sizeof path) {
+        snprintf(err, errlen, "%s: path too long", dir);
+        return -1;
+    }
     json_t *cfg = json_deep_copy(m->config);
     if (!cfg) {
         snprintf(err, errlen, "%s: out of memory", path);
         return -1;
     }
     json_object_set_new(cfg, "torch_dtype", json_string(torch_dtype(dtype)));
-    int rc = json_dump_file(cfg, tmp, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    char *text = json_dumps(cfg, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     json_decref(cfg);
-    FILE *f = rc == 0 ? fopen(tmp, "rb") : NULL; /* flush it to disk before the rename */
-    if (f) {
-        rc = fsync(fileno(f));
-        fclose(f);
-    }
-    if (rc != 0 || !f || rename(tmp, path) != 0) {
-        snprintf(err, errlen, "%s: cannot write: %s", path, strerror(errno));
-        unlink(tmp);
+    if (!text) {
+        snprintf(err, errlen, "%s: out of memory", path);
         return -1;
     }
+    int rc = peft_write_file_atomic(path, text, strlen(text), err, errlen);
+    free(text);
+    if (rc) return -1;
     return 0;
 }
 

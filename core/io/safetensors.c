@@ -4,6 +4,7 @@
  */
 #define _GNU_SOURCE
 #include "peft/safetensors.h"
+#include "peft/util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -550,39 +551,18 @@ static int st_write_stream(FILE *fp, const char *hdr, size_t hlen, const st_plan
     return 0;
 }
 
-/* best effort: makes the rename durable */
-static void st_sync_dir(const char *path)
+/* writes everything to a temporary file and renames it over path (peft/util.h's atomic
+ * file); on failure the temporary file is removed and path is untouched */
+static int st_commit(const st_ctx *c, const char *hdr, size_t hlen, const st_plan *p, size_t n)
 {
-    char *d = strdup(path);
-    if (!d) return;
-    char *slash = strrchr(d, '/');
-    const char *dir = slash ? (slash == d ? "/" : (*slash = 0, d)) : ".";
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) { fsync(fd); close(fd); }
-    free(d);
-}
-
-/* writes everything to tmp and renames it over path; on failure tmp is removed */
-static int st_commit(const st_ctx *c, const char *tmp, const char *hdr, size_t hlen,
-                     const st_plan *p, size_t n)
-{
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-    if (fd < 0) return st_fail(c, "cannot create %s: %s", tmp, strerror(errno));
-    FILE *fp = fdopen(fd, "wb");
-    if (!fp) {
+    peft_atomic_file af;
+    if (peft_atomic_begin(&af, c->path, c->err, c->errlen)) return -1;
+    if (st_write_stream(af.f, hdr, hlen, p, n)) {
         int e = errno;
-        close(fd);
-        unlink(tmp);
-        return st_fail(c, "cannot write %s: %s", tmp, strerror(e));
+        peft_atomic_abort(&af);
+        return st_fail(c, "cannot write: %s", strerror(e ? e : EIO));
     }
-    int bad = st_write_stream(fp, hdr, hlen, p, n);
-    int e = errno;
-    if (fclose(fp) != 0 && !bad) { bad = 1; e = errno; }
-    if (!bad && rename(tmp, c->path) != 0) { bad = 2; e = errno; }
-    if (!bad) { st_sync_dir(c->path); return 0; }
-    unlink(tmp);
-    return st_fail(c, "%s %s: %s", bad == 2 ? "cannot rename into place from" : "cannot write",
-                   tmp, strerror(e));
+    return peft_atomic_commit(&af, c->err, c->errlen) ? -1 : 0;
 }
 
 int peft_st_write(const char *path, const peft_st_out *tensors, size_t n,
@@ -592,17 +572,15 @@ int peft_st_write(const char *path, const peft_st_out *tensors, size_t n,
     if (!path || !*path || (n && !tensors)) return st_fail(&c, "peft_st_write: invalid argument");
     st_plan *p = calloc(n ? n : 1, sizeof *p);
     if (!p) return st_fail(&c, "out of memory");
-    size_t hlen = 0, tlen = strlen(path) + 32;
-    char *hdr = NULL, *tmp = malloc(tlen);
-    int rc = tmp ? st_plan_outs(&c, tensors, n, p) : st_fail(&c, "out of memory");
+    size_t hlen = 0;
+    char *hdr = NULL;
+    int rc = st_plan_outs(&c, tensors, n, p);
     if (!rc && !(hdr = st_build_header(&c, p, n, meta_kv, &hlen))) rc = -1;
     if (!rc) {
         qsort(p, n, sizeof *p, st_cmp_plan_begin);
-        snprintf(tmp, tlen, "%s.tmp.%ld", path, (long)getpid());
-        rc = st_commit(&c, tmp, hdr, hlen, p, n);
+        rc = st_commit(&c, hdr, hlen, p, n);
     }
     free(hdr);
-    free(tmp);
     free(p);
     return rc;
 }

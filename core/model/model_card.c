@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "core/peft/internal.h"
+#include "peft/util.h"
 
 #define PEFT_FORMAT_VERSION "0.13.2" /* the PEFT release whose formats libpeft writes */
 
@@ -63,7 +64,7 @@ static const char *TEMPLATE_BODY =
 
 int peft_create_or_update_model_card(peft_model *m, const char *dir)
 {
-    char path[4096], tmp[4200];
+    char path[4096];
     if (!dir || strlen(dir) > 3000)
         return peft_set_error(m->ctx, PEFT_EINVAL, "model card: the directory path is empty or too long");
     snprintf(path, sizeof path, "%s/README.md", dir);
@@ -117,15 +118,9 @@ int peft_create_or_update_model_card(peft_model *m, const char *dir)
         free(b.p);
         return peft_set_error(m->ctx, PEFT_ENOMEM, "model card: out of memory");
     }
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "wb");
-    int ok = f && fwrite(b.p, 1, b.n, f) == b.n && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    if (f) ok = (fclose(f) == 0) && ok;
+    char err[1024];
+    int rc = peft_write_file_atomic(path, b.p, b.n, err, sizeof err);
     free(b.p);
-    if (!ok || rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return peft_set_error(m->ctx, PEFT_EIO, "%s: cannot write: %s", path, strerror(e));
-    }
+    if (rc) return peft_set_error(m->ctx, PEFT_EIO, "%s", err);
     return PEFT_OK;
 }

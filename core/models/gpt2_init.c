@@ -23,6 +23,7 @@
 #include "peft/graph.h"
 #include "peft/model_init.h"
 #include "peft/safetensors.h"
+#include "peft/util.h"
 
 #define INIT_RANGE 0.02
 #define MAX_NAME 128
@@ -39,70 +40,6 @@ static void seterr(char *err, size_t errlen, const char *fmt, ...)
 }
 
 /* mkdir -p */
-static int mkdir_p(const char *dir, char *err, size_t errlen)
-{
-    size_t n = strlen(dir);
-    char *p = malloc(n + 1);
-    if (!p) {
-        seterr(err, errlen, "%s: out of memory", dir);
-        return -1;
-    }
-    memcpy(p, dir, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (p[i] != '/' && p[i] != '\0') continue;
-        char c = p[i];
-        p[i] = '\0';
-        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-            seterr(err, errlen, "%s: cannot create directory: %s", p, strerror(errno));
-            free(p);
-            return -1;
-        }
-        p[i] = c;
-    }
-    struct stat st;
-    int ok = stat(dir, &st) == 0 && S_ISDIR(st.st_mode);
-    if (!ok) seterr(err, errlen, "%s: not a directory", dir);
-    free(p);
-    return ok ? 0 : -1;
-}
-
-/* writes text to path atomically (path.tmp.<pid>, fsync, rename) */
-static int write_text_atomic(const char *path, const char *text, char *err, size_t errlen)
-{
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp) {
-        seterr(err, errlen, "%s: path too long", path);
-        return -1;
-    }
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) {
-        seterr(err, errlen, "%s: cannot write: %s", path, strerror(errno));
-        return -1;
-    }
-    size_t len = strlen(text), off = 0;
-    while (off < len) {
-        ssize_t w = write(fd, text + off, len - off);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) {
-            seterr(err, errlen, "%s: write failed: %s", path, strerror(errno));
-            close(fd);
-            unlink(tmp);
-            return -1;
-        }
-        off += (size_t)w;
-    }
-    if (fsync(fd) != 0 || close(fd) != 0) {
-        seterr(err, errlen, "%s: flush failed: %s", path, strerror(errno));
-        unlink(tmp);
-        return -1;
-    }
-    if (rename(tmp, path) != 0) {
-        seterr(err, errlen, "%s: rename failed: %s", path, strerror(errno));
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
-}
 
 /* config.json as GPT2Config(...).save_pretrained writes it (keys sorted, indent 2) */
 static int write_config(const char *dir, const peft_gpt2_shape *s, char *err, size_t errlen)
@@ -147,7 +84,7 @@ static int write_config(const char *dir, const peft_gpt2_shape *s, char *err, si
              "  \"vocab_size\": %d\n"
              "}\n",
              special, special, s->n_embd, s->n_head, s->n_layer, s->n_positions, s->vocab_size);
-    return write_text_atomic(path, text, err, errlen);
+    return peft_write_file_atomic(path, text, strlen(text), err, errlen);
 }
 
 /* one tensor to write: name, shape, and how to fill it */
@@ -194,7 +131,7 @@ int peft_write_random_gpt2(const char *dir, const peft_gpt2_shape *s, uint64_t s
                s->n_head);
         return -1;
     }
-    if (mkdir_p(dir, err, errlen)) return -1;
+    if (peft_mkdirs(dir, err, errlen)) return -1;
 
     const int64_t C = s->n_embd, V = s->vocab_size, P = s->n_positions;
     const double proj_std = INIT_RANGE / sqrt(2.0 * s->n_layer);

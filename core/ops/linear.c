@@ -4,6 +4,7 @@
  * slice. Each op: forward into an arena tensor, backward recorded on the tape only when some
  * input requires grad, and only the gradients somebody needs are computed. */
 #include "peft/ops.h"
+#include "core/ops/common.h"
 #include "peft/quant.h"
 #include "core/ops/linear_kernels.h"
 
@@ -11,16 +12,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* f32 view of a (maybe bf16/f16) tensor: the data itself, or a converted arena copy */
-static const float *as_f32(peft_graph *g, const peft_tensor *t)
-{
-    if (t->dtype == PEFT_DTYPE_F32) return (const float *)t->data;
-    peft_tensor *c = peft_graph_tensor_raw(g, PEFT_DTYPE_F32, 1, &t->numel);
-    if (!c) return NULL;
-    peft_tensor_to_f32(t, (float *)c->data);
-    return (const float *)c->data;
-}
 
 static peft_tensor *new_like(peft_graph *g, const peft_tensor *x)
 {
@@ -187,7 +178,7 @@ peft_tensor *op_linear(peft_graph *g, peft_tensor *x, peft_tensor *w, peft_tenso
     shape[nd - 1] = outf;
     peft_tensor *y = peft_graph_tensor_raw(g, PEFT_DTYPE_F32, nd, shape);
     const float *wf = w->dtype == PEFT_DTYPE_F32 ? (const float *)w->data : NULL;
-    const float *bf = b ? as_f32(g, b) : NULL;
+    const float *bf = b ? ops_as_f32(g, b) : NULL;
     if (!y || (b && !bf)) return NULL;
     float *yd = peft_f32(y);
 

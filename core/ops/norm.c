@@ -1,19 +1,10 @@
 /* ops_norm.c — layer norm (PyTorch semantics: biased variance, eps inside the sqrt) and the
  * tanh-approximated GELU, each with its backward. */
 #include "peft/ops.h"
+#include "core/ops/common.h"
 
 #include <math.h>
 #include <string.h>
-
-/* f32 view of a (maybe bf16/f16) tensor: the data itself, or a converted arena copy */
-static const float *as_f32(peft_graph *g, const peft_tensor *t)
-{
-    if (t->dtype == PEFT_DTYPE_F32) return (const float *)t->data;
-    peft_tensor *c = peft_graph_tensor_raw(g, PEFT_DTYPE_F32, 1, &t->numel);
-    if (!c) return NULL;
-    peft_tensor_to_f32(t, (float *)c->data);
-    return (const float *)c->data;
-}
 
 /* ---- layernorm ------------------------------------------------------------------------------ */
 
@@ -71,8 +62,8 @@ peft_tensor *op_layernorm(peft_graph *g, peft_tensor *x, peft_tensor *w, peft_te
     const int64_t N = x->numel / C;
     peft_tensor *y = peft_graph_tensor_raw(g, PEFT_DTYPE_F32, x->ndim, x->shape);
     peft_tensor *stats = peft_graph_tensor_raw(g, PEFT_DTYPE_F32, 1, (int64_t[]){2 * N});
-    const float *wf = w ? as_f32(g, w) : NULL;
-    const float *bf = b ? as_f32(g, b) : NULL;
+    const float *wf = w ? ops_as_f32(g, w) : NULL;
+    const float *bf = b ? ops_as_f32(g, b) : NULL;
     if (!y || !stats || (w && !wf) || (b && !bf)) return NULL;
     float *mean = peft_f32(stats), *rstd = mean + N;
     const float *xd = peft_f32(x);

@@ -4,19 +4,10 @@
  * rsqrt(mean(x^2) + eps)); rope inv_freq = 1 / theta^((2i as f32) / D), angle = inv_freq * p,
  * out = x * cos + rotate_half(x) * sin. */
 #include "peft/ops.h"
+#include "core/ops/common.h"
 
 #include <math.h>
 #include <string.h>
-
-/* f32 view of a (maybe bf16/f16) tensor: the data itself, or a converted arena copy */
-static const float *as_f32(peft_graph *g, const peft_tensor *t)
-{
-    if (t->dtype == PEFT_DTYPE_F32) return (const float *)t->data;
-    peft_tensor *c = peft_graph_tensor_raw(g, PEFT_DTYPE_F32, 1, &t->numel);
-    if (!c) return NULL;
-    peft_tensor_to_f32(t, (float *)c->data);
-    return (const float *)c->data;
-}
 
 /* ---- rmsnorm -------------------------------------------------------------------------------- */
 
@@ -63,7 +54,7 @@ peft_tensor *op_rmsnorm_offset(peft_graph *g, peft_tensor *x, peft_tensor *w, fl
     const int64_t N = x->numel / C;
     peft_tensor *y = peft_graph_tensor_raw(g, PEFT_DTYPE_F32, x->ndim, x->shape);
     peft_tensor *rs = peft_graph_tensor_raw(g, PEFT_DTYPE_F32, 1, (int64_t[]){N});
-    const float *wf = as_f32(g, w);
+    const float *wf = ops_as_f32(g, w);
     if (!y || !rs || !wf) return NULL;
     if (offset != 0.0f) { /* Gemma: (1.0 + weight.float()) in f32 */
         float *wo = peft_arena_alloc(g->arena, (size_t)C * sizeof(float));

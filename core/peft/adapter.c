@@ -7,24 +7,7 @@
 #include "core/io/cfg.h"
 #include "core/peft/internal.h"
 #include "core/tuner/registry.h"
-
-/* Levenshtein distance, for "did you mean" on unknown config fields */
-static int edit_distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > 63 || lb > 63) return 99;
-    int d[64][64];
-    for (size_t i = 0; i <= la; i++) d[i][0] = (int)i;
-    for (size_t j = 0; j <= lb; j++) d[0][j] = (int)j;
-    for (size_t i = 1; i <= la; i++)
-        for (size_t j = 1; j <= lb; j++) {
-            int c = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
-            if (d[i - 1][j] + 1 < c) c = d[i - 1][j] + 1;
-            if (d[i][j - 1] + 1 < c) c = d[i][j - 1] + 1;
-            d[i][j] = c;
-        }
-    return d[la][lb];
-}
+#include "peft/util.h"
 
 static int check_known_fields(peft_model *m, const peft_tuner_vtable *vt, json_t *cfg,
                               const char *source)
@@ -33,15 +16,12 @@ static int check_known_fields(peft_model *m, const peft_tuner_vtable *vt, json_t
     json_t *v;
     json_object_foreach(cfg, key, v) {
         int known = 0;
-        const char *best = NULL;
-        int best_d = 99;
-        for (const char *const *k = vt->config_keys; k && *k; k++) {
+        size_t nk = 0;
+        for (const char *const *k = vt->config_keys; k && *k; k++, nk++)
             if (strcmp(*k, key) == 0) known = 1;
-            int d = edit_distance(key, *k);
-            if (d < best_d) best_d = d, best = *k;
-        }
+        const char *best = known ? NULL : peft_did_you_mean(key, vt->config_keys, nk);
         if (!known) {
-            if (best && best_d <= 3)
+            if (best)
                 return peft_set_error(m->ctx, PEFT_EINVAL,
                                       "%s: unknown field '%s' for %s (did you mean '%s'?)", source,
                                       key, vt->peft_type, best);

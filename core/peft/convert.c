@@ -13,38 +13,9 @@
 #include "core/io/dirsave.h"
 #include "core/peft/internal.h"
 #include "peft/safetensors.h"
+#include "peft/util.h"
 #include "peft/warn.h"
 
-static int mkdir_p(const char *path)
-{
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(buf, 0755) && errno != EEXIST) return -1;
-        *p = '/';
-    }
-    if (mkdir(buf, 0755) && errno != EEXIST) return -1;
-    return 0;
-}
-
-/* text written atomically: path.tmp.<pid>, fsync, rename */
-static int write_text_atomic(const char *path, const char *text)
-{
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return -1;
-    size_t n = strlen(text);
-    int ok = fwrite(text, 1, n, f) == n && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path)) {
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
-}
 
 /* a non-empty JSON object */
 static int nonempty_dict(const json_t *v)
@@ -230,8 +201,8 @@ int peft_save_pretrained_convert(peft_model *m, const char *dir, const char *ada
     char sub[4300];
     if (strcmp(name, "default") == 0) snprintf(sub, sizeof sub, "%s", ds.stage);
     else snprintf(sub, sizeof sub, "%s/%s", ds.stage, name);
-    if (mkdir_p(sub)) {
-        rc = peft_set_error(m->ctx, PEFT_EIO, "%s: cannot create directory: %s", sub, strerror(errno));
+    if (peft_mkdirs(sub, err, sizeof err)) {
+        rc = peft_set_error(m->ctx, PEFT_EIO, "%s", err);
         goto out;
     }
     static const char *const meta[] = {"format", "pt", NULL};
@@ -248,8 +219,8 @@ int peft_save_pretrained_convert(peft_model *m, const char *dir, const char *ada
         goto out;
     }
     snprintf(path, sizeof path, "%s/adapter_config.json", sub);
-    if (write_text_atomic(path, text))
-        rc = peft_set_error(m->ctx, PEFT_EIO, "%s: cannot write: %s", path, strerror(errno));
+    if (peft_write_file_atomic(path, text, strlen(text), err, sizeof err))
+        rc = peft_set_error(m->ctx, PEFT_EIO, "%s", err);
     free(text);
     if (rc == 0 && peft_dirsave_commit(&ds, err, sizeof err)) rc = peft_set_error(m->ctx, PEFT_EIO, "%s", err);
 out:

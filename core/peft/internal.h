@@ -167,7 +167,6 @@ int peft_prompt_load_saved(peft_model *m, peft_adapter *a, const char *path);
 
 /* saving (core/peft_io.c) */
 /* text file written atomically (tmp, fsync, rename); 0, or -1 with err naming the path */
-int peft_write_atomic(const char *path, const char *text, char *err, size_t errlen);
 /* mixed models (core/peft_mixed.c): dir/peft_mixed.json for the adapters just saved (selected,
  * or every adapter when NULL), atomically */
 int peft_mixed_write_manifest(peft_model *m, const char *dir, const char *const *selected,

@@ -10,6 +10,7 @@
 #include "core/io/cfg.h"
 #include "core/io/dirsave.h"
 #include "core/peft/internal.h"
+#include "peft/util.h"
 
 /* ---- state dicts ---- */
 
@@ -248,45 +249,13 @@ int peft_set_peft_model_state_dict(peft_model *m, const char *path, const char *
 
 /* ---- saving ---- */
 
-static int mkdir_p(const char *path)
-{
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(buf, 0755) && errno != EEXIST) return -1;
-        *p = '/';
-    }
-    if (mkdir(buf, 0755) && errno != EEXIST) return -1;
-    return 0;
-}
-
-int peft_write_atomic(const char *path, const char *text, char *err, size_t errlen)
-{
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        snprintf(err, errlen, "%s: cannot write: %s", path, strerror(errno));
-        return -1;
-    }
-    size_t n = strlen(text);
-    int ok = fwrite(text, 1, n, f) == n && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path)) {
-        snprintf(err, errlen, "%s: cannot write: %s", path, strerror(errno));
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
-}
-
 static int save_one(peft_model *m, peft_adapter *a, const char *dir)
 {
     char path[4200], err[1024] = "";
-    if (mkdir_p(dir))
-        return peft_set_error(m->ctx, PEFT_EIO, "%s: cannot create directory: %s", dir, strerror(errno));
+    /* the longer of the two names: when it fits, both do */
+    if (peft_path_join(path, sizeof path, dir, "adapter_model.safetensors"))
+        return peft_set_error(m->ctx, PEFT_EINVAL, "%s: path too long", dir);
+    if (peft_mkdirs(dir, err, sizeof err)) return peft_set_error(m->ctx, PEFT_EIO, "%s", err);
     peft_state_dict *sd;
     int rc = peft_get_peft_model_state_dict(m, a->name, &sd);
     if (rc) return rc;
@@ -299,7 +268,7 @@ static int save_one(peft_model *m, peft_adapter *a, const char *dir)
         outs[i] = (peft_st_out){sd->names[i], PEFT_DTYPE_F32, sd->tensors[i]->ndim,
                                 sd->tensors[i]->shape, sd->tensors[i]->data};
     static const char *const meta[] = {"format", "pt", NULL};
-    snprintf(path, sizeof path, "%s/adapter_model.safetensors", dir);
+    peft_path_join(path, sizeof path, dir, "adapter_model.safetensors");
     rc = peft_st_write(path, outs, sd->n, meta, err, sizeof err);
     free(outs);
     peft_state_dict_free(sd);
@@ -310,8 +279,8 @@ static int save_one(peft_model *m, peft_adapter *a, const char *dir)
     char *text = json_dumps(cfg, JSON_INDENT(2) | JSON_SORT_KEYS);
     json_decref(cfg);
     if (!text) return peft_set_error(m->ctx, PEFT_ENOMEM, "out of memory");
-    snprintf(path, sizeof path, "%s/adapter_config.json", dir);
-    rc = peft_write_atomic(path, text, err, sizeof err);
+    peft_path_join(path, sizeof path, dir, "adapter_config.json");
+    rc = peft_write_file_atomic(path, text, strlen(text), err, sizeof err);
     free(text);
     return rc ? peft_set_error(m->ctx, PEFT_EIO, "%s", err) : PEFT_OK;
 }

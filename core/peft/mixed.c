@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include "core/io/cfg.h"
 #include "core/peft/internal.h"
+#include "peft/util.h"
 
 #define MANIFEST "peft_mixed.json"
 #define MANIFEST_FORMAT "libpeft-mixed"
@@ -54,7 +55,7 @@ int peft_mixed_write_manifest(peft_model *m, const char *dir, const char *const 
         text = withnl;
         memcpy(text + n, "\n", 2);
     }
-    int rc = peft_write_atomic(path, text, err, sizeof err);
+    int rc = peft_write_file_atomic(path, text, strlen(text), err, sizeof err);
     free(text);
     return rc ? peft_set_error(m->ctx, PEFT_EIO, "%s", err) : PEFT_OK;
 }

@@ -333,6 +333,8 @@ static int each_adapter_param(peft_model *m, peft_adapter *only, param_visit fn,
 
 static int set_trainable_visit(void *ud, peft_site *s, peft_adapter *a, peft_param_ref *ref)
 {
+    (void)a;
+    (void)s;
     int on = *(int *)ud && ref->trainable && peft_ref_is_param(ref);
     ref->tensor->requires_grad = on;
     if (on) ref->tensor->flags |= PEFT_T_PARAM;
@@ -370,6 +372,8 @@ typedef struct count_ud {
 
 static int count_visit(void *ud, peft_site *s, peft_adapter *a, peft_param_ref *ref)
 {
+    (void)a;
+    (void)s;
     count_ud *c = ud;
     if (!peft_ref_is_param(ref)) return 0; /* buffers and save-only copies are no parameters */
     c->all += ref->tensor->numel;
