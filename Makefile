@@ -6,7 +6,7 @@ PREFIX  ?= /usr/local
 BUILD   ?= build
 OPT     ?= -O3
 CFLAGS  ?= $(OPT) -g
-CFLAGS  += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-format-truncation -Wno-missing-field-initializers -fPIC -pthread
+CFLAGS  += -std=gnu11 -Wall -Wextra -Wshadow -Wmissing-prototypes -fPIC -pthread
 CPPFLAGS += -I. -Isdk/include -I/usr/include/x86_64-linux-gnu/openblas-pthread
 DEPLIBS  = -llapacke -lopenblas -ljansson -lyaml -lpcre2-8 -lutf8proc -ldl -lm -pthread
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm)
@@ -166,7 +166,7 @@ FIXTURES ?= $(abspath tests/fixtures)
 TEST_ENV = PEFT_FIXTURES=$(FIXTURES) PEFT_BUILD=$(abspath $(BUILD))
 # Suites run in parallel (one log each under $(BUILD)/tests/logs), then one summary.
 TEST_LOG = $(TEST_BIN:$(BUILD)/tests/%=$(BUILD)/tests/logs/%.log)
-check: all layers exports $(TEST_BIN) $(FIXPLUG_SO)
+check: all layers exports cppcheck $(TEST_BIN) $(FIXPLUG_SO)
 	@rm -rf $(BUILD)/tests/logs
 	@$(MAKE) --no-print-directory -j$(NPROC) -k $(TEST_LOG) >/dev/null 2>&1 || true
 	@./scripts/run-tests.sh --summary $(BUILD)/tests/logs $(TEST_BIN)
@@ -226,3 +226,14 @@ clean:
 
 # more targets (install, sdk, ...) live in mk/*.mk, one concern per file
 include $(wildcard mk/*.mk)
+
+# static analysis: cppcheck with jansson's iteration macros explained (scripts/cppcheck/);
+# part of `make check`, so CI runs it (clean = no output)
+.PHONY: cppcheck
+cppcheck:
+	@command -v cppcheck >/dev/null || ./scripts/deps.sh cppcheck
+	@out=$$(cppcheck -q --std=c11 --enable=warning,portability --inline-suppr -I. -Isdk/include \
+	  --library=scripts/cppcheck/jansson.cfg --suppress=missingIncludeSystem -j$(NPROC) \
+	  core tokenizers runner cli plugins 2>&1); \
+	  if [ -n "$$out" ]; then echo "$$out"; echo "cppcheck: findings above"; exit 1; fi; \
+	  echo "cppcheck: clean (core tokenizers runner cli plugins)"

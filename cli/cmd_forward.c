@@ -33,6 +33,7 @@ static int split_names(char *buf, const char **names, int max)
 /* saved key of a trainable tensor: looked up over every adapter's state dict */
 static const char *saved_name_of(peft_model *m, peft_tensor *t, peft_state_dict **sds, int n)
 {
+    (void)m;
     for (int a = 0; a < n; a++)
         for (size_t i = 0; sds[a] && i < sds[a]->n; i++)
             if (sds[a]->tensors[i] == t) return sds[a]->names[i];
@@ -153,10 +154,10 @@ int cmd_forward(int argc, char **argv)
     if (!rc) {
         peft_st_out outs[5];
         size_t n = 0;
-        const char *names[5] = {"logits", "start_logits", "end_logits", "last_hidden_state", "loss"};
+        const char *out_names[5] = {"logits", "start_logits", "end_logits", "last_hidden_state", "loss"};
         peft_tensor *ts[5] = {mo.logits, mo.start_logits, mo.end_logits, mo.last_hidden_state, mo.loss};
         for (int k = 0; k < 5; k++)
-            if (ts[k]) outs[n++] = (peft_st_out){names[k], PEFT_DTYPE_F32, ts[k]->ndim, ts[k]->shape, ts[k]->data};
+            if (ts[k]) outs[n++] = (peft_st_out){out_names[k], PEFT_DTYPE_F32, ts[k]->ndim, ts[k]->shape, ts[k]->data};
         static const char *const meta[] = {"format", "pt", NULL};
         if (peft_st_write(output, outs, n, meta, err, sizeof err)) rc = cli_fail("%s", err);
         else if (mo.loss) printf("loss %.9g\n", (double)peft_f32(mo.loss)[0]);

@@ -94,7 +94,7 @@ static double eval_loss(peft_model *m, peft_graph *g, const tokens *tk, int64_t 
         if (b == 0) break;
         peft_graph_reset(g);
         peft_graph_set_recording(g, 0);
-        peft_model_inputs in = {b, T, ids, NULL, ids};
+        peft_model_inputs in = {.B = b, .T = T, .input_ids = ids, .labels = ids};
         peft_model_outputs out;
         if (peft_model_forward(m, g, &in, &out)) return NAN;
         sum += peft_f32(out.loss)[0];
@@ -188,7 +188,7 @@ int cmd_train(int argc, char **argv)
         peft_model_train(m, 1);
         peft_graph_reset(g);
         peft_graph_set_recording(g, 1);
-        peft_model_inputs in = {B, T, ids, NULL, ids};
+        peft_model_inputs in = {.B = B, .T = T, .input_ids = ids, .labels = ids};
         peft_model_outputs out;
         if (peft_model_forward(m, g, &in, &out)) { cli_fail("%s", peft_errmsg(ctx)); goto out; }
         last_loss = peft_f32(out.loss)[0];

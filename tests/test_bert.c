@@ -198,7 +198,7 @@ START_TEST(test_base_logits_and_loss)
     ck_assert_int_eq(f.out.last_hidden_state->shape[2], 32);
 
     /* no mask: row 0 (unpadded) is unchanged; no labels: no loss */
-    peft_model_inputs bare = {pin.B, pin.T, pin.input_ids, NULL, NULL};
+    peft_model_inputs bare = {.B = pin.B, .T = pin.T, .input_ids = pin.input_ids, .attention_mask = NULL, .labels = NULL};
     fwd f2;
     run_ok(m, &bare, 0, &f2);
     ck_assert_ptr_null(f2.out.loss);
@@ -733,7 +733,7 @@ START_TEST(test_bad_inputs)
     x.token_type_ids = types;
     ck_assert_has(run_fails(m, &x), "token_type_ids[0][3] = 2");
     int32_t *longer = calloc(2 * 65, sizeof *longer);
-    x = (peft_model_inputs){2, 65, longer, NULL, NULL};
+    x = (peft_model_inputs){.B = 2, .T = 65, .input_ids = longer};
     ck_assert_has(run_fails(m, &x), "max_position_embeddings 64");
     free(longer);
     if (_i == 0) {

@@ -141,7 +141,7 @@ START_TEST(cache_matches_full_decoder)
         full_seq(n, ids, mask, pos);
         /* the full forward over everything so far */
         peft_graph_reset(gf);
-        peft_model_inputs fin = {BR, n, ids, mask, NULL};
+        peft_model_inputs fin = {.B = BR, .T = n, .input_ids = ids, .attention_mask = mask, .labels = NULL};
         fin.position_ids = pos;
         peft_model_outputs fo;
         forward(&x, gf, &fin, &fo);
@@ -219,7 +219,7 @@ static void t5_cache_case(const char *adapter, int64_t te)
         for (int b = 0; b < BR; b++)
             for (int64_t t = 0; t < n; t++) dec[b * n + t] = DEC[b][t];
         peft_graph_reset(gf);
-        peft_model_inputs fin = {BR, te, enc, emask, NULL};
+        peft_model_inputs fin = {.B = BR, .T = te, .input_ids = enc, .attention_mask = emask, .labels = NULL};
         fin.decoder_input_ids = dec;
         fin.Td = n;
         peft_model_outputs fo;
@@ -227,7 +227,7 @@ static void t5_cache_case(const char *adapter, int64_t te)
         for (int b = 0; b < BR; b++)
             for (int64_t t = 0; t < tn; t++) nd[b * tn + t] = DEC[b][done + t];
         peft_graph_reset(g);
-        peft_model_inputs in = {BR, te, enc, emask, NULL};
+        peft_model_inputs in = {.B = BR, .T = te, .input_ids = enc, .attention_mask = emask, .labels = NULL};
         in.decoder_input_ids = nd;
         in.Td = tn;
         in.cache = c;
@@ -642,7 +642,7 @@ START_TEST(special_tokens_from_the_model_dir)
     ck_assert_msg(peft_load_base_model(ctx, dir, &base) == 0, "%s", peft_errmsg(ctx));
     peft_gen_config_init(&c);
     c.max_new_tokens = NG;
-    peft_model_inputs in = {1, TP, &PROMPT[0][0], &PMASK[0][0], NULL};
+    peft_model_inputs in = {.B = 1, .T = TP, .input_ids = &PROMPT[0][0], .attention_mask = &PMASK[0][0], .labels = NULL};
     peft_gen_output o;
     ck_assert_msg(peft_generate_base(ctx, base, &in, &c, &o) == 0, "%s", peft_errmsg(ctx));
     ck_assert_int_eq(o.pad_token_id, 9);
@@ -726,7 +726,7 @@ START_TEST(bad_configs_and_cache_misuse)
     /* the cache runs past n_positions: a clear error, the cache unchanged */
     kc = peft_kv_cache_new(BR);
     int32_t ids[BR * 64] = {0};
-    peft_model_inputs big = {BR, 60, ids, NULL, NULL};
+    peft_model_inputs big = {.B = BR, .T = 60, .input_ids = ids, .attention_mask = NULL, .labels = NULL};
     big.cache = kc;
     peft_graph_reset(g);
     ck_assert_msg(x.base->arch->forward(x.base, g, &big, &out, err, sizeof err) == 0, "%s", err);
@@ -776,14 +776,14 @@ START_TEST(row_adapters_equal_single_adapter_runs)
     peft_gen_config_init(&c);
     c.max_new_tokens = NG;
     c.n_eos = 0;
-    peft_model_inputs in = {BR, TP, &PROMPT[0][0], &PMASK[0][0], NULL};
+    peft_model_inputs in = {.B = BR, .T = TP, .input_ids = &PROMPT[0][0], .attention_mask = &PMASK[0][0], .labels = NULL};
     const char *rows[BR] = {"b", "__base__"};
     peft_gen_output mixed;
     ck_assert_msg(peft_generate(m, &in, &c, rows, &mixed) == 0, "%s", peft_errmsg(ctx));
     /* row 0 alone with adapter b; row 1 alone with adapters disabled */
     peft_gen_output one;
-    peft_model_inputs r0 = {1, TP, &PROMPT[0][0], &PMASK[0][0], NULL};
-    peft_model_inputs r1 = {1, TP, &PROMPT[1][0], &PMASK[1][0], NULL};
+    peft_model_inputs r0 = {.B = 1, .T = TP, .input_ids = &PROMPT[0][0], .attention_mask = &PMASK[0][0], .labels = NULL};
+    peft_model_inputs r1 = {.B = 1, .T = TP, .input_ids = &PROMPT[1][0], .attention_mask = &PMASK[1][0], .labels = NULL};
     ck_assert(peft_set_adapter(m, "b") == 0);
     ck_assert(peft_generate(m, &r0, &c, NULL, &one) == 0);
     ck_assert(!memcmp(one.tokens, mixed.tokens, NG * sizeof(int32_t)));
@@ -927,7 +927,7 @@ START_TEST(cli_generate_row_adapters)
     peft_gen_config_init(&c);
     c.max_new_tokens = NG;
     c.n_eos = 0;
-    peft_model_inputs mi = {BR, TP, &PROMPT[0][0], &PMASK[0][0], NULL};
+    peft_model_inputs mi = {.B = BR, .T = TP, .input_ids = &PROMPT[0][0], .attention_mask = &PMASK[0][0], .labels = NULL};
     const char *rows[BR] = {"b", "__base__"};
     peft_gen_output o;
     ck_assert_msg(peft_generate(m, &mi, &c, rows, &o) == 0, "%s", peft_errmsg(ctx));

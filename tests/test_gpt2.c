@@ -47,7 +47,7 @@ static float *forward(peft_base_model *m, const peft_model_inputs *pin, double *
 static float *forward_fixture(peft_base_model *m, double *loss)
 {
     tu_inputs in = tu_inputs_load(GPT2_DIR);
-    peft_model_inputs pin = {in.B, in.T, in.ids, in.mask, in.labels};
+    peft_model_inputs pin = {.B = in.B, .T = in.T, .input_ids = in.ids, .attention_mask = in.mask, .labels = in.labels};
     char err[512] = "";
     float *logits = forward(m, &pin, loss, err, sizeof err);
     ck_assert_msg(logits != NULL, "forward: %s", err);
@@ -110,7 +110,7 @@ START_TEST(test_no_mask_no_labels)
 {
     peft_base_model *m = load_ok(tu_fixture(GPT2_DIR));
     tu_inputs in = tu_inputs_load(GPT2_DIR);
-    peft_model_inputs pin = {in.B, in.T, in.ids, NULL, NULL};
+    peft_model_inputs pin = {.B = in.B, .T = in.T, .input_ids = in.ids, .attention_mask = NULL, .labels = NULL};
     char err[512] = "";
     double loss;
     float *logits = forward(m, &pin, &loss, err, sizeof err);
@@ -461,7 +461,7 @@ START_TEST(test_bad_inputs)
     double loss;
 
     in.ids[1 * in.T + 3] = 128; /* == vocab_size */
-    peft_model_inputs pin = {in.B, in.T, in.ids, in.mask, in.labels};
+    peft_model_inputs pin = {.B = in.B, .T = in.T, .input_ids = in.ids, .attention_mask = in.mask, .labels = in.labels};
     ck_assert_ptr_null(forward(m, &pin, &loss, err, sizeof err));
     ck_assert_has(err, "input_ids[1][3]");
     ck_assert_has(err, "128");
@@ -478,7 +478,7 @@ START_TEST(test_bad_inputs)
 
     /* longer than n_positions (64) */
     int32_t *ids = calloc(65, sizeof *ids);
-    peft_model_inputs lng = {1, 65, ids, NULL, NULL};
+    peft_model_inputs lng = {.B = 1, .T = 65, .input_ids = ids, .attention_mask = NULL, .labels = NULL};
     ck_assert_ptr_null(forward(m, &lng, &loss, err, sizeof err));
     ck_assert_has(err, "65");
     ck_assert_has(err, "n_positions");

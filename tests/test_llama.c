@@ -201,7 +201,7 @@ START_TEST(test_llama_logits_and_loss)
     ck_assert_ptr_eq(m->word_embeddings, peft_model_find_param(m, "model.embed_tokens.weight")->t);
 
     tu_inputs in = tu_inputs_load(LLAMA_DIR);
-    peft_model_inputs pin = {in.B, in.T, in.ids, in.mask, in.labels};
+    peft_model_inputs pin = {.B = in.B, .T = in.T, .input_ids = in.ids, .attention_mask = in.mask, .labels = in.labels};
     fwd r;
     char err[512] = "";
     ck_assert_msg(run(m, &pin, 0, &r, err, sizeof err) == 0, "%s", err);
@@ -218,7 +218,7 @@ START_TEST(test_llama_logits_and_loss)
     fwd_free(&r);
 
     /* no mask, no labels: the unpadded row 0 is unchanged, no loss */
-    peft_model_inputs pin2 = {in.B, in.T, in.ids, NULL, NULL};
+    peft_model_inputs pin2 = {.B = in.B, .T = in.T, .input_ids = in.ids, .attention_mask = NULL, .labels = NULL};
     ck_assert_msg(run(m, &pin2, 0, &r, err, sizeof err) == 0, "%s", err);
     ck_assert(isnan(r.loss));
     ck_assert_msg(tu_max_abs_diff(r.logits, ref, 8 * 128) <= 1e-4, "row 0 without mask");
@@ -292,7 +292,7 @@ START_TEST(test_llama_tied)
 
     /* logits = h @ embed^T: compare with the hidden states by hand */
     tu_inputs in = tu_inputs_load(LLAMA_DIR);
-    peft_model_inputs pin = {in.B, in.T, in.ids, in.mask, NULL};
+    peft_model_inputs pin = {.B = in.B, .T = in.T, .input_ids = in.ids, .attention_mask = in.mask, .labels = NULL};
     fwd r;
     char err[512];
     ck_assert_msg(run(m, &pin, 0, &r, err, sizeof err) == 0, "%s", err);
@@ -408,7 +408,7 @@ START_TEST(test_llama_input_errors)
     char err[512];
     fwd r;
     in.ids[11] = 128;
-    peft_model_inputs pin = {in.B, in.T, in.ids, in.mask, in.labels};
+    peft_model_inputs pin = {.B = in.B, .T = in.T, .input_ids = in.ids, .attention_mask = in.mask, .labels = in.labels};
     ck_assert_int_eq(run(m, &pin, 0, &r, err, sizeof err), -1);
     ck_assert_has(err, "input_ids[1][3]");
     in.ids[11] = 3;
@@ -436,7 +436,7 @@ static void prompt_case(const char *model_dir, const char *case_name, int prefix
     char rel[512];
     snprintf(rel, sizeof rel, "hf-peft/%s", case_name);
     tu_inputs in = tu_inputs_load(rel);
-    peft_model_inputs pin = {in.B, in.T, in.ids, in.mask, in.labels};
+    peft_model_inputs pin = {.B = in.B, .T = in.T, .input_ids = in.ids, .attention_mask = in.mask, .labels = in.labels};
     fwd r;
     char err[512] = "";
     ck_assert_msg(run(m, &pin, check_grad, &r, err, sizeof err) == 0, "%s: %s", case_name, err);
@@ -486,6 +486,7 @@ END_TEST
 /* a hook returning the wrong shape is an error naming the hook, not a crash */
 static peft_tensor *bad_tokens(void *ud, peft_graph *g, int64_t B)
 {
+    (void)ud;
     return peft_graph_tensor(g, 3, (int64_t[]){B, 2, 7});
 }
 
@@ -495,7 +496,7 @@ START_TEST(test_hook_errors)
     peft_prompt_hooks h = {.ud = NULL, .n_virtual = 2, .virtual_tokens = bad_tokens};
     m->prompt = &h;
     tu_inputs in = tu_inputs_load(LLAMA_DIR);
-    peft_model_inputs pin = {in.B, in.T, in.ids, in.mask, in.labels};
+    peft_model_inputs pin = {.B = in.B, .T = in.T, .input_ids = in.ids, .attention_mask = in.mask, .labels = in.labels};
     fwd r;
     char err[512];
     ck_assert_int_eq(run(m, &pin, 0, &r, err, sizeof err), -1);
@@ -555,7 +556,7 @@ static void check_seqcls(const char *src, const char *drop, const char *cls_clas
 
     tu_inputs in = tu_inputs_load(src);
     peft_model_inputs pin = {in.B, in.T, in.ids, in.mask, labels, .labels_len = 1};
-    peft_model_inputs pin_lm = {in.B, in.T, in.ids, in.mask, NULL};
+    peft_model_inputs pin_lm = {.B = in.B, .T = in.T, .input_ids = in.ids, .attention_mask = in.mask, .labels = NULL};
     fwd rc, rl;
     char err[512] = "";
     ck_assert_msg(run(cls, &pin, 1, &rc, err, sizeof err) == 0, "%s", err);
@@ -721,7 +722,7 @@ START_TEST(test_seqcls_pooling_edges)
     peft_base_model *m = tu_model_load_ok(dir);
     ck_assert_int_eq(peft_model_find_site(m, "score")->info.out_features, 4);
     tu_inputs in = tu_inputs_load(GPT2_DIR); /* row 0 starts with 61 */
-    peft_model_inputs pin = {in.B, in.T, in.ids, in.mask, NULL};
+    peft_model_inputs pin = {.B = in.B, .T = in.T, .input_ids = in.ids, .attention_mask = in.mask, .labels = NULL};
     fwd r, ref;
     char err[512];
     ck_assert_msg(run(m, &pin, 0, &r, err, sizeof err) == 0, "%s", err);

@@ -33,6 +33,7 @@
 #include "peft/peft.h"
 #include "peft/safetensors.h"
 #include "testutil.h"
+#include "peft/util.h"
 #include "peft/warn.h"
 
 #define MODEL "hf-peft/_models/llama"
@@ -339,13 +340,13 @@ START_TEST(site_ia3_nests_with_lora)
         for (size_t i = 0; i < sd->n; i++)
             if (strstr(sd->names[i], "layers.0.mlp.down_proj.ia3_l")) l = peft_f32(sd->tensors[i]);
         ck_assert_ptr_nonnull(l);
-        int64_t in = site_named(m, DOWN)->info.in_features, N = 3, n;
-        float *x = malloc(sizeof(float) * (size_t)(N * in)), *xl = malloc(sizeof(float) * (size_t)(N * in));
+        int64_t n_in = site_named(m, DOWN)->info.in_features, N = 3, n;
+        float *x = malloc(sizeof(float) * (size_t)(N * n_in)), *xl = malloc(sizeof(float) * (size_t)(N * n_in));
         peft_rng r;
         peft_rng_seed(&r, 5);
-        for (int64_t i = 0; i < N * in; i++) {
+        for (int64_t i = 0; i < N * n_in; i++) {
             x[i] = (float)peft_rng_normal(&r);
-            xl[i] = x[i] * l[i % in];
+            xl[i] = x[i] * l[i % n_in];
         }
         const char *both[2] = {first, second}, *lora[1] = {"lora"}, *ia3[1] = {"ia3"};
         float *ym = nest_out(m, x, N, both, 2, &n), *yb = nest_out(m, x, N, NULL, 0, &n);
@@ -363,9 +364,9 @@ START_TEST(site_ia3_nests_with_lora)
         ck_assert(peft_set_adapters(m, both, 2) == 0);
         ck_assert_msg(peft_merge_adapter(m, NULL, 0, 1) == 0, "%s", peft_errmsg(ctx));
         peft_graph *g = peft_graph_new(peft_ctx_rng(ctx));
-        const int64_t shape[2] = {N, in};
+        const int64_t shape[2] = {N, n_in};
         peft_tensor *t = peft_tensor_new(PEFT_DTYPE_F32, 2, shape);
-        memcpy(t->data, x, sizeof(float) * (size_t)(N * in));
+        memcpy(t->data, x, sizeof(float) * (size_t)(N * n_in));
         peft_tensor *y = peft_site_forward(g, site_named(m, DOWN), t);
         ck_assert_msg(tu_max_abs_diff(peft_f32(y), ym, n) < 1e-5, "merged differs by %g",
                       tu_max_abs_diff(peft_f32(y), ym, n));
@@ -561,8 +562,7 @@ static int exists(const char *dir, const char *rel)
 {
     char p[4096];
     struct stat st;
-    snprintf(p, sizeof p, "%s/%s", dir, rel);
-    return stat(p, &st) == 0;
+    return peft_path_join(p, sizeof p, dir, rel) == 0 && stat(p, &st) == 0;
 }
 
 START_TEST(save_load_round_trip)

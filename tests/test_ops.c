@@ -53,6 +53,7 @@ END_TEST
 
 static peft_tensor *b_add(peft_graph *g, peft_tensor **in, const void *ud)
 {
+    (void)ud;
     return op_add(g, in[0], in[1]);
 }
 
@@ -67,6 +68,7 @@ END_TEST
 
 static peft_tensor *b_add_self(peft_graph *g, peft_tensor **in, const void *ud)
 {
+    (void)ud;
     return op_add(g, in[0], in[0]);
 }
 
@@ -80,6 +82,7 @@ END_TEST
 
 static peft_tensor *b_scale(peft_graph *g, peft_tensor **in, const void *ud)
 {
+    (void)ud;
     return op_scale(g, in[0], -1.75f);
 }
 
@@ -93,6 +96,7 @@ END_TEST
 
 static peft_tensor *b_mul(peft_graph *g, peft_tensor **in, const void *ud)
 {
+    (void)ud;
     return op_mul_lastdim(g, in[0], in[1]);
 }
 
@@ -107,6 +111,7 @@ END_TEST
 
 static peft_tensor *b_dropout(peft_graph *g, peft_tensor **in, const void *ud)
 {
+    (void)ud;
     return op_dropout(g, in[0], 0.3f);
 }
 
@@ -120,6 +125,7 @@ END_TEST
 
 static peft_tensor *b_slice(peft_graph *g, peft_tensor **in, const void *ud)
 {
+    (void)ud;
     return op_slice_lastdim(g, in[0], 2, 3);
 }
 
@@ -133,6 +139,7 @@ END_TEST
 
 static peft_tensor *b_layernorm(peft_graph *g, peft_tensor **in, const void *ud)
 {
+    (void)ud;
     return op_layernorm(g, in[0], in[1], in[2], 1e-5f);
 }
 
@@ -148,6 +155,7 @@ END_TEST
 
 static peft_tensor *b_gelu(peft_graph *g, peft_tensor **in, const void *ud)
 {
+    (void)ud;
     return op_gelu_tanh(g, in[0]);
 }
 
@@ -163,6 +171,7 @@ static const int32_t emb_ids[6] = {3, 0, 3, 4, 1, 3}; /* repeats: gradients accu
 
 static peft_tensor *b_embedding(peft_graph *g, peft_tensor **in, const void *ud)
 {
+    (void)ud;
     return op_embedding(g, in[0], emb_ids, 2, 3, NULL);
 }
 
@@ -235,6 +244,7 @@ static const int32_t ce_targets[6] = {2, -100, 0, 4, -100, 1};
 
 static peft_tensor *b_ce(peft_graph *g, peft_tensor **in, const void *ud)
 {
+    (void)ud;
     return op_cross_entropy(g, in[0], ce_targets, -100);
 }
 
@@ -251,6 +261,7 @@ END_TEST
 /* a small network through every op, loss by peft_graph_backward */
 static peft_tensor *b_chain(peft_graph *g, peft_tensor **in, const void *ud)
 {
+    (void)ud;
     static const int32_t ids[4] = {1, 2, 0, 2};
     static const int32_t tg[4] = {0, 3, -100, 2};
     peft_tensor *e = op_embedding(g, in[0], ids, 1, 4, NULL);          /* (1,4,6) */

@@ -264,6 +264,7 @@ END_TEST
 
 static peft_tensor *b_rmsnorm(peft_graph *g, peft_tensor **in, const void *ud)
 {
+    (void)ud;
     return op_rmsnorm(g, in[0], in[1], 1e-6f);
 }
 
@@ -383,11 +384,13 @@ END_TEST
 
 static peft_tensor *b_mul(peft_graph *g, peft_tensor **in, const void *ud)
 {
+    (void)ud;
     return op_mul(g, in[0], in[1]);
 }
 
 static peft_tensor *b_mul_self(peft_graph *g, peft_tensor **in, const void *ud)
 {
+    (void)ud;
     return op_mul(g, in[0], in[0]);
 }
 
@@ -477,16 +480,19 @@ static const int32_t gather_idx[3] = {2, 0, 2};
 
 static peft_tensor *b_gather(peft_graph *g, peft_tensor **in, const void *ud)
 {
+    (void)ud;
     return op_gather_rows(g, in[0], gather_idx);
 }
 
 static peft_tensor *b_concat(peft_graph *g, peft_tensor **in, const void *ud)
 {
+    (void)ud;
     return op_concat_seq(g, in[0], in[1]);
 }
 
 static peft_tensor *b_slice_seq(peft_graph *g, peft_tensor **in, const void *ud)
 {
+    (void)ud;
     return op_slice_seq(g, in[0], 1, 2);
 }
 
@@ -494,6 +500,7 @@ static const float mse_target[12] = {0.5f, -1, 2, 0, 1, 1, -0.5f, 3, 0.25f, -2, 
 
 static peft_tensor *b_mse(peft_graph *g, peft_tensor **in, const void *ud)
 {
+    (void)ud;
     return op_mse(g, in[0], mse_target);
 }
 
@@ -578,6 +585,7 @@ END_TEST
 
 static peft_tensor *b_llama_chain(peft_graph *g, peft_tensor **in, const void *ud)
 {
+    (void)ud;
     /* in: x (1,4,8) prompt (1,2,8), norm w (8), wq (8,8), wkv (8,8) -> k,v 2 heads of 2 of 4,
      * mlp gate/up (8,8), head (2,8) */
     static const int32_t pos[6] = {0, 1, 2, 3, 4, 5};

@@ -61,7 +61,7 @@ static int n_adapted_sites(peft_model *m)
 static float *logits(peft_model *m, int64_t *n)
 {
     peft_graph *g = peft_graph_new(peft_ctx_rng(ctx));
-    peft_model_inputs mi = {in.B, in.T, in.input_ids, in.attention_mask, in.labels};
+    peft_model_inputs mi = {.B = in.B, .T = in.T, .input_ids = in.input_ids, .attention_mask = in.attention_mask, .labels = in.labels};
     peft_model_outputs out;
     ck_assert_msg(peft_model_forward(m, g, &mi, &out) == 0, "%s", peft_errmsg(ctx));
     *n = out.logits->numel;
@@ -127,7 +127,7 @@ START_TEST(init_modes_and_patterns)
     int64_t n;
     peft_base_model *b = base();
     peft_graph *g = peft_graph_new(peft_ctx_rng(ctx));
-    peft_model_inputs mi = {in.B, in.T, in.input_ids, in.attention_mask, NULL};
+    peft_model_inputs mi = {.B = in.B, .T = in.T, .input_ids = in.input_ids, .attention_mask = in.attention_mask, .labels = NULL};
     peft_model_outputs out;
     char err[256];
     ck_assert(b->arch->forward(b, g, &mi, &out, err, sizeof err) == 0);
@@ -242,7 +242,7 @@ START_TEST(modules_to_save)
     peft_base_model *b;
     ck_assert(peft_merge_and_unload(m, 1, NULL, 0, &b) == 0); /* keeps the trained ln_f, as PEFT */
     peft_graph *g = peft_graph_new(peft_ctx_rng(ctx));
-    peft_model_inputs mi = {in.B, in.T, in.input_ids, in.attention_mask, NULL};
+    peft_model_inputs mi = {.B = in.B, .T = in.T, .input_ids = in.input_ids, .attention_mask = in.attention_mask, .labels = NULL};
     peft_model_outputs out;
     char err[256];
     ck_assert(b->arch->forward(b, g, &mi, &out, err, sizeof err) == 0);
@@ -397,7 +397,7 @@ START_TEST(training_lowers_the_loss)
     peft_adamw *opt = peft_adamw_new(m, &oc);
     ck_assert(opt);
     peft_graph *g = peft_graph_new(peft_ctx_rng(ctx));
-    peft_model_inputs mi = {in.B, in.T, in.input_ids, in.attention_mask, in.labels};
+    peft_model_inputs mi = {.B = in.B, .T = in.T, .input_ids = in.input_ids, .attention_mask = in.attention_mask, .labels = in.labels};
     double first = 0, last = 0;
     peft_model_train(m, 1);
     for (int step = 0; step < 30; step++) {
@@ -542,7 +542,7 @@ static float *run_rows(peft_model *m, const int32_t *ids, const int32_t *mask, i
                        const char *const *rows, int64_t *n)
 {
     peft_graph *g = peft_graph_new(peft_ctx_rng(ctx));
-    peft_model_inputs mi = {B, T, ids, mask, NULL};
+    peft_model_inputs mi = {.B = B, .T = T, .input_ids = ids, .attention_mask = mask, .labels = NULL};
     peft_model_outputs out;
     int rc = rows ? peft_model_forward_rows(m, g, &mi, rows, &out) : peft_model_forward(m, g, &mi, &out);
     ck_assert_msg(rc == 0, "%s", peft_errmsg(ctx));
@@ -578,7 +578,7 @@ START_TEST(mixed_batch_rows)
     ck_assert(tu_max_abs_diff(only_a, only_default, per) > 1e-5); /* the adapters differ */
     const char *bad[3] = {"default", "nope", "a"};
     peft_graph *g = peft_graph_new(peft_ctx_rng(ctx));
-    peft_model_inputs mi = {3, T, ids, mask, NULL};
+    peft_model_inputs mi = {.B = 3, .T = T, .input_ids = ids, .attention_mask = mask, .labels = NULL};
     peft_model_outputs out;
     ck_assert(peft_model_forward_rows(m, g, &mi, bad, &out) == PEFT_ENOTFOUND);
     ck_assert_msg(strstr(peft_errmsg(ctx), "'nope'"), "%s", peft_errmsg(ctx));

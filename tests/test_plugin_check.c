@@ -29,8 +29,9 @@ typedef struct {
 static void run(result *r, const char *args, int with_valgrind)
 {
     char cmd[8192];
-    snprintf(cmd, sizeof cmd, "%s %s plugin-check %s --no-fixtures --arch gpt2 2>&1",
-             with_valgrind ? "" : "PEFT_PLUGIN_CHECK_NO_VALGRIND=1", tu_build("peft"), args);
+    int k = snprintf(cmd, sizeof cmd, "%s %s plugin-check %s --no-fixtures --arch gpt2 2>&1",
+                     with_valgrind ? "" : "PEFT_PLUGIN_CHECK_NO_VALGRIND=1", tu_build("peft"), args);
+    ck_assert_int_lt(k, (int)sizeof cmd);
     char *out;
     const int ws = tu_run_cmd(cmd, &out);
     snprintf(r->out, sizeof r->out, "%s", out);

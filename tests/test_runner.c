@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "peft/optim.h"
+#include "peft/util.h"
 #include "runner/runner.h"
 #include "testutil.h"
 
@@ -405,7 +406,7 @@ static void write_byte_tokenizer(const char *dir)
                            "fuse_unk", 0, "byte_fallback", 0, "ignore_merges", 0, "vocab", vocab, "merges");
     json_decref(bl);
     char p[1024];
-    snprintf(p, sizeof p, "%s/tokenizer.json", dir);
+    ck_assert_int_eq(peft_path_join(p, sizeof p, dir, "tokenizer.json"), 0);
     ck_assert(json_dump_file(tk, p, 0) == 0);
     json_decref(tk);
 }

@@ -204,8 +204,11 @@ static peft_tensor *take(peft_base_model *m, const char *prefix, const char *res
 {
     char name[256], alt[256];
     int64_t shape[2] = {d0, d1};
-    snprintf(name, sizeof name, "%s%s", prefix, rest);
-    snprintf(alt, sizeof alt, "%s%s", *prefix ? "" : "bert.", rest);
+    if (snprintf(name, sizeof name, "%s%s", prefix, rest) >= (int)sizeof name ||
+        snprintf(alt, sizeof alt, "%s%s", *prefix ? "" : "bert.", rest) >= (int)sizeof alt) {
+        snprintf(err, errlen, "%s: parameter name %s%s too long", m->dir, prefix, rest);
+        return NULL;
+    }
     return peft_model_take_weight(m, name, alt, ndim, shape, err, errlen);
 }
 
@@ -434,8 +437,9 @@ static int bert_forward(peft_base_model *m, peft_graph *g, const peft_model_inpu
     const int64_t B = in->B, T = in->T;
 
     int64_t past = 0, Pv = 0;
-    peft_tensor **pk = calloc((size_t)(2 * d->L + 1), sizeof *pk), **pv = pk + d->L;
+    peft_tensor **pk = calloc((size_t)(2 * d->L + 1), sizeof *pk);
     if (!pk) { snprintf(err, errlen, "bert: out of memory"); return -1; }
+    peft_tensor **pv = pk + d->L;
     int rc = -1;
     if (layer_prefixes(m, s, g, B, pk, pv, &past, err, errlen)) goto out;
     peft_tensor *h = embeddings(m, s, g, in, past, &Pv, err, errlen); /* (B,T2,C) */

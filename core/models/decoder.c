@@ -160,7 +160,7 @@ int dec_seq_begin(peft_base_model *m, peft_graph *g, const peft_model_inputs *in
     s->Pp = !cont && p && p->virtual_tokens ? p->n_virtual : 0;
     s->Px = !cont && p && p->layer_prefix ? p->n_virtual : 0;
     s->Tq = s->Pp + s->T;
-    s->past = cont ? c->len : s->Px;
+    s->past = cont && c ? c->len : s->Px;
     const int64_t B = s->B, T = s->T, Tq = s->Tq, Pp = s->Pp, Px = s->Px;
 
     if (!(s->ids = arena_i32(g, B, T)) || !(s->pos = arena_i32(g, B, Tq))) goto oom;

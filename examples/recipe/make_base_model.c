@@ -88,7 +88,7 @@ static int write_json(const char *path, json_t *j)
 {
     char err[512];
     char *txt = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
-    int rc = txt ? runner_write_file_atomic(path, txt, strlen(txt), err, sizeof err) : -1;
+    int rc = txt ? peft_write_file_atomic(path, txt, strlen(txt), err, sizeof err) : -1;
     if (rc) fprintf(stderr, "make_base_model: %s\n", txt ? err : "out of memory");
     free(txt);
     json_decref(j);
@@ -99,7 +99,7 @@ static int write_json(const char *path, json_t *j)
 static int write_random_model(const char *dir, uint64_t seed)
 {
     char err[512], path[1024];
-    if (runner_mkdir_p(dir, err, sizeof err)) return fprintf(stderr, "%s\n", err), -1;
+    if (peft_mkdirs(dir, err, sizeof err)) return fprintf(stderr, "%s\n", err), -1;
     snprintf(path, sizeof path, "%s/config.json", dir);
     if (write_json(path, llama_config())) return -1;
     snprintf(path, sizeof path, "%s/tokenizer.json", dir);
@@ -284,8 +284,8 @@ int main(int argc, char **argv)
     char src[1200], dst[1200];
     snprintf(src, sizeof src, "%s/tokenizer.json", init_dir);
     snprintf(dst, sizeof dst, "%s/tokenizer.json", out);
-    char *tok = runner_read_file(src, NULL, err, sizeof err);
-    if (!tok || runner_write_file_atomic(dst, tok, strlen(tok), err, sizeof err))
+    char *tok = peft_read_file(src, NULL, err, sizeof err);
+    if (!tok || peft_write_file_atomic(dst, tok, strlen(tok), err, sizeof err))
         return fprintf(stderr, "%s\n", err), 1;
     free(tok);
     printf("wrote %s (config.json, model.safetensors in bf16, tokenizer.json)\n", out);

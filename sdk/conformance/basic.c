@@ -68,7 +68,8 @@ static int try_config(const pc_model *model, const char *cfg, char *err, size_t 
     peft_set_tokenizer(ctx, peft_tokenizer_text_hook, NULL);
     peft_base_model *base;
     if (!ctx || peft_load_base_model(ctx, model->dir, &base)) {
-        snprintf(err, len, "cannot load %s: %s", model->dir, ctx ? peft_errmsg(ctx) : "OOM");
+        if (snprintf(err, len, "cannot load %s: %s", model->dir, ctx ? peft_errmsg(ctx) : "OOM") >= (int)len)
+            memcpy(err + len - 4, "...", 4); /* a long message is cut, visibly */
         peft_ctx_free(ctx);
         return -1;
     }

@@ -183,7 +183,7 @@ int pc_forward(pc_run_state *r, int record, char *msg, size_t len)
         J = !e ? NULL : J ? op_add(r->g, J, e) : e;
         if (!J) return pc_msg(msg, len, -1, "out of arena memory building the objective");
     }
-    if (!J->requires_grad) return 0; /* nothing trainable reaches the outputs */
+    if (!J || !J->requires_grad) return 0; /* nothing trainable reaches the outputs */
     if (peft_graph_backward(r->g, J)) return pc_msg(msg, len, -1, "%s", peft_graph_error(r->g));
     return 0;
 }

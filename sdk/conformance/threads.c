@@ -59,7 +59,8 @@ static int same(const job *a, const job *b)
 
 int pc_check_threads(const pc_env *env, const pc_model *model, char *msg, size_t len)
 {
-    job ref = {env, model}, t[2] = {{env, model}, {env, model}};
+    job ref = {.env = env, .model = model};
+    job t[2] = {{.env = env, .model = model}, {.env = env, .model = model}};
     int status = PC_FAIL;
     run_job(&ref);
     if (ref.rc) {
