@@ -163,7 +163,9 @@ $(BUILD)/tests/%: tests/%.c $(TEST_UTIL_LIB) $(CONF_LIB) $(RUNNER_LIB) $(TOK_LIB
 # The PEFT reference fixtures live in the repository (tests/fixtures/, copied from the Python
 # PEFT 0.13.2 runs): a plain clone runs every test.
 FIXTURES ?= $(abspath tests/fixtures)
-TEST_ENV = PEFT_FIXTURES=$(FIXTURES) PEFT_BUILD=$(abspath $(BUILD))
+# Check kills a test after CK_DEFAULT_TIMEOUT s (4 by default): a hang guard, not a speed test,
+# so it is generous (suites run in parallel, on machines that may be busy)
+TEST_ENV = PEFT_FIXTURES=$(FIXTURES) PEFT_BUILD=$(abspath $(BUILD)) CK_DEFAULT_TIMEOUT=$${CK_DEFAULT_TIMEOUT:-300}
 # Suites run in parallel (one log each under $(BUILD)/tests/logs), then one summary.
 TEST_LOG = $(TEST_BIN:$(BUILD)/tests/%=$(BUILD)/tests/logs/%.log)
 check: all layers exports cppcheck $(TEST_BIN) $(FIXPLUG_SO)

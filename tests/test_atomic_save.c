@@ -17,20 +17,20 @@
 #include "peft/model_save.h"
 #include "peft/peft.h"
 #include "peft/safetensors.h"
+#include "peft/util.h"
 #include "testutil.h"
 
 static int exists(const char *dir, const char *name)
 {
     char p[4300];
-    snprintf(p, sizeof p, "%s/%s", dir, name);
     struct stat st;
-    return stat(p, &st) == 0;
+    return peft_path_join(p, sizeof p, dir, name) == 0 && stat(p, &st) == 0;
 }
 
 static void touch(const char *dir, const char *name, const char *text)
 {
     char p[4300];
-    snprintf(p, sizeof p, "%s/%s", dir, name);
+    ck_assert_int_eq(peft_path_join(p, sizeof p, dir, name), 0);
     ck_assert(tu_write_file(p, text, strlen(text)) == 0);
 }
 

@@ -16,6 +16,7 @@
 #include "peft/model.h"
 #include "peft/ops.h"
 #include "runner/runner.h"
+#include "peft/util.h"
 #include "testutil.h"
 
 static peft_tensor *filled(peft_graph *g, int ndim, const int64_t *shape, float v)

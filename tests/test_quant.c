@@ -201,7 +201,7 @@ END_TEST
 static float *llama_logits(peft_base_model *m, int64_t *n)
 {
     int32_t ids[2 * 6] = {1, 5, 9, 33, 70, 2, 4, 8, 15, 16, 23, 42};
-    peft_model_inputs in = {2, 6, ids, NULL, NULL};
+    peft_model_inputs in = {.B = 2, .T = 6, .input_ids = ids};
     peft_model_outputs o;
     peft_graph *g = peft_graph_new(NULL);
     char err[512];

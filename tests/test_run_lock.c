@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "runner/runner.h"
+#include "peft/util.h"
 #include "testutil.h"
 
 static char *world(void)

@@ -80,8 +80,9 @@ int peft_base_model_save(const peft_base_model *m, const char *dir, int32_t dtyp
     }
     char path[4096];
     static const char *const meta[] = {"format", "pt", NULL};
-    snprintf(path, sizeof path, "%s/model.safetensors", ds.stage);
-    rc = peft_st_write(path, outs, m->n_params, meta, err, errlen);
+    rc = peft_path_join(path, sizeof path, ds.stage, "model.safetensors");
+    if (rc) snprintf(err, errlen, "%s: path too long", ds.stage);
+    else rc = peft_st_write(path, outs, m->n_params, meta, err, errlen);
     if (rc == 0) rc = write_config(m, ds.stage, dtype, err, errlen);
     if (rc == 0) rc = peft_dirsave_commit(&ds, err, errlen);
     else peft_dirsave_abort(&ds);

@@ -95,6 +95,7 @@ static void silu_fwd(const float *x, float *y, int64_t n)
 // dy (n), x (n) -> dx (n) += dy * s (1 + x (1 - s)), s = sigmoid(x)
 static void silu_bwd(const float *x, const float *y, const float *dy, float *dx, int64_t n)
 {
+    (void)y;
     for (int64_t i = 0; i < n; i++) {
         const float s = 1.0f / (1.0f + expf(-x[i]));
         dx[i] += dy[i] * (s * (1.0f + x[i] * (1.0f - s)));
@@ -114,6 +115,7 @@ static void relu_fwd(const float *x, float *y, int64_t n)
 // dy (n), x (n) -> dx (n) += dy where x > 0 (PyTorch: gradient 0 at x = 0)
 static void relu_bwd(const float *x, const float *y, const float *dy, float *dx, int64_t n)
 {
+    (void)y;
     for (int64_t i = 0; i < n; i++) dx[i] += x[i] > 0.0f ? dy[i] : isnan(x[i]) ? x[i] : 0.0f;
 }
 
@@ -130,6 +132,7 @@ static void tanh_fwd(const float *x, float *y, int64_t n)
 // dy (n), y (n) -> dx (n) += dy (1 - y^2)   (PyTorch's tanh_backward uses the output)
 static void tanh_bwd(const float *x, const float *y, const float *dy, float *dx, int64_t n)
 {
+    (void)x;
     for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * (1.0f - y[i] * y[i]);
 }
 
@@ -149,6 +152,7 @@ static void gelu_erf_fwd(const float *x, float *y, int64_t n)
 // dy (n), x (n) -> dx (n) += dy (Phi(x) + x phi(x))
 static void gelu_erf_bwd(const float *x, const float *y, const float *dy, float *dx, int64_t n)
 {
+    (void)y;
     for (int64_t i = 0; i < n; i++) {
         const float cdf = 0.5f * (1.0f + erff(x[i] * GELU_ALPHA));
         const float pdf = GELU_BETA_PDF * expf(-0.5f * x[i] * x[i]);

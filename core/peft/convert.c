@@ -199,14 +199,19 @@ int peft_save_pretrained_convert(peft_model *m, const char *dir, const char *ada
         goto out;
     }
     char sub[4300];
-    if (strcmp(name, "default") == 0) snprintf(sub, sizeof sub, "%s", ds.stage);
-    else snprintf(sub, sizeof sub, "%s/%s", ds.stage, name);
+    int too_long = strcmp(name, "default") == 0 ? snprintf(sub, sizeof sub, "%s", ds.stage) >= (int)sizeof sub
+                                                : peft_path_join(sub, sizeof sub, ds.stage, name) != 0;
+    /* the longer of the two file names: when it fits, both do */
+    if (too_long || peft_path_join(path, sizeof path, sub, "adapter_model.safetensors")) {
+        rc = peft_set_error(m->ctx, PEFT_EINVAL, "%s: path too long", ds.stage);
+        goto out;
+    }
     if (peft_mkdirs(sub, err, sizeof err)) {
         rc = peft_set_error(m->ctx, PEFT_EIO, "%s", err);
         goto out;
     }
     static const char *const meta[] = {"format", "pt", NULL};
-    snprintf(path, sizeof path, "%s/adapter_model.safetensors", sub);
+    peft_path_join(path, sizeof path, sub, "adapter_model.safetensors");
     if (peft_st_write(path, c.outs, c.n, meta, err, sizeof err)) {
         rc = peft_set_error(m->ctx, PEFT_EIO, "%s", err);
         goto out;
@@ -218,7 +223,7 @@ int peft_save_pretrained_convert(peft_model *m, const char *dir, const char *ada
         rc = peft_set_error(m->ctx, PEFT_ENOMEM, "out of memory");
         goto out;
     }
-    snprintf(path, sizeof path, "%s/adapter_config.json", sub);
+    peft_path_join(path, sizeof path, sub, "adapter_config.json");
     if (peft_write_file_atomic(path, text, strlen(text), err, sizeof err))
         rc = peft_set_error(m->ctx, PEFT_EIO, "%s", err);
     free(text);
