@@ -136,12 +136,12 @@ START_TEST(cache_matches_full)
         const int64_t tn = done == 0 ? TP : done == TP + 1 ? 2 : 1, n = done + tn;
         full_seq(n, ids, mask, pos);
         peft_graph_reset(gf);
-        peft_model_inputs fin = {BR, n, ids, mask, NULL};
+        peft_model_inputs fin = {.B = BR, .T = n, .input_ids = ids, .attention_mask = mask};
         fin.position_ids = pos;
         peft_model_outputs fo;
         forward(&x, gf, &fin, &fo);
         peft_graph_reset(g);
-        peft_model_inputs in = {0};
+        peft_model_inputs in = {.B = 0};
         in.B = BR;
         in.T = tn;
         if (done == 0) {
@@ -203,7 +203,7 @@ static void greedy_reference(mdl *x, int32_t *outk)
                 p2[b * n + t] = pos[b * W + t];
             }
         peft_graph_reset(g);
-        peft_model_inputs in = {BR, n, ids, m2, NULL};
+        peft_model_inputs in = {.B = BR, .T = n, .input_ids = ids, .attention_mask = m2};
         in.position_ids = pl ? NULL : p2;
         peft_model_outputs o;
         forward(x, g, &in, &o);
@@ -228,7 +228,7 @@ START_TEST(greedy_equals_full_forwards)
     peft_gen_config_init(&c);
     c.max_new_tokens = NG;
     c.n_eos = 0;
-    peft_model_inputs in = {BR, TP, &PROMPT[0][0], &PMASK[0][0], NULL};
+    peft_model_inputs in = {.B = BR, .T = TP, .input_ids = &PROMPT[0][0], .attention_mask = &PMASK[0][0]};
     for (int cache = 1; cache >= 0; cache--) {
         c.use_cache = cache;
         peft_gen_output o;

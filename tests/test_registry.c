@@ -116,9 +116,9 @@ START_TEST(host_linalg_and_sticky_error)
     ck_assert_int_eq(peft_graph_backward(g, l), PEFT_EPLUGIN); /* backward fails with it */
     peft_graph_reset(g);
     ck_assert_ptr_null(h->graph_error(g));
-    char err[128];
-    ck_assert_ptr_null(h->site_bias_trainable(NULL, err, sizeof err)); /* not during creation */
-    ck_assert_ptr_nonnull(strstr(err, "only while an adapter is being created"));
+    char msg[128];
+    ck_assert_ptr_null(h->site_bias_trainable(NULL, msg, sizeof msg)); /* not during creation */
+    ck_assert_ptr_nonnull(strstr(msg, "only while an adapter is being created"));
     peft_graph_free(g);
 }
 END_TEST

@@ -49,7 +49,7 @@ static int match_wrapped(const char *prefix, const char *pattern, const char *su
     pcre2_compile_context_free(cctx);
     if (!re) {
         PCRE2_UCHAR msg[256];
-        char where[64];
+        char where[320];
         pcre2_get_error_message(ecode, msg, sizeof msg);
         size_t off = eoff > lp ? eoff - lp : 0;
         snprintf(where, sizeof where, "%s at offset %zu", (const char *)msg, off > lb ? lb : off);

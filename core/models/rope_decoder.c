@@ -217,7 +217,10 @@ static peft_site *take_linear(peft_base_model *m, const char *module, int64_t in
                               int has_bias, int layer, char *err, size_t errlen)
 {
     char n[256];
-    snprintf(n, sizeof n, "%s.weight", module);
+    if (snprintf(n, sizeof n, "%s.weight", module) >= (int)sizeof n) {
+        snprintf(err, errlen, "%s: parameter name %s.weight too long", m->dir, module);
+        return NULL;
+    }
     peft_tensor *w = peft_model_take_weight(m, n, NULL, 2, (int64_t[]){out, in}, err, errlen);
     if (!w) return NULL;
     peft_tensor *b = NULL;

@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdio.h>
+#include "peft/export.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -14,11 +15,11 @@ extern "C" {
 
 /* mkdir -p: creates dir and its missing parents (0777 & ~umask); fails when a component
  * exists and is not a directory. */
-int peft_mkdirs(const char *dir, char *err, size_t errlen);
+PEFT_API int peft_mkdirs(const char *dir, char *err, size_t errlen);
 
 /* The whole file, NUL-terminated (*len, when len != NULL, gets its size without the NUL).
  * Returned buffer owned by the caller: free(). */
-char *peft_read_file(const char *path, size_t *len, char *err, size_t errlen);
+PEFT_API char *peft_read_file(const char *path, size_t *len, char *err, size_t errlen);
 
 /* Atomic replacement of one file: a reader sees the old file or the new one, never a mix, and
  * an interrupted write leaves only "<path>.tmp.<pid>" behind. Writes go to that temporary name
@@ -28,23 +29,23 @@ typedef struct peft_atomic_file {
     char *tmp;  /* owned: "<path>.tmp.<pid>" */
     char *path; /* owned copy of path */
 } peft_atomic_file;
-int peft_atomic_begin(peft_atomic_file *af, const char *path, char *err, size_t errlen);
+PEFT_API int peft_atomic_begin(peft_atomic_file *af, const char *path, char *err, size_t errlen);
 /* closes af (always); on failure the temporary file is removed and path is untouched */
-int peft_atomic_commit(peft_atomic_file *af, char *err, size_t errlen);
+PEFT_API int peft_atomic_commit(peft_atomic_file *af, char *err, size_t errlen);
 /* closes af and removes the temporary file (NULL-safe, idempotent) */
-void peft_atomic_abort(peft_atomic_file *af);
+PEFT_API void peft_atomic_abort(peft_atomic_file *af);
 /* begin + write n bytes + commit */
-int peft_write_file_atomic(const char *path, const void *data, size_t n, char *err, size_t errlen);
+PEFT_API int peft_write_file_atomic(const char *path, const void *data, size_t n, char *err, size_t errlen);
 
 /* "<dir>/<name>" into out (size bytes): 0, or -1 when it does not fit (out then holds a
  * truncated, NUL-terminated prefix that must not be used as a path). */
-int peft_path_join(char *out, size_t size, const char *dir, const char *name);
+PEFT_API int peft_path_join(char *out, size_t size, const char *dir, const char *name);
 
 /* The candidate closest to s by edit distance (Levenshtein with
  * adjacent transpositions), or NULL when none is close enough
  * to be a typo: at most 1 edit for words of up to 3 letters, at most 3 otherwise. Returns a
  * pointer into cand (borrowed). */
-const char *peft_did_you_mean(const char *s, const char *const *cand, size_t n);
+PEFT_API const char *peft_did_you_mean(const char *s, const char *const *cand, size_t n);
 
 #ifdef __cplusplus
 }
