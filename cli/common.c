@@ -103,6 +103,7 @@ int cli_load_opt(int argc, char **argv, int *i)
 
 int cli_load_base(peft_ctx *ctx, const char *model_dir, peft_base_model **out)
 {
+    (void)ctx;
     peft_load_options o = {.struct_size = sizeof o, .torch_dtype = load_dtype, .quant = load_quant,
                            .random_init = load_random};
     char err[1024] = "";

@@ -136,7 +136,7 @@ static float *lora_step(const char *quant, int ckpt, float *loss, int64_t *n, pe
     peft_model_train(m, 1);
     int32_t ids[2 * 7] = {1, 5, 9, 33, 70, 2, 3, 4, 8, 15, 16, 23, 42, 99};
     int32_t lab[2 * 7] = {1, 5, 9, 33, 70, 2, 3, 4, 8, 15, 16, -100, -100, -100};
-    peft_model_inputs in = {2, 7, ids, NULL, lab};
+    peft_model_inputs in = {.B = 2, .T = 7, .input_ids = ids, .labels = lab};
     peft_model_outputs out;
     peft_graph *g = peft_graph_new(peft_ctx_rng(ctx));
     g->recording = 1;

@@ -124,6 +124,7 @@ static float factor(const ada_layer *l)
 peft_tensor *ada_forward(void *state, peft_graph *g, const peft_site_info *site, peft_tensor *x,
                          peft_tensor *y)
 {
+    (void)site;
     ada_layer *l = state;
     if (l->r == 0) return y; /* a layer whose every rank was pruned adds nothing */
     peft_tensor *xd = l->dropout > 0 ? ada_host->op_dropout(g, x, (float)l->dropout) : x;
@@ -138,6 +139,7 @@ peft_tensor *ada_forward(void *state, peft_graph *g, const peft_site_info *site,
 int ada_merge(void *state, const peft_site_info *site, float *weight, float *bias, int sign,
               char *err, size_t errlen)
 {
+    (void)bias;
     ada_layer *l = state;
     if (peft_pu_merge_args("adalora", state, site, weight, sign, err, errlen) ||
         peft_pu_merge_shape("adalora", site, l->in, l->out, err, errlen))
@@ -238,6 +240,9 @@ int ada_state_dict(void *state, peft_param_ref *out, int max)
 /* a load wrote the cut copies: scatter them back to the kept ranks */
 int ada_loaded(void *adapter_state, void *site_state, char *err, size_t errlen)
 {
+    (void)adapter_state;
+    (void)err;
+    (void)errlen;
     ada_layer *l = site_state;
     if (!l || !l->kept || !l->cut[0]) return 0;
     float *A = (float *)l->A->data, *B = (float *)l->B->data, *E = (float *)l->E->data;
@@ -254,4 +259,8 @@ int ada_loaded(void *adapter_state, void *site_state, char *err, size_t errlen)
     return 0;
 }
 
-const char *ada_module_type(void *state) { return "adalora.SVDLinear"; }
+const char *ada_module_type(void *state)
+{
+    (void)state;
+    return "adalora.SVDLinear";
+}

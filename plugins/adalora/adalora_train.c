@@ -16,6 +16,9 @@
 void *ada_adapter_init(const void *parsed, peft_cfg *cfg, const peft_adapter_info *info,
                        const char *adapter_name, peft_rng *rng, char *err, size_t errlen)
 {
+    (void)adapter_name;
+    (void)cfg;
+    (void)rng;
     const ada_config *c = parsed;
     /* PEFT: "AdaLoraModel supports only 1 trainable adapter" */
     if (!c->inference_mode)

@@ -62,6 +62,7 @@ static int slices(const vera_layer *l, peft_graph *g, peft_tensor **a, peft_tens
 peft_tensor *vera_forward(void *state, peft_graph *g, const peft_site_info *site, peft_tensor *x,
                           peft_tensor *y)
 {
+    (void)site;
     vera_layer *l = state;
     (void)site;
     peft_tensor *a, *b;
@@ -78,6 +79,7 @@ peft_tensor *vera_forward(void *state, peft_graph *g, const peft_site_info *site
 int vera_merge(void *state, const peft_site_info *site, float *weight, float *bias, int sign,
                char *err, size_t errlen)
 {
+    (void)bias;
     vera_layer *l = state;
     (void)bias; /* VeRA leaves the base bias alone */
     if (peft_pu_merge_args("vera", state, site, weight, sign, err, errlen) ||

@@ -65,6 +65,8 @@ int vera_generate(int64_t key, int64_t r, int64_t max_in, int64_t max_out, float
 void *vera_adapter_init(const void *parsed, peft_cfg *cfg, const peft_adapter_info *info,
                         const char *adapter_name, peft_rng *rng, char *err, size_t errlen)
 {
+    (void)cfg;
+    (void)rng;
     const vera_config *c = parsed;
     (void)cfg;
     (void)rng; /* the projections come from projection_prng_key, not the run's generator */
