@@ -654,20 +654,20 @@ static int apply_set(runner_node *root, const char *set, char *err, size_t errle
         } else if (at->kind == RUNNER_NODE_SEQ) {
             char *end;
             long idx = strtol(seg, &end, 10);
-            runner_node **slot = NULL;
+            runner_node **target = NULL;
             if (*end == 0 && end != seg) {
                 if (idx < 0 || (size_t)idx >= at->n) {
                     snprintf(err, errlen, "%s: '%s' has %zu item%s: no item %ld", origin, walked, at->n,
                              at->n == 1 ? "" : "s", idx);
                     goto fail;
                 }
-                slot = &at->items[idx];
+                target = &at->items[idx];
             } else { /* an item by its name (experiments.lora) */
-                for (size_t i = 0; i < at->n && !slot; i++) {
+                for (size_t i = 0; i < at->n && !target; i++) {
                     const runner_node *nm = runner_map_get(at->items[i], "name");
-                    if (nm && nm->kind == RUNNER_NODE_SCALAR && !strcmp(nm->text, seg)) slot = &at->items[i];
+                    if (nm && nm->kind == RUNNER_NODE_SCALAR && !strcmp(nm->text, seg)) target = &at->items[i];
                 }
-                if (!slot) {
+                if (!target) {
                     char names[512] = "";
                     for (size_t i = 0, o = 0; i < at->n && o < sizeof names; i++) {
                         const runner_node *nm = runner_map_get(at->items[i], "name");
@@ -680,11 +680,11 @@ static int apply_set(runner_node *root, const char *set, char *err, size_t errle
                 }
             }
             if (last) {
-                runner_node_free(*slot);
-                *slot = val;
+                runner_node_free(*target);
+                *target = val;
                 return 0;
             }
-            at = *slot;
+            at = *target;
         } else {
             snprintf(err, errlen, "%s: '%s' is a single value, it has no '%s'", origin, walked, seg);
             goto fail;

@@ -55,6 +55,8 @@ int runner_sched_lead(const int *queue, int n, runner_job_fn job, void *ud, runn
 {
     lead l = {.queue = queue, .n = n, .active = runner_dist_size() - 1, .stop = o->stop};
     o->poll = service;
+    /* borrowed only while the loop below runs: both are cleared before returning */
+    // cppcheck-suppress autoVariables
     o->poll_ud = &l;
     int own = 0;
     service(&l);
@@ -66,6 +68,7 @@ int runner_sched_lead(const int *queue, int n, runner_job_fn job, void *ud, runn
         service(&l);
     }
     o->poll = NULL;
+    o->poll_ud = NULL;
     while (l.active > 0) { /* the others' last runs */
         int src, status;
         if (runner_dist_wait(-1, TAG_REQ, &status, &src)) break;

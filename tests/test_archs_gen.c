@@ -372,7 +372,7 @@ START_TEST(seq_cls_heads)
     static const int32_t ids[2 * 6] = {5, 9, 17, 33, 64, 3, 7, 11, 13, 0, 0, 0};
     static const int32_t mask[2 * 6] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0};
     static const int32_t labels[2] = {2, 0};
-    peft_model_inputs in = {2, 6, ids, mask, labels};
+    peft_model_inputs in = {.B = 2, .T = 6, .input_ids = ids, .attention_mask = mask, .labels = labels};
     in.labels_len = 1;
     peft_graph *g = peft_graph_new(&rng);
     peft_model_outputs o;

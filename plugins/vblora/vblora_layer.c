@@ -11,6 +11,7 @@
 void *vb_adapter_init(const void *parsed, peft_cfg *cfg, const peft_adapter_info *info,
                       const char *adapter_name, peft_rng *rng, char *err, size_t errlen)
 {
+    (void)cfg;
     const vb_config *c = parsed;
     if (!info->n_sites) {
         peft_pu_errf(err, errlen, "vblora: no targeted layer");
@@ -172,6 +173,7 @@ static void vb_backward(peft_graph *g, void *vc)
 peft_tensor *vb_forward(void *state, peft_graph *g, const peft_site_info *site, peft_tensor *x,
                         peft_tensor *y)
 {
+    (void)site;
     vb_layer *l = state;
     if (l->k > 64) {
         vb_host->graph_set_error(g, "vblora: topk above 64 is not supported");
@@ -199,6 +201,7 @@ peft_tensor *vb_forward(void *state, peft_graph *g, const peft_site_info *site, 
 int vb_merge(void *state, const peft_site_info *site, float *weight, float *bias, int sign,
              char *err, size_t errlen)
 {
+    (void)bias;
     vb_layer *l = state;
     if (peft_pu_merge_args("vblora", state, site, weight, sign, err, errlen) ||
         peft_pu_merge_shape("vblora", site, l->in, l->out, err, errlen))
@@ -250,4 +253,8 @@ int vb_state_dict(void *state, peft_param_ref *out, int max)
 }
 
 /* PEFT 0.13.2's VB-LoRA Linear has no __repr__ of its own: status reports say "Linear" */
-const char *vb_module_type(void *state) { return "Linear"; }
+const char *vb_module_type(void *state)
+{
+    (void)state;
+    return "Linear";
+}
