@@ -192,6 +192,9 @@ struct peft_base_model {
     /* set by build when the architecture takes no past keys/values (so no prefix tuning): why,
      * for the error (static string); NULL = it takes them */
     const char *no_past_key_values;
+    /* name -> position hashes over params and sites (core/model/name_index.c), owned, kept by
+     * the core as it registers them; opaque here */
+    struct peft_name_index *param_index, *site_index;
 };
 
 /* How to load (transformers' from_pretrained arguments). Zero-initialise; NULL strings keep

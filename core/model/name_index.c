@@ -1,0 +1,57 @@
+/* name_index.c — open-addressing hash (FNV-1a, linear probing, load <= 1/2) from a borrowed
+ * name to an array position: the base model's parameter and site lookups in O(1). */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/model/name_index.h"
+
+static uint64_t hash_name(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+/* slot of key in slots (cap a power of two): its own, or the empty one where it would go */
+static size_t probe(const peft_name_slot *slots, size_t cap, const char *key)
+{
+    size_t i = (size_t)hash_name(key) & (cap - 1);
+    while (slots[i].key && strcmp(slots[i].key, key) != 0) i = (i + 1) & (cap - 1);
+    return i;
+}
+
+static int grow(peft_name_index *ix)
+{
+    size_t cap = ix->cap ? 2 * ix->cap : 64;
+    peft_name_slot *ns = calloc(cap, sizeof *ns);
+    if (!ns) return -1;
+    for (size_t i = 0; i < ix->cap; i++)
+        if (ix->slots[i].key) ns[probe(ns, cap, ix->slots[i].key)] = ix->slots[i];
+    free(ix->slots);
+    ix->slots = ns;
+    ix->cap = cap;
+    return 0;
+}
+
+int peft_name_index_add(peft_name_index *ix, const char *key, size_t pos)
+{
+    if (2 * (ix->n + 1) > ix->cap && grow(ix)) return -1;
+    size_t i = probe(ix->slots, ix->cap, key);
+    if (!ix->slots[i].key) ix->slots[i] = (peft_name_slot){key, pos};
+    ix->n++;
+    return 0;
+}
+
+size_t peft_name_index_get(const peft_name_index *ix, const char *key)
+{
+    if (!ix->cap) return (size_t)-1;
+    size_t i = probe(ix->slots, ix->cap, key);
+    return ix->slots[i].key ? ix->slots[i].pos : (size_t)-1;
+}
+
+void peft_name_index_free(peft_name_index *ix)
+{
+    free(ix->slots);
+    ix->slots = NULL;
+    ix->cap = ix->n = 0;
+}
