@@ -1,7 +1,9 @@
-/* peft_combine.c — peft_add_weighted_adapter (PEFT's LoraModel.add_weighted_adapter and
- * _check_add_weighted_adapter): checks the sources, builds the new adapter's config, adds it,
- * then asks the method's plugin (vt->combine) to fill its state on every site from the
- * sources' states there. The arithmetic lives in the plugin (plugins/lora/lora_combine.c). */
+/* combine.c — peft_add_weighted_adapter (PEFT's add_weighted_adapter and
+ * _check_add_weighted_adapter): checks what is common to every method (names, weights, one
+ * method, modules_to_save, the options), builds the new adapter's config (the sources'
+ * target_modules united here; the method's own fields by the plugin's combine_config entry),
+ * adds it, then asks the plugin (vt->combine) to fill its state on every site from the sources'
+ * states there. The core names no method: ranks, scalings and the arithmetic are the plugin's. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,21 +28,14 @@ void peft_combine_opts_init(peft_combine_opts *o)
     o->majority_sign_method = "total";
 }
 
-/* what the core needs to know of each combination_type */
+/* the combination types (PEFT's) and which need a density */
 static const struct {
     const char *name;
-    int equal_ranks; /* every source must have the same r; new r = it */
-    int cat;         /* new r = the sum */
-    int svd;         /* new r = svd_rank or the max */
-    int density;     /* needs density */
-    int sqrt_weights; /* A and B weighted by sqrt(weight * scaling): weights >= 0 */
+    int density;
 } kinds[] = {
-    {"linear", 1, 0, 0, 0, 1},          {"ties", 1, 0, 0, 1, 1},
-    {"dare_linear", 1, 0, 0, 1, 1},     {"dare_ties", 1, 0, 0, 1, 1},
-    {"magnitude_prune", 1, 0, 0, 1, 1}, {"cat", 0, 1, 0, 0, 0},
-    {"svd", 0, 0, 1, 0, 0},             {"ties_svd", 0, 0, 1, 1, 0},
-    {"dare_linear_svd", 0, 0, 1, 1, 0}, {"dare_ties_svd", 0, 0, 1, 1, 0},
-    {"magnitude_prune_svd", 0, 0, 1, 1, 0},
+    {"linear", 0},          {"ties", 1},         {"dare_linear", 1},     {"dare_ties", 1},
+    {"magnitude_prune", 1}, {"cat", 0},          {"svd", 0},             {"ties_svd", 1},
+    {"dare_linear_svd", 1}, {"dare_ties_svd", 1}, {"magnitude_prune_svd", 1},
 };
 #define N_KINDS ((int)(sizeof kinds / sizeof kinds[0]))
 
@@ -49,23 +44,6 @@ static int kind_of(const char *name)
     for (int i = 0; name && i < N_KINDS; i++)
         if (!strcmp(kinds[i].name, name)) return i;
     return -1;
-}
-
-/* a source's rank: r, or the largest of r and its rank_pattern values */
-static int source_rank(peft_model *m, const peft_adapter *a, int64_t *out)
-{
-    json_t *r = json_object_get(a->config, "r");
-    if (!json_is_integer(r) || json_integer_value(r) < 1)
-        return peft_set_error(m->ctx, PEFT_EINVAL, "add_weighted_adapter: adapter '%s' (%s) has "
-                              "no positive integer 'r' in its config", a->name, a->source);
-    int64_t best = json_integer_value(r);
-    const char *k;
-    json_t *v;
-    json_object_foreach(json_object_get(a->config, "rank_pattern"), k, v)
-        if (json_is_number(v) && json_number_value(v) > (double)best)
-            best = (int64_t)json_number_value(v);
-    *out = best;
-    return PEFT_OK;
 }
 
 /* target_modules of the new adapter: the union of lists or "(a)|(b)" of regexes; NULL with the
@@ -122,36 +100,60 @@ static json_t *union_targets(peft_model *m, peft_adapter *const *src, int n, int
     return out;
 }
 
-/* the new adapter's config text (caller frees), or NULL with the error set and its code in *rc */
-static char *new_config(peft_model *m, peft_adapter *const *src, int n, int64_t new_rank, int *rc)
+/* the new adapter's config text (caller frees): the first source's config with the united
+ * target_modules, then the plugin's combine_config (which also writes opts' svd_rank); NULL
+ * with the error set and its code in *rc */
+static char *new_config(peft_model *m, peft_adapter *const *src, const double *weights, int n,
+                        json_t *opts, int *rc)
 {
     json_t *targets = union_targets(m, src, n, rc);
     if (!targets) return NULL;
     json_t *cfg = json_deep_copy(src[0]->config);
     char *text = NULL;
-    if (cfg) {
-        json_object_set_new(cfg, "r", json_integer(new_rank));
-        json_object_set_new(cfg, "lora_alpha", json_integer(new_rank));
-        json_object_set(cfg, "target_modules", targets);
-        json_object_set_new(cfg, "rank_pattern", json_object());
-        json_object_set_new(cfg, "alpha_pattern", json_object());
-        if (json_is_string(json_object_get(cfg, "init_lora_weights")))
-            json_object_set_new(cfg, "init_lora_weights", json_true());
-        text = json_dumps(cfg, JSON_COMPACT);
+    if (!cfg || json_object_set(cfg, "target_modules", targets)) goto oom;
+    const peft_tuner_vtable *vt = src[0]->vt;
+    if (vt->combine_config) {
+        peft_cfg *srcs = calloc((size_t)n, sizeof *srcs);
+        const peft_cfg **sp = calloc((size_t)n, sizeof *sp);
+        const char **names = calloc((size_t)n, sizeof *names);
+        char err[1024] = "";
+        int prc = -2;
+        if (srcs && sp && names) {
+            for (int i = 0; i < n; i++) {
+                srcs[i].obj = src[i]->config;
+                sp[i] = &srcs[i];
+                names[i] = src[i]->name;
+            }
+            peft_cfg pc = {cfg}, po = {opts};
+            prc = vt->combine_config(&pc, sp, names, weights, n, &po, err, sizeof err);
+        }
+        free(srcs);
+        free(sp);
+        free(names);
+        if (prc == -2) goto oom;
+        if (prc) {
+            *rc = peft_set_error(m->ctx, PEFT_EINVAL, "add_weighted_adapter: %s",
+                                 err[0] ? err : "the plugin refused the combination");
+            goto out;
+        }
     }
-    if (!text) *rc = peft_set_error(m->ctx, PEFT_ENOMEM, "out of memory");
+    text = json_dumps(cfg, JSON_COMPACT);
+    if (text) goto out;
+oom:
+    *rc = peft_set_error(m->ctx, PEFT_ENOMEM, "out of memory");
+out:
     json_decref(targets);
     json_decref(cfg);
     return text;
 }
 
 /* the options object handed to the plugin; NULL on OOM */
-static json_t *opts_json(const char *type, const peft_combine_opts *o, int64_t new_rank)
+static json_t *opts_json(const char *type, const peft_combine_opts *o)
 {
     json_t *j = json_object();
     if (!j) return NULL;
     json_object_set_new(j, "combination_type", json_string(type));
-    json_object_set_new(j, "svd_rank", json_integer(new_rank));
+    json_object_set_new(j, "svd_rank", json_integer(o->svd_rank));
     json_object_set_new(j, "svd_clamp", isnan(o->svd_clamp) ? json_null() : json_real(o->svd_clamp));
     json_object_set_new(j, "svd_full_matrices", json_boolean(o->svd_full_matrices));
     json_object_set_new(j, "density", isnan(o->density) ? json_null() : json_real(o->density));
@@ -160,10 +162,9 @@ static json_t *opts_json(const char *type, const peft_combine_opts *o, int64_t n
     return j;
 }
 
-/* the options and the sources' configs; fills src[] and *new_rank. PEFT_OK or the error */
+/* the options and the sources; fills src[]. PEFT_OK or the error */
 static int check(peft_model *m, const char *const *adapters, const double *weights, int n,
-                 const char *name, const peft_combine_opts *o, int kind, peft_adapter **src,
-                 int64_t *new_rank)
+                 const char *name, const peft_combine_opts *o, int kind, peft_adapter **src)
 {
     if (n > MAX_SOURCES)
         return peft_set_error(m->ctx, PEFT_EINVAL, "add_weighted_adapter: %d adapters, at most %d",
@@ -187,16 +188,8 @@ static int check(peft_model *m, const char *const *adapters, const double *weigh
                                   src[i]->name, src[i]->vt->peft_type, src[0]->name, vt->peft_type);
     if (!vt->combine)
         return peft_set_error(m->ctx, PEFT_EINVAL, "add_weighted_adapter: adapter '%s' is %s, whose "
-                              "plugin (%s) cannot combine adapters (no combine entry; LoRA can)",
+                              "plugin (%s) cannot combine adapters (it has no combine entry)",
                               src[0]->name, vt->peft_type, vt->name);
-    for (int i = 0; i < n; i++) {
-        json_t *d = json_object_get(src[i]->config, "use_dora");
-        if (json_is_true(d))
-            return peft_set_error(m->ctx, PEFT_EINVAL, "add_weighted_adapter: adapter '%s' uses "
-                                  "DoRA (use_dora: true): combining DoRA adapters is not supported "
-                                  "(PEFT 0.13.2 silently drops their magnitude vectors)",
-                                  src[i]->name);
-    }
     /* PEFT: two sources with modules_to_save copies of one module cannot be merged */
     for (int i = 0; i < m->n_mts; i++) {
         int owners = 0;
@@ -237,32 +230,6 @@ static int check(peft_model *m, const char *const *adapters, const double *weigh
     if (o->svd_rank < 0)
         return peft_set_error(m->ctx, PEFT_EINVAL, "add_weighted_adapter: svd_rank must be >= 0 "
                               "(0: the largest rank of the adapters), got %d", o->svd_rank);
-    if (kinds[kind].sqrt_weights)
-        for (int i = 0; i < n; i++)
-            if (weights[i] < 0)
-                return peft_set_error(m->ctx, PEFT_EINVAL, "add_weighted_adapter: the weight of "
-                                      "'%s' is %g: combination_type '%s' weighs lora_A and lora_B "
-                                      "by sqrt(weight * scaling), so weights must be >= 0 (use "
-                                      "cat or svd for negative weights)",
-                                      src[i]->name, weights[i], kinds[kind].name);
-    /* ranks */
-    int64_t r0 = 0, sum = 0, max = 0;
-    for (int i = 0; i < n; i++) {
-        int64_t r = 0;
-        int rc = source_rank(m, src[i], &r);
-        if (rc) return rc;
-        if (i == 0) r0 = r;
-        if (kinds[kind].equal_ranks && r != r0)
-            return peft_set_error(m->ctx, PEFT_EINVAL, "add_weighted_adapter: all adapters must "
-                                  "have the same r value when using combination_type linear, "
-                                  "ties, dare_ties, dare_linear or magnitude_prune: '%s' has r = "
-                                  "%lld, '%s' r = %lld (use cat or svd)", src[0]->name,
-                                  (long long)r0, src[i]->name, (long long)r);
-        sum += r;
-        if (r > max) max = r;
-    }
-    *new_rank = kinds[kind].equal_ranks ? r0 : kinds[kind].cat ? sum
-                : o->svd_rank > 0 ? o->svd_rank : max;
     return PEFT_OK;
 }
 
@@ -294,8 +261,7 @@ int peft_add_weighted_adapter(peft_model *m, const char *const *adapters, const 
         rc = peft_set_error(m->ctx, PEFT_ENOMEM, "out of memory");
         goto out;
     }
-    int64_t new_rank = 0;
-    rc = check(m, adapters, weights, n, adapter_name, &o, kind, src, &new_rank);
+    rc = check(m, adapters, weights, n, adapter_name, &o, kind, src);
     if (rc) goto out;
     if (kinds[kind].density && o.density >= 1) {
         char msg[160];
@@ -303,13 +269,13 @@ int peft_add_weighted_adapter(peft_model *m, const char *const *adapters, const 
                  "will be performed.", o.density);
         peft_warn(msg);
     }
-    cfg_text = new_config(m, src, n, new_rank, &rc);
-    if (!cfg_text) goto out;
-    oj = opts_json(kinds[kind].name, &o, new_rank);
+    oj = opts_json(kinds[kind].name, &o);
     if (!oj) {
         rc = peft_set_error(m->ctx, PEFT_ENOMEM, "out of memory");
         goto out;
     }
+    cfg_text = new_config(m, src, weights, n, oj, &rc);
+    if (!cfg_text) goto out;
     peft_adapter *a = NULL;
     rc = peft_add_adapter_from(m, adapter_name, cfg_text, "add_weighted_adapter", &a);
     if (rc) goto out;

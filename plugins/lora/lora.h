@@ -12,6 +12,8 @@
  *                  written back as the new base weight
  *   lora_combine.c add_weighted_adapter on one site (cat, svd, linear, ties, dare, magnitude
  *                  prune and their svd variants)
+ *   lora_combine_config.c  add_weighted_adapter's new config (ranks, lora_alpha)
+ *   lora_convert.c  PiSSA/OLoRA -> plain LoRA conversion at save (config and tensors)
  *   lora_plugin.c  the vtable and the exported entry point
  */
 #ifndef PEFT_LORA_H
@@ -111,5 +113,16 @@ int lora_init_olora(lora_state *st, const peft_site_info *site, char *err, size_
 int lora_combine(void *dst, void *const *srcs, const double *weights, int n,
                  const peft_cfg *opts, const peft_site_info *site, peft_rng *rng, char *err,
                  size_t errlen);
+
+/* lora_combine_config.c: the vtable's combine_config (ABI 1.4): the sources checked for the
+ * combination, the new config's r, lora_alpha and patterns, opts' svd_rank. 0 or -1 with err. */
+int lora_combine_config(peft_cfg *cfg, const peft_cfg *const *srcs, const char *const *names,
+                        const double *weights, int n, peft_cfg *opts, char *err, size_t errlen);
+
+/* lora_convert.c: the vtable's convert_config / convert_tensor (ABI 1.4): PiSSA/OLoRA saved as
+ * a plain LoRA for the original base model (see peft/convert.h). */
+int lora_convert_config(peft_cfg *cfg, char *err, size_t errlen);
+int lora_convert_tensor(const char *key, const peft_tensor *cur, const peft_tensor *initial,
+                        peft_tensor **out, char *err, size_t errlen);
 
 #endif

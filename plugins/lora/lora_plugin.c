@@ -25,6 +25,9 @@ static const peft_tuner_vtable lora_vtable = {
     .set_scale = lora_set_scale,
     .model_class = "LoraModel",
     .combine = lora_combine,
+    .combine_config = lora_combine_config,
+    .convert_config = lora_convert_config,
+    .convert_tensor = lora_convert_tensor,
 };
 
 /* the host entries this plugin needs beyond the helpers' (all ABI 1.0); PiSSA/OLoRA and the

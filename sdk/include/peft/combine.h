@@ -1,8 +1,10 @@
-/* peft_combine.h — PEFT's add_weighted_adapter: a new adapter made from a weighted combination
+/* peft/combine.h — PEFT's add_weighted_adapter: a new adapter made from a weighted combination
  * of existing ones (LoraModel.add_weighted_adapter, PEFT 0.13.2), for any method whose plugin
  * implements the vtable's `combine` (LoRA does).
  *
- * The new adapter's config is the first source's adapter_config.json with, as PEFT:
+ * The new adapter's config is the first source's adapter_config.json with target_modules
+ * united (below) and the method's own fields written by its plugin's `combine_config` entry
+ * (ABI 1.4; the core names no method). LoRA's, as PEFT:
  *   r           the sources' common rank (linear, ties, dare_linear, dare_ties,
  *               magnitude_prune: every source must have the same r), their sum (cat), or
  *               svd_rank, else the largest rank (the *svd types); a source's rank is the max of
@@ -18,7 +20,7 @@
  * added, frozen (requires_grad off) and not made active: peft_set_adapter() it.
  *
  * Refused, with a message naming the adapter: an unknown or missing source, sources of several
- * methods or of a method without `combine`, DoRA sources (use_dora), unequal ranks where they
+ * methods or of a method without `combine`, and from LoRA's combine_config: DoRA sources (use_dora), unequal ranks where they
  * must be equal, a negative weight where A and B are weighted by sqrt(weight * scaling)
  * (linear, ties, dare_*, magnitude_prune: PEFT fails there with a math domain error), two
  * sources with modules_to_save copies of the same module, a missing density where one is

@@ -1,5 +1,7 @@
-/* peft_convert.h — saving a PiSSA or OLoRA adapter as a plain LoRA for the ORIGINAL base model
- * (PEFT 0.13.2 save_pretrained(..., path_initial_model_for_weight_conversion=...)).
+/* peft/convert.h — saving a PiSSA or OLoRA adapter as a plain LoRA for the ORIGINAL base model
+ * (PEFT 0.13.2 save_pretrained(..., path_initial_model_for_weight_conversion=...)). The method's
+ * part is its plugin's convert_config / convert_tensor entries (ABI 1.4; LoRA has them, in
+ * plugins/lora/lora_convert.c); the core walks the state dict and writes the directory.
  *
  * PiSSA/OLoRA rewrite the base weight to W_res = W - s B0 A0 at init. After training (A, B):
  *     W_res + s B A = W + s [B | -B0] [A ; A0]
@@ -32,7 +34,7 @@ extern "C" {
  *
  * Returns PEFT_OK, or with a message on m's context:
  *   PEFT_ENOTFOUND  no adapter of that name;
- *   PEFT_EINVAL     the adapter is not a LoRA adapter, or uses rsLoRA together with
+ *   PEFT_EINVAL     the adapter's plugin has no convert entries (not LoRA), or uses rsLoRA together with
  *                   rank_pattern/alpha_pattern (PEFT refuses the conversion too), or a path is
  *                   too long;
  *   PEFT_EFORMAT    the initial adapter file is unreadable as safetensors, lacks a key of the

@@ -33,7 +33,7 @@ extern "C" {
 #endif
 
 #define PEFT_ABI_MAJOR 1
-#define PEFT_ABI_MINOR 3
+#define PEFT_ABI_MINOR 4
 #define PEFT_PLUGIN_ENTRY "peft_plugin_init"
 
 #if defined(__GNUC__)
@@ -392,6 +392,29 @@ typedef struct peft_tuner_vtable {
      * values the method needs on the checker's tiny models (VB-LoRA's vector_length, which
      * PEFT's default 256 makes too long for a 32-wide layer), or NULL */
     const char *check_config;
+
+    /* ---- ABI 1.4: the method-specific parts of core operations (all optional) ---- */
+    /* add_weighted_adapter's new config. cfg: a copy of the first source's config whose
+     * target_modules is already the union of the sources'; srcs/names: the n sources' configs
+     * and adapter names; weights as given; opts as for combine, with svd_rank the rank the user
+     * asked for (0: the method's choice). Check the sources for this combination (ranks,
+     * weights), write the new adapter's method fields into cfg (LoRA: r, lora_alpha, patterns),
+     * and the rank the combination makes into opts "svd_rank". 0, or -1 with err (the host
+     * reports it as PEFT_EINVAL). Without this entry the new config is cfg as given. */
+    int (*combine_config)(peft_cfg *cfg, const peft_cfg *const *srcs, const char *const *names,
+                          const double *weights, int n, peft_cfg *opts, char *err,
+                          size_t errlen);
+    /* peft_save_pretrained_convert (PiSSA/OLoRA -> plain LoRA): rewrite cfg, a copy of the
+     * adapter's config, into the converted adapter's config (the host then sets
+     * inference_mode), warning through host->warn; 0, or -1 with err refusing the conversion.
+     * Both convert entries or neither: without them the host refuses the conversion. */
+    int (*convert_config)(peft_cfg *cfg, char *err, size_t errlen);
+    /* one tensor of the adapter's saved state dict: key its full saved key, cur its value,
+     * initial the same key's tensor in the initial adapter file converted to f32 (NULL when that
+     * file lacks the key). 1 with *out a new tensor (host->tensor_new; the host frees it) saved
+     * under key, 0 to leave the key out, -1 with err. */
+    int (*convert_tensor)(const char *key, const peft_tensor *cur, const peft_tensor *initial,
+                          peft_tensor **out, char *err, size_t errlen);
 } peft_tuner_vtable;
 
 /* The smallest vtable the host accepts (ABI 1.0). */
