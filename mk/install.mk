@@ -30,7 +30,9 @@ $(BUILD)/obj/core/tuner/registry.o: $(PREFIX_STAMP)
 INSTALL_REGISTRY_OBJ = $(BUILD)/install/obj/core/tuner/registry.o
 $(INSTALL_REGISTRY_OBJ): core/tuner/registry.c $(PREFIX_STAMP) | deps-ok
 	@mkdir -p $(dir $@)
-	$(CC) $(filter-out -DPEFT_PLUGIN_BUILD_DIR=%,$(CPPFLAGS)) $(CFLAGS) -fvisibility=hidden -c $< -o $@
+	$(CC) $(filter-out -DPEFT_PLUGIN_BUILD_DIR=%,$(CPPFLAGS)) $(CFLAGS) -fvisibility=hidden -MMD -MP -c $< -o $@
+# its header dependencies (plugin.h's ABI minor is compiled in)
+-include $(INSTALL_REGISTRY_OBJ:.o=.d)
 $(BUILD)/install/$(SONAME): $(filter-out $(BUILD)/obj/core/tuner/registry.o,$(CORE_OBJ)) $(INSTALL_REGISTRY_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) -shared -Wl,-soname,$(SONAME) -o $@ $^ $(DEPLIBS)
