@@ -1,14 +1,20 @@
 /* test_reliability.c — regression tests for issue 16's smaller defects: the Strip decoder on
  * an empty token (it did NULL + 0, undefined behaviour; `make asan` runs this under UBSan);
  * building a model with many layers (parameter and site lookups were linear scans, so building
- * was quadratic: 4000 layers took 100 s). */
+ * was quadratic: 4000 layers took 100 s); an adapter config whose sizes do not match its weights
+ * (`r: 10000000` allocated gigabytes before the shapes were compared): refused before the memory
+ * is taken, naming the field; an I32 adapter tensor named as such. */
 #define _GNU_SOURCE
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/resource.h>
+
 #include "peft/model.h"
+#include "peft/peft.h"
+#include "peft/safetensors.h"
 #include "testutil.h"
 
 START_TEST(strip_decoder_empty_token)
@@ -60,6 +66,113 @@ START_TEST(many_layers_build_fast)
 }
 END_TEST
 
+/* a copy of the gpt2 LoRA fixture's adapter in a temp dir with `from` replaced by `to` in its
+ * adapter_config.json; caller frees the dir (tu_rmtree + free) */
+static char *adapter_with(const char *from, const char *to)
+{
+    char *dir = tu_tmpdir(), cmd[8400], p[4200];
+    snprintf(cmd, sizeof cmd, "cp %s/* %s/", tu_fixture("hf-peft/gpt2__lora_default/adapter"), dir);
+    ck_assert(system(cmd) == 0);
+    snprintf(p, sizeof p, "%s/adapter_config.json", dir);
+    size_t n;
+    char *text = tu_read_file(p, &n), *at = text ? strstr(text, from) : NULL;
+    ck_assert_msg(at != NULL, "'%s' not in %s", from, p);
+    char out[16384];
+    snprintf(out, sizeof out, "%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
+    free(text);
+    ck_assert(tu_write_file(p, out, strlen(out)) == 0);
+    return dir;
+}
+
+/* peft_from_pretrained of dir on the gpt2 fixture model that must fail; its message (static) */
+static const char *load_fails(const char *dir, int code)
+{
+    static char msg[2048];
+    peft_ctx *ctx = peft_ctx_new(1);
+    peft_base_model *b = NULL;
+    ck_assert_int_eq(peft_load_base_model(ctx, tu_fixture("hf-peft/_models/gpt2"), &b), 0);
+    peft_model *m = NULL;
+    int rc = peft_from_pretrained(ctx, b, dir, NULL, 0, &m);
+    snprintf(msg, sizeof msg, "%s", peft_errmsg(ctx));
+    ck_assert_msg(rc == code && m == NULL, "rc %d: %s", rc, msg);
+    peft_base_model_free(b);
+    peft_ctx_free(ctx);
+    return msg;
+}
+
+static long max_rss_kb(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss;
+}
+
+/* r: 10000000 with weights of r = 4: refused before anything near 1.28 GB per tensor is taken */
+START_TEST(huge_rank_refused_before_allocating)
+{
+    char *dir = adapter_with("\"r\": 4", "\"r\": 10000000");
+    long before = max_rss_kb();
+    const char *msg = load_fails(dir, PEFT_EINVAL);
+    ck_assert_msg(strstr(msg, "field 'r' = 10000000") && strstr(msg, "[10000000, 32]") &&
+                      strstr(msg, "does not match its weights"), "%s", msg);
+    ck_assert_msg(max_rss_kb() - before < 100 * 1024, "peak RSS grew by %ld KB", max_rss_kb() - before);
+    tu_rmtree(dir);
+    free(dir);
+    /* without a file (get_peft_model): the same bound against the base model's sizes */
+    peft_ctx *ctx = peft_ctx_new(1);
+    peft_base_model *b = NULL;
+    ck_assert_int_eq(peft_load_base_model(ctx, tu_fixture("hf-peft/_models/gpt2"), &b), 0);
+    peft_model *m = NULL;
+    int rc = peft_get_peft_model(ctx, b, "{\"peft_type\": \"LORA\", \"r\": 10000000, "
+                                 "\"target_modules\": [\"c_attn\"]}", "default", 0, &m);
+    ck_assert_msg(rc == PEFT_EINVAL && strstr(peft_errmsg(ctx), "field 'r' = 10000000"), "%s",
+                  peft_errmsg(ctx));
+    ck_assert_msg(max_rss_kb() - before < 100 * 1024, "peak RSS grew by %ld KB", max_rss_kb() - before);
+    peft_base_model_free(b);
+    peft_ctx_free(ctx);
+}
+END_TEST
+
+/* a modest mismatch (r: 1000 for weights of r = 4) is caught at the first site, by shape */
+START_TEST(rank_mismatch_names_field)
+{
+    char *dir = adapter_with("\"r\": 4", "\"r\": 1000");
+    const char *msg = load_fails(dir, PEFT_EINVAL);
+    ck_assert_msg(strstr(msg, "has shape [4, 32], the config implies [1000, 32] (field 'r' = 1000)"),
+                  "%s", msg);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* an I32 tensor of the right shape: named by its dtype, not as a shape mismatch */
+START_TEST(int32_adapter_tensor_named)
+{
+    char *dir = adapter_with("\"r\": 4", "\"r\": 4"), p[4200];
+    snprintf(p, sizeof p, "%s/adapter_model.safetensors", dir);
+    peft_st_file *f = NULL;
+    char err[512];
+    ck_assert_int_eq(peft_st_open(p, &f, err, sizeof err), 0);
+    peft_st_out outs[16];
+    int32_t *bufs[16];
+    size_t n = f->n_entries;
+    ck_assert(n <= 16);
+    for (size_t i = 0; i < n; i++) {
+        int64_t numel = peft_shape_numel(f->entries[i].ndim, f->entries[i].shape);
+        bufs[i] = calloc((size_t)numel, sizeof(int32_t));
+        outs[i] = (peft_st_out){f->entries[i].name, i == 0 ? PEFT_DTYPE_I32 : f->entries[i].dtype,
+                                f->entries[i].ndim, f->entries[i].shape, i == 0 ? bufs[i] : f->entries[i].data};
+    }
+    ck_assert_int_eq(peft_st_write(p, outs, n, NULL, err, sizeof err), 0);
+    for (size_t i = 0; i < n; i++) free(bufs[i]);
+    peft_st_close(f);
+    const char *msg = load_fails(dir, PEFT_EFORMAT);
+    ck_assert_msg(strstr(msg, "has dtype I32; adapter weights must be F32, F16 or BF16"), "%s", msg);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("reliability");
@@ -67,6 +180,9 @@ int main(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, strip_decoder_empty_token);
     tcase_add_test(tc, many_layers_build_fast);
+    tcase_add_test(tc, huge_rank_refused_before_allocating);
+    tcase_add_test(tc, rank_mismatch_names_field);
+    tcase_add_test(tc, int32_adapter_tensor_named);
     suite_add_tcase(s, tc);
     return tu_run_suite(s) ? 1 : 0;
 }

@@ -354,7 +354,27 @@ static int init_adapter_state(peft_model *m, peft_adapter *a, peft_site **hit, i
     return PEFT_OK;
 }
 
+static __thread peft_alloc_guard *guard; /* the guard armed by inject_sites, for the loop's module names */
+
+static int inject_sites_in(peft_model *m, peft_adapter *a);
+
+/* creating the adapter's states under the allocation guard (core/tuner/alloc_guard.h): a
+ * config that asks for absurd sizes is refused before the memory is taken */
 static int inject_sites(peft_model *m, peft_adapter *a)
+{
+    size_t one, total;
+    peft_inject_limits(m, &one, &total);
+    peft_alloc_guard g;
+    peft_alloc_guard_begin(&g, one, total);
+    guard = &g;
+    int rc = inject_sites_in(m, a);
+    peft_alloc_guard_end();
+    guard = NULL;
+    if (rc && g.tripped) rc = peft_inject_refused(m, a, &g);
+    return rc;
+}
+
+static int inject_sites_in(peft_model *m, peft_adapter *a)
 {
     peft_cfg pc = {a->config};
     char err[1024] = "";
@@ -378,6 +398,7 @@ static int inject_sites(peft_model *m, peft_adapter *a)
     if (init_adapter_state(m, a, hit, n_hit)) goto fail;
     for (int i = 0; i < n_hit; i++) {
         peft_site *s = hit[i];
+        if (guard) guard->module = s->info.name;
         void *state = a->vt->inject_in
                           ? a->vt->inject_in(a->adapter_state, a->parsed, &pc, &s->info, a->name,
                                              &m->ctx->rng, err, sizeof err)
@@ -391,6 +412,8 @@ static int inject_sites(peft_model *m, peft_adapter *a)
             peft_set_error(m->ctx, PEFT_ENOMEM, "out of memory");
             goto fail;
         }
+        /* loading: the first site's tensors against the file before the others are made */
+        if (i == 0 && peft_inject_check_file(m, a, s, state)) goto fail;
     }
     creating.m = NULL;
     creating.a = NULL;

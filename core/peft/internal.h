@@ -4,6 +4,7 @@
 
 #include "peft/peft.h"
 #include "core/model/site.h"
+#include "core/tuner/alloc_guard.h"
 
 struct peft_ctx {
     int code;       /* the last failure's PEFT_E* code (peft_errcode) */
@@ -80,7 +81,19 @@ struct peft_model {
     peft_mts *mts;
     int n_mts;
     peft_prompt_set prompt;        /* prompt-learning adapters (peft_prompt.c) */
+    const struct peft_st_file *load_file; /* while load_adapter creates an adapter: its weights
+                                           (borrowed), checked before memory is taken */
 };
+
+/* ---- bounds on creating an adapter (core/peft/bounds.c) ---- */
+/* the allocation guard's limits for creating one adapter on m (alloc_guard.h) */
+void peft_inject_limits(const peft_model *m, size_t *max_one, size_t *max_total);
+/* the error (PEFT_EINVAL) for a creation the guard g refused: what was asked, where, and the
+ * config field that holds the refused size when one does */
+int peft_inject_refused(peft_model *m, const peft_adapter *a, const peft_alloc_guard *g);
+/* while loading (m->load_file): the saved tensors of a's state on site s against the file's
+ * header; PEFT_OK, or PEFT_EINVAL naming the tensor, both shapes and the config field */
+int peft_inject_check_file(peft_model *m, const peft_adapter *a, const peft_site *s, void *state);
 
 /* ---- state-dict references (core/peft/refs.c) ----
  * A plugin's state_dict / adapter_state_dict answer, however many entries it has (the plugin

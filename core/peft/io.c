@@ -193,15 +193,20 @@ static int load_into(peft_model *m, const peft_state_dict *sd, const peft_st_fil
                                   "(expected keys like '%s')",
                                   f->path, e->name, sd->n ? sd->names[0] : "?");
         peft_tensor *t = sd->tensors[k];
+        if (e->dtype != PEFT_DTYPE_F32 && e->dtype != PEFT_DTYPE_F16 && e->dtype != PEFT_DTYPE_BF16)
+            return peft_set_error(m->ctx, PEFT_EFORMAT,
+                                  "%s: tensor '%s' has dtype %s; adapter weights must be F32, F16 "
+                                  "or BF16",
+                                  f->path, e->name, e->dtype == PEFT_DTYPE_I32 ? "I32" : "(unknown)");
         int same = e->ndim == t->ndim;
         for (int d = 0; same && d < e->ndim; d++) same = e->shape[d] == t->shape[d];
-        if (!same || e->dtype == PEFT_DTYPE_I32) {
+        if (!same) {
             char a[96], b[96];
             shape_str(e->ndim, e->shape, a, sizeof a);
             shape_str(t->ndim, t->shape, b, sizeof b);
             return peft_set_error(m->ctx, PEFT_EFORMAT,
-                                  "%s: tensor '%s' has shape %s%s, the adapter expects %s", f->path,
-                                  e->name, a, e->dtype == PEFT_DTYPE_I32 ? " (int32)" : "", b);
+                                  "%s: tensor '%s' has shape %s, the adapter expects %s", f->path,
+                                  e->name, a, b);
         }
     }
     for (size_t k = 0; k < sd->n; k++) {
@@ -380,7 +385,19 @@ int peft_load_adapter(peft_model *m, const char *dir, const char *adapter_name, 
                               "%s: missing (only safetensors adapters are supported)", w_path);
     }
     peft_adapter *a = NULL;
+    /* the weights' header first: the config's sizes are checked against it as the adapter is
+     * created (core/peft/bounds.c) */
+    char oerr[1024] = "";
+    peft_st_file *wf = NULL;
+    int orc = peft_st_open(w_path, &wf, oerr, sizeof oerr);
+    if (orc) {
+        free(text);
+        return peft_set_error(m->ctx, orc, "%s", oerr);
+    }
+    m->load_file = wf;
     int rc = peft_add_adapter_from(m, name, text, cfg_path, &a);
+    m->load_file = NULL;
+    peft_st_close(wf);
     free(text);
     if (rc) return rc;
     peft_adapter_set_trainable(m, a, 0);

@@ -2,6 +2,7 @@
  * process-wide warning sink behind host->warn (core/warn.h). Every entry is filled; the table
  * is static and lives as long as the process. */
 #include <cblas.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include "core/tuner/registry.h"
 #include "peft/warn.h"
 #include "core/tuner/host_linalg.h"
+#include "core/tuner/alloc_guard.h"
 #include "core/peft/internal.h"
 
 /* ---- warnings ---- */
@@ -47,12 +49,35 @@ void peft_warn(const char *msg)
 
 /* ---- thin adapters from the ABI signatures to the core functions ---- */
 
-static void *h_alloc(size_t n) { return calloc(1, n ? n : 1); }
-static void h_free(void *p) { free(p); }
+/* alloc and tensor_new are bounded while the core creates an adapter (alloc_guard.h) */
+static void *h_alloc(size_t n)
+{
+    if (peft_alloc_guard_take(n, 0, NULL)) return NULL;
+    return calloc(1, n ? n : 1);
+}
+
+static void h_free(void *p)
+{
+    if (p) peft_alloc_guard_give(malloc_usable_size(p));
+    free(p);
+}
 
 static peft_tensor *h_tensor_new(int ndim, const int64_t *shape)
 {
+    size_t bytes = sizeof(float);
+    for (int i = 0; shape && i < ndim && i < PEFT_MAX_DIMS; i++) {
+        if (shape[i] < 0) return NULL;
+        if (shape[i] && bytes > SIZE_MAX / (size_t)shape[i]) { bytes = SIZE_MAX; break; }
+        bytes *= (size_t)shape[i];
+    }
+    if (peft_alloc_guard_take(bytes, ndim, shape)) return NULL;
     return peft_tensor_new(PEFT_DTYPE_F32, ndim, shape);
+}
+
+static void h_tensor_free(peft_tensor *t)
+{
+    if (t && t->numel > 0) peft_alloc_guard_give((size_t)t->numel * sizeof(float));
+    peft_tensor_free(t);
 }
 
 static int h_graph_training(const peft_graph *g) { return g ? g->training : 0; }
@@ -76,7 +101,7 @@ static const peft_host_api host_api = {
     .free = h_free,
 
     .tensor_new = h_tensor_new,
-    .tensor_free = peft_tensor_free,
+    .tensor_free = h_tensor_free,
     .tensor_to_f32 = peft_tensor_to_f32,
 
     .graph_tensor = peft_graph_tensor,
