@@ -6,6 +6,7 @@
  * backward when recording, else one (T, S) scratch is reused (inference memory). op_attention
  * (GPT-2) is op_attention_ex with Hkv = H, scale 1/sqrt(D) and no bias. */
 #include "peft/ops.h"
+#include "core/ops/vmath.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -154,26 +155,39 @@ peft_tensor *op_attention_opt(peft_graph *g, peft_tensor *q, peft_tensor *k, pef
                     const float *br = bh + t * S;
                     for (int64_t s = lo; s <= lim; s++) pr[s] += br[s];
                 }
-                /* the row maximum over visible keys; a NaN score makes it NaN (as torch.max),
-                 * so the whole row turns NaN as PyTorch's softmax does, never "no key" */
-                float mx = -INFINITY;
-                int visible = 0;
-                for (int64_t s = lo; s <= lim; s++)
-                    if (!km || km[s]) {
-                        visible = 1;
-                        if (pr[s] > mx || isnan(pr[s])) mx = isnan(mx) ? mx : pr[s];
-                    }
-                if (!visible) { /* no visible key: zeros */
+                if (lim < lo) { /* no visible key: zeros */
                     memset(pr, 0, (size_t)S * sizeof(float));
                     continue;
                 }
                 float sum = 0.0f;
-                for (int64_t s = 0; s < S; s++) {
-                    if (s >= lo && s <= lim && (!km || km[s])) {
-                        pr[s] = expf(pr[s] - mx);
-                        sum += pr[s];
-                    } else {
-                        pr[s] = 0.0f;
+                if (!km) {
+                    /* keys lo..lim, one vectorised pass: a NaN score is skipped by the max but
+                     * turns its exp, the sum and so the whole row NaN, as PyTorch's softmax */
+                    const float mx = vm_max(pr + lo, lim - lo + 1);
+                    memset(pr, 0, (size_t)lo * sizeof(float));
+                    memset(pr + lim + 1, 0, (size_t)(S - lim - 1) * sizeof(float));
+                    sum = vm_exp_sub_sum(pr + lo, mx, pr + lo, lim - lo + 1);
+                } else {
+                    /* the row maximum over visible keys; a NaN score makes it NaN (as
+                     * torch.max), so the whole row turns NaN, never "no key" */
+                    float mx = -INFINITY;
+                    int visible = 0;
+                    for (int64_t s = lo; s <= lim; s++)
+                        if (km[s]) {
+                            visible = 1;
+                            if (pr[s] > mx || isnan(pr[s])) mx = isnan(mx) ? mx : pr[s];
+                        }
+                    if (!visible) {
+                        memset(pr, 0, (size_t)S * sizeof(float));
+                        continue;
+                    }
+                    for (int64_t s = 0; s < S; s++) {
+                        if (s >= lo && s <= lim && km[s]) {
+                            pr[s] = vm_expf(pr[s] - mx);
+                            sum += pr[s];
+                        } else {
+                            pr[s] = 0.0f;
+                        }
                     }
                 }
                 const float inv = 1.0f / sum;

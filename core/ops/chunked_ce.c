@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/ops/linear_kernels.h"
+#include "core/ops/vmath.h"
 
 #define CHUNK_FLOATS ((int64_t)1 << 22) /* 16 MB of logits at a time */
 
@@ -59,7 +60,7 @@ static void lce_backward(peft_graph *g, void *p)
                 continue;
             }
             const float lse = c->lse[r0 + n];
-            for (int64_t j = 0; j < c->V; j++) xr[j] = k * expf(xr[j] - lse);
+            vm_scale_exp(xr, lse, k, xr, c->V);
             xr[t] -= k;
         }
         float *dx = dh + r0 * c->C;
@@ -108,11 +109,8 @@ peft_tensor *op_linear_cross_entropy(peft_graph *g, peft_tensor *h, peft_tensor 
             const int32_t t = targets[r0 + n];
             if (t == ignore_index) { lse[r0 + n] = 0.0f; continue; }
             const float *xr = buf + n * V;
-            float mx = xr[0];
-            for (int64_t j = 1; j < V; j++)
-                if (xr[j] > mx) mx = xr[j];
-            double s = 0.0;
-            for (int64_t j = 0; j < V; j++) s += exp((double)xr[j] - mx);
+            const float mx = vm_max(xr, V);
+            const double s = vm_sum_exp(xr, mx, V);
             /* s >= 1 (the max term is exp(0)) unless the row holds NaN, which log keeps NaN */
             // cppcheck-suppress invalidFunctionArg
             const double l = (double)mx + log(s);

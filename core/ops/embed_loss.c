@@ -1,6 +1,7 @@
 /* ops_embed_loss.c — token embedding lookup (f32/bf16/f16 table) and the mean cross-entropy
  * loss with ignore_index (PyTorch semantics), each with its backward. */
 #include "peft/ops.h"
+#include "core/ops/vmath.h"
 
 #include <math.h>
 #include <string.h>
@@ -84,7 +85,7 @@ static void cross_entropy_backward(peft_graph *g, void *p)
         const float *xr = x + n * c->V;
         float *dr = dl + n * c->V;
         const float lse = c->lse[n];
-        for (int64_t j = 0; j < c->V; j++) dr[j] += k * expf(xr[j] - lse);
+        vm_axpy_exp(xr, lse, k, dr, c->V);
         dr[t] -= k;
     }
 }
@@ -114,11 +115,8 @@ peft_tensor *op_cross_entropy(peft_graph *g, peft_tensor *logits, const int32_t 
             continue;
         }
         const float *xr = x + n * V;
-        float mx = xr[0];
-        for (int64_t j = 1; j < V; j++)
-            if (xr[j] > mx) mx = xr[j];
-        double s = 0.0;
-        for (int64_t j = 0; j < V; j++) s += exp((double)xr[j] - mx);
+        const float mx = vm_max(xr, V);
+        const double s = vm_sum_exp(xr, mx, V);
         /* s >= 1 (the max term is exp(0)) unless the row holds NaN, which log keeps NaN */
         // cppcheck-suppress invalidFunctionArg
         const double l = (double)mx + log(s);

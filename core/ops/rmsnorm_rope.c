@@ -7,6 +7,8 @@
 #include "core/ops/common.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- rmsnorm -------------------------------------------------------------------------------- */
@@ -93,10 +95,71 @@ peft_tensor *op_rmsnorm(peft_graph *g, peft_tensor *x, peft_tensor *w, float eps
 
 /* ---- rope ----------------------------------------------------------------------------------- */
 
+/* The cos/sin tables, kept for the process: cos and sin of inv_freq[i] * p (f32 product, as
+ * transformers) for positions p = 0..npos-1, one table per inv_freq vector (head size, theta
+ * and scaling decide it), so that a forward reads them instead of calling cosf/sinf for every
+ * layer. A table is immutable once published and never freed (a tape may point into it); one
+ * that is too short is superseded by one twice as long. At most ROPE_MAX_TABS tables (dynamic
+ * NTK scaling makes a new inv_freq per length): beyond that, or for positions past
+ * ROPE_MAX_POS or negative, the op computes its rows into the step arena as before. */
+#define ROPE_MAX_TABS 16
+#define ROPE_MAX_POS ((int64_t)1 << 17)
+
+typedef struct rope_tab {
+    struct rope_tab *next;
+    int64_t h2, npos;
+    float *inv; /* (h2) */
+    float *cs;  /* (npos, h2) cos, then (npos, h2) sin */
+} rope_tab;
+
+static rope_tab *rope_tabs;
+static int rope_ntabs;
+static pthread_mutex_t rope_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* the table for inv_freq (h2) covering positions 0..maxpos, or NULL (compute locally) */
+static const rope_tab *rope_table(const float *inv, int64_t h2, int64_t maxpos)
+{
+    if (maxpos < 0 || maxpos >= ROPE_MAX_POS) return NULL;
+    pthread_mutex_lock(&rope_mu);
+    rope_tab *t;
+    for (t = rope_tabs; t; t = t->next)
+        if (t->h2 == h2 && t->npos > maxpos && !memcmp(t->inv, inv, (size_t)h2 * sizeof(float)))
+            break;
+    if (!t && rope_ntabs < ROPE_MAX_TABS && (t = calloc(1, sizeof *t))) {
+        int64_t npos = 256;
+        while (npos <= maxpos) npos *= 2;
+        t->h2 = h2;
+        t->npos = npos;
+        t->inv = malloc((size_t)h2 * sizeof(float));
+        t->cs = malloc((size_t)(2 * npos * h2) * sizeof(float));
+        if (!t->inv || !t->cs) {
+            free(t->inv);
+            free(t->cs);
+            free(t);
+            t = NULL;
+        } else {
+            memcpy(t->inv, inv, (size_t)h2 * sizeof(float));
+            float *sn = t->cs + npos * h2;
+            for (int64_t p = 0; p < npos; p++)
+                for (int64_t i = 0; i < h2; i++) {
+                    const float ang = inv[i] * (float)p;
+                    t->cs[p * h2 + i] = cosf(ang);
+                    sn[p * h2 + i] = sinf(ang);
+                }
+            t->next = rope_tabs;
+            rope_tabs = t;
+            rope_ntabs++;
+        }
+    }
+    pthread_mutex_unlock(&rope_mu);
+    return t;
+}
+
 typedef struct {
     peft_tensor *x, *out;
-    const float *cs;  /* (R, D/2) cos then (R, D/2) sin; R = B*T with pos, T without */
-    int64_t B, T, H, D, R;
+    const float *cs, *sn;  /* (P, D/2) cos and sin by table row */
+    const int32_t *trow;   /* (B*T) table row of each row, or NULL: row % T */
+    int64_t B, T, H, D;
 } rope_ctx;
 
 /* rotates every head of row xr (H*D) by the (cos, sin) table row; inverse = 1 rotates back */
@@ -115,7 +178,7 @@ static void rope_row(const float *xr, float *yr, const float *cr, const float *s
     }
 }
 
-// dy (B,T,H*D); cos, sin (R, D/2) -> dx (B,T,H*D) += rotation by -angle of dy
+// dy (B,T,H*D); cos, sin (P, D/2) -> dx (B,T,H*D) += rotation by -angle of dy
 static void rope_backward(peft_graph *g, void *p)
 {
     rope_ctx *c = p;
@@ -126,8 +189,8 @@ static void rope_backward(peft_graph *g, void *p)
     float *tmp = peft_arena_alloc(g->arena, (size_t)HD * sizeof(float));
     if (!tmp) return;
     for (int64_t row = 0; row < c->B * c->T; row++) {
-        const int64_t r = c->R == c->T ? row % c->T : row;
-        rope_row(dy + row * HD, tmp, c->cs + r * h2, c->cs + c->R * h2 + r * h2, c->H, c->D, 1);
+        const int64_t r = c->trow ? c->trow[row] : row % c->T;
+        rope_row(dy + row * HD, tmp, c->cs + r * h2, c->sn + r * h2, c->H, c->D, 1);
         float *dxr = dx + row * HD;
         for (int64_t j = 0; j < HD; j++) dxr[j] += tmp[j];
     }
@@ -142,33 +205,56 @@ peft_tensor *op_rope_freqs(peft_graph *g, peft_tensor *x, int H, const int32_t *
         return NULL;
     const int64_t B = x->shape[0], T = x->shape[1], HD = x->shape[2], D = HD / H;
     if (D % 2) return NULL;
-    const int64_t h2 = D / 2, R = pos ? B * T : T;
+    const int64_t h2 = D / 2, N = B * T;
     peft_tensor *y = peft_graph_tensor_raw(g, PEFT_DTYPE_F32, 3, x->shape);
-    peft_tensor *cst = peft_graph_tensor_raw(g, PEFT_DTYPE_F32, 1, (int64_t[]){2 * R * h2 + 1});
-    if (!y || !cst) return NULL;
-    float *cs = peft_f32(cst), *sn = cs + R * h2;
-    /* angle = inv_freq * p in f32 (transformers' f32 product) */
-    for (int64_t r = 0; r < R; r++) {
-        const float pp = pos ? (float)pos[r] : (float)r;
-        for (int64_t i = 0; i < h2; i++) {
-            const float ang = inv_freq[i] * pp;
-            cs[r * h2 + i] = cosf(ang);
-            sn[r * h2 + i] = sinf(ang);
+    if (!y) return NULL;
+    int64_t maxpos = T - 1, minpos = 0;
+    if (pos)
+        for (int64_t r = 0; r < N; r++) {
+            if (pos[r] > maxpos) maxpos = pos[r];
+            if (pos[r] < minpos) minpos = pos[r];
         }
+    const rope_tab *tab = minpos < 0 ? NULL : rope_table(inv_freq, h2, maxpos);
+    const float *cs, *sn;
+    int32_t *trow = NULL;
+    if (pos) { /* the table row of each row, kept for the backward */
+        trow = peft_arena_alloc(g->arena, (size_t)(N ? N : 1) * sizeof(int32_t));
+        if (!trow) return NULL;
+        for (int64_t r = 0; r < N; r++) trow[r] = tab ? pos[r] : (int32_t)r;
+    }
+    if (tab) {
+        cs = tab->cs;
+        sn = tab->cs + tab->npos * h2;
+    } else { /* this op's rows only: R = B*T with pos, T without */
+        const int64_t R = pos ? N : T;
+        peft_tensor *cst = peft_graph_tensor_raw(g, PEFT_DTYPE_F32, 1, (int64_t[]){2 * R * h2 + 1});
+        if (!cst) return NULL;
+        float *c = peft_f32(cst), *s = c + R * h2;
+        /* angle = inv_freq * p in f32 (transformers' f32 product) */
+        for (int64_t r = 0; r < R; r++) {
+            const float pp = pos ? (float)pos[r] : (float)r;
+            for (int64_t i = 0; i < h2; i++) {
+                const float ang = inv_freq[i] * pp;
+                c[r * h2 + i] = cosf(ang);
+                s[r * h2 + i] = sinf(ang);
+            }
+        }
+        cs = c;
+        sn = s;
     }
     const float *xd = peft_f32(x);
     float *yd = peft_f32(y);
-    for (int64_t row = 0; row < B * T; row++) {
-        const int64_t r = pos ? row : row % T;
+    for (int64_t row = 0; row < N; row++) {
+        const int64_t r = trow ? trow[row] : row % T;
         rope_row(xd + row * HD, yd + row * HD, cs + r * h2, sn + r * h2, H, D, 0);
     }
     y->requires_grad = peft_needs_grad(g, x, NULL);
     if (y->requires_grad) {
         rope_ctx *c = peft_tape_push(g, rope_backward, sizeof *c);
         if (!c) return NULL;
-        c->x = x; c->out = y; c->cs = cs;
+        c->x = x; c->out = y; c->cs = cs; c->sn = sn; c->trow = trow;
         peft_tape_output(g, c->out);
-        c->B = B; c->T = T; c->H = H; c->D = D; c->R = R;
+        c->B = B; c->T = T; c->H = H; c->D = D;
     }
     return y;
 }
