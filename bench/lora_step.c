@@ -175,7 +175,10 @@ int main(int argc, char **argv)
     double *fwd = calloc((size_t)total, sizeof *fwd), *bwd = calloc((size_t)total, sizeof *bwd),
            *opt_ms = calloc((size_t)total, sizeof *opt_ms);
     float first_loss = 0, last_loss = 0;
+    long *faults = calloc((size_t)total, sizeof *faults);
     for (int s = 0; s < total; s++) {
+        struct rusage r0, r1;
+        getrusage(RUSAGE_SELF, &r0);
         double a = now_ms();
         peft_graph_reset(g);
         peft_graph_set_recording(g, 1);
@@ -193,6 +196,8 @@ int main(int argc, char **argv)
         double c = now_ms();
         peft_adamw_step(opt, 0);
         double d = now_ms();
+        getrusage(RUSAGE_SELF, &r1);
+        faults[s] = r1.ru_minflt - r0.ru_minflt;
         float loss = peft_f32(out.loss)[0];
         if (s == 0) first_loss = loss;
         last_loss = loss;
@@ -200,8 +205,9 @@ int main(int argc, char **argv)
         fwd[s] = b - a;
         bwd[s] = c - b;
         opt_ms[s] = d - c;
-        printf("step %d%s: %.1f ms (forward %.1f, backward %.1f, adamw %.1f), loss %.6f\n", s,
-               s < WARMUP ? " (warm-up)" : "", ms[s], fwd[s], bwd[s], opt_ms[s], loss);
+        printf("step %d%s: %.1f ms (forward %.1f, backward %.1f, adamw %.1f), loss %.6f, "
+               "%ld minor page faults\n", s, s < WARMUP ? " (warm-up)" : "", ms[s], fwd[s],
+               bwd[s], opt_ms[s], loss, faults[s]);
     }
 
     double *tm = ms + WARMUP;

@@ -4,6 +4,7 @@
  * exp(-x)), gelu = x * 0.5 * (1 + erf(x / sqrt 2))). SiLU's exp is the vectorised vm_expf
  * (~1 ulp, as PyTorch's own vectorised Sleef exp); erff and tanhf are glibc's. */
 #include "peft/ops.h"
+#include "core/ops/pool.h"
 #include "core/ops/vmath.h"
 
 #include <math.h>
@@ -88,13 +89,33 @@ static peft_tensor *unary_op(peft_graph *g, peft_tensor *x,
 /* ---- silu ----------------------------------------------------------------------------------- */
 
 // x (n) -> y (n) = x / (1 + exp(-x))   (PyTorch's silu kernel)
-static void silu_fwd(const float *x, float *y, int64_t n) { vm_silu(x, y, n); }
+typedef struct { const float *x, *dy; float *y; } silu_job;
+#define ELEM_GRAIN 16384
+
+static void silu_fwd_range(void *p, int64_t lo, int64_t hi)
+{
+    const silu_job *j = p;
+    vm_silu(j->x + lo, j->y + lo, hi - lo);
+}
+
+static void silu_bwd_range(void *p, int64_t lo, int64_t hi)
+{
+    const silu_job *j = p;
+    vm_silu_bwd(j->x + lo, j->dy + lo, j->y + lo, hi - lo);
+}
+
+static void silu_fwd(const float *x, float *y, int64_t n)
+{
+    silu_job j = {x, NULL, y};
+    ops_parallel(n, ELEM_GRAIN, silu_fwd_range, &j);
+}
 
 // dy (n), x (n) -> dx (n) += dy * s (1 + x (1 - s)), s = sigmoid(x)
 static void silu_bwd(const float *x, const float *y, const float *dy, float *dx, int64_t n)
 {
     (void)y;
-    vm_silu_bwd(x, dy, dx, n);
+    silu_job j = {x, dy, dx};
+    ops_parallel(n, ELEM_GRAIN, silu_bwd_range, &j);
 }
 
 peft_tensor *op_silu(peft_graph *g, peft_tensor *x) { return unary_op(g, x, silu_fwd, silu_bwd); }

@@ -2,9 +2,13 @@
  * tanh-approximated GELU, each with its backward. */
 #include "peft/ops.h"
 #include "core/ops/common.h"
+#include "core/ops/pool.h"
 
 #include <math.h>
 #include <string.h>
+
+/* rows per slice: about 16k elements */
+#define ROW_GRAIN(C) ((C) >= 16384 ? 1 : 16384 / (C))
 
 /* ---- layernorm ------------------------------------------------------------------------------ */
 
@@ -14,6 +18,39 @@ typedef struct {
     const float *mean, *rstd; /* (N) */
     int64_t N, C;
 } ln_ctx;
+
+typedef struct {
+    const ln_ctx *c;
+    const float *x, *dy;
+    float *dx;
+} ln_bwd_job;
+
+// dy, x rows [lo, hi) (., C) -> dx of those rows
+static void ln_bwd_rows(void *p, int64_t lo, int64_t hi)
+{
+    const ln_bwd_job *jb = p;
+    const ln_ctx *c = jb->c;
+    const int64_t C = c->C;
+    for (int64_t n = lo; n < hi; n++) {
+        const float *xr = jb->x + n * C, *dyr = jb->dy + n * C;
+        const float mu = c->mean[n], rs = c->rstd[n];
+        /* dx = rstd * (dnorm - mean(dnorm) - xhat * mean(dnorm * xhat)), dnorm = dy * w */
+        double s1 = 0.0, s2 = 0.0;
+        for (int64_t j = 0; j < C; j++) {
+            float xhat = (xr[j] - mu) * rs;
+            float dn = c->wf ? dyr[j] * c->wf[j] : dyr[j];
+            s1 += dn;
+            s2 += (double)dn * xhat;
+        }
+        const float m1 = (float)(s1 / (double)C), m2 = (float)(s2 / (double)C);
+        float *dxr = jb->dx + n * C;
+        for (int64_t j = 0; j < C; j++) {
+            float xhat = (xr[j] - mu) * rs;
+            float dn = c->wf ? dyr[j] * c->wf[j] : dyr[j];
+            dxr[j] += rs * (dn - m1 - xhat * m2);
+        }
+    }
+}
 
 // dy (N, C); x (N, C); w (C); mean, rstd (N) -> dx (N, C), dw (C), db (C)
 static void layernorm_backward(peft_graph *g, void *p)
@@ -26,30 +63,53 @@ static void layernorm_backward(peft_graph *g, void *p)
     float *dx = peft_grad_of(g, c->x);
     float *dw = c->w ? peft_grad_of(g, c->w) : NULL;
     float *db = c->b ? peft_grad_of(g, c->b) : NULL;
-    for (int64_t n = 0; n < N; n++) {
+    if (dx) {
+        ln_bwd_job j = {c, x, dy, dx};
+        ops_parallel(N, ROW_GRAIN(C), ln_bwd_rows, &j);
+    }
+    for (int64_t n = 0; n < N && (dw || db); n++) { /* summed over rows in order */
         const float *xr = x + n * C, *dyr = dy + n * C;
         const float mu = c->mean[n], rs = c->rstd[n];
-        if (dx) {
-            /* dx = rstd * (dnorm - mean(dnorm) - xhat * mean(dnorm * xhat)), dnorm = dy * w */
-            double s1 = 0.0, s2 = 0.0;
-            for (int64_t j = 0; j < C; j++) {
-                float xhat = (xr[j] - mu) * rs;
-                float dn = c->wf ? dyr[j] * c->wf[j] : dyr[j];
-                s1 += dn;
-                s2 += (double)dn * xhat;
-            }
-            const float m1 = (float)(s1 / (double)C), m2 = (float)(s2 / (double)C);
-            float *dxr = dx + n * C;
-            for (int64_t j = 0; j < C; j++) {
-                float xhat = (xr[j] - mu) * rs;
-                float dn = c->wf ? dyr[j] * c->wf[j] : dyr[j];
-                dxr[j] += rs * (dn - m1 - xhat * m2);
-            }
-        }
         if (dw)
             for (int64_t j = 0; j < C; j++) dw[j] += dyr[j] * (xr[j] - mu) * rs;
         if (db)
             for (int64_t j = 0; j < C; j++) db[j] += dyr[j];
+    }
+}
+
+typedef struct {
+    const float *x, *w, *b;
+    float *y, *mean, *rstd;
+    int64_t C;
+    float eps;
+} ln_fwd_job;
+
+// x rows [lo, hi) (., C) -> y, mean, rstd of those rows
+static void ln_fwd_rows(void *p, int64_t lo, int64_t hi)
+{
+    const ln_fwd_job *j = p;
+    const int64_t C = j->C;
+    for (int64_t n = lo; n < hi; n++) {
+        const float *xr = j->x + n * C;
+        double s = 0.0;
+        for (int64_t k = 0; k < C; k++) s += xr[k];
+        const double mu = s / (double)C;
+        double v = 0.0;
+        for (int64_t k = 0; k < C; k++) {
+            double d = xr[k] - mu;
+            v += d * d;
+        }
+        v /= (double)C; /* biased */
+        const float muf = (float)mu, rs = (float)(1.0 / sqrt(v + (double)j->eps));
+        j->mean[n] = muf;
+        j->rstd[n] = rs;
+        float *yr = j->y + n * C;
+        for (int64_t k = 0; k < C; k++) {
+            float o = (xr[k] - muf) * rs;
+            if (j->w) o *= j->w[k];
+            if (j->b) o += j->b[k];
+            yr[k] = o;
+        }
     }
 }
 
@@ -65,31 +125,10 @@ peft_tensor *op_layernorm(peft_graph *g, peft_tensor *x, peft_tensor *w, peft_te
     const float *wf = w ? ops_as_f32(g, w) : NULL;
     const float *bf = b ? ops_as_f32(g, b) : NULL;
     if (!y || !stats || (w && !wf) || (b && !bf)) return NULL;
-    float *mean = peft_f32(stats), *rstd = mean + N;
-    const float *xd = peft_f32(x);
-    float *yd = peft_f32(y);
-    for (int64_t n = 0; n < N; n++) {
-        const float *xr = xd + n * C;
-        double s = 0.0;
-        for (int64_t j = 0; j < C; j++) s += xr[j];
-        const double mu = s / (double)C;
-        double v = 0.0;
-        for (int64_t j = 0; j < C; j++) {
-            double d = xr[j] - mu;
-            v += d * d;
-        }
-        v /= (double)C; /* biased */
-        const float muf = (float)mu, rs = (float)(1.0 / sqrt(v + (double)eps));
-        mean[n] = muf;
-        rstd[n] = rs;
-        float *yr = yd + n * C;
-        for (int64_t j = 0; j < C; j++) {
-            float o = (xr[j] - muf) * rs;
-            if (wf) o *= wf[j];
-            if (bf) o += bf[j];
-            yr[j] = o;
-        }
-    }
+    ln_fwd_job j = {peft_f32(x), wf, bf, peft_f32(y), peft_f32(stats), peft_f32(stats) + N, C,
+                    eps};
+    ops_parallel(N, ROW_GRAIN(C), ln_fwd_rows, &j);
+    float *mean = j.mean, *rstd = j.rstd;
     y->requires_grad = g->recording && (x->requires_grad || (w && w->requires_grad) ||
                                         (b && b->requires_grad));
     if (y->requires_grad) {
@@ -156,13 +195,30 @@ VECTOR_CLONES static void gelu_forward_kernel(const float *x, float *y, int64_t 
     }
 }
 
+/* the kernels over slices of the elements, in the pool's threads */
+typedef struct { const float *x, *dy; float *y; } gelu_job;
+#define ELEM_GRAIN 16384
+
+static void gelu_fwd_range(void *p, int64_t lo, int64_t hi)
+{
+    const gelu_job *j = p;
+    gelu_forward_kernel(j->x + lo, j->y + lo, hi - lo);
+}
+
+static void gelu_bwd_range(void *p, int64_t lo, int64_t hi)
+{
+    const gelu_job *j = p;
+    gelu_backward_kernel(j->x + lo, j->dy + lo, j->y + lo, hi - lo);
+}
+
 static void gelu_backward(peft_graph *g, void *p)
 {
     gelu_ctx *c = p;
     const float *dy = c->out->grad;
     float *dx = dy ? peft_grad_of(g, c->x) : NULL;
     if (!dx) return;
-    gelu_backward_kernel(peft_f32(c->x), dy, dx, c->x->numel);
+    gelu_job j = {peft_f32(c->x), dy, dx};
+    ops_parallel(c->x->numel, ELEM_GRAIN, gelu_bwd_range, &j);
 }
 
 /* x (n) -> y (n): GELU, tanh approximation */
@@ -171,7 +227,8 @@ peft_tensor *op_gelu_tanh(peft_graph *g, peft_tensor *x)
     if (!x || x->dtype != PEFT_DTYPE_F32) return NULL;
     peft_tensor *y = peft_graph_tensor_raw(g, PEFT_DTYPE_F32, x->ndim, x->shape);
     if (!y) return NULL;
-    gelu_forward_kernel(peft_f32(x), peft_f32(y), x->numel);
+    gelu_job j = {peft_f32(x), NULL, peft_f32(y)};
+    ops_parallel(x->numel, ELEM_GRAIN, gelu_fwd_range, &j);
     y->requires_grad = peft_needs_grad(g, x, NULL);
     if (y->requires_grad) {
         gelu_ctx *c = peft_tape_push(g, gelu_backward, sizeof *c);

@@ -1,0 +1,131 @@
+/* pool.c — a small parked thread pool for the kernels (pool.h). One job at a time: the caller
+ * publishes (fn, ctx, n), bumps a generation counter and wakes the workers; worker i runs slice
+ * i + 1, the caller slice 0, then waits for the done count. Workers spin briefly on the
+ * generation (the next kernel usually follows within microseconds), then sleep on a condition
+ * variable. The thread count follows openblas_get_num_threads() at each call. */
+#include "core/ops/pool.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+
+extern int openblas_get_num_threads(void);
+
+#define POOL_MAX 64
+#define SPIN_ITERS 20000
+
+static struct {
+    pthread_mutex_t job;  /* held by the caller of a parallel region */
+    pthread_mutex_t mu;   /* guards the sleep of the workers */
+    pthread_cond_t cv;
+    atomic_uint gen;      /* bumped per job */
+    atomic_int done;      /* workers finished with the current job */
+    int started;          /* workers running */
+    int nparts;           /* slices of the current job (caller + workers) */
+    int64_t n, chunk;
+    ops_range_fn fn;
+    void *ctx;
+} P = {.job = PTHREAD_MUTEX_INITIALIZER, .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+static unsigned start_gen[POOL_MAX + 1]; /* the generation each worker was started at */
+
+/* a forked child has none of the parent's workers: start afresh */
+static void pool_after_fork_child(void)
+{
+    pthread_mutex_init(&P.job, NULL);
+    pthread_mutex_init(&P.mu, NULL);
+    pthread_cond_init(&P.cv, NULL);
+    P.started = 0;
+}
+
+static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+static void pool_init(void) { pthread_atfork(NULL, NULL, pool_after_fork_child); }
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+static void run_slice(int part)
+{
+    if (part >= P.nparts) return;
+    const int64_t lo = (int64_t)part * P.chunk;
+    int64_t hi = lo + P.chunk;
+    if (hi > P.n) hi = P.n;
+    if (lo < hi) P.fn(P.ctx, lo, hi);
+}
+
+static void *worker(void *arg)
+{
+    const int part = (int)(intptr_t)arg; /* 1.. */
+    unsigned seen = start_gen[part];
+    for (;;) {
+        unsigned g;
+        int spins = 0;
+        while ((g = atomic_load_explicit(&P.gen, memory_order_acquire)) == seen &&
+               spins++ < SPIN_ITERS)
+            cpu_relax();
+        if (g == seen) {
+            pthread_mutex_lock(&P.mu);
+            while ((g = atomic_load(&P.gen)) == seen) pthread_cond_wait(&P.cv, &P.mu);
+            pthread_mutex_unlock(&P.mu);
+        }
+        seen = g;
+        run_slice(part);
+        atomic_fetch_add_explicit(&P.done, 1, memory_order_release);
+    }
+    return NULL;
+}
+
+int ops_threads(void)
+{
+    int t = openblas_get_num_threads();
+    return t < 1 ? 1 : t > POOL_MAX ? POOL_MAX : t;
+}
+
+void ops_parallel(int64_t n, int64_t grain, ops_range_fn fn, void *ctx)
+{
+    if (n <= 0) return;
+    if (grain < 1) grain = 1;
+    int parts = ops_threads();
+    if ((int64_t)parts > n / grain) parts = (int)(n / grain);
+    if (parts <= 1) {
+        fn(ctx, 0, n);
+        return;
+    }
+    pthread_once(&pool_once, pool_init);
+    if (pthread_mutex_trylock(&P.job)) {
+        fn(ctx, 0, n);
+        return;
+    }
+    while (P.started < parts - 1) { /* start the workers this job needs */
+        pthread_t th;
+        pthread_attr_t at;
+        pthread_attr_init(&at);
+        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+        start_gen[P.started + 1] = atomic_load(&P.gen);
+        const int ok = pthread_create(&th, &at, worker, (void *)(intptr_t)(P.started + 1)) == 0;
+        pthread_attr_destroy(&at);
+        if (!ok) break;
+        P.started++;
+    }
+    if (parts > P.started + 1) parts = P.started + 1;
+    P.fn = fn;
+    P.ctx = ctx;
+    P.n = n;
+    P.nparts = parts;
+    P.chunk = (n + parts - 1) / parts;
+    atomic_store(&P.done, 0);
+    pthread_mutex_lock(&P.mu);
+    atomic_fetch_add_explicit(&P.gen, 1, memory_order_release);
+    pthread_cond_broadcast(&P.cv);
+    pthread_mutex_unlock(&P.mu);
+    run_slice(0);
+    /* every started worker takes part (those past nparts run nothing) */
+    int spins = 0;
+    while (atomic_load_explicit(&P.done, memory_order_acquire) < P.started)
+        if (++spins > SPIN_ITERS) sched_yield(); else cpu_relax();
+    pthread_mutex_unlock(&P.job);
+}
