@@ -77,6 +77,22 @@ static int next_event(yctx *c, yaml_event_t *ev)
     return fail_at(c, &c->parser.problem_mark, what);
 }
 
+/* a node's explicit tag: none, or !!str on a scalar (forces a string), else refused: libpeft
+ * reads plain data (a `!!python/object:...` tag would make PyYAML's unsafe loader build an
+ * object; safe_load refuses it, so do we). 0, 1 for !!str, or -1 with the error set. */
+static int check_tag(yctx *c, const yaml_event_t *ev, const yaml_char_t *tag, int scalar)
+{
+    if (!tag) return 0;
+    const char *t = (const char *)tag, *core = "tag:yaml.org,2002:";
+    if (scalar && !strcmp(t, "tag:yaml.org,2002:str")) return 1;
+    char what[320];
+    snprintf(what, sizeof what, "YAML tags are not supported (found '%s%.200s'): write plain "
+             "values (PyYAML's safe_load refuses such tags too)",
+             !strncmp(t, core, strlen(core)) ? "!!" : "",
+             !strncmp(t, core, strlen(core)) ? t + strlen(core) : t);
+    return fail_at(c, &ev->start_mark, what);
+}
+
 /* parses the node starting with ev (consumed) into *out */
 static int parse_node(yctx *c, yaml_event_t *ev, runner_node **out, int depth)
 {
@@ -87,12 +103,14 @@ static int parse_node(yctx *c, yaml_event_t *ev, runner_node **out, int depth)
     if (ev->type == YAML_SCALAR_EVENT) {
         if (ev->data.scalar.anchor)
             return fail_at(c, &ev->start_mark, "anchors (&name) are not supported");
+        int str_tag = check_tag(c, ev, ev->data.scalar.tag, 1);
+        if (str_tag < 0) return -1;
         runner_node *n = node_new(RUNNER_NODE_SCALAR, &ev->start_mark);
         if (!n || !(n->text = strdup((const char *)ev->data.scalar.value))) {
             free(n);
             return fail_at(c, &ev->start_mark, "out of memory");
         }
-        n->quoted = ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE;
+        n->quoted = ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE || str_tag;
         *out = n;
         return 0;
     }
@@ -101,6 +119,7 @@ static int parse_node(yctx *c, yaml_event_t *ev, runner_node **out, int depth)
         return fail_at(c, &ev->start_mark, "unexpected YAML event");
     if ((map ? ev->data.mapping_start.anchor : ev->data.sequence_start.anchor))
         return fail_at(c, &ev->start_mark, "anchors (&name) are not supported");
+    if (check_tag(c, ev, map ? ev->data.mapping_start.tag : ev->data.sequence_start.tag, 0)) return -1;
     runner_node *n = node_new(map ? RUNNER_NODE_MAP : RUNNER_NODE_SEQ, &ev->start_mark);
     if (!n) return fail_at(c, &ev->start_mark, "out of memory");
     for (;;) {

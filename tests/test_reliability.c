@@ -3,7 +3,10 @@
  * building a model with many layers (parameter and site lookups were linear scans, so building
  * was quadratic: 4000 layers took 100 s); an adapter config whose sizes do not match its weights
  * (`r: 10000000` allocated gigabytes before the shapes were compared): refused before the memory
- * is taken, naming the field; an I32 adapter tensor named as such. */
+ * is taken, naming the field; an I32 adapter tensor named as such; lenient or misleading input
+ * handling (mask values, duplicate and unknown input keys, token_type_ids for a model that takes
+ * none, YAML tags, a non-string peft_type, layers_to_transform out of range, a message that
+ * repeated itself). */
 #define _GNU_SOURCE
 #include <check.h>
 #include <stdio.h>
@@ -173,6 +176,81 @@ START_TEST(int32_adapter_tensor_named)
 }
 END_TEST
 
+/* `peft forward` of the gpt2 or llama fixture model on inputs JSON text: must fail with want */
+static void forward_fails(const char *model, const char *json, const char *want)
+{
+    char *dir = tu_tmpdir(), p[4200];
+    snprintf(p, sizeof p, "%s/in.json", dir);
+    ck_assert(tu_write_file(p, json, strlen(json)) == 0);
+    char *out = NULL;
+    int st = tu_run_peft(&out, "forward --model %s --input %s --output %s/o.safetensors",
+                         tu_fixture(model), p, dir);
+    ck_assert_msg(st != 0 && strstr(out, want), "status %d, wanted '%s': %s", st, want, out);
+    free(out);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+START_TEST(lenient_inputs_refused)
+{
+    const char *gpt2 = "hf-peft/_models/gpt2", *llama = "hf-peft/_models/llama";
+    forward_fails(gpt2, "{\"input_ids\": [[1, 2, 3]], \"attention_mask\": [[1, 2, 1]]}",
+                  "'attention_mask'[0][1] = 2: a mask holds only 0 (masked) and 1");
+    forward_fails(gpt2, "{\"input_ids\": [[1, 2, 3]], \"input_ids\": [[4, 5, 6]]}",
+                  "duplicate object key");
+    forward_fails(gpt2, "{\"input_ids\": [[1, 2, 3]], \"attention_msk\": [[1, 1, 1]]}",
+                  "unknown key 'attention_msk' (did you mean 'attention_mask'?");
+    forward_fails(llama, "{\"input_ids\": [[1, 2, 3]], \"token_type_ids\": [[0, 0, 1]]}",
+                  "LlamaForCausalLM takes no token_type_ids");
+    forward_fails(gpt2, "{\"input_ids\": [[1, 2, 3]], \"token_type_ids\": [[0, 0, 1]]}",
+                  "gpt2: token_type_ids are not implemented");
+    forward_fails(llama, "{\"input_ids\": [[1, 2, 3]], \"decoder_input_ids\": [[0, 0, 1]]}",
+                  "LlamaForCausalLM takes no decoder_input_ids");
+}
+END_TEST
+
+START_TEST(yaml_tags_refused)
+{
+    char *dir = tu_tmpdir(), p[4200];
+    snprintf(p, sizeof p, "%s/e.yaml", dir);
+    const char *y = "name: x\nbase_model: !!python/object/apply:os.system [\"true\"]\n";
+    ck_assert(tu_write_file(p, y, strlen(y)) == 0);
+    char *out = NULL;
+    int st = tu_run_peft(&out, "run %s", p);
+    ck_assert_msg(st != 0 && strstr(out, "e.yaml:2:13: YAML tags are not supported (found "
+                                          "'!!python/object/apply:os.system')"), "status %d: %s", st, out);
+    free(out);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* get_peft_model with config text on the gpt2 fixture: must fail with want (and only once) */
+static void config_fails(const char *cfg, const char *want)
+{
+    peft_ctx *ctx = peft_ctx_new(1);
+    peft_base_model *b = NULL;
+    ck_assert_int_eq(peft_load_base_model(ctx, tu_fixture("hf-peft/_models/gpt2"), &b), 0);
+    peft_model *m = NULL;
+    int rc = peft_get_peft_model(ctx, b, cfg, "default", 0, &m);
+    const char *msg = peft_errmsg(ctx);
+    ck_assert_msg(rc != 0 && strstr(msg, want), "rc %d, wanted '%s': %s", rc, want, msg);
+    const char *first = strstr(msg, want);
+    ck_assert_msg(!strstr(first + 1, want), "repeats itself: %s", msg);
+    peft_base_model_free(b);
+    peft_ctx_free(ctx);
+}
+
+START_TEST(misleading_config_messages)
+{
+    config_fails("{\"peft_type\": 7}", "field 'peft_type' must be a string (e.g. \"LORA\"), got a number");
+    config_fails("{\"peft_type\": \"NOSUCH\"}", "peft_type 'NOSUCH'");
+    config_fails("{\"peft_type\": \"LORA\", \"target_modules\": [\"c_attn\"], "
+                 "\"layers_to_transform\": [0, 7]}",
+                 "layers_to_transform: layer 7 is out of range: the gpt2 model has 2 layers (0..1)");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("reliability");
@@ -183,6 +261,9 @@ int main(void)
     tcase_add_test(tc, huge_rank_refused_before_allocating);
     tcase_add_test(tc, rank_mismatch_names_field);
     tcase_add_test(tc, int32_adapter_tensor_named);
+    tcase_add_test(tc, lenient_inputs_refused);
+    tcase_add_test(tc, yaml_tags_refused);
+    tcase_add_test(tc, misleading_config_messages);
     suite_add_tcase(s, tc);
     return tu_run_suite(s) ? 1 : 0;
 }

@@ -1,6 +1,7 @@
 /* inputs.c — a batch of token ids from JSON (PEFT-style keyword arguments as nested lists:
  * input_ids, attention_mask, token_type_ids, decoder_input_ids, labels, start_positions...),
- * used by the CLI and the fixture tests. */
+ * used by the CLI and the fixture tests. Strict: a duplicate or unknown key is refused (a typo
+ * must not silently drop an input), and masks hold only 0 and 1. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 #include <jansson.h>
 #include "peft/inputs.h"
 #include "peft/model.h"
+#include "peft/util.h"
 
 /* key as a (rows) or (rows, cols) int32 array. Absent: 0 and *out NULL. *cols = 0 for 1-D. */
 static int int_array(json_t *root, const char *key, const char *path, int64_t *rows,
@@ -87,11 +89,51 @@ static int shaped(json_t *root, const char *key, const char *path, int64_t B, in
     return 0;
 }
 
+static const char *const known_keys[] = {
+    "input_ids", "attention_mask", "token_type_ids", "decoder_input_ids",
+    "decoder_attention_mask", "labels", "start_positions", "end_positions",
+};
+#define N_KNOWN (sizeof known_keys / sizeof *known_keys)
+
+/* every key of root is one libpeft reads; 0 or -1 with err naming the first other one */
+static int check_keys(json_t *root, const char *path, char *err, size_t errlen)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(root, k, v) {
+        size_t i;
+        for (i = 0; i < N_KNOWN && strcmp(k, known_keys[i]); i++) {}
+        if (i < N_KNOWN) continue;
+        const char *near = peft_did_you_mean(k, known_keys, N_KNOWN);
+        char hint[96] = "";
+        if (near) snprintf(hint, sizeof hint, "did you mean '%s'? ", near);
+        snprintf(err, errlen, "%s: unknown key '%.64s' (%sthe inputs libpeft reads: input_ids, "
+                 "attention_mask, token_type_ids, decoder_input_ids, decoder_attention_mask, "
+                 "labels, start_positions, end_positions)", path, k, hint);
+        return -1;
+    }
+    return 0;
+}
+
+/* a mask (B, T) of 0 and 1 only, as transformers expects (other values would scale the
+ * additive mask into silent wrong numbers); 0 or -1 with err */
+static int check_mask(const int32_t *mask, int64_t B, int64_t T, const char *key, const char *path,
+                      char *err, size_t errlen)
+{
+    for (int64_t i = 0; mask && i < B * T; i++)
+        if (mask[i] != 0 && mask[i] != 1) {
+            snprintf(err, errlen, "%s: '%s'[%lld][%lld] = %d: a mask holds only 0 (masked) and 1 "
+                     "(attended)", path, key, (long long)(i / T), (long long)(i % T), mask[i]);
+            return -1;
+        }
+    return 0;
+}
+
 int peft_inputs_load_json(const char *path, peft_inputs *in, char *err, size_t errlen)
 {
     memset(in, 0, sizeof *in);
     json_error_t je;
-    json_t *root = json_load_file(path, 0, &je);
+    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
     if (!root) {
         snprintf(err, errlen, "%s: %s (line %d)", path, je.text, je.line);
         return -1;
@@ -102,6 +144,7 @@ int peft_inputs_load_json(const char *path, peft_inputs *in, char *err, size_t e
         snprintf(err, errlen, "%s: expected a JSON object with input_ids", path);
         goto out;
     }
+    if (check_keys(root, path, err, errlen)) goto out;
     if (!json_object_get(root, "input_ids")) {
         snprintf(err, errlen, "%s: missing 'input_ids'", path);
         goto out;
@@ -114,7 +157,8 @@ int peft_inputs_load_json(const char *path, peft_inputs *in, char *err, size_t e
     if (shaped(root, "attention_mask", path, in->B, in->T, &in->attention_mask, err, errlen) ||
         shaped(root, "token_type_ids", path, in->B, in->T, &in->token_type_ids, err, errlen) ||
         shaped(root, "start_positions", path, in->B, 0, &in->start_positions, err, errlen) ||
-        shaped(root, "end_positions", path, in->B, 0, &in->end_positions, err, errlen))
+        shaped(root, "end_positions", path, in->B, 0, &in->end_positions, err, errlen) ||
+        check_mask(in->attention_mask, in->B, in->T, "attention_mask", path, err, errlen))
         goto out;
     if (int_array(root, "decoder_input_ids", path, &r, &in->Td, &in->decoder_input_ids, err, errlen))
         goto out;
@@ -123,6 +167,8 @@ int peft_inputs_load_json(const char *path, peft_inputs *in, char *err, size_t e
         goto out;
     }
     if (shaped(root, "decoder_attention_mask", path, in->B, in->Td, &in->decoder_attention_mask, err, errlen))
+        goto out;
+    if (check_mask(in->decoder_attention_mask, in->B, in->Td, "decoder_attention_mask", path, err, errlen))
         goto out;
     if (in->decoder_attention_mask && !in->decoder_input_ids) {
         snprintf(err, errlen, "%s: 'decoder_attention_mask' without 'decoder_input_ids'", path);

@@ -91,6 +91,25 @@ static int check_inputs(const dec_head *h, const peft_model_inputs *in, int64_t 
         snprintf(err, errlen, "%s: inputs need input_ids with B > 0 and T > 0", name);
         return -1;
     }
+    /* inputs a decoder-only model does not take: refused, never silently ignored */
+    if (in->token_type_ids) {
+        if (!strcmp(name, "gpt2"))
+            snprintf(err, errlen, "gpt2: token_type_ids are not implemented (transformers' GPT-2 "
+                     "adds wte[token_type_ids] to the embeddings); leave them out");
+        else
+            snprintf(err, errlen, "%s: %s takes no token_type_ids (transformers: forward() got an "
+                     "unexpected keyword argument 'token_type_ids')", name, h->class_name);
+        return -1;
+    }
+    const char *other = in->decoder_input_ids ? "decoder_input_ids"
+                        : in->decoder_attention_mask ? "decoder_attention_mask"
+                        : in->start_positions ? "start_positions"
+                        : in->end_positions ? "end_positions" : NULL;
+    if (other) {
+        snprintf(err, errlen, "%s: %s takes no %s (an input of encoder-decoder or question-"
+                 "answering models)", name, h->class_name, other);
+        return -1;
+    }
     for (int64_t i = 0; i < in->B * in->T; i++) {
         int32_t id = in->input_ids[i];
         if (id < 0 || id >= V) {

@@ -76,6 +76,13 @@ static int check_inputs(const t5_dims *d, const peft_model_inputs *in, int64_t *
         return -1;
     }
     const int64_t B = in->B;
+    const char *other = in->token_type_ids ? "token_type_ids"
+                        : in->start_positions ? "start_positions"
+                        : in->end_positions ? "end_positions" : NULL;
+    if (other) { /* refused, never silently ignored */
+        snprintf(err, errlen, "t5: T5ForConditionalGeneration takes no %s", other);
+        return -1;
+    }
     if (check_ids(in->input_ids, B, in->T, d->V, "input_ids", err, errlen)) return -1;
     *L = in->labels ? (in->labels_len > 0 ? in->labels_len : in->T) : 0;
     if (in->decoder_input_ids) {

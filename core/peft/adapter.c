@@ -102,16 +102,23 @@ peft_adapter *peft_adapter_create(peft_model *m, const char *name, const char *c
         json_decref(cfg);
         return NULL;
     }
-    const char *type = json_string_value(json_object_get(cfg, "peft_type"));
+    json_t *jt = json_object_get(cfg, "peft_type");
+    const char *type = json_string_value(jt);
     if (!type) {
-        peft_set_error(m->ctx, PEFT_EINVAL, "%s: missing field 'peft_type' (e.g. \"LORA\")", source);
+        if (jt)
+            peft_set_error(m->ctx, PEFT_EINVAL, "%s: field 'peft_type' must be a string (e.g. "
+                           "\"LORA\"), got %s", source, json_is_null(jt) ? "null"
+                           : json_is_integer(jt) || json_is_real(jt) ? "a number"
+                           : json_is_boolean(jt) ? "a boolean" : json_is_array(jt) ? "a list" : "an object");
+        else
+            peft_set_error(m->ctx, PEFT_EINVAL, "%s: missing field 'peft_type' (e.g. \"LORA\")", source);
         json_decref(cfg);
         return NULL;
     }
     char err[1024] = "";
     const peft_tuner_vtable *vt = peft_registry_get_by_type(type, err, sizeof err);
-    if (!vt) {
-        peft_set_error(m->ctx, PEFT_EPLUGIN, "%s: peft_type '%s': %s", source, type, err);
+    if (!vt) { /* the registry's message names the peft_type */
+        peft_set_error(m->ctx, PEFT_EPLUGIN, "%s: %s", source, err);
         json_decref(cfg);
         return NULL;
     }
@@ -374,6 +381,30 @@ static int inject_sites(peft_model *m, peft_adapter *a)
     return rc;
 }
 
+/* layers_to_transform: each index must name a block of the model (PEFT would only report that
+ * no module matched). 0 or PEFT_EINVAL naming the index and the model's range. */
+static int check_layers(peft_model *m, const peft_adapter *a)
+{
+    const json_t *layers = json_object_get(a->config, "layers_to_transform");
+    if (!layers || json_is_null(layers)) return PEFT_OK;
+    int64_t n = 0; /* blocks: 1 + the largest layer index of a site */
+    for (size_t i = 0; i < m->base->n_sites; i++)
+        if (m->base->sites[i]->info.layer_index + 1 > n) n = m->base->sites[i]->info.layer_index + 1;
+    size_t cnt = json_is_array(layers) ? json_array_size(layers) : 1;
+    for (size_t i = 0; i < cnt; i++) {
+        const json_t *v = json_is_array(layers) ? json_array_get(layers, i) : layers;
+        if (!json_is_integer(v))
+            return peft_set_error(m->ctx, PEFT_EINVAL, "layers_to_transform must be an integer or a "
+                                  "list of integers");
+        json_int_t k = json_integer_value(v);
+        if (k < 0 || k >= n)
+            return peft_set_error(m->ctx, PEFT_EINVAL, "layers_to_transform: layer %lld is out of "
+                                  "range: the %s model has %lld layers (0..%lld)", (long long)k,
+                                  m->base->arch->model_type, (long long)n, (long long)n - 1);
+    }
+    return PEFT_OK;
+}
+
 static int inject_sites_in(peft_model *m, peft_adapter *a)
 {
     peft_cfg pc = {a->config};
@@ -381,6 +412,7 @@ static int inject_sites_in(peft_model *m, peft_adapter *a)
     if (peft_adapter_is_prompt(a)) return peft_prompt_inject(m, a); /* no sites: the hooks */
     peft_site **hit = NULL;
     int n_hit = 0;
+    if (check_layers(m, a)) return PEFT_EINVAL;
     if (pick_sites(m, a, &hit, &n_hit)) return PEFT_EINVAL;
     if (n_hit == 0) {
         free(hit);
