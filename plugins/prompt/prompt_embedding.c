@@ -109,39 +109,13 @@ oom:
 
 /* ---- the virtual tokens and their backward ------------------------------------------------ */
 
-typedef struct prompt_bwd_ctx {
-    peft_tensor *table; /* (R, C) */
-    peft_tensor *out;   /* (B, P, C) */
-    int64_t B, P, C;
-} prompt_bwd_ctx;
-
-/* dtable[p, :] += sum_b dout[b, p, :] for p < P (rows P..R-1 get nothing, as in PEFT) */
-static void prompt_backward(peft_graph *g, void *vctx)
-{
-    const prompt_bwd_ctx *c = vctx;
-    const float *dy = c->out->grad;
-    if (!dy) return;
-    float *dt = prompt_host->grad_of(g, c->table);
-    if (!dt) return;
-    peft_pu_sum_rows(dt, dy, c->B, c->P * c->C);
-}
-
-/* table (R, C) rows [0, P) -> out (B, P, C), the same rows for every batch item */
+/* table (R, C) rows [0, P) -> out (B, P, C), the same rows for every batch item; the backward
+ * sums over the batch into the table's rows [0, P) (rows P..R-1 get nothing, as in PEFT) */
 peft_tensor *prompt_embeddings(void *state, peft_graph *g, int64_t B)
 {
     prompt_state *st = state;
     if (!st || !g || B <= 0) return NULL;
-    const int64_t P = st->nvt, C = st->dim, shape[3] = {B, P, C};
-    peft_tensor *out = prompt_host->graph_tensor(g, 3, shape);
-    if (!out) return NULL;
-    peft_pu_repeat_rows(peft_f32(out), peft_f32(st->table), B, P * C);
-    out->requires_grad = PEFT_PU_WANTS_GRAD(prompt_host, g, st->table);
-    if (out->requires_grad) {
-        prompt_bwd_ctx *c = prompt_host->tape_push(g, prompt_backward, sizeof *c);
-        if (!c) return NULL;
-        *c = (prompt_bwd_ctx){st->table, out, B, P, C};
-    }
-    return out;
+    return peft_pu_op_batch_rows(prompt_host, g, st->table, st->nvt, B);
 }
 
 /* ---- saving and loading ------------------------------------------------------------------- */

@@ -167,7 +167,15 @@ static void adapter_location(const char *case_name, json_t *entry, char *dir, si
 static int is_prompt_learning(json_t *entry)
 {
     const char *method = json_string_value(json_object_get(entry, "method"));
-    return method && (!strcmp(method, "prefix") || !strcmp(method, "prompt"));
+    return method && (!strcmp(method, "prefix") || !strcmp(method, "prompt") ||
+                      !strcmp(method, "p_tuning") || !strcmp(method, "multitask_prompt_tuning"));
+}
+
+/* methods that prepend virtual tokens (their P + T labels do not fit the base model) */
+static int prepends_tokens(const char *method)
+{
+    return method && (!strcmp(method, "prompt") || !strcmp(method, "p_tuning") ||
+                      !strcmp(method, "multitask_prompt_tuning"));
 }
 
 static void open_case(run *r, const char *case_name, json_t *entry, const char **name)
@@ -319,7 +327,7 @@ static void check_merge_disable_unload(run *r, const char *case_name)
     /* disabled adapter == PEFT's base (biases trained by the adapter stay, as in PEFT) */
     const char *bias = json_string_value(json_object_get(json_object_get(entry, "adapter_config"), "bias"));
     const char *method = json_string_value(json_object_get(entry, "method"));
-    r->no_labels = method && !strcmp(method, "prompt");
+    r->no_labels = prepends_tokens(method);
     ck_assert(peft_disable_adapter(r->m) == 0);
     forward(r, 0);
     json_t *files = json_object_get(entry, "files");

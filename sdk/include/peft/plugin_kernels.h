@@ -1,10 +1,11 @@
 /* peft/plugin_kernels.h — header-only kernels that tuner plugins share: the host's GEMM on
  * contiguous row-major matrices, the shape check of a site's (x, y), gradient pass-through,
- * "does this op need a backward", rank dropout's row mask, and rows repeated over a batch with
+ * "does this op need a backward", rank dropout's row mask, rows repeated over a batch with
  * the matching reduction. Static inline over the host table (peft/plugin.h); no ABI, no libpeft.
  *
- * None of these is an op with a backward of its own: they are the pieces a plugin's op and its
- * backward are written with (the plugin records the op on the tape). Arena tensors returned
+ * All but the last are not ops with a backward of their own: they are the pieces a plugin's op
+ * and its backward are written with (the plugin records the op on the tape). The last,
+ * peft_pu_op_batch_rows, is one whole op (prompt learning's virtual tokens over the batch). Arena tensors returned
  * live until the graph is reset, never freed by the plugin. Host entries used: sgemm (list it
  * in peft_pu_host_check), graph_tensor, graph_recording, grad_of, rng_uniform.
  */
@@ -103,6 +104,52 @@ static inline void peft_pu_sum_rows(float *dst, const float *src, int64_t B, int
 {
     for (int64_t b = 0; b < B; b++)
         for (int64_t i = 0; i < n; i++) dst[i] += src[b * n + i];
+}
+
+/* ---- an op: the first P rows of a table, the same for every batch item -------------------- */
+
+typedef struct peft_pu_batch_rows_ctx {
+    const peft_host_api *host;
+    peft_tensor *src; /* (R, C) */
+    peft_tensor *out; /* (B, P, C) */
+    int64_t B, n;     /* n = P * C */
+} peft_pu_batch_rows_ctx;
+
+/* dsrc[:P] += sum_b dout[b] (rows P..R-1 get nothing) */
+static inline void peft_pu_batch_rows_backward(peft_graph *g, void *vctx)
+{
+    const peft_pu_batch_rows_ctx *c = (const peft_pu_batch_rows_ctx *)vctx;
+    const float *dy = c->out->grad;
+    if (!dy) return;
+    float *ds = c->host->grad_of(g, c->src);
+    if (ds) peft_pu_sum_rows(ds, dy, c->B, c->n);
+}
+
+/* src (R, C), f32, R >= P -> out (B, P, C) = src[:P] for every b, an arena tensor whose
+ * backward (recorded when src requires a gradient) sums over the batch into src's gradient:
+ * prompt learning's virtual tokens. NULL on arena/tape OOM or a src that does not fit. */
+static inline peft_tensor *peft_pu_op_batch_rows(const peft_host_api *host, peft_graph *g,
+                                                 peft_tensor *src, int64_t P, int64_t B)
+{
+    if (!src || src->ndim != 2 || src->dtype != PEFT_DTYPE_F32 || P <= 0 || P > src->shape[0] ||
+        B <= 0)
+        return NULL;
+    const int64_t C = src->shape[1], shape[3] = {B, P, C};
+    peft_tensor *out = host->graph_tensor(g, 3, shape);
+    if (!out) return NULL;
+    peft_pu_repeat_rows(peft_f32(out), peft_f32(src), B, P * C);
+    out->requires_grad = PEFT_PU_WANTS_GRAD(host, g, src);
+    if (out->requires_grad) {
+        peft_pu_batch_rows_ctx *c = (peft_pu_batch_rows_ctx *)host->tape_push(
+            g, peft_pu_batch_rows_backward, sizeof *c);
+        if (!c) return NULL;
+        c->host = host;
+        c->src = src;
+        c->out = out;
+        c->B = B;
+        c->n = P * C;
+    }
+    return out;
 }
 
 #ifdef __cplusplus
