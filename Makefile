@@ -155,8 +155,10 @@ $(TEST_UTIL_LIB): $(TEST_UTIL_OBJ)
 # links the same objects statically (libpeft_core.a): libpeft.so does not export them.
 TEST_CORE = -L$(BUILD) -lpeft
 INTERNAL_UTIL_H = $(patsubst tests/util/%.c,%.h,$(shell grep -l '^\#include "core/' $(TEST_UTIL)))
+empty :=
+space := $(empty) $(empty)
 INTERNAL_TESTS = $(patsubst tests/%.c,$(BUILD)/tests/%,$(shell grep -lE \
-  '^\#include "(core/$(foreach h,$(INTERNAL_UTIL_H),|$(h)))' $(TEST_SRC)))
+  '^\#include "(core/$(subst $(space),,$(foreach h,$(INTERNAL_UTIL_H),|$(h))))' $(TEST_SRC)))
 $(INTERNAL_TESTS): TEST_CORE = $(CORE_LIB)
 $(BUILD)/tests/%: tests/%.c $(TEST_UTIL_LIB) $(CONF_LIB) $(RUNNER_LIB) $(TOK_LIB) $(BUILD)/libpeft.so $(CORE_LIB)
 	@mkdir -p $(dir $@)
