@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include "peft/model.h"
 #include "core/model/name_index.h"
+#include "core/model/attn.h"
 #include "core/model/storage.h"
 
 #define WEIGHTS_FILE "model.safetensors"
@@ -334,6 +335,7 @@ void peft_base_model_free(peft_base_model *m)
         free(s);
     }
     free(m->sites);
+    peft_model_free_attn(m);
     for (size_t i = 0; i < m->n_params; i++) {
         free(m->params[i].name);
         peft_tensor_free(m->params[i].t);

@@ -278,6 +278,13 @@ int rdec_build(peft_base_model *m, const rdec_spec *spec, char *err, size_t errl
             SITE(y->up, "mlp.up_proj", C, I, d->mlp_bias);
             SITE(y->down, "mlp.down_proj", I, C, d->mlp_bias);
         }
+        snprintf(n, sizeof n, "model.layers.%d.self_attn", li);
+        if (peft_model_add_attn(m, n, li, y->q, y->k, y->v, y->o, (int)d->H, (int)d->Hkv,
+                                (int)d->D, (int)C) < 0) {
+            snprintf(err, errlen, "%s: cannot register attention module %s (out of memory)",
+                     m->dir, n);
+            return -1;
+        }
         VEC(y->in_norm, "input_layernorm");
         VEC(y->post_norm, "post_attention_layernorm");
         if (spec->gemma2) {
@@ -378,6 +385,9 @@ static peft_tensor *rdec_block(peft_graph *g, void *p, peft_tensor *h)
                                          y->window, d->attn_cap, name, err, errlen);
     if (!att) return NULL; /* (B,Tq,H*D) */
     peft_tensor *o = peft_site_forward(g, y->o, att); /* (B,Tq,C) */
+    /* the attention hook (adaption prompt): a, the rotated queries and the output */
+    if (o && m->attn_hook && !(o = m->attn_hook->output(m->attn_hook->ud, g, u->layer, a, qq, o)))
+        return NULL;
     if (!o || (sp->gemma2 && !(o = norm(g, sp, d, o, y->post_norm))) || !(h = op_add(g, h, o)))
         return NULL;
 

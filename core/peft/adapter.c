@@ -410,6 +410,14 @@ static int inject_sites_in(peft_model *m, peft_adapter *a)
     peft_cfg pc = {a->config};
     char err[1024] = "";
     if (peft_adapter_is_prompt(a)) return peft_prompt_inject(m, a); /* no sites: the hooks */
+    if (peft_adapter_is_attn(a)) return peft_attn_inject(m, a);     /* no sites: attention hook */
+    for (int i = 0; i < m->n_adapters; i++)
+        if (m->adapters[i] != a && peft_adapter_is_attn(m->adapters[i]))
+            return peft_set_error(m->ctx, PEFT_EINVAL,
+                                  "adapter '%s' (%s) cannot share a model with adapter '%s' (%s): "
+                                  "PEFT's %s holds only its own method's adapters", a->name,
+                                  a->vt->peft_type, m->adapters[i]->name,
+                                  m->adapters[i]->vt->peft_type, m->adapters[i]->vt->model_class);
     peft_site **hit = NULL;
     int n_hit = 0;
     if (check_layers(m, a)) return PEFT_EINVAL;

@@ -83,6 +83,7 @@ struct peft_model {
     peft_prompt_set prompt;        /* prompt-learning adapters (peft_prompt.c) */
     const struct peft_st_file *load_file; /* while load_adapter creates an adapter: its weights
                                            (borrowed), checked before memory is taken */
+    peft_attn_hooks attn_hooks;    /* base->attn_hook while an attention-hook adapter is on */
 };
 
 /* ---- bounds on creating an adapter (core/peft/bounds.c) ---- */
@@ -153,6 +154,13 @@ void peft_mts_apply(peft_model *m);                      /* live tensors follow 
 void peft_mts_drop(peft_model *m, peft_adapter *a);      /* delete_adapter */
 void peft_mts_release(peft_model *m, int keep_active);   /* unload: original or active copy stays */
 void peft_mts_set_trainable(peft_model *m, peft_adapter *a, int on);
+
+/* attention-hook methods (core/peft/attn.c, PEFT_CAP_ATTENTION) */
+int peft_adapter_is_attn(const peft_adapter *a);
+int peft_model_has_attn(const peft_model *m); /* some adapter of m is one */
+/* adapter_init over the model's attention modules and base->attn_hook set; refuses mixed models,
+ * other methods' adapters and architectures without attention modules. 0 or ctx error */
+int peft_attn_inject(peft_model *m, peft_adapter *a);
 
 /* prompt learning (core/peft_prompt.c) */
 int peft_adapter_is_prompt(const peft_adapter *a);     /* its plugin is prompt learning */

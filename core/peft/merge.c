@@ -19,9 +19,20 @@ static int check_names(peft_model *m, const char *what, const char *const *names
     if (peft_model_is_prompt(m))
         return peft_set_error(m->ctx, PEFT_EINVAL,
                               "%s: prompt-learning adapters have no weights to merge (as PEFT)", what);
+    for (int i = 0; !names && i < m->n_adapters; i++)
+        if (m->adapters[i]->active && peft_adapter_is_attn(m->adapters[i]))
+            return peft_set_error(m->ctx, PEFT_EINVAL,
+                                  "%s: adapter '%s' is %s, which acts in the attention: it has no "
+                                  "weights to merge (PEFT cannot merge it either)", what,
+                                  m->adapters[i]->name, m->adapters[i]->vt->peft_type);
     for (int i = 0; names && i < n; i++) {
         peft_adapter *a = peft_find_adapter(m, names[i]);
         if (!a) return peft_set_error(m->ctx, PEFT_ENOTFOUND, "%s: no adapter named '%s'", what, names[i]);
+        if (peft_adapter_is_attn(a))
+            return peft_set_error(m->ctx, PEFT_EINVAL,
+                                  "%s: adapter '%s' is %s, which acts in the attention: it has no "
+                                  "weights to merge (PEFT cannot merge it either)", what, names[i],
+                                  a->vt->peft_type);
         if (peft_adapter_is_prompt(a))
             return peft_set_error(m->ctx, PEFT_EINVAL,
                                   "%s: adapter '%s' is %s, a prompt-learning method: it has no "
@@ -90,6 +101,7 @@ static void release_shell(peft_model *m, peft_base_model **out)
         m->base->params[i].t->requires_grad = 0;
     }
     m->base->adapters_disabled = 0;
+    m->base->attn_hook = NULL; /* it points into this PEFT model */
     *out = m->base;
     m->base = NULL;
     peft_model_free(m);

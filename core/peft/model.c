@@ -126,6 +126,7 @@ static int wrap(peft_ctx *ctx, peft_base_model *base, const char *config_json, c
     peft_adapter *a;
     rc = peft_add_adapter_from(m, name, config_json, "adapter config", &a);
     if (rc) {
+        base->attn_hook = NULL;
         m->base = NULL; /* the caller keeps the base on failure */
         peft_model_free(m);
         return rc;

@@ -28,6 +28,10 @@ int peft_model_forward_rows(peft_model *m, peft_graph *g, const peft_model_input
             return peft_set_error(m->ctx, PEFT_EINVAL,
                                   "mixed batch: adapter '%s' is %s, a prompt-learning method; rows can only pick "
                                   "layer adapters", name, a->vt->peft_type);
+        if (peft_adapter_is_attn(a))
+            return peft_set_error(m->ctx, PEFT_EINVAL,
+                                  "mixed batch: adapter '%s' is %s, which acts in the attention; rows can "
+                                  "only pick layer adapters", name, a->vt->peft_type);
         rows[b] = a;
     }
     for (size_t i = 0; i < m->base->n_sites; i++)

@@ -95,20 +95,22 @@ static char *dump(json_t *j)
     return s;
 }
 
-/* PEFT raises TypeError for prompt-learning models (their base_model is no BaseTuner) */
+/* PEFT raises TypeError for prompt-learning and adaption-prompt models (their base_model is no
+ * BaseTuner) */
 static int refuse_prompt(peft_model *m, const char *fn, char **json_out)
 {
     *json_out = NULL;
     return peft_set_error(m->ctx, PEFT_EINVAL,
                           "%s() got an invalid PeftModel instance; prefix tuning and adaption "
-                          "prompt are not supported. (Adapter '%s' is %s, a prompt-learning "
-                          "method.)",
-                          fn, m->adapters[0]->name, m->adapters[0]->vt->peft_type);
+                          "prompt are not supported. (Adapter '%s' is %s, %s.)",
+                          fn, m->adapters[0]->name, m->adapters[0]->vt->peft_type,
+                          peft_adapter_is_attn(m->adapters[0]) ? "an attention-hook method"
+                                                               : "a prompt-learning method");
 }
 
 int peft_get_layer_status(peft_model *m, char **json_out)
 {
-    if (peft_model_is_prompt(m)) return refuse_prompt(m, "get_layer_status", json_out);
+    if (peft_model_is_prompt(m) || peft_model_has_attn(m)) return refuse_prompt(m, "get_layer_status", json_out);
     json_t *list = json_array();
     for (size_t i = 0; i < m->base->n_sites; i++)
         if (m->base->sites[i]->n_chain > 0)
@@ -129,7 +131,7 @@ static void merge_flag(json_t *obj, const char *key, json_t *v)
 
 int peft_get_model_status(peft_model *m, char **json_out)
 {
-    if (peft_model_is_prompt(m)) return refuse_prompt(m, "get_model_status", json_out);
+    if (peft_model_is_prompt(m) || peft_model_has_attn(m)) return refuse_prompt(m, "get_model_status", json_out);
     json_t *o = json_object();
     json_object_set_new(o, "base_model_type", json_string(peft_model_class(m->base)));
     const char *cls = m->mixed ? "MixedModel" : m->n_adapters ? m->adapters[0]->vt->model_class : "";

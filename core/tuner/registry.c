@@ -104,9 +104,19 @@ int peft_registry_check_vtable(const peft_tuner_vtable *vt, const char *path, ch
                  p, (unsigned)vt->struct_size, (size_t)PROMPT_VTABLE_SIZE);
         return -1;
     }
+    /* ABI 1.4: an attention-hook method acts through attn_forward on its adapter-level state */
+    const int attn = (vt->caps & PEFT_CAP_ATTENTION) != 0;
+    if (attn && (!VT_HAS(vt, attn_forward) || !vt->attn_forward || !vt->adapter_init ||
+                 !vt->adapter_destroy || prompt || (vt->caps & PEFT_CAP_MERGEABLE))) {
+        snprintf(err, errlen, "plugin '%s': caps has PEFT_CAP_ATTENTION, which needs the vtable "
+                              "entries 'attn_forward' (ABI 1.4), 'adapter_init' and "
+                              "'adapter_destroy', and excludes PEFT_CAP_PROMPT_LEARNING and "
+                              "PEFT_CAP_MERGEABLE", p);
+        return -1;
+    }
     /* ABI 1.3: inject_in may stand for inject; adapter-level state is for site methods */
     const int has_inject_in = VT_HAS(vt, inject_in) && vt->inject_in;
-    if (!prompt && !vt->inject && !has_inject_in) {
+    if (!prompt && !attn && !vt->inject && !has_inject_in) {
         snprintf(err, errlen, "plugin '%s': required vtable entry 'inject' is NULL (and no "
                               "'inject_in')", p);
         return -1;
@@ -132,7 +142,8 @@ int peft_registry_check_vtable(const peft_tuner_vtable *vt, const char *path, ch
         {offsetof(peft_tuner_vtable, prompt_num_virtual), "prompt_num_virtual", 2},
     };
     for (size_t i = 0; i < sizeof required / sizeof required[0]; i++) {
-        if ((required[i].when == 1 && prompt) || (required[i].when == 2 && !prompt)) continue;
+        if ((required[i].when == 1 && (prompt || attn)) || (required[i].when == 2 && !prompt))
+            continue;
         void *ptr;
         memcpy(&ptr, (const char *)vt + required[i].off, sizeof ptr);
         if (!ptr) {

@@ -132,6 +132,19 @@ typedef struct peft_prompt_hooks {
                         peft_tensor **k, peft_tensor **v);
 } peft_prompt_hooks;
 
+/* The attention hook (ABI 1.4, DESIGN.md 5's third hook). The PEFT layer sets base->attn_hook
+ * while an attention-hook method (PEFT_CAP_ATTENTION: adaption prompt) has an adapter on the
+ * model; architectures that register attention modules (peft_model_add_attn) call it on each,
+ * after o_proj and before the residual add, and know nothing else of the method. */
+typedef struct peft_attn_hooks {
+    void *ud;
+    /* attn: index in base->attn; x (B,T,C) the attention input, q (B,T,H*D) the queries with
+     * RoPE applied, out (B,T,C) the attention output. Returns the output to use (out itself when
+     * nothing applies), or NULL with the graph's sticky error set. */
+    peft_tensor *(*output)(void *ud, peft_graph *g, int attn, peft_tensor *x, peft_tensor *q,
+                           peft_tensor *out);
+} peft_attn_hooks;
+
 /* An architecture. */
 typedef struct peft_arch {
     const char *model_type; /* config.json model_type */
@@ -195,6 +208,11 @@ struct peft_base_model {
     /* name -> position hashes over params and sites (core/model/name_index.c), owned, kept by
      * the core as it registers them; opaque here */
     struct peft_name_index *param_index, *site_index;
+    /* attention modules (ABI 1.4; peft_model_add_attn, by build), in module order; each owned,
+     * its name too */
+    peft_attn_info **attn;
+    int n_attn, cap_attn;
+    const peft_attn_hooks *attn_hook; /* NULL, or the PEFT layer's (see peft_attn_hooks) */
 };
 
 /* How to load (transformers' from_pretrained arguments). Zero-initialise; NULL strings keep
@@ -262,6 +280,12 @@ PEFT_API peft_tensor *peft_model_take_weight(peft_base_model *m, const char *nam
 /* register a linear site over already-taken weight/bias; returns it (owned by m) or NULL */
 PEFT_API peft_site *peft_model_add_site(peft_base_model *m, const char *name, int kind,
                                         peft_tensor *weight, peft_tensor *bias, int layer_index);
+/* register attention module `name` of block `layer` (its projections' sites, NULL where fused;
+ * heads, kv heads, head size, hidden size) for the attention hook; returns its index in m->attn,
+ * or -1 on OOM or a duplicate name */
+PEFT_API int peft_model_add_attn(peft_base_model *m, const char *name, int layer, peft_site *q,
+                                 peft_site *k, peft_site *v, peft_site *o, int n_heads,
+                                 int n_kv_heads, int head_dim, int hidden_size);
 /* config.json getters with errors naming the field; defaults used when absent if has_def */
 PEFT_API int peft_config_int(const peft_base_model *m, const char *key, int has_def, int64_t def,
                              int64_t *out, char *err, size_t errlen);

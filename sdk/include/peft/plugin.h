@@ -70,6 +70,10 @@ typedef struct peft_rng peft_rng;     /* the seeded random generator */
  * derivative of forward (OFT's coft projection): plugin-check then requires of those gradients
  * only that they are finite and a descent direction, instead of matching finite differences */
 #define PEFT_CAP_STRAIGHT_THROUGH 0x10u
+/* ABI 1.4: acts through the attention hook (vtable attn_forward) on the model's attention
+ * modules, on no linear site: adapter_init gets the attention modules (peft_adapter_info.attn),
+ * inject/forward may be NULL, and every tensor is adapter-level (adapter_state_dict) */
+#define PEFT_CAP_ATTENTION 0x20u
 
 /* peft_param_ref.flags (ABI 1.3; 0, what older plugins leave there, is a saved parameter) */
 #define PEFT_PARAM_BUFFER 0x1u    /* a buffer, not a parameter (PEFT's BufferDict): never made
@@ -247,6 +251,21 @@ typedef struct peft_host_api {
 #define PEFT_HOST_HAS(host, entry) \
     ((host)->struct_size >= offsetof(peft_host_api, entry) + sizeof((host)->entry))
 
+/* One attention module of the base model (ABI 1.4), as an attention-hook method
+ * (PEFT_CAP_ATTENTION) sees it. Borrowed: valid as long as the base model. The LLaMA family
+ * (core/models/rope_decoder.c) registers one per decoder layer. */
+typedef struct peft_attn_info {
+    uint32_t struct_size;
+    const char *name;       /* Hugging Face module name, e.g. "model.layers.3.self_attn" */
+    const char *model_type; /* config.json model_type, e.g. "llama" */
+    int32_t index;          /* its place among the model's attention modules (module order) */
+    int32_t layer_index;    /* the numbered block holding it */
+    int32_t n_heads, n_kv_heads, head_dim, hidden_size;
+    /* its projections (sites; their weights read-only, maybe bf16/f16/quantized: use
+     * host->op_linear); NULL where the architecture fuses them (Phi-3's qkv_proj) */
+    const peft_site_info *q_proj, *k_proj, *v_proj, *o_proj;
+} peft_attn_info;
+
 /* What an adapter-level state sees of the model when it is created (ABI 1.3). Borrowed: valid
  * during the adapter_init call only (keep what you need; the site infos themselves live as long
  * as the adapter). */
@@ -261,6 +280,11 @@ typedef struct peft_adapter_info {
     void *const *peers;                 /* the adapter-level states of this plugin's other
                                            adapters on the model, in the order added */
     const char *const *peer_names;      /* their adapter names */
+    /* ABI 1.4 (check struct_size): every attention module of the model, in module order, for
+     * a PEFT_CAP_ATTENTION plugin (which picks its own from target_modules); n_sites is then 0.
+     * 0 / NULL for site methods */
+    int32_t n_attn;
+    const peft_attn_info *const *attn;
 } peft_adapter_info;
 
 /* The method's table. Static storage in the plugin. Optional entries may be NULL. */
@@ -415,6 +439,18 @@ typedef struct peft_tuner_vtable {
      * under key, 0 to leave the key out, -1 with err. */
     int (*convert_tensor)(const char *key, const peft_tensor *cur, const peft_tensor *initial,
                           peft_tensor **out, char *err, size_t errlen);
+    /* ---- ABI 1.4 too: the attention hook (PEFT_CAP_ATTENTION; required then) ---- */
+    /* Called by the architecture for every attention module, after o_proj and before the
+     * residual add, once per active adapter of the plugin (in the order added) while adapters
+     * are enabled; not while they are disabled. x (B,T,C): the attention's input (the normed
+     * hidden states); q (B,T,H*D): its queries as the attention uses them (q_proj output with
+     * RoPE applied at the tokens' positions; with the KV cache only the T new tokens); out
+     * (B,T,C): the attention output so far. Returns the new output (B,T,C) on g, `out` itself
+     * when this module carries nothing of the adapter, or NULL after host->graph_set_error.
+     * Record gradients through host ops or tape_push as forward does; x and q may require
+     * grad (earlier layers' adapters). */
+    peft_tensor *(*attn_forward)(void *adapter_state, peft_graph *g, const peft_attn_info *attn,
+                                 peft_tensor *x, peft_tensor *q, peft_tensor *out);
 } peft_tuner_vtable;
 
 /* The smallest vtable the host accepts (ABI 1.0). */
