@@ -1,6 +1,7 @@
 /* rope_decoder.c — the forward of the LLaMA family (rope_decoder.h), transformers 4.44 eager,
  * forward-only over peft/ops.h.
  *
+ * Each layer's model.layers.{i}.self_attn is registered as attention module i (peft_model_add_attn).
  * Parameters keep HF names (model.embed_tokens.weight, model.layers.{i}.self_attn.q_proj.weight,
  * ...). Every nn.Linear is a linear site with its layer index: q_proj, k_proj, v_proj (Phi-3:
  * one qkv_proj), o_proj, gate_proj, up_proj (Phi-3: one gate_up_proj), down_proj; lm_head (tied
@@ -10,6 +11,7 @@
  *   per layer:  a = norm(h);  q = rope(q_proj(a)) (B,T,H*D), k = rope(k_proj(a)), v = v_proj(a)
  *               o = o_proj(attn(q, k, v))  grouped-query, causal, sliding window (Mistral; Gemma2
  *                   on even layers), scores scale*q.k soft-capped (Gemma2) before the mask
+ *               o = base->attn_hook(a, q, o) when set (ABI 1.4: adaption prompt)
  *               h += o  (Gemma2: h += norm(o))
  *               x = norm(h);  f = down_proj(act(gate_proj(x)) * up_proj(x))
  *               h += f  (Gemma2: h += norm(f))

@@ -32,6 +32,7 @@ int pc_check_abi(const pc_env *env, const pc_model *model, char *msg, size_t len
     if (vt->caps & PEFT_CAP_PROMPT_LEARNING) strcat(caps, " prompt-learning");
     if (vt->caps & PEFT_CAP_INPUT_TRANSFORM) strcat(caps, " input-transform");
     if (vt->caps & PEFT_CAP_STRAIGHT_THROUGH) strcat(caps, " straight-through");
+    if (vt->caps & PEFT_CAP_ATTENTION) strcat(caps, " attention");
     return pc_msg(msg, len, PC_PASS, "'%s' (peft_type %s, prefix %s) loads: ABI %u.%u, caps:%s",
                   vt->name, vt->peft_type, vt->prefix, (unsigned)vt->abi_major,
                   (unsigned)vt->abi_minor, caps[0] ? caps : " none");
@@ -207,7 +208,9 @@ int pc_check_inject(const pc_env *env, const pc_model *model, char *msg, size_t 
         json_decref(j);
     }
     free(status_json);
-    if (!prompt && n_layers == 0) {
+    /* an attention-hook method (ABI 1.4) is on no linear layer; its status raises, as PEFT's */
+    const int attn = (env->vt->caps & PEFT_CAP_ATTENTION) != 0;
+    if (!prompt && !attn && n_layers == 0) {
         pc_msg(msg, len, PC_FAIL, "no layer carries the adapter (layer status is empty)");
         goto done;
     }
