@@ -51,6 +51,12 @@ START_TEST(plugin_passes_the_table)
     env.self_exe = tu_build("peft");
     if (!builtin_only(PLUGINS[_i]))
         ck_assert_msg(pc_fixture_models(&env, tu_fixture(""), msg, sizeof msg) == 0, "%s", msg);
+    /* adaption prompt takes only llama and mistral (as PEFT): add PEFT's Mistral and the
+     * LLaMA with llama3 RoPE scaling */
+    static const char *const ap_models[] = {"hf-peft-v2/_models/mistral", "hf-peft-v2/_models/llama3rope"};
+    for (int k = 0; k < 2 && !strcmp(PLUGINS[_i], "adaption_prompt"); k++)
+        ck_assert_msg(pc_add_model(&env, tu_fixture(ap_models[k]), NULL, msg, sizeof msg) == 0,
+                      "%s", msg);
     char *tmp = tu_tmpdir();
     ck_assert_msg(pc_builtin_models(&env, tmp, NULL, msg, sizeof msg) == 0, "%s", msg);
     failures f = {.off = 0};
