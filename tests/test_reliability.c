@@ -6,17 +6,21 @@
  * is taken, naming the field; an I32 adapter tensor named as such; lenient or misleading input
  * handling (mask values, duplicate and unknown input keys, token_type_ids for a model that takes
  * none, YAML tags, a non-string peft_type, layers_to_transform out of range, a message that
- * repeated itself). */
+ * repeated itself); a plugin that crashes named before the process dies of the signal. */
 #define _GNU_SOURCE
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <signal.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "peft/model.h"
 #include "peft/peft.h"
+#include "peft/registry.h"
 #include "peft/safetensors.h"
 #include "testutil.h"
 
@@ -251,6 +255,53 @@ START_TEST(misleading_config_messages)
 }
 END_TEST
 
+/* a plugin that faults inside forward (tests/plugins/crash_forward.c): the process still dies of
+ * SIGSEGV, after one line on stderr naming the plugin, the entry, the adapter and the module */
+START_TEST(plugin_crash_named)
+{
+    int fds[2];
+    ck_assert(pipe(fds) == 0);
+    char so[1024];
+    snprintf(so, sizeof so, "%s", tu_build("tests/plugins/crash_forward.so"));
+    pid_t pid = fork();
+    ck_assert(pid >= 0);
+    if (pid == 0) {
+        dup2(fds[1], 2);
+        close(fds[0]);
+        peft_ctx *ctx = peft_ctx_new(1);
+        peft_base_model *b = NULL;
+        const peft_tuner_vtable *vt = NULL;
+        peft_model *m = NULL;
+        if (peft_load_base_model(ctx, tu_fixture("hf-peft/_models/gpt2"), &b) ||
+            peft_plugin_load_file(ctx, so, &vt) ||
+            peft_get_peft_model(ctx, b, "{\"peft_type\": \"CRASHFWD\", \"target_modules\": [\"c_attn\"]}",
+                                "mine", 0, &m)) {
+            fprintf(stderr, "setup failed: %s\n", peft_errmsg(ctx));
+            _exit(3);
+        }
+        int32_t ids[3] = {1, 2, 3};
+        peft_model_inputs in = {.B = 1, .T = 3, .input_ids = ids};
+        peft_graph *g = peft_graph_new(peft_ctx_rng(ctx));
+        peft_model_outputs out;
+        peft_model_forward(m, g, &in, &out);
+        _exit(0); /* not reached */
+    }
+    close(fds[1]);
+    char text[4096];
+    size_t n = 0;
+    ssize_t r;
+    while (n + 1 < sizeof text && (r = read(fds[0], text + n, sizeof text - 1 - n)) > 0) n += (size_t)r;
+    text[n] = 0;
+    close(fds[0]);
+    int st = 0;
+    ck_assert(waitpid(pid, &st, 0) == pid);
+    ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV, "status 0x%x: %s", st, text);
+    ck_assert_msg(strstr(text, "libpeft: plugin 'crashfwd' crashed with SIGSEGV (segmentation fault) "
+                               "in its forward entry (adapter 'mine', module "
+                               "'transformer.h.0.attn.c_attn')"), "%s", text);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("reliability");
@@ -264,6 +315,7 @@ int main(void)
     tcase_add_test(tc, lenient_inputs_refused);
     tcase_add_test(tc, yaml_tags_refused);
     tcase_add_test(tc, misleading_config_messages);
+    tcase_add_test(tc, plugin_crash_named);
     suite_add_tcase(s, tc);
     return tu_run_suite(s) ? 1 : 0;
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 #include "peft/ops.h"
 #include "core/model/site.h"
+#include "core/tuner/plugin_call.h"
 #include "peft/quant.h"
 #include "peft/warn.h"
 
@@ -55,7 +56,8 @@ static peft_tensor *forward_grouped(peft_graph *g, peft_site *s, peft_tensor *x)
         int32_t *idx = rows_of(g, s, sa->adapter, x, &n);
         if (!n) continue;
         peft_tensor *xs = idx ? op_take_rows(g, x, idx, n) : NULL;
-        peft_tensor *xt = xs ? sa->adapter->vt->pre_forward(sa->state, g, &s->info, xs) : NULL;
+        peft_tensor *xt = xs ? PEFT_PLUGIN_CALL(sa->adapter->vt, "pre_forward", sa->adapter->name, s->info.name,
+                                                sa->adapter->vt->pre_forward(sa->state, g, &s->info, xs)) : NULL;
         if (xs && !xt) return plugin_failed(g, s, sa, "pre_forward");
         x = xt ? op_put_rows(g, x, xt, idx, n) : NULL;
     }
@@ -69,7 +71,8 @@ static peft_tensor *forward_grouped(peft_graph *g, peft_site *s, peft_tensor *x)
         if (!n) continue;
         peft_tensor *xs = idx ? op_take_rows(g, x, idx, n) : NULL;
         peft_tensor *ys = xs ? op_take_rows(g, y, idx, n) : NULL;
-        peft_tensor *yt = ys ? sa->adapter->vt->forward(sa->state, g, &s->info, xs, ys) : NULL;
+        peft_tensor *yt = ys ? PEFT_PLUGIN_CALL(sa->adapter->vt, "forward", sa->adapter->name, s->info.name,
+                                                sa->adapter->vt->forward(sa->state, g, &s->info, xs, ys)) : NULL;
         if (ys && !yt) return plugin_failed(g, s, sa, "forward");
         y = yt ? op_put_rows(g, y, yt, idx, n) : NULL;
     }
@@ -92,7 +95,8 @@ peft_tensor *peft_site_forward(peft_graph *g, peft_site *s, peft_tensor *x)
         peft_site_adapter *sa = &s->chain[i];
         peft_tensor *xi = xin[i + 1];
         if (xi && runs(s, sa) && sa->adapter->vt->pre_forward &&
-            !(xi = sa->adapter->vt->pre_forward(sa->state, g, &s->info, xi)))
+            !(xi = PEFT_PLUGIN_CALL(sa->adapter->vt, "pre_forward", sa->adapter->name, s->info.name,
+                                   sa->adapter->vt->pre_forward(sa->state, g, &s->info, xi))))
             return plugin_failed(g, s, sa, "pre_forward");
         xin[i] = xi;
     }
@@ -100,7 +104,8 @@ peft_tensor *peft_site_forward(peft_graph *g, peft_site *s, peft_tensor *x)
     peft_tensor *y = op_linear(g, xin[0], s->info.weight, s->info.bias, s->info.fan_in_fan_out);
     for (int i = 0; i < s->n_chain && y; i++) {
         peft_site_adapter *sa = &s->chain[i];
-        if (runs(s, sa) && !(y = sa->adapter->vt->forward(sa->state, g, &s->info, xin[i + 1], y)))
+        if (runs(s, sa) && !(y = PEFT_PLUGIN_CALL(sa->adapter->vt, "forward", sa->adapter->name, s->info.name,
+                                                  sa->adapter->vt->forward(sa->state, g, &s->info, xin[i + 1], y))))
             return plugin_failed(g, s, sa, "forward");
     }
     return y;
@@ -209,7 +214,8 @@ int peft_site_merge(peft_site *s, int idx, int safe, char *err, size_t errlen)
     float *w = peft_f32(s->info.weight), *b = s->info.bias ? peft_f32(s->info.bias) : NULL;
     int64_t nw = s->info.weight->numel, nb = s->info.bias ? s->info.bias->numel : 0;
     if (!safe) {
-        if (vt->merge(sa->state, &s->info, w, b, +1, err, errlen)) goto fail;
+        if (PEFT_PLUGIN_CALL(vt, "merge", sa->adapter->name, s->info.name,
+                             vt->merge(sa->state, &s->info, w, b, +1, err, errlen))) goto fail;
     } else {
         float *cw = malloc((size_t)nw * sizeof *cw), *cb = nb ? malloc((size_t)nb * sizeof *cb) : NULL;
         if (!cw || (nb && !cb)) {
@@ -219,7 +225,8 @@ int peft_site_merge(peft_site *s, int idx, int safe, char *err, size_t errlen)
         }
         memcpy(cw, w, (size_t)nw * sizeof *cw);
         if (nb) memcpy(cb, b, (size_t)nb * sizeof *cb);
-        int rc = vt->merge(sa->state, &s->info, cw, cb, +1, err, errlen);
+        int rc = PEFT_PLUGIN_CALL(vt, "merge", sa->adapter->name, s->info.name,
+                                  vt->merge(sa->state, &s->info, cw, cb, +1, err, errlen));
         if (!rc && (!all_finite(cw, nw) || (nb && !all_finite(cb, nb)))) {
             snprintf(err, errlen,
                      "safe merge: merging adapter '%s' into %s gives NaN/Inf weights; the layer "
@@ -252,8 +259,9 @@ int peft_site_unmerge(peft_site *s, int idx, char *err, size_t errlen)
         end_merging(s);
     } else {
         float *b = s->info.bias ? peft_f32(s->info.bias) : NULL;
-        if (sa->adapter->vt->merge(sa->state, &s->info, peft_f32(s->info.weight), b, -1, err,
-                                   errlen))
+        if (PEFT_PLUGIN_CALL(sa->adapter->vt, "unmerge", sa->adapter->name, s->info.name,
+                             sa->adapter->vt->merge(sa->state, &s->info, peft_f32(s->info.weight), b, -1, err,
+                                                    errlen)))
             return -1;
         if (peft_dtype_is_quantized(s->orig_weight_dtype) && requantize(s, err, errlen)) return -1;
     }

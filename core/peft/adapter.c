@@ -6,6 +6,7 @@
 #include <string.h>
 #include "core/io/cfg.h"
 #include "core/peft/internal.h"
+#include "core/tuner/plugin_call.h"
 #include "core/tuner/registry.h"
 #include "peft/util.h"
 
@@ -155,7 +156,7 @@ peft_adapter *peft_adapter_create(peft_model *m, const char *name, const char *c
     if (!json_is_string(json_object_get(cfg, "base_model_name_or_path")))
         json_object_set_new(cfg, "base_model_name_or_path", json_string(m->base->dir));
     peft_cfg pc = {cfg};
-    if (vt->config_parse(&pc, &a->parsed, err, sizeof err)) {
+    if (PEFT_PLUGIN_CALL(vt, "config_parse", name, NULL, vt->config_parse(&pc, &a->parsed, err, sizeof err))) {
         peft_set_error(m->ctx, PEFT_EINVAL, "%s: %s", source, err);
         a->parsed = NULL;
         peft_adapter_free(a);
@@ -351,7 +352,8 @@ static int init_adapter_state(peft_model *m, peft_adapter *a, peft_site **hit, i
                               .peer_names = names};
     peft_cfg pc = {a->config};
     char err[1024] = "";
-    a->adapter_state = a->vt->adapter_init(a->parsed, &pc, &info, a->name, &m->ctx->rng, err, sizeof err);
+    a->adapter_state = PEFT_PLUGIN_CALL(a->vt, "adapter_init", a->name, NULL,
+                                        a->vt->adapter_init(a->parsed, &pc, &info, a->name, &m->ctx->rng, err, sizeof err));
     free(infos);
     free(peers);
     free(names);
@@ -440,9 +442,12 @@ static int inject_sites_in(peft_model *m, peft_adapter *a)
         peft_site *s = hit[i];
         if (guard) guard->module = s->info.name;
         void *state = a->vt->inject_in
-                          ? a->vt->inject_in(a->adapter_state, a->parsed, &pc, &s->info, a->name,
-                                             &m->ctx->rng, err, sizeof err)
-                          : a->vt->inject(a->parsed, &pc, &s->info, a->name, &m->ctx->rng, err, sizeof err);
+                          ? PEFT_PLUGIN_CALL(a->vt, "inject_in", a->name, s->info.name,
+                                             a->vt->inject_in(a->adapter_state, a->parsed, &pc, &s->info,
+                                                              a->name, &m->ctx->rng, err, sizeof err))
+                          : PEFT_PLUGIN_CALL(a->vt, "inject", a->name, s->info.name,
+                                             a->vt->inject(a->parsed, &pc, &s->info, a->name, &m->ctx->rng,
+                                                           err, sizeof err));
         if (!state) {
             peft_set_error(m->ctx, PEFT_EINVAL, "adapter '%s' on %s: %s", a->name, s->info.name, err);
             goto fail;

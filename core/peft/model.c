@@ -5,6 +5,7 @@
 #include <string.h>
 #include "core/io/cfg.h"
 #include "core/peft/internal.h"
+#include "core/tuner/plugin_call.h"
 #include "core/tuner/registry.h"
 
 /* PEFT's prompt-learning PeftModel holds the transformers model directly as base_model (no
@@ -478,7 +479,8 @@ static int add_loss_terms(peft_model *m, peft_graph *g, peft_model_outputs *out)
         peft_adapter *a = m->adapters[i];
         if (!a->active || !a->vt->loss_term) continue;
         peft_tensor *term = NULL;
-        if (a->vt->loss_term(a->adapter_state, g, &term) || peft_graph_error(g))
+        if (PEFT_PLUGIN_CALL(a->vt, "loss_term", a->name, NULL, a->vt->loss_term(a->adapter_state, g, &term)) ||
+            peft_graph_error(g))
             return peft_set_error(m->ctx, PEFT_EPLUGIN, "adapter '%s' (%s) loss term: %s", a->name,
                                   a->vt->peft_type, peft_graph_error(g) ? peft_graph_error(g) : "failed");
         if (!term) continue;
@@ -523,7 +525,8 @@ int peft_model_step_end(peft_model *m, int64_t step, int64_t total_steps)
         peft_adapter *a = m->adapters[i];
         if (!a->trainable || !a->vt->step_end) continue;
         peft_cfg pc = {a->config};
-        if (a->vt->step_end(a->adapter_state, &pc, step, total_steps, err, sizeof err))
+        if (PEFT_PLUGIN_CALL(a->vt, "step_end", a->name, NULL,
+                             a->vt->step_end(a->adapter_state, &pc, step, total_steps, err, sizeof err)))
             return peft_set_error(m->ctx, PEFT_EPLUGIN, "adapter '%s' (%s) after step %lld: %s",
                                   a->name, a->vt->peft_type, (long long)step,
                                   err[0] ? err : "failed (no message)");

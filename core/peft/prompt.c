@@ -11,6 +11,7 @@
 #include <string.h>
 #include "core/io/cfg.h"
 #include "core/peft/internal.h"
+#include "core/tuner/plugin_call.h"
 #include <sys/stat.h>
 
 int peft_adapter_is_prompt(const peft_adapter *a)
@@ -87,14 +88,16 @@ int peft_prompt_prepare_config(peft_model *m, json_t *cfg, const char *source)
 static peft_tensor *hook_virtual_tokens(void *ud, peft_graph *g, int64_t B)
 {
     peft_prompt_slot *s = ud;
-    return s->adapter->vt->prompt_embeddings(s->state, g, B);
+    return PEFT_PLUGIN_CALL(s->adapter->vt, "prompt_embeddings", s->adapter->name, NULL,
+                            s->adapter->vt->prompt_embeddings(s->state, g, B));
 }
 
 static int hook_layer_prefix(void *ud, peft_graph *g, int stack, int layer, int64_t B,
                              peft_tensor **k, peft_tensor **v)
 {
     peft_prompt_slot *s = ud;
-    return s->adapter->vt->prefix_kv(s->state, g, stack, layer, B, k, v);
+    return PEFT_PLUGIN_CALL(s->adapter->vt, "prefix_kv", s->adapter->name, NULL,
+                            s->adapter->vt->prefix_kv(s->state, g, stack, layer, B, k, v));
 }
 
 static void unhook(peft_model *m)
@@ -271,7 +274,8 @@ int peft_prompt_inject(peft_model *m, peft_adapter *a)
     info.n_init_text_ids = (int32_t)n_text;
     char err[1024] = "";
     peft_cfg pc = {a->config};
-    slot->state = a->vt->prompt_init(a->parsed, &pc, &info, a->name, &m->ctx->rng, err, sizeof err);
+    slot->state = PEFT_PLUGIN_CALL(a->vt, "prompt_init", a->name, NULL,
+                                   a->vt->prompt_init(a->parsed, &pc, &info, a->name, &m->ctx->rng, err, sizeof err));
     free(text_ids);
     if (!slot->state) {
         free(slot);

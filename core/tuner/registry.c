@@ -15,6 +15,7 @@
  * mutex; plugin init functions run under it. */
 #define _GNU_SOURCE
 #include "core/tuner/registry.h"
+#include "core/tuner/plugin_call.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -274,7 +275,11 @@ static const peft_tuner_vtable *load_locked(const char *path, const char *expect
     memcpy(&init, &sym, sizeof init); /* object pointer -> function pointer (POSIX) */
 
     char perr[512] = "";
+    peft_plugin_crash_handlers_install(); /* a plugin that faults is named (plugin_call.h) */
+    peft_plugin_call pc;
+    peft_plugin_call_enter(&pc, path, PEFT_PLUGIN_ENTRY, NULL, NULL);
     const peft_tuner_vtable *vt = init(peft_host_api_get(), perr, sizeof perr);
+    peft_plugin_call_leave(&pc);
     perr[sizeof perr - 1] = 0;
     if (!vt) {
         snprintf(err, errlen, "plugin '%s' failed to initialise: %s", path,

@@ -1,0 +1,121 @@
+/* plugin_call.c — the running plugin entry per thread and the crash report written when a
+ * plugin faults (see plugin_call.h). The handler uses only write(2), sigaction and raise. */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/tuner/plugin_call.h"
+
+static __thread peft_plugin_call *cur __attribute__((tls_model("initial-exec")));
+
+void peft_plugin_call_enter(peft_plugin_call *c, const char *plugin, const char *entry,
+                            const char *adapter, const char *module)
+{
+    c->plugin = plugin;
+    c->entry = entry;
+    c->adapter = adapter;
+    c->module = module;
+    c->prev = cur;
+    cur = c;
+}
+
+void peft_plugin_call_leave(peft_plugin_call *c) { cur = c->prev; }
+
+static const int fatal[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL};
+#define N_FATAL (sizeof fatal / sizeof *fatal)
+static struct sigaction previous[N_FATAL];
+
+/* appends s (at most 200 bytes of it) to buf at *o, within len */
+static void put(char *buf, size_t len, size_t *o, const char *s)
+{
+    for (size_t n = 0; s && *s && n < 200 && *o + 1 < len; n++) buf[(*o)++] = *s++;
+}
+
+static const char *sig_name(int sig)
+{
+    switch (sig) {
+    case SIGSEGV: return "SIGSEGV (segmentation fault)";
+    case SIGBUS: return "SIGBUS (bus error)";
+    case SIGFPE: return "SIGFPE (arithmetic exception)";
+    case SIGILL: return "SIGILL (illegal instruction)";
+    default: return "a fatal signal";
+    }
+}
+
+static void on_fatal(int sig, siginfo_t *si, void *uc)
+{
+    const peft_plugin_call *c = cur;
+    if (c) {
+        char buf[1024];
+        size_t o = 0;
+        put(buf, sizeof buf, &o, "libpeft: plugin '");
+        put(buf, sizeof buf, &o, c->plugin);
+        put(buf, sizeof buf, &o, "' crashed with ");
+        put(buf, sizeof buf, &o, sig_name(sig));
+        put(buf, sizeof buf, &o, " in its ");
+        put(buf, sizeof buf, &o, c->entry);
+        put(buf, sizeof buf, &o, " entry");
+        if (c->adapter) {
+            put(buf, sizeof buf, &o, " (adapter '");
+            put(buf, sizeof buf, &o, c->adapter);
+            put(buf, sizeof buf, &o, "'");
+            if (c->module) {
+                put(buf, sizeof buf, &o, ", module '");
+                put(buf, sizeof buf, &o, c->module);
+                put(buf, sizeof buf, &o, "'");
+            }
+            put(buf, sizeof buf, &o, ")");
+        } else if (c->module) {
+            put(buf, sizeof buf, &o, " (module '");
+            put(buf, sizeof buf, &o, c->module);
+            put(buf, sizeof buf, &o, "')");
+        }
+        put(buf, sizeof buf, &o, "\n");
+        ssize_t w = write(STDERR_FILENO, buf, o);
+        (void)w;
+        cur = NULL; /* one report, even if the chained handler faults again */
+    }
+    size_t i = 0;
+    while (i < N_FATAL && fatal[i] != sig) i++;
+    const struct sigaction *p = i < N_FATAL ? &previous[i] : NULL;
+    if (p && (p->sa_flags & SA_SIGINFO) && p->sa_sigaction) {
+        p->sa_sigaction(sig, si, uc);
+        return;
+    }
+    if (p && !(p->sa_flags & SA_SIGINFO) && p->sa_handler != SIG_DFL && p->sa_handler != SIG_IGN) {
+        p->sa_handler(sig);
+        return;
+    }
+    /* die of it as before: the default action, re-raised (a fault re-executes on return too) */
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    sigaction(sig, &dfl, NULL);
+    raise(sig);
+}
+
+static void install(void)
+{
+    const char *off = getenv("PEFT_NO_CRASH_HANDLER");
+    if (off && *off && strcmp(off, "0") != 0) return;
+    for (size_t i = 0; i < N_FATAL; i++) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_sigaction = on_fatal;
+        sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+        sigemptyset(&sa.sa_mask);
+        if (sigaction(fatal[i], NULL, &previous[i]) != 0) continue;
+        if (!(previous[i].sa_flags & SA_SIGINFO) && previous[i].sa_handler == SIG_IGN) continue;
+        sigaction(fatal[i], &sa, NULL);
+    }
+}
+
+void peft_plugin_crash_handlers_install(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, install);
+}
