@@ -1,5 +1,5 @@
 # sdk.mk — `make sdk-check`: installs into a staging dir (DESTDIR, so the build keeps its
-# PREFIX), builds sdk/template and sdk/examples/* out of tree against it with pkg-config alone,
+# PREFIX), builds sdk/template, plugins/lokr and plugins/vera out of tree against it with pkg-config alone,
 # runs `peft plugin-check` on every built-in plugin and on those, and loads the LoKr example by
 # name (sdk/sdk-check.sh). The installed checker runs from outside the source tree on its
 # built-in tiny models (7 plugins x 4 architectures, one valgrind run each): CI runs it next to `make check`, which does not.

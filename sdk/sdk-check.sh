@@ -1,8 +1,9 @@
 #!/bin/sh
 # sdk-check.sh — what CI checks of the plugin SDK, run by `make sdk-check` after
-# `make install DESTDIR=$STAGE/root`: the template and every example under sdk/examples/ are
-# copied out of the tree and built with their own Makefiles against the staged install, found
-# by pkg-config alone; `peft plugin-check` (the installed command) runs on every installed
+# `make install DESTDIR=$STAGE/root`: the template and the shipped plugins that double as the
+# plugin guide's worked examples (plugins/lokr, plugins/vera: one copy of each, no separate
+# example tree) are copied out of the tree and built with their own Makefiles against the
+# staged install, found by pkg-config alone; `peft plugin-check` (the installed command) runs on every installed
 # plugin and on each of those, from a directory outside the source tree with PEFT_FIXTURES unset
 # (its built-in tiny models of every architecture, nothing else); the LoKr example is loaded by name through PEFT_PLUGIN_PATH: trained a
 # few steps, saved, and reloaded by `peft forward --adapter`.
@@ -39,10 +40,11 @@ mkdir -p "$stage/src"
 cp -r sdk/template "$stage/src/template"
 built="$stage/src/template/chanscale.so"
 make -s -C "$stage/src/template" || note_fail "build sdk/template"
-for ex in sdk/examples/*/; do
+for ex in plugins/lokr plugins/vera; do
   name=$(basename "$ex")
-  cp -r "$ex" "$stage/src/$name"
-  make -s -C "$stage/src/$name" || note_fail "build sdk/examples/$name"
+  mkdir -p "$stage/src/$name"
+  cp "$ex"/*.c "$ex"/*.h "$ex"/Makefile "$stage/src/$name/"
+  make -s -C "$stage/src/$name" || note_fail "build $ex out of tree"
   built="$built $stage/src/$name/$name.so"
 done
 

@@ -14,7 +14,7 @@
  * configured N, the extension's math (README: departures; boft_butterfly2 is the fixture).
  *
  *   boft_config.c  config keys, config_parse/free (BOFTConfig 0.13.2), default targets
- *   boft_cayley.c  the Cayley transform, its backward, a small inverse
+ *   (the Cayley transform and its backward: peft/plugin_cayley.h, shared with OFT)
  *   boft_perm.c    the butterfly permutations and the shape checks of update_layer
  *   boft_layer.c   inject, the two ops of the forward and their backward, merge, state dict
  *   boft_plugin.c  the vtable and the exported entry point
@@ -25,6 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "peft/plugin.h"
+#include "peft/plugin_cayley.h"
 #include "peft/plugin_kernels.h"
 #include "peft/plugin_util.h"
 
@@ -54,13 +55,8 @@ int boft_config_parse(peft_cfg *cfg, void **out, char *err, size_t errlen);
 void boft_config_free(void *parsed);
 const char *const *boft_default_targets(const char *model_type);
 
-/* boft_cayley.c */
-int boft_inverse(int64_t n, const float *a, float *ainv);
-/* q (n, n) = (I - S)(I + S)^-1, S = (r - r^T) / 2; ainv = (I + S)^-1. 0 or -1 (singular) */
-int boft_cayley(int64_t n, const float *r, float *q, float *ainv);
-/* gr (n, n) += dL/dr given gq = dL/dq */
-void boft_cayley_backward(int64_t n, const float *ainv, const float *gq, float *gr);
-
+/* the Cayley transform, its backward and the small inverse: peft/plugin_cayley.h (shared with
+ * OFT) */
 /* boft_perm.c */
 /* D and H for in features from the config (PEFT's update_layer checks, its messages), and
  * the nf permutations perm (nf, in). 0, or -1 with err naming the module. */

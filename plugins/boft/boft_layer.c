@@ -69,7 +69,7 @@ static int rotations(const boft_state *st, const uint8_t *drop, float *q, float 
             for (int64_t i = 0; i < H; i++) qk[i * H + i] = 1.0f;
             continue;
         }
-        if (boft_cayley(H, peft_f32(st->R) + k * H * H, qk, ainv + k * H * H)) return -1;
+        if (peft_pu_cayley(boft_host, H, peft_f32(st->R) + k * H * H, qk, ainv + k * H * H)) return -1;
     }
     return 0;
 }
@@ -151,7 +151,7 @@ static void rot_backward(peft_graph *g, void *vctx)
         if (!gr) return;
         for (int64_t b = 0; b < st->nf * D; b++)
             if (!(c->drop && c->drop[b]))
-                boft_cayley_backward(H, peft_f32(c->ainv) + b * H * H, gq + b * H * H,
+                peft_pu_cayley_backward(boft_host, H, peft_f32(c->ainv) + b * H * H, gq + b * H * H,
                                      gr + b * H * H);
     }
 }

@@ -6,6 +6,7 @@
 
 #include "hra.h"
 #include "peft/plugin_config.h"
+#include "peft/plugin_targets.h"
 
 /* HRAConfig 0.13.2 (+ PeftConfig fields) */
 const char *const hra_config_keys[] = {
@@ -38,20 +39,8 @@ int hra_config_parse(peft_cfg *cfg, void **out, char *err, size_t errlen)
 
 void hra_config_free(void *parsed) { hra_host->free(parsed); }
 
-static const char *const gpt2_t[] = {"c_attn", NULL};
-static const char *const llama_t[] = {"q_proj", "v_proj", NULL};
-static const char *const bert_t[] = {"query", "value", NULL};
-static const char *const t5_t[] = {"q", "v", NULL};
-
+/* PEFT 0.13.2's HRA model reads TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING */
 const char *const *hra_default_targets(const char *model_type)
 {
-    if (!model_type) return NULL;
-    if (!strcmp(model_type, "gpt2")) return gpt2_t;
-    if (!strcmp(model_type, "llama") || !strcmp(model_type, "mistral") ||
-        !strcmp(model_type, "qwen2") || !strcmp(model_type, "gemma") ||
-        !strcmp(model_type, "gemma2"))
-        return llama_t;
-    if (!strcmp(model_type, "bert")) return bert_t;
-    if (!strcmp(model_type, "t5")) return t5_t;
-    return NULL;
+    return peft_pu_lora_targets(model_type);
 }

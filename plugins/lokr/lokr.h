@@ -1,5 +1,5 @@
 /* lokr.h — declarations shared by the LoKr plugin's files (never installed, never seen by the
- * host; sdk/examples/lokr/ is the same code built out of tree, as a third party would). LoKr
+ * host; its Makefile builds the same folder out of tree, as a third party would). LoKr
  * (PEFT 0.13.2 peft/tuners/lokr): the weight update of a linear layer is a Kronecker product
  *
  *     delta W (out, in) = kron(w1 (out_l, in_m), w2 (out_k, in_n)),  out = out_l out_k,

@@ -8,6 +8,7 @@
 
 #include "lora.h"
 #include "peft/plugin_config.h"
+#include "peft/plugin_targets.h"
 
 /* Every field of LoraConfig 0.13.2 (plus exclude_modules and runtime_config from newer PEFT,
  * accepted when loading an adapter saved by a newer version; never written by default). */
@@ -166,52 +167,9 @@ void lora_config_free(void *parsed)
 
 /* ---- default target modules --------------------------------------------------------------- */
 
-/* PEFT 0.13.2 TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING, in its order. */
-#define L(...) ((const char *const[]){__VA_ARGS__, NULL})
-static const struct {
-    const char *model_type;
-    const char *const *targets;
-} lora_default_map[] = {
-    {"t5", L("q", "v")},
-    {"mt5", L("q", "v")},
-    {"bart", L("q_proj", "v_proj")},
-    {"gpt2", L("c_attn")},
-    {"bloom", L("query_key_value")},
-    {"blip-2", L("q", "v", "q_proj", "v_proj")},
-    {"opt", L("q_proj", "v_proj")},
-    {"gptj", L("q_proj", "v_proj")},
-    {"gpt_neox", L("query_key_value")},
-    {"gpt_neo", L("q_proj", "v_proj")},
-    {"bert", L("query", "value")},
-    {"roberta", L("query", "value")},
-    {"xlm-roberta", L("query", "value")},
-    {"electra", L("query", "value")},
-    {"deberta-v2", L("query_proj", "value_proj")},
-    {"deberta", L("in_proj")},
-    {"layoutlm", L("query", "value")},
-    {"llama", L("q_proj", "v_proj")},
-    {"chatglm", L("query_key_value")},
-    {"gpt_bigcode", L("c_attn")},
-    {"mpt", L("Wqkv")},
-    {"RefinedWebModel", L("query_key_value")},
-    {"RefinedWeb", L("query_key_value")},
-    {"falcon", L("query_key_value")},
-    {"btlm", L("c_proj", "c_attn")},
-    {"codegen", L("qkv_proj")},
-    {"mistral", L("q_proj", "v_proj")},
-    {"mixtral", L("q_proj", "v_proj")},
-    {"stablelm", L("q_proj", "v_proj")},
-    {"phi", L("q_proj", "v_proj", "fc1", "fc2")},
-    {"gemma", L("q_proj", "v_proj")},
-    {"gemma2", L("q_proj", "v_proj")},
-    {"qwen2", L("q_proj", "v_proj")},
-};
-#undef L
-
+/* PEFT 0.13.2 TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING (peft/plugin_targets.h, shared
+ * with BOFT and HRA, which PEFT points at the same table) */
 const char *const *lora_default_targets(const char *model_type)
 {
-    if (!model_type) return NULL;
-    for (size_t i = 0; i < sizeof lora_default_map / sizeof lora_default_map[0]; i++)
-        if (!strcmp(lora_default_map[i].model_type, model_type)) return lora_default_map[i].targets;
-    return NULL;
+    return peft_pu_lora_targets(model_type);
 }

@@ -15,7 +15,8 @@
  * gradient is the plain gradient at the projected value: a straight-through gradient.
  *
  *   oft_config.c  config keys, config_parse/free (OFTConfig 0.13.2 fields and defaults)
- *   oft_cayley.c  the Cayley transform, its backward, a small matrix inverse
+ *   oft_project.c coft's projection (the Cayley transform and its backward are the SDK's,
+ *                 peft/plugin_cayley.h, shared with BOFT)
  *   oft_layer.c   inject, forward and backward, merge/unmerge, state dict, destroy
  *   oft_plugin.c  the vtable and the exported entry point
  *
@@ -28,6 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "peft/plugin.h"
+#include "peft/plugin_cayley.h"
 #include "peft/plugin_kernels.h"
 #include "peft/plugin_util.h"
 
@@ -62,17 +64,7 @@ extern const char *const oft_config_keys[];
 int oft_config_parse(peft_cfg *cfg, void **out, char *err, size_t errlen);
 void oft_config_free(void *parsed);
 
-/* oft_cayley.c */
-/* ainv (n, n) = a (n, n)^-1 by Gauss-Jordan with partial pivoting in double; 0, or -1 when a
- * is singular */
-int oft_inverse(int64_t n, const float *a, float *ainv);
-/* q (n, n) = (I - S)(I + S)^-1 with S = (r - r^T) / 2; ainv (n, n) = (I + S)^-1, kept for the
- * backward. 0, or -1 when I + S is singular (never for a real skew-symmetric S) */
-int oft_cayley(int64_t n, const float *r, float *q, float *ainv);
-/* gr (n, n) += dL/dr given gq (n, n) = dL/dq:
- *   gS = -2 A^-T gq A^-T  (A = I + S; from dQ = -(I + Q) dS A^-1 and I + Q = 2 A^-1)
- *   gr += (gS - gS^T) / 2 */
-void oft_cayley_backward(int64_t n, const float *ainv, const float *gq, float *gr);
+/* oft_project.c (the Cayley transform: peft/plugin_cayley.h, shared with BOFT) */
 /* coft: each of the nblk blocks (n, n) of r with ||r_i||_F > radius is scaled in place to
  * radius * r_i / ||r_i||_F (PEFT's _project_batch, whose "I" is zeros); a block within
  * 1e-5 relative of the radius (one already projected) is left as it is */

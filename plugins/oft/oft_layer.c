@@ -58,7 +58,7 @@ static int rotations(oft_state *st, float *q, float *ainv)
         oft_project(st->nblk, b, peft_f32(st->oft_r),
                     (double)((float)st->eps / sqrtf((float)st->nblk)));
     for (int64_t k = 0; k < st->nblk; k++)
-        if (oft_cayley(b, peft_f32(st->oft_r) + k * b * b, q + k * b * b, ainv + k * b * b))
+        if (peft_pu_cayley(oft_host, b, peft_f32(st->oft_r) + k * b * b, q + k * b * b, ainv + k * b * b))
             return -1;
     return 0;
 }
@@ -128,7 +128,7 @@ static void oft_backward(peft_graph *g, void *vctx)
                         1.0f, gq + (st->nblk == 1 ? 0 : i) * b * b, (int)b);
     const float *ainv = peft_f32(c->ainv);
     for (int64_t k = 0; k < st->nblk; k++)
-        oft_cayley_backward(b, ainv + k * b * b, gq + k * b * b, gr + k * b * b);
+        peft_pu_cayley_backward(oft_host, b, ainv + k * b * b, gq + k * b * b, gr + k * b * b);
 }
 
 /* y (..., out) -> (y - bias) @ R_full + bias; x is not used (OFT rotates the output). In
@@ -204,7 +204,7 @@ int oft_merge(void *state, const peft_site_info *site, float *weight, float *bia
         const float *qi = block_q(st, q, i);
         for (int64_t a = 0; a < w; a++) /* m (w, w) = Q_i[:w, :w]^T */
             for (int64_t c = 0; c < w; c++) m[a * w + c] = qi[c * b + a];
-        if (sign < 0 && oft_inverse(w, m, mi)) {
+        if (sign < 0 && peft_pu_inverse(oft_host, w, m, mi)) {
             peft_pu_errf(err, errlen, "oft unmerge: the rotation of '%s' (block %lld) is "
                          "singular", peft_pu_site_name(site), (long long)i);
             goto done;
