@@ -197,6 +197,12 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libpeft.so $(RUNNER_LIB) $(TOK_LIB)
 bench: all $(BENCH_BIN)
 	@./bench/run.sh $(abspath $(BUILD))
 
+# the GEMMs of the GPT-2 step on OpenBLAS and on BLIS, 1 thread and every core
+# (bench/blas_compare.sh; README, Speed: the BLAS is chosen by this measurement)
+.PHONY: bench-blas
+bench-blas:
+	@./bench/blas_compare.sh $(abspath $(BUILD))
+
 # the embedded-default batch on 1 process vs mpirun -n 2, and a data-parallel run (bench/mpi_batch.sh)
 .PHONY: bench-mpi
 bench-mpi: all

@@ -7,7 +7,8 @@
  * parameters. Dropout is off (eval-mode forward, like the PyTorch peer bench/lora_step_torch.py).
  * 2 warm-up steps, then --steps N (5) timed steps. Prints ms/step (median, mean), tokens/s, peak
  * RSS and peak arena bytes, and a machine-readable RESULT line for bench/run.sh.
- * The thread count is OpenBLAS's default (OPENBLAS_NUM_THREADS if set); the kernel set OpenBLAS
+ * The thread count is OpenBLAS's default (OPENBLAS_NUM_THREADS if set) or --threads N
+ * (openblas_set_num_threads; libpeft's kernel threads follow it); the kernel set OpenBLAS
  * picked for the CPU is printed too (--blas-core prints only that), since a misdetected CPU
  * (e.g. "Prescott" on a recent Xeon) makes every GEMM 2-3x slower.
  */
@@ -101,7 +102,7 @@ static int ensure_model(const char *dir)
 
 static void usage(const char *argv0)
 {
-    fprintf(stderr, "usage: %s [--steps N] [--blas-core]\n"
+    fprintf(stderr, "usage: %s [--steps N] [--threads N] [--blas-core]\n"
             "  --blas-core  print the kernel set OpenBLAS chose for this CPU and exit\n", argv0);
     exit(2);
 }
@@ -119,6 +120,10 @@ int main(int argc, char **argv)
         if (!strcmp(argv[i], "--steps") && i + 1 < argc) {
             steps = atoi(argv[++i]);
             if (steps < 1) usage(argv[0]);
+        } else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
+            int t = atoi(argv[++i]);
+            if (t < 1) usage(argv[0]);
+            openblas_set_num_threads(t);
         } else if (!strcmp(argv[i], "--blas-core")) {
             printf("%s\n", openblas_get_corename());
             return 0;
@@ -173,7 +178,7 @@ int main(int argc, char **argv)
     int total = WARMUP + steps;
     double *ms = calloc((size_t)total, sizeof *ms);
     double *fwd = calloc((size_t)total, sizeof *fwd), *bwd = calloc((size_t)total, sizeof *bwd),
-           *opt_ms = calloc((size_t)total, sizeof *opt_ms);
+           *opt_ms = calloc((size_t)total, sizeof *opt_ms), *cpu = calloc((size_t)total, sizeof *cpu);
     float first_loss = 0, last_loss = 0;
     long *faults = calloc((size_t)total, sizeof *faults);
     for (int s = 0; s < total; s++) {
@@ -198,6 +203,8 @@ int main(int argc, char **argv)
         double d = now_ms();
         getrusage(RUSAGE_SELF, &r1);
         faults[s] = r1.ru_minflt - r0.ru_minflt;
+        cpu[s] = (r1.ru_utime.tv_sec - r0.ru_utime.tv_sec + r1.ru_stime.tv_sec - r0.ru_stime.tv_sec) * 1e3 +
+                 (r1.ru_utime.tv_usec - r0.ru_utime.tv_usec + r1.ru_stime.tv_usec - r0.ru_stime.tv_usec) / 1e3;
         float loss = peft_f32(out.loss)[0];
         if (s == 0) first_loss = loss;
         last_loss = loss;
@@ -221,19 +228,23 @@ int main(int argc, char **argv)
     double tps = BATCH * SEQ / (med / 1e3);
 
     printf("timed: median %.1f ms/step (forward %.1f, backward %.1f, adamw %.1f), mean %.1f "
-           "ms/step\n", med, median(fwd + WARMUP, steps), median(bwd + WARMUP, steps),
-           median(opt_ms + WARMUP, steps), mean);
+           "ms/step, CPU %.1f ms/step (all threads)\n", med, median(fwd + WARMUP, steps),
+           median(bwd + WARMUP, steps), median(opt_ms + WARMUP, steps), mean,
+           median(cpu + WARMUP, steps));
     printf("peak arena %.1f MB, optimizer state %.2f MB\n", arena_mb,
            peft_adamw_state_bytes(opt) / (1024.0 * 1024.0));
     printf("loss: first step %.6f, last step %.6f\n", first_loss, last_loss);
     printf("libpeft lora-step: %.1f ms/step, %.0f tokens/s, peak RSS %.1f MB\n", med, tps, rss_mb);
     printf("RESULT ms_per_step=%.1f mean_ms=%.1f tokens_per_s=%.0f peak_rss_mb=%.1f "
-           "peak_arena_mb=%.1f\n", med, mean, tps, rss_mb, arena_mb);
+           "peak_arena_mb=%.1f cpu_ms=%.1f faults=%ld threads=%d\n", med, mean, tps, rss_mb,
+           arena_mb, median(cpu + WARMUP, steps), faults[total - 1], openblas_get_num_threads());
 
     free(ms);
     free(fwd);
     free(bwd);
     free(opt_ms);
+    free(cpu);
+    free(faults);
     peft_graph_free(g);
     peft_adamw_free(opt);
     peft_model_free(m);

@@ -1,11 +1,14 @@
 #!/bin/sh
 # run.sh <build_dir> — runs libpeft's benchmarks and compares them with a peer in the same run
 # (DESIGN.md, Habits). Today: the LoRA training step on GPT-2 124M (bench/lora_step.c) against
-# the same step in plain PyTorch (bench/lora_step_torch.py), which is run with 1 and 2 threads,
-# keeping the faster. Prints figures, never passes or fails on time: exits non-zero only when
-# libpeft's own benchmark fails. The last line is always
-#   lora-step ratio (pytorch/libpeft): X.XX        (> 1: libpeft is faster)
+# the same step in plain PyTorch (bench/lora_step_torch.py), at 1, 2, 4, ... threads up to the
+# cores present (a thread-scaling table for both peers, with peak RSS). At N threads libpeft's
+# GEMMs and kernels use N threads; PyTorch runs with OpenBLAS at N threads and its intra-op pool
+# at N and at 1 (its best on few cores), keeping the faster. Prints figures, never passes or
+# fails on time: exits non-zero only when libpeft's own benchmark fails. The last line is always
+#   lora-step ratio (pytorch/libpeft): X.XX        (> 1: libpeft is faster; at the most threads)
 # Environment: PEFT_BENCH_DIR (base model cache), BENCH_STEPS (timed steps, default 5),
+# BENCH_THREADS (the thread counts, e.g. "1 2"; default 1 2 4 ... nproc),
 # PYTHON (interpreter with torch; default: /usr/bin/python3 if it has torch, else python3).
 set -u
 if [ $# -ne 1 ]; then
@@ -44,18 +47,29 @@ if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
     esac
 fi
 
-echo "== libpeft: LoRA training step, GPT-2 124M, batch 4 x 128 =="
-if ! "$BUILD/bench/lora_step" --steps "$STEPS" 2>&1 | tee "$TMP/libpeft.log"; then
-    echo "libpeft lora-step: FAILED" >&2
-    exit 1
+NCPU=$(nproc 2>/dev/null || echo 1)
+THREADS=${BENCH_THREADS:-}
+if [ -z "$THREADS" ]; then
+    THREADS=1 t=2
+    while [ "$t" -lt "$NCPU" ]; do THREADS="$THREADS $t"; t=$((t * 2)); done
+    [ "$NCPU" -gt 1 ] && THREADS="$THREADS $NCPU"
 fi
-# tee hides the benchmark's status: check that it reached its RESULT line
-PEFT_MS=$(result "$TMP/libpeft.log" ms_per_step)
-PEFT_RSS=$(result "$TMP/libpeft.log" peak_rss_mb)
-if [ -z "$PEFT_MS" ]; then
-    echo "libpeft lora-step: FAILED (no result)" >&2
-    exit 1
-fi
+echo "CPU: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1), $NCPU cores" \
+     "online; load average now: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+for t in $THREADS; do
+    echo "== libpeft: LoRA training step, GPT-2 124M, batch 4 x 128, $t thread(s) =="
+    if ! "$BUILD/bench/lora_step" --steps "$STEPS" --threads "$t" 2>&1 | tee "$TMP/libpeft$t.log"; then
+        echo "libpeft lora-step: FAILED" >&2
+        exit 1
+    fi
+    # tee hides the benchmark's status: check that it reached its RESULT line
+    if [ -z "$(result "$TMP/libpeft$t.log" ms_per_step)" ]; then
+        echo "libpeft lora-step: FAILED (no result)" >&2
+        exit 1
+    fi
+    echo
+done
 
 # the interpreter that has torch (Debian's python3-torch lives in /usr/bin/python3's path)
 PY=${PYTHON:-}
@@ -64,43 +78,64 @@ if [ -z "$PY" ]; then
         if "$p" -c 'import torch' >/dev/null 2>&1; then PY=$p; break; fi
     done
 fi
+HAVE_TORCH=1
 if [ -z "$PY" ] || ! "$PY" -c 'import torch' >/dev/null 2>&1; then
-    echo
+    HAVE_TORCH=0
     echo "PyTorch comparison skipped: torch is not importable."
     echo "  install it with: apt-get install python3-torch   (Debian; PyTorch 1.13)"
-    echo "lora-step ratio (pytorch/libpeft): n/a (python3-torch not installed)"
-    exit 0
 fi
 
-BEST_MS= BEST_RSS= BEST_T=
-for t in 1 2; do
-    echo
-    # OpenBLAS keeps its own 2 threads (as libpeft's GEMMs do); set_num_threads sets torch's
-    # intra-op pool for everything else
-    echo "== PyTorch: the same step, set_num_threads($t), OpenBLAS 2 threads =="
-    if "$PY" "$HERE/lora_step_torch.py" --threads "$t" --blas-threads 2 --steps "$STEPS" 2>&1 | tee "$TMP/torch$t.log"; then :; fi
-    ms=$(result "$TMP/torch$t.log" ms_per_step)
-    rss=$(result "$TMP/torch$t.log" peak_rss_mb)
-    if [ -z "$ms" ]; then
-        echo "pytorch set_num_threads($t): failed (see above)"
-        continue
-    fi
-    eval "TORCH_MS_$t=$ms"
-    if [ -z "$BEST_MS" ] || awk -v a="$ms" -v b="$BEST_MS" 'BEGIN { exit !(a < b) }'; then
-        BEST_MS=$ms BEST_RSS=$rss BEST_T=$t
+if [ "$HAVE_TORCH" = 1 ]; then
+    for t in $THREADS; do
+        for intra in $t 1; do
+            [ "$intra" = 1 ] && [ "$t" != 1 ] || [ "$intra" = "$t" ] || continue
+            echo "== PyTorch: the same step, OpenBLAS $t thread(s), set_num_threads($intra) =="
+            "$PY" "$HERE/lora_step_torch.py" --threads "$intra" --blas-threads "$t" --steps "$STEPS" \
+                2>&1 | tee "$TMP/torch$t-$intra.log" || :
+            echo
+            [ "$t" = 1 ] && break
+        done
+    done
+fi
+
+# the best PyTorch run at t threads: "ms rss intra"
+torch_best() {
+    best=
+    for f in "$TMP/torch$1"-*.log; do
+        [ -f "$f" ] || continue
+        ms=$(result "$f" ms_per_step)
+        [ -n "$ms" ] || continue
+        intra=${f##*-}; intra=${intra%.log}
+        if [ -z "$best" ] || awk -v a="$ms" -v b="${best%% *}" 'BEGIN { exit !(a < b) }'; then
+            best="$ms $(result "$f" peak_rss_mb) $intra"
+        fi
+    done
+    echo "$best"
+}
+
+echo "== comparison (kernels: ${OPENBLAS_CORETYPE:-auto-detected}; $(sed -n 's/^threads: .*OpenBLAS kernels: //p' "$TMP/libpeft1.log" | head -n 1)) =="
+printf '%-8s %14s %12s %14s %12s %8s %8s\n' threads "libpeft ms" "libpeft RSS" "pytorch ms" "pytorch RSS" "ratio" "mem"
+LAST_RATIO=
+for t in $THREADS; do
+    pm=$(result "$TMP/libpeft$t.log" ms_per_step)
+    pr=$(result "$TMP/libpeft$t.log" peak_rss_mb)
+    tb=$(torch_best "$t")
+    if [ -n "$tb" ]; then
+        set -- $tb
+        LAST_RATIO=$(awk -v a="$1" -v b="$pm" 'BEGIN { printf "%.2f", a / b }')
+        printf '%-8s %14s %9s MB %14s %9s MB %8s %8s\n' "$t" "$pm" "$pr" "$1 (intra $3)" "$2" \
+            "$LAST_RATIO" "$(awk -v a="$pr" -v b="$2" 'BEGIN { printf "%.2f", a / b }')"
+    else
+        LAST_RATIO=
+        printf '%-8s %14s %9s MB %14s %12s %8s %8s\n' "$t" "$pm" "$pr" n/a n/a n/a n/a
     fi
 done
-
-echo
-echo "== comparison =="
-echo "libpeft: $PEFT_MS ms/step, peak RSS $PEFT_RSS MB (OpenBLAS default threads; kernels: ${OPENBLAS_CORETYPE:-auto-detected})"
-if [ -z "$BEST_MS" ]; then
+echo "(ratio = pytorch ms / libpeft ms, > 1: libpeft faster; mem = libpeft peak RSS / pytorch's)"
+if [ "$HAVE_TORCH" = 0 ]; then
+    echo "lora-step ratio (pytorch/libpeft): n/a (python3-torch not installed)"
+elif [ -z "$LAST_RATIO" ]; then
     echo "lora-step ratio (pytorch/libpeft): n/a (the PyTorch benchmark failed)"
-    exit 0
+else
+    echo "lora-step ratio (pytorch/libpeft): $LAST_RATIO"
 fi
-echo "pytorch: set_num_threads(1) ${TORCH_MS_1:-failed} ms/step, set_num_threads(2) ${TORCH_MS_2:-failed} ms/step"
-echo "pytorch best: set_num_threads($BEST_T) $BEST_MS ms/step, peak RSS $BEST_RSS MB"
-awk -v p="$PEFT_RSS" -v t="$BEST_RSS" \
-    'BEGIN { printf "lora-step memory: libpeft peak RSS %.1f MB, pytorch %.1f MB (pytorch/libpeft %.2f)\n", p, t, t / p }'
-awk -v p="$PEFT_MS" -v t="$BEST_MS" 'BEGIN { printf "lora-step ratio (pytorch/libpeft): %.2f\n", t / p }'
 exit 0

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/io/cfg.h"
+#include "core/ops/blas_check.h"
 #include "core/peft/internal.h"
 #include "core/tuner/plugin_call.h"
 #include "core/tuner/registry.h"
@@ -44,6 +45,7 @@ peft_adapter *peft_find_adapter(const peft_model *m, const char *name)
 int peft_load_base_model(peft_ctx *ctx, const char *dir, peft_base_model **out)
 {
     char err[1024] = "";
+    ops_blas_check(); /* a warning when OpenBLAS runs pre-AVX kernels on an AVX2+ CPU */
     int rc = peft_base_model_load(dir, out, err, sizeof err);
     if (rc) return peft_set_error(ctx, rc, "%s", err);
     return PEFT_OK;
