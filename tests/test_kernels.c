@@ -1,7 +1,7 @@
 /* test_kernels.c — Check suite for the kernels' building blocks (core/ops/): the vectorised exp
  * (vmath.h) against exp in double over the f32 range and at its edges, the row kernels built on
  * it, the kernel thread pool (every item once, whatever the thread count) and the results of
- * the pooled kernels bit for bit equal at 1 and 2 threads, the OpenBLAS kernel-set check. */
+ * the pooled kernels bit for bit equal at 1, 2 and 3 threads, the OpenBLAS kernel-set check. */
 #include <cblas.h>
 #include <check.h>
 #include <math.h>

@@ -87,9 +87,14 @@ int ops_threads(void)
 
 void ops_parallel(int64_t n, int64_t grain, ops_range_fn fn, void *ctx)
 {
+    ops_parallel_n(ops_threads(), n, grain, fn, ctx);
+}
+
+void ops_parallel_n(int threads, int64_t n, int64_t grain, ops_range_fn fn, void *ctx)
+{
     if (n <= 0) return;
     if (grain < 1) grain = 1;
-    int parts = ops_threads();
+    int parts = threads < 1 ? 1 : threads > POOL_MAX ? POOL_MAX : threads;
     if ((int64_t)parts > n / grain) parts = (int)(n / grain);
     if (parts <= 1) {
         fn(ctx, 0, n);

@@ -15,6 +15,10 @@ typedef void (*ops_range_fn)(void *ctx, int64_t lo, int64_t hi);
 __attribute__((visibility("hidden"))) void ops_parallel(int64_t n, int64_t grain, ops_range_fn fn,
                                                         void *ctx);
 
+/* ops_parallel on at most `threads` threads */
+__attribute__((visibility("hidden"))) void ops_parallel_n(int threads, int64_t n, int64_t grain,
+                                                          ops_range_fn fn, void *ctx);
+
 /* the number of threads ops_parallel uses at most (>= 1) */
 __attribute__((visibility("hidden"))) int ops_threads(void);
 
