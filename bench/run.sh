@@ -98,7 +98,7 @@ if [ "$HAVE_TORCH" = 1 ]; then
     done
 fi
 
-# the best PyTorch run at t threads: "ms rss intra"
+# the best PyTorch run at t threads: "ms rss intra cpu_ms"
 torch_best() {
     best=
     for f in "$TMP/torch$1"-*.log; do
@@ -107,30 +107,34 @@ torch_best() {
         [ -n "$ms" ] || continue
         intra=${f##*-}; intra=${intra%.log}
         if [ -z "$best" ] || awk -v a="$ms" -v b="${best%% *}" 'BEGIN { exit !(a < b) }'; then
-            best="$ms $(result "$f" peak_rss_mb) $intra"
+            best="$ms $(result "$f" peak_rss_mb) $intra $(result "$f" cpu_ms)"
         fi
     done
     echo "$best"
 }
 
 echo "== comparison (kernels: ${OPENBLAS_CORETYPE:-auto-detected}; $(sed -n 's/^threads: .*OpenBLAS kernels: //p' "$TMP/libpeft1.log" | head -n 1)) =="
-printf '%-8s %14s %12s %14s %12s %8s %8s\n' threads "libpeft ms" "libpeft RSS" "pytorch ms" "pytorch RSS" "ratio" "mem"
+printf '%-8s %10s %10s %10s %20s %10s %10s %6s %6s %6s\n' threads "libpeft ms" "(CPU ms)" "RSS MB" "pytorch ms" "(CPU ms)" "RSS MB" ratio "CPU" mem
 LAST_RATIO=
 for t in $THREADS; do
     pm=$(result "$TMP/libpeft$t.log" ms_per_step)
     pr=$(result "$TMP/libpeft$t.log" peak_rss_mb)
+    pc=$(result "$TMP/libpeft$t.log" cpu_ms)
     tb=$(torch_best "$t")
     if [ -n "$tb" ]; then
         set -- $tb
         LAST_RATIO=$(awk -v a="$1" -v b="$pm" 'BEGIN { printf "%.2f", a / b }')
-        printf '%-8s %14s %9s MB %14s %9s MB %8s %8s\n' "$t" "$pm" "$pr" "$1 (intra $3)" "$2" \
-            "$LAST_RATIO" "$(awk -v a="$pr" -v b="$2" 'BEGIN { printf "%.2f", a / b }')"
+        printf '%-8s %10s %10s %10s %20s %10s %10s %6s %6s %6s\n' "$t" "$pm" "$pc" "$pr" \
+            "$1 (intra $3)" "${4:-n/a}" "$2" "$LAST_RATIO" \
+            "$(awk -v a="${4:-0}" -v b="$pc" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", a / b; else printf "n/a" }')" \
+            "$(awk -v a="$pr" -v b="$2" 'BEGIN { printf "%.2f", a / b }')"
     else
         LAST_RATIO=
-        printf '%-8s %14s %9s MB %14s %12s %8s %8s\n' "$t" "$pm" "$pr" n/a n/a n/a n/a
+        printf '%-8s %10s %10s %10s %20s %10s %10s %6s %6s %6s\n' "$t" "$pm" "$pc" "$pr" n/a n/a n/a n/a n/a n/a
     fi
 done
-echo "(ratio = pytorch ms / libpeft ms, > 1: libpeft faster; mem = libpeft peak RSS / pytorch's)"
+echo "(ratio = pytorch ms / libpeft ms, > 1: libpeft faster; CPU = the same for CPU time of all"
+echo " threads, the fair figure on a machine shared with other work; mem = libpeft peak RSS / pytorch's)"
 if [ "$HAVE_TORCH" = 0 ]; then
     echo "lora-step ratio (pytorch/libpeft): n/a (python3-torch not installed)"
 elif [ -z "$LAST_RATIO" ]; then
