@@ -8,6 +8,7 @@
 #include <string.h>
 #include "core/io/cfg.h"
 #include "core/peft/internal.h"
+#include "core/tuner/plugin_call.h"
 
 int peft_adapter_is_attn(const peft_adapter *a)
 {
@@ -26,7 +27,8 @@ static peft_tensor *dispatch(void *ud, peft_graph *g, int attn, peft_tensor *x, 
         peft_adapter *a = m->adapters[i];
         if (!peft_adapter_is_attn(a) || !a->adapter_state) continue;
         if (!a->active) continue;
-        out = a->vt->attn_forward(a->adapter_state, g, info, x, q, out);
+        out = PEFT_PLUGIN_CALL(a->vt, "attn_forward", a->name, info->name,
+                               a->vt->attn_forward(a->adapter_state, g, info, x, q, out));
         if (!out && !peft_graph_error(g)) {
             char msg[256];
             snprintf(msg, sizeof msg, "adapter '%s' on %s: the plugin's attn_forward failed "
@@ -76,7 +78,9 @@ int peft_attn_inject(peft_model *m, peft_adapter *a)
                               .attn = (const peft_attn_info *const *)m->base->attn};
     peft_cfg pc = {a->config};
     char err[1024] = "";
-    a->adapter_state = a->vt->adapter_init(a->parsed, &pc, &info, a->name, &m->ctx->rng, err, sizeof err);
+    a->adapter_state = PEFT_PLUGIN_CALL(a->vt, "adapter_init", a->name, NULL,
+                                        a->vt->adapter_init(a->parsed, &pc, &info, a->name,
+                                                            &m->ctx->rng, err, sizeof err));
     free(peers);
     free(names);
     if (!a->adapter_state)
