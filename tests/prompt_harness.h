@@ -22,6 +22,7 @@ typedef struct harness {
     void *state;
     peft_tensor *we; /* word embeddings (V, C) */
     peft_prompt_info info;
+    const int32_t *task_ids; /* HB task ids for a per-task method (multitask prompt tuning) */
     double eps; /* check_grads' step, 0: 1e-2 (deep encoders need smaller: truncation) */
 } harness;
 

@@ -91,7 +91,7 @@ static int shaped(json_t *root, const char *key, const char *path, int64_t B, in
 
 static const char *const known_keys[] = {
     "input_ids", "attention_mask", "token_type_ids", "decoder_input_ids",
-    "decoder_attention_mask", "labels", "start_positions", "end_positions",
+    "decoder_attention_mask", "labels", "start_positions", "end_positions", "task_ids",
 };
 #define N_KNOWN (sizeof known_keys / sizeof *known_keys)
 
@@ -109,7 +109,7 @@ static int check_keys(json_t *root, const char *path, char *err, size_t errlen)
         if (near) snprintf(hint, sizeof hint, "did you mean '%s'? ", near);
         snprintf(err, errlen, "%s: unknown key '%.64s' (%sthe inputs libpeft reads: input_ids, "
                  "attention_mask, token_type_ids, decoder_input_ids, decoder_attention_mask, "
-                 "labels, start_positions, end_positions)", path, k, hint);
+                 "labels, start_positions, end_positions, task_ids)", path, k, hint);
         return -1;
     }
     return 0;
@@ -158,6 +158,7 @@ int peft_inputs_load_json(const char *path, peft_inputs *in, char *err, size_t e
         shaped(root, "token_type_ids", path, in->B, in->T, &in->token_type_ids, err, errlen) ||
         shaped(root, "start_positions", path, in->B, 0, &in->start_positions, err, errlen) ||
         shaped(root, "end_positions", path, in->B, 0, &in->end_positions, err, errlen) ||
+        shaped(root, "task_ids", path, in->B, 0, &in->task_ids, err, errlen) ||
         check_mask(in->attention_mask, in->B, in->T, "attention_mask", path, err, errlen))
         goto out;
     if (int_array(root, "decoder_input_ids", path, &r, &in->Td, &in->decoder_input_ids, err, errlen))
@@ -200,6 +201,7 @@ void peft_inputs_free(peft_inputs *in)
     free(in->decoder_attention_mask);
     free(in->start_positions);
     free(in->end_positions);
+    free(in->task_ids);
     memset(in, 0, sizeof *in);
 }
 
@@ -218,4 +220,5 @@ void peft_inputs_view(const peft_inputs *in, peft_model_inputs *out)
     out->Td = in->Td;
     out->start_positions = in->start_positions;
     out->end_positions = in->end_positions;
+    out->task_ids = in->task_ids;
 }

@@ -59,6 +59,8 @@ typedef struct peft_prompt_slot {
     peft_adapter *adapter; /* borrowed */
     void *state;           /* plugin-owned, freed with adapter->vt->destroy */
     peft_tensor *saved;    /* the last prompt_to_save() (owned): what saved state dicts hold */
+    const int32_t *task_ids; /* the running forward's inputs' task_ids (borrowed; NULL outside
+                                a forward or when the inputs have none) */
 } peft_prompt_slot;
 
 typedef struct peft_prompt_set {
@@ -176,7 +178,9 @@ void peft_prompt_uninject(peft_model *m, peft_adapter *a); /* frees the state, d
 /* base->prompt follows the active prompt-learning adapter (none when disabled); refuses
  * (PEFT_EINVAL) more than one active */
 int peft_prompt_apply(peft_model *m);
-void peft_prompt_release(peft_model *m);                    /* frees every slot, unhooks */
+void peft_prompt_release(peft_model *m);
+/* the inputs' task_ids (B values, borrowed) for the forward about to run, NULL after it */
+void peft_prompt_task_ids(peft_model *m, const int32_t *task_ids);                    /* frees every slot, unhooks */
 /* the adapter's plugin tensors (vt->state_dict; memory_name relative to PEFT's
  * "prompt_encoder.<adapter>."), up to max; returns the count (0 for other adapters) */
 int peft_prompt_params(const peft_model *m, const peft_adapter *a, peft_param_ref *refs, int max);

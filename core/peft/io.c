@@ -65,7 +65,8 @@ static int build_state_dict(peft_model *m, peft_adapter *only, int memory, peft_
     size_t cap = 0;
     if (!sd) return peft_set_error(m->ctx, PEFT_ENOMEM, "out of memory");
     peft_param_ref refs[32];
-    /* prompt learning saves get_prompt_embedding_to_save under "prompt_embeddings" */
+    /* prompt learning saves get_prompt_embedding_to_save under "prompt_embeddings" (and the
+     * plugin's PEFT_PARAM_PROMPT_KEY tensors under their saved names) */
     for (int i = 0; !memory && i < m->n_adapters; i++) {
         peft_adapter *a = m->adapters[i];
         if ((only && a != only) || !peft_adapter_is_prompt(a)) continue;
@@ -76,6 +77,12 @@ static int build_state_dict(peft_model *m, peft_adapter *only, int memory, peft_
             return rc;
         }
         if (sd_push(sd, &cap, join3("", "prompt_embeddings", ""), t)) goto oom;
+        /* tensors the plugin saves under their own top-level keys (ABI 1.4) */
+        int n = peft_prompt_params(m, a, refs, 32);
+        for (int k = 0; k < n; k++)
+            if ((refs[k].flags & PEFT_PARAM_PROMPT_KEY) &&
+                sd_push(sd, &cap, join3("", refs[k].saved_name, ""), refs[k].tensor))
+                goto oom;
     }
     peft_refs rs;
     for (size_t i = 0; i < m->base->n_sites; i++) {

@@ -506,7 +506,9 @@ int peft_model_forward(peft_model *m, peft_graph *g, const peft_model_inputs *in
     memset(out, 0, sizeof *out);
     int rc = peft_prompt_apply(m);
     if (rc) return rc;
+    peft_prompt_task_ids(m, in->task_ids);
     int frc = m->base->arch->forward(m->base, g, in, out, err, sizeof err);
+    peft_prompt_task_ids(m, NULL);
     if ((frc = peft_forward_result(m->ctx, g, frc, err))) return frc;
     return add_loss_terms(m, g, out);
 }

@@ -4,8 +4,9 @@
  * architectures call, forwarding to the one active prompt-learning adapter. A mixed model may
  * hold prompt-learning adapters beside layer adapters (the hooks do not touch the layers).
  *
- * The core never names a method here either: it knows the plugin only through prompt_init,
- * prompt_embeddings / prefix_kv, prompt_to_save / prompt_load and prompt_num_virtual. */
+ * The core never names a method here either: it knows the plugin only through prompt_init
+ * (with the application's tokenizer as a callback: the plugin reads its own init fields),
+ * prompt_embeddings[_tasks] / prefix_kv, prompt_to_save / prompt_load and prompt_num_virtual. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,8 +89,17 @@ int peft_prompt_prepare_config(peft_model *m, json_t *cfg, const char *source)
 static peft_tensor *hook_virtual_tokens(void *ud, peft_graph *g, int64_t B)
 {
     peft_prompt_slot *s = ud;
-    return PEFT_PLUGIN_CALL(s->adapter->vt, "prompt_embeddings", s->adapter->name, NULL,
-                            s->adapter->vt->prompt_embeddings(s->state, g, B));
+    const peft_tuner_vtable *vt = s->adapter->vt;
+    if (vt->prompt_embeddings_tasks)
+        return PEFT_PLUGIN_CALL(vt, "prompt_embeddings_tasks", s->adapter->name, NULL,
+                                vt->prompt_embeddings_tasks(s->state, g, B, s->task_ids));
+    return PEFT_PLUGIN_CALL(vt, "prompt_embeddings", s->adapter->name, NULL,
+                            vt->prompt_embeddings(s->state, g, B));
+}
+
+void peft_prompt_task_ids(peft_model *m, const int32_t *task_ids)
+{
+    for (int i = 0; i < m->prompt.n; i++) m->prompt.slots[i]->task_ids = task_ids;
 }
 
 static int hook_layer_prefix(void *ud, peft_graph *g, int stack, int layer, int64_t B,
@@ -174,43 +184,41 @@ static int add_task_heads(peft_model *m, peft_adapter *a)
     return rc;
 }
 
-/* prompt_tuning_init "TEXT": the init text through the model's tokenizer, as PEFT's
- * tokenizer(prompt_tuning_init_text)["input_ids"] (special tokens added). The tokenizer is
- * tokenizer_name_or_path when that is a local directory or tokenizer.json, else the base
- * model's directory. *ids (caller frees) stays NULL when the adapter does not init from text
- * or is loaded for inference (its table comes from the file). */
-static int tokenize_init_text(peft_model *m, peft_adapter *a, int32_t **ids, size_t *n)
+/* peft_prompt_info.tokenize (ABI 1.4): the application's tokenizer (peft_set_tokenizer) with
+ * `where` when that exists on disk, else with the base model's directory. The plugin reads its
+ * own fields (which text, which tokenizer) and decides what a failure means. */
+static int info_tokenize(void *ud, const char *where, const char *text, int32_t **ids,
+                         int32_t *n, char *err, size_t errlen)
 {
-    *ids = NULL;
-    *n = 0;
-    const char *init = json_string_value(json_object_get(a->config, "prompt_tuning_init"));
-    const char *text = json_string_value(json_object_get(a->config, "prompt_tuning_init_text"));
-    if (!init || strcmp(init, "TEXT") || !text) return PEFT_OK;
-    const char *where = json_string_value(json_object_get(a->config, "tokenizer_name_or_path"));
-    char err[1024] = "no tokenizer registered (peft_set_tokenizer)";
+    peft_model *m = ud;
     peft_ctx *ctx = m->ctx;
     struct stat st;
+    size_t count = 0;
     int rc = -1;
-    if (ctx->tokenize && where && stat(where, &st) == 0)
-        rc = ctx->tokenize(ctx->tokenize_ud, where, text, ids, n, err, sizeof err);
-    if (rc && ctx->tokenize && m->base->dir)
-        rc = ctx->tokenize(ctx->tokenize_ud, m->base->dir, text, ids, n, err, sizeof err);
+    *ids = NULL;
+    *n = 0;
+    if (!text) {
+        snprintf(err, errlen, "no text given");
+        return -1;
+    }
+    if (where && *where && stat(where, &st) == 0)
+        rc = ctx->tokenize(ctx->tokenize_ud, where, text, ids, &count, err, errlen);
+    if (rc && m->base->dir) {
+        free(*ids);
+        *ids = NULL;
+        rc = ctx->tokenize(ctx->tokenize_ud, m->base->dir, text, ids, &count, err, errlen);
+    }
+    if (!rc && count > (size_t)INT32_MAX) {
+        snprintf(err, errlen, "the text gives %zu tokens", count);
+        rc = -1;
+    }
     if (rc) {
         free(*ids);
         *ids = NULL;
-        *n = 0;
-        if (json_is_true(json_object_get(a->config, "inference_mode"))) return PEFT_OK;
-        return peft_set_error(m->ctx, PEFT_EINVAL,
-                              "adapter '%s': prompt_tuning_init \"TEXT\" needs a tokenizer: none at "
-                              "tokenizer_name_or_path '%s' nor in the model directory (%s)",
-                              a->name, where ? where : "", err);
+        return -1;
     }
-    if (*n == 0) {
-        free(*ids);
-        *ids = NULL;
-        return peft_set_error(m->ctx, PEFT_EINVAL, "adapter '%s': prompt_tuning_init_text gives no tokens", a->name);
-    }
-    return PEFT_OK;
+    *n = (int32_t)count;
+    return 0;
 }
 
 int peft_prompt_inject(peft_model *m, peft_adapter *a)
@@ -263,20 +271,14 @@ int peft_prompt_inject(peft_model *m, peft_adapter *a)
     peft_prompt_slot *slot = calloc(1, sizeof *slot);
     if (!slot) return peft_set_error(m->ctx, PEFT_ENOMEM, "out of memory");
     slot->adapter = a;
-    int32_t *text_ids = NULL;
-    size_t n_text = 0;
-    int trc = tokenize_init_text(m, a, &text_ids, &n_text);
-    if (trc) {
-        free(slot);
-        return trc;
+    if (m->ctx->tokenize) {
+        info.tokenize = info_tokenize;
+        info.tokenize_ud = m;
     }
-    info.init_text_ids = text_ids;
-    info.n_init_text_ids = (int32_t)n_text;
     char err[1024] = "";
     peft_cfg pc = {a->config};
     slot->state = PEFT_PLUGIN_CALL(a->vt, "prompt_init", a->name, NULL,
                                    a->vt->prompt_init(a->parsed, &pc, &info, a->name, &m->ctx->rng, err, sizeof err));
-    free(text_ids);
     if (!slot->state) {
         free(slot);
         return peft_set_error(m->ctx, PEFT_EINVAL, "adapter '%s': %s", a->name,

@@ -7,7 +7,7 @@
  * half, for encoder-decoders, is kept and saved but never used, as in PEFT).
  *
  *   prompt_config.c     config_keys, config_parse/free (PromptTuningConfig fields, defaults)
- *   prompt_embedding.c  prompt_init (RANDOM / SAMPLE_VOCAB init), the prompt_embeddings op and
+ *   prompt_embedding.c  prompt_init (RANDOM / SAMPLE_VOCAB / TEXT init), the prompt_embeddings op and
  *                       its backward, prompt_to_save / prompt_load, state_dict, destroy
  *   prompt_plugin.c     the vtable and the exported entry point
  */
@@ -26,7 +26,7 @@ extern const peft_host_api *prompt_host;
 /* prompt_tuning_init */
 #define PROMPT_INIT_RANDOM 0       /* nn.Embedding's default: N(0, 1) */
 #define PROMPT_INIT_SAMPLE_VOCAB 1 /* rows of the word embeddings at uniformly drawn token ids */
-#define PROMPT_INIT_TEXT 2         /* the embeddings of a tokenized text (the host tokenizes) */
+#define PROMPT_INIT_TEXT 2         /* the embeddings of a tokenized text (the host's tokenizer) */
 
 /* The parsed adapter_config.json. Model-dependent fields (token_dim, num_transformer_submodules)
  * are read from the live cfg at prompt_init, after the host has filled them from the model. */

@@ -52,8 +52,8 @@ int prompt_config_parse(peft_cfg *cfg, void **out, char *err, size_t errlen)
                      "with prompt_tuning_init \"TEXT\"");
         return -1;
     }
-    /* TEXT: the host tokenizes prompt_tuning_init_text with the model's tokenizer and hands
-     * the ids to prompt_init (peft_prompt_info.init_text_ids, ABI 1.2) */
+    /* TEXT: prompt_init tokenizes prompt_tuning_init_text through the host's tokenizer
+     * (peft_prompt_info.tokenize, ABI 1.4) */
 
     return peft_pu_cfg_finish(&pc, &c, sizeof c, out);
 }

@@ -8,20 +8,7 @@
 #include <string.h>
 
 #include "prompt.h"
-
-/* row `id` of the word embeddings (any float dtype) into dst (C floats) */
-static void word_row(const peft_tensor *we, int64_t id, float *dst)
-{
-    const int64_t C = we->shape[1];
-    size_t es = we->dtype == PEFT_DTYPE_F32 ? 4 : 2;
-    peft_tensor row = *we;
-    row.ndim = 1;
-    row.shape[0] = C;
-    row.shape[1] = 1;
-    row.numel = C;
-    row.data = (char *)we->data + (size_t)(id * C) * es;
-    prompt_host->tensor_to_f32(&row, dst);
-}
+#include "peft/plugin_prompt.h"
 
 void *prompt_init(const void *parsed, peft_cfg *cfg, const peft_prompt_info *info,
                   const char *adapter_name, peft_rng *rng, char *err, size_t errlen)
@@ -61,7 +48,7 @@ void *prompt_init(const void *parsed, peft_cfg *cfg, const peft_prompt_info *inf
     const peft_tensor *we = info->word_embeddings;
     if (c->init == PROMPT_INIT_SAMPLE_VOCAB && !c->inference_mode) {
         /* PEFT >= 0.14: word_embeddings(randint(0, vocab, (R,))) */
-        if (!we || we->ndim != 2 || we->shape[1] != dim || we->dtype == PEFT_DTYPE_I32) {
+        if (!peft_pu_word_embeddings_ok(we, dim)) {
             peft_pu_errf(err, errlen, "prompt tuning: prompt_tuning_init \"SAMPLE_VOCAB\" needs "
                          "the model's word embeddings (vocab, %lld); the %s model gives none",
                          (long long)dim, info->model_type ? info->model_type : "?");
@@ -72,30 +59,15 @@ void *prompt_init(const void *parsed, peft_cfg *cfg, const peft_prompt_info *inf
         for (int64_t r = 0; r < st->rows; r++) {
             int64_t id = (int64_t)(prompt_host->rng_uniform(rng) * (double)V);
             if (id >= V) id = V - 1;
-            if (we->data) word_row(we, id, t + r * dim); /* a weight-free (meta) model: zeros */
+            if (we->data) peft_pu_word_row(prompt_host, we, id, t + r * dim); /* a meta model: zeros */
         }
     } else if (c->init == PROMPT_INIT_TEXT && !c->inference_mode) {
         /* PEFT: ids = tokenizer(text)["input_ids"], cut to or repeated up to R rows, then
-         * word_embeddings(ids) */
-        const int has_ids = info->struct_size >= offsetof(peft_prompt_info, n_init_text_ids) + sizeof(int32_t) &&
-                            info->init_text_ids && info->n_init_text_ids > 0;
-        if (!has_ids || !we || we->ndim != 2 || we->shape[1] != dim || we->dtype == PEFT_DTYPE_I32) {
-            peft_pu_errf(err, errlen, "prompt tuning: prompt_tuning_init \"TEXT\" needs the tokenized "
-                         "'prompt_tuning_init_text' (a tokenizer.json in the model directory or at "
-                         "'tokenizer_name_or_path') and the model's word embeddings");
+         * word_embeddings(ids); the text and the tokenizer are this config's fields */
+        if (peft_pu_prompt_text_init(prompt_host, cfg, info, "prompt tuning", t, st->rows, dim,
+                                     err, errlen)) {
             prompt_destroy(st);
             return NULL;
-        }
-        const int64_t V = we->shape[0];
-        for (int64_t r = 0; r < st->rows; r++) {
-            int32_t id = info->init_text_ids[r % info->n_init_text_ids];
-            if (id < 0 || id >= V) {
-                peft_pu_errf(err, errlen, "prompt tuning: prompt_tuning_init_text token id %d is outside "
-                             "the model's vocabulary [0, %lld)", id, (long long)V);
-                prompt_destroy(st);
-                return NULL;
-            }
-            if (we->data) word_row(we, id, t + r * dim);
         }
     } else { /* RANDOM (and any init in inference mode): nn.Embedding's N(0, 1) */
         peft_pu_fill_normal(prompt_host, st->table, 1.0, rng);

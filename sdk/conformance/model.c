@@ -156,9 +156,13 @@ int pc_forward(pc_run_state *r, int record, char *msg, size_t len)
     memset(&r->out, 0, sizeof r->out);
     peft_model_inputs mi;
     peft_inputs_view(&r->in, &mi);
+    /* inputs without task_ids run as task 0 (every per-task method has it; others ignore it) */
+    int32_t *tasks = mi.task_ids ? NULL : calloc((size_t)(mi.B > 0 ? mi.B : 1), sizeof *tasks);
+    if (tasks) mi.task_ids = tasks;
     char err[1024] = "";
     int rc = r->m ? peft_model_forward(r->m, r->g, &mi, &r->out)
                   : r->base->arch->forward(r->base, r->g, &mi, &r->out, err, sizeof err);
+    free(tasks);
     if (rc) return pc_msg(msg, len, -1, "forward failed: %s", r->m ? peft_errmsg(r->ctx) : err);
     peft_tensor *ts[4];
     int nt = outputs_of(&r->out, ts);

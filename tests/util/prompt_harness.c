@@ -51,6 +51,11 @@ void harness_close(harness *h)
 int harness_outputs(harness *h, peft_graph *g, peft_tensor **outs, int max)
 {
     int n = 0;
+    if (h->vt->prompt_embeddings_tasks) {
+        outs[n] = h->vt->prompt_embeddings_tasks(h->state, g, HB, h->task_ids);
+        ck_assert_ptr_nonnull(outs[n]);
+        return 1;
+    }
     if (h->vt->prompt_embeddings) {
         outs[n] = h->vt->prompt_embeddings(h->state, g, HB);
         ck_assert_ptr_nonnull(outs[n]);

@@ -20,11 +20,12 @@ typedef struct peft_inputs {
     int32_t *decoder_input_ids, *decoder_attention_mask; /* (B, Td) */
     int64_t Td;
     int32_t *start_positions, *end_positions; /* (B) */
+    int32_t *task_ids;                  /* (B): multitask prompt tuning's task per row */
 } peft_inputs;
 
 /* Keys: input_ids (required), attention_mask, token_type_ids, decoder_input_ids,
  * decoder_attention_mask, labels ((B) class ids, (B, T) token labels, or (B, L) seq2seq
- * targets), start_positions, end_positions ((B)). 0, or -1 with err naming the file and the
+ * targets), start_positions, end_positions, task_ids ((B)). 0, or -1 with err naming the file and the
  * key (all rows of one key must have the same length). */
 PEFT_API int peft_inputs_load_json(const char *path, peft_inputs *in, char *err, size_t errlen);
 PEFT_API void peft_inputs_free(peft_inputs *in);

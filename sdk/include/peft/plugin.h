@@ -83,6 +83,9 @@ typedef struct peft_rng peft_rng;     /* the seeded random generator */
                                      saving (AdaLoRA's rank-cut copies). Not a parameter, not
                                      counted, no in-memory name; a load writes into it and then
                                      calls vtable->loaded so that the plugin takes it in */
+#define PEFT_PARAM_PROMPT_KEY 0x8u /* ABI 1.4, prompt learning: also saved (and loaded) under
+                                      saved_name as a top-level key beside prompt_embeddings
+                                      (multitask prompt tuning's prefix_task_cols) */
 
 /* One linear layer of the base model, as a plugin sees it. Borrowed: valid while the site
  * exists (as long as the adapter state injected into it). */
@@ -127,6 +130,16 @@ typedef struct peft_prompt_info {
      * prompt_tuning_init is "TEXT" and the host found a tokenizer; else NULL / 0 */
     const int32_t *init_text_ids;
     int32_t n_init_text_ids;
+    /* ABI 1.4 (check struct_size): the host's tokenizer, for a plugin's TEXT init. Tokenizes
+     * text with the tokenizer at `where` (a local directory or tokenizer.json; NULL or missing:
+     * skipped), else the model directory's, as PEFT's tokenizer(text)["input_ids"] (special
+     * tokens added): *ids host->alloc'd (free it with host->free), *n its length. 0, or -1 with
+     * err. NULL when the application registered no tokenizer (peft_set_tokenizer). Since 1.4
+     * the host reads no method's fields: init_text_ids above stays NULL (a plugin reads its own
+     * prompt_tuning_init_text and calls this; see peft/plugin_prompt.h). */
+    int (*tokenize)(void *tokenize_ud, const char *where, const char *text, int32_t **ids,
+                    int32_t *n, char *err, size_t errlen);
+    void *tokenize_ud;
 } peft_prompt_info;
 
 typedef void (*peft_backward_fn)(peft_graph *g, void *ctx);
@@ -451,6 +464,12 @@ typedef struct peft_tuner_vtable {
      * grad (earlier layers' adapters). */
     peft_tensor *(*attn_forward)(void *adapter_state, peft_graph *g, const peft_attn_info *attn,
                                  peft_tensor *x, peft_tensor *q, peft_tensor *out);
+    /* Prompt learning per task (multitask prompt tuning): like prompt_embeddings, (B, P, C) on
+     * g for a batch whose row b belongs to task task_ids[b] (the inputs' task_ids, B values;
+     * NULL when the inputs have none). When set, the host calls it instead of
+     * prompt_embeddings. On task ids it cannot take: host->graph_set_error and NULL. */
+    peft_tensor *(*prompt_embeddings_tasks)(void *state, peft_graph *g, int64_t B,
+                                            const int32_t *task_ids);
 } peft_tuner_vtable;
 
 /* The smallest vtable the host accepts (ABI 1.0). */
