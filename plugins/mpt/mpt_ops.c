@@ -10,7 +10,7 @@ typedef struct mpt_ctx {
     mpt_state *st;
     peft_tensor *out; /* (B, P, C) */
     float *tp;        /* (B, P, C): the task prompts, arena */
-    int32_t *tasks;   /* (B), arena copy */
+    float *tasks;     /* (B): the task ids, as floats (exact), arena copy */
     int64_t B;
 } mpt_ctx;
 
@@ -36,7 +36,7 @@ static void mpt_backward(peft_graph *g, void *vctx)
     float *dtp = peft_f32(scr);
     const float *table = peft_f32(st->table);
     for (int64_t b = 0; b < c->B; b++) {
-        const int64_t t = c->tasks[b];
+        const int64_t t = (int64_t)c->tasks[b];
         const float *d = dy + b * n, *tp = c->tp + b * n;
         for (int64_t i = 0; i < n; i++) {
             if (dt) dt[i] += d[i] * tp[i];
@@ -73,15 +73,16 @@ peft_tensor *mpt_embeddings_tasks(void *state, peft_graph *g, int64_t B, const i
             return fail(g, msg);
         }
     const int64_t P = st->nvt, C = st->dim, K = st->ranks, R = st->rows, n = P * C;
-    const int64_t oshape[3] = {B, P, C}, tshape[1] = {B * n + B}; /* tp, then the B task ids (int32 in float slots) */
+    const int64_t oshape[3] = {B, P, C}, tshape[1] = {B * n + B}; /* tp, then the B task ids */
     peft_tensor *out = mpt_host->graph_tensor(g, 3, oshape);
     peft_tensor *tpt = mpt_host->graph_tensor(g, 1, tshape);
     if (!out || !tpt) return NULL;
     float *tp = peft_f32(tpt), *o = peft_f32(out);
-    int32_t *tasks = (int32_t *)(tp + B * n);
+    float *tasks = tp + B * n;
     const float *table = peft_f32(st->table);
     for (int64_t b = 0; b < B; b++) {
-        const int64_t t = tasks[b] = task_ids[b];
+        const int64_t t = task_ids[b];
+        tasks[b] = (float)t;
         peft_pu_gemm(mpt_host, 0, 0, P, C, K, 1.0f, peft_f32(st->cols) + t * R * K,
                      peft_f32(st->trows) + t * K * C, 0.0f, tp + b * n);
         for (int64_t i = 0; i < n; i++) o[b * n + i] = table[i] * tp[b * n + i];
