@@ -176,7 +176,8 @@ static int index_added(peft_tokenizer *tk)
         for (size_t i = 0; i < tk->n_added; i++)
             if (tk->added[i].normalized == norm && pat_of(&tk->added[i], norm)->n) tk->by_first[norm][n++] = (uint32_t)i;
         struct sort_ctx sc = {tk, norm};
-        qsort_r(tk->by_first[norm], n, sizeof(uint32_t), by_first_cmp, &sc);
+        if (n > 1) /* never qsort_r(NULL, 0, ...): no added tokens leaves by_first NULL */
+            qsort_r(tk->by_first[norm], n, sizeof(uint32_t), by_first_cmp, &sc);
         for (size_t k = 0; k < n; k++) tk->first_cp[norm][k] = pat_of(&tk->added[tk->by_first[norm][k]], norm)->c[0];
         tk->n_first[norm] = n;
     }
