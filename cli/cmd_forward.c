@@ -4,7 +4,6 @@
 #include <string.h>
 #include "peft/tokenizer.h"
 #include "cli.h"
-#include "peft/ops.h"
 
 static const char *HELP =
     "usage: peft forward --model DIR [--adapter DIR[:NAME]]... [--merge] --input IN.json\n"

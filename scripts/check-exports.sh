@@ -4,7 +4,8 @@
 # by the library, and the library exports nothing else. Declarations are read by the compiler
 # itself (gcc -aux-info) from a file including every header; static inline helpers, the plugin
 # SDK (plugin*.h: plugins never link libpeft) and the tokenizers (tokenizer.h: their own static
-# library) are not libpeft.so's.
+# library) are not libpeft.so's. Every export carries the peft_ prefix (one namespace, as
+# sqlite3_): anything else fails too.
 # usage: scripts/check-exports.sh LIBPEFT.so INCLUDE_DIR
 set -u
 lib=$1; inc=$2
@@ -32,7 +33,9 @@ done
 for s in $(comm -13 "$tmp/exported" "$tmp/decl_names"); do
   echo "exports: $s ($(grep "^$s " "$tmp/declared" | cut -d' ' -f2)) is declared but not exported (PEFT_API missing?)"; bad=1
 done
+for s in $(grep -v '^peft_' "$tmp/exported"); do
+  echo "exports: $lib exports $s, without the peft_ prefix"; bad=1
+done
 n=$(wc -l < "$tmp/exported")
-other=$(grep -vc '^peft_' "$tmp/exported")
-[ $bad -eq 0 ] && echo "exports: $n symbols, each declared in a public header ($other without the peft_ prefix)"
+[ $bad -eq 0 ] && echo "exports: $n symbols, each peft_-prefixed and declared in a public header"
 exit $bad

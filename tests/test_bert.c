@@ -15,7 +15,7 @@
 #include <unistd.h>
 #include "peft/inputs.h"
 #include "peft/model.h"
-#include "peft/ops.h"
+#include "core/ops/ops.h"
 #include "model_fixture.h"
 #include "testutil.h"
 

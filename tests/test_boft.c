@@ -10,7 +10,6 @@
 
 #include "contract.h"
 #include "fd.h"
-#include "peft/ops.h"
 #include "peft/safetensors.h"
 #include "peft/warn.h"
 #include "plugin_site.h"

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "peft/inputs.h"
-#include "peft/ops.h"
+#include "core/ops/ops.h"
 #include "peft/peft.h"
 #include "peft/registry.h"
 #include "peft/safetensors.h"

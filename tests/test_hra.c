@@ -9,7 +9,7 @@
 
 #include "contract.h"
 #include "fd.h"
-#include "peft/ops.h"
+#include "core/ops/ops.h"
 #include "peft/warn.h"
 #include "plugin_site.h"
 #include "testutil.h"

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "peft/model.h"
-#include "peft/ops.h"
+#include "core/ops/ops.h"
 #include "model_fixture.h"
 #include "testutil.h"
 

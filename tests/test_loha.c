@@ -16,7 +16,7 @@
 #include "contract.h"
 #include "peft/graph.h"
 #include "peft/inputs.h"
-#include "peft/ops.h"
+#include "core/ops/ops.h"
 #include "plugin_entry.h"
 #include "peft/peft.h"
 #include "core/tuner/registry.h"

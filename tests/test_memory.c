@@ -14,7 +14,7 @@
 #include "peft/dtype.h"
 #include "peft/graph.h"
 #include "peft/model.h"
-#include "peft/ops.h"
+#include "core/ops/ops.h"
 #include "peft/peft.h"
 #include "peft/quant.h"
 #include "peft/warn.h"

@@ -14,7 +14,7 @@
 #include "peft/graph.h"
 #include "peft/inputs.h"
 #include "peft/model.h"
-#include "peft/ops.h"
+#include "core/ops/ops.h"
 #include "runner/runner.h"
 #include "peft/util.h"
 #include "testutil.h"

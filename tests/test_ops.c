@@ -10,7 +10,7 @@
 
 #include "fd.h"
 #include "peft/graph.h"
-#include "peft/ops.h"
+#include "core/ops/ops.h"
 #include "testutil.h"
 
 /* ---- helpers -------------------------------------------------------------------------------- */

@@ -13,7 +13,7 @@
 #include "core/models/rope_scaling.h"
 #include "fd.h"
 #include "peft/graph.h"
-#include "peft/ops.h"
+#include "core/ops/ops.h"
 #include "testutil.h"
 
 static const fd_opts FD = {.graph_seed = 7, .training = 0};

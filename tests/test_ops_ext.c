@@ -11,7 +11,7 @@
 
 #include "fd.h"
 #include "peft/graph.h"
-#include "peft/ops.h"
+#include "core/ops/ops.h"
 #include "testutil.h"
 
 /* ---- the finite-difference harness (fd.h): no dropout here -------------------------------- */

@@ -3,7 +3,7 @@
 #include <check.h>
 #include <math.h>
 #include <stdlib.h>
-#include "peft/ops.h"
+#include "core/ops/ops.h"
 #include "testutil.h"
 
 static peft_rng rng;

@@ -16,7 +16,6 @@
 #include "contract.h"
 #include "peft/graph.h"
 #include "peft/inputs.h"
-#include "peft/ops.h"
 #include "peft/peft.h"
 #include "core/tuner/registry.h"
 #include "peft/safetensors.h"

@@ -16,7 +16,7 @@
 #include "peft/dtype.h"
 #include "peft/graph.h"
 #include "peft/model.h"
-#include "peft/ops.h"
+#include "core/ops/ops.h"
 #include "peft/quant.h"
 #include "testutil.h"
 

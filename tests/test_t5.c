@@ -16,7 +16,7 @@
 #include "peft/inputs.h"
 #include "peft/model.h"
 #include "core/models/t5_attention.h"
-#include "peft/ops.h"
+#include "core/ops/ops.h"
 #include "model_fixture.h"
 #include "testutil.h"
 

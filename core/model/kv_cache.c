@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/model/kv_cache.h"
-#include "peft/ops.h"
+#include "core/ops/ops.h"
 
 peft_kv_cache *peft_kv_cache_new(int64_t B)
 {

@@ -22,7 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "peft/graph.h"
-#include "peft/ops.h"
+#include "core/ops/ops.h"
 
 typedef struct peft_kv_cache {
     int64_t B;                  /* batch rows (fixed at creation) */

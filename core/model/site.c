@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "peft/ops.h"
+#include "core/ops/ops.h"
 #include "core/model/site.h"
 #include "core/tuner/plugin_call.h"
 #include "peft/quant.h"

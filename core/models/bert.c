@@ -32,7 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "bert.h"
-#include "peft/ops.h"
+#include "core/ops/ops.h"
 
 static const struct {
     const char *class_name, *task_type;

@@ -20,7 +20,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "bert.h"
-#include "peft/ops.h"
+#include "core/ops/ops.h"
 
 static int oom(const peft_model_inputs *in, char *err, size_t errlen)
 {

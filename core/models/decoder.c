@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/models/decoder.h"
-#include "peft/ops.h"
+#include "core/ops/ops.h"
 #include "peft/warn.h"
 
 static int present(const peft_base_model *m, const char *key)

@@ -24,7 +24,7 @@
 #include <string.h>
 #include "peft/model.h"
 #include "core/models/decoder.h"
-#include "peft/ops.h"
+#include "core/ops/ops.h"
 
 #define LM_CLASS "GPT2LMHeadModel"
 #define CLS_CLASS "GPT2ForSequenceClassification"

@@ -28,7 +28,7 @@
 #include "core/models/decoder.h"
 #include "core/models/rope_decoder.h"
 #include "core/models/rope_scaling.h"
-#include "peft/ops.h"
+#include "core/ops/ops.h"
 
 enum { ACT_SILU, ACT_GELU_TANH, ACT_GELU, ACT_RELU };
 

@@ -4,7 +4,7 @@
 #include <math.h>
 #include <stddef.h>
 #include "t5_attention.h"
-#include "peft/ops.h"
+#include "core/ops/ops.h"
 
 int t5_relative_bucket(int64_t rel, int bidirectional, int num_buckets, int max_distance)
 {

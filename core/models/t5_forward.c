@@ -35,7 +35,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include "peft/ops.h"
+#include "core/ops/ops.h"
 #include "t5.h"
 #include "t5_attention.h"
 #include "core/model/kv_cache.h"

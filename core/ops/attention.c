@@ -5,7 +5,7 @@
  * slices (lda = H*D for q, Hkv*D for k and v); the softmax probabilities are kept for the
  * backward when recording, else one (T, S) scratch is reused (inference memory). op_attention
  * (GPT-2) is op_attention_ex with Hkv = H, scale 1/sqrt(D) and no bias. */
-#include "peft/ops.h"
+#include "core/ops/ops.h"
 #include "core/ops/vmath.h"
 
 #include <cblas.h>

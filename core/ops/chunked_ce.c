@@ -4,7 +4,7 @@
  * the log-sum-exp per row; backward recomputes each chunk's logits, turns them into the
  * gradient in place and multiplies it back through the (frozen) head weight. Same arithmetic
  * as op_linear + op_cross_entropy row by row. */
-#include "peft/ops.h"
+#include "core/ops/ops.h"
 
 #include <cblas.h>
 #include <math.h>

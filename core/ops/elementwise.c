@@ -3,7 +3,7 @@
  * The formulas follow PyTorch's fp32 CPU kernels operation for operation (silu = x / (1 +
  * exp(-x)), gelu = x * 0.5 * (1 + erf(x / sqrt 2))). SiLU's exp is the vectorised vm_expf
  * (~1 ulp, as PyTorch's own vectorised Sleef exp); erff and tanhf are glibc's. */
-#include "peft/ops.h"
+#include "core/ops/ops.h"
 #include "core/ops/pool.h"
 #include "core/ops/vmath.h"
 

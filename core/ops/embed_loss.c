@@ -1,6 +1,6 @@
 /* ops_embed_loss.c — token embedding lookup (f32/bf16/f16 table) and the mean cross-entropy
  * loss with ignore_index (PyTorch semantics), each with its backward. */
-#include "peft/ops.h"
+#include "core/ops/ops.h"
 #include "core/ops/vmath.h"
 
 #include <math.h>

@@ -2,7 +2,7 @@
  * classification pooling), concatenation and slicing along the sequence axis (virtual tokens
  * of prompt / prefix tuning), and the mean squared error loss (regression heads), each with its
  * backward. */
-#include "peft/ops.h"
+#include "core/ops/ops.h"
 
 #include <string.h>
 

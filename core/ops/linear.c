@@ -3,7 +3,7 @@
  * and the small elementwise ops around it: add, scale, per-column multiply, dropout, last-dim
  * slice. Each op: forward into an arena tensor, backward recorded on the tape only when some
  * input requires grad, and only the gradients somebody needs are computed. */
-#include "peft/ops.h"
+#include "core/ops/ops.h"
 #include "core/ops/common.h"
 #include "peft/quant.h"
 #include "core/ops/linear_kernels.h"

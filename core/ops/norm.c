@@ -1,6 +1,6 @@
 /* ops_norm.c — layer norm (PyTorch semantics: biased variance, eps inside the sqrt) and the
  * tanh-approximated GELU, each with its backward. */
-#include "peft/ops.h"
+#include "core/ops/ops.h"
 #include "core/ops/common.h"
 #include "core/ops/pool.h"
 

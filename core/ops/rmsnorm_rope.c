@@ -3,7 +3,7 @@
  * backward. Both follow transformers' fp32 arithmetic step by step: rmsnorm y = w * (x *
  * rsqrt(mean(x^2) + eps)); rope inv_freq = 1 / theta^((2i as f32) / D), angle = inv_freq * p,
  * out = x * cos + rotate_half(x) * sin. */
-#include "peft/ops.h"
+#include "core/ops/ops.h"
 #include "core/ops/common.h"
 
 #include <math.h>

@@ -1,7 +1,7 @@
 /* ops_rows.c — row gather and row replacement over a matrix view (N, C) of any tensor whose
  * last dim is C: the grouped path of mixed-batch inference runs each adapter on just its rows. */
 #include <string.h>
-#include "peft/ops.h"
+#include "core/ops/ops.h"
 
 typedef struct { peft_tensor *x, *out; const int32_t *idx; int64_t n, C; } take_ctx;
 

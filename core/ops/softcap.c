@@ -1,7 +1,7 @@
 /* softcap.c — tanh soft-capping, cap * tanh(x / cap), and its backward (Gemma2's final logits;
  * the attention scores are capped inside op_attention_opt). The order of operations is
  * transformers' (x / cap, tanh, * cap), each in f32. */
-#include "peft/ops.h"
+#include "core/ops/ops.h"
 
 #include <math.h>
 

@@ -9,7 +9,7 @@
 
 #include "core/io/cfg.h"
 #include "peft/graph.h"
-#include "peft/ops.h"
+#include "core/ops/ops.h"
 #include "core/tuner/registry.h"
 #include "peft/warn.h"
 #include "core/tuner/host_linalg.h"

@@ -16,7 +16,6 @@
 #include <unistd.h>
 
 #include "peft/tokenizer.h"
-#include "peft/ops.h"
 #include "conformance.h"
 
 char *pc_sample_config(const pc_env *env, const pc_model *model)
@@ -182,9 +181,9 @@ int pc_forward(pc_run_state *r, int record, char *msg, size_t len)
     peft_tensor *J = NULL;
     int64_t off = 0;
     for (int k = 0; k < nt; k++) {
-        peft_tensor *e = op_mse(r->g, ts[k], r->target + off);
+        peft_tensor *e = peft_graph_mse(r->g, ts[k], r->target + off);
         off += ts[k]->numel;
-        J = !e ? NULL : J ? op_add(r->g, J, e) : e;
+        J = !e ? NULL : J ? peft_graph_add(r->g, J, e) : e;
         if (!J) return pc_msg(msg, len, -1, "out of arena memory building the objective");
     }
     if (!J || !J->requires_grad) return 0; /* nothing trainable reaches the outputs */

@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "peft/ops.h"
 
 peft_rng fd_rng;
 

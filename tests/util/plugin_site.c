@@ -8,7 +8,7 @@
 
 #include "core/tuner/registry.h"
 #include "fd.h"
-#include "peft/ops.h"
+#include "core/ops/ops.h"
 #include "testutil.h"
 
 static int in_out(const ps_site *h) { return h->site.kind == PEFT_SITE_CONV1D; }

@@ -147,6 +147,16 @@ PEFT_API int peft_graph_errcode(const peft_graph *g);       /* PEFT_OK when none
  * parameters' gradients are incomplete: zero them before the next step. */
 PEFT_API int peft_graph_backward(peft_graph *g, peft_tensor *loss);
 
+/* The two ops an application needs to build its own objective from model outputs (the
+ * architectures' ops are internal to the core; a plugin's come through its host table). Both
+ * return a new arena tensor of g (borrowed: valid until peft_graph_reset), recorded on the tape
+ * when g records and an input requires grad; NULL with the graph's error set (PEFT_EINVAL on a
+ * size mismatch or a non-f32 input, PEFT_ENOMEM). */
+/* a, b (same numel, f32) -> a + b, shaped as a */
+PEFT_API peft_tensor *peft_graph_add(peft_graph *g, peft_tensor *a, peft_tensor *b);
+/* the mean squared error of x (f32) and target (x->numel floats, borrowed) -> a scalar */
+PEFT_API peft_tensor *peft_graph_mse(peft_graph *g, peft_tensor *x, const float *target);
+
 /* ---- gradient checkpointing (core/tensor/checkpoint.c) ----
  * A block y = fn(g, ud, x), y shaped like x (a transformer layer). While recording, its
  * activations are dropped once y is computed and recomputed in backward, with the RNG state

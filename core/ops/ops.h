@@ -1,4 +1,6 @@
-/* ops.h — the differentiable ops GPT-2 (and later models) are built from.
+/* core/ops/ops.h — the differentiable ops the architectures are built from. Internal to the core
+ * (not installed, not exported: applications use peft_graph_mse / peft_graph_add and the
+ * PeftModel API; plugins get their ops through the host table of peft/plugin.h).
  *
  * Each op computes its forward result into a new arena tensor of g and, when the graph records
  * and an input requires grad, pushes its backward on the tape. Inputs are f32 unless stated
@@ -6,10 +8,8 @@
  * requires grad iff some input does (and g->recording). Ops return NULL only on arena OOM.
  * Matrix products go through cblas_sgemm.
  */
-#ifndef PEFT_OPS_H
-#define PEFT_OPS_H
-
-#include "peft/export.h"
+#ifndef PEFT_CORE_OPS_H
+#define PEFT_CORE_OPS_H
 
 #include "peft/graph.h"
 
@@ -19,39 +19,39 @@ extern "C" {
 
 /* x (..., in) -> (..., out). w (out, in), or (in, out) when w_in_out (GPT-2 Conv1D). b (out) or
  * NULL. dW only when w->requires_grad, db only when b->requires_grad. */
-PEFT_API peft_tensor *op_linear(peft_graph *g, peft_tensor *x, peft_tensor *w, peft_tensor *b, int w_in_out);
+peft_tensor *op_linear(peft_graph *g, peft_tensor *x, peft_tensor *w, peft_tensor *b, int w_in_out);
 /* a, b same numel -> a + b (shape of a) */
-PEFT_API peft_tensor *op_add(peft_graph *g, peft_tensor *a, peft_tensor *b);
+peft_tensor *op_add(peft_graph *g, peft_tensor *a, peft_tensor *b);
 /* x * s */
-PEFT_API peft_tensor *op_scale(peft_graph *g, peft_tensor *x, float s);
+peft_tensor *op_scale(peft_graph *g, peft_tensor *x, float s);
 /* x (..., n) * v (n) broadcast over rows */
-PEFT_API peft_tensor *op_mul_lastdim(peft_graph *g, peft_tensor *x, peft_tensor *v);
+peft_tensor *op_mul_lastdim(peft_graph *g, peft_tensor *x, peft_tensor *v);
 /* inverted dropout with probability p (scaled by 1/(1-p)); identity unless g->training && p>0 */
-PEFT_API peft_tensor *op_dropout(peft_graph *g, peft_tensor *x, float p);
+peft_tensor *op_dropout(peft_graph *g, peft_tensor *x, float p);
 /* x (..., C), w (C), b (C) -> layer norm over the last dim with eps */
-PEFT_API peft_tensor *op_layernorm(peft_graph *g, peft_tensor *x, peft_tensor *w, peft_tensor *b, float eps);
+peft_tensor *op_layernorm(peft_graph *g, peft_tensor *x, peft_tensor *w, peft_tensor *b, float eps);
 /* GELU, tanh approximation ("gelu_new" / "gelu_pytorch_tanh") */
-PEFT_API peft_tensor *op_gelu_tanh(peft_graph *g, peft_tensor *x);
+peft_tensor *op_gelu_tanh(peft_graph *g, peft_tensor *x);
 /* ids i32 (B, T) into table (V, C) -> (B, T, C). Out-of-range ids: NULL and *bad_id set. */
-PEFT_API peft_tensor *op_embedding(peft_graph *g, peft_tensor *table, const int32_t *ids, int64_t B,
+peft_tensor *op_embedding(peft_graph *g, peft_tensor *table, const int32_t *ids, int64_t B,
                                    int64_t T, int32_t *bad_id);
 /* columns [off, off+width) of the last dim: x (..., C) -> (..., width) */
-PEFT_API peft_tensor *op_slice_lastdim(peft_graph *g, peft_tensor *x, int64_t off, int64_t width);
+peft_tensor *op_slice_lastdim(peft_graph *g, peft_tensor *x, int64_t off, int64_t width);
 /* multi-head scaled dot-product attention.
  * q (B, T, H*D), k and v (B, S, H*D) -> (B, T, H*D), scale 1/sqrt(D).
  * causal: query t sees keys s <= t + (S - T). key_mask i32 (B, S) or NULL: 0 = masked key.
  * A query row whose keys are all masked outputs zeros. */
-PEFT_API peft_tensor *op_attention(peft_graph *g, peft_tensor *q, peft_tensor *k, peft_tensor *v, int H,
+peft_tensor *op_attention(peft_graph *g, peft_tensor *q, peft_tensor *k, peft_tensor *v, int H,
                                    int causal, const int32_t *key_mask);
 /* logits (N, V), targets i32 (N) with ignore_index -> scalar mean cross-entropy over the rows
  * whose target != ignore_index (0 if none). Targets outside [0, V) other than ignore: NULL. */
-PEFT_API peft_tensor *op_cross_entropy(peft_graph *g, peft_tensor *logits, const int32_t *targets,
+peft_tensor *op_cross_entropy(peft_graph *g, peft_tensor *logits, const int32_t *targets,
                                        int32_t ignore_index);
 // h (N, C), w (V, C) frozen (any storage dtype), targets (N) -> loss (): the mean
 // cross-entropy of the logits h W^T over targets != ignore_index, computed a chunk of rows at a
 // time (the full (N, V) logits never exist; backward recomputes them chunk by chunk). Gradient
 // to h only; NULL when w requires grad (use op_linear + op_cross_entropy then).
-PEFT_API peft_tensor *op_linear_cross_entropy(peft_graph *g, peft_tensor *h, peft_tensor *w,
+peft_tensor *op_linear_cross_entropy(peft_graph *g, peft_tensor *h, peft_tensor *w,
                                      const int32_t *targets, int32_t ignore_index);
 
 /* ---- ops for BERT, LLaMA, T5 and the task heads ---- */
@@ -60,7 +60,7 @@ PEFT_API peft_tensor *op_linear_cross_entropy(peft_graph *g, peft_tensor *h, pef
  * q (B, T, H*D), k and v (B, S, Hkv*D), H % Hkv == 0 (query head h reads kv head h / (H/Hkv));
  * scores = scale * q k^T (+ bias (H, T, S) if not NULL, e.g. T5's relative positions); causal
  * and key_mask as op_attention. -> (B, T, H*D). Gradients to q, k, v and bias as needed. */
-PEFT_API peft_tensor *op_attention_ex(peft_graph *g, peft_tensor *q, peft_tensor *k, peft_tensor *v,
+peft_tensor *op_attention_ex(peft_graph *g, peft_tensor *q, peft_tensor *k, peft_tensor *v,
                                       int H, int Hkv, float scale, int causal, const int32_t *key_mask,
                                       peft_tensor *bias);
 /* attention options for op_attention_opt (zero = none):
@@ -78,44 +78,44 @@ typedef struct peft_attn_opts {
 } peft_attn_opts;
 /* op_attention_ex with every option: q (B, T, H*D), k and v (B, S, Hkv*D) -> (B, T, H*D);
  * o NULL = no options. Gradients to q, k, v and bias as needed. */
-PEFT_API peft_tensor *op_attention_opt(peft_graph *g, peft_tensor *q, peft_tensor *k, peft_tensor *v,
+peft_tensor *op_attention_opt(peft_graph *g, peft_tensor *q, peft_tensor *k, peft_tensor *v,
                                        int H, int Hkv, float scale, const peft_attn_opts *o);
 /* x (..., C), w (C) -> w * x / sqrt(mean(x^2) + eps)  (LLaMA RMSNorm, T5 LayerNorm) */
-PEFT_API peft_tensor *op_rmsnorm(peft_graph *g, peft_tensor *x, peft_tensor *w, float eps);
+peft_tensor *op_rmsnorm(peft_graph *g, peft_tensor *x, peft_tensor *w, float eps);
 /* rotary position embedding, HF's rotate_half convention, on x (B, T, H*D) with D even:
  * for position p = pos[b*T + t] (i32 (B, T), or NULL = t) and i < D/2,
  * angle = p * theta^(-2i/D); (x_i, x_{i+D/2}) -> (x_i cos - x_{i+D/2} sin, x_{i+D/2} cos + x_i sin) */
-PEFT_API peft_tensor *op_rope(peft_graph *g, peft_tensor *x, int H, const int32_t *pos, float theta);
+peft_tensor *op_rope(peft_graph *g, peft_tensor *x, int H, const int32_t *pos, float theta);
 /* RMS norm with the weight offset by `offset` (f32): (x / sqrt(mean(x^2) + eps)) * (offset + w);
  * offset 1 is Gemma's (1 + w) norm, offset 0 is op_rmsnorm */
-PEFT_API peft_tensor *op_rmsnorm_offset(peft_graph *g, peft_tensor *x, peft_tensor *w, float eps,
+peft_tensor *op_rmsnorm_offset(peft_graph *g, peft_tensor *x, peft_tensor *w, float eps,
                                         float offset);
 /* op_rope with the D/2 inverse frequencies given (RoPE scaling: linear, dynamic, llama3):
  * angle = p * inv_freq[i] in f32. inv_freq is read during the call only. */
-PEFT_API peft_tensor *op_rope_freqs(peft_graph *g, peft_tensor *x, int H, const int32_t *pos,
+peft_tensor *op_rope_freqs(peft_graph *g, peft_tensor *x, int H, const int32_t *pos,
                                     const float *inv_freq);
 /* soft-capping: x (any shape) -> cap * tanh(x / cap), in that order in f32 (Gemma2's
  * final_logit_softcapping); cap > 0 */
-PEFT_API peft_tensor *op_softcap(peft_graph *g, peft_tensor *x, float cap);
+peft_tensor *op_softcap(peft_graph *g, peft_tensor *x, float cap);
 /* elementwise */
-PEFT_API peft_tensor *op_mul(peft_graph *g, peft_tensor *a, peft_tensor *b); /* same numel */
-PEFT_API peft_tensor *op_silu(peft_graph *g, peft_tensor *x);                /* x * sigmoid(x) */
-PEFT_API peft_tensor *op_relu(peft_graph *g, peft_tensor *x);
-PEFT_API peft_tensor *op_tanh(peft_graph *g, peft_tensor *x);
-PEFT_API peft_tensor *op_gelu_erf(peft_graph *g, peft_tensor *x); /* exact GELU, 0.5 x (1 + erf(x/sqrt2)) */
+peft_tensor *op_mul(peft_graph *g, peft_tensor *a, peft_tensor *b); /* same numel */
+peft_tensor *op_silu(peft_graph *g, peft_tensor *x);                /* x * sigmoid(x) */
+peft_tensor *op_relu(peft_graph *g, peft_tensor *x);
+peft_tensor *op_tanh(peft_graph *g, peft_tensor *x);
+peft_tensor *op_gelu_erf(peft_graph *g, peft_tensor *x); /* exact GELU, 0.5 x (1 + erf(x/sqrt2)) */
 /* x (B, T, C), idx i32 (B) -> (B, C): row idx[b] of each batch item (sequence-classification
  * pooling: BERT's [CLS] at 0, GPT-2/LLaMA's last non-pad token) */
-PEFT_API peft_tensor *op_gather_rows(peft_graph *g, peft_tensor *x, const int32_t *idx);
+peft_tensor *op_gather_rows(peft_graph *g, peft_tensor *x, const int32_t *idx);
 /* a (B, P, C), b (B, T, C) -> (B, P+T, C) (prompt / prefix prepending) */
-PEFT_API peft_tensor *op_concat_seq(peft_graph *g, peft_tensor *a, peft_tensor *b);
+peft_tensor *op_concat_seq(peft_graph *g, peft_tensor *a, peft_tensor *b);
 /* x (B, T, C) -> x[:, off:off+len, :] (B, len, C) (dropping virtual-token positions) */
-PEFT_API peft_tensor *op_slice_seq(peft_graph *g, peft_tensor *x, int64_t off, int64_t len);
+peft_tensor *op_slice_seq(peft_graph *g, peft_tensor *x, int64_t off, int64_t len);
 /* x (..., C) as (N, C) rows, idx i32 (n) -> (n, C): the rows of a sub-batch (grouped adapters) */
-PEFT_API peft_tensor *op_take_rows(peft_graph *g, peft_tensor *x, const int32_t *idx, int64_t n);
+peft_tensor *op_take_rows(peft_graph *g, peft_tensor *x, const int32_t *idx, int64_t n);
 /* a copy of y (..., C) with row idx[i] replaced by src (n, C) row i; idx distinct */
-PEFT_API peft_tensor *op_put_rows(peft_graph *g, peft_tensor *y, peft_tensor *src, const int32_t *idx, int64_t n);
+peft_tensor *op_put_rows(peft_graph *g, peft_tensor *y, peft_tensor *src, const int32_t *idx, int64_t n);
 /* mean squared error of x and target (same numel, f32) -> scalar (regression heads) */
-PEFT_API peft_tensor *op_mse(peft_graph *g, peft_tensor *x, const float *target);
+peft_tensor *op_mse(peft_graph *g, peft_tensor *x, const float *target);
 
 #ifdef __cplusplus
 }
