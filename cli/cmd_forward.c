@@ -10,9 +10,10 @@ static const char *HELP =
     "                    --output OUT.safetensors [--grads GRADS.safetensors] [--seed N]\n"
     "                    [--active NAME[,NAME...]] [--row-adapters NAME,__base__,NAME...]\n"
     "                    [--mixed]\n\n"
-    "IN.json holds input_ids (and optionally attention_mask, labels) as nested lists.\n"
-    "OUT gets `logits` (and `loss` when labels are given). GRADS gets d(loss)/d(param) for\n"
-    "every trainable adapter tensor under its PEFT state-dict key (needs labels).\n"
+    "IN.json holds input_ids (and optionally attention_mask, labels, or start_positions and\n"
+    "end_positions for question answering) as nested lists. OUT gets `logits` (or\n"
+    "start_logits/end_logits) and `loss` when the inputs give one. GRADS gets d(loss)/d(param)\n"
+    "for every trainable adapter tensor under its PEFT state-dict key (needs a loss).\n"
     "--merge folds the adapters into the base weights (safe merge) before the forward.\n"
     "Adapters load in the order given, all active; --active picks the active set instead.\n"
     "--row-adapters gives one adapter name per batch row (__base__: none), run in one pass.\n"
@@ -108,7 +109,11 @@ int cmd_forward(int argc, char **argv)
     char err[1024];
     peft_inputs in;
     if (peft_inputs_load_json(input, &in, err, sizeof err)) return cli_fail("%s", err);
-    if (grads && !in.labels) { peft_inputs_free(&in); return cli_fail("--grads needs labels in %s", input); }
+    if (grads && !in.labels && !(in.start_positions && in.end_positions)) {
+        peft_inputs_free(&in);
+        return cli_fail("--grads needs a loss: labels (or, for question answering, start_positions "
+                        "and end_positions) in %s", input);
+    }
     peft_ctx *ctx = peft_ctx_new(seed);
     peft_set_tokenizer(ctx, peft_tokenizer_text_hook, NULL);
     peft_base_model *base = NULL;
@@ -146,10 +151,11 @@ int cmd_forward(int argc, char **argv)
     if (m) {
         int frc = row_spec ? peft_model_forward_rows(m, g, &mi, row_names, &mo) : peft_model_forward(m, g, &mi, &mo);
         if (frc) rc = cli_fail("%s", peft_errmsg(ctx));
-    } else if (base->arch->forward(base, g, &mi, &mo, err, sizeof err)) {
-        rc = cli_fail("%s", err);
+    } else if (peft_base_model_forward(base, g, &mi, &mo)) {
+        rc = cli_fail("%s", peft_graph_error(g));
     }
-    if (!rc && grads && peft_graph_backward(g, mo.loss)) rc = cli_fail("%s", peft_graph_error(g));
+    if (!rc && grads && !mo.loss) rc = cli_fail("--grads: the model computed no loss from %s", input);
+    else if (!rc && grads && peft_graph_backward(g, mo.loss)) rc = cli_fail("%s", peft_graph_error(g));
     if (!rc) {
         peft_st_out outs[5];
         size_t n = 0;

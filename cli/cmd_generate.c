@@ -227,7 +227,7 @@ int cmd_generate(int argc, char **argv)
     if (grc) { rc = cli_fail("%s", peft_errmsg(ctx)); goto out; }
     const double sec = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     peft_base_model *b = m ? peft_get_base_model(m) : base;
-    if (output && (rc = write_output(output, &in, &o, b->is_encoder_decoder))) goto out;
+    if (output && (rc = write_output(output, &in, &o, peft_base_model_is_encoder_decoder(b)))) goto out;
     if (tk && (rc = gen_text_print(tk, &o, stdout))) goto out;
     fprintf(tk ? stderr : stdout, "generated %lld new tokens for each of %lld rows in %.3f s (%.1f tokens/s%s)\n",
            (long long)o.n_new, (long long)o.B, sec,

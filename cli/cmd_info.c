@@ -39,9 +39,8 @@ static int info_from_config(const char *config, const char *peft_config)
         free(text);
         return cli_fail("%s", err);
     }
-    int64_t total = 0;
-    for (size_t i = 0; i < base->n_params; i++) total += base->params[i].t->numel;
-    printf("%s (%s): %lld parameters\n", peft_model_class(base), base->arch->model_type, (long long)total);
+    printf("%s (%s): %lld parameters\n", peft_base_model_class(base), peft_base_model_type(base),
+           (long long)peft_base_model_param_count(base));
     int rc = 0;
     if (text) {
         peft_ctx *ctx = peft_ctx_new(0);
@@ -94,19 +93,21 @@ int cmd_info(int argc, char **argv)
     int rc = cli_open_model(ctx, model, adapters, n_adapters, 0, &base, &m);
     if (rc) { peft_ctx_free(ctx); return rc; }
     peft_base_model *b = m ? peft_get_base_model(m) : base;
-    int64_t total = 0;
-    for (size_t i = 0; i < b->n_params; i++) total += b->params[i].t->numel;
+    const int64_t total = peft_base_model_param_count(b);
+    const size_t n_sites = peft_base_model_num_sites(b);
     if (!as_json) {
         printf("%s (%s) from %s: %zu parameter tensors, %lld parameters, %zu linear layers\n",
-               peft_model_class(b), b->arch->model_type, b->dir, b->n_params, (long long)total, b->n_sites);
-        for (size_t i = 0; i < b->n_sites; i++) {
-            peft_site *s = b->sites[i];
-            printf("  %-40s %s (%lld -> %lld)", s->info.name,
-                   s->info.kind == PEFT_SITE_CONV1D ? "Conv1D" : "Linear",
-                   (long long)s->info.in_features, (long long)s->info.out_features);
-            for (int j = 0; j < s->n_chain; j++)
-                printf("%s %s:%s%s", j ? "," : "  +", s->chain[j].adapter->name,
-                       s->chain[j].adapter->vt->name, s->chain[j].merged ? " (merged)" : "");
+               peft_base_model_class(b), peft_base_model_type(b), peft_base_model_dir(b),
+               peft_base_model_num_params(b), (long long)total, n_sites);
+        for (size_t i = 0; i < n_sites; i++) {
+            const peft_site_info *s = peft_base_model_site(b, i);
+            printf("  %-40s %s (%lld -> %lld)", s->name,
+                   s->kind == PEFT_SITE_CONV1D ? "Conv1D" : "Linear",
+                   (long long)s->in_features, (long long)s->out_features);
+            const char *an, *meth;
+            int merged;
+            for (int j = 0; peft_base_model_site_adapter(b, i, j, &an, &meth, &merged); j++)
+                printf("%s %s:%s%s", j ? "," : "  +", an, meth, merged ? " (merged)" : "");
             printf("\n");
         }
         int32_t qd;

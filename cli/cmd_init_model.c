@@ -39,11 +39,10 @@ static int init_from_config(const char *config, const char *out, const char *dty
     peft_base_model *m;
     char err[1024];
     if (peft_base_model_load_ex(out, &o, &m, err, sizeof err)) return cli_fail("%s: %s", config, err);
-    int64_t n = 0;
-    for (size_t i = 0; i < m->n_params; i++) n += m->params[i].t->numel;
+    const int64_t n = peft_base_model_param_count(m);
     int rc = peft_base_model_save(m, out, dt, err, sizeof err);
     if (rc) cli_fail("%s", err);
-    else printf("wrote a random %s (%lld parameters, %s) to %s\n", peft_model_class(m), (long long)n,
+    else printf("wrote a random %s (%lld parameters, %s) to %s\n", peft_base_model_class(m), (long long)n,
                 dtype_name ? dtype_name : "float32", out);
     peft_base_model_free(m);
     return rc ? 1 : 0;

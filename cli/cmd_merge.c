@@ -50,8 +50,8 @@ static float *probe(peft_base_model *b, peft_model *m, const peft_model_inputs *
     peft_rng_seed(&rng, 0);
     peft_graph *g = peft_graph_new(&rng);
     peft_model_outputs o;
-    int rc = m ? peft_model_forward(m, g, in, &o) : b->arch->forward(b, g, in, &o, err, len);
-    if (m && rc) snprintf(err, len, "%s", peft_errmsg(peft_model_ctx(m)));
+    int rc = m ? peft_model_forward(m, g, in, &o) : peft_base_model_forward(b, g, in, &o);
+    if (rc) snprintf(err, len, "%s", m ? peft_errmsg(peft_model_ctx(m)) : peft_graph_error(g));
     float *out = NULL;
     if (!rc) {
         peft_tensor *ts[4] = {o.logits, o.start_logits, o.end_logits, o.last_hidden_state};
@@ -109,16 +109,19 @@ int cmd_merge(int argc, char **argv)
     int rc = cli_open_model_mixed(ctx, model, adapters, n_adapters, 0, mixed, &base, &m);
     if (rc) goto out;
     base = peft_get_base_model(m);
-    if (dtype < 0) dtype = base->n_params ? base->params[0].t->dtype : PEFT_DTYPE_F32;
+    if (dtype < 0) {
+        const peft_tensor *p0 = peft_base_model_param(base, 0, NULL);
+        dtype = p0 ? p0->dtype : PEFT_DTYPE_F32;
+    }
     if (!probe_path) { /* 2 x 16 seeded random tokens */
-        int64_t vocab = base->word_embeddings ? base->word_embeddings->shape[0] : 2;
+        int64_t vocab = peft_base_model_vocab_size(base) ? peft_base_model_vocab_size(base) : 2;
         in.B = 2;
         in.T = 16;
         in.input_ids = malloc(32 * sizeof *in.input_ids);
         peft_rng r;
         peft_rng_seed(&r, 1234);
         for (int i = 0; in.input_ids && i < 32; i++) in.input_ids[i] = (int32_t)(peft_rng_next(&r) % (uint64_t)vocab);
-        if (base->is_encoder_decoder && in.input_ids) { /* a decoder prompt for seq2seq models */
+        if (peft_base_model_is_encoder_decoder(base) && in.input_ids) { /* a decoder prompt for seq2seq models */
             in.Td = 4;
             in.decoder_input_ids = calloc(8, sizeof *in.decoder_input_ids);
         }

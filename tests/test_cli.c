@@ -59,6 +59,30 @@ START_TEST(forward_matches_peft)
 }
 END_TEST
 
+/* --grads on question answering: the loss comes from start_positions / end_positions */
+START_TEST(forward_grads_question_answering)
+{
+#define QA "hf-peft/bert_qa__lora_default"
+    char *out;
+    int rc = tu_run_peft(&out, "forward --model %s --adapter %s --input %s --output %s/o.safetensors --grads %s/g.safetensors",
+                         tu_fixture("hf-peft/_models/bert_qa"), tu_fixture(QA "/adapter"), tu_fixture(QA "/inputs.json"), tmp, tmp);
+    ck_assert_msg(rc == 0, "%s", out);
+    ck_assert_msg(strstr(out, "loss "), "%s", out);
+    free(out);
+    char g[4096];
+    snprintf(g, sizeof g, "%s/g.safetensors", tmp);
+    const char *keys[2] = {"bert.encoder.layer.0.attention.self.query.lora_A", "bert.encoder.layer.0.attention.self.value.lora_B"};
+    for (int i = 0; i < 2; i++) {
+        char saved[256], mem[256];
+        snprintf(saved, sizeof saved, "base_model.model.%s.weight", keys[i]);
+        snprintf(mem, sizeof mem, "base_model.model.%s.default.weight", keys[i]);
+        const double d = file_diff(g, saved, tu_fixture(QA "/grads.safetensors"), mem);
+        ck_assert_msg(d <= 1e-4, "%s: max diff %g", keys[i], d);
+    }
+#undef QA
+}
+END_TEST
+
 START_TEST(info_json_is_peft_status)
 {
     char *out;
@@ -220,6 +244,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, forward_matches_peft);
+    tcase_add_test(tc, forward_grads_question_answering);
     tcase_add_test(tc, info_json_is_peft_status);
     tcase_add_test(tc, train_then_reload);
     tcase_add_test(tc, init_model_runs);

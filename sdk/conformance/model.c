@@ -90,7 +90,7 @@ int pc_open_base(const pc_env *env, const pc_model *model, pc_run_state *r, uint
     if (model->inputs[0]) {
         if (peft_inputs_load_json(model->inputs, &r->in, err, sizeof err))
             return pc_msg(msg, len, -1, "%s", err);
-    } else if (random_inputs(&r->in, model->vocab, r->base->is_encoder_decoder, seed)) {
+    } else if (random_inputs(&r->in, model->vocab, peft_base_model_is_encoder_decoder(r->base), seed)) {
         return pc_msg(msg, len, -1, "out of memory");
     }
     r->g = peft_graph_new(peft_ctx_rng(r->ctx));
@@ -158,11 +158,11 @@ int pc_forward(pc_run_state *r, int record, char *msg, size_t len)
     /* inputs without task_ids run as task 0 (every per-task method has it; others ignore it) */
     int32_t *tasks = mi.task_ids ? NULL : calloc((size_t)(mi.B > 0 ? mi.B : 1), sizeof *tasks);
     if (tasks) mi.task_ids = tasks;
-    char err[1024] = "";
     int rc = r->m ? peft_model_forward(r->m, r->g, &mi, &r->out)
-                  : r->base->arch->forward(r->base, r->g, &mi, &r->out, err, sizeof err);
+                  : peft_base_model_forward(r->base, r->g, &mi, &r->out);
     free(tasks);
-    if (rc) return pc_msg(msg, len, -1, "forward failed: %s", r->m ? peft_errmsg(r->ctx) : err);
+    if (rc) return pc_msg(msg, len, -1, "forward failed: %s",
+                          r->m ? peft_errmsg(r->ctx) : peft_graph_error(r->g));
     peft_tensor *ts[4];
     int nt = outputs_of(&r->out, ts);
     if (nt == 0) return pc_msg(msg, len, -1, "forward gave no outputs");
@@ -262,17 +262,19 @@ int pc_base_unchanged(peft_base_model *base, const char *dir, char *msg, size_t 
     if (peft_base_model_load(dir, &fresh, err, sizeof err))
         return pc_msg(msg, len, -1, "reloading %s: %s", dir, err);
     int rc = 0;
-    if (base->n_params != fresh->n_params) {
+    const size_t n = peft_base_model_num_params(base);
+    if (n != peft_base_model_num_params(fresh)) {
         rc = pc_msg(msg, len, -1, "the base has %zu parameters after unload, %zu as loaded",
-                    base->n_params, fresh->n_params);
+                    n, peft_base_model_num_params(fresh));
     }
-    for (size_t i = 0; rc == 0 && i < base->n_params; i++) {
-        peft_tensor *a = base->params[i].t, *b = fresh->params[i].t;
-        if (strcmp(base->params[i].name, fresh->params[i].name) || a->dtype != b->dtype ||
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const char *na, *nb;
+        peft_tensor *a = peft_base_model_param(base, i, &na), *b = peft_base_model_param(fresh, i, &nb);
+        if (strcmp(na, nb) || a->dtype != b->dtype ||
             a->numel != b->numel ||
             memcmp(a->data, b->data, (size_t)a->numel * peft_dtype_size(a->dtype)) != 0)
             rc = pc_msg(msg, len, -1, "base parameter %s differs from the file after unload",
-                        base->params[i].name);
+                        na);
     }
     peft_base_model_free(fresh);
     return rc;

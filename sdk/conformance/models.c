@@ -94,7 +94,7 @@ int pc_add_model(pc_env *env, const char *dir, const char *label, char *msg, siz
     peft_base_model *b;
     if (peft_base_model_load(dir, &b, err, sizeof err))
         return pc_msg(msg, len, -1, "model %s: the host cannot load it: %s", dir, err);
-    snprintf(m->task_type, sizeof m->task_type, "%s", peft_model_task(b));
+    snprintf(m->task_type, sizeof m->task_type, "%s", peft_base_model_task(b));
     peft_base_model_free(b);
     snprintf(m->label, sizeof m->label, "%s", label ? label : m->model_type);
     char in[PATH_MAX];
@@ -167,7 +167,7 @@ static int write_tiny(const char *dir, const struct tiny *t, uint64_t seed, char
     char err[1024];
     if (peft_base_model_load_meta(path, NULL, &meta, err, sizeof err))
         return pc_msg(msg, len, -1, "built-in %s model: %s", t->arch, err);
-    size_t n = meta->n_params;
+    size_t n = peft_base_model_num_params(meta);
     peft_st_out *outs = calloc(n ? n : 1, sizeof *outs);
     float **data = calloc(n ? n : 1, sizeof *data);
     int rc = -1;
@@ -178,8 +178,8 @@ static int write_tiny(const char *dir, const struct tiny *t, uint64_t seed, char
     peft_rng rng;
     peft_rng_seed(&rng, seed);
     for (size_t i = 0; i < n; i++) {
-        const peft_tensor *p = meta->params[i].t;
-        const char *name = meta->params[i].name;
+        const char *name;
+        const peft_tensor *p = peft_base_model_param(meta, i, &name);
         if (!(data[i] = malloc((size_t)p->numel * sizeof **data))) {
             pc_msg(msg, len, -1, "out of memory");
             goto done;

@@ -317,6 +317,36 @@ PEFT_API int peft_config_str(const peft_base_model *m, const char *key, const ch
 /* architecture i of the registry (0-based), NULL past the end: for listing supported types */
 PEFT_API const peft_arch *peft_arch_at(size_t i);
 
+/* ---- reading a loaded model (core/model/model_api.c): what an application reads of a base
+ * model, through functions (the struct's fields are the core's, and will become opaque).
+ * Strings and tensors returned are borrowed from m: valid until peft_base_model_free. ---- */
+/* The base model's own forward (no adapters: prefer peft_model_forward on a PeftModel). PEFT_OK,
+ * or the graph's error code with the message in peft_graph_error(g) (PEFT_EINVAL for inputs the
+ * architecture refuses, PEFT_ENOMEM...). */
+PEFT_API int peft_base_model_forward(peft_base_model *m, peft_graph *g, const peft_model_inputs *in,
+                                     peft_model_outputs *out);
+/* config.json model_type ("gpt2"), the model directory (NULL for random or meta models' none),
+ * the Hugging Face class ("GPT2LMHeadModel") and PEFT task type ("CAUSAL_LM") */
+PEFT_API const char *peft_base_model_type(const peft_base_model *m);
+PEFT_API const char *peft_base_model_dir(const peft_base_model *m);
+PEFT_API const char *peft_base_model_class(const peft_base_model *m);
+PEFT_API const char *peft_base_model_task(const peft_base_model *m);
+PEFT_API int peft_base_model_is_encoder_decoder(const peft_base_model *m);
+/* the word embedding table's rows (0 when the model has none) */
+PEFT_API int64_t peft_base_model_vocab_size(const peft_base_model *m);
+/* parameters, in load order (tied weights once): the count, the total number of values, and
+ * parameter i (NULL past the end) with its Hugging Face name in *name (may be NULL) */
+PEFT_API size_t peft_base_model_num_params(const peft_base_model *m);
+PEFT_API int64_t peft_base_model_param_count(const peft_base_model *m);
+PEFT_API peft_tensor *peft_base_model_param(const peft_base_model *m, size_t i, const char **name);
+/* linear sites (where adapters attach), in module order: the count, site i's description (NULL
+ * past the end), and the j-th adapter of its chain (in the order added): 1 with its adapter name,
+ * method (plugin name) and merged flag (each out pointer may be NULL), 0 past the end */
+PEFT_API size_t peft_base_model_num_sites(const peft_base_model *m);
+PEFT_API const peft_site_info *peft_base_model_site(const peft_base_model *m, size_t i);
+PEFT_API int peft_base_model_site_adapter(const peft_base_model *m, size_t i, int j,
+                                          const char **adapter, const char **method, int *merged);
+
 #ifdef __cplusplus
 }
 #endif
