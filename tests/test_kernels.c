@@ -13,7 +13,7 @@
 #include "core/ops/pool.h"
 #include "core/ops/vmath.h"
 #include "peft/graph.h"
-#include "peft/ops.h"
+#include "core/ops/ops.h"
 
 /* |a - e| in units of the f32 spacing at e */
 static double ulps(float a, double e)
