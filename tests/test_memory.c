@@ -122,26 +122,46 @@ static const char *LORA =
     "{\"peft_type\": \"LORA\", \"task_type\": \"CAUSAL_LM\", \"r\": 4, \"lora_alpha\": 8, "
     "\"lora_dropout\": 0.1, \"target_modules\": \"all-linear\"}";
 
+/* one architecture's LoRA step: its fixture, config and inputs */
+typedef struct {
+    const char *dir, *lora;
+    peft_model_inputs in;
+    int chunked; /* the LM loss is chunked when checkpointing (no logits) */
+} arch_case;
+
+static int32_t IDS[2 * 7] = {1, 5, 9, 33, 70, 2, 3, 4, 8, 15, 16, 23, 42, 99};
+static int32_t LAB[2 * 7] = {1, 5, 9, 33, 70, 2, 3, 4, 8, 15, 16, -100, -100, -100};
+static int32_t CLS[2] = {2, 0};
+static int32_t MASK[2 * 7] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0};
+
+static float *lora_step_case(const arch_case *ac, const char *quant, int ckpt, float *loss,
+                             int64_t *n, peft_base_model **keep);
+
 /* loss and every trainable gradient (concatenated, *n floats) of one step */
 static float *lora_step(const char *quant, int ckpt, float *loss, int64_t *n, peft_base_model **keep)
+{
+    arch_case ac = {LLAMA_DIR, LORA, {.B = 2, .T = 7, .input_ids = IDS, .labels = LAB}, 1};
+    return lora_step_case(&ac, quant, ckpt, loss, n, keep);
+}
+
+static float *lora_step_case(const arch_case *ac, const char *quant, int ckpt, float *loss,
+                             int64_t *n, peft_base_model **keep)
 {
     peft_ctx *ctx = peft_ctx_new(3);
     peft_load_options o = {.struct_size = sizeof o, .quant = quant};
     peft_base_model *b;
     char err[512];
-    ck_assert_msg(peft_base_model_load_ex(tu_fixture(LLAMA_DIR), &o, &b, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_base_model_load_ex(tu_fixture(ac->dir), &o, &b, err, sizeof err) == 0, "%s", err);
     if (ckpt) ck_assert_int_eq(peft_prepare_model_for_kbit_training(ctx, b, 1), 0);
     peft_model *m;
-    ck_assert_msg(peft_get_peft_model(ctx, b, LORA, "default", 0, &m) == 0, "%s", peft_errmsg(ctx));
+    ck_assert_msg(peft_get_peft_model(ctx, b, ac->lora, "default", 0, &m) == 0, "%s", peft_errmsg(ctx));
     peft_model_train(m, 1);
-    int32_t ids[2 * 7] = {1, 5, 9, 33, 70, 2, 3, 4, 8, 15, 16, 23, 42, 99};
-    int32_t lab[2 * 7] = {1, 5, 9, 33, 70, 2, 3, 4, 8, 15, 16, -100, -100, -100};
-    peft_model_inputs in = {.B = 2, .T = 7, .input_ids = ids, .labels = lab};
+    peft_model_inputs in = ac->in;
     peft_model_outputs out;
     peft_graph *g = peft_graph_new(peft_ctx_rng(ctx));
     g->recording = 1;
     ck_assert_msg(peft_model_forward(m, g, &in, &out) == 0, "%s", peft_errmsg(ctx));
-    ck_assert(ckpt ? out.logits == NULL : out.logits != NULL);
+    ck_assert(ckpt && ac->chunked ? out.logits == NULL : out.logits != NULL);
     ck_assert_int_eq(peft_graph_backward(g, out.loss), 0);
     *loss = peft_f32(out.loss)[0];
     peft_state_dict *sd;
@@ -192,6 +212,48 @@ START_TEST(llama_checkpointed_equals_plain)
 }
 END_TEST
 
+/* GPT-2 (chunked loss over the tied head), BERT (sequence classification, key mask) and T5
+ * (encoder and decoder blocks; the decoder's encoder states are a second input; chunked loss
+ * over the scaled, tied head): checkpointed gradients equal the plain run's */
+START_TEST(other_archs_checkpointed_equal_plain)
+{
+    static const char *LORA_GPT2 =
+        "{\"peft_type\": \"LORA\", \"task_type\": \"CAUSAL_LM\", \"r\": 4, \"lora_alpha\": 8, "
+        "\"lora_dropout\": 0.1, \"target_modules\": [\"c_attn\", \"c_proj\", \"c_fc\"], "
+        "\"fan_in_fan_out\": true}";
+    static const char *LORA_BERT =
+        "{\"peft_type\": \"LORA\", \"task_type\": \"SEQ_CLS\", \"r\": 4, \"lora_alpha\": 8, "
+        "\"lora_dropout\": 0.1, \"target_modules\": [\"query\", \"value\", \"dense\"]}";
+    static const char *LORA_T5 =
+        "{\"peft_type\": \"LORA\", \"task_type\": \"SEQ_2_SEQ_LM\", \"r\": 4, \"lora_alpha\": 8, "
+        "\"lora_dropout\": 0.1, \"target_modules\": [\"q\", \"k\", \"v\", \"o\", \"wi\", \"wo\"]}";
+    const arch_case cases[] = {
+        {"hf-peft/_models/gpt2", LORA_GPT2, {.B = 2, .T = 7, .input_ids = IDS, .labels = LAB}, 1},
+        {"hf-peft/_models/bert_seqcls", LORA_BERT,
+         {.B = 2, .T = 7, .input_ids = IDS, .attention_mask = MASK, .labels = CLS, .labels_len = 1}, 0},
+        {"hf-peft/_models/t5", LORA_T5,
+         {.B = 2, .T = 7, .input_ids = IDS, .attention_mask = MASK, .labels = LAB}, 1},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        float l0, l1;
+        int64_t n0, n1;
+        float *a = lora_step_case(&cases[k], NULL, 0, &l0, &n0, NULL);
+        float *b = lora_step_case(&cases[k], NULL, 1, &l1, &n1, NULL);
+        ck_assert_int_eq(n0, n1);
+        double mx = 0;
+        for (int64_t i = 0; i < n0; i++) mx = fmax(mx, fabs(a[i]));
+        double d = tu_max_abs_diff(a, b, n0);
+        printf("%s LoRA: checkpointed%s vs plain: loss %.7f / %.7f, max |dgrad| %.3g of %.3g\n",
+               cases[k].dir, cases[k].chunked ? " + chunked loss" : "", l0, l1, d, mx);
+        ck_assert(mx > 0);
+        ck_assert(fabsf(l0 - l1) <= 1e-6f * fabsf(l0));
+        ck_assert(d <= 1e-5 * mx);
+        free(a);
+        free(b);
+    }
+}
+END_TEST
+
 START_TEST(kbit_prepare_and_merge)
 {
     peft_ctx *ctx = peft_ctx_new(1);
@@ -226,6 +288,7 @@ int main(void)
     tcase_add_test(tc, checkpoint_equals_plain);
     tcase_add_test(tc, chunked_ce_equals_full);
     tcase_add_test(tc, llama_checkpointed_equals_plain);
+    tcase_add_test(tc, other_archs_checkpointed_equal_plain);
     tcase_add_test(tc, kbit_prepare_and_merge);
     suite_add_tcase(s, tc);
     return tu_run_suite(s) ? 1 : 0;

@@ -427,6 +427,37 @@ static peft_tensor *activation(peft_graph *g, bert_act act, peft_tensor *x)
     return NULL;
 }
 
+/* one encoder layer (peft_block_fn, checkpointed in training when asked): h (B,T2,C) ->
+ * h (B,T2,C) */
+typedef struct bert_layer_ud {
+    const bert_state *s;
+    int layer;
+    peft_tensor *pk, *pv;  /* the layer's prefix (B,past,C) or NULL */
+    const int32_t *mask;   /* key mask (arena) or NULL */
+} bert_layer_ud;
+
+static peft_tensor *bert_layer_fn(peft_graph *g, void *p, peft_tensor *h)
+{
+    const bert_layer_ud *u = p;
+    const bert_dims *d = &u->s->d;
+    const bert_layer *ly = &u->s->layers[u->layer];
+    peft_tensor *q = peft_site_forward(g, ly->query, h); /* (B,T2,C) */
+    peft_tensor *k = q ? peft_site_forward(g, ly->key, h) : NULL;
+    peft_tensor *v = k ? peft_site_forward(g, ly->value, h) : NULL;
+    if (!v) return NULL;
+    if (u->pk && (!(k = op_concat_seq(g, u->pk, k)) || !(v = op_concat_seq(g, u->pv, v))))
+        return NULL; /* (B,past+T2,C) */
+    peft_tensor *a = op_attention(g, q, k, v, (int)d->H, 0, u->mask);
+    peft_tensor *o = a ? peft_site_forward(g, ly->attn_out, a) : NULL;
+    if (!o || !(o = op_dropout(g, o, d->hidden_pdrop)) || !(o = op_add(g, o, h))) return NULL;
+    peft_tensor *h1 = op_layernorm(g, o, ly->ln1_w, ly->ln1_b, (float)d->eps);
+    peft_tensor *f = h1 ? peft_site_forward(g, ly->inter, h1) : NULL; /* (B,T2,I) */
+    if (!f || !(f = activation(g, d->act, f))) return NULL;
+    peft_tensor *pp = peft_site_forward(g, ly->out, f); /* (B,T2,C) */
+    if (!pp || !(pp = op_dropout(g, pp, d->hidden_pdrop)) || !(pp = op_add(g, pp, h1))) return NULL;
+    return op_layernorm(g, pp, ly->ln2_w, ly->ln2_b, (float)d->eps);
+}
+
 static int bert_forward(peft_base_model *m, peft_graph *g, const peft_model_inputs *in,
                         peft_model_outputs *out, char *err, size_t errlen)
 {
@@ -462,23 +493,13 @@ static int bert_forward(peft_base_model *m, peft_graph *g, const peft_model_inpu
         }
     }
 
+    if (m->embed_outputs_require_grad && g->recording) h->requires_grad = 1; /* enable_input_require_grads */
+    /* prefix hooks add differentiable inputs to every layer: those run plain */
+    const int ckpt = m->gradient_checkpointing && g->recording && !m->prompt;
     for (int64_t l = 0; l < d->L; l++) {
-        const bert_layer *ly = &s->layers[l];
-        peft_tensor *q = peft_site_forward(g, ly->query, h); /* (B,T2,C) */
-        peft_tensor *k = q ? peft_site_forward(g, ly->key, h) : NULL;
-        peft_tensor *v = k ? peft_site_forward(g, ly->value, h) : NULL;
-        if (!v) goto oom;
-        if (pk[l] && (!(k = op_concat_seq(g, pk[l], k)) || !(v = op_concat_seq(g, pv[l], v))))
-            goto oom; /* (B,past+T2,C) */
-        peft_tensor *a = op_attention(g, q, k, v, (int)d->H, 0, pk[l] ? mask_past : mask);
-        peft_tensor *o = a ? peft_site_forward(g, ly->attn_out, a) : NULL;
-        if (!o || !(o = op_dropout(g, o, d->hidden_pdrop)) || !(o = op_add(g, o, h))) goto oom;
-        peft_tensor *h1 = op_layernorm(g, o, ly->ln1_w, ly->ln1_b, (float)d->eps);
-        peft_tensor *f = h1 ? peft_site_forward(g, ly->inter, h1) : NULL; /* (B,T2,I) */
-        if (!f || !(f = activation(g, d->act, f))) goto oom;
-        peft_tensor *p = peft_site_forward(g, ly->out, f); /* (B,T2,C) */
-        if (!p || !(p = op_dropout(g, p, d->hidden_pdrop)) || !(p = op_add(g, p, h1))) goto oom;
-        if (!(h = op_layernorm(g, p, ly->ln2_w, ly->ln2_b, (float)d->eps))) goto oom;
+        bert_layer_ud u = {s, (int)l, pk[l], pv[l], pk[l] ? mask_past : mask};
+        h = ckpt ? peft_checkpoint(g, bert_layer_fn, &u, sizeof u, h) : bert_layer_fn(g, &u, h);
+        if (!h) goto oom;
     }
     rc = bert_head_forward(s, g, in, h, Pv, out, err, errlen);
     goto out;

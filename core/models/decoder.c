@@ -353,11 +353,17 @@ peft_tensor *dec_attention(peft_base_model *m, peft_graph *g, const dec_seq *s, 
     return dec_attention_opt(m, g, s, layer, q, k, v, H, Hkv, scale, 0, 0.0f, name, err, errlen);
 }
 
+int dec_chunked_loss_ok_w(const peft_base_model *m, const peft_graph *g,
+                          const peft_model_inputs *in, const peft_tensor *w)
+{
+    return m->chunked_loss && g->recording && in->labels && !in->cache && w &&
+           !w->requires_grad && !m->row_adapter;
+}
+
 int dec_chunked_loss_ok(const peft_base_model *m, const peft_graph *g,
                         const peft_model_inputs *in, const peft_site *head)
 {
-    if (!m->chunked_loss || !g->recording || !in->labels || in->cache || !head ||
-        head->info.weight->requires_grad || head->info.fan_in_fan_out || m->row_adapter)
+    if (!head || !dec_chunked_loss_ok_w(m, g, in, head->info.weight) || head->info.fan_in_fan_out)
         return 0;
     for (int i = 0; i < head->n_chain; i++)
         if (head->chain[i].adapter->active && !head->chain[i].merged && !m->adapters_disabled)

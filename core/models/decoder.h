@@ -102,6 +102,9 @@ peft_tensor *dec_lm_loss(peft_graph *g, const dec_seq *s, peft_tensor *logits,
  * without running adapters. The forward then returns the loss and no logits. */
 int dec_chunked_loss_ok(const peft_base_model *m, const peft_graph *g,
                         const peft_model_inputs *in, const peft_site *head);
+/* the same for a head that is a bare weight (V, C) (GPT-2's lm_head, tied to wte), not a site */
+int dec_chunked_loss_ok_w(const peft_base_model *m, const peft_graph *g,
+                          const peft_model_inputs *in, const peft_tensor *w);
 /* dec_lm_loss over h (B, Tq, C) and the head weight (V, C), chunked; NULL on OOM */
 peft_tensor *dec_lm_loss_chunked(peft_graph *g, const dec_seq *s, peft_tensor *h, peft_tensor *w,
                                  const int32_t *labels);

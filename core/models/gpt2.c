@@ -219,6 +219,46 @@ static int gpt2_build(peft_base_model *m, char *err, size_t errlen)
     return 0;
 }
 
+/* one block (peft_block_fn, checkpointed in training when asked): h (B,Tq,C) -> h (B,Tq,C) */
+typedef struct gpt2_block_ud {
+    peft_base_model *m;
+    int layer;
+    dec_seq q;    /* the step's layout (arrays in the arena, before any checkpoint) */
+    float scale;  /* attention scale */
+    char *err;    /* the forward's message buffer; NULL in a backward recompute */
+    size_t errlen;
+} gpt2_block_ud;
+
+static peft_tensor *gpt2_block_fn(peft_graph *g, void *p, peft_tensor *h)
+{
+    gpt2_block_ud *u = p;
+    gpt2_state *s = u->m->arch_state;
+    gpt2_block *b = &s->blocks[u->layer];
+    const int64_t C = s->C;
+    char spare[256];
+    char *err = u->err ? u->err : spare;
+    size_t errlen = u->err ? u->errlen : sizeof spare;
+    peft_tensor *a = op_layernorm(g, h, b->ln1_w, b->ln1_b, (float)s->eps);
+    peft_tensor *qkv = a ? peft_site_forward(g, b->c_attn, a) : NULL; /* (B,Tq,3C) */
+    if (!qkv) return NULL;
+    peft_tensor *qq = op_slice_lastdim(g, qkv, 0, C);
+    peft_tensor *k = op_slice_lastdim(g, qkv, C, C);
+    peft_tensor *v = op_slice_lastdim(g, qkv, 2 * C, C);
+    if (!qq || !k || !v) return NULL;
+    peft_tensor *att = dec_attention(u->m, g, &u->q, u->layer, qq, k, v, (int)s->H, (int)s->H,
+                                     u->scale, "gpt2", err, errlen); /* (B,Tq,C) */
+    if (!att) return NULL;
+    peft_tensor *o = peft_site_forward(g, b->attn_proj, att);
+    if (!o || !(o = op_dropout(g, o, s->resid_pdrop)) || !(h = op_add(g, h, o))) return NULL;
+
+    peft_tensor *x = op_layernorm(g, h, b->ln2_w, b->ln2_b, (float)s->eps);
+    peft_tensor *f = x ? peft_site_forward(g, b->c_fc, x) : NULL; /* (B,Tq,I) */
+    if (!f || !(f = op_gelu_tanh(g, f))) return NULL;
+    peft_tensor *pp = peft_site_forward(g, b->mlp_proj, f); /* (B,Tq,C) */
+    if (!pp || !(pp = op_dropout(g, pp, s->resid_pdrop)) || !(h = op_add(g, h, pp))) return NULL;
+    return h;
+}
+
 static int gpt2_forward(peft_base_model *m, peft_graph *g, const peft_model_inputs *in,
                         peft_model_outputs *out, char *err, size_t errlen)
 {
@@ -257,30 +297,26 @@ static int gpt2_forward(peft_base_model *m, peft_graph *g, const peft_model_inpu
     peft_tensor *h = pe ? op_add(g, tok, pe) : NULL;
     if (!h || !(h = op_dropout(g, h, s->embd_pdrop))) goto oom;
 
+    if (m->embed_outputs_require_grad && g->recording) h->requires_grad = 1; /* enable_input_require_grads */
+    /* prefix hooks add differentiable inputs to every block: those run plain */
+    const int ckpt = m->gradient_checkpointing && g->recording && !m->prompt;
+    if (err && errlen) err[0] = 0;
     for (int64_t l = 0; l < s->L; l++) {
-        gpt2_block *b = &s->blocks[l];
-        peft_tensor *a = op_layernorm(g, h, b->ln1_w, b->ln1_b, (float)s->eps);
-        peft_tensor *qkv = a ? peft_site_forward(g, b->c_attn, a) : NULL; /* (B,Tq,3C) */
-        if (!qkv) goto oom;
-        peft_tensor *qq = op_slice_lastdim(g, qkv, 0, C);
-        peft_tensor *k = op_slice_lastdim(g, qkv, C, C);
-        peft_tensor *v = op_slice_lastdim(g, qkv, 2 * C, C);
-        if (!qq || !k || !v) goto oom;
-        peft_tensor *att = dec_attention(m, g, &q, (int)l, qq, k, v, (int)s->H, (int)s->H, scale,
-                                         "gpt2", err, errlen); /* (B,Tq,C) */
-        if (!att) return -1;
-        peft_tensor *o = peft_site_forward(g, b->attn_proj, att);
-        if (!o || !(o = op_dropout(g, o, s->resid_pdrop)) || !(h = op_add(g, h, o))) goto oom;
-
-        peft_tensor *x = op_layernorm(g, h, b->ln2_w, b->ln2_b, (float)s->eps);
-        peft_tensor *f = x ? peft_site_forward(g, b->c_fc, x) : NULL; /* (B,Tq,I) */
-        if (!f || !(f = op_gelu_tanh(g, f))) goto oom;
-        peft_tensor *p = peft_site_forward(g, b->mlp_proj, f); /* (B,Tq,C) */
-        if (!p || !(p = op_dropout(g, p, s->resid_pdrop)) || !(h = op_add(g, h, p))) goto oom;
+        gpt2_block_ud u = {m, (int)l, q, scale, ckpt ? NULL : err, errlen};
+        h = ckpt ? peft_checkpoint(g, gpt2_block_fn, &u, sizeof u, h) : gpt2_block_fn(g, &u, h);
+        if (!h) {
+            if (err && errlen && err[0]) return -1;
+            goto oom;
+        }
     }
     if (!(h = op_layernorm(g, h, s->lnf_w, s->lnf_b, (float)s->eps))) goto oom;
     out->last_hidden_state = h;
 
+    if (!s->head.seq_cls && dec_chunked_loss_ok_w(m, g, in, s->lm_head)) {
+        /* training: the loss over row chunks, never the whole (B,Tq,V) logits */
+        if (!(out->loss = dec_lm_loss_chunked(g, &q, h, s->lm_head, in->labels))) goto oom;
+        return 0;
+    }
     if (!s->head.seq_cls) {
         peft_tensor *logits = op_linear(g, h, s->lm_head, NULL, 0); /* (B,Tq,V) */
         if (!logits) goto oom;

@@ -221,6 +221,49 @@ static peft_tensor *residual(peft_graph *g, const t5_dims *d, peft_tensor *h, pe
     return op_add(g, h, y);
 }
 
+/* one block (peft_block_fn, checkpointed in training when asked): h (B,T,C) -> h (B,T,C).
+ * Encoder: self-attention (bidirectional) + feed-forward; decoder: causal self-attention over
+ * [prefix +] these keys (or the cache), cross-attention on enc (or the past ck, cv), feed-forward */
+typedef struct t5_block_ud {
+    const t5_dims *d;
+    const t5_block *b;
+    int dec, layer;
+    peft_tensor *pk, *pv, *ck, *cv; /* prefixes (decoder, prompt learning) or NULL */
+    peft_tensor *enc;               /* (B,Te,C) encoder states (decoder) or NULL */
+    peft_tensor *bias;              /* (H,T,S) relative position bias */
+    const int32_t *self_mask, *enc_mask;
+    peft_kv_cache *c;               /* decoder with a cache (never while recording) */
+} t5_block_ud;
+
+static peft_tensor *t5_block_fn(peft_graph *g, void *p, peft_tensor *h)
+{
+    const t5_block_ud *u = p;
+    const t5_dims *d = u->d;
+    const t5_block *b = u->b;
+    peft_tensor *x = op_rmsnorm(g, h, b->ln_self, (float)d->eps);
+    if (!x || !(h = residual(g, d, h, self_attention(g, d, &b->self, x, u->pk, u->pv, u->dec,
+                                                     u->self_mask, u->bias, u->c, u->layer))))
+        return NULL;
+    if (u->dec && (!(x = op_rmsnorm(g, h, b->ln_cross, (float)d->eps)) ||
+                   !(h = residual(g, d, h, cross_attention(g, d, &b->cross, x, u->enc, u->ck,
+                                                           u->cv, u->enc_mask, u->c, u->layer)))))
+        return NULL;
+    if (!(x = op_rmsnorm(g, h, b->ln_ff, (float)d->eps))) return NULL;
+    return residual(g, d, h, feed_forward(g, d, b, x));
+}
+
+/* the block, checkpointed when ckpt: the encoder states and a trainable bias are its other
+ * differentiable inputs */
+static peft_tensor *run_block(peft_graph *g, int ckpt, t5_block_ud *u, peft_tensor *h)
+{
+    if (!ckpt) return t5_block_fn(g, u, h);
+    peft_tensor *extra[2];
+    int n = 0;
+    if (u->enc && u->enc->requires_grad) extra[n++] = u->enc;
+    if (u->bias && u->bias->requires_grad) extra[n++] = u->bias;
+    return peft_checkpoint_ex(g, t5_block_fn, u, sizeof *u, h, extra, n);
+}
+
 #define OOM_IF(cond) do { if (cond) goto oom; } while (0)
 
 /* a forward with a KV cache: decoder_input_ids, no tape, a cache this model filled */
@@ -266,6 +309,8 @@ int t5_forward(peft_base_model *m, peft_graph *g, const peft_model_inputs *in,
     peft_kv_cache *c = in->cache;
     if (c && check_cache(c, g, in, Pp, err, errlen)) return -1;
     const int cont = c && c->len > 0; /* encoder states, prefix and past decoder keys cached */
+    /* per block recomputation in backward; prompt hooks add inputs to the blocks: those run plain */
+    const int ckpt = m->gradient_checkpointing && g->recording && !m->prompt;
     const int64_t Te = cont ? c->Te : P + T;
     const int64_t past = cont ? c->len : Pp; /* decoder keys before these Td tokens */
     int32_t bad = 0;
@@ -289,13 +334,10 @@ int t5_forward(peft_base_model *m, peft_graph *g, const peft_model_inputs *in,
         OOM_IF(!(h = op_dropout(g, h, d->dropout)));
         peft_tensor *ebias = t5_position_bias(g, s->enc_rel, Te, Te, 0, 1, (int)d->NB, (int)d->maxd);
         OOM_IF(!ebias); /* (H,Te,Te) */
+        if (m->embed_outputs_require_grad && g->recording) h->requires_grad = 1; /* enable_input_require_grads */
         for (int64_t l = 0; l < d->L; l++) {
-            const t5_block *b = &s->enc[l];
-            peft_tensor *x = op_rmsnorm(g, h, b->ln_self, (float)d->eps);
-            OOM_IF(!x || !(h = residual(g, d, h, self_attention(g, d, &b->self, x, NULL, NULL, 0,
-                                                                enc_mask, ebias, NULL, 0))));
-            OOM_IF(!(x = op_rmsnorm(g, h, b->ln_ff, (float)d->eps)));
-            OOM_IF(!(h = residual(g, d, h, feed_forward(g, d, b, x))));
+            t5_block_ud u = {.d = d, .b = &s->enc[l], .bias = ebias, .self_mask = enc_mask};
+            OOM_IF(!(h = run_block(g, ckpt, &u, h)));
         }
         enc = op_rmsnorm(g, h, s->enc_ln, (float)d->eps);
         OOM_IF(!enc || !(enc = op_dropout(g, enc, d->dropout))); /* (B,Te,C) */
@@ -315,6 +357,7 @@ int t5_forward(peft_base_model *m, peft_graph *g, const peft_model_inputs *in,
            !(dec_mask = arena_rows(g, in->decoder_attention_mask, B, Pp, Td)));
     OOM_IF(!(h = op_embedding(g, s->shared, dids, B, Td, &bad))); /* (B,Td,C) */
     OOM_IF(!(h = op_dropout(g, h, d->dropout)));
+    if (m->embed_outputs_require_grad && g->recording) h->requires_grad = 1; /* shared embeddings */
     /* queries at past..past+Td-1 over keys 0..past+Td-1 (HF keeps the last Td rows) */
     peft_tensor *dbias = t5_position_bias(g, s->dec_rel, Td, past + Td, past, 0, (int)d->NB,
                                           (int)d->maxd);
@@ -348,17 +391,20 @@ int t5_forward(peft_base_model *m, peft_graph *g, const peft_model_inputs *in,
                 return -1;
         }
         if (cont) OOM_IF(kv_cache_cross(g, c, (int)l, &ck, &cv)); /* (B,Te,inner) */
-        peft_tensor *x = op_rmsnorm(g, h, b->ln_self, (float)d->eps);
-        OOM_IF(!x || !(h = residual(g, d, h, self_attention(g, d, &b->self, x, pk, pv, 1,
-                                                            dec_mask, dbias, c, (int)l))));
-        OOM_IF(!(x = op_rmsnorm(g, h, b->ln_cross, (float)d->eps)));
-        OOM_IF(!(h = residual(g, d, h, cross_attention(g, d, &b->cross, x, enc, ck, cv, enc_mask,
-                                                       c, (int)l))));
-        OOM_IF(!(x = op_rmsnorm(g, h, b->ln_ff, (float)d->eps)));
-        OOM_IF(!(h = residual(g, d, h, feed_forward(g, d, b, x))));
+        t5_block_ud u = {.d = d, .b = b, .dec = 1, .layer = (int)l, .pk = pk, .pv = pv, .ck = ck,
+                         .cv = cv, .enc = enc, .bias = dbias, .self_mask = dec_mask,
+                         .enc_mask = enc_mask, .c = c};
+        OOM_IF(!(h = run_block(g, ckpt, &u, h)));
     }
     OOM_IF(!(h = op_rmsnorm(g, h, s->dec_ln, (float)d->eps)) || !(h = op_dropout(g, h, d->dropout)));
     if (d->tie) OOM_IF(!(h = op_scale(g, h, (float)(1.0 / sqrt((double)C)))));
+    if (L && m->chunked_loss && g->recording && !c && !s->lm_head->requires_grad &&
+        !m->row_adapter) {
+        /* training: the loss over row chunks, never the whole (B,Td,V) logits */
+        int32_t *tgt = arena_rows(g, in->labels, B, 0, L);
+        OOM_IF(!tgt || !(out->loss = op_linear_cross_entropy(g, h, s->lm_head, tgt, -100)));
+        return 0;
+    }
     peft_tensor *logits = op_linear(g, h, s->lm_head, NULL, 0); /* (B,Td,V) */
     OOM_IF(!logits);
     out->logits = logits;

@@ -9,6 +9,8 @@ typedef struct {
     peft_block_fn fn;
     void *ud;
     peft_tensor *x, *out;
+    peft_tensor **extra; /* n_extra other differentiable inputs (arena copy of the list) */
+    int n_extra;
     peft_rng rng; /* the RNG state the forward started the block with */
     int has_rng;
 } ckpt_ctx;
@@ -32,6 +34,12 @@ static void ckpt_backward(peft_graph *g, void *p)
         peft_graph_set_error(g, "gradient checkpointing: out of memory for a block input's gradient");
         return;
     }
+    for (int i = 0; i < c->n_extra; i++) /* accumulated by the recompute: allocated before the mark */
+        if (c->extra[i]->requires_grad && !peft_grad_of(g, c->extra[i])) {
+            peft_graph_set_error(g, "gradient checkpointing: out of memory for a block input's "
+                                    "gradient");
+            return;
+        }
     peft_arena_mark m = peft_arena_get_mark(g->arena);
     const size_t n0 = g->n_nodes;
     peft_rng now;
@@ -56,16 +64,23 @@ static void ckpt_backward(peft_graph *g, void *p)
     if (c->has_rng) *g->rng = now;
 }
 
-peft_tensor *peft_checkpoint(peft_graph *g, peft_block_fn fn, const void *ud, size_t ud_bytes,
-                             peft_tensor *x)
+peft_tensor *peft_checkpoint_ex(peft_graph *g, peft_block_fn fn, const void *ud, size_t ud_bytes,
+                                peft_tensor *x, peft_tensor *const *extra, int n_extra)
 {
-    if (!g || !fn || !x) return NULL;
+    if (!g || !fn || !x || n_extra < 0 || (n_extra && !extra)) return NULL;
     if (!g->recording) return fn(g, (void *)ud, x);
     peft_tensor *out = peft_graph_tensor_raw(g, PEFT_DTYPE_F32, x->ndim, x->shape);
     void *udc = peft_arena_alloc(g->arena, ud_bytes ? ud_bytes : 1);
+    peft_tensor **ex = peft_arena_alloc(g->arena, sizeof *ex * (size_t)(n_extra ? n_extra : 1));
     ckpt_ctx *c = peft_tape_push(g, ckpt_backward, sizeof *c);
-    if (!out || !udc || !c) return NULL;
+    if (!out || !udc || !ex || !c) return NULL;
     if (ud_bytes) memcpy(udc, ud, ud_bytes);
+    for (int i = 0; i < n_extra; i++) {
+        if (!extra[i]) return NULL;
+        ex[i] = extra[i];
+    }
+    c->extra = ex;
+    c->n_extra = n_extra;
     c->fn = fn;
     c->ud = udc;
     c->x = x;
@@ -82,4 +97,10 @@ peft_tensor *peft_checkpoint(peft_graph *g, peft_block_fn fn, const void *ud, si
     if (!out->requires_grad) g->n_nodes--; /* nothing to recompute for */
     else g->nodes[n0 - 1].out = out;
     return out;
+}
+
+peft_tensor *peft_checkpoint(peft_graph *g, peft_block_fn fn, const void *ud, size_t ud_bytes,
+                             peft_tensor *x)
+{
+    return peft_checkpoint_ex(g, fn, ud, ud_bytes, x, NULL, 0);
 }

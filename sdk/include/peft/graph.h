@@ -162,11 +162,19 @@ PEFT_API peft_tensor *peft_graph_mse(peft_graph *g, peft_tensor *x, const float 
  * activations are dropped once y is computed and recomputed in backward, with the RNG state
  * the forward had (the same dropout masks), so the gradients equal those of the plain run; the
  * step then holds one block's activations at a time. ud (ud_bytes) is copied into the arena;
- * x must be the block's only differentiable arena input (parameters may be any number).
+ * x must be the block's only differentiable arena input (parameters may be any number;
+ * peft_checkpoint_ex takes more).
  * Without recording it is plain fn. NULL when fn fails or gives a differently shaped y. */
 typedef peft_tensor *(*peft_block_fn)(peft_graph *g, void *ud, peft_tensor *x);
 PEFT_API peft_tensor *peft_checkpoint(peft_graph *g, peft_block_fn fn, const void *ud, size_t ud_bytes,
                              peft_tensor *x);
+/* peft_checkpoint for a block with more differentiable arena inputs than x (a decoder layer's
+ * encoder states, a position bias from a trainable table): extra (n_extra tensors, borrowed,
+ * created before this call and alive until backward; the list is copied) get their gradients
+ * from the recompute. fn reads them through ud. */
+PEFT_API peft_tensor *peft_checkpoint_ex(peft_graph *g, peft_block_fn fn, const void *ud,
+                                         size_t ud_bytes, peft_tensor *x,
+                                         peft_tensor *const *extra, int n_extra);
 
 /* 1 if an op output must require grad: recording and any input requires grad */
 static inline int peft_needs_grad(const peft_graph *g, const peft_tensor *a, const peft_tensor *b)
