@@ -1,7 +1,8 @@
 /* test_memory.c — what makes real-size models fit in training: gradient checkpointing
  * (core/tensor/checkpoint.c; gradients equal to the plain run, dropout included), the chunked
  * language-model loss (core/ops/chunked_ce.c; loss and gradient equal to op_linear +
- * op_cross_entropy, bf16 head, ignored rows, several chunks), both on a LoRA-tuned LLaMA, and
+ * op_cross_entropy, bf16 head, ignored rows, several chunks), both on a LoRA-tuned LLaMA, GPT-2,
+ * BERT and T5 (a T5 decoder block takes the encoder states as a second input), and
  * prepare_model_for_kbit_training on a 4-bit base (norms f32, inputs require grad, the
  * adapter trains, merging re-quantizes). */
 #include <check.h>
