@@ -11,7 +11,10 @@ static const char *HELP =
     "usage: peft info --model DIR [--adapter DIR[:NAME]]... [--json]\n"
     "       peft info --config CONFIG.json [--peft-config ADAPTER_CONFIG.json]\n\n"
     "Prints the model's linear layers (with the adapters on each), PEFT's trainable-parameter\n"
-    "line and the model status. --json prints {model_status, layer_status} as JSON only.\n"
+    "line and the model status, then the base's storage: the dtype of its weights and, for a\n"
+    "quantized base (--quant or quantization_config), bits, quant type, double quantization,\n"
+    "block size and the relative error ||W - dequant(Q(W))|| / ||W|| over the quantized layers.\n"
+    "--json prints {model_status, layer_status, base} as JSON only.\n"
     "With --config, nothing is loaded but a config.json: the parameter counts come from the\n"
     "shapes alone (PEFT's meta device), with the head that the adapter config's task_type picks.\n"
     CLI_LOAD_HELP;
@@ -62,6 +65,82 @@ static int info_from_config(const char *config, const char *peft_config)
     return rc;
 }
 
+/* the base's storage as JSON: weight bytes, dtypes (tensors and bytes each) and the quantization
+ * (bitsandbytes' terms) or null. New reference. */
+static json_t *base_storage_json(const peft_base_model *b)
+{
+    json_t *o = json_object(), *dt = json_object();
+    for (size_t i = 0; i < b->n_params; i++) {
+        const peft_tensor *t = b->params[i].t;
+        const char *k = peft_dtype_label(t->dtype);
+        json_t *e = json_object_get(dt, k);
+        if (!e) json_object_set_new(dt, k, e = json_pack("{s:I, s:I}", "tensors", (json_int_t)0, "bytes", (json_int_t)0));
+        json_object_set_new(e, "tensors", json_integer(json_integer_value(json_object_get(e, "tensors")) + 1));
+        json_object_set_new(e, "bytes", json_integer(json_integer_value(json_object_get(e, "bytes")) +
+                                                     (json_int_t)peft_dtype_storage_bytes(t->dtype, t->ndim, t->shape)));
+    }
+    json_object_set_new(o, "weight_bytes", json_integer((json_int_t)peft_base_model_weight_bytes(b)));
+    json_object_set_new(o, "dtypes", dt);
+    int32_t qd;
+    double qerr;
+    int nq = peft_base_model_quant_report(b, &qd, &qerr);
+    json_t *q = json_null();
+    if (nq) {
+        const int four = qd != PEFT_DTYPE_INT8;
+        q = json_pack("{s:s, s:s, s:i, s:b, s:s, s:i, s:f}", "quant_method", "bitsandbytes",
+                      "quant_type", four ? "nf4" : "int8", "bits", four ? 4 : 8,
+                      "double_quant", qd == PEFT_DTYPE_NF4, "compute_dtype", "float32",
+                      "layers", nq, "relative_error", qerr);
+        /* NF4: absmax per 64 weights (8-bit, per 256 blocks, with double quant); int8: per row */
+        json_object_set_new(q, "blocksize", four ? json_integer(PEFT_NF4_BLOCK) : json_null());
+        if (qd == PEFT_DTYPE_NF4) json_object_set_new(q, "absmax_blocksize", json_integer(PEFT_NF4_ABSMAX_BLOCK));
+        if (!four) json_object_set_new(q, "scale", json_string("per-row absmax"));
+    }
+    json_object_set_new(o, "quantization", q);
+    return o;
+}
+
+static void print_base_storage(const json_t *st)
+{
+    printf("frozen weights: %.2f MB in memory (", (double)json_integer_value(json_object_get(st, "weight_bytes")) / 1e6);
+    const char *k;
+    json_t *e;
+    int first = 1;
+    json_object_foreach((json_t *)json_object_get(st, "dtypes"), k, e) {
+        printf("%s%s: %lld tensors, %.2f MB", first ? "" : "; ", k,
+               (long long)json_integer_value(json_object_get(e, "tensors")),
+               (double)json_integer_value(json_object_get(e, "bytes")) / 1e6);
+        first = 0;
+    }
+    printf(")\n");
+    const json_t *q = json_object_get(st, "quantization");
+    if (!json_is_object(q)) return;
+    const int64_t bits = json_integer_value(json_object_get(q, "bits"));
+    printf("quantization: %s (bitsandbytes, %lld-bit", json_string_value(json_object_get(q, "quant_type")), (long long)bits);
+    if (bits == 4)
+        printf(", blocksize %lld, double quant %s", (long long)json_integer_value(json_object_get(q, "blocksize")),
+               json_is_true(json_object_get(q, "double_quant")) ? "on (8-bit absmax, blocks of 256)" : "off");
+    else
+        printf(", per-row absmax");
+    printf("), %lld linear layers, relative error ||W - dequant(Q(W))|| / ||W|| = %.4f\n",
+           (long long)json_integer_value(json_object_get(q, "layers")),
+           json_real_value(json_object_get(q, "relative_error")));
+}
+
+/* prints {model_status, layer_status, base} (ms, ls: JSON texts or NULL for null / []) */
+static void print_json(const char *ms, const char *ls, const char *error, json_t *base)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "model_status", ms ? json_loads(ms, 0, NULL) : json_null());
+    json_object_set_new(o, "layer_status", ls ? json_loads(ls, 0, NULL) : (error ? json_null() : json_array()));
+    if (error) json_object_set_new(o, "error", json_string(error));
+    json_object_set(o, "base", base);
+    char *txt = json_dumps(o, JSON_COMPACT);
+    printf("%s\n", txt ? txt : "{}");
+    free(txt);
+    json_decref(o);
+}
+
 int cmd_info(int argc, char **argv)
 {
     const char *model = NULL, *config = NULL, *peft_config = NULL;
@@ -110,35 +189,25 @@ int cmd_info(int argc, char **argv)
                 printf("%s %s:%s%s", j ? "," : "  +", an, meth, merged ? " (merged)" : "");
             printf("\n");
         }
-        int32_t qd;
-        double qerr;
-        int nq = peft_base_model_quant_report(b, &qd, &qerr);
-        printf("frozen weights: %.2f MB in memory\n", (double)peft_base_model_weight_bytes(b) / 1e6);
-        if (nq)
-            printf("quantization: %s, %d linear layers, relative error ||W - dequant(Q(W))|| / ||W|| = %.4f\n",
-                   peft_dtype_label(qd), nq, qerr);
     }
+    json_t *storage = base_storage_json(b);
+    if (!as_json) print_base_storage(storage);
     if (m) {
         char *ms = NULL, *ls = NULL;
         if (peft_get_model_status(m, &ms) || peft_get_layer_status(m, &ls)) {
             /* prompt learning: PEFT has no status for it either; say why */
             if (!as_json) peft_print_trainable_parameters(m, stdout);
-            else {
-                json_t *o = json_pack("{s:n, s:n, s:s}", "model_status", "layer_status", "error", peft_errmsg(ctx));
-                char *txt = o ? json_dumps(o, JSON_COMPACT) : NULL;
-                printf("%s\n", txt ? txt : "{}");
-                free(txt);
-                json_decref(o);
-            }
+            else print_json(NULL, NULL, peft_errmsg(ctx), storage);
             fprintf(stderr, "peft: %s\n", peft_errmsg(ctx));
             free(ms);
             free(ls);
             peft_model_free(m);
+            json_decref(storage);
             peft_ctx_free(ctx);
             return 0;
         }
         if (as_json) {
-            printf("{\"model_status\": %s, \"layer_status\": %s}\n", ms, ls);
+            print_json(ms, ls, NULL, storage);
         } else {
             peft_print_trainable_parameters(m, stdout);
             printf("model status:\n%s\n", ms);
@@ -147,10 +216,11 @@ int cmd_info(int argc, char **argv)
         free(ls);
         peft_model_free(m);
     } else {
-        if (as_json) printf("{\"model_status\": null, \"layer_status\": []}\n");
+        if (as_json) print_json(NULL, NULL, NULL, storage);
         else printf("no adapters\n");
         peft_base_model_free(base);
     }
+    json_decref(storage);
     peft_ctx_free(ctx);
     return 0;
 }
