@@ -196,6 +196,7 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libpeft.so $(RUNNER_LIB) $(TOK_LIB)
 
 bench: all $(BENCH_BIN)
 	@./bench/run.sh $(abspath $(BUILD))
+	@./bench/real_shape.sh $(abspath $(BUILD))
 
 # the GEMMs of the GPT-2 step on OpenBLAS and on BLIS, 1 thread and every core
 # (bench/blas_compare.sh; README, Speed: the BLAS is chosen by this measurement)

@@ -109,6 +109,38 @@ START_TEST(info_json_is_peft_status)
 }
 END_TEST
 
+/* the base's storage in peft info: dtypes, and a 4-bit base's quantization in bitsandbytes' terms */
+START_TEST(info_reports_storage_and_quantization)
+{
+    char *out;
+    int rc = tu_run_peft(&out, "info --model %s --quant nf4 --json 2>/dev/null", tu_fixture("hf-peft/_models/llama"));
+    ck_assert_msg(rc == 0, "%s", out);
+    json_t *j = json_loads(out, 0, NULL);
+    ck_assert_msg(j, "not JSON: %s", out);
+    json_t *q = json_object_get(json_object_get(j, "base"), "quantization");
+    ck_assert_str_eq(json_string_value(json_object_get(q, "quant_type")), "nf4");
+    ck_assert_int_eq(json_integer_value(json_object_get(q, "bits")), 4);
+    ck_assert_int_eq(json_integer_value(json_object_get(q, "blocksize")), 64);
+    ck_assert(json_is_true(json_object_get(q, "double_quant")));
+    ck_assert_int_gt(json_integer_value(json_object_get(q, "layers")), 0);
+    const double e = json_real_value(json_object_get(q, "relative_error"));
+    ck_assert(e > 0.01 && e < 0.2); /* NF4 on Gaussian-like weights: ~0.09 */
+    ck_assert(json_object_get(json_object_get(json_object_get(j, "base"), "dtypes"), "nf4"));
+    json_decref(j);
+    free(out);
+    rc = tu_run_peft(&out, "info --model %s --quant int8", tu_fixture("hf-peft/_models/llama"));
+    ck_assert_msg(rc == 0 && strstr(out, "quantization: int8 (bitsandbytes, 8-bit, per-row absmax)") &&
+                      strstr(out, "int8: "), "%s", out);
+    free(out);
+    rc = tu_run_peft(&out, "info --model %s --json 2>/dev/null", tu_fixture("hf-peft/_models/llama"));
+    ck_assert_msg(rc == 0 && (j = json_loads(out, 0, NULL)), "%s", out);
+    ck_assert(json_is_null(json_object_get(json_object_get(j, "base"), "quantization")));
+    ck_assert(json_object_get(json_object_get(json_object_get(j, "base"), "dtypes"), "f32"));
+    json_decref(j);
+    free(out);
+}
+END_TEST
+
 START_TEST(train_then_reload)
 {
     char data[4096], *out;
@@ -246,6 +278,7 @@ int main(void)
     tcase_add_test(tc, forward_matches_peft);
     tcase_add_test(tc, forward_grads_question_answering);
     tcase_add_test(tc, info_json_is_peft_status);
+    tcase_add_test(tc, info_reports_storage_and_quantization);
     tcase_add_test(tc, train_then_reload);
     tcase_add_test(tc, init_model_runs);
     tcase_add_test(tc, merge_writes_a_model_dir);

@@ -322,7 +322,8 @@ START_TEST(cli_info_quant)
 {
     char *out = NULL;
     int rc = tu_run_peft(&out, "info --model %s --quant nf4", tu_fixture(LLAMA_DIR));
-    ck_assert_msg(rc == 0 && strstr(out, "quantization: nf4, 14 linear layers, relative error"), "%s", out);
+    ck_assert_msg(rc == 0 && strstr(out, "quantization: nf4 (bitsandbytes, 4-bit, blocksize 64, double quant on") &&
+                      strstr(out, "), 14 linear layers, relative error"), "%s", out);
     free(out);
     rc = tu_run_peft(&out, "info --model %s --dtype bfloat16", tu_fixture(LLAMA_DIR));
     ck_assert_msg(rc == 0 && strstr(out, "frozen weights: 0.05 MB"), "%s", out);
