@@ -1,7 +1,8 @@
 /* test_mixed.c — mixed models (PeftMixedModel) on the LLaMA fixture model (LoHa has no GPT-2
  * Conv1D), with the adapters Python PEFT 0.13.2 trained for the llama__lora_default, llama__loha,
  * llama__ia3 and llama__prompt cases, over every pair of the plugins, the triple, and the
- * triple plus prompt tuning. LoRA and LoHa share q_proj and v_proj; the fixture IA3 takes its
+ * triple plus prompt tuning; and the other methods PEFT's mixed model takes (LoKr, OFT, AdaLoRA, from
+ * the hf-peft-v2 cases on the same base) beside LoRA and LoHa. LoRA and LoHa share q_proj and v_proj; the fixture IA3 takes its
  * own layers (its vectors for k_proj and down_proj, without v_proj), and a separate check puts
  * IA3 and LoRA on one layer in both orders (PEFT's mixed model refuses IA3; libpeft nests it).
  *   1. each part alone in the mixed model gives what it gives alone in a plain PeftModel, and
@@ -48,6 +49,10 @@ static const part LORA = {"lora", "hf-peft/llama__lora_default", "LORA"};
 static const part LOHA = {"loha", "hf-peft/llama__loha", "LOHA"};
 static const part IA3 = {"ia3", NULL, "IA3"}; /* IA3 on k_proj and down_proj: ia3_dir() */
 static const part PROMPT = {"prompt", "hf-peft/llama__prompt", "PROMPT_TUNING"};
+/* the other methods PEFT 0.13.2's mixed model takes (COMPATIBLE_TUNER_TYPES), on the same base */
+static const part LOKR = {"lokr", "hf-peft-v2/llama__lokr", "LOKR"};
+static const part OFT = {"oft", "hf-peft-v2/llama__oft", "OFT"};
+static const part ADALORA = {"adalora", "hf-peft-v2/llama__adalora", "ADALORA"};
 
 /* the combinations under test, each in the order added */
 typedef struct combo {
@@ -61,6 +66,9 @@ static const combo COMBOS[] = {
     {"loha+ia3", {&LOHA, &IA3}, 2},
     {"lora+loha+ia3", {&LORA, &LOHA, &IA3}, 3},
     {"lora+loha+ia3+prompt", {&LORA, &LOHA, &IA3, &PROMPT}, 4},
+    {"lora+lokr", {&LORA, &LOKR}, 2},
+    {"oft+lora", {&OFT, &LORA}, 2},
+    {"adalora+loha+lokr", {&ADALORA, &LOHA, &LOKR}, 3},
 };
 #define N_COMBOS (int)(sizeof COMBOS / sizeof COMBOS[0])
 
