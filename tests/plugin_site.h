@@ -22,17 +22,23 @@ typedef struct ps_site {
     json_t *cfg_json;
     peft_cfg cfg;
     void *parsed, *state;
-    peft_tensor *w, *b, *x; /* base weight (out, in) or (in, out) for Conv1D; bias (out); x (N, in) */
+    peft_tensor *w, *b, *x; /* base weight (out, in) or (in, out) for Conv1D and embeddings, (C)
+                               for norms; bias (out) or NULL; x (N, in), or ids (1, N) I32 */
     peft_param_ref refs[PS_MAX_REFS];
     int n_refs;
 } ps_site;
 
 /* Loads plugin `plugin`, parses config (JSON text), makes a random site of `kind`
- * (PEFT_SITE_LINEAR / PEFT_SITE_CONV1D, named "model.layers.0.self_attn.q_proj") with in/out
+ * (PEFT_SITE_LINEAR / PEFT_SITE_CONV1D, named "model.layers.0.self_attn.q_proj";
+ * PEFT_SITE_EMBEDDING "model.embed_tokens", weight (in, out), x N token ids (1, N)) with in/out
  * features and N input rows, injects the adapter, and sets every trainable tensor to
  * param_scale * N(0, 1) (0: keeps the plugin's init). Fails the test on any error. */
 void ps_open(ps_site *h, const char *plugin, const char *config, int kind, int64_t n, int64_t in,
              int64_t out, float param_scale);
+/* ps_open on a norm site (PEFT_SITE_NORM, named "model.layers.0.input_layernorm") of width c:
+ * norm_type PEFT_NORM_* (LayerNorm with a bias), eps 1e-5 */
+void ps_open_norm(ps_site *h, const char *plugin, const char *config, int norm_type, int64_t n,
+                  int64_t c, float param_scale);
 void ps_close(ps_site *h);
 
 /* the state-dict entry whose saved name is `saved`; fails the test if there is none */

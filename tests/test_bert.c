@@ -268,6 +268,16 @@ START_TEST(test_params_and_counts)
 }
 END_TEST
 
+/* the linear and Conv1D sites of m in module order (embedding and norm sites left out) */
+static size_t linear_sites(const peft_base_model *m, peft_site **out, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < m->n_sites && n < max; i++)
+        if (m->sites[i]->info.kind == PEFT_SITE_LINEAR || m->sites[i]->info.kind == PEFT_SITE_CONV1D)
+            out[n++] = m->sites[i];
+    return n;
+}
+
 START_TEST(test_sites)
 {
     static const char *const mods[] = {"attention.self.query", "attention.self.key",
@@ -276,9 +286,14 @@ START_TEST(test_sites)
     static const int64_t in_f[] = {32, 32, 32, 32, 32, 64}, out_f[] = {32, 32, 32, 32, 64, 32};
     peft_base_model *m = tu_model_load_ok(model_dir(MODELS[_i]));
     size_t want = 12 + (_i == 0 ? 2 : 1);
-    ck_assert_uint_eq(m->n_sites, want);
+    peft_site *lin[32];
+    ck_assert_uint_eq(linear_sites(m, lin, 32), want);
+    /* + word_embeddings, embeddings.LayerNorm and 2 LayerNorms per layer */
+    ck_assert_uint_eq(m->n_sites, want + 1 + 1 + 4);
+    ck_assert_int_eq(m->sites[0]->info.kind, PEFT_SITE_EMBEDDING);
+    ck_assert_int_eq(m->sites[1]->info.kind, PEFT_SITE_NORM);
     for (size_t i = 0; i < 12; i++) {
-        peft_site *s = m->sites[i];
+        peft_site *s = lin[i];
         char n[256];
         snprintf(n, sizeof n, "bert.encoder.layer.%zu.%s", i / 6, mods[i % 6]);
         ck_assert_str_eq(s->info.name, n);
@@ -295,10 +310,10 @@ START_TEST(test_sites)
         ck_assert_ptr_eq(s->info.bias, peft_model_find_param(m, w)->t);
     }
     if (_i == 0) {
-        ck_assert_str_eq(m->sites[12]->info.name, "bert.pooler.dense");
-        ck_assert_int_eq(m->sites[12]->info.layer_index, -1);
+        ck_assert_str_eq(lin[12]->info.name, "bert.pooler.dense");
+        ck_assert_int_eq(lin[12]->info.layer_index, -1);
     }
-    peft_site *head = m->sites[want - 1];
+    peft_site *head = lin[want - 1];
     ck_assert_str_eq(head->info.name, _i == 2 ? "qa_outputs" : "classifier");
     ck_assert_int_eq(head->info.layer_index, -1);
     ck_assert_int_eq(head->info.in_features, 32);
@@ -348,7 +363,8 @@ START_TEST(test_bert_model_class)
     ck_assert_str_eq(peft_model_class(m), "BertModel");
     ck_assert_str_eq(peft_model_task(m), "FEATURE_EXTRACTION");
     ck_assert_str_eq(m->params[0].name, "embeddings.word_embeddings.weight");
-    ck_assert_str_eq(m->sites[0]->info.name, "encoder.layer.0.attention.self.query");
+    ck_assert_str_eq(m->sites[0]->info.name, "embeddings.word_embeddings");
+    ck_assert_str_eq(m->sites[2]->info.name, "encoder.layer.0.attention.self.query");
     ck_assert_str_eq(m->sites[m->n_sites - 1]->info.name, "pooler.dense");
     ck_assert_ptr_null(peft_model_find_site(m, "classifier"));
     ck_assert_int_eq(param_total(m), 24515 - 99);

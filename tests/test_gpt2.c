@@ -172,6 +172,16 @@ START_TEST(test_params)
 }
 END_TEST
 
+/* the linear and Conv1D sites of m in module order (embedding and norm sites left out) */
+static size_t linear_sites(const peft_base_model *m, peft_site **out, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < m->n_sites && n < max; i++)
+        if (m->sites[i]->info.kind == PEFT_SITE_LINEAR || m->sites[i]->info.kind == PEFT_SITE_CONV1D)
+            out[n++] = m->sites[i];
+    return n;
+}
+
 START_TEST(test_sites)
 {
     static const char *const names[] = {
@@ -181,9 +191,12 @@ START_TEST(test_sites)
     };
     static const int64_t in_f[] = {32, 32, 32, 128}, out_f[] = {96, 32, 128, 32};
     peft_base_model *m = load_ok(tu_fixture(GPT2_DIR));
-    ck_assert_uint_eq(m->n_sites, 8);
+    peft_site *lin[32];
+    ck_assert_uint_eq(linear_sites(m, lin, 32), 9); /* 8 Conv1D + lm_head */
+    /* + transformer.wte and the norms ln_1, ln_2 (x2 blocks), ln_f */
+    ck_assert_uint_eq(m->n_sites, 9 + 1 + 5);
     for (size_t i = 0; i < 8; i++) {
-        peft_site *s = m->sites[i];
+        peft_site *s = lin[i];
         ck_assert_str_eq(s->info.name, names[i]);
         ck_assert_ptr_eq(peft_model_find_site(m, names[i]), s);
         ck_assert_uint_eq(s->info.struct_size, sizeof(peft_site_info));
@@ -201,7 +214,21 @@ START_TEST(test_sites)
         snprintf(wname, sizeof wname, "%s.bias", names[i]);
         ck_assert_ptr_eq(s->info.bias, peft_model_find_param(m, wname)->t);
     }
-    ck_assert_ptr_null(peft_model_find_site(m, "lm_head"));
+    /* lm_head: tied to wte, an nn.Linear site over wte's weight; wte an embedding site */
+    peft_site *lm = peft_model_find_site(m, "lm_head"), *wte = peft_model_find_site(m, "transformer.wte");
+    ck_assert_ptr_eq(lm, lin[8]);
+    ck_assert_ptr_eq(m->sites[0], wte);
+    ck_assert_int_eq(lm->info.kind, PEFT_SITE_LINEAR);
+    ck_assert_int_eq(wte->info.kind, PEFT_SITE_EMBEDDING);
+    ck_assert_ptr_eq(lm->info.weight, peft_model_find_param(m, "transformer.wte.weight")->t);
+    ck_assert_ptr_eq(wte->info.weight, lm->info.weight);
+    ck_assert(lm->info.tied && wte->info.tied);
+    ck_assert_int_eq(wte->info.in_features, 128);
+    ck_assert_int_eq(wte->info.out_features, 32);
+    peft_site *ln = peft_model_find_site(m, "transformer.h.1.ln_2");
+    ck_assert(ln && ln->info.kind == PEFT_SITE_NORM && ln->info.norm_type == PEFT_NORM_LAYER);
+    ck_assert_ptr_eq(ln->info.bias, peft_model_find_param(m, "transformer.h.1.ln_2.bias")->t);
+    ck_assert_int_eq(ln->info.layer_index, 1);
     ck_assert_ptr_null(peft_model_find_site(m, "c_attn")); /* exact names only */
     peft_base_model_free(m);
 }

@@ -229,6 +229,16 @@ START_TEST(test_llama_logits_and_loss)
 }
 END_TEST
 
+/* the linear and Conv1D sites of m in module order (embedding and norm sites left out) */
+static size_t linear_sites(const peft_base_model *m, peft_site **out, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < m->n_sites && n < max; i++)
+        if (m->sites[i]->info.kind == PEFT_SITE_LINEAR || m->sites[i]->info.kind == PEFT_SITE_CONV1D)
+            out[n++] = m->sites[i];
+    return n;
+}
+
 START_TEST(test_llama_params_and_sites)
 {
     peft_base_model *m = tu_model_load_ok(tu_fixture(LLAMA_DIR));
@@ -250,11 +260,19 @@ START_TEST(test_llama_params_and_sites)
                                        "self_attn.o_proj", "mlp.gate_proj",   "mlp.up_proj",
                                        "mlp.down_proj"};
     static const int64_t in_f[] = {32, 32, 32, 32, 32, 32, 64}, out_f[] = {32, 16, 16, 32, 64, 64, 32};
-    ck_assert_uint_eq(m->n_sites, 2 * 7 + 1);
+    peft_site *lin[32];
+    ck_assert_uint_eq(linear_sites(m, lin, 32), 2 * 7 + 1);
+    /* + model.embed_tokens, input_layernorm and post_attention_layernorm x2, model.norm */
+    ck_assert_uint_eq(m->n_sites, 2 * 7 + 1 + 1 + 4 + 1);
+    ck_assert_int_eq(m->sites[0]->info.kind, PEFT_SITE_EMBEDDING);
+    ck_assert_str_eq(m->sites[0]->info.name, "model.embed_tokens");
+    peft_site *nm = peft_model_find_site(m, "model.norm");
+    ck_assert(nm && nm->info.kind == PEFT_SITE_NORM && nm->info.norm_type == PEFT_NORM_RMS && !nm->info.bias);
+    ck_assert_ptr_eq(nm, m->sites[m->n_sites - 2]);
     for (size_t i = 0; i < 14; i++) {
         char want[128];
         snprintf(want, sizeof want, "model.layers.%zu.%s", i / 7, mods[i % 7]);
-        peft_site *s = m->sites[i];
+        peft_site *s = lin[i];
         ck_assert_str_eq(s->info.name, want);
         ck_assert_int_eq(s->info.kind, PEFT_SITE_LINEAR);
         ck_assert_int_eq(s->info.layer_index, (int)(i / 7));
@@ -264,7 +282,7 @@ START_TEST(test_llama_params_and_sites)
         ck_assert_ptr_null(s->info.bias);
         ck_assert_str_eq(s->info.model_type, "llama");
     }
-    peft_site *lm = m->sites[14];
+    peft_site *lm = lin[14];
     ck_assert_str_eq(lm->info.name, "lm_head");
     ck_assert_int_eq(lm->info.layer_index, -1);
     ck_assert_int_eq(lm->info.in_features, 32);

@@ -365,8 +365,8 @@ START_TEST(good_scale_works)
     peft_tensor *w = peft_tensor_new(PEFT_DTYPE_F32, 2, wshape);
     float *wd = peft_f32(w);
     for (int i = 0; i < 6; i++) wd[i] = (float)(i + 1);
-    peft_site_info site = {sizeof site, PEFT_SITE_LINEAR, "h.0.attn.q", "gpt2", 3, 2, 0, 0, w,
-                           NULL};
+    peft_site_info site = {.struct_size = sizeof site, .kind = PEFT_SITE_LINEAR, .name = "h.0.attn.q",
+                           .model_type = "gpt2", .in_features = 3, .out_features = 2, .weight = w};
     peft_rng rng;
     peft_rng_seed(&rng, 1);
     void *st = vt->inject(parsed, &cfg, &site, "default", &rng, err, sizeof err);

@@ -205,11 +205,27 @@ START_TEST(test_params_and_facts)
 }
 END_TEST
 
+/* the linear and Conv1D sites of m in module order (embedding and norm sites left out) */
+static size_t linear_sites(const peft_base_model *m, peft_site **out, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < m->n_sites && n < max; i++)
+        if (m->sites[i]->info.kind == PEFT_SITE_LINEAR || m->sites[i]->info.kind == PEFT_SITE_CONV1D)
+            out[n++] = m->sites[i];
+    return n;
+}
+
 START_TEST(test_sites)
 {
     peft_base_model *m = tu_model_load_ok(tu_fixture(T5_DIR));
     /* encoder: 4 attention + wi + wo per block; decoder: 8 attention + wi + wo */
-    ck_assert_int_eq(m->n_sites, 2 * 6 + 2 * 10);
+    peft_site *lin[64];
+    ck_assert_int_eq(linear_sites(m, lin, 64), 2 * 6 + 2 * 10);
+    /* + the T5LayerNorms: 2 per encoder block, 3 per decoder block, 2 final_layer_norm */
+    ck_assert_int_eq(m->n_sites, 2 * 6 + 2 * 10 + 2 * 2 + 2 * 3 + 2);
+    peft_site *fn = peft_model_find_site(m, "decoder.final_layer_norm");
+    ck_assert(fn && fn->info.kind == PEFT_SITE_NORM && fn->info.norm_type == PEFT_NORM_RMS);
+    ck_assert_ptr_eq(fn, m->sites[m->n_sites - 1]);
     const struct { const char *name; int layer; int64_t in, out; } want[] = {
         {"encoder.block.0.layer.0.SelfAttention.q", 0, 32, 32},
         {"encoder.block.1.layer.0.SelfAttention.o", 1, 32, 32},
@@ -230,8 +246,8 @@ START_TEST(test_sites)
         ck_assert_ptr_null(s->info.bias);
         ck_assert_str_eq(s->info.model_type, "t5");
     }
-    ck_assert_str_eq(m->sites[0]->info.name, "encoder.block.0.layer.0.SelfAttention.q");
-    ck_assert_str_eq(m->sites[m->n_sites - 1]->info.name, "decoder.block.1.layer.2.DenseReluDense.wo");
+    ck_assert_str_eq(lin[0]->info.name, "encoder.block.0.layer.0.SelfAttention.q");
+    ck_assert_str_eq(lin[2 * 6 + 2 * 10 - 1]->info.name, "decoder.block.1.layer.2.DenseReluDense.wo");
     ck_assert_ptr_null(peft_model_find_site(m, "lm_head"));
     peft_base_model_free(m);
 }
@@ -298,7 +314,8 @@ START_TEST(test_gated_and_decoder_layers)
     ck_assert_ptr_nonnull(peft_model_find_site(m, "encoder.block.1.layer.1.DenseReluDense.wi_0"));
     ck_assert_ptr_nonnull(peft_model_find_site(m, "decoder.block.0.layer.2.DenseReluDense.wi_1"));
     ck_assert_ptr_null(peft_model_find_site(m, "decoder.block.1.layer.0.SelfAttention.q"));
-    ck_assert_int_eq(m->n_sites, 2 * 7 + 11);
+    peft_site *lin[64];
+    ck_assert_int_eq(linear_sites(m, lin, 64), 2 * 7 + 11);
     int64_t total = 0, cnt = 0;
     for (size_t i = 0; i < m->n_params; i++) total += m->params[i].t->numel;
     char err[256];

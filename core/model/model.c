@@ -517,15 +517,50 @@ peft_site *peft_model_find_site(const peft_base_model *m, const char *name)
     return NULL;
 }
 
+static peft_site *add_site(peft_base_model *m, const char *name, int kind, peft_tensor *weight,
+                           peft_tensor *bias, int layer_index, int64_t in, int64_t outf);
+
 peft_site *peft_model_add_site(peft_base_model *m, const char *name, int kind,
                                peft_tensor *weight, peft_tensor *bias, int layer_index)
 {
     if (!m || !name || !weight || weight->ndim != 2) return NULL;
-    if (kind != PEFT_SITE_LINEAR && kind != PEFT_SITE_CONV1D) return NULL;
-    if (peft_model_find_site(m, name)) return NULL; /* module names are unique */
-    int64_t in = kind == PEFT_SITE_CONV1D ? weight->shape[0] : weight->shape[1];
-    int64_t outf = kind == PEFT_SITE_CONV1D ? weight->shape[1] : weight->shape[0];
+    if (kind != PEFT_SITE_LINEAR && kind != PEFT_SITE_CONV1D && kind != PEFT_SITE_EMBEDDING)
+        return NULL;
+    if (kind == PEFT_SITE_EMBEDDING && bias) return NULL;
+    /* Conv1D and embeddings keep their rows first: (in, out), (num_embeddings, dim) */
+    int in_first = kind == PEFT_SITE_CONV1D || kind == PEFT_SITE_EMBEDDING;
+    int64_t in = in_first ? weight->shape[0] : weight->shape[1];
+    int64_t outf = in_first ? weight->shape[1] : weight->shape[0];
     if (bias && bias->numel != outf) return NULL;
+    return add_site(m, name, kind, weight, bias, layer_index, in, outf);
+}
+
+peft_site *peft_model_add_norm_site(peft_base_model *m, const char *name, peft_tensor *weight,
+                                    peft_tensor *bias, int layer_index, int norm_type, float eps)
+{
+    if (!m || !name || !weight || weight->ndim != 1) return NULL;
+    if (norm_type != PEFT_NORM_LAYER && norm_type != PEFT_NORM_RMS && norm_type != PEFT_NORM_RMS_1P)
+        return NULL;
+    if (bias && (norm_type != PEFT_NORM_LAYER || bias->numel != weight->numel)) return NULL;
+    peft_site *s = add_site(m, name, PEFT_SITE_NORM, weight, bias, layer_index, weight->numel,
+                            weight->numel);
+    if (s) {
+        s->info.norm_type = norm_type;
+        s->info.norm_eps = eps;
+    }
+    return s;
+}
+
+void peft_site_set_tied(peft_site *s)
+{
+    if (s) s->info.tied = 1;
+}
+
+/* the site record; in/outf as the kind reads its weight */
+static peft_site *add_site(peft_base_model *m, const char *name, int kind, peft_tensor *weight,
+                           peft_tensor *bias, int layer_index, int64_t in, int64_t outf)
+{
+    if (peft_model_find_site(m, name)) return NULL; /* module names are unique */
 
     if (m->n_sites == m->cap_sites) {
         size_t cap = m->cap_sites ? 2 * m->cap_sites : 32;

@@ -1,5 +1,6 @@
-/* site.c — a linear site and its adapter chain (DESIGN.md 4): forward through the chain,
- * merge/unmerge adapters into the base weight, and restore the weight bit-exactly. */
+/* site.c — a site (linear, Conv1D, embedding or norm) and its adapter chain (DESIGN.md 4):
+ * forward through the chain, merge/unmerge adapters into the base weight, and restore the
+ * weight bit-exactly. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,10 +46,74 @@ static peft_tensor *plugin_failed(peft_graph *g, const peft_site *s, const peft_
     return NULL;
 }
 
+peft_tensor *peft_site_norm_op(peft_graph *g, const peft_site_info *info, peft_tensor *x,
+                               peft_tensor *w, peft_tensor *b)
+{
+    if (!info || info->kind != PEFT_SITE_NORM || !x || !w || w->numel != info->in_features ||
+        x->ndim < 1 || x->shape[x->ndim - 1] != info->in_features)
+        return NULL;
+    if (info->norm_type == PEFT_NORM_LAYER) {
+        if (b && b->numel != w->numel) return NULL;
+        return op_layernorm(g, x, w, b, info->norm_eps);
+    }
+    if (b) return NULL; /* RMS norms have no bias */
+    return op_rmsnorm_offset(g, x, w, info->norm_eps, info->norm_type == PEFT_NORM_RMS_1P ? 1.0f : 0.0f);
+}
+
+/* the base module on x: the linear layer, the norm, or (x: I32 ids (B, T)) the table lookup */
+static peft_tensor *base_forward(peft_graph *g, peft_site *s, peft_tensor *x)
+{
+    switch (s->info.kind) {
+    case PEFT_SITE_NORM:
+        return peft_site_norm_op(g, &s->info, x, s->info.weight, s->info.bias);
+    case PEFT_SITE_EMBEDDING: {
+        int32_t bad = 0;
+        if (!x || x->dtype != PEFT_DTYPE_I32 || x->ndim != 2) return NULL;
+        return op_embedding(g, s->info.weight, x->data, x->shape[0], x->shape[1], &bad);
+    }
+    default:
+        return op_linear(g, x, s->info.weight, s->info.bias, s->info.fan_in_fan_out);
+    }
+}
+
+/* an embedding site in a mixed batch: each adapter on the token rows of its batch rows; ids
+ * (B, T) I32, y (B, T, C) the base lookup */
+static peft_tensor *embed_grouped(peft_graph *g, peft_site *s, peft_tensor *ids, peft_tensor *y)
+{
+    const peft_base_model *m = s->owner;
+    const int64_t B = ids->shape[0], T = ids->shape[1];
+    for (int i = 0; i < s->n_chain && y; i++) {
+        peft_site_adapter *sa = &s->chain[i];
+        if (sa->merged) continue;
+        int64_t nb = 0;
+        for (int64_t b = 0; b < B && b < m->row_B; b++) nb += m->row_adapter[b] == sa->adapter;
+        if (!nb) continue;
+        int32_t *idx = peft_arena_alloc(g->arena, (size_t)(nb * T) * sizeof *idx);
+        peft_tensor *sub = peft_graph_tensor_raw(g, PEFT_DTYPE_I32, 2, (int64_t[]){nb, T});
+        if (!idx || !sub) return NULL;
+        int64_t k = 0;
+        for (int64_t b = 0; b < B && b < m->row_B; b++)
+            if (m->row_adapter[b] == sa->adapter)
+                for (int64_t t = 0; t < T; t++, k++) {
+                    idx[k] = (int32_t)(b * T + t);
+                    ((int32_t *)sub->data)[k] = ((const int32_t *)ids->data)[b * T + t];
+                }
+        peft_tensor *ys = op_take_rows(g, y, idx, nb * T); /* (nb*T, C) */
+        peft_tensor *yt = ys ? sa->adapter->vt->forward(sa->state, g, &s->info, sub, ys) : NULL;
+        if (ys && !yt) return plugin_failed(g, s, sa, "forward");
+        y = yt ? op_put_rows(g, y, yt, idx, nb * T) : NULL;
+    }
+    return y;
+}
+
 /* one batch, one adapter per row (mixed-batch inference): each adapter runs on its own rows
  * only, one grouped call per adapter, the results put back in place */
 static peft_tensor *forward_grouped(peft_graph *g, peft_site *s, peft_tensor *x)
 {
+    if (s->info.kind == PEFT_SITE_EMBEDDING) {
+        peft_tensor *y = base_forward(g, s, x);
+        return y ? embed_grouped(g, s, x, y) : NULL;
+    }
     for (int i = 0; i < s->n_chain && x; i++) {
         peft_site_adapter *sa = &s->chain[i];
         if (sa->merged || !sa->adapter->vt->pre_forward) continue;
@@ -62,7 +127,7 @@ static peft_tensor *forward_grouped(peft_graph *g, peft_site *s, peft_tensor *x)
         x = xt ? op_put_rows(g, x, xt, idx, n) : NULL;
     }
     if (!x) return NULL;
-    peft_tensor *y = op_linear(g, x, s->info.weight, s->info.bias, s->info.fan_in_fan_out);
+    peft_tensor *y = base_forward(g, s, x);
     for (int i = 0; i < s->n_chain && y; i++) {
         peft_site_adapter *sa = &s->chain[i];
         if (sa->merged) continue;
@@ -101,7 +166,7 @@ peft_tensor *peft_site_forward(peft_graph *g, peft_site *s, peft_tensor *x)
         xin[i] = xi;
     }
     if (!xin[0]) return NULL;
-    peft_tensor *y = op_linear(g, xin[0], s->info.weight, s->info.bias, s->info.fan_in_fan_out);
+    peft_tensor *y = base_forward(g, s, xin[0]);
     for (int i = 0; i < s->n_chain && y; i++) {
         peft_site_adapter *sa = &s->chain[i];
         if (runs(s, sa) && !(y = PEFT_PLUGIN_CALL(sa->adapter->vt, "forward", sa->adapter->name, s->info.name,
@@ -109,6 +174,28 @@ peft_tensor *peft_site_forward(peft_graph *g, peft_site *s, peft_tensor *x)
             return plugin_failed(g, s, sa, "forward");
     }
     return y;
+}
+
+peft_tensor *peft_site_embed(peft_graph *g, peft_site *s, const int32_t *ids, int64_t B, int64_t T,
+                             int32_t *bad_id)
+{
+    if (!g || !s || s->info.kind != PEFT_SITE_EMBEDDING || !ids || B <= 0 || T <= 0) return NULL;
+    const int64_t V = s->info.in_features;
+    for (int64_t i = 0; i < B * T; i++)
+        if (ids[i] < 0 || ids[i] >= V) {
+            if (bad_id) *bad_id = ids[i];
+            return NULL;
+        }
+    peft_tensor *x = peft_graph_tensor_raw(g, PEFT_DTYPE_I32, 2, (int64_t[]){B, T});
+    if (!x) return NULL;
+    memcpy(x->data, ids, (size_t)(B * T) * sizeof *ids);
+    return peft_site_forward(g, s, x);
+}
+
+peft_tensor *peft_site_norm(peft_graph *g, peft_site *s, peft_tensor *x)
+{
+    if (!g || !s || s->info.kind != PEFT_SITE_NORM) return NULL;
+    return peft_site_forward(g, s, x);
 }
 
 int peft_site_attach(peft_site *s, peft_adapter *a, void *state)
@@ -146,11 +233,26 @@ static int all_finite(const float *p, int64_t n)
     return 1;
 }
 
+/* the other site over the same weight tensor (tied input / output embeddings) that has merged
+ * adapters, or NULL */
+static peft_site *merged_partner(const peft_site *s)
+{
+    if (!s->info.tied || !s->owner) return NULL;
+    for (size_t i = 0; i < s->owner->n_sites; i++) {
+        peft_site *p = s->owner->sites[i];
+        if (p != s && p->info.weight == s->info.weight && p->n_merged > 0) return p;
+    }
+    return NULL;
+}
+
 /* Before the first merge, the weight (and bias) become owned f32 copies; the loaded data is
- * kept so that the last unmerge puts it back exactly. */
+ * kept so that the last unmerge puts it back exactly. A tied weight's two sites share one copy:
+ * the site that merged first keeps the loaded data, the other merges into the copy (as PEFT
+ * adds both deltas into the one shared tensor). */
 static int begin_merging(peft_site *s)
 {
     if (s->n_merged > 0) return 0;
+    if (merged_partner(s)) return 0; /* already an owned f32 copy; the partner keeps the original */
     if (peft_tensor_make_f32_owned(s->info.weight, &s->orig_weight_data, &s->orig_weight_dtype,
                                    &s->orig_weight_owned))
         return -1;
@@ -255,8 +357,20 @@ int peft_site_unmerge(peft_site *s, int idx, char *err, size_t errlen)
 {
     peft_site_adapter *sa = &s->chain[idx];
     if (!sa->merged) return 0;
-    if (s->n_merged == 1) { /* the last one: the loaded weight comes back bit-exactly */
+    peft_site *partner = s->n_merged == 1 ? merged_partner(s) : NULL;
+    if (s->n_merged == 1 && !partner) { /* the last one: the loaded weight comes back bit-exactly */
         end_merging(s);
+    } else if (partner && !s->orig_weight_data) { /* the partner keeps the loaded data */
+        if (sa->adapter->vt->merge(sa->state, &s->info, peft_f32(s->info.weight), NULL, -1, err, errlen))
+            return -1;
+    } else if (partner) { /* the tied partner still has merged adapters: take ours out and hand
+                             it the loaded data, which its last unmerge restores */
+        if (sa->adapter->vt->merge(sa->state, &s->info, peft_f32(s->info.weight), NULL, -1, err, errlen))
+            return -1;
+        partner->orig_weight_data = s->orig_weight_data;
+        partner->orig_weight_dtype = s->orig_weight_dtype;
+        partner->orig_weight_owned = s->orig_weight_owned;
+        s->orig_weight_data = NULL;
     } else {
         float *b = s->info.bias ? peft_f32(s->info.bias) : NULL;
         if (PEFT_PLUGIN_CALL(sa->adapter->vt, "unmerge", sa->adapter->name, s->info.name,

@@ -4,6 +4,11 @@
 
 #include "peft/model.h"
 
+/* a norm site's normalisation (its norm_type, norm_eps) with parameters w (C), b (C) or NULL:
+ * x (..., C) -> (..., C) on g (host->op_site_norm); NULL when info is no norm site or a shape
+ * does not fit */
+peft_tensor *peft_site_norm_op(peft_graph *g, const peft_site_info *info, peft_tensor *x,
+                               peft_tensor *w, peft_tensor *b);
 /* append an adapter state to the chain (order = order added). 0 or -1 (OOM). */
 int peft_site_attach(peft_site *s, peft_adapter *a, void *state);
 /* index of adapter a in the chain or -1 */

@@ -279,6 +279,7 @@ static int skipped(const peft_base_model *m, const peft_site *s)
 int peft_storage_site(peft_base_model *m, peft_site *s, char *err, size_t errlen)
 {
     if (!m->quant_dtype || m->meta || skipped(m, s)) return 0;
+    if (s->info.kind != PEFT_SITE_LINEAR && s->info.kind != PEFT_SITE_CONV1D) return 0; /* linear only */
     peft_tensor *w = s->info.weight;
     if (peft_dtype_is_quantized(w->dtype)) return 0; /* shared and done */
     double rel = 0.0;

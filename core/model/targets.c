@@ -76,7 +76,8 @@ int peft_target_matches(peft_model *m, const json_t *cfg, const peft_site *s)
     const char *name = s->info.name;
     const json_t *targets = json_object_get(cfg, "target_modules");
     if (json_is_string(targets) && !strcmp(json_string_value(targets), "all-linear") &&
-        excluded_from_all_linear(cfg, name))
+        ((s->info.kind != PEFT_SITE_LINEAR && s->info.kind != PEFT_SITE_CONV1D) ||
+         excluded_from_all_linear(cfg, name)))
         return 0;
     char why[320];
     int hit = rule_matches(targets, name, why, sizeof why);

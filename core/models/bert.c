@@ -257,6 +257,17 @@ static int bert_build(peft_base_model *m, char *err, size_t errlen)
         !(s->emb_ln_b = take(m, pre, "embeddings.LayerNorm.bias", 1, C, 0, err, errlen)))
         return -1;
     char n[256];
+    snprintf(n, sizeof n, "%sembeddings.word_embeddings", pre);
+    if (!(s->word_site = peft_model_add_site(m, n, PEFT_SITE_EMBEDDING, s->word, NULL, -1))) {
+        snprintf(err, errlen, "%s: cannot register site %s (out of memory)", m->dir, n);
+        return -1;
+    }
+    snprintf(n, sizeof n, "%sembeddings.LayerNorm", pre);
+    if (!(s->emb_ln = peft_model_add_norm_site(m, n, s->emb_ln_w, s->emb_ln_b, -1, PEFT_NORM_LAYER,
+                                               (float)d->eps))) {
+        snprintf(err, errlen, "%s: cannot register site %s (out of memory)", m->dir, n);
+        return -1;
+    }
     for (int64_t i = 0; i < d->L; i++) {
         bert_layer *l = &s->layers[i];
         int li = (int)i;
@@ -270,18 +281,29 @@ static int bert_build(peft_base_model *m, char *err, size_t errlen)
         snprintf(n, sizeof n, "encoder.layer.%d." mod, li);                             \
         if (!((dst) = take(m, pre, n, 1, C, 0, err, errlen))) return -1;                \
     } while (0)
+#define NORM(dst, mod, w, b)                                                            \
+    do {                                                                                \
+        snprintf(n, sizeof n, "%sencoder.layer.%d." mod, pre, li);                      \
+        if (!((dst) = peft_model_add_norm_site(m, n, w, b, li, PEFT_NORM_LAYER, (float)d->eps))) { \
+            snprintf(err, errlen, "%s: cannot register site %s (out of memory)", m->dir, n); \
+            return -1;                                                                  \
+        }                                                                               \
+    } while (0)
         SITE(l->query, "attention.self.query", C, C);
         SITE(l->key, "attention.self.key", C, C);
         SITE(l->value, "attention.self.value", C, C);
         SITE(l->attn_out, "attention.output.dense", C, C);
         LN(l->ln1_w, "attention.output.LayerNorm.weight");
         LN(l->ln1_b, "attention.output.LayerNorm.bias");
+        NORM(l->ln1, "attention.output.LayerNorm", l->ln1_w, l->ln1_b);
         SITE(l->inter, "intermediate.dense", C, I);
         SITE(l->out, "output.dense", I, C);
         LN(l->ln2_w, "output.LayerNorm.weight");
         LN(l->ln2_b, "output.LayerNorm.bias");
+        NORM(l->ln2, "output.LayerNorm", l->ln2_w, l->ln2_b);
 #undef SITE
 #undef LN
+#undef NORM
     }
     /* BertForTokenClassification / QuestionAnswering: add_pooling_layer=False */
     if (d->head == BERT_HEAD_NONE || d->head == BERT_HEAD_SEQCLS)
@@ -376,7 +398,7 @@ static peft_tensor *embeddings(peft_base_model *m, const bert_state *s, peft_gra
     const peft_prompt_hooks *hk = m->prompt;
     int32_t bad = 0;
     int32_t *ids = bert_arena_i32(g, in->input_ids, B, T);
-    peft_tensor *x = ids ? op_embedding(g, s->word, ids, B, T, &bad) : NULL; /* (B,T,C) */
+    peft_tensor *x = ids ? peft_site_embed(g, s->word_site, ids, B, T, &bad) : NULL; /* (B,T,C) */
     if (!x) goto oom;
     int64_t Pv = 0;
     if (hk && hk->virtual_tokens) {
@@ -407,7 +429,7 @@ static peft_tensor *embeddings(peft_base_model *m, const bert_state *s, peft_gra
     peft_tensor *pe = te ? op_embedding(g, s->pos, pos, B, T2, &bad) : NULL;
     peft_tensor *e = pe ? op_add(g, x, te) : NULL;
     if (!e || !(e = op_add(g, e, pe))) goto oom;
-    e = op_layernorm(g, e, s->emb_ln_w, s->emb_ln_b, (float)s->d.eps);
+    e = peft_site_norm(g, s->emb_ln, e);
     if (!e || !(e = op_dropout(g, e, s->d.hidden_pdrop))) goto oom;
     *Pv_out = Pv;
     return e;
@@ -450,12 +472,12 @@ static peft_tensor *bert_layer_fn(peft_graph *g, void *p, peft_tensor *h)
     peft_tensor *a = op_attention(g, q, k, v, (int)d->H, 0, u->mask);
     peft_tensor *o = a ? peft_site_forward(g, ly->attn_out, a) : NULL;
     if (!o || !(o = op_dropout(g, o, d->hidden_pdrop)) || !(o = op_add(g, o, h))) return NULL;
-    peft_tensor *h1 = op_layernorm(g, o, ly->ln1_w, ly->ln1_b, (float)d->eps);
+    peft_tensor *h1 = peft_site_norm(g, ly->ln1, o);
     peft_tensor *f = h1 ? peft_site_forward(g, ly->inter, h1) : NULL; /* (B,T2,I) */
     if (!f || !(f = activation(g, d->act, f))) return NULL;
     peft_tensor *pp = peft_site_forward(g, ly->out, f); /* (B,T2,C) */
     if (!pp || !(pp = op_dropout(g, pp, d->hidden_pdrop)) || !(pp = op_add(g, pp, h1))) return NULL;
-    return op_layernorm(g, pp, ly->ln2_w, ly->ln2_b, (float)d->eps);
+    return peft_site_norm(g, ly->ln2, pp);
 }
 
 static int bert_forward(peft_base_model *m, peft_graph *g, const peft_model_inputs *in,

@@ -42,6 +42,7 @@ typedef struct bert_layer {
     peft_site *query, *key, *value; /* (C, C) each */
     peft_site *attn_out;            /* attention.output.dense (C, C) */
     peft_tensor *ln1_w, *ln1_b;     /* attention.output.LayerNorm (C) */
+    peft_site *ln1, *ln2;           /* norm sites over ln1_w/b and ln2_w/b */
     peft_site *inter;               /* intermediate.dense (I, C) */
     peft_site *out;                 /* output.dense (C, I) */
     peft_tensor *ln2_w, *ln2_b;     /* output.LayerNorm (C) */
@@ -50,7 +51,9 @@ typedef struct bert_layer {
 typedef struct bert_state {
     bert_dims d;
     peft_tensor *word, *pos, *type; /* (V, C), (P, C), (TV, C) */
+    peft_site *word_site;           /* embeddings.word_embeddings, an embedding site over word */
     peft_tensor *emb_ln_w, *emb_ln_b;
+    peft_site *emb_ln;              /* embeddings.LayerNorm, a norm site over them */
     bert_layer *layers;             /* L */
     peft_site *pooler;              /* pooler.dense (C, C): BertModel and SEQ_CLS only */
     peft_site *head;                /* classifier (num_labels, C) or qa_outputs (2, C); NULL for

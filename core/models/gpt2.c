@@ -4,8 +4,9 @@
  * Parameters keep HF names (transformer.wte.weight, transformer.h.{i}.attn.c_attn.weight, ...);
  * lm_head.weight is tied to transformer.wte.weight unless tie_word_embeddings is false. The four
  * Conv1D layers of each block (attn.c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj) are linear sites,
- * weights stored (in, out); the classification head "score" (num_labels, n_embd), no bias, is a
- * linear site with layer index -1.
+ * weights stored (in, out); the classification head "score" (num_labels, n_embd), no bias, and
+ * the LM head "lm_head" are linear sites with layer index -1; transformer.wte is an embedding
+ * site.
  *
  *   ids (B,T) -> h = wte[ids] + wpe[0..T-1]                     (B,T,C)
  *   per block:  h += c_proj(attn(split(c_attn(ln_1(h)))))      c_attn: C -> 3C
@@ -31,6 +32,7 @@
 
 typedef struct gpt2_block {
     peft_tensor *ln1_w, *ln1_b, *ln2_w, *ln2_b; /* (C) */
+    peft_site *ln_1, *ln_2;                     /* norm sites over them */
     peft_site *c_attn;                          /* (C, 3C) */
     peft_site *attn_proj;                       /* (C, C) */
     peft_site *c_fc;                            /* (C, I) */
@@ -44,7 +46,9 @@ typedef struct gpt2_state {
     peft_tensor *wte;     /* (V, C) */
     peft_tensor *wpe;     /* (P, C) */
     peft_tensor *lnf_w, *lnf_b;
-    peft_tensor *lm_head; /* (V, C): wte when tied; LM head only */
+    peft_site *ln_f;      /* transformer.ln_f, a norm site over lnf_w, lnf_b */
+    peft_site *wte_site;  /* transformer.wte, an embedding site over wte */
+    peft_site *lm_head;   /* lm_head (V, C), over wte when tied; LM head only */
     peft_site *score;     /* (num_labels, C): sequence classification only */
     gpt2_block *blocks;   /* L */
     dec_head head;
@@ -148,6 +152,15 @@ static peft_site *take_conv1d(peft_base_model *m, const char *module, int64_t in
     return s;
 }
 
+/* registers the LayerNorm "<module>" over its taken weight and bias as a norm site */
+static peft_site *norm_site(peft_base_model *m, const char *module, peft_tensor *w, peft_tensor *b,
+                            int layer, double eps, char *err, size_t errlen)
+{
+    peft_site *s = peft_model_add_norm_site(m, module, w, b, layer, PEFT_NORM_LAYER, (float)eps);
+    if (!s) snprintf(err, errlen, "%s: cannot register site %s (out of memory)", m->dir, module);
+    return s;
+}
+
 static int gpt2_build(peft_base_model *m, char *err, size_t errlen)
 {
     gpt2_state *s = calloc(1, sizeof *s);
@@ -162,6 +175,11 @@ static int gpt2_build(peft_base_model *m, char *err, size_t errlen)
     if (!(s->wte = take(m, "transformer.wte.weight", 2, s->V, C, err, errlen)) ||
         !(s->wpe = take(m, "transformer.wpe.weight", 2, s->P, C, err, errlen)))
         return -1;
+    if (!(s->wte_site = peft_model_add_site(m, "transformer.wte", PEFT_SITE_EMBEDDING, s->wte,
+                                            NULL, -1))) {
+        snprintf(err, errlen, "%s: cannot register site transformer.wte (out of memory)", m->dir);
+        return -1;
+    }
     char n[256];
     for (int64_t i = 0; i < s->L; i++) {
         gpt2_block *b = &s->blocks[i];
@@ -176,19 +194,28 @@ static int gpt2_build(peft_base_model *m, char *err, size_t errlen)
         snprintf(n, sizeof n, fmt, li);                                        \
         if (!((dst) = take_conv1d(m, n, in, out, li, err, errlen))) return -1; \
     } while (0)
+#define NORM(dst, fmt, w, bias)                                                 \
+    do {                                                                        \
+        snprintf(n, sizeof n, fmt, li);                                         \
+        if (!((dst) = norm_site(m, n, w, bias, li, s->eps, err, errlen))) return -1; \
+    } while (0)
         TAKE1(b->ln1_w, "transformer.h.%d.ln_1.weight");
         TAKE1(b->ln1_b, "transformer.h.%d.ln_1.bias");
+        NORM(b->ln_1, "transformer.h.%d.ln_1", b->ln1_w, b->ln1_b);
         SITE(b->c_attn, "transformer.h.%d.attn.c_attn", C, 3 * C);
         SITE(b->attn_proj, "transformer.h.%d.attn.c_proj", C, C);
         TAKE1(b->ln2_w, "transformer.h.%d.ln_2.weight");
         TAKE1(b->ln2_b, "transformer.h.%d.ln_2.bias");
+        NORM(b->ln_2, "transformer.h.%d.ln_2", b->ln2_w, b->ln2_b);
         SITE(b->c_fc, "transformer.h.%d.mlp.c_fc", C, I);
         SITE(b->mlp_proj, "transformer.h.%d.mlp.c_proj", I, C);
 #undef TAKE1
 #undef SITE
+#undef NORM
     }
     if (!(s->lnf_w = take(m, "transformer.ln_f.weight", 1, C, 0, err, errlen)) ||
-        !(s->lnf_b = take(m, "transformer.ln_f.bias", 1, C, 0, err, errlen)))
+        !(s->lnf_b = take(m, "transformer.ln_f.bias", 1, C, 0, err, errlen)) ||
+        !(s->ln_f = norm_site(m, "transformer.ln_f", s->lnf_w, s->lnf_b, -1, s->eps, err, errlen)))
         return -1;
 
     int tie;
@@ -201,12 +228,21 @@ static int gpt2_build(peft_base_model *m, char *err, size_t errlen)
             snprintf(err, errlen, "%s: cannot register site score (out of memory)", m->dir);
             return -1;
         }
-    } else if (tie) {
-        s->lm_head = s->wte; /* registered once, as transformer.wte.weight */
     } else {
+        /* lm_head (nn.Linear, no bias): tied, its weight is wte's, registered once as
+         * transformer.wte.weight */
         int64_t shape[2] = {s->V, C};
-        if (!(s->lm_head = peft_model_take_weight(m, "lm_head.weight", NULL, 2, shape, err, errlen)))
+        peft_tensor *w = tie ? s->wte : peft_model_take_weight(m, "lm_head.weight", NULL, 2, shape,
+                                                               err, errlen);
+        if (!w) return -1;
+        if (!(s->lm_head = peft_model_add_site(m, "lm_head", PEFT_SITE_LINEAR, w, NULL, -1))) {
+            snprintf(err, errlen, "%s: cannot register site lm_head (out of memory)", m->dir);
             return -1;
+        }
+        if (tie) {
+            peft_site_set_tied(s->lm_head);
+            peft_site_set_tied(s->wte_site);
+        }
     }
     m->class_name = s->head.class_name;
     m->task_type = s->head.seq_cls ? "SEQ_CLS" : "CAUSAL_LM";
@@ -238,7 +274,7 @@ static peft_tensor *gpt2_block_fn(peft_graph *g, void *p, peft_tensor *h)
     char spare[256];
     char *err = u->err ? u->err : spare;
     size_t errlen = u->err ? u->errlen : sizeof spare;
-    peft_tensor *a = op_layernorm(g, h, b->ln1_w, b->ln1_b, (float)s->eps);
+    peft_tensor *a = peft_site_norm(g, b->ln_1, h);
     peft_tensor *qkv = a ? peft_site_forward(g, b->c_attn, a) : NULL; /* (B,Tq,3C) */
     if (!qkv) return NULL;
     peft_tensor *qq = op_slice_lastdim(g, qkv, 0, C);
@@ -251,7 +287,7 @@ static peft_tensor *gpt2_block_fn(peft_graph *g, void *p, peft_tensor *h)
     peft_tensor *o = peft_site_forward(g, b->attn_proj, att);
     if (!o || !(o = op_dropout(g, o, s->resid_pdrop)) || !(h = op_add(g, h, o))) return NULL;
 
-    peft_tensor *x = op_layernorm(g, h, b->ln2_w, b->ln2_b, (float)s->eps);
+    peft_tensor *x = peft_site_norm(g, b->ln_2, h);
     peft_tensor *f = x ? peft_site_forward(g, b->c_fc, x) : NULL; /* (B,Tq,I) */
     if (!f || !(f = op_gelu_tanh(g, f))) return NULL;
     peft_tensor *pp = peft_site_forward(g, b->mlp_proj, f); /* (B,Tq,C) */
@@ -288,7 +324,7 @@ static int gpt2_forward(peft_base_model *m, peft_graph *g, const peft_model_inpu
     if (dec_cache_begin(&q, &s->head, (int)s->L, C, "gpt2", err, errlen)) return -1;
 
     int32_t bad = 0;
-    peft_tensor *tok = op_embedding(g, s->wte, q.ids, B, q.T, &bad); /* (B,T,C) */
+    peft_tensor *tok = peft_site_embed(g, s->wte_site, q.ids, B, q.T, &bad); /* (B,T,C) */
     if (!tok) goto oom;
     if (!(tok = dec_prepend_prompt(m, g, &q, tok, "gpt2", err, errlen))) return -1; /* (B,Tq,C) */
     /* HF 4.44: position_ids = arange(past, past + Tq), repeated over the batch so that the
@@ -309,16 +345,16 @@ static int gpt2_forward(peft_base_model *m, peft_graph *g, const peft_model_inpu
             goto oom;
         }
     }
-    if (!(h = op_layernorm(g, h, s->lnf_w, s->lnf_b, (float)s->eps))) goto oom;
+    if (!(h = peft_site_norm(g, s->ln_f, h))) goto oom;
     out->last_hidden_state = h;
 
-    if (!s->head.seq_cls && dec_chunked_loss_ok_w(m, g, in, s->lm_head)) {
+    if (!s->head.seq_cls && dec_chunked_loss_ok(m, g, in, s->lm_head)) {
         /* training: the loss over row chunks, never the whole (B,Tq,V) logits */
-        if (!(out->loss = dec_lm_loss_chunked(g, &q, h, s->lm_head, in->labels))) goto oom;
+        if (!(out->loss = dec_lm_loss_chunked(g, &q, h, s->lm_head->info.weight, in->labels))) goto oom;
         return 0;
     }
     if (!s->head.seq_cls) {
-        peft_tensor *logits = op_linear(g, h, s->lm_head, NULL, 0); /* (B,Tq,V) */
+        peft_tensor *logits = peft_site_forward(g, s->lm_head, h); /* (B,Tq,V) */
         if (!logits) goto oom;
         out->logits = logits;
         if (in->labels && !(out->loss = dec_lm_loss(g, &q, logits, in->labels))) goto oom;

@@ -33,8 +33,8 @@
 enum { ACT_SILU, ACT_GELU_TANH, ACT_GELU, ACT_RELU };
 
 typedef struct rdec_layer {
-    peft_tensor *in_norm, *post_norm;  /* (C): input_layernorm, post_attention_layernorm */
-    peft_tensor *pre_ff, *post_ff;     /* (C): Gemma2's pre/post_feedforward_layernorm */
+    peft_site *in_norm, *post_norm;    /* (C) norm sites: input_layernorm, post_attention_layernorm */
+    peft_site *pre_ff, *post_ff;       /* (C): Gemma2's pre/post_feedforward_layernorm */
     peft_site *q, *k, *v, *qkv, *o;    /* (H*D, C), (Hkv*D, C) x2 or (H*D + 2 Hkv*D, C); (C, H*D) */
     peft_site *gate, *up, *gate_up, *down; /* (I, C) x2 or (2I, C); (C, I) */
     int64_t window;                    /* sliding window of this layer, 0 = none */
@@ -55,7 +55,8 @@ typedef struct rdec_state {
     const rdec_spec *spec;
     rdec_dims d;
     peft_tensor *embed;     /* (V, C) */
-    peft_tensor *norm;      /* (C) */
+    peft_site *embed_site;  /* model.embed_tokens, an embedding site over embed */
+    peft_site *norm;        /* model.norm (C), a norm site */
     peft_site *lm_head;     /* (V, C), causal LM */
     peft_site *score;       /* (num_labels, C), sequence classification */
     rdec_layer *layers;     /* L */
@@ -214,6 +215,22 @@ static int read_dims(const peft_base_model *m, const rdec_spec *sp, const char *
     return dec_head_read(m, class_name, sp->lm_class, sp->cls_class, &d->head, err, errlen);
 }
 
+/* takes "<module>.weight" (C) and registers the RMSNorm "<module>" (Gemma's (1 + w)) as a
+ * norm site */
+static peft_site *take_norm(peft_base_model *m, const rdec_spec *sp, const rdec_dims *d,
+                            const char *module, int layer, char *err, size_t errlen)
+{
+    char n[300];
+    snprintf(n, sizeof n, "%s.weight", module);
+    peft_tensor *w = peft_model_take_weight(m, n, NULL, 1, (int64_t[]){d->C}, err, errlen);
+    if (!w) return NULL;
+    peft_site *s = peft_model_add_norm_site(m, module, w, NULL, layer,
+                                            sp->gemma ? PEFT_NORM_RMS_1P : PEFT_NORM_RMS,
+                                            (float)d->eps);
+    if (!s) snprintf(err, errlen, "%s: cannot register site %s (out of memory)", m->dir, module);
+    return s;
+}
+
 /* registers the nn.Linear "<module>" (weight (out, in), bias (out) when has_bias) as a site */
 static peft_site *take_linear(peft_base_model *m, const char *module, int64_t in, int64_t out,
                               int has_bias, int layer, char *err, size_t errlen)
@@ -251,6 +268,11 @@ int rdec_build(peft_base_model *m, const rdec_spec *spec, char *err, size_t errl
     if (!(s->embed = peft_model_take_weight(m, "model.embed_tokens.weight", NULL, 2,
                                             (int64_t[]){d->V, C}, err, errlen)))
         return -1;
+    if (!(s->embed_site = peft_model_add_site(m, "model.embed_tokens", PEFT_SITE_EMBEDDING,
+                                              s->embed, NULL, -1))) {
+        snprintf(err, errlen, "%s: cannot register site model.embed_tokens (out of memory)", m->dir);
+        return -1;
+    }
     char n[256];
     for (int64_t i = 0; i < d->L; i++) {
         rdec_layer *y = &s->layers[i];
@@ -262,9 +284,8 @@ int rdec_build(peft_base_model *m, const rdec_spec *spec, char *err, size_t errl
     } while (0)
 #define VEC(dst, mod)                                                                 \
     do {                                                                              \
-        snprintf(n, sizeof n, "model.layers.%d.%s.weight", li, mod);                  \
-        if (!((dst) = peft_model_take_weight(m, n, NULL, 1, (int64_t[]){C}, err, errlen))) \
-            return -1;                                                                \
+        snprintf(n, sizeof n, "model.layers.%d.%s", li, mod);                         \
+        if (!((dst) = take_norm(m, spec, d, n, li, err, errlen))) return -1;         \
     } while (0)
         if (spec->fused) { /* Phi3Attention registers o_proj before qkv_proj */
             SITE(y->o, "self_attn.o_proj", QW, C, 0);
@@ -299,9 +320,7 @@ int rdec_build(peft_base_model *m, const rdec_spec *spec, char *err, size_t errl
                         ? d->window
                         : 0;
     }
-    if (!(s->norm = peft_model_take_weight(m, "model.norm.weight", NULL, 1, (int64_t[]){C}, err,
-                                           errlen)))
-        return -1;
+    if (!(s->norm = take_norm(m, spec, d, "model.norm", -1, err, errlen))) return -1;
 
     if (d->head.seq_cls) {
         if (!(s->score = take_linear(m, "score", C, d->head.num_labels, 0, -1, err, errlen)))
@@ -311,6 +330,8 @@ int rdec_build(peft_base_model *m, const rdec_spec *spec, char *err, size_t errl
             snprintf(err, errlen, "%s: cannot register site lm_head (out of memory)", m->dir);
             return -1;
         }
+        peft_site_set_tied(s->lm_head);
+        peft_site_set_tied(s->embed_site);
     } else if (!(s->lm_head = take_linear(m, "lm_head", C, d->V, 0, -1, err, errlen))) {
         return -1;
     }
@@ -326,10 +347,12 @@ int rdec_build(peft_base_model *m, const rdec_spec *spec, char *err, size_t errl
     return 0;
 }
 
+/* the RMSNorm site w on x (its kind and eps were set at build: Gemma's (1 + w)) */
 static peft_tensor *norm(peft_graph *g, const rdec_spec *sp, const rdec_dims *d, peft_tensor *x,
-                         peft_tensor *w)
+                         peft_site *w)
 {
-    return op_rmsnorm_offset(g, x, w, (float)d->eps, sp->gemma ? 1.0f : 0.0f);
+    (void)sp, (void)d;
+    return peft_site_norm(g, w, x);
 }
 
 static peft_tensor *act(peft_graph *g, int a, peft_tensor *x)
@@ -435,7 +458,7 @@ int rdec_forward(peft_base_model *m, peft_graph *g, const peft_model_inputs *in,
     const float *inv = rope_inv_freq(&d->rope, maxpos, scratch);
 
     int32_t bad = 0;
-    peft_tensor *h = op_embedding(g, s->embed, q.ids, q.B, q.T, &bad); /* (B,T,C) */
+    peft_tensor *h = peft_site_embed(g, s->embed_site, q.ids, q.B, q.T, &bad); /* (B,T,C) */
     if (!h) goto oom;
     if (!(h = dec_prepend_prompt(m, g, &q, h, name, err, errlen))) return -1; /* (B,Tq,C) */
     if (sp->gemma && !(h = op_scale(g, h, (float)sqrt((double)C)))) goto oom;

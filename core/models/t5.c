@@ -183,12 +183,20 @@ static int take_attention(peft_base_model *m, t5_state *s, const char *prefix, t
     return 0;
 }
 
-static peft_tensor *take_norm(peft_base_model *m, const t5_state *s, const char *fmt,
-                              const char *stack, int i, int j, char *err, size_t errlen)
+/* takes "<module>.weight" (C) and registers the T5LayerNorm (an RMSNorm) "<module>" as a norm
+ * site; fmt names the module, layer i is its block (-1 for final_layer_norm) */
+static peft_site *take_norm(peft_base_model *m, const t5_state *s, const char *fmt,
+                            const char *stack, int i, int j, char *err, size_t errlen)
 {
-    char n[256];
+    char n[256], w[300];
     snprintf(n, sizeof n, fmt, stack, i, j);
-    return take(m, n, NULL, 1, s->d.C, 0, err, errlen);
+    snprintf(w, sizeof w, "%s.weight", n);
+    peft_tensor *t = take(m, w, NULL, 1, s->d.C, 0, err, errlen);
+    if (!t) return NULL;
+    peft_site *site = peft_model_add_norm_site(m, n, t, NULL, strstr(n, "final_layer_norm") ? -1 : i,
+                                               PEFT_NORM_RMS, (float)s->d.eps);
+    if (!site) snprintf(err, errlen, "%s: cannot register site %s (out of memory)", m->dir, n);
+    return site;
 }
 
 static int take_ff(peft_base_model *m, t5_state *s, const char *stack, int i, int j,
@@ -207,7 +215,7 @@ static int take_ff(peft_base_model *m, t5_state *s, const char *stack, int i, in
     }
     snprintf(n, sizeof n, "%s.block.%d.layer.%d.DenseReluDense.wo", stack, i, j);
     if (!(b->wo = take_linear(m, n, F, C, i, err, errlen))) return -1;
-    if (!(b->ln_ff = take_norm(m, s, "%s.block.%d.layer.%d.layer_norm.weight", stack, i, j, err,
+    if (!(b->ln_ff = take_norm(m, s, "%s.block.%d.layer.%d.layer_norm", stack, i, j, err,
                                errlen)))
         return -1;
     return 0;
@@ -232,28 +240,28 @@ static int t5_build(peft_base_model *m, char *err, size_t errlen)
         t5_block *b = &s->enc[i];
         snprintf(n, sizeof n, "encoder.block.%d.layer.0.SelfAttention", i);
         if (take_attention(m, s, n, &b->self, i == 0 ? &s->enc_rel : NULL, i, err, errlen) ||
-            !(b->ln_self = take_norm(m, s, "%s.block.%d.layer.%d.layer_norm.weight", "encoder", i,
+            !(b->ln_self = take_norm(m, s, "%s.block.%d.layer.%d.layer_norm", "encoder", i,
                                      0, err, errlen)) ||
             take_ff(m, s, "encoder", i, 1, b, err, errlen))
             return -1;
     }
-    if (!(s->enc_ln = take(m, "encoder.final_layer_norm.weight", NULL, 1, d->C, 0, err, errlen)))
+    if (!(s->enc_ln = take_norm(m, s, "%s.final_layer_norm", "encoder", -1, 0, err, errlen)))
         return -1;
     for (int i = 0; i < (int)d->Ld; i++) {
         t5_block *b = &s->dec[i];
         snprintf(n, sizeof n, "decoder.block.%d.layer.0.SelfAttention", i);
         if (take_attention(m, s, n, &b->self, i == 0 ? &s->dec_rel : NULL, i, err, errlen) ||
-            !(b->ln_self = take_norm(m, s, "%s.block.%d.layer.%d.layer_norm.weight", "decoder", i,
+            !(b->ln_self = take_norm(m, s, "%s.block.%d.layer.%d.layer_norm", "decoder", i,
                                      0, err, errlen)))
             return -1;
         snprintf(n, sizeof n, "decoder.block.%d.layer.1.EncDecAttention", i);
         if (take_attention(m, s, n, &b->cross, NULL, i, err, errlen) ||
-            !(b->ln_cross = take_norm(m, s, "%s.block.%d.layer.%d.layer_norm.weight", "decoder",
+            !(b->ln_cross = take_norm(m, s, "%s.block.%d.layer.%d.layer_norm", "decoder",
                                       i, 1, err, errlen)) ||
             take_ff(m, s, "decoder", i, 2, b, err, errlen))
             return -1;
     }
-    if (!(s->dec_ln = take(m, "decoder.final_layer_norm.weight", NULL, 1, d->C, 0, err, errlen)))
+    if (!(s->dec_ln = take_norm(m, s, "%s.final_layer_norm", "decoder", -1, 0, err, errlen)))
         return -1;
     if (d->tie) {
         s->lm_head = s->shared; /* registered once, as shared.weight */

@@ -37,12 +37,12 @@ typedef struct t5_attn {
 
 typedef struct t5_block {
     t5_attn self;
-    peft_tensor *ln_self;  /* (C) layer.0.layer_norm */
+    peft_site *ln_self;    /* (C) layer.0.layer_norm (norm sites, T5LayerNorm = RMSNorm) */
     t5_attn cross;         /* decoder only */
-    peft_tensor *ln_cross; /* (C) decoder layer.1.layer_norm */
+    peft_site *ln_cross;   /* (C) decoder layer.1.layer_norm */
     peft_site *wi, *wi1;   /* (F, C): wi, or wi_0 and wi_1 when gated (wi1 NULL otherwise) */
     peft_site *wo;         /* (C, F) */
-    peft_tensor *ln_ff;    /* (C) */
+    peft_site *ln_ff;      /* (C) */
 } t5_block;
 
 typedef struct t5_state {
@@ -50,7 +50,7 @@ typedef struct t5_state {
     peft_tensor *shared;           /* (V, C): both stacks' embed_tokens */
     peft_tensor *lm_head;          /* (V, C): shared when tied */
     peft_tensor *enc_rel, *dec_rel; /* (NB, H): block 0's relative_attention_bias of each stack */
-    peft_tensor *enc_ln, *dec_ln;  /* (C) final_layer_norm */
+    peft_site *enc_ln, *dec_ln;    /* (C) final_layer_norm (norm sites) */
     t5_block *enc, *dec;           /* L and Ld blocks */
 } t5_state;
 

@@ -240,15 +240,15 @@ static peft_tensor *t5_block_fn(peft_graph *g, void *p, peft_tensor *h)
     const t5_block_ud *u = p;
     const t5_dims *d = u->d;
     const t5_block *b = u->b;
-    peft_tensor *x = op_rmsnorm(g, h, b->ln_self, (float)d->eps);
+    peft_tensor *x = peft_site_norm(g, b->ln_self, h);
     if (!x || !(h = residual(g, d, h, self_attention(g, d, &b->self, x, u->pk, u->pv, u->dec,
                                                      u->self_mask, u->bias, u->c, u->layer))))
         return NULL;
-    if (u->dec && (!(x = op_rmsnorm(g, h, b->ln_cross, (float)d->eps)) ||
+    if (u->dec && (!(x = peft_site_norm(g, b->ln_cross, h)) ||
                    !(h = residual(g, d, h, cross_attention(g, d, &b->cross, x, u->enc, u->ck,
                                                            u->cv, u->enc_mask, u->c, u->layer)))))
         return NULL;
-    if (!(x = op_rmsnorm(g, h, b->ln_ff, (float)d->eps))) return NULL;
+    if (!(x = peft_site_norm(g, b->ln_ff, h))) return NULL;
     return residual(g, d, h, feed_forward(g, d, b, x));
 }
 
@@ -339,7 +339,7 @@ int t5_forward(peft_base_model *m, peft_graph *g, const peft_model_inputs *in,
             t5_block_ud u = {.d = d, .b = &s->enc[l], .bias = ebias, .self_mask = enc_mask};
             OOM_IF(!(h = run_block(g, ckpt, &u, h)));
         }
-        enc = op_rmsnorm(g, h, s->enc_ln, (float)d->eps);
+        enc = peft_site_norm(g, s->enc_ln, h);
         OOM_IF(!enc || !(enc = op_dropout(g, enc, d->dropout))); /* (B,Te,C) */
     }
 
@@ -396,7 +396,7 @@ int t5_forward(peft_base_model *m, peft_graph *g, const peft_model_inputs *in,
                          .enc_mask = enc_mask, .c = c};
         OOM_IF(!(h = run_block(g, ckpt, &u, h)));
     }
-    OOM_IF(!(h = op_rmsnorm(g, h, s->dec_ln, (float)d->eps)) || !(h = op_dropout(g, h, d->dropout)));
+    OOM_IF(!(h = peft_site_norm(g, s->dec_ln, h)) || !(h = op_dropout(g, h, d->dropout)));
     if (d->tie) OOM_IF(!(h = op_scale(g, h, (float)(1.0 / sqrt((double)C)))));
     if (L && m->chunked_loss && g->recording && !c && !s->lm_head->requires_grad &&
         !m->row_adapter) {

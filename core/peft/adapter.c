@@ -7,8 +7,10 @@
 #include "core/io/cfg.h"
 #include "core/peft/internal.h"
 #include "core/tuner/plugin_call.h"
+#include "peft/plugin_util.h"
 #include "core/tuner/registry.h"
 #include "peft/util.h"
+#include "peft/warn.h"
 
 static int check_known_fields(peft_model *m, const peft_tuner_vtable *vt, json_t *cfg,
                               const char *source)
@@ -306,6 +308,17 @@ static int pick_sites(peft_model *m, peft_adapter *a, peft_site ***out, int *n)
         int h = peft_target_matches(m, a->config, s);
         if (h < 0) goto fail;
         if (!h) continue;
+        if (s->info.kind != PEFT_SITE_LINEAR && s->info.kind != PEFT_SITE_CONV1D &&
+            a->vt->abi_minor < 4) { /* built before ABI 1.4 added the kind: never handed one */
+            peft_set_error(m->ctx, PEFT_EINVAL,
+                           "adapter '%s': plugin '%s' (ABI %u.%u) does not support %s sites: "
+                           "target module '%s' (site kinds other than linear and Conv1D came with "
+                           "ABI 1.4)",
+                           a->name, a->vt->name, (unsigned)a->vt->abi_major,
+                           (unsigned)a->vt->abi_minor, peft_pu_site_kind_name(s->info.kind),
+                           s->info.name);
+            goto fail;
+        }
         for (int j = 0; j < s->n_chain; j++) {
             const peft_tuner_vtable *other = s->chain[j].adapter->vt;
             if (other != a->vt && (!(other->caps & PEFT_CAP_MIXABLE) || !(a->vt->caps & PEFT_CAP_MIXABLE))) {
@@ -361,6 +374,15 @@ static int init_adapter_state(peft_model *m, peft_adapter *a, peft_site **hit, i
         return peft_set_error(m->ctx, PEFT_EINVAL, "adapter '%s': %s", a->name,
                               err[0] ? err : "the plugin's adapter_init failed (no message)");
     return PEFT_OK;
+}
+
+/* the first linear (or Conv1D) site's name, for messages */
+static const char *first_linear_name(const peft_base_model *b)
+{
+    for (size_t i = 0; i < b->n_sites; i++)
+        if (b->sites[i]->info.kind == PEFT_SITE_LINEAR || b->sites[i]->info.kind == PEFT_SITE_CONV1D)
+            return b->sites[i]->info.name;
+    return b->n_sites ? b->sites[0]->info.name : "?";
 }
 
 static __thread peft_alloc_guard *guard; /* the guard armed by inject_sites, for the loop's module names */
@@ -431,8 +453,7 @@ static int inject_sites_in(peft_model *m, peft_adapter *a)
         peft_set_error(m->ctx, PEFT_EINVAL,
                        "target_modules %s matched no module of the %s model (its linear layers "
                        "are named like '%s')",
-                       rule, m->base->arch->model_type,
-                       m->base->n_sites ? m->base->sites[0]->info.name : "?");
+                       rule, m->base->arch->model_type, first_linear_name(m->base));
         return PEFT_EINVAL;
     }
     creating.m = m;
@@ -462,6 +483,16 @@ static int inject_sites_in(peft_model *m, peft_adapter *a)
     }
     creating.m = NULL;
     creating.a = NULL;
+    for (int i = 0; i < n_hit; i++)
+        if (hit[i]->info.tied) { /* PEFT's inject_adapter warning */
+            char msg[512];
+            snprintf(msg, sizeof msg, "Model with `tie_word_embeddings=True` and the "
+                     "tied_target_modules=['%s'] are part of the adapter. This can lead to "
+                     "complications, for example when merging the adapter or converting your "
+                     "model to formats other than safetensors. See for example "
+                     "https://github.com/huggingface/peft/issues/2018.", hit[i]->info.name);
+            peft_warn(msg);
+        }
     free(hit);
     if (apply_bias_setting(m, a)) {
         peft_set_error(m->ctx, PEFT_ENOMEM, "out of memory making biases trainable");

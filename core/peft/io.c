@@ -57,6 +57,44 @@ static char *bias_key(const peft_model *m, const peft_trainable_bias *b)
     return join3(peft_key_prefix(m), b->param->name, "");
 }
 
+/* PEFT's save_embedding_layers="auto": "embed_tokens" or "lm_head" in the adapter's
+ * target_modules (an entry of the list, or a substring of a regex string) */
+static int targets_name_embedding_layers(const json_t *cfg)
+{
+    static const char *const names[] = {"embed_tokens", "lm_head"};
+    const json_t *t = json_object_get(cfg, "target_modules");
+    for (int k = 0; k < 2; k++) {
+        if (json_is_string(t) && strstr(json_string_value(t), names[k])) return 1;
+        size_t i;
+        json_t *v;
+        json_array_foreach(t, i, v)
+            if (json_is_string(v) && !strcmp(json_string_value(v), names[k])) return 1;
+    }
+    return 0;
+}
+
+/* the model's input or output embedding layer (get_input_embeddings / get_output_embeddings):
+ * an embedding site, or the linear lm_head */
+static int is_embedding_layer(const peft_site *s)
+{
+    return s->info.kind == PEFT_SITE_EMBEDDING ||
+           (s->info.kind == PEFT_SITE_LINEAR && !strcmp(s->info.name, "lm_head"));
+}
+
+/* "<prefix><site>.base_layer.weight" of a site the state dict may hold: the site, else NULL */
+static peft_site *base_weight_site(const peft_model *m, const char *key)
+{
+    const char *pre = peft_key_prefix(m), *suf = ".base_layer.weight";
+    size_t kl = strlen(key), pl = strlen(pre), sl = strlen(suf);
+    if (kl <= pl + sl || strncmp(key, pre, pl) || strcmp(key + kl - sl, suf)) return NULL;
+    char name[1024];
+    if (kl - pl - sl >= sizeof name) return NULL;
+    memcpy(name, key + pl, kl - pl - sl);
+    name[kl - pl - sl] = 0;
+    peft_site *s = peft_model_find_site(m->base, name);
+    return s && is_embedding_layer(s) ? s : NULL;
+}
+
 /* memory != 0: in-memory names (adapter name kept), trainable only; else saved names of one
  * adapter */
 static int build_state_dict(peft_model *m, peft_adapter *only, int memory, peft_state_dict **out)
@@ -103,6 +141,15 @@ static int build_state_dict(peft_model *m, peft_adapter *only, int memory, peft_
             }
             peft_refs_free(&rs);
         }
+    }
+    /* PEFT's save_embedding_layers="auto": with embed_tokens / lm_head named in the targets,
+     * the wrapped embedding layers' whole base weight ("<module>.base_layer.weight") */
+    for (size_t i = 0; !memory && only && i < m->base->n_sites; i++) {
+        peft_site *s = m->base->sites[i];
+        if (s->n_chain == 0 || !is_embedding_layer(s) || !targets_name_embedding_layers(only->config))
+            continue;
+        if (sd_push(sd, &cap, join3(peft_key_prefix(m), s->info.name, "base_layer.weight"), s->info.weight))
+            goto oom;
     }
     /* adapter-level tensors (ABI 1.3): model-level keys "base_model.<name>" */
     for (int i = 0; i < m->n_adapters; i++) {
@@ -187,6 +234,40 @@ static void shape_str(int ndim, const int64_t *shape, char *buf, size_t len)
     if (o < len) snprintf(buf + o, len - o, "]");
 }
 
+/* a saved "<module>.base_layer.weight" (PEFT's save_embedding_layers): as PEFT's load, it
+ * replaces the base weight (tied: of both modules); the same values leave the base as it is */
+static int load_base_weight(peft_model *m, peft_site *s, const peft_st_entry *e, const char *path)
+{
+    peft_tensor *w = s->info.weight;
+    float *nv = malloc((size_t)w->numel * sizeof *nv), *cur = malloc((size_t)w->numel * sizeof *cur);
+    if (!nv || !cur) {
+        free(nv);
+        free(cur);
+        return peft_set_error(m->ctx, PEFT_ENOMEM, "out of memory");
+    }
+    peft_convert_to_f32(e->dtype, e->data, nv, w->numel);
+    peft_tensor_to_f32(w, cur);
+    int same = memcmp(nv, cur, (size_t)w->numel * sizeof *nv) == 0;
+    free(cur);
+    int rc = PEFT_OK;
+    if (!same) {
+        void *old;
+        int32_t dt;
+        int owned;
+        if (s->n_merged > 0)
+            rc = peft_set_error(m->ctx, PEFT_ESTATE, "%s: '%s' replaces the base weight of %s, "
+                                "which has merged adapters: unmerge first", path, e->name, s->info.name);
+        else if (peft_tensor_make_f32_owned(w, &old, &dt, &owned))
+            rc = peft_set_error(m->ctx, PEFT_ENOMEM, "out of memory");
+        else {
+            if (owned) free(old); /* the loaded weight is the base from now on, as in PEFT */
+            memcpy(peft_f32(w), nv, (size_t)w->numel * sizeof *nv);
+        }
+    }
+    free(nv);
+    return rc;
+}
+
 /* copy every tensor of file f into the state dict entries of the same name */
 static int load_into(peft_model *m, const peft_state_dict *sd, const peft_st_file *f,
                      int allow_missing_bias)
@@ -222,8 +303,15 @@ static int load_into(peft_model *m, const peft_state_dict *sd, const peft_st_fil
             size_t nl = strlen(sd->names[k]);
             if (allow_missing_bias && nl > 16 && strcmp(sd->names[k] + nl - 16, ".base_layer.bias") == 0)
                 continue; /* PEFT 0.13 never saves lora_only biases; keep the base ones */
+            if (base_weight_site(m, sd->names[k])) continue; /* saved without the base: keep it */
             return peft_set_error(m->ctx, PEFT_EFORMAT, "%s: missing tensor '%s'", f->path,
                                   sd->names[k]);
+        }
+        peft_site *bs = base_weight_site(m, sd->names[k]);
+        if (bs && bs->info.weight == sd->tensors[k]) {
+            int rc = load_base_weight(m, bs, e, f->path);
+            if (rc) return rc;
+            continue;
         }
         peft_convert_to_f32(e->dtype, e->data, peft_f32(sd->tensors[k]), sd->tensors[k]->numel);
     }
@@ -276,15 +364,36 @@ static int save_one(peft_model *m, peft_adapter *a, const char *dir)
         peft_state_dict_free(sd);
         return peft_set_error(m->ctx, PEFT_ENOMEM, "out of memory");
     }
-    for (size_t i = 0; i < sd->n; i++)
-        outs[i] = (peft_st_out){sd->names[i], PEFT_DTYPE_F32, sd->tensors[i]->ndim,
-                                sd->tensors[i]->shape, sd->tensors[i]->data};
+    /* f32 on disk; a base weight kept bf16/f16 (base_layer.weight) goes through a copy */
+    float **conv = calloc(sd->n ? sd->n : 1, sizeof *conv);
+    if (!conv) {
+        free(outs);
+        peft_state_dict_free(sd);
+        return peft_set_error(m->ctx, PEFT_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < sd->n && rc == PEFT_OK; i++) {
+        const peft_tensor *t = sd->tensors[i];
+        const void *data = t->data;
+        if (t->dtype != PEFT_DTYPE_F32) {
+            if (!(conv[i] = malloc((size_t)(t->numel ? t->numel : 1) * sizeof(float))))
+                rc = peft_set_error(m->ctx, PEFT_ENOMEM, "out of memory");
+            else
+                peft_tensor_to_f32(t, conv[i]);
+            data = conv[i];
+        }
+        outs[i] = (peft_st_out){sd->names[i], PEFT_DTYPE_F32, t->ndim, t->shape, data};
+    }
     static const char *const meta[] = {"format", "pt", NULL};
     peft_path_join(path, sizeof path, dir, "adapter_model.safetensors");
-    rc = peft_st_write(path, outs, sd->n, meta, err, sizeof err);
+    if (rc == PEFT_OK) {
+        rc = peft_st_write(path, outs, sd->n, meta, err, sizeof err);
+        if (rc) rc = peft_set_error(m->ctx, PEFT_EIO, "%s", err);
+    }
+    for (size_t i = 0; i < sd->n; i++) free(conv[i]);
+    free(conv);
     free(outs);
     peft_state_dict_free(sd);
-    if (rc) return peft_set_error(m->ctx, PEFT_EIO, "%s", err);
+    if (rc) return rc;
 
     json_t *cfg = json_deep_copy(a->config);
     json_object_set_new(cfg, "inference_mode", json_true());

@@ -1,9 +1,11 @@
 /* peft_merge.c — merge_adapter / unmerge_adapter / merge_and_unload / unload, layer by layer
  * with progress reported to the context's handler (core/progress.c). Merging follows the order
  * the adapters were added on each layer, unmerging the reverse. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "core/peft/internal.h"
+#include "peft/warn.h"
 
 static int picked(const peft_adapter *a, const char *const *names, int n)
 {
@@ -62,6 +64,16 @@ static int merge_sites(peft_model *m, const char *task, const char *const *names
         for (int j = 0; j < s->n_chain; j++) {
             if (!picked(s->chain[j].adapter, names, n) || s->chain[j].merged) continue;
             todo = 1;
+            if (s->info.tied) { /* PEFT's _check_merge_allowed warning; the merge goes on, as there */
+                char msg[512];
+                snprintf(msg, sizeof msg, "Model with `tie_word_embeddings=True` and the "
+                         "tied_target_modules=['%s'] are part of the adapter. This can lead to "
+                         "complications: merging writes into the weight shared by the input "
+                         "embedding and lm_head, so the merged model differs from the unmerged "
+                         "one. You can untie the embeddings by loading the model with "
+                         "`tie_word_embeddings=False`.", s->info.name);
+                peft_warn(msg);
+            }
             /* a failure leaves the earlier sites merged (unmerge_adapter takes them out) and
              * this one as it was; the message names the adapter and the layer */
             if (peft_site_merge(s, j, safe, err, sizeof err))
@@ -80,9 +92,10 @@ int peft_merge_adapter(peft_model *m, const char *const *names, int n, int safe)
 int peft_unmerge_adapter(peft_model *m)
 {
     char err[1024] = "";
-    for (size_t i = 0; i < m->base->n_sites; i++) {
+    /* reverse order of merging (sites too: a tied weight's two sites nest their saved copies) */
+    for (size_t i = m->base->n_sites; i-- > 0;) {
         peft_site *s = m->base->sites[i];
-        for (int j = s->n_chain - 1; j >= 0; j--) /* reverse order of merging */
+        for (int j = s->n_chain - 1; j >= 0; j--)
             if (s->chain[j].merged && peft_site_unmerge(s, j, err, sizeof err))
                 return peft_set_error(m->ctx, PEFT_EINVAL, "unmerge: %s", err);
     }
@@ -134,7 +147,8 @@ int peft_unload(peft_model *m, peft_base_model **out)
 {
     /* no plugin unmerge needed (nor one that may refuse, like IA3 near a zero scale): the
      * loaded weights come back exactly */
-    for (size_t i = 0; i < m->base->n_sites; i++) peft_site_release(m->base->sites[i]);
+    for (size_t i = m->base->n_sites; i-- > 0;) /* last merged first: tied sites nest */
+            peft_site_release(m->base->sites[i]);
     release_shell(m, out);
     return PEFT_OK;
 }

@@ -108,7 +108,8 @@ static int folder_type(peft_ctx *ctx, const char *mpath, size_t i, const char *n
 /* undo a partial load: the base goes back to the caller as it came */
 static void discard(peft_model *m)
 {
-    for (size_t i = 0; i < m->base->n_sites; i++) peft_site_release(m->base->sites[i]);
+    for (size_t i = m->base->n_sites; i-- > 0;) /* last merged first: tied sites nest */
+            peft_site_release(m->base->sites[i]);
     for (size_t i = 0; i < m->base->n_params; i++) m->base->params[i].t->requires_grad = 0;
     m->base->adapters_disabled = 0;
     m->base = NULL;

@@ -159,7 +159,8 @@ void peft_model_free(peft_model *m)
     peft_prompt_release(m); /* unhooks the base even when unload handed it out (m->base NULL) */
     peft_mts_release(m, 0);
     if (m->base)
-        for (size_t i = 0; i < m->base->n_sites; i++) peft_site_release(m->base->sites[i]);
+        for (size_t i = m->base->n_sites; i-- > 0;) /* last merged first: tied sites nest */
+            peft_site_release(m->base->sites[i]);
     for (int i = 0; i < m->n_adapters; i++) peft_adapter_free(m->adapters[i]);
     free(m->adapters);
     free(m->biases);

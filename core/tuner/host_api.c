@@ -149,6 +149,7 @@ static const peft_host_api host_api = {
     .graph_set_error = peft_graph_set_error,
     .graph_error = peft_graph_error,
     .cfg_get_json = peft_cfg_get_json,
+    .op_site_norm = peft_site_norm_op,
 };
 
 const peft_host_api *peft_host_api_get(void) { return &host_api; }

@@ -9,6 +9,13 @@
 #include <string.h>
 #include "peft/plugin.h"
 
+/* old_minor.c builds this plugin again as a plugin of an older ABI minor, under another name */
+#ifndef TS_NAME
+#define TS_NAME "testscale"
+#define TS_TYPE "TESTSCALE"
+#define TS_ABI_MINOR PEFT_ABI_MINOR
+#endif
+
 static const peft_host_api *H;
 
 typedef struct {
@@ -135,9 +142,9 @@ static int ts_set_scale(void *state, double mult)
 static const peft_tuner_vtable ts_vt = {
     .struct_size = sizeof(peft_tuner_vtable),
     .abi_major = PEFT_ABI_MAJOR,
-    .abi_minor = PEFT_ABI_MINOR,
-    .name = "testscale",
-    .peft_type = "TESTSCALE",
+    .abi_minor = TS_ABI_MINOR,
+    .name = TS_NAME,
+    .peft_type = TS_TYPE,
     .prefix = "testscale_",
     .caps = PEFT_CAP_MERGEABLE | PEFT_CAP_MIXABLE,
     .config_keys = ts_keys,

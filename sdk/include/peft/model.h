@@ -280,7 +280,11 @@ PEFT_API int peft_base_model_load_meta(const char *config_path, const char *task
  * the tensor and both shapes. */
 PEFT_API peft_tensor *peft_model_take_weight(peft_base_model *m, const char *name, const char *alt_name,
                                              int ndim, const int64_t *shape, char *err, size_t errlen);
-/* register a linear site over already-taken weight/bias; returns it (owned by m) or NULL */
+/* register a site over already-taken weight/bias; returns it (owned by m) or NULL. kind
+ * PEFT_SITE_LINEAR (weight (out, in)), PEFT_SITE_CONV1D (weight (in, out)) or
+ * PEFT_SITE_EMBEDDING (weight (num_embeddings, dim), bias NULL; the arch runs it with
+ * peft_site_embed). A weight another module also uses (tied embeddings) is marked with
+ * peft_site_set_tied. */
 PEFT_API peft_site *peft_model_add_site(peft_base_model *m, const char *name, int kind,
                                         peft_tensor *weight, peft_tensor *bias, int layer_index);
 /* register attention module `name` of block `layer` (its projections' sites, NULL where fused;
@@ -289,6 +293,14 @@ PEFT_API peft_site *peft_model_add_site(peft_base_model *m, const char *name, in
 PEFT_API int peft_model_add_attn(peft_base_model *m, const char *name, int layer, peft_site *q,
                                  peft_site *k, peft_site *v, peft_site *o, int n_heads,
                                  int n_kv_heads, int head_dim, int hidden_size);
+/* register a norm site (PEFT_SITE_NORM) over a taken weight (C) and bias (C) or NULL:
+ * norm_type PEFT_NORM_*, eps as the arch normalises; the arch runs it with peft_site_norm.
+ * Returns it (owned by m) or NULL */
+PEFT_API peft_site *peft_model_add_norm_site(peft_base_model *m, const char *name,
+                                             peft_tensor *weight, peft_tensor *bias,
+                                             int layer_index, int norm_type, float eps);
+/* marks a site's weight as shared with another module (tied input / output embeddings) */
+PEFT_API void peft_site_set_tied(peft_site *s);
 /* config.json getters with errors naming the field; defaults used when absent if has_def */
 PEFT_API int peft_config_int(const peft_base_model *m, const char *key, int has_def, int64_t def,
                              int64_t *out, char *err, size_t errlen);
@@ -298,6 +310,14 @@ PEFT_API int peft_config_real(const peft_base_model *m, const char *key, int has
 /* Run one linear site: input transforms of active adapters, the base layer, then each active
  * unmerged adapter in the order added. x (..., in) -> (..., out). */
 PEFT_API peft_tensor *peft_site_forward(peft_graph *g, peft_site *s, peft_tensor *x);
+/* Run an embedding site: ids (B, T) looked up in the base table, then each active unmerged
+ * adapter in the order added -> (B, T, dim). NULL when out of memory, an adapter failed (the
+ * graph's error says which) or an id is outside the table (*bad_id set to it). */
+PEFT_API peft_tensor *peft_site_embed(peft_graph *g, peft_site *s, const int32_t *ids, int64_t B,
+                                      int64_t T, int32_t *bad_id);
+/* Run a norm site: the base norm of x (..., C), then each active unmerged adapter (LN tuning
+ * replaces the output with its own copy's) -> (..., C) */
+PEFT_API peft_tensor *peft_site_norm(peft_graph *g, peft_site *s, peft_tensor *x);
 
 /* find a site by exact module name; NULL if none */
 PEFT_API peft_site *peft_model_find_site(const peft_base_model *m, const char *name);

@@ -60,6 +60,22 @@ typedef struct peft_rng peft_rng;     /* the seeded random generator */
 /* site kinds */
 #define PEFT_SITE_LINEAR 0 /* nn.Linear: weight (out, in) */
 #define PEFT_SITE_CONV1D 1 /* GPT-2 Conv1D: weight (in, out), fan_in_fan_out */
+/* ABI 1.4. A plugin built against an older minor is never handed these (the host refuses the
+ * adapter with a message naming plugin, kind and module); a newer plugin refuses in inject the
+ * kinds it does not support (peft_pu_site_check does, naming plugin, kind and module). */
+#define PEFT_SITE_EMBEDDING 2 /* nn.Embedding: weight (num_embeddings, embedding_dim), no bias;
+                                 in_features = num_embeddings, out_features = embedding_dim.
+                                 forward's x is an I32 tensor of token ids (B, T) (never requires
+                                 grad), y the looked-up rows (B, T, embedding_dim) */
+#define PEFT_SITE_NORM 3      /* LayerNorm (weight and bias) or RMSNorm (weight, bias NULL):
+                                 weight (C); in_features = out_features = C. forward's x is the
+                                 norm's input (..., C), y the base norm's output; norm_type and
+                                 norm_eps say how it normalises (host->op_site_norm runs it) */
+
+/* peft_site_info.norm_type of a PEFT_SITE_NORM site (ABI 1.4) */
+#define PEFT_NORM_LAYER 0    /* nn.LayerNorm: (x - mean) / sqrt(var + eps) * w + b */
+#define PEFT_NORM_RMS 1      /* RMSNorm (LLaMA, T5): x / sqrt(mean(x^2) + eps) * w */
+#define PEFT_NORM_RMS_1P 2   /* Gemma's RMSNorm: x / sqrt(mean(x^2) + eps) * (1 + w) */
 
 /* capability flags (vtable.caps) */
 #define PEFT_CAP_MERGEABLE 0x1u       /* merge/unmerge fold the adapter into the base weight */
@@ -100,6 +116,11 @@ typedef struct peft_site_info {
     int32_t layer_index;    /* index of the numbered block holding it, -1 if none */
     peft_tensor *weight;    /* base weight; read-only for plugins; may be bf16/f16 */
     peft_tensor *bias;      /* base bias (out) or NULL; read-only for plugins */
+    /* ---- ABI 1.4 (check struct_size) ---- */
+    int32_t norm_type;      /* PEFT_SITE_NORM: PEFT_NORM_*; else 0 */
+    float norm_eps;         /* PEFT_SITE_NORM: the norm's eps; else 0 */
+    int32_t tied;           /* 1: the weight is shared with another module (tied input and
+                               output embeddings): merging into it changes both, as in PEFT */
 } peft_site_info;
 
 /* A named tensor of an adapter's state dict, relative to its site.
@@ -258,6 +279,15 @@ typedef struct peft_host_api {
     /* key's value as compact JSON text with sorted keys (nested dicts and lists: AdaLoRA's
      * rank_pattern), to be freed with host->free; NULL when the key is missing */
     char *(*cfg_get_json)(const peft_cfg *c, const char *key);
+
+    /* ---- ABI 1.4 ---- */
+    /* A norm site's own normalisation (PEFT_SITE_NORM: its norm_type and norm_eps, as the base
+     * layer computes it) with the given parameters: x (..., C), weight (C), bias (C) for
+     * PEFT_NORM_LAYER (or NULL: none), NULL for the RMS norms -> (..., C), an arena tensor whose
+     * backward (to x, weight and bias, where they require grad) is recorded on g. NULL when the
+     * site is not a norm site, a shape does not fit, or out of memory. */
+    peft_tensor *(*op_site_norm)(peft_graph *g, const peft_site_info *site, peft_tensor *x,
+                                 peft_tensor *weight, peft_tensor *bias);
 } peft_host_api;
 
 /* 1 when the host table has `entry` (added in a later minor than the oldest the plugin runs on) */

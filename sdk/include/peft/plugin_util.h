@@ -288,6 +288,18 @@ static inline const char *peft_pu_site_name(const peft_site_info *site)
     return site && site->name ? site->name : "?";
 }
 
+/* a site kind's name for messages: "linear (torch.nn.Linear)", "embedding (torch.nn.Embedding)" */
+static inline const char *peft_pu_site_kind_name(int kind)
+{
+    switch (kind) {
+    case PEFT_SITE_LINEAR: return "linear (torch.nn.Linear)";
+    case PEFT_SITE_CONV1D: return "Conv1D (transformers Conv1D)";
+    case PEFT_SITE_EMBEDDING: return "embedding (torch.nn.Embedding)";
+    case PEFT_SITE_NORM: return "norm (LayerNorm / RMSNorm)";
+    default: return "unknown";
+    }
+}
+
 /* A site the method can take: nn.Linear, or also GPT-2's Conv1D when conv1d_ok, with positive
  * in/out features. method is the method's display name in the message ("LoRA", "(IA)^3"). */
 static inline int peft_pu_site_check(const peft_site_info *site, const char *plugin,
@@ -295,8 +307,10 @@ static inline int peft_pu_site_check(const peft_site_info *site, const char *plu
 {
     const char *name = peft_pu_site_name(site);
     if (site->kind != PEFT_SITE_LINEAR && !(conv1d_ok && site->kind == PEFT_SITE_CONV1D)) {
-        peft_pu_errf(err, errlen, "%s: target module '%s' has a kind (%d) %s does not support; "
-                     "supported: torch.nn.Linear%s", plugin, name, (int)site->kind, method,
+        peft_pu_errf(err, errlen, "%s: target module '%s' is a%s %s site (kind %d), which %s "
+                     "does not support; supported: torch.nn.Linear%s", plugin, name,
+                     site->kind == PEFT_SITE_EMBEDDING ? "n" : "",
+                     peft_pu_site_kind_name(site->kind), (int)site->kind, method,
                      conv1d_ok ? ", transformers Conv1D" : "");
         return -1;
     }
