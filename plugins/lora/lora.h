@@ -10,6 +10,8 @@
  *                  backward, merge/unmerge
  *   lora_init_svd.c  PiSSA and OLoRA: A and B from an SVD / QR of the base weight, the residual
  *                  written back as the new base weight
+ *   lora_embedding.c  LoRA on an embedding site (lora.Embedding): init, forward kernel and
+ *                  its backward (merge shares lora_layer.c's transposed product)
  *   lora_combine.c add_weighted_adapter on one site (cat, svd, linear, ties, dare, magnitude
  *                  prune and their svd variants)
  *   lora_combine_config.c  add_weighted_adapter's new config (ranks, lora_alpha)
@@ -55,9 +57,10 @@ typedef struct lora_state {
     double mult;          /* runtime multiplier (set_scale), 1.0 by default */
     double merged_scale;  /* scaling*mult folded into the base weight, valid when merged */
     int merged;
+    int embedding;        /* on an embedding site: lora_embedding_A/B (lora.Embedding) */
     float dropout;
-    peft_tensor *A;       /* lora_A.weight (r, in) */
-    peft_tensor *B;       /* lora_B.weight (out, r) */
+    peft_tensor *A;       /* lora_A.weight (r, in); embedding: lora_embedding_A (r, V) */
+    peft_tensor *B;       /* lora_B.weight (out, r); embedding: lora_embedding_B (dim, r) */
     char *saved_A, *saved_B;   /* "lora_A.weight", "lora_B.weight" */
     char *memory_A, *memory_B; /* "lora_A.<adapter>.weight", "lora_B.<adapter>.weight" */
     /* DoRA (use_dora); NULL otherwise */
@@ -99,6 +102,15 @@ peft_tensor *lora_dora_forward(lora_state *st, peft_graph *g, const peft_site_in
 /* W <- (m/n) (W + s BA) (sign +1), or back (sign -1) with the norm cached by the merge. */
 int lora_dora_merge(lora_state *st, const peft_site_info *site, float *weight, int sign,
                     char *err, size_t errlen);
+
+/* lora_embedding.c */
+/* an embedding site's A, B, names and init (st->r, scaling set); 0 or -1 with err set */
+int lora_embedding_init(lora_state *st, const lora_config *c, const peft_site_info *site,
+                        const char *adapter_name, peft_rng *rng, char *err, size_t errlen);
+/* ids (N...) I32 token ids, y (N..., out) -> y + s * A^T[ids] @ B^T; NULL on a bad shape or id,
+ * or out of arena memory */
+peft_tensor *lora_embedding_forward(lora_state *st, peft_graph *g, peft_tensor *ids,
+                                    peft_tensor *y);
 
 /* lora_init_svd.c: fill st->A, st->B and rewrite the site's base weight (ABI 1.1 host). */
 int lora_init_pissa(lora_state *st, const peft_site_info *site, int niter, char *err,

@@ -17,9 +17,16 @@ void *lora_inject(const void *parsed, peft_cfg *cfg, const peft_site_info *site,
                   const char *adapter_name, peft_rng *rng, char *err, size_t errlen)
 {
     const lora_config *c = parsed;
-    if (peft_pu_inject_args("lora", parsed, cfg, site, adapter_name, rng, err, errlen) ||
-        peft_pu_site_check(site, "lora", "LoRA", 1, err, errlen))
+    if (peft_pu_inject_args("lora", parsed, cfg, site, adapter_name, rng, err, errlen))
         return NULL;
+    const int embedding = site->kind == PEFT_SITE_EMBEDDING;
+    if (!embedding && peft_pu_site_check(site, "lora", "LoRA", 1, err, errlen)) return NULL;
+    if (embedding && (site->in_features <= 0 || site->out_features <= 0)) {
+        peft_pu_errf(err, errlen, "lora: embedding '%s' has invalid shape (%lld, %lld)",
+                     peft_pu_site_name(site), (long long)site->in_features,
+                     (long long)site->out_features);
+        return NULL;
+    }
     const char *name = peft_pu_site_name(site);
 
     /* rank and alpha for this site: rank_pattern / alpha_pattern, else r / lora_alpha */
@@ -27,8 +34,9 @@ void *lora_inject(const void *parsed, peft_cfg *cfg, const peft_site_info *site,
     double alpha = c->lora_alpha;
     if (peft_pu_rank_alpha(lora_host, cfg, "lora", name, 0, &r, &alpha, err, errlen))
         return NULL;
-    /* PEFT dispatch_default: fan_in_fan_out follows the module type and is written back */
-    peft_pu_fan_in_fan_out(lora_host, cfg, site);
+    /* PEFT dispatch_default: fan_in_fan_out follows the module type and is written back
+     * (an embedding drops the setting) */
+    if (!embedding) peft_pu_fan_in_fan_out(lora_host, cfg, site);
 
     lora_state *st = lora_host->alloc(sizeof *st);
     if (!st) goto oom;
@@ -39,6 +47,10 @@ void *lora_inject(const void *parsed, peft_cfg *cfg, const peft_site_info *site,
     st->scaling = c->use_rslora ? alpha / sqrt((double)r) : alpha / (double)r;
     st->mult = 1.0;
     st->dropout = (float)c->lora_dropout;
+    if (embedding) {
+        if (lora_embedding_init(st, c, site, adapter_name, rng, err, errlen)) goto fail;
+        return st;
+    }
 
     st->A = peft_pu_param2(lora_host, r, site->in_features);
     st->B = peft_pu_param2(lora_host, site->out_features, r);
@@ -132,6 +144,7 @@ peft_tensor *lora_forward(void *state, peft_graph *g, const peft_site_info *site
 {
     lora_state *st = state;
     int64_t n;
+    if (st && g && st->embedding) return lora_embedding_forward(st, g, x, y);
     if (!st || !g || peft_pu_site_rows(x, y, st->in_features, st->out_features, &n)) return NULL;
     const int64_t in = st->in_features, outf = st->out_features, r = st->r;
 
@@ -187,7 +200,7 @@ int lora_merge(void *state, const peft_site_info *site, float *weight, float *bi
     const int64_t in = st->in_features, outf = st->out_features, r = st->r;
     if (st->magnitude) {
         if (lora_dora_merge(st, site, weight, sign, err, errlen)) return -1;
-    } else if (peft_pu_in_out(site))
+    } else if (peft_pu_in_out(site) || st->embedding) /* W (V, dim) += s (B A)^T likewise */
         peft_pu_gemm(lora_host, 1, 1, in, outf, r, alpha, peft_f32(st->A), peft_f32(st->B), 1.0f,
                      weight);
     else
@@ -216,8 +229,8 @@ int lora_state_dict(void *state, peft_param_ref *out, int max)
 
 const char *lora_module_type(void *state)
 {
-    (void)state;
-    return "lora.Linear";
+    const lora_state *st = state;
+    return st && st->embedding ? "lora.Embedding" : "lora.Linear";
 }
 
 int lora_set_scale(void *state, double mult)
