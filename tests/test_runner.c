@@ -15,6 +15,7 @@
 #include "peft/optim.h"
 #include "peft/util.h"
 #include "runner/runner.h"
+#include "peft/safetensors.h"
 #include "testutil.h"
 
 static char *tmp;
@@ -310,6 +311,53 @@ static void compare_runs(const char *a, const char *b)
         compare_files(pa, pb);
     }
 }
+
+/* the ABI 1.4 sites from YAML: LN tuning on PEFT's default norms, LoRA on the input embedding
+ * (and lm_head), trained, saved with PEFT's keys, learning */
+START_TEST(test_norm_and_embedding_methods)
+{
+    make_world();
+    char out[1024], p[1200], err[2048];
+    snprintf(out, sizeof out, "%s/out", tmp);
+    runner_config *c = load(variant("  - name: lora\n",
+                                    "  - name: ln\n"
+                                    "    adapters:\n"
+                                    "      - {method: ln_tuning}\n"
+                                    "  - name: emb\n"
+                                    "    adapters:\n"
+                                    "      - {method: lora, r: 2, target_modules: [embed_tokens, lm_head]}\n"
+                                    "  - name: lora\n"), out);
+    ck_assert_int_eq(c->n_runs, 3);
+    runner_opts o = {0};
+    ck_assert_msg(runner_run_all(c, &o, err, sizeof err) == 0, "%s", err);
+    static const struct { const char *run, *key; int64_t trainable; } want[] = {
+        /* 2 layers x (input_layernorm, post_attention_layernorm) + model.norm, width 32 */
+        {"ln", "base_model.model.model.norm.ln_tuning_layers.weight", 5 * 32},
+        /* embed_tokens: r x (vocab 128 + 32); lm_head: r x (32 + 128) */
+        {"emb", "base_model.model.model.embed_tokens.lora_embedding_A", 2 * (128 + 32) * 2},
+    };
+    for (int i = 0; i < 2; i++) {
+        snprintf(p, sizeof p, "%s/%s/results.json", out, want[i].run);
+        json_t *j = json_load_file(p, 0, NULL);
+        ck_assert_msg(j, "%s missing", p);
+        ck_assert_int_eq(json_integer_value(json_object_get(j, "trainable_params")), want[i].trainable);
+        json_t *el = json_object_get(j, "eval_loss");
+        ck_assert_msg(json_number_value(json_array_get(json_array_get(el, 2), 1)) <
+                      json_number_value(json_array_get(json_array_get(el, 0), 1)), "%s: no learning",
+                      want[i].run);
+        json_decref(j);
+        snprintf(p, sizeof p, "%s/%s/adapter/adapter_model.safetensors", out, want[i].run);
+        peft_st_file *f;
+        ck_assert_msg(peft_st_open(p, &f, err, sizeof err) == 0, "%s", err);
+        ck_assert_msg(peft_st_find(f, want[i].key), "%s lacks %s", p, want[i].key);
+        if (i == 1) /* PEFT's save_embedding_layers: the wrapped modules' base weights */
+            ck_assert(peft_st_find(f, "base_model.model.model.embed_tokens.base_layer.weight") &&
+                      peft_st_find(f, "base_model.model.lm_head.base_layer.weight"));
+        peft_st_close(f);
+    }
+    runner_config_free(c);
+}
+END_TEST
 
 START_TEST(test_resume_after_kill)
 {
@@ -898,6 +946,7 @@ int main(void)
     tcase_add_test(t, test_valid_and_sweep_expansion);
     tcase_add_test(t, test_config_errors);
     tcase_add_test(t, test_sweep_end_to_end);
+    tcase_add_test(t, test_norm_and_embedding_methods);
     tcase_add_test(t, test_resume_after_kill);
     tcase_add_test(t, test_resume_after_stop_request);
     tcase_add_test(t, test_text_data);
