@@ -175,13 +175,14 @@ int cmd_info(int argc, char **argv)
     const int64_t total = peft_base_model_param_count(b);
     const size_t n_sites = peft_base_model_num_sites(b);
     if (!as_json) {
-        printf("%s (%s) from %s: %zu parameter tensors, %lld parameters, %zu linear layers\n",
+        printf("%s (%s) from %s: %zu parameter tensors, %lld parameters, %zu sites\n",
                peft_base_model_class(b), peft_base_model_type(b), peft_base_model_dir(b),
                peft_base_model_num_params(b), (long long)total, n_sites);
+        static const char *const kinds[] = {"Linear", "Conv1D", "Embedding", "Norm"};
         for (size_t i = 0; i < n_sites; i++) {
             const peft_site_info *s = peft_base_model_site(b, i);
-            printf("  %-40s %s (%lld -> %lld)", s->name,
-                   s->kind == PEFT_SITE_CONV1D ? "Conv1D" : "Linear",
+            int k = s->kind >= 0 && s->kind <= 3 ? s->kind : 0;
+            printf("  %-40s %s (%lld -> %lld)", s->name, kinds[k],
                    (long long)s->in_features, (long long)s->out_features);
             const char *an, *meth;
             int merged;

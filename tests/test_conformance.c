@@ -17,7 +17,7 @@
 
 static const char *const PLUGINS[] = {"lora",  "loha", "ia3", "prefix",   "prompt",
                                       "lokr",  "oft",  "hra", "fourierft", "boft",
-                                      "p_tuning", "adaption_prompt", "mpt"};
+                                      "p_tuning", "adaption_prompt", "mpt", "ln_tuning"};
 /* Built-in models only for these: PEFT's default FourierFT (a N(0, 1) spectrum of 1000 entries,
  * scaling 150) gives PEFT's 32-wide fixture T5 a delta ~100x its weights, and the objective is
  * then too curved for finite differences (LoRA with lora_alpha 3000 fails there the same way);
