@@ -99,7 +99,8 @@ static peft_tensor *embed_grouped(peft_graph *g, peft_site *s, peft_tensor *ids,
                     ((int32_t *)sub->data)[k] = ((const int32_t *)ids->data)[b * T + t];
                 }
         peft_tensor *ys = op_take_rows(g, y, idx, nb * T); /* (nb*T, C) */
-        peft_tensor *yt = ys ? sa->adapter->vt->forward(sa->state, g, &s->info, sub, ys) : NULL;
+        peft_tensor *yt = ys ? PEFT_PLUGIN_CALL(sa->adapter->vt, "forward", sa->adapter->name, s->info.name,
+                                                sa->adapter->vt->forward(sa->state, g, &s->info, sub, ys)) : NULL;
         if (ys && !yt) return plugin_failed(g, s, sa, "forward");
         y = yt ? op_put_rows(g, y, yt, idx, nb * T) : NULL;
     }
@@ -361,11 +362,13 @@ int peft_site_unmerge(peft_site *s, int idx, char *err, size_t errlen)
     if (s->n_merged == 1 && !partner) { /* the last one: the loaded weight comes back bit-exactly */
         end_merging(s);
     } else if (partner && !s->orig_weight_data) { /* the partner keeps the loaded data */
-        if (sa->adapter->vt->merge(sa->state, &s->info, peft_f32(s->info.weight), NULL, -1, err, errlen))
+        if (PEFT_PLUGIN_CALL(sa->adapter->vt, "merge", sa->adapter->name, s->info.name,
+                             sa->adapter->vt->merge(sa->state, &s->info, peft_f32(s->info.weight), NULL, -1, err, errlen)))
             return -1;
     } else if (partner) { /* the tied partner still has merged adapters: take ours out and hand
                              it the loaded data, which its last unmerge restores */
-        if (sa->adapter->vt->merge(sa->state, &s->info, peft_f32(s->info.weight), NULL, -1, err, errlen))
+        if (PEFT_PLUGIN_CALL(sa->adapter->vt, "merge", sa->adapter->name, s->info.name,
+                             sa->adapter->vt->merge(sa->state, &s->info, peft_f32(s->info.weight), NULL, -1, err, errlen)))
             return -1;
         partner->orig_weight_data = s->orig_weight_data;
         partner->orig_weight_dtype = s->orig_weight_dtype;
