@@ -6,8 +6,9 @@
  * int8: QLoRA, with prepare_model_for_kbit_training). Adapter: LoRA r (16), alpha 2r on every
  * linear layer but the head ("all-linear"). Batch --batch x --seq random tokens, labels =
  * inputs. Step: forward with loss (recording), backward, AdamW over the LoRA parameters; dropout
- * off, as the PyTorch peer bench/real_shape_torch.py. --ckpt turns on gradient checkpointing and
- * the chunked loss (prepare_model_for_kbit_training's use_gradient_checkpointing). Prints the
+ * off, as the PyTorch peer bench/real_shape_torch.py. The loss is libpeft's chunked one (exact;
+ * no full logits held) unless --full-logits. --ckpt turns on gradient checkpointing
+ * (prepare_model_for_kbit_training's use_gradient_checkpointing). Prints the
  * load time and RSS after load, each step, ms/step (median), tokens/s, peak RSS, and a
  * machine-readable RESULT line for bench/real_shape.sh. Never a test: figures only.
  */
@@ -70,7 +71,7 @@ static void usage(const char *argv0)
 {
     fprintf(stderr,
             "usage: %s --config CONFIG.json [--dtype bfloat16|float32] [--quant none|nf4|int8]\n"
-            "          [--ckpt] [--batch B] [--seq T] [--steps N] [--warmup W] [--r R]\n", argv0);
+            "          [--ckpt] [--full-logits] [--batch B] [--seq T] [--steps N] [--warmup W] [--r R]\n", argv0);
     exit(2);
 }
 
@@ -83,10 +84,11 @@ static void die(peft_ctx *ctx, const char *what)
 int main(int argc, char **argv)
 {
     const char *config = NULL, *dtype = "bfloat16", *quant = "none";
-    int ckpt = 0, B = 1, T = 512, steps = 2, warmup = 1, r = 16;
+    int ckpt = 0, full_logits = 0, B = 1, T = 512, steps = 2, warmup = 1, r = 16;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--ckpt")) { ckpt = 1; continue; }
+        if (!strcmp(a, "--full-logits")) { full_logits = 1; continue; }
         if (!v) usage(argv[0]);
         i++;
         if (!strcmp(a, "--config")) config = v;
@@ -124,9 +126,9 @@ int main(int argc, char **argv)
 
     peft_ctx *ctx = peft_ctx_new(1234);
     if (!ctx) die(NULL, "out of memory");
-    printf("config %s: dtype %s, quant %s, gradient checkpointing %s, batch %d x %d, LoRA r=%d "
-           "all-linear; OpenBLAS %s, %d threads\n", config, dtype, quant, ckpt ? "on" : "off", B,
-           T, r, openblas_get_corename(), openblas_get_num_threads());
+    printf("config %s: dtype %s, quant %s, gradient checkpointing %s, %s loss, batch %d x %d, "
+           "LoRA r=%d all-linear; OpenBLAS %s, %d threads\n", config, dtype, quant,
+           ckpt ? "on" : "off", full_logits ? "full-logits" : "chunked", B, T, r, openblas_get_corename(), openblas_get_num_threads());
     double t0 = now_ms();
     peft_load_options o = {.struct_size = sizeof o, .torch_dtype = dtype, .quant = quant,
                            .random_init = 1, .seed = 1234};
@@ -141,6 +143,7 @@ int main(int argc, char **argv)
     if (ckpt || strcmp(quant, "none")) {
         if (peft_prepare_model_for_kbit_training(ctx, base, ckpt)) die(ctx, "prepare_model_for_kbit_training");
     }
+    if (!full_logits) peft_chunked_loss_enable(base, 1);
     char lora[256];
     snprintf(lora, sizeof lora, "{\"peft_type\":\"LORA\",\"task_type\":\"CAUSAL_LM\",\"r\":%d,"
              "\"lora_alpha\":%d,\"lora_dropout\":0.0,\"target_modules\":\"all-linear\"}", r, 2 * r);

@@ -153,7 +153,8 @@ static float *lora_step_case(const arch_case *ac, const char *quant, int ckpt, f
     peft_base_model *b;
     char err[512];
     ck_assert_msg(peft_base_model_load_ex(tu_fixture(ac->dir), &o, &b, err, sizeof err) == 0, "%s", err);
-    if (ckpt) ck_assert_int_eq(peft_prepare_model_for_kbit_training(ctx, b, 1), 0);
+    if (ckpt == 1) ck_assert_int_eq(peft_prepare_model_for_kbit_training(ctx, b, 1), 0);
+    if (ckpt == 2) peft_chunked_loss_enable(b, 1); /* the chunked loss alone */
     peft_model *m;
     ck_assert_msg(peft_get_peft_model(ctx, b, ac->lora, "default", 0, &m) == 0, "%s", peft_errmsg(ctx));
     peft_model_train(m, 1);
@@ -197,18 +198,22 @@ START_TEST(llama_checkpointed_equals_plain)
     for (int k = 0; k < 2; k++) {
         float l0, l1;
         int64_t n0, n1;
-        float *a = lora_step(qs[k], 0, &l0, &n0, NULL), *b = lora_step(qs[k], 1, &l1, &n1, NULL);
-        ck_assert_int_eq(n0, n1);
-        double mx = 0;
-        for (int64_t i = 0; i < n0; i++) mx = fmax(mx, fabs(a[i]));
-        double d = tu_max_abs_diff(a, b, n0);
-        printf("llama LoRA (%s base): checkpointed + chunked loss vs plain: loss %.7f / %.7f, "
-               "max |dgrad| %.3g of %.3g\n", qs[k] ? qs[k] : "f32", l0, l1, d, mx);
-        ck_assert(mx > 0);
-        ck_assert(fabsf(l0 - l1) <= 1e-6f * fabsf(l0));
-        ck_assert(d <= 1e-5 * mx);
+        float *a = lora_step(qs[k], 0, &l0, &n0, NULL);
+        for (int mode = 1; mode <= 2; mode++) { /* 1: checkpointed + chunked; 2: chunked alone */
+            float *b = lora_step(qs[k], mode, &l1, &n1, NULL);
+            ck_assert_int_eq(n0, n1);
+            double mx = 0;
+            for (int64_t i = 0; i < n0; i++) mx = fmax(mx, fabs(a[i]));
+            double d = tu_max_abs_diff(a, b, n0);
+            printf("llama LoRA (%s base): %s vs plain: loss %.7f / %.7f, max |dgrad| %.3g of "
+                   "%.3g\n", qs[k] ? qs[k] : "f32",
+                   mode == 1 ? "checkpointed + chunked loss" : "chunked loss alone", l0, l1, d, mx);
+            ck_assert(mx > 0);
+            ck_assert(fabsf(l0 - l1) <= 1e-6f * fabsf(l0));
+            ck_assert(d <= 1e-5 * mx);
+            free(b);
+        }
         free(a);
-        free(b);
     }
 }
 END_TEST

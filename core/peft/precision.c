@@ -69,6 +69,11 @@ void peft_gradient_checkpointing_enable(peft_base_model *b, int on)
     b->chunked_loss = on != 0;
 }
 
+void peft_chunked_loss_enable(peft_base_model *b, int on)
+{
+    if (b) b->chunked_loss = on != 0;
+}
+
 int peft_prepare_model_for_kbit_training(peft_ctx *ctx, peft_base_model *b,
                                          int use_gradient_checkpointing)
 {

@@ -161,6 +161,12 @@ PEFT_API int peft_prepare_model_for_kbit_training(peft_ctx *ctx, peft_base_model
  * and the causal-LM training loss over row chunks (no full logits; the forward then returns
  * the loss without logits) */
 PEFT_API void peft_gradient_checkpointing_enable(peft_base_model *b, int on);
+/* The chunked causal-LM training loss alone, without checkpointing: while recording with labels
+ * (and a frozen, adapter-free head), the loss is computed over row chunks of the logits and the
+ * forward returns the loss without logits; the full (B, T, vocab) logits and their gradient are
+ * never held. Same loss and gradients as the full loss up to float summation order. Off by
+ * default; peft_gradient_checkpointing_enable turns it on or off with checkpointing. */
+PEFT_API void peft_chunked_loss_enable(peft_base_model *b, int on);
 /* PEFT's create_or_update_model_card: dir/README.md with library_name: peft, base_model and a
  * "Framework versions" line, keeping what a user already wrote there. Atomic. */
 PEFT_API int peft_create_or_update_model_card(peft_model *m, const char *dir);
