@@ -46,13 +46,76 @@ START_TEST(grad_attention_window_softcap)
         {2, 1, 0.9f, {.causal = 1, .window = 3, .softcap = 0.7f, .key_mask = mask}, 1},
         {4, 4, 0.25f, {.causal = 1, .window = 1, .softcap = 2.0f}, 0},     /* only the diagonal */
     };
-    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+    /* probabilities kept for the backward (the default at these sizes), then recomputed */
+    for (size_t c = 0; c < 2 * sizeof cases / sizeof *cases; c++) {
+        const int recompute = c >= sizeof cases / sizeof *cases;
+        const int64_t old = op_attention_set_keep_limit(recompute ? 0 : (int64_t)8 << 20);
+        if (recompute) c -= sizeof cases / sizeof *cases;
         const int64_t H = cases[c].H, Hkv = cases[c].Hkv, D = 3;
         peft_tensor *in[4] = {fd_rand_tensor(3, (int64_t[]){2, 4, H * D}, 0.8f, 1),
                               fd_rand_tensor(3, (int64_t[]){2, 6, Hkv * D}, 0.8f, 1),
                               fd_rand_tensor(3, (int64_t[]){2, 6, Hkv * D}, 1.0f, 1),
                               fd_rand_tensor(3, (int64_t[]){H, 4, 6}, 1.0f, cases[c].use_bias)};
-        fd_check_grads(&FD, "attention_opt", b_attention_opt, in, 4, &cases[c], EPS, RTOL, ATOL);
+        fd_check_grads(&FD, recompute ? "attention_opt (P recomputed)" : "attention_opt",
+                       b_attention_opt, in, 4, &cases[c], EPS, RTOL, ATOL);
+        fd_free_all(in, 4);
+        op_attention_set_keep_limit(old);
+        if (recompute) c += sizeof cases / sizeof *cases;
+    }
+}
+END_TEST
+
+/* the backward with the probabilities kept and recomputed: the same bytes (one code path
+ * computes them), for the plain, masked and soft-capped + biased cases */
+static void attention_step(const attn_ud *a, peft_tensor **in, int64_t keep_limit, float *out,
+                           float *grads[4])
+{
+    const int64_t old = op_attention_set_keep_limit(keep_limit);
+    peft_graph *g = peft_graph_new(&fd_rng);
+    peft_graph_set_recording(g, 1);
+    peft_tensor *y = b_attention_opt(g, in, a);
+    ck_assert(y);
+    float *zero = calloc((size_t)y->numel, sizeof *zero);
+    peft_tensor *l = op_mse(g, y, zero);
+    ck_assert(l);
+    ck_assert_int_eq(peft_graph_backward(g, l), 0);
+    free(zero);
+    memcpy(out, y->data, (size_t)y->numel * 4);
+    for (int i = 0; i < 4; i++)
+        if (in[i]->requires_grad) memcpy(grads[i], in[i]->grad, (size_t)in[i]->numel * 4);
+    peft_graph_free(g);
+    for (int i = 0; i < 4; i++) peft_tensor_zero_grad(in[i]);
+    op_attention_set_keep_limit(old);
+}
+
+START_TEST(attention_recompute_is_bit_identical)
+{
+    static const int32_t mask[2 * 9] = {1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1};
+    const attn_ud cases[] = {
+        {4, 2, 0.37f, {.causal = 1}, 0},
+        {4, 4, 0.5f, {.causal = 0, .key_mask = mask}, 0},
+        {2, 1, 0.9f, {.causal = 1, .window = 3, .softcap = 0.7f, .key_mask = mask}, 1},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        const int64_t H = cases[c].H, Hkv = cases[c].Hkv, D = 5, T = 6, S = 9;
+        peft_tensor *in[4] = {fd_rand_tensor(3, (int64_t[]){2, T, H * D}, 0.8f, 1),
+                              fd_rand_tensor(3, (int64_t[]){2, S, Hkv * D}, 0.8f, 1),
+                              fd_rand_tensor(3, (int64_t[]){2, S, Hkv * D}, 1.0f, 1),
+                              fd_rand_tensor(3, (int64_t[]){H, T, S}, 1.0f, cases[c].use_bias)};
+        float *o[2], *gr[2][4];
+        for (int r = 0; r < 2; r++) {
+            o[r] = malloc((size_t)in[0]->numel * 4);
+            for (int i = 0; i < 4; i++) gr[r][i] = calloc((size_t)in[i]->numel, 4);
+            attention_step(&cases[c], in, r ? 0 : (int64_t)1 << 30, o[r], gr[r]);
+        }
+        ck_assert(memcmp(o[0], o[1], (size_t)in[0]->numel * 4) == 0);
+        for (int i = 0; i < 4; i++)
+            ck_assert_msg(memcmp(gr[0][i], gr[1][i], (size_t)in[i]->numel * 4) == 0,
+                          "case %zu: input %d's gradient differs when P is recomputed", c, i);
+        for (int r = 0; r < 2; r++) {
+            free(o[r]);
+            for (int i = 0; i < 4; i++) free(gr[r][i]);
+        }
         fd_free_all(in, 4);
     }
 }
@@ -218,6 +281,7 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, grad_attention_window_softcap);
     tcase_add_test(tc, fwd_attention_window_softcap);
+    tcase_add_test(tc, attention_recompute_is_bit_identical);
     tcase_add_test(tc, grad_norm_rope_softcap);
     tcase_add_test(tc, fwd_norm_rope_softcap);
     tcase_add_test(tc, rope_scaling_linear_dynamic);

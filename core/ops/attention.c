@@ -3,7 +3,8 @@
  * Gemma2), tanh soft-capping of the scores (Gemma2) and key padding mask, and its
  * backward. Per (batch, head), QK^T and PV go through cblas_sgemm directly on the strided head
  * slices (lda = H*D for q, Hkv*D for k and v); the softmax probabilities are kept for the
- * backward when recording, else one (T, S) scratch is reused (inference memory). op_attention
+ * backward when recording and they are small, else one (T, S) scratch is reused (inference
+ * memory) and the backward recomputes them with the same code (bit-identical). op_attention
  * (GPT-2) is op_attention_ex with Hkv = H, scale 1/sqrt(D) and no bias. */
 #include "core/ops/ops.h"
 #include "core/ops/vmath.h"
@@ -12,15 +13,100 @@
 #include <math.h>
 #include <string.h>
 
+/* Probabilities kept for the backward up to this many bytes per call; above it the backward
+ * recomputes each (b, h) block with the forward's own code (bit-identical, one QK^T GEMM more
+ * per block): a Llama-3.2-1B layer at T = 512 would keep 32 MB, 512 MB over the model. */
+static int64_t attn_keep_p_bytes = (int64_t)8 << 20;
+
+int64_t op_attention_set_keep_limit(int64_t bytes)
+{
+    const int64_t old = attn_keep_p_bytes;
+    attn_keep_p_bytes = bytes;
+    return old;
+}
+
 typedef struct {
     peft_tensor *q, *k, *v, *bias, *out;
-    const float *P; /* (B, H, T, S) softmax probabilities, 0 where masked */
+    const float *P; /* (B, H, T, S) softmax probabilities, 0 where masked; NULL: recompute */
+    const int32_t *key_mask; /* (B, S) or NULL; a copy in the graph's arena when recomputing */
     int64_t B, T, S, H, Hkv, D;
+    int64_t window; /* > 0: a query sees only the last `window` keys (Mistral, Gemma2) */
     float scale;
     float softcap;  /* > 0: the scores were cap * tanh(scale q.k / cap) */
+    int causal;
 } attn_ctx;
 
-// dout (B,T,H*D); q (B,T,H*D); k, v (B,S,Hkv*D); P (B,H,T,S)
+// q (B,T,H*D), k (B,S,Hkv*D), bias (H,T,S) or NULL, key_mask (B,S) or NULL -> P (T,S): the
+// softmax probabilities of batch b, head h (0 where masked or no key is visible)
+static void attention_probs(const attn_ctx *c, int64_t b, int64_t h, float *P)
+{
+    const int64_t T = c->T, S = c->S, D = c->D, HD = c->H * D, KD = c->Hkv * D;
+    const int64_t kh = h / (c->H / c->Hkv), window = c->window;
+    const float softcap = c->softcap;
+    const size_t qo = (size_t)(b * T * HD + h * D), ko = (size_t)(b * S * KD + kh * D);
+    const int32_t *km = c->key_mask ? c->key_mask + b * S : NULL;
+    const float *bh = c->bias ? peft_f32(c->bias) + (size_t)(h * T * S) : NULL;
+    const int64_t off = S - T; /* query t sees keys s <= t + off */
+    /* scores (T,S) = scale Q (T,D) K^T (D,S) */
+    if (T > 0 && S > 0)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)S, (int)D, c->scale,
+                    peft_f32(c->q) + qo, (int)HD, peft_f32(c->k) + ko, (int)KD, 0.0f, P, (int)S);
+    /* (soft-capped, + bias) masked softmax per query row */
+    for (int64_t t = 0; t < T; t++) {
+        float *pr = P + t * S;
+        int64_t lim = c->causal ? t + off : S - 1; /* last visible key */
+        if (lim > S - 1) lim = S - 1;
+        /* first visible key: the window keeps keys s > t + off - window (HF's cache
+         * positions: the query sits at t + off) */
+        int64_t lo = window ? t + off - window + 1 : 0;
+        if (lo < 0) lo = 0;
+        if (softcap > 0.0f)
+            for (int64_t s = lo; s <= lim; s++) pr[s] = tanhf(pr[s] / softcap) * softcap;
+        if (bh) {
+            const float *br = bh + t * S;
+            for (int64_t s = lo; s <= lim; s++) pr[s] += br[s];
+        }
+        if (lim < lo) { /* no visible key: zeros */
+            memset(pr, 0, (size_t)S * sizeof(float));
+            continue;
+        }
+        float sum = 0.0f;
+        if (!km) {
+            /* keys lo..lim, one vectorised pass: a NaN score is skipped by the max but
+             * turns its exp, the sum and so the whole row NaN, as PyTorch's softmax */
+            const float mx = vm_max(pr + lo, lim - lo + 1);
+            memset(pr, 0, (size_t)lo * sizeof(float));
+            memset(pr + lim + 1, 0, (size_t)(S - lim - 1) * sizeof(float));
+            sum = vm_exp_sub_sum(pr + lo, mx, pr + lo, lim - lo + 1);
+        } else {
+            /* the row maximum over visible keys; a NaN score makes it NaN (as
+             * torch.max), so the whole row turns NaN, never "no key" */
+            float mx = -INFINITY;
+            int visible = 0;
+            for (int64_t s = lo; s <= lim; s++)
+                if (km[s]) {
+                    visible = 1;
+                    if (pr[s] > mx || isnan(pr[s])) mx = isnan(mx) ? mx : pr[s];
+                }
+            if (!visible) {
+                memset(pr, 0, (size_t)S * sizeof(float));
+                continue;
+            }
+            for (int64_t s = 0; s < S; s++) {
+                if (s >= lo && s <= lim && km[s]) {
+                    pr[s] = vm_expf(pr[s] - mx);
+                    sum += pr[s];
+                } else {
+                    pr[s] = 0.0f;
+                }
+            }
+        }
+        const float inv = 1.0f / sum;
+        for (int64_t s = lo; s <= lim; s++) pr[s] *= inv;
+    }
+}
+
+// dout (B,T,H*D); q (B,T,H*D); k, v (B,S,Hkv*D); P (B,H,T,S) kept or recomputed per (b,h)
 //   -> dq, dk, dv (as needed), dbias (H,T,S) summed over the batch
 static void attention_backward(peft_graph *g, void *p)
 {
@@ -35,7 +121,7 @@ static void attention_backward(peft_graph *g, void *p)
     float *dv = peft_grad_of(g, c->v);
     float *dbias = c->bias ? peft_grad_of(g, c->bias) : NULL;
     const float *q = peft_f32(c->q), *k = peft_f32(c->k), *v = peft_f32(c->v);
-    float *dS = NULL, *R = NULL;
+    float *dS = NULL, *R = NULL, *Pb = NULL;
     if (dq || dk || dbias) {
         dS = peft_arena_alloc(g->arena, (size_t)T * (size_t)S * sizeof(float) + 1);
         if (!dS) return;
@@ -44,13 +130,18 @@ static void attention_backward(peft_graph *g, void *p)
         R = peft_arena_alloc(g->arena, (size_t)T * (size_t)S * sizeof(float) + 1);
         if (!R) return;
     }
+    if (!c->P) { /* recomputed block by block */
+        Pb = peft_arena_alloc(g->arena, (size_t)T * (size_t)S * sizeof(float) + 1);
+        if (!Pb) return;
+    }
     if (T == 0 || S == 0) return;
     for (int64_t b = 0; b < c->B; b++) {
         for (int64_t h = 0; h < c->H; h++) {
             const int64_t kh = h / group;
             const size_t qo = (size_t)(b * c->T * HD + h * D);
             const size_t ko = (size_t)(b * c->S * KD + kh * D);
-            const float *P = c->P + (size_t)((b * c->H + h) * c->T * c->S);
+            const float *P = c->P ? c->P + (size_t)((b * c->H + h) * c->T * c->S) : Pb;
+            if (!c->P) attention_probs(c, b, h, Pb);
             const float *dO = dout + qo;
             /* dv (S,D) += P^T (S,T) dO (T,D) */
             if (dv)
@@ -116,83 +207,27 @@ peft_tensor *op_attention_opt(peft_graph *g, peft_tensor *q, peft_tensor *k, pef
         v->shape[2] != KD)
         return NULL;
     if (bias && (bias->dtype != PEFT_DTYPE_F32 || bias->numel != H * T * S)) return NULL;
-    const int64_t group = H / Hkv;
     const int rec = g->recording && (q->requires_grad || k->requires_grad || v->requires_grad ||
                                      (bias && bias->requires_grad));
+    /* probabilities: all (b,h) kept for the backward when small, else one (T,S) scratch reused
+     * (inference, or a backward that recomputes them) */
+    const int keep = rec && B * H * T * S * (int64_t)sizeof(float) <= attn_keep_p_bytes;
     peft_tensor *out = peft_graph_tensor_raw(g, PEFT_DTYPE_F32, 3, q->shape);
-    /* probabilities: all (b,h) kept for the backward, else one (T,S) scratch reused */
-    peft_tensor *Pt = rec ? peft_graph_tensor_raw(g, PEFT_DTYPE_F32, 4, (int64_t[]){B, H, T, S})
-                          : peft_graph_tensor_raw(g, PEFT_DTYPE_F32, 2, (int64_t[]){T, S});
+    peft_tensor *Pt = keep ? peft_graph_tensor_raw(g, PEFT_DTYPE_F32, 4, (int64_t[]){B, H, T, S})
+                           : peft_graph_tensor_raw(g, PEFT_DTYPE_F32, 2, (int64_t[]){T, S});
     if (!out || !Pt) return NULL;
-    const float *qd = peft_f32(q), *kd = peft_f32(k), *vd = peft_f32(v);
-    const float *bd = bias ? peft_f32(bias) : NULL;
+    attn_ctx a = {.q = q, .k = k, .v = v, .bias = bias, .out = out, .key_mask = key_mask,
+                  .B = B, .T = T, .S = S, .H = H, .Hkv = Hkv, .D = D, .window = window,
+                  .scale = scale, .softcap = softcap, .causal = causal};
+    const float *vd = peft_f32(v);
     float *od = peft_f32(out), *Pall = peft_f32(Pt);
-    const int64_t off = S - T; /* query t sees keys s <= t + off */
 
     for (int64_t b = 0; b < B; b++) {
-        const int32_t *km = key_mask ? key_mask + b * S : NULL;
         for (int64_t h = 0; h < H; h++) {
-            const int64_t kh = h / group;
+            const int64_t kh = h / (H / Hkv);
             const size_t qo = (size_t)(b * T * HD + h * D), ko = (size_t)(b * S * KD + kh * D);
-            float *P = rec ? Pall + (size_t)((b * H + h) * T * S) : Pall;
-            const float *bh = bd ? bd + (size_t)(h * T * S) : NULL;
-            /* scores (T,S) = scale Q (T,D) K^T (D,S) */
-            if (T > 0 && S > 0)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)S, (int)D,
-                            scale, qd + qo, (int)HD, kd + ko, (int)KD, 0.0f, P, (int)S);
-            /* (soft-capped, + bias) masked softmax per query row */
-            for (int64_t t = 0; t < T; t++) {
-                float *pr = P + t * S;
-                int64_t lim = causal ? t + off : S - 1; /* last visible key */
-                if (lim > S - 1) lim = S - 1;
-                /* first visible key: the window keeps keys s > t + off - window (HF's cache
-                 * positions: the query sits at t + off) */
-                int64_t lo = window ? t + off - window + 1 : 0;
-                if (lo < 0) lo = 0;
-                if (softcap > 0.0f)
-                    for (int64_t s = lo; s <= lim; s++) pr[s] = tanhf(pr[s] / softcap) * softcap;
-                if (bh) {
-                    const float *br = bh + t * S;
-                    for (int64_t s = lo; s <= lim; s++) pr[s] += br[s];
-                }
-                if (lim < lo) { /* no visible key: zeros */
-                    memset(pr, 0, (size_t)S * sizeof(float));
-                    continue;
-                }
-                float sum = 0.0f;
-                if (!km) {
-                    /* keys lo..lim, one vectorised pass: a NaN score is skipped by the max but
-                     * turns its exp, the sum and so the whole row NaN, as PyTorch's softmax */
-                    const float mx = vm_max(pr + lo, lim - lo + 1);
-                    memset(pr, 0, (size_t)lo * sizeof(float));
-                    memset(pr + lim + 1, 0, (size_t)(S - lim - 1) * sizeof(float));
-                    sum = vm_exp_sub_sum(pr + lo, mx, pr + lo, lim - lo + 1);
-                } else {
-                    /* the row maximum over visible keys; a NaN score makes it NaN (as
-                     * torch.max), so the whole row turns NaN, never "no key" */
-                    float mx = -INFINITY;
-                    int visible = 0;
-                    for (int64_t s = lo; s <= lim; s++)
-                        if (km[s]) {
-                            visible = 1;
-                            if (pr[s] > mx || isnan(pr[s])) mx = isnan(mx) ? mx : pr[s];
-                        }
-                    if (!visible) {
-                        memset(pr, 0, (size_t)S * sizeof(float));
-                        continue;
-                    }
-                    for (int64_t s = 0; s < S; s++) {
-                        if (s >= lo && s <= lim && km[s]) {
-                            pr[s] = vm_expf(pr[s] - mx);
-                            sum += pr[s];
-                        } else {
-                            pr[s] = 0.0f;
-                        }
-                    }
-                }
-                const float inv = 1.0f / sum;
-                for (int64_t s = lo; s <= lim; s++) pr[s] *= inv;
-            }
+            float *P = keep ? Pall + (size_t)((b * H + h) * T * S) : Pall;
+            attention_probs(&a, b, h, P);
             /* out (T,D) = P (T,S) V (S,D) */
             if (T > 0) {
                 if (S > 0)
@@ -206,12 +241,17 @@ peft_tensor *op_attention_opt(peft_graph *g, peft_tensor *q, peft_tensor *k, pef
 
     out->requires_grad = rec;
     if (rec) {
+        if (!keep && key_mask) { /* the caller's mask need not outlive this call */
+            int32_t *km = peft_arena_alloc(g->arena, (size_t)(B * S) * sizeof *km + 1);
+            if (!km) return NULL;
+            memcpy(km, key_mask, (size_t)(B * S) * sizeof *km);
+            a.key_mask = km;
+        }
+        a.P = keep ? Pall : NULL;
         attn_ctx *c = peft_tape_push(g, attention_backward, sizeof *c);
         if (!c) return NULL;
-        c->q = q; c->k = k; c->v = v; c->bias = bias; c->out = out; c->P = Pall;
+        *c = a;
         peft_tape_output(g, c->out);
-        c->B = B; c->T = T; c->S = S; c->H = H; c->Hkv = Hkv; c->D = D; c->scale = scale;
-        c->softcap = softcap;
     }
     return out;
 }

@@ -80,6 +80,10 @@ typedef struct peft_attn_opts {
  * o NULL = no options. Gradients to q, k, v and bias as needed. */
 peft_tensor *op_attention_opt(peft_graph *g, peft_tensor *q, peft_tensor *k, peft_tensor *v,
                                        int H, int Hkv, float scale, const peft_attn_opts *o);
+/* The attention ops keep a recording call's softmax probabilities for the backward up to this
+ * many bytes (default 8 MB) and recompute them in the backward above it (bit-identical). Sets
+ * it, returns the previous limit; for tests (not thread-safe). */
+int64_t op_attention_set_keep_limit(int64_t bytes);
 /* x (..., C), w (C) -> w * x / sqrt(mean(x^2) + eps)  (LLaMA RMSNorm, T5 LayerNorm) */
 peft_tensor *op_rmsnorm(peft_graph *g, peft_tensor *x, peft_tensor *w, float eps);
 /* rotary position embedding, HF's rotate_half convention, on x (B, T, H*D) with D even:
