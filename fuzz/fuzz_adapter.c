@@ -23,7 +23,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         peft_model_inputs in = {.B = 1, .T = 8, .input_ids = ids, .labels = labels};
         peft_graph *g = peft_graph_new(peft_ctx_rng(ctx));
         peft_model_outputs out;
-        g->recording = 1;
+        peft_graph_set_recording(g, 1);
         peft_model_train(m, 1);
         if (peft_model_forward(m, g, &in, &out) == 0 && out.loss) peft_graph_backward(g, out.loss);
         peft_graph_free(g);

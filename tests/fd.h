@@ -15,7 +15,7 @@ extern peft_rng fd_rng;
 typedef peft_tensor *(*fd_build_fn)(peft_graph *g, peft_tensor **in, const void *ud);
 
 /* how each graph the harness builds is set up: its own RNG seeded with graph_seed (dropout),
- * and g->training */
+ * and the graph's training flag */
 typedef struct {
     uint64_t graph_seed;
     int training;

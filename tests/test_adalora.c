@@ -81,7 +81,7 @@ START_TEST(rank_allocation_steps)
     for (int s = 0; s < n_steps; s++) {
         for (size_t i = 0; i < tp->n; i++) peft_tensor_zero_grad(tp->tensors[i]);
         peft_graph_reset(g);
-        g->recording = 1;
+        peft_graph_set_recording(g, 1);
         peft_model_outputs out;
         ck_assert_msg(peft_model_forward(m, g, &mi, &out) == 0, "%s", peft_errmsg(ctx));
         double want = json_real_value(json_object_get(json_array_get(list, (size_t)s), "loss_before_update"));
@@ -99,7 +99,7 @@ START_TEST(rank_allocation_steps)
     /* logits and gradients of the allocated model */
     for (size_t i = 0; i < tp->n; i++) peft_tensor_zero_grad(tp->tensors[i]);
     peft_graph_reset(g);
-    g->recording = 1;
+    peft_graph_set_recording(g, 1);
     peft_model_outputs out;
     ck_assert(peft_model_forward(m, g, &mi, &out) == 0);
     peft_st_file *lf;
@@ -141,7 +141,7 @@ START_TEST(rank_allocation_steps)
     float *before = malloc((size_t)out.logits->numel * sizeof *before);
     memcpy(before, out.logits->data, (size_t)out.logits->numel * sizeof *before);
     peft_graph_reset(g);
-    g->recording = 0;
+    peft_graph_set_recording(g, 0);
     mi.labels = NULL; /* PEFT 0.13.2 cannot compute a loaded AdaLoRA's loss; logits suffice */
     ck_assert(peft_model_forward(m2, g, &mi, &out) == 0);
     double rd = tu_max_abs_diff(before, peft_f32(out.logits), out.logits->numel);

@@ -84,8 +84,8 @@ static int run(peft_base_model *m, const peft_model_inputs *pin, int record, int
     peft_rng_seed(&f->rng, 7);
     f->g = peft_graph_new(&f->rng);
     ck_assert(f->g != NULL);
-    f->g->recording = record;
-    f->g->training = training;
+    peft_graph_set_recording(f->g, record);
+    peft_graph_set_training(f->g, training);
     memset(&f->out, 0, sizeof f->out);
     err[0] = 0;
     int rc = m->arch->forward(m, f->g, pin, &f->out, err, errlen);

@@ -136,14 +136,14 @@ START_TEST(backward_never_drops_a_gradient_silently)
     int64_t shape[1] = {3};
     peft_tensor *w = peft_tensor_new(PEFT_DTYPE_F32, 1, shape);
     w->requires_grad = 1;
-    g->recording = 1;
+    peft_graph_set_recording(g, 1);
     peft_tensor *y = op_scale(g, w, 2.0f);
     /* not a scalar: refused with a message */
     ck_assert_int_eq(peft_graph_backward(g, y), PEFT_EINVAL);
     ASSERT_HAS(peft_graph_error(g), "must be a scalar");
     peft_graph_reset(g);
 
-    g->recording = 1;
+    peft_graph_set_recording(g, 1);
     int64_t one[1] = {1};
     peft_tensor *x = peft_tensor_new(PEFT_DTYPE_F32, 1, one);
     x->requires_grad = 1;
@@ -154,7 +154,7 @@ START_TEST(backward_never_drops_a_gradient_silently)
     peft_graph_reset(g);
 
     /* a clean step after reset */
-    g->recording = 1;
+    peft_graph_set_recording(g, 1);
     peft_tensor_zero_grad(x);
     loss = op_scale(g, x, 3.0f);
     ck_assert_int_eq(peft_graph_backward(g, loss), PEFT_OK);

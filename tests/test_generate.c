@@ -714,10 +714,10 @@ START_TEST(bad_configs_and_cache_misuse)
     in.cache = kc;
     peft_model_outputs out;
     char err[1024];
-    g->recording = 1;
+    peft_graph_set_recording(g, 1);
     ck_assert(x.base->arch->forward(x.base, g, &in, &out, err, sizeof err) != 0);
     ck_assert_has(err, "recording");
-    g->recording = 0;
+    peft_graph_set_recording(g, 0);
     peft_graph_reset(g);
     ck_assert(x.base->arch->forward(x.base, g, &in, &out, err, sizeof err) != 0);
     ck_assert_has(err, "batches of 3 rows");

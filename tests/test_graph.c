@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "peft/graph.h"
+#include "core/tensor/graph_internal.h" /* white-box: the tape and the rng pointer */
 #include "testutil.h"
 
 /* ---- arena ---------------------------------------------------------------------------------- */
@@ -305,8 +306,8 @@ START_TEST(graph_tensors)
     peft_rng_seed(&r, 1);
     peft_graph *g = peft_graph_new(&r);
     ck_assert_ptr_nonnull(g);
-    ck_assert_int_eq(g->recording, 0);
-    ck_assert_int_eq(g->training, 0);
+    ck_assert_int_eq(peft_graph_recording(g), 0);
+    ck_assert_int_eq(peft_graph_training(g), 0);
     ck_assert_ptr_eq(g->rng, &r);
     peft_tensor *t = peft_graph_tensor(g, 2, (int64_t[]){3, 5});
     ck_assert_ptr_nonnull(t);
@@ -330,8 +331,8 @@ START_TEST(tape_push_and_order)
     peft_rng_seed(&r, 1);
     peft_graph *g = peft_graph_new(&r);
     ck_assert_ptr_null(peft_tape_push(g, order_fn, sizeof(order_ctx)));
-    ck_assert_uint_eq(g->n_nodes, 0);
-    g->recording = 1;
+    ck_assert_uint_eq(peft_graph_tape_len(g), 0);
+    peft_graph_set_recording(g, 1);
     for (int i = 0; i < 1000; i++) {
         order_ctx *c = peft_tape_push(g, order_fn, sizeof *c);
         ck_assert_ptr_nonnull(c);
@@ -339,7 +340,7 @@ START_TEST(tape_push_and_order)
         ck_assert_int_eq(c->id, 0);
         c->id = i;
     }
-    ck_assert_uint_eq(g->n_nodes, 1000);
+    ck_assert_uint_eq(peft_graph_tape_len(g), 1000);
     peft_tensor *loss = peft_graph_tensor(g, 0, NULL);
     loss->requires_grad = 1;
     order_n = 0;
@@ -356,7 +357,7 @@ START_TEST(tape_push_and_order)
     ck_assert_int_eq(peft_graph_backward(g, nd), -1);
 
     peft_graph_reset(g);
-    ck_assert_uint_eq(g->n_nodes, 0);
+    ck_assert_uint_eq(peft_graph_tape_len(g), 0);
     peft_graph_free(g);
 }
 END_TEST
@@ -366,7 +367,7 @@ START_TEST(grad_of_kinds)
     peft_rng r;
     peft_rng_seed(&r, 1);
     peft_graph *g = peft_graph_new(&r);
-    g->recording = 1;
+    peft_graph_set_recording(g, 1);
     /* a parameter: persistent grad, survives reset */
     peft_tensor *p = peft_tensor_new(PEFT_DTYPE_F32, 1, (int64_t[]){8});
     p->flags |= PEFT_T_PARAM;

@@ -136,7 +136,7 @@ static void check_grads(harness *h, const char *what)
     peft_rng r;
     peft_rng_seed(&r, 5);
     peft_graph *g = peft_graph_new(&r);
-    g->recording = 1;
+    peft_graph_set_recording(g, 1);
     peft_tensor *out = site_forward(h, g);
     ck_assert_int_eq(out->requires_grad, 1);
     float *R = malloc((size_t)out->numel * sizeof *R);

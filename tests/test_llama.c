@@ -64,7 +64,7 @@ static int run(peft_base_model *m, const peft_model_inputs *pin, int backward, f
     peft_rng_seed(&rng, 42);
     peft_graph *g = peft_graph_new(&rng);
     ck_assert(g != NULL);
-    g->recording = backward;
+    peft_graph_set_recording(g, backward);
     peft_model_outputs out;
     memset(r, 0, sizeof *r);
     r->loss = NAN;

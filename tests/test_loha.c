@@ -121,7 +121,7 @@ static double eval_loss(harness *h, const float *R)
     peft_rng r;
     peft_rng_seed(&r, h->seed);
     peft_graph *g = peft_graph_new(&r);
-    g->training = h->training;
+    peft_graph_set_training(g, h->training);
     peft_tensor *out = site_forward(h, g);
     double L = 0;
     for (int64_t i = 0; i < out->numel; i++) L += (double)peft_f32(out)[i] * R[i];
@@ -139,8 +139,8 @@ static void check_grads(harness *h, const char *what)
     peft_rng r;
     peft_rng_seed(&r, h->seed);
     peft_graph *g = peft_graph_new(&r);
-    g->recording = 1;
-    g->training = h->training;
+    peft_graph_set_recording(g, 1);
+    peft_graph_set_training(g, h->training);
     peft_tensor *out = site_forward(h, g);
     const int skipped = h->skipped;
     ck_assert_int_eq(out->requires_grad, 1);
@@ -219,7 +219,7 @@ START_TEST(module_dropout)
     peft_rng r;
     peft_rng_seed(&r, 9);
     peft_graph *g = peft_graph_new(&r);
-    g->training = 1;
+    peft_graph_set_training(g, 1);
     int skipped = 0, applied = 0;
     for (int i = 0; i < 200; i++) {
         peft_graph_reset(g);

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/tensor/graph_internal.h"
 #include "core/io/cfg.h"
 #include "contract.h"
 #include "peft/graph.h"
@@ -123,7 +124,7 @@ static void fd_sum_of_outputs(fake *f, peft_graph *g, peft_tensor *x, peft_tenso
             for (int sgn = 0; sgn < 2; sgn++) {
                 p[j] = o + (sgn ? -1e-2f : 1e-2f);
                 peft_graph_reset(g);
-                g->recording = 0;
+                peft_graph_set_recording(g, 0);
                 peft_tensor *ot = f->vt->forward(f->state, g, &f->site->info, x, y);
                 l[sgn] = 0;
                 for (int64_t i = 0; i < ot->numel; i++) l[sgn] += peft_f32(ot)[i];
@@ -255,7 +256,7 @@ START_TEST(dora_kernel_grads)
     peft_rng gr;
     peft_rng_seed(&gr, 1);
     peft_graph *g = peft_graph_new(&gr);
-    g->recording = 1;
+    peft_graph_set_recording(g, 1);
     peft_tensor *out = f.vt->forward(f.state, g, &f.site->info, x, y);
     ck_assert_ptr_nonnull(out);
     ck_assert_int_eq(out->requires_grad, 1);
@@ -314,7 +315,7 @@ START_TEST(dora_kernel_fd_direct)
     peft_rng gr;
     peft_rng_seed(&gr, 1);
     peft_graph *g = peft_graph_new(&gr);
-    g->recording = 1;
+    peft_graph_set_recording(g, 1);
     peft_tensor *out = f.vt->forward(f.state, g, &f.site->info, x, y);
     float *go = peft_grad_of(g, out);
     for (int64_t i = 0; i < out->numel; i++) go[i] = 1.0f;
@@ -434,7 +435,7 @@ START_TEST(olora_init_identity)
     peft_rng gr;
     peft_rng_seed(&gr, 1);
     peft_graph *g = peft_graph_new(&gr);
-    g->recording = 1;
+    peft_graph_set_recording(g, 1);
     peft_tensor *o_t = f.vt->forward(f.state, g, &f.site->info, x, y);
     for (int i = 0; i < 2; i++)
         for (int64_t o = 0; o < out; o++) {
@@ -764,7 +765,7 @@ START_TEST(fixture_numbers)
     peft_model_inputs mi;
     peft_inputs_view(&in, &mi);
     peft_graph *g = peft_graph_new(peft_ctx_rng(ctx));
-    g->recording = 1;
+    peft_graph_set_recording(g, 1);
     peft_model_outputs o;
     ck_assert_msg(peft_model_forward(m, g, &mi, &o) == 0, "%s", peft_errmsg(ctx));
     peft_tensor *lt = o.logits ? o.logits : o.start_logits;
@@ -792,7 +793,7 @@ START_TEST(fixture_numbers)
     peft_state_dict_free(tp);
     ck_assert(peft_merge_adapter(m, NULL, 0, 1) == 0);
     peft_graph_reset(g);
-    g->recording = 0;
+    peft_graph_set_recording(g, 0);
     ck_assert(peft_model_forward(m, g, &mi, &o) == 0);
     lt = o.logits ? o.logits : o.start_logits;
     snprintf(rel, sizeof rel, "hf-peft/%s/merged_logits.safetensors", cn);

@@ -45,7 +45,8 @@ START_TEST(checkpoint_equals_plain)
         peft_rng rng;
         peft_rng_seed(&rng, 5);
         peft_graph *g = peft_graph_new(&rng);
-        g->recording = g->training = 1;
+        peft_graph_set_recording(g, 1);
+        peft_graph_set_training(g, 1);
         blk_ud u = {w};
         peft_tensor *h = x;
         for (int l = 0; l < 3; l++) /* three blocks sharing the weight */
@@ -93,7 +94,7 @@ START_TEST(chunked_ce_equals_full)
         float loss[2], *dh[2];
         for (int k = 0; k < 2; k++) {
             peft_graph *g = peft_graph_new(NULL);
-            g->recording = 1;
+            peft_graph_set_recording(g, 1);
             peft_tensor *L = k ? op_linear_cross_entropy(g, h, w, tgt, -100)
                                : op_cross_entropy(g, op_linear(g, h, w, NULL, 0), tgt, -100);
             ck_assert_ptr_nonnull(L);
@@ -161,7 +162,7 @@ static float *lora_step_case(const arch_case *ac, const char *quant, int ckpt, f
     peft_model_inputs in = ac->in;
     peft_model_outputs out;
     peft_graph *g = peft_graph_new(peft_ctx_rng(ctx));
-    g->recording = 1;
+    peft_graph_set_recording(g, 1);
     ck_assert_msg(peft_model_forward(m, g, &in, &out) == 0, "%s", peft_errmsg(ctx));
     ck_assert(ckpt && ac->chunked ? out.logits == NULL : out.logits != NULL);
     ck_assert_int_eq(peft_graph_backward(g, out.loss), 0);

@@ -179,13 +179,13 @@ START_TEST(fwd_attention_ex)
             for (int64_t j = 0; j < T * H * D; j++) ck_assert(peft_f32(o)[T * H * D + j] == 0.0f);
         /* recording (probabilities kept for every head) gives the same bits as inference */
         q->requires_grad = 1;
-        g->recording = 1;
+        peft_graph_set_recording(g, 1);
         peft_tensor *o2 = op_attention_ex(g, q, k, v, (int)H, (int)Hkv, cs[c].scale,
                                           cs[c].causal, m, bi);
         ck_assert_ptr_nonnull(o2);
         ck_assert_int_eq(o2->requires_grad, 1);
         ck_assert_int_eq(memcmp(o->data, o2->data, (size_t)o->numel * sizeof(float)), 0);
-        g->recording = 0;
+        peft_graph_set_recording(g, 0);
         peft_graph_reset(g);
         free(ref);
         free(mask);
@@ -228,7 +228,7 @@ START_TEST(attention_ex_equals_attention)
         peft_graph *gs[2];
         for (int which = 0; which < 2; which++) {
             peft_graph *g = gs[which] = peft_graph_new(&r);
-            g->recording = 1;
+            peft_graph_set_recording(g, 1);
             outs[which] = which ? op_attention_ex(g, q, k, v, (int)H, (int)H,
                                                   1.0f / sqrtf((float)D), causal, mask, NULL)
                                 : op_attention(g, q, k, v, (int)H, causal, mask);
@@ -630,7 +630,7 @@ START_TEST(no_tape_without_grad)
     peft_rng r;
     peft_rng_seed(&r, 3);
     peft_graph *g = peft_graph_new(&r);
-    g->recording = 1;
+    peft_graph_set_recording(g, 1);
     peft_tensor *x = fd_rand_tensor(3, (int64_t[]){1, 4, 8}, 1.0f, 0);
     peft_tensor *kv = fd_rand_tensor(3, (int64_t[]){1, 4, 4}, 1.0f, 0);
     peft_tensor *w = fd_rand_tensor(1, (int64_t[]){8}, 1.0f, 0);

@@ -39,12 +39,12 @@ static void fd_check(int put)
     for (int i = 0; i < 15; i++) w[i] = (float)peft_rng_normal(&rng);
     /* analytic */
     peft_graph_reset(g);
-    g->recording = 1;
+    peft_graph_set_recording(g, 1);
     peft_tensor *o = put ? op_put_rows(g, x, src, IDX, 3) : op_take_rows(g, x, IDX, 3);
     float *go = peft_grad_of(g, o);
     for (int64_t i = 0; i < o->numel; i++) go[i] = w[i];
     for (size_t k = g->n_nodes; k-- > 0;) g->nodes[k].fn(g, g->nodes[k].ctx);
-    g->recording = 0;
+    peft_graph_set_recording(g, 0);
     peft_tensor *ins[2] = {x, src};
     for (int k = 0; k < (put ? 2 : 1); k++) {
         peft_tensor *t = ins[k];

@@ -402,7 +402,7 @@ START_TEST(training_lowers_the_loss)
     peft_model_train(m, 1);
     for (int step = 0; step < 30; step++) {
         peft_graph_reset(g);
-        g->recording = 1;
+        peft_graph_set_recording(g, 1);
         peft_model_outputs out;
         ck_assert(peft_model_forward(m, g, &mi, &out) == 0);
         if (step == 0) first = peft_f32(out.loss)[0];

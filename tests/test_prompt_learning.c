@@ -88,7 +88,7 @@ static void run_forward(peft_model *m, peft_graph *g, peft_inputs *in, peft_mode
                         int record)
 {
     peft_graph_reset(g);
-    g->recording = record;
+    peft_graph_set_recording(g, record);
     peft_model_inputs mi;
     peft_inputs_view(in, &mi);
     ck_assert_msg(peft_model_forward(m, g, &mi, out) == 0, "%s", peft_errmsg(peft_model_ctx(m)));

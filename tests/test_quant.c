@@ -149,7 +149,7 @@ static void linear_same(peft_tensor *w, peft_tensor *wf, peft_tensor *b, int in_
     float *dx[2];
     for (int k = 0; k < 2; k++) {
         peft_graph *g = peft_graph_new(NULL);
-        g->recording = 1;
+        peft_graph_set_recording(g, 1);
         peft_tensor *yy = op_linear(g, x, k ? wf : w, b, in_out);
         ck_assert_ptr_nonnull(yy);
         y[k] = peft_tensor_new(PEFT_DTYPE_F32, yy->ndim, yy->shape);

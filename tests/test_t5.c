@@ -48,7 +48,7 @@ static float *forward(peft_base_model *m, const peft_model_inputs *pin, double *
     peft_rng rng;
     peft_rng_seed(&rng, 42);
     peft_graph *g = peft_graph_new(&rng);
-    g->recording = grads;
+    peft_graph_set_recording(g, grads);
     peft_model_outputs out;
     char err[1024] = "";
     ck_assert_msg(m->arch->forward(m, g, pin, &out, err, sizeof err) == 0, "forward: %s", err);
@@ -367,7 +367,7 @@ static double bias_loss(peft_tensor *table, const float *R, int bidirectional, i
     peft_rng rng;
     peft_rng_seed(&rng, 3);
     peft_graph *g = peft_graph_new(&rng);
-    g->recording = record;
+    peft_graph_set_recording(g, record);
     peft_tensor *b = t5_position_bias(g, table, 4, 6, 2, bidirectional, 8, 20);
     ck_assert_ptr_nonnull(b);
     ck_assert_int_eq(b->ndim, 3);

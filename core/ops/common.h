@@ -4,6 +4,7 @@
 
 #include "peft/dtype.h"
 #include "peft/graph.h"
+#include "core/tensor/graph_internal.h"
 
 /* f32 view of a (maybe bf16/f16) tensor: the data itself, or a converted copy in g's arena
  * (valid until the arena is reset); NULL when the arena is out of memory */

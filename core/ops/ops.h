@@ -12,6 +12,7 @@
 #define PEFT_CORE_OPS_H
 
 #include "peft/graph.h"
+#include "core/tensor/graph_internal.h"
 
 #ifdef __cplusplus
 extern "C" {

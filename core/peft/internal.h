@@ -4,6 +4,7 @@
 
 #include "peft/peft.h"
 #include "core/model/site.h"
+#include "core/tensor/graph_internal.h"
 #include "core/tuner/alloc_guard.h"
 
 struct peft_ctx {

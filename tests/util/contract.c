@@ -122,7 +122,7 @@ typedef struct run {
 static void forward(run *r, int record)
 {
     peft_graph_reset(r->g);
-    r->g->recording = record;
+    peft_graph_set_recording(r->g, record);
     peft_model_inputs mi;
     peft_inputs_view(&r->in, &mi);
     if (r->no_labels) mi.labels = NULL, mi.labels_len = 0;

@@ -1,5 +1,6 @@
 /* fd.c — the finite-difference gradient harness (fd.h). */
 #include "fd.h"
+#include "core/tensor/graph_internal.h"
 
 #include <check.h>
 #include <math.h>
@@ -25,8 +26,8 @@ static double eval_loss(const fd_opts *o, fd_build_fn f, peft_tensor **in, const
     peft_rng r;
     peft_rng_seed(&r, o->graph_seed);
     peft_graph *g = peft_graph_new(&r);
-    g->training = o->training;
-    g->recording = 0;
+    peft_graph_set_training(g, o->training);
+    peft_graph_set_recording(g, 0);
     peft_tensor *out = f(g, in, ud);
     ck_assert_ptr_nonnull(out);
     double L = 0.0;
@@ -43,8 +44,8 @@ void fd_check_grads(const fd_opts *o, const char *name, fd_build_fn f, peft_tens
     peft_rng r;
     peft_rng_seed(&r, o->graph_seed);
     peft_graph *g = peft_graph_new(&r);
-    g->training = o->training;
-    g->recording = 1;
+    peft_graph_set_training(g, o->training);
+    peft_graph_set_recording(g, 1);
     peft_tensor *out = f(g, in, ud);
     ck_assert_ptr_nonnull(out);
     ck_assert_int_eq(out->requires_grad, 1);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/tensor/graph_internal.h"
 #include "core/tuner/registry.h"
 #include "prompt_harness.h"
 
@@ -96,7 +97,7 @@ void check_grads(harness *h, const char *what)
     peft_rng r;
     peft_rng_seed(&r, 3);
     peft_graph *g = peft_graph_new(&r);
-    g->recording = 1;
+    peft_graph_set_recording(g, 1);
     peft_tensor *outs[16];
     int n = harness_outputs(h, g, outs, 16);
     ck_assert_int_gt(n, 0);

@@ -2,8 +2,8 @@
  *
  * A peft_graph is one forward (and optional backward) step. Every temporary tensor of the
  * step is carved out of the graph's arena and released all at once by peft_graph_reset().
- * When g->recording is set, each op that has an input requiring grad pushes a backward node
- * on the tape; peft_graph_backward() walks the tape in reverse (DESIGN.md 2). An op skips the
+ * While the graph records (peft_graph_set_recording), each op that has an input requiring grad
+ * pushes a backward node on the tape; peft_graph_backward() walks the tape in reverse (DESIGN.md 2). An op skips the
  * gradient of an input that does not require one (no buffer, no GEMM).
  *
  * Parameters (PEFT_T_PARAM) keep a persistent gradient buffer (malloc'd, PEFT_T_OWNS_GRAD)
@@ -73,34 +73,9 @@ PEFT_API void peft_arena_rewind(peft_arena *a, peft_arena_mark m);
 /* 1 when p lies in memory handed out after the mark */
 PEFT_API int peft_arena_after_mark(const peft_arena *a, peft_arena_mark m, const void *p);
 
-/* ---- graph ---- */
-typedef struct peft_tape_node {
-    peft_backward_fn fn;
-    void *ctx;
-    peft_tensor *out; /* the op's output, when declared: its gradient dies after fn runs */
-} peft_tape_node;
-
-/* a dead gradient buffer, reused by the next peft_grad_of of the same size */
-typedef struct peft_free_grad {
-    float *buf;
-    size_t bytes;
-} peft_free_grad;
-
-struct peft_graph {
-    peft_arena *arena;
-    peft_tape_node *nodes;
-    size_t n_nodes, cap_nodes;
-    int recording; /* 1: ops push backward nodes */
-    int training;  /* 1: dropout active */
-    peft_rng *rng; /* borrowed */
-    peft_free_grad *free_grads; /* recycled activation gradients (backward only) */
-    size_t n_free, cap_free;
-    /* the sticky error (peft_graph_set_error / peft_graph_fail): the first message of the step,
-     * "" when none, and its PEFT_E* code (PEFT_OK when none); cleared by peft_graph_reset */
-    char error[512];
-    int err_code;
-};
-
+/* ---- graph ----
+ * peft_graph is opaque (its fields are the core's: core/tensor/graph_internal.h); programs use
+ * the calls below. */
 PEFT_API peft_graph *peft_graph_new(peft_rng *rng); /* recording = 0, training = 0 */
 PEFT_API void peft_graph_free(peft_graph *g);
 PEFT_API void peft_graph_reset(peft_graph *g); /* drops the tape, every arena tensor, the error */
@@ -175,12 +150,6 @@ PEFT_API peft_tensor *peft_checkpoint(peft_graph *g, peft_block_fn fn, const voi
 PEFT_API peft_tensor *peft_checkpoint_ex(peft_graph *g, peft_block_fn fn, const void *ud,
                                          size_t ud_bytes, peft_tensor *x,
                                          peft_tensor *const *extra, int n_extra);
-
-/* 1 if an op output must require grad: recording and any input requires grad */
-static inline int peft_needs_grad(const peft_graph *g, const peft_tensor *a, const peft_tensor *b)
-{
-    return g->recording && ((a && a->requires_grad) || (b && b->requires_grad));
-}
 
 #ifdef __cplusplus
 }

@@ -96,7 +96,8 @@ typedef struct peft_model_inputs {
                                        their keys/values and returns their logits only; the first
                                        call fills it (prompt + virtual tokens / prefix, T5's
                                        encoder). attention_mask then covers the new tokens only
-                                       (B, T); needs g->recording == 0. Causal LM / seq2seq LM. */
+                                       (B, T); needs a graph that does not record. Causal LM /
+                                       seq2seq LM. */
     const int32_t *task_ids;        /* (B) or NULL: the task of each row, for multitask prompt
                                        tuning (PEFT's forward(task_ids=...)); other methods
                                        ignore it */

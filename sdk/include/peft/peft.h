@@ -172,7 +172,8 @@ PEFT_API void peft_chunked_loss_enable(peft_base_model *b, int on);
 PEFT_API int peft_create_or_update_model_card(peft_model *m, const char *dir);
 
 /* ---- running ---- */
-/* forward (and loss if labels) on graph g; set g->recording for a backward afterwards */
+/* forward (and loss if labels) on graph g; peft_graph_set_recording(g, 1) first for a backward
+ * afterwards */
 PEFT_API int peft_model_forward(peft_model *m, peft_graph *g, const peft_model_inputs *in,
                                 peft_model_outputs *out);
 /* Mixed-batch inference: row b of the batch uses adapter row_adapters[b] ("__base__" = none),

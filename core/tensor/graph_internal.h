@@ -1,0 +1,43 @@
+/* graph_internal.h — the body of peft_graph (opaque in peft/graph.h): the step's arena, its tape,
+ * the recycled gradient buffers and the sticky error. Core-internal: the ops, the tape walker,
+ * the host table and white-box tests read these fields; applications and plugins go through
+ * peft/graph.h's calls (and the host table). */
+#ifndef PEFT_GRAPH_INTERNAL_H
+#define PEFT_GRAPH_INTERNAL_H
+
+#include "peft/graph.h"
+
+typedef struct peft_tape_node {
+    peft_backward_fn fn;
+    void *ctx;
+    peft_tensor *out; /* the op's output, when declared: its gradient dies after fn runs */
+} peft_tape_node;
+
+/* a dead gradient buffer, reused by the next peft_grad_of of the same size */
+typedef struct peft_free_grad {
+    float *buf;
+    size_t bytes;
+} peft_free_grad;
+
+struct peft_graph {
+    peft_arena *arena;
+    peft_tape_node *nodes;
+    size_t n_nodes, cap_nodes;
+    int recording; /* 1: ops push backward nodes */
+    int training;  /* 1: dropout active */
+    peft_rng *rng; /* borrowed */
+    peft_free_grad *free_grads; /* recycled activation gradients (backward only) */
+    size_t n_free, cap_free;
+    /* the sticky error (peft_graph_set_error / peft_graph_fail): the first message of the step,
+     * "" when none, and its PEFT_E* code (PEFT_OK when none); cleared by peft_graph_reset */
+    char error[512];
+    int err_code;
+};
+
+/* 1 if an op output must require grad: recording and any input requires grad */
+static inline int peft_needs_grad(const peft_graph *g, const peft_tensor *a, const peft_tensor *b)
+{
+    return g->recording && ((a && a->requires_grad) || (b && b->requires_grad));
+}
+
+#endif
