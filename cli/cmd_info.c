@@ -70,8 +70,8 @@ static int info_from_config(const char *config, const char *peft_config)
 static json_t *base_storage_json(const peft_base_model *b)
 {
     json_t *o = json_object(), *dt = json_object();
-    for (size_t i = 0; i < b->n_params; i++) {
-        const peft_tensor *t = b->params[i].t;
+    for (size_t i = 0; i < peft_base_model_num_params(b); i++) {
+        const peft_tensor *t = peft_base_model_param(b, i, NULL);
         const char *k = peft_dtype_label(t->dtype);
         json_t *e = json_object_get(dt, k);
         if (!e) json_object_set_new(dt, k, e = json_pack("{s:I, s:I}", "tensors", (json_int_t)0, "bytes", (json_int_t)0));

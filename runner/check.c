@@ -186,8 +186,7 @@ int runner_check(runner_config *c, char *err, size_t errlen)
         runner_errat(err, errlen, c, runner_map_get(c->root, "base_model"), "%s", merr);
         goto out;
     }
-    json_t *id2label = json_object_get(meta->config, "id2label");
-    if (json_is_object(id2label) && json_object_size(id2label) > 0) num_labels = (int64_t)json_object_size(id2label);
+    num_labels = peft_base_model_num_labels(meta);
     if (runner_check_tokenizer(c, &tk, err, errlen)) goto out;
     const char *paths[2] = {c->train_path, c->eval_path};
     const char *keys[2] = {"train", "eval"};

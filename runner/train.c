@@ -688,16 +688,14 @@ static int batch_setup(runner_config *c, batch_ctx *b, char *err, size_t errlen)
     peft_base_model *meta;
     char cfg[4096];
     snprintf(cfg, sizeof cfg, "%s/config.json", c->base_model);
-    int64_t vocab = 0, num_labels = 2;
+    int64_t vocab = 0;
     if (peft_base_model_load_meta(cfg, runner_task_peft_type(c->task), &meta, derr, sizeof derr)) {
         snprintf(err, errlen, "%s", derr);
         goto out;
     }
     int64_t pad = 0;
     peft_config_int(meta, "vocab_size", 1, 0, &vocab, derr, sizeof derr);
-    peft_config_int(meta, "num_labels", 1, 2, &num_labels, derr, sizeof derr);
-    json_t *id2label = json_object_get(meta->config, "id2label");
-    if (json_is_object(id2label) && json_object_size(id2label) > 0) num_labels = (int64_t)json_object_size(id2label);
+    int64_t num_labels = peft_base_model_num_labels(meta);
     if (peft_config_int(meta, "pad_token_id", 1, 0, &pad, derr, sizeof derr) || pad < 0 || pad >= vocab) pad = 0;
     b->pad_id = (int32_t)pad;
     peft_base_model_free(meta);

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "core/model/model_internal.h" /* white-box: reads the model's insides */
 #include "core/model/kv_cache.h"
 #include "peft/generate.h"
 #include "peft/peft.h"

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "core/model/model_internal.h" /* white-box: reads the model's insides */
 #include "peft/inputs.h"
 #include "peft/model.h"
 #include "core/ops/ops.h"

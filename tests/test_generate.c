@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "core/model/model_internal.h" /* white-box: reads the model's insides */
 #include "peft/generate.h"
 #include "core/model/kv_cache.h"
 #include "peft/peft.h"

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "core/model/model_internal.h" /* white-box: reads the model's insides */
 #include "peft/dtype.h"
 #include "peft/model.h"
 #include "model_fixture.h"

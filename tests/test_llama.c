@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "core/model/model_internal.h" /* white-box: reads the model's insides */
 #include "peft/model.h"
 #include "core/ops/ops.h"
 #include "model_fixture.h"

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/model/model_internal.h" /* white-box: reads the model's insides */
 #include "core/tensor/graph_internal.h"
 #include "core/io/cfg.h"
 #include "contract.h"

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/model/model_internal.h" /* white-box: reads the model's insides */
 #include "fd.h"
 #include "peft/dtype.h"
 #include "peft/graph.h"
@@ -280,7 +281,7 @@ START_TEST(kbit_prepare_and_merge)
     int64_t n;
     peft_base_model *merged = NULL;
     free(lora_step("nf4", 1, &l, &n, &merged));
-    ck_assert_int_eq(peft_model_find_site(merged, "model.layers.0.self_attn.q_proj")->info.weight->dtype,
+    ck_assert_int_eq(peft_site_get_info(peft_model_find_site(merged, "model.layers.0.self_attn.q_proj"))->weight->dtype,
                      PEFT_DTYPE_NF4);
     peft_base_model_free(merged);
 }

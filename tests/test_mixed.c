@@ -29,6 +29,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/model/model_internal.h" /* white-box: reads the model's insides */
 #include "peft/graph.h"
 #include "peft/inputs.h"
 #include "peft/peft.h"

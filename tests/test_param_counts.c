@@ -45,7 +45,7 @@ START_TEST(seed_examples)
                                             json_string_value(json_object_get(cfg, "task_type")),
                                             &base, err, sizeof err) == 0, "%s: %s", name, err);
     int64_t total = 0;
-    for (size_t i = 0; i < base->n_params; i++) total += base->params[i].t->numel;
+    total += peft_base_model_param_count(base);
     ck_assert_msg(total == json_integer_value(json_object_get(r, "base_model_params")),
                   "%s: base %lld, PEFT %lld", name, (long long)total,
                   (long long)json_integer_value(json_object_get(r, "base_model_params")));

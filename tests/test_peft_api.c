@@ -53,7 +53,7 @@ static int n_adapted_sites(peft_model *m)
 {
     peft_base_model *b = peft_get_base_model(m);
     int n = 0;
-    for (size_t i = 0; i < b->n_sites; i++) n += b->sites[i]->n_chain > 0;
+    for (size_t i = 0; i < peft_base_model_num_sites(b); i++) n += peft_base_model_site_adapter(b, i, 0, NULL, NULL, NULL);
     return n;
 }
 
@@ -70,6 +70,26 @@ static float *logits(peft_model *m, int64_t *n)
     peft_graph_free(g);
     return c;
 }
+
+/* the handles are opaque (peft/model.h): what an application reads goes through accessors */
+START_TEST(opaque_handle_accessors)
+{
+    const peft_arch *a = peft_arch_find("gpt2");
+    ck_assert_str_eq(peft_arch_model_type(a), "gpt2");
+    ck_assert_str_eq(peft_arch_class_name(a), "GPT2LMHeadModel");
+    ck_assert_str_eq(peft_arch_task_type(a), "CAUSAL_LM");
+    ck_assert_ptr_null(peft_arch_model_type(NULL));
+    ck_assert_ptr_nonnull(peft_arch_at(0));
+    peft_base_model *b = base();
+    peft_site *s = peft_model_find_site(b, "transformer.h.0.attn.c_attn");
+    const peft_site_info *si = peft_site_get_info(s);
+    ck_assert_ptr_nonnull(si);
+    ck_assert_str_eq(si->name, "transformer.h.0.attn.c_attn");
+    ck_assert_ptr_null(peft_site_get_info(NULL));
+    ck_assert_int_eq(peft_base_model_num_labels(b), 2); /* no id2label, no num_labels */
+    peft_base_model_free(b);
+}
+END_TEST
 
 START_TEST(target_rules)
 {
@@ -129,8 +149,7 @@ START_TEST(init_modes_and_patterns)
     peft_graph *g = peft_graph_new(peft_ctx_rng(ctx));
     peft_model_inputs mi = {.B = in.B, .T = in.T, .input_ids = in.input_ids, .attention_mask = in.attention_mask, .labels = NULL};
     peft_model_outputs out;
-    char err[256];
-    ck_assert(b->arch->forward(b, g, &mi, &out, err, sizeof err) == 0);
+    ck_assert_msg(peft_base_model_forward(b, g, &mi, &out) == 0, "%s", peft_graph_error(g));
     float *ref = malloc((size_t)out.logits->numel * 4);
     memcpy(ref, out.logits->data, (size_t)out.logits->numel * 4);
     peft_graph_free(g);
@@ -244,8 +263,7 @@ START_TEST(modules_to_save)
     peft_graph *g = peft_graph_new(peft_ctx_rng(ctx));
     peft_model_inputs mi = {.B = in.B, .T = in.T, .input_ids = in.input_ids, .attention_mask = in.attention_mask, .labels = NULL};
     peft_model_outputs out;
-    char err[256];
-    ck_assert(b->arch->forward(b, g, &mi, &out, err, sizeof err) == 0);
+    ck_assert_msg(peft_base_model_forward(b, g, &mi, &out) == 0, "%s", peft_graph_error(g));
     ck_assert(tu_max_abs_diff(trained, peft_f32(out.logits), n) < 1e-5);
     peft_graph_free(g);
     peft_base_model_free(b);
@@ -413,7 +431,8 @@ START_TEST(training_lowers_the_loss)
     ck_assert_msg(last < first - 0.5, "loss %g -> %g", first, last);
     /* frozen base weights never got a gradient buffer */
     peft_base_model *b = peft_get_base_model(m);
-    for (size_t i = 0; i < b->n_params; i++) ck_assert_ptr_null(b->params[i].t->grad);
+    for (size_t i = 0; i < peft_base_model_num_params(b); i++)
+        ck_assert_ptr_null(peft_base_model_param(b, i, NULL)->grad);
     peft_graph_free(g);
     peft_adamw_free(opt);
     peft_model_free(m);
@@ -502,7 +521,7 @@ START_TEST(mixed_precision_and_model_card)
     float *f32 = logits(m, &n);
     ck_assert(peft_cast_mixed_precision_params(m, PEFT_DTYPE_BF16) == 0);
     peft_base_model *b = peft_get_base_model(m);
-    ck_assert_int_eq(b->params[0].t->dtype, PEFT_DTYPE_BF16);
+    ck_assert_int_eq(peft_base_model_param(b, 0, NULL)->dtype, PEFT_DTYPE_BF16);
     peft_state_dict *sd;
     ck_assert(peft_trainable_parameters(m, &sd) == 0);
     for (size_t i = 0; i < sd->n; i++) ck_assert_int_eq(sd->tensors[i]->dtype, PEFT_DTYPE_F32);
@@ -610,6 +629,7 @@ int main(void)
     tcase_add_test(tc, adapter_bookkeeping);
     tcase_add_test(tc, mixed_precision_and_model_card);
     tcase_add_test(tc, mixed_batch_rows);
+    tcase_add_test(tc, opaque_handle_accessors);
     suite_add_tcase(s, tc);
     int failed = tu_run_suite(s);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/model/model_internal.h" /* white-box: reads the model's insides */
 #include "core/io/cfg.h"
 #include "contract.h"
 #include "peft/graph.h"

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/model/model_internal.h" /* white-box: reads the model's insides */
 #include "fd.h"
 #include "model_fixture.h"
 #include "peft/dtype.h"

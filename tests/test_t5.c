@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "core/model/model_internal.h" /* white-box: reads the model's insides */
 #include "peft/inputs.h"
 #include "peft/model.h"
 #include "core/models/t5_attention.h"

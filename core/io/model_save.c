@@ -10,6 +10,7 @@
 #include "peft/dtype.h"
 #include "peft/graph.h"
 #include "peft/model_save.h"
+#include "core/model/model_internal.h"
 #include "peft/util.h"
 #include "peft/safetensors.h"
 

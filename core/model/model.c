@@ -11,7 +11,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include "peft/model.h"
+#include "core/model/model_internal.h"
 #include "core/model/name_index.h"
 #include "core/model/attn.h"
 #include "core/model/storage.h"

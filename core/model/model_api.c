@@ -3,7 +3,7 @@
  * (peft/model.h, "reading a loaded model"), and its forward pass with the error on the graph. */
 #include <stdio.h>
 
-#include "peft/model.h"
+#include "core/model/model_internal.h"
 #include "core/model/site.h"
 
 int peft_base_model_forward(peft_base_model *m, peft_graph *g, const peft_model_inputs *in,
@@ -54,6 +54,8 @@ int64_t peft_base_model_vocab_size(const peft_base_model *m)
     return m && m->word_embeddings ? m->word_embeddings->shape[0] : 0;
 }
 
+const peft_site_info *peft_site_get_info(const peft_site *s) { return s ? &s->info : NULL; }
+
 size_t peft_base_model_num_sites(const peft_base_model *m) { return m ? m->n_sites : 0; }
 
 const peft_site_info *peft_base_model_site(const peft_base_model *m, size_t i)
@@ -70,6 +72,16 @@ int peft_base_model_site_adapter(const peft_base_model *m, size_t i, int j, cons
     if (method) *method = s->chain[j].adapter->vt->name;
     if (merged) *merged = s->chain[j].merged;
     return 1;
+}
+
+int64_t peft_base_model_num_labels(const peft_base_model *m)
+{
+    if (!m) return 0;
+    json_t *id2label = json_object_get(m->config, "id2label");
+    if (json_is_object(id2label) && json_object_size(id2label) > 0)
+        return (int64_t)json_object_size(id2label);
+    json_t *n = json_object_get(m->config, "num_labels");
+    return json_is_integer(n) ? (int64_t)json_integer_value(n) : 2;
 }
 
 int peft_base_model_is_encoder_decoder(const peft_base_model *m)

@@ -2,7 +2,7 @@
 #ifndef PEFT_SITE_H
 #define PEFT_SITE_H
 
-#include "peft/model.h"
+#include "core/model/model_internal.h"
 
 /* a norm site's normalisation (its norm_type, norm_eps) with parameters w (C), b (C) or NULL:
  * x (..., C) -> (..., C) on g (host->op_site_norm); NULL when info is no norm site or a shape

@@ -4,7 +4,7 @@
 #ifndef PEFT_STORAGE_H
 #define PEFT_STORAGE_H
 
-#include "peft/model.h"
+#include "core/model/model_internal.h"
 
 /* reads the options and config.json's quantization_config into m (after config.json, before
  * build). 0 or -1 with err naming the option or field. */

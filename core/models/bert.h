@@ -5,7 +5,7 @@
 #define PEFT_MODELS_BERT_H
 
 #include <stdint.h>
-#include "peft/model.h"
+#include "core/model/model_internal.h"
 
 /* the Hugging Face class on top of BertModel */
 typedef enum bert_head {

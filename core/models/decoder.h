@@ -10,7 +10,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include "peft/model.h"
+#include "core/model/model_internal.h"
 #include "core/model/kv_cache.h"
 
 /* the head a config.json asks for */

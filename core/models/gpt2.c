@@ -23,7 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "peft/model.h"
+#include "core/model/model_internal.h"
 #include "core/models/decoder.h"
 #include "core/ops/ops.h"
 

@@ -1,7 +1,7 @@
 /* registry.c — the table of base-model architectures, looked up by config.json "model_type".
  * Each architecture (core/models/<name>.c) exports one const peft_arch; add it to the table. */
 #include <string.h>
-#include "peft/model.h"
+#include "core/model/model_internal.h"
 
 extern const peft_arch peft_arch_gpt2;
 extern const peft_arch peft_arch_bert;
@@ -39,3 +39,7 @@ const peft_arch *peft_arch_at(size_t i)
 {
     return i < N_ARCHS ? ARCHS[i] : NULL;
 }
+
+const char *peft_arch_model_type(const peft_arch *a) { return a ? a->model_type : NULL; }
+const char *peft_arch_class_name(const peft_arch *a) { return a ? a->class_name : NULL; }
+const char *peft_arch_task_type(const peft_arch *a) { return a ? a->task_type : NULL; }

@@ -12,7 +12,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include "peft/model.h"
+#include "core/model/model_internal.h"
 
 enum { RDEC_BIAS_CONFIG, /* attention_bias / mlp_bias from config.json (LLaMA) */
        RDEC_BIAS_QKV,    /* q_proj, k_proj, v_proj with bias, o_proj and the MLP without (Qwen2) */

@@ -5,7 +5,7 @@
 #define PEFT_T5_H
 
 #include <stdint.h>
-#include "peft/model.h"
+#include "core/model/model_internal.h"
 
 /* dense_act_fn values T5 configs use */
 enum { T5_ACT_RELU, T5_ACT_GELU_TANH, T5_ACT_GELU_ERF, T5_ACT_SILU };

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/tuner/host_linalg.h"
-#include "peft/model.h"
+#include "core/model/model_internal.h"
 
 // a (m, n) row-major -> u (m, k), s (k), vt (k, n), k = min(m, n)
 int peft_host_svd(int m, int n, const float *a, float *u, float *s, float *vt)

@@ -196,8 +196,7 @@ static void evaluate(peft_base_model *m, peft_graph *g, uint64_t seed, FILE *out
             peft_graph_set_recording(g, 0);
             peft_model_inputs in = {N, T, ids, mask, lab};
             peft_model_outputs o;
-            char err[512];
-            if (m->arch->forward(m, g, &in, &o, err, sizeof err)) { fprintf(stderr, "%s\n", err); return; }
+            if (peft_base_model_forward(m, g, &in, &o)) { fprintf(stderr, "%s\n", peft_graph_error(g)); return; }
             int ok = 0;
             for (int b = 0; b < N; b++) {
                 int good = 1;
@@ -234,9 +233,10 @@ int main(int argc, char **argv)
     if (write_random_model(init_dir, seed)) return 1;
     peft_base_model *m;
     if (peft_base_model_load(init_dir, &m, err, sizeof err)) return fprintf(stderr, "%s\n", err), 1;
-    peft_tensor **params = calloc(m->n_params, sizeof *params);
-    for (size_t i = 0; i < m->n_params; i++) {
-        peft_tensor *t = m->params[i].t;
+    size_t n_params = peft_base_model_num_params(m);
+    peft_tensor **params = calloc(n_params, sizeof *params);
+    for (size_t i = 0; i < n_params; i++) {
+        peft_tensor *t = peft_base_model_param(m, i, NULL);
         if (peft_tensor_make_f32_owned(t, NULL, NULL, NULL)) return fprintf(stderr, "out of memory\n"), 1;
         t->requires_grad = 1;
         t->flags |= PEFT_T_PARAM;
@@ -244,7 +244,7 @@ int main(int argc, char **argv)
     }
     peft_ctx *ctx = peft_ctx_new(seed);
     peft_adamw_config oc = {3e-3, 0.9, 0.98, 1e-8, 0.01};
-    peft_adamw *opt = peft_adamw_new_params(ctx, params, m->n_params, &oc);
+    peft_adamw *opt = peft_adamw_new_params(ctx, params, n_params, &oc);
     if (!opt) return fprintf(stderr, "%s\n", peft_errmsg(ctx)), 1;
     size_t clen;
     unsigned char *corpus = make_corpus(seed, &clen);
@@ -254,7 +254,7 @@ int main(int argc, char **argv)
     peft_rng data;
     peft_rng_seed(&data, seed + 1);
     int64_t total = 0;
-    for (size_t i = 0; i < m->n_params; i++) total += params[i]->numel;
+    for (size_t i = 0; i < n_params; i++) total += params[i]->numel;
     printf("pretraining a %lld-parameter LLaMA on %zu bytes of grammar text, %ld steps of %d x %d\n",
            (long long)total, clen, steps, BATCH, WINDOW);
     clock_t c0 = clock();
@@ -268,7 +268,7 @@ int main(int argc, char **argv)
         peft_graph_set_recording(g, 1);
         peft_model_inputs in = {BATCH, WINDOW, ids, NULL, ids};
         peft_model_outputs o;
-        if (m->arch->forward(m, g, &in, &o, err, sizeof err)) return fprintf(stderr, "%s\n", err), 1;
+        if (peft_base_model_forward(m, g, &in, &o)) return fprintf(stderr, "%s\n", peft_graph_error(g)), 1;
         double loss = peft_f32(o.loss)[0];
         avg = step ? 0.98 * avg + 0.02 * loss : loss;
         peft_graph_backward(g, o.loss);

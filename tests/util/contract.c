@@ -356,12 +356,12 @@ static void check_merge_disable_unload(run *r, const char *case_name)
     snprintf(rp, sizeof rp, "%s/%s/%s", cur_set, case_name, resid_rel);
     ck_assert_msg(peft_st_open(tu_fixture(rp), &resid, rerr, sizeof rerr) == 0, "%s", rerr);
     int n_resid = 0;
-    for (size_t i = 0; i < base->n_params; i++) {
-        peft_tensor *a = base->params[i].t;
+    for (size_t i = 0; i < peft_base_model_num_params(base); i++) {
+        const char *pname;
+        peft_tensor *a = peft_base_model_param(base, i, &pname);
         char key[1024];
-        const char *dot = strrchr(base->params[i].name, '.');
-        snprintf(key, sizeof key, "base_model.model.%.*s.base_layer%s", (int)(dot - base->params[i].name),
-                 base->params[i].name, dot);
+        const char *dot = strrchr(pname, '.');
+        snprintf(key, sizeof key, "base_model.model.%.*s.base_layer%s", (int)(dot - pname), pname, dot);
         const peft_st_entry *e = peft_st_find(resid, key);
         if (!e) continue;
         float *f = malloc((size_t)a->numel * sizeof *f);

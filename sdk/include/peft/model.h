@@ -12,7 +12,6 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <jansson.h>
 #include "peft/graph.h"
 #include "peft/safetensors.h"
 
@@ -20,47 +19,15 @@
 extern "C" {
 #endif
 
+/* Opaque handles (their bodies are the core's: core/model/model_internal.h). A base model is
+ * read through the peft_base_model_* calls below; sites and adapters through peft_site_info and
+ * the PeftModel API (peft.h). */
 typedef struct peft_base_model peft_base_model;
-
-/* One adapter (one name) on a model: the method, its configs, its flags. Owned by the PEFT
- * model (core/peft_model.c); sites only point at it. */
-typedef struct peft_adapter {
-    char *name;                       /* "default" */
-    char *source;                     /* where the config came from, for errors (file path) */
-    const peft_tuner_vtable *vt;      /* the method's plugin table (borrowed, lives in registry) */
-    void *parsed;                     /* vt->config_parse result, freed with vt->config_free */
-    json_t *config;                   /* the adapter_config.json object (owned) */
-    int active;                       /* in the active set */
-    int trainable;                    /* requires_grad on its params */
-    int trainable_allowed;            /* 0 when loaded for inference (is_trainable = 0) */
-    double scale_mult;                /* runtime scale multiplier (1.0) */
-    void *adapter_state;              /* vt->adapter_init's result (ABI 1.3) or NULL; freed
-                                         with vt->adapter_destroy after the site states */
-} peft_adapter;
-
-/* an adapter's presence on one site */
-typedef struct peft_site_adapter {
-    peft_adapter *adapter; /* borrowed */
-    void *state;           /* plugin-owned, freed with adapter->vt->destroy */
-    int merged;            /* folded into the base weight */
-} peft_site_adapter;
-
-/* A linear layer (nn.Linear or GPT-2 Conv1D). */
-typedef struct peft_site {
-    peft_site_info info;        /* info.name owned by the site; weight/bias borrowed from params */
-    peft_site_adapter *chain;   /* in the order the adapters were added */
-    int n_chain, cap_chain;
-    /* merge bookkeeping: the weight as loaded, kept so that unmerging everything restores the
-     * base bit-exactly */
-    void *orig_weight_data;
-    int32_t orig_weight_dtype;
-    int orig_weight_owned;
-    void *orig_bias_data;       /* the bias as loaded (same scheme), NULL if no bias */
-    int32_t orig_bias_dtype;
-    int orig_bias_owned;
-    int n_merged;
-    peft_base_model *owner;     /* the model holding this site (borrowed) */
-} peft_site;
+typedef struct peft_adapter peft_adapter; /* one adapter (one name) on a model */
+typedef struct peft_site peft_site;       /* a linear / embedding / norm layer adapters attach to */
+typedef struct peft_arch peft_arch;       /* an architecture of the registry (peft_arch_find) */
+typedef struct peft_prompt_hooks peft_prompt_hooks; /* the core's prompt-learning hooks */
+typedef struct peft_attn_hooks peft_attn_hooks;     /* the core's attention hook */
 
 /* A named base-model parameter (Hugging Face name, e.g. "transformer.h.0.ln_1.weight"). */
 typedef struct peft_param {
@@ -113,112 +80,6 @@ typedef struct peft_model_outputs {
                                        by other heads too */
 } peft_model_outputs;
 
-/* Prompt-learning hooks (DESIGN.md 5). The PEFT layer sets base->prompt while a prompt-learning
- * adapter is active; architectures call them and know nothing else of the method. Semantics
- * follow PEFT 0.13.2 (see ../shared/fixtures/hf-peft/INDEX.json behaviour_notes
- * "prompt_tuning", "prefix_tuning", "prefix_tuning_t5"). */
-typedef struct peft_prompt_hooks {
-    void *ud;
-    int64_t n_virtual; /* P: virtual tokens */
-    /* Prompt tuning: (B, P, C) embeddings prepended to the input embeddings (the encoder's for
-     * encoder-decoders), or NULL when this hook is absent. The arch then prefixes the attention
-     * mask with P ones (token_type_ids with P zeros); causal-LM labels get P leading -100; the
-     * outputs cover the P + T positions (logits (B, P+T, V)); positions run 0..P+T-1. */
-    peft_tensor *(*virtual_tokens)(void *ud, peft_graph *g, int64_t B);
-    /* Prefix tuning: past keys and values for one attention layer, each (B, P, Hkv*D) in the
-     * layout of the layer's projected keys/values (before RoPE is applied to the real keys:
-     * prefix keys are used as given). stack: 0 = the decoder-only / encoder-only stack,
-     * 1 = an encoder-decoder's decoder self-attention, 2 = its cross-attention. Returns 0 and
-     * sets *k, *v, or 1 when this layer has no prefix. The arch prepends them to the layer's keys
-     * and values, prefixes the key mask with P ones, and shifts the query positions by P
-     * (position ids P..P+T-1 for GPT-2, LLaMA and BERT; T5's decoder relative bias offsets by P). */
-    int (*layer_prefix)(void *ud, peft_graph *g, int stack, int layer, int64_t B,
-                        peft_tensor **k, peft_tensor **v);
-} peft_prompt_hooks;
-
-/* The attention hook (ABI 1.4, DESIGN.md 5's third hook). The PEFT layer sets base->attn_hook
- * while an attention-hook method (PEFT_CAP_ATTENTION: adaption prompt) has an adapter on the
- * model; architectures that register attention modules (peft_model_add_attn) call it on each,
- * after o_proj and before the residual add, and know nothing else of the method. */
-typedef struct peft_attn_hooks {
-    void *ud;
-    /* attn: index in base->attn; x (B,T,C) the attention input, q (B,T,H*D) the queries with
-     * RoPE applied, out (B,T,C) the attention output. Returns the output to use (out itself when
-     * nothing applies), or NULL with the graph's sticky error set. */
-    peft_tensor *(*output)(void *ud, peft_graph *g, int attn, peft_tensor *x, peft_tensor *q,
-                           peft_tensor *out);
-} peft_attn_hooks;
-
-/* An architecture. */
-typedef struct peft_arch {
-    const char *model_type; /* config.json model_type */
-    const char *class_name; /* e.g. "GPT2LMHeadModel" */
-    const char *task_type;  /* default PEFT task type, e.g. "CAUSAL_LM" */
-    /* build the model from m->config and the weights (peft_model_take_weight); sets
-     * m->arch_state, registers params and sites. 0 or -1 with err. */
-    int (*build)(peft_base_model *m, char *err, size_t errlen);
-    int (*forward)(peft_base_model *m, peft_graph *g, const peft_model_inputs *in,
-                   peft_model_outputs *out, char *err, size_t errlen);
-    void (*free_state)(void *arch_state);
-    /* optional: the parameter count a config.json implies, without loading weights (for
-     * `peft info --config`); class_name picks the head (NULL = config's architectures[0]) */
-    int (*count_params)(const json_t *config, const char *class_name, int64_t *n, char *err,
-                        size_t errlen);
-} peft_arch;
-
-struct peft_base_model {
-    char *dir;                /* the Hugging Face model directory (owned) */
-    json_t *config;           /* config.json (owned) */
-    const peft_arch *arch;
-    void *arch_state;         /* owned by the arch */
-    peft_param *params;       /* every parameter once (tied weights once), in load order */
-    size_t n_params, cap_params;
-    peft_site **sites;        /* in module order */
-    size_t n_sites, cap_sites;
-    peft_st_file **files;     /* weight files (mmaps), owned */
-    size_t n_files;
-    int adapters_disabled;    /* PeftModel.disable_adapter(): sites run the base layer only */
-    const char *class_name;   /* set by build: the HF class (e.g. "BertForSequenceClassification");
-                                 NULL = arch->class_name */
-    const char *task_type;    /* set by build: PEFT task type of that head; NULL = arch's */
-    const peft_prompt_hooks *prompt; /* NULL, or the active prompt-learning adapter's hooks */
-    int meta;                 /* weights are zero pages from config.json alone (counting only) */
-    /* mixed-batch inference: while set, batch row b uses adapter row_adapter[b] (NULL = the
-     * base model) at every site instead of the active set */
-    peft_adapter *const *row_adapter;
-    int64_t row_B;
-    void **meta_maps;
-    size_t *meta_lens, n_meta;
-    /* model facts prompt learning needs (set by build): the word embedding table (V, C), the
-     * number of attention layers per stack, key/value heads and head size */
-    peft_tensor *word_embeddings;
-    int n_layers, n_kv_heads, head_dim, hidden_size, is_encoder_decoder;
-    /* ---- storage and memory (peft_load_options, core/model/storage.c) ---- */
-    int32_t load_dtype;       /* -1: each weight as stored; else every float weight in it */
-    int32_t quant_dtype;      /* 0, or PEFT_DTYPE_INT8 / _NF4 / _NF4_F32 for the linear layers */
-    json_t *quant_skip;       /* module names never quantized (llm_int8_skip_modules), owned */
-    int n_quantized;          /* linear weights quantized at load */
-    double quant_err_sq, quant_ref_sq; /* sum ||dequant - w||^2, sum ||w||^2 over them */
-    int random_init;          /* weights generated in memory (benchmarks), no files */
-    peft_rng init_rng;
-    double init_std;
-    /* training memory (prepare_model_for_kbit_training, gradient_checkpointing_enable) */
-    int gradient_checkpointing; /* per block: activations recomputed in backward */
-    int embed_outputs_require_grad; /* enable_input_require_grads */
-    int chunked_loss;         /* causal-LM training loss over row chunks, never the full logits */
-    /* set by build when the architecture takes no past keys/values (so no prefix tuning): why,
-     * for the error (static string); NULL = it takes them */
-    const char *no_past_key_values;
-    /* name -> position hashes over params and sites (core/model/name_index.c), owned, kept by
-     * the core as it registers them; opaque here */
-    struct peft_name_index *param_index, *site_index;
-    /* attention modules (ABI 1.4; peft_model_add_attn, by build), in module order; each owned,
-     * its name too */
-    peft_attn_info **attn;
-    int n_attn, cap_attn;
-    const peft_attn_hooks *attn_hook; /* NULL, or the PEFT layer's (see peft_attn_hooks) */
-};
-
 /* How to load (transformers' from_pretrained arguments). Zero-initialise; NULL strings keep
  * the defaults. */
 typedef struct peft_load_options {
@@ -251,16 +112,6 @@ PEFT_API int peft_base_model_load_ex(const char *dir, const peft_load_options *o
 PEFT_API int peft_base_model_quant_report(const peft_base_model *m, int32_t *dtype, double *rel_err);
 /* resident bytes of the frozen weights (their storage dtype) */
 PEFT_API size_t peft_base_model_weight_bytes(const peft_base_model *m);
-
-/* the HF class / PEFT task type of a loaded model (build's choice, else the arch default) */
-static inline const char *peft_model_class(const peft_base_model *m)
-{
-    return m->class_name ? m->class_name : m->arch->class_name;
-}
-static inline const char *peft_model_task(const peft_base_model *m)
-{
-    return m->task_type ? m->task_type : m->arch->task_type;
-}
 
 /* Loads config.json + model.safetensors (or model.safetensors.index.json shards) from dir.
  * 0 and *out (free with peft_base_model_free), or PEFT_EIO (no such directory, no config.json,
@@ -322,6 +173,8 @@ PEFT_API peft_tensor *peft_site_norm(peft_graph *g, peft_site *s, peft_tensor *x
 
 /* find a site by exact module name; NULL if none */
 PEFT_API peft_site *peft_model_find_site(const peft_base_model *m, const char *name);
+/* a site's description (borrowed from s: valid while the site lives); NULL for NULL */
+PEFT_API const peft_site_info *peft_site_get_info(const peft_site *s);
 /* find a base parameter by HF name; NULL if none */
 PEFT_API peft_param *peft_model_find_param(const peft_base_model *m, const char *name);
 
@@ -337,6 +190,11 @@ PEFT_API int peft_config_str(const peft_base_model *m, const char *key, const ch
                              const char **out, char *err, size_t errlen);
 /* architecture i of the registry (0-based), NULL past the end: for listing supported types */
 PEFT_API const peft_arch *peft_arch_at(size_t i);
+/* an architecture's config.json model_type ("gpt2"), Hugging Face class ("GPT2LMHeadModel") and
+ * default PEFT task type ("CAUSAL_LM"); static strings, NULL for NULL */
+PEFT_API const char *peft_arch_model_type(const peft_arch *a);
+PEFT_API const char *peft_arch_class_name(const peft_arch *a);
+PEFT_API const char *peft_arch_task_type(const peft_arch *a);
 
 /* ---- reading a loaded model (core/model/model_api.c): what an application reads of a base
  * model, through functions (the struct's fields are the core's, and will become opaque).
@@ -353,6 +211,9 @@ PEFT_API const char *peft_base_model_dir(const peft_base_model *m);
 PEFT_API const char *peft_base_model_class(const peft_base_model *m);
 PEFT_API const char *peft_base_model_task(const peft_base_model *m);
 PEFT_API int peft_base_model_is_encoder_decoder(const peft_base_model *m);
+/* the classification labels config.json implies, as transformers' PretrainedConfig: the size of
+ * a non-empty id2label, else num_labels, else 2 */
+PEFT_API int64_t peft_base_model_num_labels(const peft_base_model *m);
 /* the word embedding table's rows (0 when the model has none) */
 PEFT_API int64_t peft_base_model_vocab_size(const peft_base_model *m);
 /* parameters, in load order (tied weights once): the count, the total number of values, and
