@@ -23,7 +23,7 @@ SEQ=${BENCH_REAL_SEQ:-512}
 STEPS=${BENCH_REAL_STEPS:-1}
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/libpeft-real.XXXXXX") || exit 1
 trap 'rm -rf "$TMP"' EXIT INT TERM
-result() { sed -n 's/^RESULT .*'"$2"'=\([^ ]*\).*/\1/p' "$1" | tail -n 1; }
+result() { sed -n 's/^RESULT.* '"$2"'=\([^ ]*\).*/\1/p' "$1" | tail -n 1; }
 
 echo "== real shapes: $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n 1), $(nproc) cores =="
 CK=
@@ -33,6 +33,7 @@ if ! "$BUILD/bench/real_shape" --config "$HERE/configs/llama-3.2-1b.json" --dtyp
         --seq "$SEQ" --steps "$STEPS" --warmup 1 $CK 2>&1 | tee "$TMP/peft.log"; then :; fi
 P_TPS=$(result "$TMP/peft.log" tokens_per_s)
 P_RSS=$(result "$TMP/peft.log" peak_rss_mb)
+P_CPU=$(result "$TMP/peft.log" cpu_ms_per_step)
 if [ -z "$P_TPS" ]; then
     echo "libpeft real-shape: FAILED" >&2
     exit 1
@@ -56,15 +57,20 @@ else
     T32=$(result "$TMP/torch_float32.log" tokens_per_s)
     T16=$(result "$TMP/torch_bfloat16.log" tokens_per_s)
     R16=$(result "$TMP/torch_bfloat16.log" peak_rss_mb)
+    C32=$(result "$TMP/torch_float32.log" cpu_ms_per_step)
+    C16=$(result "$TMP/torch_bfloat16.log" cpu_ms_per_step)
     BEST=$(printf '%s\n%s\n' "${T32:-0}" "${T16:-0}" | sort -g | tail -n 1)
     echo
     echo "== comparison (Llama-3.2-1B shape, B=1, T=$SEQ) =="
-    echo "libpeft: $P_TPS tokens/s, peak RSS $P_RSS MB"
-    echo "pytorch: f32 base ${T32:-failed} tokens/s, bf16 base ${T16:-failed} tokens/s (peak RSS ${R16:-?} MB)"
+    echo "libpeft: $P_TPS tokens/s, CPU ${P_CPU:-?} ms/step, peak RSS $P_RSS MB"
+    echo "pytorch: f32 base ${T32:-failed} tokens/s (CPU ${C32:-?} ms/step), bf16 base ${T16:-failed} tokens/s (CPU ${C16:-?} ms/step, peak RSS ${R16:-?} MB)"
     if [ "$BEST" != 0 ] && [ -n "$R16" ]; then
         awk -v p="$P_TPS" -v t="$BEST" -v pr="$P_RSS" -v tr="$R16" 'BEGIN {
             printf "real-shape speed ratio (libpeft/pytorch best): %.2f (target >= 1.5)\n", p / t
             printf "real-shape memory ratio (libpeft/pytorch bf16): %.2f (target <= 0.6)\n", pr / tr }'
+        CBEST=$(printf '%s\n%s\n' "${C32:-0}" "${C16:-0}" | awk '$1 > 0' | sort -g | head -n 1)
+        [ -n "$P_CPU" ] && [ -n "$CBEST" ] && awk -v p="$P_CPU" -v t="$CBEST" 'BEGIN {
+            printf "real-shape CPU-time ratio (pytorch best/libpeft; fair on a shared machine): %.2f\n", t / p }'
     fi
 fi
 

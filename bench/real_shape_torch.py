@@ -15,7 +15,7 @@ Function that saves only the bf16 weight): PyTorch's memory with a bf16 base at 
 plain model.to(torch.bfloat16) computes in bf16, which this CPU build of torch 1.13 runs ~27x
 slower than f32 on CPUs without AVX512-BF16: not a best setting.) Embedding and norms likewise bf16
 storage. --threads sets torch.set_num_threads and OPENBLAS_NUM_THREADS (torch's GEMMs are
-OpenBLAS's). Last line: RESULT ms_per_step=... tokens_per_s=... peak_rss_mb=...
+OpenBLAS's). Last line: RESULT ms_per_step=... tokens_per_s=... peak_rss_mb=... cpu_ms_per_step=...
 """
 import argparse
 import json
@@ -163,8 +163,9 @@ def main():
     print(f"trainable params: {n_train:,} || all params: {n_all:,} || trainable%: {100 * n_train / n_all:.4f}")
     opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.01)
     ids = torch.randint(0, V, (args.batch, args.seq))
-    times = []
+    times, cpus = [], []
     for s in range(args.warmup + args.steps):
+        c0 = time.process_time()  # CPU time of every thread: the fair figure on a shared machine
         t0 = time.perf_counter()
         loss = model(ids, ids)
         t1 = time.perf_counter()
@@ -173,17 +174,22 @@ def main():
         opt.step()
         opt.zero_grad(set_to_none=True)
         t3 = time.perf_counter()
+        c3 = time.process_time()
         tag = " (warm-up)" if s < args.warmup else ""
         print(f"step {s}{tag}: {t3 - t0:.2f} s (forward {t1 - t0:.2f}, backward {t2 - t1:.2f}, "
-              f"adamw {t3 - t2:.3f}), loss {loss.item():.5f}, RSS {rss_mb(False):.0f} MB")
+              f"adamw {t3 - t2:.3f}), CPU {c3 - c0:.2f} s, loss {loss.item():.5f}, "
+              f"RSS {rss_mb(False):.0f} MB")
         sys.stdout.flush()
         if s >= args.warmup:
             times.append((t3 - t0) * 1e3)
+            cpus.append((c3 - c0) * 1e3)
     med = statistics.median(times)
+    cpu = statistics.median(cpus)
     tps = args.batch * args.seq / (med / 1e3)
     peak = rss_mb()
     print(f"pytorch real-shape ({args.dtype} base): {med / 1e3:.2f} s/step, {tps:.1f} tokens/s, peak RSS {peak:.0f} MB")
-    print(f"RESULT ms_per_step={med:.1f} tokens_per_s={tps:.2f} peak_rss_mb={peak:.1f}")
+    print(f"RESULT ms_per_step={med:.1f} tokens_per_s={tps:.2f} peak_rss_mb={peak:.1f} "
+          f"cpu_ms_per_step={cpu:.1f}")
 
 
 if __name__ == "__main__":

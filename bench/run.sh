@@ -22,7 +22,7 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/libpeft-bench.XXXXXX") || exit 1
 trap 'rm -rf "$TMP"' EXIT INT TERM
 
 # value of key=... on the RESULT line of a log
-result() { sed -n 's/^RESULT .*'"$2"'=\([^ ]*\).*/\1/p' "$1" | tail -n 1; }
+result() { sed -n 's/^RESULT.* '"$2"'=\([^ ]*\).*/\1/p' "$1" | tail -n 1; }
 
 # OpenBLAS (Debian's DYNAMIC_ARCH 0.3.21) falls back to its SSE3 "Prescott" kernels on CPUs it
 # does not know (e.g. family 6 model 207 Xeons with AVX-512), making every GEMM 2-3x slower for
