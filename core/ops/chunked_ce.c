@@ -1,135 +1,179 @@
-/* chunked_ce.c — the language-model head and its cross-entropy in one op, over row chunks: the
- * training loss never holds the whole (N, V) logits (with a 128k vocabulary, B=4, T=512, that
- * is 1 GB, and as much again for its gradient). Forward keeps one chunk of logits at a time and
- * the log-sum-exp per row; backward recomputes each chunk's logits, turns them into the
- * gradient in place and multiplies it back through the (frozen) head weight. Same arithmetic
- * as op_linear + op_cross_entropy row by row. */
+/* chunked_ce.c — the language-model head and its cross-entropy in one op, over vocabulary
+ * tiles: the training loss never holds the whole (N, V) logits (with a 128k vocabulary, B=4,
+ * T=512, that is 1 GB, and as much again for its gradient). Only the rows with a target take
+ * part. Forward computes one tile of the head's rows at a time for all those rows (one GEMM
+ * of full height) and keeps an online log-sum-exp per row; backward recomputes each tile's
+ * logits, turns them into the gradient in place and multiplies them back through that tile of
+ * the (frozen) head weight. A bf16/f16 head is widened once per tile and pass (twice a step),
+ * not once per row chunk. The same loss as op_linear + op_cross_entropy up to the order of the
+ * sums. */
 #include "core/ops/ops.h"
 
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include "core/ops/linear_kernels.h"
+#include "peft/quant.h"
 #include "core/ops/vmath.h"
 
-#define CHUNK_FLOATS ((int64_t)1 << 22) /* 16 MB of logits at a time */
+#define CHUNK_FLOATS ((int64_t)1 << 22) /* 16 MB of logits (and of a widened weight tile) */
 
 typedef struct {
     peft_tensor *h, *w, *out;
-    const int32_t *targets; /* (N), arena copy */
-    const float *lse;       /* (N) */
-    int32_t ignore;
-    int64_t N, C, V, R, n_valid;
+    const int32_t *rows;    /* (n_valid) the rows of h whose target is not ignored, arena copy */
+    const int32_t *targets; /* (n_valid) their targets */
+    const float *lse;       /* (n_valid) their log-sum-exp */
+    int64_t N, C, V, tv, n_valid;
 } lce_ctx;
 
-// h rows [r0, r0+nr) (nr, C) -> logits (nr, V) = h W^T, W (V, C) in any storage dtype
-static int chunk_logits(const peft_tensor *h, const peft_tensor *w, int64_t r0, int64_t nr,
-                        int64_t C, int64_t V, float *buf)
+/* the valid rows of h gathered: hc (n, C) */
+static void gather_rows(const float *h, const int32_t *rows, int64_t n, int64_t C, float *hc)
 {
-    const float *x = peft_f32(h) + r0 * C;
-    if (w->dtype == PEFT_DTYPE_F32) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nr, (int)V, (int)C, 1.0f, x,
-                    (int)C, peft_f32(w), (int)C, 0.0f, buf, (int)V);
-        return 0;
-    }
-    return peft_linear_kernel_fwd(x, w, 0, nr, C, V, 0.0f, buf);
+    for (int64_t i = 0; i < n; i++) memcpy(hc + i * C, h + (int64_t)rows[i] * C, (size_t)C * 4);
 }
 
-// dloss (1); h (N, C); W (V, C) -> dh (N, C) += (dloss / n_valid) (softmax - onehot) W
+/* rows [v0, v0+nv) of W (V, C) as f32: a pointer into an f32 W, else widened into tile */
+static const float *weight_tile(const peft_tensor *w, int64_t v0, int64_t nv, int64_t C,
+                                float *tile)
+{
+    if (w->dtype == PEFT_DTYPE_F32) return peft_f32(w) + v0 * C;
+    peft_tensor_range_to_f32(w, v0 * C, nv * C, tile);
+    return tile;
+}
+
+/* vocabulary tile width: n x tv logits and (non-f32 W) tv x C widened weights within a chunk */
+static int64_t tile_width(const peft_tensor *w, int64_t n, int64_t C, int64_t V)
+{
+    int64_t tv = CHUNK_FLOATS / (n > 0 ? n : 1);
+    if (w->dtype != PEFT_DTYPE_F32 && CHUNK_FLOATS / C < tv) tv = CHUNK_FLOATS / C;
+    if (tv < 1) tv = 1;
+    return tv < V ? tv : V;
+}
+
+// dloss (1); h (N, C); W (V, C) -> dh (N, C) += (dloss / n_valid) (softmax - onehot) W, one
+// vocabulary tile of W at a time (each widened once), over the valid rows only
 static void lce_backward(peft_graph *g, void *p)
 {
     lce_ctx *c = p;
     const float *dy = c->out->grad;
     float *dh = dy ? peft_grad_of(g, c->h) : NULL;
-    if (!dh || c->n_valid == 0) return;
-    const float k = dy[0] / (float)c->n_valid;
-    float *buf = malloc((size_t)(c->R * c->V) * sizeof *buf);
-    if (!buf) { peft_graph_set_error(g, "chunked cross-entropy: out of memory for a chunk of logits"); return; }
-    for (int64_t r0 = 0; r0 < c->N; r0 += c->R) {
-        const int64_t nr = c->N - r0 < c->R ? c->N - r0 : c->R;
-        if (chunk_logits(c->h, c->w, r0, nr, c->C, c->V, buf)) {
-            peft_graph_set_error(g, "chunked cross-entropy: out of memory for a weight tile");
-            break;
-        }
-        for (int64_t n = 0; n < nr; n++) {
-            float *xr = buf + n * c->V;
-            const int32_t t = c->targets[r0 + n];
-            if (t == c->ignore) {
-                memset(xr, 0, (size_t)c->V * sizeof *xr);
-                continue;
-            }
-            const float lse = c->lse[r0 + n];
-            vm_scale_exp(xr, lse, k, xr, c->V);
-            xr[t] -= k;
-        }
-        float *dx = dh + r0 * c->C;
-        if (c->w->dtype == PEFT_DTYPE_F32) /* dh (nr,C) += dl (nr,V) W (V,C) */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nr, (int)c->C, (int)c->V,
-                        1.0f, buf, (int)c->V, peft_f32(c->w), (int)c->C, 1.0f, dx, (int)c->C);
-        else if (peft_linear_kernel_dx(buf, c->w, 0, nr, c->C, c->V, dx))
-            peft_graph_set_error(g, "chunked cross-entropy: out of memory for a weight tile");
+    const int64_t n = c->n_valid, C = c->C, V = c->V, tv = c->tv;
+    if (!dh || n == 0) return;
+    const float k = dy[0] / (float)n;
+    float *hc = malloc((size_t)(n * C) * sizeof *hc), *dhc = calloc((size_t)(n * C), sizeof *dhc);
+    float *L = malloc((size_t)(n * tv) * sizeof *L);
+    float *wt = c->w->dtype == PEFT_DTYPE_F32 ? NULL : malloc((size_t)(tv * C) * sizeof *wt);
+    if (!hc || !dhc || !L || (c->w->dtype != PEFT_DTYPE_F32 && !wt)) {
+        peft_graph_set_error(g, "chunked cross-entropy: out of memory for a tile of logits");
+        goto out;
     }
-    free(buf);
+    gather_rows(peft_f32(c->h), c->rows, n, C, hc);
+    for (int64_t v0 = 0; v0 < V; v0 += tv) {
+        const int64_t nv = V - v0 < tv ? V - v0 : tv;
+        const float *W = weight_tile(c->w, v0, nv, C, wt);
+        /* L (n, nv) = hc (n, C) W^T (C, nv) */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)nv, (int)C, 1.0f, hc,
+                    (int)C, W, (int)C, 0.0f, L, (int)nv);
+        /* dL = k softmax - k onehot */
+        for (int64_t i = 0; i < n; i++) {
+            float *lr = L + i * nv;
+            vm_scale_exp(lr, c->lse[i], k, lr, nv);
+            const int64_t t = (int64_t)c->targets[i] - v0;
+            if (t >= 0 && t < nv) lr[t] -= k;
+        }
+        /* dhc (n, C) += dL (n, nv) W (nv, C) */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)C, (int)nv, 1.0f, L,
+                    (int)nv, W, (int)C, 1.0f, dhc, (int)C);
+    }
+    for (int64_t i = 0; i < n; i++) {
+        float *d = dh + (int64_t)c->rows[i] * C;
+        const float *s = dhc + i * C;
+        for (int64_t j = 0; j < C; j++) d[j] += s[j];
+    }
+out:
+    free(hc);
+    free(dhc);
+    free(L);
+    free(wt);
 }
 
 // h (N, C), w (V, C) frozen, targets (N) -> loss () = mean over targets != ignore of
-// logsumexp(h W^T) - (h W^T)[target]
+// logsumexp(h W^T) - (h W^T)[target]; the log-sum-exp runs online over vocabulary tiles
 peft_tensor *op_linear_cross_entropy(peft_graph *g, peft_tensor *h, peft_tensor *w,
                                      const int32_t *targets, int32_t ignore_index)
 {
     if (!h || !w || h->ndim < 1 || h->dtype != PEFT_DTYPE_F32 || w->ndim != 2 || w->requires_grad)
         return NULL;
     const int64_t C = h->shape[h->ndim - 1], V = w->shape[0];
-    if (C <= 0 || V <= 0 || w->shape[1] != C) return NULL;
+    if (C <= 0 || V <= 0 || w->shape[1] != C || V > INT32_MAX) return NULL;
     const int64_t N = h->numel / C;
     if (N > 0 && !targets) return NULL;
-    for (int64_t n = 0; n < N; n++)
-        if (targets[n] != ignore_index && (targets[n] < 0 || targets[n] >= V)) return NULL;
-    int64_t R = CHUNK_FLOATS / V;
-    if (R < 1) R = 1;
-    if (R > N) R = N ? N : 1;
-    peft_tensor *loss = peft_graph_tensor(g, 0, NULL);
-    peft_tensor *lse_t = peft_graph_tensor_raw(g, PEFT_DTYPE_F32, 1, (int64_t[]){N ? N : 1});
-    float *buf = malloc((size_t)(R * V) * sizeof *buf);
-    if (!loss || !lse_t || !buf) { free(buf); return NULL; }
-    float *lse = peft_f32(lse_t);
-    double total = 0.0;
-    int64_t n_valid = 0;
-    for (int64_t r0 = 0; r0 < N; r0 += R) {
-        const int64_t nr = N - r0 < R ? N - r0 : R;
-        int need = 0;
-        for (int64_t n = 0; n < nr; n++) need |= targets[r0 + n] != ignore_index;
-        if (!need) { /* a chunk of padding: no logits at all */
-            for (int64_t n = 0; n < nr; n++) lse[r0 + n] = 0.0f;
-            continue;
-        }
-        if (chunk_logits(h, w, r0, nr, C, V, buf)) { free(buf); return NULL; }
-        for (int64_t n = 0; n < nr; n++) {
-            const int32_t t = targets[r0 + n];
-            if (t == ignore_index) { lse[r0 + n] = 0.0f; continue; }
-            const float *xr = buf + n * V;
-            const float mx = vm_max(xr, V);
-            const double s = vm_sum_exp(xr, mx, V);
-            /* s >= 1 (the max term is exp(0)) unless the row holds NaN, which log keeps NaN */
-            // cppcheck-suppress invalidFunctionArg
-            const double l = (double)mx + log(s);
-            lse[r0 + n] = (float)l;
-            total += l - (double)xr[t];
-            n_valid++;
-        }
+    int64_t n = 0;
+    for (int64_t r = 0; r < N; r++) {
+        if (targets[r] == ignore_index) continue;
+        if (targets[r] < 0 || targets[r] >= V) return NULL;
+        n++;
     }
-    free(buf);
-    peft_f32(loss)[0] = n_valid ? (float)(total / (double)n_valid) : 0.0f;
+    peft_tensor *loss = peft_graph_tensor(g, 0, NULL);
+    /* per valid row: its index, target and log-sum-exp (kept for the backward) */
+    int32_t *rows = peft_arena_alloc(g->arena, (size_t)(n ? n : 1) * 2 * sizeof(int32_t));
+    peft_tensor *lse_t = peft_graph_tensor_raw(g, PEFT_DTYPE_F32, 1, (int64_t[]){n ? n : 1});
+    if (!loss || !rows || !lse_t) return NULL;
+    int32_t *tg = rows + (n ? n : 1);
+    for (int64_t r = 0, i = 0; r < N; r++)
+        if (targets[r] != ignore_index) { rows[i] = (int32_t)r; tg[i++] = targets[r]; }
+    float *lse = peft_f32(lse_t);
+    const int64_t tv = tile_width(w, n, C, V);
+    double total = 0.0;
+    if (n > 0) {
+        float *hc = malloc((size_t)(n * C) * sizeof *hc), *L = malloc((size_t)(n * tv) * sizeof *L);
+        float *wt = w->dtype == PEFT_DTYPE_F32 ? NULL : malloc((size_t)(tv * C) * sizeof *wt);
+        double *m = malloc((size_t)n * sizeof *m), *sum = calloc((size_t)n, sizeof *sum);
+        float *xt = malloc((size_t)n * sizeof *xt);
+        if (!hc || !L || (w->dtype != PEFT_DTYPE_F32 && !wt) || !m || !sum || !xt) {
+            free(hc); free(L); free(wt); free(m); free(sum); free(xt);
+            return NULL;
+        }
+        gather_rows(peft_f32(h), rows, n, C, hc);
+        for (int64_t i = 0; i < n; i++) m[i] = -INFINITY;
+        for (int64_t v0 = 0; v0 < V; v0 += tv) {
+            const int64_t nv = V - v0 < tv ? V - v0 : tv;
+            const float *W = weight_tile(w, v0, nv, C, wt);
+            /* L (n, nv) = hc (n, C) W^T (C, nv) */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)nv, (int)C, 1.0f,
+                        hc, (int)C, W, (int)C, 0.0f, L, (int)nv);
+            for (int64_t i = 0; i < n; i++) {
+                const float *lr = L + i * nv;
+                const int64_t t = (int64_t)tg[i] - v0;
+                if (t >= 0 && t < nv) xt[i] = lr[t];
+                /* online log-sum-exp: rescale the running sum when the maximum grows; a NaN
+                 * logit is skipped by the max but turns its exp, the sum and the loss NaN */
+                const float mt = vm_max(lr, nv);
+                if (mt > m[i]) {
+                    sum[i] = sum[i] * exp(m[i] - (double)mt) + vm_sum_exp(lr, mt, nv);
+                    m[i] = mt;
+                } else if (m[i] != -INFINITY || mt != -INFINITY) {
+                    sum[i] += vm_sum_exp(lr, (float)m[i], nv);
+                }
+            }
+        }
+        for (int64_t i = 0; i < n; i++) {
+            /* sum >= 1 (the max term is exp(0)) unless the row holds NaN, which log keeps NaN */
+            // cppcheck-suppress invalidFunctionArg
+            const double l = m[i] + log(sum[i]);
+            lse[i] = (float)l;
+            total += l - (double)xt[i];
+        }
+        free(hc); free(L); free(wt); free(m); free(sum); free(xt);
+    }
+    peft_f32(loss)[0] = n ? (float)(total / (double)n) : 0.0f;
     loss->requires_grad = peft_needs_grad(g, h, NULL);
     if (loss->requires_grad) {
-        int32_t *tc = peft_arena_alloc(g->arena, (size_t)(N ? N : 1) * sizeof(int32_t));
-        lce_ctx *c = tc ? peft_tape_push(g, lce_backward, sizeof *c) : NULL;
+        lce_ctx *c = peft_tape_push(g, lce_backward, sizeof *c);
         if (!c) return NULL;
-        if (N) memcpy(tc, targets, (size_t)N * sizeof(int32_t));
-        c->h = h; c->w = w; c->out = loss; c->targets = tc; c->lse = lse;
+        c->h = h; c->w = w; c->out = loss; c->rows = rows; c->targets = tg; c->lse = lse;
         peft_tape_output(g, c->out);
-        c->ignore = ignore_index; c->N = N; c->C = C; c->V = V; c->R = R; c->n_valid = n_valid;
+        c->N = N; c->C = C; c->V = V; c->tv = tv; c->n_valid = n;
     }
     return loss;
 }
