@@ -6,7 +6,8 @@
  * is taken, naming the field; an I32 adapter tensor named as such; lenient or misleading input
  * handling (mask values, duplicate and unknown input keys, token_type_ids for a model that takes
  * none, YAML tags, a non-string peft_type, layers_to_transform out of range, a message that
- * repeated itself); a plugin that crashes named before the process dies of the signal. */
+ * repeated itself); a plugin that crashes in forward, or in the backward closure its forward
+ * recorded, named before the process dies of the signal. */
 #define _GNU_SOURCE
 #include <check.h>
 #include <stdio.h>
@@ -256,50 +257,79 @@ START_TEST(misleading_config_messages)
 }
 END_TEST
 
-/* a plugin that faults inside forward (tests/plugins/crash_forward.c): the process still dies of
- * SIGSEGV, after one line on stderr naming the plugin, the entry, the adapter and the module */
-START_TEST(plugin_crash_named)
+/* runs a forward (and with backward, a backward) of a one-adapter GPT-2 on the fixture plugin
+ * so/peft_type in a child whose stderr lands in text; returns the child's wait status */
+static int run_crashing_plugin(const char *so, const char *peft_type, int backward, char *text,
+                               size_t len)
 {
     int fds[2];
     ck_assert(pipe(fds) == 0);
-    char so[1024];
-    snprintf(so, sizeof so, "%s", tu_build("tests/plugins/crash_forward.so"));
     pid_t pid = fork();
     ck_assert(pid >= 0);
     if (pid == 0) {
         dup2(fds[1], 2);
         close(fds[0]);
+        char cfg[256];
+        snprintf(cfg, sizeof cfg, "{\"peft_type\": \"%s\", \"target_modules\": [\"c_attn\"]}", peft_type);
         peft_ctx *ctx = peft_ctx_new(1);
         peft_base_model *b = NULL;
         const peft_tuner_vtable *vt = NULL;
         peft_model *m = NULL;
         if (peft_load_base_model(ctx, tu_fixture("hf-peft/_models/gpt2"), &b) ||
-            peft_plugin_load_file(ctx, so, &vt) ||
-            peft_get_peft_model(ctx, b, "{\"peft_type\": \"CRASHFWD\", \"target_modules\": [\"c_attn\"]}",
-                                "mine", 0, &m)) {
+            peft_plugin_load_file(ctx, so, &vt) || peft_get_peft_model(ctx, b, cfg, "mine", 0, &m)) {
             fprintf(stderr, "setup failed: %s\n", peft_errmsg(ctx));
             _exit(3);
         }
         int32_t ids[3] = {1, 2, 3};
-        peft_model_inputs in = {.B = 1, .T = 3, .input_ids = ids};
+        peft_model_inputs in = {.B = 1, .T = 3, .input_ids = ids, .labels = backward ? ids : NULL};
         peft_graph *g = peft_graph_new(peft_ctx_rng(ctx));
         peft_model_outputs out;
-        peft_model_forward(m, g, &in, &out);
+        if (backward) peft_graph_set_recording(g, 1);
+        if (peft_model_forward(m, g, &in, &out)) {
+            fprintf(stderr, "forward failed: %s\n", peft_errmsg(ctx));
+            _exit(4);
+        }
+        if (backward) peft_graph_backward(g, out.loss);
         _exit(0); /* not reached */
     }
     close(fds[1]);
-    char text[4096];
     size_t n = 0;
     ssize_t r;
-    while (n + 1 < sizeof text && (r = read(fds[0], text + n, sizeof text - 1 - n)) > 0) n += (size_t)r;
+    while (n + 1 < len && (r = read(fds[0], text + n, len - 1 - n)) > 0) n += (size_t)r;
     text[n] = 0;
     close(fds[0]);
     int st = 0;
     ck_assert(waitpid(pid, &st, 0) == pid);
+    return st;
+}
+
+/* a plugin that faults inside forward (tests/plugins/crash_forward.c): the process still dies of
+ * SIGSEGV, after one line on stderr naming the plugin, the entry, the adapter and the module */
+START_TEST(plugin_crash_named)
+{
+    char text[4096];
+    int st = run_crashing_plugin(tu_build("tests/plugins/crash_forward.so"), "CRASHFWD", 0, text,
+                                 sizeof text);
     ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV, "status 0x%x: %s", st, text);
     ck_assert_msg(strstr(text, "libpeft: plugin 'crashfwd' crashed with SIGSEGV (segmentation fault) "
                                "in its forward entry (adapter 'mine', module "
                                "'transformer.h.0.attn.c_attn')"), "%s", text);
+}
+END_TEST
+
+/* a plugin whose backward closure (recorded on the tape by its forward) faults
+ * (tests/plugins/crash_backward.c): the forward runs clean, the backward dies of SIGSEGV after
+ * a line naming the plugin, "the backward of its forward entry", the adapter and the module */
+START_TEST(plugin_backward_crash_named)
+{
+    char text[4096];
+    int st = run_crashing_plugin(tu_build("tests/plugins/crash_backward.so"), "CRASHBWD", 1, text,
+                                 sizeof text);
+    ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV, "status 0x%x: %s", st, text);
+    ck_assert_msg(strstr(text, "libpeft: plugin 'crashbwd' crashed with SIGSEGV (segmentation fault) "
+                               "in the backward of its forward entry (adapter 'mine', module "
+                               "'transformer.h."), "%s", text);
+    ck_assert_msg(strstr(text, ".attn.c_attn')\n"), "%s", text);
 }
 END_TEST
 
@@ -317,6 +347,7 @@ int main(void)
     tcase_add_test(tc, yaml_tags_refused);
     tcase_add_test(tc, misleading_config_messages);
     tcase_add_test(tc, plugin_crash_named);
+    tcase_add_test(tc, plugin_backward_crash_named);
     suite_add_tcase(s, tc);
     return tu_run_suite(s) ? 1 : 0;
 }

@@ -222,7 +222,8 @@ int peft_site_find(const peft_site *s, const peft_adapter *a)
 void peft_site_detach(peft_site *s, int idx)
 {
     peft_site_adapter *sa = &s->chain[idx];
-    sa->adapter->vt->destroy(sa->state);
+    PEFT_PLUGIN_CALL_VOID(sa->adapter->vt, "destroy", sa->adapter->name, s->info.name,
+                          sa->adapter->vt->destroy(sa->state));
     memmove(&s->chain[idx], &s->chain[idx + 1], (size_t)(s->n_chain - idx - 1) * sizeof *sa);
     s->n_chain--;
 }

@@ -52,7 +52,8 @@ static int set_default_targets(peft_model *m, const peft_tuner_vtable *vt, json_
         return 0;
     }
     const char *mt = m->base->arch->model_type;
-    const char *const *defs = vt->default_targets ? vt->default_targets(mt) : NULL;
+    const char *const *defs =
+        vt->default_targets ? PEFT_PLUGIN_CALL(vt, "default_targets", NULL, NULL, vt->default_targets(mt)) : NULL;
     if (!defs)
         return peft_set_error(m->ctx, PEFT_EINVAL,
                               "%s: target_modules is not set and %s has no default targets for "
@@ -170,9 +171,10 @@ peft_adapter *peft_adapter_create(peft_model *m, const char *name, const char *c
 void peft_adapter_free(peft_adapter *a)
 {
     if (!a) return;
-    if (a->adapter_state) a->vt->adapter_destroy(a->adapter_state); /* after the site states */
+    if (a->adapter_state) /* after the site states */
+        PEFT_PLUGIN_CALL_VOID(a->vt, "adapter_destroy", a->name, NULL, a->vt->adapter_destroy(a->adapter_state));
     a->adapter_state = NULL;
-    if (a->parsed) a->vt->config_free(a->parsed);
+    if (a->parsed) PEFT_PLUGIN_CALL_VOID(a->vt, "config_free", a->name, NULL, a->vt->config_free(a->parsed));
     json_decref(a->config);
     free(a->source);
     free(a->name);
@@ -474,7 +476,7 @@ static int inject_sites_in(peft_model *m, peft_adapter *a)
             goto fail;
         }
         if (peft_site_attach(s, a, state)) {
-            a->vt->destroy(state);
+            PEFT_PLUGIN_CALL_VOID(a->vt, "destroy", a->name, s->info.name, a->vt->destroy(state));
             peft_set_error(m->ctx, PEFT_ENOMEM, "out of memory");
             goto fail;
         }
@@ -515,11 +517,14 @@ int peft_adapter_loaded(peft_model *m, peft_adapter *a)
     char err[1024] = "";
     for (size_t i = 0; i < m->base->n_sites; i++) {
         int idx = peft_site_find(m->base->sites[i], a);
-        if (idx >= 0 && a->vt->loaded(a->adapter_state, m->base->sites[i]->chain[idx].state, err, sizeof err))
+        if (idx >= 0 && PEFT_PLUGIN_CALL(a->vt, "loaded", a->name, m->base->sites[i]->info.name,
+                                         a->vt->loaded(a->adapter_state, m->base->sites[i]->chain[idx].state,
+                                                       err, sizeof err)))
             return peft_set_error(m->ctx, PEFT_EPLUGIN, "adapter '%s' on %s: %s", a->name,
                                   m->base->sites[i]->info.name, err);
     }
-    if (a->adapter_state && a->vt->loaded(a->adapter_state, NULL, err, sizeof err))
+    if (a->adapter_state &&
+        PEFT_PLUGIN_CALL(a->vt, "loaded", a->name, NULL, a->vt->loaded(a->adapter_state, NULL, err, sizeof err)))
         return peft_set_error(m->ctx, PEFT_EPLUGIN, "adapter '%s': %s", a->name, err);
     return PEFT_OK;
 }
@@ -536,6 +541,7 @@ void peft_adapter_uninject(peft_model *m, peft_adapter *a)
         if (m->biases[i].owner != a) m->biases[k++] = m->biases[i];
     m->n_biases = k;
     peft_mts_drop(m, a);
-    if (a->adapter_state) a->vt->adapter_destroy(a->adapter_state); /* after every site state */
+    if (a->adapter_state) /* after every site state */
+        PEFT_PLUGIN_CALL_VOID(a->vt, "adapter_destroy", a->name, NULL, a->vt->adapter_destroy(a->adapter_state));
     a->adapter_state = NULL;
 }

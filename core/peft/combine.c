@@ -14,6 +14,7 @@
 #include "core/peft/internal.h"
 #include "core/model/site.h"
 #include "peft/warn.h"
+#include "core/tuner/plugin_call.h"
 
 #define MAX_SOURCES 1024
 
@@ -125,7 +126,8 @@ static char *new_config(peft_model *m, peft_adapter *const *src, const double *w
                 names[i] = src[i]->name;
             }
             peft_cfg pc = {cfg}, po = {opts};
-            prc = vt->combine_config(&pc, sp, names, weights, n, &po, err, sizeof err);
+            prc = PEFT_PLUGIN_CALL(vt, "combine_config", NULL, NULL,
+                                   vt->combine_config(&pc, sp, names, weights, n, &po, err, sizeof err));
         }
         free(srcs);
         free(sp);
@@ -291,8 +293,9 @@ int peft_add_weighted_adapter(peft_model *m, const char *const *adapters, const 
             int k = peft_site_find(s, src[j]);
             states[j] = k >= 0 ? s->chain[k].state : NULL;
         }
-        if (a->vt->combine(s->chain[at].state, states, weights, n, &pc, &s->info, &m->ctx->rng,
-                           err, sizeof err)) {
+        if (PEFT_PLUGIN_CALL(a->vt, "combine", a->name, s->info.name,
+                             a->vt->combine(s->chain[at].state, states, weights, n, &pc, &s->info,
+                                            &m->ctx->rng, err, sizeof err))) {
             char msg[1400];
             snprintf(msg, sizeof msg, "add_weighted_adapter '%s' (%s) on %s: %s", adapter_name,
                      kinds[kind].name, s->info.name, err);

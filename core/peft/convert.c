@@ -13,6 +13,7 @@
 #include "core/peft/internal.h"
 #include "peft/safetensors.h"
 #include "peft/util.h"
+#include "core/tuner/plugin_call.h"
 
 typedef struct conv_out {
     peft_st_out *outs;
@@ -53,7 +54,8 @@ static char *converted_config(peft_model *m, const peft_adapter *a, int *rc)
     json_t *cfg = json_deep_copy(a->config);
     char *text = NULL, err[1024] = "";
     peft_cfg pc = {cfg};
-    if (cfg && a->vt->convert_config(&pc, err, sizeof err)) {
+    if (cfg && PEFT_PLUGIN_CALL(a->vt, "convert_config", a->name, NULL,
+                                a->vt->convert_config(&pc, err, sizeof err))) {
         *rc = peft_set_error(m->ctx, PEFT_EINVAL, "save_pretrained (conversion) of adapter '%s': "
                              "%s", a->name, err);
         json_decref(cfg);
@@ -116,7 +118,8 @@ int peft_save_pretrained_convert(peft_model *m, const char *dir, const char *ada
         peft_tensor *init = NULL, *conv = NULL;
         rc = initial_tensor(m, f, path, key, &init);
         if (rc) goto out;
-        int keep = a->vt->convert_tensor(key, sd->tensors[i], init, &conv, err, sizeof err);
+        int keep = PEFT_PLUGIN_CALL(a->vt, "convert_tensor", a->name, key,
+                                    a->vt->convert_tensor(key, sd->tensors[i], init, &conv, err, sizeof err));
         peft_tensor_free(init);
         if (keep < 0) {
             rc = peft_set_error(m->ctx, PEFT_EFORMAT, "%s: %s (adapter '%s')", path, err, name);

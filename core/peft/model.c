@@ -289,7 +289,9 @@ int peft_set_adapter_scale(peft_model *m, const char *adapter_name, double mult)
     }
     for (size_t i = 0; i < m->base->n_sites; i++) {
         int idx = peft_site_find(m->base->sites[i], a);
-        if (idx >= 0) a->vt->set_scale(m->base->sites[i]->chain[idx].state, mult);
+        if (idx >= 0)
+            PEFT_PLUGIN_CALL(a->vt, "set_scale", a->name, m->base->sites[i]->info.name,
+                             a->vt->set_scale(m->base->sites[i]->chain[idx].state, mult));
     }
     a->scale_mult = mult;
     return PEFT_OK;

@@ -137,7 +137,8 @@ int peft_prompt_apply(peft_model *m)
     }
     const peft_tuner_vtable *vt = live->adapter->vt;
     p->hooks.ud = live;
-    p->hooks.n_virtual = vt->prompt_num_virtual(live->state);
+    p->hooks.n_virtual = PEFT_PLUGIN_CALL(vt, "prompt_num_virtual", live->adapter->name, NULL,
+                                          vt->prompt_num_virtual(live->state));
     p->hooks.virtual_tokens = vt->prompt_embeddings ? hook_virtual_tokens : NULL;
     p->hooks.layer_prefix = vt->prefix_kv ? hook_layer_prefix : NULL;
     m->base->prompt = &p->hooks;
@@ -160,7 +161,9 @@ static peft_prompt_slot *find_slot(const peft_model *m, const peft_adapter *a, i
 static void slot_free(peft_prompt_slot *s)
 {
     if (!s) return;
-    if (s->state) s->adapter->vt->destroy(s->state);
+    if (s->state)
+        PEFT_PLUGIN_CALL_VOID(s->adapter->vt, "destroy", s->adapter->name, NULL,
+                              s->adapter->vt->destroy(s->state));
     peft_tensor_free(s->saved);
     free(s);
 }
@@ -320,7 +323,7 @@ int peft_prompt_params(const peft_model *m, const peft_adapter *a, peft_param_re
 {
     peft_prompt_slot *s = find_slot(m, a, NULL);
     if (!s) return 0;
-    int n = a->vt->state_dict(s->state, refs, max);
+    int n = PEFT_PLUGIN_CALL(a->vt, "state_dict", a->name, NULL, a->vt->state_dict(s->state, refs, max));
     return n > max ? max : n < 0 ? 0 : n;
 }
 
@@ -332,7 +335,7 @@ int peft_prompt_saved(peft_model *m, peft_adapter *a, peft_tensor **out)
     if (!s)
         return peft_set_error(m->ctx, PEFT_ENOTFOUND,
                               "adapter '%s' is not a prompt-learning adapter", a->name);
-    peft_tensor *t = a->vt->prompt_to_save(s->state);
+    peft_tensor *t = PEFT_PLUGIN_CALL(a->vt, "prompt_to_save", a->name, NULL, a->vt->prompt_to_save(s->state));
     if (!t)
         return peft_set_error(m->ctx, PEFT_ENOMEM,
                               "adapter '%s': out of memory computing prompt_embeddings", a->name);
@@ -357,7 +360,8 @@ int peft_prompt_load_saved(peft_model *m, peft_adapter *a, const char *path)
         return peft_set_error(m->ctx, PEFT_ESTATE, "%s: adapter '%s' has no prompt_embeddings "
                               "to load into", path, a->name);
     char err[1024] = "";
-    if (a->vt->prompt_load(s->state, s->saved, err, sizeof err))
+    if (PEFT_PLUGIN_CALL(a->vt, "prompt_load", a->name, NULL,
+                         a->vt->prompt_load(s->state, s->saved, err, sizeof err)))
         return peft_set_error(m->ctx, PEFT_EFORMAT, "%s: prompt_embeddings: %s", path,
                               err[0] ? err : "prompt_load failed");
     return PEFT_OK;

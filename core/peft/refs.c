@@ -4,12 +4,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/peft/internal.h"
+#include "core/tuner/plugin_call.h"
 
 static int call(const peft_adapter *a, void *state, peft_param_ref *out, int max)
 {
-    if (state) return a->vt->state_dict(state, out, max);
+    if (state) return PEFT_PLUGIN_CALL(a->vt, "state_dict", a->name, NULL, a->vt->state_dict(state, out, max));
     if (!a->adapter_state || !a->vt->adapter_state_dict) return 0;
-    return a->vt->adapter_state_dict(a->adapter_state, out, max);
+    return PEFT_PLUGIN_CALL(a->vt, "adapter_state_dict", a->name, NULL,
+                            a->vt->adapter_state_dict(a->adapter_state, out, max));
 }
 
 int peft_refs_get(peft_refs *r, const peft_adapter *a, void *state)

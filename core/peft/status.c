@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/peft/internal.h"
+#include "core/tuner/plugin_call.h"
 
 /* true / false / "irregular" over a set of tensors' requires_grad */
 static json_t *grad_flag(int n_true, int n_all)
@@ -57,7 +58,9 @@ static json_t *layer_status(peft_model *m, peft_site *s)
     /* one module type per method; a mixed layer lists them joined */
     char types[256] = "";
     for (int j = 0; j < s->n_chain; j++) {
-        const char *t = s->chain[j].adapter->vt->module_type(s->chain[j].state);
+        const peft_adapter *a = s->chain[j].adapter;
+        const char *t = PEFT_PLUGIN_CALL(a->vt, "module_type", a->name, s->info.name,
+                                         a->vt->module_type(s->chain[j].state));
         if (!strstr(types, t))
             snprintf(types + strlen(types), sizeof types - strlen(types), "%s%s", *types ? "+" : "", t);
     }

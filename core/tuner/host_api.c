@@ -14,6 +14,7 @@
 #include "peft/warn.h"
 #include "core/tuner/host_linalg.h"
 #include "core/tuner/alloc_guard.h"
+#include "core/tuner/plugin_call.h"
 #include "core/peft/internal.h"
 
 /* ---- warnings ---- */
@@ -108,7 +109,7 @@ static const peft_host_api host_api = {
     .graph_training = h_graph_training,
     .graph_recording = h_graph_recording,
     .graph_rng = h_graph_rng,
-    .tape_push = peft_tape_push,
+    .tape_push = peft_plugin_tape_push, /* the closure runs named (plugin_call.h) */
     .grad_of = peft_grad_of,
 
     .op_linear = op_linear,

@@ -1,5 +1,6 @@
-/* plugin_call.c — the running plugin entry per thread and the crash report written when a
- * plugin faults (see plugin_call.h). The handler uses only write(2), sigaction and raise. */
+/* plugin_call.c — the running plugin entry per thread, the trampoline that runs a plugin's
+ * tape closures inside such a record, and the crash report written when a plugin faults (see
+ * plugin_call.h). The handler uses only write(2), sigaction and raise. */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <signal.h>
@@ -8,6 +9,7 @@
 #include <unistd.h>
 
 #include "core/tuner/plugin_call.h"
+#include "peft/graph.h"
 
 static __thread peft_plugin_call *cur __attribute__((tls_model("initial-exec")));
 
@@ -18,11 +20,43 @@ void peft_plugin_call_enter(peft_plugin_call *c, const char *plugin, const char 
     c->entry = entry;
     c->adapter = adapter;
     c->module = module;
+    c->phase = NULL;
     c->prev = cur;
     cur = c;
 }
 
 void peft_plugin_call_leave(peft_plugin_call *c) { cur = c->prev; }
+
+/* ---- plugin tape closures ---- */
+
+/* what the trampoline needs, in front of the plugin's own ctx; the strings are borrowed from the
+ * call that recorded it (vtable, adapter and site names outlive the step) */
+typedef struct {
+    peft_backward_fn fn;
+    const char *plugin, *entry, *adapter, *module;
+} tape_head;
+#define HEAD_BYTES 64 /* a multiple of the arena's alignment: the plugin's ctx stays aligned */
+_Static_assert(sizeof(tape_head) <= HEAD_BYTES, "tape_head fits its slot");
+
+static void plugin_backward(peft_graph *g, void *ctx)
+{
+    const tape_head *h = ctx;
+    peft_plugin_call pc;
+    peft_plugin_call_enter(&pc, h->plugin, h->entry, h->adapter, h->module);
+    pc.phase = "backward";
+    h->fn(g, (char *)ctx + HEAD_BYTES);
+    peft_plugin_call_leave(&pc);
+}
+
+void *peft_plugin_tape_push(peft_graph *g, peft_backward_fn fn, size_t ctx_bytes)
+{
+    const peft_plugin_call *c = cur;
+    if (!c || ctx_bytes > (size_t)-1 - HEAD_BYTES) return peft_tape_push(g, fn, ctx_bytes);
+    tape_head *h = peft_tape_push(g, plugin_backward, HEAD_BYTES + ctx_bytes);
+    if (!h) return NULL;
+    *h = (tape_head){fn, c->plugin, c->entry, c->adapter, c->module};
+    return (char *)h + HEAD_BYTES;
+}
 
 static const int fatal[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL};
 #define N_FATAL (sizeof fatal / sizeof *fatal)
@@ -55,7 +89,13 @@ static void on_fatal(int sig, siginfo_t *si, void *uc)
         put(buf, sizeof buf, &o, c->plugin);
         put(buf, sizeof buf, &o, "' crashed with ");
         put(buf, sizeof buf, &o, sig_name(sig));
-        put(buf, sizeof buf, &o, " in its ");
+        put(buf, sizeof buf, &o, " in ");
+        if (c->phase) {
+            put(buf, sizeof buf, &o, "the ");
+            put(buf, sizeof buf, &o, c->phase);
+            put(buf, sizeof buf, &o, " of ");
+        }
+        put(buf, sizeof buf, &o, "its ");
         put(buf, sizeof buf, &o, c->entry);
         put(buf, sizeof buf, &o, " entry");
         if (c->adapter) {

@@ -1,6 +1,8 @@
 /* plugin_call.h — which plugin entry is running on this thread, so that a plugin that crashes
  * (SIGSEGV, SIGBUS, SIGFPE, SIGILL) is named before the process dies: the core wraps each call
- * into a plugin (inject, forward, merge, the prompt hooks...) in enter/leave, and a handler
+ * into a plugin (every vtable entry: inject, forward, merge, state_dict, destroy, the prompt
+ * hooks...) in enter/leave, the backward closures a plugin records on the tape run inside a
+ * record naming the entry that recorded them ("the backward of its forward entry"), and a handler
  * installed when the first plugin is loaded writes "libpeft: plugin 'lora' crashed with SIGSEGV
  * in forward (adapter 'default', module 'transformer.h.0.attn.c_attn')" to stderr with
  * async-signal-safe calls only, then hands the signal to the handler that was there before (or
@@ -9,6 +11,10 @@
 #ifndef CORE_TUNER_PLUGIN_CALL_H
 #define CORE_TUNER_PLUGIN_CALL_H
 
+#include <stddef.h>
+
+#include "peft/plugin.h"
+
 /* One running plugin entry; lives on the caller's stack between enter and leave. The strings
  * are borrowed and must outlive the call (vtable names, adapter and module names). */
 typedef struct peft_plugin_call {
@@ -16,6 +22,7 @@ typedef struct peft_plugin_call {
     const char *entry;   /* "forward" */
     const char *adapter; /* or NULL */
     const char *module;  /* or NULL */
+    const char *phase;   /* NULL, or "backward": a tape closure recorded by `entry` */
     struct peft_plugin_call *prev;
 } peft_plugin_call;
 
@@ -33,6 +40,21 @@ void peft_plugin_call_leave(peft_plugin_call *c);
         peft_plugin_call_leave(&pc__);                                                         \
         r__;                                                                                   \
     })
+
+/* the same for an entry that returns nothing (destroy, config_free...) */
+#define PEFT_PLUGIN_CALL_VOID(vt, entry, adapter, module, expr)                                 \
+    do {                                                                                       \
+        peft_plugin_call pcv__;                                                                \
+        peft_plugin_call_enter(&pcv__, (vt)->name, entry, adapter, module);                    \
+        expr;                                                                                  \
+        peft_plugin_call_leave(&pcv__);                                                        \
+    } while (0)
+
+/* host->tape_push as plugins see it: records fn like peft_tape_push, behind a core trampoline
+ * that runs it inside a record copied from the plugin call running now (plugin, entry, adapter,
+ * module; phase "backward"). Returns the ctx_bytes of zeroed arena memory handed to fn, as
+ * peft_tape_push does; NULL when not recording or out of memory (the graph error is set). */
+void *peft_plugin_tape_push(peft_graph *g, peft_backward_fn fn, size_t ctx_bytes);
 
 /* installs the crash handlers once (process-wide; the registry calls it on the first load) */
 void peft_plugin_crash_handlers_install(void);

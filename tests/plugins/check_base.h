@@ -2,6 +2,7 @@
  * trainable, mergeable) shared by the plugin-check fixtures; each fixture .c defines CHK_NAME
  * and CHK_PEFT_TYPE and at most one fault before including it:
  *   CHK_CRASH_FORWARD  forward writes through a NULL pointer (SIGSEGV)
+ *   CHK_CRASH_BACKWARD the backward closure forward records writes through a NULL pointer
  *   CHK_WRONG_GRAD     backward gives twice the true gradient of s
  * Without a fault it passes `peft plugin-check`. */
 #ifndef PEFT_TEST_CHECK_BASE_H
@@ -58,6 +59,10 @@ static void chk_backward(peft_graph *g, void *vctx)
     const chk_bwd *c = vctx;
     const float *dout = c->out->grad, *y = peft_f32(c->y), *s = peft_f32(c->s);
     if (!dout) return;
+#ifdef CHK_CRASH_BACKWARD
+    volatile float *nowhere = NULL;
+    nowhere[c->outf] = 1.0f;
+#endif
     float *dy = c->y->requires_grad ? H->grad_of(g, c->y) : NULL;
     float *ds = H->grad_of(g, c->s);
 #ifdef CHK_WRONG_GRAD
