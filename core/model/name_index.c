@@ -12,11 +12,12 @@ static uint64_t hash_name(const char *s)
     return h;
 }
 
-/* slot of key in slots (cap a power of two): its own, or the empty one where it would go */
-static size_t probe(const peft_name_slot *slots, size_t cap, const char *key)
+/* slot of key (hash h) in slots (cap a power of two): its own, or the empty one where it would
+ * go; the stored hash is compared first, so a probe reads a string only when it is a match */
+static size_t probe(const peft_name_slot *slots, size_t cap, const char *key, uint64_t h)
 {
-    size_t i = (size_t)hash_name(key) & (cap - 1);
-    while (slots[i].key && strcmp(slots[i].key, key) != 0) i = (i + 1) & (cap - 1);
+    size_t i = (size_t)h & (cap - 1);
+    while (slots[i].key && (slots[i].hash != h || strcmp(slots[i].key, key) != 0)) i = (i + 1) & (cap - 1);
     return i;
 }
 
@@ -25,8 +26,12 @@ static int grow(peft_name_index *ix)
     size_t cap = ix->cap ? 2 * ix->cap : 64;
     peft_name_slot *ns = calloc(cap, sizeof *ns);
     if (!ns) return -1;
-    for (size_t i = 0; i < ix->cap; i++)
-        if (ix->slots[i].key) ns[probe(ns, cap, ix->slots[i].key)] = ix->slots[i];
+    for (size_t i = 0; i < ix->cap; i++) /* the keys are distinct: the first empty slot */
+        if (ix->slots[i].key) {
+            size_t j = (size_t)ix->slots[i].hash & (cap - 1);
+            while (ns[j].key) j = (j + 1) & (cap - 1);
+            ns[j] = ix->slots[i];
+        }
     free(ix->slots);
     ix->slots = ns;
     ix->cap = cap;
@@ -36,8 +41,9 @@ static int grow(peft_name_index *ix)
 int peft_name_index_add(peft_name_index *ix, const char *key, size_t pos)
 {
     if (2 * (ix->n + 1) > ix->cap && grow(ix)) return -1;
-    size_t i = probe(ix->slots, ix->cap, key);
-    if (!ix->slots[i].key) ix->slots[i] = (peft_name_slot){key, pos};
+    const uint64_t h = hash_name(key);
+    size_t i = probe(ix->slots, ix->cap, key, h);
+    if (!ix->slots[i].key) ix->slots[i] = (peft_name_slot){key, pos, h};
     ix->n++;
     return 0;
 }
@@ -45,7 +51,7 @@ int peft_name_index_add(peft_name_index *ix, const char *key, size_t pos)
 size_t peft_name_index_get(const peft_name_index *ix, const char *key)
 {
     if (!ix->cap) return (size_t)-1;
-    size_t i = probe(ix->slots, ix->cap, key);
+    size_t i = probe(ix->slots, ix->cap, key, hash_name(key));
     return ix->slots[i].key ? ix->slots[i].pos : (size_t)-1;
 }
 

@@ -5,10 +5,12 @@
 #define PEFT_NAME_INDEX_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct peft_name_slot {
     const char *key; /* borrowed: the array's own name string, which outlives the index */
     size_t pos;      /* position in the array */
+    uint64_t hash;   /* of key: growing never rereads the strings, probes compare it first */
 } peft_name_slot;
 
 typedef struct peft_name_index {
