@@ -1,7 +1,10 @@
 /* test_gpt2.c — the GPT-2 base model against Hugging Face transformers 4.44: logits (2, 8, 128)
  * and loss on the fixture inputs, parameter count, linear sites, sharded / bf16 / old-name
  * checkpoints, an untied lm_head, and the errors for bad directories, configs, weights and
- * inputs. Fixture: hf-peft/_models/gpt2 (n_embd 32, n_head 4, n_layer 2, vocab 128). */
+ * inputs; token_type_ids (transformers adds wte[token_type_ids] to the embeddings): against
+ * the same model with those rows folded into wpe, their gradient by finite differences, and
+ * PEFT's prompt-learning rule (dropped with a warning). Fixture: hf-peft/_models/gpt2 (n_embd
+ * 32, n_head 4, n_layer 2, vocab 128). */
 #define _GNU_SOURCE
 #include <check.h>
 #include <jansson.h>
@@ -12,6 +15,9 @@
 #include "core/model/model_internal.h" /* white-box: reads the model's insides */
 #include "peft/dtype.h"
 #include "peft/model.h"
+#include "peft/peft.h"
+#include "peft/warn.h"
+#include "fd.h"
 #include "model_fixture.h"
 #include "testutil.h"
 
@@ -527,6 +533,237 @@ START_TEST(test_bad_inputs)
 }
 END_TEST
 
+/* ---- token_type_ids ----------------------------------------------------------------------- */
+
+/* a token type per position, the same for every row, with repeats and ids also in input_ids */
+static int32_t tt_at(int64_t t) { return (int32_t)((t * 37 + 5) % 7 == 0 ? 0 : (t * 53 + 11) % 128); }
+
+/* GPT2Model: hidden = wte[ids] + wpe[pos] + wte[token_type_ids]. Positions run 0..T-1 for every
+ * row, so with one token type per position the same logits come from the model whose wpe row t
+ * holds wpe[t] + wte[tt[t]] (up to the order of the float additions) */
+START_TEST(test_token_type_ids)
+{
+    peft_base_model *m = load_ok(tu_fixture(GPT2_DIR));
+    tu_inputs in = tu_inputs_load(GPT2_DIR);
+    int32_t *tt = malloc((size_t)(in.B * in.T) * sizeof *tt);
+    for (int64_t i = 0; i < in.B * in.T; i++) tt[i] = tt_at(i % in.T);
+    peft_model_inputs pin = {.B = in.B, .T = in.T, .input_ids = in.ids, .attention_mask = in.mask,
+                             .labels = in.labels, .token_type_ids = tt};
+    char err[512] = "";
+    double loss_tt, loss_folded, loss_plain;
+    float *with_tt = forward(m, &pin, &loss_tt, err, sizeof err);
+    ck_assert_msg(with_tt != NULL, "%s", err);
+    float *plain = forward_fixture(m, &loss_plain);
+    double diff = 0;
+    for (int64_t i = 0; i < in.B * in.T * 128; i++) diff = fmax(diff, fabs(with_tt[i] - plain[i]));
+    ck_assert_msg(diff > 1e-2, "token_type_ids changed nothing (max |diff| %g)", diff);
+    peft_base_model_free(m);
+
+    /* the same weights with wte[tt[t]] folded into wpe[t] */
+    tu_tensors ts = tu_tensors_read(GPT2_DIR);
+    const size_t iw = tu_tensors_find(&ts, "transformer.wte.weight");
+    const size_t ip = tu_tensors_find(&ts, "transformer.wpe.weight");
+    ck_assert_int_eq(ts.t[iw].dtype, PEFT_DTYPE_F32);
+    ck_assert_int_eq(ts.t[ip].dtype, PEFT_DTYPE_F32);
+    const int64_t C = ts.shapes[iw][1];
+    const float *wte = ts.data[iw];
+    float *wpe = ts.data[ip];
+    for (int64_t t = 0; t < in.T; t++)
+        for (int64_t c = 0; c < C; c++) wpe[t * C + c] += wte[(int64_t)tt_at(t) * C + c];
+    char *dir = tu_tmpdir();
+    tu_tensors_write(&ts, dir, NULL);
+    tu_write_config(GPT2_DIR, dir, NULL, TU_NULL_SETS);
+    tu_tensors_free(&ts);
+    m = load_ok(dir);
+    float *folded = forward_fixture(m, &loss_folded);
+    diff = 0;
+    for (int64_t i = 0; i < in.B * in.T * 128; i++) diff = fmax(diff, fabs(with_tt[i] - folded[i]));
+    ck_assert_msg(diff < 2e-5, "logits with token_type_ids vs wpe + wte[tt]: max |diff| %g", diff);
+    ck_assert_msg(fabs(loss_tt - loss_folded) < 1e-5, "loss %.8f vs %.8f", loss_tt, loss_folded);
+
+    /* a token type outside the vocabulary: refused by name */
+    tt[1 * in.T + 2] = 128;
+    ck_assert_ptr_null(forward(m, &pin, &loss_tt, err, sizeof err));
+    ck_assert_has(err, "gpt2: token_type_ids[1][2] = 128 is outside the vocabulary [0, 128)");
+    peft_base_model_free(m);
+    tu_rmtree(dir);
+    free(dir);
+    free(with_tt);
+    free(plain);
+    free(folded);
+    free(tt);
+    tu_inputs_free(&in);
+}
+END_TEST
+
+typedef struct {
+    peft_base_model *m;
+    const peft_model_inputs *in;
+} tt_fd_ud;
+
+static peft_tensor *tt_fd_build(peft_graph *g, peft_tensor **in, const void *ud)
+{
+    (void)in; /* in[0] is the model's own wte */
+    const tt_fd_ud *u = ud;
+    peft_model_outputs out;
+    char err[512] = "";
+    ck_assert_msg(u->m->arch->forward(u->m, g, u->in, &out, err, sizeof err) == 0, "%s", err);
+    return out.logits;
+}
+
+/* d logits / d wte by finite differences on a tiny random GPT-2 (n_embd 4, vocab 8, wte tied to
+ * lm_head): the token types' lookup in wte gets its gradient through the tape */
+START_TEST(test_token_type_ids_grad)
+{
+    char *dir = tu_tmpdir(), p[4200], err[512];
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    const char *cfg = "{\"model_type\": \"gpt2\", \"n_layer\": 1, \"n_embd\": 4, \"n_head\": 2,"
+                      " \"vocab_size\": 8, \"n_positions\": 8, \"embd_pdrop\": 0, \"resid_pdrop\": 0,"
+                      " \"attn_pdrop\": 0}";
+    ck_assert(tu_write_file(p, cfg, strlen(cfg)) == 0);
+    peft_load_options o = {.struct_size = sizeof o, .random_init = 1, .seed = 3};
+    peft_base_model *m = NULL;
+    ck_assert_msg(peft_base_model_load_ex(dir, &o, &m, err, sizeof err) == 0, "%s", err);
+    peft_param *w = peft_model_find_param(m, "transformer.wte.weight");
+    ck_assert_ptr_nonnull(w);
+    ck_assert_int_eq(w->t->dtype, PEFT_DTYPE_F32);
+    for (int64_t i = 0; i < w->t->numel; i++) peft_f32(w->t)[i] *= 20.0f; /* not near zero */
+    w->t->requires_grad = 1;
+    int32_t ids[6] = {1, 2, 3, 4, 5, 1}, tt[6] = {0, 0, 6, 7, 7, 2};
+    peft_model_inputs pin = {.B = 2, .T = 3, .input_ids = ids, .token_type_ids = tt};
+    tt_fd_ud u = {m, &pin};
+    fd_opts fo = {.graph_seed = 1, .training = 0};
+    peft_tensor *in[1] = {w->t};
+    peft_rng_seed(&fd_rng, 1234); /* the random R of L = sum(logits * R) */
+    fd_check_grads(&fo, "gpt2 token_type_ids", tt_fd_build, in, 1, &u, 1e-2, 2e-2, 2e-3);
+    w->t->requires_grad = 0;
+    peft_base_model_free(m);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+static int n_tt_warnings;
+static void count_tt_warning(const char *msg, void *ud)
+{
+    (void)ud;
+    if (strstr(msg, "Token type ids are not supported for parameter efficient tuning. Ignoring "
+                    "token type ids"))
+        n_tt_warnings++;
+}
+
+/* PeftModelForCausalLM with a prompt-learning adapter drops token_type_ids with a warning: the
+ * logits are those without them */
+START_TEST(test_token_type_ids_prompt_learning)
+{
+    static const char *const cfgs[] = {
+        "{\"peft_type\": \"PROMPT_TUNING\", \"task_type\": \"CAUSAL_LM\", \"num_virtual_tokens\": 3}",
+        "{\"peft_type\": \"PREFIX_TUNING\", \"task_type\": \"CAUSAL_LM\", \"num_virtual_tokens\": 3}",
+    };
+    for (size_t k = 0; k < sizeof cfgs / sizeof *cfgs; k++) {
+        peft_ctx *ctx = peft_ctx_new(1);
+        peft_base_model *b = load_ok(tu_fixture(GPT2_DIR));
+        peft_model *pm = NULL;
+        ck_assert_msg(peft_get_peft_model(ctx, b, cfgs[k], "default", 0, &pm) == 0, "%s",
+                      peft_errmsg(ctx));
+        int32_t ids[4] = {5, 9, 2, 7}, tt[4] = {1, 1, 3, 3};
+        peft_model_inputs pin = {.B = 1, .T = 4, .input_ids = ids};
+        float logits[2][7 * 128];
+        n_tt_warnings = 0;
+        peft_set_warning_handler(count_tt_warning, NULL);
+        for (int with = 0; with < 2; with++) {
+            pin.token_type_ids = with ? tt : NULL;
+            peft_graph *g = peft_graph_new(peft_ctx_rng(ctx));
+            peft_model_outputs out;
+            ck_assert_msg(peft_model_forward(pm, g, &pin, &out) == 0, "%s", peft_errmsg(ctx));
+            ck_assert(out.logits->numel <= 7 * 128);
+            memcpy(logits[with], out.logits->data, (size_t)out.logits->numel * sizeof(float));
+            peft_graph_free(g);
+        }
+        peft_set_warning_handler(NULL, NULL);
+        ck_assert_int_eq(n_tt_warnings, 1);
+        ck_assert(memcmp(logits[0], logits[1], sizeof logits[0]) == 0);
+        peft_model_free(pm);
+        peft_ctx_free(ctx);
+    }
+}
+END_TEST
+
+/* a GPT2ForSequenceClassification copy of the fixture (score (2, 32), pad_token_id 0) in a new
+ * temp dir (caller removes and frees it), with wte[types[t]] folded into wpe row t for t < n */
+static char *seqcls_dir(const int32_t *types, int64_t n)
+{
+    tu_tensors ts = tu_tensors_read(GPT2_DIR);
+    const size_t iw = tu_tensors_find(&ts, "transformer.wte.weight");
+    const size_t ip = tu_tensors_find(&ts, "transformer.wpe.weight");
+    const float *wte = ts.data[iw];
+    float *wpe = ts.data[ip];
+    for (int64_t t = 0; t < n; t++)
+        for (int64_t c = 0; c < 32; c++) wpe[t * 32 + c] += wte[(int64_t)types[t] * 32 + c];
+    float score[2 * 32];
+    for (int i = 0; i < 2 * 32; i++) score[i] = (float)((i * 29) % 17 - 8) / 16.0f;
+    tu_tensors_add(&ts, "score.weight", PEFT_DTYPE_F32, 2, (int64_t[]){2, 32}, score);
+    char *dir = tu_tmpdir();
+    tu_tensors_write(&ts, dir, NULL);
+    tu_tensors_free(&ts);
+    tu_write_config(GPT2_DIR, dir, "{\"architectures\": [\"GPT2ForSequenceClassification\"], "
+                    "\"pad_token_id\": 0}", TU_NULL_SETS);
+    return dir;
+}
+
+/* (B, 2) logits of a prompt-tuning adapter (3 virtual tokens, seed 7) on the model in dir */
+static void seqcls_prompt_logits(const char *dir, const peft_model_inputs *pin, float *out2)
+{
+    peft_ctx *ctx = peft_ctx_new(7);
+    peft_base_model *b = load_ok(dir);
+    peft_model *pm = NULL;
+    ck_assert_msg(peft_get_peft_model(ctx, b, "{\"peft_type\": \"PROMPT_TUNING\", \"task_type\": "
+                                      "\"SEQ_CLS\", \"num_virtual_tokens\": 3}", "default", 0, &pm) == 0,
+                  "%s", peft_errmsg(ctx));
+    peft_graph *g = peft_graph_new(peft_ctx_rng(ctx));
+    peft_model_outputs out;
+    ck_assert_msg(peft_model_forward(pm, g, pin, &out) == 0, "%s", peft_errmsg(ctx));
+    ck_assert_int_eq(out.logits->numel, pin->B * 2);
+    memcpy(out2, out.logits->data, (size_t)(pin->B * 2) * sizeof(float));
+    peft_graph_free(g);
+    peft_model_free(pm);
+    peft_ctx_free(ctx);
+}
+
+/* PeftModelForSequenceClassification with prompt tuning keeps token_type_ids, with P zeros in
+ * front for the virtual tokens: the same logits as wpe[t] += wte[0] for t < P and
+ * wte[tt[t - P]] after */
+START_TEST(test_token_type_ids_seqcls_prompt)
+{
+    tu_inputs in = tu_inputs_load(GPT2_DIR);
+    const int64_t P = 3;
+    int32_t *tt = malloc((size_t)(in.B * in.T) * sizeof *tt), full[64] = {0};
+    for (int64_t i = 0; i < in.B * in.T; i++) tt[i] = tt_at(i % in.T);
+    for (int64_t t = 0; t < in.T; t++) full[P + t] = tt_at(t);
+    char *plain = seqcls_dir(full, 0), *folded = seqcls_dir(full, P + in.T);
+    peft_model_inputs pin = {.B = in.B, .T = in.T, .input_ids = in.ids, .attention_mask = in.mask};
+    float a[16], b[16], c[16];
+    pin.token_type_ids = tt;
+    seqcls_prompt_logits(plain, &pin, a);
+    pin.token_type_ids = NULL;
+    seqcls_prompt_logits(folded, &pin, b);
+    seqcls_prompt_logits(plain, &pin, c);
+    double d = 0, moved = 0;
+    for (int64_t i = 0; i < in.B * 2; i++) {
+        d = fmax(d, fabs(a[i] - b[i]));
+        moved = fmax(moved, fabs(a[i] - c[i]));
+    }
+    ck_assert_msg(d < 2e-5, "seq-cls prompt tuning with token_type_ids vs folded wpe: %g", d);
+    ck_assert_msg(moved > 1e-3, "token_type_ids changed nothing (%g)", moved);
+    tu_rmtree(plain);
+    tu_rmtree(folded);
+    free(plain);
+    free(folded);
+    free(tt);
+    tu_inputs_free(&in);
+}
+END_TEST
+
 static Suite *gpt2_suite(void)
 {
     Suite *s = suite_create("gpt2");
@@ -542,6 +779,10 @@ static Suite *gpt2_suite(void)
     tcase_add_test(tc, test_untied_head);
     tcase_add_test(tc, test_bad_dirs);
     tcase_add_test(tc, test_bad_inputs);
+    tcase_add_test(tc, test_token_type_ids);
+    tcase_add_test(tc, test_token_type_ids_grad);
+    tcase_add_test(tc, test_token_type_ids_prompt_learning);
+    tcase_add_test(tc, test_token_type_ids_seqcls_prompt);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -236,8 +236,8 @@ START_TEST(lenient_inputs_refused)
                   "unknown key 'attention_msk' (did you mean 'attention_mask'?");
     forward_fails(llama, "{\"input_ids\": [[1, 2, 3]], \"token_type_ids\": [[0, 0, 1]]}",
                   "LlamaForCausalLM takes no token_type_ids");
-    forward_fails(gpt2, "{\"input_ids\": [[1, 2, 3]], \"token_type_ids\": [[0, 0, 1]]}",
-                  "gpt2: token_type_ids are not implemented");
+    forward_fails(gpt2, "{\"input_ids\": [[1, 2, 3]], \"token_type_ids\": [[0, 0, 128]]}",
+                  "gpt2: token_type_ids[0][2] = 128 is outside the vocabulary [0, 128)");
     forward_fails(llama, "{\"input_ids\": [[1, 2, 3]], \"decoder_input_ids\": [[0, 0, 1]]}",
                   "LlamaForCausalLM takes no decoder_input_ids");
 }

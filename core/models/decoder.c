@@ -92,14 +92,20 @@ static int check_inputs(const dec_head *h, const peft_model_inputs *in, int64_t 
         return -1;
     }
     /* inputs a decoder-only model does not take: refused, never silently ignored */
-    if (in->token_type_ids) {
-        if (!strcmp(name, "gpt2"))
-            snprintf(err, errlen, "gpt2: token_type_ids are not implemented (transformers' GPT-2 "
-                     "adds wte[token_type_ids] to the embeddings); leave them out");
-        else
-            snprintf(err, errlen, "%s: %s takes no token_type_ids (transformers: forward() got an "
-                     "unexpected keyword argument 'token_type_ids')", name, h->class_name);
+    if (in->token_type_ids && !h->token_types) {
+        snprintf(err, errlen, "%s: %s takes no token_type_ids (transformers: forward() got an "
+                 "unexpected keyword argument 'token_type_ids')", name, h->class_name);
         return -1;
+    }
+    for (int64_t i = 0; in->token_type_ids && i < in->B * in->T; i++) {
+        int32_t id = in->token_type_ids[i];
+        if (id < 0 || id >= V) { /* looked up in the token embedding, as transformers' GPT-2 does */
+            snprintf(err, errlen, "%s: token_type_ids[%lld][%lld] = %d is outside the vocabulary "
+                     "[0, %lld) (%s looks token types up in its token embedding)", name,
+                     (long long)(i / in->T), (long long)(i % in->T), id, (long long)V,
+                     h->class_name);
+            return -1;
+        }
     }
     const char *other = in->decoder_input_ids ? "decoder_input_ids"
                         : in->decoder_attention_mask ? "decoder_attention_mask"
@@ -199,6 +205,18 @@ int dec_seq_begin(peft_base_model *m, peft_graph *g, const peft_model_inputs *in
             }
             s->pos[i] = in->position_ids[i]; /* Tq == T: no virtual tokens */
         }
+    }
+    if (in->token_type_ids && prompt_on && !h->seq_cls) {
+        /* PeftModelForCausalLM.forward, prompt learning: warns and sets them to None */
+        peft_warn("Token type ids are not supported for parameter efficient tuning. Ignoring "
+                  "token type ids");
+    } else if (in->token_type_ids) {
+        /* PeftModelForSequenceClassification: P zeros in front for the virtual tokens (prompt
+         * tuning); prefix tuning passes them as given */
+        if (!(s->tt = arena_i32(g, B, Tq))) goto oom;
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t t = 0; t < Tq; t++)
+                s->tt[b * Tq + t] = t < Pp ? 0 : in->token_type_ids[b * T + t - Pp];
     }
     if (in->attention_mask) {
         if (!(s->mask = arena_i32(g, B, Tq))) goto oom;

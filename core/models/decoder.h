@@ -22,6 +22,8 @@ typedef struct dec_head {
     int64_t pad_id;
     const char *problem_type; /* config "problem_type" or NULL (inferred as HF does); borrowed
                                  from m->config */
+    int token_types;          /* set by the arch after dec_head_read: it takes token_type_ids
+                                 (GPT-2: wte[token_type_ids] is added to the embeddings) */
 } dec_head;
 
 /* Reads the head from m->config: class_name (NULL = config "architectures"[0], absent = lm_class)
@@ -39,7 +41,9 @@ int dec_head_read(const peft_base_model *m, const char *class_name, const char *
  * cache stores the prefix as its first Px entries and runs the virtual tokens as ordinary ones;
  * later calls have Pp = Px = 0 and positions continue from past = the cached length. Explicit
  * in->position_ids replace past + t unless a prompt-learning adapter is active (PEFT ignores
- * them then). */
+ * them then). in->token_type_ids (only for a head with token_types) likewise: a causal LM with a
+ * prompt-learning adapter drops them with PEFT's warning; a sequence classifier keeps them, with
+ * Pp leading zeros for the virtual tokens (PeftModelForSequenceClassification). */
 typedef struct dec_seq {
     int64_t B, T, Pp, Px, Tq;
     int32_t *ids;     /* (B, T) arena copy of input_ids */
@@ -47,6 +51,8 @@ typedef struct dec_seq {
     int32_t *mask_px; /* (B, Px + Tq) key mask for a layer with a prefix (NULL likewise; not
                          used with a cache) */
     int32_t *pos;     /* (B, Tq) position ids: past + t, or in->position_ids */
+    int32_t *tt;      /* (B, Tq) token type ids (Pp leading zeros), NULL = none given, or
+                         dropped (a causal LM with a prompt-learning adapter: PEFT ignores them) */
     int64_t past;     /* keys before this call's tokens: Px, or the cached length */
     peft_kv_cache *cache; /* in->cache (borrowed) or NULL */
 } dec_seq;

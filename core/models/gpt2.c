@@ -8,7 +8,7 @@
  * the LM head "lm_head" are linear sites with layer index -1; transformer.wte is an embedding
  * site.
  *
- *   ids (B,T) -> h = wte[ids] + wpe[0..T-1]                     (B,T,C)
+ *   ids (B,T) -> h = wte[ids] + wpe[0..T-1] (+ wte[token_type_ids]) (B,T,C)
  *   per block:  h += c_proj(attn(split(c_attn(ln_1(h)))))      c_attn: C -> 3C
  *               h += mlp.c_proj(gelu(mlp.c_fc(ln_2(h))))        c_fc: C -> I, c_proj: I -> C
  *   LM head:  logits = ln_f(h) @ lm_head^T                      (B,T,V)
@@ -133,7 +133,9 @@ static int config_dims(const peft_base_model *m, const char *class_name, gpt2_st
     }
     s->embd_pdrop = (float)pe;
     s->resid_pdrop = (float)pr;
-    return dec_head_read(m, class_name, LM_CLASS, CLS_CLASS, &s->head, err, errlen);
+    if (dec_head_read(m, class_name, LM_CLASS, CLS_CLASS, &s->head, err, errlen)) return -1;
+    s->head.token_types = 1; /* GPT2Model adds wte(token_type_ids) */
+    return 0;
 }
 
 /* registers a Conv1D site "<prefix>.<mod>" over <prefix>.<mod>.weight (in, out) and .bias (out) */
@@ -331,6 +333,10 @@ static int gpt2_forward(peft_base_model *m, peft_graph *g, const peft_model_inpu
      * position embedding adds row for row */
     peft_tensor *pe = op_embedding(g, s->wpe, q.pos, B, Tq, &bad); /* (B,Tq,C) */
     peft_tensor *h = pe ? op_add(g, tok, pe) : NULL;
+    if (h && q.tt) { /* HF 4.44: hidden + self.wte(token_type_ids), through the wte site */
+        peft_tensor *tte = peft_site_embed(g, s->wte_site, q.tt, B, Tq, &bad); /* (B,Tq,C) */
+        h = tte ? op_add(g, h, tte) : NULL;
+    }
     if (!h || !(h = op_dropout(g, h, s->embd_pdrop))) goto oom;
 
     if (m->embed_outputs_require_grad && g->recording) h->requires_grad = 1; /* enable_input_require_grads */
