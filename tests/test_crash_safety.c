@@ -21,29 +21,14 @@
 #include "peft/peft.h"
 #include "peft/safetensors.h"
 #include "testutil.h"
+#include "world.h"
 
 static char *tmp;
 
-static void copy(const char *from, const char *to)
-{
-    size_t n;
-    char *d = tu_read_file(from, &n);
-    ck_assert_msg(d, "cannot read %s", from);
-    ck_assert(tu_write_file(to, d, n) == 0);
-    free(d);
-}
-
 static void world(void)
 {
-    char p[4200], q[4200];
-    snprintf(p, sizeof p, "%s/model", tmp);
-    ck_assert(mkdir(p, 0755) == 0);
-    const char *files[] = {"config.json", "model.safetensors"};
-    for (int i = 0; i < 2; i++) {
-        snprintf(q, sizeof q, "hf-peft/_models/llama/%s", files[i]);
-        snprintf(p, sizeof p, "%s/model/%s", tmp, files[i]);
-        copy(tu_fixture(q), p);
-    }
+    char p[4200];
+    tu_world_llama(tmp);
     snprintf(p, sizeof p, "%s/train.jsonl", tmp);
     FILE *f = fopen(p, "w");
     for (int i = 0; i < 24; i++) {
@@ -63,8 +48,7 @@ static void world(void)
         "  - name: mix\n    adapters:\n"
         "      - {method: lora, r: 2, target_modules: [q_proj]}\n"
         "      - {method: loha, name: second, r: 2, target_modules: [v_proj]}\n";
-    snprintf(p, sizeof p, "%s/run.yaml", tmp);
-    ck_assert(tu_write_file(p, yaml, strlen(yaml)) == 0);
+    free(tu_world_write(tmp, "run.yaml", yaml));
 }
 
 /* starts `peft ARGS...` in dir tmp (stdout/stderr to /dev/null), returns its pid */
@@ -157,16 +141,6 @@ static int check_tree(const char *dir)
     return n;
 }
 
-static void same_file(const char *a, const char *b)
-{
-    size_t na, nb;
-    char *x = tu_read_file(a, &na), *y = tu_read_file(b, &nb);
-    ck_assert_msg(x && y, "missing %s or %s", a, b);
-    ck_assert_msg(na == nb && memcmp(x, y, na) == 0, "%s and %s differ", a, b);
-    free(x);
-    free(y);
-}
-
 START_TEST(kill_peft_run)
 {
     tmp = tu_tmpdir();
@@ -192,7 +166,7 @@ START_TEST(kill_peft_run)
         char a[4400], b[4400];
         snprintf(a, sizeof a, "%s/ref/%s", tmp, files[i]);
         snprintf(b, sizeof b, "%s/out/%s", tmp, files[i]);
-        same_file(a, b);
+        tu_same_file(a, b);
     }
     tu_rmtree(tmp);
     free(tmp);

@@ -14,6 +14,7 @@
 #include <jansson.h>
 #include "runner/runner.h"
 #include "testutil.h"
+#include "world.h"
 
 static char *tmp;
 static void setup(void) { tmp = tu_tmpdir(); }
@@ -56,33 +57,8 @@ static const char *mpirun_or_skip(char *why, size_t n)
 /* tmp/model (the fixture LLaMA), tmp/train.jsonl, tmp/eval.jsonl */
 static void make_world(void)
 {
-    char p[1024], q[1024];
-    snprintf(p, sizeof p, "%s/model", tmp);
-    ck_assert(peft_mkdirs(p, NULL, 0) == 0);
-    const char *files[] = {"config.json", "model.safetensors"};
-    for (int i = 0; i < 2; i++) {
-        size_t n;
-        snprintf(q, sizeof q, "hf-peft/_models/llama/%s", files[i]);
-        char *d = tu_read_file(tu_fixture(q), &n);
-        ck_assert_msg(d, "fixture %s missing", q);
-        snprintf(q, sizeof q, "%s/model/%s", tmp, files[i]);
-        ck_assert(tu_write_file(q, d, n) == 0);
-        free(d);
-    }
-    for (int split = 0; split < 2; split++) {
-        snprintf(p, sizeof p, "%s/%s.jsonl", tmp, split ? "eval" : "train");
-        FILE *f = fopen(p, "w");
-        ck_assert(f);
-        for (int i = 0; i < (split ? 12 : 40); i++) {
-            int start = (i * 7 + split * 3) % 60, step = 1 + i % 3, len = 8 + i % 5;
-            fputs("{\"input_ids\": [", f);
-            for (int t = 0; t < len; t++) fprintf(f, "%s%d", t ? ", " : "", start + step * t);
-            fputs("], \"labels\": [", f);
-            for (int t = 0; t < len; t++) fprintf(f, "%s%d", t ? ", " : "", t < len / 2 ? -100 : start + step * t);
-            fputs("]}\n", f);
-        }
-        fclose(f);
-    }
+    tu_world_llama(tmp);
+    tu_world_counting_data(tmp);
 }
 
 static const char *BATCH_YAML =
@@ -97,23 +73,7 @@ static const char *const RUNS[] = {"lora-r=2-seed=0", "lora-r=2-seed=1", "lora-r
                                    "ia3-seed=0", "ia3-seed=1"};
 #define N_RUNS 6
 
-static char *write_yaml(const char *name, const char *text)
-{
-    char *p = malloc(1024);
-    snprintf(p, 1024, "%s/%s", tmp, name);
-    ck_assert(tu_write_file(p, text, strlen(text)) == 0);
-    return p;
-}
-
-static void same_file(const char *a, const char *b)
-{
-    size_t na, nb;
-    char *x = tu_read_file(a, &na), *y = tu_read_file(b, &nb);
-    ck_assert_msg(x && y, "missing %s or %s", a, b);
-    ck_assert_msg(na == nb && memcmp(x, y, na) == 0, "%s and %s differ", a, b);
-    free(x);
-    free(y);
-}
+static char *write_yaml(const char *name, const char *text) { return tu_world_write(tmp, name, text); }
 
 /* results.json without what depends on where and when it ran */
 static char *results_sans_timings(const char *path)
@@ -128,41 +88,16 @@ static char *results_sans_timings(const char *path)
     return s;
 }
 
-/* summary.md with the run table's timing columns (train s, tokens/s) blanked */
-static char *summary_sans_timings(const char *dir)
-{
-    char p[1200];
-    snprintf(p, sizeof p, "%s/summary.md", dir);
-    char *md = tu_read_file(p, NULL);
-    ck_assert_msg(md, "%s missing", p);
-    char *out = calloc(strlen(md) + 1, 1);
-    size_t o = 0;
-    for (char *line = md; *line;) {
-        char *nl = strchr(line, '\n');
-        size_t len = nl ? (size_t)(nl - line + 1) : strlen(line);
-        int bars = 0;
-        for (size_t i = 0; i < len; i++) bars += line[i] == '|';
-        for (size_t i = 0, col = 0; i < len; i++) {
-            if (line[i] == '|') col++;
-            if (bars == 13 && (col == 10 || col == 11) && line[i] != '|') continue;
-            out[o++] = line[i];
-        }
-        line += len;
-    }
-    free(md);
-    return out;
-}
-
 static void same_batch(const char *ref, const char *out)
 {
     char a[1300], b[1300];
     for (int i = 0; i < N_RUNS; i++) {
         snprintf(a, sizeof a, "%s/%s/adapter/adapter_model.safetensors", ref, RUNS[i]);
         snprintf(b, sizeof b, "%s/%s/adapter/adapter_model.safetensors", out, RUNS[i]);
-        same_file(a, b);
+        tu_same_file(a, b);
         snprintf(a, sizeof a, "%s/%s/best/adapter_model.safetensors", ref, RUNS[i]);
         snprintf(b, sizeof b, "%s/%s/best/adapter_model.safetensors", out, RUNS[i]);
-        same_file(a, b);
+        tu_same_file(a, b);
         snprintf(a, sizeof a, "%s/%s/results.json", ref, RUNS[i]);
         snprintf(b, sizeof b, "%s/%s/results.json", out, RUNS[i]);
         char *x = results_sans_timings(a), *y = results_sans_timings(b);
@@ -170,7 +105,7 @@ static void same_batch(const char *ref, const char *out)
         free(x);
         free(y);
     }
-    char *x = summary_sans_timings(ref), *y = summary_sans_timings(out);
+    char *x = tu_summary_sans_timings(ref), *y = tu_summary_sans_timings(out);
     ck_assert_str_eq(x, y);
     free(x);
     free(y);
@@ -281,7 +216,7 @@ START_TEST(test_data_parallel_ranks)
         for (int i = 0; i < 3; i++) {
             snprintf(a, sizeof a, "%s/one/%s", tmp, files[i]);
             snprintf(b, sizeof b, "%s/n%d/%s", tmp, n, files[i]);
-            same_file(a, b);
+            tu_same_file(a, b);
         }
         snprintf(a, sizeof a, "%s/one/dp/results.json", tmp);
         snprintf(b, sizeof b, "%s/n%d/dp/results.json", tmp, n);

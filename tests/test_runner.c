@@ -17,6 +17,7 @@
 #include "runner/runner.h"
 #include "peft/safetensors.h"
 #include "testutil.h"
+#include "world.h"
 
 static char *tmp;
 static void setup(void) { tmp = tu_tmpdir(); }
@@ -26,33 +27,8 @@ static void teardown(void) { tu_rmtree(tmp); free(tmp); }
  * count up by a step, loss on the second half */
 static void make_world(void)
 {
-    char p[1024], q[1024];
-    snprintf(p, sizeof p, "%s/model", tmp);
-    ck_assert(peft_mkdirs(p, NULL, 0) == 0);
-    const char *files[] = {"config.json", "model.safetensors"};
-    for (int i = 0; i < 2; i++) {
-        size_t n;
-        snprintf(q, sizeof q, "hf-peft/_models/llama/%s", files[i]);
-        char *d = tu_read_file(tu_fixture(q), &n);
-        ck_assert_msg(d, "fixture %s missing", q);
-        snprintf(q, sizeof q, "%s/model/%s", tmp, files[i]);
-        ck_assert(tu_write_file(q, d, n) == 0);
-        free(d);
-    }
-    for (int split = 0; split < 2; split++) {
-        snprintf(p, sizeof p, "%s/%s.jsonl", tmp, split ? "eval" : "train");
-        FILE *f = fopen(p, "w");
-        ck_assert(f);
-        for (int i = 0; i < (split ? 12 : 40); i++) {
-            int start = (i * 7 + split * 3) % 60, step = 1 + i % 3, len = 8 + i % 5;
-            fputs("{\"input_ids\": [", f);
-            for (int t = 0; t < len; t++) fprintf(f, "%s%d", t ? ", " : "", start + step * t);
-            fputs("], \"labels\": [", f);
-            for (int t = 0; t < len; t++) fprintf(f, "%s%d", t ? ", " : "", t < len / 2 ? -100 : start + step * t);
-            fputs("]}\n", f);
-        }
-        fclose(f);
-    }
+    tu_world_llama(tmp);
+    tu_world_counting_data(tmp);
 }
 
 static const char *BASE_YAML =
@@ -76,13 +52,7 @@ static const char *BASE_YAML =
     "        r: 4\n"
     "        target_modules: [q_proj, v_proj]\n";
 
-static char *write_yaml(const char *name, const char *text)
-{
-    char *p = malloc(1024);
-    snprintf(p, 1024, "%s/%s", tmp, name);
-    ck_assert(tu_write_file(p, text, strlen(text)) == 0);
-    return p;
-}
+static char *write_yaml(const char *name, const char *text) { return tu_world_write(tmp, name, text); }
 
 /* BASE_YAML with the line containing `from` replaced by `to` (to may span lines) */
 static char *variant(const char *from, const char *to)
@@ -615,31 +585,6 @@ START_TEST(test_seeds_and_statistics)
 }
 END_TEST
 
-/* summary.md with the timing columns (train s, tokens/s) blanked */
-static char *summary_sans_timings(const char *dir)
-{
-    char p[1200];
-    snprintf(p, sizeof p, "%s/summary.md", dir);
-    char *md = tu_read_file(p, NULL);
-    ck_assert_msg(md, "%s missing", p);
-    char *out = calloc(strlen(md) + 1, 1);
-    size_t o = 0;
-    for (char *line = md; *line;) {
-        char *nl = strchr(line, '\n');
-        size_t len = nl ? (size_t)(nl - line + 1) : strlen(line);
-        int bars = 0;
-        for (size_t i = 0; i < len; i++) bars += line[i] == '|';
-        for (size_t i = 0, col = 0; i < len; i++) {
-            if (line[i] == '|') col++;
-            if (bars == 13 && (col == 10 || col == 11) && line[i] != '|') continue; /* the run table */
-            out[o++] = line[i];
-        }
-        line += len;
-    }
-    free(md);
-    return out;
-}
-
 static const char *SHARD_YAML =
     "name: shards\nbase_model: model\ntask: causal_lm\nmetric: exact_match\n"
     "data: {train: train.jsonl, eval: eval.jsonl}\n"
@@ -680,7 +625,7 @@ START_TEST(test_shards_then_summarize)
     unlink(p);
     ck_assert_msg(runner_summarize(c, &o, err, sizeof err) == 0, "%s", err);
     runner_config_free(c);
-    char *a = summary_sans_timings(full), *b = summary_sans_timings(sh);
+    char *a = tu_summary_sans_timings(full), *b = tu_summary_sans_timings(sh);
     ck_assert_msg(strstr(a, "| lora | 2 |") && strstr(a, "| lora | ia3 | 2 |"), "%s", a);
     ck_assert_str_eq(a, b);
     free(a);
