@@ -1,6 +1,7 @@
 /* prompt_harness.h — a prompt-learning plugin's adapter on a synthetic model, called through
  * its vtable (no PeftModel): finite-difference checks of its kernels' gradients. Used by the
- * prompt-learning suites (test_prompt_learning.c, test_p_tuning.c). */
+ * prompt-learning suites (test_prompt_learning.c, test_p_tuning.c, test_mpt.c); and their
+ * config errors through peft_get_peft_model. */
 #ifndef PEFT_PROMPT_HARNESS_H
 #define PEFT_PROMPT_HARNESS_H
 
@@ -38,5 +39,8 @@ int harness_outputs(harness *h, peft_graph *g, peft_tensor **outs, int max);
 /* the tape's gradients of every adapter tensor against central differences of
  * L = sum(out * R) over the adapter's outputs for a batch of HB; `what` names the check */
 void check_grads(harness *h, const char *what);
+/* peft_get_peft_model of config on the hf-peft-v2 GPT-2 fixture must fail with a message
+ * containing want */
+void harness_refused(const char *config, const char *want);
 
 #endif

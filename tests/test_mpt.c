@@ -135,29 +135,17 @@ START_TEST(grad_task_prompts)
 }
 END_TEST
 
-static void refused(const char *config, const char *want)
-{
-    peft_ctx *ctx = peft_ctx_new(0);
-    peft_base_model *b = NULL;
-    ck_assert(peft_load_base_model(ctx, tu_fixture("hf-peft-v2/_models/gpt2"), &b) == 0);
-    peft_model *m = NULL;
-    ck_assert_int_ne(peft_get_peft_model(ctx, b, config, NULL, 0, &m), 0);
-    ck_assert_msg(strstr(peft_errmsg(ctx), want), "error '%s' lacks '%s'", peft_errmsg(ctx), want);
-    peft_base_model_free(b);
-    peft_ctx_free(ctx);
-}
-
 START_TEST(config_errors)
 {
-    refused("{\"peft_type\":\"MULTITASK_PROMPT_TUNING\",\"num_virtual_tokens\":4,\"num_tasks\":0}",
+    harness_refused("{\"peft_type\":\"MULTITASK_PROMPT_TUNING\",\"num_virtual_tokens\":4,\"num_tasks\":0}",
             "field 'num_tasks' must be a positive integer");
-    refused("{\"peft_type\":\"MULTITASK_PROMPT_TUNING\",\"num_virtual_tokens\":4,"
+    harness_refused("{\"peft_type\":\"MULTITASK_PROMPT_TUNING\",\"num_virtual_tokens\":4,"
             "\"prompt_tuning_init\":\"SAMPLE_VOCAB\"}",
             "allowed values: \"TEXT\", \"RANDOM\", \"AVERAGE_SOURCE_TASKS\"");
-    refused("{\"peft_type\":\"MULTITASK_PROMPT_TUNING\",\"num_virtual_tokens\":4,"
+    harness_refused("{\"peft_type\":\"MULTITASK_PROMPT_TUNING\",\"num_virtual_tokens\":4,"
             "\"prompt_tuning_init\":\"EXACT_SOURCE_TASK\"}",
             "needs field 'prompt_tuning_init_state_dict_path'");
-    refused("{\"peft_type\":\"MULTITASK_PROMPT_TUNING\",\"num_virtual_tokens\":4,"
+    harness_refused("{\"peft_type\":\"MULTITASK_PROMPT_TUNING\",\"num_virtual_tokens\":4,"
             "\"prompt_tuning_init\":\"TEXT\",\"prompt_tuning_init_text\":\"hi\"}",
             "needs field 'tokenizer_name_or_path'");
 }

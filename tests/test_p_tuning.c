@@ -175,32 +175,20 @@ START_TEST(lstm_dropout_training_only)
 }
 END_TEST
 
-static void refused(const char *config, const char *want)
-{
-    peft_ctx *ctx = peft_ctx_new(0);
-    peft_base_model *b = NULL;
-    ck_assert(peft_load_base_model(ctx, tu_fixture("hf-peft-v2/_models/gpt2"), &b) == 0);
-    peft_model *m = NULL;
-    ck_assert_int_ne(peft_get_peft_model(ctx, b, config, NULL, 0, &m), 0);
-    ck_assert_msg(strstr(peft_errmsg(ctx), want), "error '%s' lacks '%s'", peft_errmsg(ctx), want);
-    peft_base_model_free(b);
-    peft_ctx_free(ctx);
-}
-
 START_TEST(config_errors)
 {
-    refused("{\"peft_type\":\"P_TUNING\",\"num_virtual_tokens\":4,"
+    harness_refused("{\"peft_type\":\"P_TUNING\",\"num_virtual_tokens\":4,"
             "\"encoder_reparameterization_type\":\"GRU\"}",
             "field 'encoder_reparameterization_type' has invalid value \"GRU\"; allowed values: "
             "\"MLP\", \"LSTM\"");
-    refused("{\"peft_type\":\"P_TUNING\",\"num_virtual_tokens\":4,\"encoder_dropout\":1.5}",
+    harness_refused("{\"peft_type\":\"P_TUNING\",\"num_virtual_tokens\":4,\"encoder_dropout\":1.5}",
             "field 'encoder_dropout' must be in [0, 1)");
-    refused("{\"peft_type\":\"P_TUNING\",\"num_virtual_tokens\":4,\"encoder_num_layers\":0}",
+    harness_refused("{\"peft_type\":\"P_TUNING\",\"num_virtual_tokens\":4,\"encoder_num_layers\":0}",
             "field 'encoder_num_layers' must be a positive integer");
-    refused("{\"peft_type\":\"P_TUNING\"}", "field 'num_virtual_tokens' is required");
-    refused("{\"peft_type\":\"P_TUNING\",\"num_virtual_tokens\":4,\"token_dim\":16}",
+    harness_refused("{\"peft_type\":\"P_TUNING\"}", "field 'num_virtual_tokens' is required");
+    harness_refused("{\"peft_type\":\"P_TUNING\",\"num_virtual_tokens\":4,\"token_dim\":16}",
             "field 'token_dim' is 16 but the gpt2 model's word embeddings are 32 wide");
-    refused("{\"peft_type\":\"P_TUNING\",\"num_virtual_tokens\":4,\"encoder_hidden_size\":-2}",
+    harness_refused("{\"peft_type\":\"P_TUNING\",\"num_virtual_tokens\":4,\"encoder_hidden_size\":-2}",
             "field 'encoder_hidden_size' must be a positive integer");
 }
 END_TEST

@@ -7,7 +7,9 @@
 
 #include "core/tensor/graph_internal.h"
 #include "core/tuner/registry.h"
+#include "peft/peft.h"
 #include "prompt_harness.h"
+#include "testutil.h"
 
 peft_rng trng;
 
@@ -131,3 +133,15 @@ void check_grads(harness *h, const char *what)
     for (int i = 0; i < n; i++) free(R[i]);
 }
 
+
+void harness_refused(const char *config, const char *want)
+{
+    peft_ctx *ctx = peft_ctx_new(0);
+    peft_base_model *b = NULL;
+    ck_assert(peft_load_base_model(ctx, tu_fixture("hf-peft-v2/_models/gpt2"), &b) == 0);
+    peft_model *m = NULL;
+    ck_assert_int_ne(peft_get_peft_model(ctx, b, config, NULL, 0, &m), 0);
+    ck_assert_msg(strstr(peft_errmsg(ctx), want), "error '%s' lacks '%s'", peft_errmsg(ctx), want);
+    peft_base_model_free(b);
+    peft_ctx_free(ctx);
+}
