@@ -22,90 +22,10 @@
 #include "peft/peft.h"
 #include "peft/safetensors.h"
 #include "testutil.h"
-
-#define CACHE_TOL 1e-5
+#include "gen_harness.h"
 
 #define ck_assert_has(msg, needle) \
     ck_assert_msg(strstr((msg), (needle)) != NULL, "message \"%s\" lacks \"%s\"", (msg), (needle))
-
-typedef struct mdl {
-    peft_ctx *ctx;
-    peft_base_model *base; /* borrowed from m when m is set */
-    peft_model *m;         /* NULL: bare base model */
-} mdl;
-
-/* a v2 fixture model, bare or with a case's adapter (prompt learning: get_peft_model with the
- * case's config and its trained values, as the contract table) */
-static mdl open_model(const char *arch, const char *adapter_case)
-{
-    mdl x = {peft_ctx_new(0), NULL, NULL};
-    char rel[256];
-    snprintf(rel, sizeof rel, "hf-peft-v2/_models/%s", arch);
-    ck_assert_msg(peft_load_base_model(x.ctx, tu_fixture(rel), &x.base) == 0, "%s", peft_errmsg(x.ctx));
-    if (adapter_case) {
-        snprintf(rel, sizeof rel, "hf-peft-v2/%s/adapter", adapter_case);
-        ck_assert_msg(peft_from_pretrained(x.ctx, x.base, tu_fixture(rel), "default", 0, &x.m) == 0,
-                      "%s: %s", adapter_case, peft_errmsg(x.ctx));
-        x.base = peft_get_base_model(x.m);
-    }
-    return x;
-}
-
-static void close_model(mdl *x)
-{
-    if (x->m) peft_model_free(x->m);
-    else peft_base_model_free(x->base);
-    peft_ctx_free(x->ctx);
-}
-
-static void forward(mdl *x, peft_graph *g, const peft_model_inputs *in, peft_model_outputs *o)
-{
-    char err[1024] = "";
-    int rc = x->m ? peft_model_forward(x->m, g, in, o) : x->base->arch->forward(x->base, g, in, o, err, sizeof err);
-    ck_assert_msg(rc == 0, "forward: %s", x->m ? peft_errmsg(x->ctx) : err);
-    ck_assert(o->logits && o->logits->ndim == 3);
-}
-
-static int prompt_learning(const mdl *x)
-{
-    return x->base->prompt && (x->base->prompt->virtual_tokens || x->base->prompt->layer_prefix);
-}
-
-/* ---- the left-padded batch ------------------------------------------------------------------ */
-
-#define BR 2
-#define TP 6
-#define NC 10
-static const int32_t PROMPT[BR][TP] = {{61, 111, 52, 57, 100, 74}, {0, 0, 43, 124, 73, 91}};
-static const int32_t PMASK[BR][TP] = {{1, 1, 1, 1, 1, 1}, {0, 0, 1, 1, 1, 1}};
-static const int32_t CONT[BR][NC] = {{5, 9, 17, 33, 64, 3, 8, 21, 34, 55},
-                                    {7, 11, 13, 19, 23, 29, 31, 37, 41, 43}};
-
-static void full_seq(int64_t n, int32_t *ids, int32_t *mask, int32_t *pos)
-{
-    for (int b = 0; b < BR; b++) {
-        int32_t ones = 0;
-        for (int64_t t = 0; t < n; t++) {
-            ids[b * n + t] = t < TP ? PROMPT[b][t] : CONT[b][t - TP];
-            mask[b * n + t] = t < TP ? PMASK[b][t] : 1;
-            ones += mask[b * n + t];
-            pos[b * n + t] = mask[b * n + t] ? ones - 1 : 1;
-        }
-    }
-}
-
-static double tail_diff(const peft_tensor *a, const peft_tensor *b, int64_t last)
-{
-    const int64_t V = a->shape[2], Ta = a->shape[1], Tb = b->shape[1];
-    double d = 0;
-    for (int64_t r = 0; r < BR; r++)
-        for (int64_t t = 0; t < last; t++) {
-            double e = tu_max_abs_diff(peft_f32(a) + (r * Ta + Ta - last + t) * V,
-                                       peft_f32(b) + (r * Tb + Tb - last + t) * V, V);
-            if (e > d) d = e;
-        }
-    return d;
-}
 
 static const char *const CASES[][2] = {
     {"qwen2", NULL},      {"qwen2", "qwen2__lora_default"},   {"qwen2", "qwen2__prefix"},
@@ -123,125 +43,41 @@ static const char *const CASES[][2] = {
 #define N_CASES (int)(sizeof CASES / sizeof CASES[0])
 #define CASE_NAME(i) (CASES[i][1] ? CASES[i][1] : CASES[i][0])
 
-/* incremental steps: the prompt, then 1, 2 (two tokens in one call), 1, 1, ... new tokens */
+/* incremental steps: the prompt, then 1, 2 (two tokens in one call), 1, 1, ... of 10 new tokens */
 START_TEST(cache_matches_full)
 {
-    mdl x = open_model(CASES[_i][0], CASES[_i][1]);
-    peft_kv_cache *c = peft_kv_cache_new(BR);
-    peft_graph *g = peft_graph_new(peft_ctx_rng(x.ctx)), *gf = peft_graph_new(peft_ctx_rng(x.ctx));
-    int32_t ids[BR * (TP + NC)], mask[BR * (TP + NC)], pos[BR * (TP + NC)];
-    int32_t nids[BR * 2], npos[BR * 2];
-    int64_t done = 0;
-    double worst = 0;
-    while (done < TP + NC) {
-        const int64_t tn = done == 0 ? TP : done == TP + 1 ? 2 : 1, n = done + tn;
-        full_seq(n, ids, mask, pos);
-        peft_graph_reset(gf);
-        peft_model_inputs fin = {.B = BR, .T = n, .input_ids = ids, .attention_mask = mask};
-        fin.position_ids = pos;
-        peft_model_outputs fo;
-        forward(&x, gf, &fin, &fo);
-        peft_graph_reset(g);
-        peft_model_inputs in = {.B = 0};
-        in.B = BR;
-        in.T = tn;
-        if (done == 0) {
-            in.input_ids = &PROMPT[0][0];
-            in.attention_mask = &PMASK[0][0];
-            in.position_ids = pos;
-        } else {
-            for (int b = 0; b < BR; b++)
-                for (int64_t t = 0; t < tn; t++) {
-                    nids[b * tn + t] = ids[b * n + done + t];
-                    npos[b * tn + t] = pos[b * n + done + t];
-                }
-            in.input_ids = nids;
-            in.position_ids = npos;
-        }
-        in.cache = c;
-        peft_model_outputs o;
-        forward(&x, g, &in, &o);
-        double d = tail_diff(o.logits, fo.logits, o.logits->shape[1]);
-        if (d > worst) worst = d;
-        ck_assert_msg(d <= CACHE_TOL, "%s: %lld cached + %lld new tokens: max diff %g",
-                      CASE_NAME(_i), (long long)done, (long long)tn, d);
-        done = n;
-    }
+    tu_mdl x = tu_mdl_open("hf-peft-v2", CASES[_i][0], CASES[_i][1]);
+    double worst = tu_cache_vs_full(&x, 10, CASE_NAME(_i));
     if (getenv("TU_VERBOSE"))
-        printf("cache vs full %s: max diff %.3g over %d positions\n", CASE_NAME(_i), worst, TP + NC);
-    peft_graph_free(g);
-    peft_graph_free(gf);
-    peft_kv_cache_free(c);
-    close_model(&x);
+        printf("cache vs full %s: max diff %.3g over %d positions\n", CASE_NAME(_i), worst, TU_TP + 10);
+    tu_mdl_close(&x);
 }
 END_TEST
 
 #define NG 10
 
-/* argmax over full forwards (no cache), HF's generation positions: the reference greedy loop */
-static void greedy_reference(mdl *x, int32_t *outk)
-{
-    peft_graph *g = peft_graph_new(peft_ctx_rng(x->ctx));
-    const int pl = prompt_learning(x);
-    const int64_t W = TP + NG;
-    int32_t seq[BR * (TP + NG)], mask[BR * (TP + NG)], pos[BR * (TP + NG)], ones[BR];
-    for (int b = 0; b < BR; b++) {
-        ones[b] = 0;
-        for (int t = 0; t < TP; t++) {
-            seq[b * W + t] = PROMPT[b][t];
-            mask[b * W + t] = PMASK[b][t];
-            ones[b] += PMASK[b][t];
-            pos[b * W + t] = PMASK[b][t] ? ones[b] - 1 : 1;
-        }
-    }
-    for (int k = 0; k < NG; k++) {
-        const int64_t n = TP + k;
-        int32_t ids[BR * (TP + NG)], m2[BR * (TP + NG)], p2[BR * (TP + NG)];
-        for (int b = 0; b < BR; b++)
-            for (int64_t t = 0; t < n; t++) {
-                ids[b * n + t] = seq[b * W + t];
-                m2[b * n + t] = mask[b * W + t];
-                p2[b * n + t] = pos[b * W + t];
-            }
-        peft_graph_reset(g);
-        peft_model_inputs in = {.B = BR, .T = n, .input_ids = ids, .attention_mask = m2};
-        in.position_ids = pl ? NULL : p2;
-        peft_model_outputs o;
-        forward(x, g, &in, &o);
-        const int64_t Tq = o.logits->shape[1], V = o.logits->shape[2];
-        for (int b = 0; b < BR; b++) {
-            int32_t tok = peft_gen_argmax(peft_f32(o.logits) + (b * Tq + Tq - 1) * V, V);
-            outk[b * NG + k] = tok;
-            seq[b * W + TP + k] = tok;
-            mask[b * W + TP + k] = 1;
-            pos[b * W + TP + k] = ones[b] + k;
-        }
-    }
-    peft_graph_free(g);
-}
-
 START_TEST(greedy_equals_full_forwards)
 {
-    mdl x = open_model(CASES[_i][0], CASES[_i][1]);
-    int32_t ref[BR * NG];
-    greedy_reference(&x, ref);
+    tu_mdl x = tu_mdl_open("hf-peft-v2", CASES[_i][0], CASES[_i][1]);
+    int32_t ref[TU_BR * NG];
+    tu_greedy_reference(&x, NG, NULL, ref);
     peft_gen_config c;
     peft_gen_config_init(&c);
     c.max_new_tokens = NG;
     c.n_eos = 0;
-    peft_model_inputs in = {.B = BR, .T = TP, .input_ids = &PROMPT[0][0], .attention_mask = &PMASK[0][0]};
+    peft_model_inputs in = {.B = TU_BR, .T = TU_TP, .input_ids = &TU_PROMPT[0][0], .attention_mask = &TU_PMASK[0][0]};
     for (int cache = 1; cache >= 0; cache--) {
         c.use_cache = cache;
         peft_gen_output o;
-        int rc = x.m ? peft_generate(x.m, &in, &c, NULL, &o) : peft_generate_base(x.ctx, x.base, &in, &c, &o);
+        int rc = tu_mdl_generate(&x, &in, &c, &o);
         ck_assert_msg(rc == 0, "%s", peft_errmsg(x.ctx));
         ck_assert_int_eq(o.n_new, NG);
-        for (int i = 0; i < BR * NG; i++)
+        for (int i = 0; i < TU_BR * NG; i++)
             ck_assert_msg(o.tokens[i] == ref[i], "%s cache %d: row %d token %d: %d, reference %d",
                           CASE_NAME(_i), cache, i / NG, i % NG, o.tokens[i], ref[i]);
         peft_gen_output_free(&o);
     }
-    close_model(&x);
+    tu_mdl_close(&x);
 }
 END_TEST
 

@@ -22,104 +22,15 @@
 #include "core/model/kv_cache.h"
 #include "peft/peft.h"
 #include "testutil.h"
-
-#define CACHE_TOL 1e-5
+#include "gen_harness.h"
 
 #define ck_assert_has(msg, needle) \
     ck_assert_msg(strstr((msg), (needle)) != NULL, "message \"%s\" lacks \"%s\"", (msg), (needle))
 
 
-/* ---- models ----------------------------------------------------------------------------------- */
-
-typedef struct mdl {
-    peft_ctx *ctx;
-    peft_base_model *base; /* borrowed from m when m is set */
-    peft_model *m;         /* NULL: bare base model */
-} mdl;
-
-static mdl open_model(const char *arch, const char *adapter_case)
-{
-    mdl x = {peft_ctx_new(0), NULL, NULL};
-    char rel[256];
-    snprintf(rel, sizeof rel, "hf-peft/_models/%s", arch);
-    ck_assert_msg(peft_load_base_model(x.ctx, tu_fixture(rel), &x.base) == 0, "%s", peft_errmsg(x.ctx));
-    if (adapter_case) {
-        snprintf(rel, sizeof rel, "hf-peft/%s/adapter", adapter_case);
-        ck_assert_msg(peft_from_pretrained(x.ctx, x.base, tu_fixture(rel), "default", 0, &x.m) == 0,
-                      "%s: %s", adapter_case, peft_errmsg(x.ctx));
-        x.base = peft_get_base_model(x.m);
-    }
-    return x;
-}
-
-static void close_model(mdl *x)
-{
-    if (x->m) peft_model_free(x->m);
-    else peft_base_model_free(x->base);
-    peft_ctx_free(x->ctx);
-}
-
-static void forward(mdl *x, peft_graph *g, const peft_model_inputs *in, peft_model_outputs *o)
-{
-    char err[1024] = "";
-    int rc = x->m ? peft_model_forward(x->m, g, in, o) : x->base->arch->forward(x->base, g, in, o, err, sizeof err);
-    ck_assert_msg(rc == 0, "forward: %s", x->m ? peft_errmsg(x->ctx) : err);
-    ck_assert(o->logits && o->logits->ndim == 3);
-}
-
-static int generate(mdl *x, const peft_model_inputs *in, const peft_gen_config *c, peft_gen_output *o)
-{
-    return x->m ? peft_generate(x->m, in, c, NULL, o) : peft_generate_base(x->ctx, x->base, in, c, o);
-}
-
-/* is a prompt-learning adapter active (PEFT ignores position ids then) */
-static int prompt_learning(const mdl *x)
-{
-    return x->base->prompt && (x->base->prompt->virtual_tokens || x->base->prompt->layer_prefix);
-}
-
 static int write_text(const char *path, const char *txt) { return tu_write_file(path, txt, strlen(txt)); }
 
-/* ---- the left-padded decoder-only batch ------------------------------------------------------ */
-
-#define BR 2 /* batch rows */
-#define TP 6   /* prompt */
-#define NC 14  /* continuation tokens (the cache grows past its first 16 entries) */
-static const int32_t PROMPT[BR][TP] = {{61, 111, 52, 57, 100, 74}, {0, 0, 43, 124, 73, 91}};
-static const int32_t PMASK[BR][TP] = {{1, 1, 1, 1, 1, 1}, {0, 0, 1, 1, 1, 1}};
-static const int32_t CONT[BR][NC] = {{5, 9, 17, 33, 64, 3, 8, 21, 34, 55, 89, 14, 23, 37},
-                                    {7, 11, 13, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61}};
-
-/* the first n tokens of prompt + continuation per row, its mask and HF's generation positions
- * (cumsum(mask) - 1, masked 1) */
-static void full_seq(int64_t n, int32_t *ids, int32_t *mask, int32_t *pos)
-{
-    for (int b = 0; b < BR; b++) {
-        int32_t ones = 0;
-        for (int64_t t = 0; t < n; t++) {
-            ids[b * n + t] = t < TP ? PROMPT[b][t] : CONT[b][t - TP];
-            mask[b * n + t] = t < TP ? PMASK[b][t] : 1;
-            ones += mask[b * n + t];
-            pos[b * n + t] = mask[b * n + t] ? ones - 1 : 1;
-        }
-    }
-}
-
-/* max |a - b| over the last `last` positions of a (BR, Ta, V) and b (BR, Tb, V) */
-static double tail_diff(const peft_tensor *a, const peft_tensor *b, int64_t last)
-{
-    const int64_t V = a->shape[2], Ta = a->shape[1], Tb = b->shape[1];
-    ck_assert_int_eq(b->shape[2], V);
-    ck_assert(Ta >= last && Tb >= last);
-    double d = 0;
-    for (int64_t r = 0; r < BR; r++)
-        for (int64_t t = 0; t < last; t++) {
-            double e = tu_max_abs_diff(peft_f32(a) + (r * Ta + Ta - last + t) * V,
-                                       peft_f32(b) + (r * Tb + Tb - last + t) * V, V);
-            if (e > d) d = e;
-        }
-    return d;
-}
+/* ---- decoder-only: the left-padded batch of gen_harness.h ----------------------------------- */
 
 static const char *const DEC_CASES[][2] = {
     {"gpt2", NULL}, {"gpt2", "gpt2__lora_default"}, {"gpt2", "gpt2__prefix"}, {"gpt2", "gpt2__prompt"},
@@ -130,64 +41,14 @@ static const char *const DEC_CASES[][2] = {
 /* incremental steps: the prompt, then 1, 2 (two tokens in one call), 1, 1, ... new tokens */
 START_TEST(cache_matches_full_decoder)
 {
-    mdl x = open_model(DEC_CASES[_i][0], DEC_CASES[_i][1]);
-    peft_kv_cache *c = peft_kv_cache_new(BR);
-    peft_graph *g = peft_graph_new(peft_ctx_rng(x.ctx)), *gf = peft_graph_new(peft_ctx_rng(x.ctx));
-    int32_t ids[BR * (TP + NC)], mask[BR * (TP + NC)], pos[BR * (TP + NC)];
-    int32_t nids[BR * 2], npos[BR * 2];
-    int64_t done = 0; /* tokens of each row already in the cache */
-    double worst = 0;
-    while (done < TP + NC) {
-        const int64_t tn = done == 0 ? TP : done == TP + 1 ? 2 : 1, n = done + tn;
-        full_seq(n, ids, mask, pos);
-        /* the full forward over everything so far */
-        peft_graph_reset(gf);
-        peft_model_inputs fin = {.B = BR, .T = n, .input_ids = ids, .attention_mask = mask, .labels = NULL};
-        fin.position_ids = pos;
-        peft_model_outputs fo;
-        forward(&x, gf, &fin, &fo);
-        /* the incremental step: only the tn new tokens (the prompt with its mask first) */
-        peft_graph_reset(g);
-        peft_model_inputs in = {0};
-        in.B = BR;
-        in.T = tn;
-        if (done == 0) {
-            in.input_ids = &PROMPT[0][0];
-            in.attention_mask = &PMASK[0][0];
-            in.position_ids = pos; /* n == TP: the prompt's positions */
-        } else {
-            for (int b = 0; b < BR; b++)
-                for (int64_t t = 0; t < tn; t++) {
-                    nids[b * tn + t] = ids[b * n + done + t];
-                    npos[b * tn + t] = pos[b * n + done + t];
-                }
-            in.input_ids = nids;
-            in.position_ids = npos;
-        }
-        in.cache = c;
-        peft_model_outputs o;
-        forward(&x, g, &in, &o);
-        /* the hooks are set by the forward: P virtual tokens (prompt tuning) or prefix entries */
-        const peft_prompt_hooks *ph = x.base->prompt;
-        const int64_t virt = ph && ph->n_virtual > 0 ? ph->n_virtual : 0;
-        const int64_t pp = ph && ph->virtual_tokens ? virt : 0;
-        ck_assert_int_eq(o.logits->shape[1], (done == 0 ? pp : 0) + tn);
-        double d = tail_diff(o.logits, fo.logits, o.logits->shape[1]);
-        if (d > worst) worst = d;
-        ck_assert_msg(d <= CACHE_TOL, "%s/%s: %lld cached + %lld new tokens: max diff %g",
-                      DEC_CASES[_i][0], DEC_CASES[_i][1] ? DEC_CASES[_i][1] : "base", (long long)done,
-                      (long long)tn, d);
-        done = n;
-        ck_assert_int_eq(peft_kv_cache_len(c), done + virt);
-    }
+    tu_mdl x = tu_mdl_open("hf-peft", DEC_CASES[_i][0], DEC_CASES[_i][1]);
+    char name[128];
+    snprintf(name, sizeof name, "%s/%s", DEC_CASES[_i][0], DEC_CASES[_i][1] ? DEC_CASES[_i][1] : "base");
+    double worst = tu_cache_vs_full(&x, TU_NC, name);
     if (getenv("TU_VERBOSE"))
-        printf("cache vs full %s/%s: max diff %.3g (%d positions, prompt learning %d)\n",
-               DEC_CASES[_i][0], DEC_CASES[_i][1] ? DEC_CASES[_i][1] : "base", worst, TP + NC,
-               prompt_learning(&x));
-    peft_graph_free(g);
-    peft_graph_free(gf);
-    peft_kv_cache_free(c);
-    close_model(&x);
+        printf("cache vs full %s: max diff %.3g (%d positions, prompt learning %d)\n", name, worst,
+               TU_TP + TU_NC, tu_mdl_prompt_learning(&x));
+    tu_mdl_close(&x);
 }
 END_TEST
 
@@ -195,20 +56,20 @@ END_TEST
 
 #define TE 8
 #define TD 9
-static const int32_t ENC[BR][TE] = {{47, 119, 108, 122, 50, 13, 114, 77}, {68, 60, 76, 114, 78, 94, 0, 0}};
-static const int32_t EMASK[BR][TE] = {{1, 1, 1, 1, 1, 1, 1, 1}, {1, 1, 1, 1, 1, 1, 0, 0}};
-static const int32_t DEC[BR][TD] = {{0, 37, 52, 25, 107, 90, 11, 5, 99}, {0, 94, 100, 24, 33, 7, 8, 64, 3}};
+static const int32_t ENC[TU_BR][TE] = {{47, 119, 108, 122, 50, 13, 114, 77}, {68, 60, 76, 114, 78, 94, 0, 0}};
+static const int32_t EMASK[TU_BR][TE] = {{1, 1, 1, 1, 1, 1, 1, 1}, {1, 1, 1, 1, 1, 1, 0, 0}};
+static const int32_t DEC[TU_BR][TD] = {{0, 37, 52, 25, 107, 90, 11, 5, 99}, {0, 94, 100, 24, 33, 7, 8, 64, 3}};
 
 static const char *const T5_CASES[] = {NULL, "t5__lora_default", "t5__prefix", "t5__prompt"};
 
 /* te = encoder length used: 5 (== the prefix length) takes T5's cross-prefix branch */
 static void t5_cache_case(const char *adapter, int64_t te)
 {
-    mdl x = open_model("t5", adapter);
-    peft_kv_cache *c = peft_kv_cache_new(BR);
+    tu_mdl x = tu_mdl_open("hf-peft", "t5", adapter);
+    peft_kv_cache *c = peft_kv_cache_new(TU_BR);
     peft_graph *g = peft_graph_new(peft_ctx_rng(x.ctx)), *gf = peft_graph_new(peft_ctx_rng(x.ctx));
-    int32_t enc[BR * TE], emask[BR * TE], dec[BR * TD], nd[BR * 2];
-    for (int b = 0; b < BR; b++)
+    int32_t enc[TU_BR * TE], emask[TU_BR * TE], dec[TU_BR * TD], nd[TU_BR * 2];
+    for (int b = 0; b < TU_BR; b++)
         for (int64_t t = 0; t < te; t++) {
             enc[b * te + t] = ENC[b][t];
             emask[b * te + t] = EMASK[b][t];
@@ -217,27 +78,27 @@ static void t5_cache_case(const char *adapter, int64_t te)
     int64_t done = 0;
     while (done < TD) {
         const int64_t tn = done == 0 ? 2 : 1, n = done + tn;
-        for (int b = 0; b < BR; b++)
+        for (int b = 0; b < TU_BR; b++)
             for (int64_t t = 0; t < n; t++) dec[b * n + t] = DEC[b][t];
         peft_graph_reset(gf);
-        peft_model_inputs fin = {.B = BR, .T = te, .input_ids = enc, .attention_mask = emask, .labels = NULL};
+        peft_model_inputs fin = {.B = TU_BR, .T = te, .input_ids = enc, .attention_mask = emask, .labels = NULL};
         fin.decoder_input_ids = dec;
         fin.Td = n;
         peft_model_outputs fo;
-        forward(&x, gf, &fin, &fo);
-        for (int b = 0; b < BR; b++)
+        tu_mdl_forward(&x, gf, &fin, &fo);
+        for (int b = 0; b < TU_BR; b++)
             for (int64_t t = 0; t < tn; t++) nd[b * tn + t] = DEC[b][done + t];
         peft_graph_reset(g);
-        peft_model_inputs in = {.B = BR, .T = te, .input_ids = enc, .attention_mask = emask, .labels = NULL};
+        peft_model_inputs in = {.B = TU_BR, .T = te, .input_ids = enc, .attention_mask = emask, .labels = NULL};
         in.decoder_input_ids = nd;
         in.Td = tn;
         in.cache = c;
         peft_model_outputs o;
-        forward(&x, g, &in, &o);
+        tu_mdl_forward(&x, g, &in, &o);
         ck_assert_int_eq(o.logits->shape[1], tn);
-        double d = tail_diff(o.logits, fo.logits, tn);
+        double d = tu_tail_diff(o.logits, fo.logits, tn);
         if (d > worst) worst = d;
-        ck_assert_msg(d <= CACHE_TOL, "t5/%s (Te %lld): %lld cached + %lld new: max diff %g",
+        ck_assert_msg(d <= TU_CACHE_TOL, "t5/%s (Te %lld): %lld cached + %lld new: max diff %g",
                       adapter ? adapter : "base", (long long)te, (long long)done, (long long)tn, d);
         done = n;
     }
@@ -248,7 +109,7 @@ static void t5_cache_case(const char *adapter, int64_t te)
     peft_graph_free(g);
     peft_graph_free(gf);
     peft_kv_cache_free(c);
-    close_model(&x);
+    tu_mdl_close(&x);
 }
 
 START_TEST(cache_matches_full_t5)
@@ -267,94 +128,34 @@ END_TEST
 
 #define NG 10
 
-/* argmax over full forwards (no cache): the reference greedy loop */
-static void greedy_reference(mdl *x, int32_t *outk)
-{
-    peft_graph *g = peft_graph_new(peft_ctx_rng(x->ctx));
-    const int ed = x->base->is_encoder_decoder, pl = prompt_learning(x);
-    const int64_t W = ed ? 1 + NG : TP + NG;
-    int32_t seq[BR * (TP + NG + 1)], mask[BR * (TP + NG)], pos[BR * (TP + NG)];
-    int32_t ones[BR];
-    for (int b = 0; b < BR; b++) {
-        ones[b] = 0;
-        if (ed) seq[b * W] = 0; /* decoder_start_token_id */
-        for (int t = 0; !ed && t < TP; t++) {
-            seq[b * W + t] = PROMPT[b][t];
-            mask[b * W + t] = PMASK[b][t];
-            ones[b] += PMASK[b][t];
-            pos[b * W + t] = PMASK[b][t] ? ones[b] - 1 : 1;
-        }
-    }
-    for (int k = 0; k < NG; k++) {
-        const int64_t n = ed ? 1 + k : TP + k;
-        int32_t ids[BR * (TP + NG)], m2[BR * (TP + NG)], p2[BR * (TP + NG)];
-        for (int b = 0; b < BR; b++)
-            for (int64_t t = 0; t < n; t++) {
-                ids[b * n + t] = seq[b * W + t];
-                if (!ed) {
-                    m2[b * n + t] = mask[b * W + t];
-                    p2[b * n + t] = pos[b * W + t];
-                }
-            }
-        peft_graph_reset(g);
-        peft_model_inputs in = {0};
-        in.B = BR;
-        if (ed) {
-            in.T = TE;
-            in.input_ids = &ENC[0][0];
-            in.attention_mask = &EMASK[0][0];
-            in.decoder_input_ids = ids;
-            in.Td = n;
-        } else {
-            in.T = n;
-            in.input_ids = ids;
-            in.attention_mask = m2;
-            in.position_ids = pl ? NULL : p2;
-        }
-        peft_model_outputs o;
-        forward(x, g, &in, &o);
-        const int64_t Tq = o.logits->shape[1], V = o.logits->shape[2];
-        for (int b = 0; b < BR; b++) {
-            int32_t tok = peft_gen_argmax(peft_f32(o.logits) + (b * Tq + Tq - 1) * V, V);
-            outk[b * NG + k] = tok;
-            if (ed) {
-                seq[b * W + 1 + k] = tok;
-            } else {
-                seq[b * W + TP + k] = tok;
-                mask[b * W + TP + k] = 1;
-                pos[b * W + TP + k] = ones[b] + k;
-            }
-        }
-    }
-    peft_graph_free(g);
-}
-
 static const char *const GREEDY_CASES[][2] = {
     {"gpt2", NULL}, {"gpt2", "gpt2__lora_targets"}, {"gpt2", "gpt2__prefix"}, {"gpt2", "gpt2__prompt"},
     {"llama", NULL}, {"llama", "llama__lora_default"}, {"llama", "llama__prefix"}, {"llama", "llama__prompt"},
     {"t5", NULL}, {"t5", "t5__lora_default"}, {"t5", "t5__prefix"}, {"t5", "t5__prompt"},
 };
 
-static void prompt_inputs(const mdl *x, peft_model_inputs *in)
+static void prompt_inputs(const tu_mdl *x, peft_model_inputs *in)
 {
     memset(in, 0, sizeof *in);
-    in->B = BR;
+    in->B = TU_BR;
     if (x->base->is_encoder_decoder) {
         in->T = TE;
         in->input_ids = &ENC[0][0];
         in->attention_mask = &EMASK[0][0];
     } else {
-        in->T = TP;
-        in->input_ids = &PROMPT[0][0];
-        in->attention_mask = &PMASK[0][0];
+        in->T = TU_TP;
+        in->input_ids = &TU_PROMPT[0][0];
+        in->attention_mask = &TU_PMASK[0][0];
     }
 }
 
 START_TEST(greedy_equals_full_forwards)
 {
-    mdl x = open_model(GREEDY_CASES[_i][0], GREEDY_CASES[_i][1]);
-    int32_t ref[BR * NG];
-    greedy_reference(&x, ref);
+    tu_mdl x = tu_mdl_open("hf-peft", GREEDY_CASES[_i][0], GREEDY_CASES[_i][1]);
+    int32_t ref[TU_BR * NG];
+    peft_model_inputs gin;
+    prompt_inputs(&x, &gin);
+    tu_greedy_reference(&x, NG, &gin, ref);
     peft_gen_config c;
     peft_gen_config_init(&c);
     c.max_new_tokens = NG;
@@ -364,17 +165,17 @@ START_TEST(greedy_equals_full_forwards)
     for (int cache = 1; cache >= 0; cache--) {
         c.use_cache = cache;
         peft_gen_output o;
-        ck_assert_msg(generate(&x, &in, &c, &o) == 0, "%s", peft_errmsg(x.ctx));
-        ck_assert_int_eq(o.B, BR);
+        ck_assert_msg(tu_mdl_generate(&x, &in, &c, &o) == 0, "%s", peft_errmsg(x.ctx));
+        ck_assert_int_eq(o.B, TU_BR);
         ck_assert_int_eq(o.n_new, NG);
-        for (int i = 0; i < BR * NG; i++)
+        for (int i = 0; i < TU_BR * NG; i++)
             ck_assert_msg(o.tokens[i] == ref[i], "%s/%s cache %d: row %d token %d: %d, reference %d",
                           GREEDY_CASES[_i][0], GREEDY_CASES[_i][1] ? GREEDY_CASES[_i][1] : "base",
                           cache, i / NG, i % NG, o.tokens[i], ref[i]);
-        for (int b = 0; b < BR; b++) ck_assert_int_eq(o.lengths[b], NG);
+        for (int b = 0; b < TU_BR; b++) ck_assert_int_eq(o.lengths[b], NG);
         peft_gen_output_free(&o);
     }
-    close_model(&x);
+    tu_mdl_close(&x);
 }
 END_TEST
 
@@ -449,25 +250,25 @@ START_TEST(sample_inverse_cdf_and_temperature)
 }
 END_TEST
 
-static void gen_tokens(mdl *x, peft_gen_config *c, int32_t *tok)
+static void gen_tokens(tu_mdl *x, peft_gen_config *c, int32_t *tok)
 {
     peft_model_inputs in;
     prompt_inputs(x, &in);
     peft_gen_output o;
-    ck_assert_msg(generate(x, &in, c, &o) == 0, "%s", peft_errmsg(x->ctx));
+    ck_assert_msg(tu_mdl_generate(x, &in, c, &o) == 0, "%s", peft_errmsg(x->ctx));
     ck_assert_int_eq(o.n_new, c->max_new_tokens);
-    memcpy(tok, o.tokens, (size_t)(BR * o.n_new) * sizeof *tok);
+    memcpy(tok, o.tokens, (size_t)(TU_BR * o.n_new) * sizeof *tok);
     peft_gen_output_free(&o);
 }
 
 START_TEST(sampling_seeded_and_limits)
 {
-    mdl x = open_model(_i ? "t5" : "llama", _i ? "t5__lora_default" : "llama__lora_default");
+    tu_mdl x = tu_mdl_open("hf-peft", _i ? "t5" : "llama", _i ? "t5__lora_default" : "llama__lora_default");
     peft_gen_config c;
     peft_gen_config_init(&c);
     c.max_new_tokens = NG;
     c.n_eos = 0;
-    int32_t greedy[BR * NG], a[BR * NG], b2[BR * NG], d[BR * NG];
+    int32_t greedy[TU_BR * NG], a[TU_BR * NG], b2[TU_BR * NG], d[TU_BR * NG];
     gen_tokens(&x, &c, greedy);
     c.do_sample = 1;
     c.top_k = 0;
@@ -501,7 +302,7 @@ START_TEST(sampling_seeded_and_limits)
     c.temperature = 1e-4;
     gen_tokens(&x, &c, d);
     ck_assert(!memcmp(greedy, d, sizeof d));
-    close_model(&x);
+    tu_mdl_close(&x);
 }
 END_TEST
 
@@ -511,12 +312,12 @@ START_TEST(eos_stops_rows_and_pads)
 {
     /* llama: pad_token_id 0; gpt2 (bare): no pad token, so finished rows get the EOS id */
     const char *arch = _i ? "gpt2" : "llama", *adapter = _i ? "gpt2__lora_targets" : "llama__lora_default";
-    mdl x = open_model(arch, adapter);
+    tu_mdl x = tu_mdl_open("hf-peft", arch, adapter);
     peft_gen_config c;
     peft_gen_config_init(&c);
     c.max_new_tokens = NG;
     c.n_eos = 0;
-    int32_t free_run[BR * NG];
+    int32_t free_run[TU_BR * NG];
     gen_tokens(&x, &c, free_run);
     /* EOS = row 0's third token; each row stops at its first occurrence */
     const int32_t eos = free_run[2];
@@ -525,11 +326,11 @@ START_TEST(eos_stops_rows_and_pads)
     peft_model_inputs in;
     prompt_inputs(&x, &in);
     peft_gen_output o;
-    ck_assert_msg(generate(&x, &in, &c, &o) == 0, "%s", peft_errmsg(x.ctx));
+    ck_assert_msg(tu_mdl_generate(&x, &in, &c, &o) == 0, "%s", peft_errmsg(x.ctx));
     const int32_t pad = _i ? eos : 0;
     ck_assert_int_eq(o.pad_token_id, pad);
-    int64_t stop[BR], longest = 0;
-    for (int b = 0; b < BR; b++) {
+    int64_t stop[TU_BR], longest = 0;
+    for (int b = 0; b < TU_BR; b++) {
         stop[b] = NG;
         for (int k = 0; k < NG; k++)
             if (free_run[b * NG + k] == eos) { stop[b] = k + 1; break; }
@@ -537,7 +338,7 @@ START_TEST(eos_stops_rows_and_pads)
     }
     ck_assert(stop[0] <= 3);
     ck_assert_int_eq(o.n_new, longest); /* stops when every row has finished */
-    for (int b = 0; b < BR; b++) {
+    for (int b = 0; b < TU_BR; b++) {
         ck_assert_int_eq(o.lengths[b], stop[b]);
         for (int64_t k = 0; k < o.n_new; k++)
             ck_assert_int_eq(o.tokens[b * o.n_new + k], k < stop[b] ? free_run[b * NG + k] : pad);
@@ -545,35 +346,35 @@ START_TEST(eos_stops_rows_and_pads)
     peft_gen_output_free(&o);
     /* an explicit pad id wins */
     c.pad_token_id = 77;
-    ck_assert(generate(&x, &in, &c, &o) == 0);
+    ck_assert(tu_mdl_generate(&x, &in, &c, &o) == 0);
     ck_assert_int_eq(o.pad_token_id, 77);
     if (o.n_new > stop[0]) ck_assert_int_eq(o.tokens[stop[0]], 77);
     peft_gen_output_free(&o);
     /* one row that finishes: generation ends early */
     peft_model_inputs one = in;
     one.B = 1;
-    ck_assert(generate(&x, &one, &c, &o) == 0);
+    ck_assert(tu_mdl_generate(&x, &one, &c, &o) == 0);
     ck_assert_int_eq(o.n_new, stop[0]);
     ck_assert_int_eq(o.tokens[stop[0] - 1], eos);
     peft_gen_output_free(&o);
-    close_model(&x);
+    tu_mdl_close(&x);
 }
 END_TEST
 
 /* no attention mask, the pad token in input_ids (and not EOS): the mask is ids != pad, as HF */
 START_TEST(mask_inferred_from_pad)
 {
-    mdl x = open_model(_i ? "t5" : "llama", NULL); /* pad 0, eos 2 / 1 */
+    tu_mdl x = tu_mdl_open("hf-peft", _i ? "t5" : "llama", NULL); /* pad 0, eos 2 / 1 */
     peft_gen_config c;
     peft_gen_config_init(&c);
     c.max_new_tokens = NG;
-    int32_t with_mask[BR * NG], without[BR * NG];
+    int32_t with_mask[TU_BR * NG], without[TU_BR * NG];
     gen_tokens(&x, &c, with_mask);
     peft_model_inputs in;
     prompt_inputs(&x, &in);
     in.attention_mask = NULL;
     peft_gen_output o;
-    ck_assert_msg(generate(&x, &in, &c, &o) == 0, "%s", peft_errmsg(x.ctx));
+    ck_assert_msg(tu_mdl_generate(&x, &in, &c, &o) == 0, "%s", peft_errmsg(x.ctx));
     memcpy(without, o.tokens, sizeof without);
     ck_assert_int_eq(o.n_new, NG);
     peft_gen_output_free(&o);
@@ -581,16 +382,16 @@ START_TEST(mask_inferred_from_pad)
     /* pad == EOS: nothing is inferred, the pads count as tokens (an all-ones mask) */
     c.n_eos = 1;
     c.eos_token_id[0] = 0;
-    ck_assert(generate(&x, &in, &c, &o) == 0);
-    const int32_t ones[BR * TE] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+    ck_assert(tu_mdl_generate(&x, &in, &c, &o) == 0);
+    const int32_t ones[TU_BR * TE] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
     in.attention_mask = ones;
     peft_gen_output o2;
-    ck_assert(generate(&x, &in, &c, &o2) == 0);
+    ck_assert(tu_mdl_generate(&x, &in, &c, &o2) == 0);
     ck_assert_int_eq(o.n_new, o2.n_new);
-    ck_assert(!memcmp(o.tokens, o2.tokens, (size_t)(BR * o.n_new) * sizeof(int32_t)));
+    ck_assert(!memcmp(o.tokens, o2.tokens, (size_t)(TU_BR * o.n_new) * sizeof(int32_t)));
     peft_gen_output_free(&o);
     peft_gen_output_free(&o2);
-    close_model(&x);
+    tu_mdl_close(&x);
 }
 END_TEST
 
@@ -608,32 +409,32 @@ START_TEST(special_tokens_from_the_model_dir)
     const char *arches[3] = {"llama", "gpt2", "t5"};
     const int32_t pads[3] = {0, 50256, 0};
     for (int i = 0; i < 3; i++) {
-        mdl x = open_model(arches[i], NULL);
+        tu_mdl x = tu_mdl_open("hf-peft", arches[i], NULL);
         peft_gen_config c;
         peft_gen_config_init(&c);
         c.max_new_tokens = 2;
         peft_model_inputs in;
         prompt_inputs(&x, &in);
         peft_gen_output o;
-        ck_assert_msg(generate(&x, &in, &c, &o) == 0, "%s", peft_errmsg(x.ctx));
+        ck_assert_msg(tu_mdl_generate(&x, &in, &c, &o) == 0, "%s", peft_errmsg(x.ctx));
         ck_assert_int_eq(o.pad_token_id, pads[i]);
         ck_assert_int_eq(o.decoder_start_token_id, i == 2 ? 0 : -1);
         peft_gen_output_free(&o);
-        close_model(&x);
+        tu_mdl_close(&x);
     }
     /* generation_config.json wins over config.json; eos may be a list */
     char *dir = tu_tmpdir();
     const char *md = tu_fixture("hf-peft/_models/llama");
     link_file(dir, md, "config.json");
     link_file(dir, md, "model.safetensors");
-    mdl x = open_model("llama", NULL);
+    tu_mdl x = tu_mdl_open("hf-peft", "llama", NULL);
     peft_gen_config c;
     peft_gen_config_init(&c);
     c.max_new_tokens = NG;
     c.n_eos = 0;
-    int32_t free_run[BR * NG];
+    int32_t free_run[TU_BR * NG];
     gen_tokens(&x, &c, free_run);
-    close_model(&x);
+    tu_mdl_close(&x);
     char path[4096], txt[256];
     snprintf(path, sizeof path, "%s/generation_config.json", dir);
     snprintf(txt, sizeof txt, "{\"eos_token_id\": [127, %d], \"pad_token_id\": 9}", free_run[1]);
@@ -643,7 +444,7 @@ START_TEST(special_tokens_from_the_model_dir)
     ck_assert_msg(peft_load_base_model(ctx, dir, &base) == 0, "%s", peft_errmsg(ctx));
     peft_gen_config_init(&c);
     c.max_new_tokens = NG;
-    peft_model_inputs in = {.B = 1, .T = TP, .input_ids = &PROMPT[0][0], .attention_mask = &PMASK[0][0], .labels = NULL};
+    peft_model_inputs in = {.B = 1, .T = TU_TP, .input_ids = &TU_PROMPT[0][0], .attention_mask = &TU_PMASK[0][0], .labels = NULL};
     peft_gen_output o;
     ck_assert_msg(peft_generate_base(ctx, base, &in, &c, &o) == 0, "%s", peft_errmsg(ctx));
     ck_assert_int_eq(o.pad_token_id, 9);
@@ -669,43 +470,43 @@ END_TEST
 
 START_TEST(bad_configs_and_cache_misuse)
 {
-    mdl x = open_model("gpt2", NULL);
+    tu_mdl x = tu_mdl_open("hf-peft", "gpt2", NULL);
     peft_model_inputs in;
     prompt_inputs(&x, &in);
     peft_gen_output o;
     peft_gen_config c;
     peft_gen_config_init(&c);
     c.max_new_tokens = 0;
-    ck_assert(generate(&x, &in, &c, &o) != 0);
+    ck_assert(tu_mdl_generate(&x, &in, &c, &o) != 0);
     ck_assert_has(peft_errmsg(x.ctx), "max_new_tokens");
     peft_gen_config_init(&c);
     c.do_sample = 1;
     c.temperature = 0;
-    ck_assert(generate(&x, &in, &c, &o) != 0);
+    ck_assert(tu_mdl_generate(&x, &in, &c, &o) != 0);
     ck_assert_has(peft_errmsg(x.ctx), "temperature");
     peft_gen_config_init(&c);
     c.do_sample = 1;
     c.top_p = 1.5;
-    ck_assert(generate(&x, &in, &c, &o) != 0);
+    ck_assert(tu_mdl_generate(&x, &in, &c, &o) != 0);
     ck_assert_has(peft_errmsg(x.ctx), "top_p");
     peft_gen_config_init(&c);
     c.do_sample = 1;
     c.top_k = -1;
-    ck_assert(generate(&x, &in, &c, &o) != 0);
+    ck_assert(tu_mdl_generate(&x, &in, &c, &o) != 0);
     ck_assert_has(peft_errmsg(x.ctx), "top_k");
     /* GPT-2's learned positions: 6 prompt tokens + 60 new need 65 > n_positions 64 */
     peft_gen_config_init(&c);
     c.max_new_tokens = 60;
-    ck_assert(generate(&x, &in, &c, &o) != 0);
+    ck_assert(tu_mdl_generate(&x, &in, &c, &o) != 0);
     ck_assert_has(peft_errmsg(x.ctx), "n_positions 64");
     ck_assert_has(peft_errmsg(x.ctx), "at most max_new_tokens 59");
     c.max_new_tokens = 59; /* exactly fits */
     c.n_eos = 0;
-    ck_assert_msg(generate(&x, &in, &c, &o) == 0, "%s", peft_errmsg(x.ctx));
+    ck_assert_msg(tu_mdl_generate(&x, &in, &c, &o) == 0, "%s", peft_errmsg(x.ctx));
     ck_assert_int_eq(o.n_new, 59);
     peft_gen_output_free(&o);
     in.input_ids = NULL;
-    ck_assert(generate(&x, &in, &c, &o) != 0);
+    ck_assert(tu_mdl_generate(&x, &in, &c, &o) != 0);
     ck_assert_has(peft_errmsg(x.ctx), "input_ids");
 
     /* a cached forward: no tape, the batch size the cache was made for */
@@ -725,9 +526,9 @@ START_TEST(bad_configs_and_cache_misuse)
     ck_assert_int_eq(peft_kv_cache_len(kc), 0); /* nothing committed */
     peft_kv_cache_free(kc);
     /* the cache runs past n_positions: a clear error, the cache unchanged */
-    kc = peft_kv_cache_new(BR);
-    int32_t ids[BR * 64] = {0};
-    peft_model_inputs big = {.B = BR, .T = 60, .input_ids = ids, .attention_mask = NULL, .labels = NULL};
+    kc = peft_kv_cache_new(TU_BR);
+    int32_t ids[TU_BR * 64] = {0};
+    peft_model_inputs big = {.B = TU_BR, .T = 60, .input_ids = ids, .attention_mask = NULL, .labels = NULL};
     big.cache = kc;
     peft_graph_reset(g);
     ck_assert_msg(x.base->arch->forward(x.base, g, &big, &out, err, sizeof err) == 0, "%s", err);
@@ -740,16 +541,16 @@ START_TEST(bad_configs_and_cache_misuse)
     ck_assert_int_eq(peft_kv_cache_len(kc), 0);
     peft_kv_cache_free(kc);
     peft_graph_free(g);
-    close_model(&x);
+    tu_mdl_close(&x);
 
     /* a prefix-filled cache refuses a model without that prefix */
-    mdl p = open_model("gpt2", "gpt2__prefix");
-    kc = peft_kv_cache_new(BR);
+    tu_mdl p = tu_mdl_open("hf-peft", "gpt2", "gpt2__prefix");
+    kc = peft_kv_cache_new(TU_BR);
     g = peft_graph_new(peft_ctx_rng(p.ctx));
     prompt_inputs(&p, &in);
     in.cache = kc;
     ck_assert_msg(peft_model_forward(p.m, g, &in, &out) == 0, "%s", peft_errmsg(p.ctx));
-    ck_assert_int_eq(peft_kv_cache_len(kc), 5 + TP);
+    ck_assert_int_eq(peft_kv_cache_len(kc), 5 + TU_TP);
     ck_assert(peft_disable_adapter(p.m) == 0);
     peft_graph_reset(g);
     in.T = 1;
@@ -757,7 +558,7 @@ START_TEST(bad_configs_and_cache_misuse)
     ck_assert_has(peft_errmsg(p.ctx), "5 prefix entries");
     peft_kv_cache_free(kc);
     peft_graph_free(g);
-    close_model(&p);
+    tu_mdl_close(&p);
 }
 END_TEST
 
@@ -777,14 +578,14 @@ START_TEST(row_adapters_equal_single_adapter_runs)
     peft_gen_config_init(&c);
     c.max_new_tokens = NG;
     c.n_eos = 0;
-    peft_model_inputs in = {.B = BR, .T = TP, .input_ids = &PROMPT[0][0], .attention_mask = &PMASK[0][0], .labels = NULL};
-    const char *rows[BR] = {"b", "__base__"};
+    peft_model_inputs in = {.B = TU_BR, .T = TU_TP, .input_ids = &TU_PROMPT[0][0], .attention_mask = &TU_PMASK[0][0], .labels = NULL};
+    const char *rows[TU_BR] = {"b", "__base__"};
     peft_gen_output mixed;
     ck_assert_msg(peft_generate(m, &in, &c, rows, &mixed) == 0, "%s", peft_errmsg(ctx));
     /* row 0 alone with adapter b; row 1 alone with adapters disabled */
     peft_gen_output one;
-    peft_model_inputs r0 = {.B = 1, .T = TP, .input_ids = &PROMPT[0][0], .attention_mask = &PMASK[0][0], .labels = NULL};
-    peft_model_inputs r1 = {.B = 1, .T = TP, .input_ids = &PROMPT[1][0], .attention_mask = &PMASK[1][0], .labels = NULL};
+    peft_model_inputs r0 = {.B = 1, .T = TU_TP, .input_ids = &TU_PROMPT[0][0], .attention_mask = &TU_PMASK[0][0], .labels = NULL};
+    peft_model_inputs r1 = {.B = 1, .T = TU_TP, .input_ids = &TU_PROMPT[1][0], .attention_mask = &TU_PMASK[1][0], .labels = NULL};
     ck_assert(peft_set_adapter(m, "b") == 0);
     ck_assert(peft_generate(m, &r0, &c, NULL, &one) == 0);
     ck_assert(!memcmp(one.tokens, mixed.tokens, NG * sizeof(int32_t)));
@@ -795,7 +596,7 @@ START_TEST(row_adapters_equal_single_adapter_runs)
     peft_gen_output_free(&one);
     ck_assert(peft_enable_adapter(m) == 0);
     /* an unknown row adapter is an error naming it */
-    const char *badrows[BR] = {"a", "zzz"};
+    const char *badrows[TU_BR] = {"a", "zzz"};
     ck_assert(peft_generate(m, &in, &c, badrows, &one) != 0);
     ck_assert_has(peft_errmsg(ctx), "zzz");
     peft_gen_output_free(&mixed);
@@ -810,17 +611,17 @@ static char *tmp;
 static void setup(void) { tmp = tu_tmpdir(); }
 static void teardown(void) { tu_rmtree(tmp); free(tmp); }
 
-/* OUT.json key (BR, n) rows into a (BR * n) array; returns n */
+/* OUT.json key (TU_BR, n) rows into a (TU_BR * n) array; returns n */
 static int64_t read_rows(const char *path, const char *key, int32_t *dst, int64_t max)
 {
     json_error_t je;
     json_t *root = json_load_file(path, 0, &je);
     ck_assert_msg(root, "%s: %s", path, je.text);
     json_t *rows = json_object_get(root, key);
-    ck_assert(json_is_array(rows) && json_array_size(rows) == BR);
+    ck_assert(json_is_array(rows) && json_array_size(rows) == TU_BR);
     int64_t n = (int64_t)json_array_size(json_array_get(rows, 0));
-    ck_assert(BR * n <= max);
-    for (size_t b = 0; b < BR; b++) {
+    ck_assert(TU_BR * n <= max);
+    for (size_t b = 0; b < TU_BR; b++) {
         json_t *r = json_array_get(rows, b);
         ck_assert((int64_t)json_array_size(r) == n);
         for (int64_t t = 0; t < n; t++) dst[b * n + t] = (int32_t)json_integer_value(json_array_get(r, (size_t)t));
@@ -847,16 +648,18 @@ START_TEST(cli_generate_end_to_end)
     ck_assert_msg(rc == 0, "%s", out);
     ck_assert_has(out, "KV cache");
     free(out);
-    int32_t got[BR * 32], seq[BR * 32];
-    ck_assert_int_eq(read_rows(outp, "generated_ids", got, BR * 32), NG);
-    ck_assert_int_eq(read_rows(outp, "sequences", seq, BR * 32), TP + NG);
-    mdl x = open_model("llama", "llama__lora_default");
-    int32_t ref[BR * NG];
-    greedy_reference(&x, ref);
+    int32_t got[TU_BR * 32], seq[TU_BR * 32];
+    ck_assert_int_eq(read_rows(outp, "generated_ids", got, TU_BR * 32), NG);
+    ck_assert_int_eq(read_rows(outp, "sequences", seq, TU_BR * 32), TU_TP + NG);
+    tu_mdl x = tu_mdl_open("hf-peft", "llama", "llama__lora_default");
+    int32_t ref[TU_BR * NG];
+    peft_model_inputs gin;
+    prompt_inputs(&x, &gin);
+    tu_greedy_reference(&x, NG, &gin, ref);
     ck_assert(!memcmp(got, ref, sizeof ref));
-    for (int b = 0; b < BR; b++) {
-        ck_assert(!memcmp(seq + b * (TP + NG), PROMPT[b], sizeof PROMPT[b]));
-        ck_assert(!memcmp(seq + b * (TP + NG) + TP, ref + b * NG, NG * sizeof(int32_t)));
+    for (int b = 0; b < TU_BR; b++) {
+        ck_assert(!memcmp(seq + b * (TU_TP + NG), TU_PROMPT[b], sizeof TU_PROMPT[b]));
+        ck_assert(!memcmp(seq + b * (TU_TP + NG) + TU_TP, ref + b * NG, NG * sizeof(int32_t)));
     }
     /* sampling from the command line equals the library's, seeded */
     rc = tu_run_peft(&out, "generate --model %s --adapter %s --input %s --output %s --max-new-tokens %d --eos none "
@@ -864,7 +667,7 @@ START_TEST(cli_generate_end_to_end)
                      tu_fixture("hf-peft/_models/llama"), tu_fixture("hf-peft/llama__lora_default/adapter"), in, outp, NG);
     ck_assert_msg(rc == 0, "%s", out);
     free(out);
-    read_rows(outp, "generated_ids", got, BR * 32);
+    read_rows(outp, "generated_ids", got, TU_BR * 32);
     peft_gen_config c;
     peft_gen_config_init(&c);
     c.max_new_tokens = NG;
@@ -874,10 +677,10 @@ START_TEST(cli_generate_end_to_end)
     c.top_k = 20;
     c.top_p = 0.9;
     c.seed = 5;
-    int32_t lib[BR * NG];
+    int32_t lib[TU_BR * NG];
     gen_tokens(&x, &c, lib);
     ck_assert(!memcmp(got, lib, sizeof lib));
-    close_model(&x);
+    tu_mdl_close(&x);
     /* T5: sequences start with decoder_start_token_id; --no-cache gives the same tokens */
     const char *t5in = "{\"input_ids\": [[47, 119, 108, 122, 50, 13, 114, 77], [68, 60, 76, 114, 78, 94, 0, 0]],"
                        " \"attention_mask\": [[1, 1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1, 0, 0]]}";
@@ -893,10 +696,10 @@ START_TEST(cli_generate_end_to_end)
     ck_assert_msg(rc == 0, "%s", out);
     ck_assert_has(out, "no cache");
     free(out);
-    int32_t s1[BR * 32], s2[BR * 32];
-    ck_assert_int_eq(read_rows(outp, "sequences", s1, BR * 32), 6);
-    ck_assert_int_eq(read_rows(out2, "sequences", s2, BR * 32), 6);
-    ck_assert(!memcmp(s1, s2, BR * 6 * sizeof(int32_t)));
+    int32_t s1[TU_BR * 32], s2[TU_BR * 32];
+    ck_assert_int_eq(read_rows(outp, "sequences", s1, TU_BR * 32), 6);
+    ck_assert_int_eq(read_rows(out2, "sequences", s2, TU_BR * 32), 6);
+    ck_assert(!memcmp(s1, s2, TU_BR * 6 * sizeof(int32_t)));
     ck_assert(s1[0] == 0 && s1[6] == 0);
 }
 END_TEST
@@ -915,8 +718,8 @@ START_TEST(cli_generate_row_adapters)
                          "--eos none --row-adapters b,__base__", model, a, b, in, outp, NG);
     ck_assert_msg(rc == 0, "%s", out);
     free(out);
-    int32_t got[BR * 32];
-    ck_assert_int_eq(read_rows(outp, "generated_ids", got, BR * 32), NG);
+    int32_t got[TU_BR * 32];
+    ck_assert_int_eq(read_rows(outp, "generated_ids", got, TU_BR * 32), NG);
     /* the same rows through the library */
     peft_ctx *ctx = peft_ctx_new(0);
     peft_base_model *base;
@@ -928,11 +731,11 @@ START_TEST(cli_generate_row_adapters)
     peft_gen_config_init(&c);
     c.max_new_tokens = NG;
     c.n_eos = 0;
-    peft_model_inputs mi = {.B = BR, .T = TP, .input_ids = &PROMPT[0][0], .attention_mask = &PMASK[0][0], .labels = NULL};
-    const char *rows[BR] = {"b", "__base__"};
+    peft_model_inputs mi = {.B = TU_BR, .T = TU_TP, .input_ids = &TU_PROMPT[0][0], .attention_mask = &TU_PMASK[0][0], .labels = NULL};
+    const char *rows[TU_BR] = {"b", "__base__"};
     peft_gen_output o;
     ck_assert_msg(peft_generate(m, &mi, &c, rows, &o) == 0, "%s", peft_errmsg(ctx));
-    ck_assert(!memcmp(got, o.tokens, BR * NG * sizeof(int32_t)));
+    ck_assert(!memcmp(got, o.tokens, TU_BR * NG * sizeof(int32_t)));
     peft_gen_output_free(&o);
     peft_model_free(m);
     peft_ctx_free(ctx);
