@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/model/kv_cache.h"
+#include "core/model/model_internal.h" /* white-box: the model's arch and prompt hooks */
 #include "testutil.h"
 
 tu_mdl tu_mdl_open(const char *root, const char *arch, const char *adapter_case)
