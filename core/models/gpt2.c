@@ -26,6 +26,7 @@
 #include "core/model/model_internal.h"
 #include "core/models/decoder.h"
 #include "core/ops/ops.h"
+#include "core/tensor/graph_internal.h"
 
 #define LM_CLASS "GPT2LMHeadModel"
 #define CLS_CLASS "GPT2ForSequenceClassification"
@@ -345,7 +346,8 @@ static int gpt2_forward(peft_base_model *m, peft_graph *g, const peft_model_inpu
     if (err && errlen) err[0] = 0;
     for (int64_t l = 0; l < s->L; l++) {
         gpt2_block_ud u = {m, (int)l, q, scale, ckpt ? NULL : err, errlen};
-        h = ckpt ? peft_checkpoint(g, gpt2_block_fn, &u, sizeof u, h) : gpt2_block_fn(g, &u, h);
+        /* inference: each block's scratch rewound (peft_block_scoped) */
+        h = ckpt ? peft_checkpoint(g, gpt2_block_fn, &u, sizeof u, h) : peft_block_scoped(g, gpt2_block_fn, &u, h);
         if (!h) {
             if (err && errlen && err[0]) return -1;
             goto oom;

@@ -29,6 +29,7 @@
 #include "core/models/rope_decoder.h"
 #include "core/models/rope_scaling.h"
 #include "core/ops/ops.h"
+#include "core/tensor/graph_internal.h"
 
 enum { ACT_SILU, ACT_GELU_TANH, ACT_GELU, ACT_RELU };
 
@@ -472,7 +473,8 @@ int rdec_forward(peft_base_model *m, peft_graph *g, const peft_model_inputs *in,
     if (err && errlen) err[0] = 0;
     for (int64_t l = 0; l < d->L; l++) {
         rdec_block_ud u = {m, (int)l, q, inv_a, ckpt ? NULL : err, errlen};
-        h = ckpt ? peft_checkpoint(g, rdec_block, &u, sizeof u, h) : rdec_block(g, &u, h);
+        /* inference: each block's scratch rewound (peft_block_scoped) */
+        h = ckpt ? peft_checkpoint(g, rdec_block, &u, sizeof u, h) : peft_block_scoped(g, rdec_block, &u, h);
         if (!h) {
             if (err && errlen && err[0]) return -1;
             goto oom;

@@ -1,7 +1,8 @@
 /* checkpoint.c — gradient checkpointing of one block (graph.h peft_checkpoint): the forward
  * runs the block, keeps its output and rewinds the arena and the tape to before it; one tape
  * node recomputes the block in backward (RNG as in the forward), walks the block's own nodes,
- * and rewinds again, so that a step holds the block inputs plus one block's activations. */
+ * and rewinds again, so that a step holds the block inputs plus one block's activations.
+ * peft_block_scoped is the inference counterpart: a block's scratch rewound once it returns. */
 #include <string.h>
 #include "core/tensor/tape.h"
 
@@ -96,6 +97,20 @@ peft_tensor *peft_checkpoint_ex(peft_graph *g, peft_block_fn fn, const void *ud,
     peft_arena_rewind(g->arena, m);
     if (!out->requires_grad) g->n_nodes--; /* nothing to recompute for */
     else g->nodes[n0 - 1].out = out;
+    return out;
+}
+
+peft_tensor *peft_block_scoped(peft_graph *g, peft_block_fn fn, void *ud, peft_tensor *x)
+{
+    if (!g || !fn || !x) return NULL;
+    if (g->recording) return fn(g, ud, x);
+    peft_tensor *out = peft_graph_tensor_raw(g, PEFT_DTYPE_F32, x->ndim, x->shape);
+    if (!out) return NULL;
+    peft_arena_mark m = peft_arena_get_mark(g->arena);
+    peft_tensor *y = fn(g, ud, x);
+    if (!y || y->numel != out->numel || y->dtype != PEFT_DTYPE_F32) return NULL;
+    memcpy(out->data, y->data, (size_t)out->numel * sizeof(float));
+    peft_arena_rewind(g->arena, m);
     return out;
 }
 

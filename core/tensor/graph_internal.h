@@ -40,4 +40,11 @@ static inline int peft_needs_grad(const peft_graph *g, const peft_tensor *a, con
     return g->recording && ((a && a->requires_grad) || (b && b->requires_grad));
 }
 
+/* A model block run for inference with its scratch given back: when g is not recording, out
+ * (shaped as x) is carved before a mark, fn(g, ud, x) runs, its output (same numel as x) is
+ * copied into out and the arena rewinds to the mark, so that a forward holds one block's
+ * activations, not every block's. Nothing fn allocates in the arena may be used after it
+ * returns. When recording, plainly fn(g, ud, x). NULL on failure. (core/tensor/checkpoint.c) */
+peft_tensor *peft_block_scoped(peft_graph *g, peft_block_fn fn, void *ud, peft_tensor *x);
+
 #endif
