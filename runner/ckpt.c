@@ -127,16 +127,18 @@ int runner_ckpt_save(const char *path, const peft_adamw *opt, const runner_state
     json_decref(j);
     if (!txt) return snprintf(err, errlen, "%s: out of memory", path), -1;
     const char *meta[] = {"format", "pt", "runner", txt, NULL};
-    int rc = peft_adamw_save_state(opt, path, meta, err, errlen);
+    int rc = peft_adamw_save_state(opt, path, meta);
     free(txt);
-    return rc;
+    if (rc) snprintf(err, errlen, "%s", peft_errmsg(peft_adamw_ctx(opt)));
+    return rc ? -1 : 0;
 }
 
 int runner_ckpt_load(const char *path, peft_adamw *opt, runner_state *s, peft_rng *model_rng,
                      const json_t *config, char *err, size_t errlen)
 {
     char *txt = NULL;
-    if (peft_adamw_load_state(opt, path, "runner", &txt, err, errlen)) return -1;
+    if (peft_adamw_load_state(opt, path, "runner", &txt))
+        return snprintf(err, errlen, "%s", peft_errmsg(peft_adamw_ctx(opt))), -1;
     json_error_t je;
     json_t *j = txt ? json_loads(txt, 0, &je) : NULL;
     free(txt);

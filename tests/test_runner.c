@@ -819,16 +819,16 @@ START_TEST(test_adamw_params_and_state)
         peft_adamw_step(o, 0);
     }
     ck_assert_int_eq(peft_adamw_steps_done(o), 3);
-    char path[1024], err[512];
+    char path[1024];
     snprintf(path, sizeof path, "%s/opt.safetensors", tmp);
     const char *meta[] = {"note", "hello", NULL};
-    ck_assert_msg(peft_adamw_save_state(o, path, meta, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_adamw_save_state(o, path, meta) == 0, "%s", peft_errmsg(ctx));
     /* a copy continues exactly like the original */
     peft_tensor *a2 = peft_tensor_new(PEFT_DTYPE_F32, 2, sh), *b2 = peft_tensor_new(PEFT_DTYPE_F32, 1, sh);
     peft_tensor *ps2[2] = {a2, b2};
     peft_adamw *o2 = peft_adamw_new_params(ctx, ps2, 2, &cfg);
     char *note = NULL;
-    ck_assert_msg(peft_adamw_load_state(o2, path, "note", &note, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_adamw_load_state(o2, path, "note", &note) == 0, "%s", peft_errmsg(ctx));
     ck_assert_str_eq(note, "hello");
     free(note);
     ck_assert_int_eq(peft_adamw_steps_done(o2), 3);
@@ -846,10 +846,18 @@ START_TEST(test_adamw_params_and_state)
     peft_tensor *c3 = peft_tensor_new(PEFT_DTYPE_F32, 1, sh3);
     peft_tensor *ps3[2] = {a2, c3};
     peft_adamw *o3 = peft_adamw_new_params(ctx, ps3, 2, &cfg);
-    ck_assert(peft_adamw_load_state(o3, path, NULL, NULL, err, sizeof err) != 0);
+    ck_assert_int_eq(peft_adamw_load_state(o3, path, NULL, NULL), PEFT_EFORMAT);
+    ck_assert_int_eq(peft_errcode(ctx), PEFT_EFORMAT);
+    ck_assert_ptr_eq(peft_adamw_ctx(o3), ctx);
+    const char *err = peft_errmsg(ctx);
     ck_assert_msg(strstr(err, "exp_avg.1") || strstr(err, "param.1"), "%s", err);
     ck_assert_msg(strstr(err, "(2)") && strstr(err, "(5)"), "%s", err);
     ck_assert_int_eq(peft_adamw_steps_done(o3), 0);
+    /* a missing file is an I/O error, named */
+    char nope[1100];
+    snprintf(nope, sizeof nope, "%s/no-such.safetensors", tmp);
+    ck_assert_int_eq(peft_adamw_load_state(o3, nope, NULL, NULL), PEFT_EIO);
+    ck_assert_msg(strstr(peft_errmsg(ctx), "no-such.safetensors"), "%s", peft_errmsg(ctx));
     /* not f32: refused */
     peft_tensor *ids = peft_tensor_new(PEFT_DTYPE_I32, 1, sh3);
     ck_assert(peft_adamw_new_params(ctx, &ids, 1, &cfg) == NULL);

@@ -16,6 +16,7 @@ struct peft_adamw {
     peft_tensor **params; /* borrowed from the model */
     float **m, **v;       /* owned moments, one per param */
     int64_t t;
+    peft_ctx *ctx; /* borrowed: where the state calls leave their errors */
 };
 
 peft_adamw *peft_adamw_new_params(peft_ctx *ctx, peft_tensor *const *params, size_t n,
@@ -31,6 +32,7 @@ peft_adamw *peft_adamw_new_params(peft_ctx *ctx, peft_tensor *const *params, siz
     peft_adamw *o = calloc(1, sizeof *o);
     if (!o) goto oom;
     o->cfg = *cfg;
+    o->ctx = ctx;
     o->n = n;
     o->params = calloc(n + 1, sizeof *o->params);
     o->m = calloc(n + 1, sizeof *o->m);
@@ -132,22 +134,24 @@ void peft_adamw_scale_grads(peft_adamw *o, double s)
 
 int64_t peft_adamw_steps_done(const peft_adamw *o) { return o->t; }
 size_t peft_adamw_n_params(const peft_adamw *o) { return o->n; }
+peft_ctx *peft_adamw_ctx(const peft_adamw *o) { return o ? o->ctx : NULL; }
 peft_tensor *peft_adamw_param(const peft_adamw *o, size_t i) { return i < o->n ? o->params[i] : NULL; }
 
 /* ---- state file -------------------------------------------------------------------------- */
 
 static const char *const KIND[3] = {"param", "exp_avg", "exp_avg_sq"};
 
-int peft_adamw_save_state(const peft_adamw *o, const char *path, const char *const *meta_kv,
-                          char *err, size_t errlen)
+int peft_adamw_save_state(const peft_adamw *o, const char *path, const char *const *meta_kv)
 {
+    char err[1024] = "";
+    const size_t errlen = sizeof err;
     size_t nt = 3 * o->n, nm = 0;
     while (meta_kv && meta_kv[2 * nm]) nm++;
     peft_st_out *outs = calloc(nt + 1, sizeof *outs);
     char (*names)[32] = calloc(nt + 1, sizeof *names);
     const char **meta = calloc(2 * nm + 3, sizeof *meta);
     char step[32];
-    int rc = -1;
+    int rc = PEFT_ENOMEM;
     if (!outs || !names || !meta) {
         snprintf(err, errlen, "%s: out of memory", path);
         goto out;
@@ -163,12 +167,13 @@ int peft_adamw_save_state(const peft_adamw *o, const char *path, const char *con
     meta[0] = "adamw_step";
     meta[1] = step;
     for (size_t i = 0; i < 2 * nm; i++) meta[2 + i] = meta_kv[i];
-    rc = peft_st_write(path, outs, nt, meta, err, errlen);
+    /* the write's failures are the file system's (or the heap's, named in the message) */
+    rc = peft_st_write(path, outs, nt, meta, err, errlen) ? PEFT_EIO : PEFT_OK;
 out:
     free(outs);
     free(names);
     free(meta);
-    return rc;
+    return rc ? peft_set_error(o->ctx, rc, "%s", err) : PEFT_OK;
 }
 
 static const peft_st_entry *state_entry(const peft_st_file *f, int kind, size_t i,
@@ -198,12 +203,15 @@ static const peft_st_entry *state_entry(const peft_st_file *f, int kind, size_t 
 }
 
 int peft_adamw_load_state(peft_adamw *o, const char *path, const char *meta_key,
-                          char **meta_value, char *err, size_t errlen)
+                          char **meta_value)
 {
+    char err[1024] = "";
+    const size_t errlen = sizeof err;
     if (meta_value) *meta_value = NULL;
     peft_st_file *f;
-    if (peft_st_open(path, &f, err, errlen)) return -1;
-    int rc = -1;
+    int rc = peft_st_open(path, &f, err, errlen);
+    if (rc) return peft_set_error(o->ctx, rc, "%s", err);
+    rc = PEFT_EFORMAT; /* below, what the file holds does not fit this optimizer */
     json_t *meta = NULL;
     char *value = NULL;
     json_error_t je;
@@ -227,6 +235,7 @@ int peft_adamw_load_state(peft_adamw *o, const char *path, const char *meta_key,
         const char *s = json_string_value(json_object_get(meta, meta_key));
         if (s && !(value = strdup(s))) {
             snprintf(err, errlen, "%s: out of memory", path);
+            rc = PEFT_ENOMEM;
             goto out;
         }
     }
@@ -240,12 +249,12 @@ int peft_adamw_load_state(peft_adamw *o, const char *path, const char *meta_key,
     o->t = t;
     if (meta_value) *meta_value = value;
     value = NULL;
-    rc = 0;
+    rc = PEFT_OK;
 out:
     free(value);
     json_decref(meta);
     peft_st_close(f);
-    return rc;
+    return rc ? peft_set_error(o->ctx, rc, "%s", err) : PEFT_OK;
 }
 
 /* ---- schedules --------------------------------------------------------------------------- */

@@ -49,20 +49,24 @@ PEFT_API int64_t peft_adamw_steps_done(const peft_adamw *o);
 /* number of bound parameters and parameter i (borrowed) */
 PEFT_API size_t peft_adamw_n_params(const peft_adamw *o);
 PEFT_API peft_tensor *peft_adamw_param(const peft_adamw *o, size_t i);
+/* the context the optimizer was made with, where its calls leave their errors (borrowed) */
+PEFT_API peft_ctx *peft_adamw_ctx(const peft_adamw *o);
 
 /* ---- resuming ---- */
 /* Writes the parameter values, both moments and the step count to path (safetensors, f32,
  * keys "param.<i>", "exp_avg.<i>", "exp_avg_sq.<i>", metadata "adamw_step"), atomically, with
- * extra metadata pairs meta_kv (key0, val0, ..., NULL; may be NULL). 0, or -1 with err naming
- * the path. */
-PEFT_API int peft_adamw_save_state(const peft_adamw *o, const char *path, const char *const *meta_kv,
-                                   char *err, size_t errlen);
+ * extra metadata pairs meta_kv (key0, val0, ..., NULL; may be NULL). PEFT_OK, or PEFT_EIO (the
+ * file could not be written) / PEFT_ENOMEM with the message, naming the path, on the context
+ * the optimizer was made with. */
+PEFT_API int peft_adamw_save_state(const peft_adamw *o, const char *path, const char *const *meta_kv);
 /* Restores what peft_adamw_save_state wrote into an optimizer bound to parameters of the same
  * count and shapes (anything else is refused, naming the key and both shapes). When meta_key is
  * not NULL, *meta_value receives a malloc'd copy of that metadata value (NULL if absent; the
- * caller frees it). 0, or -1 with err naming the file. Nothing is changed on failure. */
+ * caller frees it). PEFT_OK, or PEFT_EIO (missing, unreadable), PEFT_EFORMAT (not a safetensors
+ * file, or a state that does not fit: count, key, shape, step), PEFT_ENOMEM, with the message
+ * naming the file on the optimizer's context. Nothing is changed on failure. */
 PEFT_API int peft_adamw_load_state(peft_adamw *o, const char *path, const char *meta_key,
-                                   char **meta_value, char *err, size_t errlen);
+                                   char **meta_value);
 
 /* ---- learning-rate schedules (transformers' semantics) ---- */
 #define PEFT_SCHED_CONSTANT 0 /* warm-up, then constant */
