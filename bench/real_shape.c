@@ -142,9 +142,8 @@ int main(int argc, char **argv)
     peft_load_options o = {.struct_size = sizeof o, .torch_dtype = dtype, .quant = quant,
                            .random_init = 1, .seed = 1234};
     peft_base_model *base = NULL;
-    char err[1024];
-    if (peft_base_model_load_ex(dir, &o, &base, err, sizeof err)) {
-        fprintf(stderr, "libpeft real-shape: loading: %s\n", err);
+    if (peft_load_base_model_ex(ctx, dir, &o, &base)) {
+        fprintf(stderr, "libpeft real-shape: loading: %s\n", peft_errmsg(ctx));
         return 1;
     }
     unlink(path);

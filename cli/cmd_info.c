@@ -35,13 +35,16 @@ static int info_from_config(const char *config, const char *peft_config)
         }
         task = json_string_value(json_object_get(pc, "task_type"));
     }
-    char err[1024];
     peft_base_model *base;
-    if (peft_base_model_load_meta(config, task, &base, err, sizeof err)) {
+    peft_ctx *lctx = peft_ctx_new(0);
+    if (!lctx || peft_load_base_model_meta(lctx, config, task, &base)) {
         json_decref(pc);
         free(text);
-        return cli_fail("%s", err);
+        int frc = cli_fail("%s", lctx ? peft_errmsg(lctx) : "out of memory");
+        peft_ctx_free(lctx);
+        return frc;
     }
+    peft_ctx_free(lctx);
     printf("%s (%s): %lld parameters\n", peft_base_model_class(base), peft_base_model_type(base),
            (long long)peft_base_model_param_count(base));
     int rc = 0;

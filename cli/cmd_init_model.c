@@ -38,7 +38,14 @@ static int init_from_config(const char *config, const char *out, const char *dty
                            .random_init = 1, .seed = seed};
     peft_base_model *m;
     char err[1024];
-    if (peft_base_model_load_ex(out, &o, &m, err, sizeof err)) return cli_fail("%s: %s", config, err);
+    peft_ctx *ctx = peft_ctx_new(0);
+    if (!ctx) return cli_fail("out of memory");
+    if (peft_load_base_model_ex(ctx, out, &o, &m)) {
+        cli_fail("%s: %s", config, peft_errmsg(ctx));
+        peft_ctx_free(ctx);
+        return 1;
+    }
+    peft_ctx_free(ctx);
     const int64_t n = peft_base_model_param_count(m);
     int rc = peft_base_model_save(m, out, dt, err, sizeof err);
     if (rc) cli_fail("%s", err);

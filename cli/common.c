@@ -103,12 +103,10 @@ int cli_load_opt(int argc, char **argv, int *i)
 
 int cli_load_base(peft_ctx *ctx, const char *model_dir, peft_base_model **out)
 {
-    (void)ctx;
     peft_load_options o = {.struct_size = sizeof o, .torch_dtype = load_dtype, .quant = load_quant,
                            .random_init = load_random};
-    char err[1024] = "";
-    if (peft_base_model_load_ex(model_dir, &o, out, err, sizeof err))
-        return cli_fail("%s%s", err, load_dtype || load_quant ? " (--dtype / --quant)" : "");
+    if (peft_load_base_model_ex(ctx, model_dir, &o, out))
+        return cli_fail("%s%s", peft_errmsg(ctx), load_dtype || load_quant ? " (--dtype / --quant)" : "");
     return 0;
 }
 

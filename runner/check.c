@@ -115,13 +115,14 @@ static const runner_node *blame(const runner_adapter *a, const char *msg)
 static int check_run_model(const runner_config *c, const runner_run *r, const char *config_path,
                            char *err, size_t errlen)
 {
-    char merr[1024];
     peft_base_model *base;
-    if (peft_base_model_load_meta(config_path, runner_task_peft_type(c->task), &base, merr, sizeof merr)) {
-        runner_errat(err, errlen, c, runner_map_get(c->root, "base_model"), "%s", merr);
+    peft_ctx *ctx = peft_ctx_new(r->seed);
+    if (!ctx) return snprintf(err, errlen, "out of memory"), -1;
+    if (peft_load_base_model_meta(ctx, config_path, runner_task_peft_type(c->task), &base)) {
+        runner_errat(err, errlen, c, runner_map_get(c->root, "base_model"), "%s", peft_errmsg(ctx));
+        peft_ctx_free(ctx);
         return -1;
     }
-    peft_ctx *ctx = peft_ctx_new(r->seed);
     peft_set_tokenizer(ctx, peft_tokenizer_text_hook, NULL);
     peft_model *m = NULL;
     int mixed = 0, rc = -1;
@@ -162,6 +163,11 @@ int runner_check(runner_config *c, char *err, size_t errlen)
     peft_base_model *meta = NULL;
     peft_tokenizer *tk = NULL;
     runner_dataset d = {0};
+    peft_ctx *pctx = peft_ctx_new(0);
+    if (!pctx) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
     if (!runner_file_exists(config_path)) {
         runner_errat(err, errlen, c, runner_map_get(c->root, "base_model"), "%s: no such file (base_model "
                      "must be a Hugging Face model directory)", config_path);
@@ -176,8 +182,8 @@ int runner_check(runner_config *c, char *err, size_t errlen)
     for (int i = 0; i < c->n_runs; i++)
         if (check_run_model(c, &c->runs[i], config_path, err, errlen)) goto out;
     /* the data against the model */
-    if (peft_base_model_load_meta(config_path, runner_task_peft_type(c->task), &meta, merr, sizeof merr)) {
-        runner_errat(err, errlen, c, runner_map_get(c->root, "base_model"), "%s", merr);
+    if (peft_load_base_model_meta(pctx, config_path, runner_task_peft_type(c->task), &meta)) {
+        runner_errat(err, errlen, c, runner_map_get(c->root, "base_model"), "%s", peft_errmsg(pctx));
         goto out;
     }
     int64_t vocab, num_labels = 2;
@@ -206,6 +212,7 @@ int runner_check(runner_config *c, char *err, size_t errlen)
 out:
     peft_tokenizer_free(tk);
     peft_base_model_free(meta);
+    peft_ctx_free(pctx);
     free(config_path);
     return rc;
 }

@@ -689,10 +689,12 @@ static int batch_setup(runner_config *c, batch_ctx *b, char *err, size_t errlen)
     char cfg[4096];
     snprintf(cfg, sizeof cfg, "%s/config.json", c->base_model);
     int64_t vocab = 0;
-    if (peft_base_model_load_meta(cfg, runner_task_peft_type(c->task), &meta, derr, sizeof derr)) {
-        snprintf(err, errlen, "%s", derr);
-        goto out;
-    }
+    peft_ctx *mctx = peft_ctx_new(0);
+    int lrc = mctx ? peft_load_base_model_meta(mctx, cfg, runner_task_peft_type(c->task), &meta)
+                   : PEFT_ENOMEM;
+    if (lrc) snprintf(err, errlen, "%s", mctx ? peft_errmsg(mctx) : "out of memory");
+    peft_ctx_free(mctx);
+    if (lrc) goto out;
     int64_t pad = 0;
     peft_config_int(meta, "vocab_size", 1, 0, &vocab, derr, sizeof derr);
     int64_t num_labels = peft_base_model_num_labels(meta);

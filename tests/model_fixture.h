@@ -9,12 +9,12 @@
 #include <stdint.h>
 
 #include "peft/inputs.h"
-#include "peft/model.h"
+#include "peft/peft.h"
 #include "peft/safetensors.h"
 
-/* peft_base_model_load(dir) that must succeed */
+/* peft_load_base_model(dir) that must succeed */
 peft_base_model *tu_model_load_ok(const char *dir);
-/* peft_base_model_load(dir) that must fail with a message (and leave no model); the message,
+/* peft_load_base_model(dir) that must fail with a message (and leave no model); the message,
  * static (printed when TU_VERBOSE is set) */
 const char *tu_model_load_fails(const char *dir);
 

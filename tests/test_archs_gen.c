@@ -143,7 +143,8 @@ START_TEST(param_counts_from_config)
         char rel[128], err[512];
         snprintf(rel, sizeof rel, "hf-peft-v2/_models/%s/config.json", archs[i]);
         peft_base_model *m;
-        ck_assert_msg(peft_base_model_load_meta(tu_fixture(rel), NULL, &m, err, sizeof err) == 0, "%s", err);
+        ck_assert_msg(peft_load_base_model_meta(tu_ctx(), tu_fixture(rel), NULL, &m) == 0, "%s",
+                      peft_errmsg(tu_ctx()));
         int64_t n = 0;
         ck_assert(m->arch->count_params(m->config, NULL, &n, err, sizeof err) == 0);
         ck_assert_msg(n == want, "%s: %lld parameters, transformers %lld", archs[i], (long long)n,
@@ -179,7 +180,7 @@ START_TEST(seq_cls_heads)
     json_decref(cfg);
     /* random weights for the head's parameter list (norm weights around 1 or, Gemma, 0) */
     peft_base_model *meta;
-    ck_assert_msg(peft_base_model_load_meta(path, NULL, &meta, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_load_base_model_meta(tu_ctx(), path, NULL, &meta) == 0, "%s", peft_errmsg(tu_ctx()));
     ck_assert_str_eq(peft_model_task(meta), "SEQ_CLS");
     peft_rng rng;
     peft_rng_seed(&rng, 77 + (uint64_t)_i);
@@ -201,7 +202,7 @@ START_TEST(seq_cls_heads)
     peft_base_model_free(meta);
 
     peft_base_model *m;
-    ck_assert_msg(peft_base_model_load(dir, &m, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_load_base_model(tu_ctx(), dir, &m) == 0, "%s", peft_errmsg(tu_ctx()));
     peft_site *score = NULL;
     for (size_t k = 0; k < m->n_sites; k++)
         if (!strcmp(m->sites[k]->info.name, "score")) score = m->sites[k];

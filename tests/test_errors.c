@@ -42,6 +42,19 @@ START_TEST(missing_model_dir_is_eio)
     snprintf(p, sizeof p, "%s/config.json", dir);
     ck_assert_int_eq(tu_write_file(p, "{not json", 9), 0);
     ck_assert_int_eq(peft_load_base_model(ctx, dir, &b), PEFT_EFORMAT);
+    /* the same codes from the option and weight-free loaders */
+    ck_assert_int_eq(peft_load_base_model_meta(ctx, p, NULL, &b), PEFT_EFORMAT);
+    ck_assert_int_eq(peft_load_base_model_meta(ctx, "/nonexistent/config.json", NULL, &b), PEFT_EIO);
+    ASSERT_HAS(peft_errmsg(ctx), "/nonexistent/config.json: no such file");
+    ck_assert_int_eq(peft_load_base_model_meta(ctx, tu_fixture("hf-peft/_models/gpt2/config.json"),
+                                               "QUESTION_ANS", &b), PEFT_EINVAL);
+    ASSERT_HAS(peft_errmsg(ctx), "no QUESTION_ANS head");
+    peft_load_options o = {.struct_size = sizeof o, .torch_dtype = "float64"};
+    ck_assert_int_eq(peft_load_base_model_ex(ctx, "/nonexistent/model-dir", &o, &b), PEFT_EIO);
+    ck_assert_int_eq(peft_load_base_model_ex(ctx, tu_fixture("hf-peft/_models/gpt2"), &o, &b),
+                     PEFT_EINVAL);
+    ASSERT_HAS(peft_errmsg(ctx), "torch_dtype \"float64\" is unknown");
+    ck_assert_ptr_null(b);
     peft_clear_error(ctx);
     ck_assert_int_eq(peft_errcode(ctx), PEFT_OK);
     ck_assert_str_eq(peft_errmsg(ctx), "");

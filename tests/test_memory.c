@@ -153,8 +153,7 @@ static float *lora_step_case(const arch_case *ac, const char *quant, int ckpt, f
     peft_ctx *ctx = peft_ctx_new(3);
     peft_load_options o = {.struct_size = sizeof o, .quant = quant};
     peft_base_model *b;
-    char err[512];
-    ck_assert_msg(peft_base_model_load_ex(tu_fixture(ac->dir), &o, &b, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_load_base_model_ex(ctx, tu_fixture(ac->dir), &o, &b) == 0, "%s", peft_errmsg(ctx));
     if (ckpt == 1) ck_assert_int_eq(peft_prepare_model_for_kbit_training(ctx, b, 1), 0);
     if (ckpt == 2) peft_chunked_loss_enable(b, 1); /* the chunked loss alone */
     peft_model *m;
@@ -267,8 +266,7 @@ START_TEST(kbit_prepare_and_merge)
     peft_ctx *ctx = peft_ctx_new(1);
     peft_load_options o = {.struct_size = sizeof o, .torch_dtype = "bfloat16", .quant = "nf4"};
     peft_base_model *b;
-    char err[512];
-    ck_assert_msg(peft_base_model_load_ex(tu_fixture(LLAMA_DIR), &o, &b, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_load_base_model_ex(ctx, tu_fixture(LLAMA_DIR), &o, &b) == 0, "%s", peft_errmsg(ctx));
     ck_assert_int_eq(peft_prepare_model_for_kbit_training(ctx, b, 1), 0);
     ck_assert_int_eq(peft_model_find_param(b, "model.norm.weight")->t->dtype, PEFT_DTYPE_F32);
     ck_assert_int_eq(peft_model_find_param(b, "model.embed_tokens.weight")->t->dtype, PEFT_DTYPE_BF16);

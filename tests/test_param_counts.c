@@ -41,9 +41,9 @@ START_TEST(seed_examples)
         ck_abort_msg("%s: no %s plugin: %s", name, type, err);
     }
     peft_base_model *base;
-    ck_assert_msg(peft_base_model_load_meta(config_for(name),
+    ck_assert_msg(peft_load_base_model_meta(tu_ctx(), config_for(name),
                                             json_string_value(json_object_get(cfg, "task_type")),
-                                            &base, err, sizeof err) == 0, "%s: %s", name, err);
+                                            &base) == 0, "%s: %s", name, peft_errmsg(tu_ctx()));
     int64_t total = 0;
     total += peft_base_model_param_count(base);
     ck_assert_msg(total == json_integer_value(json_object_get(r, "base_model_params")),

@@ -218,8 +218,7 @@ static peft_base_model *load_with(const char *dir, const char *dtype, const char
 {
     peft_load_options o = {.struct_size = sizeof o, .torch_dtype = dtype, .quant = quant};
     peft_base_model *m = NULL;
-    char err[512];
-    ck_assert_msg(peft_base_model_load_ex(dir, &o, &m, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_load_base_model_ex(tu_ctx(), dir, &o, &m) == 0, "%s", peft_errmsg(tu_ctx()));
     return m;
 }
 
@@ -317,9 +316,8 @@ START_TEST(model_load_dtype)
     peft_base_model_free(a);
     peft_base_model_free(b);
     peft_load_options o = {.struct_size = sizeof o, .torch_dtype = "float64"};
-    char err[256];
-    ck_assert_int_lt(peft_base_model_load_ex(dir, &o, &a, err, sizeof err), 0);
-    ck_assert_msg(strstr(err, "float64"), "%s", err);
+    ck_assert_int_eq(peft_load_base_model_ex(tu_ctx(), dir, &o, &a), PEFT_EINVAL);
+    ck_assert_msg(strstr(peft_errmsg(tu_ctx()), "float64"), "%s", peft_errmsg(tu_ctx()));
 }
 END_TEST
 

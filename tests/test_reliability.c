@@ -49,15 +49,15 @@ END_TEST
  * hours; indexed, well under a second. Not timed: the suite's timeout is the guard. */
 START_TEST(many_layers_build_fast)
 {
-    char *dir = tu_tmpdir(), p[4200], err[512];
+    char *dir = tu_tmpdir(), p[4200];
     snprintf(p, sizeof p, "%s/config.json", dir);
     const char *cfg = "{\"model_type\": \"gpt2\", \"n_layer\": 10000, \"n_embd\": 4, \"n_head\": 1,"
                       " \"vocab_size\": 8, \"n_positions\": 8}";
     ck_assert(tu_write_file(p, cfg, strlen(cfg)) == 0);
     peft_load_options o = {.struct_size = sizeof o, .random_init = 1, .seed = 1};
     peft_base_model *m = NULL;
-    int rc = peft_base_model_load_ex(dir, &o, &m, err, sizeof err);
-    ck_assert_msg(rc == 0, "%s", err);
+    int rc = peft_load_base_model_ex(tu_ctx(), dir, &o, &m);
+    ck_assert_msg(rc == 0, "%s", peft_errmsg(tu_ctx()));
     ck_assert_uint_eq(peft_base_model_num_params(m), 12u * 10000 + 4);
     /* 4 Conv1D + ln_1 + ln_2 per block; wte, ln_f, lm_head */
     ck_assert_uint_eq(peft_base_model_num_sites(m), 6u * 10000 + 3);

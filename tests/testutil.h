@@ -8,6 +8,10 @@
 
 /* "$PEFT_FIXTURES/<rel>" (default tests/fixtures); static buffer rotated over 8 calls */
 const char *tu_fixture(const char *rel);
+/* a context for the calls that report on one (created on first use, lives as long as the test
+ * process; each test runs in its own fork) */
+typedef struct peft_ctx peft_ctx;
+peft_ctx *tu_ctx(void);
 /* "$PEFT_BUILD/<rel>" (default ./build) */
 const char *tu_build(const char *rel);
 /* a fresh empty temp directory (mkdtemp under $TMPDIR or /tmp); caller frees the string */

@@ -177,13 +177,8 @@ static int read_config(peft_base_model *m, const char *cfg_path, char *err, size
     return 0;
 }
 
-int peft_base_model_load(const char *dir, peft_base_model **out, char *err, size_t errlen)
-{
-    return peft_base_model_load_ex(dir, NULL, out, err, errlen);
-}
-
-int peft_base_model_load_ex(const char *dir, const peft_load_options *opts, peft_base_model **out,
-                            char *err, size_t errlen)
+int peft_model_load_dir(const char *dir, const peft_load_options *opts, peft_base_model **out,
+                        char *err, size_t errlen)
 {
     *out = NULL;
     if (!dir || !*dir) { seterr(err, errlen, "model directory: empty path"); return PEFT_EINVAL; }
@@ -206,7 +201,8 @@ int peft_base_model_load_ex(const char *dir, const peft_load_options *opts, peft
         goto fail;
     }
     if (read_config(m, cfg_path, err, errlen)) goto fail;
-    if (peft_storage_setup(m, opts, err, errlen)) goto fail;
+    if ((rc = peft_storage_setup(m, opts, err, errlen)) != 0) goto fail;
+    rc = PEFT_EFORMAT;
     if (m->random_init) goto build; /* weights drawn in memory: no files */
 
     if (!(w_path = path_join(m->dir, WEIGHTS_FILE)) || !(i_path = path_join(m->dir, INDEX_FILE)))
@@ -269,19 +265,21 @@ static const char *task_class(const char *model_type, const char *task)
     return NULL;
 }
 
-int peft_base_model_load_meta(const char *config_path, const char *task_type,
-                              peft_base_model **out, char *err, size_t errlen)
+int peft_model_load_config(const char *config_path, const char *task_type,
+                           peft_base_model **out, char *err, size_t errlen)
 {
     *out = NULL;
     peft_base_model *m = calloc(1, sizeof *m);
     if (!m || !(m->dir = strdup(config_path ? config_path : ""))) {
         free(m);
         seterr(err, errlen, "out of memory");
-        return -1;
+        return PEFT_ENOMEM;
     }
     m->meta = 1;
+    int rc = PEFT_EFORMAT; /* what is in config.json is wrong, unless said otherwise below */
     if (!config_path || !file_exists(config_path)) {
         seterr(err, errlen, "%s: no such file", config_path ? config_path : "(null)");
+        rc = config_path ? PEFT_EIO : PEFT_EINVAL;
         goto fail;
     }
     if (read_config(m, config_path, err, errlen)) goto fail;
@@ -290,6 +288,7 @@ int peft_base_model_load_meta(const char *config_path, const char *task_type,
         if (!cls) {
             seterr(err, errlen, "%s: no %s head for model_type \"%s\"", config_path, task_type,
                    m->arch->model_type);
+            rc = PEFT_EINVAL;
             goto fail;
         }
         json_t *arr = json_array();
@@ -301,7 +300,7 @@ int peft_base_model_load_meta(const char *config_path, const char *task_type,
     return 0;
 fail:
     peft_base_model_free(m);
-    return -1;
+    return rc;
 }
 
 /* meta models: zero pages reserved, never touched (reads see zeros, nothing is allocated).

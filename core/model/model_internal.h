@@ -156,6 +156,13 @@ struct peft_base_model {
     const peft_attn_hooks *attn_hook; /* NULL, or the PEFT layer's (see peft_attn_hooks) */
 };
 
+/* The loaders behind peft_load_base_model_ex / _meta (peft.h), with the error in err: PEFT_OK,
+ * or a PEFT_E* code (the public calls put it and the message on the context). */
+int peft_model_load_dir(const char *dir, const peft_load_options *opts, peft_base_model **out,
+                        char *err, size_t errlen);
+int peft_model_load_config(const char *config_path, const char *task_type,
+                           peft_base_model **out, char *err, size_t errlen);
+
 /* the HF class / PEFT task type of a loaded model (build's choice, else the arch default) */
 static inline const char *peft_model_class(const peft_base_model *m)
 {

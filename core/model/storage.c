@@ -116,7 +116,7 @@ int peft_storage_setup(peft_base_model *m, const peft_load_options *o, char *err
     int32_t d = peft_load_dtype_from_name(td);
     if (d == -2) {
         seterr(err, errlen, "torch_dtype \"%s\" is unknown (auto, float32, bfloat16, float16)", td);
-        return -1;
+        return PEFT_EINVAL;
     }
     m->load_dtype = d;
     json_t *q = json_object_get(m->config, "quantization_config");
@@ -124,16 +124,17 @@ int peft_storage_setup(peft_base_model *m, const peft_load_options *o, char *err
         int32_t qd = peft_load_quant_from_name(o->quant);
         if (qd == -2) {
             seterr(err, errlen, "quantization \"%s\" is unknown (none, int8, nf4, nf4-nodq)", o->quant);
-            return -1;
+            return PEFT_EINVAL;
         }
         m->quant_dtype = qd;
     } else if (q && !json_is_null(q)) {
-        if (read_quant_config(m, q, err, errlen)) return -1;
+        if (read_quant_config(m, q, err, errlen)) return PEFT_EFORMAT;
     }
     if (o && o->random_init) {
         m->random_init = o->random_init;
         peft_rng_seed(&m->init_rng, o->seed);
-        if (peft_config_real(m, "initializer_range", 1, 0.02, &m->init_std, err, errlen)) return -1;
+        if (peft_config_real(m, "initializer_range", 1, 0.02, &m->init_std, err, errlen))
+            return PEFT_EFORMAT;
     }
     return 0;
 }

@@ -7,7 +7,7 @@
 #include "core/model/model_internal.h"
 
 /* reads the options and config.json's quantization_config into m (after config.json, before
- * build). 0 or -1 with err naming the option or field. */
+ * build). 0, or PEFT_EINVAL (an unknown option) / PEFT_EFORMAT (a bad field) with err naming it. */
 int peft_storage_setup(peft_base_model *m, const peft_load_options *o, char *err, size_t errlen);
 /* a weight just wrapped from its file: converted to m->load_dtype if asked (the file's pages
  * released). 0 or -1 with err. */

@@ -44,9 +44,26 @@ peft_adapter *peft_find_adapter(const peft_model *m, const char *name)
 
 int peft_load_base_model(peft_ctx *ctx, const char *dir, peft_base_model **out)
 {
+    return peft_load_base_model_ex(ctx, dir, NULL, out);
+}
+
+int peft_load_base_model_ex(peft_ctx *ctx, const char *dir, const peft_load_options *opts,
+                            peft_base_model **out)
+{
     char err[1024] = "";
+    if (!out) return peft_set_error(ctx, PEFT_EINVAL, "peft_load_base_model: out is NULL");
     ops_blas_check(); /* a warning when OpenBLAS runs pre-AVX kernels on an AVX2+ CPU */
-    int rc = peft_base_model_load(dir, out, err, sizeof err);
+    int rc = peft_model_load_dir(dir, opts, out, err, sizeof err);
+    if (rc) return peft_set_error(ctx, rc, "%s", err);
+    return PEFT_OK;
+}
+
+int peft_load_base_model_meta(peft_ctx *ctx, const char *config_path, const char *task_type,
+                              peft_base_model **out)
+{
+    char err[1024] = "";
+    if (!out) return peft_set_error(ctx, PEFT_EINVAL, "peft_load_base_model_meta: out is NULL");
+    int rc = peft_model_load_config(config_path, task_type, out, err, sizeof err);
     if (rc) return peft_set_error(ctx, rc, "%s", err);
     return PEFT_OK;
 }

@@ -231,8 +231,10 @@ int main(int argc, char **argv)
     if (work) snprintf(init_dir, sizeof init_dir, "%s", work);
     else snprintf(init_dir, sizeof init_dir, "%s.init", out);
     if (write_random_model(init_dir, seed)) return 1;
+    peft_ctx *ctx = peft_ctx_new(seed);
     peft_base_model *m;
-    if (peft_base_model_load(init_dir, &m, err, sizeof err)) return fprintf(stderr, "%s\n", err), 1;
+    if (!ctx) return fprintf(stderr, "out of memory\n"), 1;
+    if (peft_load_base_model(ctx, init_dir, &m)) return fprintf(stderr, "%s\n", peft_errmsg(ctx)), 1;
     size_t n_params = peft_base_model_num_params(m);
     peft_tensor **params = calloc(n_params, sizeof *params);
     for (size_t i = 0; i < n_params; i++) {
@@ -242,7 +244,6 @@ int main(int argc, char **argv)
         t->flags |= PEFT_T_PARAM;
         params[i] = t;
     }
-    peft_ctx *ctx = peft_ctx_new(seed);
     peft_adamw_config oc = {3e-3, 0.9, 0.98, 1e-8, 0.01};
     peft_adamw *opt = peft_adamw_new_params(ctx, params, n_params, &oc);
     if (!opt) return fprintf(stderr, "%s\n", peft_errmsg(ctx)), 1;

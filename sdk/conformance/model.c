@@ -259,7 +259,11 @@ int pc_base_unchanged(peft_base_model *base, const char *dir, char *msg, size_t 
 {
     peft_base_model *fresh;
     char err[1024];
-    if (peft_base_model_load(dir, &fresh, err, sizeof err))
+    peft_ctx *lctx = peft_ctx_new(0);
+    int lrc = lctx ? peft_load_base_model(lctx, dir, &fresh) : PEFT_ENOMEM;
+    if (lrc) snprintf(err, sizeof err, "%s", lctx ? peft_errmsg(lctx) : "out of memory");
+    peft_ctx_free(lctx);
+    if (lrc)
         return pc_msg(msg, len, -1, "reloading %s: %s", dir, err);
     int rc = 0;
     const size_t n = peft_base_model_num_params(base);

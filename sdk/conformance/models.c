@@ -92,7 +92,11 @@ int pc_add_model(pc_env *env, const char *dir, const char *label, char *msg, siz
         return pc_msg(msg, len, -1, "%s/config.json: no such file, or it has no model_type", dir);
     char err[1024];
     peft_base_model *b;
-    if (peft_base_model_load(dir, &b, err, sizeof err))
+    peft_ctx *lctx = peft_ctx_new(0);
+    int lrc = lctx ? peft_load_base_model(lctx, dir, &b) : PEFT_ENOMEM;
+    if (lrc) snprintf(err, sizeof err, "%s", lctx ? peft_errmsg(lctx) : "out of memory");
+    peft_ctx_free(lctx);
+    if (lrc)
         return pc_msg(msg, len, -1, "model %s: the host cannot load it: %s", dir, err);
     snprintf(m->task_type, sizeof m->task_type, "%s", peft_base_model_task(b));
     peft_base_model_free(b);
@@ -165,7 +169,11 @@ static int write_tiny(const char *dir, const struct tiny *t, uint64_t seed, char
     /* the architecture's own parameter list, from the config alone (no weights yet) */
     peft_base_model *meta;
     char err[1024];
-    if (peft_base_model_load_meta(path, NULL, &meta, err, sizeof err))
+    peft_ctx *lctx = peft_ctx_new(0);
+    int lrc = lctx ? peft_load_base_model_meta(lctx, path, NULL, &meta) : PEFT_ENOMEM;
+    if (lrc) snprintf(err, sizeof err, "%s", lctx ? peft_errmsg(lctx) : "out of memory");
+    peft_ctx_free(lctx);
+    if (lrc)
         return pc_msg(msg, len, -1, "built-in %s model: %s", t->arch, err);
     size_t n = peft_base_model_num_params(meta);
     peft_st_out *outs = calloc(n ? n : 1, sizeof *outs);

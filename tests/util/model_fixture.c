@@ -14,8 +14,8 @@
 peft_base_model *tu_model_load_ok(const char *dir)
 {
     peft_base_model *m = NULL;
-    char err[1024] = "";
-    ck_assert_msg(peft_base_model_load(dir, &m, err, sizeof err) == 0, "load %s: %s", dir, err);
+    ck_assert_msg(peft_load_base_model(tu_ctx(), dir, &m) == 0, "load %s: %s", dir,
+                  peft_errmsg(tu_ctx()));
     return m;
 }
 
@@ -24,7 +24,9 @@ const char *tu_model_load_fails(const char *dir)
     static char err[1024];
     peft_base_model *m = (peft_base_model *)0x1;
     err[0] = 0;
-    ck_assert_int_lt(peft_base_model_load(dir, &m, err, sizeof err), 0); /* a PEFT_E* code */
+    ck_assert_int_lt(peft_load_base_model(tu_ctx(), dir, &m), 0); /* a PEFT_E* code */
+    ck_assert_int_lt(peft_errcode(tu_ctx()), 0);
+    snprintf(err, sizeof err, "%s", peft_errmsg(tu_ctx()));
     ck_assert(m == NULL);
     ck_assert(err[0] != 0);
     if (getenv("TU_VERBOSE")) printf("  expected error: %s\n", err);

@@ -1,6 +1,7 @@
 /* testutil.c — fixture paths, temp dirs and comparisons for the Check suites. */
 #define _GNU_SOURCE
 #include "testutil.h"
+#include "peft/peft.h"
 #include <check.h>
 #include <math.h>
 #include <stdarg.h>
@@ -128,4 +129,12 @@ void tu_quiet(const char *msg, void *ud)
 {
     (void)msg;
     (void)ud;
+}
+
+peft_ctx *tu_ctx(void)
+{
+    static peft_ctx *ctx;
+    if (!ctx) ctx = peft_ctx_new(0);
+    ck_assert_ptr_nonnull(ctx);
+    return ctx;
 }

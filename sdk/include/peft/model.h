@@ -102,30 +102,14 @@ PEFT_API int32_t peft_load_dtype_from_name(const char *name);
 /* NULL/"none" -> 0, "int8", "nf4", "nf4-nodq" -> PEFT_DTYPE_INT8 / _NF4 / _NF4_F32; -2 unknown */
 PEFT_API int32_t peft_load_quant_from_name(const char *name);
 
-/* peft_base_model_load with options (NULL = the defaults). Quantized at load: every linear layer
- * but the output head (lm_head / score / classifier / qa_outputs, tied embeddings) and the
- * llm_int8_skip_modules of quantization_config. 0, or a PEFT_E* code as peft_base_model_load. */
-PEFT_API int peft_base_model_load_ex(const char *dir, const peft_load_options *opts, peft_base_model **out,
-                                     char *err, size_t errlen);
 /* the quantization report: 0 when nothing is quantized, else the count of quantized linear
  * weights, *dtype and the relative error ||dequant(Q(W)) - W|| / ||W|| over all of them */
 PEFT_API int peft_base_model_quant_report(const peft_base_model *m, int32_t *dtype, double *rel_err);
 /* resident bytes of the frozen weights (their storage dtype) */
 PEFT_API size_t peft_base_model_weight_bytes(const peft_base_model *m);
 
-/* Loads config.json + model.safetensors (or model.safetensors.index.json shards) from dir.
- * 0 and *out (free with peft_base_model_free), or PEFT_EIO (no such directory, no config.json,
- * no weights, unreadable), PEFT_EFORMAT (malformed content), PEFT_ENOMEM, with err naming the
- * file and problem. peft_load_base_model (peft.h) is the same with the error on a context. */
-PEFT_API int peft_base_model_load(const char *dir, peft_base_model **out, char *err, size_t errlen);
+/* frees a base model from peft_load_base_model* (peft.h) or peft_unload; NULL ok */
 PEFT_API void peft_base_model_free(peft_base_model *m);
-/* A weight-free model from a config.json alone (parameter counts, PEFT's "meta" device):
- * every weight is a zero-page mapping that costs no memory until written. task_type (e.g.
- * "SEQ_CLS", or NULL for config.json's architectures[0]) picks the head class as PEFT's task
- * models do. Forward passes run on zeros; use it to count and inspect. */
-PEFT_API int peft_base_model_load_meta(const char *config_path, const char *task_type,
-                                       peft_base_model **out, char *err, size_t errlen);
-
 /* For arch build(): find weight `name` (also tried with the arch's optional prefix stripped:
  * "transformer.h.0..." falls back to "h.0..."), check its shape against (ndim, shape) and
  * register it as parameter `name`. Returns the borrowed tensor or NULL with err naming the file,

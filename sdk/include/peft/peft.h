@@ -60,9 +60,25 @@ PEFT_API int peft_set_error(peft_ctx *ctx, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* ---- base model ---- */
-/* Loads a Hugging Face model directory. *out is owned by the caller (peft_base_model_free)
- * until handed to peft_get_peft_model. */
+/* Loads a Hugging Face model directory: config.json + model.safetensors (or
+ * model.safetensors.index.json shards). *out is owned by the caller (peft_base_model_free)
+ * until handed to peft_get_peft_model. PEFT_OK, or PEFT_EIO (no such directory, no config.json,
+ * no weights, unreadable), PEFT_EFORMAT (malformed content), PEFT_EINVAL (empty path),
+ * PEFT_ENOMEM, with the message naming the file and problem on ctx. */
 PEFT_API int peft_load_base_model(peft_ctx *ctx, const char *dir, peft_base_model **out);
+/* peft_load_base_model with options (peft_load_options, model.h; NULL = the defaults).
+ * Quantized at load: every linear layer but the output head (lm_head / score / classifier /
+ * qa_outputs, tied embeddings) and the llm_int8_skip_modules of quantization_config. */
+PEFT_API int peft_load_base_model_ex(peft_ctx *ctx, const char *dir, const peft_load_options *opts,
+                                     peft_base_model **out);
+/* A weight-free model from a config.json alone (parameter counts, PEFT's "meta" device): every
+ * weight is a zero-page mapping that costs no memory until written. task_type (e.g. "SEQ_CLS",
+ * or NULL for config.json's architectures[0]) picks the head class as PEFT's task models do.
+ * Forward passes run on zeros; use it to count and inspect. PEFT_OK, or PEFT_EIO (no such
+ * file), PEFT_EFORMAT (malformed config), PEFT_EINVAL (no head of task_type for this
+ * model_type), PEFT_ENOMEM, with the message on ctx. */
+PEFT_API int peft_load_base_model_meta(peft_ctx *ctx, const char *config_path, const char *task_type,
+                                       peft_base_model **out);
 
 /* ---- creating a PEFT model ---- */
 /* Wraps base (ownership moves into the model) with a new adapter `adapter_name` (NULL =
