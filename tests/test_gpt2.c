@@ -615,7 +615,7 @@ static peft_tensor *tt_fd_build(peft_graph *g, peft_tensor **in, const void *ud)
  * lm_head): the token types' lookup in wte gets its gradient through the tape */
 START_TEST(test_token_type_ids_grad)
 {
-    char *dir = tu_tmpdir(), p[4200], err[512];
+    char *dir = tu_tmpdir(), p[4200];
     snprintf(p, sizeof p, "%s/config.json", dir);
     const char *cfg = "{\"model_type\": \"gpt2\", \"n_layer\": 1, \"n_embd\": 4, \"n_head\": 2,"
                       " \"vocab_size\": 8, \"n_positions\": 8, \"embd_pdrop\": 0, \"resid_pdrop\": 0,"
@@ -623,7 +623,7 @@ START_TEST(test_token_type_ids_grad)
     ck_assert(tu_write_file(p, cfg, strlen(cfg)) == 0);
     peft_load_options o = {.struct_size = sizeof o, .random_init = 1, .seed = 3};
     peft_base_model *m = NULL;
-    ck_assert_msg(peft_base_model_load_ex(dir, &o, &m, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_load_base_model_ex(tu_ctx(), dir, &o, &m) == 0, "%s", peft_errmsg(tu_ctx()));
     peft_param *w = peft_model_find_param(m, "transformer.wte.weight");
     ck_assert_ptr_nonnull(w);
     ck_assert_int_eq(w->t->dtype, PEFT_DTYPE_F32);
