@@ -1,5 +1,6 @@
-/* fuzz_util.h — shared by the fuzz targets (the fuzz_*.c files here, libFuzzer): the input written to a file
- * (the loaders read paths) and the fixture directory compiled in (FUZZ_FIXTURES). */
+/* fuzz_util.h — shared by the fuzz targets (the fuzz_*.c files here, libFuzzer): the input
+ * written to a file (the loaders read paths) and the fixture directory compiled in
+ * (FUZZ_FIXTURES). */
 #ifndef PEFT_FUZZ_UTIL_H
 #define PEFT_FUZZ_UTIL_H
 
