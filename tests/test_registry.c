@@ -12,6 +12,7 @@
 
 #include "core/io/cfg.h"
 #include "peft/graph.h"
+#include "peft/safetensors.h"
 #include "core/tuner/registry.h"
 #include "testutil.h"
 #include "peft/warn.h"
@@ -410,11 +411,50 @@ START_TEST(good_scale_works)
 }
 END_TEST
 
+/* ABI 1.5: host->safetensors_read converts F16 to f32, gives NULL for a missing key, refuses an
+ * I32 tensor and a non-safetensors file naming it, and leaves nothing to free on failure */
+START_TEST(host_safetensors_read)
+{
+    const peft_host_api *h = peft_host_api_get();
+    ck_assert(PEFT_HOST_HAS(h, safetensors_read));
+    char *dir = tu_tmpdir(), path[1100], msg[512];
+    snprintf(path, sizeof path, "%s/src.safetensors", dir);
+    const uint16_t half[3] = {0x3c00, 0xc000, 0x3800}; /* 1, -2, 0.5 */
+    const int32_t ids[2] = {7, 8};
+    const int64_t s3[2] = {1, 3}, s2[1] = {2};
+    const peft_st_out outs[2] = {{"a", PEFT_DTYPE_F16, 2, s3, half},
+                                 {"ids", PEFT_DTYPE_I32, 1, s2, ids}};
+    ck_assert(peft_st_write(path, outs, 2, NULL, msg, sizeof msg) == 0);
+    const char *names[2] = {"a", "missing"};
+    peft_tensor *t[2] = {(peft_tensor *)1, (peft_tensor *)1};
+    ck_assert_msg(h->safetensors_read(path, names, 2, t, msg, sizeof msg) == 0, "%s", msg);
+    ck_assert_ptr_null(t[1]);
+    ck_assert_int_eq(t[0]->ndim, 2);
+    ck_assert_int_eq(t[0]->shape[1], 3);
+    ck_assert(peft_f32(t[0])[0] == 1.0f && peft_f32(t[0])[1] == -2.0f && peft_f32(t[0])[2] == 0.5f);
+    h->tensor_free(t[0]);
+    const char *bad[2] = {"a", "ids"};
+    ck_assert_int_eq(h->safetensors_read(path, bad, 2, t, msg, sizeof msg), -1);
+    ck_assert_msg(strstr(msg, "tensor 'ids' is I32"), "%s", msg);
+    ck_assert(!t[0] && !t[1]);
+    snprintf(path, sizeof path, "%s/src.bin", dir);
+    FILE *f = fopen(path, "wb");
+    fwrite("PK\x03\x04rest", 1, 8, f);
+    fclose(f);
+    ck_assert_int_eq(h->safetensors_read(path, names, 1, t, msg, sizeof msg), -1);
+    ck_assert_msg(strstr(msg, "src.bin") && strstr(msg, "a PyTorch torch.save file"), "%s", msg);
+    ck_assert_int_eq(h->safetensors_read(NULL, names, 1, t, msg, sizeof msg), -1);
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("registry");
     TCase *tc = tcase_create("registry");
     tcase_add_test(tc, host_table_complete);
+    tcase_add_test(tc, host_safetensors_read);
     tcase_add_test(tc, warning_sink);
     tcase_add_test(tc, host_linalg_and_sticky_error);
     tcase_add_test(tc, refuse_bad_major);

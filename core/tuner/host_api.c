@@ -13,6 +13,7 @@
 #include "core/tuner/registry.h"
 #include "peft/warn.h"
 #include "core/tuner/host_linalg.h"
+#include "core/tuner/host_file.h"
 #include "core/tuner/alloc_guard.h"
 #include "core/tuner/plugin_call.h"
 #include "core/peft/internal.h"
@@ -151,6 +152,7 @@ static const peft_host_api host_api = {
     .graph_error = peft_graph_error,
     .cfg_get_json = peft_cfg_get_json,
     .op_site_norm = peft_site_norm_op,
+    .safetensors_read = peft_host_safetensors_read,
 };
 
 const peft_host_api *peft_host_api_get(void) { return &host_api; }

@@ -10,6 +10,8 @@
  *
  *   mpt_config.c  config_keys, config_parse/free (MultitaskPromptTuningConfig fields)
  *   mpt_state.c   prompt_init (RANDOM / TEXT), saving and loading, state_dict, destroy
+ *   mpt_source.c  the source-task inits (AVERAGE_SOURCE_TASKS, EXACT_SOURCE_TASK,
+ *                 ONLY_SOURCE_SHARED) from prompt_tuning_init_state_dict_path
  *   mpt_ops.c     the task-prompt op and its backward
  *   mpt_plugin.c  the vtable and the exported entry point
  */
@@ -34,6 +36,7 @@ extern const peft_host_api *mpt_host;
 
 typedef struct mpt_config {
     int64_t num_virtual_tokens, num_tasks, num_ranks;
+    int64_t init_task;  /* prompt_tuning_init_task (EXACT_SOURCE_TASK; negative counts from the end) */
     int init;           /* MPT_INIT_* */
     int inference_mode; /* 1: no init from the vocabulary or a source (values come from a file) */
 } mpt_config;
@@ -60,6 +63,11 @@ int64_t mpt_num_virtual(void *state);
 int mpt_state_dict(void *state, peft_param_ref *out, int max);
 const char *mpt_module_type(void *state);
 void mpt_destroy(void *state);
+
+/* mpt_source.c: overwrites st's values from the source adapter's file at path, as PEFT 0.13.2's
+ * MultitaskPromptEmbedding.__init__ does for c->init. 0, or -1 with err naming the file */
+int mpt_source_init(mpt_state *st, const mpt_config *c, const char *path, char *err,
+                    size_t errlen);
 
 /* mpt_ops.c: (B, P, C) for a batch whose row b is of task task_ids[b]; NULL with the graph's
  * error set when task_ids is NULL or names no task */

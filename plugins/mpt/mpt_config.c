@@ -55,19 +55,25 @@ int mpt_config_parse(peft_cfg *cfg, void **out, char *err, size_t errlen)
                      "only valid with prompt_tuning_init \"TEXT\"");
         return -1;
     }
-    /* the source-task inits read a trained multitask adapter (MultitaskPromptEmbedding) */
+    /* the source-task inits read a trained multitask adapter's file (mpt_source.c); a saved
+     * adapter (inference_mode) loads its own values and never reads the source again */
+    c.init_task = task;
     if (c.init >= MPT_INIT_AVERAGE_SOURCE_TASKS && !c.inference_mode) {
-        if (!mpt_host->cfg_str(cfg, "prompt_tuning_init_state_dict_path")) {
+        const char *path = mpt_host->cfg_str(cfg, "prompt_tuning_init_state_dict_path");
+        if (!path || !*path) {
             peft_pu_errf(err, errlen, "multitask prompt tuning config: prompt_tuning_init \"%s\" "
-                         "needs field 'prompt_tuning_init_state_dict_path' (got null)",
-                         init_values[c.init]);
+                         "needs field 'prompt_tuning_init_state_dict_path' (got %s)",
+                         init_values[c.init], path ? "\"\"" : "null");
             return -1;
         }
-        peft_pu_errf(err, errlen, "multitask prompt tuning config: prompt_tuning_init \"%s\" "
-                     "(from a source adapter's file) is not supported by libpeft yet; use "
-                     "\"RANDOM\" or \"TEXT\", or load the source adapter and train it further",
-                     init_values[c.init]);
-        return -1;
+        /* PEFT loads (1, R, K) / (1, K, C) factors with load_state_dict(strict=True) */
+        if (c.init != MPT_INIT_ONLY_SOURCE_SHARED && c.num_tasks != 1) {
+            peft_pu_errf(err, errlen, "multitask prompt tuning config: prompt_tuning_init \"%s\" "
+                         "makes one task's factors from the source: field 'num_tasks' must be 1 "
+                         "(got %lld; PEFT 0.13.2's strict load_state_dict refuses it too)",
+                         init_values[c.init], (long long)c.num_tasks);
+            return -1;
+        }
     }
     return peft_pu_cfg_finish(&pc, &c, sizeof c, out);
 }

@@ -1,5 +1,6 @@
 /* mpt_state.c — one multitask prompt-tuning adapter: the shared table and the per-task factors
- * with PEFT 0.13.2's inits (table N(0, 1) or the init text's embeddings; factors N(0, 0.02^2)),
+ * with PEFT 0.13.2's inits (table N(0, 1) or the init text's embeddings; factors N(0, 0.02^2);
+ * then a source adapter's values for the source-task inits, mpt_source.c),
  * get_peft_model_state_dict's three keys, loading, and the state dict in PEFT's order. */
 #include <string.h>
 
@@ -50,6 +51,13 @@ void *mpt_init(const void *parsed, peft_cfg *cfg, const peft_prompt_info *info,
     }
     peft_pu_fill_normal(mpt_host, st->cols, 0.02, rng); /* torch.normal(0, 0.02) */
     peft_pu_fill_normal(mpt_host, st->trows, 0.02, rng);
+    /* the source-task inits replace the values just drawn (PEFT draws them all the same) */
+    if (c->init >= MPT_INIT_AVERAGE_SOURCE_TASKS && !c->inference_mode &&
+        mpt_source_init(st, c, mpt_host->cfg_str(cfg, "prompt_tuning_init_state_dict_path"), err,
+                        errlen)) {
+        mpt_destroy(st);
+        return NULL;
+    }
     return st;
 oom:
     mpt_destroy(st);

@@ -33,7 +33,7 @@ extern "C" {
 #endif
 
 #define PEFT_ABI_MAJOR 1
-#define PEFT_ABI_MINOR 4
+#define PEFT_ABI_MINOR 5
 #define PEFT_PLUGIN_ENTRY "peft_plugin_init"
 
 #if defined(__GNUC__)
@@ -288,6 +288,20 @@ typedef struct peft_host_api {
      * site is not a norm site, a shape does not fit, or out of memory. */
     peft_tensor *(*op_site_norm)(peft_graph *g, const peft_site_info *site, peft_tensor *x,
                                  peft_tensor *weight, peft_tensor *bias);
+
+    /* ---- ABI 1.5 (check PEFT_HOST_HAS(host, safetensors_read)) ---- */
+    /* Reads tensors of a safetensors file that is not the adapter's own (multitask prompt
+     * tuning's prompt_tuning_init_state_dict_path: a source adapter's adapter_model.safetensors).
+     * path is opened as given (relative to the working directory) and validated as every load
+     * (header, dtypes, shapes, offsets; peft/safetensors.h). For each of the n names, out[i] is a
+     * new f32 tensor of the stored shape (F32, F16 or BF16 converted; created by tensor_new, so
+     * during adapter creation it counts against the adapter's size bound), owned by the caller
+     * (free it with tensor_free), or NULL when the file has no such key. The file is closed
+     * before the call returns. 0, or -1 with err naming the file (and the tensor): missing,
+     * not safetensors (a PyTorch pickle is named as such), an I32 tensor, out of memory; then
+     * every out[i] is NULL. Any thread, any time. */
+    int (*safetensors_read)(const char *path, const char *const *names, int n,
+                            peft_tensor **out, char *err, size_t errlen);
 } peft_host_api;
 
 /* 1 when the host table has `entry` (added in a later minor than the oldest the plugin runs on) */
