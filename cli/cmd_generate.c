@@ -17,7 +17,7 @@ static const char *HELP =
     "       peft generate --model DIR [--adapter ...] --text \"PROMPT\"... [--tokenizer PATH] [--output OUT.json]\n"
     "                     [--max-new-tokens N] [--do-sample [--temperature T] [--top-k K]\n"
     "                     [--top-p P] [--seed S]] [--eos ID[,ID...]] [--pad ID] [--no-cache]\n"
-    "                     [--row-adapters NAME,__base__,NAME...]\n\n"
+    "                     [--row-adapters NAME,__base__,NAME...] [--task-ids ID[,ID...]]\n\n"
     "IN.json holds input_ids (and optionally attention_mask) as nested lists; decoder-only\n"
     "batches are padded on the left (positions follow the mask, as transformers). For T5 they\n"
     "are the encoder input and decoding starts from decoder_start_token_id.\n"
@@ -30,6 +30,8 @@ static const char *HELP =
     "generation_config.json (else config.json); --eos / --pad override them (--eos none: never\n"
     "stop early). --no-cache runs a full forward per token (slower; same tokens).\n"
     "--row-adapters gives one adapter name per batch row (__base__: none), in one pass.\n"
+    "--task-ids: each row's task for a multitask prompt tuning adapter (one id per row, or one\n"
+    "for every row; PEFT's generate(task_ids=...)); IN.json's \"task_ids\" list does the same.\n"
     "--text (or --prompt), repeatable: plain text prompts, one batch row each, encoded with the\n"
     "model's tokenizer.json (or --tokenizer PATH) with its special tokens; the new tokens are\n"
     "printed decoded (special tokens skipped), one row per line. No chat template is applied.\n";
@@ -62,6 +64,40 @@ static int split_names(char *buf, const char **names, int max)
     int n = 0;
     for (char *s = strtok(buf, ","); s && n < max; s = strtok(NULL, ",")) names[n++] = s;
     return n;
+}
+
+/* "--task-ids 1,0,...": one task per batch row, or one for every row, into ids (B values,
+ * malloc'd: the caller frees it). 0, or 1 after printing what was expected */
+static int parse_task_ids(const char *v, int64_t B, int32_t **ids)
+{
+    *ids = NULL;
+    size_t len = strlen(v);
+    char *buf = malloc(len + 1);
+    const char **parts = calloc(len / 2 + 2, sizeof *parts);
+    int32_t *out = calloc((size_t)(B > 0 ? B : 1), sizeof *out);
+    if (!buf || !parts || !out) {
+        free(buf);
+        free(parts);
+        free(out);
+        return cli_fail("out of memory");
+    }
+    memcpy(buf, v, len + 1);
+    const int n = split_names(buf, parts, (int)(len / 2 + 2));
+    int rc = 0;
+    if (n != 1 && n != B)
+        rc = cli_fail("--task-ids: %d task ids for a batch of %lld rows (give one per row, or "
+                      "one for every row)", n, (long long)B);
+    for (int64_t b = 0; !rc && b < B; b++) {
+        long long x = 0;
+        if (parse_ll("--task-ids", parts[n == 1 ? 0 : b], 0, &x)) rc = 1;
+        else if (x > INT32_MAX) rc = cli_fail("--task-ids: task id %lld is too large", x);
+        else out[b] = (int32_t)x;
+    }
+    free(buf);
+    free(parts);
+    if (rc) free(out);
+    else *ids = out;
+    return rc;
 }
 
 /* "--eos 2,7" / "--eos none" into cfg */
@@ -135,7 +171,7 @@ static int write_output(const char *path, const peft_inputs *in, const peft_gen_
 
 int cmd_generate(int argc, char **argv)
 {
-    const char *model = NULL, *input = NULL, *output = NULL, *row_spec = NULL;
+    const char *model = NULL, *input = NULL, *output = NULL, *row_spec = NULL, *task_spec = NULL;
     char *adapters[CLI_MAX_ADAPTERS];
     int n_adapters = 0, sampling_opts = 0, n_texts = 0;
     const char *texts[GEN_TEXT_MAX], *tok_path = NULL;
@@ -149,6 +185,7 @@ int cmd_generate(int argc, char **argv)
         else if ((v = cli_opt(argc, argv, &i, "--input"))) input = v;
         else if ((v = cli_opt(argc, argv, &i, "--output"))) output = v;
         else if ((v = cli_opt(argc, argv, &i, "--row-adapters"))) row_spec = v;
+        else if ((v = cli_opt(argc, argv, &i, "--task-ids"))) task_spec = v;
         else if ((v = cli_opt(argc, argv, &i, "--text")) || (v = cli_opt(argc, argv, &i, "--prompt"))) {
             if (n_texts == GEN_TEXT_MAX) return cli_fail("at most %d --text prompts", GEN_TEXT_MAX);
             texts[n_texts++] = v;
@@ -201,6 +238,7 @@ int cmd_generate(int argc, char **argv)
     peft_base_model *base = NULL;
     peft_model *m = NULL;
     peft_gen_output o = {0};
+    int32_t *task_ids = NULL;
     int rc = cli_open_model(ctx, model, adapters, n_adapters, 0, &base, &m);
     if (rc) goto out;
     char rows_buf[8192];
@@ -214,11 +252,21 @@ int cmd_generate(int argc, char **argv)
             goto out;
         }
     }
+    if (task_spec && in.task_ids) {
+        rc = cli_fail("--task-ids and the input file's \"task_ids\" both give the rows' tasks: "
+                      "keep one");
+        goto out;
+    }
+    if (task_spec && parse_task_ids(task_spec, in.B, &task_ids)) {
+        rc = 1;
+        goto out;
+    }
     peft_model_inputs mi = {0};
     mi.B = in.B;
     mi.T = in.T;
     mi.input_ids = in.input_ids;
     mi.attention_mask = in.attention_mask;
+    mi.task_ids = task_ids ? task_ids : in.task_ids;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     int grc = m ? peft_generate(m, &mi, &cfg, row_spec ? row_names : NULL, &o)
@@ -233,6 +281,7 @@ int cmd_generate(int argc, char **argv)
            (long long)o.n_new, (long long)o.B, sec,
            sec > 0 ? (double)(o.n_new * o.B) / sec : 0.0, cfg.use_cache ? ", KV cache" : ", no cache");
 out:
+    free(task_ids);
     peft_gen_output_free(&o);
     if (m) peft_model_free(m);
     else peft_base_model_free(base);

@@ -14,6 +14,8 @@ typedef struct tu_mdl {
     peft_ctx *ctx;
     peft_base_model *base; /* borrowed from m when m is set */
     peft_model *m;         /* NULL: bare base model */
+    const int32_t *task_ids; /* (TU_BR) or NULL: each row's task for the reference's forwards
+                                (multitask prompt tuning); NULL after tu_mdl_open */
 } tu_mdl;
 
 /* <root>/_models/<arch> (root "hf-peft" or "hf-peft-v2", under the fixtures), with

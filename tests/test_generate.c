@@ -179,6 +179,69 @@ START_TEST(greedy_equals_full_forwards)
 }
 END_TEST
 
+/* multitask prompt tuning (PEFT's generate(task_ids=...)): each row's task reaches every step;
+ * cached and uncached greedy decoding equal the full-forward reference with the same tasks */
+static const int32_t MPT_TASKS[TU_BR] = {1, 0};
+
+static tu_mdl open_mpt(void) { return tu_mdl_open("hf-peft-v2", "gpt2", "gpt2__mpt"); }
+
+/* the reference greedy tokens with each row of task tasks[row] */
+static void mpt_reference(tu_mdl *x, const int32_t *tasks, int32_t *ref)
+{
+    peft_model_inputs gin;
+    prompt_inputs(x, &gin);
+    x->task_ids = tasks;
+    tu_greedy_reference(x, NG, &gin, ref);
+    x->task_ids = NULL;
+}
+
+START_TEST(greedy_mpt_task_ids)
+{
+    tu_mdl x = open_mpt();
+    int32_t ref[TU_BR * NG];
+    static const int32_t swapped[TU_BR] = {0, 1};
+    mpt_reference(&x, MPT_TASKS, ref);
+    peft_gen_config c;
+    peft_gen_config_init(&c);
+    c.max_new_tokens = NG;
+    c.n_eos = 0;
+    peft_model_inputs in;
+    prompt_inputs(&x, &in);
+    in.task_ids = MPT_TASKS;
+    for (int cache = 1; cache >= 0; cache--) {
+        c.use_cache = cache;
+        peft_gen_output o;
+        ck_assert_msg(tu_mdl_generate(&x, &in, &c, &o) == 0, "%s", peft_errmsg(x.ctx));
+        ck_assert_int_eq(o.n_new, NG);
+        for (int i = 0; i < TU_BR * NG; i++)
+            ck_assert_msg(o.tokens[i] == ref[i], "mpt cache %d: row %d token %d: %d, reference %d",
+                          cache, i / NG, i % NG, o.tokens[i], ref[i]);
+        peft_gen_output_free(&o);
+    }
+    /* the tasks matter (on this tiny random adapter the prompts are ~1e-4 and the greedy tokens
+     * happen to agree: the logits must not) */
+    peft_graph *g = peft_graph_new(peft_ctx_rng(x.ctx));
+    peft_model_outputs o1, o2;
+    tu_mdl_forward(&x, g, &in, &o1);
+    peft_graph *g2 = peft_graph_new(peft_ctx_rng(x.ctx));
+    in.task_ids = swapped;
+    tu_mdl_forward(&x, g2, &in, &o2);
+    ck_assert(tu_tail_diff(o1.logits, o2.logits, 1) > 0);
+    peft_graph_free(g);
+    peft_graph_free(g2);
+    /* without task ids, PEFT's error; a task the adapter lacks, named */
+    in.task_ids = NULL;
+    peft_gen_output o;
+    ck_assert_int_ne(tu_mdl_generate(&x, &in, &c, &o), 0);
+    ck_assert_has(peft_errmsg(x.ctx), "task_ids cannot be None");
+    static const int32_t bad[TU_BR] = {0, 2};
+    in.task_ids = bad;
+    ck_assert_int_ne(tu_mdl_generate(&x, &in, &c, &o), 0);
+    ck_assert_has(peft_errmsg(x.ctx), "task_ids[1] is 2; the adapter has num_tasks 2");
+    tu_mdl_close(&x);
+}
+END_TEST
+
 /* ---- samplers --------------------------------------------------------------------------------- */
 
 START_TEST(warp_temperature_top_k_top_p)
@@ -746,6 +809,75 @@ START_TEST(cli_generate_row_adapters)
 }
 END_TEST
 
+/* --task-ids (and IN.json's task_ids) give the rows' tasks: the library's tokens */
+START_TEST(cli_generate_task_ids)
+{
+    char in[4096], outp[4096], *out, model[4096], adapter[4096];
+    snprintf(in, sizeof in, "%s/in.json", tmp);
+    snprintf(outp, sizeof outp, "%s/out.json", tmp);
+    write_input(in);
+    snprintf(model, sizeof model, "%s", tu_fixture("hf-peft-v2/_models/gpt2"));
+    snprintf(adapter, sizeof adapter, "%s", tu_fixture("hf-peft-v2/gpt2__mpt/adapter"));
+    int rc = tu_run_peft(&out, "generate --model %s --adapter %s --input %s --output %s "
+                         "--max-new-tokens %d --eos none --task-ids 1,0", model, adapter, in, outp, NG);
+    ck_assert_msg(rc == 0, "%s", out);
+    free(out);
+    int32_t got[TU_BR * 32], ref[TU_BR * NG];
+    ck_assert_int_eq(read_rows(outp, "generated_ids", got, TU_BR * 32), NG);
+    tu_mdl x = open_mpt();
+    mpt_reference(&x, MPT_TASKS, ref);
+    ck_assert(!memcmp(got, ref, sizeof ref));
+    /* one id for every row */
+    rc = tu_run_peft(&out, "generate --model %s --adapter %s --input %s --output %s "
+                     "--max-new-tokens %d --eos none --task-ids 1", model, adapter, in, outp, NG);
+    ck_assert_msg(rc == 0, "%s", out);
+    free(out);
+    static const int32_t ones[TU_BR] = {1, 1};
+    mpt_reference(&x, ones, ref);
+    read_rows(outp, "generated_ids", got, TU_BR * 32);
+    ck_assert(!memcmp(got, ref, sizeof ref));
+    tu_mdl_close(&x);
+    /* the same from the input file */
+    const char *txt = "{\"input_ids\": [[61, 111, 52, 57, 100, 74], [0, 0, 43, 124, 73, 91]],"
+                      " \"attention_mask\": [[1, 1, 1, 1, 1, 1], [0, 0, 1, 1, 1, 1]],"
+                      " \"task_ids\": [1, 1]}";
+    ck_assert(write_text(in, txt) == 0);
+    rc = tu_run_peft(&out, "generate --model %s --adapter %s --input %s --output %s "
+                     "--max-new-tokens %d --eos none", model, adapter, in, outp, NG);
+    ck_assert_msg(rc == 0, "%s", out);
+    free(out);
+    read_rows(outp, "generated_ids", got, TU_BR * 32);
+    ck_assert(!memcmp(got, ref, sizeof ref));
+    /* errors: both sources, a count that fits no batch, a task the adapter lacks, none at all */
+    rc = tu_run_peft(&out, "generate --model %s --adapter %s --input %s --output %s --task-ids 1",
+                     model, adapter, in, outp);
+    ck_assert_int_ne(rc, 0);
+    ck_assert_has(out, "keep one");
+    free(out);
+    write_input(in);
+    rc = tu_run_peft(&out, "generate --model %s --adapter %s --input %s --output %s --task-ids 1,0,1",
+                     model, adapter, in, outp);
+    ck_assert_int_ne(rc, 0);
+    ck_assert_has(out, "3 task ids for a batch of 2 rows");
+    free(out);
+    rc = tu_run_peft(&out, "generate --model %s --adapter %s --input %s --output %s --task-ids 0,x",
+                     model, adapter, in, outp);
+    ck_assert_int_ne(rc, 0);
+    ck_assert_has(out, "--task-ids: expected an integer");
+    free(out);
+    rc = tu_run_peft(&out, "generate --model %s --adapter %s --input %s --output %s --task-ids 5",
+                     model, adapter, in, outp);
+    ck_assert_int_ne(rc, 0);
+    ck_assert_has(out, "task_ids[0] is 5; the adapter has num_tasks 2");
+    free(out);
+    rc = tu_run_peft(&out, "generate --model %s --adapter %s --input %s --output %s", model,
+                     adapter, in, outp);
+    ck_assert_int_ne(rc, 0);
+    ck_assert_has(out, "task_ids cannot be None");
+    free(out);
+}
+END_TEST
+
 START_TEST(cli_generate_errors)
 {
     char in[4096], outp[4096], *out;
@@ -814,6 +946,7 @@ static Suite *suite(void)
     t = tcase_create("decoding");
     tcase_set_timeout(t, 120);
     tcase_add_loop_test(t, greedy_equals_full_forwards, 0, (int)(sizeof GREEDY_CASES / sizeof GREEDY_CASES[0]));
+    tcase_add_test(t, greedy_mpt_task_ids);
     tcase_add_test(t, warp_temperature_top_k_top_p);
     tcase_add_test(t, sample_inverse_cdf_and_temperature);
     tcase_add_loop_test(t, sampling_seeded_and_limits, 0, 2);
@@ -828,6 +961,7 @@ static Suite *suite(void)
     tcase_add_checked_fixture(t, setup, teardown);
     tcase_add_test(t, cli_generate_end_to_end);
     tcase_add_test(t, cli_generate_row_adapters);
+    tcase_add_test(t, cli_generate_task_ids);
     tcase_add_test(t, cli_generate_errors);
     suite_add_tcase(s, t);
     return s;

@@ -258,6 +258,7 @@ static int step_inputs(peft_graph *g, const gen_state *s, const peft_model_input
     const int64_t B = s->B, T = s->T, W = s->ed ? 1 + s->N : T + s->N;
     memset(in, 0, sizeof *in);
     in->B = B;
+    in->task_ids = prompt->task_ids; /* every step, as PEFT's prepare_inputs_for_generation */
     if (s->ed) { /* the encoder input every step (run once with a cache), then the decoder's */
         in->T = T;
         in->input_ids = prompt->input_ids;
@@ -318,11 +319,12 @@ static int generate(gen_run *r, const peft_model_inputs *user, const peft_gen_co
     if (r->m && (rc = peft_prompt_apply(r->m))) return rc;
     gen_tokens tk;
     if ((rc = special_tokens(r, cfg, &tk))) return rc;
-    peft_model_inputs pin = {0}; /* the prompt: ids and mask only */
+    peft_model_inputs pin = {0}; /* the prompt: ids, mask and the rows' tasks only */
     pin.B = user->B;
     pin.T = user->T;
     pin.input_ids = user->input_ids;
     pin.attention_mask = user->attention_mask;
+    pin.task_ids = user->task_ids;
     int oom;
     int32_t *inferred = infer_mask(&pin, &tk, &oom);
     if (oom) return peft_set_error(r->ctx, PEFT_ENOMEM, "generate: out of memory");

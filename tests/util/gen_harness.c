@@ -12,7 +12,7 @@
 
 tu_mdl tu_mdl_open(const char *root, const char *arch, const char *adapter_case)
 {
-    tu_mdl x = {peft_ctx_new(0), NULL, NULL};
+    tu_mdl x = {peft_ctx_new(0), NULL, NULL, NULL};
     char rel[256];
     snprintf(rel, sizeof rel, "%s/_models/%s", root, arch);
     ck_assert_msg(peft_load_base_model(x.ctx, tu_fixture(rel), &x.base) == 0, "%s", peft_errmsg(x.ctx));
@@ -174,6 +174,7 @@ void tu_greedy_reference(tu_mdl *x, int ng, const peft_model_inputs *enc, int32_
         peft_graph_reset(g);
         peft_model_inputs in = {0};
         in.B = TU_BR;
+        in.task_ids = x->task_ids;
         if (ed) {
             in.T = enc->T;
             in.input_ids = enc->input_ids;

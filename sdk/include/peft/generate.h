@@ -64,7 +64,9 @@ PEFT_API void peft_gen_output_free(peft_gen_output *o); /* frees the arrays; NUL
 /* Generates from in->input_ids (B, T) (in->attention_mask (B, T) or NULL; for T5 the encoder
  * input) with the PEFT model's active adapters, or, when row_adapters is not NULL, one adapter
  * name per row ("__base__" = none) through the mixed-batch path (peft_model_forward_rows).
- * Other fields of in are ignored. *out owned by the caller. PEFT_OK, or an error code with
+ * in->task_ids (B values, or NULL) is each row's task for a multitask prompt tuning adapter,
+ * given to every step's forward as PEFT's generate(task_ids=...) does (without them such an
+ * adapter fails as PEFT's: "task_ids cannot be None"). Other fields of in are ignored. *out owned by the caller. PEFT_OK, or an error code with
  * peft_errmsg(peft_model_ctx(m)) naming the field, the file or the step that failed. */
 PEFT_API int peft_generate(peft_model *m, const peft_model_inputs *in, const peft_gen_config *cfg,
                            const char *const *row_adapters, peft_gen_output *out);
