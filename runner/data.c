@@ -1,5 +1,5 @@
 /* runner_data.c — the runner's data: JSONL files of examples per task (token ids, or text
- * through the model's tokenizer) and padded batches of them. */
+ * through the model's tokenizer; an optional task_id per example) and padded batches of them. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,6 +122,8 @@ static int parse_example(const lctx *c, json_t *o, int task, int64_t max_len, in
         return -1;
     }
     if (e->n == 0) return fail(c, NULL, "an example without tokens%s", "");
+    if (json_object_get(o, "task_id") && get_index(c, o, "task_id", INT32_MAX, &e->task_id))
+        return -1;
     json_t *lab = json_object_get(o, "labels");
     switch (task) {
     case RUNNER_TASK_CAUSAL_LM:
@@ -243,6 +245,7 @@ void runner_batch_free(runner_batch *b)
     free(b->labels);
     free(b->start);
     free(b->end);
+    free(b->task_ids);
     memset(b, 0, sizeof *b);
 }
 
@@ -263,7 +266,8 @@ int runner_batch_make(const runner_dataset *d, int task, const size_t *idx, int6
     b->labels = malloc((size_t)nl * sizeof *b->labels);
     b->start = malloc((size_t)B * sizeof *b->start);
     b->end = malloc((size_t)B * sizeof *b->end);
-    if (!b->ids || !b->mask || !b->labels || !b->start || !b->end) {
+    b->task_ids = malloc((size_t)B * sizeof *b->task_ids);
+    if (!b->ids || !b->mask || !b->labels || !b->start || !b->end || !b->task_ids) {
         runner_batch_free(b);
         return -1;
     }
@@ -282,6 +286,7 @@ int runner_batch_make(const runner_dataset *d, int task, const size_t *idx, int6
             for (int64_t t = 0; t < L; t++) b->labels[i * L + t] = t < e->n_labels ? e->labels[t] : IGNORE;
         b->start[i] = e->start;
         b->end[i] = e->end;
+        b->task_ids[i] = e->task_id;
     }
     return 0;
 }
@@ -293,6 +298,7 @@ void runner_batch_view(const runner_batch *b, int task, peft_model_inputs *in)
     in->T = b->T;
     in->input_ids = b->ids;
     in->attention_mask = b->mask;
+    in->task_ids = b->task_ids;
     if (task == RUNNER_TASK_QA) {
         in->start_positions = b->start;
         in->end_positions = b->end;

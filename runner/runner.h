@@ -174,6 +174,7 @@ typedef struct runner_example {
     int n_labels;
     int32_t label;       /* seq cls: the class */
     int32_t start, end;  /* QA: answer span (token indices) */
+    int32_t task_id;     /* "task_id" (0 when absent): the row's task for multitask prompt tuning */
 } runner_example;
 
 typedef struct runner_dataset {
@@ -191,6 +192,8 @@ typedef struct runner_dataset {
  *   token_cls           "labels" (per token, -100 = ignored); input_ids only
  *   question_answering  "start_position", "end_position" (token indices); input_ids only
  *   seq2seq             "labels" (target ids) or "target" (text)
+ * and, for any task, an optional "task_id" (a non-negative integer, 0 when absent): the row's
+ * task, given to the model as task_ids (multitask prompt tuning; other methods ignore it).
  * Inputs longer than max_length are truncated. Ids must be < vocab, classes < num_labels.
  * -1 with err naming the file, line and key. */
 int runner_data_load(const char *path, int task, int64_t max_length, int64_t vocab,
@@ -202,6 +205,7 @@ void runner_data_free(runner_dataset *d);
 typedef struct runner_batch {
     int64_t B, T, L;           /* L: seq2seq target length */
     int32_t *ids, *mask, *labels, *start, *end;
+    int32_t *task_ids;         /* (B): each row's task_id, given to the model as task_ids */
     int64_t n_tokens;          /* real (non-pad) input tokens */
 } runner_batch;
 int runner_batch_make(const runner_dataset *d, int task, const size_t *idx, int64_t B,

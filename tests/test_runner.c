@@ -329,6 +329,75 @@ START_TEST(test_norm_and_embedding_methods)
 }
 END_TEST
 
+/* adds "task_id": task(i) to every line i of tmp/<name>.jsonl */
+static void add_task_ids(const char *name, int (*task)(int))
+{
+    char p[1024];
+    snprintf(p, sizeof p, "%s/%s.jsonl", tmp, name);
+    size_t n;
+    char *d = tu_read_file(p, &n), *o = malloc(2 * n + 64), *w = o;
+    ck_assert(d && o);
+    int i = 0;
+    for (char *line = strtok(d, "\n"); line; line = strtok(NULL, "\n"), i++) {
+        size_t l = strlen(line);
+        ck_assert(l > 1 && line[l - 1] == '}');
+        w += sprintf(w, "%.*s, \"task_id\": %d}\n", (int)(l - 1), line, task(i));
+    }
+    ck_assert(tu_write_file(p, o, (size_t)(w - o)) == 0);
+    free(d);
+    free(o);
+}
+
+static int two_tasks(int i) { return i % 2; }
+static int task_five(int i) { return i == 3 ? 5 : 0; }
+
+/* multitask prompt tuning from YAML: the examples' task_id reach the model as task_ids; data
+ * without them is task 0; a task the adapter lacks fails naming it */
+START_TEST(test_mpt_task_ids)
+{
+    make_world();
+    add_task_ids("train", two_tasks);
+    add_task_ids("eval", two_tasks);
+    char out[1024], p[1200], err[2048];
+    snprintf(out, sizeof out, "%s/out", tmp);
+    runner_config *c = load(variant("  - name: lora\n",
+                                    "  - name: mpt\n"
+                                    "    adapters:\n"
+                                    "      - {method: mpt, num_virtual_tokens: 4, num_tasks: 2, num_ranks: 1}\n"
+                                    "  - name: lora\n"), out);
+    runner_opts o = {0};
+    ck_assert_msg(runner_run_all(c, &o, err, sizeof err) == 0, "%s", err);
+    runner_config_free(c);
+    snprintf(p, sizeof p, "%s/mpt/results.json", out);
+    json_t *j = json_load_file(p, 0, NULL);
+    ck_assert_msg(j, "%s missing", p);
+    /* table 4 x 32 + cols 2 x 4 x 1 + rows 2 x 1 x 32 */
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "trainable_params")), 128 + 8 + 64);
+    json_t *el = json_object_get(j, "eval_loss");
+    ck_assert_msg(json_number_value(json_array_get(json_array_get(el, 2), 1)) <
+                  json_number_value(json_array_get(json_array_get(el, 0), 1)), "mpt: no learning");
+    json_decref(j);
+    /* a task_id beyond num_tasks: the model's message, naming the row's task */
+    make_world();
+    add_task_ids("train", task_five);
+    snprintf(out, sizeof out, "%s/out5", tmp);
+    c = load(variant("  - name: lora\n",
+                     "  - name: mpt\n"
+                     "    training: {steps: 1, batch_size: 40}\n"
+                     "    adapters:\n"
+                     "      - {method: mpt, num_virtual_tokens: 4, num_tasks: 2}\n"
+                     "  - name: lora\n"), out);
+    ck_assert_int_ne(runner_run_all(c, &o, err, sizeof err), 0);
+    ck_assert_msg(strstr(err, "is 5; the adapter has num_tasks 2"), "%s", err);
+    runner_config_free(c);
+    /* a task_id that is no index */
+    snprintf(p, sizeof p, "%s/train.jsonl", tmp);
+    ck_assert(tu_write_file(p, "{\"input_ids\": [1, 2], \"task_id\": -1}\n", 36) == 0);
+    ck_assert_msg(strstr(config_error(BASE_YAML, 0), "train.jsonl:1: 'task_id': expected an "
+                         "integer in [0, "), "%s", config_error(BASE_YAML, 0));
+}
+END_TEST
+
 START_TEST(test_resume_after_kill)
 {
     make_world();
@@ -900,6 +969,7 @@ int main(void)
     tcase_add_test(t, test_config_errors);
     tcase_add_test(t, test_sweep_end_to_end);
     tcase_add_test(t, test_norm_and_embedding_methods);
+    tcase_add_test(t, test_mpt_task_ids);
     tcase_add_test(t, test_resume_after_kill);
     tcase_add_test(t, test_resume_after_stop_request);
     tcase_add_test(t, test_text_data);
