@@ -11,7 +11,8 @@
  *   lora_init_svd.c  PiSSA and OLoRA: A and B from an SVD / QR of the base weight, the residual
  *                  written back as the new base weight
  *   lora_embedding.c  LoRA on an embedding site (lora.Embedding): init, forward kernel and
- *                  its backward (merge shares lora_layer.c's transposed product)
+ *                  its backward, and DoRA's embedding forward (DoraEmbeddingLayer); merge shares
+ *                  lora_layer.c's transposed product (DoRA: lora_dora.c's merge)
  *   lora_combine.c add_weighted_adapter on one site (cat, svd, linear, ties, dare, magnitude
  *                  prune and their svd variants)
  *   lora_combine_config.c  add_weighted_adapter's new config (ranks, lora_alpha)
@@ -99,6 +100,13 @@ int lora_dora_init(lora_state *st, const peft_site_info *site, const char *adapt
  * (detached). Arena tensor, or NULL on a shape mismatch / out of memory. */
 peft_tensor *lora_dora_forward(lora_state *st, peft_graph *g, const peft_site_info *site,
                                peft_tensor *xu, peft_tensor *y);
+/* 1 when the site's weight is stored (in, out) for DoRA: Conv1D, fan_in_fan_out, embeddings */
+int lora_dora_in_out(const peft_site_info *site);
+/* the site's weight as f32 (the tensor itself, or converted into buf of numel floats) */
+const float *lora_dora_weight_view(const peft_site_info *site, float *buf);
+/* norm (out) = ||W + s B A||_row of w (site layout; in_out: stored (in, out)); scratch (out, in) */
+void lora_dora_norm(const lora_state *st, const float *w, int in_out, float s, float *scratch,
+                    float *norm);
 /* W <- (m/n) (W + s BA) (sign +1), or back (sign -1) with the norm cached by the merge. */
 int lora_dora_merge(lora_state *st, const peft_site_info *site, float *weight, int sign,
                     char *err, size_t errlen);
@@ -107,10 +115,11 @@ int lora_dora_merge(lora_state *st, const peft_site_info *site, float *weight, i
 /* an embedding site's A, B, names and init (st->r, scaling set); 0 or -1 with err set */
 int lora_embedding_init(lora_state *st, const lora_config *c, const peft_site_info *site,
                         const char *adapter_name, peft_rng *rng, char *err, size_t errlen);
-/* ids (N...) I32 token ids, y (N..., out) -> y + s * A^T[ids] @ B^T; NULL on a bad shape or id,
- * or out of arena memory */
-peft_tensor *lora_embedding_forward(lora_state *st, peft_graph *g, peft_tensor *ids,
-                                    peft_tensor *y);
+/* ids (N...) I32 token ids, y (N..., out) -> y + s * A^T[ids] @ B^T, or with DoRA
+ * (st->magnitude) f * y + f * s * A^T[ids] @ B^T, f = m / ||W^T + s B A||_row (detached);
+ * NULL on a bad shape or id, or out of arena memory */
+peft_tensor *lora_embedding_forward(lora_state *st, peft_graph *g, const peft_site_info *site,
+                                    peft_tensor *ids, peft_tensor *y);
 
 /* lora_init_svd.c: fill st->A, st->B and rewrite the site's base weight (ABI 1.1 host). */
 int lora_init_pissa(lora_state *st, const peft_site_info *site, int niter, char *err,

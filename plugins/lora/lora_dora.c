@@ -7,7 +7,9 @@
  * with its backward on the host's tape, and merge W' = (m/n) (W + s B A) with its inverse.
  *
  * W is the site's current base weight in (out, in) orientation: GPT-2 Conv1D stores (in, out) and
- * is transposed, as PEFT's transpose(weight, fan_in_fan_out). The base weight is frozen (no dW). */
+ * is transposed, as PEFT's transpose(weight, fan_in_fan_out). The base weight is frozen (no dW).
+ * An embedding site (PEFT's DoraEmbeddingLayer) shares the magnitude init and the merge, its table
+ * (V, dim) read as (in, out); its forward is lora_embedding.c's. */
 #include <math.h>
 #include <string.h>
 
@@ -15,17 +17,24 @@
 
 /* the weight in the site's layout as float32: the tensor itself when f32, else converted into
  * buf (numel floats) */
-static const float *weight_view(const peft_site_info *site, float *buf)
+const float *lora_dora_weight_view(const peft_site_info *site, float *buf)
 {
     if (site->weight->dtype == PEFT_DTYPE_F32) return peft_f32(site->weight);
     lora_host->tensor_to_f32(site->weight, buf);
     return buf;
 }
 
+/* 1 when the site's weight is stored (in, out): Conv1D / fan_in_fan_out, and an embedding's
+ * (num_embeddings, dim) table (PEFT's DoraEmbeddingLayer(fan_in_fan_out=True)) */
+int lora_dora_in_out(const peft_site_info *site)
+{
+    return site->kind == PEFT_SITE_EMBEDDING || peft_pu_in_out(site);
+}
+
 /* norm (out) = ||W + s * (B @ A)||_row, W (out, in) or, in_out, stored (in, out);
  * B (out, r), A (r, in); scratch (out, in). PEFT's order: B @ A, times s, plus W. */
-static void weight_norm(const lora_state *st, const float *w, int in_out, float s, float *scratch,
-                        float *norm)
+void lora_dora_norm(const lora_state *st, const float *w, int in_out, float s, float *scratch,
+                    float *norm)
 {
     const int outf = (int)st->out_features, in = (int)st->in_features, r = (int)st->r;
     /* scratch (out, in) = B (out, r) @ A (r, in) */
@@ -62,8 +71,8 @@ int lora_dora_init(lora_state *st, const peft_site_info *site, const char *adapt
         peft_pu_errf(err, errlen, "lora: out of memory for the DoRA magnitude of '%s'", name);
         return -1;
     }
-    weight_norm(st, weight_view(site, buf), peft_pu_in_out(site), (float)(st->scaling * st->mult),
-                scratch, peft_f32(st->magnitude));
+    lora_dora_norm(st, lora_dora_weight_view(site, buf), lora_dora_in_out(site),
+                   (float)(st->scaling * st->mult), scratch, peft_f32(st->magnitude));
     lora_host->free(scratch);
     lora_host->free(buf);
     return 0;
@@ -183,10 +192,10 @@ peft_tensor *lora_dora_forward(lora_state *st, peft_graph *g, const peft_site_in
     if ((site->weight->dtype != PEFT_DTYPE_F32 && !wbuf) || !scratch || !norm || !f || !xa ||
         !base || !lora || !out)
         return NULL;
-    const float *w = weight_view(site, wbuf ? peft_f32(wbuf) : NULL);
+    const float *w = lora_dora_weight_view(site, wbuf ? peft_f32(wbuf) : NULL);
 
     /* norm (out) = ||W + s B A||_row (detached); f = m / norm */
-    weight_norm(st, w, in_out, s, peft_f32(scratch), peft_f32(norm));
+    lora_dora_norm(st, w, in_out, s, peft_f32(scratch), peft_f32(norm));
     const float *m = peft_f32(st->magnitude), *nv = peft_f32(norm);
     float *fv = peft_f32(f);
     for (int64_t o = 0; o < outf; o++) fv[o] = m[o] / nv[o];
@@ -229,7 +238,7 @@ int lora_dora_merge(lora_state *st, const peft_site_info *site, float *weight, i
 {
     const char *name = site->name ? site->name : "?";
     const int outf = (int)st->out_features, in = (int)st->in_features, r = (int)st->r;
-    const int in_out = peft_pu_in_out(site);
+    const int in_out = lora_dora_in_out(site);
     double sd = st->scaling * st->mult;
     if (sign < 0 && st->merged) sd = st->merged_scale;
     const float s = (float)sd;
@@ -249,7 +258,7 @@ int lora_dora_merge(lora_state *st, const peft_site_info *site, float *weight, i
             peft_pu_errf(err, errlen, "lora merge: out of memory merging DoRA into '%s'", name);
             return -1;
         }
-        weight_norm(st, weight, in_out, s, delta, st->merged_norm);
+        lora_dora_norm(st, weight, in_out, s, delta, st->merged_norm);
     }
     /* delta (out, in) = (B @ A) * s, PEFT's get_delta_weight */
     peft_pu_gemm(lora_host, 0, 0, outf, in, r, 1.0f, peft_f32(st->B), peft_f32(st->A), 0.0f,

@@ -49,6 +49,8 @@ void *lora_inject(const void *parsed, peft_cfg *cfg, const peft_site_info *site,
     st->dropout = (float)c->lora_dropout;
     if (embedding) {
         if (lora_embedding_init(st, c, site, adapter_name, rng, err, errlen)) goto fail;
+        /* Embedding.update_layer: dora_init after the init, as for a linear layer */
+        if (c->use_dora && lora_dora_init(st, site, adapter_name, err, errlen)) goto fail;
         return st;
     }
 
@@ -144,7 +146,7 @@ peft_tensor *lora_forward(void *state, peft_graph *g, const peft_site_info *site
 {
     lora_state *st = state;
     int64_t n;
-    if (st && g && st->embedding) return lora_embedding_forward(st, g, x, y);
+    if (st && g && st->embedding) return lora_embedding_forward(st, g, site, x, y);
     if (!st || !g || peft_pu_site_rows(x, y, st->in_features, st->out_features, &n)) return NULL;
     const int64_t in = st->in_features, outf = st->out_features, r = st->r;
 
