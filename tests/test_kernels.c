@@ -1,11 +1,14 @@
 /* test_kernels.c — Check suite for the kernels' building blocks (core/ops/): the vectorised exp
  * (vmath.h) against exp in double over the f32 range and at its edges, the row kernels built on
- * it, the kernel thread pool (every item once, whatever the thread count) and the results of
- * the pooled kernels bit for bit equal at 1, 2 and 3 threads, the OpenBLAS kernel-set check. */
+ * it, the vectorised erf (against erf in double) and the exact GELU on it, the kernel thread
+ * pool (every item once, whatever the thread count) and the results of every pooled kernel
+ * (elementwise, norms, RoPE, attention, losses) bit for bit equal at 1, 2 and 3 threads, the
+ * OpenBLAS kernel-set check. */
 #include <cblas.h>
 #include <check.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,6 +44,45 @@ START_TEST(expf_accuracy)
     ck_assert(isnan(vm_expf(NAN)));
     ck_assert_float_eq(vm_expf(0.0f), 1.0f);
     ck_assert(fabsf(vm_expf(88.72f) - 3.3931806e38f) < 1e32f);
+}
+END_TEST
+
+START_TEST(erf_accuracy)
+{
+    /* vm_erff against erf in double and against glibc's erff, over a sweep past the range
+     * where erf rounds to +-1 */
+    double worst = 0.0, worst_libm = 0.0;
+    for (float x = -5.0f; x < 5.0f; x += 0.000173f) {
+        const double e = erf((double)x);
+        const double u = ulps(vm_erff(x), e), ul = ulps(erff(x), e);
+        if (u > worst) worst = u;
+        if (ul > worst_libm) worst_libm = ul;
+    }
+    for (float x = 1e-30f; x < 1e-3f; x *= 1.37f) { /* tiny arguments: erf(x) ~ 2x/sqrt(pi) */
+        const double u = ulps(vm_erff(x), erf((double)x));
+        if (u > worst) worst = u;
+    }
+    ck_assert_msg(worst < 2.0, "vm_erff: %.2f ulp (glibc's erff: %.2f)", worst, worst_libm);
+    ck_assert_float_eq(vm_erff(0.0f), 0.0f);
+    ck_assert_float_eq(vm_erff(INFINITY), 1.0f);
+    ck_assert_float_eq(vm_erff(-INFINITY), -1.0f);
+    ck_assert_float_eq(vm_erff(10.0f), 1.0f);
+    ck_assert(isnan(vm_erff(NAN)));
+    /* the exact GELU kernels against the libm formula */
+    enum { N = 2001 };
+    float x[N], y[N], d[N], one[N];
+    for (int i = 0; i < N; i++) {
+        x[i] = -8.0f + 0.008f * (float)i;
+        one[i] = 1.0f;
+        d[i] = 0.0f;
+    }
+    vm_gelu_erf(x, y, N);
+    vm_gelu_erf_bwd(x, one, d, N);
+    for (int i = 0; i < N; i++) {
+        const double xd = x[i], cdf = 0.5 * (1.0 + erf(xd / sqrt(2.0)));
+        ck_assert(fabs(y[i] - xd * cdf) < 1e-6 * (1.0 + fabs(xd)));
+        ck_assert(fabs(d[i] - (cdf + xd * exp(-0.5 * xd * xd) / sqrt(2.0 * M_PI))) < 1e-6);
+    }
 }
 END_TEST
 
@@ -92,40 +134,94 @@ START_TEST(pool_covers_once)
 }
 END_TEST
 
-/* GELU, SiLU and layer norm forward and backward at t threads: outputs and input gradients */
-static void pooled_ops(int t, float *out, int64_t n, int64_t C)
+/* every pooled kernel forward and backward at t threads (GELU tanh and erf, SiLU, mul, add,
+ * layer norm with its weight and bias, RMS norm, RoPE, causal attention with a key mask and a
+ * bias, cross-entropy, the chunked head + loss): outputs, input and parameter gradients */
+enum { PO_B = 2, PO_T = 128, PO_H = 8, PO_D = 32, PO_C = PO_H * PO_D, PO_V = 301 };
+#define PO_N ((int64_t)PO_B * PO_T * PO_C)
+#define PO_BIAS ((int64_t)PO_H * PO_T * PO_T)
+#define PO_P (4 * PO_N + PO_BIAS) /* the parameter gradients and the loss */
+#define PO_OUT (PO_P + 4 * PO_C)
+
+static void fill(peft_tensor *t, double f, double amp)
 {
-    openblas_set_num_threads(t);
+    for (int64_t i = 0; i < t->numel; i++) peft_f32(t)[i] = (float)(sin(f * (double)i) * amp);
+}
+
+static void pooled_ops(int t, float *out)
+{
+    /* the GEMMs on one thread (OpenBLAS's own results change with its thread count: README,
+     * Speed), the pool's kernels on t */
+    openblas_set_num_threads(1);
+    ops_pool_set_threads(t);
     peft_rng rng;
     peft_rng_seed(&rng, 7);
     peft_graph *g = peft_graph_new(&rng);
     peft_graph_set_recording(g, 1);
-    const int64_t shape[2] = {n / C, C};
-    peft_tensor *x = peft_graph_tensor(g, 2, shape);
-    for (int64_t i = 0; i < n; i++) peft_f32(x)[i] = (float)sin(0.37 * (double)i) * 3.0f;
-    x->requires_grad = 1;
-    peft_tensor *a = op_gelu_tanh(g, x), *b = op_silu(g, a);
-    peft_tensor *c = op_layernorm(g, b, NULL, NULL, 1e-5f);
-    ck_assert_ptr_nonnull(c);
-    memcpy(out, peft_f32(c), (size_t)n * sizeof(float));
-    float *target = calloc((size_t)n, sizeof(float));
-    for (int64_t i = 0; i < n; i++) target[i] = (float)cos(0.11 * (double)i);
-    peft_tensor *loss = op_mse(g, c, target);
-    ck_assert_ptr_nonnull(loss);
+    const int64_t shape[3] = {PO_B, PO_T, PO_C};
+    peft_tensor *x = peft_graph_tensor(g, 3, shape), *x2 = peft_graph_tensor(g, 3, shape);
+    peft_tensor *lw = peft_graph_tensor(g, 1, (int64_t[]){PO_C});
+    peft_tensor *lb = peft_graph_tensor(g, 1, (int64_t[]){PO_C});
+    peft_tensor *rw = peft_graph_tensor(g, 1, (int64_t[]){PO_C});
+    peft_tensor *bias = peft_graph_tensor(g, 3, (int64_t[]){PO_H, PO_T, PO_T});
+    peft_tensor *head = peft_graph_tensor(g, 2, (int64_t[]){PO_V, PO_C});
+    fill(x, 0.37, 3.0);
+    fill(x2, 0.19, 2.0);
+    fill(lw, 0.7, 1.0);
+    fill(lb, 0.3, 0.5);
+    fill(rw, 0.9, 1.0);
+    fill(bias, 0.05, 0.3);
+    fill(head, 0.013, 0.2);
+    x->requires_grad = x2->requires_grad = lw->requires_grad = lb->requires_grad = 1;
+    rw->requires_grad = bias->requires_grad = 1;
+    static int32_t mask[PO_B * PO_T], tg[PO_B * PO_T];
+    for (int i = 0; i < PO_B * PO_T; i++) {
+        mask[i] = i % 11 != 3;
+        tg[i] = i % 9 == 4 ? -100 : (i * 37) % PO_V;
+    }
+    peft_tensor *a = op_gelu_tanh(g, x), *b = op_silu(g, a), *e = op_gelu_erf(g, x2);
+    peft_tensor *m = op_add(g, op_mul(g, b, e), x);
+    peft_tensor *ln = op_layernorm(g, m, lw, lb, 1e-5f);
+    peft_tensor *rn = op_rmsnorm(g, ln, rw, 1e-6f);
+    peft_tensor *q = op_rope(g, rn, PO_H, NULL, 10000.0f), *k = op_rope(g, ln, PO_H, NULL, 500.0f);
+    const peft_attn_opts o = {.causal = 1, .key_mask = mask, .bias = bias};
+    peft_tensor *at = op_attention_opt(g, q, k, rn, PO_H, PO_H, 0.25f, &o);
+    peft_tensor *at2 = op_attention(g, at, q, k, PO_H, 1, NULL);
+    peft_tensor *logits = op_linear(g, at2, head, NULL, 0);
+    peft_tensor *l1 = op_cross_entropy(g, logits, tg, -100);
+    peft_tensor *l2 = op_linear_cross_entropy(g, at, head, tg, -100);
+    ck_assert_ptr_nonnull(l1);
+    ck_assert_ptr_nonnull(l2);
+    peft_tensor *loss = op_add(g, l1, l2);
+    memcpy(out, peft_f32(at2), (size_t)PO_N * sizeof(float));
+    memcpy(out + PO_N, peft_f32(rn), (size_t)PO_N * sizeof(float));
+    out[PO_P + 3 * PO_C] = peft_f32(loss)[0];
     ck_assert_int_eq(peft_graph_backward(g, loss), 0);
-    memcpy(out + n, x->grad, (size_t)n * sizeof(float));
-    free(target);
+    memcpy(out + 2 * PO_N, x->grad, (size_t)PO_N * sizeof(float));
+    memcpy(out + 3 * PO_N, x2->grad, (size_t)PO_N * sizeof(float));
+    memcpy(out + 4 * PO_N, bias->grad, PO_BIAS * sizeof(float));
+    memcpy(out + PO_P, lw->grad, PO_C * sizeof(float));
+    memcpy(out + PO_P + PO_C, lb->grad, PO_C * sizeof(float));
+    memcpy(out + PO_P + 2 * PO_C, rw->grad, PO_C * sizeof(float));
     peft_graph_free(g);
 }
 
 START_TEST(pooled_kernels_thread_invariant)
 {
-    const int64_t C = 768, n = 300 * C;
-    float *r1 = malloc((size_t)(2 * n) * sizeof(float)), *r2 = malloc((size_t)(2 * n) * sizeof(float));
-    pooled_ops(1, r1, n, C);
-    pooled_ops(2, r2, n, C);
-    pooled_ops(3, r1 + 0, n, C); /* 3 threads into r1: must equal the 2-thread run too */
-    ck_assert_int_eq(memcmp(r1, r2, (size_t)(2 * n) * sizeof(float)), 0);
+    float *r1 = calloc(PO_OUT, sizeof(float)), *r2 = calloc(PO_OUT, sizeof(float));
+    pooled_ops(1, r1);
+    ck_assert(isfinite(r1[PO_P + 3 * PO_C]));
+    pooled_ops(2, r2);
+    for (int64_t i = 0; i < PO_OUT; i++) /* say where, for the one who has to find out why */
+        if (memcmp(r1 + i, r2 + i, 4)) {
+            fprintf(stderr, "first difference at %ld of %ld: %g vs %g\n", (long)i, (long)PO_OUT,
+                    r1[i], r2[i]);
+            break;
+        }
+    ck_assert_int_eq(memcmp(r1, r2, PO_OUT * sizeof(float)), 0);
+    pooled_ops(3, r2); /* 3 threads: must equal the 1-thread run too */
+    ck_assert_int_eq(memcmp(r1, r2, PO_OUT * sizeof(float)), 0);
+    ops_pool_set_threads(0);
     free(r1);
     free(r2);
 }
@@ -151,6 +247,7 @@ int main(void)
     Suite *s = suite_create("kernels");
     TCase *tc = tcase_create("vmath");
     tcase_add_test(tc, expf_accuracy);
+    tcase_add_test(tc, erf_accuracy);
     tcase_add_test(tc, row_kernels);
     suite_add_tcase(s, tc);
     TCase *tp = tcase_create("pool");

@@ -2,11 +2,14 @@
  * additive score bias (T5's relative positions), causal offset, a sliding window (Mistral,
  * Gemma2), tanh soft-capping of the scores (Gemma2) and key padding mask, and its
  * backward. Per (batch, head), QK^T and PV go through cblas_sgemm directly on the strided head
- * slices (lda = H*D for q, Hkv*D for k and v); the softmax probabilities are kept for the
- * backward when recording and they are small, else one (T, S) scratch is reused (inference
- * memory) and the backward recomputes them with the same code (bit-identical). op_attention
- * (GPT-2) is op_attention_ex with Hkv = H, scale 1/sqrt(D) and no bias. */
+ * slices (lda = H*D for q, Hkv*D for k and v); the softmax rows (and their backward) of a group of
+ * heads run in the pool's threads between those GEMMs. The probabilities are kept for the
+ * backward when recording and they are small (op_attention_set_keep_limit), else a scratch of
+ * one group (~1M floats, at least one head) is reused (inference memory) and the backward
+ * recomputes them group by group with the same code (bit-identical). op_attention (GPT-2) is
+ * op_attention_ex with Hkv = H, scale 1/sqrt(D) and no bias. */
 #include "core/ops/ops.h"
+#include "core/ops/pool.h"
 #include "core/ops/vmath.h"
 
 #include <cblas.h>
@@ -14,8 +17,8 @@
 #include <string.h>
 
 /* Probabilities kept for the backward up to this many bytes per call; above it the backward
- * recomputes each (b, h) block with the forward's own code (bit-identical, one QK^T GEMM more
- * per block): a Llama-3.2-1B layer at T = 512 would keep 32 MB, 512 MB over the model. */
+ * recomputes each group of heads with the forward's own code (bit-identical, one QK^T GEMM more
+ * per head): a Llama-3.2-1B layer at T = 512 would keep 32 MB, 512 MB over the model. */
 static int64_t attn_keep_p_bytes = (int64_t)8 << 20;
 
 int64_t op_attention_set_keep_limit(int64_t bytes)
@@ -24,6 +27,9 @@ int64_t op_attention_set_keep_limit(int64_t bytes)
     attn_keep_p_bytes = bytes;
     return old;
 }
+
+/* heads a group holds when P is not kept whole: ~1M floats of (T, S) blocks, at least one */
+#define ATTN_GROUP_FLOATS ((int64_t)1 << 20)
 
 typedef struct {
     peft_tensor *q, *k, *v, *bias, *out;
@@ -36,37 +42,47 @@ typedef struct {
     int causal;
 } attn_ctx;
 
-// q (B,T,H*D), k (B,S,Hkv*D), bias (H,T,S) or NULL, key_mask (B,S) or NULL -> P (T,S): the
-// softmax probabilities of batch b, head h (0 where masked or no key is visible)
-static void attention_probs(const attn_ctx *c, int64_t b, int64_t h, float *P)
+/* the heads of a group at a time: ng (T, S) blocks for heads bh0 .. bh0 + ng - 1 (batch bh / H,
+ * head bh % H) */
+static int64_t attn_group_heads(int64_t BH, int64_t T, int64_t S)
 {
-    const int64_t T = c->T, S = c->S, D = c->D, HD = c->H * D, KD = c->Hkv * D;
-    const int64_t kh = h / (c->H / c->Hkv), window = c->window;
+    int64_t gh = T * S > 0 ? ATTN_GROUP_FLOATS / (T * S) : BH;
+    if (gh < 1) gh = 1;
+    return gh > BH ? BH : gh;
+}
+
+/* the softmax rows of a group of heads: row r of the group is query t = r % T of head
+ * bh = bh0 + r / T; the scores in P (group, T, S) become the masked probabilities in place.
+ * Each row depends on its own scores only (any thread count gives the same bytes). */
+typedef struct {
+    const attn_ctx *c;
+    float *P;
+    int64_t bh0;
+} attn_row_job;
+
+static void attn_softmax_rows(void *p, int64_t lo, int64_t hi)
+{
+    const attn_row_job *j = p;
+    const attn_ctx *c = j->c;
+    const int64_t T = c->T, S = c->S, off = S - T; /* query t sees keys s <= t + off */
     const float softcap = c->softcap;
-    const size_t qo = (size_t)(b * T * HD + h * D), ko = (size_t)(b * S * KD + kh * D);
-    const int32_t *km = c->key_mask ? c->key_mask + b * S : NULL;
-    const float *bh = c->bias ? peft_f32(c->bias) + (size_t)(h * T * S) : NULL;
-    const int64_t off = S - T; /* query t sees keys s <= t + off */
-    /* scores (T,S) = scale Q (T,D) K^T (D,S) */
-    if (T > 0 && S > 0)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)S, (int)D, c->scale,
-                    peft_f32(c->q) + qo, (int)HD, peft_f32(c->k) + ko, (int)KD, 0.0f, P, (int)S);
-    /* (soft-capped, + bias) masked softmax per query row */
-    for (int64_t t = 0; t < T; t++) {
-        float *pr = P + t * S;
+    for (int64_t r = lo; r < hi; r++) {
+        const int64_t bh = j->bh0 + r / T, t = r % T, b = bh / c->H, h = bh % c->H;
+        const int32_t *km = c->key_mask ? c->key_mask + b * S : NULL;
+        float *pr = j->P + r * S;
         int64_t lim = c->causal ? t + off : S - 1; /* last visible key */
         if (lim > S - 1) lim = S - 1;
         /* first visible key: the window keeps keys s > t + off - window (HF's cache
          * positions: the query sits at t + off) */
-        int64_t lo = window ? t + off - window + 1 : 0;
-        if (lo < 0) lo = 0;
+        int64_t lo_k = c->window ? t + off - c->window + 1 : 0;
+        if (lo_k < 0) lo_k = 0;
         if (softcap > 0.0f)
-            for (int64_t s = lo; s <= lim; s++) pr[s] = tanhf(pr[s] / softcap) * softcap;
-        if (bh) {
-            const float *br = bh + t * S;
-            for (int64_t s = lo; s <= lim; s++) pr[s] += br[s];
+            for (int64_t s = lo_k; s <= lim; s++) pr[s] = tanhf(pr[s] / softcap) * softcap;
+        if (c->bias) {
+            const float *br = peft_f32(c->bias) + (size_t)((h * T + t) * S);
+            for (int64_t s = lo_k; s <= lim; s++) pr[s] += br[s];
         }
-        if (lim < lo) { /* no visible key: zeros */
+        if (lim < lo_k) { /* no visible key: zeros */
             memset(pr, 0, (size_t)S * sizeof(float));
             continue;
         }
@@ -74,16 +90,16 @@ static void attention_probs(const attn_ctx *c, int64_t b, int64_t h, float *P)
         if (!km) {
             /* keys lo..lim, one vectorised pass: a NaN score is skipped by the max but
              * turns its exp, the sum and so the whole row NaN, as PyTorch's softmax */
-            const float mx = vm_max(pr + lo, lim - lo + 1);
-            memset(pr, 0, (size_t)lo * sizeof(float));
+            const float mx = vm_max(pr + lo_k, lim - lo_k + 1);
+            memset(pr, 0, (size_t)lo_k * sizeof(float));
             memset(pr + lim + 1, 0, (size_t)(S - lim - 1) * sizeof(float));
-            sum = vm_exp_sub_sum(pr + lo, mx, pr + lo, lim - lo + 1);
+            sum = vm_exp_sub_sum(pr + lo_k, mx, pr + lo_k, lim - lo_k + 1);
         } else {
             /* the row maximum over visible keys; a NaN score makes it NaN (as
              * torch.max), so the whole row turns NaN, never "no key" */
             float mx = -INFINITY;
             int visible = 0;
-            for (int64_t s = lo; s <= lim; s++)
+            for (int64_t s = lo_k; s <= lim; s++)
                 if (km[s]) {
                     visible = 1;
                     if (pr[s] > mx || isnan(pr[s])) mx = isnan(mx) ? mx : pr[s];
@@ -93,7 +109,7 @@ static void attention_probs(const attn_ctx *c, int64_t b, int64_t h, float *P)
                 continue;
             }
             for (int64_t s = 0; s < S; s++) {
-                if (s >= lo && s <= lim && km[s]) {
+                if (s >= lo_k && s <= lim && km[s]) {
                     pr[s] = vm_expf(pr[s] - mx);
                     sum += pr[s];
                 } else {
@@ -102,11 +118,46 @@ static void attention_probs(const attn_ctx *c, int64_t b, int64_t h, float *P)
             }
         }
         const float inv = 1.0f / sum;
-        for (int64_t s = lo; s <= lim; s++) pr[s] *= inv;
+        for (int64_t s = lo_k; s <= lim; s++) pr[s] *= inv;
     }
 }
 
-// dout (B,T,H*D); q (B,T,H*D); k, v (B,S,Hkv*D); P (B,H,T,S) kept or recomputed per (b,h)
+// q (B,T,H*D), k (B,S,Hkv*D), bias (H,T,S) or NULL, key_mask (B,S) or NULL
+//   -> P (ng, T, S): the softmax probabilities of heads bh0 .. bh0 + ng - 1 (0 where masked or
+//   no key is visible): the scores by GEMM per head, then every row in the pool's threads
+static void attention_probs(const attn_ctx *c, int64_t bh0, int64_t ng, float *P)
+{
+    const int64_t T = c->T, S = c->S, D = c->D, HD = c->H * D, KD = c->Hkv * D;
+    for (int64_t i = 0; i < ng && T > 0 && S > 0; i++) {
+        const int64_t b = (bh0 + i) / c->H, h = (bh0 + i) % c->H, kh = h / (c->H / c->Hkv);
+        const size_t qo = (size_t)(b * T * HD + h * D), ko = (size_t)(b * S * KD + kh * D);
+        /* scores (T,S) = scale Q (T,D) K^T (D,S) */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)S, (int)D, c->scale,
+                    peft_f32(c->q) + qo, (int)HD, peft_f32(c->k) + ko, (int)KD, 0.0f,
+                    P + (size_t)(i * T * S), (int)S);
+    }
+    attn_row_job rj = {c, P, bh0};
+    ops_parallel(ng * T, OPS_ROW_GRAIN(S), attn_softmax_rows, &rj);
+}
+
+/* rows of a group of heads: dS (rows, S) = P * (dP - sum_s P dP), dP held in dS */
+typedef struct { const float *P; float *dS; int64_t S; } attn_grad_job;
+
+static void attn_grad_rows(void *p, int64_t lo, int64_t hi)
+{
+    const attn_grad_job *j = p;
+    const int64_t S = j->S;
+    for (int64_t r = lo; r < hi; r++) {
+        float *ds = j->dS + r * S;
+        const float *pr = j->P + r * S;
+        double dot = 0.0;
+        for (int64_t s = 0; s < S; s++) dot += (double)pr[s] * ds[s];
+        const float dotf = (float)dot;
+        for (int64_t s = 0; s < S; s++) ds[s] = pr[s] * (ds[s] - dotf);
+    }
+}
+
+// dout (B,T,H*D); q (B,T,H*D); k, v (B,S,Hkv*D); P (B,H,T,S) kept or recomputed per group
 //   -> dq, dk, dv (as needed), dbias (H,T,S) summed over the batch
 static void attention_backward(peft_graph *g, void *p)
 {
@@ -121,66 +172,71 @@ static void attention_backward(peft_graph *g, void *p)
     float *dv = peft_grad_of(g, c->v);
     float *dbias = c->bias ? peft_grad_of(g, c->bias) : NULL;
     const float *q = peft_f32(c->q), *k = peft_f32(c->k), *v = peft_f32(c->v);
+    const int64_t BH = c->B * c->H, gh = attn_group_heads(BH, T, S);
     float *dS = NULL, *R = NULL, *Pb = NULL;
-    if (dq || dk || dbias) {
-        dS = peft_arena_alloc(g->arena, (size_t)T * (size_t)S * sizeof(float) + 1);
+    if (dq || dk || dbias) { /* dP then dS of a group of heads */
+        dS = peft_arena_alloc(g->arena, (size_t)(gh * T * S) * sizeof(float) + 1);
         if (!dS) return;
     }
     if (c->softcap > 0.0f && (dq || dk)) {
         R = peft_arena_alloc(g->arena, (size_t)T * (size_t)S * sizeof(float) + 1);
         if (!R) return;
     }
-    if (!c->P) { /* recomputed block by block */
-        Pb = peft_arena_alloc(g->arena, (size_t)T * (size_t)S * sizeof(float) + 1);
+    if (!c->P) { /* recomputed group by group */
+        Pb = peft_arena_alloc(g->arena, (size_t)(gh * T * S) * sizeof(float) + 1);
         if (!Pb) return;
     }
     if (T == 0 || S == 0) return;
-    for (int64_t b = 0; b < c->B; b++) {
-        for (int64_t h = 0; h < c->H; h++) {
-            const int64_t kh = h / group;
+    for (int64_t g0 = 0; g0 < BH; g0 += gh) {
+        const int64_t ng = BH - g0 < gh ? BH - g0 : gh;
+        const float *Pg = c->P ? c->P + (size_t)(g0 * c->T * c->S) : Pb;
+        if (!c->P) attention_probs(c, g0, ng, Pb);
+        for (int64_t i = 0; i < ng; i++) {
+            const int64_t b = (g0 + i) / c->H, h = (g0 + i) % c->H, kh = h / group;
             const size_t qo = (size_t)(b * c->T * HD + h * D);
             const size_t ko = (size_t)(b * c->S * KD + kh * D);
-            const float *P = c->P ? c->P + (size_t)((b * c->H + h) * c->T * c->S) : Pb;
-            if (!c->P) attention_probs(c, b, h, Pb);
+            const float *P = Pg + (size_t)(i * T * S);
             const float *dO = dout + qo;
             /* dv (S,D) += P^T (S,T) dO (T,D) */
             if (dv)
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, S, D, T, 1.0f, P, S, dO,
                             HD, 1.0f, dv + ko, KD);
-            if (!dS) continue;
             /* dP (T,S) = dO (T,D) V^T (D,S) */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, S, D, 1.0f, dO, HD, v + ko,
-                        KD, 0.0f, dS, S);
-            /* dS = P * (dP - sum_s P dP), per row: the gradient of the (scaled + biased) scores */
-            for (int t = 0; t < T; t++) {
-                float *ds = dS + (size_t)t * S;
-                const float *pr = P + (size_t)t * S;
-                double dot = 0.0;
-                for (int s = 0; s < S; s++) dot += (double)pr[s] * ds[s];
-                const float dotf = (float)dot;
-                for (int s = 0; s < S; s++) ds[s] = pr[s] * (ds[s] - dotf);
-            }
+            if (dS)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, S, D, 1.0f, dO, HD,
+                            v + ko, KD, 0.0f, dS + (size_t)(i * T * S), S);
+        }
+        if (!dS) continue;
+        /* dS = P * (dP - sum_s P dP), per row (pool threads): the gradient of the (scaled +
+         * biased) scores */
+        attn_grad_job gj = {Pg, dS, S};
+        ops_parallel(ng * T, OPS_ROW_GRAIN(S), attn_grad_rows, &gj);
+        for (int64_t i = 0; i < ng; i++) {
+            const int64_t b = (g0 + i) / c->H, h = (g0 + i) % c->H, kh = h / group;
+            const size_t qo = (size_t)(b * c->T * HD + h * D);
+            const size_t ko = (size_t)(b * c->S * KD + kh * D);
+            float *dSi = dS + (size_t)(i * T * S);
             /* dbias (T,S) of head h += dS */
             if (dbias) {
                 float *db = dbias + (size_t)(h * c->T * c->S);
-                for (size_t i = 0; i < (size_t)T * (size_t)S; i++) db[i] += dS[i];
+                for (size_t e = 0; e < (size_t)T * (size_t)S; e++) db[e] += dSi[e];
             }
             /* soft-capping: d(cap tanh(r / cap)) / dr = 1 - tanh^2, r = scale q.k recomputed */
             if (c->softcap > 0.0f && (dq || dk)) {
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, S, D, c->scale, q + qo,
                             HD, k + ko, KD, 0.0f, R, S);
-                for (size_t i = 0; i < (size_t)T * (size_t)S; i++) {
-                    const float th = tanhf(R[i] / c->softcap);
-                    dS[i] *= 1.0f - th * th;
+                for (size_t e = 0; e < (size_t)T * (size_t)S; e++) {
+                    const float th = tanhf(R[e] / c->softcap);
+                    dSi[e] *= 1.0f - th * th;
                 }
             }
             /* dq (T,D) += scale dS (T,S) K (S,D) */
             if (dq)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, D, S, c->scale, dS, S,
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, D, S, c->scale, dSi, S,
                             k + ko, KD, 1.0f, dq + qo, HD);
             /* dk (S,D) += scale dS^T (S,T) Q (T,D) */
             if (dk)
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, S, D, T, c->scale, dS, S,
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, S, D, T, c->scale, dSi, S,
                             q + qo, HD, 1.0f, dk + ko, KD);
         }
     }
@@ -209,12 +265,13 @@ peft_tensor *op_attention_opt(peft_graph *g, peft_tensor *q, peft_tensor *k, pef
     if (bias && (bias->dtype != PEFT_DTYPE_F32 || bias->numel != H * T * S)) return NULL;
     const int rec = g->recording && (q->requires_grad || k->requires_grad || v->requires_grad ||
                                      (bias && bias->requires_grad));
-    /* probabilities: all (b,h) kept for the backward when small, else one (T,S) scratch reused
-     * (inference, or a backward that recomputes them) */
-    const int keep = rec && B * H * T * S * (int64_t)sizeof(float) <= attn_keep_p_bytes;
+    /* probabilities: all (b,h) kept for the backward when small (one group of every head),
+     * else a scratch for one group of heads (inference, or a backward that recomputes them) */
+    const int64_t BH = B * H;
+    const int keep = rec && BH * T * S * (int64_t)sizeof(float) <= attn_keep_p_bytes;
+    const int64_t gh = keep ? BH : attn_group_heads(BH, T, S);
     peft_tensor *out = peft_graph_tensor_raw(g, PEFT_DTYPE_F32, 3, q->shape);
-    peft_tensor *Pt = keep ? peft_graph_tensor_raw(g, PEFT_DTYPE_F32, 4, (int64_t[]){B, H, T, S})
-                           : peft_graph_tensor_raw(g, PEFT_DTYPE_F32, 2, (int64_t[]){T, S});
+    peft_tensor *Pt = peft_graph_tensor_raw(g, PEFT_DTYPE_F32, 1, (int64_t[]){gh * T * S + 1});
     if (!out || !Pt) return NULL;
     attn_ctx a = {.q = q, .k = k, .v = v, .bias = bias, .out = out, .key_mask = key_mask,
                   .B = B, .T = T, .S = S, .H = H, .Hkv = Hkv, .D = D, .window = window,
@@ -222,20 +279,20 @@ peft_tensor *op_attention_opt(peft_graph *g, peft_tensor *q, peft_tensor *k, pef
     const float *vd = peft_f32(v);
     float *od = peft_f32(out), *Pall = peft_f32(Pt);
 
-    for (int64_t b = 0; b < B; b++) {
-        for (int64_t h = 0; h < H; h++) {
-            const int64_t kh = h / (H / Hkv);
+    /* heads in groups: the group's probabilities (attention_probs), then P V by GEMM */
+    for (int64_t g0 = 0; g0 < BH; g0 += gh) {
+        const int64_t ng = BH - g0 < gh ? BH - g0 : gh;
+        attention_probs(&a, g0, ng, Pall);
+        for (int64_t i = 0; i < ng && T > 0; i++) {
+            const int64_t b = (g0 + i) / H, h = (g0 + i) % H, kh = h / (H / Hkv);
             const size_t qo = (size_t)(b * T * HD + h * D), ko = (size_t)(b * S * KD + kh * D);
-            float *P = keep ? Pall + (size_t)((b * H + h) * T * S) : Pall;
-            attention_probs(&a, b, h, P);
             /* out (T,D) = P (T,S) V (S,D) */
-            if (T > 0) {
-                if (S > 0)
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T, (int)D, (int)S,
-                                1.0f, P, (int)S, vd + ko, (int)KD, 0.0f, od + qo, (int)HD);
-                else
-                    for (int64_t t = 0; t < T; t++) memset(od + qo + t * HD, 0, (size_t)D * 4);
-            }
+            if (S > 0)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T, (int)D, (int)S,
+                            1.0f, Pall + (size_t)(i * T * S), (int)S, vd + ko, (int)KD, 0.0f,
+                            od + qo, (int)HD);
+            else
+                for (int64_t t = 0; t < T; t++) memset(od + qo + t * HD, 0, (size_t)D * 4);
         }
     }
 

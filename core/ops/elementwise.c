@@ -1,8 +1,9 @@
 /* ops_elementwise.c — elementwise ops for the LLaMA / BERT / T5 blocks and the task heads:
  * product of two tensors, SiLU, ReLU, tanh and the exact (erf) GELU, each with its backward.
  * The formulas follow PyTorch's fp32 CPU kernels operation for operation (silu = x / (1 +
- * exp(-x)), gelu = x * 0.5 * (1 + erf(x / sqrt 2))). SiLU's exp is the vectorised vm_expf
- * (~1 ulp, as PyTorch's own vectorised Sleef exp); erff and tanhf are glibc's. */
+ * exp(-x)), gelu = x * 0.5 * (1 + erf(x / sqrt 2))). exp and erf are the vectorised vm_expf
+ * and vm_erff (~1 ulp, as PyTorch's own vectorised Sleef exp and erf); tanhf is glibc's. SiLU,
+ * GELU, mul run in the pool's threads. */
 #include "core/ops/ops.h"
 #include "core/ops/pool.h"
 #include "core/ops/vmath.h"
@@ -18,6 +19,17 @@ static peft_tensor *new_like(peft_graph *g, const peft_tensor *x)
 
 typedef struct { peft_tensor *a, *b, *out; } mul_ctx;
 
+// a (n), b (n) -> y (n) += a * b   (pool slices: ops_map2)
+static void k_fma(const float *a, const float *b, float *y, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) y[i] += a[i] * b[i];
+}
+// a (n), b (n) -> y (n) = a * b
+static void k_mul(const float *a, const float *b, float *y, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) y[i] = a[i] * b[i];
+}
+
 // dy (n); a (n), b (n) -> da (n) += dy * b, db (n) += dy * a
 static void mul_backward(peft_graph *g, void *p)
 {
@@ -27,9 +39,9 @@ static void mul_backward(peft_graph *g, void *p)
     const int64_t n = c->out->numel;
     const float *a = peft_f32(c->a), *b = peft_f32(c->b);
     float *da = peft_grad_of(g, c->a);
-    if (da) for (int64_t i = 0; i < n; i++) da[i] += dy[i] * b[i];
+    if (da) ops_map2(k_fma, dy, b, da, n);
     float *db = peft_grad_of(g, c->b);
-    if (db) for (int64_t i = 0; i < n; i++) db[i] += dy[i] * a[i];
+    if (db) ops_map2(k_fma, dy, a, db, n);
 }
 
 // a (n), b (n) -> y (n) = a * b, shape of a
@@ -40,9 +52,7 @@ peft_tensor *op_mul(peft_graph *g, peft_tensor *a, peft_tensor *b)
         return NULL;
     peft_tensor *y = new_like(g, a);
     if (!y) return NULL;
-    const float *ad = peft_f32(a), *bd = peft_f32(b);
-    float *yd = peft_f32(y);
-    for (int64_t i = 0; i < a->numel; i++) yd[i] = ad[i] * bd[i];
+    ops_map2(k_mul, peft_f32(a), peft_f32(b), peft_f32(y), a->numel);
     y->requires_grad = peft_needs_grad(g, a, b);
     if (y->requires_grad) {
         mul_ctx *c = peft_tape_push(g, mul_backward, sizeof *c);
@@ -88,34 +98,14 @@ static peft_tensor *unary_op(peft_graph *g, peft_tensor *x,
 
 /* ---- silu ----------------------------------------------------------------------------------- */
 
-// x (n) -> y (n) = x / (1 + exp(-x))   (PyTorch's silu kernel)
-typedef struct { const float *x, *dy; float *y; } silu_job;
-#define ELEM_GRAIN 16384
-
-static void silu_fwd_range(void *p, int64_t lo, int64_t hi)
-{
-    const silu_job *j = p;
-    vm_silu(j->x + lo, j->y + lo, hi - lo);
-}
-
-static void silu_bwd_range(void *p, int64_t lo, int64_t hi)
-{
-    const silu_job *j = p;
-    vm_silu_bwd(j->x + lo, j->dy + lo, j->y + lo, hi - lo);
-}
-
-static void silu_fwd(const float *x, float *y, int64_t n)
-{
-    silu_job j = {x, NULL, y};
-    ops_parallel(n, ELEM_GRAIN, silu_fwd_range, &j);
-}
+// x (n) -> y (n) = x / (1 + exp(-x))   (PyTorch's silu kernel), in the pool's threads
+static void silu_fwd(const float *x, float *y, int64_t n) { ops_map1(vm_silu, x, y, n); }
 
 // dy (n), x (n) -> dx (n) += dy * s (1 + x (1 - s)), s = sigmoid(x)
 static void silu_bwd(const float *x, const float *y, const float *dy, float *dx, int64_t n)
 {
     (void)y;
-    silu_job j = {x, dy, dx};
-    ops_parallel(n, ELEM_GRAIN, silu_bwd_range, &j);
+    ops_map2(vm_silu_bwd, x, dy, dx, n);
 }
 
 peft_tensor *op_silu(peft_graph *g, peft_tensor *x) { return unary_op(g, x, silu_fwd, silu_bwd); }
@@ -156,24 +146,14 @@ peft_tensor *op_tanh(peft_graph *g, peft_tensor *x) { return unary_op(g, x, tanh
 
 /* ---- gelu (erf) ----------------------------------------------------------------------------- */
 
-#define GELU_ALPHA 0.70710678118654752440f /* 1/sqrt(2) */
-#define GELU_BETA_PDF 0.39894228040143267794f /* 1/sqrt(2 pi) */
-
-// x (n) -> y (n) = x * 0.5 * (1 + erf(x / sqrt 2))
-static void gelu_erf_fwd(const float *x, float *y, int64_t n)
-{
-    for (int64_t i = 0; i < n; i++) y[i] = x[i] * 0.5f * (1.0f + erff(x[i] * GELU_ALPHA));
-}
+// x (n) -> y (n) = x * 0.5 * (1 + erf(x / sqrt 2)), erf = vm_erff, in the pool's threads
+static void gelu_erf_fwd(const float *x, float *y, int64_t n) { ops_map1(vm_gelu_erf, x, y, n); }
 
 // dy (n), x (n) -> dx (n) += dy (Phi(x) + x phi(x))
 static void gelu_erf_bwd(const float *x, const float *y, const float *dy, float *dx, int64_t n)
 {
     (void)y;
-    for (int64_t i = 0; i < n; i++) {
-        const float cdf = 0.5f * (1.0f + erff(x[i] * GELU_ALPHA));
-        const float pdf = GELU_BETA_PDF * vm_expf(-0.5f * x[i] * x[i]);
-        dx[i] += dy[i] * (cdf + x[i] * pdf);
-    }
+    ops_map2(vm_gelu_erf_bwd, x, dy, dx, n);
 }
 
 peft_tensor *op_gelu_erf(peft_graph *g, peft_tensor *x)

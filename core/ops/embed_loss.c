@@ -1,6 +1,8 @@
 /* ops_embed_loss.c — token embedding lookup (f32/bf16/f16 table) and the mean cross-entropy
  * loss with ignore_index (PyTorch semantics), each with its backward. */
 #include "core/ops/ops.h"
+#include "core/ops/ce_rows.h"
+#include "core/ops/pool.h"
 #include "core/ops/vmath.h"
 
 #include <math.h>
@@ -70,24 +72,51 @@ typedef struct {
     int64_t N, V, n_valid;
 } ce_ctx;
 
-// dloss (1); logits (N, V) -> dlogits (N, V) += dloss / n_valid * (softmax - onehot(target))
+void ops_ce_fwd_rows(void *p, int64_t lo, int64_t hi)
+{
+    const ops_ce_job *j = p;
+    for (int64_t n = lo; n < hi; n++) {
+        const int32_t t = j->targets[n];
+        if (t == j->ignore) {
+            j->lse[n] = 0.0f;
+            j->l[n] = 0.0;
+            continue;
+        }
+        const float *xr = j->x + n * j->V;
+        const float mx = vm_max(xr, j->V);
+        const double s = vm_sum_exp(xr, mx, j->V);
+        /* s >= 1 (the max term is exp(0)) unless the row holds NaN, which log keeps NaN */
+        // cppcheck-suppress invalidFunctionArg
+        const double l = (double)mx + log(s);
+        j->lse[n] = (float)l;
+        j->l[n] = l - (double)xr[t];
+    }
+}
+
+void ops_ce_bwd_rows(void *p, int64_t lo, int64_t hi)
+{
+    const ops_ce_job *j = p;
+    for (int64_t n = lo; n < hi; n++) {
+        const int32_t t = j->targets[n];
+        if (t == j->ignore) continue;
+        float *dr = j->dl + n * j->V;
+        vm_axpy_exp(j->x + n * j->V, j->lse[n], j->k, dr, j->V);
+        dr[t] -= j->k;
+    }
+}
+
+// dloss (1); logits (N, V) -> dlogits (N, V) += dloss / n_valid * (softmax - onehot(target)),
+// rows in the pool's threads
 static void cross_entropy_backward(peft_graph *g, void *p)
 {
     ce_ctx *c = p;
     const float *dy = c->out->grad;
     float *dl = dy ? peft_grad_of(g, c->logits) : NULL;
     if (!dl || c->n_valid == 0) return;
-    const float k = dy[0] / (float)c->n_valid;
-    const float *x = peft_f32(c->logits);
-    for (int64_t n = 0; n < c->N; n++) {
-        const int32_t t = c->targets[n];
-        if (t == c->ignore) continue;
-        const float *xr = x + n * c->V;
-        float *dr = dl + n * c->V;
-        const float lse = c->lse[n];
-        vm_axpy_exp(xr, lse, k, dr, c->V);
-        dr[t] -= k;
-    }
+    ops_ce_job j = {.x = peft_f32(c->logits), .dl = dl, .lse = (float *)c->lse,
+                    .targets = c->targets, .ignore = c->ignore, .V = c->V,
+                    .k = dy[0] / (float)c->n_valid};
+    ops_parallel(c->N, OPS_ROW_GRAIN(c->V), ops_ce_bwd_rows, &j);
 }
 
 // logits (N, V), targets (N) -> loss () = mean over rows with target != ignore of lse - x[target]
@@ -105,25 +134,18 @@ peft_tensor *op_cross_entropy(peft_graph *g, peft_tensor *logits, const int32_t 
     peft_tensor *lse_t = peft_graph_tensor_raw(g, PEFT_DTYPE_F32, 1, &N);
     if (!loss || !lse_t) return NULL;
     float *lse = peft_f32(lse_t);
-    const float *x = peft_f32(logits);
+    double *lrow = peft_arena_alloc(g->arena, (size_t)(N ? N : 1) * sizeof(double));
+    if (!lrow) return NULL;
+    ops_ce_job j = {.x = peft_f32(logits), .lse = lse, .l = lrow, .targets = targets,
+                    .ignore = ignore_index, .V = V};
+    ops_parallel(N, OPS_ROW_GRAIN(V), ops_ce_fwd_rows, &j); /* rows in the pool's threads */
     double total = 0.0;
     int64_t n_valid = 0;
-    for (int64_t n = 0; n < N; n++) {
-        const int32_t t = targets[n];
-        if (t == ignore_index) {
-            lse[n] = 0.0f;
-            continue;
+    for (int64_t n = 0; n < N; n++) /* in row order: the same sum for any thread count */
+        if (targets[n] != ignore_index) {
+            total += lrow[n];
+            n_valid++;
         }
-        const float *xr = x + n * V;
-        const float mx = vm_max(xr, V);
-        const double s = vm_sum_exp(xr, mx, V);
-        /* s >= 1 (the max term is exp(0)) unless the row holds NaN, which log keeps NaN */
-        // cppcheck-suppress invalidFunctionArg
-        const double l = (double)mx + log(s);
-        lse[n] = (float)l;
-        total += l - (double)xr[t];
-        n_valid++;
-    }
     peft_f32(loss)[0] = n_valid ? (float)(total / (double)n_valid) : 0.0f;
     loss->requires_grad = peft_needs_grad(g, logits, NULL);
     if (loss->requires_grad) {

@@ -7,6 +7,7 @@
 #include "core/ops/common.h"
 #include "peft/quant.h"
 #include "core/ops/linear_kernels.h"
+#include "core/ops/pool.h"
 
 #include <cblas.h>
 #include <pthread.h>
@@ -219,6 +220,18 @@ peft_tensor *op_linear(peft_graph *g, peft_tensor *x, peft_tensor *w, peft_tenso
 
 /* ---- add ------------------------------------------------------------------------------------ */
 
+/* the elementwise kernels of add and scale, run over slices in the pool (ops_map1/2) */
+// x (n) -> y (n) += x
+static void k_acc(const float *x, float *y, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) y[i] += x[i];
+}
+// a (n), b (n) -> y (n) = a + b
+static void k_add(const float *a, const float *b, float *y, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) y[i] = a[i] + b[i];
+}
+
 typedef struct { peft_tensor *a, *b, *out; } add_ctx;
 
 // dy (n) -> da (n) += dy, db (n) += dy
@@ -229,9 +242,9 @@ static void add_backward(peft_graph *g, void *p)
     if (!dy) return;
     int64_t n = c->out->numel;
     float *da = peft_grad_of(g, c->a);
-    if (da) for (int64_t i = 0; i < n; i++) da[i] += dy[i];
+    if (da) ops_map1(k_acc, dy, da, n);
     float *db = peft_grad_of(g, c->b);
-    if (db) for (int64_t i = 0; i < n; i++) db[i] += dy[i];
+    if (db) ops_map1(k_acc, dy, db, n);
 }
 
 // a (n), b (n) -> y (n) = a + b, shape of a
@@ -240,9 +253,7 @@ peft_tensor *op_add(peft_graph *g, peft_tensor *a, peft_tensor *b)
     if (!a || !b || a->numel != b->numel) return NULL;
     peft_tensor *y = new_like(g, a);
     if (!y) return NULL;
-    const float *ad = peft_f32(a), *bd = peft_f32(b);
-    float *yd = peft_f32(y);
-    for (int64_t i = 0; i < a->numel; i++) yd[i] = ad[i] + bd[i];
+    ops_map2(k_add, peft_f32(a), peft_f32(b), peft_f32(y), a->numel);
     y->requires_grad = peft_needs_grad(g, a, b);
     if (y->requires_grad) {
         add_ctx *c = peft_tape_push(g, add_backward, sizeof *c);

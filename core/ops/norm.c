@@ -7,8 +7,7 @@
 #include <math.h>
 #include <string.h>
 
-/* rows per slice: about 16k elements */
-#define ROW_GRAIN(C) ((C) >= 16384 ? 1 : 16384 / (C))
+#define ROW_GRAIN(C) OPS_ROW_GRAIN(C)
 
 /* ---- layernorm ------------------------------------------------------------------------------ */
 
@@ -52,6 +51,28 @@ static void ln_bwd_rows(void *p, int64_t lo, int64_t hi)
     }
 }
 
+typedef struct {
+    const ln_ctx *c;
+    const float *x, *dy;
+    float *dw, *db;
+} ln_col_job;
+
+// dy, x (N, C) -> dw, db columns [lo, hi), each summed over the rows in order
+static void ln_bwd_cols(void *p, int64_t lo, int64_t hi)
+{
+    const ln_col_job *jc = p;
+    const ln_ctx *c = jc->c;
+    const int64_t C = c->C;
+    for (int64_t n = 0; n < c->N; n++) {
+        const float *xr = jc->x + n * C, *dyr = jc->dy + n * C;
+        const float mu = c->mean[n], rs = c->rstd[n];
+        if (jc->dw)
+            for (int64_t j = lo; j < hi; j++) jc->dw[j] += dyr[j] * (xr[j] - mu) * rs;
+        if (jc->db)
+            for (int64_t j = lo; j < hi; j++) jc->db[j] += dyr[j];
+    }
+}
+
 // dy (N, C); x (N, C); w (C); mean, rstd (N) -> dx (N, C), dw (C), db (C)
 static void layernorm_backward(peft_graph *g, void *p)
 {
@@ -67,13 +88,9 @@ static void layernorm_backward(peft_graph *g, void *p)
         ln_bwd_job j = {c, x, dy, dx};
         ops_parallel(N, ROW_GRAIN(C), ln_bwd_rows, &j);
     }
-    for (int64_t n = 0; n < N && (dw || db); n++) { /* summed over rows in order */
-        const float *xr = x + n * C, *dyr = dy + n * C;
-        const float mu = c->mean[n], rs = c->rstd[n];
-        if (dw)
-            for (int64_t j = 0; j < C; j++) dw[j] += dyr[j] * (xr[j] - mu) * rs;
-        if (db)
-            for (int64_t j = 0; j < C; j++) db[j] += dyr[j];
+    if (dw || db) { /* columns split over the pool, each summed over the rows in order */
+        ln_col_job jc = {c, x, dy, dw, db};
+        ops_parallel(C, OPS_COL_GRAIN(c->N), ln_bwd_cols, &jc);
     }
 }
 
@@ -195,30 +212,13 @@ VECTOR_CLONES static void gelu_forward_kernel(const float *x, float *y, int64_t 
     }
 }
 
-/* the kernels over slices of the elements, in the pool's threads */
-typedef struct { const float *x, *dy; float *y; } gelu_job;
-#define ELEM_GRAIN 16384
-
-static void gelu_fwd_range(void *p, int64_t lo, int64_t hi)
-{
-    const gelu_job *j = p;
-    gelu_forward_kernel(j->x + lo, j->y + lo, hi - lo);
-}
-
-static void gelu_bwd_range(void *p, int64_t lo, int64_t hi)
-{
-    const gelu_job *j = p;
-    gelu_backward_kernel(j->x + lo, j->dy + lo, j->y + lo, hi - lo);
-}
-
 static void gelu_backward(peft_graph *g, void *p)
 {
     gelu_ctx *c = p;
     const float *dy = c->out->grad;
     float *dx = dy ? peft_grad_of(g, c->x) : NULL;
     if (!dx) return;
-    gelu_job j = {peft_f32(c->x), dy, dx};
-    ops_parallel(c->x->numel, ELEM_GRAIN, gelu_bwd_range, &j);
+    ops_map2(gelu_backward_kernel, peft_f32(c->x), dy, dx, c->x->numel); /* pool threads */
 }
 
 /* x (n) -> y (n): GELU, tanh approximation */
@@ -227,8 +227,7 @@ peft_tensor *op_gelu_tanh(peft_graph *g, peft_tensor *x)
     if (!x || x->dtype != PEFT_DTYPE_F32) return NULL;
     peft_tensor *y = peft_graph_tensor_raw(g, PEFT_DTYPE_F32, x->ndim, x->shape);
     if (!y) return NULL;
-    gelu_job j = {peft_f32(x), NULL, peft_f32(y)};
-    ops_parallel(x->numel, ELEM_GRAIN, gelu_fwd_range, &j);
+    ops_map1(gelu_forward_kernel, peft_f32(x), peft_f32(y), x->numel); /* pool threads */
     y->requires_grad = peft_needs_grad(g, x, NULL);
     if (y->requires_grad) {
         gelu_ctx *c = peft_tape_push(g, gelu_backward, sizeof *c);

@@ -79,9 +79,14 @@ static void *worker(void *arg)
     return NULL;
 }
 
+static atomic_int forced_threads; /* ops_pool_set_threads; 0: follow OpenBLAS */
+
+void ops_pool_set_threads(int t) { atomic_store(&forced_threads, t > 0 ? t : 0); }
+
 int ops_threads(void)
 {
-    int t = openblas_get_num_threads();
+    const int f = atomic_load(&forced_threads);
+    int t = f ? f : openblas_get_num_threads();
     return t < 1 ? 1 : t > POOL_MAX ? POOL_MAX : t;
 }
 
@@ -133,4 +138,37 @@ void ops_parallel_n(int threads, int64_t n, int64_t grain, ops_range_fn fn, void
     while (atomic_load_explicit(&P.done, memory_order_acquire) < P.started)
         if (++spins > SPIN_ITERS) sched_yield(); else cpu_relax();
     pthread_mutex_unlock(&P.job);
+}
+
+/* ---- elementwise maps ----------------------------------------------------------------------- */
+
+typedef struct {
+    ops_map1_fn k1;
+    ops_map2_fn k2;
+    const float *a, *b;
+    float *y;
+} map_job;
+
+static void map1_range(void *p, int64_t lo, int64_t hi)
+{
+    const map_job *j = p;
+    j->k1(j->a + lo, j->y + lo, hi - lo);
+}
+
+static void map2_range(void *p, int64_t lo, int64_t hi)
+{
+    const map_job *j = p;
+    j->k2(j->a + lo, j->b + lo, j->y + lo, hi - lo);
+}
+
+void ops_map1(ops_map1_fn k, const float *x, float *y, int64_t n)
+{
+    map_job j = {.k1 = k, .a = x, .y = y};
+    ops_parallel(n, OPS_ELEM_GRAIN, map1_range, &j);
+}
+
+void ops_map2(ops_map2_fn k, const float *a, const float *b, float *y, int64_t n)
+{
+    map_job j = {.k2 = k, .a = a, .b = b, .y = y};
+    ops_parallel(n, OPS_ELEM_GRAIN, map2_range, &j);
 }

@@ -19,6 +19,29 @@ __attribute__((visibility("hidden"))) void ops_parallel(int64_t n, int64_t grain
 __attribute__((visibility("hidden"))) void ops_parallel_n(int threads, int64_t n, int64_t grain,
                                                           ops_range_fn fn, void *ctx);
 
+/* elementwise kernels over slices of n items in the pool (ELEM grain: ~16k items a slice), the
+ * same slice pointers offset by lo: each item depends on its own inputs only, so the result is
+ * the same for any thread count.
+ *   ops_map1: k(x + lo, y + lo, hi - lo)            e.g. y = f(x), or y += x
+ *   ops_map2: k(a + lo, b + lo, y + lo, hi - lo)    e.g. y = a + b, or dx += dy f'(x) */
+#define OPS_ELEM_GRAIN 16384
+typedef void (*ops_map1_fn)(const float *x, float *y, int64_t n);
+typedef void (*ops_map2_fn)(const float *a, const float *b, float *y, int64_t n);
+__attribute__((visibility("hidden"))) void ops_map1(ops_map1_fn k, const float *x, float *y,
+                                                    int64_t n);
+__attribute__((visibility("hidden"))) void ops_map2(ops_map2_fn k, const float *a, const float *b,
+                                                    float *y, int64_t n);
+
+/* rows per slice for row kernels over rows of C items: about 16k items a slice */
+#define OPS_ROW_GRAIN(C) ((C) >= 16384 ? 1 : 16384 / (C))
+/* columns per slice for column reductions over N rows (dw of a norm: each column summed over
+ * the rows in order, so any split gives the same bytes): about 16k items a slice */
+#define OPS_COL_GRAIN(N) ((N) >= 1024 ? 16 : 16384 / ((N) > 0 ? (N) : 1))
+
+/* the pool's thread count fixed at t whatever OpenBLAS uses (0: follow OpenBLAS again); for the
+ * tests that hold the GEMMs on one thread and vary the pool's */
+__attribute__((visibility("hidden"))) void ops_pool_set_threads(int t);
+
 /* the number of threads ops_parallel uses at most (>= 1) */
 __attribute__((visibility("hidden"))) int ops_threads(void);
 

@@ -5,6 +5,7 @@
  * out = x * cos + rotate_half(x) * sin. */
 #include "core/ops/ops.h"
 #include "core/ops/common.h"
+#include "core/ops/pool.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -20,29 +21,74 @@ typedef struct {
     int64_t N, C;
 } rms_ctx;
 
+typedef struct {
+    const rms_ctx *c;
+    const float *x, *dy;
+    float *dx, *dw;
+} rms_bwd_job;
+
+// dy, x rows [lo, hi) (., C) -> dx of those rows += r (dy w) - r^3 x mean(dy w x)
+static void rms_bwd_rows(void *p, int64_t lo, int64_t hi)
+{
+    const rms_bwd_job *j = p;
+    const int64_t C = j->c->C;
+    const float *w = j->c->wf;
+    for (int64_t n = lo; n < hi; n++) {
+        const float *xr = j->x + n * C, *dyr = j->dy + n * C;
+        const float r = j->c->rstd[n];
+        double s = 0.0;
+        for (int64_t k = 0; k < C; k++) s += (double)dyr[k] * w[k] * xr[k];
+        const float kk = (float)(s / (double)C) * r * r * r;
+        float *dxr = j->dx + n * C;
+        for (int64_t k = 0; k < C; k++) dxr[k] += r * dyr[k] * w[k] - kk * xr[k];
+    }
+}
+
+// dy, x (N, C) -> dw columns [lo, hi) += sum_n dy x r, over the rows in order
+static void rms_bwd_cols(void *p, int64_t lo, int64_t hi)
+{
+    const rms_bwd_job *j = p;
+    const int64_t C = j->c->C;
+    for (int64_t n = 0; n < j->c->N; n++) {
+        const float *xr = j->x + n * C, *dyr = j->dy + n * C;
+        const float r = j->c->rstd[n];
+        for (int64_t k = lo; k < hi; k++) j->dw[k] += dyr[k] * (xr[k] * r);
+    }
+}
+
 // dy (N, C); x (N, C); w (C); rstd (N)
-//   -> dx (N, C) += r (dy w) - r^3 x mean(dy w x), dw (C) += sum_n dy x r
+//   -> dx (N, C) += r (dy w) - r^3 x mean(dy w x), dw (C) += sum_n dy x r (pool threads)
 static void rmsnorm_backward(peft_graph *g, void *p)
 {
     rms_ctx *c = p;
     const float *dy = c->out->grad;
     if (!dy) return;
-    const int64_t N = c->N, C = c->C;
-    const float *x = peft_f32(c->x), *w = c->wf;
-    float *dx = peft_grad_of(g, c->x);
-    float *dw = peft_grad_of(g, c->w);
-    for (int64_t n = 0; n < N; n++) {
-        const float *xr = x + n * C, *dyr = dy + n * C;
-        const float r = c->rstd[n];
-        if (dx) {
-            double s = 0.0;
-            for (int64_t j = 0; j < C; j++) s += (double)dyr[j] * w[j] * xr[j];
-            const float k = (float)(s / (double)C) * r * r * r;
-            float *dxr = dx + n * C;
-            for (int64_t j = 0; j < C; j++) dxr[j] += r * dyr[j] * w[j] - k * xr[j];
-        }
-        if (dw)
-            for (int64_t j = 0; j < C; j++) dw[j] += dyr[j] * (xr[j] * r);
+    rms_bwd_job j = {c, peft_f32(c->x), dy, peft_grad_of(g, c->x), peft_grad_of(g, c->w)};
+    if (j.dx) ops_parallel(c->N, OPS_ROW_GRAIN(c->C), rms_bwd_rows, &j);
+    if (j.dw) ops_parallel(c->C, OPS_COL_GRAIN(c->N), rms_bwd_cols, &j);
+}
+
+typedef struct {
+    const float *x, *w;
+    float *y, *rstd;
+    int64_t C;
+    float eps;
+} rms_fwd_job;
+
+// x rows [lo, hi) (., C) -> y, rstd of those rows
+static void rms_fwd_rows(void *p, int64_t lo, int64_t hi)
+{
+    const rms_fwd_job *j = p;
+    const int64_t C = j->C;
+    for (int64_t n = lo; n < hi; n++) {
+        const float *xr = j->x + n * C;
+        double s = 0.0;
+        for (int64_t k = 0; k < C; k++) s += (double)xr[k] * xr[k];
+        const float var = (float)(s / (double)C);
+        const float r = 1.0f / sqrtf(var + j->eps);
+        j->rstd[n] = r;
+        float *yr = j->y + n * C;
+        for (int64_t k = 0; k < C; k++) yr[k] = j->w[k] * (xr[k] * r);
     }
 }
 
@@ -64,18 +110,9 @@ peft_tensor *op_rmsnorm_offset(peft_graph *g, peft_tensor *x, peft_tensor *w, fl
         for (int64_t j = 0; j < C; j++) wo[j] = offset + wf[j];
         wf = wo;
     }
-    const float *xd = peft_f32(x);
-    float *yd = peft_f32(y), *rstd = peft_f32(rs);
-    for (int64_t n = 0; n < N; n++) {
-        const float *xr = xd + n * C;
-        double s = 0.0;
-        for (int64_t j = 0; j < C; j++) s += (double)xr[j] * xr[j];
-        const float var = (float)(s / (double)C);
-        const float r = 1.0f / sqrtf(var + eps);
-        rstd[n] = r;
-        float *yr = yd + n * C;
-        for (int64_t j = 0; j < C; j++) yr[j] = wf[j] * (xr[j] * r);
-    }
+    float *rstd = peft_f32(rs);
+    rms_fwd_job j = {peft_f32(x), wf, peft_f32(y), rstd, C, eps};
+    ops_parallel(N, OPS_ROW_GRAIN(C), rms_fwd_rows, &j);
     y->requires_grad = peft_needs_grad(g, x, w);
     if (y->requires_grad) {
         rms_ctx *c = peft_tape_push(g, rmsnorm_backward, sizeof *c);
@@ -178,6 +215,39 @@ static void rope_row(const float *xr, float *yr, const float *cr, const float *s
     }
 }
 
+/* rows [lo, hi) of x (B*T, H*D) rotated into y (forward), or dy rotated back and added into dx
+ * (backward, acc = 1), in the pool's threads */
+typedef struct {
+    const float *x, *cs, *sn;
+    float *y;
+    const int32_t *trow;
+    int64_t T, H, D;
+    int acc;
+} rope_job;
+
+static void rope_rows(void *p, int64_t lo, int64_t hi)
+{
+    const rope_job *j = p;
+    const int64_t HD = j->H * j->D, h2 = j->D / 2;
+    for (int64_t row = lo; row < hi; row++) {
+        const int64_t r = j->trow ? j->trow[row] : row % j->T;
+        const float *cr = j->cs + r * h2, *sr = j->sn + r * h2;
+        if (!j->acc) {
+            rope_row(j->x + row * HD, j->y + row * HD, cr, sr, j->H, j->D, 0);
+            continue;
+        }
+        for (int64_t h = 0; h < j->H; h++) { /* rotate back by -angle, add into dx */
+            const float *x = j->x + row * HD + h * j->D;
+            float *d = j->y + row * HD + h * j->D;
+            for (int64_t i = 0; i < h2; i++) {
+                const float a = x[i], b = x[i + h2], co = cr[i], si = -sr[i];
+                d[i] += a * co + (-b) * si;
+                d[i + h2] += b * co + a * si;
+            }
+        }
+    }
+}
+
 // dy (B,T,H*D); cos, sin (P, D/2) -> dx (B,T,H*D) += rotation by -angle of dy
 static void rope_backward(peft_graph *g, void *p)
 {
@@ -185,15 +255,8 @@ static void rope_backward(peft_graph *g, void *p)
     const float *dy = c->out->grad;
     float *dx = dy ? peft_grad_of(g, c->x) : NULL;
     if (!dx) return;
-    const int64_t HD = c->H * c->D, h2 = c->D / 2;
-    float *tmp = peft_arena_alloc(g->arena, (size_t)HD * sizeof(float));
-    if (!tmp) return;
-    for (int64_t row = 0; row < c->B * c->T; row++) {
-        const int64_t r = c->trow ? c->trow[row] : row % c->T;
-        rope_row(dy + row * HD, tmp, c->cs + r * h2, c->sn + r * h2, c->H, c->D, 1);
-        float *dxr = dx + row * HD;
-        for (int64_t j = 0; j < HD; j++) dxr[j] += tmp[j];
-    }
+    rope_job j = {dy, c->cs, c->sn, dx, c->trow, c->T, c->H, c->D, 1};
+    ops_parallel(c->B * c->T, OPS_ROW_GRAIN(c->H * c->D), rope_rows, &j);
 }
 
 // x (B,T,H*D), pos (B,T) or NULL, inv_freq (D/2) -> y (B,T,H*D)
@@ -242,12 +305,8 @@ peft_tensor *op_rope_freqs(peft_graph *g, peft_tensor *x, int H, const int32_t *
         cs = c;
         sn = s;
     }
-    const float *xd = peft_f32(x);
-    float *yd = peft_f32(y);
-    for (int64_t row = 0; row < N; row++) {
-        const int64_t r = trow ? trow[row] : row % T;
-        rope_row(xd + row * HD, yd + row * HD, cs + r * h2, sn + r * h2, H, D, 0);
-    }
+    rope_job j = {peft_f32(x), cs, sn, peft_f32(y), trow, T, H, D, 0};
+    ops_parallel(N, OPS_ROW_GRAIN(HD), rope_rows, &j);
     y->requires_grad = peft_needs_grad(g, x, NULL);
     if (y->requires_grad) {
         rope_ctx *c = peft_tape_push(g, rope_backward, sizeof *c);

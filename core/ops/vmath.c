@@ -1,5 +1,5 @@
 /* vmath.c — row kernels over vm_expf (vmath.h): the max, exp-and-sum and exp-and-scale passes
- * of softmax and cross entropy, and SiLU with its backward. Each is compiled for AVX-512, AVX2
+ * of softmax and cross entropy, SiLU and the exact (erf) GELU with their backward. Each is compiled for AVX-512, AVX2
  * and plain x86-64 and picked at load time (target_clones); sums run in 8 fixed lanes, so a
  * result depends on n and the data only, never on the thread count. The clones are static
  * (an exported target_clones function exports its resolver too); vm_* call them. */
@@ -81,3 +81,25 @@ VM_CLONES static void k_silu_bwd(const float *x, const float *dy, float *dx, int
     }
 }
 void vm_silu_bwd(const float *x, const float *dy, float *dx, int64_t n) { k_silu_bwd(x, dy, dx, n); }
+
+#define GELU_ALPHA 0.70710678118654752440f    /* 1/sqrt(2) */
+#define GELU_BETA_PDF 0.39894228040143267794f /* 1/sqrt(2 pi) */
+
+VM_CLONES static void k_gelu_erf(const float *x, float *y, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) y[i] = x[i] * 0.5f * (1.0f + vm_erff(x[i] * GELU_ALPHA));
+}
+void vm_gelu_erf(const float *x, float *y, int64_t n) { k_gelu_erf(x, y, n); }
+
+VM_CLONES static void k_gelu_erf_bwd(const float *x, const float *dy, float *dx, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        const float cdf = 0.5f * (1.0f + vm_erff(x[i] * GELU_ALPHA));
+        const float pdf = GELU_BETA_PDF * vm_expf(-0.5f * x[i] * x[i]);
+        dx[i] += dy[i] * (cdf + x[i] * pdf);
+    }
+}
+void vm_gelu_erf_bwd(const float *x, const float *dy, float *dx, int64_t n)
+{
+    k_gelu_erf_bwd(x, dy, dx, n);
+}
