@@ -97,7 +97,7 @@ $(BUILD)/obj/%.o: %.c | deps-ok
 $(CORE_OBJ): CFLAGS += -fvisibility=hidden
 # the kernels' branch-free selects (clamps, NaN checks) vectorise only when comparisons may be
 # assumed not to trap; results are unchanged (nothing reads the FP exception flags)
-$(filter $(BUILD)/obj/core/ops/%,$(CORE_OBJ)): CFLAGS += -fno-trapping-math
+$(filter $(BUILD)/obj/core/ops/% $(BUILD)/obj/core/tensor/quant.o,$(CORE_OBJ)): CFLAGS += -fno-trapping-math
 $(BUILD)/$(SONAME): $(CORE_OBJ)
 	$(CC) -shared -Wl,-soname,$(SONAME) -o $@ $^ $(DEPLIBS)
 

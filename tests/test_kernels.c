@@ -2,7 +2,7 @@
  * (vmath.h) against exp in double over the f32 range and at its edges, the row kernels built on
  * it, the vectorised erf (against erf in double) and the exact GELU on it, the kernel thread
  * pool (every item once, whatever the thread count) and the results of every pooled kernel
- * (elementwise, norms, RoPE, attention, losses) bit for bit equal at 1, 2 and 3 threads, the
+ * (elementwise, norms, RoPE, attention, losses, NF4 weight tiles) bit for bit equal at 1, 2 and 3 threads, the
  * OpenBLAS kernel-set check. */
 #include <cblas.h>
 #include <check.h>
@@ -17,6 +17,7 @@
 #include "core/ops/vmath.h"
 #include "peft/graph.h"
 #include "core/ops/ops.h"
+#include "peft/quant.h"
 
 /* |a - e| in units of the f32 spacing at e */
 static double ulps(float a, double e)
@@ -141,7 +142,8 @@ enum { PO_B = 2, PO_T = 128, PO_H = 8, PO_D = 32, PO_C = PO_H * PO_D, PO_V = 301
 #define PO_N ((int64_t)PO_B * PO_T * PO_C)
 #define PO_BIAS ((int64_t)PO_H * PO_T * PO_T)
 #define PO_P (4 * PO_N + PO_BIAS) /* the parameter gradients and the loss */
-#define PO_OUT (PO_P + 4 * PO_C)
+#define PO_L ((int64_t)PO_B * PO_T * PO_V) /* logits through an NF4 head */
+#define PO_OUT (PO_P + 4 * PO_C + PO_L)
 
 static void fill(peft_tensor *t, double f, double amp)
 {
@@ -193,6 +195,10 @@ static void pooled_ops(int t, float *out)
     ck_assert_ptr_nonnull(l1);
     ck_assert_ptr_nonnull(l2);
     peft_tensor *loss = op_add(g, l1, l2);
+    peft_tensor *qhead = peft_tensor_quantize(head, PEFT_DTYPE_NF4, NULL); /* tiles on the pool */
+    peft_tensor *ql = op_linear(g, at2, qhead, NULL, 0);
+    ck_assert_ptr_nonnull(ql);
+    memcpy(out + PO_P + 4 * PO_C, peft_f32(ql), PO_L * sizeof(float));
     memcpy(out, peft_f32(at2), (size_t)PO_N * sizeof(float));
     memcpy(out + PO_N, peft_f32(rn), (size_t)PO_N * sizeof(float));
     out[PO_P + 3 * PO_C] = peft_f32(loss)[0];
@@ -204,6 +210,7 @@ static void pooled_ops(int t, float *out)
     memcpy(out + PO_P + PO_C, lb->grad, PO_C * sizeof(float));
     memcpy(out + PO_P + 2 * PO_C, rw->grad, PO_C * sizeof(float));
     peft_graph_free(g);
+    peft_tensor_free(qhead);
 }
 
 START_TEST(pooled_kernels_thread_invariant)

@@ -121,6 +121,45 @@ START_TEST(nf4_roundtrip)
 }
 END_TEST
 
+/* the vectorised readers: f16 (every bit pattern) against the scalar conversion, NF4 over many
+ * blocks (past one run of 256) at any start against the code and absmax read by hand */
+START_TEST(range_readers)
+{
+    peft_tensor *h = peft_tensor_new(PEFT_DTYPE_F32, 1, (int64_t[]){65536});
+    free(h->data);
+    h->data = malloc(65536 * 2);
+    h->dtype = PEFT_DTYPE_F16;
+    uint16_t *bits = h->data;
+    for (int i = 0; i < 65536; i++) bits[i] = (uint16_t)i;
+    float *a = malloc(65536 * sizeof(float)), *b = malloc(65536 * sizeof(float));
+    peft_tensor_range_to_f32(h, 0, 65536, a);
+    peft_convert_to_f32(PEFT_DTYPE_F16, h->data, b, 65536);
+    ck_assert_int_eq(memcmp(a, b, 65536 * sizeof(float)), 0);
+    peft_tensor_range_to_f32(h, 777, 1001, a); /* an odd range */
+    ck_assert_int_eq(memcmp(a, b + 777, 1001 * sizeof(float)), 0);
+    peft_tensor_free(h);
+
+    peft_tensor *w = rand_w(301, 64, 0.02f); /* 301 blocks of 64 */
+    peft_tensor *q = peft_tensor_quantize(w, PEFT_DTYPE_NF4_F32, NULL);
+    const int64_t n = w->numel, nb = n / PEFT_NF4_BLOCK;
+    const float *am = q->data, *nf4 = peft_nf4_table();
+    const uint8_t *code = (const uint8_t *)(am + nb);
+    for (int64_t e = 0; e < n; e++)
+        b[e] = nf4[e & 1 ? code[e >> 1] & 15 : code[e >> 1] >> 4] * am[e / PEFT_NF4_BLOCK];
+    const int64_t starts[] = {0, 1, 63, 64, 100, 16385}, lens[] = {n, 1, 2, 64, 17000, 3};
+    for (int i = 0; i < 6; i++) {
+        const int64_t len = starts[i] + lens[i] > n ? n - starts[i] : lens[i];
+        peft_tensor_range_to_f32(q, starts[i], len, a);
+        ck_assert_msg(memcmp(a, b + starts[i], (size_t)len * sizeof(float)) == 0,
+                      "nf4 range %ld + %ld", (long)starts[i], (long)len);
+    }
+    peft_tensor_free(q);
+    peft_tensor_free(w);
+    free(a);
+    free(b);
+}
+END_TEST
+
 /* a tensor of `dtype` holding w's values (rounded / quantized) and its f32 read-back */
 static peft_tensor *stored_as(const peft_tensor *w, int32_t dtype, peft_tensor **f32_out)
 {
@@ -393,6 +432,7 @@ int main(void)
     tcase_add_test(tc, tables);
     tcase_add_test(tc, int8_roundtrip);
     tcase_add_test(tc, nf4_roundtrip);
+    tcase_add_test(tc, range_readers);
     tcase_add_test(tc, linear_storage_dtypes);
     tcase_add_test(tc, model_quantized_at_load);
     tcase_add_test(tc, model_quantization_config);

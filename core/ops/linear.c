@@ -1,5 +1,6 @@
 /* ops_linear.c — the linear op (cblas_sgemm, both weight layouts; f32 weights directly, bf16 /
- * f16 / int8 / NF4 weights read from their storage a tile of rows at a time, never copied whole)
+ * f16 / int8 / NF4 weights read from their storage a tile of rows at a time, never copied whole,
+ * each tile converted in the pool's threads)
  * and the small elementwise ops around it: add, scale, per-column multiply, dropout, last-dim
  * slice. Each op: forward into an arena tensor, backward recorded on the tape only when some
  * input requires grad, and only the gradients somebody needs are computed. */
@@ -64,6 +65,23 @@ static int64_t tile_rows(int64_t rowlen, int64_t rows)
     return r < rows ? r : rows;
 }
 
+/* stored elements [start, start + n) of w -> dst (n) f32, split over the pool's threads (the
+ * BLAS threads would otherwise wait while one thread converts); every element is converted on
+ * its own, so the bytes do not depend on the split */
+typedef struct { const peft_tensor *w; int64_t start; float *dst; } tile_job;
+
+static void tile_range(void *p, int64_t lo, int64_t hi)
+{
+    const tile_job *j = p;
+    peft_tensor_range_to_f32(j->w, j->start + lo, hi - lo, j->dst + lo);
+}
+
+static void tile_to_f32(const peft_tensor *w, int64_t start, int64_t n, float *dst)
+{
+    tile_job j = {w, start, dst};
+    ops_parallel(n, OPS_ELEM_GRAIN, tile_range, &j);
+}
+
 // x (N, in), w stored (out, in) or (in, out) in any dtype, yd (N, out) holding the bias (beta 1)
 // or not (beta 0) -> yd += x W^T, one tile of stored rows at a time
 int peft_linear_kernel_fwd(const float *x, const peft_tensor *w, int w_in_out, int64_t N,
@@ -74,7 +92,7 @@ int peft_linear_kernel_fwd(const float *x, const peft_tensor *w, int w_in_out, i
     if (!tile) return -1;
     for (int64_t r0 = 0; r0 < R; r0 += tr) {
         const int nr = (int)(R - r0 < tr ? R - r0 : tr);
-        peft_tensor_range_to_f32(w, r0 * Cw, (int64_t)nr * Cw, tile); /* rows r0.. (nr, Cw) */
+        tile_to_f32(w, r0 * Cw, (int64_t)nr * Cw, tile); /* rows r0.. (nr, Cw) */
         if (!w_in_out) { /* rows are output features: y[:, r0:r0+nr] = x tile^T */
             if (N <= 4)
                 for (int64_t n = 0; n < N; n++)
@@ -106,7 +124,7 @@ int peft_linear_kernel_dx(const float *dy, const peft_tensor *w, int w_in_out, i
     if (!tile) return -1;
     for (int64_t r0 = 0; r0 < R; r0 += tr) {
         const int nr = (int)(R - r0 < tr ? R - r0 : tr);
-        peft_tensor_range_to_f32(w, r0 * Cw, (int64_t)nr * Cw, tile);
+        tile_to_f32(w, r0 * Cw, (int64_t)nr * Cw, tile);
         if (!w_in_out) /* dx (N,in) += dy[:, r0:r0+nr] (N,nr) tile (nr,in) */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, (int)in, nr, 1.0f,
                         dy + r0, (int)outf, tile, (int)in, 1.0f, dx, (int)in);
