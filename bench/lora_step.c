@@ -5,6 +5,8 @@
  * reused. Adapter: LoRA r=8, alpha=16 on c_attn. Batch 4 x 128 random tokens, labels = inputs.
  * Step: graph reset, forward with loss (recording), backward, AdamW (lr 1e-4) over the LoRA
  * parameters. Dropout is off (eval-mode forward, like the PyTorch peer bench/lora_step_torch.py).
+ * The loss is libpeft's fused chunked head + cross-entropy (never the whole logits; the same
+ * arithmetic row for row); --full-logits computes the (B, T, V) logits as the peer does.
  * 2 warm-up steps, then --steps N (5) timed steps. Prints ms/step (median, mean), tokens/s, peak
  * RSS and peak arena bytes, and a machine-readable RESULT line for bench/run.sh.
  * The thread count is OpenBLAS's default (OPENBLAS_NUM_THREADS if set) or --threads N
@@ -102,8 +104,10 @@ static int ensure_model(const char *dir)
 
 static void usage(const char *argv0)
 {
-    fprintf(stderr, "usage: %s [--steps N] [--threads N] [--blas-core]\n"
-            "  --blas-core  print the kernel set OpenBLAS chose for this CPU and exit\n", argv0);
+    fprintf(stderr, "usage: %s [--steps N] [--threads N] [--full-logits] [--blas-core]\n"
+            "  --full-logits  the loss over the whole (B, T, V) logits and their gradient\n"
+            "                 (default: the fused chunked head + loss, core/ops/chunked_ce.c)\n"
+            "  --blas-core    print the kernel set OpenBLAS chose for this CPU and exit\n", argv0);
     exit(2);
 }
 
@@ -115,7 +119,7 @@ static void die(peft_ctx *ctx, const char *what)
 
 int main(int argc, char **argv)
 {
-    int steps = 5;
+    int steps = 5, full_logits = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--steps") && i + 1 < argc) {
             steps = atoi(argv[++i]);
@@ -124,6 +128,8 @@ int main(int argc, char **argv)
             int t = atoi(argv[++i]);
             if (t < 1) usage(argv[0]);
             openblas_set_num_threads(t);
+        } else if (!strcmp(argv[i], "--full-logits")) {
+            full_logits = 1;
         } else if (!strcmp(argv[i], "--blas-core")) {
             printf("%s\n", openblas_get_corename());
             return 0;
@@ -144,6 +150,10 @@ int main(int argc, char **argv)
     double t0 = now_ms();
     peft_base_model *base = NULL;
     if (peft_load_base_model(ctx, dir, &base)) die(ctx, "loading the base model");
+    /* the loss: the head and cross-entropy fused over row chunks (the (B, T, V) logits and their
+     * gradient are never whole; the gradient is found in the forward, so nothing is computed
+     * twice), unless --full-logits: the same arithmetic row for row */
+    base->chunked_loss = !full_logits;
     peft_model *m = NULL;
     if (peft_get_peft_model(ctx, base, LORA_CONFIG, NULL, 0, &m))
         die(ctx, "peft_get_peft_model");
@@ -173,7 +183,8 @@ int main(int argc, char **argv)
     printf("threads: openblas_get_num_threads() = %d; OpenBLAS kernels: %s (%s)\n",
            openblas_get_num_threads(), openblas_get_corename(), openblas_get_config());
     printf("batch %d x %d tokens, LoRA r=8 alpha=16 on c_attn, AdamW lr 1e-4; %d warm-up + %d "
-           "timed steps\n", BATCH, SEQ, WARMUP, steps);
+           "timed steps; loss: %s\n", BATCH, SEQ, WARMUP, steps,
+           full_logits ? "full logits" : "chunked head + cross-entropy");
 
     int total = WARMUP + steps;
     double *ms = calloc((size_t)total, sizeof *ms);
