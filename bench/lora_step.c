@@ -29,6 +29,9 @@
 #include "peft/optim.h"
 #include "peft/peft.h"
 
+#define BENCH_NAME "libpeft lora-step"
+#include "bench/bench_util.h"
+
 #define BATCH 4
 #define SEQ 128
 #define WARMUP 2
@@ -37,29 +40,6 @@
 static const char *LORA_CONFIG =
     "{\"peft_type\":\"LORA\",\"task_type\":\"CAUSAL_LM\",\"r\":8,\"lora_alpha\":16,"
     "\"target_modules\":[\"c_attn\"]}";
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    double *c = malloc((size_t)n * sizeof *c);
-    memcpy(c, v, (size_t)n * sizeof *c);
-    qsort(c, (size_t)n, sizeof *c, cmp_double);
-    double m = n % 2 ? c[n / 2] : 0.5 * (c[n / 2 - 1] + c[n / 2]);
-    free(c);
-    return m;
-}
 
 static int file_exists(const char *dir, const char *name)
 {
@@ -109,12 +89,6 @@ static void usage(const char *argv0)
             "                 (default: the fused chunked head + loss, core/ops/chunked_ce.c)\n"
             "  --blas-core    print the kernel set OpenBLAS chose for this CPU and exit\n", argv0);
     exit(2);
-}
-
-static void die(peft_ctx *ctx, const char *what)
-{
-    fprintf(stderr, "libpeft lora-step: %s: %s\n", what, peft_errmsg(ctx));
-    exit(1);
 }
 
 int main(int argc, char **argv)
@@ -214,8 +188,7 @@ int main(int argc, char **argv)
         double d = now_ms();
         getrusage(RUSAGE_SELF, &r1);
         faults[s] = r1.ru_minflt - r0.ru_minflt;
-        cpu[s] = (r1.ru_utime.tv_sec - r0.ru_utime.tv_sec + r1.ru_stime.tv_sec - r0.ru_stime.tv_sec) * 1e3 +
-                 (r1.ru_utime.tv_usec - r0.ru_utime.tv_usec + r1.ru_stime.tv_usec - r0.ru_stime.tv_usec) / 1e3;
+        cpu[s] = cpu_ms_between(&r0, &r1);
         float loss = peft_f32(out.loss)[0];
         if (s == 0) first_loss = loss;
         last_loss = loss;
@@ -232,9 +205,7 @@ int main(int argc, char **argv)
     double med = median(tm, steps), mean = 0;
     for (int i = 0; i < steps; i++) mean += tm[i];
     mean /= steps;
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    double rss_mb = ru.ru_maxrss / 1024.0; /* ru_maxrss is in KiB on Linux */
+    const double peak_mb = rss_mb(1);
     double arena_mb = peft_graph_peak_bytes(g) / (1024.0 * 1024.0);
     double tps = BATCH * SEQ / (med / 1e3);
 
@@ -245,9 +216,9 @@ int main(int argc, char **argv)
     printf("peak arena %.1f MB, optimizer state %.2f MB\n", arena_mb,
            peft_adamw_state_bytes(opt) / (1024.0 * 1024.0));
     printf("loss: first step %.6f, last step %.6f\n", first_loss, last_loss);
-    printf("libpeft lora-step: %.1f ms/step, %.0f tokens/s, peak RSS %.1f MB\n", med, tps, rss_mb);
+    printf("libpeft lora-step: %.1f ms/step, %.0f tokens/s, peak RSS %.1f MB\n", med, tps, peak_mb);
     printf("RESULT ms_per_step=%.1f mean_ms=%.1f tokens_per_s=%.0f peak_rss_mb=%.1f "
-           "peak_arena_mb=%.1f cpu_ms=%.1f faults=%ld threads=%d\n", med, mean, tps, rss_mb,
+           "peak_arena_mb=%.1f cpu_ms=%.1f faults=%ld threads=%d\n", med, mean, tps, peak_mb,
            arena_mb, median(cpu + WARMUP, steps), faults[total - 1], openblas_get_num_threads());
 
     free(ms);

@@ -29,21 +29,17 @@ os.environ["OPENBLAS_NUM_THREADS"] = str(blas_threads)
 os.environ["OMP_NUM_THREADS"] = str(args.threads)
 
 import math  # noqa: E402
-import resource  # noqa: E402
 import statistics  # noqa: E402
-import time  # noqa: E402
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+
+from bench_util import rss_mb, timed_steps  # noqa: E402 (bench/, the script's folder)
 
 N_LAYER, C, N_HEAD, V, P = 12, 768, 12, 50257, 1024
 B, T = 4, 128
 R, ALPHA = 8, 16
 WARMUP = 2
-
-
-def rss_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
 class LoraConv1D(torch.nn.Module):
@@ -135,26 +131,10 @@ def main():
     ids = torch.randint(0, V, (B, T))
     labels = ids.clone()
 
-    times, cpus, losses = [], [], []
-    for s in range(WARMUP + args.steps):
-        c0 = time.process_time()
-        t0 = time.perf_counter()
-        loss = model(ids, labels)
-        t1 = time.perf_counter()
-        loss.backward()
-        t2 = time.perf_counter()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        t3 = time.perf_counter()
-        cpu_ms = (time.process_time() - c0) * 1e3
-        ms = (t3 - t0) * 1e3
-        losses.append(loss.item())
-        tag = " (warm-up)" if s < WARMUP else ""
-        print(f"step {s}{tag}: {ms:.1f} ms (forward {(t1 - t0) * 1e3:.1f}, "
-              f"backward {(t2 - t1) * 1e3:.1f}, adamw {(t3 - t2) * 1e3:.1f}), loss {losses[-1]:.6f}")
-        if s >= WARMUP:
-            times.append(ms)
-            cpus.append(cpu_ms)
+    times, cpus, losses = timed_steps(
+        lambda: model(ids, labels), opt, WARMUP, args.steps,
+        lambda s, tag, t, loss: f"step {s}{tag}: {t[0] * 1e3:.1f} ms (forward {t[1] * 1e3:.1f}, "
+                                f"backward {t[2] * 1e3:.1f}, adamw {t[3] * 1e3:.1f}), loss {loss:.6f}")
 
     med, mean = statistics.median(times), statistics.mean(times)
     peak = rss_mb()

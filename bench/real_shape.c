@@ -27,54 +27,8 @@
 #include "peft/optim.h"
 #include "peft/peft.h"
 
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(const double *v, int n)
-{
-    double *c = malloc((size_t)n * sizeof *c);
-    memcpy(c, v, (size_t)n * sizeof *c);
-    qsort(c, (size_t)n, sizeof *c, cmp_double);
-    double m = n % 2 ? c[n / 2] : 0.5 * (c[n / 2 - 1] + c[n / 2]);
-    free(c);
-    return m;
-}
-
-/* CPU time of the process, all threads (user + system), ms: the fair figure on a shared machine */
-static double cpu_ms(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
-           (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
-}
-
-/* the current and peak resident set of this process, MB */
-static double rss_mb(int peak)
-{
-    if (peak) {
-        struct rusage ru;
-        getrusage(RUSAGE_SELF, &ru);
-        return ru.ru_maxrss / 1024.0; /* KiB on Linux */
-    }
-    FILE *f = fopen("/proc/self/statm", "r");
-    long pages = 0, res = 0;
-    if (f) {
-        if (fscanf(f, "%ld %ld", &pages, &res) != 2) res = 0;
-        fclose(f);
-    }
-    return (double)res * (double)sysconf(_SC_PAGESIZE) / (1024.0 * 1024.0);
-}
+#define BENCH_NAME "libpeft real-shape"
+#include "bench/bench_util.h"
 
 static void usage(const char *argv0)
 {
@@ -82,12 +36,6 @@ static void usage(const char *argv0)
             "usage: %s --config CONFIG.json [--dtype bfloat16|float32] [--quant none|nf4|int8]\n"
             "          [--ckpt] [--full-logits] [--batch B] [--seq T] [--steps N] [--warmup W] [--r R]\n", argv0);
     exit(2);
-}
-
-static void die(peft_ctx *ctx, const char *what)
-{
-    fprintf(stderr, "libpeft real-shape: %s: %s\n", what, ctx ? peft_errmsg(ctx) : "");
-    exit(1);
 }
 
 int main(int argc, char **argv)

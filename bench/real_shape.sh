@@ -13,17 +13,10 @@
 # loss), BENCH_8B_SEQ (128), PYTHON (an interpreter with torch).
 set -u
 [ "${BENCH_REAL:-1}" = 0 ] && exit 0
-if [ $# -ne 1 ]; then
-    echo "usage: $0 <build_dir>" >&2
-    exit 2
-fi
-BUILD=$1
-HERE=$(cd "$(dirname "$0")" && pwd)
+BENCH_TMP=libpeft-real
+. "$(dirname "$0")/bench_lib.sh"
 SEQ=${BENCH_REAL_SEQ:-512}
 STEPS=${BENCH_REAL_STEPS:-1}
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/libpeft-real.XXXXXX") || exit 1
-trap 'rm -rf "$TMP"' EXIT INT TERM
-result() { sed -n 's/^RESULT.* '"$2"'=\([^ ]*\).*/\1/p' "$1" | tail -n 1; }
 
 echo "== real shapes: $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n 1), $(nproc) cores =="
 CK=
@@ -39,12 +32,6 @@ if [ -z "$P_TPS" ]; then
     exit 1
 fi
 
-PY=${PYTHON:-}
-if [ -z "$PY" ]; then
-    for p in /usr/bin/python3 python3; do
-        if "$p" -c 'import torch' >/dev/null 2>&1; then PY=$p; break; fi
-    done
-fi
 if [ -z "$PY" ]; then
     echo "real-shape PyTorch comparison skipped: torch is not importable (apt-get install python3-torch)"
 else

@@ -20,7 +20,6 @@ OpenBLAS's). Last line: RESULT ms_per_step=... tokens_per_s=... peak_rss_mb=... 
 import argparse
 import json
 import os
-import sys
 
 ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
 ap.add_argument("--config", required=True)
@@ -36,12 +35,13 @@ os.environ["OPENBLAS_NUM_THREADS"] = str(args.threads)
 os.environ["OMP_NUM_THREADS"] = str(args.threads)
 
 import math  # noqa: E402
-import resource  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+
+from bench_util import rss_mb, timed_steps  # noqa: E402 (bench/, the script's folder)
 
 cfg = json.load(open(args.config))
 C, I, L = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"]
@@ -50,13 +50,6 @@ D = cfg.get("head_dim") or C // H
 EPS, THETA, STD = cfg.get("rms_norm_eps", 1e-6), cfg.get("rope_theta", 10000.0), cfg.get("initializer_range", 0.02)
 TIE = cfg.get("tie_word_embeddings", False)
 WDT = torch.bfloat16 if args.dtype == "bfloat16" else torch.float32
-
-
-def rss_mb(peak=True):
-    if peak:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 class FrozenLinearFn(torch.autograd.Function):
@@ -163,26 +156,11 @@ def main():
     print(f"trainable params: {n_train:,} || all params: {n_all:,} || trainable%: {100 * n_train / n_all:.4f}")
     opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.01)
     ids = torch.randint(0, V, (args.batch, args.seq))
-    times, cpus = [], []
-    for s in range(args.warmup + args.steps):
-        c0 = time.process_time()  # CPU time of every thread: the fair figure on a shared machine
-        t0 = time.perf_counter()
-        loss = model(ids, ids)
-        t1 = time.perf_counter()
-        loss.backward()
-        t2 = time.perf_counter()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        t3 = time.perf_counter()
-        c3 = time.process_time()
-        tag = " (warm-up)" if s < args.warmup else ""
-        print(f"step {s}{tag}: {t3 - t0:.2f} s (forward {t1 - t0:.2f}, backward {t2 - t1:.2f}, "
-              f"adamw {t3 - t2:.3f}), CPU {c3 - c0:.2f} s, loss {loss.item():.5f}, "
-              f"RSS {rss_mb(False):.0f} MB")
-        sys.stdout.flush()
-        if s >= args.warmup:
-            times.append((t3 - t0) * 1e3)
-            cpus.append((c3 - c0) * 1e3)
+    times, cpus, _ = timed_steps(
+        lambda: model(ids, ids), opt, args.warmup, args.steps,
+        lambda s, tag, t, loss: f"step {s}{tag}: {t[0]:.2f} s (forward {t[1]:.2f}, backward {t[2]:.2f}, "
+                                f"adamw {t[3]:.3f}), CPU {t[4]:.2f} s, loss {loss:.5f}, "
+                                f"RSS {rss_mb(False):.0f} MB")
     med = statistics.median(times)
     cpu = statistics.median(cpus)
     tps = args.batch * args.seq / (med / 1e3)

@@ -11,18 +11,9 @@
 # BENCH_THREADS (the thread counts, e.g. "1 2"; default 1 2 4 ... nproc),
 # PYTHON (interpreter with torch; default: /usr/bin/python3 if it has torch, else python3).
 set -u
-if [ $# -ne 1 ]; then
-    echo "usage: $0 <build_dir>" >&2
-    exit 2
-fi
-BUILD=$1
-HERE=$(cd "$(dirname "$0")" && pwd)
+BENCH_TMP=libpeft-bench
+. "$(dirname "$0")/bench_lib.sh"
 STEPS=${BENCH_STEPS:-5}
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/libpeft-bench.XXXXXX") || exit 1
-trap 'rm -rf "$TMP"' EXIT INT TERM
-
-# value of key=... on the RESULT line of a log
-result() { sed -n 's/^RESULT.* '"$2"'=\([^ ]*\).*/\1/p' "$1" | tail -n 1; }
 
 # OpenBLAS (Debian's DYNAMIC_ARCH 0.3.21) falls back to its SSE3 "Prescott" kernels on CPUs it
 # does not know (e.g. family 6 model 207 Xeons with AVX-512), making every GEMM 2-3x slower for
@@ -71,13 +62,6 @@ for t in $THREADS; do
     echo
 done
 
-# the interpreter that has torch (Debian's python3-torch lives in /usr/bin/python3's path)
-PY=${PYTHON:-}
-if [ -z "$PY" ]; then
-    for p in /usr/bin/python3 python3; do
-        if "$p" -c 'import torch' >/dev/null 2>&1; then PY=$p; break; fi
-    done
-fi
 HAVE_TORCH=1
 if [ -z "$PY" ] || ! "$PY" -c 'import torch' >/dev/null 2>&1; then
     HAVE_TORCH=0

@@ -17,4 +17,13 @@ static inline const float *ops_as_f32(peft_graph *g, const peft_tensor *t)
     return (const float *)c->data;
 }
 
+/* the weight and bias gradients of a norm over rows: dw (C) += sum_n dy[n] ((x[n] - mean[n])
+ * rstd[n]) (mean NULL: 0, the RMS norm), db (C) += sum_n dy[n]; dw or db may be NULL. Columns
+ * split over the pool's threads, each summed over the rows in order (any thread count gives
+ * the same bytes). x, dy (N, C); mean, rstd (N). */
+__attribute__((visibility("hidden"))) void ops_norm_param_grads(const float *x, const float *dy,
+                                                                const float *mean,
+                                                                const float *rstd, int64_t N,
+                                                                int64_t C, float *dw, float *db);
+
 #endif

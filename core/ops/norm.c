@@ -52,25 +52,32 @@ static void ln_bwd_rows(void *p, int64_t lo, int64_t hi)
 }
 
 typedef struct {
-    const ln_ctx *c;
-    const float *x, *dy;
+    const float *x, *dy, *mean, *rstd;
+    int64_t N, C;
     float *dw, *db;
-} ln_col_job;
+} norm_col_job;
 
 // dy, x (N, C) -> dw, db columns [lo, hi), each summed over the rows in order
-static void ln_bwd_cols(void *p, int64_t lo, int64_t hi)
+static void norm_param_cols(void *p, int64_t lo, int64_t hi)
 {
-    const ln_col_job *jc = p;
-    const ln_ctx *c = jc->c;
-    const int64_t C = c->C;
-    for (int64_t n = 0; n < c->N; n++) {
-        const float *xr = jc->x + n * C, *dyr = jc->dy + n * C;
-        const float mu = c->mean[n], rs = c->rstd[n];
-        if (jc->dw)
-            for (int64_t j = lo; j < hi; j++) jc->dw[j] += dyr[j] * (xr[j] - mu) * rs;
-        if (jc->db)
-            for (int64_t j = lo; j < hi; j++) jc->db[j] += dyr[j];
+    const norm_col_job *j = p;
+    const int64_t C = j->C;
+    for (int64_t n = 0; n < j->N; n++) {
+        const float *xr = j->x + n * C, *dyr = j->dy + n * C;
+        const float mu = j->mean ? j->mean[n] : 0.0f, rs = j->rstd[n];
+        if (j->dw)
+            for (int64_t k = lo; k < hi; k++) j->dw[k] += dyr[k] * ((xr[k] - mu) * rs);
+        if (j->db)
+            for (int64_t k = lo; k < hi; k++) j->db[k] += dyr[k];
     }
+}
+
+void ops_norm_param_grads(const float *x, const float *dy, const float *mean, const float *rstd,
+                          int64_t N, int64_t C, float *dw, float *db)
+{
+    if (!dw && !db) return;
+    norm_col_job j = {x, dy, mean, rstd, N, C, dw, db};
+    ops_parallel(C, OPS_COL_GRAIN(N), norm_param_cols, &j);
 }
 
 // dy (N, C); x (N, C); w (C); mean, rstd (N) -> dx (N, C), dw (C), db (C)
@@ -88,10 +95,7 @@ static void layernorm_backward(peft_graph *g, void *p)
         ln_bwd_job j = {c, x, dy, dx};
         ops_parallel(N, ROW_GRAIN(C), ln_bwd_rows, &j);
     }
-    if (dw || db) { /* columns split over the pool, each summed over the rows in order */
-        ln_col_job jc = {c, x, dy, dw, db};
-        ops_parallel(C, OPS_COL_GRAIN(c->N), ln_bwd_cols, &jc);
-    }
+    ops_norm_param_grads(x, dy, c->mean, c->rstd, N, C, dw, db);
 }
 
 typedef struct {

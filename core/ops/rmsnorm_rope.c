@@ -44,18 +44,6 @@ static void rms_bwd_rows(void *p, int64_t lo, int64_t hi)
     }
 }
 
-// dy, x (N, C) -> dw columns [lo, hi) += sum_n dy x r, over the rows in order
-static void rms_bwd_cols(void *p, int64_t lo, int64_t hi)
-{
-    const rms_bwd_job *j = p;
-    const int64_t C = j->c->C;
-    for (int64_t n = 0; n < j->c->N; n++) {
-        const float *xr = j->x + n * C, *dyr = j->dy + n * C;
-        const float r = j->c->rstd[n];
-        for (int64_t k = lo; k < hi; k++) j->dw[k] += dyr[k] * (xr[k] * r);
-    }
-}
-
 // dy (N, C); x (N, C); w (C); rstd (N)
 //   -> dx (N, C) += r (dy w) - r^3 x mean(dy w x), dw (C) += sum_n dy x r (pool threads)
 static void rmsnorm_backward(peft_graph *g, void *p)
@@ -65,7 +53,7 @@ static void rmsnorm_backward(peft_graph *g, void *p)
     if (!dy) return;
     rms_bwd_job j = {c, peft_f32(c->x), dy, peft_grad_of(g, c->x), peft_grad_of(g, c->w)};
     if (j.dx) ops_parallel(c->N, OPS_ROW_GRAIN(c->C), rms_bwd_rows, &j);
-    if (j.dw) ops_parallel(c->C, OPS_COL_GRAIN(c->N), rms_bwd_cols, &j);
+    ops_norm_param_grads(j.x, dy, NULL, c->rstd, c->N, c->C, j.dw, NULL);
 }
 
 typedef struct {
