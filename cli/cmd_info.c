@@ -13,7 +13,9 @@ static const char *HELP =
     "Prints the model's linear layers (with the adapters on each), PEFT's trainable-parameter\n"
     "line and the model status, then the base's storage: the dtype of its weights and, for a\n"
     "quantized base (--quant or quantization_config), bits, quant type, double quantization,\n"
-    "block size and the relative error ||W - dequant(Q(W))|| / ||W|| over the quantized layers.\n"
+    "block size and the relative error ||W - dequant(Q(W))|| / ||W|| over the quantized layers,\n"
+    "then a table of each quantized layer: module, dtype, relative error, max |W - dequant(Q(W))|\n"
+    "(--json: quantization.per_layer, an array of {module, dtype, relative_error, max_abs_error}).\n"
     "--json prints {model_status, layer_status, base} as JSON only.\n"
     "With --config, nothing is loaded but a config.json: the parameter counts come from the\n"
     "shapes alone (PEFT's meta device), with the head that the adapter config's task_type picks.\n"
@@ -98,6 +100,15 @@ static json_t *base_storage_json(const peft_base_model *b)
         json_object_set_new(q, "blocksize", four ? json_integer(PEFT_NF4_BLOCK) : json_null());
         if (qd == PEFT_DTYPE_NF4) json_object_set_new(q, "absmax_blocksize", json_integer(PEFT_NF4_ABSMAX_BLOCK));
         if (!four) json_object_set_new(q, "scale", json_string("per-row absmax"));
+        int nl = 0; /* each layer's error, in load order */
+        const peft_quant_layer *ql = peft_base_model_quant_layers(b, &nl);
+        json_t *per = json_array();
+        for (int i = 0; i < nl; i++)
+            json_array_append_new(per, json_pack("{s:s, s:s, s:f, s:f}", "module", ql[i].name,
+                                                 "dtype", peft_dtype_label(ql[i].dtype),
+                                                 "relative_error", ql[i].rel_err,
+                                                 "max_abs_error", ql[i].max_abs_err));
+        json_object_set_new(q, "per_layer", per);
     }
     json_object_set_new(o, "quantization", q);
     return o;
@@ -128,6 +139,14 @@ static void print_base_storage(const json_t *st)
     printf("), %lld linear layers, relative error ||W - dequant(Q(W))|| / ||W|| = %.4f\n",
            (long long)json_integer_value(json_object_get(q, "layers")),
            json_real_value(json_object_get(q, "relative_error")));
+    size_t i;
+    json_t *l;
+    printf("  %-40s %-9s %10s %13s\n", "module", "dtype", "rel. error", "max abs error");
+    json_array_foreach(json_object_get(q, "per_layer"), i, l)
+        printf("  %-40s %-9s %10.4f %13.6g\n", json_string_value(json_object_get(l, "module")),
+               json_string_value(json_object_get(l, "dtype")),
+               json_real_value(json_object_get(l, "relative_error")),
+               json_real_value(json_object_get(l, "max_abs_error")));
 }
 
 /* prints {model_status, layer_status, base} (ms, ls: JSON texts or NULL for null / []) */

@@ -114,6 +114,19 @@ START_TEST(nf4_roundtrip)
     ck_assert(e4 > 0.05 && e4 < 0.15);
     ck_assert(e4dq >= e4 * 0.99 && e4dq < e4 * 1.05);
     ck_assert(e8 < 0.02);
+    /* the stats: the same relative error, the largest |dequant - w| read back by hand */
+    peft_quant_stats st;
+    peft_tensor *c2 = peft_tensor_quantize_stats(w, PEFT_DTYPE_INT8, &st);
+    float *dq = malloc((size_t)w->numel * sizeof(float));
+    peft_tensor_to_f32(c2, dq);
+    double mx = 0.0, sq = 0.0;
+    for (int64_t i = 0; i < w->numel; i++) {
+        mx = fmax(mx, fabs((double)dq[i] - peft_f32(w)[i]));
+        sq += (double)peft_f32(w)[i] * peft_f32(w)[i];
+    }
+    ck_assert(st.rel_err == e8 && st.max_abs_err == mx && fabs(st.sq_norm - sq) <= 1e-12 * sq);
+    free(dq);
+    peft_tensor_free(c2);
     peft_tensor_free(a);
     peft_tensor_free(b);
     peft_tensor_free(c);
@@ -366,6 +379,15 @@ START_TEST(cli_info_quant)
     int rc = tu_run_peft(&out, "info --model %s --quant nf4", tu_fixture(LLAMA_DIR));
     ck_assert_msg(rc == 0 && strstr(out, "quantization: nf4 (bitsandbytes, 4-bit, blocksize 64, double quant on") &&
                       strstr(out, "), 14 linear layers, relative error"), "%s", out);
+    /* and per layer: a table line each, and the JSON array */
+    ck_assert_msg(strstr(out, "max abs error") && strstr(out, "  model.layers.1.mlp.down_proj "),
+                  "%s", out);
+    free(out);
+    rc = tu_run_peft(&out, "info --model %s --quant int8 --json", tu_fixture(LLAMA_DIR));
+    ck_assert_msg(rc == 0 && strstr(out, "\"per_layer\":[{") &&
+                      strstr(out, "\"module\":\"model.layers.0.self_attn.q_proj\"") &&
+                      strstr(out, "\"dtype\":\"int8\"") && strstr(out, "\"max_abs_error\":"),
+                  "%s", out);
     free(out);
     rc = tu_run_peft(&out, "info --model %s --dtype bfloat16", tu_fixture(LLAMA_DIR));
     ck_assert_msg(rc == 0 && strstr(out, "frozen weights: 0.05 MB"), "%s", out);

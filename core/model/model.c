@@ -369,6 +369,8 @@ void peft_base_model_free(peft_base_model *m)
     free(m->files);
     json_decref(m->config);
     json_decref(m->quant_skip);
+    for (int i = 0; m->quant_layers && i < m->n_quantized; i++) free(m->quant_layers[i].name);
+    free(m->quant_layers);
     free(m->dir);
     free(m);
 }

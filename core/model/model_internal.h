@@ -136,6 +136,7 @@ struct peft_base_model {
     json_t *quant_skip;       /* module names never quantized (llm_int8_skip_modules), owned */
     int n_quantized;          /* linear weights quantized at load */
     double quant_err_sq, quant_ref_sq; /* sum ||dequant - w||^2, sum ||w||^2 over them */
+    struct peft_quant_layer *quant_layers; /* (n_quantized) each quantized weight's error, owned */
     int random_init;          /* weights generated in memory (benchmarks), no files */
     peft_rng init_rng;
     double init_std;

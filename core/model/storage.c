@@ -283,22 +283,20 @@ int peft_storage_site(peft_base_model *m, peft_site *s, char *err, size_t errlen
     if (s->info.kind != PEFT_SITE_LINEAR && s->info.kind != PEFT_SITE_CONV1D) return 0; /* linear only */
     peft_tensor *w = s->info.weight;
     if (peft_dtype_is_quantized(w->dtype)) return 0; /* shared and done */
-    double rel = 0.0;
-    peft_tensor *q = peft_tensor_quantize(w, m->quant_dtype, &rel);
-    if (!q) {
+    peft_quant_stats st;
+    peft_tensor *q = peft_tensor_quantize_stats(w, m->quant_dtype, &st);
+    peft_quant_layer *ql = q ? realloc(m->quant_layers, (size_t)(m->n_quantized + 1) * sizeof *ql) : NULL;
+    if (ql) m->quant_layers = ql;
+    char *qname = ql ? strdup(s->info.name) : NULL;
+    if (!qname) {
+        peft_tensor_free(q);
         seterr(err, errlen, "%s: cannot quantize %s.weight to %s (out of memory)", m->dir,
                s->info.name, peft_dtype_label(m->quant_dtype));
         return -1;
     }
-    double ref = 0.0;
-    float buf[4096];
-    for (int64_t i = 0; i < w->numel; i += 4096) {
-        int64_t len = w->numel - i < 4096 ? w->numel - i : 4096;
-        peft_tensor_range_to_f32(w, i, len, buf);
-        for (int64_t j = 0; j < len; j++) ref += (double)buf[j] * buf[j];
-    }
-    m->quant_ref_sq += ref;
-    m->quant_err_sq += rel * rel * ref;
+    m->quant_ref_sq += st.sq_norm;
+    m->quant_err_sq += st.rel_err * st.rel_err * st.sq_norm;
+    m->quant_layers[m->n_quantized] = (peft_quant_layer){qname, q->dtype, st.rel_err, st.max_abs_err};
     m->n_quantized++;
     if (w->flags & PEFT_T_OWNS_DATA) free(w->data);
     else peft_storage_release_mapped(w->data, (size_t)w->numel * peft_dtype_size(w->dtype));
@@ -316,6 +314,12 @@ int peft_base_model_quant_report(const peft_base_model *m, int32_t *dtype, doubl
     if (dtype) *dtype = m->quant_dtype;
     if (rel_err) *rel_err = m->quant_ref_sq > 0 ? sqrt(m->quant_err_sq / m->quant_ref_sq) : 0.0;
     return m->n_quantized;
+}
+
+const peft_quant_layer *peft_base_model_quant_layers(const peft_base_model *m, int *n)
+{
+    if (n) *n = m && m->quant_layers ? m->n_quantized : 0;
+    return m && m->n_quantized ? m->quant_layers : NULL;
 }
 
 size_t peft_base_model_weight_bytes(const peft_base_model *m)

@@ -372,6 +372,15 @@ static int quantize_into(peft_tensor *t, const peft_tensor *src, const float *sr
 
 peft_tensor *peft_tensor_quantize(const peft_tensor *src, int32_t qdtype, double *rel_err)
 {
+    peft_quant_stats st;
+    peft_tensor *t = peft_tensor_quantize_stats(src, qdtype, rel_err ? &st : NULL);
+    if (t && rel_err) *rel_err = st.rel_err;
+    return t;
+}
+
+peft_tensor *peft_tensor_quantize_stats(const peft_tensor *src, int32_t qdtype,
+                                        peft_quant_stats *st)
+{
     if (!src || !peft_dtype_is_quantized(qdtype)) return NULL;
     if (src->dtype != PEFT_DTYPE_F32 && src->dtype != PEFT_DTYPE_BF16 && src->dtype != PEFT_DTYPE_F16)
         return NULL;
@@ -391,9 +400,9 @@ peft_tensor *peft_tensor_quantize(const peft_tensor *src, int32_t qdtype, double
         peft_tensor_free(t);
         return NULL;
     }
-    if (rel_err) {
+    if (st) { /* the error, read back a chunk at a time */
         float *a = malloc(CHUNK * sizeof *a), *b = malloc(CHUNK * sizeof *b);
-        double num = 0.0, den = 0.0;
+        double num = 0.0, den = 0.0, mx = 0.0;
         for (int64_t s = 0; a && b && s < t->numel; s += CHUNK) {
             int64_t len = t->numel - s < CHUNK ? t->numel - s : CHUNK;
             peft_tensor_range_to_f32(src, s, len, a);
@@ -402,9 +411,12 @@ peft_tensor *peft_tensor_quantize(const peft_tensor *src, int32_t qdtype, double
                 double d = (double)b[i] - a[i];
                 num += d * d;
                 den += (double)a[i] * a[i];
+                if (fabs(d) > mx) mx = fabs(d);
             }
         }
-        *rel_err = den > 0.0 ? sqrt(num / den) : 0.0;
+        st->rel_err = den > 0.0 ? sqrt(num / den) : 0.0;
+        st->max_abs_err = mx;
+        st->sq_norm = den;
         free(a);
         free(b);
     }

@@ -105,6 +105,15 @@ PEFT_API int32_t peft_load_quant_from_name(const char *name);
 /* the quantization report: 0 when nothing is quantized, else the count of quantized linear
  * weights, *dtype and the relative error ||dequant(Q(W)) - W|| / ||W|| over all of them */
 PEFT_API int peft_base_model_quant_report(const peft_base_model *m, int32_t *dtype, double *rel_err);
+/* one quantized linear weight: its module, storage dtype, ||dequant(Q(W)) - W|| / ||W|| and
+ * max |dequant(Q(W)) - W| */
+typedef struct peft_quant_layer {
+    char *name;
+    int32_t dtype;
+    double rel_err, max_abs_err;
+} peft_quant_layer;
+/* the quantized weights in load order (*n of them; NULL and 0 when none); owned by m */
+PEFT_API const peft_quant_layer *peft_base_model_quant_layers(const peft_base_model *m, int *n);
 /* resident bytes of the frozen weights (their storage dtype) */
 PEFT_API size_t peft_base_model_weight_bytes(const peft_base_model *m);
 

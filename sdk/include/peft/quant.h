@@ -38,6 +38,16 @@ PEFT_API const char *peft_dtype_label(int32_t dtype);
 /* elements [start, start + n) of t's flattened data as f32 (any storage dtype) */
 PEFT_API void peft_tensor_range_to_f32(const peft_tensor *t, int64_t start, int64_t n, float *dst);
 
+/* what quantizing a tensor lost: ||dequant - src|| / ||src|| (0 for a zero tensor), the largest
+ * |dequant - src| over its elements, and ||src||^2 */
+typedef struct peft_quant_stats {
+    double rel_err, max_abs_err, sq_norm;
+} peft_quant_stats;
+
+/* peft_tensor_quantize that also fills *st (optional) */
+PEFT_API peft_tensor *peft_tensor_quantize_stats(const peft_tensor *src, int32_t qdtype,
+                                                 peft_quant_stats *st);
+
 /* A new owned tensor holding src (f32 / bf16 / f16, any shape; 2-D for INT8) quantized to
  * qdtype, frozen. *rel_err (optional): ||dequant - src|| / ||src|| (0 for a zero tensor).
  * NULL on a bad dtype/shape or out of memory. */
