@@ -136,7 +136,7 @@ START_TEST(pool_covers_once)
 END_TEST
 
 /* every pooled kernel forward and backward at t threads (GELU tanh and erf, SiLU, mul, add,
- * layer norm with its weight and bias, RMS norm, RoPE, causal attention with a key mask and a
+ * a last-dim slice, layer norm with its weight and bias, RMS norm, RoPE, causal attention with a key mask and a
  * bias, cross-entropy, the chunked head + loss): outputs, input and parameter gradients */
 enum { PO_B = 2, PO_T = 128, PO_H = 8, PO_D = 32, PO_C = PO_H * PO_D, PO_V = 301 };
 #define PO_N ((int64_t)PO_B * PO_T * PO_C)
@@ -194,7 +194,10 @@ static void pooled_ops(int t, float *out)
     peft_tensor *l2 = op_linear_cross_entropy(g, at, head, tg, -100);
     ck_assert_ptr_nonnull(l1);
     ck_assert_ptr_nonnull(l2);
-    peft_tensor *loss = op_add(g, l1, l2);
+    static float zeros[PO_B * PO_T * 128]; /* a slice of the layer norm's columns, to 0 */
+    peft_tensor *l3 = op_mse(g, op_slice_lastdim(g, ln, 32, 128), zeros);
+    ck_assert_ptr_nonnull(l3);
+    peft_tensor *loss = op_add(g, op_add(g, l1, l2), l3);
     peft_tensor *qhead = peft_tensor_quantize(head, PEFT_DTYPE_NF4, NULL); /* tiles on the pool */
     peft_tensor *ql = op_linear(g, at2, qhead, NULL, 0);
     ck_assert_ptr_nonnull(ql);

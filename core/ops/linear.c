@@ -403,19 +403,33 @@ peft_tensor *op_dropout(peft_graph *g, peft_tensor *x, float p)
 
 typedef struct { peft_tensor *x, *out; int64_t off, width, C; } slice_ctx;
 
-// dy (R, width) -> dx (R, C)[:, off:off+width] += dy
+/* rows [lo, hi) of the slice: forward copies x's columns out, backward adds dy's rows back */
+typedef struct { const float *src; float *dst; int64_t off, width, C; int bwd; } slice_job;
+
+static void slice_rows(void *p, int64_t lo, int64_t hi)
+{
+    const slice_job *j = p;
+    for (int64_t r = lo; r < hi; r++) {
+        if (!j->bwd) {
+            memcpy(j->dst + r * j->width, j->src + r * j->C + j->off,
+                   (size_t)j->width * sizeof(float));
+            continue;
+        }
+        float *d = j->dst + r * j->C + j->off;
+        const float *s = j->src + r * j->width;
+        for (int64_t k = 0; k < j->width; k++) d[k] += s[k];
+    }
+}
+
+// dy (R, width) -> dx (R, C)[:, off:off+width] += dy   (rows in the pool's threads)
 static void slice_backward(peft_graph *g, void *p)
 {
     slice_ctx *c = p;
     const float *dy = c->out->grad;
     float *dx = dy ? peft_grad_of(g, c->x) : NULL;
     if (!dx) return;
-    const int64_t R = c->x->numel / c->C;
-    for (int64_t r = 0; r < R; r++) {
-        float *d = dx + r * c->C + c->off;
-        const float *s = dy + r * c->width;
-        for (int64_t j = 0; j < c->width; j++) d[j] += s[j];
-    }
+    slice_job j = {dy, dx, c->off, c->width, c->C, 1};
+    ops_parallel(c->x->numel / c->C, OPS_ROW_GRAIN(c->width), slice_rows, &j);
 }
 
 // x (R, C) -> y (R, width) = x[:, off:off+width]
@@ -429,11 +443,8 @@ peft_tensor *op_slice_lastdim(peft_graph *g, peft_tensor *x, int64_t off, int64_
     shape[x->ndim - 1] = width;
     peft_tensor *y = peft_graph_tensor_raw(g, PEFT_DTYPE_F32, x->ndim, shape);
     if (!y) return NULL;
-    const int64_t R = x->numel / C;
-    const float *xd = peft_f32(x);
-    float *yd = peft_f32(y);
-    for (int64_t r = 0; r < R; r++)
-        memcpy(yd + r * width, xd + r * C + off, (size_t)width * sizeof(float));
+    slice_job j = {peft_f32(x), peft_f32(y), off, width, C, 0};
+    if (width > 0) ops_parallel(x->numel / C, OPS_ROW_GRAIN(width), slice_rows, &j);
     y->requires_grad = peft_needs_grad(g, x, NULL);
     if (y->requires_grad) {
         slice_ctx *c = peft_tape_push(g, slice_backward, sizeof *c);
