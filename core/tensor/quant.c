@@ -233,7 +233,7 @@ static void nf4_range(const peft_tensor *t, int64_t start, int64_t n, float *dst
     while (end - e >= PEFT_NF4_BLOCK) {
         int64_t nb = (end - e) / PEFT_NF4_BLOCK;
         if (nb > NB) nb = NB;
-        float amb[NB];
+        float amb[NB] = {0}; /* (zeroed: 1 KB per 16k elements, and cppcheck cannot see nb >= 1) */
         const int64_t b0 = e / PEFT_NF4_BLOCK;
         for (int64_t k = 0; k < nb; k++) amb[k] = nf4_absmax(&v, b0 + k);
         nf4_blocks_run(v.code + (e >> 1), amb, dst + (e - start), nb * PEFT_NF4_BLOCK / 2);
