@@ -11,7 +11,6 @@
 #include "core/ops/pool.h"
 
 #include <cblas.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,37 +25,8 @@ static int64_t last_dim(const peft_tensor *t) { return t->ndim ? t->shape[t->ndi
 
 /* A tile is a run of whole rows of the stored weight, about TILE_ELEMS f32 (2 MB: the GEMM
  * packs the activations once per tile, so bigger tiles cost less of that; the tile itself
- * stays in L2/L3 while the GEMM reads it). Each thread keeps one scratch buffer. */
+ * stays in L2/L3 while the GEMM reads it), in the calling thread's scratch (ops_scratch). */
 #define TILE_ELEMS ((int64_t)1 << 19)
-
-static pthread_key_t tile_key;
-static pthread_once_t tile_once = PTHREAD_ONCE_INIT;
-typedef struct { float *buf; size_t cap; } tile_scratch;
-
-static void tile_free(void *p)
-{
-    tile_scratch *s = p;
-    if (s) free(s->buf);
-    free(s);
-}
-static void tile_key_init(void) { pthread_key_create(&tile_key, tile_free); }
-
-static float *tile_buf(size_t n)
-{
-    pthread_once(&tile_once, tile_key_init);
-    tile_scratch *s = pthread_getspecific(tile_key);
-    if (!s) {
-        if (!(s = calloc(1, sizeof *s))) return NULL;
-        pthread_setspecific(tile_key, s);
-    }
-    if (s->cap < n) {
-        float *b = realloc(s->buf, n * sizeof *b);
-        if (!b) return NULL;
-        s->buf = b;
-        s->cap = n;
-    }
-    return s->buf;
-}
 
 static int64_t tile_rows(int64_t rowlen, int64_t rows)
 {
@@ -88,7 +58,7 @@ int peft_linear_kernel_fwd(const float *x, const peft_tensor *w, int w_in_out, i
                                 int64_t in, int64_t outf, float beta, float *yd)
 {
     const int64_t R = w->shape[0], Cw = w->shape[1], tr = tile_rows(Cw, R);
-    float *tile = tile_buf((size_t)(tr * Cw));
+    float *tile = ops_scratch(OPS_SCRATCH_TILE, (size_t)(tr * Cw));
     if (!tile) return -1;
     for (int64_t r0 = 0; r0 < R; r0 += tr) {
         const int nr = (int)(R - r0 < tr ? R - r0 : tr);
@@ -120,7 +90,7 @@ int peft_linear_kernel_dx(const float *dy, const peft_tensor *w, int w_in_out, i
                            int64_t in, int64_t outf, float *dx)
 {
     const int64_t R = w->shape[0], Cw = w->shape[1], tr = tile_rows(Cw, R);
-    float *tile = tile_buf((size_t)(tr * Cw));
+    float *tile = ops_scratch(OPS_SCRATCH_TILE, (size_t)(tr * Cw));
     if (!tile) return -1;
     for (int64_t r0 = 0; r0 < R; r0 += tr) {
         const int nr = (int)(R - r0 < tr ? R - r0 : tr);

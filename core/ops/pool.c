@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 
 extern int openblas_get_num_threads(void);
 
@@ -171,4 +172,36 @@ void ops_map2(ops_map2_fn k, const float *a, const float *b, float *y, int64_t n
 {
     map_job j = {.k2 = k, .a = a, .b = b, .y = y};
     ops_parallel(n, OPS_ELEM_GRAIN, map2_range, &j);
+}
+
+/* ---- per-thread scratch --------------------------------------------------------------------- */
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+typedef struct { float *buf[OPS_SCRATCH_SLOTS]; size_t cap[OPS_SCRATCH_SLOTS]; } scratch_set;
+
+static void scratch_free(void *p)
+{
+    scratch_set *s = p;
+    for (int i = 0; s && i < OPS_SCRATCH_SLOTS; i++) free(s->buf[i]);
+    free(s);
+}
+static void scratch_key_init(void) { pthread_key_create(&scratch_key, scratch_free); }
+
+float *ops_scratch(int slot, size_t n)
+{
+    if (slot < 0 || slot >= OPS_SCRATCH_SLOTS) return NULL;
+    pthread_once(&scratch_once, scratch_key_init);
+    scratch_set *s = pthread_getspecific(scratch_key);
+    if (!s) {
+        if (!(s = calloc(1, sizeof *s))) return NULL;
+        pthread_setspecific(scratch_key, s);
+    }
+    if (s->cap[slot] < n) {
+        float *b = realloc(s->buf[slot], (n ? n : 1) * sizeof *b);
+        if (!b) return NULL;
+        s->buf[slot] = b;
+        s->cap[slot] = n;
+    }
+    return s->buf[slot];
 }

@@ -5,6 +5,7 @@
 #ifndef PEFT_CORE_OPS_POOL_H
 #define PEFT_CORE_OPS_POOL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* fn(ctx, lo, hi) over [lo, hi) slices of [0, n): slices are contiguous, at least `grain`
@@ -41,6 +42,12 @@ __attribute__((visibility("hidden"))) void ops_map2(ops_map2_fn k, const float *
 /* the pool's thread count fixed at t whatever OpenBLAS uses (0: follow OpenBLAS again); for the
  * tests that hold the GEMMs on one thread and vary the pool's */
 __attribute__((visibility("hidden"))) void ops_pool_set_threads(int t);
+
+/* a per-thread scratch buffer of at least n floats, kept (and grown) across calls so that a
+ * step's temporaries are not faulted in again every step; freed when the thread exits. One
+ * buffer per slot; NULL when out of memory. */
+enum { OPS_SCRATCH_TILE, OPS_SCRATCH_LOGITS, OPS_SCRATCH_SLOTS };
+__attribute__((visibility("hidden"))) float *ops_scratch(int slot, size_t n);
 
 /* the number of threads ops_parallel uses at most (>= 1) */
 __attribute__((visibility("hidden"))) int ops_threads(void);
