@@ -127,7 +127,7 @@ int main(int argc, char **argv)
     /* the loss: the head and cross-entropy fused over row chunks (the (B, T, V) logits and their
      * gradient are never whole; the gradient is found in the forward, so nothing is computed
      * twice), unless --full-logits: the same arithmetic row for row */
-    base->chunked_loss = !full_logits;
+    peft_chunked_loss_enable(base, !full_logits);
     peft_model *m = NULL;
     if (peft_get_peft_model(ctx, base, LORA_CONFIG, NULL, 0, &m))
         die(ctx, "peft_get_peft_model");
