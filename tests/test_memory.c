@@ -80,7 +80,7 @@ END_TEST
 
 START_TEST(chunked_ce_equals_full)
 {
-    const int64_t N = 400, C = 16, V = 50000; /* 8M-float chunks: 3 of 134 rows */
+    const int64_t N = 400, C = 16, V = 50000; /* several vocabulary tiles */
     peft_tensor *h = fd_rand_tensor(2, (int64_t[]){N, C}, 1.0f, 1);
     peft_tensor *wf = fd_rand_tensor(2, (int64_t[]){V, C}, 0.3f, 0);
     peft_tensor *wb = peft_tensor_new(PEFT_DTYPE_F32, 2, (int64_t[]){V, C});
