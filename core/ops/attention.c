@@ -173,18 +173,21 @@ static void attention_backward(peft_graph *g, void *p)
     float *dbias = c->bias ? peft_grad_of(g, c->bias) : NULL;
     const float *q = peft_f32(c->q), *k = peft_f32(c->k), *v = peft_f32(c->v);
     const int64_t BH = c->B * c->H, gh = attn_group_heads(BH, T, S);
+    /* the group's dP / dS, the soft-capping scores and the recomputed probabilities: scratch
+     * kept by the thread across calls and steps (not the arena, which would keep one set per
+     * layer until the step ends) */
     float *dS = NULL, *R = NULL, *Pb = NULL;
     if (dq || dk || dbias) { /* dP then dS of a group of heads */
-        dS = peft_arena_alloc(g->arena, (size_t)(gh * T * S) * sizeof(float) + 1);
-        if (!dS) return;
+        dS = ops_scratch(OPS_SCRATCH_ATTN_DS, (size_t)(gh * T * S) + 1);
+        if (!dS) { peft_graph_set_error(g, "attention backward: out of memory"); return; }
     }
     if (c->softcap > 0.0f && (dq || dk)) {
-        R = peft_arena_alloc(g->arena, (size_t)T * (size_t)S * sizeof(float) + 1);
-        if (!R) return;
+        R = ops_scratch(OPS_SCRATCH_ATTN_R, (size_t)T * (size_t)S + 1);
+        if (!R) { peft_graph_set_error(g, "attention backward: out of memory"); return; }
     }
     if (!c->P) { /* recomputed group by group */
-        Pb = peft_arena_alloc(g->arena, (size_t)(gh * T * S) * sizeof(float) + 1);
-        if (!Pb) return;
+        Pb = ops_scratch(OPS_SCRATCH_ATTN_P, (size_t)(gh * T * S) + 1);
+        if (!Pb) { peft_graph_set_error(g, "attention backward: out of memory"); return; }
     }
     if (T == 0 || S == 0) return;
     for (int64_t g0 = 0; g0 < BH; g0 += gh) {

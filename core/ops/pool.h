@@ -46,7 +46,14 @@ __attribute__((visibility("hidden"))) void ops_pool_set_threads(int t);
 /* a per-thread scratch buffer of at least n floats, kept (and grown) across calls so that a
  * step's temporaries are not faulted in again every step; freed when the thread exits. One
  * buffer per slot; NULL when out of memory. */
-enum { OPS_SCRATCH_TILE, OPS_SCRATCH_LOGITS, OPS_SCRATCH_SLOTS };
+enum {
+    OPS_SCRATCH_TILE,    /* a weight tile widened to f32 (linear.c) */
+    OPS_SCRATCH_LOGITS,  /* spare: a chunk of logits */
+    OPS_SCRATCH_ATTN_DS, /* attention backward: dP / dS of a group of heads */
+    OPS_SCRATCH_ATTN_R,  /* attention backward: the soft-capping scores of a head */
+    OPS_SCRATCH_ATTN_P,  /* attention backward: recomputed probabilities of a group */
+    OPS_SCRATCH_SLOTS
+};
 __attribute__((visibility("hidden"))) float *ops_scratch(int slot, size_t n);
 
 /* the number of threads ops_parallel uses at most (>= 1) */
