@@ -46,5 +46,7 @@ const char *cli_opt(int argc, char **argv, int *i, const char *name);
 /* a whole text file (NUL-terminated, caller frees) or NULL after printing why */
 char *cli_read_text(const char *path);
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* peft_inputs_load_json of path into *in; 0, or 1 after printing why */
+int cli_load_inputs(const char *path, peft_inputs *in);
 
 #endif

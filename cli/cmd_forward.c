@@ -108,7 +108,7 @@ int cmd_forward(int argc, char **argv)
 
     char err[1024];
     peft_inputs in;
-    if (peft_inputs_load_json(input, &in, err, sizeof err)) return cli_fail("%s", err);
+    if (cli_load_inputs(input, &in)) return 1;
     if (grads && !in.labels && !(in.start_positions && in.end_positions)) {
         peft_inputs_free(&in);
         return cli_fail("--grads needs a loss: labels (or, for question answering, start_positions "

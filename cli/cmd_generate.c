@@ -227,12 +227,11 @@ int cmd_generate(int argc, char **argv)
         fprintf(stderr, "peft: warning: --temperature, --top-k and --top-p only apply with "
                         "--do-sample; greedy decoding ignores them (as transformers)\n");
 
-    char err[1024];
     peft_inputs in;
     peft_tokenizer *tk = NULL;
     if (n_texts) {
         if (gen_text_inputs(tok_path ? tok_path : model, texts, n_texts, &in, &tk)) return 1;
-    } else if (peft_inputs_load_json(input, &in, err, sizeof err)) return cli_fail("%s", err);
+    } else if (cli_load_inputs(input, &in)) return 1;
     peft_ctx *ctx = peft_ctx_new(cfg.seed);
     peft_set_tokenizer(ctx, peft_tokenizer_text_hook, NULL);
     peft_base_model *base = NULL;

@@ -98,7 +98,7 @@ int cmd_merge(int argc, char **argv)
 
     char err[1024] = "";
     peft_inputs in = {0};
-    if (probe_path && peft_inputs_load_json(probe_path, &in, err, sizeof err)) return cli_fail("%s", err);
+    if (probe_path && cli_load_inputs(probe_path, &in)) return 1;
     peft_ctx *ctx = peft_ctx_new(0);
     peft_set_tokenizer(ctx, peft_tokenizer_text_hook, NULL);
     int tty = isatty(STDERR_FILENO);

@@ -164,3 +164,12 @@ int cli_open_model(peft_ctx *ctx, const char *model_dir, char **adapters, int n_
 {
     return cli_open_model_mixed(ctx, model_dir, adapters, n_adapters, trainable, 0, pbase, pm);
 }
+
+int cli_load_inputs(const char *path, peft_inputs *in)
+{
+    peft_ctx *ctx = peft_ctx_new(0);
+    if (!ctx) return cli_fail("out of memory");
+    int rc = peft_inputs_load_json(ctx, path, in) ? cli_fail("%s", peft_errmsg(ctx)) : 0;
+    peft_ctx_free(ctx);
+    return rc;
+}

@@ -20,8 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     const char *p = fuzz_file("in.json", data, size);
     peft_inputs in;
-    char err[512];
-    if (peft_inputs_load_json(p, &in, err, sizeof err) != 0) return 0;
+    if (peft_inputs_load_json(ctx, p, &in) != 0) return 0;
     peft_model_inputs mi;
     peft_inputs_view(&in, &mi);
     if (size && mi.B > 0 && mi.T > 0 && mi.B * mi.T <= 64) {

@@ -70,7 +70,7 @@ START_TEST(rank_allocation_steps)
     ck_assert_msg(peft_set_peft_model_state_dict(m, tu_fixture(CASE "params_before_steps.safetensors"), "default", 1) == 0,
                   "%s", peft_errmsg(ctx));
     peft_inputs in;
-    ck_assert_msg(peft_inputs_load_json(tu_fixture(CASE "inputs.json"), &in, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_inputs_load_json(tu_ctx(), tu_fixture(CASE "inputs.json"), &in) == 0, "%s", peft_errmsg(tu_ctx()));
     peft_model_inputs mi;
     peft_inputs_view(&in, &mi);
     peft_graph *g = peft_graph_new(peft_ctx_rng(ctx));

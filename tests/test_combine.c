@@ -411,10 +411,10 @@ END_TEST
 
 static float *logits(peft_ctx *ctx, peft_model *m, const char *case_name, int64_t *n)
 {
-    char rel[512], err[512];
+    char rel[512];
     peft_inputs in;
     snprintf(rel, sizeof rel, "hf-peft/%s/inputs.json", case_name);
-    ck_assert_msg(peft_inputs_load_json(tu_fixture(rel), &in, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_inputs_load_json(tu_ctx(), tu_fixture(rel), &in) == 0, "%s", peft_errmsg(tu_ctx()));
     peft_graph *g = peft_graph_new(peft_ctx_rng(ctx));
     peft_model_inputs mi;
     peft_inputs_view(&in, &mi);

@@ -55,6 +55,13 @@ START_TEST(missing_model_dir_is_eio)
                      PEFT_EINVAL);
     ASSERT_HAS(peft_errmsg(ctx), "torch_dtype \"float64\" is unknown");
     ck_assert_ptr_null(b);
+    /* inputs: a missing file is EIO, a file that is not inputs EFORMAT, both named */
+    peft_inputs in;
+    ck_assert_int_eq(peft_inputs_load_json(ctx, "/nonexistent/inputs.json", &in), PEFT_EIO);
+    ASSERT_HAS(peft_errmsg(ctx), "/nonexistent/inputs.json");
+    ck_assert_int_eq(peft_inputs_load_json(ctx, p, &in), PEFT_EFORMAT);
+    ASSERT_HAS(peft_errmsg(ctx), "config.json");
+    ck_assert_ptr_null(in.input_ids);
     peft_clear_error(ctx);
     ck_assert_int_eq(peft_errcode(ctx), PEFT_OK);
     ck_assert_str_eq(peft_errmsg(ctx), "");
@@ -93,9 +100,8 @@ static int forward_with(const char *plugin, const char *peft_type, peft_ctx *ctx
     snprintf(cfg, sizeof cfg, "{\"peft_type\": \"%s\", \"target_modules\": [\"c_attn\"]}", peft_type);
     peft_model *m;
     ck_assert_msg(peft_get_peft_model(ctx, b, cfg, NULL, 0, &m) == 0, "%s", peft_errmsg(ctx));
-    char err[256];
     peft_inputs in;
-    ck_assert(peft_inputs_load_json(tu_fixture("hf-peft/_models/gpt2/inputs.json"), &in, err, sizeof err) == 0);
+    ck_assert(peft_inputs_load_json(tu_ctx(), tu_fixture("hf-peft/_models/gpt2/inputs.json"), &in) == 0);
     peft_model_inputs mi;
     peft_inputs_view(&in, &mi);
     peft_graph *g = peft_graph_new(peft_ctx_rng(ctx));

@@ -468,8 +468,7 @@ START_TEST(unmerge_refuses_zero)
     const char *both[2] = {"default", "second"};
     ck_assert(peft_set_adapters(m, both, 2) == 0);
     peft_inputs in;
-    char err[256];
-    ck_assert(peft_inputs_load_json(tu_fixture("hf-peft/_models/gpt2/inputs.json"), &in, err, sizeof err) == 0);
+    ck_assert(peft_inputs_load_json(tu_ctx(), tu_fixture("hf-peft/_models/gpt2/inputs.json"), &in) == 0);
     int64_t n;
     float *unmerged = logits(m, &in, &n);
     ck_assert_msg(peft_merge_adapter(m, NULL, 0, 1) == 0, "%s", peft_errmsg(ctx));

@@ -146,9 +146,7 @@ START_TEST(mixed_embedding)
     peft_set_warning_handler(tu_quiet, NULL);
     peft_ctx *ctx = peft_ctx_new(7);
     peft_inputs in;
-    char err[512];
-    ck_assert_msg(peft_inputs_load_json(tu_fixture("hf-peft-v2/_models/llama/inputs.json"), &in, err,
-                                        sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_inputs_load_json(tu_ctx(), tu_fixture("hf-peft-v2/_models/llama/inputs.json"), &in) == 0, "%s", peft_errmsg(tu_ctx()));
     peft_model *m = model_with(ctx, "llama", LLAMA_EMB, "emb", 1);
     ck_assert_msg(m, "%s", peft_errmsg(ctx));
     ck_assert_msg(peft_add_adapter(m, "attn", LLAMA_LOHA) == 0, "%s", peft_errmsg(ctx));
@@ -188,9 +186,7 @@ START_TEST(rows_embedding)
     peft_set_warning_handler(tu_quiet, NULL);
     peft_ctx *ctx = peft_ctx_new(3);
     peft_inputs in;
-    char err[512];
-    ck_assert_msg(peft_inputs_load_json(tu_fixture("hf-peft-v2/_models/gpt2/inputs.json"), &in, err,
-                                        sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_inputs_load_json(tu_ctx(), tu_fixture("hf-peft-v2/_models/gpt2/inputs.json"), &in) == 0, "%s", peft_errmsg(tu_ctx()));
     peft_model *m = model_with(ctx, "gpt2", GPT2_EMB, "a", 0);
     ck_assert_msg(m, "%s", peft_errmsg(ctx));
     ck_assert_msg(peft_add_adapter(m, "b", GPT2_EMB) == 0, "%s", peft_errmsg(ctx));
@@ -431,9 +427,7 @@ START_TEST(tied_merge)
 {
     peft_ctx *ctx = peft_ctx_new(5);
     peft_inputs in;
-    char err[512];
-    ck_assert_msg(peft_inputs_load_json(tu_fixture("hf-peft-v2/_models/gpt2/inputs.json"), &in, err,
-                                        sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_inputs_load_json(tu_ctx(), tu_fixture("hf-peft-v2/_models/gpt2/inputs.json"), &in) == 0, "%s", peft_errmsg(tu_ctx()));
     warned[0] = 0;
     peft_set_warning_handler(keep_warning, NULL);
     peft_model *m = model_with(ctx, "gpt2", GPT2_EMB, "default", 0);

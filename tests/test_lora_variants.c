@@ -762,7 +762,7 @@ START_TEST(fixture_numbers)
                   peft_errmsg(ctx));
     peft_inputs in;
     snprintf(rel, sizeof rel, "hf-peft/%s/inputs.json", cn);
-    ck_assert_msg(peft_inputs_load_json(tu_fixture(rel), &in, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_inputs_load_json(tu_ctx(), tu_fixture(rel), &in) == 0, "%s", peft_errmsg(tu_ctx()));
     peft_model_inputs mi;
     peft_inputs_view(&in, &mi);
     peft_graph *g = peft_graph_new(peft_ctx_rng(ctx));
@@ -903,10 +903,10 @@ END_TEST
 
 static float *run_logits(peft_ctx *ctx, peft_model *m, const char *cn, int64_t *n)
 {
-    char rel[512], err[512];
+    char rel[512];
     peft_inputs in;
     snprintf(rel, sizeof rel, "hf-peft/%s/inputs.json", cn);
-    ck_assert_msg(peft_inputs_load_json(tu_fixture(rel), &in, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_inputs_load_json(tu_ctx(), tu_fixture(rel), &in) == 0, "%s", peft_errmsg(tu_ctx()));
     peft_graph *g = peft_graph_new(peft_ctx_rng(ctx));
     peft_model_inputs mi;
     peft_inputs_view(&in, &mi);

@@ -79,10 +79,9 @@ static char *tmp;
 
 static void setup(void)
 {
-    char err[512];
     peft_set_warning_handler(tu_quiet, NULL);
     ctx = peft_ctx_new(7);
-    ck_assert_msg(peft_inputs_load_json(tu_fixture(MODEL "/inputs.json"), &in, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_inputs_load_json(tu_ctx(), tu_fixture(MODEL "/inputs.json"), &in) == 0, "%s", peft_errmsg(tu_ctx()));
     tmp = tu_tmpdir();
     ck_assert_ptr_nonnull(tmp);
 }

@@ -41,7 +41,7 @@ typedef struct loaded {
 /* PEFT's saved adapter of case i on its base model, with the case's inputs */
 static void load_case(loaded *l, int i)
 {
-    char rel[512], err[512];
+    char rel[512];
     l->ctx = peft_ctx_new(0);
     snprintf(rel, sizeof rel, "hf-peft-v2/_models/%s", archs[i]);
     peft_base_model *b = NULL;
@@ -50,7 +50,7 @@ static void load_case(loaded *l, int i)
     ck_assert_msg(peft_from_pretrained(l->ctx, b, tu_fixture(rel), NULL, 0, &l->m) == 0, "%s",
                   peft_errmsg(l->ctx));
     snprintf(rel, sizeof rel, "hf-peft-v2/%s/inputs.json", fixture_cases[i]);
-    ck_assert_msg(peft_inputs_load_json(tu_fixture(rel), &l->in, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_inputs_load_json(tu_ctx(), tu_fixture(rel), &l->in) == 0, "%s", peft_errmsg(tu_ctx()));
     l->g = peft_graph_new(peft_ctx_rng(l->ctx));
 }
 

@@ -48,7 +48,7 @@ START_TEST(peft_saved_adapter)
                   peft_errmsg(ctx));
     peft_inputs in;
     snprintf(rel, sizeof rel, "hf-peft-v2/%s/inputs.json", name);
-    ck_assert_msg(peft_inputs_load_json(tu_fixture(rel), &in, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_inputs_load_json(tu_ctx(), tu_fixture(rel), &in) == 0, "%s", peft_errmsg(tu_ctx()));
     peft_graph *g = peft_graph_new(peft_ctx_rng(ctx));
     peft_model_inputs mi;
     peft_inputs_view(&in, &mi);

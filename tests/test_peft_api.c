@@ -18,10 +18,9 @@ static peft_inputs in;
 
 static void setup(void)
 {
-    char err[256];
     peft_set_warning_handler(tu_quiet, NULL);
     ctx = peft_ctx_new(7);
-    ck_assert(peft_inputs_load_json(tu_fixture("hf-peft/_models/gpt2/inputs.json"), &in, err, sizeof err) == 0);
+    ck_assert(peft_inputs_load_json(tu_ctx(), tu_fixture("hf-peft/_models/gpt2/inputs.json"), &in) == 0);
 }
 
 static void teardown(void)

@@ -117,7 +117,7 @@ START_TEST(peft_saved_adapter)
     ck_assert_ptr_nonnull(entry);
     peft_ctx *ctx = peft_ctx_new(0);
     peft_set_tokenizer(ctx, peft_tokenizer_text_hook, NULL);
-    char rel[512], err[512];
+    char rel[512];
     snprintf(rel, sizeof rel, "hf-peft/%s", json_string_value(json_object_get(entry, "base_model_dir")));
     peft_base_model *b = NULL;
     ck_assert(peft_load_base_model(ctx, tu_fixture(rel), &b) == 0);
@@ -127,7 +127,7 @@ START_TEST(peft_saved_adapter)
                   peft_errmsg(ctx));
     peft_inputs in;
     snprintf(rel, sizeof rel, "hf-peft/%s/inputs.json", name);
-    ck_assert_msg(peft_inputs_load_json(tu_fixture(rel), &in, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_inputs_load_json(tu_ctx(), tu_fixture(rel), &in) == 0, "%s", peft_errmsg(tu_ctx()));
     peft_graph *g = peft_graph_new(peft_ctx_rng(ctx));
     peft_model_outputs out;
     run_forward(m, g, &in, &out, 0);
@@ -544,9 +544,7 @@ START_TEST(training_moves_the_prompt)
     peft_model *m = make_model(ctx, "gpt2", "{\"peft_type\":\"PREFIX_TUNING\",\"task_type\":"
                                "\"CAUSAL_LM\",\"num_virtual_tokens\":4,\"prefix_projection\":true}");
     peft_inputs in;
-    char err[512];
-    ck_assert_msg(peft_inputs_load_json(tu_fixture("hf-peft/gpt2__prefix/inputs.json"), &in, err,
-                                        sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_inputs_load_json(tu_ctx(), tu_fixture("hf-peft/gpt2__prefix/inputs.json"), &in) == 0, "%s", peft_errmsg(tu_ctx()));
     peft_graph *g = peft_graph_new(peft_ctx_rng(ctx));
     peft_state_dict *tp;
     ck_assert(peft_trainable_parameters(m, &tp) == 0);

@@ -499,8 +499,7 @@ static void run_prompt_case(const char *name, int prefix, const char *grad_key)
 
     snprintf(path, sizeof path, "hf-peft/%s/inputs.json", name);
     peft_inputs in;
-    char err[512];
-    ck_assert_msg(peft_inputs_load_json(tu_fixture(path), &in, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_inputs_load_json(tu_ctx(), tu_fixture(path), &in) == 0, "%s", peft_errmsg(tu_ctx()));
     peft_model_inputs pin;
     peft_inputs_view(&in, &pin);
     double loss;

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <jansson.h>
 #include "peft/inputs.h"
+#include "peft/peft.h"
 #include "peft/model.h"
 #include "peft/util.h"
 
@@ -129,16 +130,20 @@ static int check_mask(const int32_t *mask, int64_t B, int64_t T, const char *key
     return 0;
 }
 
-int peft_inputs_load_json(const char *path, peft_inputs *in, char *err, size_t errlen)
+/* the loader with the message in err: PEFT_OK, PEFT_EIO (cannot open path) or PEFT_EFORMAT */
+static int load_json(const char *path, peft_inputs *in, char *err, size_t errlen)
 {
-    memset(in, 0, sizeof *in);
     json_error_t je;
     json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
     if (!root) {
+        if (json_error_code(&je) == json_error_cannot_open_file) {
+            snprintf(err, errlen, "%s: %s", path, je.text);
+            return PEFT_EIO;
+        }
         snprintf(err, errlen, "%s: %s (line %d)", path, je.text, je.line);
-        return -1;
+        return PEFT_EFORMAT;
     }
-    int rc = -1;
+    int rc = PEFT_EFORMAT;
     int64_t r, c;
     if (!json_is_object(root)) {
         snprintf(err, errlen, "%s: expected a JSON object with input_ids", path);
@@ -184,11 +189,22 @@ int peft_inputs_load_json(const char *path, peft_inputs *in, char *err, size_t e
         }
         in->labels_len = c == 0 ? 1 : (c == in->T && !in->decoder_input_ids) ? 0 : c;
     }
-    rc = 0;
+    rc = PEFT_OK;
 out:
     json_decref(root);
-    if (rc) peft_inputs_free(in);
     return rc;
+}
+
+int peft_inputs_load_json(peft_ctx *ctx, const char *path, peft_inputs *in)
+{
+    if (!in) return peft_set_error(ctx, PEFT_EINVAL, "peft_inputs_load_json: in is NULL");
+    memset(in, 0, sizeof *in);
+    if (!path) return peft_set_error(ctx, PEFT_EINVAL, "peft_inputs_load_json: path is NULL");
+    char err[1024] = "";
+    int rc = load_json(path, in, err, sizeof err);
+    if (!rc) return PEFT_OK;
+    peft_inputs_free(in);
+    return peft_set_error(ctx, rc, "%s", err);
 }
 
 void peft_inputs_free(peft_inputs *in)

@@ -86,10 +86,9 @@ int pc_open_base(const pc_env *env, const pc_model *model, pc_run_state *r, uint
     if (peft_load_base_model(r->ctx, model->dir, &r->base))
         return pc_msg(msg, len, -1, "the host cannot load base model %s: %s", model->dir,
                       peft_errmsg(r->ctx));
-    char err[1024];
     if (model->inputs[0]) {
-        if (peft_inputs_load_json(model->inputs, &r->in, err, sizeof err))
-            return pc_msg(msg, len, -1, "%s", err);
+        if (peft_inputs_load_json(r->ctx, model->inputs, &r->in))
+            return pc_msg(msg, len, -1, "%s", peft_errmsg(r->ctx));
     } else if (random_inputs(&r->in, model->vocab, peft_base_model_is_encoder_decoder(r->base), seed)) {
         return pc_msg(msg, len, -1, "out of memory");
     }

@@ -180,7 +180,7 @@ static int prepends_tokens(const char *method)
 
 static void open_case(run *r, const char *case_name, json_t *entry, const char **name)
 {
-    char dir[4096], rel[512], err[512];
+    char dir[4096], rel[512];
     adapter_location(case_name, entry, dir, sizeof dir, name);
     r->ctx = peft_ctx_new(0);
     peft_base_model *base;
@@ -203,7 +203,7 @@ static void open_case(run *r, const char *case_name, json_t *entry, const char *
     ck_assert_msg(peft_set_peft_model_state_dict(r->m, tu_fixture(rel), *name, 1) == 0, "%s",
                   peft_errmsg(r->ctx));
     snprintf(rel, sizeof rel, "%s/%s/inputs.json", cur_set, case_name);
-    ck_assert_msg(peft_inputs_load_json(tu_fixture(rel), &r->in, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_inputs_load_json(tu_ctx(), tu_fixture(rel), &r->in) == 0, "%s", peft_errmsg(tu_ctx()));
     r->g = peft_graph_new(peft_ctx_rng(r->ctx));
 }
 

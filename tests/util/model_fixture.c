@@ -76,8 +76,7 @@ void tu_inputs_free(tu_inputs *in)
 
 void tu_peft_inputs_load(const char *rel_json, peft_inputs *in)
 {
-    char err[1024];
-    ck_assert_msg(peft_inputs_load_json(tu_fixture(rel_json), in, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_inputs_load_json(tu_ctx(), tu_fixture(rel_json), in) == 0, "%s", peft_errmsg(tu_ctx()));
 }
 
 float *tu_fixture_f32(const char *rel, const char *key, int64_t *n)

@@ -23,11 +23,15 @@ typedef struct peft_inputs {
     int32_t *task_ids;                  /* (B): multitask prompt tuning's task per row */
 } peft_inputs;
 
+typedef struct peft_ctx peft_ctx; /* peft/peft.h */
+
 /* Keys: input_ids (required), attention_mask, token_type_ids, decoder_input_ids,
  * decoder_attention_mask, labels ((B) class ids, (B, T) token labels, or (B, L) seq2seq
- * targets), start_positions, end_positions, task_ids ((B)). 0, or -1 with err naming the file and the
- * key (all rows of one key must have the same length). */
-PEFT_API int peft_inputs_load_json(const char *path, peft_inputs *in, char *err, size_t errlen);
+ * targets), start_positions, end_positions, task_ids ((B)). PEFT_OK and *in (free with
+ * peft_inputs_free), or PEFT_EIO (cannot open path) / PEFT_EFORMAT (not JSON, an unknown key,
+ * ragged rows: all rows of one key must have the same length, a mask other than 0/1...) with
+ * the message naming the file and the key on ctx; *in is then empty. */
+PEFT_API int peft_inputs_load_json(peft_ctx *ctx, const char *path, peft_inputs *in);
 PEFT_API void peft_inputs_free(peft_inputs *in);
 
 /* a view for peft_model_forward (borrowed arrays) */
