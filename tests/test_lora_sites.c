@@ -333,9 +333,9 @@ START_TEST(dora_embedding_model)
     const char *arch = dora_emb_cases[_i][0], *cfg = dora_emb_cases[_i][1];
     peft_ctx *ctx = peft_ctx_new(11);
     peft_inputs in;
-    char err[512], rel[256];
+    char rel[256];
     snprintf(rel, sizeof rel, "hf-peft-v2/_models/%s/inputs.json", arch);
-    ck_assert_msg(peft_inputs_load_json(tu_fixture(rel), &in, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_inputs_load_json(tu_ctx(), tu_fixture(rel), &in) == 0, "%s", peft_errmsg(tu_ctx()));
     peft_ctx *bctx = peft_ctx_new(0);
     peft_model *base = model_with(bctx, arch, "{\"peft_type\":\"LORA\",\"r\":2,"
                                   "\"target_modules\":[\"q_proj\",\"c_attn\"]}", "default", 0);
