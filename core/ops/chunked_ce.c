@@ -1,12 +1,13 @@
 /* chunked_ce.c — the language-model head and its cross-entropy in one op, over vocabulary
  * tiles: the training loss never holds the whole (N, V) logits (with a 128k vocabulary, B=4,
  * T=512, that is 1 GB, and as much again for its gradient). Only the rows with a target take
- * part. Forward computes one tile of the head's rows at a time for all those rows (one GEMM
- * of full height) and keeps an online log-sum-exp per row; backward recomputes each tile's
- * logits, turns them into the gradient in place and multiplies them back through that tile of
- * the (frozen) head weight. A bf16/f16 head is widened once per tile and pass (twice a step),
- * not once per row chunk. The same loss as op_linear + op_cross_entropy up to the order of the
- * sums. */
+ * part. One pass over the head's rows, a vocabulary tile at a time for all those rows (GEMMs of
+ * full height), keeps per row an online log-sum-exp (max m, sum s of e^(l - m)) and, when a
+ * gradient is needed, acc = sum_v e^(l_v - m) W_v, both rescaled when m grows (as flash
+ * attention does): then softmax W = acc / s, and the backward is dh = k (acc / s - W[target])
+ * with no logits computed again. Two head GEMMs a step, as the full loss; a bf16/f16 head is
+ * widened once a step. The same loss and gradient as op_linear + op_cross_entropy up to the
+ * order of the sums. */
 #include "core/ops/ops.h"
 
 #include <cblas.h>
@@ -22,8 +23,9 @@ typedef struct {
     peft_tensor *h, *w, *out;
     const int32_t *rows;    /* (n_valid) the rows of h whose target is not ignored, arena copy */
     const int32_t *targets; /* (n_valid) their targets */
-    const float *lse;       /* (n_valid) their log-sum-exp */
-    int64_t N, C, V, tv, n_valid;
+    const float *acc;       /* (n_valid, C) sum_v e^(l_v - m) W_v per row, found in the forward */
+    const float *inv_s;     /* (n_valid) 1 / sum_v e^(l_v - m) */
+    int64_t C, n_valid;
 } lce_ctx;
 
 /* the valid rows of h gathered: hc (n, C) */
@@ -50,50 +52,27 @@ static int64_t tile_width(const peft_tensor *w, int64_t n, int64_t C, int64_t V)
     return tv < V ? tv : V;
 }
 
-// dloss (1); h (N, C); W (V, C) -> dh (N, C) += (dloss / n_valid) (softmax - onehot) W, one
-// vocabulary tile of W at a time (each widened once), over the valid rows only
+// dloss (1); acc (n_valid, C), inv_s (n_valid); W rows of the targets -> dh (N, C) +=
+// (dloss / n_valid) (softmax - onehot) W: softmax W is acc / s, found in the forward's one pass
 static void lce_backward(peft_graph *g, void *p)
 {
     lce_ctx *c = p;
     const float *dy = c->out->grad;
     float *dh = dy ? peft_grad_of(g, c->h) : NULL;
-    const int64_t n = c->n_valid, C = c->C, V = c->V, tv = c->tv;
+    const int64_t n = c->n_valid, C = c->C;
     if (!dh || n == 0) return;
     const float k = dy[0] / (float)n;
-    float *hc = malloc((size_t)(n * C) * sizeof *hc), *dhc = calloc((size_t)(n * C), sizeof *dhc);
-    float *L = malloc((size_t)(n * tv) * sizeof *L);
-    float *wt = c->w->dtype == PEFT_DTYPE_F32 ? NULL : malloc((size_t)(tv * C) * sizeof *wt);
-    if (!hc || !dhc || !L || (c->w->dtype != PEFT_DTYPE_F32 && !wt)) {
-        peft_graph_set_error(g, "chunked cross-entropy: out of memory for a tile of logits");
-        goto out;
-    }
-    gather_rows(peft_f32(c->h), c->rows, n, C, hc);
-    for (int64_t v0 = 0; v0 < V; v0 += tv) {
-        const int64_t nv = V - v0 < tv ? V - v0 : tv;
-        const float *W = weight_tile(c->w, v0, nv, C, wt);
-        /* L (n, nv) = hc (n, C) W^T (C, nv) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)nv, (int)C, 1.0f, hc,
-                    (int)C, W, (int)C, 0.0f, L, (int)nv);
-        /* dL = k softmax - k onehot */
-        for (int64_t i = 0; i < n; i++) {
-            float *lr = L + i * nv;
-            vm_scale_exp(lr, c->lse[i], k, lr, nv);
-            const int64_t t = (int64_t)c->targets[i] - v0;
-            if (t >= 0 && t < nv) lr[t] -= k;
-        }
-        /* dhc (n, C) += dL (n, nv) W (nv, C) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)C, (int)nv, 1.0f, L,
-                    (int)nv, W, (int)C, 1.0f, dhc, (int)C);
+    float *wt = malloc((size_t)C * sizeof *wt);
+    if (!wt) {
+        peft_graph_set_error(g, "chunked cross-entropy: out of memory for a weight row");
+        return;
     }
     for (int64_t i = 0; i < n; i++) {
+        peft_tensor_range_to_f32(c->w, (int64_t)c->targets[i] * C, C, wt); /* W[target] */
         float *d = dh + (int64_t)c->rows[i] * C;
-        const float *s = dhc + i * C;
-        for (int64_t j = 0; j < C; j++) d[j] += s[j];
+        const float *a = c->acc + i * C, ks = k * c->inv_s[i];
+        for (int64_t j = 0; j < C; j++) d[j] += ks * a[j] - k * wt[j];
     }
-out:
-    free(hc);
-    free(dhc);
-    free(L);
     free(wt);
 }
 
@@ -117,12 +96,16 @@ peft_tensor *op_linear_cross_entropy(peft_graph *g, peft_tensor *h, peft_tensor 
     peft_tensor *loss = peft_graph_tensor(g, 0, NULL);
     /* per valid row: its index, target and log-sum-exp (kept for the backward) */
     int32_t *rows = peft_arena_alloc(g->arena, (size_t)(n ? n : 1) * 2 * sizeof(int32_t));
-    peft_tensor *lse_t = peft_graph_tensor_raw(g, PEFT_DTYPE_F32, 1, (int64_t[]){n ? n : 1});
-    if (!loss || !rows || !lse_t) return NULL;
+    if (!loss || !rows) return NULL;
     int32_t *tg = rows + (n ? n : 1);
     for (int64_t r = 0, i = 0; r < N; r++)
         if (targets[r] != ignore_index) { rows[i] = (int32_t)r; tg[i++] = targets[r]; }
-    float *lse = peft_f32(lse_t);
+    const int need = peft_needs_grad(g, h, NULL);
+    /* kept for the backward: acc (n, C) and 1 / s (n) */
+    peft_tensor *acc_t = need && n ? peft_graph_tensor(g, 2, (int64_t[]){n, C}) : NULL;
+    float *inv_s = need && n ? peft_arena_alloc(g->arena, (size_t)n * sizeof *inv_s) : NULL;
+    if (need && n && (!acc_t || !inv_s)) return NULL;
+    float *acc = acc_t ? peft_f32(acc_t) : NULL;
     const int64_t tv = tile_width(w, n, C, V);
     double total = 0.0;
     if (n > 0) {
@@ -143,37 +126,57 @@ peft_tensor *op_linear_cross_entropy(peft_graph *g, peft_tensor *h, peft_tensor 
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)nv, (int)C, 1.0f,
                         hc, (int)C, W, (int)C, 0.0f, L, (int)nv);
             for (int64_t i = 0; i < n; i++) {
-                const float *lr = L + i * nv;
+                float *lr = L + i * nv;
                 const int64_t t = (int64_t)tg[i] - v0;
                 if (t >= 0 && t < nv) xt[i] = lr[t];
-                /* online log-sum-exp: rescale the running sum when the maximum grows; a NaN
-                 * logit is skipped by the max but turns its exp, the sum and the loss NaN */
+                /* online log-sum-exp: the running sum (and acc) rescaled when the maximum grows;
+                 * a NaN logit is skipped by the max but turns its exp, the sum and the loss
+                 * NaN, as PyTorch's */
                 const float mt = vm_max(lr, nv);
                 if (mt > m[i]) {
-                    sum[i] = sum[i] * exp(m[i] - (double)mt) + vm_sum_exp(lr, mt, nv);
+                    const double alpha = exp(m[i] - (double)mt); /* 0 on the first tile */
+                    sum[i] *= alpha;
+                    if (acc && sum[i] != 0.0)
+                        for (int64_t j = 0; j < C; j++) acc[i * C + j] *= (float)alpha;
                     m[i] = mt;
-                } else if (m[i] != -INFINITY || mt != -INFINITY) {
+                }
+                if (m[i] == -INFINITY) { /* every logit so far -inf: nothing to add */
+                    memset(lr, 0, (size_t)nv * sizeof *lr);
+                    continue;
+                }
+                /* E = e^(l - m) in place (for acc), its sum in double */
+                if (acc) {
+                    vm_scale_exp(lr, (float)m[i], 1.0f, lr, nv);
+                    double e = 0.0;
+                    for (int64_t j = 0; j < nv; j++) e += lr[j];
+                    sum[i] += e;
+                } else {
                     sum[i] += vm_sum_exp(lr, (float)m[i], nv);
                 }
             }
+            /* acc (n, C) += E (n, nv) W (nv, C): the softmax-weighted head rows, unnormalised */
+            if (acc)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)C, (int)nv,
+                            1.0f, L, (int)nv, W, (int)C, 1.0f, acc, (int)C);
         }
         for (int64_t i = 0; i < n; i++) {
             /* sum >= 1 (the max term is exp(0)) unless the row holds NaN, which log keeps NaN */
             // cppcheck-suppress invalidFunctionArg
             const double l = m[i] + log(sum[i]);
-            lse[i] = (float)l;
             total += l - (double)xt[i];
+            if (inv_s) inv_s[i] = (float)(1.0 / sum[i]);
         }
         free(hc); free(L); free(wt); free(m); free(sum); free(xt);
     }
     peft_f32(loss)[0] = n ? (float)(total / (double)n) : 0.0f;
-    loss->requires_grad = peft_needs_grad(g, h, NULL);
-    if (loss->requires_grad) {
+    loss->requires_grad = need;
+    if (need) {
         lce_ctx *c = peft_tape_push(g, lce_backward, sizeof *c);
         if (!c) return NULL;
-        c->h = h; c->w = w; c->out = loss; c->rows = rows; c->targets = tg; c->lse = lse;
+        c->h = h; c->w = w; c->out = loss; c->rows = rows; c->targets = tg; c->acc = acc;
+        c->inv_s = inv_s;
         peft_tape_output(g, c->out);
-        c->N = N; c->C = C; c->V = V; c->tv = tv; c->n_valid = n;
+        c->C = C; c->n_valid = n;
     }
     return loss;
 }
