@@ -47,20 +47,19 @@ START_TEST(grad_attention_window_softcap)
         {4, 4, 0.25f, {.causal = 1, .window = 1, .softcap = 2.0f}, 0},     /* only the diagonal */
     };
     /* probabilities kept for the backward (the default at these sizes), then recomputed */
-    for (size_t c = 0; c < 2 * sizeof cases / sizeof *cases; c++) {
-        const int recompute = c >= sizeof cases / sizeof *cases;
+    for (int recompute = 0; recompute < 2; recompute++) {
         const int64_t old = op_attention_set_keep_limit(recompute ? 0 : (int64_t)8 << 20);
-        if (recompute) c -= sizeof cases / sizeof *cases;
-        const int64_t H = cases[c].H, Hkv = cases[c].Hkv, D = 3;
-        peft_tensor *in[4] = {fd_rand_tensor(3, (int64_t[]){2, 4, H * D}, 0.8f, 1),
-                              fd_rand_tensor(3, (int64_t[]){2, 6, Hkv * D}, 0.8f, 1),
-                              fd_rand_tensor(3, (int64_t[]){2, 6, Hkv * D}, 1.0f, 1),
-                              fd_rand_tensor(3, (int64_t[]){H, 4, 6}, 1.0f, cases[c].use_bias)};
-        fd_check_grads(&FD, recompute ? "attention_opt (P recomputed)" : "attention_opt",
-                       b_attention_opt, in, 4, &cases[c], EPS, RTOL, ATOL);
-        fd_free_all(in, 4);
+        for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+            const int64_t H = cases[c].H, Hkv = cases[c].Hkv, D = 3;
+            peft_tensor *in[4] = {fd_rand_tensor(3, (int64_t[]){2, 4, H * D}, 0.8f, 1),
+                                  fd_rand_tensor(3, (int64_t[]){2, 6, Hkv * D}, 0.8f, 1),
+                                  fd_rand_tensor(3, (int64_t[]){2, 6, Hkv * D}, 1.0f, 1),
+                                  fd_rand_tensor(3, (int64_t[]){H, 4, 6}, 1.0f, cases[c].use_bias)};
+            fd_check_grads(&FD, recompute ? "attention_opt (P recomputed)" : "attention_opt",
+                           b_attention_opt, in, 4, &cases[c], EPS, RTOL, ATOL);
+            fd_free_all(in, 4);
+        }
         op_attention_set_keep_limit(old);
-        if (recompute) c += sizeof cases / sizeof *cases;
     }
 }
 END_TEST
