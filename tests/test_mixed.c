@@ -17,7 +17,9 @@
  *      manifest errors naming the manifest and the entry;
  *   7. a prompt method beside the layer adapters: forward, counts, status, save/load, and the
  *      refusals that stay for non-mixed models;
- *   8. `peft forward --mixed`, `peft forward` of a saved mixed directory, `peft merge` progress. */
+ *   8. `peft forward --mixed`, `peft forward` of a saved mixed directory, `peft merge` progress;
+ *   9. the core's site x adapter traversal (PEFT_EACH_SITE_ADAPTER) on hand-made chains: orders,
+ *      one adapter, empty sites, and an entry detached by the loop body. */
 #include <check.h>
 #include <jansson.h>
 #include <limits.h>
@@ -30,6 +32,7 @@
 #include <unistd.h>
 
 #include "core/model/model_internal.h" /* white-box: reads the model's insides */
+#include "core/model/site.h"           /* the site x adapter traversal */
 #include "peft/graph.h"
 #include "peft/inputs.h"
 #include "peft/peft.h"
@@ -927,6 +930,66 @@ START_TEST(cli_mixed)
 }
 END_TEST
 
+/* ---- 9. the site x adapter traversal ---- */
+
+/* "site.entry:adapter" per visited entry, joined by spaces; with detach, each visited entry of
+ * adapter `drop` is taken out of its chain (as peft_site_detach does, without a plugin) */
+static void walk(peft_base_model *b, const peft_adapter *only, int reverse, const peft_adapter *drop,
+                 char *out, size_t len)
+{
+    *out = 0;
+    for (peft_site_iter it = peft_site_iter_first(b, only, reverse); it.sa; peft_site_iter_next(&it)) {
+        ck_assert_ptr_eq(it.sa, &it.site->chain[it.j]);
+        snprintf(out + strlen(out), len - strlen(out), "%s%s.%d:%s", *out ? " " : "",
+                 it.site->info.name, it.j, it.sa->adapter->name);
+        if (it.sa->adapter == drop) {
+            memmove(&it.site->chain[it.j], &it.site->chain[it.j + 1],
+                    (size_t)(it.site->n_chain - it.j - 1) * sizeof *it.sa);
+            it.site->n_chain--;
+        }
+    }
+}
+
+START_TEST(traversal_orders)
+{
+    peft_adapter a = {.name = "a"}, bb = {.name = "b"}, c = {.name = "c"};
+    peft_site_adapter c0[] = {{.adapter = &a}, {.adapter = &bb}, {.adapter = &c}};
+    peft_site_adapter c2[] = {{.adapter = &bb}, {.adapter = &a}};
+    peft_site s0 = {.info = {.name = "s0"}, .chain = c0, .n_chain = 3};
+    peft_site s1 = {.info = {.name = "s1"}}; /* no adapter */
+    peft_site s2 = {.info = {.name = "s2"}, .chain = c2, .n_chain = 2};
+    peft_site *sites[] = {&s0, &s1, &s2};
+    peft_base_model b = {.sites = sites, .n_sites = 3};
+    char got[256];
+    walk(&b, NULL, 0, NULL, got, sizeof got);
+    ck_assert_str_eq(got, "s0.0:a s0.1:b s0.2:c s2.0:b s2.1:a");
+    walk(&b, NULL, 1, NULL, got, sizeof got);
+    ck_assert_str_eq(got, "s2.1:a s2.0:b s0.2:c s0.1:b s0.0:a");
+    walk(&b, &a, 0, NULL, got, sizeof got);
+    ck_assert_str_eq(got, "s0.0:a s2.1:a");
+    walk(&b, &c, 1, NULL, got, sizeof got);
+    ck_assert_str_eq(got, "s0.2:c");
+    /* the macro form visits the same entries */
+    int n = 0;
+    PEFT_EACH_SITE_ADAPTER(it, &b, &bb) n += it.sa->adapter == &bb;
+    ck_assert_int_eq(n, 2);
+    /* the body detaches: forward goes on with the entry that moved into the place */
+    walk(&b, NULL, 0, &bb, got, sizeof got);
+    ck_assert_str_eq(got, "s0.0:a s0.1:b s0.1:c s2.0:b s2.0:a");
+    ck_assert_int_eq(s0.n_chain, 2);
+    ck_assert_int_eq(s2.n_chain, 1);
+    walk(&b, NULL, 1, &a, got, sizeof got);
+    ck_assert_str_eq(got, "s2.0:a s0.1:c s0.0:a");
+    ck_assert_int_eq(s0.n_chain + s2.n_chain, 1);
+    /* nothing to visit */
+    peft_base_model empty = {0};
+    walk(&empty, NULL, 0, NULL, got, sizeof got);
+    ck_assert_str_eq(got, "");
+    walk(&empty, NULL, 1, NULL, got, sizeof got);
+    ck_assert_str_eq(got, "");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("mixed");
@@ -953,6 +1016,9 @@ int main(void)
     tcase_add_test(ta, prompt_refusals_stay);
     tcase_add_test(ta, cli_mixed);
     suite_add_tcase(s, ta);
+    TCase *tt = tcase_create("traversal");
+    tcase_add_test(tt, traversal_orders);
+    suite_add_tcase(s, tt);
     int failed = tu_run_suite(s);
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

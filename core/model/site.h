@@ -24,4 +24,38 @@ void peft_site_keep_merged(peft_site *s);
 /* detach every adapter and restore the loaded weight */
 void peft_site_release(peft_site *s);
 
+/* ---- the site x adapter traversal (core/model/traverse.c) ----
+ * The one way the core visits adapters on sites: every entry of every site's adapter chain,
+ * sites in module order and each chain in the order its adapters were added; with `only`, just
+ * that adapter's entries (one per site it is on). The reverse traversal runs the last site first
+ * and each chain last entry first: the order unmerging takes (a tied weight's two sites nest
+ * their saved copies). The body may detach the entry it stands on (peft_site_detach(it.site,
+ * it.j)); the traversal goes on with the entry after it.
+ *
+ *     PEFT_EACH_SITE_ADAPTER(it, base, a)      // or PEFT_EACH_SITE_ADAPTER_REVERSE
+ *         use(it.site, it.sa);                 // it.j: the entry's index in it.site->chain
+ *
+ * `break` and `return` leave it as they leave any loop. Applications read the same chains
+ * through peft/model.h's peft_base_model_site_adapter. */
+typedef struct peft_site_iter {
+    peft_base_model *base;     /* borrowed */
+    const peft_adapter *only;  /* NULL: every adapter */
+    int reverse;
+    size_t i;                  /* the site's index in base->sites */
+    int j;                     /* the entry's index in site->chain */
+    int n_chain;               /* site->n_chain when the entry was reached (detach detection) */
+    peft_site *site;           /* the site standing on, NULL when done */
+    peft_site_adapter *sa;     /* &site->chain[j], NULL when done */
+} peft_site_iter;
+
+/* the first entry (it.sa NULL when there is none) */
+peft_site_iter peft_site_iter_first(peft_base_model *base, const peft_adapter *only, int reverse);
+/* moves to the next entry; it->sa NULL past the last */
+void peft_site_iter_next(peft_site_iter *it);
+
+#define PEFT_EACH_SITE_ADAPTER(it, base, only)                                                  \
+    for (peft_site_iter it = peft_site_iter_first((base), (only), 0); it.sa; peft_site_iter_next(&it))
+#define PEFT_EACH_SITE_ADAPTER_REVERSE(it, base, only)                                          \
+    for (peft_site_iter it = peft_site_iter_first((base), (only), 1); it.sa; peft_site_iter_next(&it))
+
 #endif

@@ -229,21 +229,17 @@ static int apply_bias_setting(peft_model *m, peft_adapter *a)
             }
         return 0;
     }
-    for (size_t i = 0; i < m->base->n_sites; i++) {
-        peft_site *s = m->base->sites[i];
-        if (peft_site_find(s, a) < 0 || !s->info.bias) continue;
-        peft_param *p = param_of(m, s->info.bias);
-        if (p && add_bias(m, p, s, a)) return -1;
+    PEFT_EACH_SITE_ADAPTER(it, m->base, a) {
+        if (!it.site->info.bias) continue;
+        peft_param *p = param_of(m, it.site->info.bias);
+        if (p && add_bias(m, p, it.site, a)) return -1;
     }
     return 0;
 }
 
 static void detach_everywhere(peft_model *m, peft_adapter *a)
 {
-    for (size_t i = 0; i < m->base->n_sites; i++) {
-        int idx = peft_site_find(m->base->sites[i], a);
-        if (idx >= 0) peft_site_detach(m->base->sites[i], idx);
-    }
+    PEFT_EACH_SITE_ADAPTER(it, m->base, a) peft_site_detach(it.site, it.j);
 }
 
 static void list_rule(const json_t *t, char *buf, size_t len)
@@ -515,14 +511,11 @@ int peft_adapter_loaded(peft_model *m, peft_adapter *a)
 {
     if (!a->vt->loaded) return PEFT_OK;
     char err[1024] = "";
-    for (size_t i = 0; i < m->base->n_sites; i++) {
-        int idx = peft_site_find(m->base->sites[i], a);
-        if (idx >= 0 && PEFT_PLUGIN_CALL(a->vt, "loaded", a->name, m->base->sites[i]->info.name,
-                                         a->vt->loaded(a->adapter_state, m->base->sites[i]->chain[idx].state,
-                                                       err, sizeof err)))
+    PEFT_EACH_SITE_ADAPTER(it, m->base, a)
+        if (PEFT_PLUGIN_CALL(a->vt, "loaded", a->name, it.site->info.name,
+                             a->vt->loaded(a->adapter_state, it.sa->state, err, sizeof err)))
             return peft_set_error(m->ctx, PEFT_EPLUGIN, "adapter '%s' on %s: %s", a->name,
-                                  m->base->sites[i]->info.name, err);
-    }
+                                  it.site->info.name, err);
     if (a->adapter_state &&
         PEFT_PLUGIN_CALL(a->vt, "loaded", a->name, NULL, a->vt->loaded(a->adapter_state, NULL, err, sizeof err)))
         return peft_set_error(m->ctx, PEFT_EPLUGIN, "adapter '%s': %s", a->name, err);

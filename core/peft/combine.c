@@ -285,16 +285,14 @@ int peft_add_weighted_adapter(peft_model *m, const char *const *adapters, const 
 
     const peft_cfg pc = {oj};
     char err[1024] = "";
-    for (size_t i = 0; i < m->base->n_sites; i++) {
-        peft_site *s = m->base->sites[i];
-        int at = peft_site_find(s, a);
-        if (at < 0) continue;
+    PEFT_EACH_SITE_ADAPTER(it, m->base, a) {
+        peft_site *s = it.site;
         for (int j = 0; j < n; j++) {
             int k = peft_site_find(s, src[j]);
             states[j] = k >= 0 ? s->chain[k].state : NULL;
         }
         if (PEFT_PLUGIN_CALL(a->vt, "combine", a->name, s->info.name,
-                             a->vt->combine(s->chain[at].state, states, weights, n, &pc, &s->info,
+                             a->vt->combine(it.sa->state, states, weights, n, &pc, &s->info,
                                             &m->ctx->rng, err, sizeof err))) {
             char msg[1400];
             snprintf(msg, sizeof msg, "add_weighted_adapter '%s' (%s) on %s: %s", adapter_name,

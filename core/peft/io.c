@@ -123,24 +123,19 @@ static int build_state_dict(peft_model *m, peft_adapter *only, int memory, peft_
                 goto oom;
     }
     peft_refs rs;
-    for (size_t i = 0; i < m->base->n_sites; i++) {
-        peft_site *s = m->base->sites[i];
-        for (int j = 0; j < s->n_chain; j++) {
-            peft_site_adapter *sa = &s->chain[j];
-            if (only && sa->adapter != only) continue;
-            if (peft_refs_get(&rs, sa->adapter, sa->state)) goto oom;
-            for (int k = 0; k < rs.n; k++) {
-                const peft_param_ref *r = &rs.v[k];
-                if (!(memory ? peft_ref_is_param(r) && r->tensor->requires_grad : peft_ref_is_saved(r)))
-                    continue;
-                const char *leaf = memory ? r->memory_name : r->saved_name;
-                if (sd_push(sd, &cap, join3(peft_key_prefix(m), s->info.name, leaf), r->tensor)) {
-                    peft_refs_free(&rs);
-                    goto oom;
-                }
+    PEFT_EACH_SITE_ADAPTER(it, m->base, only) {
+        if (peft_refs_get(&rs, it.sa->adapter, it.sa->state)) goto oom;
+        for (int k = 0; k < rs.n; k++) {
+            const peft_param_ref *r = &rs.v[k];
+            if (!(memory ? peft_ref_is_param(r) && r->tensor->requires_grad : peft_ref_is_saved(r)))
+                continue;
+            const char *leaf = memory ? r->memory_name : r->saved_name;
+            if (sd_push(sd, &cap, join3(peft_key_prefix(m), it.site->info.name, leaf), r->tensor)) {
+                peft_refs_free(&rs);
+                goto oom;
             }
-            peft_refs_free(&rs);
         }
+        peft_refs_free(&rs);
     }
     /* PEFT's save_embedding_layers="auto": with embed_tokens / lm_head named in the targets,
      * the wrapped embedding layers' whole base weight ("<module>.base_layer.weight") */

@@ -93,12 +93,9 @@ int peft_unmerge_adapter(peft_model *m)
 {
     char err[1024] = "";
     /* reverse order of merging (sites too: a tied weight's two sites nest their saved copies) */
-    for (size_t i = m->base->n_sites; i-- > 0;) {
-        peft_site *s = m->base->sites[i];
-        for (int j = s->n_chain - 1; j >= 0; j--)
-            if (s->chain[j].merged && peft_site_unmerge(s, j, err, sizeof err))
-                return peft_set_error(m->ctx, PEFT_EINVAL, "unmerge: %s", err);
-    }
+    PEFT_EACH_SITE_ADAPTER_REVERSE(it, m->base, NULL)
+        if (it.sa->merged && peft_site_unmerge(it.site, it.j, err, sizeof err))
+            return peft_set_error(m->ctx, PEFT_EINVAL, "unmerge: %s", err);
     return PEFT_OK;
 }
 

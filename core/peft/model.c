@@ -245,13 +245,10 @@ int peft_delete_adapter(peft_model *m, const char *adapter_name)
     peft_adapter *a = peft_find_adapter(m, adapter_name);
     if (!a) return peft_set_error(m->ctx, PEFT_ENOTFOUND, "no adapter named '%s'", adapter_name);
     char err[512] = "";
-    for (size_t i = 0; i < m->base->n_sites; i++) {
-        peft_site *s = m->base->sites[i];
-        int idx = peft_site_find(s, a);
-        if (idx < 0) continue;
-        if (peft_site_unmerge(s, idx, err, sizeof err))
+    PEFT_EACH_SITE_ADAPTER(it, m->base, a) {
+        if (peft_site_unmerge(it.site, it.j, err, sizeof err))
             return peft_set_error(m->ctx, PEFT_ESTATE, "%s", err);
-        peft_site_detach(s, idx);
+        peft_site_detach(it.site, it.j);
     }
     int k = 0;
     for (int i = 0; i < m->n_biases; i++)
@@ -298,18 +295,13 @@ int peft_set_adapter_scale(peft_model *m, const char *adapter_name, double mult)
     if (!a->vt->set_scale)
         return peft_set_error(m->ctx, PEFT_EINVAL, "%s adapters have no runtime scale",
                               a->vt->peft_type);
-    for (size_t i = 0; i < m->base->n_sites; i++) {
-        int idx = peft_site_find(m->base->sites[i], a);
-        if (idx >= 0 && m->base->sites[i]->chain[idx].merged)
+    PEFT_EACH_SITE_ADAPTER(it, m->base, a)
+        if (it.sa->merged)
             return peft_set_error(m->ctx, PEFT_ESTATE, "adapter '%s' is merged: unmerge it first",
                                   adapter_name);
-    }
-    for (size_t i = 0; i < m->base->n_sites; i++) {
-        int idx = peft_site_find(m->base->sites[i], a);
-        if (idx >= 0)
-            PEFT_PLUGIN_CALL(a->vt, "set_scale", a->name, m->base->sites[i]->info.name,
-                             a->vt->set_scale(m->base->sites[i]->chain[idx].state, mult));
-    }
+    PEFT_EACH_SITE_ADAPTER(it, m->base, a)
+        PEFT_PLUGIN_CALL(a->vt, "set_scale", a->name, it.site->info.name,
+                         a->vt->set_scale(it.sa->state, mult));
     a->scale_mult = mult;
     return PEFT_OK;
 }
@@ -322,21 +314,16 @@ typedef int (*param_visit)(void *ud, peft_site *s, peft_adapter *a, peft_param_r
 static int each_adapter_param(peft_model *m, peft_adapter *only, param_visit fn, void *ud)
 {
     peft_refs refs;
-    for (size_t i = 0; i < m->base->n_sites; i++) {
-        peft_site *s = m->base->sites[i];
-        for (int j = 0; j < s->n_chain; j++) {
-            peft_site_adapter *sa = &s->chain[j];
-            if (only && sa->adapter != only) continue;
-            if (peft_refs_get(&refs, sa->adapter, sa->state)) return -1;
-            for (int k = 0; k < refs.n; k++) {
-                int rc = fn(ud, s, sa->adapter, &refs.v[k]);
-                if (rc) {
-                    peft_refs_free(&refs);
-                    return rc;
-                }
+    PEFT_EACH_SITE_ADAPTER(it, m->base, only) {
+        if (peft_refs_get(&refs, it.sa->adapter, it.sa->state)) return -1;
+        for (int k = 0; k < refs.n; k++) {
+            int rc = fn(ud, it.site, it.sa->adapter, &refs.v[k]);
+            if (rc) {
+                peft_refs_free(&refs);
+                return rc;
             }
-            peft_refs_free(&refs);
         }
+        peft_refs_free(&refs);
     }
     /* adapter-level tensors (ABI 1.3), after the layers' as PEFT's named_parameters lists them */
     for (int i = 0; i < m->n_adapters; i++) {

@@ -181,11 +181,9 @@ int peft_get_model_status(peft_model *m, char **json_out)
         if (ad->active) json_array_append_new(act, json_string(ad->name));
         json_array_append_new(avail, json_string(ad->name));
         int on = 0, all = 0;
-        for (size_t s = 0; s < m->base->n_sites; s++) {
-            int idx = peft_site_find(m->base->sites[s], ad);
-            if (idx < 0) continue;
+        PEFT_EACH_SITE_ADAPTER(it, m->base, ad) {
             all++;
-            on += m->base->sites[s]->chain[idx].merged;
+            on += it.sa->merged;
         }
         if (on > 0 && on == all) json_array_append_new(merged, json_string(ad->name));
         else if (on > 0) any_merged_irregular = 1;
