@@ -168,11 +168,20 @@ peft_tensor *peft_site_forward(peft_graph *g, peft_site *s, peft_tensor *x)
     }
     if (!xin[0]) return NULL;
     peft_tensor *y = base_forward(g, s, xin[0]);
+    /* a linear's output is read by nobody but the chain (op_linear's backward reads x and W,
+     * never y): the first adapter may add into it in place (PEFT_T_INPLACE) */
+    int inplace = y && (s->info.kind == PEFT_SITE_LINEAR || s->info.kind == PEFT_SITE_CONV1D) &&
+                  (y->flags & PEFT_T_ARENA) && y->dtype == PEFT_DTYPE_F32;
     for (int i = 0; i < s->n_chain && y; i++) {
         peft_site_adapter *sa = &s->chain[i];
-        if (runs(s, sa) && !(y = PEFT_PLUGIN_CALL(sa->adapter->vt, "forward", sa->adapter->name, s->info.name,
-                                                  sa->adapter->vt->forward(sa->state, g, &s->info, xin[i + 1], y))))
-            return plugin_failed(g, s, sa, "forward");
+        if (!runs(s, sa)) continue;
+        peft_tensor *in_y = y;
+        if (inplace) y->flags |= PEFT_T_INPLACE;
+        y = PEFT_PLUGIN_CALL(sa->adapter->vt, "forward", sa->adapter->name, s->info.name,
+                             sa->adapter->vt->forward(sa->state, g, &s->info, xin[i + 1], y));
+        in_y->flags &= ~PEFT_T_INPLACE;
+        inplace = 0;
+        if (!y) return plugin_failed(g, s, sa, "forward");
     }
     return y;
 }

@@ -101,7 +101,7 @@ oom:
 typedef struct lora_bwd_ctx {
     peft_tensor *x;   /* x_used (N, in): the (dropped-out) input */
     peft_tensor *xa;  /* (N, r) = x_used @ A^T */
-    peft_tensor *y;   /* (N, out) the output before this adapter */
+    peft_tensor *y;   /* (N, out) the output before this adapter (== out when added in place) */
     peft_tensor *out; /* (N, out) the output after it */
     peft_tensor *A;   /* (r, in) */
     peft_tensor *B;   /* (out, r) */
@@ -122,7 +122,8 @@ static void lora_backward(peft_graph *g, void *vctx)
     if (!dy) return; /* nothing downstream needed this output */
     const peft_host_api *H = lora_host;
 
-    peft_pu_grad_add(H, g, c->y, dy, c->n * c->outf);
+    if (c->y != c->out) /* in place (PEFT_T_INPLACE): dy is y's gradient already */
+        peft_pu_grad_add(H, g, c->y, dy, c->n * c->outf);
     float *dB = c->B->requires_grad ? H->grad_of(g, c->B) : NULL;
     if (dB) peft_pu_gemm(H, 1, 0, c->outf, c->r, c->n, c->s, dy, peft_f32(c->xa), 1.0f, dB);
     const int want_a = c->A->requires_grad, want_x = c->x->requires_grad;
@@ -140,7 +141,8 @@ static void lora_backward(peft_graph *g, void *vctx)
 
 /* x (N..., in), y (N..., out) -> out (N..., out) = y + s * (dropout(x) (N, in) @ A^T (in, r))
  *                                                       (N, r) @ B^T (r, out)
- * Returns an arena tensor, or NULL on a shape mismatch or out of arena memory. */
+ * Returns an arena tensor (y itself, added into, when the host marked it PEFT_T_INPLACE), or
+ * NULL on a shape mismatch or out of arena memory. */
 peft_tensor *lora_forward(void *state, peft_graph *g, const peft_site_info *site,
                           peft_tensor *x, peft_tensor *y)
 {
@@ -159,8 +161,11 @@ peft_tensor *lora_forward(void *state, peft_graph *g, const peft_site_info *site
     if (st->magnitude) return lora_dora_forward(st, g, site, xu, y);
 
     const int64_t shape_xa[2] = {n, r};
+    const int want = PEFT_PU_WANTS_GRAD(lora_host, g, xu, y, st->A, st->B);
+    /* the host's base output, read by nobody after us: add into it (no (N, out) copy kept) */
+    const int inplace = (y->flags & PEFT_T_INPLACE) && y->dtype == PEFT_DTYPE_F32;
     peft_tensor *xa = lora_host->graph_tensor(g, 2, shape_xa);
-    peft_tensor *out = lora_host->graph_tensor(g, y->ndim, y->shape);
+    peft_tensor *out = inplace ? y : lora_host->graph_tensor(g, y->ndim, y->shape);
     if (!xa || !out) return NULL;
     const float s = (float)(st->scaling * st->mult);
 
@@ -168,11 +173,11 @@ peft_tensor *lora_forward(void *state, peft_graph *g, const peft_site_info *site
     peft_pu_gemm(lora_host, 0, 1, n, r, in, 1.0f, peft_f32(xu), peft_f32(st->A), 0.0f,
                  peft_f32(xa));
     /* out (N, out) = y + s * xa (N, r) @ B^T (r, out) */
-    memcpy(out->data, y->data, (size_t)(n * outf) * sizeof(float));
+    if (!inplace) memcpy(out->data, y->data, (size_t)(n * outf) * sizeof(float));
     peft_pu_gemm(lora_host, 0, 1, n, outf, r, s, peft_f32(xa), peft_f32(st->B), 1.0f,
                  peft_f32(out));
 
-    out->requires_grad = PEFT_PU_WANTS_GRAD(lora_host, g, xu, y, st->A, st->B);
+    out->requires_grad = want;
     if (out->requires_grad) {
         lora_bwd_ctx *c = lora_host->tape_push(g, lora_backward, sizeof *c);
         if (!c) return NULL;

@@ -36,6 +36,13 @@ extern "C" {
 #define PEFT_T_OWNS_GRAD 0x2u /* grad was malloc'd (persistent parameter gradient) */
 #define PEFT_T_ARENA     0x4u /* tensor and data live in a graph arena: never free them */
 #define PEFT_T_PARAM     0x8u /* a parameter: its grad persists across steps (not in the arena) */
+/* An arena f32 tensor handed to its only consumer, which may write into its data and return it
+ * as its own output: nobody reads the data afterwards (its producer's backward does not). The
+ * host sets it on a linear site's base output for the first adapter of the chain only, and
+ * clears it when that adapter returns; a plugin that uses it keeps its backward right when its
+ * output is its input (the gradient passes through already). Hosts that never set it are fine:
+ * the plugin then writes a new tensor. */
+#define PEFT_T_INPLACE   0x10u
 
 typedef struct peft_tensor {
     int32_t dtype;                 /* PEFT_DTYPE_* */
