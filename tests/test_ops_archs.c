@@ -1,6 +1,7 @@
 /* test_ops_archs.c — the ops the LLaMA-family architectures added (peft/ops.h): attention with a
  * sliding window and soft-capped scores (op_attention_opt), Gemma's offset RMS norm
  * (op_rmsnorm_offset), RoPE with given frequencies (op_rope_freqs) and soft-capping (op_softcap):
+ * q, k, v read in place from one fused tensor (op_attention_packed), bit-identical to slicing;
  * finite-difference gradients of every input, forward checks against naive double-precision
  * references, and the RoPE scaling frequencies of transformers 4.44 (core/models/rope_scaling.c)
  * for linear and dynamic scaling. */
@@ -116,6 +117,96 @@ START_TEST(attention_recompute_is_bit_identical)
             for (int i = 0; i < 4; i++) free(gr[r][i]);
         }
         fd_free_all(in, 4);
+    }
+}
+END_TEST
+
+/* q, k, v read in place from one fused tensor (op_attention_packed, GPT-2's c_attn output) */
+static peft_tensor *b_attention_packed(peft_graph *g, peft_tensor **in, const void *ud)
+{
+    const attn_ud *a = ud;
+    return op_attention_packed(g, in[0], a->H, a->Hkv, a->scale, &a->o);
+}
+
+/* the same through slice copies and op_attention_opt */
+static peft_tensor *b_attention_sliced(peft_graph *g, peft_tensor **in, const void *ud)
+{
+    const attn_ud *a = ud;
+    const int64_t W = in[0]->shape[2], D = W / (a->H + 2 * a->Hkv);
+    peft_tensor *q = op_slice_lastdim(g, in[0], 0, a->H * D);
+    peft_tensor *k = op_slice_lastdim(g, in[0], a->H * D, a->Hkv * D);
+    peft_tensor *v = op_slice_lastdim(g, in[0], (a->H + a->Hkv) * D, a->Hkv * D);
+    return op_attention_opt(g, q, k, v, a->H, a->Hkv, a->scale, &a->o);
+}
+
+static const int32_t packed_mask[2 * 5] = {1, 1, 0, 1, 1, 1, 1, 1, 1, 0};
+static const attn_ud packed_cases[] = {
+    {2, 2, 0.45f, {.causal = 1}, 0},                               /* GPT-2's */
+    {4, 2, 0.37f, {.causal = 1, .key_mask = packed_mask}, 0},      /* GQA, padding */
+    {2, 1, 0.9f, {.causal = 0, .window = 2, .softcap = 0.7f}, 0},  /* window, soft-capping */
+};
+
+START_TEST(grad_attention_packed)
+{
+    for (int recompute = 0; recompute < 2; recompute++) {
+        const int64_t old = op_attention_set_keep_limit(recompute ? 0 : (int64_t)8 << 20);
+        for (size_t c = 0; c < sizeof packed_cases / sizeof *packed_cases; c++) {
+            const int64_t D = 3, W = (packed_cases[c].H + 2 * packed_cases[c].Hkv) * D;
+            peft_tensor *in[1] = {fd_rand_tensor(3, (int64_t[]){2, 5, W}, 0.8f, 1)};
+            fd_check_grads(&FD, recompute ? "attention_packed (P recomputed)" : "attention_packed",
+                           b_attention_packed, in, 1, &packed_cases[c], EPS, RTOL, ATOL);
+            fd_free_all(in, 1);
+        }
+        op_attention_set_keep_limit(old);
+    }
+}
+END_TEST
+
+/* packed and sliced: the same output and the same gradient of the fused tensor, to the bit */
+static void packed_step(peft_tensor *(*f)(peft_graph *, peft_tensor **, const void *),
+                        const attn_ud *a, peft_tensor *qkv, float *out, float *grad)
+{
+    peft_graph *g = peft_graph_new(&fd_rng);
+    peft_graph_set_recording(g, 1);
+    peft_tensor *y = f(g, &qkv, a);
+    ck_assert(y);
+    float *target = calloc((size_t)y->numel, sizeof *target);
+    for (int64_t i = 0; i < y->numel; i++) target[i] = (float)((i * 7) % 5) * 0.1f;
+    peft_tensor *l = op_mse(g, y, target);
+    ck_assert(l);
+    ck_assert_int_eq(peft_graph_backward(g, l), 0);
+    free(target);
+    memcpy(out, y->data, (size_t)y->numel * 4);
+    memcpy(grad, qkv->grad, (size_t)qkv->numel * 4);
+    peft_graph_free(g);
+    peft_tensor_zero_grad(qkv);
+}
+
+START_TEST(attention_packed_matches_slices)
+{
+    for (int recompute = 0; recompute < 2; recompute++) {
+        const int64_t old = op_attention_set_keep_limit(recompute ? 0 : (int64_t)8 << 20);
+        for (size_t c = 0; c < sizeof packed_cases / sizeof *packed_cases; c++) {
+            const attn_ud *a = &packed_cases[c];
+            const int64_t D = 8, W = (a->H + 2 * a->Hkv) * D;
+            peft_tensor *qkv = fd_rand_tensor(3, (int64_t[]){2, 5, W}, 0.8f, 1);
+            const size_t no = (size_t)(2 * 5 * a->H * D);
+            float *o[2], *gr[2];
+            for (int r = 0; r < 2; r++) {
+                o[r] = malloc(no * 4);
+                gr[r] = malloc((size_t)qkv->numel * 4);
+                packed_step(r ? b_attention_sliced : b_attention_packed, a, qkv, o[r], gr[r]);
+            }
+            ck_assert_msg(memcmp(o[0], o[1], no * 4) == 0, "case %zu: outputs differ", c);
+            ck_assert_msg(memcmp(gr[0], gr[1], (size_t)qkv->numel * 4) == 0,
+                          "case %zu: the fused tensor's gradients differ", c);
+            for (int r = 0; r < 2; r++) {
+                free(o[r]);
+                free(gr[r]);
+            }
+            fd_free_all(&qkv, 1);
+        }
+        op_attention_set_keep_limit(old);
     }
 }
 END_TEST
@@ -281,6 +372,8 @@ int main(void)
     tcase_add_test(tc, grad_attention_window_softcap);
     tcase_add_test(tc, fwd_attention_window_softcap);
     tcase_add_test(tc, attention_recompute_is_bit_identical);
+    tcase_add_test(tc, grad_attention_packed);
+    tcase_add_test(tc, attention_packed_matches_slices);
     tcase_add_test(tc, grad_norm_rope_softcap);
     tcase_add_test(tc, fwd_norm_rope_softcap);
     tcase_add_test(tc, rope_scaling_linear_dynamic);

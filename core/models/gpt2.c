@@ -280,13 +280,24 @@ static peft_tensor *gpt2_block_fn(peft_graph *g, void *p, peft_tensor *h)
     peft_tensor *a = peft_site_norm(g, b->ln_1, h);
     peft_tensor *qkv = a ? peft_site_forward(g, b->c_attn, a) : NULL; /* (B,Tq,3C) */
     if (!qkv) return NULL;
-    peft_tensor *qq = op_slice_lastdim(g, qkv, 0, C);
-    peft_tensor *k = op_slice_lastdim(g, qkv, C, C);
-    peft_tensor *v = op_slice_lastdim(g, qkv, 2 * C, C);
-    if (!qq || !k || !v) return NULL;
-    peft_tensor *att = dec_attention(u->m, g, &u->q, u->layer, qq, k, v, (int)s->H, (int)s->H,
-                                     u->scale, "gpt2", err, errlen); /* (B,Tq,C) */
-    if (!att) return NULL;
+    peft_tensor *att; /* (B,Tq,C) */
+    if (!u->q.cache && !u->q.Px) {
+        /* q, k, v read in place from c_attn's output (no slice copies) */
+        const peft_attn_opts o = {.causal = 1, .key_mask = u->q.mask};
+        if (!(att = op_attention_packed(g, qkv, (int)s->H, (int)s->H, u->scale, &o))) {
+            snprintf(err, errlen, "gpt2: forward failed: out of memory in the step arena "
+                     "(attention of layer %d)", u->layer);
+            return NULL;
+        }
+    } else { /* prefix keys/values or the KV cache join k and v: separate tensors */
+        peft_tensor *qq = op_slice_lastdim(g, qkv, 0, C);
+        peft_tensor *k = op_slice_lastdim(g, qkv, C, C);
+        peft_tensor *v = op_slice_lastdim(g, qkv, 2 * C, C);
+        if (!qq || !k || !v) return NULL;
+        att = dec_attention(u->m, g, &u->q, u->layer, qq, k, v, (int)s->H, (int)s->H, u->scale,
+                            "gpt2", err, errlen);
+        if (!att) return NULL;
+    }
     peft_tensor *o = peft_site_forward(g, b->attn_proj, att);
     if (!o || !(o = op_dropout(g, o, s->resid_pdrop)) || !(h = op_add(g, h, o))) return NULL;
 

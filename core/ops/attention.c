@@ -7,7 +7,9 @@
  * backward when recording and they are small (op_attention_set_keep_limit), else a scratch of
  * one group (~1M floats, at least one head) is reused (inference memory) and the backward
  * recomputes them group by group with the same code (bit-identical). op_attention (GPT-2) is
- * op_attention_ex with Hkv = H, scale 1/sqrt(D) and no bias. */
+ * op_attention_ex with Hkv = H, scale 1/sqrt(D) and no bias. op_attention_packed reads q, k and
+ * v in place from one fused projection's output (GPT-2's c_attn): the GEMMs take its row
+ * stride, so no slice is copied out and the gradients land in the fused tensor's. */
 #include "core/ops/ops.h"
 #include "core/ops/pool.h"
 #include "core/ops/vmath.h"
@@ -32,10 +34,13 @@ int64_t op_attention_set_keep_limit(int64_t bytes)
 #define ATTN_GROUP_FLOATS ((int64_t)1 << 20)
 
 typedef struct {
-    peft_tensor *q, *k, *v, *bias, *out;
+    peft_tensor *q, *k, *v, *bias, *out; /* q, k, v: one tensor when packed (op_attention_packed) */
     const float *P; /* (B, H, T, S) softmax probabilities, 0 where masked; NULL: recompute */
     const int32_t *key_mask; /* (B, S) or NULL; a copy in the graph's arena when recomputing */
     int64_t B, T, S, H, Hkv, D;
+    /* where q, k and v sit in their tensors: row strides (H*D for q, Hkv*D for k and v when
+     * separate; (H + 2 Hkv) D for all three when packed) and column offsets of each */
+    int64_t ldq, ldk, q0, k0, v0;
     int64_t window; /* > 0: a query sees only the last `window` keys (Mistral, Gemma2) */
     float scale;
     float softcap;  /* > 0: the scores were cap * tanh(scale q.k / cap) */
@@ -127,13 +132,14 @@ static void attn_softmax_rows(void *p, int64_t lo, int64_t hi)
 //   no key is visible): the scores by GEMM per head, then every row in the pool's threads
 static void attention_probs(const attn_ctx *c, int64_t bh0, int64_t ng, float *P)
 {
-    const int64_t T = c->T, S = c->S, D = c->D, HD = c->H * D, KD = c->Hkv * D;
+    const int64_t T = c->T, S = c->S, D = c->D;
     for (int64_t i = 0; i < ng && T > 0 && S > 0; i++) {
         const int64_t b = (bh0 + i) / c->H, h = (bh0 + i) % c->H, kh = h / (c->H / c->Hkv);
-        const size_t qo = (size_t)(b * T * HD + h * D), ko = (size_t)(b * S * KD + kh * D);
+        const size_t qo = (size_t)(b * T * c->ldq + h * D + c->q0);
+        const size_t ko = (size_t)(b * S * c->ldk + kh * D + c->k0);
         /* scores (T,S) = scale Q (T,D) K^T (D,S) */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)S, (int)D, c->scale,
-                    peft_f32(c->q) + qo, (int)HD, peft_f32(c->k) + ko, (int)KD, 0.0f,
+                    peft_f32(c->q) + qo, (int)c->ldq, peft_f32(c->k) + ko, (int)c->ldk, 0.0f,
                     P + (size_t)(i * T * S), (int)S);
     }
     attn_row_job rj = {c, P, bh0};
@@ -165,7 +171,7 @@ static void attention_backward(peft_graph *g, void *p)
     const float *dout = c->out->grad;
     if (!dout) return;
     const int T = (int)c->T, S = (int)c->S, D = (int)c->D;
-    const int HD = (int)(c->H * c->D), KD = (int)(c->Hkv * c->D);
+    const int HD = (int)(c->H * c->D), LQ = (int)c->ldq, LK = (int)c->ldk;
     const int64_t group = c->H / c->Hkv;
     float *dq = peft_grad_of(g, c->q);
     float *dk = peft_grad_of(g, c->k);
@@ -196,18 +202,17 @@ static void attention_backward(peft_graph *g, void *p)
         if (!c->P) attention_probs(c, g0, ng, Pb);
         for (int64_t i = 0; i < ng; i++) {
             const int64_t b = (g0 + i) / c->H, h = (g0 + i) % c->H, kh = h / group;
-            const size_t qo = (size_t)(b * c->T * HD + h * D);
-            const size_t ko = (size_t)(b * c->S * KD + kh * D);
+            const size_t vo = (size_t)(b * c->S * LK + kh * D + c->v0);
             const float *P = Pg + (size_t)(i * T * S);
-            const float *dO = dout + qo;
+            const float *dO = dout + (size_t)(b * c->T * HD + h * D);
             /* dv (S,D) += P^T (S,T) dO (T,D) */
             if (dv)
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, S, D, T, 1.0f, P, S, dO,
-                            HD, 1.0f, dv + ko, KD);
+                            HD, 1.0f, dv + vo, LK);
             /* dP (T,S) = dO (T,D) V^T (D,S) */
             if (dS)
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, S, D, 1.0f, dO, HD,
-                            v + ko, KD, 0.0f, dS + (size_t)(i * T * S), S);
+                            v + vo, LK, 0.0f, dS + (size_t)(i * T * S), S);
         }
         if (!dS) continue;
         /* dS = P * (dP - sum_s P dP), per row (pool threads): the gradient of the (scaled +
@@ -216,8 +221,8 @@ static void attention_backward(peft_graph *g, void *p)
         ops_parallel(ng * T, OPS_ROW_GRAIN(S), attn_grad_rows, &gj);
         for (int64_t i = 0; i < ng; i++) {
             const int64_t b = (g0 + i) / c->H, h = (g0 + i) % c->H, kh = h / group;
-            const size_t qo = (size_t)(b * c->T * HD + h * D);
-            const size_t ko = (size_t)(b * c->S * KD + kh * D);
+            const size_t qo = (size_t)(b * c->T * LQ + h * D + c->q0);
+            const size_t ko = (size_t)(b * c->S * LK + kh * D + c->k0);
             float *dSi = dS + (size_t)(i * T * S);
             /* dbias (T,S) of head h += dS */
             if (dbias) {
@@ -227,7 +232,7 @@ static void attention_backward(peft_graph *g, void *p)
             /* soft-capping: d(cap tanh(r / cap)) / dr = 1 - tanh^2, r = scale q.k recomputed */
             if (c->softcap > 0.0f && (dq || dk)) {
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, S, D, c->scale, q + qo,
-                            HD, k + ko, KD, 0.0f, R, S);
+                            LQ, k + ko, LK, 0.0f, R, S);
                 for (size_t e = 0; e < (size_t)T * (size_t)S; e++) {
                     const float th = tanhf(R[e] / c->softcap);
                     dSi[e] *= 1.0f - th * th;
@@ -236,13 +241,79 @@ static void attention_backward(peft_graph *g, void *p)
             /* dq (T,D) += scale dS (T,S) K (S,D) */
             if (dq)
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, D, S, c->scale, dSi, S,
-                            k + ko, KD, 1.0f, dq + qo, HD);
+                            k + ko, LK, 1.0f, dq + qo, LQ);
             /* dk (S,D) += scale dS^T (S,T) Q (T,D) */
             if (dk)
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, S, D, T, c->scale, dSi, S,
-                            q + qo, HD, 1.0f, dk + ko, KD);
+                            q + qo, LQ, 1.0f, dk + ko, LK);
         }
     }
+}
+
+/* the options into a's fields (q, k, v, shapes and strides set by the caller); NULL when the
+ * bias does not fit */
+static int attn_opts(attn_ctx *a, const peft_attn_opts *o)
+{
+    a->causal = o ? o->causal : 0;
+    a->key_mask = o ? o->key_mask : NULL;
+    a->bias = o ? o->bias : NULL;
+    a->window = o && o->window > 0 ? o->window : 0;
+    a->softcap = o && o->softcap > 0.0f ? o->softcap : 0.0f;
+    return !a->bias || (a->bias->dtype == PEFT_DTYPE_F32 && a->bias->numel == a->H * a->T * a->S);
+}
+
+// a: q, k, v with their strides and offsets, the shapes and options -> out (B,T,H*D), recorded
+// on the tape when an input requires grad
+static peft_tensor *attention_run(peft_graph *g, attn_ctx a)
+{
+    const int64_t B = a.B, T = a.T, S = a.S, H = a.H, Hkv = a.Hkv, D = a.D, HD = H * D;
+    const int rec = g->recording && (a.q->requires_grad || a.k->requires_grad ||
+                                     a.v->requires_grad || (a.bias && a.bias->requires_grad));
+    /* probabilities: all (b,h) kept for the backward when small (one group of every head),
+     * else a scratch for one group of heads (inference, or a backward that recomputes them) */
+    const int64_t BH = B * H;
+    const int keep = rec && BH * T * S * (int64_t)sizeof(float) <= attn_keep_p_bytes;
+    const int64_t gh = keep ? BH : attn_group_heads(BH, T, S);
+    peft_tensor *out = peft_graph_tensor_raw(g, PEFT_DTYPE_F32, 3, (int64_t[]){B, T, HD});
+    peft_tensor *Pt = peft_graph_tensor_raw(g, PEFT_DTYPE_F32, 1, (int64_t[]){gh * T * S + 1});
+    if (!out || !Pt) return NULL;
+    a.out = out;
+    const float *vd = peft_f32(a.v);
+    float *od = peft_f32(out), *Pall = peft_f32(Pt);
+
+    /* heads in groups: the group's probabilities (attention_probs), then P V by GEMM */
+    for (int64_t g0 = 0; g0 < BH; g0 += gh) {
+        const int64_t ng = BH - g0 < gh ? BH - g0 : gh;
+        attention_probs(&a, g0, ng, Pall);
+        for (int64_t i = 0; i < ng && T > 0; i++) {
+            const int64_t b = (g0 + i) / H, h = (g0 + i) % H, kh = h / (H / Hkv);
+            const size_t oo = (size_t)(b * T * HD + h * D);
+            const size_t vo = (size_t)(b * S * a.ldk + kh * D + a.v0);
+            /* out (T,D) = P (T,S) V (S,D) */
+            if (S > 0)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T, (int)D, (int)S,
+                            1.0f, Pall + (size_t)(i * T * S), (int)S, vd + vo, (int)a.ldk, 0.0f,
+                            od + oo, (int)HD);
+            else
+                for (int64_t t = 0; t < T; t++) memset(od + oo + t * HD, 0, (size_t)D * 4);
+        }
+    }
+
+    out->requires_grad = rec;
+    if (rec) {
+        if (!keep && a.key_mask) { /* the caller's mask need not outlive this call */
+            int32_t *km = peft_arena_alloc(g->arena, (size_t)(B * S) * sizeof *km + 1);
+            if (!km) return NULL;
+            memcpy(km, a.key_mask, (size_t)(B * S) * sizeof *km);
+            a.key_mask = km;
+        }
+        a.P = keep ? Pall : NULL;
+        attn_ctx *c = peft_tape_push(g, attention_backward, sizeof *c);
+        if (!c) return NULL;
+        *c = a;
+        peft_tape_output(g, c->out);
+    }
+    return out;
 }
 
 // q (B,T,H*D), k (B,S,Hkv*D), v (B,S,Hkv*D); o->key_mask (B,S) or NULL, o->bias (H,T,S) or
@@ -250,11 +321,6 @@ static void attention_backward(peft_graph *g, void *p)
 peft_tensor *op_attention_opt(peft_graph *g, peft_tensor *q, peft_tensor *k, peft_tensor *v,
                               int H, int Hkv, float scale, const peft_attn_opts *o)
 {
-    const int causal = o ? o->causal : 0;
-    const int32_t *key_mask = o ? o->key_mask : NULL;
-    peft_tensor *bias = o ? o->bias : NULL;
-    const int64_t window = o && o->window > 0 ? o->window : 0;
-    const float softcap = o && o->softcap > 0.0f ? o->softcap : 0.0f;
     if (!q || !k || !v || H <= 0 || Hkv <= 0 || H % Hkv || q->ndim != 3 || k->ndim != 3 ||
         v->ndim != 3 || q->dtype != PEFT_DTYPE_F32 || k->dtype != PEFT_DTYPE_F32 ||
         v->dtype != PEFT_DTYPE_F32)
@@ -265,55 +331,26 @@ peft_tensor *op_attention_opt(peft_graph *g, peft_tensor *q, peft_tensor *k, pef
     if (k->shape[0] != B || v->shape[0] != B || v->shape[1] != S || k->shape[2] != KD ||
         v->shape[2] != KD)
         return NULL;
-    if (bias && (bias->dtype != PEFT_DTYPE_F32 || bias->numel != H * T * S)) return NULL;
-    const int rec = g->recording && (q->requires_grad || k->requires_grad || v->requires_grad ||
-                                     (bias && bias->requires_grad));
-    /* probabilities: all (b,h) kept for the backward when small (one group of every head),
-     * else a scratch for one group of heads (inference, or a backward that recomputes them) */
-    const int64_t BH = B * H;
-    const int keep = rec && BH * T * S * (int64_t)sizeof(float) <= attn_keep_p_bytes;
-    const int64_t gh = keep ? BH : attn_group_heads(BH, T, S);
-    peft_tensor *out = peft_graph_tensor_raw(g, PEFT_DTYPE_F32, 3, q->shape);
-    peft_tensor *Pt = peft_graph_tensor_raw(g, PEFT_DTYPE_F32, 1, (int64_t[]){gh * T * S + 1});
-    if (!out || !Pt) return NULL;
-    attn_ctx a = {.q = q, .k = k, .v = v, .bias = bias, .out = out, .key_mask = key_mask,
-                  .B = B, .T = T, .S = S, .H = H, .Hkv = Hkv, .D = D, .window = window,
-                  .scale = scale, .softcap = softcap, .causal = causal};
-    const float *vd = peft_f32(v);
-    float *od = peft_f32(out), *Pall = peft_f32(Pt);
+    attn_ctx a = {.q = q, .k = k, .v = v, .B = B, .T = T, .S = S, .H = H, .Hkv = Hkv, .D = D,
+                  .ldq = HD, .ldk = KD, .scale = scale};
+    if (!attn_opts(&a, o)) return NULL;
+    return attention_run(g, a);
+}
 
-    /* heads in groups: the group's probabilities (attention_probs), then P V by GEMM */
-    for (int64_t g0 = 0; g0 < BH; g0 += gh) {
-        const int64_t ng = BH - g0 < gh ? BH - g0 : gh;
-        attention_probs(&a, g0, ng, Pall);
-        for (int64_t i = 0; i < ng && T > 0; i++) {
-            const int64_t b = (g0 + i) / H, h = (g0 + i) % H, kh = h / (H / Hkv);
-            const size_t qo = (size_t)(b * T * HD + h * D), ko = (size_t)(b * S * KD + kh * D);
-            /* out (T,D) = P (T,S) V (S,D) */
-            if (S > 0)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T, (int)D, (int)S,
-                            1.0f, Pall + (size_t)(i * T * S), (int)S, vd + ko, (int)KD, 0.0f,
-                            od + qo, (int)HD);
-            else
-                for (int64_t t = 0; t < T; t++) memset(od + qo + t * HD, 0, (size_t)D * 4);
-        }
-    }
-
-    out->requires_grad = rec;
-    if (rec) {
-        if (!keep && key_mask) { /* the caller's mask need not outlive this call */
-            int32_t *km = peft_arena_alloc(g->arena, (size_t)(B * S) * sizeof *km + 1);
-            if (!km) return NULL;
-            memcpy(km, key_mask, (size_t)(B * S) * sizeof *km);
-            a.key_mask = km;
-        }
-        a.P = keep ? Pall : NULL;
-        attn_ctx *c = peft_tape_push(g, attention_backward, sizeof *c);
-        if (!c) return NULL;
-        *c = a;
-        peft_tape_output(g, c->out);
-    }
-    return out;
+// qkv (B,T,(H+2Hkv)*D): q = qkv[..., :H*D], k = the next Hkv*D columns, v = the last Hkv*D,
+// read in place (no copies; their gradients land in qkv's) -> out (B,T,H*D)
+peft_tensor *op_attention_packed(peft_graph *g, peft_tensor *qkv, int H, int Hkv, float scale,
+                                 const peft_attn_opts *o)
+{
+    if (!qkv || H <= 0 || Hkv <= 0 || H % Hkv || qkv->ndim != 3 || qkv->dtype != PEFT_DTYPE_F32 ||
+        qkv->shape[2] % (H + 2 * Hkv))
+        return NULL;
+    const int64_t W = qkv->shape[2], D = W / (H + 2 * Hkv), HD = D * H, KD = D * Hkv;
+    attn_ctx a = {.q = qkv, .k = qkv, .v = qkv, .B = qkv->shape[0], .T = qkv->shape[1],
+                  .S = qkv->shape[1], .H = H, .Hkv = Hkv, .D = D, .ldq = W, .ldk = W, .q0 = 0,
+                  .k0 = HD, .v0 = HD + KD, .scale = scale};
+    if (!attn_opts(&a, o)) return NULL;
+    return attention_run(g, a);
 }
 
 // q (B,T,H*D), k (B,S,Hkv*D), v (B,S,Hkv*D), key_mask (B,S) or NULL, bias (H,T,S) or NULL

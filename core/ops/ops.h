@@ -81,6 +81,12 @@ typedef struct peft_attn_opts {
  * o NULL = no options. Gradients to q, k, v and bias as needed. */
 peft_tensor *op_attention_opt(peft_graph *g, peft_tensor *q, peft_tensor *k, peft_tensor *v,
                                        int H, int Hkv, float scale, const peft_attn_opts *o);
+/* op_attention_opt over one fused projection's output, read in place: qkv (B, T, (H + 2 Hkv) D)
+ * holds q in its first H*D columns, k in the next Hkv*D and v in the last Hkv*D (S = T) ->
+ * (B, T, H*D); the same numbers as slicing q, k, v out first, without the copies. Gradients go
+ * into qkv's. */
+peft_tensor *op_attention_packed(peft_graph *g, peft_tensor *qkv, int H, int Hkv, float scale,
+                                 const peft_attn_opts *o);
 /* The attention ops keep a recording call's softmax probabilities for the backward up to this
  * many bytes (default 8 MB) and recompute them in the backward above it (bit-identical). Sets
  * it, returns the previous limit; for tests (not thread-safe). */
