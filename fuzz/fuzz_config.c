@@ -1,6 +1,6 @@
 /* fuzz_config.c — a Hugging Face config.json read into a weight-free model (PEFT's meta
  * device: the architecture builds its modules and checks every field), then freed. */
-#include "fuzz_util.h"
+#include "fuzz_util.h" /* first: it defines _GNU_SOURCE */
 #include "peft/peft.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

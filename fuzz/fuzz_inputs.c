@@ -1,8 +1,9 @@
 /* fuzz_inputs.c — the inputs JSON of `peft forward` (peft_inputs_load_json), then, when it
  * parses and is small (at most 64 tokens), a forward of the base GPT-2 or LLaMA fixture (the
  * first byte picks; loaded once) on it: the models' input checks (ids, masks, positions, GPT-2's
- * token_type_ids, labels) against whatever the parser lets through. */
-#include "fuzz_util.h"
+ * token_type_ids, labels) against whatever the parser lets through. One BLAS thread (fuzz_base.h). */
+#include "fuzz_util.h" /* first: it defines _GNU_SOURCE */
+#include "fuzz_base.h"
 #include "peft/graph.h"
 #include "peft/inputs.h"
 #include "peft/model.h"
@@ -13,6 +14,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static peft_ctx *ctx;
     static peft_base_model *models[2];
     if (!ctx) {
+        openblas_set_num_threads(1);
         ctx = peft_ctx_new(1);
         if (peft_load_base_model(ctx, FUZZ_FIXTURES "/hf-peft/_models/gpt2", &models[0]) ||
             peft_load_base_model(ctx, FUZZ_FIXTURES "/hf-peft/_models/llama", &models[1]))

@@ -1,5 +1,5 @@
 /* fuzz_jsonl.c — JSONL training data for each task (the input's first byte picks the task). */
-#include "fuzz_util.h"
+#include "fuzz_util.h" /* first: it defines _GNU_SOURCE */
 #include "runner/runner.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -1,7 +1,7 @@
 /* fuzz_safetensors.c — peft_st_open on arbitrary bytes: every accepted tensor's data is read
  * in full through its dtype (the bounds the validator promised) and found by name. */
+#include "fuzz_util.h" /* first: it defines _GNU_SOURCE */
 #include <string.h>
-#include "fuzz_util.h"
 #include "peft/safetensors.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

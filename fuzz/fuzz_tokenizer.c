@@ -1,7 +1,7 @@
 /* fuzz_tokenizer.c — tokenizer.json text loaded, then a fixed text encoded and its ids decoded
  * (and the ids 0..15 decoded). */
+#include "fuzz_util.h" /* first: it defines _GNU_SOURCE */
 #include <string.h>
-#include "fuzz_util.h"
 #include "peft/tokenizer.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

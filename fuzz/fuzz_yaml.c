@@ -1,6 +1,6 @@
 /* fuzz_yaml.c — an experiment YAML (runner_config_load: the whole schema, sweeps, file:line:col
  * errors), without running it. */
-#include "fuzz_util.h"
+#include "fuzz_util.h" /* first: it defines _GNU_SOURCE */
 #include "runner/runner.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

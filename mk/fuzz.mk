@@ -13,6 +13,8 @@ FUZZ_FLAGS = -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-
 FUZZ_LIB_SRC = $(CORE_SRC) $(TOK_SRC) $(filter-out runner/dist_mpi.c,$(wildcard runner/*.c))
 FUZZ_LIB_OBJ = $(FUZZ_LIB_SRC:%.c=$(FUZZ_BUILD)/obj/%.o)
 FUZZ_BIN = $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
+FUZZ_MAIN_OBJ = $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/obj/fuzz/fuzz_%.o)
+.SECONDARY: $(FUZZ_MAIN_OBJ)
 
 $(FUZZ_BUILD)/obj/%.o: %.c | deps-ok
 	@mkdir -p $(dir $@)
@@ -32,11 +34,11 @@ fuzz: fuzz-build
 	  rm -rf $(FUZZ_BUILD)/corpus/$$t; ./fuzz/seeds.sh $$t $(FUZZ_BUILD)/corpus/$$t; \
 	  mkdir -p fuzz/regressions/$$t; \
 	  echo "fuzz: $$t for $(FUZZ_TIME) s"; \
-	  TMPDIR=$(abspath $(FUZZ_BUILD)) $(FUZZ_BUILD)/fuzz_$$t -max_total_time=$(FUZZ_TIME) -timeout=20 \
+	  $(FUZZ_BUILD)/fuzz_$$t -max_total_time=$(FUZZ_TIME) -timeout=20 \
 	    -rss_limit_mb=3072 -max_len=65536 -print_final_stats=1 -dict=fuzz/$$t.dict \
 	    -artifact_prefix=$(FUZZ_BUILD)/artifacts/$$t- $(FUZZ_BUILD)/corpus/$$t fuzz/regressions/$$t \
 	    2> $(FUZZ_BUILD)/fuzz_$$t.log || { tail -40 $(FUZZ_BUILD)/fuzz_$$t.log; exit 1; }; \
 	  grep -E 'stat::number_of_executed_units|Done [0-9]+ runs' $(FUZZ_BUILD)/fuzz_$$t.log | tail -1 | sed "s/^/fuzz: $$t: /"; \
 	done
 
--include $(FUZZ_LIB_OBJ:.o=.d)
+-include $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_MAIN_OBJ:.o=.d)
