@@ -361,6 +361,35 @@ START_TEST(plugin_backward_crash_named)
 }
 END_TEST
 
+/* a plugin whose forward calls a core op through the host table with NULL matrices
+ * (tests/plugins/crash_core_op.c): the report blames the plugin, naming the core op and the
+ * entry that called it, not the core */
+START_TEST(plugin_core_op_crash_named)
+{
+    char text[4096];
+    int st = run_crashing_plugin(tu_build("tests/plugins/crash_core_op.so"), "CRASHOP", 0, text,
+                                 sizeof text);
+    ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV, "status 0x%x: %s", st, text);
+    ck_assert_msg(strstr(text, "libpeft: plugin 'crashop' crashed with SIGSEGV (segmentation fault) "
+                               "in core op 'sgemm' called from its forward entry (adapter 'mine', "
+                               "module 'transformer.h.0.attn.c_attn')"), "%s", text);
+}
+END_TEST
+
+/* the backward a core op recorded for a plugin (host->op_mul_lastdim, its input broken by the
+ * plugin: tests/plugins/crash_op_backward.c) is attributed to the plugin and its entry too */
+START_TEST(plugin_core_op_backward_crash_named)
+{
+    char text[4096];
+    int st = run_crashing_plugin(tu_build("tests/plugins/crash_op_backward.so"), "CRASHOPBWD", 1,
+                                 text, sizeof text);
+    ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV, "status 0x%x: %s", st, text);
+    ck_assert_msg(strstr(text, "libpeft: plugin 'crashopbwd' crashed with SIGSEGV (segmentation "
+                               "fault) in the backward of core op 'op_mul_lastdim' called from its "
+                               "forward entry (adapter 'mine', module 'transformer.h."), "%s", text);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("reliability");
@@ -377,6 +406,8 @@ int main(void)
     tcase_add_test(tc, misleading_config_messages);
     tcase_add_test(tc, plugin_crash_named);
     tcase_add_test(tc, plugin_backward_crash_named);
+    tcase_add_test(tc, plugin_core_op_crash_named);
+    tcase_add_test(tc, plugin_core_op_backward_crash_named);
     suite_add_tcase(s, tc);
     return tu_run_suite(s) ? 1 : 0;
 }

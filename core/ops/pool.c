@@ -4,6 +4,7 @@
  * generation (the next kernel usually follows within microseconds), then sleep on a condition
  * variable. The thread count follows openblas_get_num_threads() at each call. */
 #include "core/ops/pool.h"
+#include "core/tuner/plugin_call.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -26,6 +27,7 @@ static struct {
     int64_t n, chunk;
     ops_range_fn fn;
     void *ctx;
+    const peft_plugin_call *call; /* the caller's plugin call record: a crash in a slice names it */
 } P = {.job = PTHREAD_MUTEX_INITIALIZER, .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
 static unsigned start_gen[POOL_MAX + 1]; /* the generation each worker was started at */
@@ -74,7 +76,9 @@ static void *worker(void *arg)
             pthread_mutex_unlock(&P.mu);
         }
         seen = g;
+        peft_plugin_call_adopt(P.call);
         run_slice(part);
+        peft_plugin_call_adopt(NULL);
         atomic_fetch_add_explicit(&P.done, 1, memory_order_release);
     }
     return NULL;
@@ -125,6 +129,7 @@ void ops_parallel_n(int threads, int64_t n, int64_t grain, ops_range_fn fn, void
     if (parts > P.started + 1) parts = P.started + 1;
     P.fn = fn;
     P.ctx = ctx;
+    P.call = peft_plugin_call_current();
     P.n = n;
     P.nparts = parts;
     P.chunk = (n + parts - 1) / parts;

@@ -16,6 +16,8 @@
 #include "core/tuner/host_file.h"
 #include "core/tuner/alloc_guard.h"
 #include "core/tuner/plugin_call.h"
+#include "core/tensor/graph_internal.h"
+#include "core/model/site.h"
 #include "core/peft/internal.h"
 
 /* ---- warnings ---- */
@@ -94,6 +96,93 @@ static void h_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, 
                 ldc);
 }
 
+/* ---- core ops called by plugins: named on the crash record (plugin_call.h) ---- */
+
+/* expr (a core op named name), with the name on the running plugin call's record */
+#define HOST_OP(name, expr)                                                                   \
+    __extension__({                                                                           \
+        const char *prev__ = peft_plugin_op_enter(name);                                      \
+        __typeof__(expr) r__ = (expr);                                                        \
+        peft_plugin_op_leave(prev__);                                                         \
+        r__;                                                                                  \
+    })
+#define HOST_OP_VOID(name, expr)                                                              \
+    do {                                                                                      \
+        const char *prev__ = peft_plugin_op_enter(name);                                      \
+        expr;                                                                                 \
+        peft_plugin_op_leave(prev__);                                                         \
+    } while (0)
+/* a graph op: also the backward nodes it records run named (peft_plugin_op_tape) */
+#define HOST_GRAPH_OP(name, g, expr)                                                          \
+    __extension__({                                                                           \
+        const size_t n0__ = (g) ? (g)->n_nodes : 0;                                           \
+        peft_tensor *t__ = HOST_OP(name, expr);                                               \
+        peft_plugin_op_tape(g, n0__, name);                                                   \
+        t__;                                                                                  \
+    })
+
+static peft_tensor *h_op_linear(peft_graph *g, peft_tensor *x, peft_tensor *w, peft_tensor *b,
+                                int w_in_out)
+{
+    return HOST_GRAPH_OP("op_linear", g, op_linear(g, x, w, b, w_in_out));
+}
+static peft_tensor *h_op_add(peft_graph *g, peft_tensor *a, peft_tensor *b)
+{
+    return HOST_GRAPH_OP("op_add", g, op_add(g, a, b));
+}
+static peft_tensor *h_op_scale(peft_graph *g, peft_tensor *x, float s)
+{
+    return HOST_GRAPH_OP("op_scale", g, op_scale(g, x, s));
+}
+static peft_tensor *h_op_mul_lastdim(peft_graph *g, peft_tensor *x, peft_tensor *v)
+{
+    return HOST_GRAPH_OP("op_mul_lastdim", g, op_mul_lastdim(g, x, v));
+}
+static peft_tensor *h_op_dropout(peft_graph *g, peft_tensor *x, float p)
+{
+    return HOST_GRAPH_OP("op_dropout", g, op_dropout(g, x, p));
+}
+static peft_tensor *h_op_site_norm(peft_graph *g, const peft_site_info *site, peft_tensor *x,
+                                   peft_tensor *weight, peft_tensor *bias)
+{
+    return HOST_GRAPH_OP("op_site_norm", g, peft_site_norm_op(g, site, x, weight, bias));
+}
+static void h_tensor_to_f32(const peft_tensor *t, float *out)
+{
+    HOST_OP_VOID("tensor_to_f32", peft_tensor_to_f32(t, out));
+}
+static void h_sgemm_named(int trans_a, int trans_b, int m, int n, int k, float alpha,
+                          const float *a, int lda, const float *b, int ldb, float beta, float *c,
+                          int ldc)
+{
+    HOST_OP_VOID("sgemm", h_sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc));
+}
+static int h_svd(int m, int n, const float *a, float *u, float *s, float *vt)
+{
+    return HOST_OP("svd", peft_host_svd(m, n, a, u, s, vt));
+}
+static int h_qr(int m, int n, const float *a, float *q, float *r)
+{
+    return HOST_OP("qr", peft_host_qr(m, n, a, q, r));
+}
+static int h_solve(int batch, int n, int nrhs, const float *a, const float *b, float *x)
+{
+    return HOST_OP("solve", peft_host_solve(batch, n, nrhs, a, b, x));
+}
+static int h_inverse(int batch, int n, const float *a, float *inv)
+{
+    return HOST_OP("inverse", peft_host_inverse(batch, n, a, inv));
+}
+static int h_regex_fullmatch(const char *pattern, const char *str)
+{
+    return HOST_OP("regex_fullmatch", peft_regex_fullmatch(pattern, str));
+}
+static int h_safetensors_read(const char *path, const char *const *names, int n,
+                              peft_tensor **out, char *err, size_t errlen)
+{
+    return HOST_OP("safetensors_read", peft_host_safetensors_read(path, names, n, out, err, errlen));
+}
+
 static const peft_host_api host_api = {
     .struct_size = sizeof(peft_host_api),
     .abi_major = PEFT_ABI_MAJOR,
@@ -104,7 +193,7 @@ static const peft_host_api host_api = {
 
     .tensor_new = h_tensor_new,
     .tensor_free = h_tensor_free,
-    .tensor_to_f32 = peft_tensor_to_f32,
+    .tensor_to_f32 = h_tensor_to_f32,
 
     .graph_tensor = peft_graph_tensor,
     .graph_training = h_graph_training,
@@ -113,13 +202,13 @@ static const peft_host_api host_api = {
     .tape_push = peft_plugin_tape_push, /* the closure runs named (plugin_call.h) */
     .grad_of = peft_grad_of,
 
-    .op_linear = op_linear,
-    .op_add = op_add,
-    .op_scale = op_scale,
-    .op_mul_lastdim = op_mul_lastdim,
-    .op_dropout = op_dropout,
+    .op_linear = h_op_linear, /* core ops: named on a crash (HOST_OP) */
+    .op_add = h_op_add,
+    .op_scale = h_op_scale,
+    .op_mul_lastdim = h_op_mul_lastdim,
+    .op_dropout = h_op_dropout,
 
-    .sgemm = h_sgemm,
+    .sgemm = h_sgemm_named,
 
     .cfg_type = peft_cfg_type,
     .cfg_bool = peft_cfg_bool,
@@ -141,18 +230,18 @@ static const peft_host_api host_api = {
 
     .warn = peft_warn,
     .site_weight_writable = peft_host_site_weight_writable,
-    .svd = peft_host_svd,
-    .qr = peft_host_qr,
-    .regex_fullmatch = peft_regex_fullmatch,
+    .svd = h_svd,
+    .qr = h_qr,
+    .regex_fullmatch = h_regex_fullmatch,
     .cfg_pattern_real_lycoris = peft_cfg_pattern_real_lycoris,
-    .solve = peft_host_solve,
-    .inverse = peft_host_inverse,
+    .solve = h_solve,
+    .inverse = h_inverse,
     .site_bias_trainable = peft_host_site_bias_trainable,
     .graph_set_error = peft_graph_set_error,
     .graph_error = peft_graph_error,
     .cfg_get_json = peft_cfg_get_json,
-    .op_site_norm = peft_site_norm_op,
-    .safetensors_read = peft_host_safetensors_read,
+    .op_site_norm = h_op_site_norm,
+    .safetensors_read = h_safetensors_read,
 };
 
 const peft_host_api *peft_host_api_get(void) { return &host_api; }

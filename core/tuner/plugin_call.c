@@ -3,15 +3,20 @@
  * plugin_call.h). The handler uses only write(2), sigaction and raise. */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "core/tuner/plugin_call.h"
+#include "core/tensor/graph_internal.h"
 #include "peft/graph.h"
 
 static __thread peft_plugin_call *cur __attribute__((tls_model("initial-exec")));
+/* the record of the last core op a plugin entered, process-wide: a fault on a thread with no
+ * record of its own (an OpenBLAS thread inside host->sgemm) is blamed on it while it runs */
+static peft_plugin_call *_Atomic in_op;
 
 void peft_plugin_call_enter(peft_plugin_call *c, const char *plugin, const char *entry,
                             const char *adapter, const char *module)
@@ -21,11 +26,70 @@ void peft_plugin_call_enter(peft_plugin_call *c, const char *plugin, const char 
     c->adapter = adapter;
     c->module = module;
     c->phase = NULL;
+    c->op = NULL;
+    c->op_backward = 0;
     c->prev = cur;
     cur = c;
 }
 
 void peft_plugin_call_leave(peft_plugin_call *c) { cur = c->prev; }
+
+const peft_plugin_call *peft_plugin_call_current(void) { return cur; }
+
+void peft_plugin_call_adopt(const peft_plugin_call *c) { cur = (peft_plugin_call *)c; }
+
+const char *peft_plugin_op_enter(const char *op)
+{
+    peft_plugin_call *c = cur;
+    if (!c) return NULL;
+    const char *prev = c->op;
+    c->op = op;
+    atomic_store_explicit(&in_op, c, memory_order_relaxed);
+    return prev;
+}
+
+void peft_plugin_op_leave(const char *prev)
+{
+    peft_plugin_call *c = cur;
+    if (!c) return;
+    c->op = prev;
+    if (!prev) {
+        peft_plugin_call *expect = c;
+        atomic_compare_exchange_strong(&in_op, &expect, NULL);
+    }
+}
+
+/* ---- core op tape nodes recorded for a plugin ---- */
+
+typedef struct {
+    peft_backward_fn fn;
+    void *ctx;
+    const char *plugin, *entry, *adapter, *module, *op;
+} op_head;
+
+static void op_backward(peft_graph *g, void *ctx)
+{
+    const op_head *h = ctx;
+    peft_plugin_call pc;
+    peft_plugin_call_enter(&pc, h->plugin, h->entry, h->adapter, h->module);
+    pc.op = h->op;
+    pc.op_backward = 1;
+    h->fn(g, h->ctx);
+    peft_plugin_call_leave(&pc);
+}
+
+void peft_plugin_op_tape(peft_graph *g, size_t n0, const char *op)
+{
+    const peft_plugin_call *c = cur;
+    if (!c || !g) return;
+    for (size_t i = n0; i < g->n_nodes; i++) {
+        op_head *h = peft_arena_alloc(g->arena, sizeof *h);
+        if (!h) return;
+        *h = (op_head){g->nodes[i].fn, g->nodes[i].ctx, c->plugin, c->entry, c->adapter, c->module, op};
+        g->nodes[i].fn = op_backward;
+        g->nodes[i].ctx = h;
+    }
+}
 
 /* ---- plugin tape closures ---- */
 
@@ -82,6 +146,7 @@ static const char *sig_name(int sig)
 static void on_fatal(int sig, siginfo_t *si, void *uc)
 {
     const peft_plugin_call *c = cur;
+    if (!c) c = atomic_load_explicit(&in_op, memory_order_relaxed);
     if (c) {
         char buf[1024];
         size_t o = 0;
@@ -90,6 +155,11 @@ static void on_fatal(int sig, siginfo_t *si, void *uc)
         put(buf, sizeof buf, &o, "' crashed with ");
         put(buf, sizeof buf, &o, sig_name(sig));
         put(buf, sizeof buf, &o, " in ");
+        if (c->op) {
+            put(buf, sizeof buf, &o, c->op_backward ? "the backward of core op '" : "core op '");
+            put(buf, sizeof buf, &o, c->op);
+            put(buf, sizeof buf, &o, "' called from ");
+        }
         if (c->phase) {
             put(buf, sizeof buf, &o, "the ");
             put(buf, sizeof buf, &o, c->phase);
@@ -117,6 +187,7 @@ static void on_fatal(int sig, siginfo_t *si, void *uc)
         ssize_t w = write(STDERR_FILENO, buf, o);
         (void)w;
         cur = NULL; /* one report, even if the chained handler faults again */
+        atomic_store_explicit(&in_op, NULL, memory_order_relaxed);
     }
     size_t i = 0;
     while (i < N_FATAL && fatal[i] != sig) i++;

@@ -6,7 +6,11 @@
  * installed when the first plugin is loaded writes "libpeft: plugin 'lora' crashed with SIGSEGV
  * in forward (adapter 'default', module 'transformer.h.0.attn.c_attn')" to stderr with
  * async-signal-safe calls only, then hands the signal to the handler that was there before (or
- * dies with it). PEFT_NO_CRASH_HANDLER=1 in the environment leaves the signals alone
+ * dies with it). A core op a plugin calls through the host table (host->op_linear, sgemm, svd...)
+ * runs with its name on the record ("in core op 'sgemm' called from its forward entry"), the
+ * backward it records runs inside a record naming it too ("the backward of core op 'op_linear'
+ * called from its forward entry"), and the kernels' pool workers take the caller's record for
+ * their slices. PEFT_NO_CRASH_HANDLER=1 in the environment leaves the signals alone
  * (core-internal). */
 #ifndef CORE_TUNER_PLUGIN_CALL_H
 #define CORE_TUNER_PLUGIN_CALL_H
@@ -23,6 +27,8 @@ typedef struct peft_plugin_call {
     const char *adapter; /* or NULL */
     const char *module;  /* or NULL */
     const char *phase;   /* NULL, or "backward": a tape closure recorded by `entry` */
+    const char *op;      /* NULL, or the core op (host table entry, "sgemm") the plugin called */
+    int op_backward;     /* 1: running the backward that core op recorded */
     struct peft_plugin_call *prev;
 } peft_plugin_call;
 
@@ -55,6 +61,22 @@ void peft_plugin_call_leave(peft_plugin_call *c);
  * module; phase "backward"). Returns the ctx_bytes of zeroed arena memory handed to fn, as
  * peft_tape_push does; NULL when not recording or out of memory (the graph error is set). */
 void *peft_plugin_tape_push(peft_graph *g, peft_backward_fn fn, size_t ctx_bytes);
+
+/* A core op called by a plugin through the host table: enter names it on this thread's record
+ * (when a plugin call is running; returns the name it replaces, for leave), leave restores it.
+ * HOST_OP(name, expr) in host_api.c wraps each compute entry. */
+const char *peft_plugin_op_enter(const char *op);
+void peft_plugin_op_leave(const char *prev);
+
+/* the tape nodes g got from index n0 on (pushed by core op `op` a plugin called) run their
+ * backward inside a record naming the op and the plugin entry running now; nothing when no
+ * plugin call is running or out of arena memory (then they run unattributed) */
+void peft_plugin_op_tape(peft_graph *g, size_t n0, const char *op);
+
+/* the record running on this thread (NULL: none), and a pool worker taking the caller's record
+ * for a slice it runs for it (NULL after: none) */
+const peft_plugin_call *peft_plugin_call_current(void);
+void peft_plugin_call_adopt(const peft_plugin_call *c);
 
 /* installs the crash handlers once (process-wide; the registry calls it on the first load) */
 void peft_plugin_crash_handlers_install(void);

@@ -4,6 +4,10 @@
  *   CHK_CRASH_FORWARD  forward writes through a NULL pointer (SIGSEGV)
  *   CHK_CRASH_BACKWARD the backward closure forward records writes through a NULL pointer
  *   CHK_WRONG_GRAD     backward gives twice the true gradient of s
+ *   CHK_CRASH_CORE_OP  forward calls the core's host->sgemm with NULL matrices (SIGSEGV in it)
+ *   CHK_CRASH_OP_BACKWARD forward computes y + y * s with host->op_mul_lastdim and host->op_add
+ *                      and then drops the data pointer of that op's input: the core op's
+ *                      backward (recorded for the plugin) reads NULL (SIGSEGV)
  * Without a fault it passes `peft plugin-check`. */
 #ifndef PEFT_TEST_CHECK_BASE_H
 #define PEFT_TEST_CHECK_BASE_H
@@ -86,6 +90,21 @@ static peft_tensor *chk_forward(void *state, peft_graph *g, const peft_site_info
 #ifdef CHK_CRASH_FORWARD
     volatile float *nowhere = NULL;
     nowhere[site->out_features] = 1.0f;
+#endif
+#ifdef CHK_CRASH_CORE_OP
+    float c4[4] = {0};
+    const float *volatile none = NULL;
+    H->sgemm(0, 0, 2, 2, 2, 1.0f, none, 2, none, 2, 0.0f, c4, 2);
+#endif
+#ifdef CHK_CRASH_OP_BACKWARD
+    {
+        peft_tensor *ys = H->graph_tensor(g, y->ndim, y->shape);
+        if (!ys) return NULL;
+        memcpy(ys->data, y->data, (size_t)y->numel * sizeof(float));
+        peft_tensor *out = H->op_add(g, y, H->op_mul_lastdim(g, ys, st->s));
+        ys->data = NULL; /* the op's backward reads its input: SIGSEGV there */
+        return out;
+    }
 #endif
     peft_tensor *out = H->graph_tensor(g, y->ndim, y->shape);
     if (!out) return NULL;
