@@ -383,35 +383,25 @@ static char *join_methods(const runner_run *r)
 
 #define RUN_NONE 2 /* read_only and not finished */
 #define RUN_KEPT 3 /* finished in an earlier call: results read back */
-/* one run; 0 trained to the end, RUN_KEPT, RUNNER_STOPPED, or -1. read_only: only read back a
- * finished run's results (RUN_NONE when it has none) */
-static int run_one(batch_ctx *b, const runner_run *r, int read_only, runner_result **out, char *err,
-                   size_t errlen)
-{
-    const runner_config *c = b->c;
-    const runner_opts *o = b->o;
+
+/* the files of one run under output_dir/<run> */
+typedef struct run_paths {
     char dir[4096], ckpt[4200], best[4200], adapter[4200], results[4200];
-    snprintf(dir, sizeof dir, "%s/%s", c->output_dir, r->name);
-    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", dir);
-    snprintf(best, sizeof best, "%s/best", dir);
-    snprintf(adapter, sizeof adapter, "%s/adapter", dir);
-    snprintf(results, sizeof results, "%s/results.json", dir);
-    runner_result *res = calloc(1, sizeof *res);
-    if (!res) return snprintf(err, errlen, "out of memory"), -1;
-    *out = res;
-    json_t *config = runner_run_config_json(c, r);
-    if (!config) return snprintf(err, errlen, "out of memory"), -1;
-    if (!o->fresh && runner_file_exists(results)) { /* finished earlier: keep it */
-        int e = runner_read_results(results, config, res, err, errlen);
-        json_decref(config);
-        if (e) return -1;
-        if (!read_only) logf_(o, "%s: finished earlier (%s), kept\n", r->name, results);
-        return RUN_KEPT;
-    }
-    if (read_only) {
-        json_decref(config);
-        return RUN_NONE;
-    }
+} run_paths;
+
+static void run_paths_set(const runner_config *c, const runner_run *r, run_paths *p)
+{
+    snprintf(p->dir, sizeof p->dir, "%s/%s", c->output_dir, r->name);
+    snprintf(p->ckpt, sizeof p->ckpt, "%s/checkpoint.safetensors", p->dir);
+    snprintf(p->best, sizeof p->best, "%s/best", p->dir);
+    snprintf(p->adapter, sizeof p->adapter, "%s/adapter", p->dir);
+    snprintf(p->results, sizeof p->results, "%s/results.json", p->dir);
+}
+
+/* a new run's result record (names, seed, where it runs) and its directory. 0 or -1 with err */
+static int result_init(runner_result *res, const runner_run *r, const runner_opts *o, const char *dir,
+                       char *err, size_t errlen)
+{
     res->best_metric = res->best_eval_loss = res->base_metric = NAN;
     res->seed = r->seed;
     res->rank = o->rank;
@@ -422,34 +412,200 @@ static int run_one(batch_ctx *b, const runner_run *r, int read_only, runner_resu
     if (!(res->run = strdup(r->name)) || !(res->group = strdup(r->group)) || !(res->methods = join_methods(r)) ||
         peft_mkdirs(dir, err, errlen)) {
         if (!res->methods) snprintf(err, errlen, "out of memory");
-        json_decref(config);
         return -1;
     }
-    /* one process per run dir: a second peft run on it stops here, naming us. A data-parallel
-     * run on several ranks is one run: rank 0 locks, and tells the others what it found */
+    return 0;
+}
+
+/* One process per run dir: a second peft run on it stops here, naming us. A data-parallel run on
+ * several ranks is one run: rank 0 locks, and tells the others what it found. 0: train (*lock_fd
+ * held); RUN_KEPT: finished meanwhile by the holder we waited for (results read back into res);
+ * -1 with err. */
+static int claim_run_dir(batch_ctx *b, const runner_run *r, const run_paths *p, runner_result *res,
+                         const json_t *config, int *lock_fd, char *err, size_t errlen)
+{
+    const runner_opts *o = b->o;
     const int dp_multi = r->train.data_parallel > 1 && runner_dist_size() > 1;
     const int locker = !dp_multi || runner_dist_rank() == 0;
-    int lock_fd = -1;
     float verdict = 1; /* 1: train; 0: finished meanwhile by the holder we waited for; -1: no lock */
-    if (locker && runner_lock_run_dir(dir, &lock_fd, err, errlen)) verdict = -1;
-    else if (locker && !o->fresh && runner_file_exists(results)) verdict = 0;
+    if (locker && runner_lock_run_dir(p->dir, lock_fd, err, errlen)) verdict = -1;
+    else if (locker && !o->fresh && runner_file_exists(p->results)) verdict = 0;
     if (dp_multi && runner_dist_bcast(&verdict, 1, 0)) verdict = -1;
     if (verdict < 0) {
-        if (!locker) snprintf(err, errlen, "run '%s': rank 0 could not lock %s", r->name, dir);
-        json_decref(config);
+        if (!locker) snprintf(err, errlen, "run '%s': rank 0 could not lock %s", r->name, p->dir);
         return -1;
     }
-    if (verdict == 0) {
-        runner_unlock_run_dir(lock_fd);
-        free(res->run);
-        free(res->group);
-        free(res->methods);
-        res->run = res->group = res->methods = NULL;
-        int e = runner_read_results(results, config, res, err, errlen);
+    if (verdict > 0) return 0;
+    runner_unlock_run_dir(*lock_fd);
+    *lock_fd = -1;
+    free(res->run);
+    free(res->group);
+    free(res->methods);
+    res->run = res->group = res->methods = NULL;
+    if (runner_read_results(p->results, config, res, err, errlen)) return -1;
+    logf_(o, "%s: finished earlier (%s), kept\n", r->name, p->results);
+    return RUN_KEPT;
+}
+
+/* One update on this process alone: grad_accum micro-batches (forward, backward), clipping, and
+ * the AdamW step, or no step when a loss or the gradient norm is not finite (bad says what and
+ * where; training.on_nonfinite: stop makes that an error). *last_loss: the update's mean loss
+ * when it was finite. 0 or -1 with err. */
+static int local_update(batch_ctx *b, const runner_run *r, peft_model *m, peft_adamw *opt, peft_graph *g,
+                        runner_state *s, double lr, double *last_loss, char *bad, size_t badlen,
+                        char *err, size_t errlen)
+{
+    const runner_train_cfg *t = &r->train;
+    runner_result *res = s->res;
+    peft_ctx *ctx = peft_model_ctx(m);
+    double loss_sum = 0;
+    for (int64_t a = 0; a < t->grad_accum; a++) {
+        runner_batch bt;
+        if (next_batch(b, s, t->batch_size, &bt)) return snprintf(err, errlen, "out of memory for a batch"), -1;
+        peft_model_inputs in;
+        runner_batch_view(&bt, b->c->task, &in);
+        peft_model_outputs mo;
+        peft_graph_reset(g);
+        peft_graph_set_recording(g, 1);
+        if (peft_model_forward(m, g, &in, &mo)) {
+            snprintf(err, errlen, "run '%s' step %lld: %s", r->name, (long long)s->step + 1, peft_errmsg(ctx));
+            runner_batch_free(&bt);
+            return -1;
+        }
+        double l = peft_f32(mo.loss)[0];
+        res->train_tokens += bt.n_tokens;
+        runner_batch_free(&bt);
+        if (!isfinite(l)) {
+            if (!bad[0]) snprintf(bad, badlen, "the loss is %g (micro-batch %lld)", l, (long long)a + 1);
+            continue;
+        }
+        loss_sum += l;
+        if (peft_graph_backward(g, mo.loss))
+            return snprintf(err, errlen, "run '%s' step %lld: %s", r->name, (long long)s->step + 1,
+                            peft_graph_error(g)), -1;
+        double peak = (double)peft_graph_peak_bytes(g) / (1024.0 * 1024.0);
+        if (peak > res->peak_arena_mb) res->peak_arena_mb = peak;
+    }
+    if (t->grad_accum > 1) peft_adamw_scale_grads(opt, 1.0 / (double)t->grad_accum);
+    double gnorm = peft_adamw_clip_grad_norm(opt, t->max_grad_norm > 0 ? t->max_grad_norm : 0);
+    if (!bad[0] && !isfinite(gnorm)) snprintf(bad, badlen, "the gradient norm is %g", gnorm);
+    if (bad[0]) {
+        if (t->on_nonfinite != RUNNER_NONFINITE_SKIP)
+            return snprintf(err, errlen, "run '%s' step %lld: %s; stopped (training.on_nonfinite: skip "
+                            "drops such updates; or try a smaller learning_rate)", r->name,
+                            (long long)s->step + 1, bad), -1;
+        peft_adamw_zero_grad(opt);
+        res->skipped_steps++;
+        logf_(b->o, "%s: step %lld: %s: update skipped (training.on_nonfinite: skip)\n", r->name,
+              (long long)s->step + 1, bad);
+        return 0;
+    }
+    peft_adamw_update(opt, lr > 0 ? lr : 1e-300); /* lr 0 (warm-up's first update) is a no-op step */
+    /* the plugins' training hooks (AdaLoRA's rank allocation) see the gradients, as PEFT's
+     * update_and_allocate between optimizer.step() and zero_grad() */
+    if (peft_model_step_end(m, s->step, t->steps))
+        return snprintf(err, errlen, "%s", peft_errmsg(ctx)), -1;
+    peft_adamw_zero_grad(opt);
+    *last_loss = loss_sum / (double)t->grad_accum;
+    return 0;
+}
+
+/* Before the first update: from the checkpoint when there is one (every rank reads it), else a
+ * new epoch order, the trainable-parameter line, and (lead) the base model's and the initialised
+ * adapters' evaluations. 0 or -1 with err. */
+static int start_run(batch_ctx *b, const runner_run *r, peft_model *m, peft_adamw *opt, peft_graph *g,
+                     runner_state *s, const dp_state *d, int lead, const run_paths *p,
+                     const json_t *config, char *err, size_t errlen)
+{
+    const runner_opts *o = b->o;
+    const runner_train_cfg *t = &r->train;
+    if (!o->fresh && runner_file_exists(p->ckpt)) {
+        if (runner_ckpt_load(p->ckpt, opt, s, peft_ctx_rng(peft_model_ctx(m)), config, err, errlen)) return -1;
+        if (lead) logf_(o, "%s: resuming at step %lld of %lld from %s\n", r->name, (long long)s->step,
+                        (long long)t->steps, p->ckpt);
+        return 0;
+    }
+    runner_state_new_epoch(s);
+    char line[256];
+    peft_format_trainable_parameters(m, line, sizeof line);
+    if (t->data_parallel > 1 && lead)
+        logf_(o, "%s: %s; data parallel: %lld shares of %lld examples on %d rank%s\n", r->name, line,
+              (long long)t->data_parallel, (long long)(t->batch_size / t->data_parallel), d->used,
+              d->used == 1 ? "" : "s");
+    else if (lead) logf_(o, "%s: %s\n", r->name, line);
+    /* the base model without the adapters, then the adapters as initialised */
+    runner_eval_result ev;
+    if (lead && peft_disable_adapter(m) == PEFT_OK) {
+        if (runner_evaluate(m, g, b->c, &b->eval, b->c->num_eval, t->eval_batch_size, &ev, err, errlen)) return -1;
+        s->res->base_metric = ev.metric;
+        peft_enable_adapter(m);
+    }
+    if (lead && eval_point(b, r, m, g, s, p->best, err, errlen)) return -1;
+    return 0;
+}
+
+/* After the last update (rank 0): the adapter, the result record's totals (elapsed: since
+ * t_start, plus elapsed0 of earlier sessions; world: the ranks of a data-parallel run, or -1),
+ * the plot and results.json; the checkpoint goes. 0 or -1 with err. */
+static int finish_run(batch_ctx *b, const runner_run *r, peft_model *m, const runner_state *s,
+                      const run_paths *p, double elapsed0, double t_start, int world, char *err,
+                      size_t errlen)
+{
+    const runner_config *c = b->c;
+    runner_result *res = s->res;
+    if (peft_save_pretrained(m, p->adapter, NULL, 0, 1))
+        return snprintf(err, errlen, "%s: %s", p->adapter, peft_errmsg(peft_model_ctx(m))), -1;
+    if (!runner_file_exists(p->best) && res->best_step == 0) { /* no evaluation improved on NaN */
+        res->best_step = s->step;
+    }
+    res->adapter_bytes = adapter_bytes(p->adapter, r);
+    res->final_eval_loss = res->n_eval ? res->eval_loss[res->n_eval - 1].value : NAN;
+    res->final_metric = res->n_eval ? res->eval_metric[res->n_eval - 1].value : NAN;
+    res->wall_s = s->train_seconds;
+    res->tokens_per_s = s->train_seconds > 0 ? (double)res->train_tokens / s->train_seconds : 0;
+    res->peak_rss_mb = peak_rss_mb();
+    res->elapsed_s = elapsed0 + (now_s() - t_start);
+    if (world >= 0) res->world = world;
+    if (runner_write_run_plot(p->dir, res, err, errlen) || runner_write_results(c, r, res, p->results, err, errlen))
+        return -1;
+    unlink(p->ckpt);
+    logf_(b->o, "%s: done in %.1f s, %s %.4f (best %.4f at step %lld), adapter %s\n", r->name, res->wall_s,
+          runner_metric_name(c->metric), res->final_metric, res->best_metric, (long long)res->best_step,
+          p->adapter);
+    return 0;
+}
+
+/* one run; 0 trained to the end, RUN_KEPT, RUNNER_STOPPED, or -1. read_only: only read back a
+ * finished run's results (RUN_NONE when it has none) */
+static int run_one(batch_ctx *b, const runner_run *r, int read_only, runner_result **out, char *err,
+                   size_t errlen)
+{
+    const runner_config *c = b->c;
+    const runner_opts *o = b->o;
+    run_paths p;
+    run_paths_set(c, r, &p);
+    runner_result *res = calloc(1, sizeof *res);
+    if (!res) return snprintf(err, errlen, "out of memory"), -1;
+    *out = res;
+    json_t *config = runner_run_config_json(c, r);
+    if (!config) return snprintf(err, errlen, "out of memory"), -1;
+    if (!o->fresh && runner_file_exists(p.results)) { /* finished earlier: keep it */
+        int e = runner_read_results(p.results, config, res, err, errlen);
         json_decref(config);
         if (e) return -1;
-        logf_(o, "%s: finished earlier (%s), kept\n", r->name, results);
+        if (!read_only) logf_(o, "%s: finished earlier (%s), kept\n", r->name, p.results);
         return RUN_KEPT;
+    }
+    if (read_only) {
+        json_decref(config);
+        return RUN_NONE;
+    }
+    int lock_fd = -1;
+    int claim = result_init(res, r, o, p.dir, err, errlen) ? -1
+                : claim_run_dir(b, r, &p, res, config, &lock_fd, err, errlen);
+    if (claim != 0) {
+        json_decref(config);
+        return claim;
     }
 
     int rc = -1;
@@ -475,28 +631,7 @@ static int run_one(batch_ctx *b, const runner_run *r, int read_only, runner_resu
     const int lead = rank == 0; /* evaluates, saves, checkpoints, logs */
     if (dp && dp_init(&d, r, opt, ranks, rank)) { snprintf(err, errlen, "out of memory"); goto out; }
     const double t_start = now_s();
-    if (!o->fresh && runner_file_exists(ckpt)) {
-        if (runner_ckpt_load(ckpt, opt, &s, peft_ctx_rng(ctx), config, err, errlen)) goto out;
-        if (lead) logf_(o, "%s: resuming at step %lld of %lld from %s\n", r->name, (long long)s.step,
-                        (long long)t->steps, ckpt);
-    } else {
-        runner_state_new_epoch(&s);
-        char line[256];
-        peft_format_trainable_parameters(m, line, sizeof line);
-        if (dp && lead)
-            logf_(o, "%s: %s; data parallel: %lld shares of %lld examples on %d rank%s\n", r->name, line,
-                  (long long)t->data_parallel, (long long)(t->batch_size / t->data_parallel), d.used,
-                  d.used == 1 ? "" : "s");
-        else if (lead) logf_(o, "%s: %s\n", r->name, line);
-        /* the base model without the adapters, then the adapters as initialised */
-        runner_eval_result ev;
-        if (lead && peft_disable_adapter(m) == PEFT_OK) {
-            if (runner_evaluate(m, g, c, &b->eval, c->num_eval, t->eval_batch_size, &ev, err, errlen)) goto out;
-            res->base_metric = ev.metric;
-            peft_enable_adapter(m);
-        }
-        if (lead && eval_point(b, r, m, g, &s, best, err, errlen)) goto out;
-    }
+    if (start_run(b, r, m, opt, g, &s, &d, lead, &p, config, err, errlen)) goto out;
     const double elapsed0 = s.elapsed_seconds;
     double t0 = now_s(), last_loss = NAN;
     while (s.step < t->steps) {
@@ -509,62 +644,7 @@ static int run_one(batch_ctx *b, const runner_run *r, int read_only, runner_resu
             if (dp_update(b, r, m, opt, g, &s, &d, stop, &last_loss, &flag, err, errlen)) goto out;
             stop = flag == DP_STOP; /* rank 0 decides for every rank */
         } else {
-            double loss_sum = 0;
-            for (int64_t a = 0; a < t->grad_accum; a++) {
-                runner_batch bt;
-                if (next_batch(b, &s, t->batch_size, &bt)) { snprintf(err, errlen, "out of memory for a batch"); goto out; }
-                peft_model_inputs in;
-                runner_batch_view(&bt, c->task, &in);
-                peft_model_outputs mo;
-                peft_graph_reset(g);
-                peft_graph_set_recording(g, 1);
-                if (peft_model_forward(m, g, &in, &mo)) {
-                    snprintf(err, errlen, "run '%s' step %lld: %s", r->name, (long long)s.step + 1, peft_errmsg(ctx));
-                    runner_batch_free(&bt);
-                    goto out;
-                }
-                double l = peft_f32(mo.loss)[0];
-                res->train_tokens += bt.n_tokens;
-                runner_batch_free(&bt);
-                if (!isfinite(l)) {
-                    if (!bad[0]) snprintf(bad, sizeof bad, "the loss is %g (micro-batch %lld)", l, (long long)a + 1);
-                    continue;
-                }
-                loss_sum += l;
-                if (peft_graph_backward(g, mo.loss)) {
-                    snprintf(err, errlen, "run '%s' step %lld: %s", r->name, (long long)s.step + 1,
-                             peft_graph_error(g));
-                    goto out;
-                }
-                double peak = (double)peft_graph_peak_bytes(g) / (1024.0 * 1024.0);
-                if (peak > res->peak_arena_mb) res->peak_arena_mb = peak;
-            }
-            if (t->grad_accum > 1) peft_adamw_scale_grads(opt, 1.0 / (double)t->grad_accum);
-            double gnorm = peft_adamw_clip_grad_norm(opt, t->max_grad_norm > 0 ? t->max_grad_norm : 0);
-            if (!bad[0] && !isfinite(gnorm)) snprintf(bad, sizeof bad, "the gradient norm is %g", gnorm);
-            if (bad[0]) {
-                if (t->on_nonfinite != RUNNER_NONFINITE_SKIP) {
-                    snprintf(err, errlen, "run '%s' step %lld: %s; stopped (training.on_nonfinite: skip "
-                             "drops such updates; or try a smaller learning_rate)", r->name,
-                             (long long)s.step + 1, bad);
-                    goto out;
-                }
-                peft_adamw_zero_grad(opt);
-                res->skipped_steps++;
-                logf_(o, "%s: step %lld: %s: update skipped (training.on_nonfinite: skip)\n", r->name,
-                      (long long)s.step + 1, bad);
-            }
-            if (!bad[0]) { /* lr 0 (warm-up's first update) is a no-op step */
-                peft_adamw_update(opt, lr > 0 ? lr : 1e-300);
-                /* the plugins' training hooks (AdaLoRA's rank allocation) see the gradients, as
-                 * PEFT's update_and_allocate between optimizer.step() and zero_grad() */
-                if (peft_model_step_end(m, s.step, t->steps)) {
-                    snprintf(err, errlen, "%s", peft_errmsg(peft_model_ctx(m)));
-                    goto out;
-                }
-                peft_adamw_zero_grad(opt);
-            }
-            if (!bad[0]) last_loss = loss_sum / (double)t->grad_accum;
+            if (local_update(b, r, m, opt, g, &s, lr, &last_loss, bad, sizeof bad, err, errlen)) goto out;
             stop = o->stop && *o->stop; /* a request that came during the update */
         }
         s.step++;
@@ -576,7 +656,7 @@ static int run_one(batch_ctx *b, const runner_run *r, int read_only, runner_resu
         if (lead) runner_progress(o, r->name, s.step, t->steps, last_loss, lr, el > 0 ? (double)res->train_tokens / el : 0);
         if (lead && (s.step % t->eval_steps == 0 || s.step == t->steps)) {
             double te = now_s();
-            if (eval_point(b, r, m, g, &s, best, err, errlen)) goto out;
+            if (eval_point(b, r, m, g, &s, p.best, err, errlen)) goto out;
             t0 += now_s() - te; /* evaluation time is not training time */
         }
         if (o->debug_kill_at > 0 && s.step == o->debug_kill_at &&
@@ -588,13 +668,13 @@ static int run_one(batch_ctx *b, const runner_run *r, int read_only, runner_resu
             s.train_seconds += now_s() - t0;
             t0 = now_s();
             s.elapsed_seconds = elapsed0 + (now_s() - t_start);
-            if (runner_ckpt_save(ckpt, opt, &s, peft_ctx_rng(ctx), config, err, errlen)) goto out;
+            if (runner_ckpt_save(p.ckpt, opt, &s, peft_ctx_rng(ctx), config, err, errlen)) goto out;
         }
         if (stop && s.step < t->steps) {
             runner_progress_done(o);
             if (lead)
                 logf_(o, "%s: stopped at step %lld; checkpoint %s (run the same command again to resume)\n",
-                      r->name, (long long)s.step, ckpt);
+                      r->name, (long long)s.step, p.ckpt);
             rc = RUNNER_STOPPED;
             goto out;
         }
@@ -602,30 +682,9 @@ static int run_one(batch_ctx *b, const runner_run *r, int read_only, runner_resu
     }
     s.train_seconds += now_s() - t0;
     runner_progress_done(o);
-    if (!lead) { /* a data-parallel helper: rank 0 writes the run's files */
-        rc = 0;
+    /* a data-parallel helper (not lead): rank 0 writes the run's files */
+    if (lead && finish_run(b, r, m, &s, &p, elapsed0, t_start, dp ? d.used : -1, err, errlen))
         goto out;
-    }
-    if (peft_save_pretrained(m, adapter, NULL, 0, 1)) {
-        snprintf(err, errlen, "%s: %s", adapter, peft_errmsg(ctx));
-        goto out;
-    }
-    if (!runner_file_exists(best) && res->best_step == 0) { /* no evaluation improved on NaN */
-        res->best_step = s.step;
-    }
-    res->adapter_bytes = adapter_bytes(adapter, r);
-    res->final_eval_loss = res->n_eval ? res->eval_loss[res->n_eval - 1].value : NAN;
-    res->final_metric = res->n_eval ? res->eval_metric[res->n_eval - 1].value : NAN;
-    res->wall_s = s.train_seconds;
-    res->tokens_per_s = s.train_seconds > 0 ? (double)res->train_tokens / s.train_seconds : 0;
-    res->peak_rss_mb = peak_rss_mb();
-    res->elapsed_s = elapsed0 + (now_s() - t_start);
-    if (dp) res->world = d.used;
-    if (runner_write_run_plot(dir, res, err, errlen) || runner_write_results(c, r, res, results, err, errlen))
-        goto out;
-    unlink(ckpt);
-    logf_(o, "%s: done in %.1f s, %s %.4f (best %.4f at step %lld), adapter %s\n", r->name, res->wall_s,
-          runner_metric_name(c->metric), res->final_metric, res->best_metric, (long long)res->best_step, adapter);
     rc = 0;
 out:
     runner_unlock_run_dir(lock_fd);
