@@ -227,6 +227,7 @@ typedef struct gen_state {
     int32_t *first;  /* (B) the first generated token's position: ones in the prompt mask */
     int32_t *start;  /* (B) the decoder start token */
     float *scratch;  /* (V) one row's scores */
+    int32_t *alive;  /* (B) 1 until the row has generated an EOS token */
 } gen_state;
 
 static void free_state(gen_state *s)
@@ -239,6 +240,7 @@ static void free_state(gen_state *s)
     free(s->first);
     free(s->start);
     free(s->scratch);
+    free(s->alive);
 }
 
 /* the first n columns of (B, W) rows, contiguous in the step arena; NULL on OOM */
@@ -310,6 +312,118 @@ static int32_t *infer_mask(const peft_model_inputs *in, const gen_tokens *tk, in
     return m;
 }
 
+/* the state's rows and the output's buffers for B rows of W = T + N (decoder-only) or 1 + N
+ * (T5's decoder), the KV cache when use_cache and the step graph. PEFT_OK or PEFT_ENOMEM. */
+static int alloc_state(gen_run *r, gen_state *s, peft_gen_output *out, peft_kv_cache **cache,
+                       peft_graph **g)
+{
+    const int64_t B = s->B, N = s->N, W = s->ed ? 1 + N : s->T + N;
+    out->tokens = calloc((size_t)(B * N), sizeof *out->tokens);
+    out->lengths = calloc((size_t)B, sizeof *out->lengths);
+    s->alive = calloc((size_t)B, sizeof *s->alive);
+    s->seq = calloc((size_t)(B * W), sizeof *s->seq);
+    s->step = calloc((size_t)B, sizeof *s->step);
+    s->spos = calloc((size_t)B, sizeof *s->spos);
+    s->first = calloc((size_t)B, sizeof *s->first);
+    s->start = calloc((size_t)B, sizeof *s->start);
+    if (!s->ed) {
+        s->mask = calloc((size_t)(B * W), sizeof *s->mask);
+        s->pos = calloc((size_t)(B * W), sizeof *s->pos);
+    }
+    if (!out->tokens || !out->lengths || !s->alive || !s->seq || !s->step || !s->spos || !s->first ||
+        !s->start ||
+        (!s->ed && (!s->mask || !s->pos)) || (s->cache_on && !(*cache = peft_kv_cache_new(B))) ||
+        !(*g = peft_graph_new(peft_ctx_rng(r->ctx))))
+        return peft_set_error(r->ctx, PEFT_ENOMEM, "generate: out of memory (B=%lld, T=%lld, "
+                              "max_new_tokens %lld)", (long long)B, (long long)s->T, (long long)N);
+    return PEFT_OK;
+}
+
+/* every row alive with its decoder start token; decoder-only: the prompt's ids, its key mask
+ * and HF's positions (cumsum(mask) - 1, masked 1), and the first generated token's position.
+ * Warns on right padding, as transformers does. */
+static void fill_prompt(gen_state *s, const peft_model_inputs *prompt, const gen_tokens *tk)
+{
+    const int64_t B = s->B, T = s->T, W = s->ed ? 1 + s->N : T + s->N;
+    int right_padded = 0;
+    for (int64_t b = 0; b < B; b++) {
+        s->alive[b] = 1;
+        s->start[b] = tk->start;
+        if (s->ed) {
+            s->seq[b * W] = tk->start;
+            continue;
+        }
+        int32_t ones = 0;
+        for (int64_t t = 0; t < T; t++) {
+            const int32_t mk = prompt->attention_mask ? (prompt->attention_mask[b * T + t] != 0) : 1;
+            s->seq[b * W + t] = prompt->input_ids[b * T + t];
+            s->mask[b * W + t] = mk;
+            ones += mk;
+            s->pos[b * W + t] = mk ? ones - 1 : 1;
+        }
+        right_padded |= prompt->attention_mask && prompt->attention_mask[b * T + T - 1] == 0;
+        s->first[b] = ones; /* the first generated token's position */
+    }
+    if (right_padded)
+        peft_warn("a decoder-only architecture is being used, but right-padding was detected: "
+                  "for correct generation results, use left-padding");
+}
+
+/* new token k of every row from the last position of the logits lg (B, Tq, V): greedy or
+ * sampled (one draw per row and step, always), a finished row's pad; the EOS bookkeeping, and
+ * the token fed back at the row's next position. *n_alive: rows still going. PEFT_OK, or an
+ * error (logits of the wrong shape, out of memory). */
+static int choose_tokens(gen_run *r, gen_state *s, const peft_gen_config *cfg, const gen_tokens *tk,
+                         const peft_tensor *lg, peft_rng *rng, peft_gen_output *out, int64_t k,
+                         int *n_alive)
+{
+    const int64_t B = s->B, T = s->T, N = s->N, W = s->ed ? 1 + N : T + N;
+    if (!lg || lg->ndim != 3 || lg->shape[0] != B || lg->shape[1] < 1 ||
+        lg->dtype != PEFT_DTYPE_F32)
+        return peft_set_error(r->ctx, PEFT_EINVAL, "generate: the model returned no (B, T, V) "
+                              "logits (%s)", peft_model_class(r->base));
+    const int64_t Tq = lg->shape[1], V = lg->shape[2];
+    if (!s->scratch && !(s->scratch = malloc((size_t)V * sizeof(float))))
+        return peft_set_error(r->ctx, PEFT_ENOMEM, "generate: out of memory");
+    s->V = V;
+    *n_alive = 0;
+    for (int64_t b = 0; b < B; b++) {
+        const float *row = peft_f32(lg) + (b * Tq + Tq - 1) * V;
+        int32_t tok;
+        const double u = peft_rng_uniform(rng); /* one draw per row and step, always */
+        if (!s->alive[b]) {
+            tok = tk->pad;
+        } else if (!cfg->do_sample) {
+            tok = peft_gen_argmax(row, V);
+        } else {
+            memcpy(s->scratch, row, (size_t)V * sizeof(float));
+            if (peft_gen_warp(s->scratch, V, cfg->temperature, cfg->top_k, cfg->top_p))
+                return peft_set_error(r->ctx, PEFT_ENOMEM, "generate: out of memory");
+            tok = peft_gen_sample(s->scratch, V, u);
+        }
+        out->tokens[b * N + k] = tok;
+        if (s->alive[b]) {
+            out->lengths[b] = k + 1;
+            for (int e = 0; e < tk->n_eos; e++)
+                if (tok == tk->eos[e]) s->alive[b] = 0;
+        }
+        *n_alive += s->alive[b];
+        /* the token fed back (a finished row's pad may lie outside the vocabulary: its
+         * outputs are never used, any id does) at the next position of its row */
+        const int32_t feed = tok >= 0 && tok < V ? tok : 0;
+        s->step[b] = feed;
+        if (s->ed) {
+            s->seq[b * W + 1 + k] = feed;
+        } else {
+            s->spos[b] = s->first[b] + (int32_t)k;
+            s->seq[b * W + T + k] = feed;
+            s->mask[b * W + T + k] = 1;
+            s->pos[b * W + T + k] = s->spos[b];
+        }
+    }
+    return PEFT_OK;
+}
+
 static int generate(gen_run *r, const peft_model_inputs *user, const peft_gen_config *cfg,
                     peft_gen_output *out)
 {
@@ -344,59 +458,16 @@ static int generate(gen_run *r, const peft_model_inputs *user, const peft_gen_co
         return rc;
     }
 
-    /* the layouts: rows of W = T + N (decoder-only) or 1 + N (T5's decoder) */
-    const int64_t W = s.ed ? 1 + N : T + N;
     peft_kv_cache *cache = NULL;
     peft_graph *g = NULL;
     peft_rng rng;
     peft_rng_seed(&rng, cfg->seed);
-    out->tokens = calloc((size_t)(B * N), sizeof *out->tokens);
-    out->lengths = calloc((size_t)B, sizeof *out->lengths);
-    int32_t *alive = calloc((size_t)B, sizeof *alive);
-    s.seq = calloc((size_t)(B * W), sizeof *s.seq);
-    s.step = calloc((size_t)B, sizeof *s.step);
-    s.spos = calloc((size_t)B, sizeof *s.spos);
-    s.first = calloc((size_t)B, sizeof *s.first);
-    s.start = calloc((size_t)B, sizeof *s.start);
-    if (!s.ed) {
-        s.mask = calloc((size_t)(B * W), sizeof *s.mask);
-        s.pos = calloc((size_t)(B * W), sizeof *s.pos);
-    }
-    if (!out->tokens || !out->lengths || !alive || !s.seq || !s.step || !s.spos || !s.first ||
-        !s.start ||
-        (!s.ed && (!s.mask || !s.pos)) || (s.cache_on && !(cache = peft_kv_cache_new(B))) ||
-        !(g = peft_graph_new(peft_ctx_rng(r->ctx)))) {
-        rc = peft_set_error(r->ctx, PEFT_ENOMEM, "generate: out of memory (B=%lld, T=%lld, "
-                            "max_new_tokens %lld)", (long long)B, (long long)T, (long long)N);
-        goto done;
-    }
-    int right_padded = 0;
-    for (int64_t b = 0; b < B; b++) {
-        alive[b] = 1;
-        s.start[b] = tk.start;
-        if (s.ed) {
-            s.seq[b * W] = tk.start;
-            continue;
-        }
-        int32_t ones = 0;
-        for (int64_t t = 0; t < T; t++) {
-            const int32_t mk = prompt->attention_mask ? (prompt->attention_mask[b * T + t] != 0) : 1;
-            s.seq[b * W + t] = prompt->input_ids[b * T + t];
-            s.mask[b * W + t] = mk;
-            ones += mk;
-            s.pos[b * W + t] = mk ? ones - 1 : 1;
-        }
-        right_padded |= prompt->attention_mask && prompt->attention_mask[b * T + T - 1] == 0;
-        s.first[b] = ones; /* the first generated token's position */
-    }
-    if (right_padded)
-        peft_warn("a decoder-only architecture is being used, but right-padding was detected: "
-                  "for correct generation results, use left-padding");
+    if ((rc = alloc_state(r, &s, out, &cache, &g))) goto done;
+    fill_prompt(&s, prompt, &tk);
 
     const int training = r->m ? r->m->training : 0;
     if (r->m) peft_model_train(r->m, 0);
-    int64_t k = 0;
-    for (; k < N; k++) {
+    for (int64_t k = 0; k < N; k++) {
         peft_graph_reset(g);
         g->recording = 0;
         peft_model_inputs in;
@@ -413,57 +484,8 @@ static int generate(gen_run *r, const peft_model_inputs *user, const peft_gen_co
                            (long long)N, msg);
             break;
         }
-        const peft_tensor *lg = o.logits;
-        if (!lg || lg->ndim != 3 || lg->shape[0] != B || lg->shape[1] < 1 ||
-            lg->dtype != PEFT_DTYPE_F32) {
-            rc = peft_set_error(r->ctx, PEFT_EINVAL, "generate: the model returned no (B, T, V) "
-                                "logits (%s)", peft_model_class(r->base));
-            break;
-        }
-        const int64_t Tq = lg->shape[1], V = lg->shape[2];
-        if (!s.scratch && !(s.scratch = malloc((size_t)V * sizeof(float)))) {
-            rc = peft_set_error(r->ctx, PEFT_ENOMEM, "generate: out of memory");
-            break;
-        }
-        s.V = V;
         int n_alive = 0;
-        for (int64_t b = 0; b < B; b++) {
-            const float *row = peft_f32(lg) + (b * Tq + Tq - 1) * V;
-            int32_t tok;
-            const double u = peft_rng_uniform(&rng); /* one draw per row and step, always */
-            if (!alive[b]) {
-                tok = tk.pad;
-            } else if (!cfg->do_sample) {
-                tok = peft_gen_argmax(row, V);
-            } else {
-                memcpy(s.scratch, row, (size_t)V * sizeof(float));
-                if (peft_gen_warp(s.scratch, V, cfg->temperature, cfg->top_k, cfg->top_p)) {
-                    rc = peft_set_error(r->ctx, PEFT_ENOMEM, "generate: out of memory");
-                    break;
-                }
-                tok = peft_gen_sample(s.scratch, V, u);
-            }
-            out->tokens[b * N + k] = tok;
-            if (alive[b]) {
-                out->lengths[b] = k + 1;
-                for (int e = 0; e < tk.n_eos; e++)
-                    if (tok == tk.eos[e]) alive[b] = 0;
-            }
-            n_alive += alive[b];
-            /* the token fed back (a finished row's pad may lie outside the vocabulary: its
-             * outputs are never used, any id does) at the next position of its row */
-            const int32_t feed = tok >= 0 && tok < V ? tok : 0;
-            s.step[b] = feed;
-            if (s.ed) {
-                s.seq[b * W + 1 + k] = feed;
-            } else {
-                s.spos[b] = s.first[b] + (int32_t)k;
-                s.seq[b * W + T + k] = feed;
-                s.mask[b * W + T + k] = 1;
-                s.pos[b * W + T + k] = s.spos[b];
-            }
-        }
-        if (rc) break;
+        if ((rc = choose_tokens(r, &s, cfg, &tk, o.logits, &rng, out, k, &n_alive))) break;
         out->n_new = k + 1;
         if (!n_alive) break;
     }
@@ -477,7 +499,6 @@ done:
     if (rc) peft_gen_output_free(out);
     peft_graph_free(g);
     peft_kv_cache_free(cache);
-    free(alive);
     free(inferred);
     free_state(&s);
     return rc;
