@@ -70,14 +70,10 @@ static reg_entry *find_by_name(const char *name)
     return NULL;
 }
 
-int peft_registry_check_vtable(const peft_tuner_vtable *vt, const char *path, char *err,
-                               size_t errlen)
+/* the version header, then the size the vtable's ABI minor and kind need. 0 or -1 with err
+ * naming plugin p. */
+static int check_version(const peft_tuner_vtable *vt, const char *p, char *err, size_t errlen)
 {
-    const char *p = path ? path : "(unknown)";
-    if (!vt) {
-        snprintf(err, errlen, "plugin '%s': init returned no vtable", p);
-        return -1;
-    }
     /* the version header is the first 8 bytes of every ABI struct: read it before the size */
     if (vt->abi_major != PEFT_ABI_MAJOR) {
         snprintf(err, errlen, "plugin '%s': ABI major %u, host speaks %u", p,
@@ -105,6 +101,14 @@ int peft_registry_check_vtable(const peft_tuner_vtable *vt, const char *path, ch
                  p, (unsigned)vt->struct_size, (size_t)PROMPT_VTABLE_SIZE);
         return -1;
     }
+    return 0;
+}
+
+/* the entries the method's kind needs (prompt learning, attention hook, site method) and those
+ * that go together. 0 or -1 with err naming plugin p. */
+static int check_entries(const peft_tuner_vtable *vt, const char *p, char *err, size_t errlen)
+{
+    const int prompt = (vt->caps & PEFT_CAP_PROMPT_LEARNING) != 0;
     /* ABI 1.4: an attention-hook method acts through attn_forward on its adapter-level state */
     const int attn = (vt->caps & PEFT_CAP_ATTENTION) != 0;
     if (attn && (!VT_HAS(vt, attn_forward) || !vt->attn_forward || !vt->adapter_init ||
@@ -171,6 +175,14 @@ int peft_registry_check_vtable(const peft_tuner_vtable *vt, const char *path, ch
                 snprintf(err, errlen, "plugin '%s': an entry of 'also_serves' is empty", p);
                 return -1;
             }
+    return 0;
+}
+
+/* the names, and the caps that each promise an entry (merge, pre_forward, the prompt hooks).
+ * 0 or -1 with err naming plugin p. */
+static int check_caps(const peft_tuner_vtable *vt, const char *p, char *err, size_t errlen)
+{
+    const int prompt = (vt->caps & PEFT_CAP_PROMPT_LEARNING) != 0;
     if (prompt && !vt->prompt_embeddings && !vt->prefix_kv) {
         snprintf(err, errlen,
                  "plugin '%s': caps has PEFT_CAP_PROMPT_LEARNING but both 'prompt_embeddings' and "
@@ -223,6 +235,20 @@ int peft_registry_check_vtable(const peft_tuner_vtable *vt, const char *path, ch
                  p, vt->name);
         return -1;
     }
+    return 0;
+}
+
+int peft_registry_check_vtable(const peft_tuner_vtable *vt, const char *path, char *err,
+                               size_t errlen)
+{
+    const char *p = path ? path : "(unknown)";
+    if (!vt) {
+        snprintf(err, errlen, "plugin '%s': init returned no vtable", p);
+        return -1;
+    }
+    if (check_version(vt, p, err, errlen) || check_entries(vt, p, err, errlen) ||
+        check_caps(vt, p, err, errlen))
+        return -1;
     return 0;
 }
 
