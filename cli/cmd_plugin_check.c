@@ -76,100 +76,103 @@ static void drop_warning(const char *msg, void *ud)
     (void)ud;
 }
 
-int cmd_plugin_check(int argc, char **argv)
-{
-    static pc_env env;
-    memset(&env, 0, sizeof env);
-    env.timeout = 300;
-    const char *only = NULL, *inner = NULL, *fixtures = NULL, *archs = NULL;
+/* the command line, as given */
+typedef struct pc_args {
+    const char *only, *inner, *fixtures, *archs;
     const char *model_dirs[PC_MAX_MODELS];
-    int n_dirs = 0, no_fixtures = 0;
+    int n_dirs, no_fixtures;
+} pc_args;
+
+/* reads the options into a and env (plugin, config path, timeout). -1: go on; else the exit
+ * status (0 after --help) */
+static int parse_args(int argc, char **argv, pc_args *a, pc_env *env)
+{
     for (int i = 1; i < argc; i++) {
         const char *v;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(HELP, stdout);
             return 0;
         } else if ((v = cli_opt(argc, argv, &i, "--model"))) {
-            if (n_dirs == PC_MAX_MODELS) return cli_fail("plugin-check: at most 16 --model options");
-            model_dirs[n_dirs++] = v;
+            if (a->n_dirs == PC_MAX_MODELS) return cli_fail("plugin-check: at most 16 --model options");
+            a->model_dirs[a->n_dirs++] = v;
         } else if ((v = cli_opt(argc, argv, &i, "--config"))) {
-            env.config_path = v;
+            env->config_path = v;
         } else if ((v = cli_opt(argc, argv, &i, "--only"))) {
-            only = v;
+            a->only = v;
         } else if ((v = cli_opt(argc, argv, &i, "--inner"))) {
-            inner = v;
+            a->inner = v;
         } else if ((v = cli_opt(argc, argv, &i, "--fixtures"))) {
-            fixtures = v;
+            a->fixtures = v;
         } else if ((v = cli_opt(argc, argv, &i, "--arch"))) {
-            archs = v;
+            a->archs = v;
         } else if ((v = cli_opt(argc, argv, &i, "--timeout"))) {
-            env.timeout = atoi(v);
-            if (env.timeout <= 0) return cli_fail("--timeout must be a positive number of seconds");
+            env->timeout = atoi(v);
+            if (env->timeout <= 0) return cli_fail("--timeout must be a positive number of seconds");
         } else if (!strcmp(argv[i], "--no-fixtures")) {
-            no_fixtures = 1;
-        } else if (argv[i][0] == '-' || env.plugin) {
+            a->no_fixtures = 1;
+        } else if (argv[i][0] == '-' || env->plugin) {
             fputs(HELP, stderr);
             cli_fail("plugin-check: unexpected argument '%s'", argv[i]);
             return 2;
         } else {
-            env.plugin = argv[i];
+            env->plugin = argv[i];
         }
     }
-    if (!env.plugin) {
+    if (!env->plugin) {
         fputs(HELP, stderr);
         cli_fail("plugin-check: which plugin? (a path to a .so)");
         return 2;
     }
-    if (archs)
-        for (const char *p = archs; *p;) {
-            size_t n = strcspn(p, ",");
-            int ok = 0;
-            for (const char *const *a = pc_builtin_archs(); *a; a++)
-                ok |= strlen(*a) == n && !strncmp(*a, p, n);
-            if (!ok) {
-                cli_fail("plugin-check: --arch: no built-in model '%.*s' (gpt2, llama, bert, t5)",
-                         (int)n, p);
-                return 2;
-            }
-            p += n + (p[n] == ',');
-        }
-    if (!fixtures && !no_fixtures && n_dirs == 0) {
-        const char *e = getenv("PEFT_FIXTURES");
-        if (e) {
-            if (!*e) {
-                cli_fail("plugin-check: PEFT_FIXTURES is set but empty (unset it, or point it at "
-                         "a fixture tree)");
-                return 2;
-            }
-            fixtures = e;
-        }
-    }
-    if (env.config_path) {
-        env.config_extra = cli_read_text(env.config_path);
-        if (!env.config_extra) return 2;
-        json_error_t je;
-        json_t *j = json_loads(env.config_extra, 0, &je);
-        int ok = json_is_object(j);
-        json_decref(j);
+    return -1;
+}
+
+/* every name of --arch is a built-in model. 0 or 2 */
+static int check_archs(const char *archs)
+{
+    for (const char *p = archs; p && *p;) {
+        size_t n = strcspn(p, ",");
+        int ok = 0;
+        for (const char *const *a = pc_builtin_archs(); *a; a++)
+            ok |= strlen(*a) == n && !strncmp(*a, p, n);
         if (!ok) {
-            cli_fail("%s: line %d: expected a JSON object of adapter config fields (%s)",
-                     env.config_path, je.line, je.text);
-            free(env.config_extra);
+            cli_fail("plugin-check: --arch: no built-in model '%.*s' (gpt2, llama, bert, t5)",
+                     (int)n, p);
             return 2;
         }
+        p += n + (p[n] == ',');
     }
-    char self[PATH_MAX];
-    ssize_t sn = readlink("/proc/self/exe", self, sizeof self - 1);
-    self[sn > 0 ? sn : 0] = 0;
-    env.self_exe = self;
-    peft_set_warning_handler(drop_warning, NULL);
+    return 0;
+}
 
+/* --config FILE into env->config_extra (owned), checked to be a JSON object. 0 or 2 */
+static int read_config_extra(pc_env *env)
+{
+    if (!env->config_path) return 0;
+    env->config_extra = cli_read_text(env->config_path);
+    if (!env->config_extra) return 2;
+    json_error_t je;
+    json_t *j = json_loads(env->config_extra, 0, &je);
+    int ok = json_is_object(j);
+    json_decref(j);
+    if (!ok) {
+        cli_fail("%s: line %d: expected a JSON object of adapter config fields (%s)",
+                 env->config_path, je.line, je.text);
+        free(env->config_extra);
+        return 2;
+    }
+    return 0;
+}
+
+/* the models to run on: the --model dirs, else the fixture models (when given) and the built-in
+ * tiny models, GPT-2 first (the once-only checks run on it). 0, or 1 with the error printed */
+static int pick_models(pc_env *env, const pc_args *a)
+{
     char msg[PC_MSG];
     int rc = 0;
-    for (int i = 0; i < n_dirs && !rc; i++)
-        if (pc_add_model(&env, model_dirs[i], NULL, msg, sizeof msg)) rc = cli_fail("plugin-check: %s", msg);
-    if (!rc && n_dirs == 0) {
-        if (fixtures && pc_fixture_models(&env, fixtures, msg, sizeof msg))
+    for (int i = 0; i < a->n_dirs && !rc; i++)
+        if (pc_add_model(env, a->model_dirs[i], NULL, msg, sizeof msg)) rc = cli_fail("plugin-check: %s", msg);
+    if (!rc && a->n_dirs == 0) {
+        if (a->fixtures && pc_fixture_models(env, a->fixtures, msg, sizeof msg))
             rc = cli_fail("plugin-check: %s", msg);
         if (!rc && (pc_temp_template(tiny_dir, sizeof tiny_dir, "models") || !mkdtemp(tiny_dir))) {
             tiny_dir[0] = 0;
@@ -177,39 +180,72 @@ int cmd_plugin_check(int argc, char **argv)
         }
         if (!rc) {
             atexit(remove_tiny);
-            if (pc_builtin_models(&env, tiny_dir, archs, msg, sizeof msg))
+            if (pc_builtin_models(env, tiny_dir, a->archs, msg, sizeof msg))
                 rc = cli_fail("plugin-check: %s", msg);
         }
-        for (int i = 1; i < env.n_models; i++) /* GPT-2 first: the once-only checks */
-            if (!strcmp(env.models[i].model_type, "gpt2")) {
-                pc_model t = env.models[0];
-                env.models[0] = env.models[i];
-                env.models[i] = t;
+        for (int i = 1; i < env->n_models; i++) /* GPT-2 first: the once-only checks */
+            if (!strcmp(env->models[i].model_type, "gpt2")) {
+                pc_model t = env->models[0];
+                env->models[0] = env->models[i];
+                env->models[i] = t;
             }
     }
-    if (!rc && env.n_models == 0) rc = cli_fail("plugin-check: no model to run on");
-    if (rc) {
+    if (!rc && env->n_models == 0) rc = cli_fail("plugin-check: no model to run on");
+    return rc;
+}
+
+/* --inner CHECK: one check on the first model, in this process (the valgrind run) */
+static int run_inner(pc_env *env, const char *inner)
+{
+    char err[2048], msg[PC_MSG];
+    env->vt = pc_plugin_load(env->plugin, err, sizeof err);
+    if (!env->vt) return cli_fail("%s", err);
+    pc_check_fn fn = pc_check_named(inner);
+    int st = fn && fn != pc_check_valgrind
+                 ? pc_run(env, &env->models[0], fn, 0, msg, sizeof msg)
+                 : PC_FAIL;
+    report(st, inner, &env->models[0], st == PC_FAIL && !fn ? "no such check" : msg, NULL);
+    free(env->config_extra);
+    return st == PC_FAIL;
+}
+
+int cmd_plugin_check(int argc, char **argv)
+{
+    static pc_env env;
+    memset(&env, 0, sizeof env);
+    env.timeout = 300;
+    pc_args a = {0};
+    int rc = parse_args(argc, argv, &a, &env);
+    if (rc >= 0) return rc;
+    if ((rc = check_archs(a.archs))) return rc;
+    if (!a.fixtures && !a.no_fixtures && a.n_dirs == 0) {
+        const char *e = getenv("PEFT_FIXTURES");
+        if (e) {
+            if (!*e) {
+                cli_fail("plugin-check: PEFT_FIXTURES is set but empty (unset it, or point it at "
+                         "a fixture tree)");
+                return 2;
+            }
+            a.fixtures = e;
+        }
+    }
+    if ((rc = read_config_extra(&env))) return rc;
+    char self[PATH_MAX];
+    ssize_t sn = readlink("/proc/self/exe", self, sizeof self - 1);
+    self[sn > 0 ? sn : 0] = 0;
+    env.self_exe = self;
+    peft_set_warning_handler(drop_warning, NULL);
+
+    if (pick_models(&env, &a)) {
         free(env.config_extra);
         return 2;
     }
-
-    if (inner) { /* one check, in this process (the valgrind run) */
-        char err[2048];
-        env.vt = pc_plugin_load(env.plugin, err, sizeof err);
-        if (!env.vt) return cli_fail("%s", err);
-        pc_check_fn fn = pc_check_named(inner);
-        int st = fn && fn != pc_check_valgrind
-                     ? pc_run(&env, &env.models[0], fn, 0, msg, sizeof msg)
-                     : PC_FAIL;
-        report(st, inner, &env.models[0], st == PC_FAIL && !fn ? "no such check" : msg, NULL);
-        free(env.config_extra);
-        return st == PC_FAIL;
-    }
+    if (a.inner) return run_inner(&env, a.inner);
 
     printf("plugin-check %s on", env.plugin);
     for (int i = 0; i < env.n_models; i++) printf("%s %s", i ? "," : "", env.models[i].label);
     printf("\n");
-    int failed = pc_table_run(&env, only, report, NULL);
+    int failed = pc_table_run(&env, a.only, report, NULL);
     printf("%d passed, %d failed, %d skipped\n", env.counts[PC_PASS], env.counts[PC_FAIL],
            env.counts[PC_SKIP]);
     free(env.config_extra);
