@@ -294,6 +294,80 @@ static int check_cache(const peft_kv_cache *c, const peft_graph *g, const peft_m
     return 0;
 }
 
+/* The encoder over the prompt's virtual tokens (prompt tuning, P of them) and the ids:
+ * (B, P + T, C) in *enc, the key mask (B, P + T) or NULL in *enc_mask. 0, -1 with err, or 1 when
+ * the step arena ran out. */
+static int t5_encode(peft_base_model *m, peft_graph *g, const peft_model_inputs *in,
+                     const peft_prompt_hooks *ph, int64_t P, int ckpt, int32_t **enc_mask,
+                     peft_tensor **enc, char *err, size_t errlen)
+{
+    t5_state *s = m->arch_state;
+    const t5_dims *d = &s->d;
+    const int64_t B = in->B, T = in->T, Te = P + T;
+    int32_t bad = 0;
+    int32_t *ids = arena_rows(g, in->input_ids, B, 0, T);
+    if (!ids || (in->attention_mask && !(*enc_mask = arena_rows(g, in->attention_mask, B, P, T))))
+        return 1;
+    peft_tensor *h = op_embedding(g, s->shared, ids, B, T, &bad); /* (B,T,C) */
+    if (!h) return 1;
+    if (P) {
+        peft_tensor *vt = ph->virtual_tokens(ph->ud, g, B);
+        if (check_prompt_shape(vt, B, P, d->C, "virtual tokens", -1, err, errlen)) return -1;
+        if (!(h = op_concat_seq(g, vt, h))) return 1; /* (B,Te,C) */
+    }
+    if (!(h = op_dropout(g, h, d->dropout))) return 1;
+    peft_tensor *ebias = t5_position_bias(g, s->enc_rel, Te, Te, 0, 1, (int)d->NB, (int)d->maxd);
+    if (!ebias) return 1; /* (H,Te,Te) */
+    if (m->embed_outputs_require_grad && g->recording) h->requires_grad = 1; /* enable_input_require_grads */
+    for (int64_t l = 0; l < d->L; l++) {
+        t5_block_ud u = {.d = d, .b = &s->enc[l], .bias = ebias, .self_mask = *enc_mask};
+        if (!(h = run_block(g, ckpt, &u, h))) return 1;
+    }
+    h = peft_site_norm(g, s->enc_ln, h);
+    if (!h || !(*enc = op_dropout(g, h, d->dropout))) return 1; /* (B,Te,C) */
+    return 0;
+}
+
+/* Prefix tuning, decoder layer l: its self-attention past keys and values *pk, *pv (B, Pp,
+ * inner), and the cross-attention ones *ck, *cv when the hook has them and they are as long as
+ * the encoder states (Pp == Te; else the encoder states are used). 0 or -1 with err. */
+static int dec_prefix(const peft_prompt_hooks *ph, peft_graph *g, int l, int64_t B, int64_t Pp,
+                      int64_t Te, int64_t inner, peft_tensor **pk, peft_tensor **pv,
+                      peft_tensor **ck, peft_tensor **cv, char *err, size_t errlen)
+{
+    if (ph->layer_prefix(ph->ud, g, 1, l, B, pk, pv) != 0) {
+        snprintf(err, errlen, "t5: the prefix hook has no self-attention prefix for "
+                 "decoder layer %lld (T5's past_key_values cover every decoder layer)",
+                 (long long)l);
+        return -1;
+    }
+    if (check_prompt_shape(*pk, B, Pp, inner, "prefix keys", l, err, errlen) ||
+        check_prompt_shape(*pv, B, Pp, inner, "prefix values", l, err, errlen))
+        return -1;
+    /* cross past used instead of the encoder states only when as long as them */
+    if (Pp == Te && ph->layer_prefix(ph->ud, g, 2, l, B, ck, cv) == 0 &&
+        (check_prompt_shape(*ck, B, Pp, inner, "cross-attention prefix keys", l, err, errlen) ||
+         check_prompt_shape(*cv, B, Pp, inner, "cross-attention prefix values", l, err, errlen)))
+        return -1;
+    return 0;
+}
+
+/* The decoder's input ids (B, Td) in the arena: decoder_input_ids, else T5._shift_right(labels)
+ * (the start token, then the labels with -100 as pad). NULL when the arena ran out. */
+static int32_t *decoder_ids(peft_graph *g, const t5_dims *d, const peft_model_inputs *in,
+                            int64_t Td, int64_t L)
+{
+    const int64_t B = in->B;
+    int32_t *dids = arena_rows(g, in->decoder_input_ids, B, 0, Td);
+    if (!dids || in->decoder_input_ids) return dids;
+    for (int64_t bi = 0; bi < B; bi++)
+        for (int64_t t = 0; t < Td; t++) {
+            int32_t v = t == 0 ? d->start : in->labels[bi * L + t - 1];
+            dids[bi * Td + t] = v == -100 ? d->pad : v;
+        }
+    return dids;
+}
+
 int t5_forward(peft_base_model *m, peft_graph *g, const peft_model_inputs *in,
                peft_model_outputs *out, char *err, size_t errlen)
 {
@@ -321,37 +395,14 @@ int t5_forward(peft_base_model *m, peft_graph *g, const peft_model_inputs *in,
     if (cont) {
         enc_mask = c->enc_mask;
     } else {
-        int32_t *ids = arena_rows(g, in->input_ids, B, 0, T);
-        OOM_IF(!ids || (in->attention_mask &&
-                        !(enc_mask = arena_rows(g, in->attention_mask, B, P, T))));
-        h = op_embedding(g, s->shared, ids, B, T, &bad); /* (B,T,C) */
-        OOM_IF(!h);
-        if (P) {
-            peft_tensor *vt = ph->virtual_tokens(ph->ud, g, B);
-            if (check_prompt_shape(vt, B, P, C, "virtual tokens", -1, err, errlen)) return -1;
-            OOM_IF(!(h = op_concat_seq(g, vt, h))); /* (B,Te,C) */
-        }
-        OOM_IF(!(h = op_dropout(g, h, d->dropout)));
-        peft_tensor *ebias = t5_position_bias(g, s->enc_rel, Te, Te, 0, 1, (int)d->NB, (int)d->maxd);
-        OOM_IF(!ebias); /* (H,Te,Te) */
-        if (m->embed_outputs_require_grad && g->recording) h->requires_grad = 1; /* enable_input_require_grads */
-        for (int64_t l = 0; l < d->L; l++) {
-            t5_block_ud u = {.d = d, .b = &s->enc[l], .bias = ebias, .self_mask = enc_mask};
-            OOM_IF(!(h = run_block(g, ckpt, &u, h)));
-        }
-        enc = peft_site_norm(g, s->enc_ln, h);
-        OOM_IF(!enc || !(enc = op_dropout(g, enc, d->dropout))); /* (B,Te,C) */
+        int e = t5_encode(m, g, in, ph, P, ckpt, &enc_mask, &enc, err, errlen);
+        if (e < 0) return -1;
+        OOM_IF(e);
     }
 
     /* ---- decoder ---- */
-    int32_t *dids = arena_rows(g, in->decoder_input_ids, B, 0, Td);
+    int32_t *dids = decoder_ids(g, d, in, Td, L);
     OOM_IF(!dids);
-    if (!in->decoder_input_ids) /* T5._shift_right(labels) */
-        for (int64_t bi = 0; bi < B; bi++)
-            for (int64_t t = 0; t < Td; t++) {
-                int32_t v = t == 0 ? d->start : in->labels[bi * L + t - 1];
-                dids[bi * Td + t] = v == -100 ? d->pad : v;
-            }
     int32_t *dec_mask = NULL; /* without a cache: (B, Pp + Td); the cache keeps its own */
     OOM_IF(!c && in->decoder_attention_mask &&
            !(dec_mask = arena_rows(g, in->decoder_attention_mask, B, Pp, Td)));
@@ -370,29 +421,12 @@ int t5_forward(peft_base_model *m, peft_graph *g, const peft_model_inputs *in,
         OOM_IF(!cont && kv_cache_begin_cross(c, Te, inner, enc_mask));
     }
     for (int64_t l = 0; l < n_run; l++) {
-        const t5_block *b = &s->dec[l];
         peft_tensor *pk = NULL, *pv = NULL, *ck = NULL, *cv = NULL;
-        if (Pp && !cont) {
-            if (ph->layer_prefix(ph->ud, g, 1, (int)l, B, &pk, &pv) != 0) {
-                snprintf(err, errlen, "t5: the prefix hook has no self-attention prefix for "
-                         "decoder layer %lld (T5's past_key_values cover every decoder layer)",
-                         (long long)l);
-                return -1;
-            }
-            if (check_prompt_shape(pk, B, Pp, inner, "prefix keys", (int)l, err, errlen) ||
-                check_prompt_shape(pv, B, Pp, inner, "prefix values", (int)l, err, errlen))
-                return -1;
-            /* cross past used instead of the encoder states only when as long as them */
-            if (Pp == Te && ph->layer_prefix(ph->ud, g, 2, (int)l, B, &ck, &cv) == 0 &&
-                (check_prompt_shape(ck, B, Pp, inner, "cross-attention prefix keys", (int)l, err,
-                                    errlen) ||
-                 check_prompt_shape(cv, B, Pp, inner, "cross-attention prefix values", (int)l,
-                                    err, errlen)))
-                return -1;
-        }
+        if (Pp && !cont && dec_prefix(ph, g, (int)l, B, Pp, Te, inner, &pk, &pv, &ck, &cv, err, errlen))
+            return -1;
         if (cont) OOM_IF(kv_cache_cross(g, c, (int)l, &ck, &cv)); /* (B,Te,inner) */
-        t5_block_ud u = {.d = d, .b = b, .dec = 1, .layer = (int)l, .pk = pk, .pv = pv, .ck = ck,
-                         .cv = cv, .enc = enc, .bias = dbias, .self_mask = dec_mask,
+        t5_block_ud u = {.d = d, .b = &s->dec[l], .dec = 1, .layer = (int)l, .pk = pk, .pv = pv,
+                         .ck = ck, .cv = cv, .enc = enc, .bias = dbias, .self_mask = dec_mask,
                          .enc_mask = enc_mask, .c = c};
         OOM_IF(!(h = run_block(g, ckpt, &u, h)));
     }
