@@ -66,15 +66,15 @@ static int write_grads(peft_model *m, const char *path)
         if (!g) oom |= !(g = zeros[i] = calloc((size_t)t->numel + 1, sizeof(float)));
         outs[i] = (peft_st_out){key ? key : tp->names[i], PEFT_DTYPE_F32, t->ndim, t->shape, g};
     }
-    char err[1024] = "out of memory";
     static const char *const meta[] = {"format", "pt", NULL};
-    int rc = oom ? -1 : peft_st_write(path, outs, tp->n, meta, err, sizeof err);
+    int rc = oom ? peft_set_error(peft_model_ctx(m), PEFT_ENOMEM, "out of memory")
+                 : peft_st_write(peft_model_ctx(m), path, outs, tp->n, meta);
     for (size_t i = 0; i < tp->n; i++) free(zeros[i]);
     free(zeros);
     free(outs);
     for (int a = 0; a < na && a < CLI_MAX_ADAPTERS; a++) peft_state_dict_free(sds[a]);
     peft_state_dict_free(tp);
-    return rc ? cli_fail("%s", err) : 0;
+    return rc ? cli_fail("%s", peft_errmsg(peft_model_ctx(m))) : 0;
 }
 
 int cmd_forward(int argc, char **argv)
@@ -106,7 +106,6 @@ int cmd_forward(int argc, char **argv)
     if (grads && merge) return cli_fail("--grads and --merge cannot be combined (merged adapters have no gradient)");
     if (grads && n_adapters == 0) return cli_fail("--grads needs at least one --adapter");
 
-    char err[1024];
     peft_inputs in;
     if (cli_load_inputs(input, &in)) return 1;
     if (grads && !in.labels && !(in.start_positions && in.end_positions)) {
@@ -164,7 +163,7 @@ int cmd_forward(int argc, char **argv)
         for (int k = 0; k < 5; k++)
             if (ts[k]) outs[n++] = (peft_st_out){out_names[k], PEFT_DTYPE_F32, ts[k]->ndim, ts[k]->shape, ts[k]->data};
         static const char *const meta[] = {"format", "pt", NULL};
-        if (peft_st_write(output, outs, n, meta, err, sizeof err)) rc = cli_fail("%s", err);
+        if (peft_st_write(ctx, output, outs, n, meta)) rc = cli_fail("%s", peft_errmsg(ctx));
         else if (mo.loss) printf("loss %.9g\n", (double)peft_f32(mo.loss)[0]);
     }
     if (!rc && grads) rc = write_grads(m, grads);

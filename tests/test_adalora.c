@@ -33,9 +33,8 @@ END_TEST
 
 static double max_diff_file(const char *rel, const peft_state_dict *sd, const char *what)
 {
-    char err[256];
     peft_st_file *f;
-    ck_assert_msg(peft_st_open(tu_fixture(rel), &f, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_st_open(tu_ctx(), tu_fixture(rel), &f) == 0, "%s", peft_errmsg(tu_ctx()));
     ck_assert_int_eq(f->n_entries, sd->n);
     double worst = 0;
     for (size_t i = 0; i < sd->n; i++) {
@@ -54,7 +53,6 @@ static double max_diff_file(const char *rel, const peft_state_dict *sd, const ch
 START_TEST(rank_allocation_steps)
 {
     peft_set_warning_handler(tu_quiet, NULL);
-    char err[512];
     json_t *steps = json_load_file(tu_fixture(CASE "adalora_steps.json"), 0, NULL);
     json_t *cfg = json_load_file(tu_fixture(CASE "adapter/adapter_config.json"), 0, NULL);
     ck_assert(steps && cfg);
@@ -103,7 +101,7 @@ START_TEST(rank_allocation_steps)
     peft_model_outputs out;
     ck_assert(peft_model_forward(m, g, &mi, &out) == 0);
     peft_st_file *lf;
-    ck_assert(peft_st_open(tu_fixture(CASE "peft_logits.safetensors"), &lf, err, sizeof err) == 0);
+    ck_assert(peft_st_open(tu_ctx(), tu_fixture(CASE "peft_logits.safetensors"), &lf) == 0);
     const peft_st_entry *le = peft_st_find(lf, "logits");
     ck_assert(le && (int64_t)(le->nbytes / 4) == out.logits->numel);
     double ld = tu_max_abs_diff((const float *)le->data, peft_f32(out.logits), out.logits->numel);
@@ -120,8 +118,8 @@ START_TEST(rank_allocation_steps)
                   "rank_pattern differs from PEFT's");
     snprintf(path, sizeof path, "%s/adapter_model.safetensors", dir);
     peft_st_file *mine, *theirs;
-    ck_assert(peft_st_open(path, &mine, err, sizeof err) == 0);
-    ck_assert(peft_st_open(tu_fixture(CASE "adapter/adapter_model.safetensors"), &theirs, err, sizeof err) == 0);
+    ck_assert(peft_st_open(tu_ctx(), path, &mine) == 0);
+    ck_assert(peft_st_open(tu_ctx(), tu_fixture(CASE "adapter/adapter_model.safetensors"), &theirs) == 0);
     ck_assert_int_eq(mine->n_entries, theirs->n_entries);
     for (size_t i = 0; i < theirs->n_entries; i++) {
         const peft_st_entry *a = &theirs->entries[i], *b = peft_st_find(mine, a->name);

@@ -197,7 +197,7 @@ START_TEST(seq_cls_heads)
         outs[p] = (peft_st_out){meta->params[p].name, PEFT_DTYPE_F32, t->ndim, t->shape, data[p]};
     }
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    ck_assert_msg(peft_st_write(path, outs, meta->n_params, NULL, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_st_write(tu_ctx(), path, outs, meta->n_params, NULL) == 0, "%s", peft_errmsg(tu_ctx()));
     for (size_t p = 0; p < meta->n_params; p++) free(data[p]);
     peft_base_model_free(meta);
 

@@ -56,7 +56,7 @@ static peft_model *lora_model(peft_ctx *ctx, int r)
 
 START_TEST(save_pretrained_swaps_the_set)
 {
-    char *tmp = tu_tmpdir(), dir[4200], p[4400], err[512];
+    char *tmp = tu_tmpdir(), dir[4200], p[4400];
     snprintf(dir, sizeof dir, "%s/adapter", tmp);
     peft_ctx *ctx = peft_ctx_new(0);
     peft_model *m = lora_model(ctx, 2);
@@ -93,7 +93,7 @@ START_TEST(save_pretrained_swaps_the_set)
     json_decref(c);
     snprintf(p, sizeof p, "%s/adapter_model.safetensors", dir);
     peft_st_file *f;
-    ck_assert_msg(peft_st_open(p, &f, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_st_open(tu_ctx(), p, &f) == 0, "%s", peft_errmsg(tu_ctx()));
     ck_assert_int_eq(f->entries[0].shape[0] == 4 || f->entries[0].shape[1] == 4, 1);
     peft_st_close(f);
     rmdir(live);
@@ -156,7 +156,7 @@ START_TEST(merged_model_save_is_one_set)
     json_decref(c);
     snprintf(p, sizeof p, "%s/model.safetensors", dir);
     peft_st_file *f;
-    ck_assert(peft_st_open(p, &f, err, sizeof err) == 0);
+    ck_assert(peft_st_open(tu_ctx(), p, &f) == 0);
     ck_assert_int_eq(f->entries[0].dtype, PEFT_DTYPE_BF16);
     peft_st_close(f);
     peft_base_model_free(base);

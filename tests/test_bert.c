@@ -114,9 +114,8 @@ static const char *run_fails(peft_base_model *m, const peft_model_inputs *pin)
  * (shapes must match) */
 static double diff_outputs(const char *rel, const peft_model_outputs *o)
 {
-    char err[512];
     peft_st_file *f;
-    ck_assert_msg(peft_st_open(tu_fixture(rel), &f, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_st_open(tu_ctx(), tu_fixture(rel), &f) == 0, "%s", peft_errmsg(tu_ctx()));
     double worst = 0;
     for (size_t i = 0; i < f->n_entries; i++) {
         const peft_st_entry *e = &f->entries[i];
@@ -623,12 +622,11 @@ START_TEST(test_regression)
 {
     char *dir = patched_model("bert_seqcls", "{\"id2label\": {\"0\": \"LABEL_0\"}, \"label2id\": "
                                              "{\"LABEL_0\": 0}, \"problem_type\": null}");
-    char path[4096], err[512];
+    char path[4096];
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     ck_assert(unlink(path) == 0);
     peft_st_file *f;
-    ck_assert_msg(peft_st_open(tu_fixture("hf-peft/_models/bert_seqcls/model.safetensors"), &f, err,
-                               sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_st_open(tu_ctx(), tu_fixture("hf-peft/_models/bert_seqcls/model.safetensors"), &f) == 0, "%s", peft_errmsg(tu_ctx()));
     peft_st_out *t = calloc(f->n_entries, sizeof *t);
     int64_t one[2] = {1, 32};
     for (size_t i = 0; i < f->n_entries; i++) {
@@ -637,7 +635,7 @@ START_TEST(test_regression)
         if (!strcmp(e->name, "classifier.weight")) t[i].shape = one;
         if (!strcmp(e->name, "classifier.bias")) t[i].shape = one;
     }
-    ck_assert_msg(peft_st_write(path, t, f->n_entries, NULL, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_st_write(tu_ctx(), path, t, f->n_entries, NULL) == 0, "%s", peft_errmsg(tu_ctx()));
     free(t);
     peft_st_close(f);
 

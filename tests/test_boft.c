@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "peft/peft.h"
 #include "contract.h"
 #include "fd.h"
 #include "peft/safetensors.h"
@@ -43,7 +44,7 @@ START_TEST(permutations_are_peft_s)
     for (size_t f = 0; f < 2; f++) {
         char err[512];
         peft_st_file *st;
-        ck_assert_msg(peft_st_open(tu_fixture(files[f].file), &st, err, sizeof err) == 0, "%s", err);
+        ck_assert_msg(peft_st_open(tu_ctx(), tu_fixture(files[f].file), &st) == 0, "%s", peft_errmsg(tu_ctx()));
         ck_assert_int_eq(st->n_entries, 4);
         for (size_t e = 0; e < st->n_entries; e++) {
             const peft_st_entry *en = &st->entries[e];

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "peft/peft.h"
 #include "peft/safetensors.h"
 #include "testutil.h"
 
@@ -13,10 +14,9 @@ static char *tmp;
 
 static double file_diff(const char *a, const char *ka, const char *b, const char *kb)
 {
-    char err[512];
     peft_st_file *fa, *fb;
-    ck_assert_msg(peft_st_open(a, &fa, err, sizeof err) == 0, "%s", err);
-    ck_assert_msg(peft_st_open(b, &fb, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_st_open(tu_ctx(), a, &fa) == 0, "%s", peft_errmsg(tu_ctx()));
+    ck_assert_msg(peft_st_open(tu_ctx(), b, &fb) == 0, "%s", peft_errmsg(tu_ctx()));
     const peft_st_entry *ea = peft_st_find(fa, ka), *eb = peft_st_find(fb, kb);
     ck_assert_msg(ea && eb, "missing %s or %s", ka, kb);
     ck_assert_int_eq(ea->nbytes, eb->nbytes);
@@ -189,9 +189,8 @@ END_TEST
 /* rows of a (2, T, V) logits file */
 static double row_diff(const char *a, const char *b, int row)
 {
-    char err[512];
     peft_st_file *fa, *fb;
-    ck_assert(peft_st_open(a, &fa, err, sizeof err) == 0 && peft_st_open(b, &fb, err, sizeof err) == 0);
+    ck_assert(peft_st_open(tu_ctx(), a, &fa) == 0 && peft_st_open(tu_ctx(), b, &fb) == 0);
     const peft_st_entry *ea = peft_st_find(fa, "logits"), *eb = peft_st_find(fb, "logits");
     int64_t per = (int64_t)(ea->nbytes / 4 / 2);
     double d = tu_max_abs_diff((const float *)ea->data + row * per, (const float *)eb->data + row * per, per);

@@ -542,10 +542,10 @@ START_TEST(single_source_identity)
     ck_assert(peft_set_adapter(m, "new") == 0);
     int64_t n;
     float *got = logits(ctx, m, fx[_i], &n);
-    char rel[512], err[512];
+    char rel[512];
     snprintf(rel, sizeof rel, "hf-peft/%s/peft_logits.safetensors", fx[_i]);
     peft_st_file *f;
-    ck_assert_msg(peft_st_open(tu_fixture(rel), &f, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_st_open(tu_ctx(), tu_fixture(rel), &f) == 0, "%s", peft_errmsg(tu_ctx()));
     const peft_st_entry *e = peft_st_find(f, "logits");
     ck_assert_int_eq((int64_t)(e->nbytes / 4), n);
     double d = tu_max_abs_diff(got, e->data, n);
@@ -819,7 +819,7 @@ END_TEST
 
 START_TEST(cli_end_to_end)
 {
-    char *tmp = tu_tmpdir(), *out, path[4200], err[512];
+    char *tmp = tu_tmpdir(), *out, path[4200];
     char model[4096], fa[4096], fb[4096]; /* tu_fixture's buffers rotate: keep copies */
     snprintf(model, sizeof model, "%s", tu_fixture("hf-peft/_models/gpt2"));
     snprintf(fa, sizeof fa, "%s", tu_fixture("hf-peft/gpt2__lora_default/adapter"));
@@ -840,7 +840,7 @@ START_TEST(cli_end_to_end)
     json_decref(cfg);
     snprintf(path, sizeof path, "%s/comb/adapter_model.safetensors", tmp);
     peft_st_file *f;
-    ck_assert_msg(peft_st_open(path, &f, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_st_open(tu_ctx(), path, &f) == 0, "%s", peft_errmsg(tu_ctx()));
     const peft_st_entry *e = peft_st_find(f, "base_model.model.transformer.h.0.attn.c_attn.lora_A.weight");
     ck_assert_ptr_nonnull(e);
     ck_assert_int_eq(e->shape[0], 8);
@@ -859,7 +859,7 @@ START_TEST(cli_end_to_end)
     int64_t n;
     float *want = scaled_sum_logits(ctx, m, src_names, w, 2, cases[0], &n);
     snprintf(path, sizeof path, "%s/o.safetensors", tmp);
-    ck_assert_msg(peft_st_open(path, &f, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_st_open(tu_ctx(), path, &f) == 0, "%s", peft_errmsg(tu_ctx()));
     e = peft_st_find(f, "logits");
     ck_assert_int_eq((int64_t)(e->nbytes / 4), n);
     double d = tu_max_abs_diff(want, e->data, n);

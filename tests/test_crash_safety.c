@@ -99,7 +99,7 @@ static int check_tree(const char *dir)
     if (!d) return 0;
     int n = 0, adapter = 0;
     struct dirent *e;
-    char p[4600], err[512];
+    char p[4600];
     while ((e = readdir(d))) {
         if (e->d_name[0] == '.') continue;
         snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
@@ -113,7 +113,7 @@ static int check_tree(const char *dir)
         size_t len = strlen(e->d_name);
         if (len > 12 && !strcmp(e->d_name + len - 12, ".safetensors")) {
             peft_st_file *f;
-            ck_assert_msg(peft_st_open(p, &f, err, sizeof err) == 0, "after a kill: %s", err);
+            ck_assert_msg(peft_st_open(tu_ctx(), p, &f) == 0, "after a kill: %s", peft_errmsg(tu_ctx()));
             peft_st_close(f);
             n++;
         } else if (len > 5 && !strcmp(e->d_name + len - 5, ".json")) {
@@ -176,14 +176,14 @@ END_TEST
 /* the dtype config.json names is the one model.safetensors holds */
 static void check_merged(const char *dir)
 {
-    char p[4400], err[512];
+    char p[4400];
     snprintf(p, sizeof p, "%s/config.json", dir);
     json_t *c = json_load_file(p, 0, NULL);
     if (!c) return; /* no save has finished yet */
     const char *dt = json_string_value(json_object_get(c, "torch_dtype"));
     snprintf(p, sizeof p, "%s/model.safetensors", dir);
     peft_st_file *f;
-    ck_assert_msg(peft_st_open(p, &f, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_st_open(tu_ctx(), p, &f) == 0, "%s", peft_errmsg(tu_ctx()));
     int want = dt && !strcmp(dt, "bfloat16") ? PEFT_DTYPE_BF16 : PEFT_DTYPE_F32;
     ck_assert_msg(f->entries[0].dtype == want, "config.json says %s, model.safetensors holds dtype %d: two saves mixed",
                   dt ? dt : "?", (int)f->entries[0].dtype);

@@ -73,14 +73,14 @@ END_TEST
 
 START_TEST(safetensors_open_codes)
 {
-    char err[512], *dir = tu_tmpdir(), p[4200];
+    char *dir = tu_tmpdir(), p[4200];
     peft_st_file *f = NULL;
     snprintf(p, sizeof p, "%s/missing.safetensors", dir);
-    ck_assert_int_eq(peft_st_open(p, &f, err, sizeof err), PEFT_EIO);
+    ck_assert_int_eq(peft_st_open(tu_ctx(), p, &f), PEFT_EIO);
     snprintf(p, sizeof p, "%s/garbage.safetensors", dir);
     ck_assert_int_eq(tu_write_file(p, "\xff\xff\xff\xff\xff\xff\xff\x7f garbage", 17), 0);
-    ck_assert_int_eq(peft_st_open(p, &f, err, sizeof err), PEFT_EFORMAT);
-    ASSERT_HAS(err, p);
+    ck_assert_int_eq(peft_st_open(tu_ctx(), p, &f), PEFT_EFORMAT);
+    ASSERT_HAS(peft_errmsg(tu_ctx()), p);
     tu_rmtree(dir);
     free(dir);
 }

@@ -66,9 +66,7 @@ static float *forward_fixture(peft_base_model *m, double *loss)
 static float *ref_logits(int64_t *n)
 {
     peft_st_file *f = NULL;
-    char err[512];
-    ck_assert_msg(peft_st_open(tu_fixture(GPT2_DIR "/base_logits.safetensors"), &f, err,
-                               sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_st_open(tu_ctx(), tu_fixture(GPT2_DIR "/base_logits.safetensors"), &f) == 0, "%s", peft_errmsg(tu_ctx()));
     const peft_st_entry *e = peft_st_find(f, "logits");
     ck_assert(e && e->dtype == PEFT_DTYPE_F32 && e->ndim == 3);
     *n = (int64_t)(e->nbytes / 4);

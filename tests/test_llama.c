@@ -156,8 +156,7 @@ static provider *provider_new(const char *case_name, int prefix, const peft_base
     char rel[512];
     snprintf(rel, sizeof rel, "hf-peft/%s/adapter/adapter_model.safetensors", case_name);
     peft_st_file *f = NULL;
-    char err[512];
-    ck_assert_msg(peft_st_open(tu_fixture(rel), &f, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_st_open(tu_ctx(), tu_fixture(rel), &f) == 0, "%s", peft_errmsg(tu_ctx()));
     const peft_st_entry *e = peft_st_find(f, "prompt_embeddings");
     ck_assert(e && e->ndim == 2 && e->dtype == PEFT_DTYPE_F32);
     provider *p = calloc(1, sizeof *p);

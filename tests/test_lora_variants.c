@@ -618,7 +618,7 @@ END_TEST
 START_TEST(dora_magnitude_init)
 {
     const char *cn = dora_cases[_i];
-    char rel[512], err[512];
+    char rel[512];
     peft_ctx *ctx = peft_ctx_new(0);
     snprintf(rel, sizeof rel, "hf-peft/%s/adapter_init/adapter_config.json", cn);
     json_t *cfg = json_load_file(tu_fixture(rel), 0, NULL);
@@ -630,7 +630,7 @@ START_TEST(dora_magnitude_init)
     ck_assert(peft_get_peft_model_state_dict(m, "default", &sd) == 0);
     snprintf(rel, sizeof rel, "hf-peft/%s/adapter_init/adapter_model.safetensors", cn);
     peft_st_file *f;
-    ck_assert_msg(peft_st_open(tu_fixture(rel), &f, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_st_open(tu_ctx(), tu_fixture(rel), &f) == 0, "%s", peft_errmsg(tu_ctx()));
     int n_mag = 0;
     double worst = 0;
     for (size_t i = 0; i < f->n_entries; i++) {
@@ -676,7 +676,7 @@ static const peft_tensor *base_weight(peft_model *m, const char *key)
 START_TEST(pissa_init_vs_fixture)
 {
     const char *cn = pissa_cases[_i];
-    char rel[512], err[512];
+    char rel[512];
     peft_ctx *ctx = peft_ctx_new(0);
     json_t *cfg = json_deep_copy(json_object_get(index_case(cn), "adapter_config"));
     json_object_set_new(cfg, "inference_mode", json_false());
@@ -687,7 +687,7 @@ START_TEST(pissa_init_vs_fixture)
 
     snprintf(rel, sizeof rel, "hf-peft/%s/pissa_residual_base_weights.safetensors", cn);
     peft_st_file *f;
-    ck_assert_msg(peft_st_open(tu_fixture(rel), &f, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_st_open(tu_ctx(), tu_fixture(rel), &f) == 0, "%s", peft_errmsg(tu_ctx()));
     double worst_res = 0;
     for (size_t i = 0; i < f->n_entries; i++) {
         const peft_tensor *w = base_weight(m, f->entries[i].name);
@@ -701,7 +701,7 @@ START_TEST(pissa_init_vs_fixture)
     peft_state_dict *sd;
     ck_assert(peft_get_peft_model_state_dict(m, "default", &sd) == 0);
     snprintf(rel, sizeof rel, "hf-peft/%s/pissa_init/adapter_model.safetensors", cn);
-    ck_assert_msg(peft_st_open(tu_fixture(rel), &f, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_st_open(tu_ctx(), tu_fixture(rel), &f) == 0, "%s", peft_errmsg(tu_ctx()));
     double worst_ba = 0;
     int n_pairs = 0;
     for (size_t i = 0; i < f->n_entries; i++) {
@@ -747,7 +747,7 @@ static float *run_logits(peft_ctx *ctx, peft_model *m, const char *cn, int64_t *
 START_TEST(fixture_numbers)
 {
     const char *cn = fixture_cases_all[_i];
-    char rel[512], err[512];
+    char rel[512];
     json_t *e = index_case(cn);
     peft_ctx *ctx = peft_ctx_new(0);
     snprintf(rel, sizeof rel, "hf-peft/%s", json_string_value(json_object_get(e, "base_model_dir")));
@@ -772,7 +772,7 @@ START_TEST(fixture_numbers)
     peft_tensor *lt = o.logits ? o.logits : o.start_logits;
     snprintf(rel, sizeof rel, "hf-peft/%s/peft_logits.safetensors", cn);
     peft_st_file *f;
-    ck_assert_msg(peft_st_open(tu_fixture(rel), &f, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_st_open(tu_ctx(), tu_fixture(rel), &f) == 0, "%s", peft_errmsg(tu_ctx()));
     const peft_st_entry *le = peft_st_find(f, o.logits ? "logits" : "start_logits");
     ck_assert(le && (int64_t)(le->nbytes / 4) == lt->numel);
     const double dl = tu_max_abs_diff(le->data, peft_f32(lt), lt->numel);
@@ -782,7 +782,7 @@ START_TEST(fixture_numbers)
     peft_state_dict *tp;
     ck_assert(peft_trainable_parameters(m, &tp) == 0);
     snprintf(rel, sizeof rel, "hf-peft/%s/grads.safetensors", cn);
-    ck_assert_msg(peft_st_open(tu_fixture(rel), &f, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_st_open(tu_ctx(), tu_fixture(rel), &f) == 0, "%s", peft_errmsg(tu_ctx()));
     ck_assert_int_eq(tp->n, f->n_entries);
     double dg = 0;
     for (size_t i = 0; i < tp->n; i++) {
@@ -798,7 +798,7 @@ START_TEST(fixture_numbers)
     ck_assert(peft_model_forward(m, g, &mi, &o) == 0);
     lt = o.logits ? o.logits : o.start_logits;
     snprintf(rel, sizeof rel, "hf-peft/%s/merged_logits.safetensors", cn);
-    ck_assert_msg(peft_st_open(tu_fixture(rel), &f, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_st_open(tu_ctx(), tu_fixture(rel), &f) == 0, "%s", peft_errmsg(tu_ctx()));
     le = peft_st_find(f, o.logits ? "logits" : "start_logits");
     const double dm = tu_max_abs_diff(le->data, peft_f32(lt), lt->numel);
     peft_st_close(f);
@@ -837,7 +837,7 @@ static int in_mts(const json_t *mts, const char *name)
 START_TEST(pissa_disable_unload)
 {
     const char *cn = pissa_cases[_i];
-    char rel[512], err[512], dir[4096];
+    char rel[512], dir[4096];
     json_t *e = index_case(cn);
     peft_ctx *ctx = peft_ctx_new(0);
     snprintf(rel, sizeof rel, "hf-peft/%s", json_string_value(json_object_get(e, "base_model_dir")));
@@ -853,7 +853,7 @@ START_TEST(pissa_disable_unload)
     float *dis = run_logits(ctx, m, cn, &n);
     snprintf(rel, sizeof rel, "hf-peft/%s/disabled_adapter_logits.safetensors", cn);
     peft_st_file *f;
-    ck_assert_msg(peft_st_open(tu_fixture(rel), &f, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_st_open(tu_ctx(), tu_fixture(rel), &f) == 0, "%s", peft_errmsg(tu_ctx()));
     const peft_st_entry *le = peft_st_find(f, "logits");
     ck_assert_ptr_nonnull(le);
     ck_assert_int_eq((int64_t)(le->nbytes / 4), n);
@@ -868,7 +868,7 @@ START_TEST(pissa_disable_unload)
     peft_base_model *fresh;
     ck_assert(peft_load_base_model(ctx, dir, &fresh) == 0);
     snprintf(rel, sizeof rel, "hf-peft/%s/pissa_residual_base_weights.safetensors", cn);
-    ck_assert_msg(peft_st_open(tu_fixture(rel), &f, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_st_open(tu_ctx(), tu_fixture(rel), &f) == 0, "%s", peft_errmsg(tu_ctx()));
     ck_assert_int_eq(un->n_params, fresh->n_params);
     size_t n_res = 0;
     for (size_t i = 0; i < un->n_params; i++) {
@@ -928,7 +928,7 @@ static float *run_logits(peft_ctx *ctx, peft_model *m, const char *cn, int64_t *
 START_TEST(pissa_convert_vs_fixture)
 {
     const char *cn = pissa_cases[_i];
-    char rel[512], dir[4096], init_dir[4096], err[512], path[4200];
+    char rel[512], dir[4096], init_dir[4096], path[4200];
     json_t *e = index_case(cn);
     peft_ctx *ctx = peft_ctx_new(0);
     snprintf(rel, sizeof rel, "hf-peft/%s", json_string_value(json_object_get(e, "base_model_dir")));
@@ -951,9 +951,9 @@ START_TEST(pissa_convert_vs_fixture)
     /* tensors: bit-exact */
     snprintf(path, sizeof path, "%s/adapter_model.safetensors", tmp);
     peft_st_file *mine, *theirs;
-    ck_assert_msg(peft_st_open(path, &mine, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_st_open(tu_ctx(), path, &mine) == 0, "%s", peft_errmsg(tu_ctx()));
     snprintf(rel, sizeof rel, "hf-peft/%s/adapter_converted_lora/adapter_model.safetensors", cn);
-    ck_assert_msg(peft_st_open(tu_fixture(rel), &theirs, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_st_open(tu_ctx(), tu_fixture(rel), &theirs) == 0, "%s", peft_errmsg(tu_ctx()));
     ck_assert_int_eq(mine->n_entries, theirs->n_entries);
     ck_assert_msg(mine->metadata_json && strstr(mine->metadata_json, "\"pt\""), "metadata");
     double worst = 0;
@@ -1034,7 +1034,7 @@ START_TEST(convert_plain_lora_gpt2)
                             "alpha_pattern", "h.1.attn.c_attn", 5);
     peft_model *m = model_with_config(ctx, "gpt2__lora_default", cfg);
     json_decref(cfg);
-    char *init = tu_tmpdir(), *out = tu_tmpdir(), path[4200], err[512];
+    char *init = tu_tmpdir(), *out = tu_tmpdir(), path[4200];
     ck_assert(peft_save_pretrained(m, init, NULL, 0, 1) == 0);
     /* "train": perturb every tensor */
     peft_state_dict *sd;
@@ -1049,9 +1049,9 @@ START_TEST(convert_plain_lora_gpt2)
     ck_assert_str_eq(warned, ""); /* init_lora_weights true: no warning */
     snprintf(path, sizeof path, "%s/adapter_model.safetensors", out);
     peft_st_file *f, *f0;
-    ck_assert_msg(peft_st_open(path, &f, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_st_open(tu_ctx(), path, &f) == 0, "%s", peft_errmsg(tu_ctx()));
     snprintf(path, sizeof path, "%s/adapter_model.safetensors", init);
-    ck_assert_msg(peft_st_open(path, &f0, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_st_open(tu_ctx(), path, &f0) == 0, "%s", peft_errmsg(tu_ctx()));
     ck_assert_int_eq(f->n_entries, sd->n);
     for (size_t i = 0; i < sd->n; i++) {
         const peft_tensor *t = sd->tensors[i];
@@ -1094,7 +1094,7 @@ START_TEST(convert_plain_lora_gpt2)
     float zeros[160] = {0};
     const peft_st_out one = {sd->names[0], PEFT_DTYPE_F32, 2, shp, zeros};
     snprintf(path, sizeof path, "%s/adapter_model.safetensors", other);
-    ck_assert(peft_st_write(path, &one, 1, NULL, err, sizeof err) == 0);
+    ck_assert(peft_st_write(tu_ctx(), path, &one, 1, NULL) == 0);
     ck_assert_int_eq(peft_save_pretrained_convert(m, out, NULL, other), PEFT_EFORMAT);
     ck_assert_msg(strstr(peft_errmsg(ctx), sd->names[1]) || strstr(peft_errmsg(ctx), sd->names[0]),
                   "%s", peft_errmsg(ctx));

@@ -108,7 +108,7 @@ static peft_base_model *load_base(void)
 static const char *ia3_dir(void)
 {
     static char dir[4096];
-    char src[4096], path[4200], err[512];
+    char src[4096], path[4200];
     snprintf(dir, sizeof dir, "%s/ia3_kd", tmp);
     snprintf(path, sizeof path, "%s/adapter_config.json", dir);
     struct stat st;
@@ -122,7 +122,7 @@ static const char *ia3_dir(void)
     json_decref(cfg);
     snprintf(src, sizeof src, "%s/adapter_model.safetensors", tu_fixture("hf-peft/llama__ia3/adapter"));
     peft_st_file *f;
-    ck_assert_msg(peft_st_open(src, &f, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_st_open(tu_ctx(), src, &f) == 0, "%s", peft_errmsg(tu_ctx()));
     peft_st_out outs[8];
     size_t n = 0;
     for (size_t i = 0; i < f->n_entries && n < 8; i++) {
@@ -133,7 +133,7 @@ static const char *ia3_dir(void)
     ck_assert_int_eq(n, 4);
     static const char *const meta[] = {"format", "pt", NULL};
     snprintf(path, sizeof path, "%s/adapter_model.safetensors", dir);
-    ck_assert_msg(peft_st_write(path, outs, n, meta, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_st_write(tu_ctx(), path, outs, n, meta) == 0, "%s", peft_errmsg(tu_ctx()));
     peft_st_close(f);
     return dir;
 }
@@ -188,10 +188,10 @@ static float *run(peft_model *m, peft_base_model *b, int64_t *n)
 /* largest |logits - fixture's peft_logits| (shapes must agree) */
 static double vs_fixture(const float *l, int64_t n, const part *p)
 {
-    char path[4096], err[512];
+    char path[4096];
     snprintf(path, sizeof path, "%s/peft_logits.safetensors", tu_fixture(p->fixture));
     peft_st_file *f;
-    ck_assert_msg(peft_st_open(path, &f, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_st_open(tu_ctx(), path, &f) == 0, "%s", peft_errmsg(tu_ctx()));
     const peft_st_entry *e = peft_st_find(f, "logits");
     ck_assert_ptr_nonnull(e);
     ck_assert_int_eq((int64_t)(e->nbytes / 4), n);
@@ -867,9 +867,8 @@ END_TEST
 
 static float *file_logits(const char *path, int64_t *n)
 {
-    char err[512];
     peft_st_file *f;
-    ck_assert_msg(peft_st_open(path, &f, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_st_open(tu_ctx(), path, &f) == 0, "%s", peft_errmsg(tu_ctx()));
     const peft_st_entry *e = peft_st_find(f, "logits");
     ck_assert_ptr_nonnull(e);
     *n = (int64_t)(e->nbytes / 4);

@@ -70,10 +70,10 @@ START_TEST(peft_saved_adapter)
     peft_inputs_view(&l.in, &mi);
     peft_model_outputs out;
     ck_assert_msg(peft_model_forward(l.m, l.g, &mi, &out) == 0, "%s", peft_errmsg(l.ctx));
-    char rel[512], err[512];
+    char rel[512];
     snprintf(rel, sizeof rel, "hf-peft-v2/%s/peft_logits.safetensors", fixture_cases[_i]);
     peft_st_file *f;
-    ck_assert_msg(peft_st_open(tu_fixture(rel), &f, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_st_open(tu_ctx(), tu_fixture(rel), &f) == 0, "%s", peft_errmsg(tu_ctx()));
     const peft_st_entry *e = peft_st_find(f, "logits");
     ck_assert_int_eq((int64_t)(e->nbytes / 4), out.logits->numel);
     double d = tu_max_abs_diff((const float *)e->data, peft_f32(out.logits), out.logits->numel);

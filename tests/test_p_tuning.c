@@ -36,7 +36,7 @@ END_TEST
 START_TEST(peft_saved_adapter)
 {
     const char *name = fixture_cases[_i];
-    char rel[512], err[512];
+    char rel[512];
     const char *arch = strncmp(name, "bert", 4) == 0 ? "bert_seqcls" : !strncmp(name, "gpt2", 4) ? "gpt2" : "llama";
     peft_ctx *ctx = peft_ctx_new(0);
     snprintf(rel, sizeof rel, "hf-peft-v2/_models/%s", arch);
@@ -56,7 +56,7 @@ START_TEST(peft_saved_adapter)
     ck_assert_msg(peft_model_forward(m, g, &mi, &out) == 0, "%s", peft_errmsg(ctx));
     snprintf(rel, sizeof rel, "hf-peft-v2/%s/peft_logits.safetensors", name);
     peft_st_file *f;
-    ck_assert_msg(peft_st_open(tu_fixture(rel), &f, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_st_open(tu_ctx(), tu_fixture(rel), &f) == 0, "%s", peft_errmsg(tu_ctx()));
     const peft_st_entry *e = peft_st_find(f, "logits");
     ck_assert_ptr_nonnull(e);
     ck_assert_int_eq((int64_t)(e->nbytes / 4), out.logits->numel);

@@ -384,13 +384,13 @@ START_TEST(bad_adapter_files)
     peft_st_out t1[4] = {
         {"base_model.model.transformer.h.0.attn.c_attn.lora_A.weight", PEFT_DTYPE_F32, 2, bad_shape, zeros},
     };
-    char p[4096], err[256];
+    char p[4096];
     snprintf(p, sizeof p, "%s/adapter_model.safetensors", dir);
-    ck_assert(peft_st_write(p, t1, 1, NULL, err, sizeof err) == 0);
+    ck_assert(peft_st_write(tu_ctx(), p, t1, 1, NULL) == 0);
     ck_assert(peft_from_pretrained(ctx, b, dir, NULL, 0, &m) != 0);
     ck_assert_msg(strstr(peft_errmsg(ctx), "[4, 96]") && strstr(peft_errmsg(ctx), "[4, 32]"), "%s", peft_errmsg(ctx));
     t1[0].name = "base_model.model.transformer.h.0.attn.c_attn.lora_C.weight";
-    ck_assert(peft_st_write(p, t1, 1, NULL, err, sizeof err) == 0);
+    ck_assert(peft_st_write(tu_ctx(), p, t1, 1, NULL) == 0);
     ck_assert(peft_from_pretrained(ctx, b, dir, NULL, 0, &m) != 0);
     ck_assert_msg(strstr(peft_errmsg(ctx), "lora_C"), "%s", peft_errmsg(ctx));
     /* a config with a typo */

@@ -97,9 +97,8 @@ static void run_forward(peft_model *m, peft_graph *g, peft_inputs *in, peft_mode
 
 static double max_diff_file(const char *rel, const char *key, const peft_tensor *t)
 {
-    char err[512];
     peft_st_file *f;
-    ck_assert_msg(peft_st_open(tu_fixture(rel), &f, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_st_open(tu_ctx(), tu_fixture(rel), &f) == 0, "%s", peft_errmsg(tu_ctx()));
     const peft_st_entry *e = peft_st_find(f, key);
     ck_assert_ptr_nonnull(e);
     ck_assert_int_eq((int64_t)(e->nbytes / 4), t->numel);

@@ -424,7 +424,7 @@ START_TEST(host_safetensors_read)
     const int64_t s3[2] = {1, 3}, s2[1] = {2};
     const peft_st_out outs[2] = {{"a", PEFT_DTYPE_F16, 2, s3, half},
                                  {"ids", PEFT_DTYPE_I32, 1, s2, ids}};
-    ck_assert(peft_st_write(path, outs, 2, NULL, msg, sizeof msg) == 0);
+    ck_assert(peft_st_write(tu_ctx(), path, outs, 2, NULL) == 0);
     const char *names[2] = {"a", "missing"};
     peft_tensor *t[2] = {(peft_tensor *)1, (peft_tensor *)1};
     ck_assert_msg(h->safetensors_read(path, names, 2, t, msg, sizeof msg) == 0, "%s", msg);

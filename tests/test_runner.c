@@ -318,7 +318,7 @@ START_TEST(test_norm_and_embedding_methods)
         json_decref(j);
         snprintf(p, sizeof p, "%s/%s/adapter/adapter_model.safetensors", out, want[i].run);
         peft_st_file *f;
-        ck_assert_msg(peft_st_open(p, &f, err, sizeof err) == 0, "%s", err);
+        ck_assert_msg(peft_st_open(tu_ctx(), p, &f) == 0, "%s", peft_errmsg(tu_ctx()));
         ck_assert_msg(peft_st_find(f, want[i].key), "%s lacks %s", p, want[i].key);
         if (i == 1) /* PEFT's save_embedding_layers: the wrapped modules' base weights */
             ck_assert(peft_st_find(f, "base_model.model.model.embed_tokens.base_layer.weight") &&

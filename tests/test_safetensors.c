@@ -10,13 +10,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "peft/peft.h"
 #include "peft/safetensors.h"
 #include "testutil.h"
 
 static char *tmpdir;
-static char errbuf[1024];
 
-static void setup(void) { tmpdir = tu_tmpdir(); ck_assert_ptr_nonnull(tmpdir); errbuf[0] = 0; }
+static void setup(void) { tmpdir = tu_tmpdir(); ck_assert_ptr_nonnull(tmpdir); peft_clear_error(tu_ctx()); }
 static void teardown(void) { tu_rmtree(tmpdir); free(tmpdir); tmpdir = NULL; }
 
 /* "<tmpdir>/<name>" in a rotating static buffer */
@@ -63,14 +63,14 @@ static const char *hdr_file(const char *name, const char *hdr, size_t ndata)
 static void expect_refused(const char *path, const char *phrase)
 {
     peft_st_file *f = (peft_st_file *)1;
-    errbuf[0] = 0;
-    int rc = peft_st_open(path, &f, errbuf, sizeof errbuf);
+    peft_clear_error(tu_ctx());
+    int rc = peft_st_open(tu_ctx(), path, &f);
     ck_assert_msg(rc == PEFT_EIO || rc == PEFT_EFORMAT, "code %d", rc);
     ck_assert_int_eq(rc, strstr(phrase, "No such file") || strstr(phrase, "not a regular file")
                              ? PEFT_EIO : PEFT_EFORMAT);
     ck_assert_ptr_null(f);
-    ck_assert_msg(strstr(errbuf, path) != NULL, "message does not name the file: %s", errbuf);
-    ck_assert_msg(strstr(errbuf, phrase) != NULL, "expected \"%s\" in: %s", phrase, errbuf);
+    ck_assert_msg(strstr(peft_errmsg(tu_ctx()), path) != NULL, "message does not name the file: %s", peft_errmsg(tu_ctx()));
+    ck_assert_msg(strstr(peft_errmsg(tu_ctx()), phrase) != NULL, "expected \"%s\" in: %s", phrase, peft_errmsg(tu_ctx()));
 }
 
 /* ---- round trip ------------------------------------------------------------------------------ */
@@ -91,11 +91,11 @@ START_TEST(test_round_trip)
     };
     const char *meta[] = {"format", "pt", "note", "r\u00e9sum\u00e9 \"quoted\"", NULL};
     const char *p = tpath("rt.safetensors");
-    ck_assert_msg(peft_st_write(p, t, 6, meta, errbuf, sizeof errbuf) == 0, "%s", errbuf);
+    ck_assert_msg(peft_st_write(tu_ctx(), p, t, 6, meta) == 0, "%s", peft_errmsg(tu_ctx()));
     ck_assert_int_eq(count_tmp_files(tmpdir), 0);
 
     peft_st_file *f = NULL;
-    ck_assert_msg(peft_st_open(p, &f, errbuf, sizeof errbuf) == 0, "%s", errbuf);
+    ck_assert_msg(peft_st_open(tu_ctx(), p, &f) == 0, "%s", peft_errmsg(tu_ctx()));
     ck_assert_uint_eq(f->n_entries, 6);
     ck_assert_str_eq(f->metadata_json, "{\"format\":\"pt\",\"note\":\"r\u00e9sum\u00e9 \\\"quoted\\\"\"}");
     for (size_t i = 1; i < f->n_entries; i++)
@@ -124,13 +124,13 @@ START_TEST(test_round_trip)
     peft_st_close(f);
 
     /* without metadata, and with no tensors at all */
-    ck_assert_int_eq(peft_st_write(p, t, 2, NULL, errbuf, sizeof errbuf), 0);
-    ck_assert_int_eq(peft_st_open(p, &f, errbuf, sizeof errbuf), 0);
+    ck_assert_int_eq(peft_st_write(tu_ctx(), p, t, 2, NULL), 0);
+    ck_assert_int_eq(peft_st_open(tu_ctx(), p, &f), 0);
     ck_assert_ptr_null(f->metadata_json);
     ck_assert_uint_eq(f->n_entries, 2);
     peft_st_close(f);
-    ck_assert_int_eq(peft_st_write(p, NULL, 0, NULL, errbuf, sizeof errbuf), 0);
-    ck_assert_int_eq(peft_st_open(p, &f, errbuf, sizeof errbuf), 0);
+    ck_assert_int_eq(peft_st_write(tu_ctx(), p, NULL, 0, NULL), 0);
+    ck_assert_int_eq(peft_st_open(tu_ctx(), p, &f), 0);
     ck_assert_uint_eq(f->n_entries, 0);
     ck_assert_ptr_null(peft_st_find(f, "a.f32"));
     peft_st_close(f);
@@ -144,7 +144,7 @@ START_TEST(test_fixture_gpt2)
 {
     const char *p = tu_fixture("hf-peft/_models/gpt2/model.safetensors");
     peft_st_file *f = NULL;
-    ck_assert_msg(peft_st_open(p, &f, errbuf, sizeof errbuf) == 0, "%s", errbuf);
+    ck_assert_msg(peft_st_open(tu_ctx(), p, &f) == 0, "%s", peft_errmsg(tu_ctx()));
     ck_assert_uint_eq(f->n_entries, 28);
     const peft_st_entry *e = peft_st_find(f, "transformer.wte.weight");
     ck_assert_ptr_nonnull(e);
@@ -165,7 +165,7 @@ START_TEST(test_fixture_adapter)
 {
     const char *p = tu_fixture("hf-peft/gpt2__lora_default/adapter/adapter_model.safetensors");
     peft_st_file *f = NULL;
-    ck_assert_msg(peft_st_open(p, &f, errbuf, sizeof errbuf) == 0, "%s", errbuf);
+    ck_assert_msg(peft_st_open(tu_ctx(), p, &f) == 0, "%s", peft_errmsg(tu_ctx()));
     ck_assert_str_eq(f->metadata_json, "{\"format\":\"pt\"}");
     const peft_st_entry *e = peft_st_find(f, "base_model.model.transformer.h.0.attn.c_attn.lora_A.weight");
     ck_assert_ptr_nonnull(e);
@@ -178,7 +178,7 @@ START_TEST(test_fixture_adapter)
         t[i] = (peft_st_out){f->entries[i].name, f->entries[i].dtype, f->entries[i].ndim,
                              f->entries[i].shape, f->entries[i].data};
     const char *meta[] = {"format", "pt", NULL}, *q = tpath("copy.safetensors");
-    ck_assert_msg(peft_st_write(q, t, f->n_entries, meta, errbuf, sizeof errbuf) == 0, "%s", errbuf);
+    ck_assert_msg(peft_st_write(tu_ctx(), q, t, f->n_entries, meta) == 0, "%s", peft_errmsg(tu_ctx()));
     size_t la = 0, lb = 0;
     char *a = tu_read_file(p, &la), *b = tu_read_file(q, &lb);
     ck_assert_uint_eq(la, lb);
@@ -280,7 +280,7 @@ START_TEST(test_misaligned_tensor_copied)
     ck_assert_int_eq(tu_write_file(p, buf, len), 0);
     free(buf);
     peft_st_file *f = NULL;
-    ck_assert_msg(peft_st_open(p, &f, errbuf, sizeof errbuf) == 0, "%s", errbuf);
+    ck_assert_msg(peft_st_open(tu_ctx(), p, &f) == 0, "%s", peft_errmsg(tu_ctx()));
     const peft_st_entry *b = peft_st_find(f, "b");
     ck_assert((uintptr_t)b->data % 4 == 0);
     const float *bf = b->data;
@@ -296,7 +296,7 @@ START_TEST(test_hostile_accepted_edge_cases)
     const char *p = hdr_file("edges", "{" T("a", "F32", "[0]", "[4,4]") "," T("b", "F32", "[]", "[0,4]") ","
                              T("c", "BF16", "[2,0]", "[2,2]") "," T("d", "I32", "[1]", "[4,8]") "}   ", 8);
     peft_st_file *f = NULL;
-    ck_assert_msg(peft_st_open(p, &f, errbuf, sizeof errbuf) == 0, "%s", errbuf);
+    ck_assert_msg(peft_st_open(tu_ctx(), p, &f) == 0, "%s", peft_errmsg(tu_ctx()));
     ck_assert_uint_eq(f->n_entries, 4);
     ck_assert_int_eq(peft_st_find(f, "b")->ndim, 0);
     ck_assert_uint_eq(peft_st_find(f, "b")->nbytes, 4);
@@ -311,11 +311,10 @@ START_TEST(test_missing_and_dir)
     expect_refused(p, "No such file");
     expect_refused(tmpdir, "not a regular file");
     peft_st_file *f = (peft_st_file *)1;
-    ck_assert_int_eq(peft_st_open(p, &f, NULL, 0), PEFT_EIO); /* err may be NULL */
+    ck_assert_int_eq(peft_st_open(NULL, p, &f), PEFT_EIO); /* no context: the code alone */
     ck_assert_ptr_null(f);
-    char tiny[8];
-    ck_assert_int_eq(peft_st_open(p, &f, tiny, sizeof tiny), PEFT_EIO); /* truncated, terminated */
-    ck_assert_uint_lt(strlen(tiny), sizeof tiny);
+    ck_assert_int_eq(peft_st_open(tu_ctx(), p, &f), PEFT_EIO);
+    ck_assert_int_eq(peft_errcode(tu_ctx()), PEFT_EIO);
 }
 END_TEST
 
@@ -325,9 +324,9 @@ END_TEST
 static void open_and_touch(const char *p)
 {
     peft_st_file *f = NULL;
-    if (peft_st_open(p, &f, errbuf, sizeof errbuf) != 0) {
+    if (peft_st_open(tu_ctx(), p, &f) != 0) {
         ck_assert_ptr_null(f);
-        ck_assert(errbuf[0] != 0);
+        ck_assert(peft_errmsg(tu_ctx())[0] != 0);
         return;
     }
     unsigned sum = 0;
@@ -346,7 +345,7 @@ START_TEST(test_fuzz)
     for (int i = 0; i < 12; i++) a[i] = (float)i;
     peft_st_out t[] = {{"alpha", PEFT_DTYPE_F32, 2, sa, a}, {"beta", PEFT_DTYPE_BF16, 1, sb, b}};
     const char *meta[] = {"format", "pt", NULL}, *src = tpath("valid.safetensors"), *p = tpath("fuzz");
-    ck_assert_int_eq(peft_st_write(src, t, 2, meta, errbuf, sizeof errbuf), 0);
+    ck_assert_int_eq(peft_st_write(tu_ctx(), src, t, 2, meta), 0);
     size_t len = 0;
     unsigned char *orig = (unsigned char *)tu_read_file(src, &len);
     uint64_t hlen = 0;
@@ -355,7 +354,7 @@ START_TEST(test_fuzz)
     for (size_t cut = 0; cut < len; cut++) {
         ck_assert_int_eq(tu_write_file(p, orig, cut), 0);
         peft_st_file *f = NULL;
-        ck_assert_msg(peft_st_open(p, &f, errbuf, sizeof errbuf) == PEFT_EFORMAT, "accepted a file cut at %zu", cut);
+        ck_assert_msg(peft_st_open(tu_ctx(), p, &f) == PEFT_EFORMAT, "accepted a file cut at %zu", cut);
     }
     unsigned char *buf = malloc(len);
     srand(12345);
@@ -394,16 +393,17 @@ START_TEST(test_write_validation)
     const char *phrase[] = {"appears twice", "empty name", "empty name", "unknown dtype", "negative",
                             "ndim 5", "data is NULL", "reserved"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        errbuf[0] = 0;
-        ck_assert_int_eq(peft_st_write(p, bad[i], 2, NULL, errbuf, sizeof errbuf), -1);
-        ck_assert_msg(strstr(errbuf, phrase[i]) && strstr(errbuf, p), "case %zu: %s", i, errbuf);
+        peft_clear_error(tu_ctx());
+        ck_assert_int_eq(peft_st_write(tu_ctx(), p, bad[i], 2, NULL), PEFT_EINVAL);
+        ck_assert_int_eq(peft_errcode(tu_ctx()), PEFT_EINVAL);
+        ck_assert_msg(strstr(peft_errmsg(tu_ctx()), phrase[i]) && strstr(peft_errmsg(tu_ctx()), p), "case %zu: %s", i, peft_errmsg(tu_ctx()));
         ck_assert_int_eq(access(p, F_OK), -1);
     }
     const char *m1[] = {"format", NULL, NULL}, *m2[] = {"k", "v", "k", "w", NULL};
-    ck_assert_int_eq(peft_st_write(p, bad[0], 1, m1, errbuf, sizeof errbuf), -1);
-    ck_assert_ptr_nonnull(strstr(errbuf, "no value"));
-    ck_assert_int_eq(peft_st_write(p, bad[0], 1, m2, errbuf, sizeof errbuf), -1);
-    ck_assert_ptr_nonnull(strstr(errbuf, "appears twice"));
+    ck_assert_int_eq(peft_st_write(tu_ctx(), p, bad[0], 1, m1), PEFT_EINVAL);
+    ck_assert_ptr_nonnull(strstr(peft_errmsg(tu_ctx()), "no value"));
+    ck_assert_int_eq(peft_st_write(tu_ctx(), p, bad[0], 1, m2), PEFT_EINVAL);
+    ck_assert_ptr_nonnull(strstr(peft_errmsg(tu_ctx()), "appears twice"));
     ck_assert_int_eq(count_tmp_files(tmpdir), 0);
     ck_assert_int_eq(access(p, F_OK), -1);
 }
@@ -418,17 +418,17 @@ START_TEST(test_write_atomic)
 
     /* into a directory that does not exist: an error naming the path, nothing created */
     const char *nd = tpath("nodir/x.safetensors");
-    ck_assert_int_eq(peft_st_write(nd, &good, 1, NULL, errbuf, sizeof errbuf), -1);
-    ck_assert_msg(strstr(errbuf, nd) && strstr(errbuf, "No such file"), "%s", errbuf);
+    ck_assert_int_eq(peft_st_write(tu_ctx(), nd, &good, 1, NULL), PEFT_EIO);
+    ck_assert_msg(strstr(peft_errmsg(tu_ctx()), nd) && strstr(peft_errmsg(tu_ctx()), "No such file"), "%s", peft_errmsg(tu_ctx()));
     ck_assert_int_eq(access(tpath("nodir"), F_OK), -1);
 
     /* a failed overwrite leaves the old file byte-identical */
     const char *p = tpath("keep.safetensors");
-    ck_assert_int_eq(peft_st_write(p, &good, 1, NULL, errbuf, sizeof errbuf), 0);
+    ck_assert_int_eq(peft_st_write(tu_ctx(), p, &good, 1, NULL), 0);
     size_t l0 = 0, l1 = 0;
     char *before = tu_read_file(p, &l0);
-    ck_assert_int_eq(peft_st_write(p, bad, 2, NULL, errbuf, sizeof errbuf), -1);
-    ck_assert_ptr_nonnull(strstr(errbuf, "unknown dtype"));
+    ck_assert_int_eq(peft_st_write(tu_ctx(), p, bad, 2, NULL), PEFT_EINVAL);
+    ck_assert_ptr_nonnull(strstr(peft_errmsg(tu_ctx()), "unknown dtype"));
     char *after = tu_read_file(p, &l1);
     ck_assert_uint_eq(l0, l1);
     ck_assert(memcmp(before, after, l0) == 0);
@@ -437,14 +437,14 @@ START_TEST(test_write_atomic)
     /* a failure after the data is written (rename onto a directory) removes the temporary */
     const char *d = tpath("adir");
     ck_assert_int_eq(mkdir(d, 0755), 0);
-    ck_assert_int_eq(peft_st_write(d, &good, 1, NULL, errbuf, sizeof errbuf), -1);
-    ck_assert_msg(strstr(errbuf, "rename") && strstr(errbuf, d), "%s", errbuf);
+    ck_assert_int_eq(peft_st_write(tu_ctx(), d, &good, 1, NULL), PEFT_EIO);
+    ck_assert_msg(strstr(peft_errmsg(tu_ctx()), "rename") && strstr(peft_errmsg(tu_ctx()), d), "%s", peft_errmsg(tu_ctx()));
     ck_assert_int_eq(count_tmp_files(tmpdir), 0);
 
     /* a successful overwrite replaces the contents */
-    ck_assert_int_eq(peft_st_write(p, bad, 1, NULL, errbuf, sizeof errbuf), 0);
+    ck_assert_int_eq(peft_st_write(tu_ctx(), p, bad, 1, NULL), 0);
     peft_st_file *f = NULL;
-    ck_assert_int_eq(peft_st_open(p, &f, errbuf, sizeof errbuf), 0);
+    ck_assert_int_eq(peft_st_open(tu_ctx(), p, &f), 0);
     ck_assert_ptr_null(peft_st_find(f, "a"));
     ck_assert_ptr_nonnull(peft_st_find(f, "b"));
     peft_st_close(f);

@@ -57,10 +57,10 @@ START_TEST(projections_bit_exact)
         peft_model *m = vera_model(ctx, cases[c].arch, cfg);
         peft_state_dict *sd;
         ck_assert(peft_get_peft_model_state_dict(m, "default", &sd) == 0);
-        char rel[256], err[256];
+        char rel[256];
         snprintf(rel, sizeof rel, "hf-peft-v2/%s/vera_projections.safetensors", cases[c].kase);
         peft_st_file *f;
-        ck_assert_msg(peft_st_open(tu_fixture(rel), &f, err, sizeof err) == 0, "%s", err);
+        ck_assert_msg(peft_st_open(tu_ctx(), tu_fixture(rel), &f) == 0, "%s", peft_errmsg(tu_ctx()));
         const char *mine[2] = {"base_model.vera_A", "base_model.vera_B"};
         const char *theirs[2] = {"vera_A.default", "vera_B.default"};
         for (int k = 0; k < 2; k++) {

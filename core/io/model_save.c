@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "core/io/safetensors.h"
 #include "core/io/dirsave.h"
 #include "peft/dtype.h"
 #include "peft/graph.h"
@@ -83,7 +84,7 @@ int peft_base_model_save(const peft_base_model *m, const char *dir, int32_t dtyp
     static const char *const meta[] = {"format", "pt", NULL};
     rc = peft_path_join(path, sizeof path, ds.stage, "model.safetensors");
     if (rc) snprintf(err, errlen, "%s: path too long", ds.stage);
-    else rc = peft_st_write(path, outs, m->n_params, meta, err, errlen);
+    else rc = peft_st_write_buf(path, outs, m->n_params, meta, err, errlen);
     if (rc == 0) rc = write_config(m, ds.stage, dtype, err, errlen);
     if (rc == 0) rc = peft_dirsave_commit(&ds, err, errlen);
     else peft_dirsave_abort(&ds);

@@ -3,7 +3,8 @@
  * them atomically (temporary file, fsync, rename) in the layout of the reference writer.
  */
 #define _GNU_SOURCE
-#include "peft/safetensors.h"
+#include "core/io/safetensors.h"
+#include "peft/peft.h"
 #include "peft/util.h"
 
 #include <errno.h>
@@ -26,18 +27,37 @@ typedef struct st_ctx {
     const char *path;
     char *err;
     size_t errlen;
+    int *oom; /* set to 1 when the failure is out of memory (st_oom); may be NULL */
 } st_ctx;
 
 /* "<path>: <message>" into ctx->err; always returns -1 */
-static int st_fail(const st_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int st_fail(const st_ctx *c, const char *fmt, ...)
+static int st_vfail(const st_ctx *c, const char *fmt, va_list ap)
 {
     if (!c->err || c->errlen == 0) return -1;
     int k = snprintf(c->err, c->errlen, "%s: ", c->path ? c->path : "(null)");
     if (k < 0 || (size_t)k >= c->errlen) return -1;
+    vsnprintf(c->err + k, c->errlen - (size_t)k, fmt, ap);
+    return -1;
+}
+
+static int st_fail(const st_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int st_fail(const st_ctx *c, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(c->err + k, c->errlen - (size_t)k, fmt, ap);
+    st_vfail(c, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* as st_fail, and the call's code becomes PEFT_ENOMEM */
+static int st_oom(const st_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int st_oom(const st_ctx *c, const char *fmt, ...)
+{
+    if (c->oom) *c->oom = 1;
+    va_list ap;
+    va_start(ap, fmt);
+    st_vfail(c, fmt, ap);
     va_end(ap);
     return -1;
 }
@@ -178,7 +198,7 @@ static int st_parse_entry(const st_ctx *c, const char *tname, json_t *jv, const 
                        "[%llu, %llu] span %llu", tname, json_string_value(jd),
                        (unsigned long long)nbytes, (unsigned long long)r->begin,
                        (unsigned long long)r->end, (unsigned long long)(r->end - r->begin));
-    if (!(e->name = strdup(tname))) return st_fail(c, "out of memory");
+    if (!(e->name = strdup(tname))) return st_oom(c, "out of memory");
     e->data = buf + r->begin;
     e->nbytes = (size_t)nbytes;
     r->name = e->name;
@@ -198,7 +218,7 @@ static int st_parse_metadata(const st_ctx *c, json_t *jm, peft_st_file *f)
             return st_fail(c, "\"__metadata__\" value for key \"%.64s\" must be a string", k);
     }
     f->metadata_json = json_dumps(jm, JSON_COMPACT);
-    return f->metadata_json ? 0 : st_fail(c, "out of memory");
+    return f->metadata_json ? 0 : st_oom(c, "out of memory");
 }
 
 static int st_cmp_range(const void *a, const void *b)
@@ -259,7 +279,7 @@ static int st_parse_entries(const st_ctx *c, json_t *root, const uint8_t *buf, u
     size_t n = json_object_size(root);
     f->entries = calloc(n ? n : 1, sizeof *f->entries);
     st_range *r = calloc(n ? n : 1, sizeof *r);
-    if (!f->entries || !r) { free(r); return st_fail(c, "out of memory"); }
+    if (!f->entries || !r) { free(r); return st_oom(c, "out of memory"); }
     const char *k;
     json_t *v;
     int rc = 0;
@@ -307,7 +327,7 @@ static int st_align(const st_ctx *c, peft_st_file *f)
     if (!extra) return 0;
     size_t base = (f->map_len + 7) & ~(size_t)7, len = base + extra;
     uint8_t *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED) return st_fail(c, "out of memory copying misaligned tensors");
+    if (m == MAP_FAILED) return st_oom(c, "out of memory copying misaligned tensors");
     memcpy(m, f->map, f->map_len);
     size_t at = base;
     for (size_t i = 0; i < f->n_entries; i++) {
@@ -369,24 +389,32 @@ static int st_map(const st_ctx *c, peft_st_file *f)
     return rc;
 }
 
-int peft_st_open(const char *path, peft_st_file **out, char *err, size_t errlen)
+int peft_st_open_buf(const char *path, peft_st_file **out, char *err, size_t errlen)
 {
-    st_ctx c = {path, err, errlen};
+    int oom = 0;
+    st_ctx c = {path, err, errlen, &oom};
     if (out) *out = NULL;
     if (!path || !out) return st_fail(&c, "peft_st_open: NULL argument"), PEFT_EINVAL;
     peft_st_file *f = calloc(1, sizeof *f);
     if (!f || !(f->path = strdup(path))) {
         free(f);
-        return st_fail(&c, "out of memory"), PEFT_ENOMEM;
+        return st_oom(&c, "out of memory"), PEFT_ENOMEM;
     }
     int rc = st_map(&c, f);
-    if (!rc && st_parse_header(&c, f)) rc = PEFT_EFORMAT;
+    if (!rc && st_parse_header(&c, f)) rc = oom ? PEFT_ENOMEM : PEFT_EFORMAT;
     if (rc) {
         peft_st_close(f);
         return rc;
     }
     *out = f;
     return PEFT_OK;
+}
+
+int peft_st_open(peft_ctx *ctx, const char *path, peft_st_file **out)
+{
+    char err[1024] = "";
+    int rc = peft_st_open_buf(path, out, err, sizeof err);
+    return rc ? peft_set_error(ctx, rc, "%s", err) : PEFT_OK;
 }
 
 void peft_st_close(peft_st_file *f)
@@ -485,7 +513,7 @@ static int st_meta_json(const st_ctx *c, const char *const *kv, json_t *root)
 {
     if (!kv || !kv[0]) return 0;
     json_t *m = json_object();
-    if (!m || json_object_set_new(root, ST_META_KEY, m)) return st_fail(c, "out of memory");
+    if (!m || json_object_set_new(root, ST_META_KEY, m)) return st_oom(c, "out of memory");
     for (size_t i = 0; kv[i]; i += 2) {
         if (!kv[i + 1]) return st_fail(c, "metadata key '%s' has no value", kv[i]);
         if (json_object_get(m, kv[i])) return st_fail(c, "metadata key '%s' appears twice", kv[i]);
@@ -503,7 +531,7 @@ static int st_entry_json(const st_ctx *c, json_t *root, const st_plan *p)
         if (json_array_append_new(shape, json_integer(t->shape[i]))) { json_decref(shape); shape = NULL; }
     json_t *e = json_pack("{s:s, s:o, s:[II]}", "dtype", st_dtype_name(t->dtype), "shape", shape,
                           "data_offsets", (json_int_t)p->begin, (json_int_t)(p->begin + p->nbytes));
-    if (!e) return st_fail(c, "tensor '%s': out of memory building the header", t->name);
+    if (!e) return st_oom(c, "tensor '%s': out of memory building the header", t->name);
     if (json_object_set_new(root, t->name, e))
         return st_fail(c, "tensor name '%s' is not valid UTF-8", t->name);
     return 0;
@@ -515,16 +543,16 @@ static char *st_build_header(const st_ctx *c, st_plan *p, size_t n, const char *
 {
     json_t *root = json_object();
     char *s = NULL;
-    int rc = root ? st_meta_json(c, meta_kv, root) : st_fail(c, "out of memory");
+    int rc = root ? st_meta_json(c, meta_kv, root) : st_oom(c, "out of memory");
     qsort(p, n, sizeof *p, st_cmp_plan_name);
     for (size_t i = 0; !rc && i < n; i++) rc = st_entry_json(c, root, &p[i]);
     if (!rc && !(s = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER)))
-        st_fail(c, "out of memory building the header");
+        st_oom(c, "out of memory building the header");
     json_decref(root);
     if (!s) return NULL;
     size_t len = strlen(s), padded = (len + 7) & ~(size_t)7;
     char *out = realloc(s, padded + 1);
-    if (!out) { free(s); st_fail(c, "out of memory"); return NULL; }
+    if (!out) { free(s); st_oom(c, "out of memory"); return NULL; }
     memset(out + len, ' ', padded - len);
     out[padded] = 0;
     *hlen = padded;
@@ -565,22 +593,33 @@ static int st_commit(const st_ctx *c, const char *hdr, size_t hlen, const st_pla
     return peft_atomic_commit(&af, c->err, c->errlen) ? -1 : 0;
 }
 
-int peft_st_write(const char *path, const peft_st_out *tensors, size_t n,
-                  const char *const *meta_kv, char *err, size_t errlen)
+int peft_st_write_buf(const char *path, const peft_st_out *tensors, size_t n,
+                      const char *const *meta_kv, char *err, size_t errlen)
 {
-    st_ctx c = {path, err, errlen};
-    if (!path || !*path || (n && !tensors)) return st_fail(&c, "peft_st_write: invalid argument");
+    int oom = 0;
+    st_ctx c = {path, err, errlen, &oom};
+    if (!path || !*path || (n && !tensors))
+        return st_fail(&c, "peft_st_write: invalid argument"), PEFT_EINVAL;
     st_plan *p = calloc(n ? n : 1, sizeof *p);
-    if (!p) return st_fail(&c, "out of memory");
+    if (!p) return st_oom(&c, "out of memory"), PEFT_ENOMEM;
     size_t hlen = 0;
     char *hdr = NULL;
-    int rc = st_plan_outs(&c, tensors, n, p);
-    if (!rc && !(hdr = st_build_header(&c, p, n, meta_kv, &hlen))) rc = -1;
+    int rc = st_plan_outs(&c, tensors, n, p) ? PEFT_EINVAL : PEFT_OK;
+    if (!rc && !(hdr = st_build_header(&c, p, n, meta_kv, &hlen))) rc = PEFT_EINVAL;
+    if (rc && oom) rc = PEFT_ENOMEM;
     if (!rc) {
         qsort(p, n, sizeof *p, st_cmp_plan_begin);
-        rc = st_commit(&c, hdr, hlen, p, n);
+        if (st_commit(&c, hdr, hlen, p, n)) rc = PEFT_EIO;
     }
     free(hdr);
     free(p);
     return rc;
+}
+
+int peft_st_write(peft_ctx *ctx, const char *path, const peft_st_out *tensors, size_t n,
+                  const char *const *meta_kv)
+{
+    char err[1024] = "";
+    int rc = peft_st_write_buf(path, tensors, n, meta_kv, err, sizeof err);
+    return rc ? peft_set_error(ctx, rc, "%s", err) : PEFT_OK;
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include "core/io/safetensors.h"
 #include "core/model/model_internal.h"
 #include "core/model/name_index.h"
 #include "core/model/attn.h"
@@ -72,7 +73,7 @@ static int add_file(peft_base_model *m, const char *path, char *err, size_t errl
     if (!nf) { seterr(err, errlen, "%s: out of memory", path); return PEFT_ENOMEM; }
     m->files = nf;
     peft_st_file *f = NULL;
-    int rc = peft_st_open(path, &f, err, errlen);
+    int rc = peft_st_open_buf(path, &f, err, errlen);
     if (rc) return rc;
     m->files[m->n_files++] = f;
     return 0;

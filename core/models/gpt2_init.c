@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "core/io/safetensors.h"
 #include "peft/graph.h"
 #include "peft/model_init.h"
 #include "peft/safetensors.h"
@@ -198,7 +199,7 @@ int peft_write_random_gpt2(const char *dir, const peft_gpt2_shape *s, uint64_t s
         goto done;
     }
     static const char *const meta[] = {"format", "pt", NULL};
-    if (peft_st_write(path, outs, n, meta, err, errlen)) goto done;
+    if (peft_st_write_buf(path, outs, n, meta, err, errlen)) goto done;
     /* config last: a directory with a config.json always has its weights */
     if (write_config(dir, s, err, errlen)) goto done;
     rc = 0;

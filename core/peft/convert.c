@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "core/io/safetensors.h"
 #include "peft/convert.h"
 #include "core/io/cfg.h"
 #include "core/io/dirsave.h"
@@ -94,7 +95,7 @@ int peft_save_pretrained_convert(peft_model *m, const char *dir, const char *ada
     char path[4200], err[1024] = "";
     snprintf(path, sizeof path, "%s/adapter_model.safetensors", initial_adapter_dir);
     peft_st_file *f;
-    int orc = peft_st_open(path, &f, err, sizeof err);
+    int orc = peft_st_open_buf(path, &f, err, sizeof err);
     if (orc) {
         free(text);
         return peft_set_error(m->ctx, orc, "initial adapter for the conversion: %s", err);
@@ -158,8 +159,9 @@ int peft_save_pretrained_convert(peft_model *m, const char *dir, const char *ada
     }
     static const char *const meta[] = {"format", "pt", NULL};
     peft_path_join(path, sizeof path, sub, "adapter_model.safetensors");
-    if (peft_st_write(path, c.outs, c.n, meta, err, sizeof err)) {
-        rc = peft_set_error(m->ctx, PEFT_EIO, "%s", err);
+    int wrc = peft_st_write_buf(path, c.outs, c.n, meta, err, sizeof err);
+    if (wrc) {
+        rc = peft_set_error(m->ctx, wrc, "%s", err);
         goto out;
     }
     peft_path_join(path, sizeof path, sub, "adapter_config.json");

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "core/io/safetensors.h"
 #include "core/io/cfg.h"
 #include "core/io/dirsave.h"
 #include "core/peft/internal.h"
@@ -318,7 +319,7 @@ int peft_set_peft_model_state_dict(peft_model *m, const char *path, const char *
 {
     char err[1024] = "";
     peft_st_file *f;
-    int orc = peft_st_open(path, &f, err, sizeof err);
+    int orc = peft_st_open_buf(path, &f, err, sizeof err);
     if (orc) return peft_set_error(m->ctx, orc, "%s", err);
     peft_state_dict *sd;
     int rc;
@@ -381,8 +382,8 @@ static int save_one(peft_model *m, peft_adapter *a, const char *dir)
     static const char *const meta[] = {"format", "pt", NULL};
     peft_path_join(path, sizeof path, dir, "adapter_model.safetensors");
     if (rc == PEFT_OK) {
-        rc = peft_st_write(path, outs, sd->n, meta, err, sizeof err);
-        if (rc) rc = peft_set_error(m->ctx, PEFT_EIO, "%s", err);
+        rc = peft_st_write_buf(path, outs, sd->n, meta, err, sizeof err);
+        if (rc) rc = peft_set_error(m->ctx, rc, "%s", err);
     }
     for (size_t i = 0; i < sd->n; i++) free(conv[i]);
     free(conv);
@@ -500,7 +501,7 @@ int peft_load_adapter(peft_model *m, const char *dir, const char *adapter_name, 
      * created (core/peft/bounds.c) */
     char oerr[1024] = "";
     peft_st_file *wf = NULL;
-    int orc = peft_st_open(w_path, &wf, oerr, sizeof oerr);
+    int orc = peft_st_open_buf(w_path, &wf, oerr, sizeof oerr);
     if (orc) {
         free(text);
         return peft_set_error(m->ctx, orc, "%s", oerr);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "core/io/safetensors.h"
 #include "peft/optim.h"
 #include "core/peft/internal.h"
 #include "peft/safetensors.h"
@@ -167,8 +168,8 @@ int peft_adamw_save_state(const peft_adamw *o, const char *path, const char *con
     meta[0] = "adamw_step";
     meta[1] = step;
     for (size_t i = 0; i < 2 * nm; i++) meta[2 + i] = meta_kv[i];
-    /* the write's failures are the file system's (or the heap's, named in the message) */
-    rc = peft_st_write(path, outs, nt, meta, err, errlen) ? PEFT_EIO : PEFT_OK;
+    /* PEFT_EIO (the file system), PEFT_EINVAL or PEFT_ENOMEM */
+    rc = peft_st_write_buf(path, outs, nt, meta, err, errlen);
 out:
     free(outs);
     free(names);
@@ -209,7 +210,7 @@ int peft_adamw_load_state(peft_adamw *o, const char *path, const char *meta_key,
     const size_t errlen = sizeof err;
     if (meta_value) *meta_value = NULL;
     peft_st_file *f;
-    int rc = peft_st_open(path, &f, err, errlen);
+    int rc = peft_st_open_buf(path, &f, err, errlen);
     if (rc) return peft_set_error(o->ctx, rc, "%s", err);
     rc = PEFT_EFORMAT; /* below, what the file holds does not fit this optimizer */
     json_t *meta = NULL;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/io/safetensors.h"
 #include "core/tuner/host_file.h"
 #include "core/tuner/registry.h"
 #include "peft/graph.h"
@@ -50,7 +51,7 @@ int peft_host_safetensors_read(const char *path, const char *const *names, int n
     for (int i = 0; i < n; i++) out[i] = NULL;
     peft_st_file *f = NULL;
     char oerr[1024] = "";
-    int rc = peft_st_open(path, &f, oerr, sizeof oerr);
+    int rc = peft_st_open_buf(path, &f, oerr, sizeof oerr);
     if (rc) {
         errf(err, errlen, "%s%s", oerr, rc == PEFT_EFORMAT ? pickle_hint(path) : "");
         return -1;

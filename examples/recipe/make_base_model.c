@@ -145,8 +145,10 @@ static int write_random_model(const char *dir, uint64_t seed)
     }
     static const char *const meta[] = {"format", "pt", NULL};
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    if (peft_st_write(path, outs, (size_t)n, meta, err, sizeof err))
-        rc = -1, fprintf(stderr, "make_base_model: %s\n", err);
+    peft_ctx *ctx = peft_ctx_new(seed);
+    if (!ctx || peft_st_write(ctx, path, outs, (size_t)n, meta))
+        rc = -1, fprintf(stderr, "make_base_model: %s\n", ctx ? peft_errmsg(ctx) : "out of memory");
+    peft_ctx_free(ctx);
     for (int i = 0; i < n; i++) free(bufs[i]);
     return rc;
 }

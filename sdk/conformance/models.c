@@ -171,10 +171,11 @@ static int write_tiny(const char *dir, const struct tiny *t, uint64_t seed, char
     char err[1024];
     peft_ctx *lctx = peft_ctx_new(0);
     int lrc = lctx ? peft_load_base_model_meta(lctx, path, NULL, &meta) : PEFT_ENOMEM;
-    if (lrc) snprintf(err, sizeof err, "%s", lctx ? peft_errmsg(lctx) : "out of memory");
-    peft_ctx_free(lctx);
-    if (lrc)
+    if (lrc) {
+        snprintf(err, sizeof err, "%s", lctx ? peft_errmsg(lctx) : "out of memory");
+        peft_ctx_free(lctx);
         return pc_msg(msg, len, -1, "built-in %s model: %s", t->arch, err);
+    }
     size_t n = peft_base_model_num_params(meta);
     peft_st_out *outs = calloc(n ? n : 1, sizeof *outs);
     float **data = calloc(n ? n : 1, sizeof *data);
@@ -200,8 +201,8 @@ static int write_tiny(const char *dir, const struct tiny *t, uint64_t seed, char
     }
     snprintf(path, sizeof path, "%.4000s/model.safetensors", dir);
     static const char *const meta_kv[] = {"format", "pt", NULL};
-    if (peft_st_write(path, outs, n, meta_kv, err, sizeof err)) {
-        pc_msg(msg, len, -1, "%s", err);
+    if (peft_st_write(lctx, path, outs, n, meta_kv)) {
+        pc_msg(msg, len, -1, "%s", peft_errmsg(lctx));
         goto done;
     }
     rc = 0;
@@ -210,6 +211,7 @@ done:
     free(data);
     free(outs);
     peft_base_model_free(meta);
+    peft_ctx_free(lctx);
     return rc;
 }
 

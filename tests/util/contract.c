@@ -68,9 +68,8 @@ static json_t *case_entry(const char *name) { return case_entry_in(name, NULL); 
 /* largest difference between every tensor of fixture file rel and the output of that name */
 static double diff_outputs(const char *rel, const peft_model_outputs *o)
 {
-    char err[512];
     peft_st_file *f;
-    ck_assert_msg(peft_st_open(tu_fixture(rel), &f, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_st_open(tu_ctx(), tu_fixture(rel), &f) == 0, "%s", peft_errmsg(tu_ctx()));
     double worst = 0;
     for (size_t i = 0; i < f->n_entries; i++) {
         peft_tensor *t = tu_output_named(o, f->entries[i].name);
@@ -231,9 +230,8 @@ static void check_outputs_and_grads(run *r, const char *case_name, json_t *entry
     peft_state_dict *tp;
     ck_assert(peft_trainable_parameters(r->m, &tp) == 0);
     snprintf(rel, sizeof rel, "%s/%s/grads.safetensors", cur_set, case_name);
-    char err[512];
     peft_st_file *gf;
-    ck_assert_msg(peft_st_open(tu_fixture(rel), &gf, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_st_open(tu_ctx(), tu_fixture(rel), &gf) == 0, "%s", peft_errmsg(tu_ctx()));
     ck_assert_msg(tp->n == gf->n_entries, "%s: %zu trainable tensors, PEFT has %zu", case_name, tp->n,
                   gf->n_entries);
     for (size_t i = 0; i < tp->n; i++) {
@@ -352,9 +350,9 @@ static void check_merge_disable_unload(run *r, const char *case_name)
     ck_assert(peft_unload(r->m, &base) == 0);
     r->m = NULL;
     peft_st_file *resid = NULL;
-    char rp[512], rerr[512];
+    char rp[512];
     snprintf(rp, sizeof rp, "%s/%s/%s", cur_set, case_name, resid_rel);
-    ck_assert_msg(peft_st_open(tu_fixture(rp), &resid, rerr, sizeof rerr) == 0, "%s", rerr);
+    ck_assert_msg(peft_st_open(tu_ctx(), tu_fixture(rp), &resid) == 0, "%s", peft_errmsg(tu_ctx()));
     int n_resid = 0;
     for (size_t i = 0; i < peft_base_model_num_params(base); i++) {
         const char *pname;
@@ -379,7 +377,7 @@ static void check_merge_disable_unload(run *r, const char *case_name)
 /* save, compare keys/shapes/dtypes and config with PEFT's, reload and compare outputs */
 static void check_save_load(run *r, const char *case_name, json_t *entry, const char *name)
 {
-    char *tmp = tu_tmpdir(), path[4096], err[512];
+    char *tmp = tu_tmpdir(), path[4096];
     forward(r, 0);
     float *before = copy_logits(r);
     int64_t n = n_outputs(r);
@@ -387,7 +385,7 @@ static void check_save_load(run *r, const char *case_name, json_t *entry, const 
     const char *sub = strcmp(name, "default") ? name : "";
     snprintf(path, sizeof path, "%s/%s%sadapter_model.safetensors", tmp, sub, *sub ? "/" : "");
     peft_st_file *f;
-    ck_assert_msg(peft_st_open(path, &f, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_st_open(tu_ctx(), path, &f) == 0, "%s", peft_errmsg(tu_ctx()));
     ck_assert_msg(f->metadata_json && strstr(f->metadata_json, "\"format\"") && strstr(f->metadata_json, "\"pt\""),
                   "metadata %s", f->metadata_json ? f->metadata_json : "(none)");
     json_t *keys = json_object_get(entry, "adapter_keys");

@@ -82,8 +82,7 @@ void tu_peft_inputs_load(const char *rel_json, peft_inputs *in)
 float *tu_fixture_f32(const char *rel, const char *key, int64_t *n)
 {
     peft_st_file *f = NULL;
-    char err[512];
-    ck_assert_msg(peft_st_open(tu_fixture(rel), &f, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_st_open(tu_ctx(), tu_fixture(rel), &f) == 0, "%s", peft_errmsg(tu_ctx()));
     const peft_st_entry *e = peft_st_find(f, key);
     ck_assert_msg(e && e->dtype == PEFT_DTYPE_F32, "%s: no f32 tensor %s", rel, key);
     *n = (int64_t)(e->nbytes / 4);
@@ -121,10 +120,10 @@ static void tensors_reserve(tu_tensors *ts, size_t need)
 
 tu_tensors tu_tensors_read(const char *dir)
 {
-    char rel[512], err[512];
+    char rel[512];
     snprintf(rel, sizeof rel, "%s/model.safetensors", dir);
     peft_st_file *f = NULL;
-    ck_assert_msg(peft_st_open(tu_fixture(rel), &f, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_st_open(tu_ctx(), tu_fixture(rel), &f) == 0, "%s", peft_errmsg(tu_ctx()));
     tu_tensors ts = {0};
     tensors_reserve(&ts, f->n_entries + 8);
     for (size_t i = 0; i < f->n_entries; i++) {
@@ -191,9 +190,9 @@ void tu_tensors_rename(tu_tensors *ts, const char *from, const char *to)
 
 void tu_tensors_write(const tu_tensors *ts, const char *dir, const char *file)
 {
-    char path[4096], err[512];
+    char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, file ? file : "model.safetensors");
-    ck_assert_msg(peft_st_write(path, ts->t, ts->n, NULL, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_st_write(tu_ctx(), path, ts->t, ts->n, NULL) == 0, "%s", peft_errmsg(tu_ctx()));
 }
 
 void tu_tensors_free(tu_tensors *ts)

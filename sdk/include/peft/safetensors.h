@@ -5,7 +5,8 @@
  *  "__metadata__": {"k": "v"}}, then the byte buffer. Reading validates every field: a known
  * dtype, non-negative shape, numel * dtype size == end - begin, ranges inside the buffer and not
  * overlapping, a sane header length (<= 100 MB and inside the file), valid UTF-8/JSON.
- * Errors name the file, the tensor and what was expected.
+ * Errors: a status code (peft/status.h) and a message naming the file, the tensor and what was
+ * expected, left on the context (peft_errmsg / peft_errcode; ctx may be NULL: the code alone).
  */
 #ifndef PEFT_SAFETENSORS_H
 #define PEFT_SAFETENSORS_H
@@ -20,6 +21,8 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+typedef struct peft_ctx peft_ctx; /* peft/peft.h */
 
 typedef struct peft_st_entry {
     char *name;       /* owned by the file */
@@ -41,8 +44,8 @@ typedef struct peft_st_file {
 
 /* Opens and validates path. PEFT_OK and *out (caller frees with peft_st_close), or PEFT_EIO
  * (missing or unreadable), PEFT_EFORMAT (not a valid safetensors file), PEFT_ENOMEM or
- * PEFT_EINVAL (NULL argument), with a message in err (err may be NULL). */
-PEFT_API int peft_st_open(const char *path, peft_st_file **out, char *err, size_t errlen);
+ * PEFT_EINVAL (NULL argument), with the message on ctx. */
+PEFT_API int peft_st_open(peft_ctx *ctx, const char *path, peft_st_file **out);
 PEFT_API void peft_st_close(peft_st_file *f);
 /* entry by name (binary search) or NULL; borrowed */
 PEFT_API const peft_st_entry *peft_st_find(const peft_st_file *f, const char *name);
@@ -59,9 +62,11 @@ typedef struct peft_st_out {
 /* Writes tensors (any order; written sorted by name, offsets contiguous and aligned to 8 like
  * the reference writer) with metadata pairs (meta_kv: key0, val0, key1, val1, ..., NULL) to
  * path atomically: path.tmp.<pid>, fsync, rename. On failure the old file (if any) is untouched
- * and no temporary remains. 0 or -1 with err set. */
-PEFT_API int peft_st_write(const char *path, const peft_st_out *tensors, size_t n,
-                           const char *const *meta_kv, char *err, size_t errlen);
+ * and no temporary remains. PEFT_OK, or PEFT_EINVAL (a bad argument, tensor or metadata pair:
+ * nothing is written), PEFT_EIO (the file could not be written) or PEFT_ENOMEM, with the
+ * message on ctx. */
+PEFT_API int peft_st_write(peft_ctx *ctx, const char *path, const peft_st_out *tensors, size_t n,
+                           const char *const *meta_kv);
 
 #ifdef __cplusplus
 }
