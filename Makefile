@@ -194,9 +194,11 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libpeft.so $(RUNNER_LIB) $(TOK_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(APP_LIBS) -Wl,-rpath,'$$ORIGIN/..' $(DEPLIBS)
 
+# (bench/gemm_ceiling last: the sgemm speed on both steps' shapes and the floor it puts under them)
 bench: all $(BENCH_BIN)
 	@./bench/run.sh $(abspath $(BUILD))
 	@./bench/real_shape.sh $(abspath $(BUILD))
+	@$(BUILD)/bench/gemm_ceiling
 
 # the GEMMs of the GPT-2 step on OpenBLAS and on BLIS, 1 thread and every core
 # (bench/blas_compare.sh; README, Speed: the BLAS is chosen by this measurement)

@@ -10,7 +10,8 @@
  * no full logits held) unless --full-logits. --ckpt turns on gradient checkpointing
  * (prepare_model_for_kbit_training's use_gradient_checkpointing). Prints the
  * load time and RSS after load, each step, ms/step (median), tokens/s, peak RSS, and a
- * machine-readable RESULT line for bench/real_shape.sh. Never a test: figures only.
+ * machine-readable RESULT line for bench/real_shape.sh. --layers L keeps the widths with L
+ * decoder layers (quick profiling of the same kernels). Never a test: figures only.
  */
 #define _GNU_SOURCE
 #include <cblas.h>
@@ -34,14 +35,15 @@ static void usage(const char *argv0)
 {
     fprintf(stderr,
             "usage: %s --config CONFIG.json [--dtype bfloat16|float32] [--quant none|nf4|int8]\n"
-            "          [--ckpt] [--full-logits] [--batch B] [--seq T] [--steps N] [--warmup W] [--r R]\n", argv0);
+            "          [--ckpt] [--full-logits] [--batch B] [--seq T] [--steps N] [--warmup W] [--r R]\n"
+            "          [--layers L]\n", argv0);
     exit(2);
 }
 
 int main(int argc, char **argv)
 {
     const char *config = NULL, *dtype = "bfloat16", *quant = "none";
-    int ckpt = 0, full_logits = 0, B = 1, T = 512, steps = 2, warmup = 1, r = 16;
+    int ckpt = 0, full_logits = 0, B = 1, T = 512, steps = 2, warmup = 1, r = 16, layers = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--ckpt")) { ckpt = 1; continue; }
@@ -56,6 +58,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--steps")) steps = atoi(v);
         else if (!strcmp(a, "--warmup")) warmup = atoi(v);
         else if (!strcmp(a, "--r")) r = atoi(v);
+        else if (!strcmp(a, "--layers")) layers = atoi(v);
         else usage(argv[0]);
     }
     if (!config || B < 1 || T < 2 || steps < 1 || warmup < 0 || r < 1) usage(argv[0]);
@@ -69,6 +72,8 @@ int main(int argc, char **argv)
         return 1;
     }
     const int64_t V = json_integer_value(json_object_get(cfg, "vocab_size"));
+    /* --layers L: the same widths with L decoder layers (quick profiling runs) */
+    if (layers > 0) json_object_set_new(cfg, "num_hidden_layers", json_integer(layers));
     char dir[] = "/tmp/libpeft-real-shape.XXXXXX", path[64];
     if (!mkdtemp(dir) || V <= 0) {
         fprintf(stderr, "libpeft real-shape: cannot make a model directory (or no vocab_size)\n");

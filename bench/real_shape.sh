@@ -47,6 +47,9 @@ else
     C32=$(result "$TMP/torch_float32.log" cpu_ms_per_step)
     C16=$(result "$TMP/torch_bfloat16.log" cpu_ms_per_step)
     BEST=$(printf '%s\n%s\n' "${T32:-0}" "${T16:-0}" | sort -g | tail -n 1)
+    # the faster PyTorch step (ms), for bench/gemm_ceiling's "most the GEMM floor allows"
+    [ "$BEST" != 0 ] && [ "$SEQ" = 512 ] &&
+        awk -v t="$BEST" -v s="$SEQ" 'BEGIN { printf "%.1f\n", s * 1e3 / t }' > "$BUILD/bench/torch_1b.ms"
     echo
     echo "== comparison (Llama-3.2-1B shape, B=1, T=$SEQ) =="
     echo "libpeft: $P_TPS tokens/s, CPU ${P_CPU:-?} ms/step, peak RSS $P_RSS MB"

@@ -117,6 +117,10 @@ for t in $THREADS; do
         printf '%-8s %10s %10s %10s %20s %10s %10s %6s %6s %6s\n' "$t" "$pm" "$pc" "$pr" n/a n/a n/a n/a n/a n/a
     fi
 done
+# PyTorch's best step at the most threads, for bench/gemm_ceiling's "most the GEMM floor allows"
+if [ -n "$LAST_RATIO" ] && tb=$(torch_best "$t") && [ -n "$tb" ]; then
+    echo "${tb%% *}" > "$BUILD/bench/torch_gpt2.ms"
+fi
 echo "(ratio = pytorch ms / libpeft ms, > 1: libpeft faster; CPU = the same for CPU time of all"
 echo " threads, the fair figure on a machine shared with other work; mem = libpeft peak RSS / pytorch's)"
 if [ "$HAVE_TORCH" = 0 ]; then
