@@ -89,8 +89,9 @@ int main(int argc, char **argv)
     peft_ctx *ctx = peft_ctx_new(1234);
     if (!ctx) die(NULL, "out of memory");
     printf("config %s: dtype %s, quant %s, gradient checkpointing %s, %s loss, batch %d x %d, "
-           "LoRA r=%d all-linear; OpenBLAS %s, %d threads\n", config, dtype, quant,
-           ckpt ? "on" : "off", full_logits ? "full-logits" : "chunked", B, T, r, openblas_get_corename(), openblas_get_num_threads());
+           "LoRA r=%d all-linear; OpenBLAS %s, %d threads, GEMMs on %s\n", config, dtype, quant,
+           ckpt ? "on" : "off", full_logits ? "full-logits" : "chunked", B, T, r, openblas_get_corename(), openblas_get_num_threads(),
+           getenv("PEFT_GEMM") && !strcmp(getenv("PEFT_GEMM"), "onednn") ? "oneDNN (PEFT_GEMM)" : "OpenBLAS");
     double t0 = now_ms();
     peft_load_options o = {.struct_size = sizeof o, .torch_dtype = dtype, .quant = quant,
                            .random_init = 1, .seed = 1234};

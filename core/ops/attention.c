@@ -1,7 +1,7 @@
 /* ops_attention.c — scaled dot-product attention with grouped-query heads, any scale, an
  * additive score bias (T5's relative positions), causal offset, a sliding window (Mistral,
  * Gemma2), tanh soft-capping of the scores (Gemma2) and key padding mask, and its
- * backward. Per (batch, head), QK^T and PV go through cblas_sgemm directly on the strided head
+ * backward. Per (batch, head), QK^T and PV go through ops_sgemm directly on the strided head
  * slices (lda = H*D for q, Hkv*D for k and v); the softmax rows (and their backward) of a group of
  * heads run in the pool's threads between those GEMMs. The probabilities are kept for the
  * backward when recording and they are small (op_attention_set_keep_limit), else a scratch of
@@ -15,6 +15,7 @@
 #include "core/ops/vmath.h"
 
 #include <cblas.h>
+#include "core/ops/gemm.h"
 #include <math.h>
 #include <string.h>
 
@@ -138,7 +139,7 @@ static void attention_probs(const attn_ctx *c, int64_t bh0, int64_t ng, float *P
         const size_t qo = (size_t)(b * T * c->ldq + h * D + c->q0);
         const size_t ko = (size_t)(b * S * c->ldk + kh * D + c->k0);
         /* scores (T,S) = scale Q (T,D) K^T (D,S) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)S, (int)D, c->scale,
+        ops_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)S, (int)D, c->scale,
                     peft_f32(c->q) + qo, (int)c->ldq, peft_f32(c->k) + ko, (int)c->ldk, 0.0f,
                     P + (size_t)(i * T * S), (int)S);
     }
@@ -207,11 +208,11 @@ static void attention_backward(peft_graph *g, void *p)
             const float *dO = dout + (size_t)(b * c->T * HD + h * D);
             /* dv (S,D) += P^T (S,T) dO (T,D) */
             if (dv)
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, S, D, T, 1.0f, P, S, dO,
+                ops_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, S, D, T, 1.0f, P, S, dO,
                             HD, 1.0f, dv + vo, LK);
             /* dP (T,S) = dO (T,D) V^T (D,S) */
             if (dS)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, S, D, 1.0f, dO, HD,
+                ops_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, S, D, 1.0f, dO, HD,
                             v + vo, LK, 0.0f, dS + (size_t)(i * T * S), S);
         }
         if (!dS) continue;
@@ -231,7 +232,7 @@ static void attention_backward(peft_graph *g, void *p)
             }
             /* soft-capping: d(cap tanh(r / cap)) / dr = 1 - tanh^2, r = scale q.k recomputed */
             if (c->softcap > 0.0f && (dq || dk)) {
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, S, D, c->scale, q + qo,
+                ops_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, S, D, c->scale, q + qo,
                             LQ, k + ko, LK, 0.0f, R, S);
                 for (size_t e = 0; e < (size_t)T * (size_t)S; e++) {
                     const float th = tanhf(R[e] / c->softcap);
@@ -240,11 +241,11 @@ static void attention_backward(peft_graph *g, void *p)
             }
             /* dq (T,D) += scale dS (T,S) K (S,D) */
             if (dq)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, D, S, c->scale, dSi, S,
+                ops_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, D, S, c->scale, dSi, S,
                             k + ko, LK, 1.0f, dq + qo, LQ);
             /* dk (S,D) += scale dS^T (S,T) Q (T,D) */
             if (dk)
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, S, D, T, c->scale, dSi, S,
+                ops_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, S, D, T, c->scale, dSi, S,
                             q + qo, LQ, 1.0f, dk + ko, LK);
         }
     }
@@ -291,7 +292,7 @@ static peft_tensor *attention_run(peft_graph *g, attn_ctx a)
             const size_t vo = (size_t)(b * S * a.ldk + kh * D + a.v0);
             /* out (T,D) = P (T,S) V (S,D) */
             if (S > 0)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T, (int)D, (int)S,
+                ops_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T, (int)D, (int)S,
                             1.0f, Pall + (size_t)(i * T * S), (int)S, vd + vo, (int)a.ldk, 0.0f,
                             od + oo, (int)HD);
             else

@@ -11,6 +11,7 @@
 #include "core/ops/ops.h"
 
 #include <cblas.h>
+#include "core/ops/gemm.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,7 +124,7 @@ peft_tensor *op_linear_cross_entropy(peft_graph *g, peft_tensor *h, peft_tensor 
             const int64_t nv = V - v0 < tv ? V - v0 : tv;
             const float *W = weight_tile(w, v0, nv, C, wt);
             /* L (n, nv) = hc (n, C) W^T (C, nv) */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)nv, (int)C, 1.0f,
+            ops_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)nv, (int)C, 1.0f,
                         hc, (int)C, W, (int)C, 0.0f, L, (int)nv);
             for (int64_t i = 0; i < n; i++) {
                 float *lr = L + i * nv;
@@ -156,7 +157,7 @@ peft_tensor *op_linear_cross_entropy(peft_graph *g, peft_tensor *h, peft_tensor 
             }
             /* acc (n, C) += E (n, nv) W (nv, C): the softmax-weighted head rows, unnormalised */
             if (acc)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)C, (int)nv,
+                ops_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)C, (int)nv,
                             1.0f, L, (int)nv, W, (int)C, 1.0f, acc, (int)C);
         }
         for (int64_t i = 0; i < n; i++) {

@@ -11,6 +11,7 @@
 #include "core/ops/pool.h"
 
 #include <cblas.h>
+#include "core/ops/gemm.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,7 +70,7 @@ int peft_linear_kernel_fwd(const float *x, const peft_tensor *w, int w_in_out, i
                     cblas_sgemv(CblasRowMajor, CblasNoTrans, nr, (int)in, 1.0f, tile, (int)in,
                                 x + n * in, 1, beta, yd + n * outf + r0, 1);
             else
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, nr, (int)in, 1.0f, x,
+                ops_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, nr, (int)in, 1.0f, x,
                             (int)in, tile, (int)in, beta, yd + r0, (int)outf);
         } else {         /* rows are input features: y += x[:, r0:r0+nr] tile */
             const float b = r0 ? 1.0f : beta;
@@ -78,7 +79,7 @@ int peft_linear_kernel_fwd(const float *x, const peft_tensor *w, int w_in_out, i
                     cblas_sgemv(CblasRowMajor, CblasTrans, nr, (int)outf, 1.0f, tile, (int)outf,
                                 x + n * in + r0, 1, b, yd + n * outf, 1);
             else
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, (int)outf, nr, 1.0f,
+                ops_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, (int)outf, nr, 1.0f,
                             x + r0, (int)in, tile, (int)outf, b, yd, (int)outf);
         }
     }
@@ -96,10 +97,10 @@ int peft_linear_kernel_dx(const float *dy, const peft_tensor *w, int w_in_out, i
         const int nr = (int)(R - r0 < tr ? R - r0 : tr);
         tile_to_f32(w, r0 * Cw, (int64_t)nr * Cw, tile);
         if (!w_in_out) /* dx (N,in) += dy[:, r0:r0+nr] (N,nr) tile (nr,in) */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, (int)in, nr, 1.0f,
+            ops_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, (int)in, nr, 1.0f,
                         dy + r0, (int)outf, tile, (int)in, 1.0f, dx, (int)in);
         else           /* dx[:, r0:r0+nr] (N,nr) += dy (N,out) tile^T (out,nr) */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, nr, (int)outf, 1.0f, dy,
+            ops_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, nr, (int)outf, 1.0f, dy,
                         (int)outf, tile, (int)outf, 1.0f, dx + r0, (int)in);
     }
     return 0;
@@ -126,20 +127,20 @@ static void linear_backward(peft_graph *g, void *p)
         peft_linear_kernel_dx(dy, c->w, c->w_in_out, c->N, c->in, c->outf, dx);
     } else if (dx) {
         if (!c->w_in_out) /* dx (N,in) += dy (N,out) W (out,in) */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, out, 1.0f, dy, out,
+            ops_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, out, 1.0f, dy, out,
                         c->wf, in, 1.0f, dx, in);
         else              /* dx (N,in) += dy (N,out) W^T, W (in,out) */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, in, out, 1.0f, dy, out,
+            ops_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, in, out, 1.0f, dy, out,
                         c->wf, out, 1.0f, dx, in);
     }
     float *dw = peft_grad_of(g, c->w);
     if (dw) {
         const float *x = peft_f32(c->x);
         if (!c->w_in_out) /* dW (out,in) += dy^T (out,N) x (N,in) */
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, N, 1.0f, dy, out, x,
+            ops_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, N, 1.0f, dy, out, x,
                         in, 1.0f, dw, in);
         else              /* dW (in,out) += x^T (in,N) dy (N,out) */
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, in, out, N, 1.0f, x, in, dy,
+            ops_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, in, out, N, 1.0f, x, in, dy,
                         out, 1.0f, dw, out);
     }
     float *db = c->b ? peft_grad_of(g, c->b) : NULL;
@@ -189,7 +190,7 @@ peft_tensor *op_linear(peft_graph *g, peft_tensor *x, peft_tensor *w, peft_tenso
                         w_in_out ? (int)outf : (int)in, peft_f32(x) + n * in, 1, beta,
                         yd + n * outf, 1);
     } else if (N > 0 && outf > 0) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, w_in_out ? CblasNoTrans : CblasTrans, (int)N,
+        ops_sgemm(CblasRowMajor, CblasNoTrans, w_in_out ? CblasNoTrans : CblasTrans, (int)N,
                     (int)outf, (int)in, 1.0f, peft_f32(x), (int)in, wf,
                     w_in_out ? (int)outf : (int)in, beta, yd, (int)outf);
     }

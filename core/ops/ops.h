@@ -6,7 +6,7 @@
  * and an input requires grad, pushes its backward on the tape. Inputs are f32 unless stated
  * (weights of op_linear / op_embedding may be bf16/f16, converted at the kernel). The output
  * requires grad iff some input does (and g->recording). Ops return NULL only on arena OOM.
- * Matrix products go through cblas_sgemm.
+ * Matrix products go through ops_sgemm (core/ops/gemm.h: OpenBLAS, or oneDNN by choice).
  */
 #ifndef PEFT_CORE_OPS_H
 #define PEFT_CORE_OPS_H

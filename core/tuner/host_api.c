@@ -2,6 +2,7 @@
  * process-wide warning sink behind host->warn (core/warn.h). Every entry is filled; the table
  * is static and lives as long as the process. */
 #include <cblas.h>
+#include "core/ops/gemm.h"
 #include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -91,7 +92,7 @@ static peft_rng *h_graph_rng(peft_graph *g) { return g ? g->rng : NULL; }
 static void h_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
                     int lda, const float *b, int ldb, float beta, float *c, int ldc)
 {
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+    ops_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
                 trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c,
                 ldc);
 }
