@@ -186,6 +186,20 @@ peft_tensor *peft_site_forward(peft_graph *g, peft_site *s, peft_tensor *x)
     return y;
 }
 
+int peft_site_plain_linear(const peft_site *s)
+{
+    if (!s || (s->info.kind != PEFT_SITE_LINEAR && s->info.kind != PEFT_SITE_CONV1D)) return 0;
+    const int grouped = s->owner && s->owner->row_adapter && !s->owner->adapters_disabled;
+    for (int i = 0; i < s->n_chain; i++)
+        if (!s->chain[i].merged && (grouped || runs(s, &s->chain[i]))) return 0;
+    return 1;
+}
+
+int peft_site_input_unread(const peft_site *s)
+{
+    return peft_site_plain_linear(s) && !s->info.weight->requires_grad;
+}
+
 peft_tensor *peft_site_embed(peft_graph *g, peft_site *s, const int32_t *ids, int64_t B, int64_t T,
                              int32_t *bad_id)
 {

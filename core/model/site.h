@@ -9,6 +9,13 @@
  * does not fit */
 peft_tensor *peft_site_norm_op(peft_graph *g, const peft_site_info *info, peft_tensor *x,
                                peft_tensor *w, peft_tensor *b);
+/* 1 when a linear (or Conv1D) site's forward is its base op alone in g's step: no adapter takes
+ * part (none attached, or all merged, inactive or disabled), so its output is op_linear's, whose
+ * data nobody reads after (op_linear's backward reads x and W only). 0 for other sites. */
+int peft_site_plain_linear(const peft_site *s);
+/* 1 when, besides, the site's backward never reads its input x (the weight is frozen): x may
+ * then live in a transient buffer (peft_graph_tensor_transient) */
+int peft_site_input_unread(const peft_site *s);
 /* append an adapter state to the chain (order = order added). 0 or -1 (OOM). */
 int peft_site_attach(peft_site *s, peft_adapter *a, void *state);
 /* index of adapter a in the chain or -1 */

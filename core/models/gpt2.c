@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/model/model_internal.h"
+#include "core/model/site.h"
 #include "core/models/decoder.h"
 #include "core/ops/ops.h"
 #include "core/tensor/graph_internal.h"
@@ -268,6 +269,17 @@ typedef struct gpt2_block_ud {
     size_t errlen;
 } gpt2_block_ud;
 
+/* h (B,Tq,C) + dropout(o), o the output of `site` (B,Tq,C): added into o (or dropout's fresh
+ * output) in place when nobody reads that after (op_add_into), else a new tensor */
+static peft_tensor *residual(peft_graph *g, const peft_site *site, peft_tensor *o, float p,
+                             peft_tensor *h)
+{
+    peft_tensor *d = op_dropout(g, o, p);
+    if (!d) return NULL;
+    if (d != o || peft_site_plain_linear(site)) return op_add_into(g, d, h);
+    return op_add(g, h, d);
+}
+
 static peft_tensor *gpt2_block_fn(peft_graph *g, void *p, peft_tensor *h)
 {
     gpt2_block_ud *u = p;
@@ -299,13 +311,16 @@ static peft_tensor *gpt2_block_fn(peft_graph *g, void *p, peft_tensor *h)
         if (!att) return NULL;
     }
     peft_tensor *o = peft_site_forward(g, b->attn_proj, att);
-    if (!o || !(o = op_dropout(g, o, s->resid_pdrop)) || !(h = op_add(g, h, o))) return NULL;
+    if (!o || !(h = residual(g, b->attn_proj, o, s->resid_pdrop, h))) return NULL;
 
     peft_tensor *x = peft_site_norm(g, b->ln_2, h);
     peft_tensor *f = x ? peft_site_forward(g, b->c_fc, x) : NULL; /* (B,Tq,I) */
-    if (!f || !(f = op_gelu_tanh(g, f))) return NULL;
+    /* GELU's output lives until mlp.c_proj's forward only when that reads it in no backward
+     * (frozen, no adapter): then one buffer serves every layer, not one (B,Tq,I) each */
+    const int slot = peft_site_input_unread(b->mlp_proj) ? PEFT_TRANSIENT_MLP : -1;
+    if (!f || !(f = op_gelu_tanh_to(g, f, slot))) return NULL;
     peft_tensor *pp = peft_site_forward(g, b->mlp_proj, f); /* (B,Tq,C) */
-    if (!pp || !(pp = op_dropout(g, pp, s->resid_pdrop)) || !(h = op_add(g, h, pp))) return NULL;
+    if (!pp || !(h = residual(g, b->mlp_proj, pp, s->resid_pdrop, h))) return NULL;
     return h;
 }
 

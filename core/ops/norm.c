@@ -225,11 +225,13 @@ static void gelu_backward(peft_graph *g, void *p)
     ops_map2(gelu_backward_kernel, peft_f32(c->x), dy, dx, c->x->numel); /* pool threads */
 }
 
-/* x (n) -> y (n): GELU, tanh approximation */
-peft_tensor *op_gelu_tanh(peft_graph *g, peft_tensor *x)
+/* x (n) -> y (n): GELU, tanh approximation; y in the graph's transient buffer `slot` when
+ * slot >= 0 (the backward reads x only, so y need not outlive its consumer's forward) */
+peft_tensor *op_gelu_tanh_to(peft_graph *g, peft_tensor *x, int slot)
 {
     if (!x || x->dtype != PEFT_DTYPE_F32) return NULL;
-    peft_tensor *y = peft_graph_tensor_raw(g, PEFT_DTYPE_F32, x->ndim, x->shape);
+    peft_tensor *y = slot >= 0 ? peft_graph_tensor_transient(g, slot, x->ndim, x->shape)
+                               : peft_graph_tensor_raw(g, PEFT_DTYPE_F32, x->ndim, x->shape);
     if (!y) return NULL;
     ops_map1(gelu_forward_kernel, peft_f32(x), peft_f32(y), x->numel); /* pool threads */
     y->requires_grad = peft_needs_grad(g, x, NULL);
@@ -241,3 +243,5 @@ peft_tensor *op_gelu_tanh(peft_graph *g, peft_tensor *x)
     }
     return y;
 }
+
+peft_tensor *op_gelu_tanh(peft_graph *g, peft_tensor *x) { return op_gelu_tanh_to(g, x, -1); }

@@ -23,6 +23,11 @@ extern "C" {
 peft_tensor *op_linear(peft_graph *g, peft_tensor *x, peft_tensor *w, peft_tensor *b, int w_in_out);
 /* a, b same numel -> a + b (shape of a) */
 peft_tensor *op_add(peft_graph *g, peft_tensor *a, peft_tensor *b);
+/* acc, x same numel -> acc += x in place, acc returned (it requires grad when either does): a
+ * residual add that keeps no new tensor. Only for an acc whose data nobody reads later (an
+ * op_linear or dropout output): its gradient is the sum's, passed on as it is; x's gets it
+ * added. The same numbers as op_add(x, acc). */
+peft_tensor *op_add_into(peft_graph *g, peft_tensor *acc, peft_tensor *x);
 /* x * s */
 peft_tensor *op_scale(peft_graph *g, peft_tensor *x, float s);
 /* x (..., n) * v (n) broadcast over rows */
@@ -33,6 +38,10 @@ peft_tensor *op_dropout(peft_graph *g, peft_tensor *x, float p);
 peft_tensor *op_layernorm(peft_graph *g, peft_tensor *x, peft_tensor *w, peft_tensor *b, float eps);
 /* GELU, tanh approximation ("gelu_new" / "gelu_pytorch_tanh") */
 peft_tensor *op_gelu_tanh(peft_graph *g, peft_tensor *x);
+/* the same with the output's data in the graph's transient buffer `slot`
+ * (peft_graph_tensor_transient; slot < 0: the arena): for an output only the next op's forward
+ * reads. The backward recomputes from x, as op_gelu_tanh's always does: the same numbers. */
+peft_tensor *op_gelu_tanh_to(peft_graph *g, peft_tensor *x, int slot);
 /* ids i32 (B, T) into table (V, C) -> (B, T, C). Out-of-range ids: NULL and *bad_id set. */
 peft_tensor *op_embedding(peft_graph *g, peft_tensor *table, const int32_t *ids, int64_t B,
                                    int64_t T, int32_t *bad_id);

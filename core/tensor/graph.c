@@ -430,6 +430,8 @@ peft_graph *peft_graph_new(peft_rng *rng)
 void peft_graph_free(peft_graph *g)
 {
     if (!g) return;
+    for (int i = 0; i < PEFT_GRAPH_TRANSIENT_SLOTS; i++)
+        if (g->transient[i]) munmap(g->transient[i], g->transient_bytes[i]);
     peft_arena_free(g->arena);
     free(g->nodes);
     free(g->free_grads);
@@ -497,6 +499,40 @@ oom:
                     "%zu bytes already used)", t ? (long long)t->numel : 0LL,
                     peft_arena_peak(g->arena));
     return NULL;
+}
+
+peft_tensor *peft_graph_tensor_transient(peft_graph *g, int slot, int ndim, const int64_t *shape)
+{
+    if (slot < 0 || slot >= PEFT_GRAPH_TRANSIENT_SLOTS) {
+        peft_graph_fail(g, PEFT_EINVAL, "step tensor: no transient slot %d", slot);
+        return NULL;
+    }
+    peft_tensor *t = peft_arena_alloc(g->arena, sizeof *t);
+    if (!t) {
+        peft_graph_fail(g, PEFT_ENOMEM, "out of memory in the step arena (a tensor header)");
+        return NULL;
+    }
+    memset(t, 0, sizeof *t);
+    t->dtype = PEFT_DTYPE_F32;
+    if (set_shape(t, ndim, shape)) {
+        peft_graph_fail(g, PEFT_EINVAL, "step tensor: invalid shape (ndim %d)", ndim);
+        return NULL;
+    }
+    const size_t bytes = ((size_t)t->numel * sizeof(float) + 4095) & ~(size_t)4095;
+    if (bytes > g->transient_bytes[slot]) { /* grown once; mapped, so given back whole */
+        void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED) {
+            peft_graph_fail(g, PEFT_ENOMEM, "out of memory for a transient step tensor of %lld "
+                            "elements", (long long)t->numel);
+            return NULL;
+        }
+        if (g->transient[slot]) munmap(g->transient[slot], g->transient_bytes[slot]);
+        g->transient[slot] = m;
+        g->transient_bytes[slot] = bytes;
+    }
+    t->data = g->transient[slot];
+    t->flags = PEFT_T_ARENA;
+    return t;
 }
 
 peft_tensor *peft_graph_tensor(peft_graph *g, int ndim, const int64_t *shape)

@@ -14,6 +14,8 @@ typedef struct peft_tape_node {
 } peft_tape_node;
 
 /* a dead gradient buffer, reused by the next peft_grad_of of the same size */
+#define PEFT_GRAPH_TRANSIENT_SLOTS 2
+
 typedef struct peft_free_grad {
     float *buf;
     size_t bytes;
@@ -28,11 +30,22 @@ struct peft_graph {
     peft_rng *rng; /* borrowed */
     peft_free_grad *free_grads; /* recycled activation gradients (backward only) */
     size_t n_free, cap_free;
+    /* transient buffers (peft_graph_tensor_transient): mapped once, kept across steps */
+    void *transient[PEFT_GRAPH_TRANSIENT_SLOTS];
+    size_t transient_bytes[PEFT_GRAPH_TRANSIENT_SLOTS];
     /* the sticky error (peft_graph_set_error / peft_graph_fail): the first message of the step,
      * "" when none, and its PEFT_E* code (PEFT_OK when none); cleared by peft_graph_reset */
     char error[512];
     int err_code;
 };
+
+/* A step tensor (header in the arena) whose data lives in the graph's transient buffer `slot`
+ * instead of the arena: that buffer is kept across steps and reused by the next tensor of the
+ * same slot, so the data is valid only until then. For an output that the next op's forward
+ * reads and nobody's backward does (GELU's output feeding a frozen linear): a step then keeps
+ * one such buffer, not one per layer. NULL (error set) when out of memory or slot is bad. */
+enum { PEFT_TRANSIENT_MLP = 0 };
+peft_tensor *peft_graph_tensor_transient(peft_graph *g, int slot, int ndim, const int64_t *shape);
 
 /* 1 if an op output must require grad: recording and any input requires grad */
 static inline int peft_needs_grad(const peft_graph *g, const peft_tensor *a, const peft_tensor *b)
