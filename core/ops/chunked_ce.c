@@ -7,16 +7,20 @@
  * attention does): then softmax W = acc / s, and the backward is dh = k (acc / s - W[target])
  * with no logits computed again. Two head GEMMs a step, as the full loss; a bf16/f16 head is
  * widened once a step. The same loss and gradient as op_linear + op_cross_entropy up to the
- * order of the sums. */
+ * order of the sums. The tiles' widening, their rows' log-sum-exp and the backward's rows run
+ * in the pool's threads, each row whole in one thread (the same bytes for any thread count). */
 #include "core/ops/ops.h"
 
 #include <cblas.h>
 #include "core/ops/gemm.h"
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include "peft/quant.h"
 #include "core/ops/vmath.h"
+#include "core/ops/linear_kernels.h"
+#include "core/ops/pool.h"
 
 #define CHUNK_FLOATS ((int64_t)1 << 22) /* 16 MB of logits (and of a widened weight tile) */
 
@@ -35,13 +39,61 @@ static void gather_rows(const float *h, const int32_t *rows, int64_t n, int64_t 
     for (int64_t i = 0; i < n; i++) memcpy(hc + i * C, h + (int64_t)rows[i] * C, (size_t)C * 4);
 }
 
-/* rows [v0, v0+nv) of W (V, C) as f32: a pointer into an f32 W, else widened into tile */
+/* rows [v0, v0+nv) of W (V, C) as f32: a pointer into an f32 W, else widened into tile (in the
+ * pool's threads) */
 static const float *weight_tile(const peft_tensor *w, int64_t v0, int64_t nv, int64_t C,
                                 float *tile)
 {
     if (w->dtype == PEFT_DTYPE_F32) return peft_f32(w) + v0 * C;
-    peft_tensor_range_to_f32(w, v0 * C, nv * C, tile);
+    peft_linear_tile_to_f32(w, v0 * C, nv * C, tile);
     return tile;
+}
+
+/* one vocabulary tile's logits, row by row in the pool's threads (each row's state is its own:
+ * the same bytes for any thread count) */
+typedef struct {
+    float *L, *acc, *xt;
+    double *m, *sum;
+    const int32_t *tg;
+    int64_t v0, nv, C;
+} tile_rows_job;
+
+// L (n, nv) logits of tile v0 -> per row: xt (its target's logit, when in the tile), online
+// max m and sum of e^(l - m), acc (n, C) rescaled when m grows; L becomes E = e^(l - m) when
+// acc is wanted
+static void tile_rows(void *p, int64_t lo, int64_t hi)
+{
+    const tile_rows_job *j = p;
+    const int64_t nv = j->nv, C = j->C;
+    for (int64_t i = lo; i < hi; i++) {
+        float *lr = j->L + i * nv;
+        const int64_t t = (int64_t)j->tg[i] - j->v0;
+        if (t >= 0 && t < nv) j->xt[i] = lr[t];
+        /* online log-sum-exp: the running sum (and acc) rescaled when the maximum grows; a NaN
+         * logit is skipped by the max but turns its exp, the sum and the loss NaN, as
+         * PyTorch's */
+        const float mt = vm_max(lr, nv);
+        if (mt > j->m[i]) {
+            const double alpha = exp(j->m[i] - (double)mt); /* 0 on the first tile */
+            j->sum[i] *= alpha;
+            if (j->acc && j->sum[i] != 0.0)
+                for (int64_t k = 0; k < C; k++) j->acc[i * C + k] *= (float)alpha;
+            j->m[i] = mt;
+        }
+        if (j->m[i] == -INFINITY) { /* every logit so far -inf: nothing to add */
+            memset(lr, 0, (size_t)nv * sizeof *lr);
+            continue;
+        }
+        /* E = e^(l - m) in place (for acc), its sum in double */
+        if (j->acc) {
+            vm_scale_exp(lr, (float)j->m[i], 1.0f, lr, nv);
+            double e = 0.0;
+            for (int64_t k = 0; k < nv; k++) e += lr[k];
+            j->sum[i] += e;
+        } else {
+            j->sum[i] += vm_sum_exp(lr, (float)j->m[i], nv);
+        }
+    }
 }
 
 /* vocabulary tile width: n x tv logits and (non-f32 W) tv x C widened weights within a chunk */
@@ -53,6 +105,29 @@ static int64_t tile_width(const peft_tensor *w, int64_t n, int64_t C, int64_t V)
     return tv < V ? tv : V;
 }
 
+typedef struct { const lce_ctx *c; float *dh; float k; atomic_int oom; } bwd_job;
+
+// valid rows [lo, hi): dh[rows[i]] += k (acc_i / s_i - W[target_i]) (rows are distinct: each
+// row of dh is written by one thread)
+static void bwd_rows(void *p, int64_t lo, int64_t hi)
+{
+    bwd_job *j = p;
+    const lce_ctx *c = j->c;
+    const int64_t C = c->C;
+    const float k = j->k;
+    float *wt = ops_scratch(OPS_SCRATCH_LOGITS, (size_t)C);
+    if (!wt) {
+        atomic_store(&j->oom, 1);
+        return;
+    }
+    for (int64_t i = lo; i < hi; i++) {
+        peft_tensor_range_to_f32(c->w, (int64_t)c->targets[i] * C, C, wt); /* W[target] */
+        float *d = j->dh + (int64_t)c->rows[i] * C;
+        const float *a = c->acc + i * C, ks = k * c->inv_s[i];
+        for (int64_t q = 0; q < C; q++) d[q] += ks * a[q] - k * wt[q];
+    }
+}
+
 // dloss (1); acc (n_valid, C), inv_s (n_valid); W rows of the targets -> dh (N, C) +=
 // (dloss / n_valid) (softmax - onehot) W: softmax W is acc / s, found in the forward's one pass
 static void lce_backward(peft_graph *g, void *p)
@@ -62,19 +137,9 @@ static void lce_backward(peft_graph *g, void *p)
     float *dh = dy ? peft_grad_of(g, c->h) : NULL;
     const int64_t n = c->n_valid, C = c->C;
     if (!dh || n == 0) return;
-    const float k = dy[0] / (float)n;
-    float *wt = malloc((size_t)C * sizeof *wt);
-    if (!wt) {
-        peft_graph_set_error(g, "chunked cross-entropy: out of memory for a weight row");
-        return;
-    }
-    for (int64_t i = 0; i < n; i++) {
-        peft_tensor_range_to_f32(c->w, (int64_t)c->targets[i] * C, C, wt); /* W[target] */
-        float *d = dh + (int64_t)c->rows[i] * C;
-        const float *a = c->acc + i * C, ks = k * c->inv_s[i];
-        for (int64_t j = 0; j < C; j++) d[j] += ks * a[j] - k * wt[j];
-    }
-    free(wt);
+    bwd_job j = {c, dh, dy[0] / (float)n, 0};
+    ops_parallel(n, OPS_ROW_GRAIN(C), bwd_rows, &j);
+    if (j.oom) peft_graph_set_error(g, "chunked cross-entropy: out of memory for a weight row");
 }
 
 // h (N, C), w (V, C) frozen, targets (N) -> loss () = mean over targets != ignore of
@@ -126,35 +191,8 @@ peft_tensor *op_linear_cross_entropy(peft_graph *g, peft_tensor *h, peft_tensor 
             /* L (n, nv) = hc (n, C) W^T (C, nv) */
             ops_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)nv, (int)C, 1.0f,
                         hc, (int)C, W, (int)C, 0.0f, L, (int)nv);
-            for (int64_t i = 0; i < n; i++) {
-                float *lr = L + i * nv;
-                const int64_t t = (int64_t)tg[i] - v0;
-                if (t >= 0 && t < nv) xt[i] = lr[t];
-                /* online log-sum-exp: the running sum (and acc) rescaled when the maximum grows;
-                 * a NaN logit is skipped by the max but turns its exp, the sum and the loss
-                 * NaN, as PyTorch's */
-                const float mt = vm_max(lr, nv);
-                if (mt > m[i]) {
-                    const double alpha = exp(m[i] - (double)mt); /* 0 on the first tile */
-                    sum[i] *= alpha;
-                    if (acc && sum[i] != 0.0)
-                        for (int64_t j = 0; j < C; j++) acc[i * C + j] *= (float)alpha;
-                    m[i] = mt;
-                }
-                if (m[i] == -INFINITY) { /* every logit so far -inf: nothing to add */
-                    memset(lr, 0, (size_t)nv * sizeof *lr);
-                    continue;
-                }
-                /* E = e^(l - m) in place (for acc), its sum in double */
-                if (acc) {
-                    vm_scale_exp(lr, (float)m[i], 1.0f, lr, nv);
-                    double e = 0.0;
-                    for (int64_t j = 0; j < nv; j++) e += lr[j];
-                    sum[i] += e;
-                } else {
-                    sum[i] += vm_sum_exp(lr, (float)m[i], nv);
-                }
-            }
+            tile_rows_job rj = {L, acc, xt, m, sum, tg, v0, nv, C};
+            ops_parallel(n, OPS_ROW_GRAIN(nv), tile_rows, &rj);
             /* acc (n, C) += E (n, nv) W (nv, C): the softmax-weighted head rows, unnormalised */
             if (acc)
                 ops_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)C, (int)nv,

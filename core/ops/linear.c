@@ -47,7 +47,7 @@ static void tile_range(void *p, int64_t lo, int64_t hi)
     peft_tensor_range_to_f32(j->w, j->start + lo, hi - lo, j->dst + lo);
 }
 
-static void tile_to_f32(const peft_tensor *w, int64_t start, int64_t n, float *dst)
+void peft_linear_tile_to_f32(const peft_tensor *w, int64_t start, int64_t n, float *dst)
 {
     tile_job j = {w, start, dst};
     ops_parallel(n, OPS_ELEM_GRAIN, tile_range, &j);
@@ -63,7 +63,7 @@ int peft_linear_kernel_fwd(const float *x, const peft_tensor *w, int w_in_out, i
     if (!tile) return -1;
     for (int64_t r0 = 0; r0 < R; r0 += tr) {
         const int nr = (int)(R - r0 < tr ? R - r0 : tr);
-        tile_to_f32(w, r0 * Cw, (int64_t)nr * Cw, tile); /* rows r0.. (nr, Cw) */
+        peft_linear_tile_to_f32(w, r0 * Cw, (int64_t)nr * Cw, tile); /* rows r0.. (nr, Cw) */
         if (!w_in_out) { /* rows are output features: y[:, r0:r0+nr] = x tile^T */
             if (N <= 4)
                 for (int64_t n = 0; n < N; n++)
@@ -95,7 +95,7 @@ int peft_linear_kernel_dx(const float *dy, const peft_tensor *w, int w_in_out, i
     if (!tile) return -1;
     for (int64_t r0 = 0; r0 < R; r0 += tr) {
         const int nr = (int)(R - r0 < tr ? R - r0 : tr);
-        tile_to_f32(w, r0 * Cw, (int64_t)nr * Cw, tile);
+        peft_linear_tile_to_f32(w, r0 * Cw, (int64_t)nr * Cw, tile);
         if (!w_in_out) /* dx (N,in) += dy[:, r0:r0+nr] (N,nr) tile (nr,in) */
             ops_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, (int)in, nr, 1.0f,
                         dy + r0, (int)outf, tile, (int)in, 1.0f, dx, (int)in);

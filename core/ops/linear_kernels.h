@@ -14,4 +14,8 @@ int peft_linear_kernel_fwd(const float *x, const peft_tensor *w, int w_in_out, i
 int peft_linear_kernel_dx(const float *dy, const peft_tensor *w, int w_in_out, int64_t N,
                           int64_t in, int64_t outf, float *dx);
 
+// stored elements [start, start + n) of w (any dtype) -> dst (n) f32, in the pool's threads
+// (each element converted on its own: the same bytes for any thread count)
+void peft_linear_tile_to_f32(const peft_tensor *w, int64_t start, int64_t n, float *dst);
+
 #endif
