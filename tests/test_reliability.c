@@ -103,6 +103,34 @@ START_TEST(many_layers_info_config)
 }
 END_TEST
 
+/* a ~150-byte config.json with tens of millions of layers (fuzz/regressions/config/: n_layer
+ * 50250256 made the meta model allocate 4 GB for its block table before building 600 million
+ * tensors) is refused at once, for every architecture family's layer keys */
+START_TEST(huge_layer_count_refused)
+{
+    static const char *const cfgs[][2] = {
+        {"{\"model_type\": \"gpt2\", \"n_layer\": 50250256, \"n_embd\": 4, \"n_head\": 1}", "\"n_layer\" is 50250256"},
+        {"{\"model_type\": \"llama\", \"hidden_size\": 4, \"num_attention_heads\": 1, "
+         "\"num_hidden_layers\": 100001, \"vocab_size\": 8, \"intermediate_size\": 8}", "\"num_hidden_layers\" is 100001"},
+        {"{\"model_type\": \"bert\", \"num_hidden_layers\": 4000000000}", "\"num_hidden_layers\" is 4000000000"},
+        {"{\"model_type\": \"t5\", \"num_layers\": 2, \"num_decoder_layers\": 1000000000}", "\"num_decoder_layers\" is 1000000000"},
+    };
+    char *dir = tu_tmpdir(), c[4200];
+    snprintf(c, sizeof c, "%s/config.json", dir);
+    for (size_t i = 0; i < sizeof cfgs / sizeof *cfgs; i++) {
+        ck_assert(tu_write_file(c, cfgs[i][0], strlen(cfgs[i][0])) == 0);
+        peft_ctx *ctx = peft_ctx_new(0);
+        peft_base_model *m = NULL;
+        ck_assert_int_ne(peft_load_base_model_meta(ctx, c, NULL, &m), 0);
+        ck_assert_msg(strstr(peft_errmsg(ctx), cfgs[i][1]) &&
+                      strstr(peft_errmsg(ctx), "a layer count must be 0..100000"), "%s", peft_errmsg(ctx));
+        peft_ctx_free(ctx);
+    }
+    tu_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 /* a copy of the gpt2 LoRA fixture's adapter in a temp dir with `from` replaced by `to` in its
  * adapter_config.json; caller frees the dir (tu_rmtree + free) */
 static char *adapter_with(const char *from, const char *to)
@@ -397,6 +425,7 @@ int main(void)
     tcase_add_test(tc, strip_decoder_empty_token);
     tcase_add_test(tc, many_layers_build_fast);
     tcase_add_test(tc, many_layers_info_config);
+    tcase_add_test(tc, huge_layer_count_refused);
     tcase_add_test(tc, huge_rank_refused_before_allocating);
     tcase_add_test(tc, rank_mismatch_names_field);
     tcase_add_test(tc, int32_adapter_tensor_named);

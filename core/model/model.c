@@ -651,6 +651,16 @@ int peft_config_int(const peft_base_model *m, const char *key, int has_def, int6
     return -1;
 }
 
+int peft_config_layers(const peft_base_model *m, const char *key, int has_def, int64_t def,
+                       int64_t *out, char *err, size_t errlen)
+{
+    if (peft_config_int(m, key, has_def, def, out, err, errlen)) return -1;
+    if (*out >= 0 && *out <= PEFT_MAX_LAYERS) return 0;
+    seterr(err, errlen, "%s/config.json: field \"%s\" is %lld; a layer count must be 0..%d",
+           m->dir, key, (long long)*out, PEFT_MAX_LAYERS);
+    return -1;
+}
+
 int peft_config_real(const peft_base_model *m, const char *key, int has_def, double def,
                      double *out, char *err, size_t errlen)
 {

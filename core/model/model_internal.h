@@ -174,4 +174,13 @@ static inline const char *peft_model_task(const peft_base_model *m)
     return m->task_type ? m->task_type : m->arch->task_type;
 }
 
+/* A layer count from config.json (n_layer, num_hidden_layers, num_layers...) as
+ * peft_config_int, refused when negative or above PEFT_MAX_LAYERS: the architectures build a
+ * block per layer (a config-only meta model too), so a 500-byte config saying 50 million layers
+ * would cost minutes and gigabytes (found by fuzz/fuzz_config.c). The largest released models
+ * have ~130 layers. */
+#define PEFT_MAX_LAYERS 100000
+int peft_config_layers(const peft_base_model *m, const char *key, int has_def, int64_t def,
+                       int64_t *out, char *err, size_t errlen);
+
 #endif

@@ -136,7 +136,7 @@ int bert_read_config(const peft_base_model *m, const char *class_name, bert_dims
     if (pick_class(m, class_name, d, err, errlen)) return -1;
     if (peft_config_int(m, "hidden_size", 1, 768, &d->C, err, errlen) ||
         peft_config_int(m, "num_attention_heads", 1, 12, &d->H, err, errlen) ||
-        peft_config_int(m, "num_hidden_layers", 1, 12, &d->L, err, errlen) ||
+        peft_config_layers(m, "num_hidden_layers", 1, 12, &d->L, err, errlen) ||
         peft_config_int(m, "intermediate_size", 1, 3072, &d->I, err, errlen) ||
         peft_config_int(m, "vocab_size", 1, 30522, &d->V, err, errlen) ||
         peft_config_int(m, "max_position_embeddings", 1, 512, &d->P, err, errlen) ||

@@ -79,7 +79,7 @@ static int config_dims(const peft_base_model *m, const char *class_name, gpt2_st
     const char *cfg = "config.json";
     if (peft_config_int(m, "n_embd", 1, 768, &s->C, err, errlen) ||
         peft_config_int(m, "n_head", 1, 12, &s->H, err, errlen) ||
-        peft_config_int(m, "n_layer", 1, 12, &s->L, err, errlen) ||
+        peft_config_layers(m, "n_layer", 1, 12, &s->L, err, errlen) ||
         peft_config_int(m, "n_positions", 1, 1024, &s->P, err, errlen) ||
         peft_config_int(m, "vocab_size", 1, 50257, &s->V, err, errlen) ||
         peft_config_real(m, "layer_norm_epsilon", 1, 1e-5, &s->eps, err, errlen))

@@ -93,7 +93,7 @@ static int read_dims(const peft_base_model *m, const rdec_spec *sp, const char *
     const char *dir = m->dir, *mt = sp->model_type;
     if (peft_config_int(m, "hidden_size", 0, 0, &d->C, err, errlen) ||
         peft_config_int(m, "num_attention_heads", 0, 0, &d->H, err, errlen) ||
-        peft_config_int(m, "num_hidden_layers", 0, 0, &d->L, err, errlen) ||
+        peft_config_layers(m, "num_hidden_layers", 0, 0, &d->L, err, errlen) ||
         peft_config_int(m, "vocab_size", 0, 0, &d->V, err, errlen) ||
         peft_config_int(m, "intermediate_size", 0, 0, &d->I, err, errlen))
         return -1;

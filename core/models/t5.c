@@ -93,9 +93,9 @@ int t5_read_dims(const peft_base_model *m, t5_dims *d, char *err, size_t errlen)
         peft_config_int(m, "d_kv", 1, 64, &d->D, err, errlen) ||
         peft_config_int(m, "d_ff", 1, 2048, &d->F, err, errlen) ||
         peft_config_int(m, "num_heads", 1, 8, &d->H, err, errlen) ||
-        peft_config_int(m, "num_layers", 1, 6, &d->L, err, errlen))
+        peft_config_layers(m, "num_layers", 1, 6, &d->L, err, errlen))
         return -1;
-    if (peft_config_int(m, "num_decoder_layers", 1, d->L, &d->Ld, err, errlen) ||
+    if (peft_config_layers(m, "num_decoder_layers", 1, d->L, &d->Ld, err, errlen) ||
         peft_config_int(m, "vocab_size", 1, 32128, &d->V, err, errlen) ||
         peft_config_int(m, "relative_attention_num_buckets", 1, 32, &d->NB, err, errlen) ||
         peft_config_int(m, "relative_attention_max_distance", 1, 128, &d->maxd, err, errlen) ||
