@@ -4,6 +4,9 @@
 # data, the mixed-model manifest (fuzz/fuzz_*.c). Each runs FUZZ_TIME seconds from a seed corpus
 # made from the fixtures (fuzz/seeds.sh) plus fuzz/regressions/<target>/ (inputs that found
 # something, kept), with a dictionary of its keys (fuzz/<target>.dict). CI runs a short smoke.
+# Inputs reach the loaders as in-memory files (memfd, fuzz/fuzz_util.h) and fixture bases stay
+# loaded across executions (fuzz/fuzz_base.h): nothing is written to disk per execution.
+# Long runs on a shared machine: `chrt -i 0 make fuzz FUZZ_TIME=3600` (idle CPU only).
 FUZZ_CC    ?= clang
 FUZZ_BUILD ?= build-fuzz
 FUZZ_TIME  ?= 60
