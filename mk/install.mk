@@ -2,14 +2,17 @@
 # to $(PREFIX)/include/peft/, build/libpeft.so.1 (its SONAME) and the libpeft.so symlink to
 # $(PREFIX)/lib, the built-in plugins to
 # $(PREFIX)/lib/libpeft/plugins (the loader's compiled-in install dir), the peft command to
-# $(PREFIX)/bin, and $(PREFIX)/lib/pkgconfig/libpeft.pc, so that a plugin builds out of tree with
+# $(PREFIX)/bin, the SDK's make fragment to $(PREFIX)/share/libpeft/plugin.mk, and
+# $(PREFIX)/lib/pkgconfig/libpeft.pc, so that a plugin builds out of tree with
 #     cc -shared -fPIC $(pkg-config --cflags libpeft) my.c -o my.so
+# (or a Makefile that includes $(pkg-config --variable=pluginmk libpeft), sdk/plugin.mk)
 # and an application with $(pkg-config --cflags --libs libpeft).
 INSTALL      ?= install
 LIBDIR        = $(PREFIX)/lib
 INCLUDEDIR    = $(PREFIX)/include
 BINDIR        = $(PREFIX)/bin
 PKGCONFIGDIR  = $(LIBDIR)/pkgconfig
+DATADIR       = $(PREFIX)/share/libpeft
 PEFT_VERSION := $(shell sed -n 's/^\#define PEFT_VERSION "\(.*\)"/\1/p' sdk/include/peft/peft.h)
 
 # every public header: sdk/include/peft/ is the one public header set, installed as is
@@ -50,6 +53,7 @@ $(BUILD)/install/libpeft.pc: sdk/include/peft/peft.h mk/install.mk $(PREFIX_STAM
 	  'libdir=$${exec_prefix}/lib' \
 	  'includedir=$${prefix}/include' \
 	  'plugindir=$${libdir}/libpeft/plugins' \
+	  'pluginmk=$${prefix}/share/libpeft/plugin.mk' \
 	  '' \
 	  'Name: libpeft' \
 	  'Description: parameter-efficient fine-tuning in C (Hugging Face PEFT semantics and formats) and its tuner plugin SDK' \
@@ -61,8 +65,9 @@ $(BUILD)/install/libpeft.pc: sdk/include/peft/peft.h mk/install.mk $(PREFIX_STAM
 .PHONY: install
 install: all $(BUILD)/install/peft $(BUILD)/install/$(SONAME) $(BUILD)/install/libpeft.pc
 	$(INSTALL) -d $(DESTDIR)$(INCLUDEDIR)/peft $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR) \
-	  $(DESTDIR)$(PLUGIN_INSTALL_DIR) $(DESTDIR)$(BINDIR)
+	  $(DESTDIR)$(PLUGIN_INSTALL_DIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)
 	$(INSTALL) -m 644 $(SDK_HEADERS) $(DESTDIR)$(INCLUDEDIR)/peft/
+	$(INSTALL) -m 644 sdk/plugin.mk $(DESTDIR)$(DATADIR)/plugin.mk
 	$(INSTALL) -m 755 $(BUILD)/install/$(SONAME) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libpeft.so
 	$(INSTALL) -m 644 $(TOK_LIB) $(DESTDIR)$(LIBDIR)/
