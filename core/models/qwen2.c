@@ -3,35 +3,10 @@
  * sequence classifier pools the token before the first pad (decoder.c dec_pool_index). */
 #include "core/models/rope_decoder.h"
 
-static const rdec_spec SPEC = {
-    .model_type = "qwen2",
-    .lm_class = "Qwen2ForCausalLM",
-    .cls_class = "Qwen2ForSequenceClassification",
-    .bias = RDEC_BIAS_QKV,
-    .window = RDEC_WIN_NONE,
-    .tie_default = 0,
-    .eps_default = 1e-6,
-    .act_key = "hidden_act",
-    .act_default = "silu",
-};
-
-static int build(peft_base_model *m, char *err, size_t errlen)
-{
-    return rdec_build(m, &SPEC, err, errlen);
-}
-
-static int count(const json_t *config, const char *class_name, int64_t *n, char *err,
-                 size_t errlen)
-{
-    return rdec_count_params(&SPEC, config, class_name, n, err, errlen);
-}
-
-const peft_arch peft_arch_qwen2 = {
-    .model_type = "qwen2",
-    .class_name = "Qwen2ForCausalLM",
-    .task_type = "CAUSAL_LM",
-    .build = build,
-    .forward = rdec_forward,
-    .free_state = rdec_free_state,
-    .count_params = count,
-};
+RDEC_ARCH(qwen2, "qwen2", "Qwen2ForCausalLM", "Qwen2ForSequenceClassification",
+          .bias = RDEC_BIAS_QKV,
+          .window = RDEC_WIN_NONE,
+          .tie_default = 0,
+          .eps_default = 1e-6,
+          .act_key = "hidden_act",
+          .act_default = "silu");

@@ -48,4 +48,29 @@ void rdec_free_state(void *state);
 int rdec_count_params(const rdec_spec *spec, const json_t *config, const char *class_name,
                       int64_t *n, char *err, size_t errlen);
 
+/* One architecture of the family: its spec (model_type, the causal-LM and classifier class
+ * names, then the spec's other fields as designated initializers) and `const peft_arch
+ * peft_arch_<id>` over it (CAUSAL_LM by default), e.g.
+ *     RDEC_ARCH(qwen2, "qwen2", "Qwen2ForCausalLM", "Qwen2ForSequenceClassification",
+ *               .bias = RDEC_BIAS_QKV, .eps_default = 1e-6, ...); */
+#define RDEC_ARCH(id, type, lm, cls, ...)                                                     \
+    static const rdec_spec id##_spec = {.model_type = type, .lm_class = lm, .cls_class = cls, \
+                                        __VA_ARGS__};                                       \
+    static int id##_build(peft_base_model *m, char *err, size_t errlen)                       \
+    {                                                                                         \
+        return rdec_build(m, &id##_spec, err, errlen);                                        \
+    }                                                                                         \
+    static int id##_count(const json_t *config, const char *class_name, int64_t *n,          \
+                          char *err, size_t errlen)                                           \
+    {                                                                                         \
+        return rdec_count_params(&id##_spec, config, class_name, n, err, errlen);             \
+    }                                                                                         \
+    const peft_arch peft_arch_##id = {.model_type = type,                                     \
+                                      .class_name = lm,                                       \
+                                      .task_type = "CAUSAL_LM",                               \
+                                      .build = id##_build,                                    \
+                                      .forward = rdec_forward,                                \
+                                      .free_state = rdec_free_state,                          \
+                                      .count_params = id##_count}
+
 #endif
