@@ -48,5 +48,12 @@ char *cli_read_text(const char *path);
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* peft_inputs_load_json of path into *in; 0, or 1 after printing why */
 int cli_load_inputs(const char *path, peft_inputs *in);
+/* "a,b,c" -> names (pointers into buf, which is cut up), count; at most max */
+int cli_split_names(char *buf, const char **names, int max);
+/* --row-adapters "a,b,...": one adapter name per batch row (B rows) into names (max entries;
+ * pointers into buf, len bytes, which holds a copy of spec). have_model: adapters are loaded.
+ * 0, or 1 after printing what was expected */
+int cli_row_adapters(const char *spec, char *buf, size_t len, const char **names, int max, int64_t B,
+                     int have_model);
 
 #endif

@@ -22,14 +22,6 @@ static const char *HELP =
     "mixed model (peft_mixed.json) loads as that model, with its order and active set.\n"
     CLI_LOAD_HELP;
 
-/* "a,b,c" -> names (pointers into buf), count; at most max */
-static int split_names(char *buf, const char **names, int max)
-{
-    int n = 0;
-    for (char *s = strtok(buf, ","); s && n < max; s = strtok(NULL, ",")) names[n++] = s;
-    return n;
-}
-
 /* saved key of a trainable tensor: looked up over every adapter's state dict */
 static const char *saved_name_of(peft_model *m, peft_tensor *t, peft_state_dict **sds, int n)
 {
@@ -123,7 +115,7 @@ int cmd_forward(int argc, char **argv)
     const char *names[256];
     if (active) {
         snprintf(active_buf, sizeof active_buf, "%s", active);
-        int n = split_names(active_buf, names, 256);
+        int n = cli_split_names(active_buf, names, 256);
         if (!m || peft_set_adapters(m, names, n)) {
             rc = cli_fail("--active: %s", m ? peft_errmsg(ctx) : "no adapters loaded");
             goto out;
@@ -131,13 +123,8 @@ int cmd_forward(int argc, char **argv)
     }
     const char *row_names[1024];
     if (row_spec) {
-        snprintf(rows_buf, sizeof rows_buf, "%s", row_spec);
-        int n = split_names(rows_buf, row_names, 1024);
-        if (!m || n != in.B) {
-            rc = cli_fail("--row-adapters: %d names for a batch of %lld rows%s", n, (long long)in.B,
-                          m ? "" : " (and no adapters loaded)");
+        if ((rc = cli_row_adapters(row_spec, rows_buf, sizeof rows_buf, row_names, 1024, in.B, m != NULL)))
             goto out;
-        }
         if (merge) { rc = cli_fail("--row-adapters and --merge cannot be combined"); goto out; }
     }
     if (merge && m && peft_merge_adapter(m, NULL, 0, 1)) { rc = cli_fail("%s", peft_errmsg(ctx)); goto out; }

@@ -58,14 +58,6 @@ static int parse_double(const char *opt, const char *v, double *out)
     return 0;
 }
 
-/* "a,b,c" -> names (pointers into buf), count; at most max */
-static int split_names(char *buf, const char **names, int max)
-{
-    int n = 0;
-    for (char *s = strtok(buf, ","); s && n < max; s = strtok(NULL, ",")) names[n++] = s;
-    return n;
-}
-
 /* "--task-ids 1,0,...": one task per batch row, or one for every row, into ids (B values,
  * malloc'd: the caller frees it). 0, or 1 after printing what was expected */
 static int parse_task_ids(const char *v, int64_t B, int32_t **ids)
@@ -82,7 +74,7 @@ static int parse_task_ids(const char *v, int64_t B, int32_t **ids)
         return cli_fail("out of memory");
     }
     memcpy(buf, v, len + 1);
-    const int n = split_names(buf, parts, (int)(len / 2 + 2));
+    const int n = cli_split_names(buf, parts, (int)(len / 2 + 2));
     int rc = 0;
     if (n != 1 && n != B)
         rc = cli_fail("--task-ids: %d task ids for a batch of %lld rows (give one per row, or "
@@ -110,7 +102,7 @@ static int parse_eos(const char *v, peft_gen_config *cfg)
     char buf[512];
     snprintf(buf, sizeof buf, "%s", v);
     const char *ids[PEFT_GEN_MAX_EOS + 1];
-    int n = split_names(buf, ids, PEFT_GEN_MAX_EOS + 1);
+    int n = cli_split_names(buf, ids, PEFT_GEN_MAX_EOS + 1);
     if (n < 1 || n > PEFT_GEN_MAX_EOS)
         return cli_fail("--eos: expected 1 to %d token ids separated by commas, or none, got '%s'",
                         PEFT_GEN_MAX_EOS, v);
@@ -242,15 +234,9 @@ int cmd_generate(int argc, char **argv)
     if (rc) goto out;
     char rows_buf[8192];
     const char *row_names[1024];
-    if (row_spec) {
-        snprintf(rows_buf, sizeof rows_buf, "%s", row_spec);
-        int n = split_names(rows_buf, row_names, 1024);
-        if (!m || n != in.B) {
-            rc = cli_fail("--row-adapters: %d names for a batch of %lld rows%s", n, (long long)in.B,
-                          m ? "" : " (and no adapters loaded)");
-            goto out;
-        }
-    }
+    if (row_spec && (rc = cli_row_adapters(row_spec, rows_buf, sizeof rows_buf, row_names, 1024, in.B,
+                                           m != NULL)))
+        goto out;
     if (task_spec && in.task_ids) {
         rc = cli_fail("--task-ids and the input file's \"task_ids\" both give the rows' tasks: "
                       "keep one");

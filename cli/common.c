@@ -173,3 +173,21 @@ int cli_load_inputs(const char *path, peft_inputs *in)
     peft_ctx_free(ctx);
     return rc;
 }
+
+int cli_split_names(char *buf, const char **names, int max)
+{
+    int n = 0;
+    for (char *s = strtok(buf, ","); s && n < max; s = strtok(NULL, ",")) names[n++] = s;
+    return n;
+}
+
+int cli_row_adapters(const char *spec, char *buf, size_t len, const char **names, int max, int64_t B,
+                     int have_model)
+{
+    snprintf(buf, len, "%s", spec);
+    int n = cli_split_names(buf, names, max);
+    if (!have_model || n != B)
+        return cli_fail("--row-adapters: %d names for a batch of %lld rows%s", n, (long long)B,
+                        have_model ? "" : " (and no adapters loaded)");
+    return 0;
+}
