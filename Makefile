@@ -46,6 +46,7 @@ CLI_SRC    = $(wildcard cli/*.c)
 CLI_OBJ    = $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_SRC   = $(wildcard tests/test_*.c)
 TEST_BIN   = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+TEST_OBJ   = $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_UTIL  = $(wildcard tests/util/*.c)
 TEST_UTIL_OBJ = $(TEST_UTIL:%.c=$(BUILD)/obj/%.o)
 FIXPLUG_SRC = $(wildcard tests/plugins/*.c)
@@ -143,16 +144,19 @@ $(BUILD)/tests/plugins/%.so: tests/plugins/%.c tests/plugins/*.h sdk/include/pef
 	@mkdir -p $(dir $@)
 	$(CC) -Isdk/include $(CFLAGS) -fvisibility=hidden -shared -o $@ $<
 
-# the test helpers are compiled once (their objects), not once per suite
-.SECONDARY: $(TEST_UTIL_OBJ)
-$(BUILD)/obj/tests/util/%.o: CPPFLAGS += -Itests
+# the test helpers are compiled once (their objects), not once per suite; a suite's own source
+# is compiled apart from its link, so that a change in the core relinks the suites that need
+# it and recompiles none
+.SECONDARY: $(TEST_UTIL_OBJ) $(TEST_OBJ)
+$(BUILD)/obj/tests/%.o: CPPFLAGS += -Itests
 TEST_UTIL_LIB = $(BUILD)/libpeft_testutil.a
 $(TEST_UTIL_LIB): $(TEST_UTIL_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
-# A suite links libpeft.so and so sees only the public API, as an application does. A suite
-# that tests the insides (it includes a core/ header, or the header of a helper that does)
-# links the same objects statically (libpeft_core.a): libpeft.so does not export them.
+# A suite links libpeft.so and so sees only the public API, as an application does; it is not
+# relinked when the library is rebuilt (order-only: the dynamic link resolves at run time). A
+# suite that tests the insides (it includes a core/ header, or the header of a helper that
+# does) links the same objects statically (libpeft_core.a): libpeft.so does not export them.
 TEST_CORE = -L$(BUILD) -lpeft
 INTERNAL_UTIL_H = $(patsubst tests/util/%.c,%.h,$(shell grep -l '^\#include "core/' $(TEST_UTIL)))
 empty :=
@@ -160,9 +164,10 @@ space := $(empty) $(empty)
 INTERNAL_TESTS = $(patsubst tests/%.c,$(BUILD)/tests/%,$(shell grep -lE \
   '^\#include "(core/$(subst $(space),,$(foreach h,$(INTERNAL_UTIL_H),|$(h))))' $(TEST_SRC)))
 $(INTERNAL_TESTS): TEST_CORE = $(CORE_LIB)
-$(BUILD)/tests/%: tests/%.c $(TEST_UTIL_LIB) $(CONF_LIB) $(RUNNER_LIB) $(TOK_LIB) $(BUILD)/libpeft.so $(CORE_LIB)
+$(INTERNAL_TESTS): $(CORE_LIB)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TEST_UTIL_LIB) $(CONF_LIB) $(RUNNER_LIB) $(TOK_LIB) | $(BUILD)/libpeft.so
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) -MMD -MP -o $@ $< $(TEST_UTIL_LIB) $(CONF_LIB) $(RUNNER_LIB) $(TOK_LIB) \
+	$(CC) $(CFLAGS) -o $@ $< $(TEST_UTIL_LIB) $(CONF_LIB) $(RUNNER_LIB) $(TOK_LIB) \
 	  $(TEST_CORE) $(MPI_LIBS) -Wl,-rpath,'$$ORIGIN/..' $(CHECK_LIBS) $(DEPLIBS)
 
 # The PEFT reference fixtures live in the repository (tests/fixtures/, copied from the Python
@@ -235,7 +240,7 @@ task-data: all $(BUILD)/recipe/make_task_data
 	$(BUILD)/recipe/make_task_data --out-train examples/data/mirror-train.jsonl \
 	  --out-eval examples/data/mirror-eval.jsonl --op mir --train 400 --eval 200 --seed 0
 
--include $(CORE_OBJ:.o=.d) $(CONF_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TOK_OBJ:.o=.d) $(RUNNER_OBJ:.o=.d) $(TEST_UTIL_OBJ:.o=.d) $(TEST_BIN:=.d)
+-include $(CORE_OBJ:.o=.d) $(CONF_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TOK_OBJ:.o=.d) $(RUNNER_OBJ:.o=.d) $(TEST_UTIL_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
 
 clean:
 	rm -rf $(BUILD) build-asan build-fuzz
@@ -244,11 +249,14 @@ clean:
 include $(wildcard mk/*.mk)
 
 # static analysis: cppcheck with jansson's iteration macros explained (scripts/cppcheck/);
-# part of `make check`, so CI runs it (clean = no output)
+# part of `make check`, so CI runs it (clean = no output). Its build dir keeps each file's
+# analysis: after an edit only the files whose code (or headers) changed are analysed again.
 .PHONY: cppcheck
 cppcheck:
 	@command -v cppcheck >/dev/null || ./scripts/deps.sh cppcheck
+	@mkdir -p $(BUILD)/cppcheck
 	@out=$$(cppcheck -q --std=c11 --enable=warning,portability --inline-suppr -I. -Isdk/include \
+	  --cppcheck-build-dir=$(BUILD)/cppcheck \
 	  --library=scripts/cppcheck/jansson.cfg --suppress=missingIncludeSystem -j$(NPROC) \
 	  core tokenizers runner cli plugins 2>&1); \
 	  if [ -n "$$out" ]; then echo "$$out"; echo "cppcheck: findings above"; exit 1; fi; \
