@@ -582,7 +582,7 @@ static int run_one(batch_ctx *b, const runner_run *r, int read_only, runner_resu
 {
     const runner_config *c = b->c;
     const runner_opts *o = b->o;
-    run_paths p;
+    run_paths p = {0}; /* (cppcheck's whole-program pass cannot see run_paths_set fill it) */
     run_paths_set(c, r, &p);
     runner_result *res = calloc(1, sizeof *res);
     if (!res) return snprintf(err, errlen, "out of memory"), -1;
