@@ -186,13 +186,29 @@ peft_tensor *peft_site_forward(peft_graph *g, peft_site *s, peft_tensor *x)
     return y;
 }
 
-int peft_site_plain_linear(const peft_site *s)
+/* 1 when no adapter takes part in the site's forward in this step */
+static int no_adapter_runs(const peft_site *s)
 {
-    if (!s || (s->info.kind != PEFT_SITE_LINEAR && s->info.kind != PEFT_SITE_CONV1D)) return 0;
     const int grouped = s->owner && s->owner->row_adapter && !s->owner->adapters_disabled;
     for (int i = 0; i < s->n_chain; i++)
         if (!s->chain[i].merged && (grouped || runs(s, &s->chain[i]))) return 0;
     return 1;
+}
+
+int peft_site_plain_linear(const peft_site *s)
+{
+    if (!s || (s->info.kind != PEFT_SITE_LINEAR && s->info.kind != PEFT_SITE_CONV1D)) return 0;
+    return no_adapter_runs(s);
+}
+
+peft_tensor *peft_site_norm_to(peft_graph *g, peft_site *s, peft_tensor *x, int slot)
+{
+    if (!g || !s || s->info.kind != PEFT_SITE_NORM || s->info.norm_type != PEFT_NORM_LAYER ||
+        !no_adapter_runs(s) || !x || !s->info.weight || s->info.weight->numel != s->info.in_features ||
+        x->ndim < 1 || x->shape[x->ndim - 1] != s->info.in_features ||
+        (s->info.bias && s->info.bias->numel != s->info.in_features))
+        return peft_site_norm(g, s, x); /* the site's own way (and its checks) */
+    return op_layernorm_to(g, x, s->info.weight, s->info.bias, s->info.norm_eps, slot);
 }
 
 int peft_site_input_unread(const peft_site *s)

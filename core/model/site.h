@@ -16,6 +16,11 @@ int peft_site_plain_linear(const peft_site *s);
 /* 1 when, besides, the site's backward never reads its input x (the weight is frozen): x may
  * then live in a transient buffer (peft_graph_tensor_transient) */
 int peft_site_input_unread(const peft_site *s);
+/* peft_site_norm with the output's data in the graph's transient buffer `slot`
+ * (peft_graph_tensor_transient) when the site is a LayerNorm with no adapter taking part (its
+ * backward reads x only), else plainly peft_site_norm: for a norm whose output only the next
+ * op's forward reads (see peft_site_input_unread) */
+peft_tensor *peft_site_norm_to(peft_graph *g, peft_site *s, peft_tensor *x, int slot);
 /* append an adapter state to the chain (order = order added). 0 or -1 (OOM). */
 int peft_site_attach(peft_site *s, peft_adapter *a, void *state);
 /* index of adapter a in the chain or -1 */

@@ -295,7 +295,9 @@ static peft_tensor *gpt2_block_fn(peft_graph *g, void *p, peft_tensor *h)
     peft_tensor *att; /* (B,Tq,C) */
     if (!u->q.cache && !u->q.Px) {
         /* q, k, v read in place from c_attn's output (no slice copies) */
-        const peft_attn_opts o = {.causal = 1, .key_mask = u->q.mask};
+        /* its output only feeds c_proj's forward when c_proj reads it in no backward */
+        const peft_attn_opts o = {.causal = 1, .key_mask = u->q.mask,
+                                  .transient_out = peft_site_input_unread(b->attn_proj)};
         if (!(att = op_attention_packed(g, qkv, (int)s->H, (int)s->H, u->scale, &o))) {
             snprintf(err, errlen, "gpt2: forward failed: out of memory in the step arena "
                      "(attention of layer %d)", u->layer);
@@ -313,7 +315,9 @@ static peft_tensor *gpt2_block_fn(peft_graph *g, void *p, peft_tensor *h)
     peft_tensor *o = peft_site_forward(g, b->attn_proj, att);
     if (!o || !(h = residual(g, b->attn_proj, o, s->resid_pdrop, h))) return NULL;
 
-    peft_tensor *x = peft_site_norm(g, b->ln_2, h);
+    peft_tensor *x = peft_site_input_unread(b->c_fc)
+                         ? peft_site_norm_to(g, b->ln_2, h, PEFT_TRANSIENT_NORM)
+                         : peft_site_norm(g, b->ln_2, h);
     peft_tensor *f = x ? peft_site_forward(g, b->c_fc, x) : NULL; /* (B,Tq,I) */
     /* GELU's output lives until mlp.c_proj's forward only when that reads it in no backward
      * (frozen, no adapter): then one buffer serves every layer, not one (B,Tq,I) each */

@@ -45,6 +45,7 @@ typedef struct {
     int64_t window; /* > 0: a query sees only the last `window` keys (Mistral, Gemma2) */
     float scale;
     float softcap;  /* > 0: the scores were cap * tanh(scale q.k / cap) */
+    int transient_out; /* the output's data in the graph's transient buffer (peft_attn_opts) */
     int causal;
 } attn_ctx;
 
@@ -260,6 +261,7 @@ static int attn_opts(attn_ctx *a, const peft_attn_opts *o)
     a->bias = o ? o->bias : NULL;
     a->window = o && o->window > 0 ? o->window : 0;
     a->softcap = o && o->softcap > 0.0f ? o->softcap : 0.0f;
+    a->transient_out = o && o->transient_out;
     return !a->bias || (a->bias->dtype == PEFT_DTYPE_F32 && a->bias->numel == a->H * a->T * a->S);
 }
 
@@ -275,7 +277,10 @@ static peft_tensor *attention_run(peft_graph *g, attn_ctx a)
     const int64_t BH = B * H;
     const int keep = rec && BH * T * S * (int64_t)sizeof(float) <= attn_keep_p_bytes;
     const int64_t gh = keep ? BH : attn_group_heads(BH, T, S);
-    peft_tensor *out = peft_graph_tensor_raw(g, PEFT_DTYPE_F32, 3, (int64_t[]){B, T, HD});
+    const int64_t oshape[3] = {B, T, HD};
+    peft_tensor *out = a.transient_out
+                           ? peft_graph_tensor_transient(g, PEFT_TRANSIENT_ATTN, 3, oshape)
+                           : peft_graph_tensor_raw(g, PEFT_DTYPE_F32, 3, oshape);
     peft_tensor *Pt = peft_graph_tensor_raw(g, PEFT_DTYPE_F32, 1, (int64_t[]){gh * T * S + 1});
     if (!out || !Pt) return NULL;
     a.out = out;

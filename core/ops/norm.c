@@ -134,14 +134,22 @@ static void ln_fwd_rows(void *p, int64_t lo, int64_t hi)
     }
 }
 
-// x (N, C), w (C), b (C) -> y (N, C) = (x - mean) / sqrt(var + eps) * w + b, per row
 peft_tensor *op_layernorm(peft_graph *g, peft_tensor *x, peft_tensor *w, peft_tensor *b, float eps)
+{
+    return op_layernorm_to(g, x, w, b, eps, -1);
+}
+
+// x (N, C), w (C), b (C) -> y (N, C) = (x - mean) / sqrt(var + eps) * w + b, per row; y in the
+// graph's transient buffer `slot` when slot >= 0 (the backward reads x, mean and rstd, never y)
+peft_tensor *op_layernorm_to(peft_graph *g, peft_tensor *x, peft_tensor *w, peft_tensor *b,
+                             float eps, int slot)
 {
     if (!x || x->ndim < 1 || x->dtype != PEFT_DTYPE_F32) return NULL;
     const int64_t C = x->shape[x->ndim - 1];
     if (C <= 0 || (w && w->numel != C) || (b && b->numel != C)) return NULL;
     const int64_t N = x->numel / C;
-    peft_tensor *y = peft_graph_tensor_raw(g, PEFT_DTYPE_F32, x->ndim, x->shape);
+    peft_tensor *y = slot >= 0 ? peft_graph_tensor_transient(g, slot, x->ndim, x->shape)
+                               : peft_graph_tensor_raw(g, PEFT_DTYPE_F32, x->ndim, x->shape);
     peft_tensor *stats = peft_graph_tensor_raw(g, PEFT_DTYPE_F32, 1, (int64_t[]){2 * N});
     const float *wf = w ? ops_as_f32(g, w) : NULL;
     const float *bf = b ? ops_as_f32(g, b) : NULL;

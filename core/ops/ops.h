@@ -36,6 +36,10 @@ peft_tensor *op_mul_lastdim(peft_graph *g, peft_tensor *x, peft_tensor *v);
 peft_tensor *op_dropout(peft_graph *g, peft_tensor *x, float p);
 /* x (..., C), w (C), b (C) -> layer norm over the last dim with eps */
 peft_tensor *op_layernorm(peft_graph *g, peft_tensor *x, peft_tensor *w, peft_tensor *b, float eps);
+/* the same with the output's data in the graph's transient buffer `slot` (slot < 0: the arena),
+ * for an output only the next op's forward reads; the same numbers */
+peft_tensor *op_layernorm_to(peft_graph *g, peft_tensor *x, peft_tensor *w, peft_tensor *b,
+                             float eps, int slot);
 /* GELU, tanh approximation ("gelu_new" / "gelu_pytorch_tanh") */
 peft_tensor *op_gelu_tanh(peft_graph *g, peft_tensor *x);
 /* the same with the output's data in the graph's transient buffer `slot`
@@ -85,6 +89,10 @@ typedef struct peft_attn_opts {
     peft_tensor *bias;
     int64_t window;
     float softcap;
+    /* 1: the output's data in the graph's transient buffer PEFT_TRANSIENT_ATTN, for a consumer
+     * that reads it in its forward only (a frozen output projection): the backward needs only
+     * its gradient */
+    int transient_out;
 } peft_attn_opts;
 /* op_attention_ex with every option: q (B, T, H*D), k and v (B, S, Hkv*D) -> (B, T, H*D);
  * o NULL = no options. Gradients to q, k, v and bias as needed. */

@@ -14,7 +14,7 @@ typedef struct peft_tape_node {
 } peft_tape_node;
 
 /* a dead gradient buffer, reused by the next peft_grad_of of the same size */
-#define PEFT_GRAPH_TRANSIENT_SLOTS 2
+#define PEFT_GRAPH_TRANSIENT_SLOTS 3
 
 typedef struct peft_free_grad {
     float *buf;
@@ -44,7 +44,11 @@ struct peft_graph {
  * same slot, so the data is valid only until then. For an output that the next op's forward
  * reads and nobody's backward does (GELU's output feeding a frozen linear): a step then keeps
  * one such buffer, not one per layer. NULL (error set) when out of memory or slot is bad. */
-enum { PEFT_TRANSIENT_MLP = 0 };
+enum {
+    PEFT_TRANSIENT_MLP = 0, /* an MLP's activation (GELU's output) */
+    PEFT_TRANSIENT_ATTN,    /* attention's output before the output projection */
+    PEFT_TRANSIENT_NORM     /* a norm's output before a frozen projection */
+};
 peft_tensor *peft_graph_tensor_transient(peft_graph *g, int slot, int ndim, const int64_t *shape);
 
 /* 1 if an op output must require grad: recording and any input requires grad */
