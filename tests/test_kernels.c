@@ -3,7 +3,7 @@
  * it, the vectorised erf (against erf in double) and the exact GELU on it, the kernel thread
  * pool (every item once, whatever the thread count) and the results of every pooled kernel
  * (elementwise, norms, RoPE, attention, losses, NF4 weight tiles) bit for bit equal at 1, 2 and 3 threads, the
- * OpenBLAS kernel-set check. */
+ * OpenBLAS kernel-set check, and ops_sgemm on oneDNN (PEFT_GEMM=onednn) against OpenBLAS. */
 #include <cblas.h>
 #include <check.h>
 #include <math.h>
@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "core/ops/blas_check.h"
+#include "core/ops/gemm.h"
 #include "core/ops/pool.h"
 #include "core/ops/vmath.h"
 #include "peft/graph.h"
@@ -252,6 +253,49 @@ START_TEST(blas_kernel_check)
 }
 END_TEST
 
+/* ops_sgemm on oneDNN: the same products as OpenBLAS's to f32 rounding, over both transposes,
+ * padded leading dimensions, alpha and beta, thin and empty shapes (skipped without libdnnl) */
+START_TEST(onednn_gemm_matches_openblas)
+{
+    if (ops_gemm_use("onednn")) {
+        fprintf(stderr, "onednn_gemm_matches_openblas: libdnnl.so.2 not loadable, skipped\n");
+        return;
+    }
+    static const int S[][5] = {{37, 29, 53, 0, 0}, {64, 16, 300, 0, 1}, {16, 70, 128, 1, 0},
+                               {5, 3, 1, 1, 1},    {128, 64, 512, 0, 1}, {0, 4, 8, 0, 0},
+                               {3, 0, 2, 1, 0},    {512, 16, 64, 0, 0}};
+    for (size_t s = 0; s < sizeof S / sizeof *S; s++) {
+        const int M = S[s][0], N = S[s][1], K = S[s][2], ta = S[s][3], tb = S[s][4];
+        const int lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 2, ldc = N + 1;
+        const int ar = ta ? K : M, br = tb ? N : K;
+        float *A = calloc((size_t)ar * lda + 1, 4), *B = calloc((size_t)br * ldb + 1, 4);
+        float *C1 = calloc((size_t)M * ldc + 1, 4), *C2 = calloc((size_t)M * ldc + 1, 4);
+        for (int i = 0; i < ar * lda; i++) A[i] = (float)sin(0.37 * i);
+        for (int i = 0; i < br * ldb; i++) B[i] = (float)cos(0.11 * i);
+        for (int i = 0; i < M * ldc; i++) C1[i] = C2[i] = (float)sin(0.05 * i);
+        const enum CBLAS_TRANSPOSE TA = ta ? CblasTrans : CblasNoTrans,
+                                   TB = tb ? CblasTrans : CblasNoTrans;
+        ck_assert_int_eq(ops_gemm_use("onednn"), 0);
+        ck_assert_str_eq(ops_gemm_backend(), "onednn");
+        ops_sgemm(CblasRowMajor, TA, TB, M, N, K, 0.75f, A, lda, B, ldb, 0.5f, C1, ldc);
+        ck_assert_int_eq(ops_gemm_use("openblas"), 0);
+        ops_sgemm(CblasRowMajor, TA, TB, M, N, K, 0.75f, A, lda, B, ldb, 0.5f, C2, ldc);
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < ldc; j++) {
+                const float a = C1[i * ldc + j], b = C2[i * ldc + j];
+                if (j >= N) ck_assert(a == b); /* the padding is not written */
+                else ck_assert_msg(fabsf(a - b) <= 1e-5f * (float)(K + 1) * (1.0f + fabsf(b)),
+                                   "shape %zu (%d,%d): %g vs %g", s, i, j, a, b);
+            }
+        free(A);
+        free(B);
+        free(C1);
+        free(C2);
+    }
+    ck_assert_str_eq(ops_gemm_backend(), "openblas");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("kernels");
@@ -265,6 +309,7 @@ int main(void)
     tcase_add_test(tp, pool_covers_once);
     tcase_add_test(tp, pooled_kernels_thread_invariant);
     tcase_add_test(tp, blas_kernel_check);
+    tcase_add_test(tp, onednn_gemm_matches_openblas);
     suite_add_tcase(s, tp);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -25,19 +25,37 @@ static void (*omp_set_threads_p)(int);
 static pthread_once_t gemm_once = PTHREAD_ONCE_INIT;
 static __thread int omp_threads_set; /* the OpenMP thread count this thread last asked for */
 
-static void gemm_init(void)
+/* loads oneDNN's dnnl_sgemm: 0, or -1 with *why set */
+static int load_onednn(const char **why)
 {
-    const char *want = getenv("PEFT_GEMM");
-    if (!want || strcmp(want, "onednn")) return;
     void *h = dlopen("libdnnl.so.2", RTLD_NOW | RTLD_LOCAL);
     dnnl_sgemm_fn f = h ? (dnnl_sgemm_fn)dlsym(h, "dnnl_sgemm") : NULL;
     if (!f) {
-        fprintf(stderr, "libpeft: PEFT_GEMM=onednn but libdnnl.so.2 %s; using OpenBLAS\n",
-                h ? "has no dnnl_sgemm" : "does not load (apt-get install libdnnl2)");
-        return;
+        *why = h ? "has no dnnl_sgemm" : "does not load (apt-get install libdnnl2)";
+        return -1;
     }
     omp_set_threads_p = (void (*)(int))dlsym(h, "omp_set_num_threads");
     dnnl_sgemm_p = f;
+    return 0;
+}
+
+static void gemm_init(void)
+{
+    const char *want = getenv("PEFT_GEMM"), *why = NULL;
+    if (!want || strcmp(want, "onednn")) return;
+    if (load_onednn(&why))
+        fprintf(stderr, "libpeft: PEFT_GEMM=onednn but libdnnl.so.2 %s; using OpenBLAS\n", why);
+}
+
+int ops_gemm_use(const char *name)
+{
+    const char *why = NULL;
+    pthread_once(&gemm_once, gemm_init);
+    if (!strcmp(name, "openblas")) {
+        dnnl_sgemm_p = NULL;
+        return 0;
+    }
+    return strcmp(name, "onednn") ? -1 : dnnl_sgemm_p ? 0 : load_onednn(&why);
 }
 
 const char *ops_gemm_backend(void)

@@ -17,4 +17,8 @@ ops_sgemm(enum CBLAS_ORDER order, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE 
 /* "openblas" or "onednn": the library ops_sgemm uses (static string) */
 __attribute__((visibility("hidden"))) const char *ops_gemm_backend(void);
 
+/* switches the library from now on ("openblas" or "onednn"; for the tests, which compare
+ * them): 0, or -1 when it is unknown or does not load (the library unchanged) */
+__attribute__((visibility("hidden"))) int ops_gemm_use(const char *name);
+
 #endif
