@@ -68,11 +68,13 @@ static int ensure_model(const char *dir)
     if (pid == 0) {
         peft_gpt2_shape shape = {.n_layer = 12, .n_embd = 768, .n_head = 12,
                                  .vocab_size = 50257, .n_positions = 1024};
-        char err[1024] = "";
-        if (peft_write_random_gpt2(dir, &shape, SEED, err, sizeof err)) {
-            fprintf(stderr, "libpeft lora-step: cannot write the base model: %s\n", err);
+        peft_ctx *ctx = peft_ctx_new(SEED);
+        if (!ctx || peft_write_random_gpt2(ctx, dir, &shape, SEED)) {
+            fprintf(stderr, "libpeft lora-step: cannot write the base model: %s\n",
+                    ctx ? peft_errmsg(ctx) : "out of memory");
             _exit(1);
         }
+        peft_ctx_free(ctx);
         _exit(0);
     }
     int status = 0;

@@ -37,7 +37,6 @@ static int init_from_config(const char *config, const char *out, const char *dty
     peft_load_options o = {.struct_size = sizeof o, .torch_dtype = dtype_name ? dtype_name : "float32",
                            .random_init = 1, .seed = seed};
     peft_base_model *m;
-    char err[1024];
     peft_ctx *ctx = peft_ctx_new(0);
     if (!ctx) return cli_fail("out of memory");
     if (peft_load_base_model_ex(ctx, out, &o, &m)) {
@@ -45,13 +44,13 @@ static int init_from_config(const char *config, const char *out, const char *dty
         peft_ctx_free(ctx);
         return 1;
     }
-    peft_ctx_free(ctx);
     const int64_t n = peft_base_model_param_count(m);
-    int rc = peft_base_model_save(m, out, dt, err, sizeof err);
-    if (rc) cli_fail("%s", err);
+    int rc = peft_base_model_save(ctx, m, out, dt);
+    if (rc) cli_fail("%s", peft_errmsg(ctx));
     else printf("wrote a random %s (%lld parameters, %s) to %s\n", peft_base_model_class(m), (long long)n,
                 dtype_name ? dtype_name : "float32", out);
     peft_base_model_free(m);
+    peft_ctx_free(ctx);
     return rc ? 1 : 0;
 }
 
@@ -77,8 +76,12 @@ int cmd_init_model(int argc, char **argv)
     if (!out) { fputs(HELP, stderr); return cli_fail("--out is required"); }
     if (config) return init_from_config(config, out, dtype, seed);
     if (dtype) return cli_fail("--dtype goes with --config");
-    char err[1024];
-    if (peft_write_random_gpt2(out, &s, seed, err, sizeof err)) return cli_fail("%s", err);
+    peft_ctx *ctx = peft_ctx_new(seed);
+    if (!ctx) return cli_fail("out of memory");
+    int rc = peft_write_random_gpt2(ctx, out, &s, seed);
+    if (rc) cli_fail("%s", peft_errmsg(ctx));
+    peft_ctx_free(ctx);
+    if (rc) return 1;
     printf("wrote a %d-layer GPT-2 (n_embd %d, %d heads, vocab %d) to %s\n", s.n_layer, s.n_embd,
            s.n_head, s.vocab_size, out);
     return 0;

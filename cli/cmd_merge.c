@@ -145,7 +145,7 @@ int cmd_merge(int argc, char **argv)
     }
     printf("merged %d adapter%s into %s; largest |merged - unmerged| on the probe batch: %.3g\n",
            n_merged, n_merged == 1 ? "" : "s", model, worst);
-    if (peft_base_model_save(merged, output, dtype, err, sizeof err)) { rc = cli_fail("%s", err); goto out; }
+    if (peft_base_model_save(ctx, merged, output, dtype)) { rc = cli_fail("%s", peft_errmsg(ctx)); goto out; }
     printf("wrote %s/config.json and %s/model.safetensors (%s)\n", output, output,
            dtype == PEFT_DTYPE_BF16 ? "bf16" : dtype == PEFT_DTYPE_F16 ? "f16" : "f32");
 out:

@@ -187,9 +187,9 @@ int runner_check(runner_config *c, char *err, size_t errlen)
         goto out;
     }
     int64_t vocab, num_labels = 2;
-    if (peft_config_int(meta, "vocab_size", 0, 0, &vocab, merr, sizeof merr) ||
-        peft_config_int(meta, "num_labels", 1, 2, &num_labels, merr, sizeof merr)) {
-        runner_errat(err, errlen, c, runner_map_get(c->root, "base_model"), "%s", merr);
+    if (peft_config_int(pctx, meta, "vocab_size", 0, 0, &vocab) ||
+        peft_config_int(pctx, meta, "num_labels", 1, 2, &num_labels)) {
+        runner_errat(err, errlen, c, runner_map_get(c->root, "base_model"), "%s", peft_errmsg(pctx));
         goto out;
     }
     num_labels = peft_base_model_num_labels(meta);

@@ -741,7 +741,6 @@ int runner_shard_assign(const runner_config *c, int count, int *shard)
 static int batch_setup(runner_config *c, batch_ctx *b, char *err, size_t errlen)
 {
     peft_tokenizer *tk = NULL;
-    char derr[1024];
     int rc = -1;
     if (runner_check_tokenizer(c, &tk, err, errlen)) goto out;
     peft_base_model *meta;
@@ -755,9 +754,9 @@ static int batch_setup(runner_config *c, batch_ctx *b, char *err, size_t errlen)
     peft_ctx_free(mctx);
     if (lrc) goto out;
     int64_t pad = 0;
-    peft_config_int(meta, "vocab_size", 1, 0, &vocab, derr, sizeof derr);
+    peft_config_int(NULL, meta, "vocab_size", 1, 0, &vocab);
     int64_t num_labels = peft_base_model_num_labels(meta);
-    if (peft_config_int(meta, "pad_token_id", 1, 0, &pad, derr, sizeof derr) || pad < 0 || pad >= vocab) pad = 0;
+    if (peft_config_int(NULL, meta, "pad_token_id", 1, 0, &pad) || pad < 0 || pad >= vocab) pad = 0;
     b->pad_id = (int32_t)pad;
     peft_base_model_free(meta);
     if (runner_data_load(c->train_path, c->task, c->max_length, vocab, num_labels, tk, &b->train, err, errlen) ||

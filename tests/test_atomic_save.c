@@ -138,17 +138,17 @@ END_TEST
 
 START_TEST(merged_model_save_is_one_set)
 {
-    char *tmp = tu_tmpdir(), dir[4200], p[4400], err[512];
+    char *tmp = tu_tmpdir(), dir[4200], p[4400];
     snprintf(dir, sizeof dir, "%s/merged", tmp);
     peft_ctx *ctx = peft_ctx_new(0);
     peft_base_model *base;
     ck_assert(peft_load_base_model(ctx, tu_fixture("hf-peft/_models/gpt2"), &base) == 0);
-    ck_assert_msg(peft_base_model_save(base, dir, PEFT_DTYPE_F32, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_base_model_save(ctx, base, dir, PEFT_DTYPE_F32) == 0, "%s", peft_errmsg(ctx));
     long dp = dead_pid();
     char name[128];
     snprintf(name, sizeof name, "model.safetensors.tmp.%ld", dp);
     touch(dir, name, "250 MB in real life");
-    ck_assert_msg(peft_base_model_save(base, dir, PEFT_DTYPE_BF16, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(peft_base_model_save(ctx, base, dir, PEFT_DTYPE_BF16) == 0, "%s", peft_errmsg(ctx));
     ck_assert(!exists(dir, name));
     snprintf(p, sizeof p, "%s/config.json", dir);
     json_t *c = json_load_file(p, 0, NULL);

@@ -159,20 +159,19 @@ START_TEST(test_params)
     /* config getters */
     int64_t v;
     double r;
-    char err[512];
-    ck_assert_int_eq(peft_config_int(m, "n_embd", 0, 0, &v, err, sizeof err), 0);
+    ck_assert_int_eq(peft_config_int(tu_ctx(), m, "n_embd", 0, 0, &v), 0);
     ck_assert_int_eq(v, 32);
-    ck_assert_int_eq(peft_config_int(m, "n_inner", 1, 77, &v, err, sizeof err), 0); /* null */
+    ck_assert_int_eq(peft_config_int(tu_ctx(), m, "n_inner", 1, 77, &v), 0); /* null */
     ck_assert_int_eq(v, 77);
-    ck_assert_int_eq(peft_config_real(m, "layer_norm_epsilon", 0, 0, &r, err, sizeof err), 0);
+    ck_assert_int_eq(peft_config_real(tu_ctx(), m, "layer_norm_epsilon", 0, 0, &r), 0);
     ck_assert(fabs(r - 1e-5) < 1e-12);
-    ck_assert_int_eq(peft_config_int(m, "no_such_field", 0, 0, &v, err, sizeof err), -1);
-    ck_assert_has(err, "config.json");
-    ck_assert_has(err, "no_such_field");
-    ck_assert_int_eq(peft_config_int(m, "model_type", 0, 0, &v, err, sizeof err), -1);
-    ck_assert_has(err, "config.json");
-    ck_assert_has(err, "model_type");
-    ck_assert_has(err, "integer");
+    ck_assert_int_eq(peft_config_int(tu_ctx(), m, "no_such_field", 0, 0, &v), PEFT_EFORMAT);
+    ck_assert_has(peft_errmsg(tu_ctx()), "config.json");
+    ck_assert_has(peft_errmsg(tu_ctx()), "no_such_field");
+    ck_assert_int_eq(peft_config_int(tu_ctx(), m, "model_type", 0, 0, &v), PEFT_EFORMAT);
+    ck_assert_has(peft_errmsg(tu_ctx()), "config.json");
+    ck_assert_has(peft_errmsg(tu_ctx()), "model_type");
+    ck_assert_has(peft_errmsg(tu_ctx()), "integer");
     peft_base_model_free(m);
 }
 END_TEST

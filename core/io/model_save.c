@@ -10,6 +10,7 @@
 #include "core/io/dirsave.h"
 #include "peft/dtype.h"
 #include "peft/graph.h"
+#include "peft/peft.h"
 #include "peft/model_save.h"
 #include "core/model/model_internal.h"
 #include "peft/util.h"
@@ -45,23 +46,28 @@ static int write_config(const peft_base_model *m, const char *dir, int32_t dtype
     return 0;
 }
 
-int peft_base_model_save(const peft_base_model *m, const char *dir, int32_t dtype, char *err,
-                         size_t errlen)
+/* the save with the message in err: PEFT_OK or a PEFT_E* code */
+static int model_save(const peft_base_model *m, const char *dir, int32_t dtype, char *err,
+                      size_t errlen)
 {
+    if (!m || !dir || !*dir) {
+        snprintf(err, errlen, "peft_base_model_save: a model and a directory are required");
+        return PEFT_EINVAL;
+    }
     if (m->meta) {
         snprintf(err, errlen, "%s: a weight-free (config-only) model cannot be saved", dir);
-        return -1;
+        return PEFT_EINVAL;
     }
     if (dtype != PEFT_DTYPE_F32 && dtype != PEFT_DTYPE_BF16 && dtype != PEFT_DTYPE_F16) {
         snprintf(err, errlen, "save: dtype must be F32, BF16 or F16");
-        return -1;
+        return PEFT_EINVAL;
     }
     /* config.json and model.safetensors as one set: staged, then swapped in (dirsave.h) */
     peft_dirsave ds;
-    if (peft_dirsave_begin(&ds, dir, err, errlen)) return -1;
+    if (peft_dirsave_begin(&ds, dir, err, errlen)) return PEFT_EIO;
     peft_st_out *outs = calloc(m->n_params + 1, sizeof *outs);
     void **bufs = calloc(m->n_params + 1, sizeof *bufs);
-    int rc = -1;
+    int rc = PEFT_ENOMEM;
     if (!outs || !bufs) goto oom;
     for (size_t i = 0; i < m->n_params; i++) {
         const peft_tensor *t = m->params[i].t;
@@ -82,11 +88,11 @@ int peft_base_model_save(const peft_base_model *m, const char *dir, int32_t dtyp
     }
     char path[4096];
     static const char *const meta[] = {"format", "pt", NULL};
-    rc = peft_path_join(path, sizeof path, ds.stage, "model.safetensors");
+    rc = peft_path_join(path, sizeof path, ds.stage, "model.safetensors") ? PEFT_EINVAL : PEFT_OK;
     if (rc) snprintf(err, errlen, "%s: path too long", ds.stage);
     else rc = peft_st_write_buf(path, outs, m->n_params, meta, err, errlen);
-    if (rc == 0) rc = write_config(m, ds.stage, dtype, err, errlen);
-    if (rc == 0) rc = peft_dirsave_commit(&ds, err, errlen);
+    if (rc == 0 && write_config(m, ds.stage, dtype, err, errlen)) rc = PEFT_EIO;
+    if (rc == 0) rc = peft_dirsave_commit(&ds, err, errlen) ? PEFT_EIO : PEFT_OK;
     else peft_dirsave_abort(&ds);
     goto out;
 oom:
@@ -97,4 +103,11 @@ out:
     free(bufs);
     free(outs);
     return rc;
+}
+
+int peft_base_model_save(peft_ctx *ctx, const peft_base_model *m, const char *dir, int32_t dtype)
+{
+    char err[8192] = ""; /* paths up to 4 KiB and the message */
+    int rc = model_save(m, dir, dtype, err, sizeof err);
+    return rc ? peft_set_error(ctx, rc, "%s", err) : PEFT_OK;
 }

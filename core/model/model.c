@@ -16,6 +16,7 @@
 #include "core/model/name_index.h"
 #include "core/model/attn.h"
 #include "core/model/storage.h"
+#include "peft/peft.h"
 
 #define WEIGHTS_FILE "model.safetensors"
 #define INDEX_FILE "model.safetensors.index.json"
@@ -632,7 +633,7 @@ static const char *json_kind(const json_t *v)
     }
 }
 
-int peft_config_int(const peft_base_model *m, const char *key, int has_def, int64_t def,
+int peft_config_int_buf(const peft_base_model *m, const char *key, int has_def, int64_t def,
                     int64_t *out, char *err, size_t errlen)
 {
     json_t *v = cfg_get(m, key);
@@ -654,14 +655,14 @@ int peft_config_int(const peft_base_model *m, const char *key, int has_def, int6
 int peft_config_layers(const peft_base_model *m, const char *key, int has_def, int64_t def,
                        int64_t *out, char *err, size_t errlen)
 {
-    if (peft_config_int(m, key, has_def, def, out, err, errlen)) return -1;
+    if (peft_config_int_buf(m, key, has_def, def, out, err, errlen)) return -1;
     if (*out >= 0 && *out <= PEFT_MAX_LAYERS) return 0;
     seterr(err, errlen, "%s/config.json: field \"%s\" is %lld; a layer count must be 0..%d",
            m->dir, key, (long long)*out, PEFT_MAX_LAYERS);
     return -1;
 }
 
-int peft_config_real(const peft_base_model *m, const char *key, int has_def, double def,
+int peft_config_real_buf(const peft_base_model *m, const char *key, int has_def, double def,
                      double *out, char *err, size_t errlen)
 {
     json_t *v = cfg_get(m, key);
@@ -676,7 +677,7 @@ int peft_config_real(const peft_base_model *m, const char *key, int has_def, dou
     return -1;
 }
 
-int peft_config_bool(const peft_base_model *m, const char *key, int has_def, int def, int *out,
+int peft_config_bool_buf(const peft_base_model *m, const char *key, int has_def, int def, int *out,
                      char *err, size_t errlen)
 {
     json_t *v = cfg_get(m, key);
@@ -691,7 +692,7 @@ int peft_config_bool(const peft_base_model *m, const char *key, int has_def, int
     return -1;
 }
 
-int peft_config_str(const peft_base_model *m, const char *key, const char *def,
+int peft_config_str_buf(const peft_base_model *m, const char *key, const char *def,
                     const char **out, char *err, size_t errlen)
 {
     json_t *v = cfg_get(m, key);
@@ -705,3 +706,29 @@ int peft_config_str(const peft_base_model *m, const char *key, const char *def,
            json_kind(v));
     return -1;
 }
+
+/* the public getters: the same with the code and the message on the context */
+#define CONFIG_GETTER(fn, call)                                                                 \
+    {                                                                                           \
+        char err[1024] = "";                                                                    \
+        if (!m || !key || !out)                                                                 \
+            return peft_set_error(ctx, PEFT_EINVAL, fn ": a model, a key and out are required"); \
+        return call ? peft_set_error(ctx, PEFT_EFORMAT, "%s", err) : PEFT_OK;                  \
+    }
+
+int peft_config_int(peft_ctx *ctx, const peft_base_model *m, const char *key, int has_def,
+                    int64_t def, int64_t *out)
+CONFIG_GETTER("peft_config_int", peft_config_int_buf(m, key, has_def, def, out, err, sizeof err))
+
+int peft_config_real(peft_ctx *ctx, const peft_base_model *m, const char *key, int has_def,
+                     double def, double *out)
+CONFIG_GETTER("peft_config_real", peft_config_real_buf(m, key, has_def, def, out, err, sizeof err))
+
+int peft_config_bool(peft_ctx *ctx, const peft_base_model *m, const char *key, int has_def, int def,
+                     int *out)
+CONFIG_GETTER("peft_config_bool", peft_config_bool_buf(m, key, has_def, def, out, err, sizeof err))
+
+int peft_config_str(peft_ctx *ctx, const peft_base_model *m, const char *key, const char *def,
+                    const char **out)
+CONFIG_GETTER("peft_config_str", peft_config_str_buf(m, key, def, out, err, sizeof err))
+#undef CONFIG_GETTER

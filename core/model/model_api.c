@@ -49,6 +49,12 @@ peft_tensor *peft_base_model_param(const peft_base_model *m, size_t i, const cha
     return m->params[i].t;
 }
 
+peft_tensor *peft_base_model_find_param(const peft_base_model *m, const char *name)
+{
+    const peft_param *p = peft_model_find_param(m, name);
+    return p ? p->t : NULL;
+}
+
 int64_t peft_base_model_vocab_size(const peft_base_model *m)
 {
     return m && m->word_embeddings ? m->word_embeddings->shape[0] : 0;

@@ -103,6 +103,13 @@ struct peft_arch {
                         size_t errlen);
 };
 
+/* A named base-model parameter (Hugging Face name, e.g. "transformer.h.0.ln_1.weight"); the
+ * public API reads it as (name, tensor): peft_base_model_param / _find_param. */
+typedef struct peft_param {
+    char *name;     /* owned */
+    peft_tensor *t; /* owned */
+} peft_param;
+
 struct peft_base_model {
     char *dir;                /* the Hugging Face model directory (owned) */
     json_t *config;           /* config.json (owned) */
@@ -157,6 +164,51 @@ struct peft_base_model {
     const peft_attn_hooks *attn_hook; /* NULL, or the PEFT layer's (see peft_attn_hooks) */
 };
 
+/* ---- what an architecture's build() (core/models/) calls: the core's, not exported (an
+ * application cannot add an architecture; it reads a loaded model through peft/model.h) ---- */
+/* For arch build(): find weight `name` (also tried with the arch's optional prefix stripped:
+ * "transformer.h.0..." falls back to "h.0..."), check its shape against (ndim, shape) and
+ * register it as parameter `name`. Returns the borrowed tensor or NULL with err naming the file,
+ * the tensor and both shapes. */
+peft_tensor *peft_model_take_weight(peft_base_model *m, const char *name, const char *alt_name,
+                                    int ndim, const int64_t *shape, char *err, size_t errlen);
+/* register a site over already-taken weight/bias; returns it (owned by m) or NULL. kind
+ * PEFT_SITE_LINEAR (weight (out, in)), PEFT_SITE_CONV1D (weight (in, out)) or
+ * PEFT_SITE_EMBEDDING (weight (num_embeddings, dim), bias NULL; the arch runs it with
+ * peft_site_embed). A weight another module also uses (tied embeddings) is marked with
+ * peft_site_set_tied. */
+peft_site *peft_model_add_site(peft_base_model *m, const char *name, int kind,
+                                        peft_tensor *weight, peft_tensor *bias, int layer_index);
+/* register attention module `name` of block `layer` (its projections' sites, NULL where fused;
+ * heads, kv heads, head size, hidden size) for the attention hook; returns its index in m->attn,
+ * or -1 on OOM or a duplicate name */
+int peft_model_add_attn(peft_base_model *m, const char *name, int layer, peft_site *q,
+                                 peft_site *k, peft_site *v, peft_site *o, int n_heads,
+                                 int n_kv_heads, int head_dim, int hidden_size);
+/* register a norm site (PEFT_SITE_NORM) over a taken weight (C) and bias (C) or NULL:
+ * norm_type PEFT_NORM_*, eps as the arch normalises; the arch runs it with peft_site_norm.
+ * Returns it (owned by m) or NULL */
+peft_site *peft_model_add_norm_site(peft_base_model *m, const char *name,
+                                             peft_tensor *weight, peft_tensor *bias,
+                                             int layer_index, int norm_type, float eps);
+/* marks a site's weight as shared with another module (tied input / output embeddings) */
+void peft_site_set_tied(peft_site *s);
+/* config.json getters for build(), with errors naming the file and the field in err: 0, or -1
+ * (missing and no default, or another type). peft/model.h's peft_config_* put the same on a
+ * context. A JSON null counts as absent. peft_config_str_buf: def NULL = required. */
+int peft_config_int_buf(const peft_base_model *m, const char *key, int has_def, int64_t def,
+                        int64_t *out, char *err, size_t errlen);
+int peft_config_real_buf(const peft_base_model *m, const char *key, int has_def, double def,
+                         double *out, char *err, size_t errlen);
+int peft_config_bool_buf(const peft_base_model *m, const char *key, int has_def, int def, int *out,
+                         char *err, size_t errlen);
+int peft_config_str_buf(const peft_base_model *m, const char *key, const char *def,
+                        const char **out, char *err, size_t errlen);
+
+
+/* find a base parameter by HF name (hashed); NULL if none; borrowed from m */
+peft_param *peft_model_find_param(const peft_base_model *m, const char *name);
+
 /* The loaders behind peft_load_base_model_ex / _meta (peft.h), with the error in err: PEFT_OK,
  * or a PEFT_E* code (the public calls put it and the message on the context). */
 int peft_model_load_dir(const char *dir, const peft_load_options *opts, peft_base_model **out,
@@ -175,7 +227,7 @@ static inline const char *peft_model_task(const peft_base_model *m)
 }
 
 /* A layer count from config.json (n_layer, num_hidden_layers, num_layers...) as
- * peft_config_int, refused when negative or above PEFT_MAX_LAYERS: the architectures build a
+ * peft_config_int_buf, refused when negative or above PEFT_MAX_LAYERS: the architectures build a
  * block per layer (a config-only meta model too), so a 500-byte config saying 50 million layers
  * would cost minutes and gigabytes (found by fuzz/fuzz_config.c). The largest released models
  * have ~130 layers. */

@@ -133,7 +133,7 @@ int peft_storage_setup(peft_base_model *m, const peft_load_options *o, char *err
     if (o && o->random_init) {
         m->random_init = o->random_init;
         peft_rng_seed(&m->init_rng, o->seed);
-        if (peft_config_real(m, "initializer_range", 1, 0.02, &m->init_std, err, errlen))
+        if (peft_config_real_buf(m, "initializer_range", 1, 0.02, &m->init_std, err, errlen))
             return PEFT_EFORMAT;
     }
     return 0;

@@ -82,7 +82,7 @@ static int read_prob(const peft_base_model *m, const char *key, double def, floa
                      char *err, size_t errlen)
 {
     double p;
-    if (peft_config_real(m, key, 1, def, &p, err, errlen)) return -1;
+    if (peft_config_real_buf(m, key, 1, def, &p, err, errlen)) return -1;
     if (!(p >= 0 && p < 1)) {
         snprintf(err, errlen, "%s/config.json: %s (%g) must be in [0, 1)", m->dir, key, p);
         return -1;
@@ -101,7 +101,7 @@ static int read_num_labels(const peft_base_model *m, bert_dims *d, char *err, si
             return -1;
         }
         d->num_labels = (int64_t)json_object_size(id2label);
-    } else if (peft_config_int(m, "num_labels", 1, 2, &d->num_labels, err, errlen)) {
+    } else if (peft_config_int_buf(m, "num_labels", 1, 2, &d->num_labels, err, errlen)) {
         return -1;
     }
     if (d->num_labels < 1) {
@@ -115,7 +115,7 @@ static int read_num_labels(const peft_base_model *m, bert_dims *d, char *err, si
         return -1;
     }
     const char *pt;
-    if (peft_config_str(m, "problem_type", "", &pt, err, errlen)) return -1;
+    if (peft_config_str_buf(m, "problem_type", "", &pt, err, errlen)) return -1;
     if (!*pt) d->problem = d->num_labels == 1 ? BERT_REGRESSION : BERT_SINGLE_LABEL;
     else if (!strcmp(pt, "single_label_classification")) d->problem = BERT_SINGLE_LABEL;
     else if (!strcmp(pt, "regression")) d->problem = BERT_REGRESSION;
@@ -134,14 +134,14 @@ int bert_read_config(const peft_base_model *m, const char *class_name, bert_dims
 {
     memset(d, 0, sizeof *d);
     if (pick_class(m, class_name, d, err, errlen)) return -1;
-    if (peft_config_int(m, "hidden_size", 1, 768, &d->C, err, errlen) ||
-        peft_config_int(m, "num_attention_heads", 1, 12, &d->H, err, errlen) ||
+    if (peft_config_int_buf(m, "hidden_size", 1, 768, &d->C, err, errlen) ||
+        peft_config_int_buf(m, "num_attention_heads", 1, 12, &d->H, err, errlen) ||
         peft_config_layers(m, "num_hidden_layers", 1, 12, &d->L, err, errlen) ||
-        peft_config_int(m, "intermediate_size", 1, 3072, &d->I, err, errlen) ||
-        peft_config_int(m, "vocab_size", 1, 30522, &d->V, err, errlen) ||
-        peft_config_int(m, "max_position_embeddings", 1, 512, &d->P, err, errlen) ||
-        peft_config_int(m, "type_vocab_size", 1, 2, &d->TV, err, errlen) ||
-        peft_config_real(m, "layer_norm_eps", 1, 1e-12, &d->eps, err, errlen))
+        peft_config_int_buf(m, "intermediate_size", 1, 3072, &d->I, err, errlen) ||
+        peft_config_int_buf(m, "vocab_size", 1, 30522, &d->V, err, errlen) ||
+        peft_config_int_buf(m, "max_position_embeddings", 1, 512, &d->P, err, errlen) ||
+        peft_config_int_buf(m, "type_vocab_size", 1, 2, &d->TV, err, errlen) ||
+        peft_config_real_buf(m, "layer_norm_eps", 1, 1e-12, &d->eps, err, errlen))
         return -1;
     if (d->C <= 0 || d->H <= 0 || d->I <= 0 || d->V <= 0 || d->P <= 0 || d->TV <= 0 || d->L < 0) {
         snprintf(err, errlen, "%s/config.json: hidden_size (%lld), num_attention_heads (%lld), "
@@ -162,8 +162,8 @@ int bert_read_config(const peft_base_model *m, const char *class_name, bert_dims
     }
 
     const char *act, *pet;
-    if (peft_config_str(m, "hidden_act", "gelu", &act, err, errlen) ||
-        peft_config_str(m, "position_embedding_type", "absolute", &pet, err, errlen))
+    if (peft_config_str_buf(m, "hidden_act", "gelu", &act, err, errlen) ||
+        peft_config_str_buf(m, "position_embedding_type", "absolute", &pet, err, errlen))
         return -1;
     if (!strcmp(act, "gelu")) d->act = BERT_ACT_GELU;
     else if (!strcmp(act, "gelu_new") || !strcmp(act, "gelu_pytorch_tanh")) d->act = BERT_ACT_GELU_TANH;
@@ -179,8 +179,8 @@ int bert_read_config(const peft_base_model *m, const char *class_name, bert_dims
         return -1;
     }
     int is_decoder, cross;
-    if (peft_config_bool(m, "is_decoder", 1, 0, &is_decoder, err, errlen) ||
-        peft_config_bool(m, "add_cross_attention", 1, 0, &cross, err, errlen))
+    if (peft_config_bool_buf(m, "is_decoder", 1, 0, &is_decoder, err, errlen) ||
+        peft_config_bool_buf(m, "add_cross_attention", 1, 0, &cross, err, errlen))
         return -1;
     if (is_decoder || cross) {
         snprintf(err, errlen, "%s/config.json: %s = true is unsupported (BERT runs as an encoder "

@@ -51,7 +51,7 @@ int dec_head_read(const peft_base_model *m, const char *class_name, const char *
             return -1;
         }
         h->num_labels = (int64_t)json_object_size(id2label);
-    } else if (peft_config_int(m, "num_labels", 1, 2, &h->num_labels, err, errlen)) {
+    } else if (peft_config_int_buf(m, "num_labels", 1, 2, &h->num_labels, err, errlen)) {
         return -1;
     }
     if (h->num_labels < 1) {
@@ -60,11 +60,11 @@ int dec_head_read(const peft_base_model *m, const char *class_name, const char *
         return -1;
     }
     if (present(m, "pad_token_id")) {
-        if (peft_config_int(m, "pad_token_id", 0, 0, &h->pad_id, err, errlen)) return -1;
+        if (peft_config_int_buf(m, "pad_token_id", 0, 0, &h->pad_id, err, errlen)) return -1;
         h->has_pad = 1;
     }
     if (present(m, "problem_type")) {
-        if (peft_config_str(m, "problem_type", NULL, &h->problem_type, err, errlen)) return -1;
+        if (peft_config_str_buf(m, "problem_type", NULL, &h->problem_type, err, errlen)) return -1;
         if (strcmp(h->problem_type, "regression") && strcmp(h->problem_type, "single_label_classification") &&
             strcmp(h->problem_type, "multi_label_classification")) {
             snprintf(err, errlen, "%s/config.json: problem_type \"%s\" is not one of regression, "

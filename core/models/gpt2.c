@@ -77,12 +77,12 @@ static int config_dims(const peft_base_model *m, const char *class_name, gpt2_st
                        char *err, size_t errlen)
 {
     const char *cfg = "config.json";
-    if (peft_config_int(m, "n_embd", 1, 768, &s->C, err, errlen) ||
-        peft_config_int(m, "n_head", 1, 12, &s->H, err, errlen) ||
+    if (peft_config_int_buf(m, "n_embd", 1, 768, &s->C, err, errlen) ||
+        peft_config_int_buf(m, "n_head", 1, 12, &s->H, err, errlen) ||
         peft_config_layers(m, "n_layer", 1, 12, &s->L, err, errlen) ||
-        peft_config_int(m, "n_positions", 1, 1024, &s->P, err, errlen) ||
-        peft_config_int(m, "vocab_size", 1, 50257, &s->V, err, errlen) ||
-        peft_config_real(m, "layer_norm_epsilon", 1, 1e-5, &s->eps, err, errlen))
+        peft_config_int_buf(m, "n_positions", 1, 1024, &s->P, err, errlen) ||
+        peft_config_int_buf(m, "vocab_size", 1, 50257, &s->V, err, errlen) ||
+        peft_config_real_buf(m, "layer_norm_epsilon", 1, 1e-5, &s->eps, err, errlen))
         return -1;
     if (s->C <= 0 || s->H <= 0 || s->L < 0 || s->P <= 0 || s->V <= 0) {
         snprintf(err, errlen, "%s/%s: n_embd (%lld), n_head (%lld), n_positions (%lld) and "
@@ -95,7 +95,7 @@ static int config_dims(const peft_base_model *m, const char *class_name, gpt2_st
                  cfg, (long long)s->C, (long long)s->H);
         return -1;
     }
-    if (peft_config_int(m, "n_inner", 1, 4 * s->C, &s->I, err, errlen)) return -1;
+    if (peft_config_int_buf(m, "n_inner", 1, 4 * s->C, &s->I, err, errlen)) return -1;
     if (s->I <= 0) {
         snprintf(err, errlen, "%s/%s: n_inner (%lld) must be positive", m->dir, cfg,
                  (long long)s->I);
@@ -103,16 +103,16 @@ static int config_dims(const peft_base_model *m, const char *class_name, gpt2_st
     }
 
     const char *act;
-    if (peft_config_str(m, "activation_function", "gelu_new", &act, err, errlen)) return -1;
+    if (peft_config_str_buf(m, "activation_function", "gelu_new", &act, err, errlen)) return -1;
     if (strcmp(act, "gelu_new") != 0 && strcmp(act, "gelu_pytorch_tanh") != 0) {
         snprintf(err, errlen, "%s/%s: activation_function \"%s\" is unsupported (supported: "
                  "gelu_new, gelu_pytorch_tanh)", m->dir, cfg, act);
         return -1;
     }
     int scale_w, inv_idx, reorder;
-    if (peft_config_bool(m, "scale_attn_weights", 1, 1, &scale_w, err, errlen) ||
-        peft_config_bool(m, "scale_attn_by_inverse_layer_idx", 1, 0, &inv_idx, err, errlen) ||
-        peft_config_bool(m, "reorder_and_upcast_attn", 1, 0, &reorder, err, errlen))
+    if (peft_config_bool_buf(m, "scale_attn_weights", 1, 1, &scale_w, err, errlen) ||
+        peft_config_bool_buf(m, "scale_attn_by_inverse_layer_idx", 1, 0, &inv_idx, err, errlen) ||
+        peft_config_bool_buf(m, "reorder_and_upcast_attn", 1, 0, &reorder, err, errlen))
         return -1;
     if (!scale_w) {
         snprintf(err, errlen, "%s/%s: scale_attn_weights = false is unsupported (attention is "
@@ -125,8 +125,8 @@ static int config_dims(const peft_base_model *m, const char *class_name, gpt2_st
         return -1;
     }
     double pe, pr;
-    if (peft_config_real(m, "embd_pdrop", 1, 0.1, &pe, err, errlen) ||
-        peft_config_real(m, "resid_pdrop", 1, 0.1, &pr, err, errlen))
+    if (peft_config_real_buf(m, "embd_pdrop", 1, 0.1, &pe, err, errlen) ||
+        peft_config_real_buf(m, "resid_pdrop", 1, 0.1, &pr, err, errlen))
         return -1;
     if (pe < 0 || pe >= 1 || pr < 0 || pr >= 1) {
         snprintf(err, errlen, "%s/%s: embd_pdrop (%g) and resid_pdrop (%g) must be in [0, 1)",
@@ -223,7 +223,7 @@ static int gpt2_build(peft_base_model *m, char *err, size_t errlen)
         return -1;
 
     int tie;
-    if (peft_config_bool(m, "tie_word_embeddings", 1, 1, &tie, err, errlen)) return -1;
+    if (peft_config_bool_buf(m, "tie_word_embeddings", 1, 1, &tie, err, errlen)) return -1;
     if (s->head.seq_cls) {
         peft_tensor *w = peft_model_take_weight(m, "score.weight", NULL, 2,
                                                 (int64_t[]){s->head.num_labels, C}, err, errlen);
@@ -428,7 +428,7 @@ static int gpt2_count_params(const json_t *config, const char *class_name, int64
     memset(&s, 0, sizeof s);
     if (config_dims(&tmp, class_name, &s, err, errlen)) return -1;
     int tie;
-    if (peft_config_bool(&tmp, "tie_word_embeddings", 1, 1, &tie, err, errlen)) return -1;
+    if (peft_config_bool_buf(&tmp, "tie_word_embeddings", 1, 1, &tie, err, errlen)) return -1;
     const int64_t C = s.C, I = s.I;
     const int64_t block = 4 * C                    /* ln_1, ln_2 */
                           + C * 3 * C + 3 * C      /* attn.c_attn */

@@ -22,6 +22,7 @@
 #include <unistd.h>
 #include "core/io/safetensors.h"
 #include "peft/graph.h"
+#include "peft/peft.h"
 #include "peft/model_init.h"
 #include "peft/safetensors.h"
 #include "peft/util.h"
@@ -113,33 +114,34 @@ static void add(init_tensor *ts, size_t *n, const char *name, int ndim, int64_t 
     t->data = NULL;
 }
 
-int peft_write_random_gpt2(const char *dir, const peft_gpt2_shape *s, uint64_t seed, char *err,
-                           size_t errlen)
+/* the writer with the message in err: PEFT_OK or a PEFT_E* code */
+static int write_random_gpt2(const char *dir, const peft_gpt2_shape *s, uint64_t seed, char *err,
+                             size_t errlen)
 {
     if (!dir || !*dir || !s) {
         seterr(err, errlen, "peft_write_random_gpt2: dir and shape are required");
-        return -1;
+        return PEFT_EINVAL;
     }
     if (s->n_layer <= 0 || s->n_embd <= 0 || s->n_head <= 0 || s->vocab_size <= 0 ||
         s->n_positions <= 0) {
         seterr(err, errlen, "%s: GPT-2 shape must be positive (n_layer %d, n_embd %d, n_head %d, "
                "vocab_size %d, n_positions %d)", dir, s->n_layer, s->n_embd, s->n_head,
                s->vocab_size, s->n_positions);
-        return -1;
+        return PEFT_EINVAL;
     }
     if (s->n_embd % s->n_head) {
         seterr(err, errlen, "%s: n_embd (%d) is not a multiple of n_head (%d)", dir, s->n_embd,
                s->n_head);
-        return -1;
+        return PEFT_EINVAL;
     }
-    if (peft_mkdirs(dir, err, errlen)) return -1;
+    if (peft_mkdirs(dir, err, errlen)) return PEFT_EIO;
 
     const int64_t C = s->n_embd, V = s->vocab_size, P = s->n_positions;
     const double proj_std = INIT_RANGE / sqrt(2.0 * s->n_layer);
     size_t cap = 4 + 12 * (size_t)s->n_layer, n = 0; /* wte, wpe, 12 per block, ln_f */
     init_tensor *ts = calloc(cap, sizeof *ts);
     peft_st_out *outs = calloc(cap, sizeof *outs);
-    int rc = -1;
+    int rc = PEFT_ENOMEM;
     if (!ts || !outs) {
         seterr(err, errlen, "%s: out of memory", dir);
         goto done;
@@ -196,13 +198,17 @@ int peft_write_random_gpt2(const char *dir, const peft_gpt2_shape *s, uint64_t s
     char path[4096];
     if (snprintf(path, sizeof path, "%s/model.safetensors", dir) >= (int)sizeof path) {
         seterr(err, errlen, "%s: path too long", dir);
+        rc = PEFT_EINVAL;
         goto done;
     }
     static const char *const meta[] = {"format", "pt", NULL};
-    if (peft_st_write_buf(path, outs, n, meta, err, errlen)) goto done;
+    if ((rc = peft_st_write_buf(path, outs, n, meta, err, errlen))) goto done;
     /* config last: a directory with a config.json always has its weights */
-    if (write_config(dir, s, err, errlen)) goto done;
-    rc = 0;
+    if (write_config(dir, s, err, errlen)) {
+        rc = PEFT_EIO;
+        goto done;
+    }
+    rc = PEFT_OK;
 
 done:
     if (ts)
@@ -210,4 +216,12 @@ done:
     free(ts);
     free(outs);
     return rc;
+}
+
+int peft_write_random_gpt2(peft_ctx *ctx, const char *dir, const peft_gpt2_shape *shape,
+                           uint64_t seed)
+{
+    char err[1024] = "";
+    int rc = write_random_gpt2(dir, shape, seed, err, sizeof err);
+    return rc ? peft_set_error(ctx, rc, "%s", err) : PEFT_OK;
 }

@@ -76,7 +76,7 @@ static int positive_real(const peft_base_model *m, const char *key, double def, 
 {
     json_t *v = json_object_get(m->config, key);
     if (nullable && v && json_is_null(v)) { *out = 0; return 0; }
-    if (peft_config_real(m, key, 1, def, out, err, errlen)) return -1;
+    if (peft_config_real_buf(m, key, 1, def, out, err, errlen)) return -1;
     if (!(*out > 0)) {
         snprintf(err, errlen, "%s/config.json: %s (%g) must be positive%s", m->dir, key, *out,
                  nullable ? " (or null)" : "");
@@ -91,11 +91,11 @@ static int read_dims(const peft_base_model *m, const rdec_spec *sp, const char *
 {
     memset(d, 0, sizeof *d);
     const char *dir = m->dir, *mt = sp->model_type;
-    if (peft_config_int(m, "hidden_size", 0, 0, &d->C, err, errlen) ||
-        peft_config_int(m, "num_attention_heads", 0, 0, &d->H, err, errlen) ||
+    if (peft_config_int_buf(m, "hidden_size", 0, 0, &d->C, err, errlen) ||
+        peft_config_int_buf(m, "num_attention_heads", 0, 0, &d->H, err, errlen) ||
         peft_config_layers(m, "num_hidden_layers", 0, 0, &d->L, err, errlen) ||
-        peft_config_int(m, "vocab_size", 0, 0, &d->V, err, errlen) ||
-        peft_config_int(m, "intermediate_size", 0, 0, &d->I, err, errlen))
+        peft_config_int_buf(m, "vocab_size", 0, 0, &d->V, err, errlen) ||
+        peft_config_int_buf(m, "intermediate_size", 0, 0, &d->I, err, errlen))
         return -1;
     if (d->C <= 0 || d->H <= 0 || d->L < 0 || d->V <= 0 || d->I <= 0) {
         snprintf(err, errlen, "%s/config.json: hidden_size (%lld), num_attention_heads (%lld), "
@@ -105,7 +105,7 @@ static int read_dims(const peft_base_model *m, const rdec_spec *sp, const char *
         return -1;
     }
     if (sp->head_dim_key) { /* Gemma, Gemma2, Mistral: head_dim is its own field */
-        if (peft_config_int(m, "head_dim", 1, !strcmp(mt, "mistral") ? d->C / d->H : 256, &d->D,
+        if (peft_config_int_buf(m, "head_dim", 1, !strcmp(mt, "mistral") ? d->C / d->H : 256, &d->D,
                             err, errlen))
             return -1;
         if (d->D <= 0) {
@@ -121,7 +121,7 @@ static int read_dims(const peft_base_model *m, const rdec_spec *sp, const char *
         }
         d->D = d->C / d->H;
         int64_t hd;
-        if (peft_config_int(m, "head_dim", 1, d->D, &hd, err, errlen)) return -1;
+        if (peft_config_int_buf(m, "head_dim", 1, d->D, &hd, err, errlen)) return -1;
         if (hd != d->D) {
             snprintf(err, errlen, "%s/config.json: head_dim (%lld) differs from hidden_size / "
                      "num_attention_heads (%lld); transformers 4.44's %s has no separate "
@@ -129,7 +129,7 @@ static int read_dims(const peft_base_model *m, const rdec_spec *sp, const char *
             return -1;
         }
     }
-    if (peft_config_int(m, "num_key_value_heads", 1, d->H, &d->Hkv, err, errlen)) return -1;
+    if (peft_config_int_buf(m, "num_key_value_heads", 1, d->H, &d->Hkv, err, errlen)) return -1;
     if (d->Hkv <= 0 || d->H % d->Hkv) {
         snprintf(err, errlen, "%s/config.json: num_key_value_heads (%lld) must be positive and "
                  "divide num_attention_heads (%lld)", dir, (long long)d->Hkv, (long long)d->H);
@@ -141,7 +141,7 @@ static int read_dims(const peft_base_model *m, const rdec_spec *sp, const char *
     const char *act;
     json_t *av = json_object_get(m->config, sp->act_key);
     if (!av || json_is_null(av)) act = sp->act_default; /* Gemma: null -> gelu_pytorch_tanh */
-    else if (peft_config_str(m, sp->act_key, sp->act_default, &act, err, errlen)) return -1;
+    else if (peft_config_str_buf(m, sp->act_key, sp->act_default, &act, err, errlen)) return -1;
     if (!strcmp(act, "silu") || !strcmp(act, "swish")) d->act = ACT_SILU;
     else if (!strcmp(act, "gelu_pytorch_tanh") || !strcmp(act, "gelu_new")) d->act = ACT_GELU_TANH;
     else if (!strcmp(act, "gelu")) d->act = ACT_GELU;
@@ -152,7 +152,7 @@ static int read_dims(const peft_base_model *m, const rdec_spec *sp, const char *
         return -1;
     }
     double adrop;
-    if (peft_config_real(m, "attention_dropout", 1, 0.0, &adrop, err, errlen)) return -1;
+    if (peft_config_real_buf(m, "attention_dropout", 1, 0.0, &adrop, err, errlen)) return -1;
     if (adrop != 0.0) {
         snprintf(err, errlen, "%s/config.json: attention_dropout %g is unsupported (only 0.0)", dir,
                  adrop);
@@ -160,30 +160,30 @@ static int read_dims(const peft_base_model *m, const rdec_spec *sp, const char *
     }
     if (sp->bias == RDEC_BIAS_CONFIG) {
         int64_t tp;
-        if (peft_config_int(m, "pretraining_tp", 1, 1, &tp, err, errlen)) return -1;
+        if (peft_config_int_buf(m, "pretraining_tp", 1, 1, &tp, err, errlen)) return -1;
         if (tp < 1) {
             snprintf(err, errlen, "%s/config.json: pretraining_tp (%lld) must be >= 1", dir,
                      (long long)tp);
             return -1;
         } /* tp > 1 only splits the same products into slices: the same function */
-        if (peft_config_bool(m, "attention_bias", 1, 0, &d->qkv_bias, err, errlen) ||
-            peft_config_bool(m, "mlp_bias", 1, 0, &d->mlp_bias, err, errlen))
+        if (peft_config_bool_buf(m, "attention_bias", 1, 0, &d->qkv_bias, err, errlen) ||
+            peft_config_bool_buf(m, "mlp_bias", 1, 0, &d->mlp_bias, err, errlen))
             return -1;
         d->o_bias = d->qkv_bias;
     } else if (sp->bias == RDEC_BIAS_QKV) {
         d->qkv_bias = 1;
     } else if (sp->gemma) { /* Gemma / Gemma2: attention_bias on all four projections */
-        if (peft_config_bool(m, "attention_bias", 1, 0, &d->qkv_bias, err, errlen)) return -1;
+        if (peft_config_bool_buf(m, "attention_bias", 1, 0, &d->qkv_bias, err, errlen)) return -1;
         d->o_bias = d->qkv_bias;
     }
-    if (peft_config_bool(m, "tie_word_embeddings", 1, sp->tie_default, &d->tie, err, errlen))
+    if (peft_config_bool_buf(m, "tie_word_embeddings", 1, sp->tie_default, &d->tie, err, errlen))
         return -1;
 
     d->scale = (float)(1.0 / sqrt((double)d->D));
     if (sp->window != RDEC_WIN_NONE) {
         json_t *w = json_object_get(m->config, "sliding_window");
         if (w && !json_is_null(w)) {
-            if (peft_config_int(m, "sliding_window", 0, 0, &d->window, err, errlen)) return -1;
+            if (peft_config_int_buf(m, "sliding_window", 0, 0, &d->window, err, errlen)) return -1;
             if (d->window <= 0) {
                 snprintf(err, errlen, "%s/config.json: sliding_window (%lld) must be positive or "
                          "null", dir, (long long)d->window);
@@ -195,7 +195,7 @@ static int read_dims(const peft_base_model *m, const rdec_spec *sp, const char *
     }
     if (!strcmp(mt, "qwen2")) { /* transformers 4.44 applies it only in flash-attention */
         int sw;
-        if (peft_config_bool(m, "use_sliding_window", 1, 0, &sw, err, errlen)) return -1;
+        if (peft_config_bool_buf(m, "use_sliding_window", 1, 0, &sw, err, errlen)) return -1;
         if (sw) {
             snprintf(err, errlen, "%s/config.json: use_sliding_window true is unsupported "
                      "(transformers 4.44's eager Qwen2 attention ignores it, flash-attention "

@@ -37,7 +37,7 @@ int rope_cfg_read(const peft_base_model *m, int64_t dim, int allow_scaling, cons
                  "for rotary embeddings", dir, (long long)dim);
         return -1;
     }
-    if (peft_config_real(m, "rope_theta", 1, 10000.0, &r->theta, err, errlen)) return -1;
+    if (peft_config_real_buf(m, "rope_theta", 1, 10000.0, &r->theta, err, errlen)) return -1;
     if (!(r->theta > 0)) {
         snprintf(err, errlen, "%s/config.json: rope_theta (%g) must be positive", dir, r->theta);
         return -1;
@@ -82,7 +82,7 @@ int rope_cfg_read(const peft_base_model *m, int64_t dim, int allow_scaling, cons
     if (r->type == ROPE_LINEAR) {
         for (int64_t i = 0; i < dim / 2; i++) r->inv[i] /= (float)r->factor; /* inv_freq /= factor */
     } else if (r->type == ROPE_DYNAMIC) {
-        if (peft_config_int(m, "max_position_embeddings", 0, 0, &r->max_pos, err, errlen))
+        if (peft_config_int_buf(m, "max_position_embeddings", 0, 0, &r->max_pos, err, errlen))
             return -1;
         if (r->max_pos <= 0) {
             snprintf(err, errlen, "%s/config.json: max_position_embeddings (%lld) must be positive "

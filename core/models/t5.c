@@ -45,7 +45,7 @@ static int act_from_name(const char *name, int *act)
 static int read_activation(const peft_base_model *m, t5_dims *d, char *err, size_t errlen)
 {
     const char *ffp, *act;
-    if (peft_config_str(m, "feed_forward_proj", "relu", &ffp, err, errlen)) return -1;
+    if (peft_config_str_buf(m, "feed_forward_proj", "relu", &ffp, err, errlen)) return -1;
     const char *dash = strchr(ffp, '-');
     int gated = dash && (size_t)(dash - ffp) == 5 && !strncmp(ffp, "gated", 5);
     if ((dash && !gated) || (dash && strchr(dash + 1, '-')) || !*ffp || (dash && !dash[1])) {
@@ -54,8 +54,8 @@ static int read_activation(const peft_base_model *m, t5_dims *d, char *err, size
         return -1;
     }
     const char *derived = !strcmp(ffp, "gated-gelu") ? "gelu_new" : dash ? dash + 1 : ffp;
-    if (peft_config_str(m, "dense_act_fn", derived, &act, err, errlen) ||
-        peft_config_bool(m, "is_gated_act", 1, gated, &d->gated, err, errlen))
+    if (peft_config_str_buf(m, "dense_act_fn", derived, &act, err, errlen) ||
+        peft_config_bool_buf(m, "is_gated_act", 1, gated, &d->gated, err, errlen))
         return -1;
     if (act_from_name(act, &d->act)) {
         snprintf(err, errlen, "%s/config.json: activation \"%s\" (feed_forward_proj \"%s\") is "
@@ -75,7 +75,7 @@ static int read_token_id(const peft_base_model *m, const char *key, int has_def,
     *has = v ? !json_is_null(v) : has_def;
     if (!*has) return 0;
     int64_t x;
-    if (peft_config_int(m, key, has_def, def, &x, err, errlen)) return -1;
+    if (peft_config_int_buf(m, key, has_def, def, &x, err, errlen)) return -1;
     if (x < 0 || x > INT32_MAX) {
         snprintf(err, errlen, "%s/config.json: %s (%lld) must be a non-negative token id", m->dir,
                  key, (long long)x);
@@ -89,19 +89,19 @@ int t5_read_dims(const peft_base_model *m, t5_dims *d, char *err, size_t errlen)
 {
     memset(d, 0, sizeof *d);
     double drop;
-    if (peft_config_int(m, "d_model", 1, 512, &d->C, err, errlen) ||
-        peft_config_int(m, "d_kv", 1, 64, &d->D, err, errlen) ||
-        peft_config_int(m, "d_ff", 1, 2048, &d->F, err, errlen) ||
-        peft_config_int(m, "num_heads", 1, 8, &d->H, err, errlen) ||
+    if (peft_config_int_buf(m, "d_model", 1, 512, &d->C, err, errlen) ||
+        peft_config_int_buf(m, "d_kv", 1, 64, &d->D, err, errlen) ||
+        peft_config_int_buf(m, "d_ff", 1, 2048, &d->F, err, errlen) ||
+        peft_config_int_buf(m, "num_heads", 1, 8, &d->H, err, errlen) ||
         peft_config_layers(m, "num_layers", 1, 6, &d->L, err, errlen))
         return -1;
     if (peft_config_layers(m, "num_decoder_layers", 1, d->L, &d->Ld, err, errlen) ||
-        peft_config_int(m, "vocab_size", 1, 32128, &d->V, err, errlen) ||
-        peft_config_int(m, "relative_attention_num_buckets", 1, 32, &d->NB, err, errlen) ||
-        peft_config_int(m, "relative_attention_max_distance", 1, 128, &d->maxd, err, errlen) ||
-        peft_config_real(m, "layer_norm_epsilon", 1, 1e-6, &d->eps, err, errlen) ||
-        peft_config_real(m, "dropout_rate", 1, 0.1, &drop, err, errlen) ||
-        peft_config_bool(m, "tie_word_embeddings", 1, 1, &d->tie, err, errlen))
+        peft_config_int_buf(m, "vocab_size", 1, 32128, &d->V, err, errlen) ||
+        peft_config_int_buf(m, "relative_attention_num_buckets", 1, 32, &d->NB, err, errlen) ||
+        peft_config_int_buf(m, "relative_attention_max_distance", 1, 128, &d->maxd, err, errlen) ||
+        peft_config_real_buf(m, "layer_norm_epsilon", 1, 1e-6, &d->eps, err, errlen) ||
+        peft_config_real_buf(m, "dropout_rate", 1, 0.1, &drop, err, errlen) ||
+        peft_config_bool_buf(m, "tie_word_embeddings", 1, 1, &d->tie, err, errlen))
         return -1;
     const struct { const char *key; int64_t v; } pos[] = {
         {"d_model", d->C}, {"d_kv", d->D}, {"d_ff", d->F}, {"num_heads", d->H},

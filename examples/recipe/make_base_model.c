@@ -283,7 +283,7 @@ int main(int argc, char **argv)
             fflush(stdout);
         }
     }
-    if (peft_base_model_save(m, out, PEFT_DTYPE_BF16, err, sizeof err)) return fprintf(stderr, "%s\n", err), 1;
+    if (peft_base_model_save(ctx, m, out, PEFT_DTYPE_BF16)) return fprintf(stderr, "%s\n", peft_errmsg(ctx)), 1;
     char src[1200], dst[1200];
     snprintf(src, sizeof src, "%s/tokenizer.json", init_dir);
     snprintf(dst, sizeof dst, "%s/tokenizer.json", out);

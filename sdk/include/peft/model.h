@@ -29,12 +29,6 @@ typedef struct peft_arch peft_arch;       /* an architecture of the registry (pe
 typedef struct peft_prompt_hooks peft_prompt_hooks; /* the core's prompt-learning hooks */
 typedef struct peft_attn_hooks peft_attn_hooks;     /* the core's attention hook */
 
-/* A named base-model parameter (Hugging Face name, e.g. "transformer.h.0.ln_1.weight"). */
-typedef struct peft_param {
-    char *name;     /* owned */
-    peft_tensor *t; /* owned */
-} peft_param;
-
 /* Model inputs; borrowed arrays, row-major (B, T). */
 typedef struct peft_model_inputs {
     int64_t B, T;
@@ -119,38 +113,19 @@ PEFT_API size_t peft_base_model_weight_bytes(const peft_base_model *m);
 
 /* frees a base model from peft_load_base_model* (peft.h) or peft_unload; NULL ok */
 PEFT_API void peft_base_model_free(peft_base_model *m);
-/* For arch build(): find weight `name` (also tried with the arch's optional prefix stripped:
- * "transformer.h.0..." falls back to "h.0..."), check its shape against (ndim, shape) and
- * register it as parameter `name`. Returns the borrowed tensor or NULL with err naming the file,
- * the tensor and both shapes. */
-PEFT_API peft_tensor *peft_model_take_weight(peft_base_model *m, const char *name, const char *alt_name,
-                                             int ndim, const int64_t *shape, char *err, size_t errlen);
-/* register a site over already-taken weight/bias; returns it (owned by m) or NULL. kind
- * PEFT_SITE_LINEAR (weight (out, in)), PEFT_SITE_CONV1D (weight (in, out)) or
- * PEFT_SITE_EMBEDDING (weight (num_embeddings, dim), bias NULL; the arch runs it with
- * peft_site_embed). A weight another module also uses (tied embeddings) is marked with
- * peft_site_set_tied. */
-PEFT_API peft_site *peft_model_add_site(peft_base_model *m, const char *name, int kind,
-                                        peft_tensor *weight, peft_tensor *bias, int layer_index);
-/* register attention module `name` of block `layer` (its projections' sites, NULL where fused;
- * heads, kv heads, head size, hidden size) for the attention hook; returns its index in m->attn,
- * or -1 on OOM or a duplicate name */
-PEFT_API int peft_model_add_attn(peft_base_model *m, const char *name, int layer, peft_site *q,
-                                 peft_site *k, peft_site *v, peft_site *o, int n_heads,
-                                 int n_kv_heads, int head_dim, int hidden_size);
-/* register a norm site (PEFT_SITE_NORM) over a taken weight (C) and bias (C) or NULL:
- * norm_type PEFT_NORM_*, eps as the arch normalises; the arch runs it with peft_site_norm.
- * Returns it (owned by m) or NULL */
-PEFT_API peft_site *peft_model_add_norm_site(peft_base_model *m, const char *name,
-                                             peft_tensor *weight, peft_tensor *bias,
-                                             int layer_index, int norm_type, float eps);
-/* marks a site's weight as shared with another module (tied input / output embeddings) */
-PEFT_API void peft_site_set_tied(peft_site *s);
-/* config.json getters with errors naming the field; defaults used when absent if has_def */
-PEFT_API int peft_config_int(const peft_base_model *m, const char *key, int has_def, int64_t def,
-                             int64_t *out, char *err, size_t errlen);
-PEFT_API int peft_config_real(const peft_base_model *m, const char *key, int has_def, double def,
-                              double *out, char *err, size_t errlen);
+/* config.json getters for a loaded model, with errors naming the file and the field: PEFT_OK and
+ * *out, or PEFT_EFORMAT (the field is missing and has_def is 0, or holds another type; a JSON
+ * null counts as absent) or PEFT_EINVAL (a NULL argument), with the message on ctx (may be NULL).
+ * When absent and has_def, *out = def. peft_config_int accepts an integral real (1024.0). */
+PEFT_API int peft_config_int(peft_ctx *ctx, const peft_base_model *m, const char *key, int has_def,
+                             int64_t def, int64_t *out);
+PEFT_API int peft_config_real(peft_ctx *ctx, const peft_base_model *m, const char *key, int has_def,
+                              double def, double *out);
+PEFT_API int peft_config_bool(peft_ctx *ctx, const peft_base_model *m, const char *key, int has_def,
+                              int def, int *out);
+/* def NULL = required; *out borrowed from m (or def): valid until peft_base_model_free */
+PEFT_API int peft_config_str(peft_ctx *ctx, const peft_base_model *m, const char *key,
+                             const char *def, const char **out);
 
 /* Run one linear site: input transforms of active adapters, the base layer, then each active
  * unmerged adapter in the order added. x (..., in) -> (..., out). */
@@ -168,19 +143,11 @@ PEFT_API peft_tensor *peft_site_norm(peft_graph *g, peft_site *s, peft_tensor *x
 PEFT_API peft_site *peft_model_find_site(const peft_base_model *m, const char *name);
 /* a site's description (borrowed from s: valid while the site lives); NULL for NULL */
 PEFT_API const peft_site_info *peft_site_get_info(const peft_site *s);
-/* find a base parameter by HF name; NULL if none */
-PEFT_API peft_param *peft_model_find_param(const peft_base_model *m, const char *name);
 
 /* the registry of architectures (core/models/registry.c) */
 PEFT_API const peft_arch *peft_arch_find(const char *model_type);
 
-/* ---- additions (model.c / registry.c) ---- */
-/* config.json bool / string getters, same conventions as peft_config_int (a JSON null counts as
- * absent). peft_config_str: def NULL = required; *out borrowed from m->config (or def). */
-PEFT_API int peft_config_bool(const peft_base_model *m, const char *key, int has_def, int def, int *out,
-                              char *err, size_t errlen);
-PEFT_API int peft_config_str(const peft_base_model *m, const char *key, const char *def,
-                             const char **out, char *err, size_t errlen);
+/* ---- the registry of architectures (core/models/registry.c) ---- */
 /* architecture i of the registry (0-based), NULL past the end: for listing supported types */
 PEFT_API const peft_arch *peft_arch_at(size_t i);
 /* an architecture's config.json model_type ("gpt2"), Hugging Face class ("GPT2LMHeadModel") and
@@ -214,6 +181,10 @@ PEFT_API int64_t peft_base_model_vocab_size(const peft_base_model *m);
 PEFT_API size_t peft_base_model_num_params(const peft_base_model *m);
 PEFT_API int64_t peft_base_model_param_count(const peft_base_model *m);
 PEFT_API peft_tensor *peft_base_model_param(const peft_base_model *m, size_t i, const char **name);
+/* the parameter with Hugging Face name `name` ("transformer.h.0.ln_1.weight"; hashed lookup), or
+ * NULL. A parameter is read as its name and its tensor (whether it trains is the tensor's
+ * requires_grad): there is no parameter struct to keep in step with the model. */
+PEFT_API peft_tensor *peft_base_model_find_param(const peft_base_model *m, const char *name);
 /* linear sites (where adapters attach), in module order: the count, site i's description (NULL
  * past the end), and the j-th adapter of its chain (in the order added): 1 with its adapter name,
  * method (plugin name) and merged flag (each out pointer may be NULL), 0 past the end */

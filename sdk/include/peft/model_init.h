@@ -15,6 +15,8 @@
 extern "C" {
 #endif
 
+typedef struct peft_ctx peft_ctx; /* peft/peft.h */
+
 /* GPT-2 hyper-parameters (GPT2Config names). GPT-2 124M: 12, 768, 12, 50257, 1024. */
 typedef struct peft_gpt2_shape {
     int n_layer;
@@ -28,11 +30,12 @@ typedef struct peft_gpt2_shape {
  * "gpt2", GPT2LMHeadModel, tied embeddings) and dir/model.safetensors (f32, HF tensor names,
  * metadata {"format": "pt"}, no lm_head.weight since it is tied to transformer.wte.weight),
  * both atomically. Weights: N(0, 0.02); attn.c_proj / mlp.c_proj weights N(0, 0.02/sqrt(2 L));
- * biases 0; layer norms weight 1, bias 0. Returns 0, or -1 with a message in err naming the
- * file and problem (err may be NULL). Needs about 4 bytes per parameter of memory while writing.
- */
-PEFT_API int peft_write_random_gpt2(const char *dir, const peft_gpt2_shape *shape, uint64_t seed,
-                                    char *err, size_t errlen);
+ * biases 0; layer norms weight 1, bias 0. PEFT_OK, or PEFT_EINVAL (a shape refused), PEFT_EIO
+ * (dir or a file could not be written) or PEFT_ENOMEM, with a message naming the file and the
+ * problem on ctx (may be NULL: the code alone). Needs about 4 bytes per parameter of memory
+ * while writing. */
+PEFT_API int peft_write_random_gpt2(peft_ctx *ctx, const char *dir, const peft_gpt2_shape *shape,
+                                    uint64_t seed);
 
 #ifdef __cplusplus
 }

@@ -18,9 +18,11 @@ extern "C" {
  * which then replaces dir in one swap (other files of dir are kept; leftovers of killed saves
  * are removed); creates dir. dtype: PEFT_DTYPE_F32, _BF16 or
  * _F16 for every tensor (merged weights are f32 in memory). Meta (weight-free) models are
- * refused. 0, or -1 with err naming the path. */
-PEFT_API int peft_base_model_save(const peft_base_model *m, const char *dir, int32_t dtype, char *err,
-                                  size_t errlen);
+ * refused. PEFT_OK, or PEFT_EINVAL (a meta model, a dtype, a path too long), PEFT_EIO (dir or a
+ * file could not be written; dir keeps its old contents) or PEFT_ENOMEM, with the message on
+ * ctx (may be NULL: the code alone). */
+PEFT_API int peft_base_model_save(peft_ctx *ctx, const peft_base_model *m, const char *dir,
+                                  int32_t dtype);
 
 #ifdef __cplusplus
 }
