@@ -154,11 +154,13 @@ static int write_output(const char *path, const peft_inputs *in, const peft_gen_
     free(seq);
     char *text = json_dumps(root, JSON_COMPACT);
     json_decref(root);
-    char err[1024] = "out of memory";
-    int rc = text ? peft_write_file_atomic(path, text, strlen(text), err, sizeof err) : -1;
+    if (!text) return cli_fail("out of memory");
+    peft_ctx *ctx = peft_ctx_new(0);
+    int rc = ctx ? peft_write_file_atomic(ctx, path, text, strlen(text)) : PEFT_ENOMEM;
     free(text);
-    if (rc) return cli_fail("%s", err);
-    return 0;
+    if (rc) cli_fail("%s", ctx ? peft_errmsg(ctx) : "out of memory");
+    peft_ctx_free(ctx);
+    return rc ? 1 : 0;
 }
 
 int cmd_generate(int argc, char **argv)

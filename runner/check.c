@@ -203,7 +203,7 @@ int runner_check(runner_config *c, char *err, size_t errlen)
         }
         runner_data_free(&d);
     }
-    if (peft_mkdirs(c->output_dir, merr, sizeof merr)) {
+    if (runner_mkdirs(c->output_dir, merr, sizeof merr)) {
         runner_errat(err, errlen, c, runner_map_get(c->root, "output_dir"), "%s", merr);
         goto out;
     }

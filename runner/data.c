@@ -179,7 +179,7 @@ int runner_data_load(const char *path, int task, int64_t max_length, int64_t voc
 {
     memset(out, 0, sizeof *out);
     size_t len;
-    char *text = peft_read_file(path, &len, err, errlen);
+    char *text = runner_read_file(path, &len, err, errlen);
     if (!text) return -1;
     lctx c = {path, 0, err, errlen, vocab, tk};
     size_t cap = 0;

@@ -82,7 +82,7 @@ int runner_write_results(const runner_config *c, const runner_run *r, const runn
     if (!txt) return snprintf(err, errlen, "%s: out of memory", path), -1;
     size_t n = strlen(txt);
     txt[n] = '\n'; /* json_dumps leaves room for the NUL: replace it, write n + 1 bytes */
-    int rc = peft_write_file_atomic(path, txt, n + 1, err, errlen);
+    int rc = runner_write_file_atomic(path, txt, n + 1, err, errlen);
     free(txt);
     return rc;
 }
@@ -172,7 +172,7 @@ static int write_text(const char *dir, const char *file, char *text, char *err, 
     char path[4200];
     snprintf(path, sizeof path, "%s/%s", dir, file);
     if (!text) return snprintf(err, errlen, "%s: out of memory", path), -1;
-    int rc = peft_write_file_atomic(path, text, strlen(text), err, errlen);
+    int rc = runner_write_file_atomic(path, text, strlen(text), err, errlen);
     free(text);
     return rc;
 }

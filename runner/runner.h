@@ -41,6 +41,11 @@
 /* ---- files (fs.c; mkdir -p, whole-file reads and atomic writes: peft/util.h) ---- */
 int runner_file_exists(const char *path);
 int64_t runner_file_size(const char *path); /* -1 if absent */
+/* peft/util.h's mkdir -p, whole-file read and atomic write with the message in err (the
+ * runner's convention): 0 / the buffer (caller frees), or -1 / NULL */
+int runner_mkdirs(const char *dir, char *err, size_t errlen);
+char *runner_read_file(const char *path, size_t *len, char *err, size_t errlen);
+int runner_write_file_atomic(const char *path, const void *data, size_t n, char *err, size_t errlen);
 
 /* ---- the YAML tree (runner_yaml.c) ---- */
 #define RUNNER_NODE_SCALAR 0

@@ -410,7 +410,7 @@ static int result_init(runner_result *res, const runner_run *r, const runner_opt
     if (gethostname(res->host, sizeof res->host) != 0) snprintf(res->host, sizeof res->host, "?");
     res->host[sizeof res->host - 1] = 0;
     if (!(res->run = strdup(r->name)) || !(res->group = strdup(r->group)) || !(res->methods = join_methods(r)) ||
-        peft_mkdirs(dir, err, errlen)) {
+        runner_mkdirs(dir, err, errlen)) {
         if (!res->methods) snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -762,7 +762,7 @@ static int batch_setup(runner_config *c, batch_ctx *b, char *err, size_t errlen)
     if (runner_data_load(c->train_path, c->task, c->max_length, vocab, num_labels, tk, &b->train, err, errlen) ||
         runner_data_load(c->eval_path, c->task, c->max_length, vocab, num_labels, tk, &b->eval, err, errlen))
         goto out;
-    if (peft_mkdirs(c->output_dir, err, errlen)) goto out;
+    if (runner_mkdirs(c->output_dir, err, errlen)) goto out;
     rc = 0;
 out:
     peft_tokenizer_free(tk);

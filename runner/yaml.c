@@ -187,7 +187,7 @@ int runner_yaml_load(const char *path, runner_node **root, char *err, size_t err
 {
     *root = NULL;
     size_t len;
-    char *text = peft_read_file(path, &len, err, errlen);
+    char *text = runner_read_file(path, &len, err, errlen);
     if (!text) return -1;
     int rc = parse_text(path, 0, text, len, root, err, errlen);
     free(text);

@@ -205,7 +205,7 @@ START_TEST(yaml_experiment)
     char *tmp = tu_tmpdir();
     char p[1024], q[1024], err[2048];
     snprintf(p, sizeof p, "%s/model", tmp);
-    ck_assert(peft_mkdirs(p, NULL, 0) == 0);
+    ck_assert(peft_mkdirs(tu_ctx(), p) == 0);
     const char *files[] = {"config.json", "model.safetensors"};
     for (int i = 0; i < 2; i++) {
         size_t n;

@@ -149,7 +149,7 @@ START_TEST(runner_stops_or_skips)
 {
     char *dir = tu_tmpdir(), p[4096], err[2048];
     snprintf(p, sizeof p, "%s/model", dir);
-    ck_assert(peft_mkdirs(p, NULL, 0) == 0);
+    ck_assert(peft_mkdirs(tu_ctx(), p) == 0);
     nan_llama(p, "model.layers.1.mlp.down_proj.weight");
     snprintf(p, sizeof p, "%s/train.jsonl", dir);
     FILE *f = fopen(p, "w");

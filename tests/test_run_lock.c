@@ -49,7 +49,7 @@ START_TEST(locked_run_dir_stops_at_once)
     snprintf(yaml, sizeof yaml, "%s/run.yaml", dir);
     snprintf(out, sizeof out, "%s/out", dir);
     snprintf(rund, sizeof rund, "%s/lora", out);
-    ck_assert(peft_mkdirs(rund, err, sizeof err) == 0);
+    ck_assert_msg(peft_mkdirs(tu_ctx(), rund) == 0, "%s", peft_errmsg(tu_ctx()));
     int fd;
     ck_assert_msg(runner_lock_run_dir(rund, &fd, err, sizeof err) == 0, "%s", err);
     runner_config *c;

@@ -329,14 +329,14 @@ const char *peft_tokenizer_model_type(const peft_tokenizer *tk)
     }
 }
 
-int peft_tokenizer_text_hook(void *ud, const char *where, const char *text, int32_t **ids,
-                             size_t *n, char *err, size_t errlen)
+int peft_tokenizer_text_hook(void *ud, peft_ctx *ctx, const char *where, const char *text,
+                             int32_t **ids, size_t *n)
 {
     (void)ud;
+    char err[1024] = "";
     peft_tokenizer *tk = NULL;
-    int rc = peft_tokenizer_load(where, &tk, err, errlen);
-    if (rc) return rc;
-    rc = peft_tokenizer_encode(tk, text, (size_t)-1, 1, ids, n, err, errlen);
+    int rc = peft_tokenizer_load(where, &tk, err, sizeof err);
+    if (!rc) rc = peft_tokenizer_encode(tk, text, (size_t)-1, 1, ids, n, err, sizeof err);
     peft_tokenizer_free(tk);
-    return rc;
+    return rc ? peft_set_error(ctx, rc < 0 ? rc : PEFT_EINVAL, "%s", err) : PEFT_OK;
 }

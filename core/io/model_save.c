@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "core/util/fs.h"
 #include "core/io/safetensors.h"
 #include "core/io/dirsave.h"
 #include "peft/dtype.h"
@@ -40,7 +41,7 @@ static int write_config(const peft_base_model *m, const char *dir, int32_t dtype
         snprintf(err, errlen, "%s: out of memory", path);
         return -1;
     }
-    int rc = peft_write_file_atomic(path, text, strlen(text), err, errlen);
+    int rc = peft_write_file_atomic_buf(path, text, strlen(text), err, errlen);
     free(text);
     if (rc) return -1;
     return 0;

@@ -3,6 +3,7 @@
  * them atomically (temporary file, fsync, rename) in the layout of the reference writer.
  */
 #define _GNU_SOURCE
+#include "core/util/fs.h"
 #include "core/io/safetensors.h"
 #include "peft/peft.h"
 #include "peft/util.h"
@@ -584,13 +585,13 @@ static int st_write_stream(FILE *fp, const char *hdr, size_t hlen, const st_plan
 static int st_commit(const st_ctx *c, const char *hdr, size_t hlen, const st_plan *p, size_t n)
 {
     peft_atomic_file af;
-    if (peft_atomic_begin(&af, c->path, c->err, c->errlen)) return -1;
+    if (peft_atomic_begin_buf(&af, c->path, c->err, c->errlen)) return -1;
     if (st_write_stream(af.f, hdr, hlen, p, n)) {
         int e = errno;
         peft_atomic_abort(&af);
         return st_fail(c, "cannot write: %s", strerror(e ? e : EIO));
     }
-    return peft_atomic_commit(&af, c->err, c->errlen) ? -1 : 0;
+    return peft_atomic_commit_buf(&af, c->err, c->errlen) ? -1 : 0;
 }
 
 int peft_st_write_buf(const char *path, const peft_st_out *tensors, size_t n,

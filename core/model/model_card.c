@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "core/util/fs.h"
 #include "core/peft/internal.h"
 #include "peft/util.h"
 
@@ -119,8 +120,8 @@ int peft_create_or_update_model_card(peft_model *m, const char *dir)
         return peft_set_error(m->ctx, PEFT_ENOMEM, "model card: out of memory");
     }
     char err[1024];
-    int rc = peft_write_file_atomic(path, b.p, b.n, err, sizeof err);
+    int rc = peft_write_file_atomic_buf(path, b.p, b.n, err, sizeof err);
     free(b.p);
-    if (rc) return peft_set_error(m->ctx, PEFT_EIO, "%s", err);
+    if (rc) return peft_set_error(m->ctx, rc, "%s", err);
     return PEFT_OK;
 }

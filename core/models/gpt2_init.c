@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "core/util/fs.h"
 #include "core/io/safetensors.h"
 #include "peft/graph.h"
 #include "peft/peft.h"
@@ -86,7 +87,7 @@ static int write_config(const char *dir, const peft_gpt2_shape *s, char *err, si
              "  \"vocab_size\": %d\n"
              "}\n",
              special, special, s->n_embd, s->n_head, s->n_layer, s->n_positions, s->vocab_size);
-    return peft_write_file_atomic(path, text, strlen(text), err, errlen);
+    return peft_write_file_atomic_buf(path, text, strlen(text), err, errlen);
 }
 
 /* one tensor to write: name, shape, and how to fill it */
@@ -134,7 +135,7 @@ static int write_random_gpt2(const char *dir, const peft_gpt2_shape *s, uint64_t
                s->n_head);
         return PEFT_EINVAL;
     }
-    if (peft_mkdirs(dir, err, errlen)) return PEFT_EIO;
+    if (peft_mkdirs_buf(dir, err, errlen)) return PEFT_EIO;
 
     const int64_t C = s->n_embd, V = s->vocab_size, P = s->n_positions;
     const double proj_std = INIT_RANGE / sqrt(2.0 * s->n_layer);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "core/util/fs.h"
 #include "core/io/safetensors.h"
 #include "peft/convert.h"
 #include "core/io/cfg.h"
@@ -153,7 +154,7 @@ int peft_save_pretrained_convert(peft_model *m, const char *dir, const char *ada
         rc = peft_set_error(m->ctx, PEFT_EINVAL, "%s: path too long", ds.stage);
         goto out;
     }
-    if (peft_mkdirs(sub, err, sizeof err)) {
+    if (peft_mkdirs_buf(sub, err, sizeof err)) {
         rc = peft_set_error(m->ctx, PEFT_EIO, "%s", err);
         goto out;
     }
@@ -165,7 +166,7 @@ int peft_save_pretrained_convert(peft_model *m, const char *dir, const char *ada
         goto out;
     }
     peft_path_join(path, sizeof path, sub, "adapter_config.json");
-    if (peft_write_file_atomic(path, text, strlen(text), err, sizeof err))
+    if (peft_write_file_atomic_buf(path, text, strlen(text), err, sizeof err))
         rc = peft_set_error(m->ctx, PEFT_EIO, "%s", err);
     if (rc == 0 && peft_dirsave_commit(&ds, err, sizeof err)) rc = peft_set_error(m->ctx, PEFT_EIO, "%s", err);
 out:

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "core/util/fs.h"
 #include "core/io/safetensors.h"
 #include "core/io/cfg.h"
 #include "core/io/dirsave.h"
@@ -351,7 +352,7 @@ static int save_one(peft_model *m, peft_adapter *a, const char *dir)
     /* the longer of the two names: when it fits, both do */
     if (peft_path_join(path, sizeof path, dir, "adapter_model.safetensors"))
         return peft_set_error(m->ctx, PEFT_EINVAL, "%s: path too long", dir);
-    if (peft_mkdirs(dir, err, sizeof err)) return peft_set_error(m->ctx, PEFT_EIO, "%s", err);
+    if (peft_mkdirs_buf(dir, err, sizeof err)) return peft_set_error(m->ctx, PEFT_EIO, "%s", err);
     peft_state_dict *sd;
     int rc = peft_get_peft_model_state_dict(m, a->name, &sd);
     if (rc) return rc;
@@ -397,9 +398,9 @@ static int save_one(peft_model *m, peft_adapter *a, const char *dir)
     json_decref(cfg);
     if (!text) return peft_set_error(m->ctx, PEFT_ENOMEM, "out of memory");
     peft_path_join(path, sizeof path, dir, "adapter_config.json");
-    rc = peft_write_file_atomic(path, text, strlen(text), err, sizeof err);
+    rc = peft_write_file_atomic_buf(path, text, strlen(text), err, sizeof err);
     free(text);
-    return rc ? peft_set_error(m->ctx, PEFT_EIO, "%s", err) : PEFT_OK;
+    return rc ? peft_set_error(m->ctx, rc, "%s", err) : PEFT_OK;
 }
 
 int peft_save_pretrained(peft_model *m, const char *dir, const char *const *selected,

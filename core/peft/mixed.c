@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include "core/util/fs.h"
 #include "core/io/cfg.h"
 #include "core/peft/internal.h"
 #include "peft/util.h"
@@ -55,9 +56,9 @@ int peft_mixed_write_manifest(peft_model *m, const char *dir, const char *const 
         text = withnl;
         memcpy(text + n, "\n", 2);
     }
-    int rc = peft_write_file_atomic(path, text, strlen(text), err, sizeof err);
+    int rc = peft_write_file_atomic_buf(path, text, strlen(text), err, sizeof err);
     free(text);
-    return rc ? peft_set_error(m->ctx, PEFT_EIO, "%s", err) : PEFT_OK;
+    return rc ? peft_set_error(m->ctx, rc, "%s", err) : PEFT_OK;
 }
 
 int peft_is_mixed_dir(const char *dir)

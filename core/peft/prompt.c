@@ -205,12 +205,13 @@ static int info_tokenize(void *ud, const char *where, const char *text, int32_t 
         return -1;
     }
     if (where && *where && stat(where, &st) == 0)
-        rc = ctx->tokenize(ctx->tokenize_ud, where, text, ids, &count, err, errlen);
+        rc = ctx->tokenize(ctx->tokenize_ud, ctx, where, text, ids, &count);
     if (rc && m->base->dir) {
         free(*ids);
         *ids = NULL;
-        rc = ctx->tokenize(ctx->tokenize_ud, m->base->dir, text, ids, &count, err, errlen);
+        rc = ctx->tokenize(ctx->tokenize_ud, ctx, m->base->dir, text, ids, &count);
     }
+    if (rc) snprintf(err, errlen, "%s", peft_errmsg(ctx)); /* the plugin ABI's buffer */
     if (!rc && count > (size_t)INT32_MAX) {
         snprintf(err, errlen, "the text gives %zu tokens", count);
         rc = -1;

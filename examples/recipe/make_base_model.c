@@ -86,10 +86,11 @@ static json_t *byte_tokenizer(void)
 
 static int write_json(const char *path, json_t *j)
 {
-    char err[512];
+    peft_ctx *ctx = peft_ctx_new(0);
     char *txt = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
-    int rc = txt ? peft_write_file_atomic(path, txt, strlen(txt), err, sizeof err) : -1;
-    if (rc) fprintf(stderr, "make_base_model: %s\n", txt ? err : "out of memory");
+    int rc = txt && ctx ? peft_write_file_atomic(ctx, path, txt, strlen(txt)) : PEFT_ENOMEM;
+    if (rc) fprintf(stderr, "make_base_model: %s\n", txt && ctx ? peft_errmsg(ctx) : "out of memory");
+    peft_ctx_free(ctx);
     free(txt);
     json_decref(j);
     return rc;
@@ -98,8 +99,12 @@ static int write_json(const char *path, json_t *j)
 /* config.json + tokenizer.json + random f32 weights, as LlamaForCausalLM(config) would be */
 static int write_random_model(const char *dir, uint64_t seed)
 {
-    char err[512], path[1024];
-    if (peft_mkdirs(dir, err, sizeof err)) return fprintf(stderr, "%s\n", err), -1;
+    char path[1024];
+    peft_ctx *mctx = peft_ctx_new(seed);
+    int mrc = mctx ? peft_mkdirs(mctx, dir) : PEFT_ENOMEM;
+    if (mrc) fprintf(stderr, "make_base_model: %s\n", mctx ? peft_errmsg(mctx) : "out of memory");
+    peft_ctx_free(mctx);
+    if (mrc) return -1;
     snprintf(path, sizeof path, "%s/config.json", dir);
     if (write_json(path, llama_config())) return -1;
     snprintf(path, sizeof path, "%s/tokenizer.json", dir);
@@ -229,7 +234,7 @@ int main(int argc, char **argv)
         else return fprintf(stderr, "usage: make_base_model --out DIR [--work DIR] [--steps N] [--seed S]\n"), 2;
     }
     if (!out || steps < 1) return fprintf(stderr, "usage: make_base_model --out DIR [--work DIR] [--steps N] [--seed S]\n"), 2;
-    char init_dir[1024], err[1024];
+    char init_dir[1024];
     if (work) snprintf(init_dir, sizeof init_dir, "%s", work);
     else snprintf(init_dir, sizeof init_dir, "%s.init", out);
     if (write_random_model(init_dir, seed)) return 1;
@@ -287,9 +292,9 @@ int main(int argc, char **argv)
     char src[1200], dst[1200];
     snprintf(src, sizeof src, "%s/tokenizer.json", init_dir);
     snprintf(dst, sizeof dst, "%s/tokenizer.json", out);
-    char *tok = peft_read_file(src, NULL, err, sizeof err);
-    if (!tok || peft_write_file_atomic(dst, tok, strlen(tok), err, sizeof err))
-        return fprintf(stderr, "%s\n", err), 1;
+    char *tok = peft_read_file(ctx, src, NULL);
+    if (!tok || peft_write_file_atomic(ctx, dst, tok, strlen(tok)))
+        return fprintf(stderr, "%s\n", peft_errmsg(ctx)), 1;
     free(tok);
     printf("wrote %s (config.json, model.safetensors in bf16, tokenizer.json)\n", out);
     peft_graph_free(g);

@@ -21,7 +21,7 @@ void tu_world_llama(const char *dir)
 {
     char p[4200], q[4200];
     snprintf(p, sizeof p, "%s/model", dir);
-    ck_assert(peft_mkdirs(p, NULL, 0) == 0);
+    ck_assert(peft_mkdirs(tu_ctx(), p) == 0);
     const char *files[] = {"config.json", "model.safetensors"};
     for (int i = 0; i < 2; i++) {
         snprintf(q, sizeof q, "hf-peft/_models/llama/%s", files[i]);

@@ -218,10 +218,11 @@ PEFT_API void peft_set_progress_handler(peft_ctx *ctx, peft_progress_fn fn, void
  * The core links no tokenizer: an application that wants text-initialised adapters registers
  * one. fn tokenizes text (NUL-terminated) with the tokenizer at `where` (a model directory or a
  * tokenizer.json), special tokens added, into *ids (*n of them, freed by the caller with free());
- * it returns 0, or non-zero with a message in err. The tokenizer library's
- * peft_tokenizer_text_hook (peft/tokenizer.h) is such a function. fn == NULL removes it. */
-typedef int (*peft_tokenize_fn)(void *ud, const char *where, const char *text, int32_t **ids,
-                                size_t *n, char *err, size_t errlen);
+ * it returns PEFT_OK, or a PEFT_E* code with its message set on ctx (peft_set_error), the
+ * context it was registered on. The tokenizer library's peft_tokenizer_text_hook
+ * (peft/tokenizer.h) is such a function. fn == NULL removes it. */
+typedef int (*peft_tokenize_fn)(void *ud, peft_ctx *ctx, const char *where, const char *text,
+                                int32_t **ids, size_t *n);
 PEFT_API void peft_set_tokenizer(peft_ctx *ctx, peft_tokenize_fn fn, void *ud);
 
 /* ---- mixed models: several methods on one model, saved and loaded as a whole ----

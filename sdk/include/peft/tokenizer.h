@@ -37,7 +37,12 @@
  * match/heap limits: a text on which a pattern exceeds them makes encode fail with a message.
  *
  * Errors: functions return PEFT_OK (0) or a negative PEFT_E* code (peft.h) and write a message
- * naming the file, key and what was expected into err (err may be NULL).
+ * naming the file, key and what was expected into err (err may be NULL). This library keeps a
+ * per-call buffer on purpose, where libpeft's calls leave the message on a context: it is its
+ * own library (libpeft_tokenizers.a, nothing of libpeft.so), its calls take no context, and
+ * encode/decode run on one tokenizer from many threads at once, so a last-error slot would be
+ * shared mutable state (regerror's and PCRE2's choice). peft_tokenizer_text_hook, the bridge to
+ * libpeft, reports on the context it is given.
  * Thread safety: a loaded tokenizer is never modified; encode and decode may run on it from any
  * number of threads at once.
  */
@@ -52,6 +57,7 @@ extern "C" {
 #endif
 
 typedef struct peft_tokenizer peft_tokenizer;
+typedef struct peft_ctx peft_ctx; /* peft/peft.h */
 
 /* Special token ids, -1 when the tokenizer has none. Taken from tokenizer_config.json
  * (bos_token, eos_token, pad_token, unk_token, cls_token, sep_token) when the directory has one;
@@ -73,8 +79,8 @@ int peft_tokenizer_from_json(const char *json_text, const char *name, peft_token
 void peft_tokenizer_free(peft_tokenizer *tk); /* NULL ok */
 /* A peft_tokenize_fn (peft/peft.h) for peft_set_tokenizer(ctx, peft_tokenizer_text_hook, NULL):
  * loads the tokenizer at `where`, encodes text with special tokens, frees the tokenizer. */
-int peft_tokenizer_text_hook(void *ud, const char *where, const char *text, int32_t **ids,
-                             size_t *n, char *err, size_t errlen);
+int peft_tokenizer_text_hook(void *ud, peft_ctx *ctx, const char *where, const char *text,
+                             int32_t **ids, size_t *n);
 
 /* text (len bytes; len == (size_t)-1 means NUL-terminated) -> *ids (*n of them; the caller frees
  * *ids with free(); *ids may be NULL when *n == 0). add_special_tokens != 0 runs the
