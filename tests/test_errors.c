@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include "peft/inputs.h"
+#include "peft/model_init.h"
+#include "peft/model_save.h"
+#include "peft/util.h"
 #include "core/ops/ops.h"
 #include "peft/peft.h"
 #include "peft/registry.h"
@@ -83,6 +86,52 @@ START_TEST(safetensors_open_codes)
     ASSERT_HAS(peft_errmsg(tu_ctx()), p);
     tu_rmtree(dir);
     free(dir);
+}
+END_TEST
+
+/* the file helpers, the writers and the config getters report a code and a message on the
+ * context (and only the code without one) */
+START_TEST(writers_and_getters_report_on_the_context)
+{
+    peft_ctx *ctx = peft_ctx_new(0);
+    char *dir = tu_tmpdir(), p[4200];
+    snprintf(p, sizeof p, "%s/file", dir);
+    ck_assert_int_eq(tu_write_file(p, "x", 1), 0);
+    char sub_[4300];
+    snprintf(sub_, sizeof sub_, "%s/below", p); /* below a regular file */
+    ck_assert_int_eq(peft_mkdirs(ctx, sub_), PEFT_EIO);
+    ck_assert_int_eq(peft_errcode(ctx), PEFT_EIO);
+    ASSERT_HAS(peft_errmsg(ctx), p);
+    ck_assert_int_eq(peft_mkdirs(NULL, sub_), PEFT_EIO);
+    snprintf(sub_, sizeof sub_, "%s/missing", dir);
+    ck_assert_ptr_null(peft_read_file(ctx, sub_, NULL));
+    ck_assert_int_eq(peft_errcode(ctx), PEFT_EIO);
+    ASSERT_HAS(peft_errmsg(ctx), sub_);
+    snprintf(sub_, sizeof sub_, "%s/below/x.json", p);
+    ck_assert_int_eq(peft_write_file_atomic(ctx, sub_, "{}", 2), PEFT_EIO);
+    ASSERT_HAS(peft_errmsg(ctx), sub_);
+    peft_gpt2_shape bad = {2, 30, 4, 64, 16}; /* 30 is not a multiple of 4 */
+    ck_assert_int_eq(peft_write_random_gpt2(ctx, sub_, &bad, 0), PEFT_EINVAL);
+    ASSERT_HAS(peft_errmsg(ctx), "multiple of n_head");
+    /* a meta model cannot be saved; its config getters name the file and the field */
+    peft_base_model *meta = NULL;
+    ck_assert_int_eq(peft_load_base_model_meta(ctx, tu_fixture("hf-peft/_models/gpt2/config.json"),
+                                               NULL, &meta), PEFT_OK);
+    snprintf(sub_, sizeof sub_, "%s/saved", dir);
+    ck_assert_int_eq(peft_base_model_save(ctx, meta, sub_, PEFT_DTYPE_F32), PEFT_EINVAL);
+    ASSERT_HAS(peft_errmsg(ctx), "weight-free");
+    int64_t v = 0;
+    ck_assert_int_eq(peft_config_int(ctx, meta, "n_embd", 0, 0, &v), PEFT_OK);
+    ck_assert_int_gt(v, 0);
+    ck_assert_int_eq(peft_config_int(ctx, meta, "no_such_key", 0, 0, &v), PEFT_EFORMAT);
+    ASSERT_HAS(peft_errmsg(ctx), "no_such_key");
+    ck_assert_int_eq(peft_config_int(ctx, NULL, "n_embd", 0, 0, &v), PEFT_EINVAL);
+    ck_assert_ptr_nonnull(peft_base_model_find_param(meta, "transformer.h.0.attn.c_attn.weight"));
+    ck_assert_ptr_null(peft_base_model_find_param(meta, "transformer.h.0.attn.nope"));
+    peft_base_model_free(meta);
+    tu_rmtree(dir);
+    free(dir);
+    peft_ctx_free(ctx);
 }
 END_TEST
 
@@ -192,6 +241,7 @@ int main(void)
     tcase_add_test(tc, version_matches_headers);
     tcase_add_test(tc, missing_model_dir_is_eio);
     tcase_add_test(tc, safetensors_open_codes);
+    tcase_add_test(tc, writers_and_getters_report_on_the_context);
     tcase_add_test(tc, plugin_failure_reaches_the_caller);
     tcase_add_test(tc, plugin_null_is_named);
     tcase_add_test(tc, backward_never_drops_a_gradient_silently);
