@@ -818,6 +818,66 @@ static int job(void *ud, int i, char *err, size_t errlen)
     return r == RUN_KEPT ? 0 : r;
 }
 
+/* One process: the selected runs in file order; a stop request after a run finished in this
+ * call does not begin the next one. 0, RUNNER_STOPPED, or -1 with err. */
+static int run_serial(batch_ctx *b, const char *selected, char *err, size_t errlen)
+{
+    const runner_config *c = b->c;
+    const runner_opts *o = b->o;
+    int trained = 0;
+    for (int i = 0; i < c->n_runs; i++) {
+        if (!selected[i]) continue;
+        /* a stop request after a run finished in this call: do not begin the next one */
+        if (trained && o->stop && *o->stop) {
+            runner_result *res = NULL;
+            int r = run_one(b, &c->runs[i], 1, &res, err, errlen);
+            runner_result_free(res);
+            if (r == RUN_NONE) {
+                logf_(o, "stopped before %s (run the same command again to go on)\n", c->runs[i].name);
+                return RUNNER_STOPPED;
+            }
+            if (r < 0) return -1;
+            continue;
+        }
+        runner_result *res = NULL;
+        int r = run_one(b, &c->runs[i], 0, &res, err, errlen);
+        runner_result_free(res);
+        if (r == 0) trained = 1;
+        else if (r != RUN_KEPT) return r;
+    }
+    return 0;
+}
+
+/* Several ranks: the data-parallel runs first, each by every rank together; then the others,
+ * one per rank, longest first (rank 0 leads the queue, o->tag names the rank in the log while
+ * they run). queue: room for n_runs indices. 0, RUNNER_STOPPED, or -1 with err. */
+static int run_ranks(batch_ctx *b, runner_opts *o, const char *selected, int *queue, int rank,
+                     char *err, size_t errlen)
+{
+    const runner_config *c = b->c;
+    for (int i = 0; i < c->n_runs; i++) {
+        if (!selected[i] || c->runs[i].train.data_parallel <= 1) continue;
+        int r = job(b, i, err, errlen);
+        if (r) return r;
+    }
+    int n = 0;
+    by_cost(c, queue);
+    for (int k = 0; k < c->n_runs; k++) {
+        int i = queue[k];
+        char p[4200];
+        snprintf(p, sizeof p, "%s/%s/results.json", c->output_dir, c->runs[i].name);
+        if (selected[i] && c->runs[i].train.data_parallel <= 1 && (o->fresh || !runner_file_exists(p)))
+            queue[n++] = i;
+    }
+    char tag[32];
+    snprintf(tag, sizeof tag, "[rank %d] ", rank);
+    o->tag = tag;
+    int r = rank == 0 ? runner_sched_lead(queue, n, job, b, o, err, errlen)
+                      : runner_sched_work(job, b, o, err, errlen);
+    o->tag = NULL;
+    return r;
+}
+
 int runner_run_all(runner_config *c, const runner_opts *opts, char *err, size_t errlen)
 {
     runner_opts o = {0};
@@ -846,64 +906,9 @@ int runner_run_all(runner_config *c, const runner_opts *opts, char *err, size_t 
               c->n_runs, c->n_runs == 1 ? "" : "s", b.train.n, b.eval.n, c->output_dir);
     }
     if (world == 1) { /* one process: the runs in file order */
-        int trained = 0;
-        for (int i = 0; i < c->n_runs; i++) {
-            if (!selected[i]) continue;
-            /* a stop request after a run finished in this call: do not begin the next one */
-            if (trained && o.stop && *o.stop) {
-                runner_result *res = NULL;
-                int r = run_one(&b, &c->runs[i], 1, &res, err, errlen);
-                runner_result_free(res);
-                if (r == RUN_NONE) {
-                    logf_(&o, "stopped before %s (run the same command again to go on)\n", c->runs[i].name);
-                    rc = RUNNER_STOPPED;
-                    goto out;
-                }
-                if (r < 0) goto out;
-                continue;
-            }
-            runner_result *res = NULL;
-            int r = run_one(&b, &c->runs[i], 0, &res, err, errlen);
-            runner_result_free(res);
-            if (r == 0) trained = 1;
-            else if (r != RUN_KEPT) {
-                rc = r;
-                goto out;
-            }
-        }
-    } else {
-        /* data-parallel runs first, each by every rank together; then the others, one per rank */
-        for (int i = 0; i < c->n_runs; i++) {
-            if (!selected[i] || c->runs[i].train.data_parallel <= 1) continue;
-            int r = job(&b, i, err, errlen);
-            if (r) {
-                rc = r;
-                goto out;
-            }
-        }
-        int n = 0;
-        by_cost(c, queue);
-        for (int k = 0; k < c->n_runs; k++) {
-            int i = queue[k];
-            char p[4200];
-            snprintf(p, sizeof p, "%s/%s/results.json", c->output_dir, c->runs[i].name);
-            if (selected[i] && c->runs[i].train.data_parallel <= 1 && (o.fresh || !runner_file_exists(p)))
-                queue[n++] = i;
-        }
-        char tag[32];
-        snprintf(tag, sizeof tag, "[rank %d] ", rank);
-        o.tag = tag;
-        int r = rank == 0 ? runner_sched_lead(queue, n, job, &b, &o, err, errlen)
-                          : runner_sched_work(job, &b, &o, err, errlen);
-        o.tag = NULL;
-        if (r) {
-            rc = r;
-            goto out;
-        }
-        if (rank != 0) { /* rank 0 writes the summary */
-            rc = 0;
-            goto out;
-        }
+        if ((rc = run_serial(&b, selected, err, errlen)) != 0) goto out;
+    } else if ((rc = run_ranks(&b, &o, selected, queue, rank, err, errlen)) != 0 || rank != 0) {
+        goto out; /* rank 0 writes the summary */
     }
     if (o.shard_count > 0) { /* the shard that finds every run finished writes the summary */
         int missing = 0;
