@@ -302,36 +302,24 @@ out:
     free(b);
 }
 
-int runner_write_summary(const runner_config *c, runner_result *const *res, int n, FILE *log,
-                         char *err, size_t errlen)
+/* the per-run table: a Markdown row (md at *mo) and a CSV row (csv at *co) for each result,
+ * both buffers of cap bytes */
+static void summary_rows(const runner_config *c, runner_result *const *res, int n, double base,
+                         char *md, size_t *mo, char *csv, size_t *co, size_t cap)
 {
-    if (n == 0) return 0;
     const char *mn = runner_metric_name(c->metric);
-    size_t cap = 8192 + (size_t)n * 1024 + (size_t)c->n_compare * 512, mo = 0, co = 0, go = 0;
-    char *md = malloc(cap), *csv = malloc(cap), *gcsv = malloc(cap);
-    int *first = malloc(((size_t)n + 1) * sizeof *first);
-    if (!md || !csv || !gcsv || !first) {
-        free(md);
-        free(csv);
-        free(gcsv);
-        free(first);
-        return snprintf(err, errlen, "out of memory"), -1;
-    }
-    int ng = list_groups(res, n, first), repeated = ng < n;
-    double base = NAN;
-    for (int i = 0; i < n && isnan(base); i++) base = res[i]->base_metric;
     char bs[32];
     fmt_num(bs, sizeof bs, base, "%.4f");
-    mo += (size_t)snprintf(md + mo, cap - mo,
-                           "## %s: %s on %s\n\nBase model without adapters: %s %s.\n\n"
-                           "| run | method | trainable params | trainable %% | adapter KiB | %s (best) | step | "
-                           "%s (final) | eval loss (final) | train s | tokens/s | peak arena MiB |\n"
-                           "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
-                           c->name, runner_task_name(c->task), c->train_path, mn, bs, mn, mn);
-    co += (size_t)snprintf(csv + co, cap - co,
-                           "run,method,trainable_params,all_params,trainable_percent,adapter_bytes,base_%s,best_%s,"
-                           "best_step,final_%s,final_eval_loss,best_eval_loss,train_seconds,tokens_per_s,"
-                           "peak_arena_mb,peak_rss_mb\n", mn, mn, mn);
+    *mo += (size_t)snprintf(md + *mo, cap - *mo,
+                            "## %s: %s on %s\n\nBase model without adapters: %s %s.\n\n"
+                            "| run | method | trainable params | trainable %% | adapter KiB | %s (best) | step | "
+                            "%s (final) | eval loss (final) | train s | tokens/s | peak arena MiB |\n"
+                            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+                            c->name, runner_task_name(c->task), c->train_path, mn, bs, mn, mn);
+    *co += (size_t)snprintf(csv + *co, cap - *co,
+                            "run,method,trainable_params,all_params,trainable_percent,adapter_bytes,base_%s,best_%s,"
+                            "best_step,final_%s,final_eval_loss,best_eval_loss,train_seconds,tokens_per_s,"
+                            "peak_arena_mb,peak_rss_mb\n", mn, mn, mn);
     for (int i = 0; i < n; i++) {
         const runner_result *r = res[i];
         double pct = r->all ? 100.0 * (double)r->trainable / (double)r->all : NAN;
@@ -342,29 +330,26 @@ int runner_write_summary(const runner_config *c, runner_result *const *res, int 
         fmt_num(b4, sizeof b4, r->wall_s, "%.1f");
         fmt_num(b5, sizeof b5, r->tokens_per_s, "%.0f");
         fmt_num(b6, sizeof b6, r->peak_arena_mb, "%.1f");
-        mo += (size_t)snprintf(md + mo, cap - mo, "| %s | %s | %lld | %.4f | %.1f | %s | %lld | %s | %s | %s | %s | %s |\n",
-                               r->run, r->methods, (long long)r->trainable, pct, (double)r->adapter_bytes / 1024.0, b1,
-                               (long long)r->best_step, b2, b3, b4, b5, b6);
-        co += (size_t)snprintf(csv + co, cap - co, "\"%s\",%s,%lld,%lld,%.6f,%lld,%.6g,%.6g,%lld,%.6g,%.6g,%.6g,%.3f,%.1f,%.3f,%.1f\n",
-                               r->run, r->methods, (long long)r->trainable, (long long)r->all, pct,
-                               (long long)r->adapter_bytes, r->base_metric, r->best_metric, (long long)r->best_step,
-                               r->final_metric, r->final_eval_loss, r->best_eval_loss, r->wall_s, r->tokens_per_s,
-                               r->peak_arena_mb, r->peak_rss_mb);
-        if (mo > cap - 1024 || co > cap - 1024) break;
+        *mo += (size_t)snprintf(md + *mo, cap - *mo, "| %s | %s | %lld | %.4f | %.1f | %s | %lld | %s | %s | %s | %s | %s |\n",
+                                r->run, r->methods, (long long)r->trainable, pct, (double)r->adapter_bytes / 1024.0, b1,
+                                (long long)r->best_step, b2, b3, b4, b5, b6);
+        *co += (size_t)snprintf(csv + *co, cap - *co, "\"%s\",%s,%lld,%lld,%.6f,%lld,%.6g,%.6g,%lld,%.6g,%.6g,%.6g,%.3f,%.1f,%.3f,%.1f\n",
+                                r->run, r->methods, (long long)r->trainable, (long long)r->all, pct,
+                                (long long)r->adapter_bytes, r->base_metric, r->best_metric, (long long)r->best_step,
+                                r->final_metric, r->final_eval_loss, r->best_eval_loss, r->wall_s, r->tokens_per_s,
+                                r->peak_arena_mb, r->peak_rss_mb);
+        if (*mo > cap - 1024 || *co > cap - 1024) break;
     }
-    if (repeated) summary_groups(c, res, n, first, ng, md, &mo, cap, gcsv, &go, cap);
-    summary_compare(c, res, n, md, &mo, cap);
-    if (log) {
-        fprintf(log, "\n%s\n", md);
-        fflush(log);
-    }
-    char *md_copy = strdup(md);
-    int rc = write_text(c->output_dir, "summary.md", md_copy, err, errlen) ||
-             write_text(c->output_dir, "summary.csv", csv, err, errlen) ||
-             (repeated ? write_text(c->output_dir, "summary_seeds.csv", gcsv, err, errlen) : (free(gcsv), 0));
-    free(md);
-    if (rc) return -1;
-    /* loss curves of every run (eval loss solid, train loss dashed), metric against size */
+}
+
+/* loss curves of every run (eval loss solid, train loss dashed), and the best metric against
+ * the trainable parameters (per configuration: the mean over seeds with its 95% interval when
+ * runs repeat: ng groups, first run of each in first). 0 or -1 with err */
+static int summary_plots(const runner_config *c, runner_result *const *res, int n, const int *first,
+                         int ng, int repeated, double base, char *err, size_t errlen)
+{
+    const char *mn = runner_metric_name(c->metric);
+    int rc = 0;
     runner_series *s = calloc((size_t)n * 2, sizeof *s);
     double *x = calloc((size_t)n, sizeof *x), *y = calloc((size_t)n, sizeof *y), *ye = calloc((size_t)n, sizeof *ye);
     double *v = calloc((size_t)n, sizeof *v);
@@ -410,9 +395,42 @@ int runner_write_summary(const runner_config *c, runner_result *const *res, int 
     free(y);
     free(ye);
     free(v);
-    free(first);
     free(labels);
     free(names);
+    return rc ? -1 : 0;
+}
+
+int runner_write_summary(const runner_config *c, runner_result *const *res, int n, FILE *log,
+                         char *err, size_t errlen)
+{
+    if (n == 0) return 0;
+    size_t cap = 8192 + (size_t)n * 1024 + (size_t)c->n_compare * 512, mo = 0, co = 0, go = 0;
+    char *md = malloc(cap), *csv = malloc(cap), *gcsv = malloc(cap);
+    int *first = malloc(((size_t)n + 1) * sizeof *first);
+    if (!md || !csv || !gcsv || !first) {
+        free(md);
+        free(csv);
+        free(gcsv);
+        free(first);
+        return snprintf(err, errlen, "out of memory"), -1;
+    }
+    int ng = list_groups(res, n, first), repeated = ng < n;
+    double base = NAN;
+    for (int i = 0; i < n && isnan(base); i++) base = res[i]->base_metric;
+    summary_rows(c, res, n, base, md, &mo, csv, &co, cap);
+    if (repeated) summary_groups(c, res, n, first, ng, md, &mo, cap, gcsv, &go, cap);
+    summary_compare(c, res, n, md, &mo, cap);
+    if (log) {
+        fprintf(log, "\n%s\n", md);
+        fflush(log);
+    }
+    char *md_copy = strdup(md);
+    int rc = write_text(c->output_dir, "summary.md", md_copy, err, errlen) ||
+             write_text(c->output_dir, "summary.csv", csv, err, errlen) ||
+             (repeated ? write_text(c->output_dir, "summary_seeds.csv", gcsv, err, errlen) : (free(gcsv), 0));
+    free(md);
+    if (!rc) rc = summary_plots(c, res, n, first, ng, repeated, base, err, errlen);
+    free(first);
     if (!rc && log) {
         fprintf(log, "wrote %s/summary.md, summary.csv, loss_curves.svg, metric_vs_params.svg\n", c->output_dir);
         fflush(log);
