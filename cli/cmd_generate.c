@@ -163,68 +163,86 @@ static int write_output(const char *path, const peft_inputs *in, const peft_gen_
     return rc ? 1 : 0;
 }
 
-int cmd_generate(int argc, char **argv)
-{
-    const char *model = NULL, *input = NULL, *output = NULL, *row_spec = NULL, *task_spec = NULL;
+/* the command line */
+typedef struct gen_args {
+    const char *model, *input, *output, *row_spec, *task_spec, *tok_path;
     char *adapters[CLI_MAX_ADAPTERS];
-    int n_adapters = 0, sampling_opts = 0, n_texts = 0;
-    const char *texts[GEN_TEXT_MAX], *tok_path = NULL;
+    int n_adapters, n_texts;
+    const char *texts[GEN_TEXT_MAX];
     peft_gen_config cfg;
-    peft_gen_config_init(&cfg);
+} gen_args;
+
+/* reads and checks the options into a. -1: go on; else the exit status (0 after --help) */
+static int parse_args(int argc, char **argv, gen_args *a)
+{
+    memset(a, 0, sizeof *a);
+    peft_gen_config_init(&a->cfg);
+    peft_gen_config *const c = &a->cfg;
+    int sampling_opts = 0;
     for (int i = 1; i < argc; i++) {
         const char *v;
         long long x = 0;
         if (!strcmp(argv[i], "--help")) { fputs(HELP, stdout); return 0; }
-        else if ((v = cli_opt(argc, argv, &i, "--model"))) model = v;
-        else if ((v = cli_opt(argc, argv, &i, "--input"))) input = v;
-        else if ((v = cli_opt(argc, argv, &i, "--output"))) output = v;
-        else if ((v = cli_opt(argc, argv, &i, "--row-adapters"))) row_spec = v;
-        else if ((v = cli_opt(argc, argv, &i, "--task-ids"))) task_spec = v;
+        else if ((v = cli_opt(argc, argv, &i, "--model"))) a->model = v;
+        else if ((v = cli_opt(argc, argv, &i, "--input"))) a->input = v;
+        else if ((v = cli_opt(argc, argv, &i, "--output"))) a->output = v;
+        else if ((v = cli_opt(argc, argv, &i, "--row-adapters"))) a->row_spec = v;
+        else if ((v = cli_opt(argc, argv, &i, "--task-ids"))) a->task_spec = v;
         else if ((v = cli_opt(argc, argv, &i, "--text")) || (v = cli_opt(argc, argv, &i, "--prompt"))) {
-            if (n_texts == GEN_TEXT_MAX) return cli_fail("at most %d --text prompts", GEN_TEXT_MAX);
-            texts[n_texts++] = v;
-        } else if ((v = cli_opt(argc, argv, &i, "--tokenizer"))) tok_path = v;
+            if (a->n_texts == GEN_TEXT_MAX) return cli_fail("at most %d --text prompts", GEN_TEXT_MAX);
+            a->texts[a->n_texts++] = v;
+        } else if ((v = cli_opt(argc, argv, &i, "--tokenizer"))) a->tok_path = v;
         else if ((v = cli_opt(argc, argv, &i, "--max-new-tokens"))) {
             if (parse_ll("--max-new-tokens", v, 1, &x)) return 1;
-            cfg.max_new_tokens = x;
+            c->max_new_tokens = x;
         } else if ((v = cli_opt(argc, argv, &i, "--temperature"))) {
-            if (parse_double("--temperature", v, &cfg.temperature)) return 1;
+            if (parse_double("--temperature", v, &c->temperature)) return 1;
             sampling_opts = 1;
         } else if ((v = cli_opt(argc, argv, &i, "--top-k"))) {
             if (parse_ll("--top-k", v, 0, &x)) return 1;
-            cfg.top_k = x;
+            c->top_k = x;
             sampling_opts = 1;
         } else if ((v = cli_opt(argc, argv, &i, "--top-p"))) {
-            if (parse_double("--top-p", v, &cfg.top_p)) return 1;
+            if (parse_double("--top-p", v, &c->top_p)) return 1;
             sampling_opts = 1;
         } else if ((v = cli_opt(argc, argv, &i, "--seed"))) {
             if (parse_ll("--seed", v, 0, &x)) return 1;
-            cfg.seed = (uint64_t)x;
+            c->seed = (uint64_t)x;
         } else if ((v = cli_opt(argc, argv, &i, "--eos"))) {
-            if (parse_eos(v, &cfg)) return 1;
+            if (parse_eos(v, c)) return 1;
         } else if ((v = cli_opt(argc, argv, &i, "--pad"))) {
             if (parse_ll("--pad", v, 0, &x)) return 1;
             if (x > INT32_MAX) return cli_fail("--pad: token id %lld is too large", x);
-            cfg.pad_token_id = (int32_t)x;
+            c->pad_token_id = (int32_t)x;
         } else if ((v = cli_opt(argc, argv, &i, "--adapter"))) {
-            if (n_adapters == CLI_MAX_ADAPTERS) return cli_fail("at most %d adapters", CLI_MAX_ADAPTERS);
-            adapters[n_adapters++] = (char *)v;
-        } else if (!strcmp(argv[i], "--do-sample")) cfg.do_sample = 1;
-        else if (!strcmp(argv[i], "--no-cache")) cfg.use_cache = 0;
+            if (a->n_adapters == CLI_MAX_ADAPTERS) return cli_fail("at most %d adapters", CLI_MAX_ADAPTERS);
+            a->adapters[a->n_adapters++] = (char *)v;
+        } else if (!strcmp(argv[i], "--do-sample")) c->do_sample = 1;
+        else if (!strcmp(argv[i], "--no-cache")) c->use_cache = 0;
         else { fputs(HELP, stderr); return cli_fail("unknown option '%s'", argv[i]); }
     }
-    if (!model || (!input && !n_texts) || (input && n_texts) || (input && !output)) {
+    if (!a->model || (!a->input && !a->n_texts) || (a->input && a->n_texts) || (a->input && !a->output)) {
         fputs(HELP, stderr);
         return cli_fail("--model and either --input with --output, or --text, are required");
     }
-    if (sampling_opts && !cfg.do_sample)
+    if (sampling_opts && !c->do_sample)
         fprintf(stderr, "peft: warning: --temperature, --top-k and --top-p only apply with "
                         "--do-sample; greedy decoding ignores them (as transformers)\n");
+    return -1;
+}
 
+int cmd_generate(int argc, char **argv)
+{
+    gen_args a;
+    int rc = parse_args(argc, argv, &a);
+    if (rc >= 0) return rc;
+    const char *model = a.model, *input = a.input, *output = a.output, *row_spec = a.row_spec,
+               *task_spec = a.task_spec;
+    peft_gen_config cfg = a.cfg;
     peft_inputs in;
     peft_tokenizer *tk = NULL;
-    if (n_texts) {
-        if (gen_text_inputs(tok_path ? tok_path : model, texts, n_texts, &in, &tk)) return 1;
+    if (a.n_texts) {
+        if (gen_text_inputs(a.tok_path ? a.tok_path : model, a.texts, a.n_texts, &in, &tk)) return 1;
     } else if (cli_load_inputs(input, &in)) return 1;
     peft_ctx *ctx = peft_ctx_new(cfg.seed);
     peft_set_tokenizer(ctx, peft_tokenizer_text_hook, NULL);
@@ -232,7 +250,7 @@ int cmd_generate(int argc, char **argv)
     peft_model *m = NULL;
     peft_gen_output o = {0};
     int32_t *task_ids = NULL;
-    int rc = cli_open_model(ctx, model, adapters, n_adapters, 0, &base, &m);
+    rc = cli_open_model(ctx, model, a.adapters, a.n_adapters, 0, &base, &m);
     if (rc) goto out;
     char rows_buf[8192];
     const char *row_names[1024];
