@@ -280,67 +280,43 @@ static void free_run(runner_run *r)
     json_decref(r->swept);
 }
 
-/* builds the run of one sweep point */
-static int make_run(runner_config *c, const exp_ctx *e, const runner_train_cfg *defaults,
-                    const size_t *choice, runner_run *r, char *err, size_t errlen)
+/* slot s's value v into run r; *have_eval / *have_save: training set eval_steps / save_steps.
+ * 0 or -1 with err */
+static int apply_slot(runner_config *c, const slot *s, const runner_node *v, runner_run *r, int *have_eval,
+                      int *have_save, char *err, size_t errlen)
 {
-    memset(r, 0, sizeof *r);
-    r->train = *defaults;
-    r->node = e->exp;
-    r->seed = 0;
-    r->swept = json_object();
-    r->n_adapters = (int)e->adapters->n;
-    r->adapters = calloc(e->adapters->n, sizeof *r->adapters);
-    r->experiment = strdup(e->name);
-    if (!r->swept || !r->adapters || !r->experiment) goto oom;
-    int have_eval = 0, have_save = 0;
-    char name[1024];
-    size_t no = (size_t)snprintf(name, sizeof name, "%s", e->name);
-    for (int a = 0; a < r->n_adapters; a++) {
-        r->adapters[a].node = e->adapters->items[a];
-        if (!(r->adapters[a].config = json_object())) goto oom;
-    }
-    for (size_t i = 0; i < e->n_slots; i++) {
-        const slot *s = &e->slots[i];
-        const runner_node *v = slot_value(s, choice, i);
-        if (s->kind == SLOT_SEED) {
-            int64_t seed;
-            if (get_int(c, v, "seed", 0, &seed, err, errlen)) return -1;
-            r->seed = (uint64_t)seed;
-        } else if (s->kind == SLOT_TRAIN) {
-            if (v->kind != RUNNER_NODE_SCALAR) {
-                runner_errat(err, errlen, c, v, "training.%s must be a single value (a list sweeps; "
-                             "a list inside a list is not a value)", s->key);
-                return -1;
-            }
-            if (set_train(c, &r->train, s->key, v, err, errlen)) return -1;
-            have_eval |= !strcmp(s->key, "eval_steps");
-            have_save |= !strcmp(s->key, "save_steps");
+    if (s->kind == SLOT_SEED) {
+        int64_t seed;
+        if (get_int(c, v, "seed", 0, &seed, err, errlen)) return -1;
+        r->seed = (uint64_t)seed;
+    } else if (s->kind == SLOT_TRAIN) {
+        if (v->kind != RUNNER_NODE_SCALAR) {
+            runner_errat(err, errlen, c, v, "training.%s must be a single value (a list sweeps; "
+                         "a list inside a list is not a value)", s->key);
+            return -1;
+        }
+        if (set_train(c, &r->train, s->key, v, err, errlen)) return -1;
+        *have_eval |= !strcmp(s->key, "eval_steps");
+        *have_save |= !strcmp(s->key, "save_steps");
+    } else {
+        runner_adapter *ad = &r->adapters[s->adapter];
+        const int is_method = !strcmp(s->key, "method");
+        if (is_method || !strcmp(s->key, "name")) {
+            const char *m;
+            if (get_string(c, v, s->key, &m, err, errlen)) return -1;
+            char **dst = is_method ? &ad->method : &ad->name;
+            if (!(*dst = strdup(m))) return snprintf(err, errlen, "%s: out of memory", c->path), -1;
         } else {
-            runner_adapter *ad = &r->adapters[s->adapter];
-            if (!strcmp(s->key, "method")) {
-                const char *m;
-                if (get_string(c, v, "method", &m, err, errlen)) return -1;
-                if (!(ad->method = strdup(m))) goto oom;
-            } else if (!strcmp(s->key, "name")) {
-                const char *m;
-                if (get_string(c, v, "name", &m, err, errlen)) return -1;
-                if (!(ad->name = strdup(m))) goto oom;
-            } else {
-                json_object_set_new(ad->config, s->key, runner_node_to_json(v));
-            }
-        }
-        if (s->swept) {
-            char label[256], key[160];
-            value_label(v, label, sizeof label);
-            if (s->kind == SLOT_ADAPTER && r->n_adapters > 1) snprintf(key, sizeof key, "%d.%s", s->adapter + 1, s->key);
-            else snprintf(key, sizeof key, "%s", s->key);
-            json_object_set_new(r->swept, key, runner_node_to_json(v));
-            if (no < sizeof name) no += (size_t)snprintf(name + no, sizeof name - no, "-%s=%s", key, label);
+            json_object_set_new(ad->config, s->key, runner_node_to_json(v));
         }
     }
-    if (!have_eval) r->train.eval_steps = r->train.steps / 10 > 0 ? r->train.steps / 10 : 1;
-    if (!have_save) r->train.save_steps = r->train.eval_steps;
+    return 0;
+}
+
+/* the training values that only the whole run can check, then its adapters' methods and names
+ * (each gets task_type). 0 or -1 with err */
+static int check_run(runner_config *c, const exp_ctx *e, runner_run *r, char *err, size_t errlen)
+{
     if (r->train.warmup_steps > r->train.steps) {
         runner_errat(err, errlen, c, e->exp, "experiment '%s': warmup_steps (%lld) exceeds steps (%lld)",
                      e->name, (long long)r->train.warmup_steps, (long long)r->train.steps);
@@ -364,7 +340,8 @@ static int make_run(runner_config *c, const exp_ctx *e, const runner_train_cfg *
                          "loha, ia3, prefix, prompt, ...)");
             return -1;
         }
-        if (!ad->name && !(ad->name = strdup(a == 0 ? "default" : ad->method))) goto oom;
+        if (!ad->name && !(ad->name = strdup(a == 0 ? "default" : ad->method)))
+            return snprintf(err, errlen, "%s: out of memory", c->path), -1;
         for (int b = 0; b < a; b++)
             if (!strcmp(r->adapters[b].name, ad->name)) {
                 runner_errat(err, errlen, c, ad->node, "two adapters of experiment '%s' are named "
@@ -373,6 +350,45 @@ static int make_run(runner_config *c, const exp_ctx *e, const runner_train_cfg *
             }
         json_object_set_new(ad->config, "task_type", json_string(runner_task_peft_type(c->task)));
     }
+    return 0;
+}
+
+/* builds the run of one sweep point */
+static int make_run(runner_config *c, const exp_ctx *e, const runner_train_cfg *defaults,
+                    const size_t *choice, runner_run *r, char *err, size_t errlen)
+{
+    memset(r, 0, sizeof *r);
+    r->train = *defaults;
+    r->node = e->exp;
+    r->seed = 0;
+    r->swept = json_object();
+    r->n_adapters = (int)e->adapters->n;
+    r->adapters = calloc(e->adapters->n, sizeof *r->adapters);
+    r->experiment = strdup(e->name);
+    if (!r->swept || !r->adapters || !r->experiment) goto oom;
+    int have_eval = 0, have_save = 0;
+    char name[1024];
+    size_t no = (size_t)snprintf(name, sizeof name, "%s", e->name);
+    for (int a = 0; a < r->n_adapters; a++) {
+        r->adapters[a].node = e->adapters->items[a];
+        if (!(r->adapters[a].config = json_object())) goto oom;
+    }
+    for (size_t i = 0; i < e->n_slots; i++) {
+        const slot *s = &e->slots[i];
+        const runner_node *v = slot_value(s, choice, i);
+        if (apply_slot(c, s, v, r, &have_eval, &have_save, err, errlen)) return -1;
+        if (s->swept) {
+            char label[256], key[160];
+            value_label(v, label, sizeof label);
+            if (s->kind == SLOT_ADAPTER && r->n_adapters > 1) snprintf(key, sizeof key, "%d.%s", s->adapter + 1, s->key);
+            else snprintf(key, sizeof key, "%s", s->key);
+            json_object_set_new(r->swept, key, runner_node_to_json(v));
+            if (no < sizeof name) no += (size_t)snprintf(name + no, sizeof name - no, "-%s=%s", key, label);
+        }
+    }
+    if (!have_eval) r->train.eval_steps = r->train.steps / 10 > 0 ? r->train.steps / 10 : 1;
+    if (!have_save) r->train.save_steps = r->train.eval_steps;
+    if (check_run(c, e, r, err, errlen)) return -1;
     if (!(r->name = strdup(name)) || !(r->group = strdup(name))) goto oom;
     r->n_repeats = 1;
     return 0;
@@ -439,6 +455,109 @@ static int get_seeds(const runner_config *c, const runner_node *exp, uint64_t **
     return 0;
 }
 
+/* the experiment's name (auto_name, "experiment<index+1>", when it has none) and its adapters
+ * list, into e. 0 or -1 with err */
+static int exp_name_adapters(runner_config *c, const runner_node *exp, exp_ctx *e, const char *auto_name,
+                             char *err, size_t errlen)
+{
+    if (want_kind(c, exp, RUNNER_NODE_MAP, "an experiment", err, errlen) ||
+        check_keys(c, exp, EXP_KEYS, N_OF(EXP_KEYS), "an experiment", err, errlen))
+        return -1;
+    const runner_node *n = runner_map_get(exp, "name");
+    e->name = auto_name;
+    if (n && get_string(c, n, "an experiment's name", &e->name, err, errlen)) return -1;
+    for (const char *p = e->name; *p; p++)
+        if (*p == '/' || *p == '\\' || (unsigned char)*p < 32 || (p == e->name && *p == '.')) {
+            runner_errat(err, errlen, c, n, "experiment name '%s' must not contain '/' or start with '.'", e->name);
+            return -1;
+        }
+    e->adapters = runner_map_get(exp, "adapters");
+    if (!e->adapters) {
+        runner_errat(err, errlen, c, exp, "experiment '%s' has no 'adapters' (a list of {method: ..., "
+                     "fields...})", e->name);
+        return -1;
+    }
+    if (want_kind(c, e->adapters, RUNNER_NODE_SEQ, "adapters", err, errlen)) return -1;
+    if (e->adapters->n == 0 || e->adapters->n > 16) {
+        runner_errat(err, errlen, c, e->adapters, "experiment '%s' needs 1 to 16 adapters", e->name);
+        return -1;
+    }
+    return 0;
+}
+
+/* the slots: top-level seed and training, then the experiment's, then the adapters' fields.
+ * 0 or -1 with err */
+static int collect_slots(runner_config *c, const runner_node *exp, exp_ctx *e, char *err, size_t errlen)
+{
+    const runner_node *top_seed = runner_map_get(c->root, "seed"), *seed = runner_map_get(exp, "seed");
+    if ((seed || top_seed) && add_slot(e, SLOT_SEED, 0, "seed", seed ? seed : top_seed, 0)) goto oom;
+    const runner_node *tt[2] = {runner_map_get(c->root, "training"), runner_map_get(exp, "training")};
+    for (int k = 0; k < 2; k++) {
+        if (!tt[k]) continue;
+        if (want_kind(c, tt[k], RUNNER_NODE_MAP, "training", err, errlen) ||
+            check_keys(c, tt[k], TRAIN_KEYS, N_OF(TRAIN_KEYS), "training", err, errlen))
+            return -1;
+        for (size_t i = 0; i < tt[k]->n; i++)
+            if (add_slot(e, SLOT_TRAIN, 0, tt[k]->keys[i]->text, tt[k]->items[i], 0)) goto oom;
+    }
+    for (size_t a = 0; a < e->adapters->n; a++) {
+        const runner_node *ad = e->adapters->items[a];
+        if (want_kind(c, ad, RUNNER_NODE_MAP, "an adapter", err, errlen)) return -1;
+        for (size_t i = 0; i < ad->n; i++) {
+            const char *k = ad->keys[i]->text;
+            if (!strcmp(k, "peft_type") || !strcmp(k, "task_type")) {
+                runner_errat(err, errlen, c, ad->keys[i], "'%s' is set by the runner (from 'method' and "
+                             "the top-level 'task'): remove it", k);
+                return -1;
+            }
+            if (add_slot(e, SLOT_ADAPTER, (int)a, k, ad->items[i],
+                         in_list(k, LIST_FIELDS, N_OF(LIST_FIELDS)) >= 0))
+                goto oom;
+        }
+    }
+    for (size_t i = 0; i < e->n_slots; i++)
+        if (e->slots[i].swept && e->slots[i].node->n == 0) {
+            runner_errat(err, errlen, c, e->slots[i].node, "'%s' sweeps over an empty list", e->slots[i].key);
+            return -1;
+        }
+    return 0;
+oom:
+    snprintf(err, errlen, "%s: out of memory", c->path);
+    return -1;
+}
+
+/* run q of the experiment's points x reps (the seeds of one configuration adjacent), appended to
+ * c->runs (room made by the caller). 0 or -1 with err */
+static int add_point_run(runner_config *c, const exp_ctx *e, const runner_train_cfg *defaults, size_t *choice,
+                         size_t q, const uint64_t *seeds, size_t n_seeds, char *err, size_t errlen)
+{
+    size_t reps = n_seeds ? n_seeds : 1;
+    size_t p = q / reps, k = q % reps;
+    size_t rem = p; /* last swept slot varies fastest */
+    for (size_t i = e->n_slots; i-- > 0;)
+        if (e->slots[i].swept) {
+            choice[i] = rem % e->slots[i].node->n;
+            rem /= e->slots[i].node->n;
+        }
+    runner_run *r = &c->runs[c->n_runs];
+    if (make_run(c, e, defaults, choice, r, err, errlen)) {
+        free_run(r);
+        return -1;
+    }
+    c->n_runs++;
+    if (n_seeds) { /* a repeat: <configuration>-seed=<s> */
+        char *name = NULL;
+        if (asprintf(&name, "%s-seed=%llu", r->group, (unsigned long long)seeds[k]) < 0)
+            return snprintf(err, errlen, "%s: out of memory", c->path), -1;
+        free(r->name);
+        r->name = name;
+        r->seed = seeds[k];
+        r->repeat = (int)k;
+        r->n_repeats = (int)n_seeds;
+    }
+    return 0;
+}
+
 /* the slots of one experiment, then one run per point of the product of its sweeps */
 static int expand_experiment(runner_config *c, const runner_node *exp, int index,
                              const runner_train_cfg *defaults, char *err, size_t errlen)
@@ -448,63 +567,10 @@ static int expand_experiment(runner_config *c, const runner_node *exp, int index
     size_t *choice = NULL;
     uint64_t *seeds = NULL;
     size_t n_seeds = 0;
-    if (want_kind(c, exp, RUNNER_NODE_MAP, "an experiment", err, errlen) ||
-        check_keys(c, exp, EXP_KEYS, N_OF(EXP_KEYS), "an experiment", err, errlen))
-        return -1;
-    const runner_node *n = runner_map_get(exp, "name");
     char auto_name[64];
     snprintf(auto_name, sizeof auto_name, "experiment%d", index + 1);
-    e.name = auto_name;
-    if (n && get_string(c, n, "an experiment's name", &e.name, err, errlen)) return -1;
-    for (const char *p = e.name; *p; p++)
-        if (*p == '/' || *p == '\\' || (unsigned char)*p < 32 || (p == e.name && *p == '.')) {
-            runner_errat(err, errlen, c, n, "experiment name '%s' must not contain '/' or start with '.'", e.name);
-            return -1;
-        }
-    e.adapters = runner_map_get(exp, "adapters");
-    if (!e.adapters) {
-        runner_errat(err, errlen, c, exp, "experiment '%s' has no 'adapters' (a list of {method: ..., "
-                     "fields...})", e.name);
-        return -1;
-    }
-    if (want_kind(c, e.adapters, RUNNER_NODE_SEQ, "adapters", err, errlen)) return -1;
-    if (e.adapters->n == 0 || e.adapters->n > 16) {
-        runner_errat(err, errlen, c, e.adapters, "experiment '%s' needs 1 to 16 adapters", e.name);
-        return -1;
-    }
-    /* top-level seed and training, then the experiment's, then the adapters' fields */
-    const runner_node *top_seed = runner_map_get(c->root, "seed"), *seed = runner_map_get(exp, "seed");
-    if ((seed || top_seed) && add_slot(&e, SLOT_SEED, 0, "seed", seed ? seed : top_seed, 0)) goto oom;
-    const runner_node *tt[2] = {runner_map_get(c->root, "training"), runner_map_get(exp, "training")};
-    for (int k = 0; k < 2; k++) {
-        if (!tt[k]) continue;
-        if (want_kind(c, tt[k], RUNNER_NODE_MAP, "training", err, errlen) ||
-            check_keys(c, tt[k], TRAIN_KEYS, N_OF(TRAIN_KEYS), "training", err, errlen))
-            goto out;
-        for (size_t i = 0; i < tt[k]->n; i++)
-            if (add_slot(&e, SLOT_TRAIN, 0, tt[k]->keys[i]->text, tt[k]->items[i], 0)) goto oom;
-    }
-    for (size_t a = 0; a < e.adapters->n; a++) {
-        const runner_node *ad = e.adapters->items[a];
-        if (want_kind(c, ad, RUNNER_NODE_MAP, "an adapter", err, errlen)) goto out;
-        for (size_t i = 0; i < ad->n; i++) {
-            const char *k = ad->keys[i]->text;
-            if (!strcmp(k, "peft_type") || !strcmp(k, "task_type")) {
-                runner_errat(err, errlen, c, ad->keys[i], "'%s' is set by the runner (from 'method' and "
-                             "the top-level 'task'): remove it", k);
-                goto out;
-            }
-            if (add_slot(&e, SLOT_ADAPTER, (int)a, k, ad->items[i],
-                         in_list(k, LIST_FIELDS, N_OF(LIST_FIELDS)) >= 0))
-                goto oom;
-        }
-    }
-    for (size_t i = 0; i < e.n_slots; i++)
-        if (e.slots[i].swept && e.slots[i].node->n == 0) {
-            runner_errat(err, errlen, c, e.slots[i].node, "'%s' sweeps over an empty list", e.slots[i].key);
-            goto out;
-        }
-    if (get_seeds(c, exp, &seeds, &n_seeds, err, errlen)) goto out;
+    if (exp_name_adapters(c, exp, &e, auto_name, err, errlen)) return -1;
+    if (collect_slots(c, exp, &e, err, errlen) || get_seeds(c, exp, &seeds, &n_seeds, err, errlen)) goto out;
     size_t points = 1, reps = n_seeds ? n_seeds : 1;
     for (size_t i = 0; i < e.n_slots; i++)
         if (e.slots[i].swept) points *= e.slots[i].node->n;
@@ -515,36 +581,14 @@ static int expand_experiment(runner_config *c, const runner_node *exp, int index
     }
     choice = calloc(e.n_slots + 1, sizeof *choice);
     runner_run *runs = realloc(c->runs, ((size_t)c->n_runs + points * reps) * sizeof *runs);
-    if (!choice || !runs) goto oom;
-    c->runs = runs;
-    for (size_t q = 0; q < points * reps; q++) {
-        size_t p = q / reps, k = q % reps; /* the seeds of one configuration are adjacent */
-        size_t rem = p; /* last swept slot varies fastest */
-        for (size_t i = e.n_slots; i-- > 0;)
-            if (e.slots[i].swept) {
-                choice[i] = rem % e.slots[i].node->n;
-                rem /= e.slots[i].node->n;
-            }
-        runner_run *r = &c->runs[c->n_runs];
-        if (make_run(c, &e, defaults, choice, r, err, errlen)) {
-            free_run(r);
-            goto out;
-        }
-        c->n_runs++;
-        if (n_seeds) { /* a repeat: <configuration>-seed=<s> */
-            char *name = NULL;
-            if (asprintf(&name, "%s-seed=%llu", r->group, (unsigned long long)seeds[k]) < 0) goto oom;
-            free(r->name);
-            r->name = name;
-            r->seed = seeds[k];
-            r->repeat = (int)k;
-            r->n_repeats = (int)n_seeds;
-        }
+    if (!choice || !runs) {
+        snprintf(err, errlen, "%s: out of memory", c->path);
+        goto out;
     }
+    c->runs = runs;
+    for (size_t q = 0; q < points * reps; q++)
+        if (add_point_run(c, &e, defaults, choice, q, seeds, n_seeds, err, errlen)) goto out;
     rc = 0;
-    goto out;
-oom:
-    snprintf(err, errlen, "%s: out of memory", c->path);
 out:
     free(seeds);
     free(choice);
@@ -615,6 +659,36 @@ static int map_put(runner_node *map, const char *key, runner_node *val, const ch
     return 0;
 }
 
+/* the item of sequence `at` (reached by `walked`) that segment seg names: an index, or the
+ * value of an item's `name` (experiments.lora); NULL with err (origin: the --set) */
+static runner_node **seq_item(runner_node *at, const char *seg, const char *walked, const char *origin,
+                              char *err, size_t errlen)
+{
+    char *end;
+    long idx = strtol(seg, &end, 10);
+    if (*end == 0 && end != seg) {
+        if (idx < 0 || (size_t)idx >= at->n) {
+            snprintf(err, errlen, "%s: '%s' has %zu item%s: no item %ld", origin, walked, at->n,
+                     at->n == 1 ? "" : "s", idx);
+            return NULL;
+        }
+        return &at->items[idx];
+    }
+    for (size_t i = 0; i < at->n; i++) {
+        const runner_node *nm = runner_map_get(at->items[i], "name");
+        if (nm && nm->kind == RUNNER_NODE_SCALAR && !strcmp(nm->text, seg)) return &at->items[i];
+    }
+    char names[512] = "";
+    for (size_t i = 0, o = 0; i < at->n && o < sizeof names; i++) {
+        const runner_node *nm = runner_map_get(at->items[i], "name");
+        if (nm && nm->kind == RUNNER_NODE_SCALAR)
+            o += (size_t)snprintf(names + o, sizeof names - o, "%s%s", o ? ", " : "", nm->text);
+    }
+    snprintf(err, errlen, "%s: no item named '%s' in '%s' (names: %s; or give an index)", origin,
+             seg, walked, names[0] ? names : "none");
+    return NULL;
+}
+
 /* one "a.b.0.c=value" applied to the tree */
 static int apply_set(runner_node *root, const char *set, char *err, size_t errlen)
 {
@@ -652,33 +726,8 @@ static int apply_set(runner_node *root, const char *set, char *err, size_t errle
             }
             at = next;
         } else if (at->kind == RUNNER_NODE_SEQ) {
-            char *end;
-            long idx = strtol(seg, &end, 10);
-            runner_node **target = NULL;
-            if (*end == 0 && end != seg) {
-                if (idx < 0 || (size_t)idx >= at->n) {
-                    snprintf(err, errlen, "%s: '%s' has %zu item%s: no item %ld", origin, walked, at->n,
-                             at->n == 1 ? "" : "s", idx);
-                    goto fail;
-                }
-                target = &at->items[idx];
-            } else { /* an item by its name (experiments.lora) */
-                for (size_t i = 0; i < at->n && !target; i++) {
-                    const runner_node *nm = runner_map_get(at->items[i], "name");
-                    if (nm && nm->kind == RUNNER_NODE_SCALAR && !strcmp(nm->text, seg)) target = &at->items[i];
-                }
-                if (!target) {
-                    char names[512] = "";
-                    for (size_t i = 0, o = 0; i < at->n && o < sizeof names; i++) {
-                        const runner_node *nm = runner_map_get(at->items[i], "name");
-                        if (nm && nm->kind == RUNNER_NODE_SCALAR)
-                            o += (size_t)snprintf(names + o, sizeof names - o, "%s%s", o ? ", " : "", nm->text);
-                    }
-                    snprintf(err, errlen, "%s: no item named '%s' in '%s' (names: %s; or give an index)", origin,
-                             seg, walked, names[0] ? names : "none");
-                    goto fail;
-                }
-            }
+            runner_node **target = seq_item(at, seg, walked, origin, err, errlen);
+            if (!target) goto fail;
             if (last) {
                 runner_node_free(*target);
                 *target = val;
@@ -748,6 +797,112 @@ int runner_config_load(const char *path, const char *output_override, runner_con
     return runner_config_load_set(path, output_override, NULL, 0, out, err, errlen);
 }
 
+/* base_model, name (default: the file's stem), task, metric and output_dir. 0, -1 with err, or
+ * -2 out of memory */
+static int load_top(runner_config *c, const char *output_override, char *err, size_t errlen)
+{
+    const char *s;
+    if (top_string(c, "base_model", 1, "a Hugging Face model directory", &s, err, errlen)) return -1;
+    if (!(c->base_model = resolve(c->path, s))) return -2;
+    if (top_string(c, "name", 0, "", &s, err, errlen)) return -1;
+    if (!s) { /* the file's stem */
+        char *p = strdup(c->path);
+        if (!p) return -2;
+        char *b = basename(p), *dot = strrchr(b, '.');
+        if (dot && dot != b) *dot = 0;
+        c->name = strdup(b);
+        free(p);
+    } else {
+        c->name = strdup(s);
+    }
+    if (!c->name) return -2;
+    const runner_node *n = runner_map_get(c->root, "task");
+    if (!n) {
+        runner_errat(err, errlen, c, c->root, "missing 'task' (one of causal_lm, seq_cls, token_cls, "
+                     "question_answering, seq2seq)");
+        return -1;
+    }
+    if (get_choice(c, n, "task", TASKS, N_OF(TASKS), &c->task, err, errlen)) return -1;
+    static const int default_metric[] = {RUNNER_METRIC_PERPLEXITY, RUNNER_METRIC_ACCURACY,
+                                         RUNNER_METRIC_ACCURACY, RUNNER_METRIC_EXACT_MATCH,
+                                         RUNNER_METRIC_EXACT_MATCH};
+    c->metric = default_metric[c->task];
+    if ((n = runner_map_get(c->root, "metric")) &&
+        get_choice(c, n, "metric", METRICS, N_OF(METRICS), &c->metric, err, errlen))
+        return -1;
+    if (c->task == RUNNER_TASK_SEQ_CLS && c->metric == RUNNER_METRIC_EXACT_MATCH) {
+        runner_errat(err, errlen, c, n, "metric exact_match needs a task with several labels per "
+                     "example; for seq_cls use accuracy");
+        return -1;
+    }
+    if (output_override) s = output_override;
+    else if (top_string(c, "output_dir", 0, "", &s, err, errlen)) return -1;
+    if (s) c->output_dir = strdup(s);
+    else if (asprintf(&c->output_dir, "runs/%s", c->name) < 0) c->output_dir = NULL;
+    return c->output_dir ? 0 : -2;
+}
+
+/* data: train and eval files, max_length, eval_examples. 0, -1 with err, or -2 out of memory */
+static int load_data(runner_config *c, char *err, size_t errlen)
+{
+    const runner_node *d = runner_map_get(c->root, "data"), *n;
+    if (!d) {
+        runner_errat(err, errlen, c, c->root, "missing 'data' (a mapping with train: and eval: JSONL files)");
+        return -1;
+    }
+    if (want_kind(c, d, RUNNER_NODE_MAP, "data", err, errlen) ||
+        check_keys(c, d, DATA_KEYS, N_OF(DATA_KEYS), "data", err, errlen))
+        return -1;
+    const char *const need[2] = {"train", "eval"};
+    char **dst[2] = {&c->train_path, &c->eval_path};
+    for (int i = 0; i < 2; i++) {
+        const char *s;
+        if (!(n = runner_map_get(d, need[i]))) {
+            runner_errat(err, errlen, c, d, "data needs '%s' (a JSONL file)", need[i]);
+            return -1;
+        }
+        if (get_string(c, n, need[i], &s, err, errlen)) return -1;
+        if (!(*dst[i] = resolve(c->path, s))) return -2;
+    }
+    c->max_length = 512;
+    if ((n = runner_map_get(d, "max_length")) && get_int(c, n, "data.max_length", 2, &c->max_length, err, errlen))
+        return -1;
+    if ((n = runner_map_get(d, "eval_examples")) && get_int(c, n, "data.eval_examples", 1, &c->num_eval, err, errlen))
+        return -1;
+    return 0;
+}
+
+/* experiments: every experiment's runs, whose names must differ. 0 or -1 with err */
+static int load_experiments(runner_config *c, char *err, size_t errlen)
+{
+    const runner_node *ex = runner_map_get(c->root, "experiments");
+    if (!ex) {
+        runner_errat(err, errlen, c, c->root, "missing 'experiments' (a list of {name, adapters})");
+        return -1;
+    }
+    if (want_kind(c, ex, RUNNER_NODE_SEQ, "experiments", err, errlen)) return -1;
+    if (ex->n == 0) {
+        runner_errat(err, errlen, c, ex, "experiments is empty");
+        return -1;
+    }
+    runner_train_cfg defaults = {.steps = 100, .batch_size = 8, .grad_accum = 1, .warmup_steps = 0,
+                                 .data_parallel = 1,
+                                 .eval_batch_size = 32, .lr = 1e-3, .weight_decay = 0.0,
+                                 .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .max_grad_norm = 1.0,
+                                 .schedule = PEFT_SCHED_LINEAR};
+    for (size_t i = 0; i < ex->n; i++)
+        if (expand_experiment(c, ex->items[i], (int)i, &defaults, err, errlen)) return -1;
+    for (int i = 0; i < c->n_runs; i++)
+        for (int j = 0; j < i; j++)
+            if (!strcmp(c->runs[i].name, c->runs[j].name)) {
+                runner_errat(err, errlen, c, c->runs[i].node, "two runs are named '%s' (the other at "
+                             "line %d): give the experiments different names", c->runs[i].name,
+                             c->runs[j].node->line);
+                return -1;
+            }
+    return 0;
+}
+
 int runner_config_load_set(const char *path, const char *output_override, const char *const *sets,
                            int n_sets, runner_config **out, char *err, size_t errlen)
 {
@@ -762,103 +917,13 @@ int runner_config_load_set(const char *path, const char *output_override, const 
     if (want_kind(c, c->root, RUNNER_NODE_MAP, "the file", err, errlen)) goto fail;
     for (int i = 0; i < n_sets; i++)
         if (apply_set(c->root, sets[i], err, errlen)) goto fail;
-    if (
-        check_keys(c, c->root, TOP_KEYS, N_OF(TOP_KEYS), "the top level", err, errlen))
-        goto fail;
-    const char *s;
-    if (top_string(c, "base_model", 1, "a Hugging Face model directory", &s, err, errlen)) goto fail;
-    if (!(c->base_model = resolve(path, s))) goto oom;
-    if (top_string(c, "name", 0, "", &s, err, errlen)) goto fail;
-    if (!s) { /* the file's stem */
-        char *p = strdup(path);
-        if (!p) goto oom;
-        char *b = basename(p), *dot = strrchr(b, '.');
-        if (dot && dot != b) *dot = 0;
-        c->name = strdup(b);
-        free(p);
-    } else {
-        c->name = strdup(s);
-    }
-    if (!c->name) goto oom;
-    const runner_node *n = runner_map_get(c->root, "task");
-    if (!n) {
-        runner_errat(err, errlen, c, c->root, "missing 'task' (one of causal_lm, seq_cls, token_cls, "
-                     "question_answering, seq2seq)");
-        goto fail;
-    }
-    if (get_choice(c, n, "task", TASKS, N_OF(TASKS), &c->task, err, errlen)) goto fail;
-    static const int default_metric[] = {RUNNER_METRIC_PERPLEXITY, RUNNER_METRIC_ACCURACY,
-                                         RUNNER_METRIC_ACCURACY, RUNNER_METRIC_EXACT_MATCH,
-                                         RUNNER_METRIC_EXACT_MATCH};
-    c->metric = default_metric[c->task];
-    if ((n = runner_map_get(c->root, "metric")) &&
-        get_choice(c, n, "metric", METRICS, N_OF(METRICS), &c->metric, err, errlen))
-        goto fail;
-    if (c->task == RUNNER_TASK_SEQ_CLS && c->metric == RUNNER_METRIC_EXACT_MATCH) {
-        runner_errat(err, errlen, c, n, "metric exact_match needs a task with several labels per "
-                     "example; for seq_cls use accuracy");
-        goto fail;
-    }
-    if (output_override) s = output_override;
-    else if (top_string(c, "output_dir", 0, "", &s, err, errlen)) goto fail;
-    if (s) c->output_dir = strdup(s);
-    else if (asprintf(&c->output_dir, "runs/%s", c->name) < 0) c->output_dir = NULL;
-    if (!c->output_dir) goto oom;
-
-    const runner_node *d = runner_map_get(c->root, "data");
-    if (!d) {
-        runner_errat(err, errlen, c, c->root, "missing 'data' (a mapping with train: and eval: JSONL files)");
-        goto fail;
-    }
-    if (want_kind(c, d, RUNNER_NODE_MAP, "data", err, errlen) ||
-        check_keys(c, d, DATA_KEYS, N_OF(DATA_KEYS), "data", err, errlen))
-        goto fail;
-    const char *const need[2] = {"train", "eval"};
-    char **dst[2] = {&c->train_path, &c->eval_path};
-    for (int i = 0; i < 2; i++) {
-        if (!(n = runner_map_get(d, need[i]))) {
-            runner_errat(err, errlen, c, d, "data needs '%s' (a JSONL file)", need[i]);
-            goto fail;
-        }
-        if (get_string(c, n, need[i], &s, err, errlen)) goto fail;
-        if (!(*dst[i] = resolve(path, s))) goto oom;
-    }
-    c->max_length = 512;
-    if ((n = runner_map_get(d, "max_length")) && get_int(c, n, "data.max_length", 2, &c->max_length, err, errlen))
-        goto fail;
-    if ((n = runner_map_get(d, "eval_examples")) && get_int(c, n, "data.eval_examples", 1, &c->num_eval, err, errlen))
-        goto fail;
-
-    const runner_node *ex = runner_map_get(c->root, "experiments");
-    if (!ex) {
-        runner_errat(err, errlen, c, c->root, "missing 'experiments' (a list of {name, adapters})");
-        goto fail;
-    }
-    if (want_kind(c, ex, RUNNER_NODE_SEQ, "experiments", err, errlen)) goto fail;
-    if (ex->n == 0) {
-        runner_errat(err, errlen, c, ex, "experiments is empty");
-        goto fail;
-    }
-    runner_train_cfg defaults = {.steps = 100, .batch_size = 8, .grad_accum = 1, .warmup_steps = 0,
-                                 .data_parallel = 1,
-                                 .eval_batch_size = 32, .lr = 1e-3, .weight_decay = 0.0,
-                                 .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .max_grad_norm = 1.0,
-                                 .schedule = PEFT_SCHED_LINEAR};
-    for (size_t i = 0; i < ex->n; i++)
-        if (expand_experiment(c, ex->items[i], (int)i, &defaults, err, errlen)) goto fail;
-    for (int i = 0; i < c->n_runs; i++)
-        for (int j = 0; j < i; j++)
-            if (!strcmp(c->runs[i].name, c->runs[j].name)) {
-                runner_errat(err, errlen, c, c->runs[i].node, "two runs are named '%s' (the other at "
-                             "line %d): give the experiments different names", c->runs[i].name,
-                             c->runs[j].node->line);
-                goto fail;
-            }
-    if (load_compare(c, err, errlen)) goto fail;
+    if (check_keys(c, c->root, TOP_KEYS, N_OF(TOP_KEYS), "the top level", err, errlen)) goto fail;
+    int e = load_top(c, output_override, err, errlen);
+    if (!e) e = load_data(c, err, errlen);
+    if (e == -2) snprintf(err, errlen, "%s: out of memory", path);
+    if (e || load_experiments(c, err, errlen) || load_compare(c, err, errlen)) goto fail;
     *out = c;
     return 0;
-oom:
-    snprintf(err, errlen, "%s: out of memory", path);
 fail:
     runner_config_free(c);
     return -1;

@@ -575,6 +575,130 @@ static int finish_run(batch_ctx *b, const runner_run *r, peft_model *m, const ru
     return 0;
 }
 
+/* what a run holds while it trains; run_live_free frees it */
+typedef struct run_live {
+    peft_ctx *ctx;
+    peft_model *m;
+    peft_adamw *opt;
+    peft_graph *g;
+    runner_state s;
+    dp_state d;
+    int dp, lead;    /* data parallel over the MPI ranks; this rank evaluates, saves, checkpoints, logs */
+    double t_start;  /* when this session's training began */
+    double elapsed0; /* the run's elapsed seconds in earlier sessions (from the checkpoint) */
+} run_live;
+
+/* the run's context, model, optimizer, graph, data order and data-parallel state. 0 or -1 */
+static int run_live_init(batch_ctx *b, const runner_run *r, runner_result *res, run_live *L, char *err,
+                         size_t errlen)
+{
+    L->ctx = peft_ctx_new(r->seed);
+    peft_set_tokenizer(L->ctx, peft_tokenizer_text_hook, NULL);
+    L->s = (runner_state){.res = res, .n_train = b->train.n};
+    if (!L->ctx || build_model(b->c, r, L->ctx, &L->m, err, errlen)) return -1;
+    peft_get_nb_trainable_parameters(L->m, &res->trainable, &res->all);
+    const runner_train_cfg *t = &r->train;
+    peft_adamw_config oc = {t->lr, t->beta1, t->beta2, t->eps, t->weight_decay};
+    if (!(L->opt = peft_adamw_new(L->m, &oc))) return snprintf(err, errlen, "%s", peft_errmsg(L->ctx)), -1;
+    L->g = peft_graph_new(peft_ctx_rng(L->ctx));
+    L->s.perm = malloc((b->train.n + 1) * sizeof *L->s.perm);
+    if (!L->g || !L->s.perm) return snprintf(err, errlen, "out of memory"), -1;
+    peft_rng_seed(&L->s.data_rng, r->seed ^ 0x9e3779b97f4a7c15ULL);
+
+    /* data parallel: over the MPI ranks when there are several, else every share here */
+    L->dp = t->data_parallel > 1;
+    const int ranks = L->dp ? runner_dist_size() : 1, rank = L->dp ? runner_dist_rank() : 0;
+    L->lead = rank == 0;
+    if (L->dp && dp_init(&L->d, r, L->opt, ranks, rank)) return snprintf(err, errlen, "out of memory"), -1;
+    return 0;
+}
+
+static void run_live_free(run_live *L)
+{
+    dp_free(&L->d);
+    free(L->s.perm);
+    peft_graph_free(L->g);
+    peft_adamw_free(L->opt);
+    peft_model_free(L->m);
+    peft_ctx_free(L->ctx);
+}
+
+/* After update s.step: evaluation (lead, at eval_steps and the end), the debug kill, and the
+ * checkpoint (lead, at save_steps or when stopping early). *t0: when the current stretch of
+ * training time began (evaluation does not count). 0 or -1 with err. */
+static int after_update(batch_ctx *b, const runner_run *r, run_live *L, const run_paths *p,
+                        const json_t *config, int stop, double *t0, char *err, size_t errlen)
+{
+    const runner_opts *o = b->o;
+    const runner_train_cfg *t = &r->train;
+    runner_state *s = &L->s;
+    if (L->lead && (s->step % t->eval_steps == 0 || s->step == t->steps)) {
+        double te = now_s();
+        if (eval_point(b, r, L->m, L->g, s, p->best, err, errlen)) return -1;
+        *t0 += now_s() - te; /* evaluation time is not training time */
+    }
+    if (o->debug_kill_at > 0 && s->step == o->debug_kill_at &&
+        (!o->debug_kill_run || !strcmp(o->debug_kill_run, r->name))) {
+        if (o->log) fflush(o->log);
+        raise(SIGKILL);
+    }
+    if (L->lead && ((s->step % t->save_steps == 0 && s->step < t->steps) || (stop && s->step < t->steps))) {
+        s->train_seconds += now_s() - *t0;
+        *t0 = now_s();
+        s->elapsed_seconds = L->elapsed0 + (now_s() - L->t_start);
+        if (runner_ckpt_save(p->ckpt, L->opt, s, peft_ctx_rng(L->ctx), config, err, errlen)) return -1;
+    }
+    return 0;
+}
+
+/* The updates from s.step to the last, then (lead) the run's files. 0 trained to the end,
+ * RUNNER_STOPPED (a stop request; checkpoint written), or -1 with err. */
+static int train_loop(batch_ctx *b, const runner_run *r, run_live *L, const run_paths *p,
+                      const json_t *config, char *err, size_t errlen)
+{
+    const runner_opts *o = b->o;
+    const runner_train_cfg *t = &r->train;
+    runner_state *s = &L->s;
+    runner_result *res = s->res;
+    double t0 = now_s(), last_loss = NAN;
+    while (s->step < t->steps) {
+        peft_model_train(L->m, 1);
+        double lr = peft_lr_at(t->schedule, t->lr, s->step, t->steps, t->warmup_steps);
+        int stop = o->stop && *o->stop;
+        char bad[256] = ""; /* a non-finite loss or gradient in this update: what and where */
+        if (L->dp) {
+            int flag;
+            if (dp_update(b, r, L->m, L->opt, L->g, s, &L->d, stop, &last_loss, &flag, err, errlen)) return -1;
+            stop = flag == DP_STOP; /* rank 0 decides for every rank */
+        } else {
+            if (local_update(b, r, L->m, L->opt, L->g, s, lr, &last_loss, bad, sizeof bad, err, errlen))
+                return -1;
+            stop = o->stop && *o->stop; /* a request that came during the update */
+        }
+        s->step++;
+        if (!bad[0] && runner_curve_push(&res->train_loss, &res->n_train, s->step, last_loss))
+            return snprintf(err, errlen, "out of memory"), -1;
+        double el = s->train_seconds + (now_s() - t0);
+        if (L->lead)
+            runner_progress(o, r->name, s->step, t->steps, last_loss, lr, el > 0 ? (double)res->train_tokens / el : 0);
+        if (after_update(b, r, L, p, config, stop, &t0, err, errlen)) return -1;
+        if (stop && s->step < t->steps) {
+            runner_progress_done(o);
+            if (L->lead)
+                logf_(o, "%s: stopped at step %lld; checkpoint %s (run the same command again to resume)\n",
+                      r->name, (long long)s->step, p->ckpt);
+            return RUNNER_STOPPED;
+        }
+        if (o->poll) o->poll(o->poll_ud);
+    }
+    s->train_seconds += now_s() - t0;
+    runner_progress_done(o);
+    /* a data-parallel helper (not lead): rank 0 writes the run's files */
+    if (L->lead && finish_run(b, r, L->m, s, p, L->elapsed0, L->t_start, L->dp ? L->d.used : -1, err, errlen))
+        return -1;
+    return 0;
+}
+
 /* one run; 0 trained to the end, RUN_KEPT, RUNNER_STOPPED, or -1. read_only: only read back a
  * finished run's results (RUN_NONE when it has none) */
 static int run_one(batch_ctx *b, const runner_run *r, int read_only, runner_result **out, char *err,
@@ -601,100 +725,24 @@ static int run_one(batch_ctx *b, const runner_run *r, int read_only, runner_resu
         return RUN_NONE;
     }
     int lock_fd = -1;
-    int claim = result_init(res, r, o, p.dir, err, errlen) ? -1
-                : claim_run_dir(b, r, &p, res, config, &lock_fd, err, errlen);
-    if (claim != 0) {
+    int rc = result_init(res, r, o, p.dir, err, errlen) ? -1
+             : claim_run_dir(b, r, &p, res, config, &lock_fd, err, errlen);
+    if (rc != 0) {
         json_decref(config);
-        return claim;
+        return rc;
     }
-
-    int rc = -1;
-    peft_ctx *ctx = peft_ctx_new(r->seed);
-    peft_set_tokenizer(ctx, peft_tokenizer_text_hook, NULL);
-    peft_model *m = NULL;
-    peft_adamw *opt = NULL;
-    peft_graph *g = NULL;
-    runner_state s = {.res = res, .n_train = b->train.n};
-    dp_state d = {0};
-    if (!ctx || build_model(c, r, ctx, &m, err, errlen)) goto out;
-    peft_get_nb_trainable_parameters(m, &res->trainable, &res->all);
-    const runner_train_cfg *t = &r->train;
-    peft_adamw_config oc = {t->lr, t->beta1, t->beta2, t->eps, t->weight_decay};
-    if (!(opt = peft_adamw_new(m, &oc))) { snprintf(err, errlen, "%s", peft_errmsg(ctx)); goto out; }
-    g = peft_graph_new(peft_ctx_rng(ctx));
-    s.perm = malloc((b->train.n + 1) * sizeof *s.perm);
-    if (!g || !s.perm) { snprintf(err, errlen, "out of memory"); goto out; }
-    peft_rng_seed(&s.data_rng, r->seed ^ 0x9e3779b97f4a7c15ULL);
-
-    /* data parallel: over the MPI ranks when there are several, else every share here */
-    const int dp = t->data_parallel > 1, ranks = dp ? runner_dist_size() : 1, rank = dp ? runner_dist_rank() : 0;
-    const int lead = rank == 0; /* evaluates, saves, checkpoints, logs */
-    if (dp && dp_init(&d, r, opt, ranks, rank)) { snprintf(err, errlen, "out of memory"); goto out; }
-    const double t_start = now_s();
-    if (start_run(b, r, m, opt, g, &s, &d, lead, &p, config, err, errlen)) goto out;
-    const double elapsed0 = s.elapsed_seconds;
-    double t0 = now_s(), last_loss = NAN;
-    while (s.step < t->steps) {
-        peft_model_train(m, 1);
-        double lr = peft_lr_at(t->schedule, t->lr, s.step, t->steps, t->warmup_steps);
-        int stop = o->stop && *o->stop;
-        char bad[256] = ""; /* a non-finite loss or gradient in this update: what and where */
-        if (dp) {
-            int flag;
-            if (dp_update(b, r, m, opt, g, &s, &d, stop, &last_loss, &flag, err, errlen)) goto out;
-            stop = flag == DP_STOP; /* rank 0 decides for every rank */
-        } else {
-            if (local_update(b, r, m, opt, g, &s, lr, &last_loss, bad, sizeof bad, err, errlen)) goto out;
-            stop = o->stop && *o->stop; /* a request that came during the update */
+    run_live L = {0};
+    rc = -1;
+    if (!run_live_init(b, r, res, &L, err, errlen)) {
+        L.t_start = now_s();
+        if (!start_run(b, r, L.m, L.opt, L.g, &L.s, &L.d, L.lead, &p, config, err, errlen)) {
+            L.elapsed0 = L.s.elapsed_seconds;
+            rc = train_loop(b, r, &L, &p, config, err, errlen);
         }
-        s.step++;
-        if (!bad[0] && runner_curve_push(&res->train_loss, &res->n_train, s.step, last_loss)) {
-            snprintf(err, errlen, "out of memory");
-            goto out;
-        }
-        double el = s.train_seconds + (now_s() - t0);
-        if (lead) runner_progress(o, r->name, s.step, t->steps, last_loss, lr, el > 0 ? (double)res->train_tokens / el : 0);
-        if (lead && (s.step % t->eval_steps == 0 || s.step == t->steps)) {
-            double te = now_s();
-            if (eval_point(b, r, m, g, &s, p.best, err, errlen)) goto out;
-            t0 += now_s() - te; /* evaluation time is not training time */
-        }
-        if (o->debug_kill_at > 0 && s.step == o->debug_kill_at &&
-            (!o->debug_kill_run || !strcmp(o->debug_kill_run, r->name))) {
-            if (o->log) fflush(o->log);
-            raise(SIGKILL);
-        }
-        if (lead && ((s.step % t->save_steps == 0 && s.step < t->steps) || (stop && s.step < t->steps))) {
-            s.train_seconds += now_s() - t0;
-            t0 = now_s();
-            s.elapsed_seconds = elapsed0 + (now_s() - t_start);
-            if (runner_ckpt_save(p.ckpt, opt, &s, peft_ctx_rng(ctx), config, err, errlen)) goto out;
-        }
-        if (stop && s.step < t->steps) {
-            runner_progress_done(o);
-            if (lead)
-                logf_(o, "%s: stopped at step %lld; checkpoint %s (run the same command again to resume)\n",
-                      r->name, (long long)s.step, p.ckpt);
-            rc = RUNNER_STOPPED;
-            goto out;
-        }
-        if (o->poll) o->poll(o->poll_ud);
     }
-    s.train_seconds += now_s() - t0;
-    runner_progress_done(o);
-    /* a data-parallel helper (not lead): rank 0 writes the run's files */
-    if (lead && finish_run(b, r, m, &s, &p, elapsed0, t_start, dp ? d.used : -1, err, errlen))
-        goto out;
-    rc = 0;
-out:
     runner_unlock_run_dir(lock_fd);
-    dp_free(&d);
+    run_live_free(&L);
     json_decref(config);
-    free(s.perm);
-    peft_graph_free(g);
-    peft_adamw_free(opt);
-    peft_model_free(m);
-    peft_ctx_free(ctx);
     return rc;
 }
 

@@ -85,11 +85,9 @@ static int positive_real(const peft_base_model *m, const char *key, double def, 
     return 0;
 }
 
-/* reads and checks every dimension from m->config (also used without weights, by count) */
-static int read_dims(const peft_base_model *m, const rdec_spec *sp, const char *class_name,
-                     rdec_dims *d, char *err, size_t errlen)
+/* hidden_size, heads, layers, vocabulary, intermediate size, head_dim, key/value heads */
+static int read_shape(const peft_base_model *m, const rdec_spec *sp, rdec_dims *d, char *err, size_t errlen)
 {
-    memset(d, 0, sizeof *d);
     const char *dir = m->dir, *mt = sp->model_type;
     if (peft_config_int_buf(m, "hidden_size", 0, 0, &d->C, err, errlen) ||
         peft_config_int_buf(m, "num_attention_heads", 0, 0, &d->H, err, errlen) ||
@@ -135,9 +133,13 @@ static int read_dims(const peft_base_model *m, const rdec_spec *sp, const char *
                  "divide num_attention_heads (%lld)", dir, (long long)d->Hkv, (long long)d->H);
         return -1;
     }
-    if (positive_real(m, "rms_norm_eps", sp->eps_default, 0, &d->eps, err, errlen)) return -1;
-    if (rope_cfg_read(m, d->D, sp->rope_scaling, mt, &d->rope, err, errlen)) return -1;
+    return 0;
+}
 
+/* the MLP's activation (sp->act_key) and the attention dropout (only 0) */
+static int read_act(const peft_base_model *m, const rdec_spec *sp, rdec_dims *d, char *err, size_t errlen)
+{
+    const char *dir = m->dir;
     const char *act;
     json_t *av = json_object_get(m->config, sp->act_key);
     if (!av || json_is_null(av)) act = sp->act_default; /* Gemma: null -> gelu_pytorch_tanh */
@@ -158,11 +160,17 @@ static int read_dims(const peft_base_model *m, const rdec_spec *sp, const char *
                  adrop);
         return -1;
     }
+    return 0;
+}
+
+/* which projections have a bias (per sp->bias), and tie_word_embeddings */
+static int read_bias(const peft_base_model *m, const rdec_spec *sp, rdec_dims *d, char *err, size_t errlen)
+{
     if (sp->bias == RDEC_BIAS_CONFIG) {
         int64_t tp;
         if (peft_config_int_buf(m, "pretraining_tp", 1, 1, &tp, err, errlen)) return -1;
         if (tp < 1) {
-            snprintf(err, errlen, "%s/config.json: pretraining_tp (%lld) must be >= 1", dir,
+            snprintf(err, errlen, "%s/config.json: pretraining_tp (%lld) must be >= 1", m->dir,
                      (long long)tp);
             return -1;
         } /* tp > 1 only splits the same products into slices: the same function */
@@ -176,9 +184,14 @@ static int read_dims(const peft_base_model *m, const rdec_spec *sp, const char *
         if (peft_config_bool_buf(m, "attention_bias", 1, 0, &d->qkv_bias, err, errlen)) return -1;
         d->o_bias = d->qkv_bias;
     }
-    if (peft_config_bool_buf(m, "tie_word_embeddings", 1, sp->tie_default, &d->tie, err, errlen))
-        return -1;
+    return peft_config_bool_buf(m, "tie_word_embeddings", 1, sp->tie_default, &d->tie, err, errlen);
+}
 
+/* the attention: score scale, sliding window, Gemma2's soft-capping */
+static int read_attention(const peft_base_model *m, const rdec_spec *sp, rdec_dims *d, char *err,
+                          size_t errlen)
+{
+    const char *dir = m->dir;
     d->scale = (float)(1.0 / sqrt((double)d->D));
     if (sp->window != RDEC_WIN_NONE) {
         json_t *w = json_object_get(m->config, "sliding_window");
@@ -193,7 +206,7 @@ static int read_dims(const peft_base_model *m, const rdec_spec *sp, const char *
             d->window = 4096; /* Gemma2Config's default */
         }
     }
-    if (!strcmp(mt, "qwen2")) { /* transformers 4.44 applies it only in flash-attention */
+    if (!strcmp(sp->model_type, "qwen2")) { /* transformers 4.44 applies it only in flash-attention */
         int sw;
         if (peft_config_bool_buf(m, "use_sliding_window", 1, 0, &sw, err, errlen)) return -1;
         if (sw) {
@@ -213,6 +226,20 @@ static int read_dims(const peft_base_model *m, const rdec_spec *sp, const char *
         d->attn_cap = (float)ac;
         d->final_cap = (float)fc;
     }
+    return 0;
+}
+
+/* reads and checks every dimension from m->config (also used without weights, by count) */
+static int read_dims(const peft_base_model *m, const rdec_spec *sp, const char *class_name,
+                     rdec_dims *d, char *err, size_t errlen)
+{
+    memset(d, 0, sizeof *d);
+    if (read_shape(m, sp, d, err, errlen) ||
+        positive_real(m, "rms_norm_eps", sp->eps_default, 0, &d->eps, err, errlen) ||
+        rope_cfg_read(m, d->D, sp->rope_scaling, sp->model_type, &d->rope, err, errlen) ||
+        read_act(m, sp, d, err, errlen) || read_bias(m, sp, d, err, errlen) ||
+        read_attention(m, sp, d, err, errlen))
+        return -1;
     return dec_head_read(m, class_name, sp->lm_class, sp->cls_class, &d->head, err, errlen);
 }
 

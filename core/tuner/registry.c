@@ -252,30 +252,10 @@ int peft_registry_check_vtable(const peft_tuner_vtable *vt, const char *path, ch
     return 0;
 }
 
-/* Loads path and registers it; reg_mu held. expect_name: the name the search looked for, or
- * NULL for an explicit file. */
-static const peft_tuner_vtable *load_locked(const char *path, const char *expect_name, char *err,
-                                            size_t errlen)
+/* dlopens path and runs its peft_plugin_init with the host table: the plugin's vtable (not yet
+ * checked) and *handle, or NULL with err (nothing left open) */
+static const peft_tuner_vtable *open_plugin(const char *path, void **handle, char *err, size_t errlen)
 {
-    if (access(path, F_OK) != 0) {
-        snprintf(err, errlen, "plugin file '%s' does not exist", path);
-        return NULL;
-    }
-    char real[PATH_MAX];
-    if (!realpath(path, real)) snprintf(real, sizeof real, "%s", path);
-
-    /* the same file again: answer from the registry without running its init twice */
-    for (size_t i = 0; i < n_reg; i++) {
-        if (strcmp(reg[i].real, real) == 0) {
-            if (expect_name && strcmp(reg[i].vt->name, expect_name) != 0) {
-                snprintf(err, errlen, "plugin '%s' registers the name '%s', not '%s'", path,
-                         reg[i].vt->name, expect_name);
-                return NULL;
-            }
-            return reg[i].vt;
-        }
-    }
-
     /* dlopen searches the library path for a name without '/': make it a path */
     char local[PATH_MAX + 3];
     const char *open_path = path;
@@ -313,28 +293,15 @@ static const peft_tuner_vtable *load_locked(const char *path, const char *expect
         dlclose(h);
         return NULL;
     }
-    if (peft_registry_check_vtable(vt, path, err, errlen) != 0) {
-        dlclose(h);
-        return NULL;
-    }
-    if (expect_name && strcmp(vt->name, expect_name) != 0) {
-        snprintf(err, errlen, "plugin '%s' registers the name '%s', not '%s'", path, vt->name,
-                 expect_name);
-        dlclose(h);
-        return NULL;
-    }
-    reg_entry *dup = find_by_name(vt->name);
-    if (dup) {
-        if (dup->vt == vt || dup->handle == h) { /* the same object reached by another path */
-            dlclose(h);                          /* drops only the extra reference */
-            return dup->vt;
-        }
-        snprintf(err, errlen, "plugin '%s' registers the name '%s', already registered by '%s'",
-                 path, vt->name, dup->path);
-        dlclose(h);
-        return NULL;
-    }
+    *handle = h;
+    return vt;
+}
 
+/* Appends a checked vt (from handle h) to the registry; reg_mu held. The vtable kept (a
+ * zero-padded copy when the plugin's is shorter than ours), or NULL with err (h closed). */
+static const peft_tuner_vtable *register_locked(const peft_tuner_vtable *vt, void *h, const char *path,
+                                                const char *real, char *err, size_t errlen)
+{
     /* a vtable shorter than ours (an older minor) gets a zero-padded copy, so that entries
      * added later read as NULL (absent) instead of past the end of the plugin's struct */
     const peft_tuner_vtable *keep = vt;
@@ -365,6 +332,57 @@ oom:
     snprintf(err, errlen, "plugin '%s': out of memory while registering it", path);
     dlclose(h);
     return NULL;
+}
+
+/* Loads path and registers it; reg_mu held. expect_name: the name the search looked for, or
+ * NULL for an explicit file. */
+static const peft_tuner_vtable *load_locked(const char *path, const char *expect_name, char *err,
+                                            size_t errlen)
+{
+    if (access(path, F_OK) != 0) {
+        snprintf(err, errlen, "plugin file '%s' does not exist", path);
+        return NULL;
+    }
+    char real[PATH_MAX];
+    if (!realpath(path, real)) snprintf(real, sizeof real, "%s", path);
+
+    /* the same file again: answer from the registry without running its init twice */
+    for (size_t i = 0; i < n_reg; i++) {
+        if (strcmp(reg[i].real, real) == 0) {
+            if (expect_name && strcmp(reg[i].vt->name, expect_name) != 0) {
+                snprintf(err, errlen, "plugin '%s' registers the name '%s', not '%s'", path,
+                         reg[i].vt->name, expect_name);
+                return NULL;
+            }
+            return reg[i].vt;
+        }
+    }
+
+    void *h = NULL;
+    const peft_tuner_vtable *vt = open_plugin(path, &h, err, errlen);
+    if (!vt) return NULL;
+    if (peft_registry_check_vtable(vt, path, err, errlen) != 0) {
+        dlclose(h);
+        return NULL;
+    }
+    if (expect_name && strcmp(vt->name, expect_name) != 0) {
+        snprintf(err, errlen, "plugin '%s' registers the name '%s', not '%s'", path, vt->name,
+                 expect_name);
+        dlclose(h);
+        return NULL;
+    }
+    reg_entry *dup = find_by_name(vt->name);
+    if (dup) {
+        if (dup->vt == vt || dup->handle == h) { /* the same object reached by another path */
+            dlclose(h);                          /* drops only the extra reference */
+            return dup->vt;
+        }
+        snprintf(err, errlen, "plugin '%s' registers the name '%s', already registered by '%s'",
+                 path, vt->name, dup->path);
+        dlclose(h);
+        return NULL;
+    }
+    return register_locked(vt, h, path, real, err, errlen);
 }
 
 const peft_tuner_vtable *peft_registry_load_file(const char *path, char *err, size_t errlen)
