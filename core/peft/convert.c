@@ -70,6 +70,65 @@ static char *converted_config(peft_model *m, const peft_adapter *a, int *rc)
     return text;
 }
 
+/* every tensor of sd (the adapter's saved state dict) through the plugin's convert_tensor,
+ * against the initial adapter's file f (at path), into c; PEFT_OK or the error set */
+static int convert_all(peft_model *m, const peft_adapter *a, peft_st_file *f, const char *path,
+                       const peft_state_dict *sd, conv_out *c)
+{
+    char err[1024] = "";
+    *c = (conv_out){calloc(sd->n + 1, sizeof *c->outs), calloc(sd->n + 1, sizeof *c->tensors),
+                    calloc(sd->n + 1, sizeof *c->shapes), 0};
+    if (!c->outs || !c->tensors || !c->shapes) return peft_set_error(m->ctx, PEFT_ENOMEM, "out of memory");
+    for (size_t i = 0; i < sd->n; i++) {
+        const char *key = sd->names[i];
+        peft_tensor *init = NULL, *conv = NULL;
+        int rc = initial_tensor(m, f, path, key, &init);
+        if (rc) return rc;
+        int keep = PEFT_PLUGIN_CALL(a->vt, "convert_tensor", a->name, key,
+                                    a->vt->convert_tensor(key, sd->tensors[i], init, &conv, err, sizeof err));
+        peft_tensor_free(init);
+        if (keep < 0) return peft_set_error(m->ctx, PEFT_EFORMAT, "%s: %s (adapter '%s')", path, err, a->name);
+        if (!keep) continue;
+        if (!conv || conv->dtype != PEFT_DTYPE_F32 || conv->ndim < 1 || conv->ndim > 2) {
+            peft_tensor_free(conv);
+            return peft_set_error(m->ctx, PEFT_EPLUGIN, "plugin %s: convert_tensor gave no 1-D or "
+                                  "2-D f32 tensor for '%s'", a->vt->name, key);
+        }
+        c->tensors[c->n] = conv;
+        c->shapes[c->n][0] = conv->shape[0];
+        c->shapes[c->n][1] = conv->ndim > 1 ? conv->shape[1] : 1;
+        c->outs[c->n] = (peft_st_out){key, PEFT_DTYPE_F32, conv->ndim, c->shapes[c->n], conv->data};
+        c->n++;
+    }
+    return PEFT_OK;
+}
+
+/* the converted tensors and config text as adapter `name`'s files under dir, both as one set:
+ * staged in ds, then swapped in (core/io/dirsave.h; the caller aborts ds on failure). PEFT_OK
+ * or the error set */
+static int write_converted(peft_model *m, peft_dirsave *ds, const char *dir, const char *name,
+                           const conv_out *c, const char *text)
+{
+    char path[4200], err[1024] = "";
+    if (peft_dirsave_begin(ds, dir, err, sizeof err)) return peft_set_error(m->ctx, PEFT_EIO, "%s", err);
+    char sub[4300];
+    int too_long = strcmp(name, "default") == 0 ? snprintf(sub, sizeof sub, "%s", ds->stage) >= (int)sizeof sub
+                                                : peft_path_join(sub, sizeof sub, ds->stage, name) != 0;
+    /* the longer of the two file names: when it fits, both do */
+    if (too_long || peft_path_join(path, sizeof path, sub, "adapter_model.safetensors"))
+        return peft_set_error(m->ctx, PEFT_EINVAL, "%s: path too long", ds->stage);
+    if (peft_mkdirs_buf(sub, err, sizeof err)) return peft_set_error(m->ctx, PEFT_EIO, "%s", err);
+    static const char *const meta[] = {"format", "pt", NULL};
+    peft_path_join(path, sizeof path, sub, "adapter_model.safetensors");
+    int wrc = peft_st_write_buf(path, c->outs, c->n, meta, err, sizeof err);
+    if (wrc) return peft_set_error(m->ctx, wrc, "%s", err);
+    peft_path_join(path, sizeof path, sub, "adapter_config.json");
+    if (peft_write_file_atomic_buf(path, text, strlen(text), err, sizeof err) ||
+        peft_dirsave_commit(ds, err, sizeof err))
+        return peft_set_error(m->ctx, PEFT_EIO, "%s", err);
+    return PEFT_OK;
+}
+
 int peft_save_pretrained_convert(peft_model *m, const char *dir, const char *adapter_name,
                                  const char *initial_adapter_dir)
 {
@@ -108,68 +167,9 @@ int peft_save_pretrained_convert(peft_model *m, const char *dir, const char *ada
         peft_st_close(f);
         return rc;
     }
-
-    conv_out c = {calloc(sd->n + 1, sizeof *c.outs), calloc(sd->n + 1, sizeof *c.tensors),
-                  calloc(sd->n + 1, sizeof *c.shapes), 0};
-    if (!c.outs || !c.tensors || !c.shapes) {
-        rc = peft_set_error(m->ctx, PEFT_ENOMEM, "out of memory");
-        goto out;
-    }
-    for (size_t i = 0; i < sd->n; i++) {
-        const char *key = sd->names[i];
-        peft_tensor *init = NULL, *conv = NULL;
-        rc = initial_tensor(m, f, path, key, &init);
-        if (rc) goto out;
-        int keep = PEFT_PLUGIN_CALL(a->vt, "convert_tensor", a->name, key,
-                                    a->vt->convert_tensor(key, sd->tensors[i], init, &conv, err, sizeof err));
-        peft_tensor_free(init);
-        if (keep < 0) {
-            rc = peft_set_error(m->ctx, PEFT_EFORMAT, "%s: %s (adapter '%s')", path, err, name);
-            goto out;
-        }
-        if (!keep) continue;
-        if (!conv || conv->dtype != PEFT_DTYPE_F32 || conv->ndim < 1 || conv->ndim > 2) {
-            peft_tensor_free(conv);
-            rc = peft_set_error(m->ctx, PEFT_EPLUGIN, "plugin %s: convert_tensor gave no 1-D or "
-                                "2-D f32 tensor for '%s'", a->vt->name, key);
-            goto out;
-        }
-        c.tensors[c.n] = conv;
-        c.shapes[c.n][0] = conv->shape[0];
-        c.shapes[c.n][1] = conv->ndim > 1 ? conv->shape[1] : 1;
-        c.outs[c.n] = (peft_st_out){key, PEFT_DTYPE_F32, conv->ndim, c.shapes[c.n], conv->data};
-        c.n++;
-    }
-
-    /* both files as one set: staged, then swapped in (core/io/dirsave.h) */
-    if (peft_dirsave_begin(&ds, dir, err, sizeof err)) {
-        rc = peft_set_error(m->ctx, PEFT_EIO, "%s", err);
-        goto out;
-    }
-    char sub[4300];
-    int too_long = strcmp(name, "default") == 0 ? snprintf(sub, sizeof sub, "%s", ds.stage) >= (int)sizeof sub
-                                                : peft_path_join(sub, sizeof sub, ds.stage, name) != 0;
-    /* the longer of the two file names: when it fits, both do */
-    if (too_long || peft_path_join(path, sizeof path, sub, "adapter_model.safetensors")) {
-        rc = peft_set_error(m->ctx, PEFT_EINVAL, "%s: path too long", ds.stage);
-        goto out;
-    }
-    if (peft_mkdirs_buf(sub, err, sizeof err)) {
-        rc = peft_set_error(m->ctx, PEFT_EIO, "%s", err);
-        goto out;
-    }
-    static const char *const meta[] = {"format", "pt", NULL};
-    peft_path_join(path, sizeof path, sub, "adapter_model.safetensors");
-    int wrc = peft_st_write_buf(path, c.outs, c.n, meta, err, sizeof err);
-    if (wrc) {
-        rc = peft_set_error(m->ctx, wrc, "%s", err);
-        goto out;
-    }
-    peft_path_join(path, sizeof path, sub, "adapter_config.json");
-    if (peft_write_file_atomic_buf(path, text, strlen(text), err, sizeof err))
-        rc = peft_set_error(m->ctx, PEFT_EIO, "%s", err);
-    if (rc == 0 && peft_dirsave_commit(&ds, err, sizeof err)) rc = peft_set_error(m->ctx, PEFT_EIO, "%s", err);
-out:
+    conv_out c = {0};
+    rc = convert_all(m, a, f, path, sd, &c);
+    if (!rc) rc = write_converted(m, &ds, dir, name, &c, text);
     if (rc) peft_dirsave_abort(&ds);
     free(text);
     conv_out_free(&c);

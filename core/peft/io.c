@@ -97,74 +97,88 @@ static peft_site *base_weight_site(const peft_model *m, const char *key)
     return s && is_embedding_layer(s) ? s : NULL;
 }
 
-/* memory != 0: in-memory names (adapter name kept), trainable only; else saved names of one
- * adapter */
-static int build_state_dict(peft_model *m, peft_adapter *only, int memory, peft_state_dict **out)
+/* a state dict being built: sd_push appends to sd (cap: its room) */
+typedef struct sd_build {
+    peft_state_dict *sd;
+    size_t cap;
+} sd_build;
+
+/* does the state dict take ref r? memory: trainable parameters; else the saved tensors */
+static int sd_wants(const peft_param_ref *r, int memory)
 {
-    peft_state_dict *sd = calloc(1, sizeof *sd);
-    size_t cap = 0;
-    if (!sd) return peft_set_error(m->ctx, PEFT_ENOMEM, "out of memory");
+    return memory ? peft_ref_is_param(r) && r->tensor->requires_grad : peft_ref_is_saved(r);
+}
+
+/* prompt learning saves get_prompt_embedding_to_save under "prompt_embeddings" (and the
+ * plugin's PEFT_PARAM_PROMPT_KEY tensors under their saved names). PEFT_OK or a status with
+ * the ctx error set */
+static int push_prompt_saved(peft_model *m, peft_adapter *only, sd_build *b)
+{
     peft_param_ref refs[32];
-    /* prompt learning saves get_prompt_embedding_to_save under "prompt_embeddings" (and the
-     * plugin's PEFT_PARAM_PROMPT_KEY tensors under their saved names) */
-    for (int i = 0; !memory && i < m->n_adapters; i++) {
+    for (int i = 0; i < m->n_adapters; i++) {
         peft_adapter *a = m->adapters[i];
         if ((only && a != only) || !peft_adapter_is_prompt(a)) continue;
         peft_tensor *t;
         int rc = peft_prompt_saved(m, a, &t);
-        if (rc) {
-            peft_state_dict_free(sd);
-            return rc;
-        }
-        if (sd_push(sd, &cap, join3("", "prompt_embeddings", ""), t)) goto oom;
+        if (rc) return rc;
+        if (sd_push(b->sd, &b->cap, join3("", "prompt_embeddings", ""), t)) goto oom;
         /* tensors the plugin saves under their own top-level keys (ABI 1.4) */
         int n = peft_prompt_params(m, a, refs, 32);
         for (int k = 0; k < n; k++)
             if ((refs[k].flags & PEFT_PARAM_PROMPT_KEY) &&
-                sd_push(sd, &cap, join3("", refs[k].saved_name, ""), refs[k].tensor))
+                sd_push(b->sd, &b->cap, join3("", refs[k].saved_name, ""), refs[k].tensor))
                 goto oom;
     }
+    return PEFT_OK;
+oom:
+    return peft_set_error(m->ctx, PEFT_ENOMEM, "out of memory");
+}
+
+/* the adapters' tensors on the sites, "<prefix><site>.<leaf>". 0 or -1 out of memory */
+static int push_site_tensors(peft_model *m, peft_adapter *only, int memory, sd_build *b)
+{
     peft_refs rs;
     PEFT_EACH_SITE_ADAPTER(it, m->base, only) {
-        if (peft_refs_get(&rs, it.sa->adapter, it.sa->state)) goto oom;
+        if (peft_refs_get(&rs, it.sa->adapter, it.sa->state)) return -1;
         for (int k = 0; k < rs.n; k++) {
             const peft_param_ref *r = &rs.v[k];
-            if (!(memory ? peft_ref_is_param(r) && r->tensor->requires_grad : peft_ref_is_saved(r)))
-                continue;
+            if (!sd_wants(r, memory)) continue;
             const char *leaf = memory ? r->memory_name : r->saved_name;
-            if (sd_push(sd, &cap, join3(peft_key_prefix(m), it.site->info.name, leaf), r->tensor)) {
+            if (sd_push(b->sd, &b->cap, join3(peft_key_prefix(m), it.site->info.name, leaf), r->tensor)) {
                 peft_refs_free(&rs);
-                goto oom;
+                return -1;
             }
         }
         peft_refs_free(&rs);
     }
-    /* PEFT's save_embedding_layers="auto": with embed_tokens / lm_head named in the targets,
-     * the wrapped embedding layers' whole base weight ("<module>.base_layer.weight") */
-    for (size_t i = 0; !memory && only && i < m->base->n_sites; i++) {
-        peft_site *s = m->base->sites[i];
-        if (s->n_chain == 0 || !is_embedding_layer(s) || !targets_name_embedding_layers(only->config))
-            continue;
-        if (sd_push(sd, &cap, join3(peft_key_prefix(m), s->info.name, "base_layer.weight"), s->info.weight))
-            goto oom;
-    }
-    /* adapter-level tensors (ABI 1.3): model-level keys "base_model.<name>" */
+    return 0;
+}
+
+/* adapter-level tensors (ABI 1.3): model-level keys "base_model.<name>". 0 or -1 out of memory */
+static int push_adapter_level(peft_model *m, peft_adapter *only, int memory, sd_build *b)
+{
+    peft_refs rs;
     for (int i = 0; i < m->n_adapters; i++) {
         peft_adapter *a = m->adapters[i];
         if ((only && a != only) || !a->adapter_state) continue;
-        if (peft_refs_get(&rs, a, NULL)) goto oom;
+        if (peft_refs_get(&rs, a, NULL)) return -1;
         for (int k = 0; k < rs.n; k++) {
             const peft_param_ref *r = &rs.v[k];
-            if (!(memory ? peft_ref_is_param(r) && r->tensor->requires_grad : peft_ref_is_saved(r)))
-                continue;
-            if (sd_push(sd, &cap, join3(m->bare ? "" : "base_model.", memory ? r->memory_name : r->saved_name, ""),
+            if (!sd_wants(r, memory)) continue;
+            if (sd_push(b->sd, &b->cap, join3(m->bare ? "" : "base_model.", memory ? r->memory_name : r->saved_name, ""),
                         r->tensor)) {
                 peft_refs_free(&rs);
-                goto oom;
+                return -1;
             }
         }
         peft_refs_free(&rs);
     }
+    return 0;
+}
+
+/* the modules_to_save copies and the trainable biases. 0 or -1 out of memory */
+static int push_copies_biases(peft_model *m, peft_adapter *only, int memory, sd_build *b)
+{
     for (int i = 0; i < m->n_mts; i++) {
         peft_mts *e = &m->mts[i];
         for (int j = 0; j < e->n_copies; j++) {
@@ -175,17 +189,24 @@ static int build_state_dict(peft_model *m, peft_adapter *only, int memory, peft_
             if (memory) snprintf(leaf, sizeof leaf, "modules_to_save.%s.%s", c->owner->name, e->leaf);
             else snprintf(leaf, sizeof leaf, "%s", e->leaf);
             const char *prefix = memory ? peft_key_prefix(m) : peft_saved_prefix(m, c->owner);
-            if (sd_push(sd, &cap, join3(prefix, e->module, leaf), c->t)) goto oom;
+            if (sd_push(b->sd, &b->cap, join3(prefix, e->module, leaf), c->t)) return -1;
         }
     }
     for (int i = 0; i < m->n_biases; i++) {
-        peft_trainable_bias *b = &m->biases[i];
-        if (only && b->owner != only) continue;
-        if (memory && !b->param->t->requires_grad) continue;
-        if (sd_push(sd, &cap, bias_key(m, b), b->param->t)) goto oom;
+        peft_trainable_bias *tb = &m->biases[i];
+        if (only && tb->owner != only) continue;
+        if (memory && !tb->param->t->requires_grad) continue;
+        if (sd_push(b->sd, &b->cap, bias_key(m, tb), tb->param->t)) return -1;
     }
-    /* in memory, PEFT's prompt encoders come after the base model's parameters */
-    for (int i = 0; memory && i < m->n_adapters; i++) {
+    return 0;
+}
+
+/* in memory, PEFT's prompt encoders come after the base model's parameters:
+ * "prompt_encoder.<adapter>.<name>". 0 or -1 out of memory */
+static int push_prompt_encoders(peft_model *m, peft_adapter *only, sd_build *b)
+{
+    peft_param_ref refs[32];
+    for (int i = 0; i < m->n_adapters; i++) {
         peft_adapter *a = m->adapters[i];
         if (only && a != only) continue;
         int n = peft_prompt_params(m, a, refs, 32);
@@ -193,13 +214,40 @@ static int build_state_dict(peft_model *m, peft_adapter *only, int memory, peft_
             if (!refs[k].tensor->requires_grad) continue;
             char head[512];
             snprintf(head, sizeof head, "prompt_encoder.%s.", a->name);
-            if (sd_push(sd, &cap, join3(head, refs[k].memory_name, ""), refs[k].tensor)) goto oom;
+            if (sd_push(b->sd, &b->cap, join3(head, refs[k].memory_name, ""), refs[k].tensor)) return -1;
         }
     }
-    *out = sd;
+    return 0;
+}
+
+/* memory != 0: in-memory names (adapter name kept), trainable only; else saved names of one
+ * adapter */
+static int build_state_dict(peft_model *m, peft_adapter *only, int memory, peft_state_dict **out)
+{
+    sd_build b = {calloc(1, sizeof *b.sd), 0};
+    if (!b.sd) return peft_set_error(m->ctx, PEFT_ENOMEM, "out of memory");
+    int rc = memory ? PEFT_OK : push_prompt_saved(m, only, &b);
+    if (rc) {
+        peft_state_dict_free(b.sd);
+        return rc;
+    }
+    if (push_site_tensors(m, only, memory, &b)) goto oom;
+    /* PEFT's save_embedding_layers="auto": with embed_tokens / lm_head named in the targets,
+     * the wrapped embedding layers' whole base weight ("<module>.base_layer.weight") */
+    for (size_t i = 0; !memory && only && i < m->base->n_sites; i++) {
+        peft_site *s = m->base->sites[i];
+        if (s->n_chain == 0 || !is_embedding_layer(s) || !targets_name_embedding_layers(only->config))
+            continue;
+        if (sd_push(b.sd, &b.cap, join3(peft_key_prefix(m), s->info.name, "base_layer.weight"), s->info.weight))
+            goto oom;
+    }
+    if (push_adapter_level(m, only, memory, &b) || push_copies_biases(m, only, memory, &b) ||
+        (memory && push_prompt_encoders(m, only, &b)))
+        goto oom;
+    *out = b.sd;
     return PEFT_OK;
 oom:
-    peft_state_dict_free(sd);
+    peft_state_dict_free(b.sd);
     return peft_set_error(m->ctx, PEFT_ENOMEM, "out of memory");
 }
 
