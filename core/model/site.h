@@ -1,8 +1,22 @@
-/* site.h — adapter chains on linear sites: attach/detach, merge/unmerge (core-internal). */
+/* site.h — running a site (linear, embedding, norm: what the architectures call), adapter
+ * chains on sites: attach/detach, merge/unmerge (core-internal). */
 #ifndef PEFT_SITE_H
 #define PEFT_SITE_H
 
 #include "core/model/model_internal.h"
+
+/* The sites as the architectures run them (inside the library: not exported). */
+/* Run one linear site: input transforms of active adapters, the base layer, then each active
+ * unmerged adapter in the order added. x (..., in) -> (..., out). */
+peft_tensor *peft_site_forward(peft_graph *g, peft_site *s, peft_tensor *x);
+/* Run an embedding site: ids (B, T) looked up in the base table, then each active unmerged
+ * adapter in the order added -> (B, T, dim). NULL when out of memory, an adapter failed (the
+ * graph's error says which) or an id is outside the table (*bad_id set to it). */
+peft_tensor *peft_site_embed(peft_graph *g, peft_site *s, const int32_t *ids, int64_t B,
+                             int64_t T, int32_t *bad_id);
+/* Run a norm site: the base norm of x (..., C), then each active unmerged adapter (LN tuning
+ * replaces the output with its own copy's) -> (..., C) */
+peft_tensor *peft_site_norm(peft_graph *g, peft_site *s, peft_tensor *x);
 
 /* a norm site's normalisation (its norm_type, norm_eps) with parameters w (C), b (C) or NULL:
  * x (..., C) -> (..., C) on g (host->op_site_norm); NULL when info is no norm site or a shape

@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "bert.h"
+#include "core/model/site.h"
 #include "core/ops/ops.h"
 
 static const struct {

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "bert.h"
+#include "core/model/site.h"
 #include "core/ops/ops.h"
 
 static int oom(const peft_model_inputs *in, char *err, size_t errlen)

@@ -28,6 +28,7 @@
 #include "core/models/decoder.h"
 #include "core/models/rope_decoder.h"
 #include "core/models/rope_scaling.h"
+#include "core/model/site.h"
 #include "core/ops/ops.h"
 #include "core/tensor/graph_internal.h"
 

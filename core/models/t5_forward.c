@@ -35,6 +35,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include "core/model/site.h"
 #include "core/ops/ops.h"
 #include "t5.h"
 #include "t5_attention.h"

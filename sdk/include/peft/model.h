@@ -2,8 +2,9 @@
  * linear sites where tuners attach, and the architecture table that runs the forward pass.
  *
  * Architectures (core/models/<arch>.c) are forward-only code over core/ops.h: every linear layer
- * goes through peft_site_forward() so that adapters can act on it; they know nothing else of
- * tuners. Weights are wrapped zero-copy from the mmap'd safetensors files.
+ * goes through a site (the core's peft_site_forward, core/model/site.h, inside the library) so
+ * that adapters can act on it; they know nothing else of tuners. Weights are wrapped zero-copy
+ * from the mmap'd safetensors files.
  */
 #ifndef PEFT_MODEL_H
 #define PEFT_MODEL_H
@@ -126,18 +127,6 @@ PEFT_API int peft_config_bool(peft_ctx *ctx, const peft_base_model *m, const cha
 /* def NULL = required; *out borrowed from m (or def): valid until peft_base_model_free */
 PEFT_API int peft_config_str(peft_ctx *ctx, const peft_base_model *m, const char *key,
                              const char *def, const char **out);
-
-/* Run one linear site: input transforms of active adapters, the base layer, then each active
- * unmerged adapter in the order added. x (..., in) -> (..., out). */
-PEFT_API peft_tensor *peft_site_forward(peft_graph *g, peft_site *s, peft_tensor *x);
-/* Run an embedding site: ids (B, T) looked up in the base table, then each active unmerged
- * adapter in the order added -> (B, T, dim). NULL when out of memory, an adapter failed (the
- * graph's error says which) or an id is outside the table (*bad_id set to it). */
-PEFT_API peft_tensor *peft_site_embed(peft_graph *g, peft_site *s, const int32_t *ids, int64_t B,
-                                      int64_t T, int32_t *bad_id);
-/* Run a norm site: the base norm of x (..., C), then each active unmerged adapter (LN tuning
- * replaces the output with its own copy's) -> (..., C) */
-PEFT_API peft_tensor *peft_site_norm(peft_graph *g, peft_site *s, peft_tensor *x);
 
 /* find a site by exact module name; NULL if none */
 PEFT_API peft_site *peft_model_find_site(const peft_base_model *m, const char *name);
