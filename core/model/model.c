@@ -5,7 +5,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,18 +16,10 @@
 #include "core/model/attn.h"
 #include "core/model/storage.h"
 #include "peft/peft.h"
+#include "core/util/errbuf.h"
 
 #define WEIGHTS_FILE "model.safetensors"
 #define INDEX_FILE "model.safetensors.index.json"
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static char *path_join(const char *dir, const char *name)
 {
@@ -71,7 +62,7 @@ static const char *dtype_name(int32_t dt)
 static int add_file(peft_base_model *m, const char *path, char *err, size_t errlen)
 {
     peft_st_file **nf = realloc(m->files, (m->n_files + 1) * sizeof *nf);
-    if (!nf) { seterr(err, errlen, "%s: out of memory", path); return PEFT_ENOMEM; }
+    if (!nf) { peft_errbuf(err, errlen, "%s: out of memory", path); return PEFT_ENOMEM; }
     m->files = nf;
     peft_st_file *f = NULL;
     int rc = peft_st_open_buf(path, &f, err, errlen);
@@ -87,7 +78,7 @@ static int open_shards(peft_base_model *m, const char *index_path, char *err, si
     json_error_t je;
     json_t *idx = json_load_file(index_path, 0, &je);
     if (!idx) {
-        seterr(err, errlen, "%s: invalid JSON at line %d: %s", index_path, je.line, je.text);
+        peft_errbuf(err, errlen, "%s: invalid JSON at line %d: %s", index_path, je.line, je.text);
         return -1;
     }
     int rc = -1;
@@ -95,26 +86,26 @@ static int open_shards(peft_base_model *m, const char *index_path, char *err, si
     size_t n_seen = 0;
     json_t *wm = json_object_get(idx, "weight_map");
     if (!json_is_object(wm)) {
-        seterr(err, errlen, "%s: no \"weight_map\" object", index_path);
+        peft_errbuf(err, errlen, "%s: no \"weight_map\" object", index_path);
         goto out;
     }
     if (json_object_size(wm) == 0) {
-        seterr(err, errlen, "%s: \"weight_map\" is empty", index_path);
+        peft_errbuf(err, errlen, "%s: \"weight_map\" is empty", index_path);
         goto out;
     }
     seen = calloc(json_object_size(wm), sizeof *seen);
-    if (!seen) { seterr(err, errlen, "%s: out of memory", index_path); goto out; }
+    if (!seen) { peft_errbuf(err, errlen, "%s: out of memory", index_path); goto out; }
     const char *key;
     json_t *val;
     json_object_foreach(wm, key, val) {
         const char *shard = json_string_value(val);
         if (!shard || !*shard) {
-            seterr(err, errlen, "%s: weight_map[\"%s\"] must be a file name string", index_path, key);
+            peft_errbuf(err, errlen, "%s: weight_map[\"%s\"] must be a file name string", index_path, key);
             goto out;
         }
         if (shard[0] == '/' || strstr(shard, "..")) {
-            seterr(err, errlen, "%s: weight_map[\"%s\"] = \"%s\" must name a file inside the model "
-                   "directory", index_path, key, shard);
+            peft_errbuf(err, errlen, "%s: weight_map[\"%s\"] = \"%s\" must name a file inside the model "
+                        "directory", index_path, key, shard);
             goto out;
         }
         size_t i;
@@ -123,9 +114,9 @@ static int open_shards(peft_base_model *m, const char *index_path, char *err, si
         if (i < n_seen) continue;
         seen[n_seen++] = shard;
         char *sp = path_join(m->dir, shard);
-        if (!sp) { seterr(err, errlen, "%s: out of memory", index_path); goto out; }
+        if (!sp) { peft_errbuf(err, errlen, "%s: out of memory", index_path); goto out; }
         if (!file_exists(sp)) {
-            seterr(err, errlen, "%s: shard %s (for tensor '%s') does not exist", index_path, sp, key);
+            peft_errbuf(err, errlen, "%s: shard %s (for tensor '%s') does not exist", index_path, sp, key);
             free(sp);
             goto out;
         }
@@ -148,20 +139,20 @@ static int read_config(peft_base_model *m, const char *cfg_path, char *err, size
     json_error_t je;
     m->config = json_load_file(cfg_path, 0, &je);
     if (!m->config) {
-        seterr(err, errlen, "%s: invalid JSON at line %d: %s", cfg_path, je.line, je.text);
+        peft_errbuf(err, errlen, "%s: invalid JSON at line %d: %s", cfg_path, je.line, je.text);
         return -1;
     }
     if (!json_is_object(m->config)) {
-        seterr(err, errlen, "%s: expected a JSON object", cfg_path);
+        peft_errbuf(err, errlen, "%s: expected a JSON object", cfg_path);
         return -1;
     }
     json_t *mt = json_object_get(m->config, "model_type");
     if (!mt) {
-        seterr(err, errlen, "%s: no \"model_type\" field", cfg_path);
+        peft_errbuf(err, errlen, "%s: no \"model_type\" field", cfg_path);
         return -1;
     }
     if (!json_is_string(mt)) {
-        seterr(err, errlen, "%s: \"model_type\" must be a string", cfg_path);
+        peft_errbuf(err, errlen, "%s: \"model_type\" must be a string", cfg_path);
         return -1;
     }
     m->arch = peft_arch_find(json_string_value(mt));
@@ -171,8 +162,8 @@ static int read_config(peft_base_model *m, const char *cfg_path, char *err, size
         for (size_t i = 0; peft_arch_at(i) && o < sizeof list; i++)
             o += (size_t)snprintf(list + o, sizeof list - o, "%s%s", i ? ", " : "",
                                   peft_arch_at(i)->model_type);
-        seterr(err, errlen, "%s: unknown model_type \"%s\" (supported: %s)", cfg_path,
-               json_string_value(mt), list);
+        peft_errbuf(err, errlen, "%s: unknown model_type \"%s\" (supported: %s)", cfg_path,
+                    json_string_value(mt), list);
         return -1;
     }
 
@@ -183,7 +174,7 @@ int peft_model_load_dir(const char *dir, const peft_load_options *opts, peft_bas
                         char *err, size_t errlen)
 {
     *out = NULL;
-    if (!dir || !*dir) { seterr(err, errlen, "model directory: empty path"); return PEFT_EINVAL; }
+    if (!dir || !*dir) { peft_errbuf(err, errlen, "model directory: empty path"); return PEFT_EINVAL; }
     peft_base_model *m = calloc(1, sizeof *m);
     char *cfg_path = NULL, *w_path = NULL, *i_path = NULL;
     int rc = PEFT_EFORMAT; /* what is in the files is wrong, unless said otherwise below */
@@ -195,10 +186,10 @@ int peft_model_load_dir(const char *dir, const peft_load_options *opts, peft_bas
     if (!file_exists(cfg_path)) {
         struct stat st;
         if (stat(m->dir, &st) != 0)
-            seterr(err, errlen, "%s: no such model directory", m->dir);
+            peft_errbuf(err, errlen, "%s: no such model directory", m->dir);
         else
-            seterr(err, errlen, "%s: no such file (a Hugging Face model directory needs "
-                   "config.json)", cfg_path);
+            peft_errbuf(err, errlen, "%s: no such file (a Hugging Face model directory needs "
+                        "config.json)", cfg_path);
         rc = PEFT_EIO;
         goto fail;
     }
@@ -215,7 +206,7 @@ int peft_model_load_dir(const char *dir, const peft_load_options *opts, peft_bas
     } else if (file_exists(i_path)) {
         if (open_shards(m, i_path, err, errlen) != 0) goto fail;
     } else {
-        seterr(err, errlen, "%s: no weights: neither %s nor %s exists", m->dir, w_path, i_path);
+        peft_errbuf(err, errlen, "%s: no weights: neither %s nor %s exists", m->dir, w_path, i_path);
         rc = PEFT_EIO;
         goto fail;
     }
@@ -228,7 +219,7 @@ build:
     *out = m;
     return 0;
 oom:
-    seterr(err, errlen, "%s: out of memory", dir);
+    peft_errbuf(err, errlen, "%s: out of memory", dir);
     rc = PEFT_ENOMEM;
 fail:
     free(cfg_path);
@@ -274,13 +265,13 @@ int peft_model_load_config(const char *config_path, const char *task_type,
     peft_base_model *m = calloc(1, sizeof *m);
     if (!m || !(m->dir = strdup(config_path ? config_path : ""))) {
         free(m);
-        seterr(err, errlen, "out of memory");
+        peft_errbuf(err, errlen, "out of memory");
         return PEFT_ENOMEM;
     }
     m->meta = 1;
     int rc = PEFT_EFORMAT; /* what is in config.json is wrong, unless said otherwise below */
     if (!config_path || !file_exists(config_path)) {
-        seterr(err, errlen, "%s: no such file", config_path ? config_path : "(null)");
+        peft_errbuf(err, errlen, "%s: no such file", config_path ? config_path : "(null)");
         rc = config_path ? PEFT_EIO : PEFT_EINVAL;
         goto fail;
     }
@@ -288,8 +279,8 @@ int peft_model_load_config(const char *config_path, const char *task_type,
     if (task_type) { /* the head that task type implies, as PEFT's task models load it */
         const char *cls = task_class(m->arch->model_type, task_type);
         if (!cls) {
-            seterr(err, errlen, "%s: no %s head for model_type \"%s\"", config_path, task_type,
-                   m->arch->model_type);
+            peft_errbuf(err, errlen, "%s: no %s head for model_type \"%s\"", config_path, task_type,
+                        m->arch->model_type);
             rc = PEFT_EINVAL;
             goto fail;
         }
@@ -449,7 +440,7 @@ static peft_tensor *take_meta(peft_base_model *m, const char *name, int ndim, co
     peft_tensor *t = p ? peft_tensor_wrap(PEFT_DTYPE_F32, ndim, shape, p) : NULL;
     if (!t || push_param(m, name, t)) {
         peft_tensor_free(t);
-        seterr(err, errlen, "%s: out of memory describing tensor '%s'", m->dir, name);
+        peft_errbuf(err, errlen, "%s: out of memory describing tensor '%s'", m->dir, name);
         return NULL;
     }
     return t;
@@ -460,7 +451,7 @@ peft_tensor *peft_model_take_weight(peft_base_model *m, const char *name, const 
 {
     char a[96], b[96];
     if (ndim < 0 || ndim > PEFT_MAX_DIMS) {
-        seterr(err, errlen, "%s: tensor '%s': bad expected rank %d", m->dir, name, ndim);
+        peft_errbuf(err, errlen, "%s: tensor '%s': bad expected rank %d", m->dir, name, ndim);
         return NULL;
     }
     /* a tied or repeated request: hand back the registered tensor if its shape fits */
@@ -469,9 +460,9 @@ peft_tensor *peft_model_take_weight(peft_base_model *m, const char *name, const 
         int ok = have->t->ndim == ndim;
         for (int i = 0; ok && i < ndim; i++) ok = have->t->shape[i] == shape[i];
         if (!ok) {
-            seterr(err, errlen, "%s: tensor '%s' has shape %s, config.json implies %s", m->dir,
-                   name, shape_str(a, sizeof a, have->t->ndim, have->t->shape),
-                   shape_str(b, sizeof b, ndim, shape));
+            peft_errbuf(err, errlen, "%s: tensor '%s' has shape %s, config.json implies %s", m->dir,
+                        name, shape_str(a, sizeof a, have->t->ndim, have->t->shape),
+                        shape_str(b, sizeof b, ndim, shape));
             return NULL;
         }
         return have->t;
@@ -494,21 +485,21 @@ peft_tensor *peft_model_take_weight(peft_base_model *m, const char *name, const 
                                 ? WEIGHTS_FILE
                                 : "the shards of " INDEX_FILE;
         if (alt_name)
-            seterr(err, errlen, "%s: no tensor '%s' (nor '%s') in %s", m->dir, name, alt_name, where);
+            peft_errbuf(err, errlen, "%s: no tensor '%s' (nor '%s') in %s", m->dir, name, alt_name, where);
         else
-            seterr(err, errlen, "%s: no tensor '%s' in %s", m->dir, name, where);
+            peft_errbuf(err, errlen, "%s: no tensor '%s' in %s", m->dir, name, where);
         return NULL;
     }
     if (e->dtype != PEFT_DTYPE_F32 && e->dtype != PEFT_DTYPE_F16 && e->dtype != PEFT_DTYPE_BF16) {
-        seterr(err, errlen, "%s: tensor '%s' has dtype %s; weights must be F32, F16 or BF16",
-               f->path, e->name, dtype_name(e->dtype));
+        peft_errbuf(err, errlen, "%s: tensor '%s' has dtype %s; weights must be F32, F16 or BF16",
+                    f->path, e->name, dtype_name(e->dtype));
         return NULL;
     }
     int ok = e->ndim == ndim;
     for (int i = 0; ok && i < ndim; i++) ok = e->shape[i] == shape[i];
     if (!ok) {
-        seterr(err, errlen, "%s: tensor '%s' has shape %s, config.json implies %s", f->path,
-               e->name, shape_str(a, sizeof a, e->ndim, e->shape), shape_str(b, sizeof b, ndim, shape));
+        peft_errbuf(err, errlen, "%s: tensor '%s' has shape %s, config.json implies %s", f->path,
+                    e->name, shape_str(a, sizeof a, e->ndim, e->shape), shape_str(b, sizeof b, ndim, shape));
         return NULL;
     }
 
@@ -521,7 +512,7 @@ peft_tensor *peft_model_take_weight(peft_base_model *m, const char *name, const 
     if (peft_storage_take(m, name, t, err, errlen)) return NULL;
     return t;
 oom:
-    seterr(err, errlen, "%s: out of memory taking tensor '%s'", m->dir, name);
+    peft_errbuf(err, errlen, "%s: out of memory taking tensor '%s'", m->dir, name);
     return NULL;
 }
 
@@ -639,7 +630,7 @@ int peft_config_int_buf(const peft_base_model *m, const char *key, int has_def, 
     json_t *v = cfg_get(m, key);
     if (!v) {
         if (has_def) { *out = def; return 0; }
-        seterr(err, errlen, "%s/config.json: missing field \"%s\" (an integer)", m->dir, key);
+        peft_errbuf(err, errlen, "%s/config.json: missing field \"%s\" (an integer)", m->dir, key);
         return -1;
     }
     if (json_is_integer(v)) { *out = (int64_t)json_integer_value(v); return 0; }
@@ -647,8 +638,8 @@ int peft_config_int_buf(const peft_base_model *m, const char *key, int has_def, 
         double d = json_real_value(v);
         if (d > -9.0e18 && d < 9.0e18 && d == (double)(int64_t)d) { *out = (int64_t)d; return 0; }
     }
-    seterr(err, errlen, "%s/config.json: field \"%s\" must be an integer, got %s", m->dir, key,
-           json_kind(v));
+    peft_errbuf(err, errlen, "%s/config.json: field \"%s\" must be an integer, got %s", m->dir, key,
+                json_kind(v));
     return -1;
 }
 
@@ -657,8 +648,8 @@ int peft_config_layers(const peft_base_model *m, const char *key, int has_def, i
 {
     if (peft_config_int_buf(m, key, has_def, def, out, err, errlen)) return -1;
     if (*out >= 0 && *out <= PEFT_MAX_LAYERS) return 0;
-    seterr(err, errlen, "%s/config.json: field \"%s\" is %lld; a layer count must be 0..%d",
-           m->dir, key, (long long)*out, PEFT_MAX_LAYERS);
+    peft_errbuf(err, errlen, "%s/config.json: field \"%s\" is %lld; a layer count must be 0..%d",
+                m->dir, key, (long long)*out, PEFT_MAX_LAYERS);
     return -1;
 }
 
@@ -668,12 +659,12 @@ int peft_config_real_buf(const peft_base_model *m, const char *key, int has_def,
     json_t *v = cfg_get(m, key);
     if (!v) {
         if (has_def) { *out = def; return 0; }
-        seterr(err, errlen, "%s/config.json: missing field \"%s\" (a number)", m->dir, key);
+        peft_errbuf(err, errlen, "%s/config.json: missing field \"%s\" (a number)", m->dir, key);
         return -1;
     }
     if (json_is_number(v)) { *out = json_number_value(v); return 0; }
-    seterr(err, errlen, "%s/config.json: field \"%s\" must be a number, got %s", m->dir, key,
-           json_kind(v));
+    peft_errbuf(err, errlen, "%s/config.json: field \"%s\" must be a number, got %s", m->dir, key,
+                json_kind(v));
     return -1;
 }
 
@@ -683,12 +674,12 @@ int peft_config_bool_buf(const peft_base_model *m, const char *key, int has_def,
     json_t *v = cfg_get(m, key);
     if (!v) {
         if (has_def) { *out = def; return 0; }
-        seterr(err, errlen, "%s/config.json: missing field \"%s\" (true or false)", m->dir, key);
+        peft_errbuf(err, errlen, "%s/config.json: missing field \"%s\" (true or false)", m->dir, key);
         return -1;
     }
     if (json_is_boolean(v)) { *out = json_is_true(v); return 0; }
-    seterr(err, errlen, "%s/config.json: field \"%s\" must be true or false, got %s", m->dir, key,
-           json_kind(v));
+    peft_errbuf(err, errlen, "%s/config.json: field \"%s\" must be true or false, got %s", m->dir, key,
+                json_kind(v));
     return -1;
 }
 
@@ -698,12 +689,12 @@ int peft_config_str_buf(const peft_base_model *m, const char *key, const char *d
     json_t *v = cfg_get(m, key);
     if (!v) {
         if (def) { *out = def; return 0; }
-        seterr(err, errlen, "%s/config.json: missing field \"%s\" (a string)", m->dir, key);
+        peft_errbuf(err, errlen, "%s/config.json: missing field \"%s\" (a string)", m->dir, key);
         return -1;
     }
     if (json_is_string(v)) { *out = json_string_value(v); return 0; }
-    seterr(err, errlen, "%s/config.json: field \"%s\" must be a string, got %s", m->dir, key,
-           json_kind(v));
+    peft_errbuf(err, errlen, "%s/config.json: field \"%s\" must be a string, got %s", m->dir, key,
+                json_kind(v));
     return -1;
 }
 

@@ -7,7 +7,6 @@
 #include "core/model/storage.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,17 +15,7 @@
 #include <unistd.h>
 #include "peft/dtype.h"
 #include "peft/quant.h"
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
+#include "core/util/errbuf.h"
 
 int32_t peft_load_dtype_from_name(const char *name)
 {
@@ -60,21 +49,21 @@ static int read_quant_config(peft_base_model *m, const json_t *q, char *err, siz
 {
     const char *where = "config.json quantization_config";
     if (!json_is_object(q)) {
-        seterr(err, errlen, "%s/%s: must be an object", m->dir, where);
+        peft_errbuf(err, errlen, "%s/%s: must be an object", m->dir, where);
         return -1;
     }
     json_t *meth = json_object_get(q, "quant_method");
     if (meth && !json_is_null(meth) &&
         (!json_is_string(meth) || strcmp(json_string_value(meth), "bitsandbytes"))) {
-        seterr(err, errlen, "%s/%s: quant_method %s is unsupported (only \"bitsandbytes\": int8 or "
-               "nf4 quantized at load)", m->dir, where,
-               json_is_string(meth) ? json_string_value(meth) : "(not a string)");
+        peft_errbuf(err, errlen, "%s/%s: quant_method %s is unsupported (only \"bitsandbytes\": int8 or "
+                    "nf4 quantized at load)", m->dir, where,
+                    json_is_string(meth) ? json_string_value(meth) : "(not a string)");
         return -1;
     }
     int l4 = json_is_true(json_object_get(q, "load_in_4bit"));
     int l8 = json_is_true(json_object_get(q, "load_in_8bit"));
     if (l4 && l8) {
-        seterr(err, errlen, "%s/%s: load_in_4bit and load_in_8bit are both true", m->dir, where);
+        peft_errbuf(err, errlen, "%s/%s: load_in_4bit and load_in_8bit are both true", m->dir, where);
         return -1;
     }
     if (l8) m->quant_dtype = PEFT_DTYPE_INT8;
@@ -82,8 +71,8 @@ static int read_quant_config(peft_base_model *m, const json_t *q, char *err, siz
         json_t *qt = json_object_get(q, "bnb_4bit_quant_type");
         const char *t = json_is_string(qt) ? json_string_value(qt) : "fp4"; /* bnb's default */
         if (strcmp(t, "nf4")) {
-            seterr(err, errlen, "%s/%s: bnb_4bit_quant_type \"%s\" is unsupported (only \"nf4\")",
-                   m->dir, where, t);
+            peft_errbuf(err, errlen, "%s/%s: bnb_4bit_quant_type \"%s\" is unsupported (only \"nf4\")",
+                        m->dir, where, t);
             return -1;
         }
         m->quant_dtype = json_is_true(json_object_get(q, "bnb_4bit_use_double_quant"))
@@ -92,15 +81,15 @@ static int read_quant_config(peft_base_model *m, const json_t *q, char *err, siz
     json_t *skip = json_object_get(q, "llm_int8_skip_modules");
     if (skip && !json_is_null(skip)) {
         if (!json_is_array(skip)) {
-            seterr(err, errlen, "%s/%s: llm_int8_skip_modules must be a list of module names",
-                   m->dir, where);
+            peft_errbuf(err, errlen, "%s/%s: llm_int8_skip_modules must be a list of module names",
+                        m->dir, where);
             return -1;
         }
         size_t i;
         json_t *v;
         json_array_foreach(skip, i, v) if (!json_is_string(v)) {
-            seterr(err, errlen, "%s/%s: llm_int8_skip_modules[%zu] must be a string", m->dir,
-                   where, i);
+            peft_errbuf(err, errlen, "%s/%s: llm_int8_skip_modules[%zu] must be a string", m->dir,
+                        where, i);
             return -1;
         }
         m->quant_skip = json_incref(skip);
@@ -115,7 +104,7 @@ int peft_storage_setup(peft_base_model *m, const peft_load_options *o, char *err
     const char *td = o ? o->torch_dtype : NULL;
     int32_t d = peft_load_dtype_from_name(td);
     if (d == -2) {
-        seterr(err, errlen, "torch_dtype \"%s\" is unknown (auto, float32, bfloat16, float16)", td);
+        peft_errbuf(err, errlen, "torch_dtype \"%s\" is unknown (auto, float32, bfloat16, float16)", td);
         return PEFT_EINVAL;
     }
     m->load_dtype = d;
@@ -123,7 +112,7 @@ int peft_storage_setup(peft_base_model *m, const peft_load_options *o, char *err
     if (o && o->quant) {
         int32_t qd = peft_load_quant_from_name(o->quant);
         if (qd == -2) {
-            seterr(err, errlen, "quantization \"%s\" is unknown (none, int8, nf4, nf4-nodq)", o->quant);
+            peft_errbuf(err, errlen, "quantization \"%s\" is unknown (none, int8, nf4, nf4-nodq)", o->quant);
             return PEFT_EINVAL;
         }
         m->quant_dtype = qd;
@@ -150,8 +139,8 @@ int peft_storage_take(peft_base_model *m, const char *name, peft_tensor *t, char
     if (!nd || !f) {
         free(nd);
         if (f != nd) free(f);
-        seterr(err, errlen, "%s: out of memory converting '%s' to %s", m->dir, name,
-               peft_dtype_label(want));
+        peft_errbuf(err, errlen, "%s: out of memory converting '%s' to %s", m->dir, name,
+                    peft_dtype_label(want));
         return -1;
     }
     peft_tensor_to_f32(t, f);
@@ -290,8 +279,8 @@ int peft_storage_site(peft_base_model *m, peft_site *s, char *err, size_t errlen
     char *qname = ql ? strdup(s->info.name) : NULL;
     if (!qname) {
         peft_tensor_free(q);
-        seterr(err, errlen, "%s: cannot quantize %s.weight to %s (out of memory)", m->dir,
-               s->info.name, peft_dtype_label(m->quant_dtype));
+        peft_errbuf(err, errlen, "%s: cannot quantize %s.weight to %s (out of memory)", m->dir,
+                    s->info.name, peft_dtype_label(m->quant_dtype));
         return -1;
     }
     m->quant_ref_sq += st.sq_norm;

@@ -14,7 +14,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,20 +26,10 @@
 #include "peft/model_init.h"
 #include "peft/safetensors.h"
 #include "peft/util.h"
+#include "core/util/errbuf.h"
 
 #define INIT_RANGE 0.02
 #define MAX_NAME 128
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* mkdir -p */
 
@@ -49,7 +38,7 @@ static int write_config(const char *dir, const peft_gpt2_shape *s, char *err, si
 {
     char path[4096], text[4096];
     if (snprintf(path, sizeof path, "%s/config.json", dir) >= (int)sizeof path) {
-        seterr(err, errlen, "%s: path too long", dir);
+        peft_errbuf(err, errlen, "%s: path too long", dir);
         return -1;
     }
     int special = 50256 < s->vocab_size ? 50256 : s->vocab_size - 1;
@@ -120,19 +109,19 @@ static int write_random_gpt2(const char *dir, const peft_gpt2_shape *s, uint64_t
                              size_t errlen)
 {
     if (!dir || !*dir || !s) {
-        seterr(err, errlen, "peft_write_random_gpt2: dir and shape are required");
+        peft_errbuf(err, errlen, "peft_write_random_gpt2: dir and shape are required");
         return PEFT_EINVAL;
     }
     if (s->n_layer <= 0 || s->n_embd <= 0 || s->n_head <= 0 || s->vocab_size <= 0 ||
         s->n_positions <= 0) {
-        seterr(err, errlen, "%s: GPT-2 shape must be positive (n_layer %d, n_embd %d, n_head %d, "
-               "vocab_size %d, n_positions %d)", dir, s->n_layer, s->n_embd, s->n_head,
-               s->vocab_size, s->n_positions);
+        peft_errbuf(err, errlen, "%s: GPT-2 shape must be positive (n_layer %d, n_embd %d, n_head %d, "
+                    "vocab_size %d, n_positions %d)", dir, s->n_layer, s->n_embd, s->n_head,
+                    s->vocab_size, s->n_positions);
         return PEFT_EINVAL;
     }
     if (s->n_embd % s->n_head) {
-        seterr(err, errlen, "%s: n_embd (%d) is not a multiple of n_head (%d)", dir, s->n_embd,
-               s->n_head);
+        peft_errbuf(err, errlen, "%s: n_embd (%d) is not a multiple of n_head (%d)", dir, s->n_embd,
+                    s->n_head);
         return PEFT_EINVAL;
     }
     if (peft_mkdirs_buf(dir, err, errlen)) return PEFT_EIO;
@@ -144,7 +133,7 @@ static int write_random_gpt2(const char *dir, const peft_gpt2_shape *s, uint64_t
     peft_st_out *outs = calloc(cap, sizeof *outs);
     int rc = PEFT_ENOMEM;
     if (!ts || !outs) {
-        seterr(err, errlen, "%s: out of memory", dir);
+        peft_errbuf(err, errlen, "%s: out of memory", dir);
         goto done;
     }
 
@@ -181,8 +170,8 @@ static int write_random_gpt2(const char *dir, const peft_gpt2_shape *s, uint64_t
         int64_t numel = t->ndim == 2 ? t->shape[0] * t->shape[1] : t->shape[0];
         t->data = malloc((size_t)numel * sizeof(float));
         if (!t->data) {
-            seterr(err, errlen, "%s: out of memory for %s (%lld floats)", dir, t->name,
-                   (long long)numel);
+            peft_errbuf(err, errlen, "%s: out of memory for %s (%lld floats)", dir, t->name,
+                        (long long)numel);
             goto done;
         }
         for (int64_t j = 0; j < numel; j++)
@@ -198,7 +187,7 @@ static int write_random_gpt2(const char *dir, const peft_gpt2_shape *s, uint64_t
 
     char path[4096];
     if (snprintf(path, sizeof path, "%s/model.safetensors", dir) >= (int)sizeof path) {
-        seterr(err, errlen, "%s: path too long", dir);
+        peft_errbuf(err, errlen, "%s: path too long", dir);
         rc = PEFT_EINVAL;
         goto done;
     }

@@ -4,7 +4,6 @@
  * header, dtypes, shapes, offsets); each tensor is copied into a new f32 tensor taken through the
  * host table's tensor_new, so the alloc guard bounds it while an adapter is created; the file is
  * closed before the call returns (nothing borrowed outlives it). */
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -14,17 +13,7 @@
 #include "peft/graph.h"
 #include "peft/safetensors.h"
 #include "peft/status.h"
-
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
+#include "core/util/errbuf.h"
 
 /* PyTorch's torch.save files: a zip archive ("PK\3\4") or a bare pickle (protocol 2+: 0x80) */
 static const char *pickle_hint(const char *path)
@@ -45,7 +34,7 @@ int peft_host_safetensors_read(const char *path, const char *const *names, int n
 {
     if (err && errlen) err[0] = '\0';
     if (!path || !*path || n < 0 || (n > 0 && (!names || !out))) {
-        errf(err, errlen, "safetensors_read: missing path, names or out");
+        peft_errbuf(err, errlen, "safetensors_read: missing path, names or out");
         return -1;
     }
     for (int i = 0; i < n; i++) out[i] = NULL;
@@ -53,7 +42,7 @@ int peft_host_safetensors_read(const char *path, const char *const *names, int n
     char oerr[1024] = "";
     int rc = peft_st_open_buf(path, &f, oerr, sizeof oerr);
     if (rc) {
-        errf(err, errlen, "%s%s", oerr, rc == PEFT_EFORMAT ? pickle_hint(path) : "");
+        peft_errbuf(err, errlen, "%s%s", oerr, rc == PEFT_EFORMAT ? pickle_hint(path) : "");
         return -1;
     }
     const peft_host_api *host = peft_host_api_get();
@@ -61,14 +50,14 @@ int peft_host_safetensors_read(const char *path, const char *const *names, int n
         const peft_st_entry *e = names[i] ? peft_st_find(f, names[i]) : NULL;
         if (!e) continue;
         if (e->dtype == PEFT_DTYPE_I32) {
-            errf(err, errlen, "%s: tensor '%s' is I32; a float tensor (F32, F16 or BF16) was "
-                 "expected", path, names[i]);
+            peft_errbuf(err, errlen, "%s: tensor '%s' is I32; a float tensor (F32, F16 or BF16) was "
+                        "expected", path, names[i]);
             goto fail;
         }
         peft_tensor *t = host->tensor_new(e->ndim, e->shape);
         if (!t) {
-            errf(err, errlen, "%s: out of memory (or over the adapter's size bound) reading "
-                 "tensor '%s'", path, names[i]);
+            peft_errbuf(err, errlen, "%s: out of memory (or over the adapter's size bound) reading "
+                        "tensor '%s'", path, names[i]);
             goto fail;
         }
         peft_convert_to_f32(e->dtype, e->data, peft_f32(t), t->numel);
