@@ -416,16 +416,8 @@ peft_tensor *dec_lm_loss_chunked(peft_graph *g, const dec_seq *s, peft_tensor *h
 peft_tensor *dec_lm_loss(peft_graph *g, const dec_seq *s, peft_tensor *logits,
                          const int32_t *labels)
 {
-    const int64_t B = s->B, T = s->T, Tq = s->Tq, Pp = s->Pp;
-    int32_t *tgt = arena_i32(g, B, Tq);
-    if (!tgt) return NULL;
-    /* PEFT prepends Pp labels -100; HF shifts: row (b, t) predicts label t + 1 */
-    for (int64_t b = 0; b < B; b++)
-        for (int64_t t = 0; t < Tq; t++) {
-            int64_t j = t + 1 - Pp; /* index of label t + 1 in the caller's (B, T) labels */
-            tgt[b * Tq + t] = t + 1 < Tq && j >= 0 ? labels[b * T + j] : -100;
-        }
-    return op_cross_entropy(g, logits, tgt, -100); /* (B*Tq, V) rows */
+    int32_t *tgt = shifted_targets(g, s, labels);
+    return tgt ? op_cross_entropy(g, logits, tgt, -100) : NULL; /* (B*Tq, V) rows */
 }
 
 int dec_pool_index(const dec_head *h, const dec_seq *s, int32_t *idx, const char *name,
