@@ -104,9 +104,8 @@ static void add(init_tensor *ts, size_t *n, const char *name, int ndim, int64_t 
     t->data = NULL;
 }
 
-/* the writer with the message in err: PEFT_OK or a PEFT_E* code */
-static int write_random_gpt2(const char *dir, const peft_gpt2_shape *s, uint64_t seed, char *err,
-                             size_t errlen)
+/* PEFT_OK, or PEFT_EINVAL with err when the shape cannot make a GPT-2 */
+static int check_shape(const char *dir, const peft_gpt2_shape *s, char *err, size_t errlen)
 {
     if (!dir || !*dir || !s) {
         peft_errbuf(err, errlen, "peft_write_random_gpt2: dir and shape are required");
@@ -124,19 +123,16 @@ static int write_random_gpt2(const char *dir, const peft_gpt2_shape *s, uint64_t
                     s->n_head);
         return PEFT_EINVAL;
     }
-    if (peft_mkdirs_buf(dir, err, errlen)) return PEFT_EIO;
+    return PEFT_OK;
+}
 
+/* GPT2LMHeadModel's tensors in HF's order, with _init_weights' fills (c_proj: std / sqrt(2 L));
+ * ts has room for 4 + 12 L. The count. */
+static size_t list_tensors(const peft_gpt2_shape *s, init_tensor *ts)
+{
     const int64_t C = s->n_embd, V = s->vocab_size, P = s->n_positions;
     const double proj_std = INIT_RANGE / sqrt(2.0 * s->n_layer);
-    size_t cap = 4 + 12 * (size_t)s->n_layer, n = 0; /* wte, wpe, 12 per block, ln_f */
-    init_tensor *ts = calloc(cap, sizeof *ts);
-    peft_st_out *outs = calloc(cap, sizeof *outs);
-    int rc = PEFT_ENOMEM;
-    if (!ts || !outs) {
-        peft_errbuf(err, errlen, "%s: out of memory", dir);
-        goto done;
-    }
-
+    size_t n = 0;
     char nm[MAX_NAME];
     add(ts, &n, "transformer.wte.weight", 2, V, C, FILL_NORMAL, INIT_RANGE); /* (V, C) */
     add(ts, &n, "transformer.wpe.weight", 2, P, C, FILL_NORMAL, INIT_RANGE); /* (P, C) */
@@ -162,7 +158,14 @@ static int write_random_gpt2(const char *dir, const peft_gpt2_shape *s, uint64_t
     }
     add(ts, &n, "transformer.ln_f.weight", 1, C, 1, FILL_ONE, 0);  /* (C) */
     add(ts, &n, "transformer.ln_f.bias", 1, C, 1, FILL_ZERO, 0);   /* (C) */
+    return n;
+}
 
+/* the n tensors' data, filled in order from one generator seeded with seed, and outs pointing
+ * at them. 0 or -1 with err (out of memory) */
+static int fill_tensors(const char *dir, init_tensor *ts, size_t n, peft_st_out *outs, uint64_t seed,
+                        char *err, size_t errlen)
+{
     peft_rng rng;
     peft_rng_seed(&rng, seed);
     for (size_t k = 0; k < n; k++) {
@@ -172,7 +175,7 @@ static int write_random_gpt2(const char *dir, const peft_gpt2_shape *s, uint64_t
         if (!t->data) {
             peft_errbuf(err, errlen, "%s: out of memory for %s (%lld floats)", dir, t->name,
                         (long long)numel);
-            goto done;
+            return -1;
         }
         for (int64_t j = 0; j < numel; j++)
             t->data[j] = t->fill == FILL_NORMAL ? (float)(peft_rng_normal(&rng) * t->std)
@@ -184,6 +187,27 @@ static int write_random_gpt2(const char *dir, const peft_gpt2_shape *s, uint64_t
         outs[k].shape = t->shape;
         outs[k].data = t->data;
     }
+    return 0;
+}
+
+/* the writer with the message in err: PEFT_OK or a PEFT_E* code */
+static int write_random_gpt2(const char *dir, const peft_gpt2_shape *s, uint64_t seed, char *err,
+                             size_t errlen)
+{
+    int rc = check_shape(dir, s, err, errlen);
+    if (rc) return rc;
+    if (peft_mkdirs_buf(dir, err, errlen)) return PEFT_EIO;
+
+    size_t cap = 4 + 12 * (size_t)s->n_layer, n = 0; /* wte, wpe, 12 per block, ln_f */
+    init_tensor *ts = calloc(cap, sizeof *ts);
+    peft_st_out *outs = calloc(cap, sizeof *outs);
+    rc = PEFT_ENOMEM;
+    if (!ts || !outs) {
+        peft_errbuf(err, errlen, "%s: out of memory", dir);
+        goto done;
+    }
+    n = list_tensors(s, ts);
+    if (fill_tensors(dir, ts, n, outs, seed, err, errlen)) goto done;
 
     char path[4096];
     if (snprintf(path, sizeof path, "%s/model.safetensors", dir) >= (int)sizeof path) {

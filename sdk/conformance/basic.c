@@ -176,6 +176,47 @@ int pc_check_config(const pc_env *env, const pc_model *model, char *msg, size_t 
 
 /* ---- inject ---- */
 
+/* What the injected adapter shows: the layers that carry it (*n_layers; none is a failure but
+ * for prompt learning and attention hooks), its trainable parameters (*trainable, some), and its
+ * saved state dict (*n_keys keys, some, each with the method's prefix). 0 or -1 with msg */
+static int check_injected(const pc_env *env, pc_run_state *r, int *n_layers, int64_t *trainable,
+                          size_t *n_keys, char *msg, size_t len)
+{
+    const int prompt = (env->vt->caps & PEFT_CAP_PROMPT_LEARNING) != 0;
+    char *status_json = NULL;
+    *n_layers = 0;
+    if (peft_get_layer_status(r->m, &status_json) == PEFT_OK) {
+        json_t *j = json_loads(status_json, 0, NULL);
+        *n_layers = (int)json_array_size(j);
+        json_decref(j);
+    }
+    free(status_json);
+    /* an attention-hook method (ABI 1.4) is on no linear layer; its status raises, as PEFT's */
+    const int attn = (env->vt->caps & PEFT_CAP_ATTENTION) != 0;
+    if (!prompt && !attn && *n_layers == 0)
+        return pc_msg(msg, len, PC_FAIL, "no layer carries the adapter (layer status is empty)"), -1;
+    int64_t all = 0;
+    *trainable = 0;
+    peft_get_nb_trainable_parameters(r->m, trainable, &all);
+    if (*trainable <= 0) return pc_msg(msg, len, PC_FAIL, "the adapter has no trainable parameters"), -1;
+    peft_state_dict *sd;
+    if (peft_get_peft_model_state_dict(r->m, "default", &sd))
+        return pc_msg(msg, len, PC_FAIL, "state dict: %s", peft_errmsg(r->ctx)), -1;
+    int bad = -1;
+    for (size_t i = 0; i < sd->n && bad < 0; i++)
+        if (!prompt && !strstr(sd->names[i], env->vt->prefix)) bad = (int)i;
+    if (sd->n == 0 || bad >= 0) {
+        if (sd->n == 0) pc_msg(msg, len, PC_FAIL, "the saved state dict is empty");
+        else pc_msg(msg, len, PC_FAIL, "state dict key '%s' lacks the method's prefix '%s'",
+                    sd->names[bad], env->vt->prefix);
+        peft_state_dict_free(sd);
+        return -1;
+    }
+    *n_keys = sd->n;
+    peft_state_dict_free(sd);
+    return 0;
+}
+
 int pc_check_inject(const pc_env *env, const pc_model *model, char *msg, size_t len)
 {
     pc_run_state r;
@@ -198,45 +239,11 @@ int pc_check_inject(const pc_env *env, const pc_model *model, char *msg, size_t 
         }
         goto done;
     }
-
-    int prompt = (env->vt->caps & PEFT_CAP_PROMPT_LEARNING) != 0;
-    char *status_json = NULL;
-    int n_layers = 0;
-    if (peft_get_layer_status(r.m, &status_json) == PEFT_OK) {
-        json_t *j = json_loads(status_json, 0, NULL);
-        n_layers = (int)json_array_size(j);
-        json_decref(j);
-    }
-    free(status_json);
-    /* an attention-hook method (ABI 1.4) is on no linear layer; its status raises, as PEFT's */
-    const int attn = (env->vt->caps & PEFT_CAP_ATTENTION) != 0;
-    if (!prompt && !attn && n_layers == 0) {
-        pc_msg(msg, len, PC_FAIL, "no layer carries the adapter (layer status is empty)");
-        goto done;
-    }
-    int64_t trainable = 0, all = 0;
-    peft_get_nb_trainable_parameters(r.m, &trainable, &all);
-    if (trainable <= 0) {
-        pc_msg(msg, len, PC_FAIL, "the adapter has no trainable parameters");
-        goto done;
-    }
-    peft_state_dict *sd;
-    if (peft_get_peft_model_state_dict(r.m, "default", &sd)) {
-        pc_msg(msg, len, PC_FAIL, "state dict: %s", peft_errmsg(r.ctx));
-        goto done;
-    }
-    int bad = -1;
-    for (size_t i = 0; i < sd->n && bad < 0; i++)
-        if (!prompt && !strstr(sd->names[i], env->vt->prefix)) bad = (int)i;
-    if (sd->n == 0 || bad >= 0) {
-        if (sd->n == 0) pc_msg(msg, len, PC_FAIL, "the saved state dict is empty");
-        else pc_msg(msg, len, PC_FAIL, "state dict key '%s' lacks the method's prefix '%s'",
-                    sd->names[bad], env->vt->prefix);
-        peft_state_dict_free(sd);
-        goto done;
-    }
-    size_t n_keys = sd->n;
-    peft_state_dict_free(sd);
+    const int prompt = (env->vt->caps & PEFT_CAP_PROMPT_LEARNING) != 0;
+    int n_layers;
+    int64_t trainable;
+    size_t n_keys;
+    if (check_injected(env, &r, &n_layers, &trainable, &n_keys, msg, len)) goto done;
 
     if (pc_forward(&r, 0, msg, len) || !(init_out = pc_copy_outputs(&r, &n))) goto done;
     if (n != n_base && !prompt) {

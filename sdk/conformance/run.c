@@ -140,6 +140,32 @@ static void summarise_log(const char *path, char *msg, size_t len)
     if (found[0]) snprintf(msg, len, "%s", found);
 }
 
+/* the verdict of the inner check's run under valgrind (wait status ws, its log at log) */
+static int valgrind_verdict(int ws, const pc_model *model, const char *log, char *msg, size_t len)
+{
+    int status;
+    if (WIFEXITED(ws) && WEXITSTATUS(ws) == 0) {
+        status = pc_msg(msg, len, PC_PASS, "forward/backward on %s under valgrind: no leaks, no "
+                        "memory errors", model->label);
+    } else if (WIFEXITED(ws) && WEXITSTATUS(ws) == 99) {
+        status = pc_msg(msg, len, PC_FAIL, "valgrind found leaks or memory errors");
+        char found[PC_MSG] = "";
+        summarise_log(log, found, sizeof found);
+        if (found[0]) snprintf(msg, len, "valgrind: %s (full log kept: %s)", found, log);
+    } else if (WIFEXITED(ws)) {
+        char found[PC_MSG] = "";
+        summarise_log(log, found, sizeof found);
+        status = pc_msg(msg, len, PC_FAIL, "forward/backward under valgrind failed (exit status "
+                        "%d: %s; log kept: %s)", WEXITSTATUS(ws), found[0] ? found : "?", log);
+    } else {
+        char name[128];
+        signal_name(WTERMSIG(ws), name, sizeof name);
+        status = pc_msg(msg, len, PC_FAIL, "forward/backward under valgrind killed by %s (log "
+                        "kept: %s)", name, log);
+    }
+    return status;
+}
+
 int pc_check_valgrind(const pc_env *env, const pc_model *model, char *msg, size_t len)
 {
     char vg[4096];
@@ -199,26 +225,7 @@ int pc_check_valgrind(const pc_env *env, const pc_model *model, char *msg, size_
     close(lfd);
     int ws = 0;
     while (waitpid(pid, &ws, 0) < 0 && errno == EINTR) {}
-    int status;
-    if (WIFEXITED(ws) && WEXITSTATUS(ws) == 0) {
-        status = pc_msg(msg, len, PC_PASS, "forward/backward on %s under valgrind: no leaks, no "
-                        "memory errors", model->label);
-    } else if (WIFEXITED(ws) && WEXITSTATUS(ws) == 99) {
-        status = pc_msg(msg, len, PC_FAIL, "valgrind found leaks or memory errors");
-        char found[PC_MSG] = "";
-        summarise_log(log, found, sizeof found);
-        if (found[0]) snprintf(msg, len, "valgrind: %s (full log kept: %s)", found, log);
-    } else if (WIFEXITED(ws)) {
-        char found[PC_MSG] = "";
-        summarise_log(log, found, sizeof found);
-        status = pc_msg(msg, len, PC_FAIL, "forward/backward under valgrind failed (exit status "
-                        "%d: %s; log kept: %s)", WEXITSTATUS(ws), found[0] ? found : "?", log);
-    } else {
-        char name[128];
-        signal_name(WTERMSIG(ws), name, sizeof name);
-        status = pc_msg(msg, len, PC_FAIL, "forward/backward under valgrind killed by %s (log "
-                        "kept: %s)", name, log);
-    }
+    int status = valgrind_verdict(ws, model, log, msg, len);
     if (status == PC_PASS) unlink(log);
     return status;
 }
