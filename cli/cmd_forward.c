@@ -69,34 +69,84 @@ static int write_grads(peft_model *m, const char *path)
     return rc ? cli_fail("%s", peft_errmsg(peft_model_ctx(m))) : 0;
 }
 
-int cmd_forward(int argc, char **argv)
-{
-    const char *model = NULL, *input = NULL, *output = NULL, *grads = NULL;
+typedef struct fwd_opts {
+    const char *model, *input, *output, *grads;
     char *adapters[CLI_MAX_ADAPTERS];
-    int n_adapters = 0, merge = 0, mixed = 0;
-    const char *active = NULL, *row_spec = NULL;
-    unsigned long long seed = 0;
+    int n_adapters, merge, mixed;
+    const char *active, *row_spec;
+    unsigned long long seed;
+} fwd_opts;
+
+/* the options into o: -1 go on, else the command's exit status (--help, a bad option) */
+static int parse_opts(int argc, char **argv, fwd_opts *o)
+{
     for (int i = 1; i < argc; i++) {
         const char *v;
         if (!strcmp(argv[i], "--help")) { fputs(HELP, stdout); return 0; }
         else if (cli_load_opt(argc, argv, &i)) continue;
-        else if ((v = cli_opt(argc, argv, &i, "--model"))) model = v;
-        else if ((v = cli_opt(argc, argv, &i, "--input"))) input = v;
-        else if ((v = cli_opt(argc, argv, &i, "--output"))) output = v;
-        else if ((v = cli_opt(argc, argv, &i, "--grads"))) grads = v;
-        else if ((v = cli_opt(argc, argv, &i, "--seed"))) seed = strtoull(v, NULL, 10);
-        else if ((v = cli_opt(argc, argv, &i, "--active"))) active = v;
-        else if ((v = cli_opt(argc, argv, &i, "--row-adapters"))) row_spec = v;
+        else if ((v = cli_opt(argc, argv, &i, "--model"))) o->model = v;
+        else if ((v = cli_opt(argc, argv, &i, "--input"))) o->input = v;
+        else if ((v = cli_opt(argc, argv, &i, "--output"))) o->output = v;
+        else if ((v = cli_opt(argc, argv, &i, "--grads"))) o->grads = v;
+        else if ((v = cli_opt(argc, argv, &i, "--seed"))) o->seed = strtoull(v, NULL, 10);
+        else if ((v = cli_opt(argc, argv, &i, "--active"))) o->active = v;
+        else if ((v = cli_opt(argc, argv, &i, "--row-adapters"))) o->row_spec = v;
         else if ((v = cli_opt(argc, argv, &i, "--adapter"))) {
-            if (n_adapters == CLI_MAX_ADAPTERS) return cli_fail("at most %d adapters", CLI_MAX_ADAPTERS);
-            adapters[n_adapters++] = (char *)v;
-        } else if (!strcmp(argv[i], "--merge")) merge = 1;
-        else if (!strcmp(argv[i], "--mixed")) mixed = 1;
+            if (o->n_adapters == CLI_MAX_ADAPTERS) return cli_fail("at most %d adapters", CLI_MAX_ADAPTERS);
+            o->adapters[o->n_adapters++] = (char *)v;
+        } else if (!strcmp(argv[i], "--merge")) o->merge = 1;
+        else if (!strcmp(argv[i], "--mixed")) o->mixed = 1;
         else { fputs(HELP, stderr); return cli_fail("unknown option '%s'", argv[i]); }
     }
-    if (!model || !input || !output) { fputs(HELP, stderr); return cli_fail("--model, --input and --output are required"); }
-    if (grads && merge) return cli_fail("--grads and --merge cannot be combined (merged adapters have no gradient)");
-    if (grads && n_adapters == 0) return cli_fail("--grads needs at least one --adapter");
+    if (!o->model || !o->input || !o->output) { fputs(HELP, stderr); return cli_fail("--model, --input and --output are required"); }
+    if (o->grads && o->merge) return cli_fail("--grads and --merge cannot be combined (merged adapters have no gradient)");
+    if (o->grads && o->n_adapters == 0) return cli_fail("--grads needs at least one --adapter");
+    return -1;
+}
+
+/* --active, --row-adapters (row_names, their text in rows_buf) and --merge on the loaded model
+ * (m NULL: none). 0 or the exit status */
+static int set_adapters(const fwd_opts *o, peft_ctx *ctx, peft_model *m, int64_t B, char *rows_buf, size_t rows_len,
+                        const char **row_names, int max_rows)
+{
+    if (o->active) {
+        char active_buf[4096];
+        const char *names[256];
+        snprintf(active_buf, sizeof active_buf, "%s", o->active);
+        int n = cli_split_names(active_buf, names, 256);
+        if (!m || peft_set_adapters(m, names, n))
+            return cli_fail("--active: %s", m ? peft_errmsg(ctx) : "no adapters loaded");
+    }
+    if (o->row_spec) {
+        int rc = cli_row_adapters(o->row_spec, rows_buf, rows_len, row_names, max_rows, B, m != NULL);
+        if (rc) return rc;
+        if (o->merge) return cli_fail("--row-adapters and --merge cannot be combined");
+    }
+    if (o->merge && m && peft_merge_adapter(m, NULL, 0, 1)) return cli_fail("%s", peft_errmsg(ctx));
+    return 0;
+}
+
+/* the outputs (logits, start/end logits, last hidden state, loss) into path; the loss printed */
+static int write_outputs(peft_ctx *ctx, const char *path, const peft_model_outputs *mo)
+{
+    peft_st_out outs[5];
+    size_t n = 0;
+    const char *out_names[5] = {"logits", "start_logits", "end_logits", "last_hidden_state", "loss"};
+    peft_tensor *ts[5] = {mo->logits, mo->start_logits, mo->end_logits, mo->last_hidden_state, mo->loss};
+    for (int k = 0; k < 5; k++)
+        if (ts[k]) outs[n++] = (peft_st_out){out_names[k], PEFT_DTYPE_F32, ts[k]->ndim, ts[k]->shape, ts[k]->data};
+    static const char *const meta[] = {"format", "pt", NULL};
+    if (peft_st_write(ctx, path, outs, n, meta)) return cli_fail("%s", peft_errmsg(ctx));
+    if (mo->loss) printf("loss %.9g\n", (double)peft_f32(mo->loss)[0]);
+    return 0;
+}
+
+int cmd_forward(int argc, char **argv)
+{
+    fwd_opts o = {0};
+    int rc = parse_opts(argc, argv, &o);
+    if (rc >= 0) return rc;
+    const char *grads = o.grads, *input = o.input;
 
     peft_inputs in;
     if (cli_load_inputs(input, &in)) return 1;
@@ -105,29 +155,15 @@ int cmd_forward(int argc, char **argv)
         return cli_fail("--grads needs a loss: labels (or, for question answering, start_positions "
                         "and end_positions) in %s", input);
     }
-    peft_ctx *ctx = peft_ctx_new(seed);
+    peft_ctx *ctx = peft_ctx_new(o.seed);
     peft_set_tokenizer(ctx, peft_tokenizer_text_hook, NULL);
     peft_base_model *base = NULL;
     peft_model *m = NULL;
-    int rc = cli_open_model_mixed(ctx, model, adapters, n_adapters, grads != NULL, mixed, &base, &m);
+    rc = cli_open_model_mixed(ctx, o.model, o.adapters, o.n_adapters, grads != NULL, o.mixed, &base, &m);
     if (rc) goto out;
-    char active_buf[4096], rows_buf[8192];
-    const char *names[256];
-    if (active) {
-        snprintf(active_buf, sizeof active_buf, "%s", active);
-        int n = cli_split_names(active_buf, names, 256);
-        if (!m || peft_set_adapters(m, names, n)) {
-            rc = cli_fail("--active: %s", m ? peft_errmsg(ctx) : "no adapters loaded");
-            goto out;
-        }
-    }
+    char rows_buf[8192];
     const char *row_names[1024];
-    if (row_spec) {
-        if ((rc = cli_row_adapters(row_spec, rows_buf, sizeof rows_buf, row_names, 1024, in.B, m != NULL)))
-            goto out;
-        if (merge) { rc = cli_fail("--row-adapters and --merge cannot be combined"); goto out; }
-    }
-    if (merge && m && peft_merge_adapter(m, NULL, 0, 1)) { rc = cli_fail("%s", peft_errmsg(ctx)); goto out; }
+    if ((rc = set_adapters(&o, ctx, m, in.B, rows_buf, sizeof rows_buf, row_names, 1024))) goto out;
 
     peft_graph *g = peft_graph_new(peft_ctx_rng(ctx));
     peft_graph_set_recording(g, grads != NULL);
@@ -135,24 +171,14 @@ int cmd_forward(int argc, char **argv)
     peft_inputs_view(&in, &mi);
     peft_model_outputs mo = {0};
     if (m) {
-        int frc = row_spec ? peft_model_forward_rows(m, g, &mi, row_names, &mo) : peft_model_forward(m, g, &mi, &mo);
+        int frc = o.row_spec ? peft_model_forward_rows(m, g, &mi, row_names, &mo) : peft_model_forward(m, g, &mi, &mo);
         if (frc) rc = cli_fail("%s", peft_errmsg(ctx));
     } else if (peft_base_model_forward(base, g, &mi, &mo)) {
         rc = cli_fail("%s", peft_graph_error(g));
     }
     if (!rc && grads && !mo.loss) rc = cli_fail("--grads: the model computed no loss from %s", input);
     else if (!rc && grads && peft_graph_backward(g, mo.loss)) rc = cli_fail("%s", peft_graph_error(g));
-    if (!rc) {
-        peft_st_out outs[5];
-        size_t n = 0;
-        const char *out_names[5] = {"logits", "start_logits", "end_logits", "last_hidden_state", "loss"};
-        peft_tensor *ts[5] = {mo.logits, mo.start_logits, mo.end_logits, mo.last_hidden_state, mo.loss};
-        for (int k = 0; k < 5; k++)
-            if (ts[k]) outs[n++] = (peft_st_out){out_names[k], PEFT_DTYPE_F32, ts[k]->ndim, ts[k]->shape, ts[k]->data};
-        static const char *const meta[] = {"format", "pt", NULL};
-        if (peft_st_write(ctx, output, outs, n, meta)) rc = cli_fail("%s", peft_errmsg(ctx));
-        else if (mo.loss) printf("loss %.9g\n", (double)peft_f32(mo.loss)[0]);
-    }
+    if (!rc) rc = write_outputs(ctx, o.output, &mo);
     if (!rc && grads) rc = write_grads(m, grads);
     peft_graph_free(g);
 out:

@@ -163,6 +163,28 @@ static void print_json(const char *ms, const char *ls, const char *error, json_t
     json_decref(o);
 }
 
+/* the model's line and one line per site with the adapters on it */
+static void print_sites(const peft_base_model *b)
+{
+    const int64_t total = peft_base_model_param_count(b);
+    const size_t n_sites = peft_base_model_num_sites(b);
+    printf("%s (%s) from %s: %zu parameter tensors, %lld parameters, %zu sites\n",
+           peft_base_model_class(b), peft_base_model_type(b), peft_base_model_dir(b),
+           peft_base_model_num_params(b), (long long)total, n_sites);
+    static const char *const kinds[] = {"Linear", "Conv1D", "Embedding", "Norm"};
+    for (size_t i = 0; i < n_sites; i++) {
+        const peft_site_info *s = peft_base_model_site(b, i);
+        int k = s->kind >= 0 && s->kind <= 3 ? s->kind : 0;
+        printf("  %-40s %s (%lld -> %lld)", s->name, kinds[k],
+               (long long)s->in_features, (long long)s->out_features);
+        const char *an, *meth;
+        int merged;
+        for (int j = 0; peft_base_model_site_adapter(b, i, j, &an, &meth, &merged); j++)
+            printf("%s %s:%s%s", j ? "," : "  +", an, meth, merged ? " (merged)" : "");
+        printf("\n");
+    }
+}
+
 int cmd_info(int argc, char **argv)
 {
     const char *model = NULL, *config = NULL, *peft_config = NULL;
@@ -194,25 +216,7 @@ int cmd_info(int argc, char **argv)
     int rc = cli_open_model(ctx, model, adapters, n_adapters, 0, &base, &m);
     if (rc) { peft_ctx_free(ctx); return rc; }
     peft_base_model *b = m ? peft_get_base_model(m) : base;
-    const int64_t total = peft_base_model_param_count(b);
-    const size_t n_sites = peft_base_model_num_sites(b);
-    if (!as_json) {
-        printf("%s (%s) from %s: %zu parameter tensors, %lld parameters, %zu sites\n",
-               peft_base_model_class(b), peft_base_model_type(b), peft_base_model_dir(b),
-               peft_base_model_num_params(b), (long long)total, n_sites);
-        static const char *const kinds[] = {"Linear", "Conv1D", "Embedding", "Norm"};
-        for (size_t i = 0; i < n_sites; i++) {
-            const peft_site_info *s = peft_base_model_site(b, i);
-            int k = s->kind >= 0 && s->kind <= 3 ? s->kind : 0;
-            printf("  %-40s %s (%lld -> %lld)", s->name, kinds[k],
-                   (long long)s->in_features, (long long)s->out_features);
-            const char *an, *meth;
-            int merged;
-            for (int j = 0; peft_base_model_site_adapter(b, i, j, &an, &meth, &merged); j++)
-                printf("%s %s:%s%s", j ? "," : "  +", an, meth, merged ? " (merged)" : "");
-            printf("\n");
-        }
-    }
+    if (!as_json) print_sites(b);
     json_t *storage = base_storage_json(b);
     if (!as_json) print_base_storage(storage);
     if (m) {

@@ -70,6 +70,34 @@ static float *probe(peft_base_model *b, peft_model *m, const peft_model_inputs *
     return out;
 }
 
+/* the probe batch when none is given: 2 x 16 seeded random tokens (and a decoder prompt for
+ * seq2seq models) */
+static void random_probe(const peft_base_model *base, peft_inputs *in)
+{
+    int64_t vocab = peft_base_model_vocab_size(base) ? peft_base_model_vocab_size(base) : 2;
+    in->B = 2;
+    in->T = 16;
+    in->input_ids = malloc(32 * sizeof *in->input_ids);
+    peft_rng r;
+    peft_rng_seed(&r, 1234);
+    for (int i = 0; in->input_ids && i < 32; i++) in->input_ids[i] = (int32_t)(peft_rng_next(&r) % (uint64_t)vocab);
+    if (peft_base_model_is_encoder_decoder(base) && in->input_ids) { /* a decoder prompt for seq2seq models */
+        in->Td = 4;
+        in->decoder_input_ids = calloc(8, sizeof *in->decoder_input_ids);
+    }
+}
+
+/* max |a - b| over n values (NaN wins) */
+static double max_abs_diff(const float *a, const float *b, int64_t n)
+{
+    double worst = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (!(d <= worst)) worst = d;
+    }
+    return worst;
+}
+
 int cmd_merge(int argc, char **argv)
 {
     const char *model = NULL, *output = NULL, *probe_path = NULL, *dtype_name = NULL;
@@ -113,19 +141,7 @@ int cmd_merge(int argc, char **argv)
         const peft_tensor *p0 = peft_base_model_param(base, 0, NULL);
         dtype = p0 ? p0->dtype : PEFT_DTYPE_F32;
     }
-    if (!probe_path) { /* 2 x 16 seeded random tokens */
-        int64_t vocab = peft_base_model_vocab_size(base) ? peft_base_model_vocab_size(base) : 2;
-        in.B = 2;
-        in.T = 16;
-        in.input_ids = malloc(32 * sizeof *in.input_ids);
-        peft_rng r;
-        peft_rng_seed(&r, 1234);
-        for (int i = 0; in.input_ids && i < 32; i++) in.input_ids[i] = (int32_t)(peft_rng_next(&r) % (uint64_t)vocab);
-        if (peft_base_model_is_encoder_decoder(base) && in.input_ids) { /* a decoder prompt for seq2seq models */
-            in.Td = 4;
-            in.decoder_input_ids = calloc(8, sizeof *in.decoder_input_ids);
-        }
-    }
+    if (!probe_path) random_probe(base, &in);
     peft_model_inputs mi;
     peft_inputs_view(&in, &mi);
     mi.labels = NULL; /* outputs only */
@@ -138,11 +154,7 @@ int cmd_merge(int argc, char **argv)
     m = NULL;
     after = probe(merged, NULL, &mi, &n2, err, sizeof err);
     if (!after || n1 != n2) { rc = cli_fail("probe forward after merging: %s", err); goto out; }
-    double worst = 0;
-    for (int64_t i = 0; i < n1; i++) {
-        double d = fabs((double)before[i] - after[i]);
-        if (!(d <= worst)) worst = d;
-    }
+    double worst = max_abs_diff(before, after, n1);
     printf("merged %d adapter%s into %s; largest |merged - unmerged| on the probe batch: %.3g\n",
            n_merged, n_merged == 1 ? "" : "s", model, worst);
     if (peft_base_model_save(ctx, merged, output, dtype)) { rc = cli_fail("%s", peft_errmsg(ctx)); goto out; }

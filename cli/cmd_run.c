@@ -91,76 +91,62 @@ static int parse_shard(const char *v, int *index, int *count)
     return 0;
 }
 
-static int run_main(int argc, char **argv, int rank)
+typedef struct run_args {
+    const char *file, *output, *only, *shard;
+    int check_only, fresh, no_progress, summarize_only, n_sets;
+    const char **sets; /* the --set values, argc of them at most */
+} run_args;
+
+/* the options into a: -1 go on, else the command's exit status (--help, a bad option) */
+static int parse_args(int argc, char **argv, int rank, run_args *a)
 {
-    const char *file = NULL, *output = NULL, *only = NULL, *shard = NULL;
-    int check_only = 0, fresh = 0, no_progress = 0, summarize_only = 0, n_sets = 0;
-    const char **sets = calloc((size_t)argc + 1, sizeof *sets);
-    if (!sets) return cli_fail("out of memory");
-    int rc = 1;
     for (int i = 1; i < argc; i++) {
         const char *v;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             if (rank == 0) printf("%sMPI: %s\n", HELP, runner_dist_library());
-            rc = 0;
-            goto done;
-        } else if ((v = cli_opt(argc, argv, &i, "--output"))) output = v;
-        else if ((v = cli_opt(argc, argv, &i, "--only"))) only = v;
-        else if ((v = cli_opt(argc, argv, &i, "--set"))) sets[n_sets++] = v;
-        else if (!strncmp(argv[i], "--set=", 6)) sets[n_sets++] = argv[i] + 6;
-        else if ((v = cli_opt(argc, argv, &i, "--shard"))) shard = v;
-        else if (!strcmp(argv[i], "--check")) check_only = 1;
-        else if (!strcmp(argv[i], "--fresh")) fresh = 1;
-        else if (!strcmp(argv[i], "--summarize")) summarize_only = 1;
-        else if (!strcmp(argv[i], "--no-progress")) no_progress = 1;
-        else if (argv[i][0] == '-') { fputs(HELP, stderr); rc = cli_fail("unknown option '%s'", argv[i]); goto done; }
-        else if (!file) file = argv[i];
-        else { fputs(HELP, stderr); rc = cli_fail("one EXPERIMENTS.yaml at a time ('%s' is a second)", argv[i]); goto done; }
+            return 0;
+        } else if ((v = cli_opt(argc, argv, &i, "--output"))) a->output = v;
+        else if ((v = cli_opt(argc, argv, &i, "--only"))) a->only = v;
+        else if ((v = cli_opt(argc, argv, &i, "--set"))) a->sets[a->n_sets++] = v;
+        else if (!strncmp(argv[i], "--set=", 6)) a->sets[a->n_sets++] = argv[i] + 6;
+        else if ((v = cli_opt(argc, argv, &i, "--shard"))) a->shard = v;
+        else if (!strcmp(argv[i], "--check")) a->check_only = 1;
+        else if (!strcmp(argv[i], "--fresh")) a->fresh = 1;
+        else if (!strcmp(argv[i], "--summarize")) a->summarize_only = 1;
+        else if (!strcmp(argv[i], "--no-progress")) a->no_progress = 1;
+        else if (argv[i][0] == '-') { fputs(HELP, stderr); return cli_fail("unknown option '%s'", argv[i]); }
+        else if (!a->file) a->file = argv[i];
+        else { fputs(HELP, stderr); return cli_fail("one EXPERIMENTS.yaml at a time ('%s' is a second)", argv[i]); }
     }
-    if (!file) { fputs(HELP, stderr); rc = cli_fail("no EXPERIMENTS.yaml given"); goto done; }
-    int shard_index = 0, shard_count = 0;
-    if (parse_shard(shard, &shard_index, &shard_count)) goto done;
-    char err[4096] = "";
-    runner_config *c;
-    if (runner_config_load_set(file, output, sets, n_sets, &c, err, sizeof err)) {
-        rc = rank == 0 ? cli_fail("%s", err) : 1; /* every rank finds the same: rank 0 says it */
-        goto done;
-    }
-    if (runner_check(c, err, sizeof err)) {
-        runner_config_free(c);
-        rc = rank == 0 ? cli_fail("%s", err) : 1;
-        goto done;
-    }
-    if (check_only) {
-        if (rank == 0) {
-            list_runs(c);
-            printf("the file is valid\n");
-        }
-        runner_config_free(c);
-        rc = 0;
-        goto done;
-    }
-    runner_opts o = {.log = stdout, .progress_bar = !no_progress && isatty(STDOUT_FILENO) && runner_dist_size() == 1,
-                     .stop = &stop_requested, .fresh = fresh, .only = only, .shard_index = shard_index,
-                     .shard_count = shard_count};
-    /* fault injection for the tests: PEFT_DEBUG_KILL_AT=STEP or RUN:STEP (SIGKILL after that update) */
+    if (!a->file) { fputs(HELP, stderr); return cli_fail("no EXPERIMENTS.yaml given"); }
+    return -1;
+}
+
+/* fault injection for the tests: PEFT_DEBUG_KILL_AT=STEP or RUN:STEP (SIGKILL after that
+ * update); the run's name goes into kill_run */
+static void debug_kill_opts(runner_opts *o, char *kill_run, size_t len)
+{
     const char *kill = getenv("PEFT_DEBUG_KILL_AT");
+    if (!kill) return;
+    const char *colon = strrchr(kill, ':');
+    if (colon) snprintf(kill_run, len, "%.*s", (int)(colon - kill), kill);
+    o->debug_kill_at = atoll(colon ? colon + 1 : kill);
+    o->debug_kill_run = kill_run[0] ? kill_run : NULL;
+}
+
+/* the batch of a checked configuration (or only its summary): the command's exit status */
+static int run_batch(runner_config *c, const run_args *a, int shard_index, int shard_count, int argc,
+                     char **argv, int rank)
+{
+    char err[4096] = "";
+    runner_opts o = {.log = stdout, .progress_bar = !a->no_progress && isatty(STDOUT_FILENO) && runner_dist_size() == 1,
+                     .stop = &stop_requested, .fresh = a->fresh, .only = a->only, .shard_index = shard_index,
+                     .shard_count = shard_count};
     char kill_run[512] = "";
-    if (kill) {
-        const char *colon = strrchr(kill, ':');
-        if (colon) snprintf(kill_run, sizeof kill_run, "%.*s", (int)(colon - kill), kill);
-        o.debug_kill_at = atoll(colon ? colon + 1 : kill);
-        o.debug_kill_run = kill_run[0] ? kill_run : NULL;
-    }
-    if (summarize_only) {
-        rc = runner_summarize(c, &o, err, sizeof err);
-        runner_config_free(c);
-        rc = rc ? cli_fail("%s", err) : 0;
-        goto done;
-    }
+    debug_kill_opts(&o, kill_run, sizeof kill_run);
+    if (a->summarize_only) return runner_summarize(c, &o, err, sizeof err) ? cli_fail("%s", err) : 0;
     install_handlers();
-    rc = runner_run_all(c, &o, err, sizeof err);
-    runner_config_free(c);
+    int rc = runner_run_all(c, &o, err, sizeof err);
     if (rc == RUNNER_STOPPED) {
         if (rank == 0) {
             fputs("peft: stopped; run `peft", stderr);
@@ -172,8 +158,37 @@ static int run_main(int argc, char **argv, int rank)
         rc = cli_fail("%s", err);
         if (runner_dist_size() > 1) rc = 3; /* the other ranks may be waiting for this one */
     }
+    return rc;
+}
+
+static int run_main(int argc, char **argv, int rank)
+{
+    run_args a = {.sets = calloc((size_t)argc + 1, sizeof *a.sets)};
+    if (!a.sets) return cli_fail("out of memory");
+    int rc = parse_args(argc, argv, rank, &a);
+    if (rc >= 0) goto done;
+    rc = 1;
+    int shard_index = 0, shard_count = 0;
+    if (parse_shard(a.shard, &shard_index, &shard_count)) goto done;
+    char err[4096] = "";
+    runner_config *c;
+    if (runner_config_load_set(a.file, a.output, a.sets, a.n_sets, &c, err, sizeof err)) {
+        rc = rank == 0 ? cli_fail("%s", err) : 1; /* every rank finds the same: rank 0 says it */
+        goto done;
+    }
+    if (runner_check(c, err, sizeof err)) rc = rank == 0 ? cli_fail("%s", err) : 1;
+    else if (a.check_only) {
+        if (rank == 0) {
+            list_runs(c);
+            printf("the file is valid\n");
+        }
+        rc = 0;
+    } else {
+        rc = run_batch(c, &a, shard_index, shard_count, argc, argv, rank);
+    }
+    runner_config_free(c);
 done:
-    free(sets);
+    free(a.sets);
     return rc;
 }
 
