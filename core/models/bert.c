@@ -238,6 +238,50 @@ static void bert_free_state(void *p)
     free(s);
 }
 
+/* encoder layer li's sites and norms (HF named_parameters() order; pre: "bert." under a head).
+ * 0 or -1 with err */
+static int build_layer(peft_base_model *m, bert_state *s, const char *pre, int li, char *err, size_t errlen)
+{
+    const bert_dims *d = &s->d;
+    const int64_t C = d->C, I = d->I;
+    bert_layer *l = &s->layers[li];
+    char n[256];
+#define SITE(dst, mod, in, out)                                                         \
+    do {                                                                                \
+        snprintf(n, sizeof n, "encoder.layer.%d." mod, li);                             \
+        if (!((dst) = take_linear(m, pre, n, in, out, li, err, errlen))) return -1;     \
+    } while (0)
+#define LN(dst, mod)                                                                    \
+    do {                                                                                \
+        snprintf(n, sizeof n, "encoder.layer.%d." mod, li);                             \
+        if (!((dst) = take(m, pre, n, 1, C, 0, err, errlen))) return -1;                \
+    } while (0)
+#define NORM(dst, mod, w, b)                                                            \
+    do {                                                                                \
+        snprintf(n, sizeof n, "%sencoder.layer.%d." mod, pre, li);                      \
+        if (!((dst) = peft_model_add_norm_site(m, n, w, b, li, PEFT_NORM_LAYER, (float)d->eps))) { \
+            snprintf(err, errlen, "%s: cannot register site %s (out of memory)", m->dir, n); \
+            return -1;                                                                  \
+        }                                                                               \
+    } while (0)
+    SITE(l->query, "attention.self.query", C, C);
+    SITE(l->key, "attention.self.key", C, C);
+    SITE(l->value, "attention.self.value", C, C);
+    SITE(l->attn_out, "attention.output.dense", C, C);
+    LN(l->ln1_w, "attention.output.LayerNorm.weight");
+    LN(l->ln1_b, "attention.output.LayerNorm.bias");
+    NORM(l->ln1, "attention.output.LayerNorm", l->ln1_w, l->ln1_b);
+    SITE(l->inter, "intermediate.dense", C, I);
+    SITE(l->out, "output.dense", I, C);
+    LN(l->ln2_w, "output.LayerNorm.weight");
+    LN(l->ln2_b, "output.LayerNorm.bias");
+    NORM(l->ln2, "output.LayerNorm", l->ln2_w, l->ln2_b);
+#undef SITE
+#undef LN
+#undef NORM
+    return 0;
+}
+
 static int bert_build(peft_base_model *m, char *err, size_t errlen)
 {
     bert_state *s = calloc(1, sizeof *s);
@@ -248,7 +292,7 @@ static int bert_build(peft_base_model *m, char *err, size_t errlen)
     s->layers = calloc((size_t)(d->L ? d->L : 1), sizeof *s->layers);
     if (!s->layers) { snprintf(err, errlen, "%s: out of memory", m->dir); return -1; }
     const char *pre = d->head == BERT_HEAD_NONE ? "" : "bert.";
-    const int64_t C = d->C, I = d->I;
+    const int64_t C = d->C;
 
     /* HF named_parameters() order */
     if (!(s->word = take(m, pre, "embeddings.word_embeddings.weight", 2, d->V, C, err, errlen)) ||
@@ -269,43 +313,8 @@ static int bert_build(peft_base_model *m, char *err, size_t errlen)
         snprintf(err, errlen, "%s: cannot register site %s (out of memory)", m->dir, n);
         return -1;
     }
-    for (int64_t i = 0; i < d->L; i++) {
-        bert_layer *l = &s->layers[i];
-        int li = (int)i;
-#define SITE(dst, mod, in, out)                                                         \
-    do {                                                                                \
-        snprintf(n, sizeof n, "encoder.layer.%d." mod, li);                             \
-        if (!((dst) = take_linear(m, pre, n, in, out, li, err, errlen))) return -1;     \
-    } while (0)
-#define LN(dst, mod)                                                                    \
-    do {                                                                                \
-        snprintf(n, sizeof n, "encoder.layer.%d." mod, li);                             \
-        if (!((dst) = take(m, pre, n, 1, C, 0, err, errlen))) return -1;                \
-    } while (0)
-#define NORM(dst, mod, w, b)                                                            \
-    do {                                                                                \
-        snprintf(n, sizeof n, "%sencoder.layer.%d." mod, pre, li);                      \
-        if (!((dst) = peft_model_add_norm_site(m, n, w, b, li, PEFT_NORM_LAYER, (float)d->eps))) { \
-            snprintf(err, errlen, "%s: cannot register site %s (out of memory)", m->dir, n); \
-            return -1;                                                                  \
-        }                                                                               \
-    } while (0)
-        SITE(l->query, "attention.self.query", C, C);
-        SITE(l->key, "attention.self.key", C, C);
-        SITE(l->value, "attention.self.value", C, C);
-        SITE(l->attn_out, "attention.output.dense", C, C);
-        LN(l->ln1_w, "attention.output.LayerNorm.weight");
-        LN(l->ln1_b, "attention.output.LayerNorm.bias");
-        NORM(l->ln1, "attention.output.LayerNorm", l->ln1_w, l->ln1_b);
-        SITE(l->inter, "intermediate.dense", C, I);
-        SITE(l->out, "output.dense", I, C);
-        LN(l->ln2_w, "output.LayerNorm.weight");
-        LN(l->ln2_b, "output.LayerNorm.bias");
-        NORM(l->ln2, "output.LayerNorm", l->ln2_w, l->ln2_b);
-#undef SITE
-#undef LN
-#undef NORM
-    }
+    for (int64_t i = 0; i < d->L; i++)
+        if (build_layer(m, s, pre, (int)i, err, errlen)) return -1;
     /* BertForTokenClassification / QuestionAnswering: add_pooling_layer=False */
     if (d->head == BERT_HEAD_NONE || d->head == BERT_HEAD_SEQCLS)
         if (!(s->pooler = take_linear(m, pre, "pooler.dense", C, C, -1, err, errlen))) return -1;

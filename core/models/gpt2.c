@@ -165,29 +165,12 @@ static peft_site *norm_site(peft_base_model *m, const char *module, peft_tensor 
     return s;
 }
 
-static int gpt2_build(peft_base_model *m, char *err, size_t errlen)
+/* block li's norms and Conv1D sites (HF named_parameters() order). 0 or -1 with err */
+static int build_block(peft_base_model *m, gpt2_state *s, int li, char *err, size_t errlen)
 {
-    gpt2_state *s = calloc(1, sizeof *s);
-    if (!s) { snprintf(err, errlen, "%s: out of memory", m->dir); return -1; }
-    m->arch_state = s; /* freed by peft_base_model_free on any failure below */
-    if (config_dims(m, NULL, s, err, errlen)) return -1;
-    s->blocks = calloc((size_t)(s->L ? s->L : 1), sizeof *s->blocks);
-    if (!s->blocks) { snprintf(err, errlen, "%s: out of memory", m->dir); return -1; }
     const int64_t C = s->C, I = s->I;
-
-    /* HF named_parameters() order */
-    if (!(s->wte = take(m, "transformer.wte.weight", 2, s->V, C, err, errlen)) ||
-        !(s->wpe = take(m, "transformer.wpe.weight", 2, s->P, C, err, errlen)))
-        return -1;
-    if (!(s->wte_site = peft_model_add_site(m, "transformer.wte", PEFT_SITE_EMBEDDING, s->wte,
-                                            NULL, -1))) {
-        snprintf(err, errlen, "%s: cannot register site transformer.wte (out of memory)", m->dir);
-        return -1;
-    }
+    gpt2_block *b = &s->blocks[li];
     char n[256];
-    for (int64_t i = 0; i < s->L; i++) {
-        gpt2_block *b = &s->blocks[i];
-        int li = (int)i;
 #define TAKE1(dst, fmt)                                                        \
     do {                                                                       \
         snprintf(n, sizeof n, fmt, li);                                        \
@@ -203,51 +186,79 @@ static int gpt2_build(peft_base_model *m, char *err, size_t errlen)
         snprintf(n, sizeof n, fmt, li);                                         \
         if (!((dst) = norm_site(m, n, w, bias, li, s->eps, err, errlen))) return -1; \
     } while (0)
-        TAKE1(b->ln1_w, "transformer.h.%d.ln_1.weight");
-        TAKE1(b->ln1_b, "transformer.h.%d.ln_1.bias");
-        NORM(b->ln_1, "transformer.h.%d.ln_1", b->ln1_w, b->ln1_b);
-        SITE(b->c_attn, "transformer.h.%d.attn.c_attn", C, 3 * C);
-        SITE(b->attn_proj, "transformer.h.%d.attn.c_proj", C, C);
-        TAKE1(b->ln2_w, "transformer.h.%d.ln_2.weight");
-        TAKE1(b->ln2_b, "transformer.h.%d.ln_2.bias");
-        NORM(b->ln_2, "transformer.h.%d.ln_2", b->ln2_w, b->ln2_b);
-        SITE(b->c_fc, "transformer.h.%d.mlp.c_fc", C, I);
-        SITE(b->mlp_proj, "transformer.h.%d.mlp.c_proj", I, C);
+    TAKE1(b->ln1_w, "transformer.h.%d.ln_1.weight");
+    TAKE1(b->ln1_b, "transformer.h.%d.ln_1.bias");
+    NORM(b->ln_1, "transformer.h.%d.ln_1", b->ln1_w, b->ln1_b);
+    SITE(b->c_attn, "transformer.h.%d.attn.c_attn", C, 3 * C);
+    SITE(b->attn_proj, "transformer.h.%d.attn.c_proj", C, C);
+    TAKE1(b->ln2_w, "transformer.h.%d.ln_2.weight");
+    TAKE1(b->ln2_b, "transformer.h.%d.ln_2.bias");
+    NORM(b->ln_2, "transformer.h.%d.ln_2", b->ln2_w, b->ln2_b);
+    SITE(b->c_fc, "transformer.h.%d.mlp.c_fc", C, I);
+    SITE(b->mlp_proj, "transformer.h.%d.mlp.c_proj", I, C);
 #undef TAKE1
 #undef SITE
 #undef NORM
-    }
-    if (!(s->lnf_w = take(m, "transformer.ln_f.weight", 1, C, 0, err, errlen)) ||
-        !(s->lnf_b = take(m, "transformer.ln_f.bias", 1, C, 0, err, errlen)) ||
-        !(s->ln_f = norm_site(m, "transformer.ln_f", s->lnf_w, s->lnf_b, -1, s->eps, err, errlen)))
-        return -1;
+    return 0;
+}
 
+/* the head: score (sequence classification), or lm_head (nn.Linear, no bias; tied, its weight
+ * is wte's, registered once as transformer.wte.weight). 0 or -1 with err */
+static int build_head(peft_base_model *m, gpt2_state *s, char *err, size_t errlen)
+{
     int tie;
     if (peft_config_bool_buf(m, "tie_word_embeddings", 1, 1, &tie, err, errlen)) return -1;
     if (s->head.seq_cls) {
         peft_tensor *w = peft_model_take_weight(m, "score.weight", NULL, 2,
-                                                (int64_t[]){s->head.num_labels, C}, err, errlen);
+                                                (int64_t[]){s->head.num_labels, s->C}, err, errlen);
         if (!w) return -1;
         if (!(s->score = peft_model_add_site(m, "score", PEFT_SITE_LINEAR, w, NULL, -1))) {
             snprintf(err, errlen, "%s: cannot register site score (out of memory)", m->dir);
             return -1;
         }
-    } else {
-        /* lm_head (nn.Linear, no bias): tied, its weight is wte's, registered once as
-         * transformer.wte.weight */
-        int64_t shape[2] = {s->V, C};
-        peft_tensor *w = tie ? s->wte : peft_model_take_weight(m, "lm_head.weight", NULL, 2, shape,
-                                                               err, errlen);
-        if (!w) return -1;
-        if (!(s->lm_head = peft_model_add_site(m, "lm_head", PEFT_SITE_LINEAR, w, NULL, -1))) {
-            snprintf(err, errlen, "%s: cannot register site lm_head (out of memory)", m->dir);
-            return -1;
-        }
-        if (tie) {
-            peft_site_set_tied(s->lm_head);
-            peft_site_set_tied(s->wte_site);
-        }
+        return 0;
     }
+    int64_t shape[2] = {s->V, s->C};
+    peft_tensor *w = tie ? s->wte : peft_model_take_weight(m, "lm_head.weight", NULL, 2, shape,
+                                                           err, errlen);
+    if (!w) return -1;
+    if (!(s->lm_head = peft_model_add_site(m, "lm_head", PEFT_SITE_LINEAR, w, NULL, -1))) {
+        snprintf(err, errlen, "%s: cannot register site lm_head (out of memory)", m->dir);
+        return -1;
+    }
+    if (tie) {
+        peft_site_set_tied(s->lm_head);
+        peft_site_set_tied(s->wte_site);
+    }
+    return 0;
+}
+
+static int gpt2_build(peft_base_model *m, char *err, size_t errlen)
+{
+    gpt2_state *s = calloc(1, sizeof *s);
+    if (!s) { snprintf(err, errlen, "%s: out of memory", m->dir); return -1; }
+    m->arch_state = s; /* freed by peft_base_model_free on any failure below */
+    if (config_dims(m, NULL, s, err, errlen)) return -1;
+    s->blocks = calloc((size_t)(s->L ? s->L : 1), sizeof *s->blocks);
+    if (!s->blocks) { snprintf(err, errlen, "%s: out of memory", m->dir); return -1; }
+    const int64_t C = s->C;
+
+    /* HF named_parameters() order */
+    if (!(s->wte = take(m, "transformer.wte.weight", 2, s->V, C, err, errlen)) ||
+        !(s->wpe = take(m, "transformer.wpe.weight", 2, s->P, C, err, errlen)))
+        return -1;
+    if (!(s->wte_site = peft_model_add_site(m, "transformer.wte", PEFT_SITE_EMBEDDING, s->wte,
+                                            NULL, -1))) {
+        snprintf(err, errlen, "%s: cannot register site transformer.wte (out of memory)", m->dir);
+        return -1;
+    }
+    for (int64_t i = 0; i < s->L; i++)
+        if (build_block(m, s, (int)i, err, errlen)) return -1;
+    if (!(s->lnf_w = take(m, "transformer.ln_f.weight", 1, C, 0, err, errlen)) ||
+        !(s->lnf_b = take(m, "transformer.ln_f.bias", 1, C, 0, err, errlen)) ||
+        !(s->ln_f = norm_site(m, "transformer.ln_f", s->lnf_w, s->lnf_b, -1, s->eps, err, errlen)))
+        return -1;
+    if (build_head(m, s, err, errlen)) return -1;
     m->class_name = s->head.class_name;
     m->task_type = s->head.seq_cls ? "SEQ_CLS" : "CAUSAL_LM";
     m->word_embeddings = s->wte;

@@ -281,31 +281,14 @@ static peft_site *take_linear(peft_base_model *m, const char *module, int64_t in
     return s;
 }
 
-int rdec_build(peft_base_model *m, const rdec_spec *spec, char *err, size_t errlen)
+/* layer li's sites (HF named_parameters() order), attention module and norms. 0 or -1 with err */
+static int build_layer(peft_base_model *m, rdec_state *s, int li, char *err, size_t errlen)
 {
-    rdec_state *s = calloc(1, sizeof *s);
-    if (!s) { snprintf(err, errlen, "%s: out of memory", m->dir); return -1; }
-    m->arch_state = s; /* freed by peft_base_model_free on any failure below */
-    s->spec = spec;
-    if (read_dims(m, spec, NULL, &s->d, err, errlen)) return -1;
+    const rdec_spec *spec = s->spec;
     const rdec_dims *d = &s->d;
-    s->layers = calloc((size_t)(d->L ? d->L : 1), sizeof *s->layers);
-    if (!s->layers) { snprintf(err, errlen, "%s: out of memory", m->dir); return -1; }
     const int64_t C = d->C, I = d->I, QW = d->H * d->D, KW = d->Hkv * d->D;
-
-    /* HF named_parameters() order */
-    if (!(s->embed = peft_model_take_weight(m, "model.embed_tokens.weight", NULL, 2,
-                                            (int64_t[]){d->V, C}, err, errlen)))
-        return -1;
-    if (!(s->embed_site = peft_model_add_site(m, "model.embed_tokens", PEFT_SITE_EMBEDDING,
-                                              s->embed, NULL, -1))) {
-        snprintf(err, errlen, "%s: cannot register site model.embed_tokens (out of memory)", m->dir);
-        return -1;
-    }
+    rdec_layer *y = &s->layers[li];
     char n[256];
-    for (int64_t i = 0; i < d->L; i++) {
-        rdec_layer *y = &s->layers[i];
-        int li = (int)i;
 #define SITE(dst, mod, in, out, bias)                                                 \
     do {                                                                              \
         snprintf(n, sizeof n, "model.layers.%d.%s", li, mod);                         \
@@ -316,43 +299,48 @@ int rdec_build(peft_base_model *m, const rdec_spec *spec, char *err, size_t errl
         snprintf(n, sizeof n, "model.layers.%d.%s", li, mod);                         \
         if (!((dst) = take_norm(m, spec, d, n, li, err, errlen))) return -1;         \
     } while (0)
-        if (spec->fused) { /* Phi3Attention registers o_proj before qkv_proj */
-            SITE(y->o, "self_attn.o_proj", QW, C, 0);
-            SITE(y->qkv, "self_attn.qkv_proj", C, QW + 2 * KW, 0);
-            SITE(y->gate_up, "mlp.gate_up_proj", C, 2 * I, 0);
-            SITE(y->down, "mlp.down_proj", I, C, 0);
-        } else {
-            SITE(y->q, "self_attn.q_proj", C, QW, d->qkv_bias);
-            SITE(y->k, "self_attn.k_proj", C, KW, d->qkv_bias);
-            SITE(y->v, "self_attn.v_proj", C, KW, d->qkv_bias);
-            SITE(y->o, "self_attn.o_proj", QW, C, d->o_bias);
-            SITE(y->gate, "mlp.gate_proj", C, I, d->mlp_bias);
-            SITE(y->up, "mlp.up_proj", C, I, d->mlp_bias);
-            SITE(y->down, "mlp.down_proj", I, C, d->mlp_bias);
-        }
-        snprintf(n, sizeof n, "model.layers.%d.self_attn", li);
-        if (peft_model_add_attn(m, n, li, y->q, y->k, y->v, y->o, (int)d->H, (int)d->Hkv,
-                                (int)d->D, (int)C) < 0) {
-            snprintf(err, errlen, "%s: cannot register attention module %s (out of memory)",
-                     m->dir, n);
-            return -1;
-        }
-        VEC(y->in_norm, "input_layernorm");
-        VEC(y->post_norm, "post_attention_layernorm");
-        if (spec->gemma2) {
-            VEC(y->pre_ff, "pre_feedforward_layernorm");
-            VEC(y->post_ff, "post_feedforward_layernorm");
-        }
+    if (spec->fused) { /* Phi3Attention registers o_proj before qkv_proj */
+        SITE(y->o, "self_attn.o_proj", QW, C, 0);
+        SITE(y->qkv, "self_attn.qkv_proj", C, QW + 2 * KW, 0);
+        SITE(y->gate_up, "mlp.gate_up_proj", C, 2 * I, 0);
+        SITE(y->down, "mlp.down_proj", I, C, 0);
+    } else {
+        SITE(y->q, "self_attn.q_proj", C, QW, d->qkv_bias);
+        SITE(y->k, "self_attn.k_proj", C, KW, d->qkv_bias);
+        SITE(y->v, "self_attn.v_proj", C, KW, d->qkv_bias);
+        SITE(y->o, "self_attn.o_proj", QW, C, d->o_bias);
+        SITE(y->gate, "mlp.gate_proj", C, I, d->mlp_bias);
+        SITE(y->up, "mlp.up_proj", C, I, d->mlp_bias);
+        SITE(y->down, "mlp.down_proj", I, C, d->mlp_bias);
+    }
+    snprintf(n, sizeof n, "model.layers.%d.self_attn", li);
+    if (peft_model_add_attn(m, n, li, y->q, y->k, y->v, y->o, (int)d->H, (int)d->Hkv,
+                            (int)d->D, (int)C) < 0) {
+        snprintf(err, errlen, "%s: cannot register attention module %s (out of memory)",
+                 m->dir, n);
+        return -1;
+    }
+    VEC(y->in_norm, "input_layernorm");
+    VEC(y->post_norm, "post_attention_layernorm");
+    if (spec->gemma2) {
+        VEC(y->pre_ff, "pre_feedforward_layernorm");
+        VEC(y->post_ff, "post_feedforward_layernorm");
+    }
 #undef SITE
 #undef VEC
-        y->window = spec->window == RDEC_WIN_ALL || (spec->window == RDEC_WIN_EVEN && li % 2 == 0)
-                        ? d->window
-                        : 0;
-    }
-    if (!(s->norm = take_norm(m, spec, d, "model.norm", -1, err, errlen))) return -1;
+    y->window = spec->window == RDEC_WIN_ALL || (spec->window == RDEC_WIN_EVEN && li % 2 == 0)
+                    ? d->window
+                    : 0;
+    return 0;
+}
 
+/* the head: score (sequence classification), or lm_head (tied to the embedding, or its own
+ * weight). 0 or -1 with err */
+static int build_head(peft_base_model *m, rdec_state *s, char *err, size_t errlen)
+{
+    const rdec_dims *d = &s->d;
     if (d->head.seq_cls) {
-        if (!(s->score = take_linear(m, "score", C, d->head.num_labels, 0, -1, err, errlen)))
+        if (!(s->score = take_linear(m, "score", d->C, d->head.num_labels, 0, -1, err, errlen)))
             return -1;
     } else if (d->tie) { /* lm_head.weight is model.embed_tokens.weight, registered once */
         if (!(s->lm_head = peft_model_add_site(m, "lm_head", PEFT_SITE_LINEAR, s->embed, NULL, -1))) {
@@ -361,16 +349,43 @@ int rdec_build(peft_base_model *m, const rdec_spec *spec, char *err, size_t errl
         }
         peft_site_set_tied(s->lm_head);
         peft_site_set_tied(s->embed_site);
-    } else if (!(s->lm_head = take_linear(m, "lm_head", C, d->V, 0, -1, err, errlen))) {
+    } else if (!(s->lm_head = take_linear(m, "lm_head", d->C, d->V, 0, -1, err, errlen))) {
         return -1;
     }
+    return 0;
+}
+
+int rdec_build(peft_base_model *m, const rdec_spec *spec, char *err, size_t errlen)
+{
+    rdec_state *s = calloc(1, sizeof *s);
+    if (!s) { snprintf(err, errlen, "%s: out of memory", m->dir); return -1; }
+    m->arch_state = s; /* freed by peft_base_model_free on any failure below */
+    s->spec = spec;
+    if (read_dims(m, spec, NULL, &s->d, err, errlen)) return -1;
+    const rdec_dims *d = &s->d;
+    s->layers = calloc((size_t)(d->L ? d->L : 1), sizeof *s->layers);
+    if (!s->layers) { snprintf(err, errlen, "%s: out of memory", m->dir); return -1; }
+
+    /* HF named_parameters() order */
+    if (!(s->embed = peft_model_take_weight(m, "model.embed_tokens.weight", NULL, 2,
+                                            (int64_t[]){d->V, d->C}, err, errlen)))
+        return -1;
+    if (!(s->embed_site = peft_model_add_site(m, "model.embed_tokens", PEFT_SITE_EMBEDDING,
+                                              s->embed, NULL, -1))) {
+        snprintf(err, errlen, "%s: cannot register site model.embed_tokens (out of memory)", m->dir);
+        return -1;
+    }
+    for (int64_t i = 0; i < d->L; i++)
+        if (build_layer(m, s, (int)i, err, errlen)) return -1;
+    if (!(s->norm = take_norm(m, spec, d, "model.norm", -1, err, errlen))) return -1;
+    if (build_head(m, s, err, errlen)) return -1;
     m->class_name = d->head.class_name;
     m->task_type = d->head.seq_cls ? "SEQ_CLS" : "CAUSAL_LM";
     m->word_embeddings = s->embed;
     m->n_layers = (int)d->L;
     m->n_kv_heads = (int)d->Hkv;
     m->head_dim = (int)d->D;
-    m->hidden_size = (int)C;
+    m->hidden_size = (int)d->C;
     m->is_encoder_decoder = 0;
     m->no_past_key_values = spec->no_past_kv;
     return 0;

@@ -26,6 +26,75 @@ static int num_field(const json_t *rs, const char *key, const char *type, double
     return 0;
 }
 
+/* config.json's rope_scaling (rs, not null) into r->type and r->factor; name: the architecture,
+ * for a refusal when it takes none (allow_scaling 0). 0 or -1 with err */
+static int read_scaling(const json_t *rs, int allow_scaling, const char *name, const char *dir, rope_cfg *r,
+                        char *err, size_t errlen)
+{
+    char *txt = json_dumps(rs, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (!allow_scaling || !json_is_object(rs)) {
+        snprintf(err, errlen, "%s/config.json: rope_scaling %s is unsupported for %s "
+                 "(transformers 4.44's %s takes none: use null)", dir, txt ? txt : "(set)",
+                 name, name);
+        free(txt);
+        return -1;
+    }
+    json_t *t = json_object_get(rs, "rope_type");
+    if (!t) t = json_object_get(rs, "type"); /* transformers' BC name */
+    const char *type = json_is_string(t) ? json_string_value(t) : NULL;
+    if (!type || (strcmp(type, "default") && strcmp(type, "linear") &&
+                  strcmp(type, "dynamic") && strcmp(type, "llama3"))) {
+        snprintf(err, errlen, "%s/config.json: rope_scaling %s: rope_type %s%s%s is "
+                 "unsupported (supported: default, linear, dynamic, llama3)", dir,
+                 txt ? txt : "", type ? "\"" : "", type ? type : "(missing)",
+                 type ? "\"" : "");
+        free(txt);
+        return -1;
+    }
+    free(txt);
+    if (!strcmp(type, "linear")) r->type = ROPE_LINEAR;
+    if (!strcmp(type, "dynamic")) r->type = ROPE_DYNAMIC;
+    if (!strcmp(type, "llama3")) r->type = ROPE_LLAMA3;
+    if (r->type != ROPE_DEFAULT) {
+        if (num_field(rs, "factor", type, &r->factor, dir, err, errlen)) return -1;
+        if (!(r->factor > 0)) {
+            snprintf(err, errlen, "%s/config.json: rope_scaling factor (%g) must be positive",
+                     dir, r->factor);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Llama 3's wavelength-dependent scaling of r->inv (transformers' _compute_llama3_parameters),
+ * from rope_scaling rs. 0 or -1 with err */
+static int llama3_freqs(const json_t *rs, const char *dir, rope_cfg *r, char *err, size_t errlen)
+{
+    double low, high, old;
+    if (num_field(rs, "low_freq_factor", "llama3", &low, dir, err, errlen) ||
+        num_field(rs, "high_freq_factor", "llama3", &high, dir, err, errlen) ||
+        num_field(rs, "original_max_position_embeddings", "llama3", &old, dir, err, errlen))
+        return -1;
+    if (!(high != low) || !(old > 0)) {
+        snprintf(err, errlen, "%s/config.json: rope_scaling llama3 needs high_freq_factor != "
+                 "low_freq_factor and original_max_position_embeddings > 0", dir);
+        return -1;
+    }
+    const float low_w = (float)(old / low), high_w = (float)(old / high); /* Python floats */
+    const float factor = (float)r->factor, lowf = (float)low, oldf = (float)old;
+    const float span = (float)(high - low), two_pi = (float)(2 * M_PI);
+    for (int64_t i = 0; i < r->dim / 2; i++) {
+        const float f = r->inv[i];
+        const float wavelen = (1.0f / f) * two_pi; /* 2 * math.pi / inv_freq */
+        float fl = wavelen > low_w ? f / factor : f;
+        const float smooth = ((1.0f / wavelen) * oldf - lowf) / span;
+        const float smoothed = (1.0f - smooth) * fl / factor + smooth * fl;
+        const int medium = !(wavelen < high_w) && !(wavelen > low_w);
+        r->inv[i] = medium ? smoothed : fl;
+    }
+    return 0;
+}
+
 int rope_cfg_read(const peft_base_model *m, int64_t dim, int allow_scaling, const char *name,
                   rope_cfg *r, char *err, size_t errlen)
 {
@@ -44,40 +113,7 @@ int rope_cfg_read(const peft_base_model *m, int64_t dim, int allow_scaling, cons
     }
     json_t *rs = json_object_get(m->config, "rope_scaling");
     r->type = ROPE_DEFAULT;
-    if (rs && !json_is_null(rs)) {
-        char *txt = json_dumps(rs, JSON_COMPACT | JSON_ENCODE_ANY);
-        if (!allow_scaling || !json_is_object(rs)) {
-            snprintf(err, errlen, "%s/config.json: rope_scaling %s is unsupported for %s "
-                     "(transformers 4.44's %s takes none: use null)", dir, txt ? txt : "(set)",
-                     name, name);
-            free(txt);
-            return -1;
-        }
-        json_t *t = json_object_get(rs, "rope_type");
-        if (!t) t = json_object_get(rs, "type"); /* transformers' BC name */
-        const char *type = json_is_string(t) ? json_string_value(t) : NULL;
-        if (!type || (strcmp(type, "default") && strcmp(type, "linear") &&
-                      strcmp(type, "dynamic") && strcmp(type, "llama3"))) {
-            snprintf(err, errlen, "%s/config.json: rope_scaling %s: rope_type %s%s%s is "
-                     "unsupported (supported: default, linear, dynamic, llama3)", dir,
-                     txt ? txt : "", type ? "\"" : "", type ? type : "(missing)",
-                     type ? "\"" : "");
-            free(txt);
-            return -1;
-        }
-        free(txt);
-        if (!strcmp(type, "linear")) r->type = ROPE_LINEAR;
-        if (!strcmp(type, "dynamic")) r->type = ROPE_DYNAMIC;
-        if (!strcmp(type, "llama3")) r->type = ROPE_LLAMA3;
-        if (r->type != ROPE_DEFAULT) {
-            if (num_field(rs, "factor", type, &r->factor, dir, err, errlen)) return -1;
-            if (!(r->factor > 0)) {
-                snprintf(err, errlen, "%s/config.json: rope_scaling factor (%g) must be positive",
-                         dir, r->factor);
-                return -1;
-            }
-        }
-    }
+    if (rs && !json_is_null(rs) && read_scaling(rs, allow_scaling, name, dir, r, err, errlen)) return -1;
     default_freqs((float)r->theta, dim, r->inv);
     if (r->type == ROPE_LINEAR) {
         for (int64_t i = 0; i < dim / 2; i++) r->inv[i] /= (float)r->factor; /* inv_freq /= factor */
@@ -95,28 +131,7 @@ int rope_cfg_read(const peft_base_model *m, int64_t dim, int allow_scaling, cons
                                          (r->factor - 1.0), d / (d - 2.0));
         default_freqs((float)base, dim, r->inv);
     } else if (r->type == ROPE_LLAMA3) {
-        double low, high, old;
-        if (num_field(rs, "low_freq_factor", "llama3", &low, dir, err, errlen) ||
-            num_field(rs, "high_freq_factor", "llama3", &high, dir, err, errlen) ||
-            num_field(rs, "original_max_position_embeddings", "llama3", &old, dir, err, errlen))
-            return -1;
-        if (!(high != low) || !(old > 0)) {
-            snprintf(err, errlen, "%s/config.json: rope_scaling llama3 needs high_freq_factor != "
-                     "low_freq_factor and original_max_position_embeddings > 0", dir);
-            return -1;
-        }
-        const float low_w = (float)(old / low), high_w = (float)(old / high); /* Python floats */
-        const float factor = (float)r->factor, lowf = (float)low, oldf = (float)old;
-        const float span = (float)(high - low), two_pi = (float)(2 * M_PI);
-        for (int64_t i = 0; i < dim / 2; i++) {
-            const float f = r->inv[i];
-            const float wavelen = (1.0f / f) * two_pi; /* 2 * math.pi / inv_freq */
-            float fl = wavelen > low_w ? f / factor : f;
-            const float smooth = ((1.0f / wavelen) * oldf - lowf) / span;
-            const float smoothed = (1.0f - smooth) * fl / factor + smooth * fl;
-            const int medium = !(wavelen < high_w) && !(wavelen > low_w);
-            r->inv[i] = medium ? smoothed : fl;
-        }
+        return llama3_freqs(rs, dir, r, err, errlen);
     }
     return 0;
 }
