@@ -150,12 +150,11 @@ static int check_inputs(const dec_head *h, const peft_model_inputs *in, int64_t 
     return 0;
 }
 
-int dec_seq_begin(peft_base_model *m, peft_graph *g, const peft_model_inputs *in,
-                  const dec_head *h, int64_t V, const char *name, dec_seq *s, char *err,
-                  size_t errlen)
+/* s's sizes: B, T, the virtual tokens in front (Pp) or as a layer prefix (Px), Tq and past,
+ * from the prompt hooks and the KV cache (which must agree). 0 or -1 with err */
+static int seq_sizes(const peft_base_model *m, const peft_graph *g, const peft_model_inputs *in,
+                     const char *name, dec_seq *s, char *err, size_t errlen)
 {
-    memset(s, 0, sizeof *s);
-    if (check_inputs(h, in, V, name, err, errlen)) return -1;
     const peft_prompt_hooks *p = m->prompt;
     const int prompt_on = p && (p->virtual_tokens || p->layer_prefix);
     peft_kv_cache *c = in->cache;
@@ -186,7 +185,51 @@ int dec_seq_begin(peft_base_model *m, peft_graph *g, const peft_model_inputs *in
     s->Px = !cont && p && p->layer_prefix ? p->n_virtual : 0;
     s->Tq = s->Pp + s->T;
     s->past = cont && c ? c->len : s->Px;
+    return 0;
+}
+
+/* s's token types and attention masks (B, Tq) (and (B, Px + Tq) for a layer prefix), over
+ * the virtual tokens too. 0 or -1 out of memory */
+static int seq_types_masks(peft_graph *g, const peft_model_inputs *in, const dec_head *h, int prompt_on,
+                           dec_seq *s)
+{
     const int64_t B = s->B, T = s->T, Tq = s->Tq, Pp = s->Pp, Px = s->Px;
+    if (in->token_type_ids && prompt_on && !h->seq_cls) {
+        /* PeftModelForCausalLM.forward, prompt learning: warns and sets them to None */
+        peft_warn("Token type ids are not supported for parameter efficient tuning. Ignoring "
+                  "token type ids");
+    } else if (in->token_type_ids) {
+        /* PeftModelForSequenceClassification: P zeros in front for the virtual tokens (prompt
+         * tuning); prefix tuning passes them as given */
+        if (!(s->tt = arena_i32(g, B, Tq))) return -1;
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t t = 0; t < Tq; t++)
+                s->tt[b * Tq + t] = t < Pp ? 0 : in->token_type_ids[b * T + t - Pp];
+    }
+    if (in->attention_mask) {
+        if (!(s->mask = arena_i32(g, B, Tq))) return -1;
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t t = 0; t < Tq; t++)
+                s->mask[b * Tq + t] = t < Pp ? 1 : in->attention_mask[b * T + t - Pp];
+        if (Px && !s->cache) {
+            if (!(s->mask_px = arena_i32(g, B, Px + Tq))) return -1;
+            for (int64_t b = 0; b < B; b++)
+                for (int64_t t = 0; t < Px + Tq; t++)
+                    s->mask_px[b * (Px + Tq) + t] = t < Px ? 1 : s->mask[b * Tq + t - Px];
+        }
+    }
+    return 0;
+}
+
+int dec_seq_begin(peft_base_model *m, peft_graph *g, const peft_model_inputs *in,
+                  const dec_head *h, int64_t V, const char *name, dec_seq *s, char *err,
+                  size_t errlen)
+{
+    memset(s, 0, sizeof *s);
+    if (check_inputs(h, in, V, name, err, errlen) || seq_sizes(m, g, in, name, s, err, errlen)) return -1;
+    const peft_prompt_hooks *p = m->prompt;
+    const int prompt_on = p && (p->virtual_tokens || p->layer_prefix);
+    const int64_t B = s->B, T = s->T, Tq = s->Tq;
 
     if (!(s->ids = arena_i32(g, B, T)) || !(s->pos = arena_i32(g, B, Tq))) goto oom;
     memcpy(s->ids, in->input_ids, (size_t)(B * T) * sizeof(int32_t));
@@ -206,30 +249,7 @@ int dec_seq_begin(peft_base_model *m, peft_graph *g, const peft_model_inputs *in
             s->pos[i] = in->position_ids[i]; /* Tq == T: no virtual tokens */
         }
     }
-    if (in->token_type_ids && prompt_on && !h->seq_cls) {
-        /* PeftModelForCausalLM.forward, prompt learning: warns and sets them to None */
-        peft_warn("Token type ids are not supported for parameter efficient tuning. Ignoring "
-                  "token type ids");
-    } else if (in->token_type_ids) {
-        /* PeftModelForSequenceClassification: P zeros in front for the virtual tokens (prompt
-         * tuning); prefix tuning passes them as given */
-        if (!(s->tt = arena_i32(g, B, Tq))) goto oom;
-        for (int64_t b = 0; b < B; b++)
-            for (int64_t t = 0; t < Tq; t++)
-                s->tt[b * Tq + t] = t < Pp ? 0 : in->token_type_ids[b * T + t - Pp];
-    }
-    if (in->attention_mask) {
-        if (!(s->mask = arena_i32(g, B, Tq))) goto oom;
-        for (int64_t b = 0; b < B; b++)
-            for (int64_t t = 0; t < Tq; t++)
-                s->mask[b * Tq + t] = t < Pp ? 1 : in->attention_mask[b * T + t - Pp];
-        if (Px && !c) {
-            if (!(s->mask_px = arena_i32(g, B, Px + Tq))) goto oom;
-            for (int64_t b = 0; b < B; b++)
-                for (int64_t t = 0; t < Px + Tq; t++)
-                    s->mask_px[b * (Px + Tq) + t] = t < Px ? 1 : s->mask[b * Tq + t - Px];
-        }
-    }
+    if (seq_types_masks(g, in, h, prompt_on, s)) goto oom;
     return 0;
 oom:
     snprintf(err, errlen, "%s: forward failed: out of memory in the step arena (B=%lld, T=%lld)",

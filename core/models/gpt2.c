@@ -339,6 +339,30 @@ static peft_tensor *gpt2_block_fn(peft_graph *g, void *p, peft_tensor *h)
     return h;
 }
 
+/* the sequence (cached, new and virtual tokens) and every position id within n_positions
+ * (wpe's rows). 0 or -1 with err */
+static int check_positions(const gpt2_state *s, const dec_seq *q, char *err, size_t errlen)
+{
+    if (q->past + q->Tq > s->P) {
+        snprintf(err, errlen, "gpt2: sequence length %lld exceeds n_positions %lld",
+                 (long long)(q->past + q->Tq), (long long)s->P);
+        if (q->cache && q->cache->len)
+            snprintf(err + strlen(err), errlen - strlen(err), " (%lld cached + %lld new tokens)",
+                     (long long)q->past, (long long)q->T);
+        else if (q->Px + q->Pp)
+            snprintf(err + strlen(err), errlen - strlen(err), " (%lld tokens + %lld virtual)",
+                     (long long)q->T, (long long)(q->Px + q->Pp));
+        return -1;
+    }
+    for (int64_t i = 0; i < q->B * q->Tq; i++)
+        if (q->pos[i] >= s->P) {
+            snprintf(err, errlen, "gpt2: position_ids[%lld][%lld] = %d is beyond n_positions %lld",
+                     (long long)(i / q->Tq), (long long)(i % q->Tq), q->pos[i], (long long)s->P);
+            return -1;
+        }
+    return 0;
+}
+
 static int gpt2_forward(peft_base_model *m, peft_graph *g, const peft_model_inputs *in,
                         peft_model_outputs *out, char *err, size_t errlen)
 {
@@ -346,23 +370,7 @@ static int gpt2_forward(peft_base_model *m, peft_graph *g, const peft_model_inpu
     memset(out, 0, sizeof *out);
     dec_seq q;
     if (dec_seq_begin(m, g, in, &s->head, s->V, "gpt2", &q, err, errlen)) return -1;
-    if (q.past + q.Tq > s->P) {
-        snprintf(err, errlen, "gpt2: sequence length %lld exceeds n_positions %lld",
-                 (long long)(q.past + q.Tq), (long long)s->P);
-        if (q.cache && q.cache->len)
-            snprintf(err + strlen(err), errlen - strlen(err), " (%lld cached + %lld new tokens)",
-                     (long long)q.past, (long long)q.T);
-        else if (q.Px + q.Pp)
-            snprintf(err + strlen(err), errlen - strlen(err), " (%lld tokens + %lld virtual)",
-                     (long long)q.T, (long long)(q.Px + q.Pp));
-        return -1;
-    }
-    for (int64_t i = 0; i < q.B * q.Tq; i++)
-        if (q.pos[i] >= s->P) {
-            snprintf(err, errlen, "gpt2: position_ids[%lld][%lld] = %d is beyond n_positions %lld",
-                     (long long)(i / q.Tq), (long long)(i % q.Tq), q.pos[i], (long long)s->P);
-            return -1;
-        }
+    if (check_positions(s, &q, err, errlen)) return -1;
     const int64_t B = q.B, Tq = q.Tq, C = s->C;
     const float scale = 1.0f / sqrtf((float)(C / s->H)); /* op_attention's */
     if (dec_cache_begin(&q, &s->head, (int)s->L, C, "gpt2", err, errlen)) return -1;

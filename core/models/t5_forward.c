@@ -369,6 +369,37 @@ static int32_t *decoder_ids(peft_graph *g, const t5_dims *d, const peft_model_in
     return dids;
 }
 
+/* the decoder's last hidden state h (B,Td,C) -> final norm, lm_head (B,Td,V) and the loss over
+ * L labels; the KV cache's step committed. 0, or -1 out of memory */
+static int lm_head(peft_base_model *m, peft_graph *g, const peft_model_inputs *in, peft_tensor *h,
+                   int64_t L, peft_model_outputs *out)
+{
+    t5_state *s = m->arch_state;
+    const t5_dims *d = &s->d;
+    const int64_t B = in->B;
+    peft_kv_cache *c = in->cache;
+    OOM_IF(!(h = peft_site_norm(g, s->dec_ln, h)) || !(h = op_dropout(g, h, d->dropout)));
+    if (d->tie) OOM_IF(!(h = op_scale(g, h, (float)(1.0 / sqrt((double)d->C)))));
+    if (L && m->chunked_loss && g->recording && !c && !s->lm_head->requires_grad &&
+        !m->row_adapter) {
+        /* training: the loss over row chunks, never the whole (B,Td,V) logits */
+        int32_t *tgt = arena_rows(g, in->labels, B, 0, L);
+        OOM_IF(!tgt || !(out->loss = op_linear_cross_entropy(g, h, s->lm_head, tgt, -100)));
+        return 0;
+    }
+    peft_tensor *logits = op_linear(g, h, s->lm_head, NULL, 0); /* (B,Td,V) */
+    OOM_IF(!logits);
+    out->logits = logits;
+    if (L) {
+        int32_t *tgt = arena_rows(g, in->labels, B, 0, L);
+        OOM_IF(!tgt || !(out->loss = op_cross_entropy(g, logits, tgt, -100)));
+    }
+    if (c) kv_cache_commit(c); /* only a forward that succeeded joins the past */
+    return 0;
+oom:
+    return -1;
+}
+
 int t5_forward(peft_base_model *m, peft_graph *g, const peft_model_inputs *in,
                peft_model_outputs *out, char *err, size_t errlen)
 {
@@ -377,7 +408,7 @@ int t5_forward(peft_base_model *m, peft_graph *g, const peft_model_inputs *in,
     memset(out, 0, sizeof *out);
     int64_t Td = 0, L = 0;
     if (check_inputs(d, in, &Td, &L, err, errlen)) return -1;
-    const int64_t B = in->B, T = in->T, C = d->C, inner = d->H * d->D;
+    const int64_t B = in->B, T = in->T, inner = d->H * d->D;
     const peft_prompt_hooks *ph = m->prompt && m->prompt->n_virtual > 0 ? m->prompt : NULL;
     const int64_t P = ph && ph->virtual_tokens ? ph->n_virtual : 0;  /* prompt tuning */
     const int64_t Pp = ph && ph->layer_prefix ? ph->n_virtual : 0;   /* prefix tuning */
@@ -431,23 +462,7 @@ int t5_forward(peft_base_model *m, peft_graph *g, const peft_model_inputs *in,
                          .enc_mask = enc_mask, .c = c};
         OOM_IF(!(h = run_block(g, ckpt, &u, h)));
     }
-    OOM_IF(!(h = peft_site_norm(g, s->dec_ln, h)) || !(h = op_dropout(g, h, d->dropout)));
-    if (d->tie) OOM_IF(!(h = op_scale(g, h, (float)(1.0 / sqrt((double)C)))));
-    if (L && m->chunked_loss && g->recording && !c && !s->lm_head->requires_grad &&
-        !m->row_adapter) {
-        /* training: the loss over row chunks, never the whole (B,Td,V) logits */
-        int32_t *tgt = arena_rows(g, in->labels, B, 0, L);
-        OOM_IF(!tgt || !(out->loss = op_linear_cross_entropy(g, h, s->lm_head, tgt, -100)));
-        return 0;
-    }
-    peft_tensor *logits = op_linear(g, h, s->lm_head, NULL, 0); /* (B,Td,V) */
-    OOM_IF(!logits);
-    out->logits = logits;
-    if (L) {
-        int32_t *tgt = arena_rows(g, in->labels, B, 0, L);
-        OOM_IF(!tgt || !(out->loss = op_cross_entropy(g, logits, tgt, -100)));
-    }
-    if (c) kv_cache_commit(c); /* only a forward that succeeded joins the past */
+    OOM_IF(lm_head(m, g, in, h, L, out));
     return 0;
 oom:
     snprintf(err, errlen, "t5: forward failed: out of memory in the step arena (B=%lld, T=%lld, "
