@@ -314,6 +314,20 @@ static double quantile(double *x, int64_t n, double q)
 }
 
 /* the *svd types: merge the delta weights D_i = s_i B_i A_i (out, in), then a truncated SVD */
+/* D (out, in) = s * B (out, r) @ A (r, in), in double: the adapter's delta weight */
+static void delta_weight(const lora_state *a, int64_t outf, int64_t in, double *D)
+{
+    const float *A = peft_f32(a->A), *B = peft_f32(a->B);
+    const int64_t r = a->r;
+    const double si = src_scaling(a);
+    for (int64_t oo = 0; oo < outf; oo++)
+        for (int64_t j = 0; j < in; j++) {
+            double acc = 0;
+            for (int64_t q = 0; q < r; q++) acc += (double)B[oo * r + q] * A[q * in + j];
+            D[oo * in + j] = si * acc;
+        }
+}
+
 static int combine_svd(lora_state *dst, lora_state *const *v, const double *w, int k,
                        const comb_opts *o, peft_rng *rng, char *err, size_t errlen)
 {
@@ -339,17 +353,8 @@ static int combine_svd(lora_state *dst, lora_state *const *v, const double *w, i
     double *t[k];
     if (!d || !df || !u || !s || !vt || !dist) goto oom;
     for (int i = 0; i < k; i++) {
-        /* D_i (out, in) = s_i * B_i (out, r) @ A_i (r, in) */
         t[i] = d + (size_t)i * (size_t)n;
-        const float *A = peft_f32(v[i]->A), *B = peft_f32(v[i]->B);
-        const int64_t r = v[i]->r;
-        const double si = src_scaling(v[i]);
-        for (int64_t oo = 0; oo < outf; oo++)
-            for (int64_t j = 0; j < in; j++) {
-                double acc = 0;
-                for (int64_t q = 0; q < r; q++) acc += (double)B[oo * r + q] * A[q * in + j];
-                t[i][oo * in + j] = si * acc;
-            }
+        delta_weight(v[i], outf, in, t[i]);
     }
     double *res = d + (size_t)k * (size_t)n;
     if (merge_tasks(o, t, w, k, n, rng, res)) goto oom;

@@ -26,6 +26,53 @@ static int shape_is(const peft_tensor *t, int ndim, int64_t d0, int64_t d1, int6
     return 1;
 }
 
+/* the task factors (prefix_task_cols t[1] (S, R, K), prefix_task_rows t[2] (S, K, C)) into
+ * st: one source task's (EXACT_SOURCE_TASK) or their mean over the S tasks. 0 or -1 with err */
+static int task_factors(mpt_state *st, const mpt_config *c, const char *path, peft_tensor *const *t,
+                        char *err, size_t errlen)
+{
+    char got[96];
+    const int64_t R = st->rows, C = st->dim, K = st->ranks;
+    const int64_t S = t[1]->ndim == 3 ? t[1]->shape[0] : -1;
+    if (S <= 0 || !shape_is(t[1], 3, S, R, K) || !shape_is(t[2], 3, S, K, C)) {
+        char got2[96];
+        peft_pu_errf(err, errlen, "multitask prompt tuning: %s: prefix_task_cols is %s and "
+                     "prefix_task_rows %s; this adapter needs [tasks, %lld, %lld] and "
+                     "[tasks, %lld, %lld] (num_ranks %lld, token_dim %lld)", path,
+                     peft_pu_shape_str(t[1], got, sizeof got),
+                     peft_pu_shape_str(t[2], got2, sizeof got2), (long long)R, (long long)K,
+                     (long long)K, (long long)C, (long long)K, (long long)C);
+        return -1;
+    }
+    const int64_t nc = R * K, nr = K * C;
+    const float *sc = peft_f32(t[1]), *sr = peft_f32(t[2]);
+    float *dc = peft_f32(st->cols), *dr = peft_f32(st->trows);
+    if (c->init == MPT_INIT_EXACT_SOURCE_TASK) {
+        const int64_t task = c->init_task < 0 ? c->init_task + S : c->init_task;
+        if (task < 0 || task >= S) { /* PEFT: IndexError */
+            peft_pu_errf(err, errlen, "multitask prompt tuning: field "
+                         "'prompt_tuning_init_task' is %lld but %s holds %lld source tasks "
+                         "(0..%lld, or -1..-%lld from the end)", (long long)c->init_task,
+                         path, (long long)S, (long long)S - 1, (long long)S);
+            return -1;
+        }
+        memcpy(dc, sc + task * nc, (size_t)nc * sizeof(float));
+        memcpy(dr, sr + task * nr, (size_t)nr * sizeof(float));
+    } else { /* AVERAGE_SOURCE_TASKS: mean over the source tasks (dim 0) */
+        for (int64_t i = 0; i < nc; i++) {
+            double s = 0;
+            for (int64_t k = 0; k < S; k++) s += sc[k * nc + i];
+            dc[i] = (float)(s / (double)S);
+        }
+        for (int64_t i = 0; i < nr; i++) {
+            double s = 0;
+            for (int64_t k = 0; k < S; k++) s += sr[k * nr + i];
+            dr[i] = (float)(s / (double)S);
+        }
+    }
+    return 0;
+}
+
 int mpt_source_init(mpt_state *st, const mpt_config *c, const char *path, char *err,
                     size_t errlen)
 {
@@ -59,7 +106,7 @@ int mpt_source_init(mpt_state *st, const mpt_config *c, const char *path, char *
     }
     int rc = -1;
     char got[96];
-    const int64_t R = st->rows, C = st->dim, K = st->ranks;
+    const int64_t R = st->rows, C = st->dim;
     for (int i = 0; i < n; i++)
         if (!t[i]) { /* PEFT: KeyError */
             peft_pu_errf(err, errlen, "multitask prompt tuning: %s has no tensor '%s' (a "
@@ -74,45 +121,7 @@ int mpt_source_init(mpt_state *st, const mpt_config *c, const char *path, char *
                      peft_pu_shape_str(t[0], got, sizeof got), (long long)R, (long long)C);
         goto out;
     }
-    if (n == 3) {
-        const int64_t S = t[1]->ndim == 3 ? t[1]->shape[0] : -1;
-        if (S <= 0 || !shape_is(t[1], 3, S, R, K) || !shape_is(t[2], 3, S, K, C)) {
-            char got2[96];
-            peft_pu_errf(err, errlen, "multitask prompt tuning: %s: prefix_task_cols is %s and "
-                         "prefix_task_rows %s; this adapter needs [tasks, %lld, %lld] and "
-                         "[tasks, %lld, %lld] (num_ranks %lld, token_dim %lld)", path,
-                         peft_pu_shape_str(t[1], got, sizeof got),
-                         peft_pu_shape_str(t[2], got2, sizeof got2), (long long)R, (long long)K,
-                         (long long)K, (long long)C, (long long)K, (long long)C);
-            goto out;
-        }
-        const int64_t nc = R * K, nr = K * C;
-        const float *sc = peft_f32(t[1]), *sr = peft_f32(t[2]);
-        float *dc = peft_f32(st->cols), *dr = peft_f32(st->trows);
-        if (c->init == MPT_INIT_EXACT_SOURCE_TASK) {
-            const int64_t task = c->init_task < 0 ? c->init_task + S : c->init_task;
-            if (task < 0 || task >= S) { /* PEFT: IndexError */
-                peft_pu_errf(err, errlen, "multitask prompt tuning: field "
-                             "'prompt_tuning_init_task' is %lld but %s holds %lld source tasks "
-                             "(0..%lld, or -1..-%lld from the end)", (long long)c->init_task,
-                             path, (long long)S, (long long)S - 1, (long long)S);
-                goto out;
-            }
-            memcpy(dc, sc + task * nc, (size_t)nc * sizeof(float));
-            memcpy(dr, sr + task * nr, (size_t)nr * sizeof(float));
-        } else { /* AVERAGE_SOURCE_TASKS: mean over the source tasks (dim 0) */
-            for (int64_t i = 0; i < nc; i++) {
-                double s = 0;
-                for (int64_t k = 0; k < S; k++) s += sc[k * nc + i];
-                dc[i] = (float)(s / (double)S);
-            }
-            for (int64_t i = 0; i < nr; i++) {
-                double s = 0;
-                for (int64_t k = 0; k < S; k++) s += sr[k * nr + i];
-                dr[i] = (float)(s / (double)S);
-            }
-        }
-    }
+    if (n == 3 && task_factors(st, c, path, t, err, errlen)) goto out;
     memcpy(peft_f32(st->table), peft_f32(t[0]), (size_t)(R * C) * sizeof(float));
     rc = 0;
 out:
