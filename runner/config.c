@@ -581,11 +581,11 @@ static int expand_experiment(runner_config *c, const runner_node *exp, int index
     }
     choice = calloc(e.n_slots + 1, sizeof *choice);
     runner_run *runs = realloc(c->runs, ((size_t)c->n_runs + points * reps) * sizeof *runs);
+    if (runs) c->runs = runs; /* (realloc freed the old block: keep the new one even when choice failed) */
     if (!choice || !runs) {
         snprintf(err, errlen, "%s: out of memory", c->path);
         goto out;
     }
-    c->runs = runs;
     for (size_t q = 0; q < points * reps; q++)
         if (add_point_run(c, &e, defaults, choice, q, seeds, n_seeds, err, errlen)) goto out;
     rc = 0;
