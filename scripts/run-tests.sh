@@ -14,13 +14,13 @@ one() {
     "$1"
   fi
 }
-if [ "$1" = "--one" ]; then
+if [ "$1" = "--one" ]; then # --one SUITE [NAME]: NAME labels its time line (default: SUITE's)
   t0=$(date +%s.%N); one "$2"; rc=$?; t1=$(date +%s.%N)
   # `times`, second line: the children's user and sys time ("0m1.230000s 0m0.100000s")
   tf=$(mktemp); times > "$tf" # (in this shell: in a pipe, a subshell would report its own)
-  awk -v n="$(basename "$2")" -v t0="$t0" -v t1="$t1" 'NR == 2 {
+  awk -v n="${3:-$(basename "$2")}" -v t0="$t0" -v t1="$t1" 'NR == 2 {
     split($1, u, /[ms]/); split($2, s, /[ms]/)
-    printf "time: %s %.2f s wall, %.2f s CPU\n", n, t1 - t0, u[1] * 60 + u[2] + s[1] * 60 + s[2] }' "$tf"
+    printf "time: %s %.2f s wall, %.2f s CPU (%.2f-%.2f)\n", n, t1 - t0, u[1] * 60 + u[2] + s[1] * 60 + s[2], t0, t1 }' "$tf"
   rm -f "$tf"
   echo "rc=$rc"; exit $rc
 fi
@@ -28,15 +28,23 @@ pass=0; fail=0; failed=""; checks=0; cfail=0
 if [ "$1" = "--summary" ]; then
   logs=$2; shift 2
   for t in "$@"; do
-    name=$(basename "$t"); log="$logs/$name.log"
+    name=$(basename "$t")
     echo "== $name"
-    if [ -f "$log" ]; then grep -v '^rc=\|^time: ' "$log"; rc=$(sed -n 's/^rc=//p' "$log" | tail -n 1); else echo "(no log: the suite did not run)"; rc=1; fi
-    [ -n "$rc" ] || rc=1
-    # Check's own line: "100%: Checks: 12, Failures: 0, Errors: 0"
-    n=$(sed -n 's/.*Checks: \([0-9]*\).*/\1/p' "$log" 2>/dev/null | tail -n 1)
-    f=$(sed -n 's/.*Failures: \([0-9]*\), Errors: \([0-9]*\).*/\1 \2/p' "$log" 2>/dev/null | tail -n 1)
-    checks=$((checks + ${n:-0}))
-    for x in $f; do cfail=$((cfail + x)); done
+    # NAME.log, and NAME@part2.log when the suite ran as two processes (Makefile: PART2_SUITES)
+    rc=0; nlogs=0
+    for log in "$logs/$name.log" "$logs/$name"@*.log; do
+      [ -f "$log" ] || continue
+      nlogs=$((nlogs + 1))
+      grep -v '^rc=\|^time: ' "$log"
+      r=$(sed -n 's/^rc=//p' "$log" | tail -n 1)
+      [ "${r:-1}" -eq 0 ] || rc=1
+      # Check's own line: "100%: Checks: 12, Failures: 0, Errors: 0"
+      n=$(sed -n 's/.*Checks: \([0-9]*\).*/\1/p' "$log" | tail -n 1)
+      f=$(sed -n 's/.*Failures: \([0-9]*\), Errors: \([0-9]*\).*/\1 \2/p' "$log" | tail -n 1)
+      checks=$((checks + ${n:-0}))
+      for x in $f; do cfail=$((cfail + x)); done
+    done
+    [ "$nlogs" -gt 0 ] || { echo "(no log: the suite did not run)"; rc=1; }
     if [ "$rc" -eq 0 ]; then pass=$((pass+1)); else fail=$((fail+1)); failed="$failed $name"; fi
   done
 else

@@ -320,7 +320,6 @@ static Suite *suite(void)
     Suite *s = suite_create("plugin_check");
     TCase *tc = tcase_create("checker");
     tcase_set_timeout(tc, 300);
-    tcase_add_test(tc, lora_passes);
     tcase_add_test(tc, template_passes);
     tcase_add_test(tc, crash_in_forward_fails_those_checks_only);
     tcase_add_test(tc, wrong_gradient_fails_backward);
@@ -333,6 +332,13 @@ static Suite *suite(void)
     tcase_add_test(tc, model_dir_without_inputs);
     tcase_add_test(tc, fixtures_that_point_nowhere);
     suite_add_tcase(s, tc);
+    /* the run under valgrind, the longest, in a case of its own: `make check` runs it beside
+     * the rest (TU_PART2) */
+    TCase *p2 = tcase_create("valgrind");
+    tcase_set_tags(p2, TU_PART2);
+    tcase_set_timeout(p2, 300);
+    tcase_add_test(p2, lora_passes);
+    suite_add_tcase(s, p2);
     return s;
 }
 

@@ -977,11 +977,17 @@ int main(void)
     tcase_add_test(t, test_seeds_and_statistics);
     tcase_add_test(t, test_shards_then_summarize);
     tcase_add_test(t, test_data_parallel_one_process);
-    tcase_add_test(t, test_blas_threads_tolerance);
     tcase_add_test(t, test_lr_schedules);
     tcase_add_test(t, test_adamw_params_and_state);
     tcase_add_test(t, test_svg_escaping);
     suite_add_tcase(s, t);
+    /* the longest test, in a case of its own: `make check` runs it beside the rest (TU_PART2) */
+    TCase *p2 = tcase_create("threads");
+    tcase_set_tags(p2, TU_PART2);
+    tcase_add_checked_fixture(p2, setup, teardown);
+    tcase_set_timeout(p2, 600);
+    tcase_add_test(p2, test_blas_threads_tolerance);
+    suite_add_tcase(s, p2);
     int failed = tu_run_suite(s);
     return failed ? 1 : 0;
 }

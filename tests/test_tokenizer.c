@@ -571,6 +571,7 @@ int main(void)
     tcase_add_test(tc, mini_parity);
     suite_add_tcase(s, tc);
     TCase *tr = tcase_create("robustness");
+    tcase_set_tags(tr, TU_PART2); /* `make check` runs it beside the parity case */
     tcase_set_timeout(tr, 120);
     tcase_add_test(tr, lookups_and_special_ids);
     tcase_add_test(tr, invalid_utf8);

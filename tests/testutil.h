@@ -30,6 +30,11 @@ void tu_quiet(const char *msg, void *ud);
 /* runs suite s (CK_NORMAL output) and frees its runner; the number of failed checks */
 int tu_run_suite(Suite *s);
 
+/* The tag of a long suite's second part: `make check` runs such a suite as two processes side
+ * by side, CK_EXCLUDE_TAGS=part2 and CK_INCLUDE_TAGS=part2 (two logs, one summary); run alone,
+ * the suite runs both parts. */
+#define TU_PART2 "part2"
+
 /* runs the shell command line cmd; its whole stdout in *out (caller frees); returns pclose's
  * wait status (fails the test if popen does) */
 int tu_run_cmd(const char *cmd, char **out);
