@@ -603,6 +603,10 @@ static peft_site *add_site(peft_base_model *m, const char *name, int kind, peft_
 
 /* ---- config.json getters --------------------------------------------------------------------- */
 
+/* what follows m->dir in a message about its config: a model directory's config.json, or nothing
+ * for a meta model (built from a config file, whose path m->dir then is) */
+static const char *cfg_suffix(const peft_base_model *m) { return m->meta ? "" : "/config.json"; }
+
 /* the value of key, NULL when absent or JSON null */
 static json_t *cfg_get(const peft_base_model *m, const char *key)
 {
@@ -630,7 +634,8 @@ int peft_config_int_buf(const peft_base_model *m, const char *key, int has_def, 
     json_t *v = cfg_get(m, key);
     if (!v) {
         if (has_def) { *out = def; return 0; }
-        peft_errbuf(err, errlen, "%s/config.json: missing field \"%s\" (an integer)", m->dir, key);
+        peft_errbuf(err, errlen, "%s%s: missing field \"%s\" (an integer)",
+                    m->dir, cfg_suffix(m), key);
         return -1;
     }
     if (json_is_integer(v)) { *out = (int64_t)json_integer_value(v); return 0; }
@@ -638,7 +643,8 @@ int peft_config_int_buf(const peft_base_model *m, const char *key, int has_def, 
         double d = json_real_value(v);
         if (d > -9.0e18 && d < 9.0e18 && d == (double)(int64_t)d) { *out = (int64_t)d; return 0; }
     }
-    peft_errbuf(err, errlen, "%s/config.json: field \"%s\" must be an integer, got %s", m->dir, key,
+    peft_errbuf(err, errlen, "%s%s: field \"%s\" must be an integer, got %s",
+                m->dir, cfg_suffix(m), key,
                 json_kind(v));
     return -1;
 }
@@ -648,8 +654,8 @@ int peft_config_layers(const peft_base_model *m, const char *key, int has_def, i
 {
     if (peft_config_int_buf(m, key, has_def, def, out, err, errlen)) return -1;
     if (*out >= 0 && *out <= PEFT_MAX_LAYERS) return 0;
-    peft_errbuf(err, errlen, "%s/config.json: field \"%s\" is %lld; a layer count must be 0..%d",
-                m->dir, key, (long long)*out, PEFT_MAX_LAYERS);
+    peft_errbuf(err, errlen, "%s%s: field \"%s\" is %lld; a layer count must be 0..%d",
+                m->dir, cfg_suffix(m), key, (long long)*out, PEFT_MAX_LAYERS);
     return -1;
 }
 
@@ -659,11 +665,13 @@ int peft_config_real_buf(const peft_base_model *m, const char *key, int has_def,
     json_t *v = cfg_get(m, key);
     if (!v) {
         if (has_def) { *out = def; return 0; }
-        peft_errbuf(err, errlen, "%s/config.json: missing field \"%s\" (a number)", m->dir, key);
+        peft_errbuf(err, errlen, "%s%s: missing field \"%s\" (a number)",
+                    m->dir, cfg_suffix(m), key);
         return -1;
     }
     if (json_is_number(v)) { *out = json_number_value(v); return 0; }
-    peft_errbuf(err, errlen, "%s/config.json: field \"%s\" must be a number, got %s", m->dir, key,
+    peft_errbuf(err, errlen, "%s%s: field \"%s\" must be a number, got %s",
+                m->dir, cfg_suffix(m), key,
                 json_kind(v));
     return -1;
 }
@@ -674,11 +682,13 @@ int peft_config_bool_buf(const peft_base_model *m, const char *key, int has_def,
     json_t *v = cfg_get(m, key);
     if (!v) {
         if (has_def) { *out = def; return 0; }
-        peft_errbuf(err, errlen, "%s/config.json: missing field \"%s\" (true or false)", m->dir, key);
+        peft_errbuf(err, errlen, "%s%s: missing field \"%s\" (true or false)",
+                    m->dir, cfg_suffix(m), key);
         return -1;
     }
     if (json_is_boolean(v)) { *out = json_is_true(v); return 0; }
-    peft_errbuf(err, errlen, "%s/config.json: field \"%s\" must be true or false, got %s", m->dir, key,
+    peft_errbuf(err, errlen, "%s%s: field \"%s\" must be true or false, got %s",
+                m->dir, cfg_suffix(m), key,
                 json_kind(v));
     return -1;
 }
@@ -689,11 +699,13 @@ int peft_config_str_buf(const peft_base_model *m, const char *key, const char *d
     json_t *v = cfg_get(m, key);
     if (!v) {
         if (def) { *out = def; return 0; }
-        peft_errbuf(err, errlen, "%s/config.json: missing field \"%s\" (a string)", m->dir, key);
+        peft_errbuf(err, errlen, "%s%s: missing field \"%s\" (a string)",
+                    m->dir, cfg_suffix(m), key);
         return -1;
     }
     if (json_is_string(v)) { *out = json_string_value(v); return 0; }
-    peft_errbuf(err, errlen, "%s/config.json: field \"%s\" must be a string, got %s", m->dir, key,
+    peft_errbuf(err, errlen, "%s%s: field \"%s\" must be a string, got %s",
+                m->dir, cfg_suffix(m), key,
                 json_kind(v));
     return -1;
 }
