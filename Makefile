@@ -152,7 +152,7 @@ $(BUILD)/obj/plugins/%.o: plugins/%.c | deps-ok
 .SECONDEXPANSION:
 $(BUILD)/plugins/%.so: $$(addprefix $(BUILD)/obj/,$$(addsuffix .o,$$(basename $$(wildcard plugins/$$*/*.c)))) | deps-ok
 	@mkdir -p $(dir $@)
-	$(CC) -shared -pthread -o $@ $^ -lopenblas -lm
+	$(CC) $(CFLAGS) -shared -o $@ $^ -lopenblas -lm
 
 $(BUILD)/peft: $(CLI_OBJ) $(CONF_LIB) $(RUNNER_LIB) $(TOK_LIB) $(BUILD)/libpeft.so
 	$(CC) -o $@ $(CLI_OBJ) $(CONF_LIB) $(APP_LIBS) -Wl,-rpath,'$$ORIGIN' $(DEPLIBS)
