@@ -74,7 +74,9 @@ int tk_regex_split_cps(const tk_regex *re, const uint32_t *c, size_t n, tk_spans
 
 /* ---- hash maps ---- */
 /* bytes -> int32 (open addressing; keys copied) */
-typedef struct tk_strmap { char **keys; uint32_t *lens; int32_t *vals; size_t cap, n; } tk_strmap;
+typedef struct tk_strslot { const char *key; uint32_t len, hash; int32_t val; } tk_strslot;
+typedef struct tk_strchunk tk_strchunk; /* map.c: the arena the keys are copied into */
+typedef struct tk_strmap { tk_strslot *slots; size_t cap, n; tk_strchunk *chunks; } tk_strmap;
 int tk_strmap_put(tk_strmap *m, const char *k, size_t len, int32_t v); /* replaces */
 int32_t tk_strmap_get(const tk_strmap *m, const char *k, size_t len);  /* -1 when absent */
 void tk_strmap_free(tk_strmap *m);

@@ -1,6 +1,8 @@
 /* tokenizer_map.c — the tokenizers' hash maps: token string -> id (vocabularies of 30k-250k
  * entries) and (id, id) -> (merge rank, merged id) for BPE merges. Open addressing with linear
- * probing, power-of-two capacity, load factor <= 1/2; FNV-1a and a 64-bit mixer as hashes. */
+ * probing, power-of-two capacity, load factor <= 1/2; FNV-1a and a 64-bit mixer as hashes. A
+ * string slot keeps its key's hash, so probing compares bytes only on a hash match and growing
+ * never rereads the keys; the keys live in an arena (one malloc per 64 KB, not per token). */
 #include <stdlib.h>
 #include <string.h>
 #include "peft/peft.h"
@@ -25,29 +27,54 @@ static uint64_t mix64(uint64_t x)
     return x ^ (x >> 33);
 }
 
+/* the keys' arena: chunks of at least STR_CHUNK bytes, each key copied once (NUL-terminated) into
+ * the newest chunk with room; a vocabulary of 256k tokens is ~40 chunks, not 256k mallocs */
+#define STR_CHUNK ((size_t)64 << 10)
+struct tk_strchunk { tk_strchunk *prev; size_t used, size; char data[]; };
+
+static const char *str_copy(tk_strmap *m, const char *k, size_t len)
+{
+    tk_strchunk *c = m->chunks;
+    if (!c || c->size - c->used < len + 1) {
+        size_t size = len + 1 > STR_CHUNK ? len + 1 : STR_CHUNK;
+        tk_strchunk *n = malloc(sizeof *n + size);
+        if (!n) return NULL;
+        n->prev = c;
+        n->used = 0;
+        n->size = size;
+        m->chunks = c = n;
+    }
+    char *d = c->data + c->used;
+    memcpy(d, k, len);
+    d[len] = 0;
+    c->used += len + 1;
+    return d;
+}
+
+/* the slot a key whose stored hash is h starts probing at in cap (a power of two >= 64) slots:
+ * the top bits of a Fibonacci product of h alone, so that growing never rereads the key */
+static size_t slot_of(uint32_t h, size_t cap)
+{
+    return (size_t)(((uint64_t)h * 0x9E3779B97F4A7C15ull) >> (64 - __builtin_ctzll(cap)));
+}
+
+/* slots[cap]: key NULL = empty; hash = the high half of the key's 64-bit hash (compared before
+ * the bytes), the low half picks the slot */
 static int strmap_grow(tk_strmap *m)
 {
     size_t cap = m->cap ? m->cap * 2 : 64;
-    tk_strmap n = {calloc(cap, sizeof(char *)), calloc(cap, sizeof(uint32_t)),
-                   calloc(cap, sizeof(int32_t)), cap, m->n};
-    if (!n.keys || !n.lens || !n.vals) {
-        free(n.keys);
-        free(n.lens);
-        free(n.vals);
-        return PEFT_ENOMEM;
-    }
+    tk_strslot *n = calloc(cap, sizeof *n);
+    if (!n) return PEFT_ENOMEM;
     for (size_t i = 0; i < m->cap; i++) {
-        if (!m->keys[i]) continue;
-        size_t j = hash_bytes(m->keys[i], m->lens[i]) & (cap - 1);
-        while (n.keys[j]) j = (j + 1) & (cap - 1);
-        n.keys[j] = m->keys[i];
-        n.lens[j] = m->lens[i];
-        n.vals[j] = m->vals[i];
+        const tk_strslot *o = &m->slots[i];
+        if (!o->key) continue;
+        size_t j = slot_of(o->hash, cap);
+        while (n[j].key) j = (j + 1) & (cap - 1);
+        n[j] = *o;
     }
-    free(m->keys);
-    free(m->lens);
-    free(m->vals);
-    *m = n;
+    free(m->slots);
+    m->slots = n;
+    m->cap = cap;
     return 0;
 }
 
@@ -55,20 +82,18 @@ int tk_strmap_put(tk_strmap *m, const char *k, size_t len, int32_t v)
 {
     if (len > UINT32_MAX) return PEFT_EINVAL;
     if ((m->n + 1) * 2 > m->cap && strmap_grow(m)) return PEFT_ENOMEM;
-    size_t j = hash_bytes(k, len) & (m->cap - 1);
-    for (; m->keys[j]; j = (j + 1) & (m->cap - 1)) {
-        if (m->lens[j] == len && !memcmp(m->keys[j], k, len)) {
-            m->vals[j] = v;
+    const uint32_t h = (uint32_t)(hash_bytes(k, len) >> 32);
+    size_t j = slot_of(h, m->cap);
+    for (; m->slots[j].key; j = (j + 1) & (m->cap - 1)) {
+        tk_strslot *s = &m->slots[j];
+        if (s->hash == h && s->len == len && !memcmp(s->key, k, len)) {
+            s->val = v;
             return 0;
         }
     }
-    char *c = malloc(len + 1);
+    const char *c = str_copy(m, k, len);
     if (!c) return PEFT_ENOMEM;
-    memcpy(c, k, len);
-    c[len] = 0;
-    m->keys[j] = c;
-    m->lens[j] = (uint32_t)len;
-    m->vals[j] = v;
+    m->slots[j] = (tk_strslot){c, (uint32_t)len, h, v};
     m->n++;
     return 0;
 }
@@ -76,18 +101,21 @@ int tk_strmap_put(tk_strmap *m, const char *k, size_t len, int32_t v)
 int32_t tk_strmap_get(const tk_strmap *m, const char *k, size_t len)
 {
     if (!m->cap) return -1;
-    size_t j = hash_bytes(k, len) & (m->cap - 1);
-    for (; m->keys[j]; j = (j + 1) & (m->cap - 1))
-        if (m->lens[j] == len && !memcmp(m->keys[j], k, len)) return m->vals[j];
+    const uint32_t h = (uint32_t)(hash_bytes(k, len) >> 32);
+    for (size_t j = slot_of(h, m->cap); m->slots[j].key; j = (j + 1) & (m->cap - 1)) {
+        const tk_strslot *s = &m->slots[j];
+        if (s->hash == h && s->len == len && !memcmp(s->key, k, len)) return s->val;
+    }
     return -1;
 }
 
 void tk_strmap_free(tk_strmap *m)
 {
-    for (size_t i = 0; i < m->cap; i++) free(m->keys[i]);
-    free(m->keys);
-    free(m->lens);
-    free(m->vals);
+    for (tk_strchunk *c = m->chunks, *p; c; c = p) {
+        p = c->prev;
+        free(c);
+    }
+    free(m->slots);
     memset(m, 0, sizeof *m);
 }
 
