@@ -15,6 +15,7 @@
 
 #include "core/ops/pool.h"
 #include "core/tuner/plugin_call.h"
+#include "testutil.h"
 
 /* a slice that faults when it is not the first: slice 0 runs on the caller, the others on the
  * pool's workers, so the fault happens on a worker thread */
@@ -27,33 +28,21 @@ static void fault_off_caller(void *ctx, int64_t lo, int64_t hi)
     }
 }
 
-/* forks; the child (with a plugin call record when named) runs a 2-thread parallel region whose
- * worker slice faults; returns the child's wait status, its stderr in text */
+/* the child: (with a plugin call record when *arg) a 2-thread parallel region whose worker
+ * slice faults */
+static void faulting_region(void *arg)
+{
+    peft_plugin_crash_handlers_install();
+    peft_plugin_call c;
+    if (*(const int *)arg)
+        peft_plugin_call_enter(&c, "poolfault", "forward", "mine", "transformer.h.0.attn.c_attn");
+    ops_parallel_n(2, 2, 1, fault_off_caller, NULL);
+}
+
+/* the child's wait status, its stderr in text */
 static int run_child(int with_record, char *text, size_t len)
 {
-    int fds[2];
-    ck_assert(pipe(fds) == 0);
-    pid_t pid = fork();
-    ck_assert(pid >= 0);
-    if (pid == 0) {
-        dup2(fds[1], 2);
-        close(fds[0]);
-        peft_plugin_crash_handlers_install();
-        peft_plugin_call c;
-        if (with_record)
-            peft_plugin_call_enter(&c, "poolfault", "forward", "mine", "transformer.h.0.attn.c_attn");
-        ops_parallel_n(2, 2, 1, fault_off_caller, NULL);
-        _exit(0); /* not reached: the worker's slice faults */
-    }
-    close(fds[1]);
-    size_t n = 0;
-    ssize_t r;
-    while (n + 1 < len && (r = read(fds[0], text + n, len - 1 - n)) > 0) n += (size_t)r;
-    text[n] = 0;
-    close(fds[0]);
-    int st = 0;
-    ck_assert(waitpid(pid, &st, 0) == pid);
-    return st;
+    return tu_child_stderr(faulting_region, &with_record, text, len);
 }
 
 START_TEST(worker_fault_names_plugin)
@@ -83,9 +72,5 @@ int main(void)
     tcase_add_test(tc, worker_fault_names_plugin);
     tcase_add_test(tc, worker_fault_without_plugin_names_none);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run_suite(s) ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -313,50 +313,42 @@ START_TEST(misleading_config_messages)
 }
 END_TEST
 
-/* runs a forward (and with backward, a backward) of a one-adapter GPT-2 on the fixture plugin
- * so/peft_type in a child whose stderr lands in text; returns the child's wait status */
+/* the child of run_crashing_plugin: a forward (and with backward, a backward) of a one-adapter
+ * GPT-2 on the fixture plugin so/peft_type */
+struct crash_run { const char *so, *peft_type; int backward; };
+static void crashing_child(void *arg)
+{
+    const struct crash_run *r = arg;
+    char cfg[256];
+    snprintf(cfg, sizeof cfg, "{\"peft_type\": \"%s\", \"target_modules\": [\"c_attn\"]}",
+             r->peft_type);
+    peft_ctx *ctx = peft_ctx_new(1);
+    peft_base_model *b = NULL;
+    const peft_tuner_vtable *vt = NULL;
+    peft_model *m = NULL;
+    if (peft_load_base_model(ctx, tu_fixture("hf-peft/_models/gpt2"), &b) ||
+        peft_plugin_load_file(ctx, r->so, &vt) || peft_get_peft_model(ctx, b, cfg, "mine", 0, &m)) {
+        fprintf(stderr, "setup failed: %s\n", peft_errmsg(ctx));
+        _exit(3);
+    }
+    int32_t ids[3] = {1, 2, 3};
+    peft_model_inputs in = {.B = 1, .T = 3, .input_ids = ids, .labels = r->backward ? ids : NULL};
+    peft_graph *g = peft_graph_new(peft_ctx_rng(ctx));
+    peft_model_outputs out;
+    if (r->backward) peft_graph_set_recording(g, 1);
+    if (peft_model_forward(m, g, &in, &out)) {
+        fprintf(stderr, "forward failed: %s\n", peft_errmsg(ctx));
+        _exit(4);
+    }
+    if (r->backward) peft_graph_backward(g, out.loss);
+}
+
+/* runs crashing_child in a child whose stderr lands in text; returns the child's wait status */
 static int run_crashing_plugin(const char *so, const char *peft_type, int backward, char *text,
                                size_t len)
 {
-    int fds[2];
-    ck_assert(pipe(fds) == 0);
-    pid_t pid = fork();
-    ck_assert(pid >= 0);
-    if (pid == 0) {
-        dup2(fds[1], 2);
-        close(fds[0]);
-        char cfg[256];
-        snprintf(cfg, sizeof cfg, "{\"peft_type\": \"%s\", \"target_modules\": [\"c_attn\"]}", peft_type);
-        peft_ctx *ctx = peft_ctx_new(1);
-        peft_base_model *b = NULL;
-        const peft_tuner_vtable *vt = NULL;
-        peft_model *m = NULL;
-        if (peft_load_base_model(ctx, tu_fixture("hf-peft/_models/gpt2"), &b) ||
-            peft_plugin_load_file(ctx, so, &vt) || peft_get_peft_model(ctx, b, cfg, "mine", 0, &m)) {
-            fprintf(stderr, "setup failed: %s\n", peft_errmsg(ctx));
-            _exit(3);
-        }
-        int32_t ids[3] = {1, 2, 3};
-        peft_model_inputs in = {.B = 1, .T = 3, .input_ids = ids, .labels = backward ? ids : NULL};
-        peft_graph *g = peft_graph_new(peft_ctx_rng(ctx));
-        peft_model_outputs out;
-        if (backward) peft_graph_set_recording(g, 1);
-        if (peft_model_forward(m, g, &in, &out)) {
-            fprintf(stderr, "forward failed: %s\n", peft_errmsg(ctx));
-            _exit(4);
-        }
-        if (backward) peft_graph_backward(g, out.loss);
-        _exit(0); /* not reached */
-    }
-    close(fds[1]);
-    size_t n = 0;
-    ssize_t r;
-    while (n + 1 < len && (r = read(fds[0], text + n, len - 1 - n)) > 0) n += (size_t)r;
-    text[n] = 0;
-    close(fds[0]);
-    int st = 0;
-    ck_assert(waitpid(pid, &st, 0) == pid);
-    return st;
+    struct crash_run r = {so, peft_type, backward};
+    return tu_child_stderr(crashing_child, &r, text, len);
 }
 
 /* a plugin that faults inside forward (tests/plugins/crash_forward.c): the process still dies of

@@ -35,6 +35,11 @@ int tu_run_suite(Suite *s);
  * the suite runs both parts. */
 #define TU_PART2 "part2"
 
+/* runs child(arg) in a forked process whose stderr goes to a pipe (the child exits 0 if child
+ * returns); its stderr in text (NUL-terminated, at most len - 1 bytes); returns the child's wait
+ * status (for the crash-report tests: a child that dies of a signal, what it printed first) */
+int tu_child_stderr(void (*child)(void *arg), void *arg, char *text, size_t len);
+
 /* runs the shell command line cmd; its whole stdout in *out (caller frees); returns pclose's
  * wait status (fails the test if popen does) */
 int tu_run_cmd(const char *cmd, char **out);

@@ -138,3 +138,26 @@ peft_ctx *tu_ctx(void)
     ck_assert_ptr_nonnull(ctx);
     return ctx;
 }
+
+int tu_child_stderr(void (*child)(void *arg), void *arg, char *text, size_t len)
+{
+    int fds[2];
+    ck_assert(pipe(fds) == 0);
+    pid_t pid = fork();
+    ck_assert(pid >= 0);
+    if (pid == 0) {
+        dup2(fds[1], 2);
+        close(fds[0]);
+        child(arg);
+        _exit(0);
+    }
+    close(fds[1]);
+    size_t n = 0;
+    ssize_t r;
+    while (n + 1 < len && (r = read(fds[0], text + n, len - 1 - n)) > 0) n += (size_t)r;
+    text[n] = 0;
+    close(fds[0]);
+    int st = 0;
+    ck_assert(waitpid(pid, &st, 0) == pid);
+    return st;
+}
