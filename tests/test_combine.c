@@ -106,21 +106,28 @@ static peft_combine_opts opts_of(const char *type, double density, const char *s
 
 /* ---- the references -------------------------------------------------------------------------- */
 
-/* rank of |t[e]| among t (n): how many are larger, or as large and earlier */
+/* keeps the k = d n entries of t (n) of largest magnitude, ties to the earlier index, zeroes the
+ * rest: the index order sorted by (|t| descending, index ascending), the first k kept (the
+ * rank rule "how many are larger, or as large and earlier" < k, in n log n rather than n^2) */
+static const double *prune_keys;
+static int by_magnitude(const void *a, const void *b)
+{
+    const int64_t i = *(const int64_t *)a, j = *(const int64_t *)b;
+    const double x = fabs(prune_keys[i]), y = fabs(prune_keys[j]);
+    if (x != y) return x > y ? -1 : 1;
+    return (i > j) - (i < j);
+}
+
 static void ref_prune_magnitude(double *t, int64_t n, double d)
 {
     if (d >= 1) return;
     int64_t k = (int64_t)(d * (double)n);
-    char *keep = calloc((size_t)n, 1);
-    for (int64_t e = 0; e < n; e++) {
-        int64_t rank = 0;
-        for (int64_t j = 0; j < n; j++)
-            rank += fabs(t[j]) > fabs(t[e]) || (fabs(t[j]) == fabs(t[e]) && j < e);
-        keep[e] = rank < k;
-    }
-    for (int64_t e = 0; e < n; e++)
-        if (!keep[e]) t[e] = 0;
-    free(keep);
+    int64_t *order = malloc((size_t)n * sizeof *order);
+    for (int64_t e = 0; e < n; e++) order[e] = e;
+    prune_keys = t;
+    qsort(order, (size_t)n, sizeof *order, by_magnitude);
+    for (int64_t r = k; r < n; r++) t[order[r]] = 0;
+    free(order);
 }
 
 static double sgn(double x) { return (double)((x > 0) - (x < 0)); }
