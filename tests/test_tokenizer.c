@@ -142,14 +142,12 @@ static int check_reference(peft_tokenizer *tk, const json_t *ref, const char *la
  * xz-compressed in the repository (tokenizer.json.xz), so they are unpacked with
  * tokenizer_config.json into $PEFT_BUILD/fixtures-unpacked/DIR once (kept while newer than the
  * .xz: unpacking costs ~1 CPU-s a check; the files appear by rename, so suites running side by
- * side never read half a file). Returns the directory to load; *tmp stays NULL (nothing to
- * remove). */
-static const char *unpacked(const char *dir, char **tmp)
+ * side never read half a file). Returns the directory to load. */
+static const char *unpacked(const char *dir)
 {
     static char out[PATH_MAX];
     char xzp[PATH_MAX], tj[PATH_MAX + 32];
     struct stat st, su;
-    *tmp = NULL;
     snprintf(xzp, sizeof xzp, "%s/tokenizer.json.xz", tfix(dir));
     if (stat(xzp, &st)) return tfix(dir);
     snprintf(out, sizeof out, "%s/%s", tu_build("fixtures-unpacked"), dir);
@@ -168,15 +166,10 @@ static const char *unpacked(const char *dir, char **tmp)
 
 static peft_tokenizer *load_fixture(const char *dir)
 {
-    char *tmp;
-    const char *d = unpacked(dir, &tmp);
+    const char *d = unpacked(dir);
     peft_tokenizer *tk = NULL;
     int rc = peft_tokenizer_load(d, &tk, errbuf, sizeof errbuf);
     ck_assert_msg(rc == 0, "load %s: %s", dir, errbuf);
-    if (tmp) {
-        tu_rmtree(tmp);
-        free(tmp);
-    }
     return tk;
 }
 
