@@ -1,34 +1,46 @@
 /* pool.c — a small parked thread pool for the kernels (pool.h). One job at a time: the caller
- * publishes (fn, ctx, n), bumps a generation counter and wakes the workers; worker i runs slice
- * i + 1, the caller slice 0, then waits for the done count. Workers spin briefly on the
- * generation (the next kernel usually follows within microseconds), then sleep on a condition
- * variable. The thread count follows openblas_get_num_threads() at each call. */
+ * publishes (fn, ctx, n), bumps a generation counter and wakes the workers that sleep; worker
+ * i runs slice i + 1, the caller slice 0, then waits for the done count. Neither side spins
+ * for long, so that a pool never burns a core that another thread (OpenBLAS's, another
+ * process's) needs: a worker spins SPIN_NS on the generation (the next kernel usually follows
+ * within microseconds), then sleeps on a condition variable; the caller spins SPIN_NS on the
+ * done count (the slices are equal, so the workers finish about when it does), then sleeps
+ * until the last worker wakes it. Wakes are paid only when someone sleeps (a sleeper count and
+ * a waiting flag, each checked after the other side's store: no wake is lost). The thread
+ * count follows openblas_get_num_threads() at each call. */
 #include "core/ops/pool.h"
 #include "core/tuner/plugin_call.h"
 
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <time.h>
 
 extern int openblas_get_num_threads(void);
 
 #define POOL_MAX 64
-#define SPIN_ITERS 20000
+/* how long either side spins before it sleeps. Waking a sleeper costs ~5-50 us; a kernel
+ * between two GEMMs takes ~0.1-1 ms on the step's shapes, and a GEMM (OpenBLAS's threads, not
+ * these) longer: spinning through a GEMM would take a core from OpenBLAS's own threads. */
+#define SPIN_NS 30000
 
 static struct {
     pthread_mutex_t job;  /* held by the caller of a parallel region */
-    pthread_mutex_t mu;   /* guards the sleep of the workers */
-    pthread_cond_t cv;
+    pthread_mutex_t mu;   /* guards the sleep of the workers and of the caller */
+    pthread_cond_t cv;    /* workers: a new generation */
+    pthread_cond_t done_cv; /* the caller: the last worker is done */
     atomic_uint gen;      /* bumped per job */
     atomic_int done;      /* workers finished with the current job */
+    atomic_int sleepers;  /* workers asleep (or about to be) on cv */
+    atomic_int waiting;   /* the caller asleep (or about to be) on done_cv */
     int started;          /* workers running */
     int nparts;           /* slices of the current job (caller + workers) */
     int64_t n, chunk;
     ops_range_fn fn;
     void *ctx;
     const peft_plugin_call *call; /* the caller's plugin call record: a crash in a slice names it */
-} P = {.job = PTHREAD_MUTEX_INITIALIZER, .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+} P = {.job = PTHREAD_MUTEX_INITIALIZER, .mu = PTHREAD_MUTEX_INITIALIZER,
+       .cv = PTHREAD_COND_INITIALIZER, .done_cv = PTHREAD_COND_INITIALIZER};
 
 static unsigned start_gen[POOL_MAX + 1]; /* the generation each worker was started at */
 
@@ -38,6 +50,9 @@ static void pool_after_fork_child(void)
     pthread_mutex_init(&P.job, NULL);
     pthread_mutex_init(&P.mu, NULL);
     pthread_cond_init(&P.cv, NULL);
+    pthread_cond_init(&P.done_cv, NULL);
+    atomic_store(&P.sleepers, 0);
+    atomic_store(&P.waiting, 0);
     P.started = 0;
 }
 
@@ -49,6 +64,39 @@ static inline void cpu_relax(void)
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
 #endif
+}
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* spins until ready(arg) or SPIN_NS have passed (the clock read every 64 pauses); returns
+ * ready(arg) */
+static int spin_until(int (*ready)(const void *), const void *arg)
+{
+    int64_t t0 = 0;
+    for (unsigned i = 1;; i++) {
+        if (ready(arg)) return 1;
+        cpu_relax();
+        if (i % 64 == 0) {
+            const int64_t t = now_ns();
+            if (!t0) t0 = t;
+            else if (t - t0 > SPIN_NS) return ready(arg);
+        }
+    }
+}
+
+static int gen_moved(const void *seen)
+{
+    return atomic_load_explicit(&P.gen, memory_order_acquire) != *(const unsigned *)seen;
+}
+
+static int all_done(const void *want)
+{
+    return atomic_load_explicit(&P.done, memory_order_acquire) >= *(const int *)want;
 }
 
 static void run_slice(int part)
@@ -65,21 +113,24 @@ static void *worker(void *arg)
     const int part = (int)(intptr_t)arg; /* 1.. */
     unsigned seen = start_gen[part];
     for (;;) {
-        unsigned g;
-        int spins = 0;
-        while ((g = atomic_load_explicit(&P.gen, memory_order_acquire)) == seen &&
-               spins++ < SPIN_ITERS)
-            cpu_relax();
-        if (g == seen) {
+        if (!spin_until(gen_moved, &seen)) {
             pthread_mutex_lock(&P.mu);
-            while ((g = atomic_load(&P.gen)) == seen) pthread_cond_wait(&P.cv, &P.mu);
+            atomic_fetch_add(&P.sleepers, 1); /* before the check: the caller reads it after its bump */
+            while (atomic_load(&P.gen) == seen) pthread_cond_wait(&P.cv, &P.mu);
+            atomic_fetch_sub(&P.sleepers, 1);
             pthread_mutex_unlock(&P.mu);
         }
-        seen = g;
+        seen = atomic_load_explicit(&P.gen, memory_order_acquire);
+        const int want = P.started;
         peft_plugin_call_adopt(P.call);
         run_slice(part);
         peft_plugin_call_adopt(NULL);
-        atomic_fetch_add_explicit(&P.done, 1, memory_order_release);
+        /* the last one wakes the caller if it sleeps (it sets `waiting` before it reads `done`) */
+        if (atomic_fetch_add(&P.done, 1) + 1 == want && atomic_load(&P.waiting)) {
+            pthread_mutex_lock(&P.mu);
+            pthread_cond_signal(&P.done_cv);
+            pthread_mutex_unlock(&P.mu);
+        }
     }
     return NULL;
 }
@@ -134,15 +185,22 @@ void ops_parallel_n(int threads, int64_t n, int64_t grain, ops_range_fn fn, void
     P.nparts = parts;
     P.chunk = (n + parts - 1) / parts;
     atomic_store(&P.done, 0);
-    pthread_mutex_lock(&P.mu);
-    atomic_fetch_add_explicit(&P.gen, 1, memory_order_release);
-    pthread_cond_broadcast(&P.cv);
-    pthread_mutex_unlock(&P.mu);
+    atomic_fetch_add(&P.gen, 1); /* publishes the job (seq_cst: ordered before the sleeper read) */
+    if (atomic_load(&P.sleepers) > 0) {
+        pthread_mutex_lock(&P.mu);
+        pthread_cond_broadcast(&P.cv);
+        pthread_mutex_unlock(&P.mu);
+    }
     run_slice(0);
     /* every started worker takes part (those past nparts run nothing) */
-    int spins = 0;
-    while (atomic_load_explicit(&P.done, memory_order_acquire) < P.started)
-        if (++spins > SPIN_ITERS) sched_yield(); else cpu_relax();
+    const int want = P.started;
+    if (!spin_until(all_done, &want)) {
+        pthread_mutex_lock(&P.mu);
+        atomic_store(&P.waiting, 1); /* before the check: the last worker reads it after its add */
+        while (atomic_load(&P.done) < want) pthread_cond_wait(&P.done_cv, &P.mu);
+        atomic_store(&P.waiting, 0);
+        pthread_mutex_unlock(&P.mu);
+    }
     pthread_mutex_unlock(&P.job);
 }
 
