@@ -211,9 +211,17 @@ FIXTURES ?= $(abspath tests/fixtures)
 # run beside other suites on few cores, where OpenBLAS's idle threads spinning 2^28 cycles
 # (its default) before they sleep only burn CPU: OPENBLAS_THREAD_TIMEOUT=4 makes them sleep at
 # once (test_runner 14.4 -> 9.4 CPU-s, the same results: only the waiting changes).
+# The suites' scratch directories (tu_tmpdir, plugin-check's, mpirun's session files) go to
+# TEST_TMPDIR: /dev/shm where it is a writable tmpfs, else $TMPDIR or /tmp. Every atomic save
+# still fsyncs its file and directory, but on tmpfs that returns at once instead of waiting for
+# the disk: the edit-test loop's suites spent seconds of wall time there (test_runner 1.95 ->
+# 0.38 s alone, test_safetensors 0.89 -> 0.06 s, test_dist 6.4 -> 4.9 s). `make check
+# TEST_TMPDIR=/tmp` runs them on disk.
+SHM_TMPDIR := $(shell d=/dev/shm; [ -d $$d ] && [ -w $$d ] && echo $$d || echo $${TMPDIR:-/tmp})
+TEST_TMPDIR ?= $(SHM_TMPDIR)
 TEST_ENV = PEFT_FIXTURES=$(FIXTURES) PEFT_BUILD=$(abspath $(BUILD)) CK_DEFAULT_TIMEOUT=$${CK_DEFAULT_TIMEOUT:-300} \
            OPENBLAS_NUM_THREADS=$${OPENBLAS_NUM_THREADS:-1} \
-           OPENBLAS_THREAD_TIMEOUT=$${OPENBLAS_THREAD_TIMEOUT:-4}
+           OPENBLAS_THREAD_TIMEOUT=$${OPENBLAS_THREAD_TIMEOUT:-4} TMPDIR=$(TEST_TMPDIR)
 # Suites run in parallel (one log each under $(BUILD)/tests/logs), then one summary. The
 # longest start first (measured on this 2-core machine: wall seconds, test_dist's mostly waiting
 # for mpirun; the rest under 2.5 s each), so that no long one is left running alone at the end.
