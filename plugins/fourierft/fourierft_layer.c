@@ -9,14 +9,22 @@
 
 /* ---- inject --------------------------------------------------------------------------------- */
 
-/* basis (dim, n): cos or sin of 2 pi (pos_k * a mod dim) / dim, the angle reduced exactly */
-static void basis(int64_t dim, int64_t n, const int64_t *pos, float *cosb, float *sinb)
+/* basis (dim, n): cos or sin of 2 pi (pos_k * a mod dim) / dim, the angle reduced exactly. The
+ * angle takes only dim values (m = pos_k * a mod dim): each cos / sin is computed once per m
+ * into a table (tab: 2 dim floats), not once per entry (dim n of them: the inject of a 4096-wide
+ * site with n = 1000 was 8 million cos + sin). The same expression per m: the same floats. */
+static void basis(int64_t dim, int64_t n, const int64_t *pos, float *cosb, float *sinb, float *tab)
 {
+    for (int64_t m = 0; m < dim; m++) {
+        const double ang = 2.0 * M_PI * (double)m / (double)dim;
+        tab[2 * m] = (float)cos(ang);
+        tab[2 * m + 1] = (float)sin(ang);
+    }
     for (int64_t a = 0; a < dim; a++)
         for (int64_t k = 0; k < n; k++) {
-            const double ang = 2.0 * M_PI * (double)((pos[k] * a) % dim) / (double)dim;
-            cosb[a * n + k] = (float)cos(ang);
-            sinb[a * n + k] = (float)sin(ang);
+            const int64_t m = (pos[k] * a) % dim;
+            cosb[a * n + k] = tab[2 * m];
+            sinb[a * n + k] = tab[2 * m + 1];
         }
 }
 
@@ -81,8 +89,11 @@ void *fourierft_inject(const void *parsed, peft_cfg *cfg, const peft_site_info *
         st->cols[k] = perm[k] % in;
     }
     fourierft_host->free(perm);
-    basis(out, n, st->rows, st->ca, st->sa);
-    basis(in, n, st->cols, st->cb, st->sb);
+    float *tab = fourierft_host->alloc((size_t)(2 * (in > out ? in : out)) * sizeof *tab);
+    if (!tab) goto oom;
+    basis(out, n, st->rows, st->ca, st->sa, tab);
+    basis(in, n, st->cols, st->cb, st->sb, tab);
+    fourierft_host->free(tab);
     if (!c->init_weights) peft_pu_fill_normal(fourierft_host, st->spectrum, 1.0, rng);
     return st;
 oom:
