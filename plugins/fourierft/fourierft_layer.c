@@ -13,18 +13,22 @@
  * angle takes only dim values (m = pos_k * a mod dim): each cos / sin is computed once per m
  * into a table (tab: 2 dim floats), not once per entry (dim n of them: the inject of a 4096-wide
  * site with n = 1000 was 8 million cos + sin). The same expression per m: the same floats. */
-static void basis(int64_t dim, int64_t n, const int64_t *pos, float *cosb, float *sinb, float *tab)
+static void basis(int64_t dim, int64_t n, const int64_t *pos, float *cosb, float *sinb, float *tab,
+                  int64_t *mk)
 {
     for (int64_t m = 0; m < dim; m++) {
         const double ang = 2.0 * M_PI * (double)m / (double)dim;
         tab[2 * m] = (float)cos(ang);
         tab[2 * m + 1] = (float)sin(ang);
     }
+    /* mk[k] = pos_k * a mod dim, stepped from row a to a + 1 (0 <= pos_k < dim): no division */
+    for (int64_t k = 0; k < n; k++) mk[k] = 0;
     for (int64_t a = 0; a < dim; a++)
         for (int64_t k = 0; k < n; k++) {
-            const int64_t m = (pos[k] * a) % dim;
+            const int64_t m = mk[k];
             cosb[a * n + k] = tab[2 * m];
             sinb[a * n + k] = tab[2 * m + 1];
+            mk[k] = m + pos[k] >= dim ? m + pos[k] - dim : m + pos[k];
         }
 }
 
@@ -90,10 +94,16 @@ void *fourierft_inject(const void *parsed, peft_cfg *cfg, const peft_site_info *
     }
     fourierft_host->free(perm);
     float *tab = fourierft_host->alloc((size_t)(2 * (in > out ? in : out)) * sizeof *tab);
-    if (!tab) goto oom;
-    basis(out, n, st->rows, st->ca, st->sa, tab);
-    basis(in, n, st->cols, st->cb, st->sb, tab);
+    int64_t *mk = fourierft_host->alloc((size_t)n * sizeof *mk);
+    if (!tab || !mk) {
+        fourierft_host->free(tab);
+        fourierft_host->free(mk);
+        goto oom;
+    }
+    basis(out, n, st->rows, st->ca, st->sa, tab, mk);
+    basis(in, n, st->cols, st->cb, st->sb, tab, mk);
     fourierft_host->free(tab);
+    fourierft_host->free(mk);
     if (!c->init_weights) peft_pu_fill_normal(fourierft_host, st->spectrum, 1.0, rng);
     return st;
 oom:
