@@ -217,7 +217,10 @@ FIXTURES ?= $(abspath tests/fixtures)
 # the disk: the edit-test loop's suites spent seconds of wall time there (test_runner 1.95 ->
 # 0.38 s alone, test_safetensors 0.89 -> 0.06 s, test_dist 6.4 -> 4.9 s). `make check
 # TEST_TMPDIR=/tmp` runs them on disk.
-SHM_TMPDIR := $(shell d=/dev/shm; [ -d $$d ] && [ -w $$d ] && echo $$d || echo $${TMPDIR:-/tmp})
+# (tmpfs only with 1 GiB free: a container's /dev/shm is often 64 MB, too small for the suites)
+SHM_TMPDIR := $(shell d=/dev/shm; [ -d $$d ] && [ -w $$d ] && \
+  [ "$$(df -Pk $$d 2>/dev/null | awk 'NR == 2 { print $$4 }')" -ge 1048576 ] 2>/dev/null && \
+  echo $$d || echo $${TMPDIR:-/tmp})
 TEST_TMPDIR ?= $(SHM_TMPDIR)
 TEST_ENV = PEFT_FIXTURES=$(FIXTURES) PEFT_BUILD=$(abspath $(BUILD)) CK_DEFAULT_TIMEOUT=$${CK_DEFAULT_TIMEOUT:-300} \
            OPENBLAS_NUM_THREADS=$${OPENBLAS_NUM_THREADS:-1} \
