@@ -247,9 +247,31 @@ START_TEST(mini_parity)
 }
 END_TEST
 
+/* The robustness case's three real tokenizers, loaded once for the case (an unchecked fixture:
+ * before Check forks, so each test's child shares them copy-on-write) instead of once per test
+ * that reads them. The tests only read them; the teardown frees them. */
+static peft_tokenizer *shared_gpt2, *shared_llama2, *shared_bert;
+
+static void load_shared(void)
+{
+    shared_gpt2 = load_tok("gpt2");
+    shared_llama2 = load_tok("llama2");
+    shared_bert = load_tok("bert-base-uncased");
+}
+
+static void free_shared(void)
+{
+    peft_tokenizer_free(shared_gpt2);
+    peft_tokenizer_free(shared_llama2);
+    peft_tokenizer_free(shared_bert);
+    shared_gpt2 = shared_llama2 = shared_bert = NULL;
+}
+
 START_TEST(lookups_and_special_ids)
 {
-    peft_tokenizer *g = load_tok("gpt2/tokenizer.json"), *l = load_tok("llama2"), *b = load_tok("bert-base-uncased");
+    /* gpt2 from the file alone (no tokenizer_config.json: the usual names), the others from
+     * their directories */
+    peft_tokenizer *g = load_tok("gpt2/tokenizer.json"), *l = shared_llama2, *b = shared_bert;
     const peft_tokenizer_special *s = peft_tokenizer_special_ids(g);
     ck_assert_int_eq(s->bos, 50256);
     ck_assert_int_eq(s->eos, 50256);
@@ -287,8 +309,6 @@ START_TEST(lookups_and_special_ids)
         for (int32_t id = 0; id < peft_tokenizer_vocab_size(all[t]); id += 7)
             ck_assert_int_eq(peft_tokenizer_token_to_id(all[t], peft_tokenizer_id_to_token(all[t], id)), id);
     peft_tokenizer_free(g);
-    peft_tokenizer_free(l);
-    peft_tokenizer_free(b);
 }
 END_TEST
 
@@ -309,9 +329,9 @@ static void same_ids(peft_tokenizer *tk, const char *a, size_t la, const char *b
 
 START_TEST(invalid_utf8)
 {
-    const char *dirs[3] = {"gpt2", "llama2", "bert-base-uncased"};
+    peft_tokenizer *const toks[3] = {shared_gpt2, shared_llama2, shared_bert};
     for (int t = 0; t < 3; t++) {
-        peft_tokenizer *tk = load_tok(dirs[t]);
+        peft_tokenizer *tk = toks[t];
         /* the reference string "bad \ufffd\ufffd bytes \ufffd end", with real bad bytes */
         same_ids(tk, "bad \xff\xfe bytes \xc3 end", (size_t)-1, "bad " R R " bytes " R " end");
         /* maximal subparts: truncated 3-byte char = 1, overlong = 2, surrogate = 3, > U+10FFFF = 4 */
@@ -352,7 +372,6 @@ START_TEST(invalid_utf8)
         ck_assert_int_eq(peft_tokenizer_decode(tk, NULL, 0, 0, &out, NULL, errbuf, sizeof errbuf), 0);
         ck_assert_str_eq(out, "");
         free(out);
-        peft_tokenizer_free(tk);
     }
 }
 END_TEST
@@ -443,7 +462,7 @@ END_TEST
 /* the BPE merge loop on a long word (a heap, not a quadratic rescan); prints a rate, never fails on time */
 START_TEST(long_text)
 {
-    peft_tokenizer *tk = load_tok("gpt2");
+    peft_tokenizer *tk = shared_gpt2;
     size_t len = 1 << 20;
     char *text = malloc(len + 1);
     const char *words = "The quick brown fox, naïve café 中文 😀 jumps over 12,345 lazy dogs.\n";
@@ -467,7 +486,6 @@ START_TEST(long_text)
     ck_assert_uint_gt(n, 1000);
     free(ids);
     free(text);
-    peft_tokenizer_free(tk);
 }
 END_TEST
 
@@ -575,6 +593,7 @@ int main(void)
     TCase *tr = tcase_create("robustness");
     tcase_set_tags(tr, TU_PART2); /* `make check` runs it beside the parity case */
     tcase_set_timeout(tr, 120);
+    tcase_add_unchecked_fixture(tr, load_shared, free_shared);
     tcase_add_test(tr, lookups_and_special_ids);
     tcase_add_test(tr, invalid_utf8);
     tcase_add_test(tr, bad_files);
