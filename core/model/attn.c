@@ -3,14 +3,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/model/attn.h"
+#include "core/model/name_index.h"
 
 int peft_model_add_attn(peft_base_model *m, const char *name, int layer, peft_site *q,
                         peft_site *k, peft_site *v, peft_site *o, int n_heads, int n_kv_heads,
                         int head_dim, int hidden_size)
 {
     if (!m || !name) return -1;
-    for (int i = 0; i < m->n_attn; i++)
-        if (!strcmp(m->attn[i]->name, name)) return -1; /* module names are unique */
+    /* module names are unique: a hash lookup (a scan made building n layers O(n^2): 10000
+     * layers took 1.9 s, found by fuzzing), or a scan if the index was dropped */
+    ptrdiff_t at = peft_name_index_find(m->attn_index, (size_t)m->n_attn, name);
+    if (at >= 0) return -1;
+    for (int i = 0; at == -2 && i < m->n_attn; i++)
+        if (!strcmp(m->attn[i]->name, name)) return -1;
     if (m->n_attn == m->cap_attn) {
         int cap = m->cap_attn ? 2 * m->cap_attn : 16;
         peft_attn_info **na = realloc(m->attn, (size_t)cap * sizeof *na);
@@ -39,6 +44,7 @@ int peft_model_add_attn(peft_base_model *m, const char *name, int layer, peft_si
     a->v_proj = v ? &v->info : NULL;
     a->o_proj = o ? &o->info : NULL;
     m->attn[m->n_attn] = a;
+    peft_name_index_track(&m->attn_index, nm, (size_t)m->n_attn);
     return m->n_attn++;
 }
 
@@ -51,5 +57,8 @@ void peft_model_free_attn(peft_base_model *m)
     }
     free(m->attn);
     m->attn = NULL;
+    if (m->attn_index) peft_name_index_free(m->attn_index);
+    free(m->attn_index);
+    m->attn_index = NULL;
     m->n_attn = m->cap_attn = 0;
 }

@@ -370,32 +370,10 @@ void peft_base_model_free(peft_base_model *m)
 
 /* ---- parameters ------------------------------------------------------------------------------ */
 
-/* Registers entry pos (the newest, pos == n - 1) of an array in its index *ixp (created on
- * first use). An index that could not keep up (out of memory) is dropped: lookups then scan. */
-static void index_add(peft_name_index **ixp, const char *name, size_t pos)
-{
-    if (!*ixp && pos == 0) *ixp = calloc(1, sizeof **ixp);
-    peft_name_index *ix = *ixp;
-    if (!ix) return;
-    if (ix->n != pos || peft_name_index_add(ix, name, pos)) {
-        peft_name_index_free(ix);
-        free(ix);
-        *ixp = NULL;
-    }
-}
-
-/* the position of name through index ix when it covers all n entries, else -2 (scan) */
-static ptrdiff_t index_get(const peft_name_index *ix, size_t n, const char *name)
-{
-    if (!ix || ix->n != n) return -2;
-    size_t pos = peft_name_index_get(ix, name);
-    return pos == (size_t)-1 ? -1 : (ptrdiff_t)pos;
-}
-
 peft_param *peft_model_find_param(const peft_base_model *m, const char *name)
 {
     if (!m || !name) return NULL;
-    ptrdiff_t pos = index_get(m->param_index, m->n_params, name);
+    ptrdiff_t pos = peft_name_index_find(m->param_index, m->n_params, name);
     if (pos != -2) return pos >= 0 ? &m->params[pos] : NULL;
     for (size_t i = 0; i < m->n_params; i++)
         if (strcmp(m->params[i].name, name) == 0) return &m->params[i];
@@ -427,7 +405,7 @@ static int push_param(peft_base_model *m, const char *name, peft_tensor *t)
     t->requires_grad = 0;
     m->params[m->n_params].name = pname;
     m->params[m->n_params].t = t;
-    index_add(&m->param_index, pname, m->n_params);
+    peft_name_index_track(&m->param_index, pname, m->n_params);
     m->n_params++;
     return 0;
 }
@@ -521,7 +499,7 @@ oom:
 peft_site *peft_model_find_site(const peft_base_model *m, const char *name)
 {
     if (!m || !name) return NULL;
-    ptrdiff_t pos = index_get(m->site_index, m->n_sites, name);
+    ptrdiff_t pos = peft_name_index_find(m->site_index, m->n_sites, name);
     if (pos != -2) return pos >= 0 ? m->sites[pos] : NULL;
     for (size_t i = 0; i < m->n_sites; i++)
         if (strcmp(m->sites[i]->info.name, name) == 0) return m->sites[i];
@@ -594,7 +572,7 @@ static peft_site *add_site(peft_base_model *m, const char *name, int kind, peft_
     s->info.weight = weight;
     s->info.bias = bias;
     s->owner = m;
-    index_add(&m->site_index, nm, m->n_sites);
+    peft_name_index_track(&m->site_index, nm, m->n_sites);
     m->sites[m->n_sites++] = s;
     char err[512];
     if (peft_storage_site(m, s, err, sizeof err)) return NULL; /* out of memory quantizing */

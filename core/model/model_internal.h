@@ -161,6 +161,7 @@ struct peft_base_model {
      * its name too */
     peft_attn_info **attn;
     int n_attn, cap_attn;
+    struct peft_name_index *attn_index; /* name -> position over attn, owned (uniqueness check) */
     const peft_attn_hooks *attn_hook; /* NULL, or the PEFT layer's (see peft_attn_hooks) */
 };
 

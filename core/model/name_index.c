@@ -61,3 +61,22 @@ void peft_name_index_free(peft_name_index *ix)
     ix->slots = NULL;
     ix->cap = ix->n = 0;
 }
+
+void peft_name_index_track(peft_name_index **ixp, const char *name, size_t pos)
+{
+    if (!*ixp && pos == 0) *ixp = calloc(1, sizeof **ixp);
+    peft_name_index *ix = *ixp;
+    if (!ix) return;
+    if (ix->n != pos || peft_name_index_add(ix, name, pos)) {
+        peft_name_index_free(ix);
+        free(ix);
+        *ixp = NULL;
+    }
+}
+
+ptrdiff_t peft_name_index_find(const peft_name_index *ix, size_t n, const char *name)
+{
+    if (!ix || ix->n != n) return -2;
+    size_t pos = peft_name_index_get(ix, name);
+    return pos == (size_t)-1 ? -1 : (ptrdiff_t)pos;
+}

@@ -24,5 +24,12 @@ int peft_name_index_add(peft_name_index *ix, const char *key, size_t pos);
 /* the position of key, or (size_t)-1 */
 size_t peft_name_index_get(const peft_name_index *ix, const char *key);
 void peft_name_index_free(peft_name_index *ix);
+/* Registers entry pos (the newest, pos == n - 1) of an array in its index *ixp (created on
+ * first use, owned by the caller: free with peft_name_index_free then free). An index that
+ * could not keep up (out of memory) is dropped: lookups then scan. */
+void peft_name_index_track(peft_name_index **ixp, const char *name, size_t pos);
+/* the position of name through index ix when it covers all n entries, -1 when absent, else -2
+ * (no usable index: the caller scans) */
+ptrdiff_t peft_name_index_find(const peft_name_index *ix, size_t n, const char *name);
 
 #endif
