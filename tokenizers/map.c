@@ -58,8 +58,8 @@ static size_t slot_of(uint32_t h, size_t cap)
     return (size_t)(((uint64_t)h * 0x9E3779B97F4A7C15ull) >> (64 - __builtin_ctzll(cap)));
 }
 
-/* slots[cap]: key NULL = empty; hash = the high half of the key's 64-bit hash (compared before
- * the bytes), the low half picks the slot */
+/* slots[cap]: key NULL = empty; hash = the high half of the key's 64-bit hash, compared before
+ * the bytes and (through slot_of) the only thing that picks the slot */
 static int strmap_grow(tk_strmap *m)
 {
     size_t cap = m->cap ? m->cap * 2 : 64;
