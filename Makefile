@@ -228,9 +228,15 @@ SHM_TMPDIR := $(shell d=/dev/shm; [ -d $$d ] && [ -w $$d ] && \
   [ "$$(df -Pk $$d 2>/dev/null | awk 'NR == 2 { print $$4 }')" -ge 1048576 ] 2>/dev/null && \
   echo $$d || echo $${TMPDIR:-/tmp})
 TEST_TMPDIR ?= $(SHM_TMPDIR)
+# glibc.malloc.hugetlb=1: malloc asks for transparent huge pages (madvise) for what it maps, so
+# the suites' large heaps (the tokenizers' maps, jansson's trees of the big tokenizer.json files,
+# the models' buffers) take one page fault per 2 MB instead of per 4 kB (test_tokenizer: 156k
+# -> 30k faults). The edit-test loop, runs alternated: 42.7 and 48.5 CPU-s with it, 46.6 and
+# 50.7 without. Where THP is off it does nothing; the results are the same bytes.
 TEST_ENV = PEFT_FIXTURES=$(FIXTURES) PEFT_BUILD=$(abspath $(BUILD)) CK_DEFAULT_TIMEOUT=$${CK_DEFAULT_TIMEOUT:-300} \
            OPENBLAS_NUM_THREADS=$${OPENBLAS_NUM_THREADS:-1} \
-           OPENBLAS_THREAD_TIMEOUT=$${OPENBLAS_THREAD_TIMEOUT:-4} TMPDIR=$(TEST_TMPDIR)
+           OPENBLAS_THREAD_TIMEOUT=$${OPENBLAS_THREAD_TIMEOUT:-4} TMPDIR=$(TEST_TMPDIR) \
+           GLIBC_TUNABLES=$${GLIBC_TUNABLES:-glibc.malloc.hugetlb=1}
 # Suites run in parallel (one log each under $(BUILD)/tests/logs), then one summary. The
 # longest start first (measured on this 2-core machine: wall seconds, test_dist's mostly waiting
 # for mpirun; the rest under 2.5 s each), so that no long one is left running alone at the end.
