@@ -26,7 +26,11 @@ OPT_KERNEL := $(OPT)
 CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Wshadow -Wmissing-prototypes -fPIC -pthread
 CPPFLAGS += -I. -Isdk/include -I/usr/include/x86_64-linux-gnu/openblas-pthread
-DEPLIBS  = -llapacke -lopenblas -ljansson -lyaml -lpcre2-8 -lutf8proc -ldl -lm -pthread
+# no LAPACKE: libopenblas.so.0 exports LAPACK itself, which core/tuner/host_linalg.c calls directly
+# (core/tuner/lapack_fortran.h); liblapacke.so.3 loaded Debian's libblas.so.3 and liblapack.so.3
+# (two more full copies of OpenBLAS), libtmglib and libgfortran into every process: ~2 ms of
+# dynamic linking at each start of `peft` or of a suite
+DEPLIBS  = -lopenblas -ljansson -lyaml -lpcre2-8 -lutf8proc -ldl -lm -pthread
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm)
 NPROC   := $(shell nproc 2>/dev/null || echo 2)
 
@@ -107,7 +111,7 @@ CPPFLAGS += -DPEFT_PLUGIN_BUILD_DIR=\"$(PLUGIN_BUILD_DIR)\" -DPEFT_PLUGIN_INSTAL
 all: deps-ok $(BUILD)/libpeft.so $(PLUGIN_SO) $(BUILD)/peft
 
 # ---- dependencies -------------------------------------------------------------------------
-DEB_PKGS = libopenblas-dev liblapacke-dev libyaml-dev libjansson-dev libpcre2-dev libutf8proc-dev xz-utils check pkg-config \
+DEB_PKGS = libopenblas-dev libyaml-dev libjansson-dev libpcre2-dev libutf8proc-dev xz-utils check pkg-config \
            libopenmpi-dev openmpi-bin
 deps:
 	@./scripts/deps.sh $(DEB_PKGS)

@@ -15,7 +15,6 @@
  *   expected). */
 #include <check.h>
 #include <jansson.h>
-#include <lapacke.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +25,7 @@
 #include "peft/peft.h"
 #include "peft/combine.h"
 #include "core/peft/internal.h"
+#include "core/tuner/lapack_fortran.h"
 #include "peft/safetensors.h"
 #include "testutil.h"
 
@@ -164,7 +164,18 @@ static void ref_svd_product(const double *d, int rows, int cols, int rank, doubl
     double *a = malloc(sizeof(double) * rows * cols), *u = malloc(sizeof(double) * rows * k);
     double *s = malloc(sizeof(double) * k), *vt = malloc(sizeof(double) * k * cols);
     memcpy(a, d, sizeof(double) * rows * cols);
-    ck_assert_int_eq(LAPACKE_dgesdd(LAPACK_ROW_MAJOR, 'S', rows, cols, a, cols, s, u, k, vt, cols), 0);
+    /* a row-major is a^T column-major (cols, rows), whose SVD is V S U^T: LAPACK's u of it is
+     * vt row-major (ld cols) and its vt is u row-major (ld k), with no transposition */
+    int info = 0, lwork = -1, *iwork = malloc(sizeof(int) * 8 * k);
+    double query = 0;
+    dgesdd_("S", &cols, &rows, a, &cols, s, vt, &cols, u, &k, &query, &lwork, iwork, &info, 1);
+    ck_assert_int_eq(info, 0);
+    lwork = (int)query;
+    double *work = malloc(sizeof(double) * (lwork > 0 ? lwork : 1));
+    dgesdd_("S", &cols, &rows, a, &cols, s, vt, &cols, u, &k, work, &lwork, iwork, &info, 1);
+    ck_assert_int_eq(info, 0);
+    free(work);
+    free(iwork);
     for (int i = 0; i < rows; i++)
         for (int j = 0; j < cols; j++) {
             double acc = 0;
