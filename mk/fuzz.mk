@@ -12,7 +12,7 @@ FUZZ_BUILD ?= build-fuzz
 FUZZ_TIME  ?= 60
 FUZZ_TARGETS = safetensors config adapter inputs tokenizer yaml jsonl manifest
 FUZZ_FLAGS = -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-# without MPI (runner/dist_none.c): the fuzzed loaders never start ranks
+# without MPI (runner/dist.c compiled without PEFT_DIST_MPI): the fuzzed loaders never start ranks
 FUZZ_LIB_SRC = $(CORE_SRC) $(TOK_SRC) $(filter-out runner/dist_mpi.c,$(wildcard runner/*.c))
 FUZZ_LIB_OBJ = $(FUZZ_LIB_SRC:%.c=$(FUZZ_BUILD)/obj/%.o)
 FUZZ_BIN = $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)

@@ -73,4 +73,5 @@ install: all $(BUILD)/install/peft $(BUILD)/install/$(SONAME) $(BUILD)/install/l
 	$(INSTALL) -m 644 $(TOK_LIB) $(DESTDIR)$(LIBDIR)/
 	$(INSTALL) -m 755 $(PLUGIN_SO) $(DESTDIR)$(PLUGIN_INSTALL_DIR)/
 	$(INSTALL) -m 755 $(BUILD)/install/peft $(DESTDIR)$(BINDIR)/peft
+	$(if $(DIST_MPI_SO),$(INSTALL) -m 755 $(DIST_MPI_SO) $(DESTDIR)$(LIBDIR)/libpeft/)
 	$(INSTALL) -m 644 $(BUILD)/install/libpeft.pc $(DESTDIR)$(PKGCONFIGDIR)/libpeft.pc

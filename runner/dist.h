@@ -1,12 +1,14 @@
-/* dist.h — the experiment runner's only contact with MPI. runner/dist_mpi.c implements it over
- * the MPI standard API (Open MPI and MPICH alike; nothing implementation-specific); when libpeft
- * is built without MPI, runner/dist_none.c stands in (one process, rank 0 of 1). The scheduler
- * (runner/sched.c) and data-parallel training (runner/train.c) use these few calls and nothing
- * else, so the rest of the runner stays plain C.
+/* dist.h — the experiment runner's only contact with MPI. runner/dist.c implements it: one
+ * process (rank 0 of 1), or, when MPI is wanted, through the MPI backend runner/dist_mpi.c (the
+ * MPI standard API, Open MPI and MPICH alike), a module of its own (libpeft_dist_mpi.so) that
+ * dist.c loads with dlopen: the command links no MPI. The scheduler (runner/sched.c) and
+ * data-parallel training (runner/train.c) use these few calls and nothing else, so the rest of
+ * the runner stays plain C.
  *
- * MPI is started only when the process was launched by an MPI launcher (mpirun, mpiexec, srun
- * with an MPI plugin: their environment says so); otherwise, and with PEFT_NO_MPI=1, the binary
- * built with MPI runs as one plain process without touching MPI at all.
+ * MPI is loaded and started only when the process was launched by an MPI launcher (mpirun,
+ * mpiexec, srun with an MPI plugin: their environment says so) or PEFT_MPI=1 asks for it;
+ * otherwise, and with PEFT_NO_MPI=1, the process runs as one plain process without touching MPI
+ * at all. Built with MPI=0 there is no module (one process only).
  *
  * Waiting (for a request, an assignment, a collective) sleeps between probes instead of
  * spinning, so that an idle rank leaves its core to the ranks that compute.
@@ -16,9 +18,10 @@
 
 #include <stddef.h>
 
-/* Starts MPI when launched by an MPI launcher; a no-op otherwise. -1 with err when the launch
- * asks for several processes but MPI is not available (a build without MPI, or srun without an
- * MPI plugin): running the whole batch once per process would do the work N times. */
+/* Starts MPI when launched by an MPI launcher (or PEFT_MPI=1); a no-op otherwise. -1 with err
+ * when the launch asks for several processes but MPI is not available (a build without MPI, or
+ * srun without an MPI plugin): running the whole batch once per process would do the work N
+ * times; or when MPI is wanted but its module is missing or fails to load (err names the file). */
 int runner_dist_init(int *argc, char ***argv, char *err, size_t errlen);
 void runner_dist_finalize(void);
 int runner_dist_rank(void); /* 0 without MPI */

@@ -1,10 +1,8 @@
-/* runner_dist_mpi.c — dist.h over MPI (the standard API only: Open MPI and MPICH alike).
- *
- * MPI_Init_thread (FUNNELED: only the main thread calls MPI; OpenBLAS's threads never do) runs
- * only when a launcher started this process: Open MPI's mpirun (OMPI_COMM_WORLD_SIZE), MPICH's
- * Hydra and Slurm's PMI-2 (PMI_SIZE / PMI_RANK), PMIx launchers (PMIX_RANK, srun --mpi=pmix). A
- * plain `peft run` never initialises MPI. srun that started several tasks without an MPI plugin
- * is refused (each task would run the whole batch).
+/* dist_mpi.c — dist.h over MPI (the standard API only: Open MPI and MPICH alike), built as the
+ * module libpeft_dist_mpi.so (runner/dist_module.h): runner/dist.c loads it, and calls its
+ * init (MPI_Init_thread, FUNNELED: only the main thread calls MPI; OpenBLAS's threads never do),
+ * only when a launcher started this process or PEFT_MPI=1 asks for MPI. A plain `peft run`
+ * never loads it.
  *
  * Waits never spin in MPI: a probe (MPI_Iprobe) or a test of a non-blocking collective
  * (MPI_Igatherv, MPI_Ibcast, MPI-3) alternates with nanosleep, 50 us growing to 2 ms, so a rank
@@ -15,38 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include "runner/dist.h"
+#include "runner/dist_module.h"
 
 static int started, rank_, size_ = 1;
-static char library[256] = "MPI (not started: no launcher)";
+static char library[256] = "MPI (not started)";
 
-static int env_pos(const char *name)
+static int mpi_init(int *argc, char ***argv, char *err, size_t errlen)
 {
-    const char *v = getenv(name);
-    return v && *v;
-}
-
-static int launched_by_mpi(void)
-{
-    return env_pos("OMPI_COMM_WORLD_SIZE") || env_pos("PMI_SIZE") || env_pos("PMI_RANK") ||
-           env_pos("PMIX_RANK") || env_pos("MPI_LOCALNRANKS");
-}
-
-int runner_dist_init(int *argc, char ***argv, char *err, size_t errlen)
-{
-    if (getenv("PEFT_NO_MPI")) {
-        snprintf(library, sizeof library, "MPI (off: PEFT_NO_MPI)");
-        return 0;
-    }
-    if (!launched_by_mpi()) {
-        const char *st = getenv("SLURM_STEP_NUM_TASKS");
-        if (st && atol(st) > 1) {
-            snprintf(err, errlen, "srun started %s tasks without an MPI plugin: use `srun --mpi=pmix` (or pmi2) so "
-                     "that they share the batch, or a job array with --shard", st);
-            return -1;
-        }
-        return 0;
-    }
     int provided;
     if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
         snprintf(err, errlen, "MPI_Init_thread failed");
@@ -67,7 +40,7 @@ int runner_dist_init(int *argc, char ***argv, char *err, size_t errlen)
 
 static int wait_req(MPI_Request *rq);
 
-void runner_dist_finalize(void)
+static void mpi_finalize(void)
 {
     if (!started) return;
     MPI_Request rq; /* every rank here first, waiting asleep: MPI_Finalize may spin */
@@ -76,11 +49,11 @@ void runner_dist_finalize(void)
     started = 0;
 }
 
-int runner_dist_rank(void) { return rank_; }
-int runner_dist_size(void) { return size_; }
-const char *runner_dist_library(void) { return library; }
+static int mpi_rank(void) { return rank_; }
+static int mpi_size(void) { return size_; }
+static const char *mpi_library(void) { return library; }
 
-void runner_dist_abort(int code)
+static void mpi_abort(int code)
 {
     if (started) MPI_Abort(MPI_COMM_WORLD, code);
     exit(code);
@@ -93,13 +66,13 @@ static void nap(long *ns)
     if (*ns < 2000000) *ns *= 2;
 }
 
-int runner_dist_send(int dst, int tag, int value)
+static int mpi_send(int dst, int tag, int value)
 {
     if (!started) return -1;
     return MPI_Send(&value, 1, MPI_INT, dst, tag, MPI_COMM_WORLD) == MPI_SUCCESS ? 0 : -1;
 }
 
-int runner_dist_poll(int tag, int *src, int *value)
+static int mpi_poll(int tag, int *src, int *value)
 {
     if (!started) return 0;
     int flag = 0;
@@ -111,7 +84,7 @@ int runner_dist_poll(int tag, int *src, int *value)
     return 1;
 }
 
-int runner_dist_wait(int src, int tag, int *value, int *src_out)
+static int mpi_wait(int src, int tag, int *value, int *src_out)
 {
     if (!started) return -1;
     long ns = 50000;
@@ -139,7 +112,7 @@ static int wait_req(MPI_Request *rq)
     }
 }
 
-int runner_dist_gatherv(const float *send, int count, float *recv, const int *counts, int root)
+static int mpi_gatherv(const float *send, int count, float *recv, const int *counts, int root)
 {
     if (!started) {
         memcpy(recv, send, (size_t)count * sizeof *send);
@@ -157,10 +130,20 @@ int runner_dist_gatherv(const float *send, int count, float *recv, const int *co
     return rc;
 }
 
-int runner_dist_bcast(float *buf, int count, int root)
+static int mpi_bcast(float *buf, int count, int root)
 {
     if (!started) return 0;
     MPI_Request rq;
     if (MPI_Ibcast(buf, count, MPI_FLOAT, root, MPI_COMM_WORLD, &rq) != MPI_SUCCESS) return -1;
     return wait_req(&rq);
+}
+
+__attribute__((visibility("default"))) const runner_dist_ops *runner_dist_mpi_ops(void)
+{
+    static const runner_dist_ops ops = {
+        .struct_size = sizeof ops, .init = mpi_init, .finalize = mpi_finalize, .rank = mpi_rank,
+        .size = mpi_size, .library = mpi_library, .abort = mpi_abort, .send = mpi_send, .poll = mpi_poll,
+        .wait = mpi_wait, .gatherv = mpi_gatherv, .bcast = mpi_bcast,
+    };
+    return &ops;
 }
