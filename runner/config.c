@@ -22,7 +22,8 @@ static const char *const DATA_KEYS[] = {"train", "eval", "max_length", "eval_exa
 static const char *const TRAIN_KEYS[] = {
     "steps", "batch_size", "gradient_accumulation_steps", "learning_rate", "weight_decay",
     "adam_beta1", "adam_beta2", "adam_epsilon", "lr_scheduler_type", "warmup_steps",
-    "max_grad_norm", "eval_steps", "save_steps", "eval_batch_size", "on_nonfinite", "data_parallel"};
+    "max_grad_norm", "eval_steps", "save_steps", "eval_batch_size", "eval_on_start", "on_nonfinite",
+    "data_parallel"};
 static const char *const EXP_KEYS[] = {"name", "adapters", "training", "seed", "seeds", "repeats"};
 static const char *const TASKS[] = {"causal_lm", "seq_cls", "token_cls", "question_answering",
                                     "seq2seq"};
@@ -144,6 +145,19 @@ static int get_real(const runner_config *c, const runner_node *n, const char *wh
     return 0;
 }
 
+static int get_bool(const runner_config *c, const runner_node *n, const char *what, int *out,
+                    char *err, size_t errlen)
+{
+    if (runner_scalar_type(n) != RUNNER_SCALAR_BOOL) {
+        runner_errat(err, errlen, c, n, "%s must be true or false, not %s%s%s%s", what,
+                     runner_node_kind_name(n), n->kind == RUNNER_NODE_SCALAR ? " '" : "",
+                     n->kind == RUNNER_NODE_SCALAR ? n->text : "", n->kind == RUNNER_NODE_SCALAR ? "'" : "");
+        return -1;
+    }
+    *out = n->text[0] == 't' || n->text[0] == 'T';
+    return 0;
+}
+
 /* a string from a fixed set, with a suggestion */
 static int get_choice(const runner_config *c, const runner_node *n, const char *what,
                       const char *const *set, size_t nset, int *out, char *err, size_t errlen)
@@ -225,6 +239,7 @@ static int set_train(const runner_config *c, runner_train_cfg *t, const char *k,
     if (!strcmp(k, "save_steps")) return get_int(c, v, "training.save_steps", 1, &t->save_steps, err, errlen);
     if (!strcmp(k, "eval_batch_size"))
         return get_int(c, v, "training.eval_batch_size", 1, &t->eval_batch_size, err, errlen);
+    if (!strcmp(k, "eval_on_start")) return get_bool(c, v, "training.eval_on_start", &t->eval_on_start, err, errlen);
     if (!strcmp(k, "data_parallel"))
         return get_int(c, v, "training.data_parallel", 1, &t->data_parallel, err, errlen);
     if (!strcmp(k, "learning_rate"))
@@ -887,7 +902,7 @@ static int load_experiments(runner_config *c, char *err, size_t errlen)
     }
     runner_train_cfg defaults = {.steps = 100, .batch_size = 8, .grad_accum = 1, .warmup_steps = 0,
                                  .data_parallel = 1,
-                                 .eval_batch_size = 32, .lr = 1e-3, .weight_decay = 0.0,
+                                 .eval_batch_size = 32, .eval_on_start = 1, .lr = 1e-3, .weight_decay = 0.0,
                                  .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .max_grad_norm = 1.0,
                                  .schedule = PEFT_SCHED_LINEAR};
     for (size_t i = 0; i < ex->n; i++)

@@ -38,6 +38,8 @@ json_t *runner_run_config_json(const runner_config *c, const runner_run *r)
                            "eval_steps", (json_int_t)t->eval_steps, "save_steps", (json_int_t)t->save_steps,
                            "eval_batch_size", (json_int_t)t->eval_batch_size);
     if (t->data_parallel > 1) json_object_set_new(tr, "data_parallel", json_integer((json_int_t)t->data_parallel));
+    if (!t->eval_on_start) json_object_set_new(tr, "eval_on_start", json_false()); /* (only when off: the
+                                                                                     same bytes as before) */
     return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:o, s:o, s:O, s:I}", "config_file", c->path,
                      "base_model", c->base_model, "task", runner_task_name(c->task), "train_data", c->train_path,
                      "eval_data", c->eval_path, "experiment", r->experiment, "max_length", (json_int_t)c->max_length,

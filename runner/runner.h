@@ -104,6 +104,9 @@ typedef struct runner_train_cfg {
     int64_t eval_steps;      /* evaluate every N updates (and at the end) */
     int64_t save_steps;      /* checkpoint every N updates */
     int64_t eval_batch_size;
+    int eval_on_start;       /* evaluate the base model (adapters disabled: the summary's baseline)
+                                and the adapters as initialised before the first update (default
+                                1; transformers' TrainingArguments.eval_on_start) */
     double lr, weight_decay, beta1, beta2, eps, max_grad_norm;
     int schedule;            /* PEFT_SCHED_* (optim.h) */
     int on_nonfinite;        /* a NaN/Inf loss or gradient: RUNNER_NONFINITE_STOP (the run fails

@@ -533,7 +533,9 @@ static int start_run(batch_ctx *b, const runner_run *r, peft_model *m, peft_adam
               (long long)t->data_parallel, (long long)(t->batch_size / t->data_parallel), d->used,
               d->used == 1 ? "" : "s");
     else if (lead) logf_(o, "%s: %s\n", r->name, line);
-    /* the base model without the adapters, then the adapters as initialised */
+    /* the base model without the adapters, then the adapters as initialised (unless
+     * training.eval_on_start: false) */
+    if (!t->eval_on_start) return 0;
     runner_eval_result ev;
     if (lead && peft_disable_adapter(m) == PEFT_OK) {
         if (runner_evaluate(m, g, b->c, &b->eval, b->c->num_eval, t->eval_batch_size, &ev, err, errlen)) return -1;
