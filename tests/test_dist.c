@@ -229,6 +229,32 @@ START_TEST(test_data_parallel_ranks)
 }
 END_TEST
 
+/* The MPI backend is a module that `peft run` loads only under a launcher or with PEFT_MPI=1
+ * (runner/dist.c): a missing module, or a file that is not it, is an error naming the file, and
+ * nothing runs. Without a launcher, peft does not load it (PEFT_DIST_MPI_MODULE is not read). */
+START_TEST(test_mpi_module_errors)
+{
+    SKIP_WITHOUT_MPI(launcher);
+    (void)launcher;
+    make_world();
+    char *yaml = write_yaml("batch.yaml", BATCH_YAML), cmd[4096], *log = NULL;
+    const char *bad[2] = {"/nonexistent/libpeft_dist_mpi.so", tu_build("plugins/lora.so")};
+    const char *want[2] = {"could not be loaded", "is not this peft's MPI module"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(cmd, sizeof cmd, "cd %s && PEFT_MPI=1 PEFT_DIST_MPI_MODULE=%s OPENBLAS_NUM_THREADS=1 %s run %s "
+                 "--output out%d 2>&1", tmp, bad[i], tu_build("peft"), yaml, i);
+        int st = tu_run_cmd(cmd, &log);
+        ck_assert_msg(st != 0, "exit 0 with a bad module:\n%s", log);
+        ck_assert_msg(strstr(log, want[i]) && strstr(log, bad[i]), "%s: no '%s' naming the file:\n%s", bad[i],
+                      want[i], log);
+        snprintf(cmd, sizeof cmd, "%s/out%d/lora-r=2-seed=0/results.json", tmp, i);
+        ck_assert_msg(!runner_file_exists(cmd), "a run ran although MPI could not start");
+        free(log);
+    }
+    free(yaml);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("dist");
@@ -238,6 +264,7 @@ int main(void)
     tcase_add_test(t, test_batch_over_ranks);
     tcase_add_test(t, test_rank_killed_then_rerun);
     tcase_add_test(t, test_data_parallel_ranks);
+    tcase_add_test(t, test_mpi_module_errors);
     suite_add_tcase(s, t);
     return tu_run_suite(s) ? 1 : 0;
 }

@@ -241,7 +241,8 @@ typedef struct peft_host_api {
      * weight (unload keeps it, as PEFT does). NULL on OOM. */
     float *(*site_weight_writable)(const peft_site_info *site);
     /* thin SVD (LAPACK sgesdd) of a (m, n) row-major: u (m, k), s (k) descending, vt (k, n),
-     * k = min(m, n). 0, or -1 when LAPACK fails. */
+     * k = min(m, n). 0, or -1 when LAPACK fails or a is not finite (NaN or infinity: LAPACK's
+     * sgesdd may not return on an infinity). */
     int (*svd)(int m, int n, const float *a, float *u, float *s, float *vt);
     /* thin QR (LAPACK sgeqrf + sorgqr) of a (m, n): q (m, k), r (k, n), k = min(m, n). 0 / -1 */
     int (*qr)(int m, int n, const float *a, float *q, float *r);
