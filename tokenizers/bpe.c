@@ -27,8 +27,9 @@ static int get_bool(const json_t *j, const char *key, int dflt)
     return json_is_boolean(v) ? json_is_true(v) : dflt;
 }
 
-/* one merge: "a b" (older files) or ["a", "b"] */
-static int parse_merge(const json_t *mj, const char *where, size_t rank, tk_model *m, char *err, size_t errlen)
+/* one merge: "a b" (older files) or ["a", "b"]; the merged token is built in a stack buffer (a
+ * heap one only for the rare token longer than it) */
+static int parse_merge(const json_t *mj, const char *where, size_t rank, tk_model *m, size_t cut, char *err, size_t errlen)
 {
     const char *a, *b;
     size_t la, lb;
@@ -54,20 +55,21 @@ static int parse_merge(const json_t *mj, const char *where, size_t rank, tk_mode
     if (ia < 0 || ib < 0)
         return tk_err(err, errlen, PEFT_EFORMAT, "%s: model.merges[%zu]: token \"%.*s\" is not in the vocabulary", where,
                       rank, ia < 0 ? (int)la : (int)lb, ia < 0 ? a : b);
-    size_t cut = m->cont_prefix ? strlen(m->cont_prefix) : 0; /* HF: a + b[prefix_len..] */
-    if (cut > lb) cut = lb;
-    char *ab = malloc(la + lb - cut + 1);
+    if (cut > lb) cut = lb; /* HF: a + b[prefix_len..] */
+    const size_t n = la + lb - cut;
+    char stack[256];
+    char *ab = n < sizeof stack ? stack : malloc(n + 1);
     if (!ab) return tk_oom(err, errlen);
     memcpy(ab, a, la);
     memcpy(ab + la, b + cut, lb - cut);
-    ab[la + lb - cut] = 0;
-    int32_t iab = tk_strmap_get(&m->vocab, ab, la + lb - cut);
+    ab[n] = 0;
+    int32_t iab = tk_strmap_get(&m->vocab, ab, n);
     int rc = 0;
     if (iab < 0)
         rc = tk_err(err, errlen, PEFT_EFORMAT, "%s: model.merges[%zu]: the merged token \"%.60s\" is not in the vocabulary", where, rank, ab);
     else if (tk_pairmap_put(&m->merges, ia, ib, (int32_t)rank, iab))
         rc = tk_oom(err, errlen);
-    free(ab);
+    if (ab != stack) free(ab);
     return rc;
 }
 
@@ -95,8 +97,10 @@ int tk_bpe_parse(const json_t *j, const char *where, tk_model *m, char *err, siz
     }
     const json_t *merges = json_object_get(j, "merges");
     if (!json_is_array(merges)) return tk_err(err, errlen, PEFT_EFORMAT, "%s: model.merges: expected a list", where);
-    for (size_t i = 0; i < json_array_size(merges); i++)
-        if ((rc = parse_merge(json_array_get(merges, i), where, i, m, err, errlen))) return rc;
+    const size_t n = json_array_size(merges), cut = m->cont_prefix ? strlen(m->cont_prefix) : 0;
+    if (tk_pairmap_reserve(&m->merges, n)) return tk_oom(err, errlen);
+    for (size_t i = 0; i < n; i++)
+        if ((rc = parse_merge(json_array_get(merges, i), where, i, m, cut, err, errlen))) return rc;
     return 0;
 }
 

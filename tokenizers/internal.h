@@ -73,16 +73,19 @@ int tk_regex_split(const tk_regex *re, const char *s, size_t n, tk_spans *out);
 int tk_regex_split_cps(const tk_regex *re, const uint32_t *c, size_t n, tk_spans *out);
 
 /* ---- hash maps ---- */
-/* bytes -> int32 (open addressing; keys copied) */
+/* bytes -> int32 (open addressing; keys copied into the map's arena, NUL-terminated) */
 typedef struct tk_strslot { const char *key; uint32_t len, hash; int32_t val; } tk_strslot;
 typedef struct tk_strchunk tk_strchunk; /* map.c: the arena the keys are copied into */
 typedef struct tk_strmap { tk_strslot *slots; size_t cap, n; tk_strchunk *chunks; } tk_strmap;
-int tk_strmap_put(tk_strmap *m, const char *k, size_t len, int32_t v); /* replaces */
+/* replaces; *stored (if stored != NULL): the map's copy of the key, valid until tk_strmap_free */
+int tk_strmap_put(tk_strmap *m, const char *k, size_t len, int32_t v, const char **stored);
+int tk_strmap_reserve(tk_strmap *m, size_t n); /* room for n more keys without rehashing */
 int32_t tk_strmap_get(const tk_strmap *m, const char *k, size_t len);  /* -1 when absent */
 void tk_strmap_free(tk_strmap *m);
 /* (id a, id b) -> (rank, new id) */
 typedef struct tk_pairmap { uint64_t *keys; int32_t *rank, *newid; size_t cap, n; } tk_pairmap;
 int tk_pairmap_put(tk_pairmap *m, int32_t a, int32_t b, int32_t rank, int32_t newid);
+int tk_pairmap_reserve(tk_pairmap *m, size_t n); /* room for n more pairs without rehashing */
 int tk_pairmap_get(const tk_pairmap *m, int32_t a, int32_t b, int32_t *rank, int32_t *newid); /* 1 found */
 void tk_pairmap_free(tk_pairmap *m);
 
@@ -123,7 +126,8 @@ enum { TK_MODEL_BPE = 1, TK_MODEL_WORDPIECE = 2, TK_MODEL_UNIGRAM = 3, TK_MODEL_
 typedef struct tk_model {
     int type;
     tk_strmap vocab;     /* token -> id */
-    char **id_tok;       /* id -> token (NULL where the vocabulary has a hole) */
+    const char **id_tok; /* id -> token (NULL where the vocabulary has a hole): borrowed from
+                            vocab's key arena, freed with it (tk_model_free) */
     int32_t n_ids;       /* max id + 1 */
     int32_t unk_id;      /* -1 if none */
     char *unk_token;

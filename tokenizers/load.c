@@ -70,7 +70,7 @@ static int parse_added(peft_tokenizer *tk, const json_t *list, char *err, size_t
     if (!list || json_is_null(list)) return 0;
     if (!json_is_array(list)) return tk_err(err, errlen, PEFT_EFORMAT, "%s: added_tokens: expected a list", tk->name);
     size_t n = json_array_size(list);
-    if (n && !(tk->added = calloc(n, sizeof *tk->added))) return tk_oom(err, errlen);
+    if (n && (!(tk->added = calloc(n, sizeof *tk->added)) || tk_strmap_reserve(&tk->added_map, n))) return tk_oom(err, errlen);
     for (size_t i = 0; i < n; i++) {
         const json_t *a = json_array_get(list, i), *id = json_object_get(a, "id");
         const char *content = json_string_value(json_object_get(a, "content"));
@@ -91,7 +91,7 @@ static int parse_added(peft_tokenizer *tk, const json_t *list, char *err, size_t
             if (tk_utf8_from_cps(t->norm.c, t->norm.n, &d)) return tk_oom(err, errlen);
             t->decoded = d.s;
         }
-        if (tk_strmap_put(&tk->added_map, content, strlen(content), (int32_t)(tk->n_added - 1))) return tk_oom(err, errlen);
+        if (tk_strmap_put(&tk->added_map, content, strlen(content), (int32_t)(tk->n_added - 1), NULL)) return tk_oom(err, errlen);
         if (t->id >= tk->vocab_size) tk->vocab_size = t->id + 1;
     }
     return 0;

@@ -2,7 +2,9 @@
  * entries) and (id, id) -> (merge rank, merged id) for BPE merges. Open addressing with linear
  * probing, power-of-two capacity, load factor <= 1/2; FNV-1a and a 64-bit mixer as hashes. A
  * string slot keeps its key's hash, so probing compares bytes only on a hash match and growing
- * never rereads the keys; the keys live in an arena (one malloc per 64 KB, not per token). */
+ * never rereads the keys; the keys live in an arena (one malloc per 64 KB, not per token), which
+ * callers may point into (the id -> token arrays) until tk_strmap_free. A loader that knows its
+ * count reserves the slots once (no rehash on the way up to 256k keys). */
 #include <stdlib.h>
 #include <string.h>
 #include "peft/peft.h"
@@ -59,10 +61,10 @@ static size_t slot_of(uint32_t h, size_t cap)
 }
 
 /* slots[cap]: key NULL = empty; hash = the high half of the key's 64-bit hash, compared before
- * the bytes and (through slot_of) the only thing that picks the slot */
-static int strmap_grow(tk_strmap *m)
+ * the bytes and (through slot_of) the only thing that picks the slot. Rehashed into cap slots
+ * (a power of two >= 64 and > 2 * m->n) */
+static int strmap_resize(tk_strmap *m, size_t cap)
 {
-    size_t cap = m->cap ? m->cap * 2 : 64;
     tk_strslot *n = calloc(cap, sizeof *n);
     if (!n) return PEFT_ENOMEM;
     for (size_t i = 0; i < m->cap; i++) {
@@ -78,16 +80,32 @@ static int strmap_grow(tk_strmap *m)
     return 0;
 }
 
-int tk_strmap_put(tk_strmap *m, const char *k, size_t len, int32_t v)
+/* the capacity (a power of two >= 64) that holds n keys at a load factor <= 1/2 */
+static size_t cap_for(size_t n)
+{
+    size_t cap = 64;
+    while (cap < 2 * n) cap *= 2;
+    return cap;
+}
+
+int tk_strmap_reserve(tk_strmap *m, size_t n)
+{
+    if (n > SIZE_MAX / 4) return PEFT_ENOMEM;
+    size_t cap = cap_for(m->n + n);
+    return cap > m->cap ? strmap_resize(m, cap) : 0;
+}
+
+int tk_strmap_put(tk_strmap *m, const char *k, size_t len, int32_t v, const char **stored)
 {
     if (len > UINT32_MAX) return PEFT_EINVAL;
-    if ((m->n + 1) * 2 > m->cap && strmap_grow(m)) return PEFT_ENOMEM;
+    if ((m->n + 1) * 2 > m->cap && strmap_resize(m, m->cap ? m->cap * 2 : 64)) return PEFT_ENOMEM;
     const uint32_t h = (uint32_t)(hash_bytes(k, len) >> 32);
     size_t j = slot_of(h, m->cap);
     for (; m->slots[j].key; j = (j + 1) & (m->cap - 1)) {
         tk_strslot *s = &m->slots[j];
         if (s->hash == h && s->len == len && !memcmp(s->key, k, len)) {
             s->val = v;
+            if (stored) *stored = s->key;
             return 0;
         }
     }
@@ -95,6 +113,7 @@ int tk_strmap_put(tk_strmap *m, const char *k, size_t len, int32_t v)
     if (!c) return PEFT_ENOMEM;
     m->slots[j] = (tk_strslot){c, (uint32_t)len, h, v};
     m->n++;
+    if (stored) *stored = c;
     return 0;
 }
 
@@ -125,9 +144,8 @@ static uint64_t pair_key(int32_t a, int32_t b)
     return (((uint64_t)(uint32_t)a << 32) | (uint32_t)b) + 1;
 }
 
-static int pairmap_grow(tk_pairmap *m)
+static int pairmap_resize(tk_pairmap *m, size_t cap)
 {
-    size_t cap = m->cap ? m->cap * 2 : 64;
     tk_pairmap n = {calloc(cap, sizeof(uint64_t)), calloc(cap, sizeof(int32_t)),
                     calloc(cap, sizeof(int32_t)), cap, m->n};
     if (!n.keys || !n.rank || !n.newid) {
@@ -151,9 +169,16 @@ static int pairmap_grow(tk_pairmap *m)
     return 0;
 }
 
+int tk_pairmap_reserve(tk_pairmap *m, size_t n)
+{
+    if (n > SIZE_MAX / 4) return PEFT_ENOMEM;
+    size_t cap = cap_for(m->n + n);
+    return cap > m->cap ? pairmap_resize(m, cap) : 0;
+}
+
 int tk_pairmap_put(tk_pairmap *m, int32_t a, int32_t b, int32_t rank, int32_t newid)
 {
-    if ((m->n + 1) * 2 > m->cap && pairmap_grow(m)) return PEFT_ENOMEM;
+    if ((m->n + 1) * 2 > m->cap && pairmap_resize(m, m->cap ? m->cap * 2 : 64)) return PEFT_ENOMEM;
     uint64_t k = pair_key(a, b);
     size_t j = mix64(k) & (m->cap - 1);
     for (; m->keys[j]; j = (j + 1) & (m->cap - 1)) {

@@ -22,7 +22,8 @@ int tk_unigram_parse(const json_t *j, const char *where, tk_model *m, char *err,
     size_t n = json_array_size(vocab);
     if (n >= INT32_MAX) return tk_err(err, errlen, PEFT_EFORMAT, "%s: model.vocab: too many pieces", where);
     m->n_ids = (int32_t)n;
-    if (n && (!(m->id_tok = calloc(n, sizeof *m->id_tok)) || !(m->scores = malloc(n * sizeof *m->scores))))
+    if (n && (!(m->id_tok = calloc(n, sizeof *m->id_tok)) || !(m->scores = malloc(n * sizeof *m->scores)) ||
+              tk_strmap_reserve(&m->vocab, n)))
         return tk_oom(err, errlen);
     m->min_score = 0;
     for (size_t i = 0; i < n; i++) {
@@ -31,7 +32,7 @@ int tk_unigram_parse(const json_t *j, const char *where, tk_model *m, char *err,
             return tk_err(err, errlen, PEFT_EFORMAT, "%s: model.vocab[%zu]: expected [\"piece\", score]", where, i);
         const char *t = json_string_value(p);
         size_t len = json_string_length(p);
-        if (!(m->id_tok[i] = strdup(t)) || tk_strmap_put(&m->vocab, t, len, (int32_t)i)) return tk_oom(err, errlen);
+        if (tk_strmap_put(&m->vocab, t, len, (int32_t)i, &m->id_tok[i])) return tk_oom(err, errlen);
         m->scores[i] = json_number_value(s);
         if (i == 0 || m->scores[i] < m->min_score) m->min_score = m->scores[i];
         if (len > m->max_piece) m->max_piece = len;

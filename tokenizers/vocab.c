@@ -1,11 +1,14 @@
 /* tokenizer_vocab.c — a model's vocabulary ({"token": id, ...} in tokenizer.json's "model"):
- * token -> id hash map and id -> token array, shared by the BPE and WordPiece models; and
- * freeing a model. */
+ * token -> id hash map and id -> token array (pointing into the map's keys), shared by the BPE,
+ * WordPiece and WordLevel models; and freeing a model. */
 #include <stdlib.h>
 #include <string.h>
 #include "peft/peft.h"
 #include "tokenizers/internal.h"
 
+/* one pass over the object: each token into the map (sized once for the count) and into id_tok
+ * (the first token seen for an id keeps it), the array grown only when an id passes its end and
+ * never past the density limit (a file with ids beyond it is refused after the pass, as below) */
 int tk_model_parse_vocab(const json_t *vocab, const char *where, tk_model *m, char *err, size_t errlen)
 {
     if (!json_is_object(vocab))
@@ -13,30 +16,41 @@ int tk_model_parse_vocab(const json_t *vocab, const char *where, tk_model *m, ch
     const char *k;
     json_t *v;
     int64_t max = -1;
+    const size_t count = json_object_size(vocab);
+    const int64_t limit = 16 * (int64_t)count + 1024; /* ids >= limit: not a dense vocabulary */
+    size_t cap = count;
+    if (tk_strmap_reserve(&m->vocab, count) || (cap && !(m->id_tok = calloc(cap, sizeof *m->id_tok))))
+        return tk_oom(err, errlen);
     json_object_foreach((json_t *)vocab, k, v) {
         if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) >= INT32_MAX)
             return tk_err(err, errlen, PEFT_EFORMAT, "%s: model.vocab[\"%.60s\"]: expected an id in [0, 2^31-1)", where, k);
-        if (json_integer_value(v) > max) max = json_integer_value(v);
+        const int64_t id = json_integer_value(v);
+        if (id > max) max = id;
+        const char *key;
+        if (tk_strmap_put(&m->vocab, k, strlen(k), (int32_t)id, &key)) return tk_oom(err, errlen);
+        if (id >= limit) continue;
+        if ((size_t)id >= cap) {
+            size_t ncap = cap * 2 > (size_t)id + 1 ? cap * 2 : (size_t)id + 1;
+            if (ncap > (size_t)limit) ncap = (size_t)limit;
+            const char **t = realloc(m->id_tok, ncap * sizeof *t);
+            if (!t) return tk_oom(err, errlen);
+            memset(t + cap, 0, (ncap - cap) * sizeof *t);
+            m->id_tok = t;
+            cap = ncap;
+        }
+        if (!m->id_tok[id]) m->id_tok[id] = key;
     }
-    if (max >= 16 * (int64_t)json_object_size(vocab) + 1024)
+    if (max >= limit)
         return tk_err(err, errlen, PEFT_EFORMAT, "%s: model.vocab: ids up to %lld for %zu tokens: expected dense ids",
-                      where, (long long)max, json_object_size(vocab));
+                      where, (long long)max, count);
     m->n_ids = (int32_t)(max + 1);
-    if (m->n_ids && !(m->id_tok = calloc((size_t)m->n_ids, sizeof *m->id_tok))) return tk_oom(err, errlen);
-    json_object_foreach((json_t *)vocab, k, v) {
-        int32_t id = (int32_t)json_integer_value(v);
-        size_t len = strlen(k);
-        if (tk_strmap_put(&m->vocab, k, len, id)) return tk_oom(err, errlen);
-        if (!m->id_tok[id] && !(m->id_tok[id] = strdup(k))) return tk_oom(err, errlen);
-    }
     return 0;
 }
 
 void tk_model_free(tk_model *m)
 {
     tk_strmap_free(&m->vocab);
-    for (int32_t i = 0; i < m->n_ids; i++) free(m->id_tok[i]);
-    free(m->id_tok);
+    free(m->id_tok); /* its strings are the vocabulary's keys */
     free(m->unk_token);
     tk_pairmap_free(&m->merges);
     free(m->cont_prefix);
