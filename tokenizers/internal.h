@@ -81,11 +81,20 @@ typedef struct tk_strmap { tk_strslot *slots; size_t cap, n; tk_strchunk *chunks
 int tk_strmap_put(tk_strmap *m, const char *k, size_t len, int32_t v, const char **stored);
 int tk_strmap_reserve(tk_strmap *m, size_t n); /* room for n more keys without rehashing */
 int32_t tk_strmap_get(const tk_strmap *m, const char *k, size_t len);  /* -1 when absent */
+/* for a loader that looks up many keys (the BPE merges): the key a[0..la) b[0..lb) (b may be NULL
+ * when lb is 0) by its hash h = tk_strmap_hash(a, la, b, lb), the slot it probes first and then
+ * that slot's key fetched into the cache ahead of the lookups (hints: they change no result) */
+uint32_t tk_strmap_hash(const char *a, size_t la, const char *b, size_t lb);
+void tk_strmap_prefetch(const tk_strmap *m, uint32_t h);
+void tk_strmap_prefetch_key(const tk_strmap *m, uint32_t h);
+int32_t tk_strmap_get_h(const tk_strmap *m, uint32_t h, const char *a, size_t la, const char *b, size_t lb);
 void tk_strmap_free(tk_strmap *m);
 /* (id a, id b) -> (rank, new id) */
-typedef struct tk_pairmap { uint64_t *keys; int32_t *rank, *newid; size_t cap, n; } tk_pairmap;
+typedef struct tk_pairslot { uint64_t key; int32_t rank, newid; } tk_pairslot; /* key 0: empty */
+typedef struct tk_pairmap { tk_pairslot *slots; size_t cap, n; } tk_pairmap;
 int tk_pairmap_put(tk_pairmap *m, int32_t a, int32_t b, int32_t rank, int32_t newid);
 int tk_pairmap_reserve(tk_pairmap *m, size_t n); /* room for n more pairs without rehashing */
+void tk_pairmap_prefetch(const tk_pairmap *m, int32_t a, int32_t b); /* a hint before a put */
 int tk_pairmap_get(const tk_pairmap *m, int32_t a, int32_t b, int32_t *rank, int32_t *newid); /* 1 found */
 void tk_pairmap_free(tk_pairmap *m);
 

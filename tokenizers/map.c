@@ -10,14 +10,20 @@
 #include "peft/peft.h"
 #include "tokenizers/internal.h"
 
-static uint64_t hash_bytes(const char *k, size_t len)
+/* FNV-1a over a[0..la) then b[0..lb) (the hash of their concatenation), finished; the map keeps
+ * its high half */
+static uint32_t hash2(const char *a, size_t la, const char *b, size_t lb)
 {
     uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)k[i];
+    for (size_t i = 0; i < la; i++) {
+        h ^= (unsigned char)a[i];
         h *= 1099511628211ull;
     }
-    return h ^ (h >> 29);
+    for (size_t i = 0; i < lb; i++) {
+        h ^= (unsigned char)b[i];
+        h *= 1099511628211ull;
+    }
+    return (uint32_t)((h ^ (h >> 29)) >> 32);
 }
 
 static uint64_t mix64(uint64_t x)
@@ -99,7 +105,7 @@ int tk_strmap_put(tk_strmap *m, const char *k, size_t len, int32_t v, const char
 {
     if (len > UINT32_MAX) return PEFT_EINVAL;
     if ((m->n + 1) * 2 > m->cap && strmap_resize(m, m->cap ? m->cap * 2 : 64)) return PEFT_ENOMEM;
-    const uint32_t h = (uint32_t)(hash_bytes(k, len) >> 32);
+    const uint32_t h = hash2(k, len, NULL, 0);
     size_t j = slot_of(h, m->cap);
     for (; m->slots[j].key; j = (j + 1) & (m->cap - 1)) {
         tk_strslot *s = &m->slots[j];
@@ -117,15 +123,38 @@ int tk_strmap_put(tk_strmap *m, const char *k, size_t len, int32_t v, const char
     return 0;
 }
 
-int32_t tk_strmap_get(const tk_strmap *m, const char *k, size_t len)
+uint32_t tk_strmap_hash(const char *a, size_t la, const char *b, size_t lb)
+{
+    return hash2(a, la, b, lb);
+}
+
+void tk_strmap_prefetch(const tk_strmap *m, uint32_t h)
+{
+    if (m->cap) __builtin_prefetch(&m->slots[slot_of(h, m->cap)]);
+}
+
+void tk_strmap_prefetch_key(const tk_strmap *m, uint32_t h)
+{
+    if (!m->cap) return;
+    const tk_strslot *s = &m->slots[slot_of(h, m->cap)];
+    if (s->key && s->hash == h) __builtin_prefetch(s->key);
+}
+
+int32_t tk_strmap_get_h(const tk_strmap *m, uint32_t h, const char *a, size_t la, const char *b, size_t lb)
 {
     if (!m->cap) return -1;
-    const uint32_t h = (uint32_t)(hash_bytes(k, len) >> 32);
+    const size_t len = la + lb;
     for (size_t j = slot_of(h, m->cap); m->slots[j].key; j = (j + 1) & (m->cap - 1)) {
         const tk_strslot *s = &m->slots[j];
-        if (s->hash == h && s->len == len && !memcmp(s->key, k, len)) return s->val;
+        if (s->hash == h && s->len == len && !memcmp(s->key, a, la) && (!lb || !memcmp(s->key + la, b, lb)))
+            return s->val;
     }
     return -1;
+}
+
+int32_t tk_strmap_get(const tk_strmap *m, const char *k, size_t len)
+{
+    return m->cap ? tk_strmap_get_h(m, hash2(k, len, NULL, 0), k, len, NULL, 0) : -1;
 }
 
 void tk_strmap_free(tk_strmap *m)
@@ -146,26 +175,17 @@ static uint64_t pair_key(int32_t a, int32_t b)
 
 static int pairmap_resize(tk_pairmap *m, size_t cap)
 {
-    tk_pairmap n = {calloc(cap, sizeof(uint64_t)), calloc(cap, sizeof(int32_t)),
-                    calloc(cap, sizeof(int32_t)), cap, m->n};
-    if (!n.keys || !n.rank || !n.newid) {
-        free(n.keys);
-        free(n.rank);
-        free(n.newid);
-        return PEFT_ENOMEM;
-    }
+    tk_pairslot *n = calloc(cap, sizeof *n);
+    if (!n) return PEFT_ENOMEM;
     for (size_t i = 0; i < m->cap; i++) {
-        if (!m->keys[i]) continue;
-        size_t j = mix64(m->keys[i]) & (cap - 1);
-        while (n.keys[j]) j = (j + 1) & (cap - 1);
-        n.keys[j] = m->keys[i];
-        n.rank[j] = m->rank[i];
-        n.newid[j] = m->newid[i];
+        if (!m->slots[i].key) continue;
+        size_t j = mix64(m->slots[i].key) & (cap - 1);
+        while (n[j].key) j = (j + 1) & (cap - 1);
+        n[j] = m->slots[i];
     }
-    free(m->keys);
-    free(m->rank);
-    free(m->newid);
-    *m = n;
+    free(m->slots);
+    m->slots = n;
+    m->cap = cap;
     return 0;
 }
 
@@ -176,21 +196,24 @@ int tk_pairmap_reserve(tk_pairmap *m, size_t n)
     return cap > m->cap ? pairmap_resize(m, cap) : 0;
 }
 
+void tk_pairmap_prefetch(const tk_pairmap *m, int32_t a, int32_t b)
+{
+    if (m->cap) __builtin_prefetch(&m->slots[mix64(pair_key(a, b)) & (m->cap - 1)], 1);
+}
+
 int tk_pairmap_put(tk_pairmap *m, int32_t a, int32_t b, int32_t rank, int32_t newid)
 {
     if ((m->n + 1) * 2 > m->cap && pairmap_resize(m, m->cap ? m->cap * 2 : 64)) return PEFT_ENOMEM;
     uint64_t k = pair_key(a, b);
     size_t j = mix64(k) & (m->cap - 1);
-    for (; m->keys[j]; j = (j + 1) & (m->cap - 1)) {
-        if (m->keys[j] == k) {
-            m->rank[j] = rank;
-            m->newid[j] = newid;
+    for (; m->slots[j].key; j = (j + 1) & (m->cap - 1)) {
+        if (m->slots[j].key == k) {
+            m->slots[j].rank = rank;
+            m->slots[j].newid = newid;
             return 0;
         }
     }
-    m->keys[j] = k;
-    m->rank[j] = rank;
-    m->newid[j] = newid;
+    m->slots[j] = (tk_pairslot){k, rank, newid};
     m->n++;
     return 0;
 }
@@ -199,11 +222,10 @@ int tk_pairmap_get(const tk_pairmap *m, int32_t a, int32_t b, int32_t *rank, int
 {
     if (!m->cap) return 0;
     uint64_t k = pair_key(a, b);
-    size_t j = mix64(k) & (m->cap - 1);
-    for (; m->keys[j]; j = (j + 1) & (m->cap - 1)) {
-        if (m->keys[j] == k) {
-            *rank = m->rank[j];
-            *newid = m->newid[j];
+    for (size_t j = mix64(k) & (m->cap - 1); m->slots[j].key; j = (j + 1) & (m->cap - 1)) {
+        if (m->slots[j].key == k) {
+            *rank = m->slots[j].rank;
+            *newid = m->slots[j].newid;
             return 1;
         }
     }
@@ -212,8 +234,6 @@ int tk_pairmap_get(const tk_pairmap *m, int32_t a, int32_t b, int32_t *rank, int
 
 void tk_pairmap_free(tk_pairmap *m)
 {
-    free(m->keys);
-    free(m->rank);
-    free(m->newid);
+    free(m->slots);
     memset(m, 0, sizeof *m);
 }
