@@ -27,6 +27,17 @@ int tk_str_putc(tk_str *b, uint32_t cp); /* as UTF-8 */
 int tk_ids_push(tk_ids *b, int32_t v);
 int tk_ids_append(tk_ids *b, const int32_t *v, size_t n);
 
+/* ---- jansson's allocations during one load (json_arena.c) ---- */
+/* While open on this thread (texts of TK_JSON_ARENA_MIN bytes or more; NULL otherwise, or when
+ * no arena can be had: then jansson allocates as usual), every jansson allocation of this thread
+ * is carved from one arena; close(a, j) drops the tree j made under it (json_decref when needed)
+ * and the arena: no jansson value made while it was open may outlive it. close(NULL, j) is
+ * json_decref(j). */
+#define TK_JSON_ARENA_MIN ((size_t)256 << 10)
+typedef struct tk_json_arena tk_json_arena;
+tk_json_arena *tk_json_arena_open(size_t text_len);
+void tk_json_arena_close(tk_json_arena *a, json_t *j);
+
 /* ---- UTF-8 ---- */
 /* s[0..len) -> code points appended to out; each maximal invalid subsequence -> U+FFFD */
 int tk_utf8_decode(const char *s, size_t len, tk_cps *out);

@@ -236,13 +236,18 @@ int peft_tokenizer_from_json(const char *json_text, const char *name, peft_token
     if (!name) name = "tokenizer.json";
     if (!json_text) return tk_err(err, errlen, PEFT_EINVAL, "%s: no JSON text", name);
     json_error_t je;
-    json_t *j = json_loads(json_text, 0, &je);
-    if (!j) return tk_err(err, errlen, PEFT_EFORMAT, "%s: invalid JSON at line %d, column %d: %s", name, je.line, je.column, je.text);
+    const size_t len = strlen(json_text);
+    tk_json_arena *arena = tk_json_arena_open(len); /* the tree lives until parse() is done */
+    json_t *j = json_loadb(json_text, len, 0, &je);
+    if (!j) {
+        tk_json_arena_close(arena, NULL);
+        return tk_err(err, errlen, PEFT_EFORMAT, "%s: invalid JSON at line %d, column %d: %s", name, je.line, je.column, je.text);
+    }
     peft_tokenizer *tk = calloc(1, sizeof *tk);
     int rc = tk ? 0 : tk_oom(err, errlen);
     if (!rc && !(tk->name = strdup(name))) rc = tk_oom(err, errlen);
     if (!rc) rc = parse(tk, j, err, errlen);
-    json_decref(j);
+    tk_json_arena_close(arena, j);
     if (rc) {
         peft_tokenizer_free(tk);
         return rc;
