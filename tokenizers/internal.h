@@ -92,13 +92,14 @@ typedef struct tk_strmap { tk_strslot *slots; size_t cap, n; tk_strchunk *chunks
 int tk_strmap_put(tk_strmap *m, const char *k, size_t len, int32_t v, const char **stored);
 int tk_strmap_reserve(tk_strmap *m, size_t n); /* room for n more keys without rehashing */
 int32_t tk_strmap_get(const tk_strmap *m, const char *k, size_t len);  /* -1 when absent */
-/* for a loader that looks up many keys (the BPE merges): the key a[0..la) b[0..lb) (b may be NULL
+/* for a loader that looks up or stores many keys (the BPE merges, a vocabulary): the key a[0..la) b[0..lb) (b may be NULL
  * when lb is 0) by its hash h = tk_strmap_hash(a, la, b, lb), the slot it probes first and then
  * that slot's key fetched into the cache ahead of the lookups (hints: they change no result) */
 uint32_t tk_strmap_hash(const char *a, size_t la, const char *b, size_t lb);
 void tk_strmap_prefetch(const tk_strmap *m, uint32_t h);
 void tk_strmap_prefetch_key(const tk_strmap *m, uint32_t h);
 int32_t tk_strmap_get_h(const tk_strmap *m, uint32_t h, const char *a, size_t la, const char *b, size_t lb);
+int tk_strmap_put_h(tk_strmap *m, uint32_t h, const char *k, size_t len, int32_t v, const char **stored);
 void tk_strmap_free(tk_strmap *m);
 /* (id a, id b) -> (rank, new id) */
 typedef struct tk_pairslot { uint64_t key; int32_t rank, newid; } tk_pairslot; /* key 0: empty */

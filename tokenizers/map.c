@@ -103,9 +103,13 @@ int tk_strmap_reserve(tk_strmap *m, size_t n)
 
 int tk_strmap_put(tk_strmap *m, const char *k, size_t len, int32_t v, const char **stored)
 {
+    return tk_strmap_put_h(m, hash2(k, len, NULL, 0), k, len, v, stored);
+}
+
+int tk_strmap_put_h(tk_strmap *m, uint32_t h, const char *k, size_t len, int32_t v, const char **stored)
+{
     if (len > UINT32_MAX) return PEFT_EINVAL;
     if ((m->n + 1) * 2 > m->cap && strmap_resize(m, m->cap ? m->cap * 2 : 64)) return PEFT_ENOMEM;
-    const uint32_t h = hash2(k, len, NULL, 0);
     size_t j = slot_of(h, m->cap);
     for (; m->slots[j].key; j = (j + 1) & (m->cap - 1)) {
         tk_strslot *s = &m->slots[j];

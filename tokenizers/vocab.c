@@ -6,9 +6,37 @@
 #include "peft/peft.h"
 #include "tokenizers/internal.h"
 
-/* one pass over the object: each token into the map (sized once for the count) and into id_tok
- * (the first token seen for an id keeps it), the array grown only when an id passes its end and
- * never past the density limit (a file with ids beyond it is refused after the pass, as below) */
+/* one token of the vocab object, waiting in a block for its store */
+typedef struct entry { const char *k; size_t len; uint32_t h; int32_t id; } entry;
+#define VOCAB_BLOCK 32
+
+/* the block's tokens into the map (their slots fetched into the cache first: a 256k map does not
+ * fit it) and into id_tok (the first token seen for an id keeps it), the array grown only when an
+ * id passes its end and never past the density limit */
+static int store_block(tk_model *m, const entry *e, size_t n, int64_t limit, size_t *cap)
+{
+    for (size_t i = 0; i < n; i++) tk_strmap_prefetch(&m->vocab, e[i].h);
+    for (size_t i = 0; i < n; i++) {
+        const char *key;
+        const int32_t id = e[i].id;
+        if (tk_strmap_put_h(&m->vocab, e[i].h, e[i].k, e[i].len, id, &key)) return PEFT_ENOMEM;
+        if (id >= limit) continue;
+        if ((size_t)id >= *cap) {
+            size_t ncap = *cap * 2 > (size_t)id + 1 ? *cap * 2 : (size_t)id + 1;
+            if (ncap > (size_t)limit) ncap = (size_t)limit;
+            const char **t = realloc(m->id_tok, ncap * sizeof *t);
+            if (!t) return PEFT_ENOMEM;
+            memset(t + *cap, 0, (ncap - *cap) * sizeof *t);
+            m->id_tok = t;
+            *cap = ncap;
+        }
+        if (!m->id_tok[id]) m->id_tok[id] = key;
+    }
+    return 0;
+}
+
+/* one pass over the object, in blocks of VOCAB_BLOCK tokens: the map sized once for the count; a
+ * file with ids beyond the density limit is refused after the pass */
 int tk_model_parse_vocab(const json_t *vocab, const char *where, tk_model *m, char *err, size_t errlen)
 {
     if (!json_is_object(vocab))
@@ -18,7 +46,8 @@ int tk_model_parse_vocab(const json_t *vocab, const char *where, tk_model *m, ch
     int64_t max = -1;
     const size_t count = json_object_size(vocab);
     const int64_t limit = 16 * (int64_t)count + 1024; /* ids >= limit: not a dense vocabulary */
-    size_t cap = count;
+    size_t cap = count, n = 0;
+    entry block[VOCAB_BLOCK];
     if (tk_strmap_reserve(&m->vocab, count) || (cap && !(m->id_tok = calloc(cap, sizeof *m->id_tok))))
         return tk_oom(err, errlen);
     json_object_foreach((json_t *)vocab, k, v) {
@@ -26,20 +55,14 @@ int tk_model_parse_vocab(const json_t *vocab, const char *where, tk_model *m, ch
             return tk_err(err, errlen, PEFT_EFORMAT, "%s: model.vocab[\"%.60s\"]: expected an id in [0, 2^31-1)", where, k);
         const int64_t id = json_integer_value(v);
         if (id > max) max = id;
-        const char *key;
-        if (tk_strmap_put(&m->vocab, k, strlen(k), (int32_t)id, &key)) return tk_oom(err, errlen);
-        if (id >= limit) continue;
-        if ((size_t)id >= cap) {
-            size_t ncap = cap * 2 > (size_t)id + 1 ? cap * 2 : (size_t)id + 1;
-            if (ncap > (size_t)limit) ncap = (size_t)limit;
-            const char **t = realloc(m->id_tok, ncap * sizeof *t);
-            if (!t) return tk_oom(err, errlen);
-            memset(t + cap, 0, (ncap - cap) * sizeof *t);
-            m->id_tok = t;
-            cap = ncap;
+        const size_t len = strlen(k);
+        block[n++] = (entry){k, len, tk_strmap_hash(k, len, NULL, 0), (int32_t)id};
+        if (n == VOCAB_BLOCK) {
+            if (store_block(m, block, n, limit, &cap)) return tk_oom(err, errlen);
+            n = 0;
         }
-        if (!m->id_tok[id]) m->id_tok[id] = key;
     }
+    if (store_block(m, block, n, limit, &cap)) return tk_oom(err, errlen);
     if (max >= limit)
         return tk_err(err, errlen, PEFT_EFORMAT, "%s: model.vocab: ids up to %lld for %zu tokens: expected dense ids",
                       where, (long long)max, count);
