@@ -406,7 +406,8 @@ cppcheck:
 # Without a stamp the objects are not waited for (every file is analysed anyway).
 # `make cppcheck` analyses every file, as before.
 CPPCHECK_SRC = $(wildcard $(CPPCHECK_DIRS:%=%/*.c) $(CPPCHECK_DIRS:%=%/*/*.c))
-CPPCHECK_OBJ = $(filter $(CPPCHECK_SRC:%.c=$(BUILD)/obj/%.o),$(CORE_OBJ) $(TOK_OBJ) $(RUNNER_OBJ) $(CLI_OBJ) $(PLUGIN_OBJ))
+CPPCHECK_OBJ = $(filter $(CPPCHECK_SRC:%.c=$(BUILD)/obj/%.o),$(CORE_OBJ) $(TOK_OBJ) $(RUNNER_OBJ) $(CLI_OBJ) \
+                 $(PLUGIN_OBJ) $(if $(DIST_MPI_SO),$(BUILD)/obj/runner/dist_mpi.o))
 $(BUILD)/cppcheck/ok: CPPCHECK_FILES = $(if $(filter %.cfg,$?),$(CPPCHECK_SRC),\
   $(sort $(filter %.c,$?) $(patsubst $(BUILD)/obj/%.o,%.c,$(filter %.o,$?))))
 $(BUILD)/cppcheck/ok: CPPCHECK_WHAT = $(words $(CPPCHECK_FILES)) of $(words $(CPPCHECK_SRC)) files: those changed since its last clean analysis
