@@ -94,6 +94,7 @@ static void refused(const char *arch, const char *cfg, const char *n1, const cha
     peft_model *m = NULL;
     int rc = peft_get_peft_model(ctx, base, cfg, NULL, 0, &m);
     ck_assert_msg(rc != 0 && !m, "%s: %s was accepted", arch, cfg);
+    peft_base_model_free(base); /* refused: the base stays ours */
     const char *e = peft_errmsg(ctx);
     if (getenv("TU_VERBOSE")) printf("%s refused: %s\n", arch, e);
     ck_assert_has(e, n1);

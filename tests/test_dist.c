@@ -20,6 +20,16 @@ static char *tmp;
 static void setup(void) { tmp = tu_tmpdir(); }
 static void teardown(void) { tu_rmtree(tmp); free(tmp); }
 
+/* Under AddressSanitizer (`make asan`) the ranks run without the leak check: Open MPI leaves
+ * ~100 blocks unfreed at MPI_Finalize, most from components it has already unloaded (LSan
+ * names them "<unknown module>", so no suppression can match them). The single-process runs
+ * beside them keep the leak check, on the same code. */
+#ifdef __SANITIZE_ADDRESS__
+#define RANK_ENV "ASAN_OPTIONS=detect_leaks=0 "
+#else
+#define RANK_ENV ""
+#endif
+
 /* the MPI launcher line, or NULL (the reason in why) */
 static const char *mpirun_or_skip(char *why, size_t n)
 {
@@ -41,8 +51,8 @@ static const char *mpirun_or_skip(char *why, size_t n)
     int open_mpi = strstr(out, "Open MPI") != NULL || strstr(out, "OpenRTE") != NULL;
     free(out);
     if (!open_mpi) /* MPICH's Hydra: the environment goes to every rank by default */
-        return "OPENBLAS_NUM_THREADS=1 mpiexec";
-    return "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 "
+        return RANK_ENV "OPENBLAS_NUM_THREADS=1 mpiexec";
+    return RANK_ENV "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 "
            "mpirun --oversubscribe -x OPENBLAS_NUM_THREADS=1 -x PEFT_DEBUG_KILL_AT";
 }
 

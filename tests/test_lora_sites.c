@@ -91,7 +91,10 @@ static peft_model *model_with(peft_ctx *ctx, const char *arch, const char *cfg, 
     peft_base_model *base;
     ck_assert_msg(peft_load_base_model(ctx, tu_fixture(rel), &base) == 0, "%s", peft_errmsg(ctx));
     peft_model *m = NULL;
-    if (peft_get_peft_model(ctx, base, cfg, name, mixed, &m) != 0) return NULL;
+    if (peft_get_peft_model(ctx, base, cfg, name, mixed, &m) != 0) {
+        peft_base_model_free(base); /* refused: the base stays ours */
+        return NULL;
+    }
     return m;
 }
 

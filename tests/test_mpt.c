@@ -169,7 +169,10 @@ static peft_model *mpt_model(peft_ctx *ctx, const char *fmt, const char *path)
     peft_base_model *b = NULL;
     ck_assert(peft_load_base_model(ctx, tu_fixture("hf-peft-v2/_models/gpt2"), &b) == 0);
     peft_model *m = NULL;
-    if (peft_get_peft_model(ctx, b, config, NULL, 0, &m)) return NULL;
+    if (peft_get_peft_model(ctx, b, config, NULL, 0, &m)) {
+        peft_base_model_free(b); /* refused: the base stays ours */
+        return NULL;
+    }
     return m;
 }
 

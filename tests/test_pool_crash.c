@@ -45,22 +45,12 @@ static int run_child(int with_record, char *text, size_t len)
     return tu_child_stderr(faulting_region, &with_record, text, len);
 }
 
-/* the child died of the fault: SIGSEGV; under AddressSanitizer, which reports the segfault
- * itself (after libpeft's crash report) and exits, exit status 1 (as test_plugin_check) */
-static int died_of_segv(int st)
-{
-#ifdef __SANITIZE_ADDRESS__
-    return WIFEXITED(st) && WEXITSTATUS(st) == 1;
-#else
-    return WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV;
-#endif
-}
 
 START_TEST(worker_fault_names_plugin)
 {
     char text[4096];
     int st = run_child(1, text, sizeof text);
-    ck_assert_msg(died_of_segv(st), "child status %d, stderr: %s", st, text);
+    ck_assert_msg(tu_died_of_segv(st), "child status %d, stderr: %s", st, text);
     ck_assert_msg(strstr(text, "libpeft: plugin 'poolfault' crashed with SIGSEGV (segmentation fault) "
                                "in its forward entry (adapter 'mine', module 'transformer.h.0.attn.c_attn')"),
                   "stderr: %s", text);
@@ -71,7 +61,7 @@ START_TEST(worker_fault_without_plugin_names_none)
 {
     char text[4096];
     int st = run_child(0, text, sizeof text);
-    ck_assert_msg(died_of_segv(st), "child status %d, stderr: %s", st, text);
+    ck_assert_msg(tu_died_of_segv(st), "child status %d, stderr: %s", st, text);
     ck_assert_msg(!strstr(text, "plugin '"), "a fault outside any plugin call blamed one: %s", text);
 }
 END_TEST

@@ -39,6 +39,19 @@ int tu_run_suite(Suite *s);
  * returns); its stderr in text (NUL-terminated, at most len - 1 bytes); returns the child's wait
  * status (for the crash-report tests: a child that dies of a signal, what it printed first) */
 int tu_child_stderr(void (*child)(void *arg), void *arg, char *text, size_t len);
+/* wait status st says the child died of a segmentation fault: SIGSEGV; in a build under
+ * AddressSanitizer (`make asan`), which reports the fault itself after libpeft's crash report
+ * and exits, exit status 1. Inline: decided by how the calling suite is compiled. */
+#include <signal.h>
+#include <sys/wait.h>
+static inline int tu_died_of_segv(int st)
+{
+#ifdef __SANITIZE_ADDRESS__
+    return WIFEXITED(st) && WEXITSTATUS(st) == 1;
+#else
+    return WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV;
+#endif
+}
 
 /* runs the shell command line cmd; its whole stdout in *out (caller frees); returns pclose's
  * wait status (fails the test if popen does) */

@@ -81,13 +81,15 @@ PEFT_API int peft_load_base_model_meta(peft_ctx *ctx, const char *config_path, c
                                        peft_base_model **out);
 
 /* ---- creating a PEFT model ---- */
-/* Wraps base (ownership moves into the model) with a new adapter `adapter_name` (NULL =
- * "default") described by config_json (adapter_config.json text: peft_type, task_type and the
- * method's fields). mixed != 0 makes a PeftMixedModel (adapters of several methods). */
+/* Wraps base (ownership moves into the model; on failure it stays the caller's) with a new
+ * adapter `adapter_name` (NULL = "default") described by config_json (adapter_config.json text:
+ * peft_type, task_type and the method's fields). mixed != 0 makes a PeftMixedModel (adapters
+ * of several methods). */
 PEFT_API int peft_get_peft_model(peft_ctx *ctx, peft_base_model *base, const char *config_json,
                                  const char *adapter_name, int mixed, peft_model **out);
 /* PEFT's inject_adapter_in_model: adapters only, no PeftModel wrapper (state-dict keys have no
- * "base_model.model." prefix, no modules_to_save). Ownership of base moves into *out. */
+ * "base_model.model." prefix, no modules_to_save). Ownership of base moves into *out (on
+ * failure it stays the caller's). */
 PEFT_API int peft_inject_adapter_in_model(peft_ctx *ctx, peft_base_model *base, const char *config_json,
                                           const char *adapter_name, peft_model **out);
 /* Loads an adapter directory (adapter_config.json + adapter_model.safetensors). */
