@@ -300,7 +300,8 @@ check: all $(CORE_LIB) $(TEST_OBJ) $(TEST_UTIL_LIB) $(FIXPLUG_SO) $(BUILD)/cppch
 	  { grep -v 'jobserver' $(BUILD)/tests/make.log; echo "check: building a suite failed (above)"; }
 	@./scripts/run-tests.sh --summary $(BUILD)/tests/logs $(TEST_BIN)
 
-# (the same commands as `make cppcheck`, `make layers` and `make exports`, without a make each)
+# (cppcheck's report is the one $(BUILD)/cppcheck/ok wrote before the suites; layers and exports
+# run the commands of `make layers` and `make exports`, without a make each)
 $(BUILD)/tests/logs/lint-cppcheck.txt:
 	@cp $(BUILD)/cppcheck/report.txt $@ 2>/dev/null || printf 'cppcheck: no report\nrc=1\n' > $@
 $(BUILD)/tests/logs/lint-layers.txt:
