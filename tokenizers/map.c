@@ -12,7 +12,7 @@
 
 /* FNV-1a over a[0..la) then b[0..lb) (the hash of their concatenation), finished; the map keeps
  * its high half */
-static uint32_t hash2(const char *a, size_t la, const char *b, size_t lb)
+uint32_t tk_strmap_hash(const char *a, size_t la, const char *b, size_t lb)
 {
     uint64_t h = 1469598103934665603ull;
     for (size_t i = 0; i < la; i++) {
@@ -103,7 +103,7 @@ int tk_strmap_reserve(tk_strmap *m, size_t n)
 
 int tk_strmap_put(tk_strmap *m, const char *k, size_t len, int32_t v, const char **stored)
 {
-    return tk_strmap_put_h(m, hash2(k, len, NULL, 0), k, len, v, stored);
+    return tk_strmap_put_h(m, tk_strmap_hash(k, len, NULL, 0), k, len, v, stored);
 }
 
 int tk_strmap_put_h(tk_strmap *m, uint32_t h, const char *k, size_t len, int32_t v, const char **stored)
@@ -125,11 +125,6 @@ int tk_strmap_put_h(tk_strmap *m, uint32_t h, const char *k, size_t len, int32_t
     m->n++;
     if (stored) *stored = c;
     return 0;
-}
-
-uint32_t tk_strmap_hash(const char *a, size_t la, const char *b, size_t lb)
-{
-    return hash2(a, la, b, lb);
 }
 
 void tk_strmap_prefetch(const tk_strmap *m, uint32_t h)
@@ -158,7 +153,8 @@ int32_t tk_strmap_get_h(const tk_strmap *m, uint32_t h, const char *a, size_t la
 
 int32_t tk_strmap_get(const tk_strmap *m, const char *k, size_t len)
 {
-    return m->cap ? tk_strmap_get_h(m, hash2(k, len, NULL, 0), k, len, NULL, 0) : -1;
+    if (!m->cap) return -1; /* an empty map (often the added tokens'): no hash to compute */
+    return tk_strmap_get_h(m, tk_strmap_hash(k, len, NULL, 0), k, len, NULL, 0);
 }
 
 void tk_strmap_free(tk_strmap *m)
